@@ -1,0 +1,268 @@
+"""The event model shared by every layer: Event, EntityRef, Severity, Attack, Incident.
+
+Pure data. Times are UTC epoch seconds (floats) taken from the source record, never
+from the clock, so the same input always gives the same result.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+SOURCES = ("audit", "falco", "tetragon", "kube", "ktriage")
+
+
+class Severity(enum.IntEnum):
+    INFO = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        return cls[text.strip().upper()]
+
+    def raised(self, steps: int = 1) -> Severity:
+        return Severity(min(int(self) + steps, int(Severity.CRITICAL)))
+
+
+class EntityKind(enum.StrEnum):
+    POD = "Pod"
+    NODE = "Node"
+    NAMESPACE = "Namespace"
+    SERVICE_ACCOUNT = "ServiceAccount"
+    USER = "User"
+    CONTAINER = "Container"
+    IMAGE = "Image"
+    IP = "IP"
+
+
+# Strong entities link signals into one incident; weak ones only add context
+# (a busy node or namespace would otherwise glue unrelated incidents together).
+STRONG_KINDS = frozenset(
+    {
+        EntityKind.POD,
+        EntityKind.CONTAINER,
+        EntityKind.SERVICE_ACCOUNT,
+        EntityKind.USER,
+        EntityKind.IP,
+    }
+)
+
+
+# Identities that act for the cluster itself: they touch everything, so they never
+# link incidents (they still show as entities).
+SYSTEM_USER_PREFIXES = (
+    "system:kube-",
+    "system:node:",
+    "system:apiserver",
+    "system:serviceaccount:kube-system:",
+    "system:volume-scheduler",
+    "system:unsecured",
+    "eks:",
+    "aws:",
+)
+NON_LINKING_IPS = frozenset({"127.0.0.1", "::1", "", "<NA>"})
+
+
+def is_system_identity(name: str) -> bool:
+    return name.startswith(SYSTEM_USER_PREFIXES)
+
+
+class EntityRef(NamedTuple):
+    kind: str
+    namespace: str
+    name: str
+
+    @property
+    def strong(self) -> bool:
+        """Whether this entity links signals into one incident."""
+        if self.kind not in STRONG_KINDS:
+            return False
+        if self.kind == EntityKind.USER:
+            return not is_system_identity(self.name)
+        if self.kind == EntityKind.SERVICE_ACCOUNT:
+            return self.namespace != "kube-system"
+        if self.kind == EntityKind.IP:
+            return self.name not in NON_LINKING_IPS
+        return True
+
+    def short(self) -> str:
+        """Human form: `ns/name` for namespaced things, `name` otherwise."""
+        return f"{self.namespace}/{self.name}" if self.namespace else self.name
+
+    def as_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "namespace": self.namespace, "name": self.name}
+
+
+_ENTITY_CACHE: dict[tuple[str, str, str], EntityRef] = {}
+
+
+def entity(kind: str, namespace: str | None, name: str) -> EntityRef:
+    """Interned EntityRef: millions of events share a few thousand entities."""
+    key = (str(kind), namespace or "", name)
+    ref = _ENTITY_CACHE.get(key)
+    if ref is None:
+        if len(_ENTITY_CACHE) > 500_000:
+            _ENTITY_CACHE.clear()
+        ref = _ENTITY_CACHE[key] = EntityRef(*key)
+    return ref
+
+
+class Attack(NamedTuple):
+    """A MITRE ATT&CK (containers matrix) tactic and technique."""
+
+    tactic: str  # e.g. "execution"
+    technique: str  # e.g. "T1609"
+    name: str = ""  # e.g. "Container Administration Command"
+
+
+class RawRef(NamedTuple):
+    """Where the raw record lives: an archive id, a byte offset and a length."""
+
+    archive: int
+    offset: int
+    length: int
+
+
+@dataclass(slots=True, eq=False)
+class Event:
+    """One normalized observation. `summary` is plain text, never markup."""
+
+    time: float
+    source: str
+    ref: str
+    kind: str
+    severity: Severity
+    summary: str
+    entities: tuple[EntityRef, ...] = ()
+    attack: Attack | None = None
+    signal: bool = False
+    # Short phrase for incident titles ("Shell", "Miner download"); signals only.
+    label: str = ""
+    raw: RawRef | None = None
+    # Small raw records (actions, pod-state changes) may be kept inline instead.
+    raw_inline: dict[str, Any] | None = None
+    # Set when a suppression rule matched: the event stays visible as context.
+    suppressed_by: str = ""
+    # Explicit incident link (actions taken on an incident); "" when none.
+    incident_hint: str = ""
+    id: int = 0
+
+    @property
+    def dt(self) -> datetime:
+        return datetime.fromtimestamp(self.time, UTC)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Identity used for de-duplication across reconnects and replays."""
+        return (self.source, self.ref)
+
+    def strong_entities(self) -> tuple[EntityRef, ...]:
+        return tuple(e for e in self.entities if e.strong)
+
+    def first(self, kind: str) -> EntityRef | None:
+        for e in self.entities:
+            if e.kind == kind:
+                return e
+        return None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stable `replay --json` form of one timeline entry."""
+        return {
+            "source": self.source,
+            "ref": self.ref,
+            "time": iso(self.time),
+            "kind": self.kind,
+            "severity": self.severity.label,
+            "summary": self.summary,
+        }
+
+
+@dataclass(slots=True)
+class Incident:
+    """A connected component of signals plus the context attached to it."""
+
+    id: str
+    severity: Severity
+    title: str
+    first_seen: float
+    last_seen: float
+    first_signal: float
+    tactics: tuple[str, ...]
+    entities: tuple[EntityRef, ...]
+    # Event ids in time order (signals and context).
+    event_ids: list[int] = field(default_factory=list)
+    signal_count: int = 0
+    counts_by_source: dict[str, int] = field(default_factory=dict)
+    # Bumped every time the incident changes; the UI uses it to mark updates.
+    revision: int = 0
+    # Set when the severity went up since the previous revision.
+    escalated: bool = False
+
+
+def iso(ts: float) -> str:
+    """RFC 3339 with microseconds and a Z, as Kubernetes writes it."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: Any) -> float | None:
+    """Parse the timestamps found in the wild into epoch seconds (UTC).
+
+    Accepts RFC 3339 with any number of fractional digits (Falco writes
+    nanoseconds), `Z` or an offset, a space instead of `T` (Panther exports),
+    and integers in seconds, milliseconds or nanoseconds since the epoch.
+    Returns None when the value is not a time.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        v = float(value)
+        if v > 1e17:  # nanoseconds
+            return v / 1e9
+        if v > 1e14:  # microseconds
+            return v / 1e6
+        if v > 1e11:  # milliseconds
+            return v / 1e3
+        return v if v > 0 else None
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    text = value.strip()
+    tz = 0.0
+    if text.endswith(("Z", "z")):
+        text = text[:-1]
+    else:
+        # A trailing +hh:mm / -hhmm offset after the time part.
+        for i in range(len(text) - 1, 9, -1):
+            c = text[i]
+            if c in "+-":
+                off = text[i + 1 :].replace(":", "")
+                if len(off) == 4 and off.isdigit():
+                    sign = 1 if c == "+" else -1
+                    tz = sign * (int(off[:2]) * 3600 + int(off[2:]) * 60)
+                    text = text[:i]
+                break
+            if c in "T ":
+                break
+    frac = 0.0
+    if "." in text:
+        text, _, digits = text.partition(".")
+        if not digits.isdigit():
+            return None
+        frac = int(digits[:9].ljust(9, "0")) / 1e9
+    text = text.replace(" ", "T")
+    try:
+        base = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        try:
+            base = datetime.strptime(text, "%Y-%m-%d")
+        except ValueError:
+            return None
+    return base.replace(tzinfo=UTC).timestamp() + frac - tz
