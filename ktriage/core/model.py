@@ -198,14 +198,23 @@ class Incident:
     first_signal: float
     tactics: tuple[str, ...]
     entities: tuple[EntityRef, ...]
-    # Event ids in time order (signals and context).
-    event_ids: list[int] = field(default_factory=list)
+    # (time, event id) of signals and context, in time order. Shared with the
+    # correlator, which keeps it sorted; read it, do not change it.
+    timeline: list[tuple[float, int]] = field(default_factory=list)
     signal_count: int = 0
     counts_by_source: dict[str, int] = field(default_factory=dict)
     # Bumped every time the incident changes; the UI uses it to mark updates.
     revision: int = 0
     # Set when the severity went up since the previous revision.
     escalated: bool = False
+
+    @property
+    def event_count(self) -> int:
+        return len(self.timeline)
+
+    @property
+    def event_ids(self) -> list[int]:
+        return [eid for _, eid in self.timeline]
 
 
 def iso(ts: float) -> str:

@@ -1,0 +1,162 @@
+"""Command line: `ktriage [live] | demo | replay | sim`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from ktriage import __version__
+from ktriage.core.config import Config, ConfigError, load_config, parse_duration
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config", metavar="PATH", help="config file (default: ~/.config/ktriage/config.toml)"
+    )
+    p.add_argument(
+        "--window",
+        type=_duration,
+        metavar="DURATION",
+        help="correlation window, e.g. 30m (default 30m or the config's)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ktriage",
+        description="Kubernetes security incident triage in the terminal.",
+    )
+    parser.add_argument("--version", action="version", version=f"ktriage {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    replay = sub.add_parser(
+        "replay",
+        help="correlate recorded audit/Falco/Tetragon files",
+        description="Read recorded streams (JSON lines, JSON documents, .gz) and report incidents.",
+    )
+    replay.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    out = replay.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="one JSON object per incident per line")
+    replay.add_argument(
+        "--markdown", type=Path, metavar="DIR", help="write one Markdown snapshot per incident"
+    )
+    out.add_argument("--text", action="store_true", help="print the text report (no UI)")
+    _add_common(replay)
+
+    sim = sub.add_parser("sim", help="run the simulated cluster", add_help=False)
+    sim.add_argument("rest", nargs=argparse.REMAINDER)
+
+    demo = sub.add_parser("demo", help="the simulated cluster under attack, in the UI")
+    demo.add_argument("--scenario", default="cryptominer")
+    demo.add_argument("--speed", type=float, default=1.0)
+    demo.add_argument("--dir", type=Path, metavar="DIR")
+    _add_common(demo)
+    return parser
+
+
+def _load_config(args: argparse.Namespace) -> Config:
+    cfg = load_config(args.config) if args.config else load_config()
+    if getattr(args, "window", None) is not None:
+        cfg.window = args.window
+    return cfg
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from ktriage.core.correlate import Correlator
+    from ktriage.core.replay import InputError, Replayer
+    from ktriage.core.report import (
+        incident_json_line,
+        skipped_json,
+        skipped_summary,
+        text_report,
+    )
+    from ktriage.core.snapshot import write_snapshot
+
+    cfg = _load_config(args)
+    correlator = Correlator(config=cfg)
+    replayer = Replayer(correlator)
+    try:
+        replayer.check(args.files)
+    except InputError as exc:
+        print(f"ktriage replay: {exc}", file=sys.stderr)
+        return 2
+    if not (args.json or args.markdown or args.text) and sys.stdout.isatty():
+        return _replay_ui(args, cfg)
+    replayer.replay(args.files)
+    ingestor = replayer.ingestor
+    incidents = correlator.sorted_incidents()
+    if args.json:
+        out = sys.stdout.buffer
+        for inc in incidents:
+            out.write(incident_json_line(inc, correlator.events_of(inc.id)) + b"\n")
+        out.write(skipped_json(ingestor.skipped, ingestor.skip_log) + b"\n")
+        out.flush()
+    elif not args.markdown or args.text:
+        sys.stdout.write(text_report(incidents, correlator.events_of))
+    if args.markdown:
+        for inc in incidents:
+            path = write_snapshot(
+                args.markdown, inc, correlator.events_of(inc.id), _raw_loader(replayer.archive)
+            )
+            if not args.json:
+                print(f"wrote {path}")
+    print(skipped_summary(ingestor.skipped, ingestor.skip_log), file=sys.stderr)
+    replayer.archive.close()
+    return 0
+
+
+def _raw_loader(archive):  # type: ignore[no-untyped-def]
+    def load(ev):  # type: ignore[no-untyped-def]
+        return archive.load(ev.raw) if ev.raw is not None else None
+
+    return load
+
+
+def _replay_ui(args: argparse.Namespace, cfg: Config) -> int:
+    try:
+        from ktriage.ui.app import run_replay_ui
+    except ImportError:
+        args.text = True
+        return cmd_replay(args)
+    return run_replay_ui(args.files, cfg)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv and argv[0] == "sim":
+        from ktriage.sim.runner import main as sim_main
+
+        return sim_main(argv[1:])
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "replay":
+            return cmd_replay(args)
+        if args.command == "demo":
+            from ktriage.demo import run_demo
+
+            return run_demo(args, _load_config(args))
+        parser.print_help()
+        return 0
+    except ConfigError as exc:
+        print(f"ktriage: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # Output piped into `head` and friends: not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Raw records kept on disk and addressed by offset, so events stay small in memory.
+
+A plain input file is registered as it is (its lines are read back by offset);
+anything else (network input, decompressed or re-serialized records) is appended
+to a private spool file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ktriage.core.model import RawRef
+
+
+class RawArchive:
+    """Maps RawRef(archive, offset, length) to bytes on disk."""
+
+    def __init__(self, spool_dir: Path | str | None = None) -> None:
+        self._paths: list[Path] = []
+        self._handles: dict[int, Any] = {}
+        self._lock = threading.Lock()
+        self._spool_id: int | None = None
+        self._spool_fh: Any = None
+        self._spool_size = 0
+        self._spool_dir = Path(spool_dir) if spool_dir else None
+        self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
+
+    def register_file(self, path: Path | str) -> int:
+        """Register a plain file whose bytes stay where they are; returns its id."""
+        with self._lock:
+            self._paths.append(Path(path))
+            return len(self._paths) - 1
+
+    def _open_spool(self) -> None:
+        if self._spool_dir is None:
+            self._tmpdir = tempfile.TemporaryDirectory(prefix="ktriage-spool-")
+            self._spool_dir = Path(self._tmpdir.name)
+        self._spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = self._spool_dir / f"spool-{os.getpid()}-{id(self):x}.jsonl"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._spool_fh = os.fdopen(fd, "w+b", buffering=0)
+        self._paths.append(path)
+        self._spool_id = len(self._paths) - 1
+
+    def spool(self, data: bytes) -> RawRef:
+        """Append a raw record to the spool and return where it is."""
+        with self._lock:
+            if self._spool_fh is None:
+                self._open_spool()
+            offset = self._spool_size
+            self._spool_fh.write(data + b"\n")
+            self._spool_size += len(data) + 1
+            assert self._spool_id is not None
+            return RawRef(self._spool_id, offset, len(data))
+
+    def spool_record(self, record: Any) -> RawRef:
+        return self.spool(orjson.dumps(record))
+
+    def read(self, ref: RawRef) -> bytes:
+        with self._lock:
+            fh = self._handles.get(ref.archive)
+            if fh is None:
+                if ref.archive == self._spool_id:
+                    fh = self._spool_fh
+                else:
+                    fh = open(self._paths[ref.archive], "rb")
+                self._handles[ref.archive] = fh
+            fh.seek(ref.offset)
+            data = fh.read(ref.length)
+            if ref.archive == self._spool_id:
+                fh.seek(0, os.SEEK_END)
+            return data
+
+    def load(self, ref: RawRef) -> Any:
+        """The raw record decoded from JSON (None when it is not valid JSON any more)."""
+        try:
+            return orjson.loads(self.read(ref))
+        except (orjson.JSONDecodeError, OSError, IndexError):
+            return None
+
+    def close(self) -> None:
+        with self._lock:
+            for archive, fh in self._handles.items():
+                if archive != self._spool_id:
+                    fh.close()
+            self._handles.clear()
+            if self._spool_fh is not None:
+                self._spool_fh.close()
+                self._spool_fh = None
+            if self._tmpdir is not None:
+                self._tmpdir.cleanup()
+                self._tmpdir = None

@@ -1,0 +1,189 @@
+"""User configuration: correlation window and suppressions, from a TOML file.
+
+```toml
+window = "30m"
+
+[[suppress]]            # every key given must match; shell-style wildcards allowed
+user = "sre-alice"      # username, or system:serviceaccount:NS:NAME
+namespace = "dev"
+rule = "exec"           # detection kind, Falco rule or title phrase
+reason = "expected SRE access during on-call"
+```
+
+A suppressed event stays visible as context with its reason; it never opens or
+raises an incident.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+from ktriage.core.model import EntityKind, Event
+
+DEFAULT_WINDOW = 30 * 60.0
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message says why."""
+
+
+def parse_duration(text: str | float | int) -> float:
+    """`90`, `"90s"`, `"15m"`, `"2h"`, `"1d"`, `"1h30m"` → seconds."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        if text < 0:
+            raise ValueError(f"duration must not be negative: {text}")
+        return float(text)
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"not a duration: {text!r}")
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+    total, number, rest = 0.0, "", text.strip().lower()
+    i = 0
+    while i < len(rest):
+        ch = rest[i]
+        if ch.isdigit() or ch == ".":
+            number += ch
+            i += 1
+            continue
+        unit = "ms" if rest.startswith("ms", i) else ch
+        if unit not in units or not number:
+            raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 15m, 2h)")
+        total += float(number) * units[unit]
+        number = ""
+        i += len(unit)
+    if number:
+        total += float(number)
+    return total
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    user: str = ""
+    namespace: str = ""
+    rule: str = ""
+    source: str = ""
+    reason: str = ""
+
+    def describe(self) -> str:
+        parts = [
+            f"{k}={v}"
+            for k, v in (
+                ("user", self.user),
+                ("namespace", self.namespace),
+                ("rule", self.rule),
+                ("source", self.source),
+            )
+            if v
+        ]
+        text = " ".join(parts)
+        return f"{text} ({self.reason})" if self.reason else text
+
+    def matches(self, event: Event) -> bool:
+        if self.source and not fnmatchcase(event.source, self.source):
+            return False
+        if self.rule and not (
+            fnmatchcase(event.kind, self.rule)
+            or fnmatchcase(event.label.lower(), self.rule.lower())
+            or fnmatchcase(event.summary, self.rule + "*")
+        ):
+            return False
+        if self.user and not any(fnmatchcase(name, self.user) for name in _identities(event)):
+            return False
+        if self.namespace and not any(fnmatchcase(ns, self.namespace) for ns in _namespaces(event)):
+            return False
+        return bool(self.user or self.namespace or self.rule or self.source)
+
+
+def _identities(event: Event) -> list[str]:
+    names = []
+    for e in event.entities:
+        if e.kind == EntityKind.USER:
+            names.append(e.name)
+        elif e.kind == EntityKind.SERVICE_ACCOUNT:
+            names.append(f"system:serviceaccount:{e.namespace}:{e.name}")
+    return names
+
+
+def _namespaces(event: Event) -> list[str]:
+    out = []
+    for e in event.entities:
+        if e.kind == EntityKind.NAMESPACE:
+            out.append(e.name)
+        elif e.kind == EntityKind.POD and e.namespace:
+            out.append(e.namespace)
+    return out
+
+
+@dataclass(slots=True)
+class Config:
+    window: float = DEFAULT_WINDOW
+    suppressions: list[Suppression] = field(default_factory=list)
+    path: Path | None = None
+
+    def suppression_for(self, event: Event) -> Suppression | None:
+        for rule in self.suppressions:
+            if rule.matches(event):
+                return rule
+        return None
+
+
+def config_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "ktriage"
+
+
+def default_config_path() -> Path:
+    return config_dir() / "config.toml"
+
+
+def load_config(path: Path | str | None = None) -> Config:
+    """Load a config file; the default path may be absent, an explicit one may not."""
+    explicit = path is not None
+    p = Path(path) if path is not None else default_config_path()
+    if not p.exists():
+        if explicit:
+            raise ConfigError(f"config file not found: {p}")
+        return Config()
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {p} is not valid TOML: {exc}") from exc
+    return config_from_dict(data, p)
+
+
+def config_from_dict(data: dict[str, Any], path: Path | None = None) -> Config:
+    where = f" in {path}" if path else ""
+    cfg = Config(path=path)
+    if "window" in data:
+        try:
+            cfg.window = parse_duration(data["window"])
+        except ValueError as exc:
+            raise ConfigError(f"window{where}: {exc}") from exc
+    entries = data.get("suppress", [])
+    if not isinstance(entries, list):
+        raise ConfigError(f"'suppress'{where} must be a list of tables ([[suppress]])")
+    allowed = {"user", "namespace", "rule", "source", "reason"}
+    for n, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"suppress entry {n}{where} must be a table")
+        unknown = set(entry) - allowed
+        if unknown:
+            raise ConfigError(
+                f"suppress entry {n}{where}: unknown key(s) {', '.join(sorted(unknown))}; "
+                f"allowed: {', '.join(sorted(allowed))}"
+            )
+        if not all(isinstance(v, str) for v in entry.values()):
+            raise ConfigError(f"suppress entry {n}{where}: every value must be a string")
+        rule = Suppression(**entry)
+        if not (rule.user or rule.namespace or rule.rule or rule.source):
+            raise ConfigError(
+                f"suppress entry {n}{where} matches nothing: give user, namespace, rule or source"
+            )
+        cfg.suppressions.append(rule)
+    return cfg

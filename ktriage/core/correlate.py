@@ -1,0 +1,399 @@
+"""Signals → incidents.
+
+Incidents are the connected components of signals linked by a shared strong
+entity (pod, container, service account, external user, IP) within a time window
+(union–find). For every strong entity the signals are kept sorted by time; two
+signals that are neighbours in that order and within the window are always in one
+component, so a late or out-of-order event merges exactly as if it had come in
+order. Context events (non-signals) attach to the incident of the nearest signal
+sharing one of their strong entities within the window; context seen before its
+signal is attached when the signal arrives.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ktriage.core.attack import tactic_rank
+from ktriage.core.config import Config
+from ktriage.core.model import EntityKind, EntityRef, Event, Incident, Severity
+from ktriage.core.store import EventStore
+
+# How many unattached context events are remembered per entity for late signals.
+PENDING_PER_ENTITY = 5_000
+# Sources that count for corroboration (our own actions do not).
+OBSERVING_SOURCES = frozenset({"audit", "falco", "tetragon", "kube"})
+
+
+@dataclass(slots=True)
+class _Group:
+    """Aggregates of one component, merged when components merge."""
+
+    first_key: tuple[float, str, str]  # (time, source, ref) of the earliest signal
+    signal_ids: list[int] = field(default_factory=list)
+    timeline: list[tuple[float, int]] = field(default_factory=list)  # sorted (time, id)
+    max_severity: Severity = Severity.INFO
+    sources: Counter[str] = field(default_factory=Counter)
+    signal_sources: set[str] = field(default_factory=set)
+    tactics: set[str] = field(default_factory=set)
+    labels: dict[str, tuple[int, float]] = field(default_factory=dict)  # label -> (sev, time)
+    entity_counts: Counter[EntityRef] = field(default_factory=Counter)
+    first_signal: float = 0.0
+    incident: Incident | None = None
+
+
+def incident_id(first_key: tuple[float, str, str]) -> str:
+    """A short id derived from the earliest signal: the same input, the same id."""
+    digest = hashlib.blake2b(f"{first_key[1]}:{first_key[2]}".encode(), digest_size=4)
+    return "INC-" + digest.hexdigest().upper()[:6]
+
+
+class Correlator:
+    """Feeds events into an EventStore and keeps incidents up to date."""
+
+    def __init__(
+        self,
+        store: EventStore | None = None,
+        *,
+        window: float | None = None,
+        config: Config | None = None,
+    ) -> None:
+        self.config = config or Config()
+        self.store = store if store is not None else EventStore()
+        self.window = window if window is not None else self.config.window
+        self._parent: dict[int, int] = {}  # union–find over signal ids
+        self._groups: dict[int, _Group] = {}  # root signal id -> group
+        self._key_signals: dict[EntityRef, list[tuple[float, int]]] = {}
+        self._pending: dict[EntityRef, list[tuple[float, int]]] = {}
+        self._event_group: dict[int, int] = {}  # context event id -> a signal id of its group
+        self.incidents: dict[str, Incident] = {}
+        # Ids that disappeared: an incident merged into another or renamed
+        # because an earlier signal arrived late. old id -> current id.
+        self.renamed: dict[str, str] = {}
+        self.suppressed = 0
+
+    # ---- union–find -------------------------------------------------------
+
+    def _find(self, sid: int) -> int:
+        parent = self._parent
+        root = sid
+        while parent[root] != root:
+            root = parent[root]
+        while parent[sid] != root:
+            parent[sid], sid = root, parent[sid]
+        return root
+
+    def _union(self, a: int, b: int) -> int:
+        ra, rb = self._find(a), self._find(b)
+        if ra == rb:
+            return ra
+        ga, gb = self._groups[ra], self._groups[rb]
+        if len(ga.timeline) < len(gb.timeline):
+            ra, rb, ga, gb = rb, ra, gb, ga
+        self._parent[rb] = ra
+        del self._groups[rb]
+        ga.signal_ids.extend(gb.signal_ids)
+        ga.timeline = _merge_sorted(ga.timeline, gb.timeline)
+        ga.max_severity = max(ga.max_severity, gb.max_severity)
+        ga.sources.update(gb.sources)
+        ga.signal_sources |= gb.signal_sources
+        ga.tactics |= gb.tactics
+        for label, (sev, t) in gb.labels.items():
+            if label not in ga.labels or (-sev, t) < (-ga.labels[label][0], ga.labels[label][1]):
+                ga.labels[label] = (sev, t)
+        ga.entity_counts.update(gb.entity_counts)
+        # The merged incident keeps the earlier one's identity; the other id is
+        # recorded as renamed so the UI can follow it.
+        keep, loser = ga.incident, gb.incident
+        if gb.first_key < ga.first_key:
+            ga.first_key = gb.first_key
+            ga.first_signal = gb.first_signal
+            keep, loser = gb.incident, ga.incident
+        if keep is None:
+            keep, loser = loser, None
+        ga.incident = keep
+        if loser is not None and keep is not None:
+            self.incidents.pop(loser.id, None)
+            self.renamed[loser.id] = keep.id
+        return ra
+
+    # ---- feeding -----------------------------------------------------------
+
+    def add(self, event: Event) -> set[str]:
+        """Store one event; returns the ids of incidents opened or changed."""
+        rule = self.config.suppression_for(event) if self.config.suppressions else None
+        if rule is not None:
+            event.suppressed_by = rule.describe()
+            event.signal = False
+            self.suppressed += 1
+        stored = self.store.add(event)
+        if stored is None:
+            return set()
+        if event.signal:
+            return self._add_signal(event)
+        return self._add_context(event)
+
+    def add_many(self, events: list[Event]) -> set[str]:
+        changed: set[str] = set()
+        for ev in events:
+            changed |= self.add(ev)
+        return {self.renamed.get(i, i) for i in changed if self.renamed.get(i, i) in self.incidents}
+
+    def _add_signal(self, ev: Event) -> set[str]:
+        sid = ev.id
+        self._parent[sid] = sid
+        group = _Group(first_key=(ev.time, ev.source, ev.ref), first_signal=ev.time)
+        self._groups[sid] = group
+        self._absorb(group, ev, signal=True)
+        root = sid
+        window = self.window
+        for ent in ev.entities:
+            if not ent.strong:
+                continue
+            lst = self._key_signals.setdefault(ent, [])
+            item = (ev.time, sid)
+            pos = bisect.bisect_left(lst, item)
+            for neighbour in (pos - 1, pos):
+                if 0 <= neighbour < len(lst) and abs(lst[neighbour][0] - ev.time) <= window:
+                    root = self._union(root, lst[neighbour][1])
+            lst.insert(pos, item)
+        group = self._groups[self._find(root)]
+        self._attach_pending(group, ev)
+        return self._refresh(group)
+
+    def _add_context(self, ev: Event) -> set[str]:
+        best: tuple[float, int] | None = None
+        for ent in ev.entities:
+            if not ent.strong:
+                continue
+            lst = self._key_signals.get(ent)
+            if lst:
+                pos = bisect.bisect_left(lst, (ev.time, 0))
+                for n in (pos - 1, pos):
+                    if 0 <= n < len(lst):
+                        gap = abs(lst[n][0] - ev.time)
+                        if gap <= self.window and (best is None or gap < best[0]):
+                            best = (gap, lst[n][1])
+        if best is None:
+            for ent in ev.entities:
+                if ent.strong:
+                    pend = self._pending.setdefault(ent, [])
+                    pend.append((ev.time, ev.id))
+                    if len(pend) > PENDING_PER_ENTITY:
+                        del pend[: len(pend) - PENDING_PER_ENTITY]
+            return set()
+        group = self._groups[self._find(best[1])]
+        self._event_group[ev.id] = best[1]
+        self._absorb(group, ev, signal=False)
+        return self._refresh(group, context_only=True)
+
+    def _attach_pending(self, group: _Group, signal: Event) -> None:
+        """Context that arrived before this signal joins its incident now."""
+        for ent in signal.entities:
+            pend = self._pending.get(ent)
+            if not pend:
+                continue
+            keep = []
+            for t, eid in pend:
+                if eid in self._event_group:
+                    continue
+                if abs(t - signal.time) <= self.window:
+                    self._event_group[eid] = signal.id
+                    self._absorb(group, self.store.get(eid), signal=False)
+                else:
+                    keep.append((t, eid))
+            self._pending[ent] = keep
+
+    def _absorb(self, group: _Group, ev: Event, *, signal: bool) -> None:
+        item = (ev.time, ev.id)
+        if not group.timeline or item >= group.timeline[-1]:
+            group.timeline.append(item)
+        else:
+            bisect.insort(group.timeline, item)
+        group.sources[ev.source] += 1
+        if not signal:
+            return
+        group.signal_ids.append(ev.id)
+        if ev.severity > group.max_severity:
+            group.max_severity = ev.severity
+        if ev.source in OBSERVING_SOURCES:
+            group.signal_sources.add(ev.source)
+        if ev.attack is not None:
+            group.tactics.add(ev.attack.tactic)
+        if ev.label:
+            old = group.labels.get(ev.label)
+            if old is None or (-int(ev.severity), ev.time) < (-old[0], old[1]):
+                group.labels[ev.label] = (int(ev.severity), ev.time)
+        for ent in ev.entities:
+            group.entity_counts[ent] += 1
+
+    # ---- incidents ---------------------------------------------------------
+
+    def _refresh(self, group: _Group, *, context_only: bool = False) -> set[str]:
+        inc = group.incident
+        first_time, last_time = group.timeline[0][0], group.timeline[-1][0]
+        if inc is not None and context_only:
+            inc.first_seen, inc.last_seen = first_time, last_time
+            inc.timeline = group.timeline
+            inc.counts_by_source = dict(group.sources)
+            inc.revision += 1
+            inc.escalated = False
+            return {inc.id}
+        severity = score(group.max_severity, group.signal_sources, group.tactics)
+        new_id = incident_id(group.first_key)
+        if inc is None:
+            inc = Incident(
+                id=new_id,
+                severity=severity,
+                title="",
+                first_seen=first_time,
+                last_seen=last_time,
+                first_signal=group.first_signal,
+                tactics=(),
+                entities=(),
+            )
+            group.incident = inc
+        elif inc.id != new_id:
+            self.incidents.pop(inc.id, None)
+            self.renamed[inc.id] = new_id
+            inc.id = new_id
+        inc.escalated = inc.revision > 0 and severity > inc.severity
+        inc.severity = severity
+        inc.first_seen, inc.last_seen = first_time, last_time
+        inc.first_signal = group.first_signal
+        inc.tactics = tuple(sorted(group.tactics, key=tactic_rank))
+        inc.entities = _ranked_entities(group.entity_counts)
+        inc.title = make_title(group.labels, inc.entities)
+        inc.timeline = group.timeline
+        inc.signal_count = len(group.signal_ids)
+        inc.counts_by_source = dict(group.sources)
+        inc.revision += 1
+        self.incidents[inc.id] = inc
+        self.renamed.pop(inc.id, None)
+        return {inc.id}
+
+    def resolve(self, incident_id: str) -> Incident | None:
+        """The incident now holding `incident_id` (following merges and renames)."""
+        seen = set()
+        while incident_id in self.renamed and incident_id not in seen:
+            seen.add(incident_id)
+            incident_id = self.renamed[incident_id]
+        return self.incidents.get(incident_id)
+
+    def incident_of_event(self, event_id: int) -> Incident | None:
+        sid = event_id if event_id in self._parent else self._event_group.get(event_id)
+        if sid is None:
+            return None
+        return self._groups[self._find(sid)].incident
+
+    def events_of(self, incident_id: str) -> list[Event]:
+        inc = self.resolve(incident_id)
+        if inc is None:
+            return []
+        get = self.store.get
+        return [get(eid) for _, eid in inc.timeline]
+
+    def attach(self, incident_id: str, event: Event) -> set[str]:
+        """Store an event of our own (an action) in a given incident's timeline."""
+        inc = self.resolve(incident_id)
+        event.incident_hint = inc.id if inc else incident_id
+        if self.store.add(event) is None or inc is None:
+            return set()
+        for group in self._groups.values():
+            if group.incident is inc:
+                root = self._find(group.signal_ids[0])
+                self._event_group[event.id] = root
+                self._absorb(group, event, signal=False)
+                return self._refresh(group, context_only=True)
+        return set()
+
+    def sorted_incidents(self) -> list[Incident]:
+        """Most severe first, then most recent."""
+        return sorted(self.incidents.values(), key=lambda i: (-i.severity, -i.last_seen, i.id))
+
+
+def score(base: Severity, signal_sources: set[str], tactics: set[str]) -> Severity:
+    """Highest severity, raised by corroboration and by ATT&CK progression.
+
+    Low-grade signals (debug/informational alerts, expected noise) are never
+    raised: several weak hints do not make an attack.
+    """
+    if base < Severity.MEDIUM:
+        return base
+    steps = 0
+    if len(signal_sources) >= 2:
+        steps += 1
+    if len(tactics) >= 3:
+        steps += 1
+    return base.raised(steps)
+
+
+_TITLE_KINDS = (EntityKind.POD, EntityKind.SERVICE_ACCOUNT, EntityKind.USER, EntityKind.NODE)
+
+
+def _ranked_entities(counts: Counter[EntityRef]) -> tuple[EntityRef, ...]:
+    order = {
+        k: i
+        for i, k in enumerate(
+            (
+                EntityKind.POD,
+                EntityKind.SERVICE_ACCOUNT,
+                EntityKind.USER,
+                EntityKind.IP,
+                EntityKind.CONTAINER,
+                EntityKind.NODE,
+                EntityKind.IMAGE,
+                EntityKind.NAMESPACE,
+            )
+        )
+    }
+    return tuple(sorted(counts, key=lambda e: (order.get(e.kind, 99), -counts[e], e)))
+
+
+def make_title(labels: dict[str, tuple[int, float]], entities: tuple[EntityRef, ...]) -> str:
+    """ "Shell, miner download and mining-pool egress in shop/storefront-7d9f"."""
+    # The three most severe phrases, told in the order they happened.
+    top = sorted(labels.items(), key=lambda kv: (-kv[1][0], kv[1][1], kv[0]))[:3]
+    phrases = [label for label, _ in sorted(top, key=lambda kv: (kv[1][1], kv[0]))]
+    if not phrases:
+        phrases = ["Suspicious activity"]
+    words = [phrases[0][:1].upper() + phrases[0][1:]] + [_lower_first(p) for p in phrases[1:]]
+    text = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+    extra = len(labels) - len(phrases)
+    if extra > 0:
+        text += f" (+{extra} more)"
+    where = ""
+    for kind in _TITLE_KINDS:
+        ent = next((e for e in entities if e.kind == kind), None)
+        if ent is not None:
+            prep = "on" if kind == EntityKind.NODE else ("by" if kind == EntityKind.USER else "in")
+            if kind == EntityKind.SERVICE_ACCOUNT:
+                where = f" by service account {ent.short()}"
+            else:
+                where = f" {prep} {ent.short()}"
+            break
+    return text + where
+
+
+def _lower_first(text: str) -> str:
+    # Keep acronyms and proper names ("RBAC", "SSH") as they are.
+    if len(text) > 1 and text[:2].isupper():
+        return text
+    return text[:1].lower() + text[1:]
+
+
+def _merge_sorted(
+    a: list[tuple[float, int]], b: list[tuple[float, int]]
+) -> list[tuple[float, int]]:
+    if not b:
+        return a
+    if not a:
+        return b
+    if a[-1] <= b[0]:
+        return a + b
+    if b[-1] <= a[0]:
+        return b + a
+    return sorted(a + b)

@@ -1,0 +1,91 @@
+"""Incident reports: the human text report and the stable JSON-lines form.
+
+JSON form (one object per line, one per incident; a stable interface):
+`id`, `severity`, `title`, `first_seen`, `last_seen`, `tactics`,
+`entities` (list of `{kind, namespace, name}`), `events` (list of
+`{source, ref, time, kind, severity, summary}` in time order).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from ktriage.core.model import Event, Incident, iso
+from ktriage.core.snapshot import duration
+from ktriage.core.text import clip, printable
+
+
+def incident_json(incident: Incident, events: Sequence[Event]) -> dict[str, Any]:
+    return {
+        "id": incident.id,
+        "severity": incident.severity.label,
+        "title": incident.title,
+        "first_seen": iso(incident.first_seen),
+        "last_seen": iso(incident.last_seen),
+        "tactics": list(incident.tactics),
+        "entities": [e.as_dict() for e in incident.entities],
+        "events": [e.as_dict() for e in events],
+    }
+
+
+def incident_json_line(incident: Incident, events: Sequence[Event]) -> bytes:
+    return orjson.dumps(incident_json(incident, events))
+
+
+def skipped_json(skipped: Counter[str], skip_log: Sequence[tuple[str, str, str]]) -> bytes:
+    """The last line of `--json` output: what was skipped and why."""
+    return orjson.dumps(
+        {
+            "skipped": {
+                "total": sum(skipped.values()),
+                "by_reason": dict(sorted(skipped.items())),
+                "lines": [{"origin": o, "reason": r, "detail": d} for o, r, d in skip_log[:1000]],
+            }
+        }
+    )
+
+
+def text_report(incidents: Sequence[Incident], events_of: Any, *, width: int = 100) -> str:
+    """The plain report `ktriage replay` prints: one block per incident."""
+    if not incidents:
+        return "No incidents.\n"
+    lines: list[str] = [f"{len(incidents)} incident(s)", ""]
+    for inc in incidents:
+        events = events_of(inc.id)
+        per_source = Counter(e.source for e in events)
+        lines.append(
+            f"{inc.id}  {inc.severity.label.upper():8}  {printable(clip(inc.title, width))}"
+        )
+        lines.append(
+            f"    time      {iso(inc.first_seen)} → {iso(inc.last_seen)}"
+            f" ({duration(inc.last_seen - inc.first_seen)})"
+        )
+        ents = ", ".join(f"{e.kind} {e.short()}" for e in inc.entities[:8])
+        more = f" (+{len(inc.entities) - 8} more)" if len(inc.entities) > 8 else ""
+        lines.append(f"    entities  {printable(clip(ents, width))}{more}")
+        lines.append(f"    tactics   {', '.join(inc.tactics) or 'none mapped'}")
+        lines.append(
+            f"    events    {len(events)}: "
+            + ", ".join(f"{src} {n}" for src, n in sorted(per_source.items()))
+            + f"; {inc.signal_count} signal(s)"
+        )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def skipped_summary(skipped: Counter[str], skip_log: Sequence[tuple[str, str, str]]) -> str:
+    """One line per reason for stderr, with the first few places it happened."""
+    total = sum(skipped.values())
+    if not total:
+        return "Skipped nothing: every line was read."
+    out = [f"Skipped {total} unusable line(s):"]
+    for reason, n in sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0])):
+        where = [o for o, r, _ in skip_log if r == reason][:3]
+        detail = next((d for _, r, d in skip_log if r == reason and d), "")
+        places = f" (e.g. {', '.join(printable(w) for w in where)})" if where else ""
+        out.append(f"  {n:6}  {reason}{places}" + (f": {printable(detail)}" if detail else ""))
+    return "\n".join(out)

@@ -1,0 +1,242 @@
+"""Incident → Markdown snapshot.
+
+Every untrusted string is escaped so it cannot inject Markdown or HTML, every
+raw record is redacted, and files are written readable by the user alone.
+
+Actions taken by ktriage are events of source `ktriage` whose `raw_inline`
+holds `action`, `target`, `actor`, `result` ("ok", "failed", "unchanged",
+"undone"), `error`, `undoable` and, for evidence, `files`
+(a list of `{"path", "sha256", "bytes"}`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ktriage.core.model import Event, Incident, iso
+from ktriage.core.redact import redact, redact_text
+from ktriage.core.text import printable
+
+RawLoader = Callable[[Event], Any]
+
+# Containment actions: the first one stops the "time to contain" clock.
+CONTAINMENT_ACTIONS = frozenset({"cordon", "isolate", "detach"})
+MAX_APPENDIX = 20
+MAX_TIMELINE_ROWS = 2_000
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~^$=:-])")
+
+
+def md_escape(text: str) -> str:
+    """Plain text for Markdown: no markup, no HTML, no line breaks, no controls."""
+    text = printable(redact_text(str(text)))
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def duration(seconds: float) -> str:
+    """`1h 02m`, `3m 05s`, `12s`."""
+    seconds = max(0, round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    if h:
+        return f"{h}h {m:02d}m"
+    if m:
+        return f"{m}m {s:02d}s"
+    return f"{s}s"
+
+
+def action_events(events: Sequence[Event]) -> list[Event]:
+    return [e for e in events if e.source == "ktriage" and e.raw_inline is not None]
+
+
+def time_to_contain(incident: Incident, events: Sequence[Event]) -> float | None:
+    """First signal to the first successful containment action, in seconds."""
+    for ev in action_events(events):
+        info = ev.raw_inline or {}
+        if info.get("action") in CONTAINMENT_ACTIONS and info.get("result") == "ok":
+            return max(0.0, ev.time - incident.first_signal)
+    return None
+
+
+def _fence(text: str) -> str:
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def render_markdown(
+    incident: Incident,
+    events: Sequence[Event],
+    raw_loader: RawLoader | None = None,
+    *,
+    generated_at: float | None = None,
+) -> str:
+    """The whole snapshot as Markdown text."""
+    out: list[str] = []
+    add = out.append
+    add(f"# {md_escape(incident.id)}: {md_escape(incident.title)}")
+    add("")
+    signals = [e for e in events if e.signal]
+    first_event = events[0].time if events else incident.first_seen
+    ttc = time_to_contain(incident, events)
+    counts = ", ".join(f"{src} {n}" for src, n in sorted(incident.counts_by_source.items()))
+    add("| | |")
+    add("|---|---|")
+    add(f"| Severity | **{incident.severity.label.upper()}** |")
+    add(f"| First seen | {iso(incident.first_seen)} |")
+    add(f"| Last seen | {iso(incident.last_seen)} |")
+    add(f"| Time span | {duration(incident.last_seen - incident.first_seen)} |")
+    add(
+        f"| Time to detect | {duration(incident.first_signal - first_event)} "
+        "(first event to first signal) |"
+    )
+    add(
+        "| Time to contain | "
+        + (
+            f"{duration(ttc)} (first signal to first containment)"
+            if ttc is not None
+            else "not contained"
+        )
+        + " |"
+    )
+    add(f"| Events | {len(events)} ({md_escape(counts)}); {len(signals)} signals |")
+    tactics = ", ".join(t.replace("-", " ") for t in incident.tactics) or "none mapped"
+    add(f"| ATT&CK tactics | {md_escape(tactics)} |")
+    if generated_at is not None:
+        add(f"| Snapshot taken | {iso(generated_at)} |")
+    add("")
+
+    add("## Summary")
+    add("")
+    sev_first = sorted(signals, key=lambda e: (-e.severity, e.time))[:5]
+    if sev_first:
+        for ev in sev_first:
+            add(f"- {iso(ev.time)} {ev.severity.label.upper()}: {md_escape(ev.summary)}")
+    else:
+        add("- No signals.")
+    add("")
+
+    add("## Entities")
+    add("")
+    for ent in incident.entities:
+        add(f"- {md_escape(ent.kind)}: {md_escape(ent.short())}")
+    add("")
+
+    add("## Timeline")
+    add("")
+    add("| Time (UTC) | Source | Severity | Kind | Summary |")
+    add("|---|---|---|---|---|")
+    shown = events if len(events) <= MAX_TIMELINE_ROWS else _cut_timeline(events)
+    for ev in shown:
+        if ev is None:
+            add(f"| … | | | | {len(events) - MAX_TIMELINE_ROWS} context events left out |")
+            continue
+        sev = ev.severity.label.upper() if ev.signal else ev.severity.label
+        marker = "**" if ev.signal else ""
+        summary = md_escape(ev.summary)
+        if ev.suppressed_by:
+            summary += " (suppressed: " + md_escape(ev.suppressed_by) + ")"
+        add(
+            f"| {iso(ev.time)} | {ev.source} | {marker}{sev}{marker} | "
+            f"{md_escape(ev.kind)} | {marker}{summary}{marker} |"
+        )
+    add("")
+
+    add("## Actions taken")
+    add("")
+    actions = action_events(events)
+    if not actions:
+        add("No actions were taken.")
+    else:
+        add("| Time (UTC) | Who | Action | Target | Result | Detail |")
+        add("|---|---|---|---|---|---|")
+        for ev in actions:
+            info = ev.raw_inline or {}
+            detail = info.get("error") or ev.summary
+            add(
+                f"| {iso(ev.time)} | {md_escape(info.get('actor', ''))} | "
+                f"{md_escape(info.get('action', ev.kind))} | {md_escape(info.get('target', ''))} | "
+                f"{md_escape(info.get('result', ''))} | {md_escape(detail)} |"
+            )
+    add("")
+
+    files = [f for ev in actions for f in (ev.raw_inline or {}).get("files", [])]
+    add("## Evidence")
+    add("")
+    if not files:
+        add("No evidence files were collected.")
+    else:
+        add("| File | Bytes | SHA-256 |")
+        add("|---|---|---|")
+        for f in files:
+            path, digest = md_escape(f.get("path", "")), md_escape(f.get("sha256", ""))
+            add(f"| {path} | {f.get('bytes', '')} | {digest} |")
+    add("")
+
+    add("## Appendix: key raw events")
+    add("")
+    key_events = sorted(signals, key=lambda e: (-e.severity, e.time))[:MAX_APPENDIX]
+    if not key_events:
+        add("None.")
+    for ev in sorted(key_events, key=lambda e: e.time):
+        raw = (
+            ev.raw_inline if ev.raw_inline is not None else (raw_loader(ev) if raw_loader else None)
+        )
+        add(f"### {iso(ev.time)} {ev.source} {md_escape(ev.kind)}")
+        add("")
+        if raw is None:
+            add("Raw record not available.")
+        else:
+            body = orjson.dumps(redact(raw), option=orjson.OPT_INDENT_2).decode()
+            body = printable(body, keep_newlines=True)
+            fence = _fence(body)
+            add(f"{fence}json")
+            add(body)
+            add(fence)
+        add("")
+    return "\n".join(out)
+
+
+def _cut_timeline(events: Sequence[Event]) -> list[Event | None]:
+    """Keep every signal and action, and context up to the row limit."""
+    keep_ids = {id(e) for e in events if e.signal or e.source == "ktriage"}
+    budget = MAX_TIMELINE_ROWS - len(keep_ids)
+    out: list[Event | None] = []
+    for ev in events:
+        if id(ev) in keep_ids:
+            out.append(ev)
+        elif budget > 0:
+            out.append(ev)
+            budget -= 1
+    out.append(None)
+    return out
+
+
+def write_private(path: Path, text: str) -> Path:
+    """Write a file only its owner can read (0600), creating 0700 directories."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return path
+
+
+def write_snapshot(
+    directory: Path | str,
+    incident: Incident,
+    events: Sequence[Event],
+    raw_loader: RawLoader | None = None,
+    *,
+    generated_at: float | None = None,
+) -> Path:
+    """Write `<directory>/<incident id>.md` (mode 0600) and return its path."""
+    text = render_markdown(incident, events, raw_loader, generated_at=generated_at)
+    safe_id = re.sub(r"[^A-Za-z0-9_.-]", "_", incident.id)
+    return write_private(Path(directory) / f"{safe_id}.md", text)
