@@ -1,0 +1,206 @@
+"""The engine: sources in, correlated incidents out, changes handed to the UI in batches.
+
+Everything runs on one asyncio loop (the UI's, or headless mode's). Sources
+push events with `add_events`; the UI takes what changed with `take_changes`
+a few times a second, so a flood of events costs one redraw, not thousands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from ktriage.core.archive import RawArchive
+from ktriage.core.config import Config
+from ktriage.core.correlate import Correlator
+from ktriage.core.ingest import Ingestor
+from ktriage.core.model import Event
+from ktriage.core.store import EventStore
+
+
+@dataclass(slots=True)
+class SourceHealth:
+    """What the status bar shows for one source."""
+
+    name: str  # e.g. "audit:/var/log/kube-audit.log", "kube pods", "falco auto"
+    kind: str  # "audit" | "falco" | "tetragon" | "kube" | "replay"
+    state: str = "starting"  # starting | connected | reconnecting | failed | done
+    last_error: str = ""  # the last problem, in words
+    events_total: int = 0
+    newest_event_time: float | None = None
+    skipped: Counter[str] = field(default_factory=Counter)
+    # Recent (wall time, count) samples for the events/s rate.
+    _samples: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=64))
+
+    def count(self, n: int, newest: float | None = None) -> None:
+        self.events_total += n
+        if newest is not None and (
+            self.newest_event_time is None or newest > self.newest_event_time
+        ):
+            self.newest_event_time = newest
+        self._samples.append((time.monotonic(), self.events_total))
+
+    def rate(self, horizon: float = 5.0) -> float:
+        """Events per second over the last few seconds."""
+        now = time.monotonic()
+        recent = [(t, n) for t, n in self._samples if now - t <= horizon]
+        if len(recent) < 2:
+            return 0.0
+        (t0, n0), (t1, n1) = recent[0], recent[-1]
+        return (n1 - n0) / max(t1 - t0, 1e-3) if t1 > t0 else 0.0
+
+    def lag(self, now: float | None = None) -> float | None:
+        """Seconds between now and the newest event's own time."""
+        if self.newest_event_time is None:
+            return None
+        return max(0.0, (now if now is not None else time.time()) - self.newest_event_time)
+
+
+class Source(Protocol):
+    """An async producer of events. `run` returns when the source is done or stopped."""
+
+    health: SourceHealth
+
+    async def run(self, engine: Engine) -> None: ...
+
+
+@dataclass(slots=True)
+class Changes:
+    """What happened since the UI last looked."""
+
+    incidents: set[str]
+    events: list[Event]
+    renamed: dict[str, str]
+
+
+class Engine:
+    """Owns the store, the correlator and the sources."""
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        archive: RawArchive | None = None,
+        max_events: int | None = None,
+    ) -> None:
+        self.config = config or Config()
+        self.store = EventStore(max_events=max_events)
+        self.correlator = Correlator(self.store, config=self.config)
+        self.archive = archive or RawArchive()
+        self.ingestor = Ingestor()
+        self.sources: list[Source] = []
+        self.cluster = None  # ktriage.core.cluster.ClusterState when connected to a cluster
+        self.context_name = ""  # kube context or "replay" / "demo"
+        self.cluster_name = ""
+        self._tasks: list[asyncio.Task[None]] = []
+        self._changed: set[str] = set()
+        self._new_events: list[Event] = []
+        self._taken_renames = 0
+        self._listeners: list[Callable[[set[str]], None]] = []
+        # Set whenever events arrive; the UI's refresh timer may wait on it.
+        self.wakeup = asyncio.Event()
+
+    # ---- feeding -------------------------------------------------------------
+
+    def add_events(self, events: Iterable[Event]) -> set[str]:
+        """Correlate events (on the loop thread); returns the incidents they changed."""
+        changed: set[str] = set()
+        add = self.correlator.add
+        for ev in events:
+            before = len(self.store)
+            changed |= add(ev)
+            if len(self.store) > before:
+                self._new_events.append(ev)
+        if changed:
+            self._changed |= changed
+            for listener in self._listeners:
+                listener(changed)
+        self.wakeup.set()
+        return changed
+
+    def attach_action(self, incident_id: str, event: Event) -> None:
+        """Record one of our own actions in an incident's timeline."""
+        changed = self.correlator.attach(incident_id, event)
+        self._new_events.append(event)
+        self._changed |= changed
+
+    def on_change(self, listener: Callable[[set[str]], None]) -> None:
+        self._listeners.append(listener)
+
+    def take_changes(self) -> Changes:
+        renamed = dict(self.correlator.renamed)
+        incidents = {renamed.get(i, i) for i in self._changed}
+        changes = Changes(incidents=incidents, events=self._new_events, renamed=renamed)
+        self._changed = set()
+        self._new_events = []
+        return changes
+
+    # ---- replay ------------------------------------------------------------
+
+    def replay_files(self, paths: list[Path]) -> None:
+        """Load recorded files synchronously (before the UI starts)."""
+        from ktriage.core.replay import Replayer
+
+        replayer = Replayer(self.correlator, self.ingestor, self.archive)
+        replayer.replay(paths)
+        self._new_events = list(self.store)
+        self._changed = set(self.correlator.incidents)
+        health = SourceHealth(name=f"replay ({len(paths)} file(s))", kind="replay", state="done")
+        health.events_total = len(self.store)
+        health.skipped = self.ingestor.skipped
+        self.sources.append(_DoneSource(health))
+
+    # ---- sources -----------------------------------------------------------
+
+    def add_source(self, source: Source) -> None:
+        self.sources.append(source)
+
+    async def start(self) -> None:
+        for source in self.sources:
+            if isinstance(source, _DoneSource):
+                continue
+            self._tasks.append(asyncio.create_task(self._run_source(source)))
+
+    async def _run_source(self, source: Source) -> None:
+        try:
+            await source.run(self)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a broken source must not take the others down
+            source.health.state = "failed"
+            source.health.last_error = f"{type(exc).__name__}: {exc}"
+
+    async def stop(self, timeout: float = 1.0) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=timeout)
+        self._tasks.clear()
+        for source in self.sources:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+    def health(self) -> list[SourceHealth]:
+        return [s.health for s in self.sources]
+
+    def raw_record(self, event: Event) -> object:
+        """The raw record behind an event, or None when it is gone."""
+        if event.raw_inline is not None:
+            return event.raw_inline
+        if event.raw is not None:
+            return self.archive.load(event.raw)
+        return None
+
+
+class _DoneSource:
+    def __init__(self, health: SourceHealth) -> None:
+        self.health = health
+
+    async def run(self, engine: Engine) -> None:
+        return None
