@@ -30,14 +30,17 @@ CONTAINMENT_ACTIONS = frozenset({"cordon", "isolate", "detach"})
 MAX_APPENDIX = 20
 MAX_TIMELINE_ROWS = 2_000
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~^$=:-])")
+# Characters that start Markdown constructs anywhere in a line; `<`, `>` and `&`
+# become HTML entities instead, and "://" is broken so no autolink is made.
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#!|~^$])")
 
 
 def md_escape(text: str) -> str:
     """Plain text for Markdown: no markup, no HTML, no line breaks, no controls."""
     text = printable(redact_text(str(text)))
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    return text.replace("://", ":\\/\\/").replace("www.", "www\\.")
 
 
 def duration(seconds: float) -> str:

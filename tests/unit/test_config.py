@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ktriage.core.config import ConfigError, load_config, parse_duration
+from ktriage.core.model import Event, Severity, entity
+
+
+def test_parse_duration() -> None:
+    assert parse_duration("30m") == 1800
+    assert parse_duration("1h30m") == 5400
+    assert parse_duration("90") == 90
+    assert parse_duration(15) == 15
+    assert parse_duration("250ms") == 0.25
+    with pytest.raises(ValueError):
+        parse_duration("soon")
+    with pytest.raises(ValueError):
+        parse_duration("5x")
+
+
+def _exec_event(user: str, ns: str) -> Event:
+    return Event(
+        time=1.0,
+        source="audit",
+        ref="a",
+        kind="exec",
+        severity=Severity.MEDIUM,
+        summary=f"{user} exec into {ns}/web",
+        entities=(entity("User", "", user), entity("Pod", ns, "web"), entity("Namespace", "", ns)),
+        signal=True,
+        label="Exec into pod",
+    )
+
+
+def test_suppression_matches_all_given_keys(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        'window = "10m"\n'
+        "[[suppress]]\n"
+        'user = "sre-*"\nnamespace = "dev"\nrule = "exec"\nreason = "expected"\n'
+    )
+    cfg = load_config(path)
+    assert cfg.window == 600
+    assert cfg.suppression_for(_exec_event("sre-alice", "dev")) is not None
+    assert cfg.suppression_for(_exec_event("sre-alice", "prod")) is None
+    assert cfg.suppression_for(_exec_event("mallory", "dev")) is None
+
+
+def test_missing_default_config_is_fine_but_explicit_one_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("window = [", "not valid TOML"),
+        ('window = "soon"', "window"),
+        ("[[suppress]]\nuser = 1\n", "must be a string"),
+        ('[[suppress]]\nusr = "x"\n', "unknown key"),
+        ('[[suppress]]\nreason = "x"\n', "matches nothing"),
+    ],
+)
+def test_bad_config_gives_a_clear_message(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)

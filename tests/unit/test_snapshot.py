@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+from ktriage.core.correlate import Correlator
+from ktriage.core.model import Attack, Event, Severity, entity
+from ktriage.core.snapshot import md_escape, render_markdown, time_to_contain, write_snapshot
+
+POD = entity("Pod", "shop", "storefront-1")
+
+
+def _incident() -> tuple[Correlator, str]:
+    c = Correlator()
+    c.add(
+        Event(
+            time=100,
+            source="audit",
+            ref="ctx",
+            kind="api-request",
+            severity=Severity.INFO,
+            summary="get pods",
+            entities=(POD,),
+        )
+    )
+    c.add(
+        Event(
+            time=160,
+            source="falco",
+            ref="s1",
+            kind="shell",
+            severity=Severity.HIGH,
+            summary="Shell in <b>shop</b> | `rm -rf` [click](http://evil) ![x](y) \x1b[31m",
+            entities=(POD,),
+            attack=Attack("execution", "T1059"),
+            signal=True,
+            label="Shell",
+            raw_inline={
+                "output": "token eyJhbGciOiJIUzI1.eyJzdWIiOiJ4In0.c2lnbmF0dXJl",
+                "kind": "Secret",
+                "data": {"pw": "c2VjcmV0"},
+                "note": "```",
+            },
+        )
+    )
+    inc_id = next(iter(c.incidents))
+    c.attach(
+        inc_id,
+        Event(
+            time=400,
+            source="ktriage",
+            ref="a1",
+            kind="action-isolate",
+            severity=Severity.INFO,
+            summary="isolated shop/storefront-1",
+            entities=(POD,),
+            raw_inline={
+                "action": "isolate",
+                "target": "shop/storefront-1",
+                "actor": "kubernetes-admin",
+                "result": "ok",
+            },
+        ),
+    )
+    c.attach(
+        inc_id,
+        Event(
+            time=420,
+            source="ktriage",
+            ref="a2",
+            kind="action-logs",
+            severity=Severity.INFO,
+            summary="dumped logs",
+            entities=(POD,),
+            raw_inline={
+                "action": "logs",
+                "target": "shop/storefront-1",
+                "actor": "kubernetes-admin",
+                "result": "ok",
+                "files": [{"path": "evidence/app.log", "sha256": "ab" * 32, "bytes": 10}],
+            },
+        ),
+    )
+    return c, inc_id
+
+
+def test_markdown_tells_the_story_and_escapes_untrusted_text() -> None:
+    c, inc_id = _incident()
+    inc = c.incidents[inc_id]
+    md = render_markdown(inc, c.events_of(inc_id))
+    assert md.startswith(f"# {inc.id}: Shell in shop/storefront-1")
+    assert "| Time to detect | 1m 00s (first event to first signal) |" in md
+    assert "| Time to contain | 4m 00s (first signal to first containment) |" in md
+    assert "## Actions taken" in md and "kubernetes-admin" in md
+    assert "evidence/app.log" in md and "ab" * 32 in md
+    # No live HTML, links, images or escape bytes from the attacker's text.
+    assert "<b>" not in md and "&lt;b&gt;" in md
+    assert "[click](http" not in md and "\\[click\\]\\(http" in md
+    assert "\x1b" not in md and "\\\\x1b" in md
+    assert "| `rm" not in md
+    # Raw records are redacted, and a fence cannot be closed by the content.
+    assert "c2VjcmV0" not in md and "eyJzdWIiOiJ4In0" not in md
+    assert "````json" in md
+
+
+def test_time_to_contain_ignores_failed_and_non_containment_actions() -> None:
+    c, inc_id = _incident()
+    events = c.events_of(inc_id)
+    events[2].raw_inline["result"] = "failed"  # the isolate failed
+    assert time_to_contain(c.incidents[inc_id], events) is None
+
+
+def test_snapshot_file_is_private(tmp_path: Path) -> None:
+    c, inc_id = _incident()
+    path = write_snapshot(tmp_path / "snaps", c.incidents[inc_id], c.events_of(inc_id))
+    assert path.name == f"{inc_id}.md"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert "## Timeline" in path.read_text()
+
+
+def test_md_escape_neutralises_markdown_and_html() -> None:
+    assert md_escape("a|b") == "a\\|b"
+    assert md_escape("<script>") == "&lt;script&gt;"
+    assert md_escape("line\nbreak") == "line\\\\nbreak"

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from ktriage.core.redact import REDACTED, redact, redact_text
+from ktriage.core.text import clip, printable
+
+
+def test_printable_escapes_control_and_ansi() -> None:
+    hostile = "pod\x1b]52;c;ZXZpbA==\x07name\x1b[2J\r\n\x00\u202etxt"
+    shown = printable(hostile)
+    assert "\x1b" not in shown and "\x07" not in shown and "\x00" not in shown
+    assert "\u202e" not in shown
+    assert shown == "pod\\x1b]52;c;ZXZpbA==\\x07name\\x1b[2J\\r\\n\\x00\\u202etxt"
+
+
+def test_printable_keeps_newlines_when_asked_and_tabs_always() -> None:
+    assert printable("a\tb\nc\x1b", keep_newlines=True) == "a\tb\nc\\x1b"
+
+
+def test_clip() -> None:
+    assert clip("abcdef", 4) == "abc…"
+    assert clip("abc", 4) == "abc"
+
+
+def test_secret_data_is_redacted_everywhere() -> None:
+    event = {
+        "requestObject": {
+            "kind": "Secret",
+            "data": {"password": "aHVudGVyMg=="},
+            "stringData": {"token": "plain"},
+            "metadata": {"name": "db"},
+        },
+        "responseObject": {
+            "kind": "SecretList",
+            "items": [{"kind": "Secret", "data": {"k": "dg=="}, "metadata": {"name": "x"}}],
+        },
+    }
+    out = redact(event)
+    assert out["requestObject"]["data"] == {"password": REDACTED}
+    assert out["requestObject"]["stringData"] == {"token": REDACTED}
+    assert out["requestObject"]["metadata"]["name"] == "db"
+    assert out["responseObject"]["items"][0]["data"] == {"k": REDACTED}
+    assert "aHVudGVyMg==" not in repr(out)
+    # The input is not changed.
+    assert event["requestObject"]["data"]["password"] == "aHVudGVyMg=="
+
+
+def test_token_request_headers_and_bearer_text() -> None:
+    tr = {"kind": "TokenRequest", "status": {"token": "eyJhbGciOi.abc", "expirationTimestamp": "x"}}
+    assert redact(tr)["status"] == {"token": REDACTED, "expirationTimestamp": "x"}
+    headers = {"Authorization": "Bearer abcdefghijkl", "Accept": "json"}
+    assert redact(headers) == {"Authorization": REDACTED, "Accept": "json"}
+    jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW0ifQ.c2lnbmF0dXJlLXNpZ24"
+    text = f"curl -H 'Authorization: Bearer {jwt}' https://k8s; token {jwt}"
+    cleaned = redact_text(text)
+    assert jwt not in cleaned
+    assert cleaned.count(REDACTED) >= 2
+    assert redact_text("curl -H Authorization:Basic dXNlcjpwYXNzd29yZA== x").count("dXNl") == 0
