@@ -1,0 +1,539 @@
+"""The current state of a cluster's pods and nodes, kept from list/watch results.
+
+Pure: it takes the plain dicts the API returns (the JSON of a Pod, Node or Event)
+and never talks to a server. Every change returns the events it implies (crash
+loops, OOM kills, new privileged pods, nodes going NotReady...), derived by
+`ktriage.core.detect.podstate`. The UI and the actions read `pods` and `nodes`.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from ktriage.core.detect import podstate
+from ktriage.core.model import Event, parse_time
+
+QUARANTINE_LABEL = "ktriage.io/quarantine"
+# Warning events remembered (by uid) so an updated event reports only new occurrences.
+EVENTS_REMEMBERED = 20_000
+
+
+class ContainerStatus(NamedTuple):
+    """What detections need from one container status (regular, init or ephemeral)."""
+
+    name: str
+    kind: str  # "container" | "init" | "ephemeral"
+    image: str
+    ready: bool
+    restarts: int
+    state: str  # "running" | "waiting" | "terminated" | ""
+    reason: str  # waiting or terminated reason
+    message: str
+    exit_code: int | None
+    started: float | None
+    finished: float | None
+    last_reason: str  # lastState.terminated
+    last_exit_code: int | None
+    last_started: float | None
+    last_finished: float | None
+
+    def termination_key(self) -> str | None:
+        """Identifies the current termination, so it is reported once."""
+        if self.state != "terminated":
+            return None
+        return _term_key(self.reason, self.exit_code, self.started, self.finished, self.restarts)
+
+    def last_termination_key(self) -> str | None:
+        if not self.last_reason and self.last_exit_code is None:
+            return None
+        return _term_key(
+            self.last_reason,
+            self.last_exit_code,
+            self.last_started,
+            self.last_finished,
+            self.restarts - 1,
+        )
+
+
+def _term_key(
+    reason: str, code: int | None, started: float | None, finished: float | None, n: int
+) -> str:
+    if finished is not None or started is not None:
+        return f"{started}:{finished}"
+    # No times at all: the restart count tells terminations apart.
+    return f"{reason}:{code}:#{n}"
+
+
+@dataclass(frozen=True, slots=True)
+class PodInfo:
+    namespace: str
+    name: str
+    uid: str
+    phase: str = ""
+    ready: str = "0/0"
+    restarts: int = 0
+    node: str = ""
+    service_account: str = ""
+    images: tuple[str, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    owner: str = ""  # "ReplicaSet/web-7d9f"
+    created: float = 0.0
+    privileged: bool = False
+    host_path: bool = False
+    host_network: bool = False
+    host_pid: bool = False
+    host_ipc: bool = False
+    status_reason: str = ""  # what `kubectl get pods` shows in STATUS
+    containers: tuple[str, ...] = ()  # every container name, init and ephemeral too
+    isolated: bool = False
+    resource_version: str = ""
+    statuses: tuple[ContainerStatus, ...] = ()
+    reason: str = ""  # status.reason ("Evicted")
+    message: str = ""  # status.message
+    unschedulable: str = ""  # the scheduler's message while Pending and unschedulable
+    unschedulable_since: float | None = None
+    deleting: bool = False
+    host_paths: tuple[str, ...] = ()
+    privileged_containers: tuple[str, ...] = ()
+    # The newest time found in the object (status and managed-fields times).
+    changed: float = 0.0
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+    @property
+    def risky(self) -> bool:
+        return (
+            self.privileged or self.host_path or self.host_network or self.host_pid or self.host_ipc
+        )
+
+    def status(self, container: str) -> ContainerStatus | None:
+        for st in self.statuses:
+            if st.name == container:
+                return st
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    name: str
+    uid: str = ""
+    ready: bool = False
+    ready_reason: str = ""
+    ready_message: str = ""
+    ready_since: float | None = None
+    unschedulable: bool = False
+    roles: tuple[str, ...] = ()
+    version: str = ""
+    created: float = 0.0
+    resource_version: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    changed: float = 0.0
+
+
+# ---- parsing ----------------------------------------------------------------
+
+
+def _d(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _l(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _s(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _t(value: Any) -> float | None:
+    return parse_time(value) if value else None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def latest_time(obj: dict[str, Any]) -> float | None:
+    """The newest timestamp anywhere an object records one (status, conditions,
+    container states, managed fields), else its creation time."""
+    best: float | None = None
+
+    def see(value: Any) -> None:
+        nonlocal best
+        t = _t(value)
+        if t is not None and (best is None or t > best):
+            best = t
+
+    meta = _d(obj.get("metadata"))
+    for mf in _l(meta.get("managedFields")):
+        see(_d(mf).get("time"))
+    status = _d(obj.get("status"))
+    see(status.get("startTime"))
+    for cond in _l(status.get("conditions")):
+        cond = _d(cond)
+        see(cond.get("lastTransitionTime"))
+        see(cond.get("lastProbeTime"))
+    for key in ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses"):
+        for cs in _l(status.get(key)):
+            cs = _d(cs)
+            for state_key in ("state", "lastState"):
+                for st in _d(cs.get(state_key)).values():
+                    st = _d(st)
+                    see(st.get("startedAt"))
+                    see(st.get("finishedAt"))
+    if best is None:
+        see(meta.get("creationTimestamp"))
+    return best
+
+
+def _container_status(cs: dict[str, Any], kind: str) -> ContainerStatus:
+    state_obj = _d(cs.get("state"))
+    state = reason = message = ""
+    exit_code: int | None = None
+    started = finished = None
+    for name in ("terminated", "waiting", "running"):
+        if name in state_obj and isinstance(state_obj[name], dict):
+            st = state_obj[name]
+            state = name
+            reason = _s(st.get("reason"))
+            message = _s(st.get("message"))
+            exit_code = _int(st.get("exitCode"))
+            started = _t(st.get("startedAt"))
+            finished = _t(st.get("finishedAt"))
+            break
+    last = _d(_d(cs.get("lastState")).get("terminated"))
+    return ContainerStatus(
+        name=_s(cs.get("name")),
+        kind=kind,
+        image=_s(cs.get("image")),
+        ready=cs.get("ready") is True,
+        restarts=_int(cs.get("restartCount")) or 0,
+        state=state,
+        reason=reason,
+        message=message,
+        exit_code=exit_code,
+        started=started,
+        finished=finished,
+        last_reason=_s(last.get("reason")),
+        last_exit_code=_int(last.get("exitCode")),
+        last_started=_t(last.get("startedAt")),
+        last_finished=_t(last.get("finishedAt")),
+    )
+
+
+def _display_reason(
+    phase: str, reason: str, deleting: bool, statuses: list[ContainerStatus]
+) -> str:
+    """The STATUS column as kubectl computes it, in short."""
+    if deleting:
+        return "Terminating"
+    if reason:
+        return reason
+    for st in statuses:
+        if st.kind != "init":
+            continue
+        if st.state == "terminated" and st.exit_code not in (0, None):
+            return f"Init:{st.reason or 'ExitCode:' + str(st.exit_code)}"
+        if st.state == "waiting" and st.reason and st.reason != "PodInitializing":
+            return f"Init:{st.reason}"
+    shown = phase
+    for st in statuses:
+        if st.kind != "container":
+            continue
+        if st.state == "waiting" and st.reason:
+            shown = st.reason
+        elif st.state == "terminated":
+            if st.reason:
+                shown = st.reason
+            elif st.exit_code is not None:
+                shown = f"ExitCode:{st.exit_code}"
+    return shown
+
+
+def pod_info(obj: dict[str, Any]) -> PodInfo:
+    """Parse a Pod (as the API returns it) into a PodInfo."""
+    meta = _d(obj.get("metadata"))
+    spec = _d(obj.get("spec"))
+    status = _d(obj.get("status"))
+    labels = {str(k): str(v) for k, v in _d(meta.get("labels")).items()}
+    owner = ""
+    owners = [_d(o) for o in _l(meta.get("ownerReferences"))]
+    if owners:
+        chosen = next((o for o in owners if o.get("controller") is True), owners[0])
+        owner = f"{_s(chosen.get('kind'))}/{_s(chosen.get('name'))}"
+
+    names: list[str] = []
+    images: list[str] = []
+    privileged: list[str] = []
+    for key in ("initContainers", "containers", "ephemeralContainers"):
+        for c in _l(spec.get(key)):
+            c = _d(c)
+            name = _s(c.get("name"))
+            names.append(name)
+            image = _s(c.get("image"))
+            if image and image not in images:
+                images.append(image)
+            sc = _d(c.get("securityContext"))
+            if sc.get("privileged") is True:
+                privileged.append(name)
+    host_paths = tuple(
+        _s(_d(_d(v).get("hostPath")).get("path")) or "?"
+        for v in _l(spec.get("volumes"))
+        if isinstance(_d(v).get("hostPath"), dict)
+    )
+
+    statuses: list[ContainerStatus] = []
+    for key, kind in (
+        ("initContainerStatuses", "init"),
+        ("containerStatuses", "container"),
+        ("ephemeralContainerStatuses", "ephemeral"),
+    ):
+        for cs in _l(status.get(key)):
+            statuses.append(_container_status(_d(cs), kind))
+    regular = [c for c in _l(spec.get("containers")) if isinstance(c, dict)]
+    ready_n = sum(1 for st in statuses if st.kind == "container" and st.ready)
+
+    unschedulable = ""
+    unschedulable_since = None
+    for cond in _l(status.get("conditions")):
+        cond = _d(cond)
+        if (
+            cond.get("type") == "PodScheduled"
+            and cond.get("status") == "False"
+            and cond.get("reason") == "Unschedulable"
+        ):
+            unschedulable = _s(cond.get("message")) or "no node fits the pod"
+            unschedulable_since = _t(cond.get("lastTransitionTime"))
+
+    phase = _s(status.get("phase"))
+    reason = _s(status.get("reason"))
+    deleting = bool(meta.get("deletionTimestamp"))
+    created = _t(meta.get("creationTimestamp")) or 0.0
+    return PodInfo(
+        namespace=_s(meta.get("namespace")),
+        name=_s(meta.get("name")),
+        uid=_s(meta.get("uid")),
+        phase=phase,
+        ready=f"{ready_n}/{len(regular)}",
+        restarts=sum(st.restarts for st in statuses if st.kind != "ephemeral"),
+        node=_s(spec.get("nodeName")),
+        service_account=_s(spec.get("serviceAccountName")) or _s(spec.get("serviceAccount")),
+        images=tuple(images),
+        labels=labels,
+        owner=owner,
+        created=created,
+        privileged=bool(privileged),
+        host_path=bool(host_paths),
+        host_network=spec.get("hostNetwork") is True,
+        host_pid=spec.get("hostPID") is True,
+        host_ipc=spec.get("hostIPC") is True,
+        status_reason=_display_reason(phase, reason, deleting, statuses),
+        containers=tuple(names),
+        isolated=QUARANTINE_LABEL in labels,
+        resource_version=_s(meta.get("resourceVersion")),
+        statuses=tuple(statuses),
+        reason=reason,
+        message=_s(status.get("message")),
+        unschedulable=unschedulable,
+        unschedulable_since=unschedulable_since,
+        deleting=deleting,
+        host_paths=host_paths,
+        privileged_containers=tuple(privileged),
+        changed=latest_time(obj) or created,
+    )
+
+
+def node_info(obj: dict[str, Any]) -> NodeInfo:
+    """Parse a Node (as the API returns it) into a NodeInfo."""
+    meta = _d(obj.get("metadata"))
+    spec = _d(obj.get("spec"))
+    status = _d(obj.get("status"))
+    labels = {str(k): str(v) for k, v in _d(meta.get("labels")).items()}
+    roles = tuple(
+        sorted(
+            k.split("/", 1)[1]
+            for k in labels
+            if k.startswith("node-role.kubernetes.io/") and k.split("/", 1)[1]
+        )
+    )
+    ready = False
+    ready_reason = ready_message = ""
+    ready_since = None
+    for cond in _l(status.get("conditions")):
+        cond = _d(cond)
+        if cond.get("type") == "Ready":
+            ready = cond.get("status") == "True"
+            ready_reason = _s(cond.get("reason"))
+            ready_message = _s(cond.get("message"))
+            ready_since = _t(cond.get("lastTransitionTime"))
+    created = _t(meta.get("creationTimestamp")) or 0.0
+    return NodeInfo(
+        name=_s(meta.get("name")),
+        uid=_s(meta.get("uid")),
+        ready=ready,
+        ready_reason=ready_reason,
+        ready_message=ready_message,
+        ready_since=ready_since,
+        unschedulable=spec.get("unschedulable") is True,
+        roles=roles,
+        version=_s(_d(status.get("nodeInfo")).get("kubeletVersion")),
+        created=created,
+        resource_version=_s(meta.get("resourceVersion")),
+        labels=labels,
+        changed=latest_time(obj) or created,
+    )
+
+
+# ---- state ------------------------------------------------------------------
+
+
+class ClusterState:
+    """Pods and nodes as last seen, and the events their changes imply.
+
+    Every method takes the object as the API returned it (a dict) and returns
+    the derived events, which are new each time: refs are the object's uid and
+    resourceVersion, so seeing the same version twice (a watch replaying after a
+    reconnect, a list overlapping a watch) yields nothing new.
+    """
+
+    def __init__(self) -> None:
+        self.pods: dict[tuple[str, str], PodInfo] = {}
+        self.nodes: dict[str, NodeInfo] = {}
+        # Bumped on every change, so a reader can tell whether to redraw.
+        self.revision = 0
+        self._event_counts: OrderedDict[str, int] = OrderedDict()
+
+    # ---- pods -----------------------------------------------------------------
+
+    def update_pod(self, obj: dict[str, Any]) -> list[Event]:
+        """A pod was added or modified."""
+        new = pod_info(obj)
+        if not new.name:
+            return []
+        old = self.pods.get(new.key)
+        events: list[Event] = []
+        if old is not None and old.uid != new.uid:
+            # Same name, new pod: the old one is gone even if we missed its deletion.
+            events.extend(podstate.pod_deleted(old, None, fallback_time=new.created))
+            old = None
+        if old is not None and (
+            old == new or (new.resource_version and old.resource_version == new.resource_version)
+        ):
+            return []
+        self.pods[new.key] = new
+        self.revision += 1
+        events.extend(podstate.pod_changes(old, new, obj))
+        return events
+
+    def delete_pod(self, obj: dict[str, Any]) -> list[Event]:
+        """A pod was deleted (the watch's DELETED object, its final state)."""
+        info = pod_info(obj)
+        old = self.pods.get(info.key)
+        # Unknown (already gone after a re-list) or an older pod of the same name.
+        if old is None or (info.uid and old.uid != info.uid):
+            return []
+        self.pods.pop(info.key, None)
+        self.revision += 1
+        return podstate.pod_deleted(info, obj)
+
+    def resync_pods(self, objs: Iterable[dict[str, Any]]) -> list[Event]:
+        """A full list (after a 410 Expired re-list): apply only the differences,
+        including the deletion of pods that are no longer there."""
+        objs = list(objs)
+        events: list[Event] = []
+        present: set[tuple[str, str]] = set()
+        newest = 0.0
+        for obj in objs:
+            info_key = _key_of(obj)
+            present.add(info_key)
+            newest = max(newest, latest_time(obj) or 0.0)
+            events.extend(self.update_pod(obj))
+        for key in [k for k in self.pods if k not in present]:
+            gone = self.pods.pop(key)
+            self.revision += 1
+            # The list does not say when it went; the newest time in the list bounds it.
+            events.extend(podstate.pod_deleted(gone, None, fallback_time=max(newest, gone.changed)))
+        return events
+
+    # ---- nodes ----------------------------------------------------------------
+
+    def update_node(self, obj: dict[str, Any]) -> list[Event]:
+        new = node_info(obj)
+        if not new.name:
+            return []
+        old = self.nodes.get(new.name)
+        if old is not None and old.uid and new.uid and old.uid != new.uid:
+            old = None
+        if old is not None and old == new:
+            return []
+        self.nodes[new.name] = new
+        self.revision += 1
+        return podstate.node_changes(old, new, obj)
+
+    def delete_node(self, obj: dict[str, Any]) -> list[Event]:
+        info = node_info(obj)
+        if self.nodes.pop(info.name, None) is None:
+            return []
+        self.revision += 1
+        return podstate.node_deleted(info, obj)
+
+    def resync_nodes(self, objs: Iterable[dict[str, Any]]) -> list[Event]:
+        objs = list(objs)
+        events: list[Event] = []
+        present = set()
+        newest = 0.0
+        for obj in objs:
+            name = _s(_d(obj.get("metadata")).get("name"))
+            present.add(name)
+            newest = max(newest, latest_time(obj) or 0.0)
+            events.extend(self.update_node(obj))
+        for name in [n for n in self.nodes if n not in present]:
+            gone = self.nodes.pop(name)
+            self.revision += 1
+            events.extend(
+                podstate.node_deleted(gone, None, fallback_time=max(newest, gone.changed))
+            )
+        return events
+
+    # ---- Kubernetes events ----------------------------------------------------
+
+    def update_event(self, obj: dict[str, Any]) -> list[Event]:
+        """A core/v1 or events.k8s.io/v1 Event was added or updated: Warning events
+        become events, once per new occurrence."""
+        if obj.get("type") != "Warning":
+            return []
+        meta = _d(obj.get("metadata"))
+        uid = _s(meta.get("uid")) or f"{_s(meta.get('namespace'))}/{_s(meta.get('name'))}"
+        count = podstate.event_count(obj)
+        seen = self._event_counts.get(uid)
+        if seen is not None and count <= seen:
+            return []
+        self._event_counts[uid] = count
+        self._event_counts.move_to_end(uid)
+        while len(self._event_counts) > EVENTS_REMEMBERED:
+            self._event_counts.popitem(last=False)
+        return podstate.warning_event(obj)
+
+    def resync_events(self, objs: Iterable[dict[str, Any]]) -> list[Event]:
+        events: list[Event] = []
+        for obj in objs:
+            events.extend(self.update_event(obj))
+        return events
+
+    # ---- queries ----------------------------------------------------------------
+
+    def pod(self, namespace: str, name: str) -> PodInfo | None:
+        return self.pods.get((namespace, name))
+
+    def pods_on_node(self, node: str) -> list[PodInfo]:
+        return sorted((p for p in self.pods.values() if p.node == node), key=lambda p: p.key)
+
+
+def _key_of(obj: dict[str, Any]) -> tuple[str, str]:
+    meta = _d(obj.get("metadata"))
+    return (_s(meta.get("namespace")), _s(meta.get("name")))
