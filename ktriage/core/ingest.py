@@ -1,0 +1,320 @@
+"""The one entry point for raw input: lines, decoded records and whole documents.
+
+Every source and `replay` goes through an Ingestor. It detects each record's
+format (audit, Falco, Tetragon) by cheap byte checks, decodes only the fields it
+needs, and never raises on bad input: an unusable record is skipped and counted
+by reason, with a plain sentence saying why.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+
+import msgspec
+import orjson
+
+from ktriage.core.detect.audit import AuditDetector
+from ktriage.core.model import Event, RawRef
+from ktriage.core.parse import Skip, SkipRecord
+from ktriage.core.parse import audit as audit_parser
+from ktriage.core.parse import falco as falco_parser
+from ktriage.core.parse import tetragon as tetragon_parser
+
+__all__ = ["FORMATS", "MAX_LINE", "SKIP_REASONS", "Ingestor", "Skip"]
+
+MAX_LINE = 1 << 20
+MAX_SKIP_LOG = 1000
+FORMATS = ("audit", "falco", "tetragon")
+SKIP_REASONS = (
+    "malformed-json",
+    "truncated-json",
+    "binary",
+    "too-long",
+    "not-an-object",
+    "unknown-format",
+    "wrong-type",
+    "missing-field",
+)
+
+_GENERIC = msgspec.json.Decoder()
+_ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
+_WS = b" \t\r\n"
+_BOM = b"\xef\xbb\xbf"
+# Bytes that never appear in JSON text outside strings, where they must be escaped.
+_CONTROL = bytes(c for c in range(32) if c not in (9, 10, 13)) + b"\x7f"
+
+
+def _sniff(data: bytes) -> str | None:
+    """The format a record's bytes look like, or None when a full decode must tell."""
+    if data.startswith(b'{"process_'):
+        return "tetragon"
+    if b'"auditID"' in data or b'"audit.k8s.io/' in data:
+        return "audit"
+    if b'"rule"' in data and b'"priority"' in data:
+        return "falco"
+    if b'"process_' in data and b'"node_name"' in data:
+        return "tetragon"
+    return None
+
+
+def _format_of(obj: dict) -> str | None:
+    """The format of a decoded object, by its keys."""
+    kind = obj.get("kind")
+    if "auditID" in obj or ("verb" in obj and "requestURI" in obj) or kind == "EventList":
+        return "audit"
+    if kind == "Event" and (
+        isinstance(obj.get("apiVersion"), str) and obj["apiVersion"].startswith("audit.k8s.io")
+    ):
+        return "audit"
+    if "rule" in obj and ("priority" in obj or "output" in obj):
+        return "falco"
+    for key in obj:
+        if isinstance(key, str) and key.startswith("process_") and ("time" in obj):
+            return "tetragon"
+    return None
+
+
+def _bad_json(data: bytes, exc: Exception) -> Skip:
+    """Say why bytes did not decode: binary garbage, cut short, or malformed."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return Skip("binary", "the line is not UTF-8 text")
+    if data.translate(None, _CONTROL) != data:
+        return Skip("binary", "the line holds control characters, not JSON text")
+    msg = str(exc)
+    if "truncated" in msg or "unexpected end" in msg.lower():
+        return Skip("truncated-json", "the JSON is cut short (unexpected end of input)")
+    return Skip("malformed-json", f"not valid JSON ({msg})")
+
+
+class Ingestor:
+    """Turns raw records into Events; keeps counts of what it parsed and skipped."""
+
+    def __init__(self) -> None:
+        self.skipped: collections.Counter[str] = collections.Counter()
+        self.skip_log: list[tuple[str, str, str]] = []
+        self.formats: collections.Counter[str] = collections.Counter()
+        self.audit = AuditDetector()
+
+    # -- public API -----------------------------------------------------------
+
+    def feed_line(self, line: bytes, *, origin: str = "", raw: RawRef | None = None) -> list[Event]:
+        """One line of input (a trailing newline is fine); 0..n events."""
+        if len(line) > MAX_LINE:
+            return self._skip(origin, "too-long", f"the line is {len(line)} bytes, over 1 MiB")
+        if line[-1:] in (b"\n", b"\r"):
+            line = line.rstrip(b"\r\n")
+        if not line or line.isspace():
+            return []
+        return self._bytes(line, origin, raw, None)
+
+    def feed_record(
+        self,
+        obj: object,
+        *,
+        origin: str = "",
+        raw: RawRef | None = None,
+        hint: str | None = None,
+    ) -> list[Event]:
+        """An already-decoded record; `hint` forces its format."""
+        if not isinstance(obj, dict):
+            return self._skip(origin, "not-an-object", f"a JSON {_json_type(obj)}, not an object")
+        fmt = hint if hint in FORMATS else _format_of(obj)
+        if fmt is None:
+            return self._skip(origin, "unknown-format", _unknown_detail(obj))
+        try:
+            data = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+        except (TypeError, orjson.JSONEncodeError) as exc:
+            return self._skip(origin, "wrong-type", f"the record cannot be read as JSON: {exc}")
+        return self._bytes(data, origin, raw, fmt)
+
+    def feed_document(
+        self, data: bytes, *, origin: str = "", archive: int | None = None
+    ) -> list[Event]:
+        """A whole file: JSON lines, one (pretty-printed) JSON document, a JSON array
+        of records, or several documents one after another. With `archive`, events of
+        JSON-lines input point at their line's bytes in that archive."""
+        text = data[3:] if data.startswith(_BOM) else data
+        start = len(text) - len(text.lstrip(_WS))
+        head = text[start : start + 1]
+        if head == b"[":
+            events = self._array(text, origin)
+            if events is not None:
+                return events
+        elif head == b"{":
+            first_end = text.find(b"\n", start)
+            if first_end != -1 and text[first_end:].strip():
+                first = text[start:first_end].rstrip(b"\r")
+                try:
+                    _GENERIC.decode(first)
+                except msgspec.DecodeError:
+                    events = self._whole(text, origin)
+                    if events is not None:
+                        return events
+        return self._lines(data, origin, archive)
+
+    def flush(self) -> list[Event]:
+        """End of input: emit what is still held (requests waiting for a response)."""
+        return self.audit.flush()
+
+    # -- internals ------------------------------------------------------------
+
+    def _skip(self, origin: str, reason: str, detail: str) -> list[Event]:
+        self.skipped[reason] += 1
+        if len(self.skip_log) < MAX_SKIP_LOG:
+            self.skip_log.append((origin, reason, detail))
+        return []
+
+    def _lines(self, data: bytes, origin: str, archive: int | None) -> list[Event]:
+        out: list[Event] = []
+        offset = 0
+        for lineno, line in enumerate(data.split(b"\n"), 1):
+            length = len(line) + 1
+            body = line.rstrip(b"\r")
+            if body and not body.isspace():
+                if len(body) > MAX_LINE:
+                    self._skip(
+                        f"{origin}:{lineno}",
+                        "too-long",
+                        f"the line is {len(body)} bytes, over 1 MiB",
+                    )
+                else:
+                    raw = RawRef(archive, offset, len(body)) if archive is not None else None
+                    events = self._bytes(body, f"{origin}:{lineno}", raw, None)
+                    if events:
+                        out.extend(events)
+            offset += length
+        return out
+
+    def _array(self, text: bytes, origin: str) -> list[Event] | None:
+        try:
+            items = _ITEMS.decode(text)
+        except msgspec.DecodeError:
+            return None
+        out: list[Event] = []
+        for i, item in enumerate(items, 1):
+            out.extend(self._bytes(bytes(item), f"{origin}:item{i}", None, None))
+        return out
+
+    def _whole(self, text: bytes, origin: str) -> list[Event] | None:
+        """One pretty-printed document, or several one after another; None if neither."""
+        try:
+            _GENERIC.decode(text)
+        except msgspec.DecodeError:
+            pass
+        else:
+            return self._bytes(text.strip(_WS), f"{origin}:1", None, None)
+        try:
+            decoded = text.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        decoder = json.JSONDecoder()
+        spans: list[tuple[int, int]] = []
+        pos = len(decoded) - len(decoded.lstrip())
+        while pos < len(decoded):
+            try:
+                _, end = decoder.raw_decode(decoded, pos)
+            except ValueError:
+                return None
+            spans.append((pos, end))
+            pos = end
+            while pos < len(decoded) and decoded[pos].isspace():
+                pos += 1
+        out: list[Event] = []
+        for a, b in spans:
+            lineno = decoded.count("\n", 0, a) + 1
+            out.extend(self._bytes(decoded[a:b].encode(), f"{origin}:{lineno}", None, None))
+        return out
+
+    def _bytes(self, data: bytes, origin: str, raw: RawRef | None, fmt: str | None) -> list[Event]:
+        """Parse one record's bytes; any failure becomes a Skip."""
+        if fmt is None:
+            fmt = _sniff(data)
+        try:
+            if fmt == "audit":
+                return self._audit(data, origin, raw)
+            if fmt == "falco":
+                alert = falco_parser.parse_falco(data)
+                ev = falco_parser.build_event(alert, data, raw)
+                self.formats["falco"] += 1
+                return [ev]
+            if fmt == "tetragon":
+                rec = tetragon_parser.parse_tetragon(data)
+                ev = tetragon_parser.build_event(rec, data, raw)
+                self.formats["tetragon"] += 1
+                return [ev]
+            return self._generic(data, origin, raw)
+        except SkipRecord as exc:
+            skip = exc.skip
+            if skip.reason == "wrong-type" and data.lstrip(_WS)[:1] != b"{":
+                return self._generic(data, origin, raw)
+            return self._skip(origin, skip.reason, skip.detail)
+        except msgspec.DecodeError as exc:
+            skip = _bad_json(data, exc)
+            return self._skip(origin, skip.reason, skip.detail)
+
+    def _generic(self, data: bytes, origin: str, raw: RawRef | None) -> list[Event]:
+        """No cheap hint matched: decode fully to tell what the record is."""
+        try:
+            obj = _GENERIC.decode(data)
+        except msgspec.DecodeError as exc:
+            skip = _bad_json(data, exc)
+            return self._skip(origin, skip.reason, skip.detail)
+        if not isinstance(obj, dict):
+            return self._skip(origin, "not-an-object", f"a JSON {_json_type(obj)}, not an object")
+        fmt = _format_of(obj)
+        if fmt is None:
+            return self._skip(origin, "unknown-format", _unknown_detail(obj))
+        return self._bytes(data, origin, raw, fmt)
+
+    def _audit(self, data: bytes, origin: str, raw: RawRef | None) -> list[Event]:
+        if b'"EventList"' in data:
+            lst = audit_parser.LIST_DECODER.decode(data)
+            if lst.kind == "EventList":
+                return self._event_list(lst, origin, raw)
+        rec = audit_parser.parse_audit(data)
+        ev = audit_parser.build_event(rec, data, raw)
+        self.formats["audit"] += 1
+        return self.audit.process(rec, ev)
+
+    def _event_list(
+        self, lst: audit_parser.EventListRecord, origin: str, raw: RawRef | None
+    ) -> list[Event]:
+        out: list[Event] = []
+        for i, item in enumerate(lst.items or (), 1):
+            where = f"{origin}:item{i}"
+            data = bytes(item)
+            try:
+                rec = audit_parser.parse_audit(data)
+                ev = audit_parser.build_event(rec, data, raw)
+            except SkipRecord as exc:
+                self._skip(where, exc.skip.reason, exc.skip.detail)
+                continue
+            except msgspec.DecodeError as exc:
+                skip = _bad_json(data, exc)
+                self._skip(where, skip.reason, skip.detail)
+                continue
+            self.formats["audit"] += 1
+            out.extend(self.audit.process(rec, ev))
+        return out
+
+
+def _json_type(obj: object) -> str:
+    if isinstance(obj, list):
+        return "list"
+    if isinstance(obj, str):
+        return "string"
+    if isinstance(obj, bool):
+        return "boolean"
+    if isinstance(obj, int | float):
+        return "number"
+    if obj is None:
+        return "null"
+    return type(obj).__name__
+
+
+def _unknown_detail(obj: dict) -> str:
+    keys = ", ".join(str(k) for k in list(obj)[:5])
+    return f"an object that is not an audit event, Falco alert or Tetragon event (keys: {keys})"

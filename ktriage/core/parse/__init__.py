@@ -1,0 +1,99 @@
+"""Parsers: one module per source, each turning one record into Events.
+
+Shared here: the Skip reason a parser raises for an unusable record, a fast
+timestamp reader, and small text helpers.
+"""
+
+from __future__ import annotations
+
+from hashlib import blake2b
+from typing import NamedTuple
+
+from ktriage.core.model import EntityKind, EntityRef, entity, parse_time
+from ktriage.core.text import clip, printable
+
+
+class Skip(NamedTuple):
+    """Why a record was not used: a stable short code and one plain sentence."""
+
+    reason: str
+    detail: str = ""
+
+
+class SkipRecord(Exception):
+    """Raised by a parser for a record it cannot use."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(detail or reason)
+        self.skip = Skip(reason, detail)
+
+
+# "YYYY-MM-DDTHH:MM:SS" -> epoch seconds. Lines of one stream share few distinct
+# seconds, so the slow calendar arithmetic runs once per second of input.
+_SECOND_CACHE: dict[str, float] = {}
+
+
+def to_epoch(value: object) -> float | None:
+    """Epoch seconds (UTC) from the timestamp forms found in the wild, else None."""
+    if type(value) is not str:
+        return parse_time(value)
+    if len(value) < 20 or value[10] not in "T ":
+        return parse_time(value)
+    head = value[:19]
+    base = _SECOND_CACHE.get(head)
+    if base is None:
+        base = parse_time(head)
+        if base is None:
+            return None
+        if len(_SECOND_CACHE) > 100_000:
+            _SECOND_CACHE.clear()
+        _SECOND_CACHE[head] = base
+    tail = value[19:]
+    last = tail[-1]
+    if last == "Z" or last == "z":
+        tail = tail[:-1]
+    elif len(tail) >= 5 and (tail[-5] in "+-" or tail[-6:-5] in ("+", "-")):
+        return parse_time(value)
+    if not tail:
+        return base
+    if tail[0] == "." and tail[1:].isdigit():
+        return base + float(tail[:10])
+    return parse_time(value)
+
+
+def short_hash(data: bytes) -> str:
+    """A stable 16-hex-digit id for records that carry none."""
+    return blake2b(data, digest_size=8).hexdigest()
+
+
+def plain(text: str, width: int = 300) -> str:
+    """Untrusted text made safe for a one-line summary."""
+    if not text.isprintable():
+        text = printable(text)
+    return clip(text, width)
+
+
+def identity(username: str) -> EntityRef:
+    """`system:serviceaccount:NS:SA` is a ServiceAccount; anyone else a User."""
+    if username.startswith("system:serviceaccount:"):
+        parts = username.split(":", 3)
+        if len(parts) == 4 and parts[2] and parts[3]:
+            return entity(EntityKind.SERVICE_ACCOUNT, parts[2], parts[3])
+    return entity(EntityKind.USER, "", username)
+
+
+def short_container_id(cid: str) -> str:
+    """`containerd://0123…` / `docker://0123…` -> the 12-char short id Falco prints."""
+    _, sep, rest = cid.partition("://")
+    return (rest if sep else cid)[:12]
+
+
+__all__ = [
+    "Skip",
+    "SkipRecord",
+    "identity",
+    "plain",
+    "short_container_id",
+    "short_hash",
+    "to_epoch",
+]

@@ -1,0 +1,199 @@
+"""Falco alerts as written with `json_output: true` (syscall and k8saudit sources)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+from ktriage.core.attack import attack_for_kind, from_falco_tags
+from ktriage.core.model import EntityKind, EntityRef, Event, RawRef, Severity, entity
+from ktriage.core.parse import SkipRecord, identity, plain, short_hash, to_epoch
+
+
+class FalcoAlert(msgspec.Struct):
+    time: str | int | float | None = None
+    rule: str | None = None
+    priority: str | None = None
+    source: str | None = None
+    hostname: str | None = None
+    output: str | None = None
+    output_fields: dict[str, Any] | None = None
+    tags: list[str] | None = None
+    uuid: str | None = None
+
+
+DECODER = msgspec.json.Decoder(FalcoAlert)
+
+PRIORITY: dict[str, Severity] = {
+    "emergency": Severity.CRITICAL,
+    "alert": Severity.CRITICAL,
+    "critical": Severity.CRITICAL,
+    "error": Severity.HIGH,
+    "warning": Severity.MEDIUM,
+    "notice": Severity.LOW,
+    "informational": Severity.LOW,
+    "info": Severity.LOW,
+    "debug": Severity.INFO,
+}
+
+# Well-known rules -> (kind, label). Matched on the lower-cased rule name.
+KNOWN_RULES: dict[str, tuple[str, str]] = {
+    "terminal shell in container": ("shell", "Shell"),
+    "run shell untrusted": ("shell", "Shell"),
+    "system user interactive": ("shell", "Interactive system user"),
+    "netcat remote code execution in container": ("netcat", "Netcat"),
+    "redirect stdout/stdin to network connection in container": (
+        "reverse-shell",
+        "Reverse shell",
+    ),
+    "read sensitive file untrusted": ("sensitive-file-read", "Sensitive file read"),
+    "read sensitive file trusted after startup": ("sensitive-file-read", "Sensitive file read"),
+    "directory traversal monitored file read": ("sensitive-file-read", "Sensitive file read"),
+    "search private keys or passwords": ("sensitive-file-read", "Credential search"),
+    "find aws credentials": ("sensitive-file-read", "Credential search"),
+    "contact k8s api server from container": ("k8s-api-contact", "API server contact"),
+    "clear log activities": ("log-clear", "Log clearing"),
+    "linux kernel module injection detected": ("kernel-module", "Kernel module load"),
+    "detect release_agent file container escapes": ("container-escape", "Container escape"),
+    "debugfs launched in privileged container": ("container-escape", "Container escape"),
+    "ptrace attached to process": ("ptrace", "Ptrace"),
+    "drop and execute new binary in container": ("drop-and-execute", "Dropped binary run"),
+    "fileless execution via memfd_create": ("fileless-exec", "Fileless execution"),
+    "non sudo setuid": ("setuid", "Setuid"),
+    "launch privileged container": ("privileged-pod", "Privileged container"),
+    # Falco's k8saudit rules
+    "attach/exec pod": ("exec", "Exec into pod"),
+    "port-forward": ("port-forward", "Port-forward to pod"),
+    "ephemeralcontainers created": ("ephemeral-container", "Ephemeral container"),
+    "create privileged pod": ("privileged-pod", "Privileged pod"),
+    "create sensitive mount pod": ("hostpath-pod", "HostPath pod"),
+    "create hostnetwork pod": ("host-namespace-pod", "Host-namespace pod"),
+    "create hostpid pod": ("host-namespace-pod", "Host-namespace pod"),
+    "create hostipc pod": ("host-namespace-pod", "Host-namespace pod"),
+    "attach to cluster-admin role": ("rbac-binding", "Cluster-admin binding"),
+    "clusterrole with wildcard created": ("rbac-wildcard-role", "Wildcard role"),
+    "anonymous request allowed": ("anonymous-allowed", "Anonymous access"),
+    "k8s secret get successfully": ("secret-read", "Secret read"),
+}
+
+_LEADING = re.compile(
+    r"^\S+:?\s+(?:Emergency|Alert|Critical|Error|Warning|Notice|Informational|Info|Debug)\s+"
+)
+_NA = (None, "", "<NA>", "N/A")
+
+
+def _kind_for(rule: str) -> tuple[str, str]:
+    low = rule.lower()
+    known = KNOWN_RULES.get(low)
+    if known:
+        return known
+    if "miner" in low or "mining" in low or "crypto" in low:
+        if "pool" in low or "connect" in low or "outbound" in low:
+            return "mining-pool-egress", "Mining-pool egress"
+        return "miner", "Miner"
+    if "shell" in low:
+        return "shell", "Shell"
+    words = rule.split()
+    return "falco-alert", " ".join(words[:4]) if words else "Falco alert"
+
+
+def _str(fields: dict[str, Any], key: str) -> str:
+    v = fields.get(key)
+    if v in _NA or isinstance(v, bool):
+        return ""
+    return v if isinstance(v, str) else str(v)
+
+
+def _entities(alert: FalcoAlert, fields: dict[str, Any]) -> list[EntityRef]:
+    ents: list[EntityRef] = []
+    ns = _str(fields, "k8s.ns.name")
+    pod = _str(fields, "k8s.pod.name")
+    if pod:
+        ents.append(entity(EntityKind.POD, ns, pod))
+    cid = _str(fields, "container.id")
+    if cid and cid != "host":
+        ents.append(entity(EntityKind.CONTAINER, "", cid[:12]))
+    if alert.hostname:
+        ents.append(entity(EntityKind.NODE, "", alert.hostname))
+    repo = _str(fields, "container.image.repository")
+    if repo:
+        tag = _str(fields, "container.image.tag")
+        ents.append(entity(EntityKind.IMAGE, "", f"{repo}:{tag}" if tag else repo))
+    rip = _str(fields, "fd.rip") or _str(fields, "fd.sip")
+    if rip:
+        ents.append(entity(EntityKind.IP, "", rip))
+    # k8saudit plugin fields
+    user = _str(fields, "ka.user.name")
+    if user:
+        ents.append(identity(user))
+    tns = _str(fields, "ka.target.namespace")
+    if not ns:
+        ns = tns
+    tres = _str(fields, "ka.target.resource")
+    tname = _str(fields, "ka.target.name") or _str(fields, "ka.resp.name")
+    if tname and tres == "pods":
+        ents.append(entity(EntityKind.POD, tns, tname))
+    elif tname and tres == "serviceaccounts":
+        ents.append(entity(EntityKind.SERVICE_ACCOUNT, tns, tname))
+    elif tname and tres == "nodes":
+        ents.append(entity(EntityKind.NODE, "", tname))
+    for key in ("ka.source.ips", "ka.sourceips"):
+        ips = fields.get(key)
+        if isinstance(ips, list):
+            ents.extend(entity(EntityKind.IP, "", str(ip)) for ip in ips[:4])
+    if ns:
+        ents.append(entity(EntityKind.NAMESPACE, "", ns))
+    return ents
+
+
+def parse_falco(data: bytes | memoryview) -> FalcoAlert:
+    try:
+        alert = DECODER.decode(data)
+    except msgspec.ValidationError as exc:
+        raise SkipRecord("wrong-type", f"Falco alert field of the wrong type: {exc}") from None
+    if not alert.rule:
+        raise SkipRecord("missing-field", "Falco alert has no rule")
+    return alert
+
+
+def build_event(alert: FalcoAlert, data: bytes | memoryview, raw: RawRef | None) -> Event:
+    fields = alert.output_fields or {}
+    time = None
+    if alert.time is not None:
+        time = to_epoch(alert.time)
+    if time is None:
+        for key in ("evt.time", "evt.time.iso8601"):
+            v = fields.get(key)
+            if v is not None:
+                time = to_epoch(v)
+                if time is not None:
+                    break
+    if time is None:
+        if alert.time is not None:
+            raise SkipRecord("wrong-type", f"Falco alert time is not a time: {alert.time!r:.60}")
+        raise SkipRecord("missing-field", "Falco alert has no time")
+    rule = alert.rule or ""
+    prio = (alert.priority or "").strip().lower()
+    severity = PRIORITY.get(prio, Severity.MEDIUM)
+    kind, label = _kind_for(rule)
+    internal = rule.startswith("Falco internal") or severity == Severity.INFO
+    output = alert.output or ""
+    text = _LEADING.sub("", output, count=1) if output else ""
+    summary = f"{rule}: {text}" if text and not text.startswith(rule) else (text or rule)
+    attack = from_falco_tags(alert.tags) or attack_for_kind(kind)
+    ref = alert.uuid or short_hash(bytes(data).strip())
+    return Event(
+        time=time,
+        source="falco",
+        ref=ref,
+        kind="falco-internal" if rule.startswith("Falco internal") else kind,
+        severity=severity,
+        summary=plain(summary, 400),
+        entities=tuple(_entities(alert, fields)),
+        attack=None if internal else attack,
+        signal=not internal,
+        label="" if internal else label,
+        raw=raw,
+    )

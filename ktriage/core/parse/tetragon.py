@@ -1,0 +1,413 @@
+"""Tetragon JSON export lines: process_exec/exit/kprobe/tracepoint/lsm, and the
+older process_connect/listen/close. Policy hits and suspicious execs are signals;
+plain execs and exits are context.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+import msgspec
+
+from ktriage.core.attack import attack_for
+from ktriage.core.model import EntityKind, EntityRef, Event, RawRef, Severity, entity
+from ktriage.core.parse import SkipRecord, plain, short_container_id, short_hash, to_epoch
+
+
+class TImage(msgspec.Struct):
+    name: str | None = None
+
+
+class TContainer(msgspec.Struct):
+    id: str | None = None
+    name: str | None = None
+    image: TImage | None = None
+    pid: int | None = None
+
+
+class TPod(msgspec.Struct):
+    namespace: str | None = None
+    name: str | None = None
+    container: TContainer | None = None
+
+
+class TProcess(msgspec.Struct):
+    exec_id: str | None = None
+    pid: int | None = None
+    uid: int | None = None
+    binary: str | None = None
+    arguments: str | None = None
+    start_time: str | None = None
+    pod: TPod | None = None
+    docker: str | None = None
+    # Capabilities stay raw: only an escape check looks at them.
+    cap: msgspec.Raw = msgspec.Raw()
+
+
+class TParent(msgspec.Struct):
+    exec_id: str | None = None
+    binary: str | None = None
+    arguments: str | None = None
+
+
+class TBody(msgspec.Struct):
+    process: TProcess | None = None
+    parent: TParent | None = None
+    # kprobe / tracepoint / lsm
+    function_name: str | None = None
+    policy_name: str | None = None
+    action: str | None = None
+    args: list[Any] | None = None
+    subsys: str | None = None
+    event: str | None = None
+    # connect / listen / close (older exports)
+    destination_ip: str | None = None
+    destination_port: int | None = None
+    source_ip: str | None = None
+    protocol: str | None = None
+    # exit
+    status: int | None = None
+    signal: str | None = None
+
+
+class TetragonRecord(msgspec.Struct):
+    process_exec: TBody | None = None
+    process_exit: TBody | None = None
+    process_kprobe: TBody | None = None
+    process_tracepoint: TBody | None = None
+    process_lsm: TBody | None = None
+    process_uprobe: TBody | None = None
+    process_connect: TBody | None = None
+    process_listen: TBody | None = None
+    process_close: TBody | None = None
+    node_name: str | None = None
+    time: str | int | float | None = None
+
+
+DECODER = msgspec.json.Decoder(TetragonRecord)
+_TYPES = (
+    "process_exec",
+    "process_exit",
+    "process_kprobe",
+    "process_tracepoint",
+    "process_lsm",
+    "process_uprobe",
+    "process_connect",
+    "process_listen",
+    "process_close",
+)
+
+SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ash", "ksh", "mksh", "tcsh", "csh", "fish"})
+_RUNTIMES = ("containerd-shim", "runc", "crun", "conmon", "docker-containerd-shim")
+MINERS = frozenset(
+    {
+        "xmrig",
+        "minerd",
+        "cpuminer",
+        "xmr-stak",
+        "ethminer",
+        "cgminer",
+        "bfgminer",
+        "ccminer",
+        "nanominer",
+        "t-rex",
+        "nbminer",
+        "lolminer",
+        "kdevtmpfsi",
+        "kinsing",
+    }
+)
+MINING_PORTS = frozenset({3333, 4444, 5555, 7777, 14444, 45700})
+_NETCAT = frozenset({"nc", "ncat", "netcat", "socat"})
+_ESCAPE = frozenset({"nsenter", "chroot", "unshare"})
+_DOWNLOAD = frozenset({"curl", "wget"})
+_TOKEN_PATHS = (
+    "/var/run/secrets/kubernetes.io",
+    "/run/secrets/kubernetes.io",
+    "serviceaccount/token",
+    "/var/run/secrets/eks.amazonaws.com",
+)
+_SHADOW = ("/etc/shadow", "/etc/gshadow")
+_WRITE_SENSITIVE = (
+    "/etc/passwd",
+    "/etc/shadow",
+    "/etc/sudoers",
+    "/etc/cron",
+    "/etc/ld.so.preload",
+    "/root/.ssh",
+    "/etc/ssh",
+    "/etc/kubernetes",
+    "/var/spool/cron",
+)
+_KEY_SUFFIXES = (
+    ".key",
+    ".pem",
+    ".keystore",
+    ".jks",
+    ".p12",
+    ".pfx",
+    "id_rsa",
+    "id_ed25519",
+    "id_ecdsa",
+    ".kube/config",
+)
+
+
+def _base(path: str | None) -> str:
+    return posixpath.basename(path) if path else ""
+
+
+def _entities(rec: TetragonRecord, proc: TProcess | None) -> list[EntityRef]:
+    ents: list[EntityRef] = []
+    ns = ""
+    if proc is not None:
+        pod = proc.pod
+        cid = ""
+        if pod is not None:
+            ns = pod.namespace or ""
+            if pod.name:
+                ents.append(entity(EntityKind.POD, ns, pod.name))
+            c = pod.container
+            if c is not None:
+                if c.id:
+                    cid = short_container_id(c.id)
+                if c.image is not None and c.image.name:
+                    ents.append(entity(EntityKind.IMAGE, "", c.image.name))
+        if not cid and proc.docker:
+            cid = proc.docker[:12]
+        if cid:
+            ents.append(entity(EntityKind.CONTAINER, "", cid))
+    if rec.node_name:
+        ents.append(entity(EntityKind.NODE, "", rec.node_name))
+    if ns:
+        ents.append(entity(EntityKind.NAMESPACE, "", ns))
+    return ents
+
+
+def _where(proc: TProcess | None, node: str | None) -> str:
+    if proc is not None and proc.pod is not None and proc.pod.name:
+        return f"{proc.pod.namespace}/{proc.pod.name}"
+    if proc is not None and proc.docker:
+        return f"container {proc.docker[:12]}"
+    return f"node {node}" if node else "the host"
+
+
+def _cmdline(proc: TProcess | None) -> str:
+    if proc is None:
+        return "?"
+    binary = proc.binary or "?"
+    return f"{binary} {proc.arguments}" if proc.arguments else binary
+
+
+def _in_container(proc: TProcess) -> bool:
+    return proc.pod is not None or bool(proc.docker)
+
+
+def _classify_exec(proc: TProcess, parent: TParent | None) -> tuple[str, Severity, str, str] | None:
+    """(kind, severity, label, technique) for a suspicious exec, else None."""
+    name = _base(proc.binary)
+    args = proc.arguments or ""
+    pname = _base(parent.binary) if parent is not None else ""
+    if name in MINERS or "stratum+tcp" in args or "stratum+ssl" in args:
+        return "miner", Severity.CRITICAL, "Miner", "T1496"
+    if not _in_container(proc):
+        return None
+    if name in _ESCAPE:
+        privileged = bool(proc.cap) and b"CAP_SYS_ADMIN" in bytes(proc.cap)
+        to_init = "-t 1" in args or "--target 1" in args or "--target=1" in args
+        sev = Severity.CRITICAL if privileged and (to_init or name != "nsenter") else Severity.HIGH
+        return "nsenter", sev, "Host namespace entry", "T1611"
+    if any(p in args for p in _TOKEN_PATHS):
+        return "sa-token-read", Severity.HIGH, "Token theft", "T1528"
+    if name in SHELLS:
+        if pname in SHELLS:
+            return None
+        container = proc.pod.container if proc.pod is not None else None
+        if container is not None and container.pid == 1:
+            return None  # the container's own entrypoint
+        if pname in _ESCAPE:
+            return "shell", Severity.HIGH, "Host shell", "T1611"
+        if pname.startswith(_RUNTIMES):
+            return "shell", Severity.MEDIUM, "Shell", "T1059.004"
+        # A shell spawned by an application (web server, agent): remote code execution.
+        return "shell", Severity.HIGH, "Shell", "T1059.004"
+    if name in _DOWNLOAD:
+        risky = any(s in args for s in ("| sh", "|sh", "| bash", "|bash", "-o /tmp", "-O /tmp"))
+        sev = Severity.HIGH if risky else Severity.MEDIUM
+        return "download", sev, "Download tool", "T1105"
+    if name in _NETCAT:
+        return "netcat", Severity.HIGH, "Netcat", "T1095"
+    if name == "kubectl":
+        return "kubectl-in-pod", Severity.MEDIUM, "Kubectl in pod", "T1613"
+    return None
+
+
+def _arg_path(args: list[Any] | None) -> str:
+    if not args:
+        return ""
+    for a in args:
+        if not isinstance(a, dict):
+            continue
+        for key in ("file_arg", "path_arg", "linux_binprm_arg"):
+            v = a.get(key)
+            if isinstance(v, dict) and isinstance(v.get("path"), str):
+                p = v["path"]
+                return p if p.startswith("/") else "/" + p
+        v = a.get("string_arg")
+        if isinstance(v, str) and v.startswith("/"):
+            return v
+    return ""
+
+
+def _arg_port(args: list[Any] | None) -> int | None:
+    if not args:
+        return None
+    for a in args:
+        if isinstance(a, dict) and isinstance(a.get("sock_arg"), dict):
+            port = a["sock_arg"].get("dport")
+            if isinstance(port, int):
+                return port
+    return None
+
+
+def _classify_hook(body: TBody) -> tuple[str, Severity, str, str, str]:
+    """(kind, severity, label, technique, detail) of a kprobe/tracepoint/lsm hit."""
+    fn = body.function_name or (f"{body.subsys}/{body.event}" if body.event else "hook")
+    low = fn.lower()
+    path = _arg_path(body.args)
+    detail = f"{fn}({path})" if path else fn
+    if "setuid" in low or "setreuid" in low or "setresuid" in low or "commit_creds" in low:
+        return "setuid", Severity.HIGH, "Setuid", "T1068", detail
+    if "ptrace" in low:
+        return "ptrace", Severity.HIGH, "Ptrace", "T1055", detail
+    if "module" in low:
+        return "kernel-module", Severity.HIGH, "Kernel module load", "T1547.006", detail
+    if any(k in low for k in ("mount", "unshare", "setns")):
+        return "container-escape", Severity.HIGH, "Namespace change", "T1611", detail
+    if "connect" in low:
+        port = _arg_port(body.args)
+        if port in MINING_PORTS:
+            return "mining-pool-egress", Severity.HIGH, "Mining-pool egress", "T1496", detail
+        return "network-connect", Severity.LOW, "Outbound connection", "T1071", detail
+    if path:
+        writing = "write" in low or "truncate" in low or "rename" in low or "unlink" in low
+        if writing and path.startswith(_WRITE_SENSITIVE):
+            return "sensitive-file-write", Severity.HIGH, "Sensitive file write", "T1098", detail
+        if path.startswith(_SHADOW):
+            return "shadow-read", Severity.HIGH, "Shadow file read", "T1003.008", detail
+        if any(p in path for p in _TOKEN_PATHS):
+            return "sa-token-read", Severity.HIGH, "Token theft", "T1528", detail
+        if path.endswith(_KEY_SUFFIXES):
+            return "sensitive-file-read", Severity.MEDIUM, "Key file read", "T1552.001", detail
+        if path.startswith(_WRITE_SENSITIVE):
+            return (
+                "sensitive-file-read",
+                Severity.MEDIUM,
+                "Sensitive file access",
+                "T1552.001",
+                detail,
+            )
+    sev = Severity.MEDIUM if body.policy_name else Severity.LOW
+    return "process-kprobe", sev, "Policy hit", "", detail
+
+
+def parse_tetragon(data: bytes | memoryview) -> TetragonRecord:
+    try:
+        return DECODER.decode(data)
+    except msgspec.ValidationError as exc:
+        raise SkipRecord("wrong-type", f"Tetragon event field of the wrong type: {exc}") from None
+
+
+def build_event(rec: TetragonRecord, data: bytes | memoryview, raw: RawRef | None) -> Event:
+    etype = ""
+    body: TBody | None = None
+    for name in _TYPES:
+        body = getattr(rec, name)
+        if body is not None:
+            etype = name
+            break
+    if body is None:
+        raise SkipRecord("unknown-format", "a Tetragon event of a type ktriage does not read")
+    stamp_value = rec.time
+    if stamp_value is None and etype == "process_exec" and body.process is not None:
+        # An exec happens when its process starts: the one event time we can trust.
+        stamp_value = body.process.start_time
+    if stamp_value is None:
+        raise SkipRecord("missing-field", "Tetragon event has no time")
+    time = to_epoch(stamp_value)
+    if time is None:
+        raise SkipRecord("wrong-type", f"Tetragon event time is not a time: {stamp_value!r:.60}")
+    proc = body.process
+    parent = body.parent
+    exec_id = proc.exec_id if proc is not None else None
+    stamp = stamp_value if isinstance(stamp_value, str) else repr(stamp_value)
+    ref = f"{exec_id}:{etype}:{stamp}" if exec_id else f"h:{short_hash(bytes(data).strip())}"
+    ents = _entities(rec, proc)
+    where = _where(proc, rec.node_name)
+    cmd = _cmdline(proc)
+    pbin = parent.binary if parent is not None and parent.binary else "?"
+    kind = etype.replace("_", "-")
+    severity = Severity.INFO
+    signal = False
+    label = ""
+    technique = ""
+
+    if etype == "process_exec":
+        summary = f"exec {cmd} in {where} (parent {pbin})"
+        found = _classify_exec(proc, parent) if proc is not None else None
+        if found is not None:
+            kind, severity, label, technique = found
+            signal = True
+            summary = f"{label}: {cmd} in {where} (parent {pbin})"
+    elif etype == "process_exit":
+        status = f" status {body.status}" if body.status else ""
+        sig = f" signal {body.signal}" if body.signal else ""
+        summary = f"exit {cmd} in {where}{status}{sig}"
+    elif etype in ("process_kprobe", "process_tracepoint", "process_lsm", "process_uprobe"):
+        kind, severity, label, technique, detail = _classify_hook(body)
+        signal = True
+        policy = f" [policy {body.policy_name}]" if body.policy_name else ""
+        summary = f"{label}: {detail} by {cmd} in {where}{policy}"
+        if kind == "process-kprobe":
+            kind = etype.replace("_", "-")
+    else:
+        dst = f"{body.destination_ip}:{body.destination_port}"
+        if etype == "process_connect":
+            kind = "network-connect"
+            summary = f"connect {cmd} in {where} -> {dst}"
+            if body.destination_ip:
+                ents.append(entity(EntityKind.IP, "", body.destination_ip))
+            pname = _base(proc.binary if proc is not None else None)
+            if body.destination_port in MINING_PORTS:
+                kind, severity, label, technique = (
+                    "mining-pool-egress",
+                    Severity.HIGH,
+                    "Mining-pool egress",
+                    "T1496",
+                )
+                signal = True
+            elif pname in _NETCAT:
+                severity, label, technique = Severity.HIGH, "Netcat connection", "T1095"
+                signal = True
+            if signal:
+                summary = f"{label}: {cmd} in {where} -> {dst}"
+        elif etype == "process_listen":
+            kind = "network-listen"
+            summary = f"listen {cmd} in {where} on {body.source_ip or '?'}"
+        else:
+            kind = "network-close"
+            summary = f"close {cmd} in {where} -> {dst}"
+    return Event(
+        time=time,
+        source="tetragon",
+        ref=ref,
+        kind=kind,
+        severity=severity,
+        summary=plain(summary, 400),
+        entities=tuple(ents),
+        attack=attack_for(technique) if technique else None,
+        signal=signal,
+        label=label,
+        raw=raw,
+    )
