@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from ktriage.core.attack import tactic_rank
@@ -67,7 +67,8 @@ class Correlator:
         self._parent: dict[int, int] = {}  # union–find over signal ids
         self._groups: dict[int, _Group] = {}  # root signal id -> group
         self._key_signals: dict[EntityRef, list[tuple[float, int]]] = {}
-        self._pending: dict[EntityRef, list[tuple[float, int]]] = {}
+        # Context not yet attached, by entity: event ids, oldest first.
+        self._pending: dict[EntityRef, deque[int]] = {}
         self._event_group: dict[int, int] = {}  # context event id -> a signal id of its group
         self.incidents: dict[str, Incident] = {}
         # Ids that disappeared: an incident merged into another or renamed
@@ -150,9 +151,8 @@ class Correlator:
         self._absorb(group, ev, signal=True)
         root = sid
         window = self.window
-        for ent in ev.entities:
-            if not ent.strong:
-                continue
+        keys = [ent for ent in ev.entities if ent.strong] or [_fallback_key(ev)]
+        for ent in keys:
             lst = self._key_signals.setdefault(ent, [])
             item = (ev.time, sid)
             pos = bisect.bisect_left(lst, item)
@@ -165,46 +165,52 @@ class Correlator:
         return self._refresh(group)
 
     def _add_context(self, ev: Event) -> set[str]:
-        best: tuple[float, int] | None = None
-        for ent in ev.entities:
-            if not ent.strong:
-                continue
+        best_gap = self.window
+        best_sid = 0
+        strong = [ent for ent in ev.entities if ent.strong]
+        t = ev.time
+        for ent in strong:
             lst = self._key_signals.get(ent)
             if lst:
-                pos = bisect.bisect_left(lst, (ev.time, 0))
-                for n in (pos - 1, pos):
-                    if 0 <= n < len(lst):
-                        gap = abs(lst[n][0] - ev.time)
-                        if gap <= self.window and (best is None or gap < best[0]):
-                            best = (gap, lst[n][1])
-        if best is None:
-            for ent in ev.entities:
-                if ent.strong:
-                    pend = self._pending.setdefault(ent, [])
-                    pend.append((ev.time, ev.id))
-                    if len(pend) > PENDING_PER_ENTITY:
-                        del pend[: len(pend) - PENDING_PER_ENTITY]
+                pos = bisect.bisect_left(lst, (t, 0))
+                if pos < len(lst):
+                    gap = lst[pos][0] - t
+                    if gap <= best_gap:
+                        best_gap, best_sid = gap, lst[pos][1]
+                if pos:
+                    gap = t - lst[pos - 1][0]
+                    if gap <= best_gap:
+                        best_gap, best_sid = gap, lst[pos - 1][1]
+        if not best_sid:
+            pending = self._pending
+            for ent in strong:
+                pend = pending.get(ent)
+                if pend is None:
+                    pend = pending[ent] = deque(maxlen=PENDING_PER_ENTITY)
+                pend.append(ev.id)
             return set()
-        group = self._groups[self._find(best[1])]
-        self._event_group[ev.id] = best[1]
+        group = self._groups[self._find(best_sid)]
+        self._event_group[ev.id] = best_sid
         self._absorb(group, ev, signal=False)
         return self._refresh(group, context_only=True)
 
     def _attach_pending(self, group: _Group, signal: Event) -> None:
         """Context that arrived before this signal joins its incident now."""
+        get = self.store.get
         for ent in signal.entities:
             pend = self._pending.get(ent)
             if not pend:
                 continue
-            keep = []
-            for t, eid in pend:
+            keep: deque[int] = deque(maxlen=PENDING_PER_ENTITY)
+            for eid in pend:
                 if eid in self._event_group:
                     continue
-                if abs(t - signal.time) <= self.window:
+                ev = get(eid)
+                if abs(ev.time - signal.time) <= self.window:
                     self._event_group[eid] = signal.id
-                    self._absorb(group, self.store.get(eid), signal=False)
+                    self._absorb(group, ev, signal=False)
                 else:
-                    keep.append((t, eid))
+                    keep.append(eid)
             self._pending[ent] = keep
 
     def _absorb(self, group: _Group, ev: Event, *, signal: bool) -> None:
@@ -313,6 +319,13 @@ class Correlator:
     def sorted_incidents(self) -> list[Incident]:
         """Most severe first, then most recent."""
         return sorted(self.incidents.values(), key=lambda i: (-i.severity, -i.last_seen, i.id))
+
+
+def _fallback_key(ev: Event) -> EntityRef:
+    """A signal with no strong entity (a host-level Falco alert) links only to
+    repeats of the same detection on the same node or namespace."""
+    scope = ev.first(EntityKind.NODE) or ev.first(EntityKind.NAMESPACE)
+    return EntityRef("Detection", scope.name if scope else "", ev.label or ev.kind)
 
 
 def score(base: Severity, signal_sources: set[str], tactics: set[str]) -> Severity:

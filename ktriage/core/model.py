@@ -84,6 +84,12 @@ class EntityRef(NamedTuple):
     @property
     def strong(self) -> bool:
         """Whether this entity links signals into one incident."""
+        known = _STRONG_CACHE.get(self)
+        if known is None:
+            known = _STRONG_CACHE[self] = self._links()
+        return known
+
+    def _links(self) -> bool:
         if self.kind not in STRONG_KINDS:
             return False
         if self.kind == EntityKind.USER:
@@ -103,6 +109,7 @@ class EntityRef(NamedTuple):
 
 
 _ENTITY_CACHE: dict[tuple[str, str, str], EntityRef] = {}
+_STRONG_CACHE: dict[EntityRef, bool] = {}
 
 
 def entity(kind: str, namespace: str | None, name: str) -> EntityRef:
@@ -112,6 +119,7 @@ def entity(kind: str, namespace: str | None, name: str) -> EntityRef:
     if ref is None:
         if len(_ENTITY_CACHE) > 500_000:
             _ENTITY_CACHE.clear()
+            _STRONG_CACHE.clear()
         ref = _ENTITY_CACHE[key] = EntityRef(*key)
     return ref
 

@@ -255,3 +255,12 @@ def test_many_events_in_one_incident_stay_fast() -> None:
     assert inc.event_count == 100_001
     # Linear work: a quadratic timeline would take minutes here.
     assert elapsed < 10
+
+
+def test_signals_without_strong_entities_group_by_detection_and_node() -> None:
+    c = Correlator(window=600)
+    for t in range(5):
+        c.add(ev(t, NODE, label="Sensitive file read", source="falco"))
+    c.add(ev(3, NODE, label="Write below binary dir", source="falco"))
+    c.add(ev(4, entity("Node", "", "node-b"), label="Sensitive file read", source="falco"))
+    assert sorted(i.signal_count for i in c.incidents.values()) == [1, 1, 5]
