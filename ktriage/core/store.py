@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from ktriage.core.model import EntityRef, Event
+from ktriage.core.model import EntityKind, EntityRef, Event
+
+# Entity kinds indexed by the store (the UI looks pods up); the correlator keeps
+# its own indexes, so indexing everything would only cost time and memory.
+INDEXED_KINDS = frozenset({EntityKind.POD, EntityKind.NODE})
 
 
 class EventStore:
@@ -33,21 +37,24 @@ class EventStore:
             self.dropped += 1
             return None
         self._seen.add(key)
-        self._events.append(event)
-        event.id = len(self._events)
+        events = self._events
+        events.append(event)
+        event.id = eid = len(events)
+        index = self._by_entity
         for ent in event.entities:
-            if ent.strong:
-                ids = self._by_entity.get(ent)
+            if ent.kind in INDEXED_KINDS:
+                ids = index.get(ent)
                 if ids is None:
-                    self._by_entity[ent] = [event.id]
+                    index[ent] = [eid]
                 else:
-                    ids.append(event.id)
+                    ids.append(eid)
         return event
 
     def get(self, event_id: int) -> Event:
         return self._events[event_id - 1]
 
     def by_entity(self, ent: EntityRef) -> list[int]:
+        """Ids of the events naming a pod or node (other kinds are not indexed)."""
         return self._by_entity.get(ent, [])
 
     def entities(self) -> Iterable[EntityRef]:
