@@ -1,0 +1,179 @@
+"""`ktriage replay`: reports, JSON lines, Markdown snapshots and bad input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ktriage.cli import main
+
+EXEC = {
+    "kind": "Event",
+    "apiVersion": "audit.k8s.io/v1",
+    "level": "Metadata",
+    "auditID": "0b8c6f3e-1111-4a55-9a3e-6d2c1c1b0001",
+    "stage": "ResponseStarted",
+    "requestURI": "/api/v1/namespaces/shop/pods/web-1/exec?command=sh&container=web&stdin=true",
+    "verb": "create",
+    "user": {"username": "mallory", "groups": ["system:authenticated"]},
+    "sourceIPs": ["203.0.113.50"],
+    "objectRef": {
+        "resource": "pods",
+        "namespace": "shop",
+        "name": "web-1",
+        "apiVersion": "v1",
+        "subresource": "exec",
+    },
+    "responseStatus": {"metadata": {}, "code": 101},
+    "requestReceivedTimestamp": "2026-11-27T03:00:00.000000Z",
+    "stageTimestamp": "2026-11-27T03:00:00.100000Z",
+}
+FALCO = {
+    "uuid": "8e2c0a52-9d0d-4a6a-8b0c-0e5f8d6c1a01",
+    "time": "2026-11-27T03:00:05.123456789Z",
+    "rule": "Terminal shell in container",
+    "priority": "Notice",
+    "source": "syscall",
+    "hostname": "node-a",
+    "output": "03:00:05.123456789: Notice A shell was spawned (user=root k8s.pod=web-1 "
+    "shell=sh cmdline=[bold red]sh -c id[/] \x1b]52;c;ZXZpbA==\x07)",
+    "output_fields": {
+        "k8s.ns.name": "shop",
+        "k8s.pod.name": "web-1",
+        "container.id": "0123456789ab",
+        "proc.cmdline": "sh -c id",
+    },
+    "tags": ["container", "shell", "mitre_execution", "T1059"],
+}
+
+
+def _write_lines(path: Path, records: list, extra: list[bytes] = ()) -> Path:
+    with open(path, "wb") as fh:
+        for rec in records:
+            fh.write(json.dumps(rec).encode() + b"\n")
+        for raw in extra:
+            fh.write(raw + b"\n")
+    return path
+
+
+def test_json_lines_are_the_stable_format(tmp_path: Path, capsysbinary) -> None:
+    audit = _write_lines(tmp_path / "audit.log", [EXEC])
+    falco = _write_lines(tmp_path / "falco.jsonl", [FALCO])
+    assert main(["replay", "--json", str(audit), str(falco)]) == 0
+    out = capsysbinary.readouterr().out.decode().splitlines()
+    incidents = [json.loads(line) for line in out[:-1]]
+    assert len(incidents) == 1
+    inc = incidents[0]
+    assert set(inc) == {
+        "id", "severity", "title", "first_seen", "last_seen", "tactics", "entities", "events",
+    }  # fmt: skip
+    assert inc["id"].startswith("INC-")
+    assert "shop/web-1" in inc["title"]
+    assert {"kind": "Pod", "namespace": "shop", "name": "web-1"} in inc["entities"]
+    assert [e["source"] for e in inc["events"]] == ["audit", "falco"]
+    assert set(inc["events"][0]) == {"source", "ref", "time", "kind", "severity", "summary"}
+    assert inc["first_seen"] == "2026-11-27T03:00:00.100000Z"
+    assert "execution" in inc["tactics"]
+    # Corroborated by two sources: raised above the strongest single signal.
+    assert inc["severity"] in ("high", "critical")
+    assert json.loads(out[-1]) == {"skipped": {"total": 0, "by_reason": {}, "lines": []}}
+
+
+def test_same_input_same_output_in_any_file_order(tmp_path: Path, capsysbinary) -> None:
+    audit = _write_lines(tmp_path / "a.log", [EXEC])
+    falco = _write_lines(tmp_path / "f.jsonl", [FALCO])
+    main(["replay", "--json", str(audit), str(falco)])
+    first = capsysbinary.readouterr().out
+    main(["replay", "--json", str(falco), str(audit)])
+    assert capsysbinary.readouterr().out == first
+
+
+def test_bad_lines_are_skipped_counted_and_named(tmp_path: Path, capsysbinary) -> None:
+    bad = [
+        b'{"kind": "Event", "auditID": "x", "verb": ',  # truncated
+        b"not json at all",
+        b"\x00\xff\xfe\x01garbage",
+        b"[1, 2, 3]",
+        b'{"hello": "world"}',
+        b'{"rule": "x", "priority": "Warning", "time": 12, "output": 5}',
+        b"{" + b'"a":"' + b"x" * (1 << 20) + b'"}',
+    ]
+    path = _write_lines(tmp_path / "mixed.log", [EXEC], bad)
+    assert main(["replay", "--json", str(path)]) == 0
+    captured = capsysbinary.readouterr()
+    lines = captured.out.decode().splitlines()
+    skipped = json.loads(lines[-1])["skipped"]
+    assert skipped["total"] == len(bad)
+    assert skipped["by_reason"]["too-long"] == 1
+    assert skipped["by_reason"]["unknown-format"] == 1
+    origins = sorted(entry["origin"] for entry in skipped["lines"])
+    assert origins == sorted(f"mixed.log:{n}" for n in range(2, 2 + len(bad)))
+    assert len(lines) == 2  # the exec incident was still found
+    assert b"Skipped 7 unusable line(s)" in captured.err
+
+
+def test_gzip_and_documents(tmp_path: Path, capsysbinary) -> None:
+    gz = tmp_path / "audit.log.gz"
+    with gzip.open(gz, "wb") as fh:
+        fh.write(json.dumps(EXEC).encode() + b"\n")
+    doc = tmp_path / "falco.json"
+    doc.write_text(json.dumps([FALCO], indent=2))
+    assert main(["replay", "--json", str(gz), str(doc)]) == 0
+    inc = json.loads(capsysbinary.readouterr().out.decode().splitlines()[0])
+    assert [e["source"] for e in inc["events"]] == ["audit", "falco"]
+
+
+def test_markdown_snapshots_are_private_and_escaped(tmp_path: Path) -> None:
+    path = _write_lines(tmp_path / "in.log", [EXEC, FALCO])
+    out_dir = tmp_path / "snaps"
+    assert main(["replay", "--markdown", str(out_dir), str(path)]) == 0
+    files = list(out_dir.glob("INC-*.md"))
+    assert len(files) == 1
+    text = files[0].read_text()
+    assert stat.S_IMODE(files[0].stat().st_mode) == 0o600
+    assert "## Actions taken" in text and "No actions were taken." in text
+    assert "\x1b" not in text
+    # Outside the appendix's code blocks, markup-like text is escaped.
+    prose = text.split("## Appendix")[0]
+    assert "[bold red]" not in prose and "\\[bold red\\]" in prose
+
+
+def test_missing_file_is_a_clear_error_without_traceback(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "ktriage.cli", "replay", "--json", str(tmp_path / "nope.log")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert "nope.log: no such file" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_directory_is_refused(tmp_path: Path, capsys) -> None:
+    assert main(["replay", "--json", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+
+
+def test_text_report(tmp_path: Path, capsys) -> None:
+    path = _write_lines(tmp_path / "in.log", [EXEC, FALCO])
+    assert main(["replay", "--text", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("1 incident(s)")
+    assert "Pod shop/web-1" in out
+    assert "audit 1, falco 1" in out
+
+
+@pytest.mark.parametrize("window", ["1s", "30m"])
+def test_window_option_changes_linking(tmp_path: Path, capsysbinary, window: str) -> None:
+    late = dict(FALCO, time="2026-11-27T03:10:00Z", uuid="late-one")
+    path = _write_lines(tmp_path / "in.log", [EXEC, late])
+    main(["replay", "--json", "--window", window, str(path)])
+    incidents = capsysbinary.readouterr().out.decode().splitlines()[:-1]
+    assert len(incidents) == (2 if window == "1s" else 1)
