@@ -154,11 +154,24 @@ def tactic_name(tactic: str) -> str:
     return TACTIC_NAMES.get(normalize_tactic(tactic), tactic)
 
 
+_ATTACKS: dict[tuple[str, str | None], Attack] = {}
+
+
 def attack_for(technique_id: str, tactic: str | None = None) -> Attack:
     """The Attack for a technique id, with its usual tactic unless `tactic` is given.
 
     An unknown technique keeps its id with an empty name (and tactic, if none given).
     """
+    key = (technique_id, tactic)
+    found = _ATTACKS.get(key)
+    if found is None:
+        if len(_ATTACKS) > 10_000:
+            _ATTACKS.clear()
+        found = _ATTACKS[key] = _attack_for(technique_id, tactic)
+    return found
+
+
+def _attack_for(technique_id: str, tactic: str | None) -> Attack:
     known = TECHNIQUES.get(technique_id)
     if known is None:
         parent = TECHNIQUES.get(technique_id.split(".", 1)[0])
@@ -172,6 +185,9 @@ def attack_for_kind(kind: str) -> Attack | None:
     return attack_for(technique) if technique else None
 
 
+_FROM_TAGS: dict[tuple[object, ...], Attack | None] = {}
+
+
 def from_falco_tags(tags: Iterable[object] | None) -> Attack | None:
     """ATT&CK from Falco rule tags such as `mitre_execution`, `T1059`, `T1059.004`.
 
@@ -180,6 +196,20 @@ def from_falco_tags(tags: Iterable[object] | None) -> Attack | None:
     """
     if not tags:
         return None
+    key = tuple(tags)
+    try:
+        return _FROM_TAGS[key]
+    except KeyError:
+        pass
+    except TypeError:  # unhashable tags
+        return _from_tags(key)
+    if len(_FROM_TAGS) > 10_000:
+        _FROM_TAGS.clear()
+    found = _FROM_TAGS[key] = _from_tags(key)
+    return found
+
+
+def _from_tags(tags: tuple[object, ...]) -> Attack | None:
     tactics: list[str] = []
     techniques: list[str] = []
     for tag in tags:

@@ -38,6 +38,8 @@ SKIP_REASONS = (
 )
 
 _GENERIC = msgspec.json.Decoder()
+_AUDIT_DECODER = audit_parser.DECODER
+_build_audit = audit_parser.build_event
 _ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
 _WS = b" \t\r\n"
 _BOM = b"\xef\xbb\xbf"
@@ -95,8 +97,24 @@ class Ingestor:
     def __init__(self) -> None:
         self.skipped: collections.Counter[str] = collections.Counter()
         self.skip_log: list[tuple[str, str, str]] = []
-        self.formats: collections.Counter[str] = collections.Counter()
         self.audit = AuditDetector()
+        # Plain ints on the hot path; `formats` assembles them.
+        self._n_audit = 0
+        self._n_falco = 0
+        self._n_tetragon = 0
+
+    @property
+    def formats(self) -> collections.Counter[str]:
+        """Records parsed, by format ("audit"/"falco"/"tetragon")."""
+        counts: collections.Counter[str] = collections.Counter()
+        for name, n in (
+            ("audit", self._n_audit),
+            ("falco", self._n_falco),
+            ("tetragon", self._n_tetragon),
+        ):
+            if n:
+                counts[name] = n
+        return counts
 
     # -- public API -----------------------------------------------------------
 
@@ -108,6 +126,19 @@ class Ingestor:
             line = line.rstrip(b"\r\n")
         if not line or line.isspace():
             return []
+        if line.startswith(b'{"kind":"Event",') or b'"auditID"' in line:
+            # The common case, inlined: one audit event per line.
+            try:
+                rec = _AUDIT_DECODER.decode(line)
+            except msgspec.DecodeError:
+                return self._bytes(line, origin, raw, None)
+            if rec.verb and (rec.kind is None or rec.kind == "Event"):
+                try:
+                    ev = _build_audit(rec, line, raw)
+                except SkipRecord as exc:
+                    return self._skip(origin, exc.skip.reason, exc.skip.detail)
+                self._n_audit += 1
+                return self.audit.process(rec, ev)
         return self._bytes(line, origin, raw, None)
 
     def feed_record(
@@ -238,12 +269,12 @@ class Ingestor:
             if fmt == "falco":
                 alert = falco_parser.parse_falco(data)
                 ev = falco_parser.build_event(alert, data, raw)
-                self.formats["falco"] += 1
+                self._n_falco += 1
                 return [ev]
             if fmt == "tetragon":
                 rec = tetragon_parser.parse_tetragon(data)
                 ev = tetragon_parser.build_event(rec, data, raw)
-                self.formats["tetragon"] += 1
+                self._n_tetragon += 1
                 return [ev]
             return self._generic(data, origin, raw)
         except SkipRecord as exc:
@@ -276,7 +307,7 @@ class Ingestor:
                 return self._event_list(lst, origin, raw)
         rec = audit_parser.parse_audit(data)
         ev = audit_parser.build_event(rec, data, raw)
-        self.formats["audit"] += 1
+        self._n_audit += 1
         return self.audit.process(rec, ev)
 
     def _event_list(
@@ -296,7 +327,7 @@ class Ingestor:
                 skip = _bad_json(data, exc)
                 self._skip(where, skip.reason, skip.detail)
                 continue
-            self.formats["audit"] += 1
+            self._n_audit += 1
             out.extend(self.audit.process(rec, ev))
         return out
 

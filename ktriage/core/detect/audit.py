@@ -265,30 +265,35 @@ class AuditDetector:
 
     def process(self, rec: AuditRecord, ev: Event) -> list[Event]:
         """Classify `ev` (built from `rec`) and return what to emit now."""
-        out: list[Event] = []
+        out: list[Event] | None = None
         t = ev.time
         if t > self._latest:
             self._latest = t
             if t > self._next_release:
-                out.extend(self._release(t))
+                out = self._release(t)
         oref = rec.objectRef
-        if oref is not None and oref.resource:
+        if oref is not None:
             handler = self._handlers.get(oref.resource)
             if handler is not None:
                 handler(rec, ev)
         user = rec.user
-        if not ev.signal and user is not None:
-            if user.username == "system:anonymous" or (
-                user.groups and "system:unauthenticated" in user.groups
-            ):
+        if user is not None and not ev.signal:
+            name = user.username
+            if name == "system:anonymous" or (not name and user.in_group("system:unauthenticated")):
                 self._anonymous(rec, ev)
-        code = rec.code
-        if code == 403 and (rec.stage or "") in _RESPONSE_STAGES:
+        st = rec.responseStatus
+        if st is not None and st.code == 403 and (rec.stage or "") in _RESPONSE_STAGES:
             burst = self._forbidden(rec, ev)
             if burst is not None:
+                if out is None:
+                    out = []
                 out.append(burst)
         if ev.signal and rec.auditID:
+            if out is None:
+                return self._one_per_request(rec, ev)
             out.extend(self._one_per_request(rec, ev))
+        elif out is None:
+            return [ev]
         else:
             out.append(ev)
         return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import msgspec
 
 from ktriage.core.model import EntityKind, EntityRef, Event, RawRef, Severity, entity
+from ktriage.core.parse import _SECOND_CACHE as _SECONDS
 from ktriage.core.parse import SkipRecord, identity, plain, short_hash, to_epoch
 
 Stamp = str | int | float | None
@@ -17,7 +18,17 @@ Stamp = str | int | float | None
 
 class UserInfo(msgspec.Struct):
     username: str | None = None
-    groups: list[str] | None = None
+    # Kept raw: only the anonymous check looks for one group in it.
+    groups: msgspec.Raw = msgspec.Raw()
+
+    def in_group(self, group: str) -> bool:
+        if not self.groups:
+            return False
+        return f'"{group}"'.encode() in bytes(self.groups)
+
+
+class Annotations(msgspec.Struct):
+    decision: str | None = msgspec.field(default=None, name="authorization.k8s.io/decision")
 
 
 class ObjectRef(msgspec.Struct):
@@ -48,7 +59,7 @@ class AuditRecord(msgspec.Struct):
     sourceIPs: list[str] | None = None
     objectRef: ObjectRef | None = None
     responseStatus: ResponseStatus | None = None
-    annotations: dict[str, str] | None = None
+    annotations: Annotations | None = None
     requestObject: msgspec.Raw = msgspec.Raw()
     responseObject: msgspec.Raw = msgspec.Raw()
     stageTimestamp: Stamp = None
@@ -71,7 +82,7 @@ class AuditRecord(msgspec.Struct):
     @property
     def decision(self) -> str:
         ann = self.annotations
-        return ann.get("authorization.k8s.io/decision", "") if ann else ""
+        return (ann.decision or "") if ann is not None else ""
 
 
 class EventListRecord(msgspec.Struct):
@@ -164,41 +175,101 @@ def parse_audit(data: bytes | memoryview) -> AuditRecord:
     return rec
 
 
+# Small caches: a stream names the same few thousand users, IPs and namespaces.
+_IDENTITIES: dict[str, EntityRef] = {}
+_IPS: dict[str, EntityRef] = {}
+_NAMESPACES: dict[str, EntityRef] = {}
+_MAX_CACHE = 100_000
+
+
+def _identity(name: str) -> EntityRef:
+    ent = _IDENTITIES.get(name)
+    if ent is None:
+        if len(_IDENTITIES) > _MAX_CACHE:
+            _IDENTITIES.clear()
+        ent = _IDENTITIES[name] = identity(name)
+    return ent
+
+
+def _ip(ip: str) -> EntityRef:
+    ent = _IPS.get(ip)
+    if ent is None:
+        if len(_IPS) > _MAX_CACHE:
+            _IPS.clear()
+        ent = _IPS[ip] = entity(EntityKind.IP, "", ip)
+    return ent
+
+
+def _namespace(ns: str) -> EntityRef:
+    ent = _NAMESPACES.get(ns)
+    if ent is None:
+        if len(_NAMESPACES) > _MAX_CACHE:
+            _NAMESPACES.clear()
+        ent = _NAMESPACES[ns] = entity(EntityKind.NAMESPACE, "", ns)
+    return ent
+
+
 def build_event(rec: AuditRecord, data: bytes | memoryview, raw: RawRef | None) -> Event:
-    """The ordinary (context) Event of one audit record."""
-    time = _event_time(rec)
-    stage = rec.stage or ""
-    ref = f"{rec.auditID}:{stage}" if rec.auditID else "h:" + short_hash(bytes(data))
-    ents: list[EntityRef] = []
-    actor = rec.username
-    if actor:
-        ents.append(identity(actor))
+    """The ordinary (context) Event of one audit record. This runs for every audit
+    line, so it stays flat: no helper calls on the common path."""
+    value = rec.stageTimestamp
+    time = None
+    if type(value) is str and len(value) > 19:
+        base = _SECONDS.get(value[:19])
+        tail = value[19:]
+        if base is not None and tail[-1] == "Z" and tail[0] == "." and tail[1:-1].isdigit():
+            time = base + float(tail[:-1][:10])
+    if time is None:
+        time = _event_time(rec)
+    aid = rec.auditID
+    ref = f"{aid}:{rec.stage or ''}" if aid else "h:" + short_hash(bytes(data))
+    user = rec.user
+    actor = (user.username or "") if user is not None else ""
+    ents: list[EntityRef] = [_identity(actor)] if actor else []
     imp = rec.impersonatedUser
     if imp is not None and imp.username:
-        ents.append(identity(imp.username))
+        ents.append(_identity(imp.username))
     oref = rec.objectRef
-    if oref is not None:
-        obj = _object_entity(oref)
-        if obj is not None:
-            ents.append(obj)
-        if oref.namespace:
-            ents.append(entity(EntityKind.NAMESPACE, "", oref.namespace))
-    if rec.sourceIPs:
-        for ip in rec.sourceIPs:
-            ents.append(entity(EntityKind.IP, "", ip))
-    code = rec.code
-    summary = f"{actor or '(unknown user)'} {rec.verb} {target_text(rec)}"
+    if oref is not None and oref.resource:
+        res = oref.resource
+        ns = oref.namespace
+        name = oref.name
+        if name:
+            if res == "pods" or res in _ENTITY_RESOURCES:
+                obj = _object_entity(oref)
+                if obj is not None:
+                    ents.append(obj)
+            if oref.subresource:
+                target = (
+                    f"{res}/{oref.subresource} {ns}/{name}"
+                    if ns
+                    else f"{res}/{oref.subresource} {name}"
+                )
+            else:
+                target = f"{res} {ns}/{name}" if ns else f"{res} {name}"
+        elif oref.subresource:
+            target = f"{res}/{oref.subresource} in {ns}" if ns else f"{res}/{oref.subresource}"
+        else:
+            target = f"{res} in {ns}" if ns else res
+        if ns:
+            ents.append(_namespace(ns))
+    else:
+        target = rec.requestURI or "(no target)"
+    ips = rec.sourceIPs
+    if ips:
+        for ip in ips:
+            ents.append(_ip(ip))
+    summary = f"{actor or '(unknown user)'} {rec.verb} {target}"
     if imp is not None and imp.username:
         summary = f"{summary} as {imp.username}"
-    if code >= 400:
-        summary = f"{summary} (denied {code})"
+    st = rec.responseStatus
+    if st is not None and st.code is not None and st.code >= 400:
+        summary = f"{summary} (denied {st.code})"
+    if len(summary) > 300 or not summary.isprintable():
+        summary = plain(summary)
     return Event(
-        time=time,
-        source="audit",
-        ref=ref,
-        kind="api-request",
-        severity=Severity.INFO,
-        summary=plain(summary),
-        entities=tuple(ents),
-        raw=raw,
+        time, "audit", ref, "api-request", Severity.INFO, summary, tuple(ents), None, False, "", raw
     )
+
+
+_ENTITY_RESOURCES = frozenset({"nodes", "serviceaccounts", "namespaces"})

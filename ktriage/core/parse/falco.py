@@ -84,7 +84,19 @@ _LEADING = re.compile(
 _NA = (None, "", "<NA>", "N/A")
 
 
+_KINDS: dict[str, tuple[str, str]] = {}
+
+
 def _kind_for(rule: str) -> tuple[str, str]:
+    found = _KINDS.get(rule)
+    if found is None:
+        if len(_KINDS) > 10_000:
+            _KINDS.clear()
+        found = _KINDS[rule] = _classify_rule(rule)
+    return found
+
+
+def _classify_rule(rule: str) -> tuple[str, str]:
     low = rule.lower()
     known = KNOWN_RULES.get(low)
     if known:
@@ -108,29 +120,40 @@ def _str(fields: dict[str, Any], key: str) -> str:
 
 def _entities(alert: FalcoAlert, fields: dict[str, Any]) -> list[EntityRef]:
     ents: list[EntityRef] = []
-    ns = _str(fields, "k8s.ns.name")
-    pod = _str(fields, "k8s.pod.name")
-    if pod:
+    get = fields.get
+    ns = get("k8s.ns.name")
+    if ns in _NA or type(ns) is not str:
+        ns = ""
+    pod = get("k8s.pod.name")
+    if pod not in _NA and type(pod) is str:
         ents.append(entity(EntityKind.POD, ns, pod))
-    cid = _str(fields, "container.id")
-    if cid and cid != "host":
+    cid = get("container.id")
+    if cid not in _NA and type(cid) is str and cid != "host":
         ents.append(entity(EntityKind.CONTAINER, "", cid[:12]))
     if alert.hostname:
         ents.append(entity(EntityKind.NODE, "", alert.hostname))
-    repo = _str(fields, "container.image.repository")
-    if repo:
-        tag = _str(fields, "container.image.tag")
-        ents.append(entity(EntityKind.IMAGE, "", f"{repo}:{tag}" if tag else repo))
-    rip = _str(fields, "fd.rip") or _str(fields, "fd.sip")
-    if rip:
-        ents.append(entity(EntityKind.IP, "", rip))
-    # k8saudit plugin fields
+    if "container.image.repository" in fields:
+        repo = _str(fields, "container.image.repository")
+        if repo:
+            tag = _str(fields, "container.image.tag")
+            ents.append(entity(EntityKind.IMAGE, "", f"{repo}:{tag}" if tag else repo))
+    if "fd.rip" in fields or "fd.sip" in fields:
+        rip = _str(fields, "fd.rip") or _str(fields, "fd.sip")
+        if rip:
+            ents.append(entity(EntityKind.IP, "", rip))
+    if alert.source == "k8s_audit" or "ka.user.name" in fields:
+        ns = _k8saudit_entities(fields, ents, ns)
+    if ns:
+        ents.append(entity(EntityKind.NAMESPACE, "", ns))
+    return ents
+
+
+def _k8saudit_entities(fields: dict[str, Any], ents: list[EntityRef], ns: str) -> str:
+    """Entities from the k8saudit plugin's ka.* fields; returns the namespace."""
     user = _str(fields, "ka.user.name")
     if user:
         ents.append(identity(user))
     tns = _str(fields, "ka.target.namespace")
-    if not ns:
-        ns = tns
     tres = _str(fields, "ka.target.resource")
     tname = _str(fields, "ka.target.name") or _str(fields, "ka.resp.name")
     if tname and tres == "pods":
@@ -143,9 +166,7 @@ def _entities(alert: FalcoAlert, fields: dict[str, Any]) -> list[EntityRef]:
         ips = fields.get(key)
         if isinstance(ips, list):
             ents.extend(entity(EntityKind.IP, "", str(ip)) for ip in ips[:4])
-    if ns:
-        ents.append(entity(EntityKind.NAMESPACE, "", ns))
-    return ents
+    return ns or tns
 
 
 def parse_falco(data: bytes | memoryview) -> FalcoAlert:
@@ -180,9 +201,9 @@ def build_event(alert: FalcoAlert, data: bytes | memoryview, raw: RawRef | None)
     kind, label = _kind_for(rule)
     internal = rule.startswith("Falco internal") or severity == Severity.INFO
     output = alert.output or ""
-    text = _LEADING.sub("", output, count=1) if output else ""
+    text = _LEADING.sub("", output, count=1) if output[:1].isdigit() else output
     summary = f"{rule}: {text}" if text and not text.startswith(rule) else (text or rule)
-    attack = from_falco_tags(alert.tags) or attack_for_kind(kind)
+    attack = (from_falco_tags(alert.tags) if alert.tags else None) or attack_for_kind(kind)
     ref = alert.uuid or short_hash(bytes(data).strip())
     return Event(
         time=time,
