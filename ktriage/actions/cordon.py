@@ -1,0 +1,223 @@
+"""Cordon the node a pod runs on: no new pods land there; running pods stay.
+
+The patch is the one kubectl sends, a strategic merge of
+`{"spec": {"unschedulable": true}}`; undo sends `false`. A node that is already
+cordoned is left alone and the record says so (and that undo would not
+uncordon what ktriage did not cordon).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ktriage.actions.base import (
+    FAILED,
+    OK,
+    STRATEGIC_MERGE,
+    UNCHANGED,
+    UNDONE,
+    ActionError,
+    ActionRecord,
+    Change,
+    Outcome,
+    Plan,
+    Progress,
+    Target,
+)
+from ktriage.actions.context import ActionContext
+from ktriage.actions.permissions import GET_NODES, GET_PODS, PATCH_NODES, Permission
+from ktriage.core.model import EntityKind
+
+
+def _unschedulable(node: dict[str, Any]) -> bool:
+    return bool((node.get("spec") or {}).get("unschedulable"))
+
+
+class Cordon:
+    name = "cordon"
+    key = "c"
+    title = "Cordon the pod's node"
+
+    def permissions(self, target: Target) -> list[Permission]:
+        return [GET_PODS, GET_NODES, PATCH_NODES]
+
+    async def check(self, ctx: ActionContext, target: Target) -> dict[str, Any]:
+        pod = await ctx.call(
+            ctx.kube.get_pod,
+            target.namespace,
+            target.name,
+            what=f"read {target.words()}",
+            subject=target,
+            permission=GET_PODS,
+        )
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if not node_name:
+            raise ActionError(f"{target.words()} is not scheduled on a node: nothing to cordon")
+        node_target = Target(EntityKind.NODE, "", node_name)
+        node = await ctx.call(
+            ctx.kube.get_node,
+            node_name,
+            what=f"read {node_target.words()}",
+            subject=node_target,
+            permission=GET_NODES,
+        )
+        return {"node": node}
+
+    def _plan(
+        self, target: Target, incident_id: str, node: dict[str, Any], *, cordon: bool
+    ) -> Plan:
+        name = node["metadata"]["name"]
+        subject = Target(EntityKind.NODE, "", name)
+        verb = "Cordon" if cordon else "Uncordon"
+        plan = Plan(
+            action=self.name,
+            incident_id=incident_id,
+            target=target,
+            subject=subject,
+            title=f"{verb} node {name}",
+            state={"node": name},
+        )
+        if _unschedulable(node) == cordon:
+            state = "already cordoned" if cordon else "not cordoned"
+            plan.unchanged = f"node {name} is {state}: nothing to change"
+            return plan
+        plan.changes.append(
+            Change(
+                verb="patch",
+                target=subject,
+                body={"spec": {"unschedulable": cordon}},
+                content_type=STRATEGIC_MERGE,
+                summary=(
+                    f"mark node {name} unschedulable: no new pods are placed on it; "
+                    "the pods running there keep running"
+                    if cordon
+                    else f"mark node {name} schedulable again"
+                ),
+            )
+        )
+        if cordon:
+            pods_note = "The pod keeps running: cordoning stops new pods only; isolate it too."
+            plan.notes.append(pods_note)
+        return plan
+
+    async def plan(
+        self, ctx: ActionContext, target: Target, incident_id: str, facts: dict[str, Any]
+    ) -> Plan:
+        return self._plan(target, incident_id, facts["node"], cordon=True)
+
+    async def dry_run(self, ctx: ActionContext, plan: Plan) -> None:
+        if not plan.changes:
+            plan.dry_run = "nothing to send"
+            return
+        for change in plan.changes:
+            await ctx.call(
+                ctx.kube.patch_node,
+                change.target.name,
+                change.body,
+                dry_run=True,
+                what=f"dry run: patch {change.target.words()}",
+                subject=change.target,
+                permission=PATCH_NODES,
+            )
+        plan.dry_run = "the server accepted the patch (dryRun=All): nothing was changed yet"
+
+    async def _set(self, ctx: ActionContext, plan: Plan, *, cordon: bool) -> str:
+        """Patch the node; returns OK or UNCHANGED (found in the wanted state on a retry)."""
+        subject = plan.subject
+
+        async def attempt(refresh: bool) -> str:
+            if refresh:
+                node = await ctx.call(
+                    ctx.kube.get_node,
+                    subject.name,
+                    what=f"re-read {subject.words()}",
+                    subject=subject,
+                    permission=GET_NODES,
+                )
+                if _unschedulable(node) == cordon:
+                    return UNCHANGED
+            reply = await ctx.call(
+                ctx.kube.patch_node,
+                subject.name,
+                {"spec": {"unschedulable": cordon}},
+                what=f"patch {subject.words()}",
+                subject=subject,
+                permission=PATCH_NODES,
+            )
+            if _unschedulable(reply) != cordon:
+                raise ActionError(
+                    f"patch {subject.words()}: the server answered but spec.unschedulable "
+                    f"is not {str(cordon).lower()}"
+                )
+            return OK
+
+        return await ctx.runner.retry_on_conflict(attempt)
+
+    def _failed(self, plan: Plan, error: ActionError) -> Outcome:
+        check = (
+            f"kubectl get node {plan.subject.name} -o jsonpath='{{.spec.unschedulable}}'"
+            if error.reason in ("timeout", "network", "server", "throttled")
+            else ""
+        )
+        message = error.message + (
+            f"; it may or may not have applied: check with {check}" if check else ""
+        )
+        return Outcome(plan=plan, result=FAILED, message=message, error=error.message)
+
+    async def apply(
+        self, ctx: ActionContext, plan: Plan, progress: Progress | None = None
+    ) -> Outcome:
+        if plan.unchanged:
+            return Outcome(
+                plan=plan,
+                result=UNCHANGED,
+                message=plan.unchanged,
+                undo_note=("ktriage did not cordon it, so undo will not uncordon it"),
+            )
+        try:
+            result = await self._set(ctx, plan, cordon=True)
+        except ActionError as error:
+            return self._failed(plan, error)
+        name = plan.subject.name
+        if result == UNCHANGED:
+            return Outcome(
+                plan=plan,
+                result=UNCHANGED,
+                message=f"node {name} was cordoned meanwhile by someone else: nothing changed",
+            )
+        return Outcome(
+            plan=plan,
+            result=OK,
+            message=f"cordoned node {name}: no new pods will be scheduled on it",
+            undo={"node": name},
+            undoable=True,
+            undo_note=f"undo uncordons node {name}",
+        )
+
+    async def plan_undo(self, ctx: ActionContext, record: ActionRecord) -> Plan:
+        name = record.undo["node"]
+        subject = Target(EntityKind.NODE, "", name)
+        node = await ctx.call(
+            ctx.kube.get_node,
+            name,
+            what=f"read {subject.words()}",
+            subject=subject,
+            permission=GET_NODES,
+        )
+        plan = self._plan(record.target, record.incident_id, node, cordon=False)
+        plan.undo_of = record
+        return plan
+
+    async def undo(self, ctx: ActionContext, plan: Plan) -> Outcome:
+        if plan.unchanged:
+            return Outcome(plan=plan, result=UNCHANGED, message=plan.unchanged)
+        try:
+            result = await self._set(ctx, plan, cordon=False)
+        except ActionError as error:
+            return self._failed(plan, error)
+        name = plan.subject.name
+        if result == UNCHANGED:
+            return Outcome(
+                plan=plan, result=UNCHANGED, message=f"node {name} was uncordoned meanwhile"
+            )
+        return Outcome(plan=plan, result=UNDONE, message=f"uncordoned node {name}")

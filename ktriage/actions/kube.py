@@ -1,0 +1,234 @@
+"""The official client, set up for actions: one ApiClient, raw JSON in and out.
+
+Requests are sent by the official `kubernetes` client (CoreV1Api,
+NetworkingV1Api, AppsV1Api, AuthorizationV1Api, AuthenticationV1Api). Replies
+are read with `_preload_content=False` and decoded as plain dicts: the preview
+and the evidence show exactly what the server returned, and the NetworkPolicy
+evaluator works on the same dicts.
+
+These functions block; the runner calls them in threads.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+
+def api_client_from_kubeconfig(
+    path: str | None = None, context: str | None = None
+) -> k8s.ApiClient:
+    """An ApiClient for a kubeconfig file and context, like kubectl's `--kubeconfig/--context`.
+
+    urllib3's own retries are off: the action runner retries with its own
+    bounded backoff and honours Retry-After, and a blind retry would hide the
+    attempts from the record.
+    """
+    configuration = k8s.Configuration()
+    configuration.retries = False
+    return k8s_config.new_client_from_config(
+        config_file=path,
+        context=context,
+        persist_config=False,
+        client_configuration=configuration,
+    )
+
+
+def _decode(response: Any) -> dict[str, Any]:
+    data = response.data
+    response.release_conn()
+    if not data:
+        return {}
+    value = json.loads(data)
+    return value if isinstance(value, dict) else {}
+
+
+class Kube:
+    """Blocking calls used by the actions; every method returns the decoded reply."""
+
+    def __init__(self, api_client: k8s.ApiClient) -> None:
+        self.api_client = api_client
+        self.core = k8s.CoreV1Api(api_client)
+        self.net = k8s.NetworkingV1Api(api_client)
+        self.apps = k8s.AppsV1Api(api_client)
+        self.authz = k8s.AuthorizationV1Api(api_client)
+        self.authn = k8s.AuthenticationV1Api(api_client)
+
+    # ---- reads ---------------------------------------------------------------
+
+    def get_pod(self, namespace: str, name: str, *, timeout: Any = None) -> dict[str, Any]:
+        return _decode(
+            self.core.read_namespaced_pod(
+                name, namespace, _preload_content=False, _request_timeout=timeout
+            )
+        )
+
+    def get_node(self, name: str, *, timeout: Any = None) -> dict[str, Any]:
+        return _decode(self.core.read_node(name, _preload_content=False, _request_timeout=timeout))
+
+    def list_network_policies(self, namespace: str, *, timeout: Any = None) -> list[dict[str, Any]]:
+        reply = _decode(
+            self.net.list_namespaced_network_policy(
+                namespace, _preload_content=False, _request_timeout=timeout
+            )
+        )
+        return list(reply.get("items") or [])
+
+    def get_network_policy(
+        self, namespace: str, name: str, *, timeout: Any = None
+    ) -> dict[str, Any]:
+        return _decode(
+            self.net.read_namespaced_network_policy(
+                name, namespace, _preload_content=False, _request_timeout=timeout
+            )
+        )
+
+    def list_services(self, namespace: str, *, timeout: Any = None) -> list[dict[str, Any]]:
+        reply = _decode(
+            self.core.list_namespaced_service(
+                namespace, _preload_content=False, _request_timeout=timeout
+            )
+        )
+        return list(reply.get("items") or [])
+
+    def get_controller(
+        self, kind: str, namespace: str, name: str, *, timeout: Any = None
+    ) -> dict[str, Any]:
+        readers = {
+            "ReplicaSet": self.apps.read_namespaced_replica_set,
+            "StatefulSet": self.apps.read_namespaced_stateful_set,
+            "DaemonSet": self.apps.read_namespaced_daemon_set,
+        }
+        return _decode(
+            readers[kind](name, namespace, _preload_content=False, _request_timeout=timeout)
+        )
+
+    def list_pod_events(self, namespace: str, name: str, *, timeout: Any = None) -> list[dict]:
+        reply = _decode(
+            self.core.list_namespaced_event(
+                namespace,
+                field_selector=f"involvedObject.name={name},involvedObject.kind=Pod",
+                _preload_content=False,
+                _request_timeout=timeout,
+            )
+        )
+        return list(reply.get("items") or [])
+
+    def open_log(
+        self,
+        namespace: str,
+        name: str,
+        container: str,
+        *,
+        previous: bool = False,
+        limit_bytes: int | None = None,
+        timeout: Any = None,
+    ) -> Any:
+        """The urllib3 response of a pod log, unread: the caller streams it."""
+        return self.core.read_namespaced_pod_log(
+            name,
+            namespace,
+            container=container,
+            previous=previous or None,
+            limit_bytes=limit_bytes,
+            _preload_content=False,
+            _request_timeout=timeout,
+        )
+
+    # ---- writes --------------------------------------------------------------
+
+    def patch_node(
+        self, name: str, body: dict, *, dry_run: bool = False, timeout: Any = None
+    ) -> dict[str, Any]:
+        # A dict body goes out as application/strategic-merge-patch+json, as kubectl sends.
+        return _decode(
+            self.core.patch_node(
+                name,
+                body,
+                dry_run="All" if dry_run else None,
+                field_manager="ktriage",
+                _preload_content=False,
+                _request_timeout=timeout,
+            )
+        )
+
+    def patch_pod(
+        self, namespace: str, name: str, body: dict, *, dry_run: bool = False, timeout: Any = None
+    ) -> dict[str, Any]:
+        return _decode(
+            self.core.patch_namespaced_pod(
+                name,
+                namespace,
+                body,
+                dry_run="All" if dry_run else None,
+                field_manager="ktriage",
+                _preload_content=False,
+                _request_timeout=timeout,
+            )
+        )
+
+    def create_network_policy(
+        self, namespace: str, body: dict, *, dry_run: bool = False, timeout: Any = None
+    ) -> dict[str, Any]:
+        return _decode(
+            self.net.create_namespaced_network_policy(
+                namespace,
+                body,
+                dry_run="All" if dry_run else None,
+                field_manager="ktriage",
+                _preload_content=False,
+                _request_timeout=timeout,
+            )
+        )
+
+    def delete_network_policy(
+        self, namespace: str, name: str, *, dry_run: bool = False, timeout: Any = None
+    ) -> dict[str, Any]:
+        return _decode(
+            self.net.delete_namespaced_network_policy(
+                name,
+                namespace,
+                dry_run="All" if dry_run else None,
+                _preload_content=False,
+                _request_timeout=timeout,
+            )
+        )
+
+    # ---- who am I, what may I do --------------------------------------------
+
+    def access_review(
+        self,
+        *,
+        verb: str,
+        resource: str,
+        group: str = "",
+        subresource: str = "",
+        namespace: str = "",
+        timeout: Any = None,
+    ) -> dict[str, Any]:
+        attributes: dict[str, str] = {"verb": verb, "resource": resource, "group": group}
+        if subresource:
+            attributes["subresource"] = subresource
+        if namespace:
+            attributes["namespace"] = namespace
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attributes},
+        }
+        return _decode(
+            self.authz.create_self_subject_access_review(
+                body, _preload_content=False, _request_timeout=timeout
+            )
+        )
+
+    def self_review(self, *, timeout: Any = None) -> dict[str, Any]:
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        return _decode(
+            self.authn.create_self_subject_review(
+                body, _preload_content=False, _request_timeout=timeout
+            )
+        )

@@ -1,0 +1,86 @@
+"""Outcomes become events (source `ktriage`) in the incident's timeline.
+
+`raw_inline` follows core/snapshot.py: action, target, actor, result, error,
+undoable and, for evidence, files [{path, sha256, bytes}]; plus the time the
+action started and what undo needs, so the record alone tells the story.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from ktriage.actions.base import ActionRecord, Outcome
+from ktriage.core.model import EntityKind, Event, Severity, entity, iso
+
+_SEQUENCE = itertools.count(1)
+
+
+def action_event(outcome: Outcome) -> Event:
+    """The timeline event for one applied (or undone, or failed) action."""
+    plan = outcome.plan
+    target = plan.target
+    entities = [entity(EntityKind.POD, target.namespace, target.name)]
+    if plan.subject.kind == EntityKind.NODE:
+        entities.append(entity(EntityKind.NODE, None, plan.subject.name))
+    if outcome.actor and not outcome.actor.startswith("unknown"):
+        entities.append(entity(EntityKind.USER, None, outcome.actor))
+    subject = plan.subject.words()
+    label = plan.label
+    summary = f"{label} {subject}: {outcome.result}"
+    if outcome.message:
+        summary = f"{label} {subject}: {outcome.message}"
+    raw: dict[str, Any] = {
+        "action": label,
+        "target": subject,
+        "actor": outcome.actor,
+        "result": outcome.result,
+        "error": outcome.error,
+        "undoable": bool(outcome.undoable),
+        "started": iso(outcome.started) if outcome.started else "",
+        "incident": plan.incident_id,
+        "pod": target.short(),
+        "message": outcome.message,
+    }
+    if outcome.files:
+        raw["files"] = list(outcome.files)
+    if outcome.leftovers:
+        raw["leftovers"] = list(outcome.leftovers)
+    if outcome.undo:
+        raw["undo"] = dict(outcome.undo)
+    if outcome.undo_note:
+        raw["undo_note"] = outcome.undo_note
+    if plan.undo_of is not None:
+        raw["undoes"] = plan.undo_of.id
+    if plan.warnings:
+        raw["warnings"] = list(plan.warnings)
+    kind = "action-" + label.replace(" ", "-")
+    return Event(
+        time=outcome.finished,
+        source="ktriage",
+        ref=f"{kind}:{plan.subject.short()}:{outcome.finished:.6f}:{next(_SEQUENCE)}",
+        kind=kind,
+        severity=Severity.INFO,
+        summary=summary,
+        entities=tuple(entities),
+        signal=False,
+        raw_inline=raw,
+    )
+
+
+def action_record(outcome: Outcome, record_id: str) -> ActionRecord:
+    plan = outcome.plan
+    return ActionRecord(
+        id=record_id,
+        action=plan.label,
+        incident_id=plan.incident_id,
+        target=plan.target,
+        subject=plan.subject,
+        time=outcome.finished,
+        actor=outcome.actor,
+        result=outcome.result,
+        summary=outcome.message,
+        undo=dict(outcome.undo),
+        undoable=outcome.undoable,
+        undo_note=outcome.undo_note,
+    )

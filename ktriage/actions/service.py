@@ -1,0 +1,302 @@
+"""ActionService: the one object the UI talks to for containment and evidence.
+
+See the package docstring (ktriage/actions/__init__.py) for how to use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ktriage.actions.base import (
+    FAILED,
+    UNCHANGED,
+    UNDONE,
+    Action,
+    ActionError,
+    ActionRecord,
+    Outcome,
+    Plan,
+    Progress,
+    Target,
+    as_target,
+)
+from ktriage.actions.context import ActionContext
+from ktriage.actions.cordon import Cordon
+from ktriage.actions.isolate import Detach, Isolate
+from ktriage.actions.kube import Kube, api_client_from_kubeconfig
+from ktriage.actions.logs import DumpLogs
+from ktriage.actions.permissions import PermissionCache, needs
+from ktriage.actions.record import action_event, action_record
+from ktriage.actions.runner import RetryPolicy, Runner
+from ktriage.core.text import printable
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+    from ktriage.engine import Engine
+
+UNDO_KEY = "u"
+
+
+def default_actions() -> list[Action]:
+    return [Cordon(), Isolate(), DumpLogs(), Detach()]
+
+
+@dataclass(frozen=True, slots=True)
+class ActionPolicy:
+    """`read_only=True` (`--read-only`) hides every action."""
+
+    read_only: bool = False
+
+
+def kubeconfig_factory(path: str | None = None, context: str | None = None) -> Callable[[], Any]:
+    """An `api_client_factory` for a kubeconfig file and context."""
+    return lambda: api_client_from_kubeconfig(path, context)
+
+
+class ActionService:
+    def __init__(
+        self,
+        engine: Engine | None,
+        api_client_factory: Callable[[], ApiClient],
+        snapshot_dir: Path | str,
+        read_only: bool = False,
+        *,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+        permission_ttl: float = 300.0,
+        actions: list[Action] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.policy = ActionPolicy(read_only=read_only)
+        self.snapshot_dir = Path(snapshot_dir)
+        self.clock = clock
+        self._factory = api_client_factory
+        self._retry = retry or RetryPolicy()
+        self._permission_ttl = permission_ttl
+        self.actions: dict[str, Action] = {a.key: a for a in (actions or default_actions())}
+        self._by_name: dict[str, Action] = {a.name: a for a in self.actions.values()}
+        self._ctx: ActionContext | None = None
+        self._api_client: ApiClient | None = None
+        self._records: list[ActionRecord] = []
+        self._ids = itertools.count(1)
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
+        self._listeners: list[Callable[[], None]] = []
+        self._locks: dict[Target, asyncio.Lock] = {}
+
+    # ---- plumbing --------------------------------------------------------------
+
+    @property
+    def read_only(self) -> bool:
+        return self.policy.read_only
+
+    @property
+    def context(self) -> ActionContext:
+        if self._ctx is None:
+            self._api_client = self._factory()
+            kube = Kube(self._api_client)
+            runner = Runner(self._retry)
+            self._ctx = ActionContext(
+                kube=kube,
+                runner=runner,
+                permissions=PermissionCache(kube, runner, ttl=self._permission_ttl),
+                snapshot_dir=self.snapshot_dir,
+                clock=self.clock,
+            )
+        return self._ctx
+
+    def close(self) -> None:
+        for task in self._refreshing.values():
+            task.cancel()
+        if self._api_client is not None:
+            self._api_client.close()
+            self._api_client = None
+            self._ctx = None
+
+    def on_permissions(self, listener: Callable[[], None]) -> None:
+        """Called after permissions were checked in the background (refresh the keys shown)."""
+        self._listeners.append(listener)
+
+    def _action(self, key_or_name: str) -> Action:
+        action = self.actions.get(key_or_name) or self._by_name.get(key_or_name)
+        if action is None:
+            raise ActionError(f"no such action: {key_or_name!r}")
+        return action
+
+    # ---- what may be offered ---------------------------------------------------
+
+    def available(self, pod_ref: Any) -> dict[str, tuple[bool, str]]:
+        """Key → (enabled, reason) for the selected pod; {} in read-only mode.
+
+        Answers from the permission cache and never blocks: what is not cached
+        yet shows as disabled ("checking permissions") while a background
+        check runs; `on_permissions` listeners hear when it is done.
+        """
+        if self.read_only:
+            return {}
+        target = as_target(pod_ref)
+        perms = self.context.permissions
+        out: dict[str, tuple[bool, str]] = {}
+        stale = False
+        for key, action in self.actions.items():
+            missing = perms.missing_cached(action.permissions(target), target.namespace)
+            if missing is None:
+                stale = True
+                out[key] = (False, "checking permissions")
+            elif missing:
+                out[key] = (False, needs(missing))
+            else:
+                out[key] = (True, action.title)
+        record = self.last_undoable(None, target)
+        if record is not None:
+            out[UNDO_KEY] = (True, f"undo {record.action} of {record.subject.words()}")
+        else:
+            out[UNDO_KEY] = (False, "nothing to undo for this pod")
+        if stale:
+            self._refresh_in_background(target)
+        return out
+
+    async def refresh(self, pod_ref: Any) -> dict[str, tuple[bool, str]]:
+        """Ask the server (or the cache) for every permission, then answer like `available`."""
+        if self.read_only:
+            return {}
+        target = as_target(pod_ref)
+        perms = self.context.permissions
+        wanted = [p for a in self.actions.values() for p in a.permissions(target)]
+        await perms.missing(wanted, target.namespace)
+        return self.available(target)
+
+    def _refresh_in_background(self, target: Target) -> None:
+        ns = target.namespace
+        task = self._refreshing.get(ns)
+        if task is not None and not task.done():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+
+        async def run() -> None:
+            await self.refresh(target)
+            for listener in self._listeners:
+                listener()
+
+        self._refreshing[ns] = loop.create_task(run())
+
+    async def identity(self) -> str:
+        return await self.context.permissions.identity()
+
+    # ---- prepare / apply ---------------------------------------------------------
+
+    async def prepare(self, key: str, incident_id: str, pod_ref: Any) -> Plan:
+        """Check permissions and preconditions, plan, and dry-run it on the server.
+
+        Raises ActionError (plain words) when the action cannot go ahead.
+        """
+        if self.read_only:
+            raise ActionError("read-only mode: actions are disabled")
+        action = self._action(key)
+        target = as_target(pod_ref)
+        ctx = self.context
+        missing = await ctx.permissions.missing(action.permissions(target), target.namespace)
+        if missing:
+            who = await ctx.permissions.identity()
+            raise ActionError(f"{action.title}: {who} {needs(missing)}", reason="forbidden")
+        facts = await action.check(ctx, target)
+        plan = await action.plan(ctx, target, incident_id, facts)
+        await action.dry_run(ctx, plan)
+        return plan
+
+    async def apply(self, plan: Plan, progress: Progress | None = None) -> Outcome:
+        """Apply a prepared plan (or undo plan), record it, and return how it went.
+
+        Never raises for cluster failures: a failed outcome says what happened.
+        """
+        if self.read_only:
+            raise ActionError("read-only mode: actions are disabled")
+        ctx = self.context
+        action = self._by_name[plan.action]
+        started = self.clock()
+        actor = await ctx.permissions.identity()
+        ctx.runner.identity = actor
+        lock = self._locks.setdefault(plan.subject, asyncio.Lock())
+        async with lock:
+            try:
+                if plan.is_undo:
+                    outcome = await action.undo(ctx, plan)
+                else:
+                    outcome = await action.apply(ctx, plan, progress)
+            except ActionError as error:
+                outcome = Outcome(
+                    plan=plan, result=FAILED, message=error.message, error=error.message
+                )
+            except Exception as exc:  # never a traceback to the user
+                text = f"unexpected error: {type(exc).__name__}: {printable(str(exc))}"
+                outcome = Outcome(plan=plan, result=FAILED, message=text, error=text)
+        outcome.actor = actor
+        outcome.started = started
+        outcome.finished = max(self.clock(), started)
+        record = action_record(outcome, f"A{next(self._ids)}")
+        outcome.record = record
+        if plan.undo_of is not None:
+            if outcome.result in (UNDONE, UNCHANGED):
+                plan.undo_of.undone = True
+        self._records.append(record)
+        if self.engine is not None:
+            self.engine.attach_action(plan.incident_id, action_event(outcome))
+        return outcome
+
+    # ---- the record and undo -----------------------------------------------------
+
+    def _resolve(self, incident_id: str) -> str:
+        correlator = getattr(self.engine, "correlator", None)
+        resolve = getattr(correlator, "resolve", None)
+        if resolve is None:
+            return incident_id
+        inc = resolve(incident_id)
+        return inc.id if inc is not None else incident_id
+
+    def records(self, incident_id: str | None = None) -> list[ActionRecord]:
+        """Actions taken (oldest first), for one incident or all."""
+        if incident_id is None:
+            return list(self._records)
+        wanted = self._resolve(incident_id)
+        return [r for r in self._records if self._resolve(r.incident_id) == wanted]
+
+    def last_undoable(self, incident_id: str | None, target: Any = None) -> ActionRecord | None:
+        """The newest action that can still be undone, on this pod (or its node) if given."""
+        pod = as_target(target) if target is not None else None
+        for record in reversed(self.records(incident_id)):
+            if not record.can_undo:
+                continue
+            if pod is None or record.target == pod:
+                return record
+        return None
+
+    async def prepare_undo(self, incident_id: str | None, target: Any = None) -> Plan:
+        if self.read_only:
+            raise ActionError("read-only mode: actions are disabled")
+        record = self.last_undoable(incident_id, target)
+        if record is None:
+            raise ActionError("nothing to undo here")
+        action = self._by_name[record.action]
+        ctx = self.context
+        missing = await ctx.permissions.missing(
+            action.permissions(record.target), record.target.namespace
+        )
+        if missing:
+            who = await ctx.permissions.identity()
+            raise ActionError(f"undo {record.action}: {who} {needs(missing)}", reason="forbidden")
+        plan = await action.plan_undo(ctx, record)
+        await action.dry_run(ctx, plan)
+        return plan
+
+    async def undo(self, incident_id: str | None, target: Any = None) -> Outcome:
+        """Undo the newest undoable action (on `target`, if given) without a preview."""
+        return await self.apply(await self.prepare_undo(incident_id, target))
