@@ -124,21 +124,25 @@ class Ingestor:
             return self._skip(origin, "too-long", f"the line is {len(line)} bytes, over 1 MiB")
         if line[-1:] in (b"\n", b"\r"):
             line = line.rstrip(b"\r\n")
+        if line[:1] == b"\xef" and line.startswith(_BOM):
+            line = line[3:]
         if not line or line.isspace():
             return []
         if line.startswith(b'{"kind":"Event",') or b'"auditID"' in line:
             # The common case, inlined: one audit event per line.
             try:
                 rec = _AUDIT_DECODER.decode(line)
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, ValueError):
                 return self._bytes(line, origin, raw, None)
             if rec.verb and (rec.kind is None or rec.kind == "Event"):
                 try:
                     ev = _build_audit(rec, line, raw)
+                    self._n_audit += 1
+                    return self.audit.process(rec, ev)
                 except SkipRecord as exc:
                     return self._skip(origin, exc.skip.reason, exc.skip.detail)
-                self._n_audit += 1
-                return self.audit.process(rec, ev)
+                except Exception as exc:
+                    return self._skip(origin, "wrong-type", _unreadable(exc))
         return self._bytes(line, origin, raw, None)
 
     def feed_record(
@@ -180,7 +184,7 @@ class Ingestor:
                 first = text[start:first_end].rstrip(b"\r")
                 try:
                     _GENERIC.decode(first)
-                except msgspec.DecodeError:
+                except (msgspec.DecodeError, ValueError):
                     events = self._whole(text, origin)
                     if events is not None:
                         return events
@@ -201,6 +205,9 @@ class Ingestor:
     def _lines(self, data: bytes, origin: str, archive: int | None) -> list[Event]:
         out: list[Event] = []
         offset = 0
+        if data.startswith(_BOM):
+            data = data[3:]
+            offset = 3
         for lineno, line in enumerate(data.split(b"\n"), 1):
             length = len(line) + 1
             body = line.rstrip(b"\r")
@@ -222,7 +229,7 @@ class Ingestor:
     def _array(self, text: bytes, origin: str) -> list[Event] | None:
         try:
             items = _ITEMS.decode(text)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, ValueError):
             return None
         out: list[Event] = []
         for i, item in enumerate(items, 1):
@@ -233,7 +240,7 @@ class Ingestor:
         """One pretty-printed document, or several one after another; None if neither."""
         try:
             _GENERIC.decode(text)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, ValueError):
             pass
         else:
             return self._bytes(text.strip(_WS), f"{origin}:1", None, None)
@@ -282,15 +289,17 @@ class Ingestor:
             if skip.reason == "wrong-type" and data.lstrip(_WS)[:1] != b"{":
                 return self._generic(data, origin, raw)
             return self._skip(origin, skip.reason, skip.detail)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, ValueError) as exc:
             skip = _bad_json(data, exc)
             return self._skip(origin, skip.reason, skip.detail)
+        except Exception as exc:
+            return self._skip(origin, "wrong-type", _unreadable(exc))
 
     def _generic(self, data: bytes, origin: str, raw: RawRef | None) -> list[Event]:
         """No cheap hint matched: decode fully to tell what the record is."""
         try:
             obj = _GENERIC.decode(data)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, ValueError) as exc:
             skip = _bad_json(data, exc)
             return self._skip(origin, skip.reason, skip.detail)
         if not isinstance(obj, dict):
@@ -323,13 +332,20 @@ class Ingestor:
             except SkipRecord as exc:
                 self._skip(where, exc.skip.reason, exc.skip.detail)
                 continue
-            except msgspec.DecodeError as exc:
+            except (msgspec.DecodeError, ValueError) as exc:
                 skip = _bad_json(data, exc)
                 self._skip(where, skip.reason, skip.detail)
                 continue
             self._n_audit += 1
-            out.extend(self.audit.process(rec, ev))
+            try:
+                out.extend(self.audit.process(rec, ev))
+            except Exception as exc:
+                self._skip(where, "wrong-type", _unreadable(exc))
         return out
+
+
+def _unreadable(exc: Exception) -> str:
+    return f"the record could not be read ({type(exc).__name__}: {exc})"[:300]
 
 
 def _json_type(obj: object) -> str:

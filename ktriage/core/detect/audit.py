@@ -19,7 +19,7 @@ import bisect
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 from ktriage.core.attack import attack_for
 from ktriage.core.model import (
@@ -148,7 +148,7 @@ def _denied(rec: AuditRecord) -> bool:
 
 def _exec_command(uri: str) -> str:
     """`command=bash&command=-c&command=…` -> `bash -c '…'`."""
-    query = urlsplit(uri).query
+    _, _, query = uri.partition("?")
     if not query:
         return ""
     parts = [v for k, v in parse_qsl(query, keep_blank_values=True) if k == "command"]
@@ -539,7 +539,7 @@ class AuditDetector:
         if _is_system(actor):
             ev.kind = "node-proxy"
             return
-        path = urlsplit(rec.requestURI or "").path
+        path = (rec.requestURI or "").split("?", 1)[0]
         _, _, rest = path.partition("/proxy")
         first = rest.strip("/").split("/", 1)[0]
         if first in ("exec", "run", "attach", "portForward", "cri", "debug"):

@@ -102,7 +102,7 @@ def decode_object(raw: msgspec.Raw) -> object:
         return None
     try:
         return msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, ValueError):
         return None
 
 

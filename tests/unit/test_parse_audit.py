@@ -1,0 +1,205 @@
+"""Audit event parsing: fields, times, entities, refs and the skip reasons."""
+
+from __future__ import annotations
+
+import copy
+
+import orjson
+import pytest
+
+from ktriage.core.ingest import Ingestor
+from ktriage.core.model import EntityKind, Severity, entity, iso
+
+BASE = {
+    "kind": "Event",
+    "apiVersion": "audit.k8s.io/v1",
+    "level": "Metadata",
+    "auditID": "0b7f6a52-1111-4c3e-9a6e-000000000001",
+    "stage": "ResponseComplete",
+    "requestURI": "/api/v1/namespaces/payments/configmaps/app",
+    "verb": "get",
+    "user": {"username": "alice", "groups": ["system:authenticated"]},
+    "sourceIPs": ["203.0.113.7"],
+    "objectRef": {"resource": "configmaps", "namespace": "payments", "name": "app"},
+    "responseStatus": {"code": 200},
+    "requestReceivedTimestamp": "2024-05-01T12:00:00.100000Z",
+    "stageTimestamp": "2024-05-01T12:00:00.250000Z",
+}
+
+
+def record(**changes: object) -> dict:
+    rec = copy.deepcopy(BASE)
+    for key, value in changes.items():
+        if value is None:
+            rec.pop(key, None)
+        else:
+            rec[key] = value
+    return rec
+
+
+def line(**changes: object) -> bytes:
+    return orjson.dumps(record(**changes))
+
+
+def one(ing: Ingestor, data: bytes) -> object:
+    events = ing.feed_line(data, origin="t:1")
+    assert len(events) == 1, (events, ing.skip_log)
+    return events[0]
+
+
+def test_ordinary_event_is_cheap_context() -> None:
+    ing = Ingestor()
+    ev = one(ing, line())
+    assert ev.source == "audit"
+    assert ev.kind == "api-request"
+    assert ev.severity == Severity.INFO
+    assert ev.signal is False
+    assert ev.ref == "0b7f6a52-1111-4c3e-9a6e-000000000001:ResponseComplete"
+    assert ev.summary == "alice get configmaps payments/app"
+    assert iso(ev.time) == "2024-05-01T12:00:00.250000Z"
+    assert entity(EntityKind.USER, "", "alice") in ev.entities
+    assert entity(EntityKind.NAMESPACE, "", "payments") in ev.entities
+    assert entity(EntityKind.IP, "", "203.0.113.7") in ev.entities
+    assert ing.formats["audit"] == 1
+    assert not ing.skipped
+
+
+def test_stages_of_one_request_have_distinct_refs_and_replays_match() -> None:
+    ing = Ingestor()
+    a = one(ing, line(stage="RequestReceived", responseStatus=None))
+    b = one(ing, line())
+    c = one(Ingestor(), line())
+    assert a.ref != b.ref
+    assert b.ref == c.ref
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({}, "2024-05-01T12:00:00.250000Z"),  # stageTimestamp first
+        ({"stageTimestamp": None}, "2024-05-01T12:00:00.100000Z"),
+        (
+            {
+                "stageTimestamp": None,
+                "requestReceivedTimestamp": None,
+                "timestamp": "2017-09-11T19:55:05Z",
+            },
+            "2017-09-11T19:55:05.000000Z",
+        ),
+        (
+            {
+                "stageTimestamp": None,
+                "requestReceivedTimestamp": None,
+                "metadata": {"creationTimestamp": "2018-10-26T13:38:34Z"},
+            },
+            "2018-10-26T13:38:34.000000Z",
+        ),
+        # Panther's space-separated form, and nanoseconds, and an offset
+        ({"stageTimestamp": "2022-11-29 00:09:04.38"}, "2022-11-29T00:09:04.380000Z"),
+        ({"stageTimestamp": "2024-11-13T18:34:10.595494123Z"}, "2024-11-13T18:34:10.595494Z"),
+        ({"stageTimestamp": "2024-05-01T14:00:00.5+02:00"}, "2024-05-01T12:00:00.500000Z"),
+        # epoch numbers are readable times too
+        ({"stageTimestamp": 1714564800}, "2024-05-01T12:00:00.000000Z"),
+        ({"stageTimestamp": 1714564800123}, "2024-05-01T12:00:00.123000Z"),
+    ],
+)
+def test_timestamp_forms(changes: dict, expected: str) -> None:
+    ev = one(Ingestor(), line(**changes))
+    assert iso(ev.time) == expected
+
+
+def test_unreadable_time_falls_back_then_is_wrong_type() -> None:
+    ing = Ingestor()
+    ev = one(ing, line(stageTimestamp="yesterday"))
+    assert iso(ev.time) == "2024-05-01T12:00:00.100000Z"
+    assert ing.feed_line(line(stageTimestamp=True, requestReceivedTimestamp=None)) == []
+    assert ing.feed_line(line(stageTimestamp="soon", requestReceivedTimestamp=None)) == []
+    assert ing.skipped == {"wrong-type": 2}
+
+
+def test_missing_time_and_missing_verb() -> None:
+    ing = Ingestor()
+    assert (
+        ing.feed_line(line(stageTimestamp=None, requestReceivedTimestamp=None), origin="f:3") == []
+    )
+    assert ing.feed_line(line(verb=None), origin="f:4") == []
+    assert ing.skipped == {"missing-field": 2}
+    assert [(o, r) for o, r, _ in ing.skip_log] == [
+        ("f:3", "missing-field"),
+        ("f:4", "missing-field"),
+    ]
+    assert "verb" in ing.skip_log[1][2]
+
+
+def test_wrong_types() -> None:
+    ing = Ingestor()
+    assert ing.feed_line(line(objectRef="pods/web"), origin="x:1") == []
+    assert ing.feed_line(line(user={"username": 42}), origin="x:2") == []
+    assert ing.skipped == {"wrong-type": 2}
+    assert "objectRef" in ing.skip_log[0][2]
+
+
+def test_service_account_impersonation_and_object_entities() -> None:
+    ev = one(
+        Ingestor(),
+        line(
+            user={"username": "system:serviceaccount:payments:api"},
+            impersonatedUser={"username": "bob"},
+            objectRef={"resource": "pods", "namespace": "payments", "name": "api-7d9f"},
+            sourceIPs=["10.0.0.5", "198.51.100.2"],
+        ),
+    )
+    ents = set(ev.entities)
+    assert entity(EntityKind.SERVICE_ACCOUNT, "payments", "api") in ents
+    assert entity(EntityKind.USER, "", "bob") in ents
+    assert entity(EntityKind.POD, "payments", "api-7d9f") in ents
+    assert entity(EntityKind.IP, "", "198.51.100.2") in ents
+    assert ev.summary.endswith("as bob")
+
+
+def test_node_and_serviceaccount_objects() -> None:
+    ev = one(Ingestor(), line(objectRef={"resource": "nodes", "name": "worker-1"}))
+    assert entity(EntityKind.NODE, "", "worker-1") in ev.entities
+    ev = one(
+        Ingestor(),
+        line(objectRef={"resource": "serviceaccounts", "namespace": "ci", "name": "deployer"}),
+    )
+    assert entity(EntityKind.SERVICE_ACCOUNT, "ci", "deployer") in ev.entities
+
+
+def test_old_events_without_api_version_and_v1beta1() -> None:
+    old = record(apiVersion=None, kind=None)
+    ev = one(Ingestor(), orjson.dumps(old))
+    assert ev.kind == "api-request"
+    beta = record(apiVersion="audit.k8s.io/v1beta1")
+    assert one(Ingestor(), orjson.dumps(beta)).source == "audit"
+
+
+def test_event_list_batch_yields_every_item_and_skips_bad_ones() -> None:
+    items = [record(auditID=f"id-{i}") for i in range(3)]
+    items.append(record(auditID="id-bad", verb=None))
+    batch = {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": items}
+    ing = Ingestor()
+    events = ing.feed_line(orjson.dumps(batch), origin="hook:1")
+    assert [e.ref for e in events] == [f"id-{i}:ResponseComplete" for i in range(3)]
+    assert ing.skipped == {"missing-field": 1}
+    assert ing.skip_log[0][0] == "hook:1:item4"
+    # the same batch as a decoded record (webhook body)
+    ing2 = Ingestor()
+    assert len(ing2.feed_record(batch)) == 3
+
+
+def test_summary_of_untrusted_text_is_plain() -> None:
+    ev = one(
+        Ingestor(),
+        line(user={"username": "eve\x1b]52;c;bad\x07"}, requestURI="/x", objectRef=None),
+    )
+    assert "\x1b" not in ev.summary
+    assert "\\x1b" in ev.summary
+
+
+def test_crlf_and_trailing_newline() -> None:
+    ing = Ingestor()
+    assert len(ing.feed_line(line() + b"\r\n")) == 1
+    assert len(ing.feed_line(line() + b"\n")) == 1
+    assert not ing.skipped
