@@ -1,0 +1,345 @@
+"""The ktriage Textual app and its entry points for live, demo and replay.
+
+A timer (10 Hz by default) takes the engine's batched changes and hands them
+to the main screen, so a flood of events costs a few repaints a second and key
+presses stay responsive.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.screen import Screen
+
+from ktriage.core.config import Config
+from ktriage.core.snapshot import write_snapshot
+from ktriage.core.text import printable
+from ktriage.ui.hooks import ACTION_KEYS, ActionProvider, Selection, load_action_provider
+from ktriage.ui.screens.help import HelpScreen
+from ktriage.ui.screens.main import MainScreen
+from ktriage.ui.themes import DEFAULT_THEME, VARIABLE_DEFAULTS, load_themes
+
+if TYPE_CHECKING:
+    from ktriage.engine import Engine
+
+REFRESH_INTERVAL = 0.1  # seconds between batched updates: ~10 redraws a second at most
+SLOW_EVERY = 5  # status bar and ages every this many refreshes
+
+
+def default_snapshot_dir() -> Path:
+    """`$XDG_STATE_HOME/ktriage/snapshots` (~/.local/state/ktriage/snapshots).
+
+    A state directory rather than the working directory: snapshots hold incident
+    data and should not land in whatever repository the user happens to be in.
+    """
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "ktriage" / "snapshots"
+
+
+class KtriageCommands(Provider):
+    """Command palette entries: ktriage's actions and a jump to every incident."""
+
+    def _commands(self) -> list[tuple[str, str, Callable[[], Any]]]:
+        app: KtriageApp = self.app  # type: ignore[assignment]
+        screen = app.main_screen
+        commands: list[tuple[str, str, Callable[[], Any]]] = [
+            ("Save snapshot", "Write the selected incident as Markdown", app.action_save_snapshot),
+            ("Toggle follow", "Follow the timeline's newest events", app.follow_timeline),
+            ("Cycle theme", "Switch to the next ktriage theme", app.action_cycle_theme),
+            ("Keys", "Every key ktriage knows", app.action_help),
+        ]
+        if screen is not None:
+            pods = screen.pods
+            commands.append(("All pods", "Toggle all pods", pods.action_toggle_all))
+            for inc in screen.incidents.all_incidents[:500]:
+                commands.append(
+                    (
+                        f"Go to {inc.id} {printable(inc.title)}",
+                        f"{inc.severity.label} · {inc.event_count} events",
+                        partial(app.go_to_incident, inc.id),
+                    )
+                )
+        return commands
+
+    async def discover(self) -> Hits:
+        for name, help_text, callback in self._commands()[:5]:
+            yield DiscoveryHit(name, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, help_text, callback in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=help_text)
+
+
+class KtriageApp(App[int]):
+    """The triage UI over an Engine (live, demo or replay)."""
+
+    CSS_PATH = "styles/ktriage.tcss"
+    TITLE = "ktriage"
+    COMMANDS: ClassVar = App.COMMANDS | {KtriageCommands}
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("s", "save_snapshot", "Snapshot"),
+        Binding("t", "cycle_theme", "Theme"),
+        *(Binding(a.key, f"containment('{a.name}')", a.name.capitalize()) for a in ACTION_KEYS),
+    ]
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        mode: str = "live",
+        clock: Callable[[], float] | None = None,
+        lag_clock: Callable[[], float] | None = None,
+        theme: str | None = None,
+        read_only: bool = False,
+        snapshot_dir: Path | str | None = None,
+        refresh_interval: float = REFRESH_INTERVAL,
+        user_theme_dir: Path | None = None,
+        start_sources: bool = True,
+        live_capacity: int = 10_000,
+    ) -> None:
+        super().__init__()
+        self.engine = engine
+        self.mode = mode
+        self.clock = clock or time.time
+        # Lag is "now minus the newest event time": with a fixed clock it stays fixed.
+        self.lag_clock = lag_clock if lag_clock is not None else (clock if clock else None)
+        self.read_only = read_only
+        self.snapshot_dir = Path(snapshot_dir) if snapshot_dir else default_snapshot_dir()
+        self.refresh_interval = refresh_interval
+        self.start_sources = start_sources
+        self.live_capacity = live_capacity
+        loaded = load_themes(user_theme_dir)
+        self.theme_problems = loaded.problems
+        for t in loaded.themes.values():
+            self.register_theme(t)
+        self.theme_names = list(loaded.themes)
+        wanted = theme or DEFAULT_THEME
+        if wanted not in self.available_themes:
+            self.theme_problems.append((wanted, "no such theme; using " + DEFAULT_THEME))
+            wanted = DEFAULT_THEME
+        self.theme = wanted
+        self.action_provider: ActionProvider | None = None
+        self._ticks = 0
+        self._started = False
+        self.last_snapshot: Path | None = None
+
+    # ---- lifecycle ---------------------------------------------------------------
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(VARIABLE_DEFAULTS)
+
+    def get_default_screen(self) -> Screen[Any]:
+        return MainScreen()
+
+    @property
+    def main_screen(self) -> MainScreen | None:
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                return screen
+        return None
+
+    def now(self) -> float:
+        return self.clock()
+
+    async def on_mount(self) -> None:
+        if not self.read_only:
+            try:
+                self.action_provider = load_action_provider(self)
+            except Exception as exc:  # a broken provider must not stop triage
+                self.notify(f"Actions unavailable: {exc}", severity="error", markup=False)
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+        for path, reason in self.theme_problems:
+            self.notify(f"Theme {path}: {reason}", severity="warning", markup=False)
+        self.refresh_now()
+        self.set_interval(self.refresh_interval, self._tick)
+        if self.start_sources:
+            await self.engine.start()
+            self._started = True
+
+    async def on_unmount(self) -> None:
+        if self._started:
+            await self.engine.stop()
+
+    def _tick(self) -> None:
+        screen = self.main_screen
+        if screen is None or not screen.is_mounted:
+            return
+        changes = self.engine.take_changes()
+        if changes.incidents or changes.events or changes.renamed:
+            screen.apply_changes(changes)
+        self._ticks += 1
+        if self._ticks % SLOW_EVERY == 0:
+            screen.tick_slow()
+
+    def refresh_now(self) -> None:
+        """Apply pending changes at once (start-up, tests)."""
+        screen = self.main_screen
+        if screen is None or not screen.is_mounted:
+            return
+        screen.apply_changes(self.engine.take_changes())
+        screen.tick_slow()
+
+    def _theme_changed(self, theme: Any) -> None:
+        screen = self.main_screen
+        if screen is not None and screen.is_mounted:
+            screen.refresh_detail()
+
+    # ---- actions -------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        if self.read_only:
+            state = "Hidden: ktriage runs --read-only."
+        elif self.action_provider is None:
+            state = "Not available in this build or mode."
+        else:
+            state = "Offered when the current identity may take them."
+        self.push_screen(HelpScreen(state))
+
+    def action_cycle_theme(self) -> None:
+        names = self.theme_names or [DEFAULT_THEME]
+        try:
+            index = names.index(self.theme)
+        except ValueError:
+            index = -1
+        self.theme = names[(index + 1) % len(names)]
+        self.notify(f"Theme: {self.theme}", timeout=1.5, markup=False)
+
+    def follow_timeline(self) -> None:
+        screen = self.main_screen
+        if screen is not None:
+            screen.timeline.toggle_follow()
+
+    def go_to_incident(self, incident_id: str) -> None:
+        screen = self.main_screen
+        if screen is None:
+            return
+        if not screen.incidents.select_id(incident_id):
+            screen.incidents.set_query(None)
+            screen.incidents.select_id(incident_id)
+        screen.timeline.focus()
+
+    def action_save_snapshot(self) -> None:
+        screen = self.main_screen
+        inc = screen.incidents.selected if screen is not None else None
+        if inc is None:
+            self.notify("No incident selected: nothing to save.", severity="warning")
+            return
+        events = self.engine.correlator.events_of(inc.id)
+        frozen = dataclasses.replace(inc, timeline=list(inc.timeline))
+        directory = self.snapshot_dir
+        taken = time.time()
+        self.run_worker(
+            partial(self._write_snapshot, directory, frozen, events, taken),
+            thread=True,
+            group="snapshot",
+            exit_on_error=False,
+        )
+
+    def _write_snapshot(self, directory: Path, inc: Any, events: list[Any], taken: float) -> None:
+        try:
+            path = write_snapshot(
+                directory, inc, events, self.engine.raw_record, generated_at=taken
+            )
+        except OSError as exc:
+            self.call_from_thread(
+                self.notify,
+                f"Snapshot not saved: {exc}",
+                severity="error",
+                markup=False,
+            )
+            return
+        self.last_snapshot = path
+        self.call_from_thread(
+            self.notify, f"Snapshot saved: {path}", title=inc.id, timeout=8, markup=False
+        )
+
+    def selection(self) -> Selection | None:
+        screen = self.main_screen
+        return screen.selection() if screen is not None else None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "containment":
+            if self.read_only or self.action_provider is None:
+                return False
+            if not isinstance(self.screen, MainScreen):
+                return False
+            selection = self.selection()
+            if selection is None:
+                return None
+            try:
+                ok, _why = self.action_provider.available(str(parameters[0]), selection)
+            except Exception:
+                return None
+            return True if ok else None
+        return True
+
+    async def action_containment(self, name: str) -> None:
+        provider = self.action_provider
+        selection = self.selection()
+        if provider is None or selection is None or self.read_only:
+            return
+        ok, why = provider.available(name, selection)
+        if not ok:
+            self.notify(f"{name}: {why}", severity="warning", markup=False)
+            return
+        await provider.run(name, selection)
+
+
+# ---- entry points -------------------------------------------------------------------
+
+
+def _ui_options(args: Any) -> dict[str, Any]:
+    return {
+        "theme": getattr(args, "theme", None),
+        "read_only": bool(getattr(args, "read_only", False)),
+        "snapshot_dir": getattr(args, "snapshot_dir", None),
+    }
+
+
+def run_live_ui(engine: Engine, args: Any) -> int:
+    """`ktriage` (live): the UI over an engine whose sources are added but not started."""
+    app = KtriageApp(engine, mode=getattr(args, "mode", None) or "live", **_ui_options(args))
+    app.run()
+    return app.return_code or 0
+
+
+def replay_clock(engine: Engine) -> Callable[[], float]:
+    """In replay, "now" is the end of the recording: ages read as they did then."""
+    newest = max((ev.time for ev in engine.store), default=time.time())
+    return lambda: newest
+
+
+def run_replay_ui(files: list[Path], cfg: Config, args: Any = None) -> int:
+    """`ktriage replay FILE...` on a terminal: the UI over recorded streams."""
+    from ktriage.engine import Engine
+
+    print(f"ktriage: reading {len(files)} file(s)…", file=sys.stderr)
+    engine = Engine(cfg)
+    engine.context_name = "replay"
+    engine.replay_files(list(files))
+    clock = replay_clock(engine)
+    app = KtriageApp(engine, mode="replay", clock=clock, **_ui_options(args))
+    try:
+        app.run()
+    finally:
+        engine.archive.close()
+    return app.return_code or 0

@@ -1,0 +1,88 @@
+"""Small text builders shared by the panes.
+
+Every string that came from outside (pod names, commands, alert outputs) goes
+through `plain`, which makes a rich `Text` from `printable(s)`: never markup,
+control characters shown escaped.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rich.style import Style
+from rich.text import Text
+
+from ktriage.core.model import Severity
+from ktriage.core.text import printable
+
+SEVERITY_BADGES = {
+    Severity.CRITICAL: "CRIT",
+    Severity.HIGH: "HIGH",
+    Severity.MEDIUM: "MED ",
+    Severity.LOW: "LOW ",
+    Severity.INFO: "INFO",
+}
+
+
+def plain(text: object, style: Style | str = "") -> Text:
+    """Untrusted text as a plain Text (no markup, no control characters)."""
+    return Text(printable(str(text)), style=style, no_wrap=True, end="")
+
+
+def cell(text: object, width: int, style: Style | str = "", *, right: bool = False) -> Text:
+    """A fixed-width column: clipped with an ellipsis, padded with spaces."""
+    t = plain(text, style)
+    if width <= 0:
+        return Text("", end="")
+    t.truncate(width, overflow="ellipsis")
+    pad = width - t.cell_len
+    if pad > 0:
+        if right:
+            t = Text.assemble(" " * pad, t, end="")
+        else:
+            t.append(" " * pad)
+    return t
+
+
+def age(seconds: float) -> str:
+    """`12s`, `5m`, `3h`, `2d` — one unit, as a glance needs."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h"
+    return f"{s // 86400}d"
+
+
+def clock_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S")
+
+
+def event_time(ts: float) -> str:
+    """Time of day with milliseconds: timelines are read at that grain."""
+    dt = datetime.fromtimestamp(ts, UTC)
+    return dt.strftime("%H:%M:%S.") + f"{dt.microsecond // 1000:03d}"
+
+
+def date_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def rate(value: float) -> str:
+    if value >= 10_000:
+        return f"{value / 1000:.0f}k/s"
+    if value >= 1000:
+        return f"{value / 1000:.1f}k/s"
+    if value >= 10:
+        return f"{value:.0f}/s"
+    return f"{value:.1f}/s"
+
+
+def count(n: int) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:.1f}M"
+    if n >= 10_000:
+        return f"{n / 1000:.0f}k"
+    return str(n)

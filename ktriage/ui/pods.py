@@ -1,0 +1,122 @@
+"""Rows for the Pods pane, from live cluster state or, in replay, from the events.
+
+Live, `engine.cluster` is a ClusterState (pods by (namespace, name), nodes by
+name). In replay there is no cluster: the pods are the Pod entities the events
+name, and what is known about them (their node) comes from those events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ktriage.core.model import EntityKind, EntityRef, Incident
+from ktriage.core.store import EventStore
+
+# How many of a pod's events are looked at to find its node in replay.
+_NODE_SCAN = 200
+
+
+@dataclass(slots=True)
+class PodRow:
+    namespace: str
+    name: str
+    phase: str = "-"
+    ready: str = "-"
+    restarts: int | None = None
+    node: str = ""
+    flags: list[str] = field(default_factory=list)
+    # The live PodInfo when connected to a cluster (None in replay or once deleted).
+    info: Any = None
+    node_info: Any = None
+    known: bool = True  # False: named by events but not (or no longer) in the cluster
+
+    @property
+    def ref(self) -> EntityRef:
+        return EntityRef(EntityKind.POD, self.namespace, self.name)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+
+def pod_flags(info: Any, node_info: Any) -> list[str]:
+    flags = []
+    if getattr(info, "privileged", False):
+        flags.append("privileged")
+    if getattr(info, "host_path", False):
+        flags.append("hostPath")
+    if getattr(info, "host_network", False):
+        flags.append("hostNet")
+    if getattr(info, "host_pid", False):
+        flags.append("hostPID")
+    if getattr(info, "host_ipc", False):
+        flags.append("hostIPC")
+    if getattr(info, "isolated", False):
+        flags.append("isolated")
+    if node_info is not None and getattr(node_info, "unschedulable", False):
+        flags.append("cordoned")
+    return flags
+
+
+def row_from_info(info: Any, cluster: Any) -> PodRow:
+    node = getattr(info, "node", "") or ""
+    node_info = cluster.nodes.get(node) if cluster is not None and node else None
+    phase = getattr(info, "phase", "") or "-"
+    reason = getattr(info, "status_reason", "") or ""
+    return PodRow(
+        namespace=info.namespace,
+        name=info.name,
+        phase=reason or phase,
+        ready=getattr(info, "ready", "") or "-",
+        restarts=getattr(info, "restarts", None),
+        node=node,
+        flags=pod_flags(info, node_info),
+        info=info,
+        node_info=node_info,
+    )
+
+
+def _node_from_events(store: EventStore, pod: EntityRef) -> str:
+    for eid in store.by_entity(pod)[:_NODE_SCAN]:
+        node = store.get(eid).first(EntityKind.NODE)
+        if node is not None:
+            return node.name
+    return ""
+
+
+def _pods_of_incident(incident: Incident | None) -> list[EntityRef]:
+    if incident is None:
+        return []
+    return [e for e in incident.entities if e.kind == EntityKind.POD]
+
+
+def pod_rows(
+    store: EventStore, cluster: Any, incident: Incident | None, *, show_all: bool
+) -> list[PodRow]:
+    """The pods to show: the incident's, or every pod known."""
+    rows: list[PodRow] = []
+    if cluster is not None:
+        pods = cluster.pods
+        if show_all:
+            rows = [row_from_info(info, cluster) for info in pods.values()]
+        else:
+            for ref in _pods_of_incident(incident):
+                info = pods.get((ref.namespace, ref.name))
+                if info is not None:
+                    rows.append(row_from_info(info, cluster))
+                else:
+                    rows.append(PodRow(ref.namespace, ref.name, phase="Gone", known=False))
+    else:
+        if show_all:
+            refs = [e for e in store.entities() if e.kind == EntityKind.POD]
+        else:
+            refs = _pods_of_incident(incident)
+        rows = [
+            PodRow(ref.namespace, ref.name, node=_node_from_events(store, ref), known=False)
+            for ref in refs
+        ]
+    if show_all:
+        rows.sort(key=lambda r: (r.namespace, r.name))
+    # else: the incident's order, most involved pod first
+    return rows

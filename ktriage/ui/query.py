@@ -1,0 +1,142 @@
+"""The `/` filter language shared by every pane.
+
+    miner                 rows containing "miner" (case-insensitive; all words must match)
+    -kube-system          rows not containing "kube-system"
+    source:falco,audit    only these sources (also `src:`)
+    sev:high              severity high or above (also `severity:`)
+    kind:exec             event kind (prefix match)
+    ns:payments           namespace
+
+A row that lacks a field (a pod has no source) does not match a test on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ktriage.core.model import SOURCES, EntityKind, Event, Severity
+
+_SEVERITY_ALIASES = {"crit": "critical", "med": "medium", "warn": "medium", "warning": "medium"}
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    text: str
+    words: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
+    sources: frozenset[str] = frozenset()
+    min_severity: Severity | None = None
+    kinds: tuple[str, ...] = ()
+    namespaces: tuple[str, ...] = ()
+    # Words that looked like a field test but were not understood, for the user.
+    problems: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.words
+            or self.excluded
+            or self.sources
+            or self.min_severity is not None
+            or self.kinds
+            or self.namespaces
+        )
+
+    def matches_text(self, haystack: str) -> bool:
+        """Word tests against an already lower-cased haystack."""
+        return all(w in haystack for w in self.words) and not any(
+            w in haystack for w in self.excluded
+        )
+
+    def matches_fields(
+        self,
+        haystack: str,
+        *,
+        source: str | None = None,
+        severity: Severity | None = None,
+        kind: str | None = None,
+        namespaces: Iterable[str] = (),
+    ) -> bool:
+        if self.sources and (source is None or source not in self.sources):
+            return False
+        if self.min_severity is not None and (severity is None or severity < self.min_severity):
+            return False
+        if self.kinds and (kind is None or not any(kind.startswith(k) for k in self.kinds)):
+            return False
+        if self.namespaces:
+            have = set(namespaces)
+            if not any(ns in have for ns in self.namespaces):
+                return False
+        return self.matches_text(haystack)
+
+    def matches_event(self, event: Event) -> bool:
+        return self.matches_fields(
+            event_haystack(event),
+            source=event.source,
+            severity=event.severity,
+            kind=event.kind,
+            namespaces=event_namespaces(event),
+        )
+
+
+def event_haystack(event: Event) -> str:
+    parts = [event.summary, event.kind, event.source, event.severity.label]
+    parts.extend(e.short() for e in event.entities)
+    if event.attack is not None:
+        parts.append(event.attack.tactic)
+        parts.append(event.attack.technique)
+    return " ".join(parts).lower()
+
+
+def event_namespaces(event: Event) -> list[str]:
+    out = []
+    for e in event.entities:
+        if e.kind == EntityKind.NAMESPACE:
+            out.append(e.name)
+        elif e.namespace:
+            out.append(e.namespace)
+    return out
+
+
+def parse_query(text: str) -> Query:
+    words: list[str] = []
+    excluded: list[str] = []
+    sources: set[str] = set()
+    kinds: list[str] = []
+    namespaces: list[str] = []
+    problems: list[str] = []
+    min_severity: Severity | None = None
+    for token in text.split():
+        field_name, sep, value = token.partition(":")
+        field_name = field_name.lower()
+        if sep and value and field_name in ("source", "src"):
+            for item in value.lower().split(","):
+                if item in SOURCES:
+                    sources.add(item)
+                elif item:
+                    problems.append(f"unknown source {item!r} (use {', '.join(SOURCES)})")
+        elif sep and value and field_name in ("sev", "severity"):
+            name = _SEVERITY_ALIASES.get(value.lower(), value.lower())
+            try:
+                min_severity = Severity.parse(name)
+            except KeyError:
+                problems.append(f"unknown severity {value!r}")
+        elif sep and value and field_name == "kind":
+            kinds.append(value.lower())
+        elif sep and value and field_name in ("ns", "namespace"):
+            namespaces.append(value)
+        elif token.startswith("-") and len(token) > 1:
+            excluded.append(token[1:].lower())
+        else:
+            words.append(token.lower())
+    return Query(
+        text=text,
+        words=tuple(words),
+        excluded=tuple(excluded),
+        sources=frozenset(sources),
+        min_severity=min_severity,
+        kinds=tuple(kinds),
+        namespaces=tuple(namespaces),
+        problems=tuple(problems),
+    )

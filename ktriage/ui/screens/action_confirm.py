@@ -1,0 +1,249 @@
+"""The confirmation of an action: exactly what will change, then apply or cancel.
+
+Shown after the server-side dry run succeeded. Everything in it (pod names,
+label values, server messages) is untrusted and rendered as rich `Text`, never
+as markup. `enter` applies (with progress for evidence dumps) and dismisses
+with the Outcome; `esc` dismisses with None.
+
+`ActionsProvider` connects the app's action keys (ktriage.ui.hooks) to an
+ActionService: `available` for the footer and `run` for a key press.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from ktriage.actions.base import FAILED, OK, UNCHANGED, UNDONE, ActionError, Outcome, Plan
+from ktriage.core.text import printable
+
+if TYPE_CHECKING:
+    from ktriage.actions.service import ActionService
+
+# Names the app's hooks use → ActionService keys.
+ACTION_NAMES = {"cordon": "c", "isolate": "i", "logs": "l", "detach": "D", "undo": "u"}
+NO_INCIDENT = "no-incident"
+
+
+def _plain(text: str) -> str:
+    return printable(str(text), keep_newlines=True)
+
+
+def plan_text(plan: Plan) -> Text:
+    """The whole preview as plain styled text (no markup is ever parsed)."""
+    out = Text()
+    if plan.undo_of is not None:
+        out.append("Undoes: ", "bold")
+        out.append(_plain(f"{plan.undo_of.action} of {plan.undo_of.subject.words()}"))
+        out.append(f" (by {_plain(plan.undo_of.actor)})\n\n")
+    if plan.unchanged:
+        out.append("Nothing to change: ", "bold")
+        out.append(_plain(plan.unchanged) + "\n")
+        out.append("Applying records that in the incident's timeline.\n\n", "italic")
+    for warning in plan.warnings:
+        out.append("! ", "bold red")
+        out.append(_plain(warning) + "\n", "bold")
+    if plan.warnings:
+        out.append("\n")
+    for change in plan.changes:
+        out.append(_plain(change.header()) + "\n", "bold underline")
+        if change.summary:
+            out.append("  " + _plain(change.summary) + "\n")
+        body = change.render()
+        if body:
+            out.append(_plain(body.rstrip("\n")) + "\n", "dim" if change.verb == "delete" else "")
+        out.append("\n")
+    if plan.files:
+        out.append("Files to write\n", "bold underline")
+        for path in plan.files:
+            out.append("  " + _plain(path) + "\n")
+        out.append("\n")
+    for note in plan.notes:
+        out.append("· " + _plain(note) + "\n", "italic")
+    if plan.dry_run:
+        out.append("\nDry run: ", "bold")
+        out.append(_plain(plan.dry_run) + "\n")
+    return out
+
+
+def progress_text(progress: dict[str, int], done: bool = False) -> Text:
+    out = Text()
+    for name, size in progress.items():
+        out.append(f"  {_plain(name)}: {size / 1048576:.1f} MiB\n")
+    return out
+
+
+def outcome_severity(outcome: Outcome) -> str:
+    if outcome.result == FAILED:
+        return "error"
+    if outcome.result == UNCHANGED:
+        return "warning"
+    return "information"
+
+
+class ActionConfirmScreen(ModalScreen[Outcome | None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "confirm", "Apply"),
+        Binding("escape", "cancel", "Cancel"),
+        Binding("j,down", "scroll(1)", "Down", show=False),
+        Binding("k,up", "scroll(-1)", "Up", show=False),
+    ]
+    DEFAULT_CSS = """
+    ActionConfirmScreen { align: center middle; }
+    ActionConfirmScreen > Vertical {
+        width: 100;
+        max-width: 95%;
+        height: auto;
+        max-height: 90%;
+        border: round $warning;
+        border-title-color: $warning;
+        border-title-style: bold;
+        background: $surface;
+        padding: 0 1;
+    }
+    ActionConfirmScreen VerticalScroll { height: auto; max-height: 1fr; }
+    ActionConfirmScreen #action-progress { height: auto; color: $text-muted; }
+    ActionConfirmScreen #action-keys { height: 1; color: $text-muted; }
+    """
+
+    def __init__(self, service: ActionService, plan: Plan, *, optional: bool = False) -> None:
+        super().__init__()
+        self.service = service
+        self.plan = plan
+        self.optional = optional
+        self.applying = False
+        self.outcome: Outcome | None = None
+        self._progress: dict[str, int] = {}
+        self._last_paint = 0.0
+
+    def compose(self) -> ComposeResult:
+        with Vertical() as box:
+            prefix = "Optional next step: " if self.optional else ""
+            box.border_title = Text(_plain(prefix + self.plan.title))
+            with VerticalScroll():
+                yield Static(plan_text(self.plan), id="action-plan")
+            yield Static(Text(""), id="action-progress")
+            verb = "record" if self.plan.unchanged else "apply"
+            yield Static(Text(f"enter {verb} · esc cancel"), id="action-keys")
+
+    def action_scroll(self, step: int) -> None:
+        self.query_one(VerticalScroll).scroll_relative(y=step, animate=False)
+
+    def action_cancel(self) -> None:
+        if self.applying:
+            self.notify("Applying: wait for it to finish.", severity="warning", markup=False)
+            return
+        self.dismiss(None)
+
+    def action_confirm(self) -> None:
+        if self.applying:
+            return
+        self.applying = True
+        self.query_one("#action-keys", Static).update(Text("applying…"))
+        self.run_worker(self._apply(), group="action-apply", exit_on_error=False)
+
+    def _on_progress(self, name: str, size: int, total: int | None) -> None:
+        self._progress[name] = size
+        now = time.monotonic()
+        if now - self._last_paint >= 0.1:  # at most ~10 repaints a second
+            self._last_paint = now
+            self.query_one("#action-progress", Static).update(progress_text(self._progress))
+
+    async def _apply(self) -> None:
+        try:
+            outcome = await self.service.apply(self.plan, progress=self._on_progress)
+        except ActionError as error:
+            outcome = Outcome(
+                plan=self.plan, result=FAILED, message=error.message, error=error.message
+            )
+        self.outcome = outcome
+        self.dismiss(outcome)
+
+
+class ActionsProvider:
+    """The app's action provider (see ktriage.ui.hooks), backed by an ActionService."""
+
+    def __init__(self, app: Any, service: ActionService) -> None:
+        self.app = app
+        self.service = service
+        refresh = getattr(app, "refresh_bindings", None)
+        if refresh is not None:
+            service.on_permissions(refresh)
+
+    def available(self, name: str, selection: Any) -> tuple[bool, str]:
+        key = ACTION_NAMES.get(name)
+        if key is None:
+            return False, f"unknown action {name}"
+        if self.service.read_only:
+            return False, "read-only mode"
+        pod = getattr(selection, "pod", None)
+        if pod is None:
+            return False, "select a pod (or an incident with a pod)"
+        return self.service.available(pod).get(key, (False, "not offered"))
+
+    async def run(self, name: str, selection: Any) -> None:
+        """Start the action in a worker: preparing may take a few round trips."""
+        self.app.run_worker(self._run(name, selection), group="actions", exit_on_error=False)
+
+    async def _run(self, name: str, selection: Any) -> None:
+        incident = getattr(selection, "incident", None)
+        incident_id = incident.id if incident is not None else NO_INCIDENT
+        pod = getattr(selection, "pod", None)
+        key = ACTION_NAMES.get(name)
+        if key is None or pod is None:
+            return
+        try:
+            if key == "u":
+                plan = await self.service.prepare_undo(incident_id, pod)
+            else:
+                plan = await self.service.prepare(key, incident_id, pod)
+        except ActionError as error:
+            self.app.notify(error.message, title=name, severity="error", markup=False)
+            return
+        self._confirm(plan)
+
+    def _confirm(self, plan: Plan, *, optional: bool = False) -> None:
+        def done(outcome: Outcome | None) -> None:
+            if outcome is None:
+                return
+            self.app.notify(
+                outcome.message,
+                title=f"{plan.label}: {outcome.result}",
+                severity=outcome_severity(outcome),
+                timeout=10,
+                markup=False,
+            )
+            if plan.action == "isolate" and outcome.result == OK and not plan.is_undo:
+                self.app.run_worker(self._offer_detach(plan), group="actions", exit_on_error=False)
+
+        self.app.push_screen(ActionConfirmScreen(self.service, plan, optional=optional), done)
+
+    async def _offer_detach(self, isolated: Plan) -> None:
+        """After isolation, offer detach as its own confirmable step (esc declines)."""
+        ok, _why = self.service.available(isolated.target).get("D", (False, ""))
+        if not ok:
+            return
+        try:
+            plan = await self.service.prepare("D", isolated.incident_id, isolated.target)
+        except ActionError:
+            return
+        if not plan.unchanged:
+            self._confirm(plan, optional=True)
+
+
+__all__ = [
+    "FAILED",
+    "OK",
+    "UNCHANGED",
+    "UNDONE",
+    "ActionConfirmScreen",
+    "ActionsProvider",
+    "plan_text",
+]

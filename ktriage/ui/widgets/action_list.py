@@ -1,0 +1,55 @@
+"""The actions taken on an incident, newest last, with what can still be undone."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual.widgets import Static
+
+from ktriage.actions.base import FAILED, OK, UNCHANGED, UNDONE, ActionRecord
+from ktriage.core.model import iso
+from ktriage.core.text import printable
+
+_RESULT_STYLE = {OK: "bold green", FAILED: "bold red", UNCHANGED: "yellow", UNDONE: "cyan"}
+
+
+def actions_text(records: Sequence[ActionRecord]) -> Text:
+    """One line per action: time, action, subject, result, and whether `u` undoes it."""
+    out = Text(no_wrap=True, overflow="ellipsis")
+    if not records:
+        out.append("No actions taken yet.", "italic")
+        return out
+    last_undoable = next((r for r in reversed(records) if r.can_undo), None)
+    for i, record in enumerate(records):
+        if i:
+            out.append("\n")
+        out.append(iso(record.time)[11:19] + " ", "dim")
+        out.append(printable(record.action).ljust(14))
+        out.append(printable(record.subject.words()) + " ")
+        out.append(record.result, _RESULT_STYLE.get(record.result, ""))
+        if record.undone:
+            out.append("  undone", "cyan")
+        elif record is last_undoable:
+            out.append("  u undoes", "bold")
+        elif record.can_undo:
+            out.append("  undoable", "dim")
+        elif record.undo_note and record.result == OK:
+            out.append("  " + printable(record.undo_note), "dim")
+    return out
+
+
+class ActionList(Static):
+    """Shows `ActionService.records(incident_id)`; call `show()` after each change."""
+
+    DEFAULT_CSS = """
+    ActionList { height: auto; max-height: 8; padding: 0 1; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(actions_text([]), id=id, classes=classes)
+        self.records: list[ActionRecord] = []
+
+    def show(self, records: Sequence[ActionRecord]) -> None:
+        self.records = list(records)
+        self.update(actions_text(self.records))

@@ -1,0 +1,148 @@
+"""The Live stream pane: every event as it arrives, in a bounded ring buffer.
+
+`/` filters by source, severity and text (see ktriage.ui.query); the filter
+applies to what is already there and to what arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import ClassVar
+
+from rich.text import Text
+
+from ktriage.core.model import Event
+from ktriage.ui.format import SEVERITY_BADGES, cell, event_time, plain
+from ktriage.ui.query import Query
+from ktriage.ui.widgets.row_list import RowList
+
+DEFAULT_CAPACITY = 10_000
+
+
+class LiveStream(RowList):
+    PANE_TITLE = "Live stream"
+    FOLLOWS = True
+    QUERY_MODE = "filter"
+    EMPTY_TEXT = "Waiting for events…"
+    BINDINGS: ClassVar = [("enter", "open", "Go to incident")]
+
+    def __init__(
+        self,
+        incident_of: Callable[[Event], str | None],
+        *,
+        capacity: int = DEFAULT_CAPACITY,
+        id: str | None = None,
+    ) -> None:
+        super().__init__(id=id)
+        self.incident_of = incident_of
+        self.capacity = capacity
+        self.events: list[Event] = []
+        self.shown: list[Event] = self.events
+        self.total = 0
+
+    def add_events(self, events: Iterable[Event]) -> None:
+        batch = list(events)
+        if not batch:
+            return
+        self.total += len(batch)
+        if len(batch) > self.capacity:
+            batch = batch[-self.capacity :]
+        self.events.extend(batch)
+        query = self.query_filter
+        if query is not None:
+            self.shown.extend(e for e in batch if query.matches_event(e))
+        self._trim()
+        self.data_changed()
+
+    def _trim(self) -> None:
+        # Trim in chunks so the list is not shifted on every batch.
+        limit = self.capacity + self.capacity // 4
+        if len(self.events) > limit:
+            drop = len(self.events) - self.capacity
+            del self.events[:drop]
+            if self.shown is self.events:
+                self._rows_dropped(drop)
+        if self.shown is not self.events and len(self.shown) > limit:
+            drop = len(self.shown) - self.capacity
+            del self.shown[:drop]
+            self._rows_dropped(drop)
+
+    def _rows_dropped(self, drop: int) -> None:
+        """Keep the cursor and the view on the same rows after the oldest went."""
+        if self.follow:
+            return
+        self.cursor = max(0, self.cursor - drop)
+        self.scroll_to(y=max(0, round(self.scroll_y) - drop), animate=False, immediate=True)
+
+    def set_query(self, query: Query | None) -> None:
+        selected = self.selected_event
+        self.query_filter = query if query is not None and not query.empty else None
+        if self.query_filter is None:
+            self.shown = self.events
+        else:
+            q = self.query_filter
+            self.shown = [e for e in self.events if q.matches_event(e)]
+        self.cursor = len(self.shown) - 1
+        if selected is not None and not self.follow:
+            for i in range(len(self.shown) - 1, -1, -1):
+                if self.shown[i] is selected:
+                    self.cursor = i
+                    break
+        self.data_changed()
+        self._scroll_cursor_into_view()
+
+    @property
+    def selected_event(self) -> Event | None:
+        if 0 <= self.cursor < len(self.shown):
+            return self.shown[self.cursor]
+        return None
+
+    def toggle_follow(self) -> None:
+        self.follow = not self.follow
+        if self.follow and self.shown:
+            self.move_cursor(len(self.shown) - 1, user=False)
+        self._show_subtitle()
+
+    # ---- rendering ----------------------------------------------------------------
+
+    def row_count(self) -> int:
+        return len(self.shown)
+
+    def render_header(self, width: int) -> Text | None:
+        summary_w = max(0, width - 29 - 11)
+        return Text.assemble(
+            "  TIME (UTC)   SOURCE   SEV  ", cell("SUMMARY", summary_w), " INCIDENT  "
+        )
+
+    def render_row(self, index: int, width: int) -> Text:
+        ev = self.shown[index]
+        sev_style = self.severity_style(ev.severity)
+        muted = self.style_for("rowlist--muted")
+        incident = self.incident_of(ev) or ""
+        summary_w = max(0, width - 29 - 11)
+        summary = plain(ev.summary, self.style_for("rowlist--signal") if ev.signal else "")
+        summary.truncate(summary_w, overflow="ellipsis")
+        summary.pad_right(summary_w - summary.cell_len)
+        return Text.assemble(
+            Text("▌", sev_style) if ev.signal else Text(" "),
+            Text(" "),
+            cell(event_time(ev.time), 12, muted),
+            Text(" "),
+            cell(ev.source, 8),
+            Text(" "),
+            Text(
+                SEVERITY_BADGES[ev.severity] if ev.signal else SEVERITY_BADGES[ev.severity].lower(),
+                sev_style if ev.signal else muted,
+            ),
+            Text(" "),
+            summary,
+            Text(" "),
+            cell(incident, 10, self.style_for("rowlist--key")),
+        )
+
+    def subtitle(self) -> str:
+        text = f"{len(self.events)} kept of {self.total}"
+        if self.query_filter is not None:
+            text += f" · filter: {self.query_filter.text} ({len(self.shown)})"
+        text += " · following" if self.follow else " · paused (f follows)"
+        return text

@@ -1,0 +1,145 @@
+"""The Pods pane: the selected incident's pods, or every pod (`a` toggles)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.binding import Binding
+
+from ktriage.ui.format import cell
+from ktriage.ui.pods import PodRow
+from ktriage.ui.query import Query
+from ktriage.ui.widgets.row_list import RowList
+
+_ALARMING = {"privileged", "hostPath", "hostNet", "hostPID", "hostIPC"}
+_PHASE_BAD = {
+    "Failed",
+    "Gone",
+    "CrashLoopBackOff",
+    "OOMKilled",
+    "Evicted",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "Error",
+    "Unknown",
+}
+
+
+class PodList(RowList):
+    PANE_TITLE = "Pods"
+    EMPTY_TEXT = "No pods for this incident (a: all pods)."
+    BINDINGS: ClassVar = [
+        ("enter", "open", "Pod detail"),
+        Binding("a", "toggle_all", "All pods"),
+    ]
+
+    class ScopeToggled(RowList.CursorMoved):
+        """`a` switched between the incident's pods and all pods."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.show_all = False
+        self.rows: list[PodRow] = []
+        self.shown: list[PodRow] = []
+        self.scope = ""
+
+    def set_rows(self, rows: list[PodRow], scope: str) -> None:
+        selected = self.selected
+        self.rows = rows
+        self.scope = scope
+        self._apply_filter()
+        if selected is not None:
+            for i, row in enumerate(self.shown):
+                if row.key == selected.key:
+                    self.cursor = i
+                    break
+        self.data_changed()
+
+    def _apply_filter(self) -> None:
+        q = self.query_filter
+        if q is None:
+            self.shown = self.rows
+        else:
+            self.shown = [r for r in self.rows if self._matches(r, q)]
+
+    @staticmethod
+    def _matches(row: PodRow, q: Query) -> bool:
+        hay = " ".join((row.namespace, row.name, row.phase, row.node, *row.flags)).lower()
+        return q.matches_fields(hay, namespaces=[row.namespace])
+
+    def set_query(self, query: Query | None) -> None:
+        self.query_filter = query if query is not None and not query.empty else None
+        self._apply_filter()
+        self.data_changed()
+
+    @property
+    def selected(self) -> PodRow | None:
+        if 0 <= self.cursor < len(self.shown):
+            return self.shown[self.cursor]
+        return None
+
+    def action_toggle_all(self) -> None:
+        self.show_all = not self.show_all
+        self.cursor = 0
+        self.post_message(self.ScopeToggled(self, 0))
+
+    # ---- rendering -----------------------------------------------------------------
+
+    def row_count(self) -> int:
+        return len(self.shown)
+
+    @staticmethod
+    def _columns(width: int) -> tuple[int, int, int, bool]:
+        """Widths of name, node (0: hidden) and flags, and whether READY shows."""
+        show_ready = width >= 60
+        node = min(18, width // 6) if width >= 70 else 0
+        fixed = 11 + 4 + (6 if show_ready else 0) + (node + 1 if node else 0)
+        rest = max(12, width - fixed)
+        flags = min(30, max(8, rest // 3))
+        return rest - flags, node, flags, show_ready
+
+    def render_header(self, width: int) -> Text | None:
+        name, node, flags, show_ready = self._columns(width)
+        parts = [cell("NAMESPACE/NAME", name), " ", cell("PHASE", 10), " "]
+        if show_ready:
+            parts += [cell("READY", 5), " "]
+        parts += [cell("RST", 3, right=True), " "]
+        if node:
+            parts += [cell("NODE", node), " "]
+        parts.append(cell("FLAGS", flags))
+        return Text.assemble(*parts)
+
+    def render_row(self, index: int, width: int) -> Text:
+        row = self.shown[index]
+        name_w, node_w, flags_w, show_ready = self._columns(width)
+        muted = self.style_for("rowlist--muted")
+        bad = self.style_for("rowlist--sev-high")
+        phase_style = bad if row.phase in _PHASE_BAD else ("" if row.known else muted)
+        flags = Text(end="", no_wrap=True)
+        for flag in row.flags:
+            if flags:
+                flags.append(" ")
+            if flag in _ALARMING:
+                flags.append(flag, self.style_for("rowlist--sev-critical"))
+            else:
+                flags.append(flag, self.style_for("rowlist--sev-medium"))
+        flags.truncate(flags_w, overflow="ellipsis")
+        restarts = "-" if row.restarts is None else str(row.restarts)
+        restart_style = bad if row.restarts else ""
+        parts = [cell(f"{row.namespace}/{row.name}", name_w), " "]
+        parts += [cell(row.phase, 10, phase_style), " "]
+        if show_ready:
+            parts += [cell(row.ready, 5), " "]
+        parts += [cell(restarts, 3, restart_style, right=True), " "]
+        if node_w:
+            parts += [cell(row.node or "-", node_w, muted), " "]
+        parts.append(flags)
+        return Text.assemble(*parts)
+
+    def subtitle(self) -> str:
+        text = f"{len(self.rows)} · {self.scope}" if self.scope else str(len(self.rows))
+        text += " · a: " + ("incident's pods" if self.show_all else "all pods")
+        if self.query_filter is not None:
+            text += f" · filter: {self.query_filter.text} ({len(self.shown)})"
+        return text

@@ -1,0 +1,126 @@
+"""The status bar: cluster context, each source's health, skipped lines, clock."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.widget import Widget
+
+from ktriage.core.text import printable
+from ktriage.ui.format import count, date_time, rate
+
+_STATE_GLYPH = {
+    "connected": ("●", "status--ok"),
+    "done": ("✓", "status--ok"),
+    "starting": ("◌", "status--warn"),
+    "reconnecting": ("◐", "status--warn"),
+    "failed": ("✖", "status--bad"),
+}
+
+
+class StatusBar(Widget):
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "status--ok",
+        "status--warn",
+        "status--bad",
+        "status--muted",
+        "status--context",
+    }
+    DEFAULT_CSS = """
+    StatusBar {
+        dock: top;
+        height: 1;
+        background: $panel;
+        color: $foreground;
+    }
+    StatusBar > .status--ok { color: $success; }
+    StatusBar > .status--warn { color: $warning; }
+    StatusBar > .status--bad { color: $error; text-style: bold; }
+    StatusBar > .status--muted { color: $ktriage-muted; }
+    StatusBar > .status--context { color: $accent; text-style: bold; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.context = ""
+        self.cluster = ""
+        self.mode = ""
+        self.read_only = False
+        self.health: Sequence[Any] = ()
+        self.now: float = 0.0
+        self.lag_now: float | None = None
+        self.store_dropped = 0
+
+    def update_status(
+        self,
+        *,
+        context: str,
+        cluster: str,
+        mode: str,
+        health: Sequence[Any],
+        now: float,
+        read_only: bool = False,
+        lag_now: float | None = None,
+        dropped: int = 0,
+    ) -> None:
+        self.context = context
+        self.cluster = cluster
+        self.mode = mode
+        self.health = list(health)
+        self.now = now
+        self.read_only = read_only
+        self.lag_now = lag_now
+        self.store_dropped = dropped
+        self.refresh()
+
+    def _style(self, name: str):  # type: ignore[no-untyped-def]
+        return self.get_component_rich_style(name, partial=True)
+
+    def render(self) -> Text:
+        muted = self._style("status--muted")
+        left = Text(no_wrap=True, end="")
+        left.append(" ⎈ ", self._style("status--context"))
+        where = self.context or self.mode or "ktriage"
+        left.append(printable(where), self._style("status--context"))
+        if self.cluster and self.cluster != self.context:
+            left.append(f" ({printable(self.cluster)})", muted)
+        if self.read_only:
+            left.append(" read-only", self._style("status--warn"))
+        skipped = 0
+        for h in self.health:
+            left.append("  │ ", muted)
+            glyph, style = _STATE_GLYPH.get(h.state, ("?", "status--muted"))
+            left.append(printable(h.kind or h.name), "")
+            left.append(f" {glyph}", self._style(style))
+            if h.state in ("reconnecting", "failed") and h.last_error:
+                left.append(f" {printable(h.last_error)[:40]}", self._style(style))
+            elif h.state == "done":
+                left.append(f" {count(h.events_total)} ev", muted)
+            else:
+                left.append(f" {rate(h.rate())}", muted)
+                lag = h.lag(self.lag_now) if self.lag_now is not None else h.lag()
+                if lag is not None:
+                    left.append(f" lag {_lag(lag)}", muted)
+            skipped += sum(h.skipped.values())
+        if skipped:
+            left.append("  │ ", muted)
+            left.append(f"skipped {count(skipped)}", self._style("status--warn"))
+        if self.store_dropped:
+            left.append("  │ ", muted)
+            left.append(f"not kept {count(self.store_dropped)}", self._style("status--bad"))
+        right = Text(f" {date_time(self.now)} ", style=muted) if self.now else Text("")
+        width = self.size.width
+        room = max(0, width - right.cell_len)
+        left.truncate(room, overflow="ellipsis")
+        left.pad_right(room - left.cell_len)
+        return Text.assemble(left, right, no_wrap=True, end="")
+
+
+def _lag(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m" if seconds >= 120 else f"{seconds:.0f}s"
+    return f"{seconds / 3600:.0f}h"
