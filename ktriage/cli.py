@@ -30,12 +30,37 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_ui(p: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """UI options, accepted before or after the subcommand."""
+    default = None if top else argparse.SUPPRESS
+    p.add_argument(
+        "--theme",
+        metavar="NAME",
+        default=default,
+        help="ktriage-dark (default), ktriage-light, ktriage-high-contrast or a user theme",
+    )
+    p.add_argument(
+        "--read-only",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="hide every containment action",
+    )
+    p.add_argument(
+        "--snapshot-dir",
+        type=Path,
+        metavar="DIR",
+        default=default,
+        help="where `s` saves snapshots (default: $XDG_STATE_HOME/ktriage/snapshots)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ktriage",
         description="Kubernetes security incident triage in the terminal.",
     )
     parser.add_argument("--version", action="version", version=f"ktriage {__version__}")
+    _add_ui(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     replay = sub.add_parser(
@@ -51,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     out.add_argument("--text", action="store_true", help="print the text report (no UI)")
     _add_common(replay)
+    _add_ui(replay)
 
     sim = sub.add_parser("sim", help="run the simulated cluster", add_help=False)
     sim.add_argument("rest", nargs=argparse.REMAINDER)
@@ -60,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--speed", type=float, default=1.0)
     demo.add_argument("--dir", type=Path, metavar="DIR")
     _add_common(demo)
+    _add_ui(demo)
     return parser
 
 
@@ -127,7 +154,7 @@ def _replay_ui(args: argparse.Namespace, cfg: Config) -> int:
     except ImportError:
         args.text = True
         return cmd_replay(args)
-    return run_replay_ui(args.files, cfg)
+    return run_replay_ui(args.files, cfg, args)
 
 
 def main(argv: list[str] | None = None) -> int:
