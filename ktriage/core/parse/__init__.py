@@ -6,6 +6,7 @@ timestamp reader, and small text helpers.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from hashlib import blake2b
 from typing import NamedTuple
 
@@ -42,9 +43,9 @@ def to_epoch(value: object) -> float | None:
     head = value[:19]
     base = _SECOND_CACHE.get(head)
     if base is None:
-        base = parse_time(head)
+        base = _civil_seconds(head)
         if base is None:
-            return None
+            return parse_time(value)
         if len(_SECOND_CACHE) > 100_000:
             _SECOND_CACHE.clear()
         _SECOND_CACHE[head] = base
@@ -59,6 +60,33 @@ def to_epoch(value: object) -> float | None:
     if tail[0] == "." and tail[1:].isdigit():
         return base + float(tail[:10])
     return parse_time(value)
+
+
+def _civil_seconds(head: str) -> float | None:
+    """`YYYY-MM-DDTHH:MM:SS` (or a space for the T) as UTC epoch seconds."""
+    digits = head[0:4] + head[5:7] + head[8:10] + head[11:13] + head[14:16] + head[17:19]
+    if (
+        head[4] != "-"
+        or head[7] != "-"
+        or head[13] != ":"
+        or head[16] != ":"
+        or not digits.isascii()
+        or not digits.isdigit()
+    ):
+        return None
+    try:
+        dt = datetime(
+            int(head[0:4]),
+            int(head[5:7]),
+            int(head[8:10]),
+            int(head[11:13]),
+            int(head[14:16]),
+            int(head[17:19]),
+            tzinfo=UTC,
+        )
+    except ValueError:
+        return None
+    return dt.timestamp()
 
 
 def short_hash(data: bytes) -> str:

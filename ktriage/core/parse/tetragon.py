@@ -5,7 +5,6 @@ plain execs and exits are context.
 
 from __future__ import annotations
 
-import posixpath
 from typing import Any
 
 import msgspec
@@ -155,10 +154,36 @@ _KEY_SUFFIXES = (
 
 
 def _base(path: str | None) -> str:
-    return posixpath.basename(path) if path else ""
+    return path.rpartition("/")[2] if path else ""
+
+
+# A container's pod, image, node and namespace never change: its entities are
+# computed once per (node, container, pod).
+_ENTITY_CACHE: dict[tuple[object, ...], tuple[EntityRef, ...]] = {}
 
 
 def _entities(rec: TetragonRecord, proc: TProcess | None) -> list[EntityRef]:
+    if proc is None:
+        return _entities_uncached(rec, proc)
+    pod = proc.pod
+    container = pod.container if pod is not None else None
+    key = (
+        rec.node_name,
+        proc.docker,
+        pod.namespace if pod is not None else None,
+        pod.name if pod is not None else None,
+        container.id if container is not None else None,
+        container.image.name if container is not None and container.image is not None else None,
+    )
+    ents = _ENTITY_CACHE.get(key)
+    if ents is None:
+        if len(_ENTITY_CACHE) > 100_000:
+            _ENTITY_CACHE.clear()
+        ents = _ENTITY_CACHE[key] = tuple(_entities_uncached(rec, proc))
+    return list(ents)
+
+
+def _entities_uncached(rec: TetragonRecord, proc: TProcess | None) -> list[EntityRef]:
     ents: list[EntityRef] = []
     ns = ""
     if proc is not None:
