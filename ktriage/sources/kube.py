@@ -1,0 +1,796 @@
+"""Watching a cluster's pods, nodes and events with the official `kubernetes` client.
+
+Each resource is listed, then watched from the list's resourceVersion with
+bookmarks, in a thread of its own (the client blocks); results are handed to the
+event loop with `call_soon_threadsafe`, where `ClusterState` turns them into
+events. Replies are read raw (`_preload_content=False`) and decoded as plain
+dicts, the form `ClusterState` takes.
+
+Faults, as a long-running watcher meets them:
+- a stream that ends or is cut: watch again from the last resourceVersion seen,
+  after a jittered exponential backoff when it keeps failing;
+- 410 Expired (the resourceVersion is too old): list again and apply only the
+  differences (`ClusterState.resync_*`);
+- 429: wait as long as Retry-After says;
+- 401/403 and 5xx: say so in words in the source's health and keep retrying,
+  re-reading the kubeconfig's credentials after a 401 (tokens get rotated).
+
+Stopping shuts the open response's socket down, so every watch thread ends
+within a second even on a quiet stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from ktriage.core.cluster import ClusterState
+from ktriage.core.model import Event
+from ktriage.engine import Engine, SourceHealth
+
+RESOURCES = ("pods", "nodes", "events")
+# Most watch events handed to the loop at once; the watch thread waits while
+# this many are still queued there (backpressure instead of unbounded memory).
+MAX_BATCH = 500
+MAX_QUEUED = 20_000
+
+
+class KubeConfigError(Exception):
+    """No usable cluster configuration; the message says what was tried."""
+
+
+# ---- connection ----------------------------------------------------------------
+
+
+def _kubeconfig_paths(kubeconfig: str | None) -> list[str]:
+    value = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    return [os.path.expanduser(p) for p in value.split(os.pathsep) if p]
+
+
+class KubeConnection:
+    """An ApiClient made the way kubectl finds its cluster: `--kubeconfig`, then
+    `$KUBECONFIG`, then `~/.kube/config`, then the in-cluster service account."""
+
+    def __init__(
+        self,
+        api_client: k8s.ApiClient,
+        *,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        context_name: str = "",
+        cluster_name: str = "",
+        namespace: str = "",
+        in_cluster: bool = False,
+    ) -> None:
+        self.api_client = api_client
+        self.kubeconfig = kubeconfig
+        self.context = context
+        self.context_name = context_name
+        self.cluster_name = cluster_name
+        self.namespace = namespace  # the context's default namespace
+        self.in_cluster = in_cluster
+        self._lock = threading.Lock()
+        self.reloads = 0
+
+    @property
+    def server(self) -> str:
+        return str(self.api_client.configuration.host)
+
+    @classmethod
+    def connect(cls, kubeconfig: str | None = None, context: str | None = None) -> KubeConnection:
+        paths = _kubeconfig_paths(kubeconfig)
+        existing = [p for p in paths if os.path.exists(p)]
+        if kubeconfig and not existing:
+            raise KubeConfigError(f"kubeconfig not found: {kubeconfig}")
+        if existing:
+            config_file = os.pathsep.join(existing)
+            try:
+                contexts, active = k8s_config.list_kube_config_contexts(config_file)
+                chosen = active
+                if context:
+                    chosen = next((c for c in contexts if c.get("name") == context), None)
+                    if chosen is None:
+                        names = ", ".join(sorted(str(c.get("name")) for c in contexts))
+                        raise KubeConfigError(
+                            f"context {context!r} not found in {config_file} "
+                            f"(contexts: {names or 'none'})"
+                        )
+                api_client = _client_from_kubeconfig(config_file, context)
+            except ConfigException as exc:
+                raise KubeConfigError(f"cannot use kubeconfig {config_file}: {exc}") from exc
+            except (OSError, ValueError) as exc:
+                raise KubeConfigError(f"cannot read kubeconfig {config_file}: {exc}") from exc
+            ctx = (chosen or {}).get("context") or {}
+            return cls(
+                api_client,
+                kubeconfig=config_file,
+                context=context,
+                context_name=str((chosen or {}).get("name") or ""),
+                cluster_name=str(ctx.get("cluster") or ""),
+                namespace=str(ctx.get("namespace") or ""),
+            )
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):
+            configuration = k8s.Configuration()
+            try:
+                k8s_config.load_incluster_config(client_configuration=configuration)
+            except ConfigException as exc:
+                raise KubeConfigError(f"in-cluster configuration unusable: {exc}") from exc
+            _tune(configuration)
+            ns_file = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+            namespace = ns_file.read_text().strip() if ns_file.exists() else ""
+            return cls(
+                k8s.ApiClient(configuration),
+                context_name="in-cluster",
+                cluster_name="in-cluster",
+                namespace=namespace,
+                in_cluster=True,
+            )
+        raise KubeConfigError(
+            f"no kubeconfig found (looked for {', '.join(paths)}) and not running in a "
+            "cluster; use --kubeconfig or set KUBECONFIG"
+        )
+
+    def reload(self) -> bool:
+        """Re-read credentials (after a 401: tokens and exec plugins rotate)."""
+        if self.in_cluster or not self.kubeconfig:
+            return False
+        with self._lock:
+            try:
+                fresh = _client_from_kubeconfig(self.kubeconfig, self.context)
+            except (ConfigException, OSError, ValueError):
+                return False
+            # Swap the credentials in place: open responses keep their sockets.
+            old = self.api_client.configuration
+            new = fresh.configuration
+            old.api_key = new.api_key
+            old.api_key_prefix = new.api_key_prefix
+            old.refresh_api_key_hook = new.refresh_api_key_hook
+            self.reloads += 1
+            return True
+
+    def core(self) -> k8s.CoreV1Api:
+        return k8s.CoreV1Api(self.api_client)
+
+    def events_v1(self) -> k8s.EventsV1Api:
+        return k8s.EventsV1Api(self.api_client)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.api_client.close()
+
+
+def _tune(configuration: k8s.Configuration) -> None:
+    # Every failure is seen and retried by us, with backoff and in the health line.
+    configuration.retries = False
+    # Idle watches through proxies and load balancers stay open.
+    configuration.keep_alive = True
+
+
+def _client_from_kubeconfig(config_file: str, context: str | None) -> k8s.ApiClient:
+    configuration = k8s.Configuration()
+    _tune(configuration)
+    return k8s_config.new_client_from_config(
+        config_file=config_file,
+        context=context,
+        persist_config=False,
+        client_configuration=configuration,
+    )
+
+
+# ---- retry policy ---------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Backoff:
+    """Jittered exponential backoff: initial, initial*factor, ... up to cap."""
+
+    initial: float = 0.5
+    cap: float = 30.0
+    factor: float = 2.0
+    jitter: float = 0.2
+    attempt: int = 0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def next(self) -> float:
+        base = min(self.cap, self.initial * self.factor**self.attempt)
+        self.attempt += 1
+        return min(self.cap, base * self.rng.uniform(1 - self.jitter, 1 + self.jitter))
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+    def copy(self) -> Backoff:
+        return Backoff(self.initial, self.cap, self.factor, self.jitter)
+
+
+@dataclass(slots=True)
+class WatchTimeouts:
+    connect: float = 5.0
+    # How long the server keeps one watch open (spread a little, like client-go).
+    watch: float = 300.0
+    # A list's read timeout; a watch's is its length plus a margin.
+    read: float = 60.0
+
+
+class _Expired(Exception):
+    """The resourceVersion is too old (410): list again."""
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _status_message(exc: ApiException) -> str:
+    body = exc.body
+    if body:
+        try:
+            status = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            text = str(body).strip()
+            return text[:200]
+        if isinstance(status, dict) and isinstance(status.get("message"), str):
+            return status["message"][:300]
+    return str(exc.reason or "")
+
+
+def _retry_after(exc: ApiException) -> float | None:
+    headers = exc.headers or {}
+    value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _describe_connection_error(exc: BaseException) -> str:
+    """A short reason for a network failure ("connection refused", "read timed out")."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cur, urllib3.exceptions.ConnectTimeoutError):
+            return "connect timed out"
+        if isinstance(cur, urllib3.exceptions.ReadTimeoutError | TimeoutError):
+            return "read timed out"
+        if isinstance(cur, urllib3.exceptions.NewConnectionError):
+            return "connection refused" if "refused" in str(cur).lower() else "cannot connect"
+        if isinstance(
+            cur,
+            urllib3.exceptions.ProtocolError
+            | urllib3.exceptions.IncompleteRead
+            | urllib3.exceptions.InvalidChunkLength
+            | ConnectionResetError,
+        ):
+            return "the connection was closed mid-stream"
+        reason = getattr(cur, "reason", None)
+        cur = reason if isinstance(reason, BaseException) else (cur.__cause__ or cur.__context__)
+    text = str(exc)
+    return text[:200] if text else type(exc).__name__
+
+
+# ---- the watch -----------------------------------------------------------------
+
+
+class ListWatch:
+    """List then watch one resource in a thread of its own; subclasses apply the
+    results on the loop (`_apply_list`, `_apply_watch`)."""
+
+    def __init__(
+        self,
+        conn: KubeConnection,
+        resource: str,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        backoff: Backoff | None = None,
+        timeouts: WatchTimeouts | None = None,
+        page_size: int = 500,
+        health: SourceHealth | None = None,
+    ) -> None:
+        if resource not in RESOURCES:
+            raise ValueError(f"resource must be one of {RESOURCES}, not {resource!r}")
+        self.conn = conn
+        self.resource = resource
+        self.namespace = namespace if resource != "nodes" else None
+        self.label_selector = label_selector
+        self.backoff = backoff or Backoff()
+        self.timeouts = timeouts or WatchTimeouts()
+        self.page_size = page_size
+        scope = f" in {namespace}" if namespace and resource != "nodes" else ""
+        self.health = health or SourceHealth(name=f"kube {resource}{scope}", kind="kube")
+        # What happened, in words, newest last (the status bar shows the last one).
+        self.history: deque[tuple[float, str]] = deque(maxlen=100)
+        self.lists = 0  # lists done (the first one and each re-list)
+        self.relists = 0  # lists after a 410 Expired
+        self.reconnects = 0  # watches started again from a resourceVersion
+        self.errors: Counter[str] = Counter()  # by HTTP code or "network"
+        self.watch_events = 0  # ADDED/MODIFIED/DELETED applied
+        self.resource_version = ""
+        self.synced = asyncio.Event()
+        self._events_api = "events.k8s.io/v1"
+        self._stop = threading.Event()
+        self._resp_lock = threading.Lock()
+        self._resp: Any = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._engine: Engine | None = None
+        self._done: asyncio.Event | None = None
+        self._queued = 0
+        self._queued_cv = threading.Condition()
+
+    # ---- lifecycle ---------------------------------------------------------------
+
+    async def run(self, engine: Engine) -> None:
+        self.start(engine)
+        assert self._done is not None
+        try:
+            await self._done.wait()
+        finally:
+            self.close()
+
+    def start(self, engine: Engine | None = None) -> None:
+        """Start the watch thread (from the loop's thread)."""
+        self._loop = asyncio.get_running_loop()
+        self._engine = engine
+        self._done = asyncio.Event()
+        self._thread = threading.Thread(
+            target=self._thread_main, name=f"ktriage-watch-{self.resource}", daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop the watch thread: it ends within a second."""
+        self._stop.set()
+        with self._queued_cv:
+            self._queued_cv.notify_all()
+        with self._resp_lock:
+            resp = self._resp
+        if resp is not None:
+            with contextlib.suppress(Exception):
+                resp.shutdown()
+
+    def join(self, timeout: float = 1.0) -> bool:
+        """Wait for the thread to end; True when it has."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # ---- thread side -------------------------------------------------------------
+
+    def _post(self, fn: Callable[..., None], *args: Any) -> None:
+        loop = self._loop
+        if loop is None or self._stop.is_set():
+            raise _Stopped
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop is closed
+            raise _Stopped from None
+
+    def _say(self, state: str, message: str) -> None:
+        self._post(self._apply_status, state, message)
+
+    def _wait(self, seconds: float) -> None:
+        if self._stop.wait(seconds):
+            raise _Stopped
+
+    def _thread_main(self) -> None:
+        try:
+            self._loop_forever()
+        except _Stopped:
+            pass
+        except Exception as exc:  # a bug must show, not kill the thread silently
+            with contextlib.suppress(_Stopped):
+                self._say("failed", f"watch stopped by an unexpected error: {exc!r}")
+        finally:
+            loop, done = self._loop, self._done
+            if loop is not None and done is not None:
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(done.set)
+
+    def _loop_forever(self) -> None:
+        backoff = self.backoff.copy()
+        rv = ""
+        while not self._stop.is_set():
+            try:
+                if not rv:
+                    rv = self._list()
+                    backoff.reset()
+                started = time.monotonic()
+                got, planned = self._watch(rv)
+                rv = self.resource_version or rv
+                lasted = time.monotonic() - started
+                self.reconnects += 1
+                if lasted < planned - 2:
+                    self._note(
+                        f"watch stream closed by the server after {lasted:.1f} s; "
+                        f"resuming from resourceVersion {rv}"
+                    )
+                if got:
+                    backoff.reset()
+                elif lasted < 1.0:
+                    # Ended at once with nothing: do not spin.
+                    self._wait(backoff.next())
+            except _Expired:
+                self.relists += 1
+                self._note("resourceVersion expired (410 Gone): listing again")
+                rv = ""
+            except ApiException as exc:
+                if self._stop.is_set():
+                    raise _Stopped from None
+                rv = self._api_error(exc, backoff, rv)
+            except _Stopped:
+                raise
+            except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+                if self._stop.is_set():
+                    raise _Stopped from None
+                self.errors["network"] += 1
+                delay = backoff.next()
+                reason = _describe_connection_error(exc)
+                where = f"resuming from resourceVersion {rv}" if rv else "listing again"
+                self._say(
+                    "reconnecting",
+                    f"lost the API server at {self.conn.server}: {reason}; "
+                    f"{where} in {delay:.1f} s",
+                )
+                self._wait(delay)
+
+    def _api_error(self, exc: ApiException, backoff: Backoff, rv: str) -> str:
+        code = int(exc.status or 0)
+        self.errors[str(code)] += 1
+        message = _status_message(exc)
+        what = f"{self.resource}" + (f" in {self.namespace}" if self.namespace else "")
+        if code == 410:
+            self.relists += 1
+            self._note("resourceVersion expired (410 Gone): listing again")
+            return ""
+        if code == 404 and self.resource == "events" and self._events_api == "events.k8s.io/v1":
+            self._events_api = "v1"
+            self._note("events.k8s.io/v1 is not served; using core v1 events")
+            return ""
+        if code == 429:
+            delay = _retry_after(exc)
+            if delay is None:
+                delay = backoff.next()
+                how = f"retrying in {delay:.1f} s"
+            else:
+                how = f"retrying after {delay:g} s as Retry-After asks"
+            self._say("reconnecting", f"throttled by the API server (429): {how}")
+            self._wait(delay)
+            return rv
+        delay = backoff.next()
+        if code == 401:
+            reloaded = self.conn.reload()
+            extra = " (credentials re-read from the kubeconfig)" if reloaded else ""
+            text = (
+                f"token rejected (401): check your kubeconfig credentials{extra}; "
+                f"retrying in {delay:.1f} s"
+            )
+        elif code == 403:
+            text = f"forbidden (403) to list/watch {what}: {message}; retrying in {delay:.1f} s"
+        elif code >= 500:
+            text = f"API server error {code}: {message or exc.reason}; retrying in {delay:.1f} s"
+        else:
+            text = f"API error {code} on {what}: {message}; retrying in {delay:.1f} s"
+        self._say("reconnecting", text)
+        self._wait(delay)
+        return rv
+
+    def _note(self, message: str) -> None:
+        self._post(self._apply_note, message)
+
+    # -- requests --
+
+    def _call(self, **kw: Any) -> Any:
+        """The list/watch call for this resource, raw response (not preloaded)."""
+        ns = self.namespace
+        if self.label_selector:
+            kw["label_selector"] = self.label_selector
+        if self.resource == "pods":
+            api = self.conn.core()
+            if ns:
+                return api.list_namespaced_pod(ns, **kw)
+            return api.list_pod_for_all_namespaces(**kw)
+        if self.resource == "nodes":
+            return self.conn.core().list_node(**kw)
+        if self._events_api == "events.k8s.io/v1":
+            ev_api = self.conn.events_v1()
+            if ns:
+                return ev_api.list_namespaced_event(ns, **kw)
+            return ev_api.list_event_for_all_namespaces(**kw)
+        api = self.conn.core()
+        if ns:
+            return api.list_namespaced_event(ns, **kw)
+        return api.list_event_for_all_namespaces(**kw)
+
+    def _hold(self, resp: Any) -> None:
+        with self._resp_lock:
+            self._resp = resp
+        if self._stop.is_set():
+            with contextlib.suppress(Exception):
+                resp.shutdown()
+            raise _Stopped
+
+    def _release(self) -> None:
+        with self._resp_lock:
+            resp, self._resp = self._resp, None
+        if resp is not None:
+            with contextlib.suppress(Exception):
+                resp.release_conn()
+
+    def _list(self) -> str:
+        items: list[dict[str, Any]] = []
+        token = None
+        rv = ""
+        while True:
+            kw: dict[str, Any] = {
+                "limit": self.page_size,
+                "_preload_content": False,
+                "_request_timeout": (self.timeouts.connect, self.timeouts.read),
+            }
+            if token:
+                kw["_continue"] = token
+            resp = self._call(**kw)
+            self._hold(resp)
+            try:
+                data = resp.data
+            finally:
+                self._release()
+            body = orjson.loads(data)
+            if not isinstance(body, dict):
+                raise ValueError("the list reply is not a JSON object")
+            page = body.get("items") or []
+            items.extend(i for i in page if isinstance(i, dict))
+            meta = body.get("metadata") or {}
+            rv = str(meta.get("resourceVersion") or rv)
+            token = meta.get("continue")
+            if not token:
+                break
+        self.lists += 1
+        self.resource_version = rv
+        self._wait_for_room(len(items))
+        self._post(self._apply_list, items, rv)
+        return rv
+
+    def _watch(self, rv: str) -> tuple[bool, int]:
+        """One watch request from `rv`: whether it delivered anything, and how long
+        the server was asked to keep it open."""
+        seconds = int(self.timeouts.watch * random.uniform(0.8, 1.0)) or 1
+        resp = self._call(
+            watch=True,
+            resource_version=rv,
+            allow_watch_bookmarks=True,
+            timeout_seconds=seconds,
+            _preload_content=False,
+            _request_timeout=(self.timeouts.connect, seconds + self.timeouts.read),
+        )
+        self._hold(resp)
+        self._say("connected", "")
+        got = False
+        buf = b""
+        try:
+            for chunk in resp.stream(None, decode_content=False):
+                if self._stop.is_set():
+                    raise _Stopped
+                if not chunk:
+                    continue
+                buf += chunk
+                if b"\n" not in buf:
+                    continue
+                *lines, buf = buf.split(b"\n")
+                batch: list[tuple[str, dict[str, Any]]] = []
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    item = self._decode(line)
+                    if item is None:
+                        continue
+                    batch.append(item)
+                    if len(batch) >= MAX_BATCH:
+                        self._deliver(batch)
+                        batch = []
+                if batch:
+                    self._deliver(batch)
+                got = True
+        except _Stopped:
+            raise
+        except Exception:
+            if self._stop.is_set():
+                raise _Stopped from None
+            raise
+        finally:
+            self._release()
+        if buf.strip():
+            item = self._decode(buf)
+            if item is not None:
+                self._deliver([item])
+        return got, seconds
+
+    def _decode(self, line: bytes) -> tuple[str, dict[str, Any]] | None:
+        try:
+            event = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            self.errors["bad-watch-line"] += 1
+            return None
+        if not isinstance(event, dict):
+            return None
+        etype = event.get("type")
+        obj = event.get("object")
+        if not isinstance(obj, dict):
+            return None
+        if etype == "ERROR":
+            code = obj.get("code")
+            if code == 410 or obj.get("reason") in ("Expired", "Gone"):
+                raise _Expired
+            exc = ApiException(status=code or 500, reason=str(obj.get("reason") or "Error"))
+            exc.body = orjson.dumps(obj).decode()
+            raise exc
+        rv = (obj.get("metadata") or {}).get("resourceVersion")
+        if rv:
+            self.resource_version = str(rv)
+        if etype == "BOOKMARK":
+            return None
+        if etype not in ("ADDED", "MODIFIED", "DELETED"):
+            return None
+        return (etype, obj)
+
+    def _wait_for_room(self, n: int) -> None:
+        with self._queued_cv:
+            while self._queued > MAX_QUEUED and not self._stop.is_set():
+                self._queued_cv.wait(0.5)
+            if self._stop.is_set():
+                raise _Stopped
+            self._queued += n
+
+    def _deliver(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        self._wait_for_room(len(batch))
+        self._post(self._apply_watch, batch)
+
+    # ---- loop side ---------------------------------------------------------------
+
+    def _taken(self, n: int) -> None:
+        with self._queued_cv:
+            self._queued -= n
+            self._queued_cv.notify_all()
+
+    def _emit(self, events: list[Event]) -> None:
+        if events and self._engine is not None:
+            self._engine.add_events(events)
+            self.health.count(len(events), max(e.time for e in events))
+
+    def _apply_list(self, items: list[dict[str, Any]], rv: str) -> None:
+        self._taken(len(items))
+        changes = self.on_list(items)
+        if self.lists > 1:
+            self._apply_note(
+                f"listed {self.resource} again ({len(items)} objects at resourceVersion {rv}); "
+                f"{changes} change(s) since the last watch"
+            )
+        self.synced.set()
+
+    def _apply_watch(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        self._taken(len(batch))
+        self.watch_events += len(batch)
+        self.on_watch(batch)
+
+    def on_list(self, items: list[dict[str, Any]]) -> int:
+        """A full list (the first or after a 410); returns how many changes it made."""
+        raise NotImplementedError
+
+    def on_watch(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        """Watch events (type, object) in order."""
+        raise NotImplementedError
+
+    def _apply_status(self, state: str, message: str) -> None:
+        health = self.health
+        if state == "connected":
+            if health.state != "connected" and health.last_error:
+                self._remember(f"connected again after: {health.last_error}")
+            health.state = "connected"
+            return
+        health.state = state
+        health.last_error = message
+        self._remember(message)
+
+    def _apply_note(self, message: str) -> None:
+        self._remember(message)
+        self.health.last_error = message
+
+    def _remember(self, message: str) -> None:
+        self.history.append((time.time(), message))
+
+
+class KubeWatchSource(ListWatch):
+    """Pods, nodes or events of a cluster into a ClusterState, and the events that
+    their changes imply into the engine."""
+
+    def __init__(
+        self,
+        conn: KubeConnection,
+        resource: str,
+        state: ClusterState,
+        *,
+        namespace: str | None = None,
+        backoff: Backoff | None = None,
+        timeouts: WatchTimeouts | None = None,
+        page_size: int = 500,
+    ) -> None:
+        super().__init__(
+            conn,
+            resource,
+            namespace=namespace,
+            backoff=backoff,
+            timeouts=timeouts,
+            page_size=page_size,
+        )
+        self.state = state
+
+    def start(self, engine: Engine | None = None) -> None:
+        if engine is not None and engine.cluster is None:
+            engine.cluster = self.state
+        super().start(engine)
+
+    def on_list(self, items: list[dict[str, Any]]) -> int:
+        state = self.state
+        if self.resource == "pods":
+            events = state.resync_pods(items)
+        elif self.resource == "nodes":
+            events = state.resync_nodes(items)
+        else:
+            events = state.resync_events(items)
+        self._emit(events)
+        return len(events)
+
+    def on_watch(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        state = self.state
+        events: list[Event] = []
+        for etype, obj in batch:
+            if self.resource == "pods":
+                got = state.delete_pod(obj) if etype == "DELETED" else state.update_pod(obj)
+            elif self.resource == "nodes":
+                got = state.delete_node(obj) if etype == "DELETED" else state.update_node(obj)
+            else:
+                got = [] if etype == "DELETED" else state.update_event(obj)
+            events.extend(got)
+        self._emit(events)
+
+
+def kube_sources(
+    conn: KubeConnection,
+    state: ClusterState,
+    *,
+    namespace: str | None = None,
+    backoff: Backoff | None = None,
+    timeouts: WatchTimeouts | None = None,
+) -> list[KubeWatchSource]:
+    """Watches of pods, nodes and events sharing one ClusterState."""
+    return [
+        KubeWatchSource(
+            conn, resource, state, namespace=namespace, backoff=backoff, timeouts=timeouts
+        )
+        for resource in RESOURCES
+    ]
