@@ -37,9 +37,16 @@ EntityRef of a pod, a `Target`, a `(namespace, name)` pair or `"ns/name"`.
 `ActionConfirmScreen(service, plan)` shows the plan (NetworkPolicy YAML,
 patch bodies, files to write, warnings), applies it on `enter` (showing
 progress) and dismisses with the Outcome; `esc` dismisses with None.
-`run_action(app, service, key, incident_id, pod_ref)` does prepare → screen →
-notify in one call.
+`make_provider(app)` is what ktriage.ui.hooks loads: it builds the service
+from `app.api_client_factory` (or `app.engine.api_client_factory`), a
+zero-argument callable returning a kubernetes ApiClient, and returns None
+when there is none (replay) or the app is read-only.
 """
+
+from __future__ import annotations
+
+import time
+from typing import Any
 
 from ktriage.actions.base import (
     FAILED,
@@ -76,4 +83,26 @@ __all__ = [
     "api_client_from_kubeconfig",
     "as_target",
     "kubeconfig_factory",
+    "make_provider",
 ]
+
+
+def make_provider(app: Any) -> Any:
+    """The UI's action provider (ktriage.ui.hooks), or None when actions cannot run."""
+    if getattr(app, "read_only", False):
+        return None
+    factory = getattr(app, "api_client_factory", None) or getattr(
+        getattr(app, "engine", None), "api_client_factory", None
+    )
+    if factory is None:
+        return None
+    from ktriage.ui.screens.action_confirm import ActionsProvider
+
+    service = ActionService(
+        app.engine,
+        factory,
+        app.snapshot_dir,
+        read_only=False,
+        clock=getattr(app, "clock", None) or time.time,
+    )
+    return ActionsProvider(app, service)

@@ -70,8 +70,9 @@ class Target:
         return f"{self.namespace}/{self.name}" if self.namespace else self.name
 
     def words(self) -> str:
-        """`pod shop/web-1`, `node worker-2`."""
-        return f"{self.kind.lower()} {self.short()}"
+        """`pod shop/web-1`, `node worker-2`, `NetworkPolicy shop/x`, `file a/b.log`."""
+        kind = self.kind.lower() if self.kind in ("Pod", "Node", "File") else self.kind
+        return f"{kind} {self.short()}"
 
     def entity(self) -> EntityRef:
         from ktriage.core.model import entity

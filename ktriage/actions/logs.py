@@ -192,8 +192,9 @@ class DumpLogs:
         plan.files.append(f"{rel / 'events.yaml'}  (the pod's events)")
         plan.files.append(f"{rel / MANIFEST}  (sha256 of every file above)")
         for path in plan.files:
+            name, _, what = path.partition("  ")
             plan.changes.append(
-                Change(verb="write", target=target, summary=f"write {path.split('  ')[0]}")
+                Change(verb="write", target=Target("File", "", name), summary=what.strip("()"))
             )
         if not streams:
             plan.warnings.append("The pod declares no containers: only its YAML and events.")

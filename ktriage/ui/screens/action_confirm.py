@@ -53,6 +53,8 @@ def plan_text(plan: Plan) -> Text:
     if plan.warnings:
         out.append("\n")
     for change in plan.changes:
+        if change.verb == "write":  # listed under "Files to write"
+            continue
         out.append(_plain(change.header()) + "\n", "bold underline")
         if change.summary:
             out.append("  " + _plain(change.summary) + "\n")

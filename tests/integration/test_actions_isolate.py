@@ -1,0 +1,325 @@
+"""Isolation and detach against the simulated cluster, checked with the real kubectl."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+from test_actions_support import (  # noqa: F401  (fixtures)
+    audit_lines,
+    engine_with_incident,
+    kubectl,
+    make_service,
+    reset_faults_fixture,
+    seed_namespace,
+    seed_node,
+    seed_pod,
+    seed_policy,
+    sim_fixture,
+    unique,
+)
+
+from ktriage.actions import FAILED, OK, UNCHANGED, UNDONE, ActionError
+from ktriage.actions.base import QUARANTINE_LABEL
+from ktriage.actions.isolate import policy_name, quarantine_value
+
+pytestmark = pytest.mark.sim
+
+
+def _policies(sim: Any, tmp_path: Path, ns: str) -> dict[str, dict]:
+    listing = kubectl(sim, tmp_path, "get", "networkpolicy", "-n", ns, "-o", "json")
+    return {p["metadata"]["name"]: p for p in listing["items"]}
+
+
+def _labels(sim: Any, tmp_path: Path, ns: str, pod: str) -> dict[str, str]:
+    text = kubectl(sim, tmp_path, "get", "pod", pod, "-n", ns, "--show-labels", "--no-headers")
+    labels = text.split()[-1]
+    return dict(kv.split("=", 1) for kv in labels.split(",") if "=" in kv)
+
+
+async def test_isolate_preview_dry_run_apply_idempotent_undo(sim: Any, tmp_path: Path) -> None:
+    ns, node, pod = unique("shop"), unique("node"), unique("web")
+    seed_namespace(sim.store, ns)
+    seed_node(sim.store, node)
+    seed_pod(sim.store, ns, pod, node=node, labels={"app": "web", "tier": "front"})
+    seed_policy(
+        sim.store,
+        ns,
+        "allow-frontend",
+        {
+            "podSelector": {"matchLabels": {"app": "web"}},
+            "ingress": [
+                {
+                    "from": [{"podSelector": {"matchLabels": {"role": "lb"}}}],
+                    "ports": [{"protocol": "TCP", "port": 8080}],
+                }
+            ],
+        },
+    )
+    seed_policy(sim.store, ns, "allow-all-ingress", {"podSelector": {}, "ingress": [{}]})
+    seed_policy(
+        sim.store,
+        ns,
+        "db-only",
+        {"podSelector": {"matchLabels": {"app": "db"}}, "ingress": [{}]},
+    )
+    engine, incident = engine_with_incident(ns, pod)
+    service = make_service(sim, engine, tmp_path)
+    try:
+        plan = await service.prepare("i", incident, (ns, pod))
+        create, label = plan.changes
+        name = f"ktriage-quarantine-{pod}"
+        assert create.verb == "create" and create.target.name == name
+        body = create.body
+        assert body["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "ktriage"}
+        assert body["metadata"]["annotations"] == {"ktriage.io/incident": incident}
+        assert body["spec"] == {
+            "podSelector": {"matchLabels": {QUARANTINE_LABEL: pod}},
+            "policyTypes": ["Ingress", "Egress"],
+        }
+        kubernetes_validate.validate(body, "1.37", strict=True)
+        assert "kind: NetworkPolicy" in create.render()
+        assert label.body["metadata"]["labels"] == {QUARANTINE_LABEL: pod}
+        assert label.body["metadata"]["resourceVersion"]
+        # The warnings name the policies that still allow traffic, and only those.
+        warnings = " ".join(plan.warnings)
+        assert "allow-frontend" in warnings and "TCP/8080" in warnings
+        assert "allow-all-ingress" in warnings and "selects every pod" in warnings
+        assert "db-only" not in warnings
+        # The dry run changed nothing.
+        assert name not in _policies(sim, tmp_path, ns)
+        assert QUARANTINE_LABEL not in _labels(sim, tmp_path, ns, pod)
+
+        outcome = await service.apply(plan)
+        assert outcome.result == OK, outcome.message
+        assert "still allowed by allow-all-ingress, allow-frontend" in outcome.message
+        policies = _policies(sim, tmp_path, ns)
+        assert policies[name]["spec"]["policyTypes"] == ["Ingress", "Egress"]
+        assert policies[name]["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "ktriage"
+        assert _labels(sim, tmp_path, ns, pod)[QUARANTINE_LABEL] == pod
+        # The policy was created before the pod was labelled.
+        writes = [
+            (a["verb"], a["objectRef"]["resource"])
+            for a in audit_lines(sim)
+            if a.get("objectRef", {}).get("namespace") == ns
+            and a["verb"] in ("create", "patch", "delete")
+            and "dryRun" not in a["requestURI"]
+            and a["user"]["username"] == "kubernetes-admin"
+        ]
+        assert writes == [("create", "networkpolicies"), ("patch", "pods")]
+        (event,) = [e for e in engine.correlator.events_of(incident) if e.source == "ktriage"]
+        assert event.raw_inline["action"] == "isolate" and event.raw_inline["result"] == "ok"
+        assert event.raw_inline["warnings"]
+
+        again = await service.prepare("i", incident, (ns, pod))
+        assert again.changes == [] and "already isolated" in again.unchanged
+        assert (await service.apply(again)).result == UNCHANGED
+
+        undo = await service.prepare_undo(incident, (ns, pod))
+        assert [c.verb for c in undo.changes] == ["patch", "delete"]
+        assert undo.changes[0].body["metadata"]["labels"] == {QUARANTINE_LABEL: None}
+        undone = await service.apply(undo)
+        assert undone.result == UNDONE, undone.message
+        assert name not in _policies(sim, tmp_path, ns)
+        assert QUARANTINE_LABEL not in _labels(sim, tmp_path, ns, pod)
+        writes = [
+            (a["verb"], a["objectRef"]["resource"])
+            for a in audit_lines(sim)
+            if a.get("objectRef", {}).get("namespace") == ns
+            and a["verb"] in ("create", "patch", "delete")
+            and "dryRun" not in a["requestURI"]
+        ]
+        # Undo: the label goes first, then the policy.
+        assert writes[-2:] == [("patch", "pods"), ("delete", "networkpolicies")]
+    finally:
+        service.close()
+
+
+async def test_isolation_without_other_policies_says_it_is_complete(
+    sim: Any, tmp_path: Path
+) -> None:
+    ns, pod = unique("lonely"), unique("web")
+    seed_pod(sim.store, ns, pod, node="n1")
+    service = make_service(sim, None, tmp_path)
+    try:
+        plan = await service.prepare("i", "INC-2", (ns, pod))
+        assert plan.warnings == []
+        assert any("No other NetworkPolicy selects this pod" in n for n in plan.notes)
+    finally:
+        service.close()
+
+
+async def test_foreign_policy_with_our_name_is_never_touched(sim: Any, tmp_path: Path) -> None:
+    ns, pod = unique("shop"), unique("web")
+    seed_pod(sim.store, ns, pod, node="n1")
+    seed_policy(sim.store, ns, f"ktriage-quarantine-{pod}", {"podSelector": {}})
+    service = make_service(sim, None, tmp_path)
+    try:
+        with pytest.raises(ActionError, match="not managed by ktriage"):
+            await service.prepare("i", "INC-3", (ns, pod))
+    finally:
+        service.close()
+
+
+def test_long_pod_names_give_legal_names() -> None:
+    long_a = "a" * 70 + "-x"
+    long_b = "a" * 70 + "-y"
+    for pod in (long_a, long_b, "web.v2.pod"):
+        name = policy_name(pod)
+        assert len(name) <= 63 and re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name), name
+        value = quarantine_value(pod)
+        assert len(value) <= 63
+        assert re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?", value), value
+    assert policy_name(long_a) != policy_name(long_b)
+    assert quarantine_value(long_a) != quarantine_value(long_b)
+    assert policy_name("web-1") == "ktriage-quarantine-web-1"
+    assert quarantine_value("web-1") == "web-1"
+
+
+async def test_long_pod_name_isolates(sim: Any, tmp_path: Path) -> None:
+    ns, pod = unique("shop"), "payments-api-" + "x" * 60 + "-7d9f"
+    seed_pod(sim.store, ns, pod, node="n1")
+    service = make_service(sim, None, tmp_path)
+    try:
+        outcome = await service.apply(await service.prepare("i", "INC-4", (ns, pod)))
+        assert outcome.result == OK, outcome.message
+        assert policy_name(pod) in _policies(sim, tmp_path, ns)
+        assert _labels(sim, tmp_path, ns, pod)[QUARANTINE_LABEL] == quarantine_value(pod)
+    finally:
+        service.close()
+
+
+def _seed_workload(sim: Any, ns: str, pod: str) -> None:
+    seed_namespace(sim.store, ns)
+    rs = sim.store.apply(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {"name": "web-7d9f", "namespace": ns},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "web", "pod-template-hash": "7d9f"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web", "pod-template-hash": "7d9f"}},
+                    "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]},
+                },
+            },
+        }
+    )
+    owner = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "name": "web-7d9f",
+        "uid": rs["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    labels = {"app": "web", "pod-template-hash": "7d9f", "tier": "front", "team": "pay"}
+    seed_pod(sim.store, ns, pod, node="n1", labels=labels, owner=owner)
+    sim.store.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web", "namespace": ns},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]},
+        }
+    )
+    seed_policy(
+        sim.store,
+        ns,
+        "allow-front",
+        {
+            "podSelector": {
+                "matchExpressions": [{"key": "tier", "operator": "In", "values": ["front"]}]
+            },
+            "ingress": [{}],
+        },
+    )
+
+
+async def test_detach_removes_the_labels_that_hold_the_pod(sim: Any, tmp_path: Path) -> None:
+    ns, pod = unique("shop"), unique("web")
+    _seed_workload(sim, ns, pod)
+    engine, incident = engine_with_incident(ns, pod)
+    service = make_service(sim, engine, tmp_path)
+    try:
+        isolated = await service.apply(await service.prepare("i", incident, (ns, pod)))
+        assert isolated.result == OK
+        plan = await service.prepare("D", incident, (ns, pod))
+        (change,) = plan.changes
+        removed = change.body["metadata"]["labels"]
+        assert removed == {"app": None, "pod-template-hash": None, "tier": None}
+        notes = " ".join(plan.notes)
+        assert "ReplicaSet web-7d9f" in notes and "Service web" in notes
+        assert "NetworkPolicy allow-front" in notes
+        assert "kubectl label pod" in notes and "app=web" in notes
+        assert any("start a replacement" in w for w in plan.warnings)
+        assert not any("not isolated" in w for w in plan.warnings)
+        assert _labels(sim, tmp_path, ns, pod)["app"] == "web"  # dry run changed nothing
+
+        outcome = await service.apply(plan)
+        assert outcome.result == OK, outcome.message
+        labels = _labels(sim, tmp_path, ns, pod)
+        assert labels == {"team": "pay", QUARANTINE_LABEL: pod}
+        # Detach is not undone by ktriage (it would cost a replica); undo goes to isolation.
+        assert not outcome.record.can_undo and "kubectl label pod" in outcome.record.undo_note
+        assert service.last_undoable(incident, (ns, pod)) is isolated.record
+        event = [e for e in engine.correlator.events_of(incident) if e.kind == "action-detach"]
+        assert event and event[0].raw_inline["undoable"] is False
+    finally:
+        service.close()
+
+
+async def test_detach_refreshes_on_stale_resource_version(sim: Any, tmp_path: Path) -> None:
+    ns, pod = unique("shop"), unique("web")
+    _seed_workload(sim, ns, pod)
+    service = make_service(sim, None, tmp_path)
+    try:
+        plan = await service.prepare("D", "INC-5", (ns, pod))
+        # Someone edits the pod between the preview and the apply: 409, re-read, retry once.
+        sim.store.mutate("v1", "Pod", ns, pod, lambda p: p["metadata"]["labels"].pop("tier", None))
+        outcome = await service.apply(plan)
+        assert outcome.result == OK, outcome.message
+        assert _labels(sim, tmp_path, ns, pod) == {"team": "pay"}
+        codes = [
+            a["responseStatus"]["code"]
+            for a in audit_lines(sim)
+            if a["verb"] == "patch"
+            and a.get("objectRef", {}).get("name") == pod
+            and "dryRun" not in a["requestURI"]
+        ]
+        assert codes == [409, 200]
+    finally:
+        service.close()
+
+
+async def test_nothing_to_detach(sim: Any, tmp_path: Path) -> None:
+    ns, pod = unique("bare"), unique("job")
+    seed_pod(sim.store, ns, pod, node="n1", labels={"run": "once"})
+    service = make_service(sim, None, tmp_path)
+    try:
+        plan = await service.prepare("D", "INC-6", (ns, pod))
+        assert plan.changes == [] and "not held" in plan.unchanged
+        assert (await service.apply(plan)).result == UNCHANGED
+    finally:
+        service.close()
+
+
+async def test_isolation_failure_is_failed_not_raised(sim: Any, tmp_path: Path) -> None:
+    """A plan for a pod deleted meanwhile: 404, the policy rolled back (see faults tests)."""
+    ns, pod = unique("shop"), unique("gone")
+    seed_pod(sim.store, ns, pod, node="n1")
+    service = make_service(sim, None, tmp_path)
+    try:
+        plan = await service.prepare("i", "INC-7", (ns, pod))
+        sim.store.delete("v1", "Pod", ns, pod)
+        outcome = await service.apply(plan)
+        assert outcome.result == FAILED
+        assert f"pod {ns}/{pod} is gone" in outcome.message
+        assert "rolled back" in outcome.message and "nothing is left behind" in outcome.message
+        assert _policies(sim, tmp_path, ns) == {}
+    finally:
+        service.close()
