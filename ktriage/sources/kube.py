@@ -236,7 +236,7 @@ class _Stopped(Exception):
     pass
 
 
-def _status_message(exc: ApiException) -> str:
+def status_message(exc: ApiException) -> str:
     body = exc.body
     if body:
         try:
@@ -249,7 +249,7 @@ def _status_message(exc: ApiException) -> str:
     return str(exc.reason or "")
 
 
-def _retry_after(exc: ApiException) -> float | None:
+def retry_after(exc: ApiException) -> float | None:
     headers = exc.headers or {}
     value = headers.get("Retry-After") if hasattr(headers, "get") else None
     if value is None:
@@ -260,7 +260,7 @@ def _retry_after(exc: ApiException) -> float | None:
         return None
 
 
-def _describe_connection_error(exc: BaseException) -> str:
+def describe_connection_error(exc: BaseException) -> str:
     """A short reason for a network failure ("connection refused", "read timed out")."""
     seen: set[int] = set()
     cur: BaseException | None = exc
@@ -450,7 +450,7 @@ class ListWatch:
                     raise _Stopped from None
                 self.errors["network"] += 1
                 delay = backoff.next()
-                reason = _describe_connection_error(exc)
+                reason = describe_connection_error(exc)
                 where = f"resuming from resourceVersion {rv}" if rv else "listing again"
                 self._say(
                     "reconnecting",
@@ -462,7 +462,7 @@ class ListWatch:
     def _api_error(self, exc: ApiException, backoff: Backoff, rv: str) -> str:
         code = int(exc.status or 0)
         self.errors[str(code)] += 1
-        message = _status_message(exc)
+        message = status_message(exc)
         what = f"{self.resource}" + (f" in {self.namespace}" if self.namespace else "")
         if code == 410:
             self.relists += 1
@@ -473,7 +473,7 @@ class ListWatch:
             self._note("events.k8s.io/v1 is not served; using core v1 events")
             return ""
         if code == 429:
-            delay = _retry_after(exc)
+            delay = retry_after(exc)
             if delay is None:
                 delay = backoff.next()
                 how = f"retrying in {delay:.1f} s"

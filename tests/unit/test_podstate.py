@@ -424,3 +424,21 @@ def test_warning_events() -> None:
     assert kinds(events) == ["imagepull"]
     assert events[0].time == parse_time("2027-01-15T10:02:00.123456Z")
     assert events[0].first(EntityKind.POD).name == "api-7d9f"
+
+
+def test_node_warning_is_context_and_names_no_namespace() -> None:
+    state = ClusterState()
+    obj = core_event(
+        "OOMKilling",
+        "Memory cgroup out of memory: Killed process 31877 (xmrig)",
+        kind="Node",
+        uid="ev-node",
+    )
+    obj["involvedObject"] = {"kind": "Node", "name": "worker-1", "namespace": "default"}
+    events = state.update_event(obj)
+    assert kinds(events) == ["oomkilled"]
+    ev = events[0]
+    # A kernel OOM kill on a node names no pod: context, not a signal of its own.
+    assert not ev.signal and ev.severity == Severity.LOW
+    assert "Node worker-1" in ev.summary and "default/" not in ev.summary
+    assert [e.kind for e in ev.entities] == [EntityKind.NODE]

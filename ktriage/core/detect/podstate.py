@@ -50,6 +50,9 @@ INFRA_NAMESPACES = frozenset(
     }
 )
 MESSAGE_WIDTH = 300
+CLUSTER_SCOPED = frozenset(
+    {"Node", "Namespace", "PersistentVolume", "ClusterRole", "ClusterRoleBinding", "StorageClass"}
+)
 
 _LABELS = {
     "crashloop": "CrashLoopBackOff",
@@ -577,6 +580,9 @@ def warning_event(obj: dict[str, Any]) -> list[Event]:
     message = _s(obj.get("note")) or _s(obj.get("message"))
     object_kind = _s(target.get("kind"))
     namespace = _s(target.get("namespace")) or _s(meta.get("namespace"))
+    if object_kind in CLUSTER_SCOPED:
+        # Events about nodes live in "default": the node itself has no namespace.
+        namespace = ""
     name = _s(target.get("name"))
     kind = _classify_warning(reason, message, object_kind)
     ents: list[EntityRef] = []
@@ -601,7 +607,9 @@ def warning_event(obj: dict[str, Any]) -> list[Event]:
     if when is None:
         return []
     uid = _s(meta.get("uid")) or f"{namespace}/{_s(meta.get('name'))}"
-    signal = kind in _SEVERITY
+    # Faults reported against a pod are signals; the same words about a node (a
+    # kernel OOM kill names a process, not a pod) are context, except NotReady.
+    signal = kind in _SEVERITY and (object_kind == "Pod" or kind == "node-notready")
     return [
         _make(
             time=when,
