@@ -74,7 +74,7 @@ def text_report(incidents: Sequence[Incident], events_of: Any, *, width: int = 1
             + f"; {inc.signal_count} signal(s)"
         )
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"
 
 
 def skipped_summary(skipped: Counter[str], skip_log: Sequence[tuple[str, str, str]]) -> str:
