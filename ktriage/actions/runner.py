@@ -252,13 +252,15 @@ async def run_steps(steps: list[Step]) -> StepsResult:
     if result.error is None:
         return result
     for step in reversed(done):
+        # The failed step itself (a timeout) may or may not have landed.
+        maybe = "possibly " if step.description == result.failed_step else ""
         if step.undo is None:
             if step.leftover:
-                result.leftovers.append(step.leftover)
+                result.leftovers.append(maybe + step.leftover)
             continue
         try:
             await step.undo()
             result.rolled_back.append(step.description)
         except ActionError as error:
-            result.leftovers.append(f"{step.leftover} (rollback failed: {error.message})")
+            result.leftovers.append(f"{maybe}{step.leftover} (rollback failed: {error.message})")
     return result

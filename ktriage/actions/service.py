@@ -204,9 +204,10 @@ class ActionService:
         action = self._action(key)
         target = as_target(pod_ref)
         ctx = self.context
+        # Who we are, asked once: for the record and for naming a 403.
+        who = ctx.runner.identity = await ctx.permissions.identity()
         missing = await ctx.permissions.missing(action.permissions(target), target.namespace)
         if missing:
-            who = await ctx.permissions.identity()
             raise ActionError(f"{action.title}: {who} {needs(missing)}", reason="forbidden")
         facts = await action.check(ctx, target)
         plan = await action.plan(ctx, target, incident_id, facts)
@@ -287,11 +288,11 @@ class ActionService:
             raise ActionError("nothing to undo here")
         action = self._by_name[record.action]
         ctx = self.context
+        who = ctx.runner.identity = await ctx.permissions.identity()
         missing = await ctx.permissions.missing(
             action.permissions(record.target), record.target.namespace
         )
         if missing:
-            who = await ctx.permissions.identity()
             raise ActionError(f"undo {record.action}: {who} {needs(missing)}", reason="forbidden")
         plan = await action.plan_undo(ctx, record)
         await action.dry_run(ctx, plan)
