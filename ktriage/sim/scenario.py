@@ -872,7 +872,8 @@ class ScenarioPlayer:
             namespace = namespace or meta.get("namespace")
             name = name or meta["name"]
             if request_object is None:
-                request_object = _request_form(created)
+                ((_, written),) = spec["creates"].items()
+                request_object = _request_form(created, written)
             if code < 300:
                 for obj in objs:
                     stored = self._apply(obj)
@@ -1143,7 +1144,7 @@ class ScenarioPlayer:
                 arguments=str(body.get("arguments", "")),
                 start_ns=time_ns,
                 parent_exec_id=parent.exec_id,
-                pod=procs[0].pod,
+                pod=_with_container_pid(procs[0].pod, len(procs) * 7 + 1),
                 caps=procs[0].caps,
                 uid=int(body.get("uid", 0)),
                 cwd=str(body.get("cwd", "/")),
@@ -1714,6 +1715,13 @@ def _backoff_text(seconds: int) -> str:
     return f"{seconds // 60}m{seconds % 60}s" if seconds >= 60 else f"{seconds}s"
 
 
+def _with_container_pid(pod: dict[str, Any] | None, pid: int) -> dict[str, Any] | None:
+    """The pod block with the process's PID as seen inside its container."""
+    if pod is None:
+        return None
+    return {**pod, "container": {**pod["container"], "pid": pid}}
+
+
 def _resource_of(kind: str) -> str:
     for resource, (_, _, k, _) in RESOURCE_KINDS.items():
         if k == kind:
@@ -1721,8 +1729,9 @@ def _resource_of(kind: str) -> str:
     return kind.lower() + "s"
 
 
-def _request_form(obj: dict[str, Any]) -> dict[str, Any]:
-    """What a client sends to create `obj`: no status, no server-set metadata."""
+def _request_form(obj: dict[str, Any], written: dict[str, Any]) -> dict[str, Any]:
+    """What a client sends to create `obj` from the template `written`: no status, no
+    server-set metadata, no defaults the client did not write."""
     req = {k: copy.deepcopy(v) for k, v in obj.items() if k not in ("status",)}
     meta = req.get("metadata") or {}
     for key in ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields"):
@@ -1730,7 +1739,8 @@ def _request_form(obj: dict[str, Any]) -> dict[str, Any]:
     spec = req.get("spec")
     if isinstance(spec, dict) and obj.get("kind") == "Pod":
         # The client sends the pod as written; the server adds defaults and the token volume.
-        spec.pop("nodeName", None)
+        if not written.get("node"):
+            spec.pop("nodeName", None)
         for c in spec.get("containers", []):
             c["volumeMounts"] = [
                 m for m in c.get("volumeMounts", []) if not m["name"].startswith("kube-api-access")
@@ -1754,9 +1764,10 @@ def _request_form(obj: dict[str, Any]) -> dict[str, Any]:
             "schedulerName",
             "serviceAccount",
             "terminationGracePeriodSeconds",
-            "tolerations",
         ):
             spec.pop(key, None)
+        if not written.get("tolerations"):
+            spec.pop("tolerations", None)
         if not spec.get("securityContext"):
             spec.pop("securityContext", None)
         if spec.get("serviceAccountName") == "default":
