@@ -54,6 +54,114 @@ def _add_ui(p: argparse.ArgumentParser, *, top: bool = False) -> None:
     )
 
 
+def _add_live(p: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """Live-mode options: `ktriage [OPTIONS]` or `ktriage live [OPTIONS]`."""
+
+    def default(value: object) -> object:
+        return value if top else argparse.SUPPRESS
+
+    g = p.add_argument_group("cluster")
+    g.add_argument(
+        "--kubeconfig", metavar="PATH", default=default(None), help="kubeconfig (like kubectl)"
+    )
+    g.add_argument("--context", metavar="NAME", default=default(None), help="kubeconfig context")
+    scope = g.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n", "--namespace", metavar="NS", default=default(None), help="watch one namespace"
+    )
+    scope.add_argument(
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        default=default(True),
+        help="watch every namespace (the default)",
+    )
+    g = p.add_argument_group("streams")
+    g.add_argument(
+        "--audit-log",
+        action="append",
+        metavar="PATH",
+        default=default(None),
+        help="follow an API-server audit log file (repeatable)",
+    )
+    g.add_argument(
+        "--since",
+        type=_duration,
+        metavar="DURATION",
+        default=default(None),
+        help="read files and pod logs from this long ago (e.g. 15m) instead of from now",
+    )
+    g.add_argument(
+        "--from-start",
+        action="store_true",
+        default=default(False),
+        help="read files and pod logs from their beginning",
+    )
+    g.add_argument(
+        "--falco",
+        action="append",
+        metavar="PATH|auto|off",
+        default=default(None),
+        help="Falco alerts: a JSON-lines file, auto (Falco pods' logs; the default with a "
+        "cluster) or off (repeatable)",
+    )
+    g.add_argument(
+        "--tetragon",
+        action="append",
+        metavar="PATH|auto|off",
+        default=default(None),
+        help="Tetragon events: an export file, auto (export-stdout of Tetragon pods) or off",
+    )
+    g = p.add_argument_group("webhooks")
+    g.add_argument(
+        "--listen-audit",
+        metavar="HOST:PORT",
+        default=default(None),
+        help="receive the audit webhook backend (EventList POSTs)",
+    )
+    g.add_argument(
+        "--listen-falco",
+        metavar="HOST:PORT",
+        default=default(None),
+        help="receive Falco http_output / Falcosidekick webhook POSTs",
+    )
+    g.add_argument("--tls-cert", metavar="PATH", default=default(None), help="PEM certificate")
+    g.add_argument("--tls-key", metavar="PATH", default=default(None), help="PEM private key")
+    g.add_argument(
+        "--webhook-token",
+        metavar="TOKEN",
+        default=default(None),
+        help="bearer token webhook senders must present (or $KTRIAGE_WEBHOOK_TOKEN)",
+    )
+    g = p.add_argument_group("output")
+    g.add_argument(
+        "--headless",
+        action="store_true",
+        default=default(False),
+        help="no UI: print incident updates as JSON lines until interrupted",
+    )
+    g.add_argument(
+        "--max-events",
+        type=int,
+        metavar="N",
+        default=default(None),
+        help="keep at most N events in memory (what is not kept is counted)",
+    )
+    p.add_argument(
+        "--config",
+        metavar="PATH",
+        default=default(None),
+        help="config file (default: ~/.config/ktriage/config.toml)",
+    )
+    p.add_argument(
+        "--window",
+        type=_duration,
+        metavar="DURATION",
+        default=default(None),
+        help="correlation window, e.g. 30m (default 30m or the config's)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ktriage",
@@ -61,7 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ktriage {__version__}")
     _add_ui(parser, top=True)
+    _add_live(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    live = sub.add_parser(
+        "live",
+        help="watch a cluster and its streams (the default command)",
+        description="Watch a cluster's pods, nodes and events, audit logs and runtime alerts.",
+    )
+    _add_live(live)
+    _add_ui(live)
 
     replay = sub.add_parser(
         "replay",
@@ -172,8 +289,9 @@ def main(argv: list[str] | None = None) -> int:
             from ktriage.demo import run_demo
 
             return run_demo(args, _load_config(args))
-        parser.print_help()
-        return 0
+        from ktriage.live import run_live
+
+        return run_live(args, _load_config(args))
     except ConfigError as exc:
         print(f"ktriage: {exc}", file=sys.stderr)
         return 2

@@ -26,6 +26,7 @@ from aiohttp import web
 from ktriage.core.ingest import MAX_SKIP_LOG, Ingestor
 from ktriage.core.model import Event
 from ktriage.engine import Engine, SourceHealth
+from ktriage.sources.base import deliver
 
 # kube-apiserver sends up to 400 events per batch by default; leave room.
 MAX_AUDIT_BODY = 64 << 20
@@ -81,7 +82,7 @@ def tls_context(cert: Path | str, key: Path | str) -> ssl.SSLContext:
     return ctx
 
 
-class _WebhookSource:
+class WebhookSource:
     """Shared server plumbing; subclasses turn a body into events."""
 
     kind = ""
@@ -230,8 +231,7 @@ class _WebhookSource:
 
     def _deliver(self, events: list[Event]) -> None:
         if events and self._engine is not None:
-            self._engine.add_events(events)
-            self.health.count(len(events), max(e.time for e in events))
+            deliver(self._engine, self.health, events)
 
     def _feed_one(self, data: bytes, origin: str) -> list[Event]:
         """Feed one record; _Rejected when the ingestor could not use it."""
@@ -268,7 +268,7 @@ def _check_json(body: bytes) -> object:
         raise _Rejected("malformed-json", f"not valid JSON ({text})") from None
 
 
-class AuditWebhookSource(_WebhookSource):
+class AuditWebhookSource(WebhookSource):
     """kube-apiserver's audit webhook backend: POSTs of `audit.k8s.io` EventLists."""
 
     kind = "audit"
@@ -303,7 +303,7 @@ class AuditWebhookSource(_WebhookSource):
         return events
 
 
-class FalcoWebhookSource(_WebhookSource):
+class FalcoWebhookSource(WebhookSource):
     """Falco `http_output` and Falcosidekick webhook POSTs: one alert per request
     (a JSON array of alerts is accepted too)."""
 

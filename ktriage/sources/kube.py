@@ -43,6 +43,7 @@ from kubernetes.config.config_exception import ConfigException
 from ktriage.core.cluster import ClusterState
 from ktriage.core.model import Event
 from ktriage.engine import Engine, SourceHealth
+from ktriage.sources.base import deliver
 
 RESOURCES = ("pods", "nodes", "events")
 # Most watch events handed to the loop at once; the watch thread waits while
@@ -679,8 +680,7 @@ class ListWatch:
 
     def _emit(self, events: list[Event]) -> None:
         if events and self._engine is not None:
-            self._engine.add_events(events)
-            self.health.count(len(events), max(e.time for e in events))
+            deliver(self._engine, self.health, events)
 
     def _apply_list(self, items: list[dict[str, Any]], rv: str) -> None:
         self._taken(len(items))

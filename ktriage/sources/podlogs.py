@@ -34,6 +34,7 @@ from kubernetes.client.exceptions import ApiException
 from ktriage.core.ingest import Ingestor
 from ktriage.core.model import Event
 from ktriage.engine import Engine, SourceHealth
+from ktriage.sources.base import deliver
 from ktriage.sources.kube import (
     Backoff,
     KubeConnection,
@@ -508,5 +509,4 @@ class PodLogSource:
         if self.since is not None:
             events = [e for e in events if e.time >= self.since]
         if events:
-            engine.add_events(events)
-            self.health.count(len(events), max(e.time for e in events))
+            deliver(engine, self.health, events)

@@ -33,6 +33,7 @@ import orjson
 from ktriage.core.ingest import MAX_LINE, MAX_SKIP_LOG, Ingestor
 from ktriage.core.model import Event, parse_time
 from ktriage.engine import Engine, SourceHealth
+from ktriage.sources.base import deliver
 
 CHUNK = 256 * 1024
 POLL_INTERVAL = 0.2
@@ -373,8 +374,7 @@ class FileSource:
             self.before_since += len(events) - len(kept)
             events = kept
         if events:
-            engine.add_events(events)
-            self.health.count(len(events), max(e.time for e in events))
+            deliver(engine, self.health, events)
 
     async def run(self, engine: Engine) -> None:
         spool = engine.archive.spool

@@ -1,0 +1,348 @@
+"""Live mode: an Engine with the sources the command line asks for, and headless runs.
+
+`build_live(args)` turns the parsed arguments of `ktriage` (live) into an Engine
+whose sources are added but not started (the UI or `run_headless` starts them).
+`run_headless(args)` runs the same sources and correlation without the UI and
+prints incident updates as JSON lines, the `replay --json` format, until SIGINT
+or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from ktriage.core.cluster import ClusterState
+from ktriage.core.config import Config
+from ktriage.core.report import incident_json_line, skipped_json
+from ktriage.engine import Engine
+from ktriage.sources.http import (
+    AuditWebhookSource,
+    FalcoWebhookSource,
+    ListenError,
+    WebhookSource,
+    parse_listen,
+    tls_context,
+)
+from ktriage.sources.kube import Backoff, KubeConfigError, KubeConnection, kube_sources
+from ktriage.sources.podlogs import PodLogSource
+from ktriage.sources.tail import FileSource
+
+# Headless prints one incident at most this often, so a flood stays readable.
+PRINT_INTERVAL = 0.5
+TOKEN_ENV = "KTRIAGE_WEBHOOK_TOKEN"
+
+
+class LiveError(Exception):
+    """The command line asks for something that cannot work; the message says why."""
+
+
+@dataclass
+class LiveSetup:
+    engine: Engine
+    connection: KubeConnection | None = None
+    webhooks: list[WebhookSource] = field(default_factory=list)
+    # Things worth telling the user before starting (stderr in headless mode).
+    notes: list[str] = field(default_factory=list)
+
+
+def _runtime_specs(values: list[str] | None, flag: str) -> tuple[bool, list[str], bool]:
+    """(--x given at all, paths, auto) from repeated `--x PATH|auto|off`."""
+    if not values:
+        return False, [], False
+    if any(v == "off" for v in values):
+        if len(values) > 1:
+            raise LiveError(f"{flag} off cannot be combined with other {flag} values")
+        return True, [], False
+    paths = [v for v in values if v != "auto"]
+    return True, paths, "auto" in values
+
+
+def build_live(
+    args: Any, config: Config | None = None, *, backoff: Backoff | None = None
+) -> LiveSetup:
+    """An Engine with the sources `args` asks for (not started)."""
+    engine = Engine(config, max_events=getattr(args, "max_events", None))
+    setup = LiveSetup(engine)
+    start = "beginning" if getattr(args, "from_start", False) else "end"
+    since_seconds = getattr(args, "since", None)
+    if since_seconds is not None and start == "beginning":
+        raise LiveError("--since and --from-start cannot be used together")
+    since = time.time() - since_seconds if since_seconds is not None else None
+
+    # The cluster, found like kubectl finds it.
+    conn: KubeConnection | None = None
+    explicit = bool(getattr(args, "kubeconfig", None) or getattr(args, "context", None))
+    try:
+        conn = KubeConnection.connect(getattr(args, "kubeconfig", None), args.context)
+    except KubeConfigError as exc:
+        if explicit:
+            raise LiveError(str(exc)) from exc
+        setup.notes.append(f"not watching a cluster: {exc}")
+    namespace = getattr(args, "namespace", None)
+    if conn is not None:
+        setup.connection = conn
+        engine.context_name = conn.context_name
+        engine.cluster_name = conn.cluster_name
+        state = ClusterState()
+        engine.cluster = state
+        for src in kube_sources(conn, state, namespace=namespace, backoff=backoff):
+            engine.add_source(src)
+
+    for path in getattr(args, "audit_log", None) or []:
+        engine.add_source(FileSource(Path(path), "audit", start=start, since=since))
+
+    for flag, kind in (("--falco", "falco"), ("--tetragon", "tetragon")):
+        given, paths, auto = _runtime_specs(getattr(args, kind, None), flag)
+        if not given:
+            auto = conn is not None  # the default when connected to a cluster
+        for path in paths:
+            engine.add_source(FileSource(Path(path), kind, start=start, since=since))
+        if auto:
+            if conn is None:
+                setup.notes.append(f"{flag} auto needs a cluster connection; skipped")
+            else:
+                engine.add_source(
+                    PodLogSource(conn, kind, start=start, since=since, backoff=backoff)
+                )
+
+    token = getattr(args, "webhook_token", None) or os.environ.get(TOKEN_ENV) or None
+    cert, key = getattr(args, "tls_cert", None), getattr(args, "tls_key", None)
+    if bool(cert) != bool(key):
+        raise LiveError("--tls-cert and --tls-key go together")
+    ssl_context = None
+    if cert and key:
+        try:
+            ssl_context = tls_context(cert, key)
+        except ListenError as exc:
+            raise LiveError(str(exc)) from exc
+    listeners = (
+        ("--listen-audit", getattr(args, "listen_audit", None), AuditWebhookSource),
+        ("--listen-falco", getattr(args, "listen_falco", None), FalcoWebhookSource),
+    )
+    bound: set[tuple[str, int]] = set()
+    for flag, value, cls in listeners:
+        if not value:
+            continue
+        try:
+            host, port = parse_listen(value)
+        except ValueError as exc:
+            raise LiveError(f"{flag}: {exc}") from exc
+        if (host, port) in bound and port != 0:
+            raise LiveError("--listen-audit and --listen-falco need different ports")
+        bound.add((host, port))
+        hook = cls(host, port, token=token, ssl_context=ssl_context)
+        setup.webhooks.append(hook)
+        engine.add_source(hook)
+    if (setup.webhooks and token is None) and any(h.host not in _LOOPBACK for h in setup.webhooks):
+        setup.notes.append(
+            f"webhooks listen beyond loopback without a token: set --webhook-token or {TOKEN_ENV}"
+        )
+    if not engine.sources:
+        raise LiveError(
+            "nothing to watch: no cluster found and no --audit-log, --falco, --tetragon "
+            "or --listen-* given"
+        )
+    return setup
+
+
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+# ---- headless -----------------------------------------------------------------
+
+
+class IncidentPrinter:
+    """Prints each incident as a JSON line when it opens or changes, at most once
+    per `interval` seconds per incident."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        write: Callable[[bytes], None],
+        *,
+        interval: float = PRINT_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.engine = engine
+        self.write = write
+        self.interval = interval
+        self.clock = clock
+        self.pending: dict[str, None] = {}
+        self.last_print: dict[str, float] = {}
+        self.printed_revision: dict[str, int] = {}
+        self.lines = 0
+
+    def tick(self, *, force: bool = False) -> None:
+        changes = self.engine.take_changes()
+        correlator = self.engine.correlator
+        for old in changes.renamed:
+            self.pending.pop(old, None)
+        for iid in sorted(changes.incidents):
+            self.pending[iid] = None
+        now = self.clock()
+        for iid in list(self.pending):
+            inc = correlator.resolve(iid)
+            if inc is None:
+                del self.pending[iid]
+                continue
+            if not force and now - self.last_print.get(inc.id, -1e18) < self.interval:
+                continue
+            del self.pending[iid]
+            if self.printed_revision.get(inc.id) == inc.revision:
+                continue
+            self.write(incident_json_line(inc, correlator.events_of(inc.id)) + b"\n")
+            self.lines += 1
+            self.last_print[inc.id] = now
+            self.printed_revision[inc.id] = inc.revision
+
+
+class HealthReporter:
+    """Says on stderr whenever a source's state or last problem changes."""
+
+    def __init__(self, engine: Engine, err: TextIO) -> None:
+        self.engine = engine
+        self.err = err
+        self._seen: dict[int, tuple[str, str]] = {}
+        self._dropped = 0
+
+    def tick(self) -> None:
+        for src in self.engine.sources:
+            h = src.health
+            now = (h.state, h.last_error)
+            if self._seen.get(id(src)) != now:
+                self._seen[id(src)] = now
+                detail = f": {h.last_error}" if h.last_error else ""
+                print(f"ktriage: {h.name}: {h.state}{detail}", file=self.err, flush=True)
+        dropped = self.engine.store.dropped
+        if dropped != self._dropped:
+            self._dropped = dropped
+            print(
+                f"ktriage: event store full ({self.engine.store.max_events} events): "
+                f"{dropped} event(s) not kept",
+                file=self.err,
+                flush=True,
+            )
+
+
+async def headless(
+    setup: LiveSetup,
+    *,
+    out: Callable[[bytes], None],
+    err: TextIO,
+    stop: asyncio.Event | None = None,
+    interval: float = PRINT_INTERVAL,
+) -> int:
+    """Run until `stop` is set (or SIGINT/SIGTERM); returns the exit code."""
+    engine = setup.engine
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    for note in setup.notes:
+        print(f"ktriage: {note}", file=err, flush=True)
+    printer = IncidentPrinter(engine, out, interval=interval)
+    reporter = HealthReporter(engine, err)
+    try:
+        for hook in setup.webhooks:
+            try:
+                await hook.start(engine)
+            except ListenError as exc:
+                print(f"ktriage: {exc}", file=err, flush=True)
+                return 2
+        await engine.start()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), min(0.1, interval))
+            printer.tick()
+            reporter.tick()
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        await engine.stop()
+        for hook in setup.webhooks:
+            await hook.aclose()
+        for src in engine.sources:
+            join = getattr(src, "join", None)
+            if join is not None:
+                await asyncio.to_thread(join, 1.0)
+        printer.tick(force=True)
+        reporter.tick()
+        skipped, log = _skipped(engine)
+        out(skipped_json(skipped, log) + b"\n")
+        if setup.connection is not None:
+            setup.connection.close()
+        engine.archive.close()
+    return 0
+
+
+def _skipped(engine: Engine) -> tuple[Any, list[tuple[str, str, str]]]:
+    from collections import Counter
+
+    total: Counter[str] = Counter()
+    log: list[tuple[str, str, str]] = []
+    for src in engine.sources:
+        total.update(src.health.skipped)
+        ingestor = getattr(src, "ingestor", None)
+        if ingestor is not None:
+            log.extend((f"{src.health.name}: {o}", r, d) for o, r, d in ingestor.skip_log)
+    return total, log
+
+
+def run_headless(args: Any, config: Config | None = None) -> int:
+    """`ktriage --headless`: JSON lines on stdout until interrupted; 0 on a clean stop."""
+    try:
+        setup = build_live(args, config)
+    except LiveError as exc:
+        print(f"ktriage: {exc}", file=sys.stderr)
+        return 2
+    stdout = sys.stdout.buffer
+
+    def write(data: bytes) -> None:
+        stdout.write(data)
+        stdout.flush()
+
+    try:
+        return asyncio.run(headless(setup, out=write, err=sys.stderr))
+    except BrokenPipeError:
+        # Output piped into `head` and friends: not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def run_live(args: Any, config: Config | None = None) -> int:
+    """`ktriage` (live): the UI over the live sources, or headless."""
+    if getattr(args, "headless", False):
+        return run_headless(args, config)
+    try:
+        from ktriage.ui.app import run_live_ui
+    except ImportError as exc:
+        print(
+            f"ktriage: the terminal UI is not available ({exc}); use --headless for JSON output",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        setup = build_live(args, config)
+    except LiveError as exc:
+        print(f"ktriage: {exc}", file=sys.stderr)
+        return 2
+    for note in setup.notes:
+        print(f"ktriage: {note}", file=sys.stderr)
+    try:
+        return int(run_live_ui(setup.engine, args) or 0)
+    finally:
+        if setup.connection is not None:
+            setup.connection.close()
+        setup.engine.archive.close()
