@@ -1,0 +1,167 @@
+"""The confirmation screen and the app's action keys, driven by Pilot against the sim."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.text import Text
+from test_actions_support import (  # noqa: F401  (fixtures)
+    engine_with_incident,
+    kubectl,
+    make_service,
+    reset_faults_fixture,
+    seed_node,
+    seed_pod,
+    sim_fixture,
+    unique,
+)
+from textual.app import App
+from textual.widgets import Static
+
+from ktriage.actions import OK, Outcome, Plan, Target, kubeconfig_factory
+from ktriage.actions.base import ActionRecord, Change
+from ktriage.ui.screens.action_confirm import ActionConfirmScreen, plan_text
+from ktriage.ui.widgets.action_list import ActionList, actions_text
+
+pytestmark = pytest.mark.sim
+
+
+def _policy_names(sim: Any, ns: str) -> list[str]:
+    objs = sim.store.list_objs("networking.k8s.io/v1", "NetworkPolicy", ns)
+    return [p["metadata"]["name"] for p in objs]
+
+
+HOSTILE = "[bold red]pwned[/] [link=https://evil.example]x[/link] \x1b]52;c;ZXZpbA==\x07"
+
+
+def test_plan_text_never_parses_markup() -> None:
+    pod = Target("Pod", "shop", "web-1")
+    plan = Plan(
+        action="isolate",
+        incident_id="INC-1",
+        target=pod,
+        subject=pod,
+        title="Isolate pod shop/web-1",
+        changes=[Change("patch", pod, {"metadata": {"annotations": {"x": HOSTILE}}})],
+        warnings=[HOSTILE],
+        notes=[HOSTILE],
+        dry_run="ok",
+    )
+    text = plan_text(plan)
+    assert isinstance(text, Text)
+    plain = text.plain
+    assert "[bold red]pwned[/]" in plain and "[link=https://evil.example]" in plain
+    assert "\x1b" not in plain and "\\x1b]52;" in plain
+    # No span links anywhere: nothing was interpreted as markup.
+    assert all("link" not in str(span.style) for span in text.spans)
+
+
+class _Host(App[None]):
+    def __init__(self, service: Any, plan: Plan) -> None:
+        super().__init__()
+        self.service = service
+        self.plan = plan
+        self.results: list[Outcome | None] = []
+
+    def on_mount(self) -> None:
+        self.push_screen(ActionConfirmScreen(self.service, self.plan), self.results.append)
+
+
+async def test_confirm_screen_esc_cancels_and_enter_applies(sim: Any, tmp_path: Path) -> None:
+    node, pod = unique("node"), unique("web")
+    seed_node(sim.store, node)
+    seed_pod(sim.store, "shop", pod, node=node)
+    engine, incident = engine_with_incident("shop", pod)
+    service = make_service(sim, engine, tmp_path)
+    try:
+        plan = await service.prepare("i", incident, ("shop", pod))
+        app = _Host(service, plan)
+        async with app.run_test() as pilot:
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, ActionConfirmScreen)
+            shown = screen.query_one("#action-plan", Static).render()
+            assert f"ktriage-quarantine-{pod}" in str(shown)
+            assert "policyTypes" in str(shown) and "Dry run" in str(shown)
+            await pilot.press("escape")
+            await pilot.pause()
+            assert app.results == [None]
+            assert f"ktriage-quarantine-{pod}" not in _policy_names(sim, "shop")
+
+            app.push_screen(ActionConfirmScreen(service, plan), app.results.append)
+            await pilot.pause()
+            await pilot.press("enter")
+            for _ in range(100):
+                if len(app.results) == 2:
+                    break
+                await pilot.pause(0.05)
+            outcome = app.results[1]
+            assert outcome is not None and outcome.result == OK, outcome
+        assert f"ktriage-quarantine-{pod}" in _policy_names(sim, "shop")
+    finally:
+        service.close()
+
+
+async def test_action_list_shows_what_undo_will_do() -> None:
+    pod = Target("Pod", "shop", "web-1")
+    node = Target("Node", "", "w2")
+    records = [
+        ActionRecord("A1", "cordon", "INC-1", pod, node, 0.0, "admin", OK, "", undoable=True),
+        ActionRecord(
+            "A2", "logs", "INC-1", pod, pod, 1.0, "admin", OK, "", undo_note="evidence is kept"
+        ),
+        ActionRecord("A3", "isolate", "INC-1", pod, pod, 2.0, "admin", "failed", "", undoable=True),
+    ]
+    lines = actions_text(records).plain.splitlines()
+    assert "node w2" in lines[0] and "u undoes" in lines[0]
+    assert "evidence is kept" in lines[1]
+    assert "failed" in lines[2] and "undo" not in lines[2]
+
+    class ListHost(App[None]):
+        def compose(self) -> Any:
+            yield ActionList(id="actions")
+
+    app = ListHost()
+    async with app.run_test() as pilot:
+        widget = app.query_one(ActionList)
+        assert "No actions taken yet" in str(widget.render())
+        widget.show(records)
+        await pilot.pause()
+        assert "u undoes" in str(widget.render())
+
+
+async def test_app_keys_isolate_and_record_in_the_timeline(sim: Any, tmp_path: Path) -> None:
+    """The real app: `i` on the selected incident previews, `enter` applies, the timeline has it."""
+    from ktriage.ui.app import KtriageApp
+
+    node, pod = unique("node"), unique("web")
+    seed_node(sim.store, node)
+    seed_pod(sim.store, "shop", pod, node=node)
+    engine, incident = engine_with_incident("shop", pod)
+    app = KtriageApp(engine, mode="live", snapshot_dir=tmp_path, start_sources=False)
+    app.api_client_factory = kubeconfig_factory(str(sim.kubeconfig_path), "sim-admin")
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.pause()
+        provider = app.action_provider
+        assert provider is not None
+        await provider.service.refresh(("shop", pod))
+        await pilot.press("i")
+        for _ in range(100):
+            if isinstance(app.screen, ActionConfirmScreen):
+                break
+            await pilot.pause(0.05)
+        assert isinstance(app.screen, ActionConfirmScreen)
+        await pilot.press("enter")
+        for _ in range(100):
+            names = [e.kind for e in engine.correlator.events_of(incident)]
+            if "action-isolate" in names and not isinstance(app.screen, ActionConfirmScreen):
+                break
+            await pilot.pause(0.05)
+        assert "action-isolate" in [e.kind for e in engine.correlator.events_of(incident)]
+        provider.service.close()
+    labels = kubectl(sim, tmp_path, "get", "pod", pod, "-n", "shop", "-o", "json")["metadata"][
+        "labels"
+    ]
+    assert labels.get("ktriage.io/quarantine") == pod
