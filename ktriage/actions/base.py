@@ -195,7 +195,6 @@ class Outcome:
     undo: dict[str, Any] = field(default_factory=dict)
     undoable: bool = False
     undo_note: str = ""
-    attempts: int = 0
 
     @property
     def ok(self) -> bool:

@@ -586,8 +586,10 @@ class Detach:
                         permission=GET_REPLICASETS,
                     )
                 except ActionError as error:
-                    if error.reason != "not-found":
+                    if error.reason not in ("not-found", "forbidden"):
                         raise
+                    controller = {"unreadable": f"{ref['kind']} {ref.get('name', '')}"}
+                    controller["why"] = error.message
         services = await ctx.call(
             ctx.kube.list_services,
             target.namespace,
@@ -622,7 +624,12 @@ class Detach:
                     holders.setdefault(key, []).append(why)
 
         controller = facts.get("controller")
-        if controller is not None:
+        if controller is not None and "unreadable" in controller:
+            plan.warnings.append(
+                f"Could not read {controller['unreadable']} ({controller['why']}): the labels "
+                "its selector uses are not known; the pod may stay attached to it."
+            )
+        elif controller is not None:
             kind = controller.get("kind", "controller")
             cname = (controller.get("metadata") or {}).get("name", "?")
             selector = (controller.get("spec") or {}).get("selector")

@@ -124,9 +124,9 @@ class _Writer:
     async def write_all(self, chunks: list[bytes]) -> None:
         async with aiofiles.open(self.path, "wb", opener=_private_opener) as fh:
             for chunk in chunks:
-                await self._write(fh, chunk)
+                await self.write(fh, chunk)
 
-    async def _write(self, fh: Any, chunk: bytes) -> None:
+    async def write(self, fh: Any, chunk: bytes) -> None:
         await fh.write(chunk)
         self.sha.update(chunk)
         self.size += len(chunk)
@@ -294,9 +294,12 @@ class DumpLogs:
                             f"{error.message} after {writer.size} bytes (the file is partial)",
                             reason=error.reason,
                         )
-                    await writer._write(fh, item)
+                    await writer.write(fh, item)
         finally:
             stop.set()
+            if not producer.done():
+                # Unblock a producer waiting on the socket (cancelled or failed dump).
+                await asyncio.to_thread(_close, response)
             while not producer.done():  # let a blocked producer see the stop
                 try:
                     queue.get_nowait()

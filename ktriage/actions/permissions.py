@@ -51,6 +51,8 @@ LIST_EVENTS = Permission("list", "events")
 LIST_SERVICES = Permission("list", "services")
 GET_REPLICASETS = Permission("get", "replicasets", "apps")
 
+UNKNOWN_TTL = 30.0  # seconds before a failed review is asked again
+
 
 class PermissionCache:
     """SelfSubjectAccessReview answers, cached for `ttl` seconds."""
@@ -67,7 +69,8 @@ class PermissionCache:
         self._runner = runner
         self.ttl = ttl
         self._now = now
-        self._cache: dict[tuple[Permission, str], tuple[float, Verdict]] = {}
+        # (permission, namespace) -> (when, verdict, for how long)
+        self._cache: dict[tuple[Permission, str], tuple[float, Verdict, float]] = {}
         self._identity: str | None = None
         self._identity_lock = asyncio.Lock()
         self.reviews_sent = 0
@@ -75,7 +78,7 @@ class PermissionCache:
     def cached(self, permission: Permission, namespace: str) -> Verdict | None:
         key = (permission, namespace if permission.namespaced else "")
         hit = self._cache.get(key)
-        if hit is None or self._now() - hit[0] > self.ttl:
+        if hit is None or self._now() - hit[0] > hit[2]:
             return None
         return hit[1]
 
@@ -95,15 +98,27 @@ class PermissionCache:
                 namespace=ns,
                 what=f"ask whether we may {permission.words()}",
             )
-        except Exception as exc:  # the review failed: say so, do not cache
-            return Verdict(allowed=True, reason=f"could not check: {exc}", known=False)
+        except Exception as exc:
+            # The review itself failed: offer the action (the server still decides and a
+            # 403 names the permission), and ask again soon rather than in minutes.
+            verdict = Verdict(allowed=True, reason=f"could not check: {exc}", known=False)
+            self._cache[(permission, ns)] = (self._now(), verdict, min(self.ttl, UNKNOWN_TTL))
+            return verdict
         status = reply.get("status") or {}
         verdict = Verdict(
             allowed=bool(status.get("allowed")) and not status.get("denied"),
             reason=str(status.get("reason") or status.get("evaluationError") or ""),
         )
-        self._cache[(permission, ns)] = (self._now(), verdict)
+        self._cache[(permission, ns)] = (self._now(), verdict, self.ttl)
         return verdict
+
+    def unknown_cached(self, permissions: Iterable[Permission], namespace: str) -> str:
+        """Why some of these permissions could not be checked ("" when all were)."""
+        for p in permissions:
+            verdict = self.cached(p, namespace)
+            if verdict is not None and not verdict.known:
+                return verdict.reason
+        return ""
 
     async def missing(self, permissions: Iterable[Permission], namespace: str) -> list[Permission]:
         """The permissions the identity lacks (unknown answers count as allowed)."""

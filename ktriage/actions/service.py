@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from ktriage.engine import Engine
 
 UNDO_KEY = "u"
+SETUP_RETRY = 10.0  # seconds between attempts to set up a client that failed
 
 
 def default_actions() -> list[Action]:
@@ -89,6 +90,8 @@ class ActionService:
         self._refreshing: dict[str, asyncio.Task[None]] = {}
         self._listeners: list[Callable[[], None]] = []
         self._locks: dict[Target, asyncio.Lock] = {}
+        self._setup_error = ""
+        self._setup_failed_at = 0.0
 
     # ---- plumbing --------------------------------------------------------------
 
@@ -98,18 +101,37 @@ class ActionService:
 
     @property
     def context(self) -> ActionContext:
+        """The action context, built on first use (the factory may read files: prefer
+        `await ensure_context()` on the event loop)."""
         if self._ctx is None:
-            self._api_client = self._factory()
-            kube = Kube(self._api_client)
-            runner = Runner(self._retry)
-            self._ctx = ActionContext(
-                kube=kube,
-                runner=runner,
-                permissions=PermissionCache(kube, runner, ttl=self._permission_ttl),
-                snapshot_dir=self.snapshot_dir,
-                clock=self.clock,
-            )
+            self._build(self._factory())
+        assert self._ctx is not None
         return self._ctx
+
+    async def ensure_context(self) -> ActionContext:
+        """The context, building the ApiClient in a thread (kubeconfig exec plugins block)."""
+        if self._ctx is None:
+            try:
+                client = await asyncio.to_thread(self._factory)
+            except Exception as exc:
+                raise ActionError(f"cannot set up the cluster client: {exc}") from None
+            if self._ctx is None:
+                self._build(client)
+            else:
+                client.close()
+        return self._ctx  # type: ignore[return-value]
+
+    def _build(self, client: ApiClient) -> None:
+        self._api_client = client
+        kube = Kube(client)
+        runner = Runner(self._retry)
+        self._ctx = ActionContext(
+            kube=kube,
+            runner=runner,
+            permissions=PermissionCache(kube, runner, ttl=self._permission_ttl),
+            snapshot_dir=self.snapshot_dir,
+            clock=self.clock,
+        )
 
     def close(self) -> None:
         for task in self._refreshing.values():
@@ -141,18 +163,24 @@ class ActionService:
         if self.read_only:
             return {}
         target = as_target(pod_ref)
-        perms = self.context.permissions
         out: dict[str, tuple[bool, str]] = {}
         stale = False
         for key, action in self.actions.items():
-            missing = perms.missing_cached(action.permissions(target), target.namespace)
+            if self._ctx is None:
+                stale = True
+                out[key] = (False, self._setup_error or "checking permissions")
+                continue
+            perms = self._ctx.permissions
+            wanted = action.permissions(target)
+            missing = perms.missing_cached(wanted, target.namespace)
             if missing is None:
                 stale = True
                 out[key] = (False, "checking permissions")
             elif missing:
                 out[key] = (False, needs(missing))
             else:
-                out[key] = (True, action.title)
+                unknown = perms.unknown_cached(wanted, target.namespace)
+                out[key] = (True, f"{action.title} ({unknown})" if unknown else action.title)
         record = self.last_undoable(None, target)
         if record is not None:
             out[UNDO_KEY] = (True, f"undo {record.action} of {record.subject.words()}")
@@ -167,9 +195,9 @@ class ActionService:
         if self.read_only:
             return {}
         target = as_target(pod_ref)
-        perms = self.context.permissions
+        ctx = await self.ensure_context()
         wanted = [p for a in self.actions.values() for p in a.permissions(target)]
-        await perms.missing(wanted, target.namespace)
+        await ctx.permissions.missing(wanted, target.namespace)
         return self.available(target)
 
     def _refresh_in_background(self, target: Target) -> None:
@@ -177,20 +205,28 @@ class ActionService:
         task = self._refreshing.get(ns)
         if task is not None and not task.done():
             return
+        if self._setup_error and time.monotonic() - self._setup_failed_at < SETUP_RETRY:
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
 
         async def run() -> None:
-            await self.refresh(target)
+            try:
+                await self.refresh(target)
+                self._setup_error = ""
+            except ActionError as error:
+                # Shown as the reason of every key; tried again a little later.
+                self._setup_error = error.message
+                self._setup_failed_at = time.monotonic()
             for listener in self._listeners:
                 listener()
 
         self._refreshing[ns] = loop.create_task(run())
 
     async def identity(self) -> str:
-        return await self.context.permissions.identity()
+        return await (await self.ensure_context()).permissions.identity()
 
     # ---- prepare / apply ---------------------------------------------------------
 
@@ -203,7 +239,7 @@ class ActionService:
             raise ActionError("read-only mode: actions are disabled")
         action = self._action(key)
         target = as_target(pod_ref)
-        ctx = self.context
+        ctx = await self.ensure_context()
         # Who we are, asked once: for the record and for naming a 403.
         who = ctx.runner.identity = await ctx.permissions.identity()
         missing = await ctx.permissions.missing(action.permissions(target), target.namespace)
@@ -221,7 +257,7 @@ class ActionService:
         """
         if self.read_only:
             raise ActionError("read-only mode: actions are disabled")
-        ctx = self.context
+        ctx = await self.ensure_context()
         action = self._by_name[plan.action]
         started = self.clock()
         actor = await ctx.permissions.identity()
@@ -287,7 +323,7 @@ class ActionService:
         if record is None:
             raise ActionError("nothing to undo here")
         action = self._by_name[record.action]
-        ctx = self.context
+        ctx = await self.ensure_context()
         who = ctx.runner.identity = await ctx.permissions.identity()
         missing = await ctx.permissions.missing(
             action.permissions(record.target), record.target.namespace

@@ -75,7 +75,7 @@ def plan_text(plan: Plan) -> Text:
     return out
 
 
-def progress_text(progress: dict[str, int], done: bool = False) -> Text:
+def progress_text(progress: dict[str, int]) -> Text:
     out = Text()
     for name, size in progress.items():
         out.append(f"  {_plain(name)}: {size / 1048576:.1f} MiB\n")
