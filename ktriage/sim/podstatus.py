@@ -52,6 +52,9 @@ def _default_container(c: dict) -> None:
     c.setdefault(
         "imagePullPolicy", "Always" if untagged or last.endswith(":latest") else "IfNotPresent"
     )
+    for port in c.get("ports") or []:
+        if isinstance(port, dict):
+            port.setdefault("protocol", "TCP")
     c.setdefault("resources", {})
     c.setdefault("terminationMessagePath", "/dev/termination-log")
     c.setdefault("terminationMessagePolicy", "File")

@@ -29,6 +29,7 @@ import pytest
 from ktriage.sim import builders
 from ktriage.sim.runner import SimCluster
 from ktriage.sim.store import ClusterStore
+from ktriage.sim.timefmt import rfc3339, rfc3339_micro
 
 REPO = Path(__file__).resolve().parents[2]
 SEED_NAMESPACE = "shop"
@@ -45,6 +46,7 @@ def kubectl_binary() -> Path | None:
 def seed(store: ClusterStore) -> dict[str, dict]:
     """A small realistic cluster; returns the main objects by handle."""
     out: dict[str, dict] = {}
+    now = store.clock.now()
     store.apply(builders.namespace(SEED_NAMESPACE, {"team": "payments"}))
     out["node1"] = store.apply(builders.node("worker-1", "10.0.0.11"))
     out["node2"] = store.apply(builders.node("worker-2", "10.0.0.12"))
@@ -184,8 +186,8 @@ def seed(store: ClusterStore) -> dict[str, dict]:
             "type": "Warning",
             "count": 3,
             "source": {"component": "kubelet", "host": "worker-1"},
-            "firstTimestamp": "2026-01-01T00:00:00Z",
-            "lastTimestamp": "2026-01-01T00:01:00Z",
+            "firstTimestamp": rfc3339(now - 60),
+            "lastTimestamp": rfc3339(now),
             "reportingComponent": "kubelet",
             "reportingInstance": "worker-1",
         }
@@ -195,7 +197,7 @@ def seed(store: ClusterStore) -> dict[str, dict]:
             "apiVersion": "events.k8s.io/v1",
             "kind": "Event",
             "metadata": {"name": "web-1.18a2b3c4d5e6f702", "namespace": SEED_NAMESPACE},
-            "eventTime": "2026-01-01T00:01:00.000000Z",
+            "eventTime": rfc3339_micro(now),
             "regarding": involved,
             "reason": "Killing",
             "note": "Container web exceeded its memory limit",
