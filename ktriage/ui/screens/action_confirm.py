@@ -110,9 +110,13 @@ class ActionConfirmScreen(ModalScreen[Outcome | None]):
         background: $surface;
         padding: 0 1;
     }
-    ActionConfirmScreen VerticalScroll { height: auto; max-height: 1fr; }
-    ActionConfirmScreen #action-progress { height: auto; color: $text-muted; }
-    ActionConfirmScreen #action-keys { height: 1; color: $text-muted; }
+    ActionConfirmScreen VerticalScroll { height: auto; }
+    ActionConfirmScreen #action-progress {
+        height: auto;
+        display: none;
+        border-bottom: solid $warning;
+    }
+    ActionConfirmScreen #action-progress.-active { display: block; }
     """
 
     def __init__(self, service: ActionService, plan: Plan, *, optional: bool = False) -> None:
@@ -129,11 +133,13 @@ class ActionConfirmScreen(ModalScreen[Outcome | None]):
         with Vertical() as box:
             prefix = "Optional next step: " if self.optional else ""
             box.border_title = Text(_plain(prefix + self.plan.title))
+            # The keys sit in the frame: always visible, however long the plan.
+            verb = "record" if self.plan.unchanged else "apply"
+            skip = "skip" if self.optional else "cancel"
+            box.border_subtitle = Text(f"enter {verb} · esc {skip} · j/k scroll")
+            yield Static(Text(""), id="action-progress")
             with VerticalScroll():
                 yield Static(plan_text(self.plan), id="action-plan")
-            yield Static(Text(""), id="action-progress")
-            verb = "record" if self.plan.unchanged else "apply"
-            yield Static(Text(f"enter {verb} · esc cancel"), id="action-keys")
 
     def action_scroll(self, step: int) -> None:
         self.query_one(VerticalScroll).scroll_relative(y=step, animate=False)
@@ -148,7 +154,10 @@ class ActionConfirmScreen(ModalScreen[Outcome | None]):
         if self.applying:
             return
         self.applying = True
-        self.query_one("#action-keys", Static).update(Text("applying…"))
+        self.query_one(Vertical).border_subtitle = Text("applying…")
+        progress = self.query_one("#action-progress", Static)
+        progress.update(Text("applying…"))
+        progress.add_class("-active")
         self.run_worker(self._apply(), group="action-apply", exit_on_error=False)
 
     def _on_progress(self, name: str, size: int, total: int | None) -> None:
