@@ -269,12 +269,13 @@ def describe_connection_error(exc: BaseException) -> str:
         seen.add(id(cur))
         if isinstance(cur, ConnectionRefusedError):
             return "connection refused"
+        # NewConnectionError is a ConnectTimeoutError in urllib3 2: test it first.
+        if isinstance(cur, urllib3.exceptions.NewConnectionError):
+            return "connection refused" if "refused" in str(cur).lower() else "cannot connect"
         if isinstance(cur, urllib3.exceptions.ConnectTimeoutError):
             return "connect timed out"
         if isinstance(cur, urllib3.exceptions.ReadTimeoutError | TimeoutError):
             return "read timed out"
-        if isinstance(cur, urllib3.exceptions.NewConnectionError):
-            return "connection refused" if "refused" in str(cur).lower() else "cannot connect"
         if isinstance(
             cur,
             urllib3.exceptions.ProtocolError
@@ -684,6 +685,7 @@ class ListWatch:
 
     def _apply_list(self, items: list[dict[str, Any]], rv: str) -> None:
         self._taken(len(items))
+        self._apply_status("connected", "")
         changes = self.on_list(items)
         if self.lists > 1:
             self._apply_note(
