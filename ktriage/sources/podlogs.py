@@ -127,6 +127,8 @@ class _PodLogFollower:
         self.from_start = from_start
         self.position = _Position()
         self.lines = 0
+        # Set once a log stream is open (tests wait on it before writing lines).
+        self.opened = threading.Event()
         self._stop = threading.Event()
         self._resp: Any = None
         self._lock = threading.Lock()
@@ -197,6 +199,7 @@ class _PodLogFollower:
                     first = False
                     with self._lock:
                         self._resp = raw
+                    self.opened.set()
                     if self._stop.is_set():
                         break
                     got = self._read(raw)
@@ -393,6 +396,10 @@ class PodLogSource:
             follower.thread.join(max(0.0, deadline - time.monotonic()))
             ok = ok and not follower.thread.is_alive()
         return ok
+
+    def streams_open(self) -> int:
+        """How many followed pods have had their log stream opened."""
+        return sum(1 for f in list(self.followers.values()) if f.opened.is_set())
 
     @property
     def threads_alive(self) -> int:
