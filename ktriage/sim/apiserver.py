@@ -16,7 +16,7 @@ import random
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -153,6 +153,7 @@ class Ctx:
     request: web.Request
     received: float
     ident: Identity | None = None
+    impersonator: Identity | None = None  # who authenticated, when acting as `ident`
     info: RequestInfo | None = None
     decision: Decision | None = None
     code: int = 200
@@ -229,6 +230,7 @@ class APIServer:
         try:
             ctx.ident = self._authenticate(request)
             ctx.info = parse_request_info(request.method, request.path, dict(request.query))
+            self._impersonate(ctx)
             self._authorize(ctx)
             if self.faults.latency:
                 await asyncio.sleep(self.faults.latency)
@@ -264,6 +266,49 @@ class APIServer:
         if ident is None or self.faults.token_expired(ident.name, ident.username):
             raise errors.unauthorized()
         return ident
+
+    def _impersonate(self, ctx: Ctx) -> None:
+        """`Impersonate-User`/`-Group` headers (kubectl --as/--as-group): the requester
+        needs the `impersonate` verb; the request then runs as the impersonated user."""
+        headers = ctx.request.headers
+        user = headers.get("Impersonate-User")
+        groups = headers.getall("Impersonate-Group", [])
+        if user is None:
+            if groups:
+                raise errors.internal_error(f"requested {groups} without impersonating a user")
+            return
+        real = ctx.ident
+        assert real is not None
+        targets = [("users", "", user)]
+        if user.startswith("system:serviceaccount:") and user.count(":") == 3:
+            _, _, sa_ns, sa_name = user.split(":")
+            targets = [("serviceaccounts", sa_ns, sa_name)]
+        targets += [("groups", "", g) for g in groups]
+        for resource, namespace, name in targets:
+            attrs = Attributes(
+                verb="impersonate",
+                resource_request=True,
+                resource=resource,
+                namespace=namespace,
+                name=name,
+                api_version="v1",
+            )
+            denied = self.faults.denied(real.name, real.username)
+            decision = Decision(False, "") if denied else self.auth.authorize(real, attrs)
+            if not decision.allowed:
+                ctx.decision = decision
+                message = forbidden_message(real.username, attrs)
+                raise errors.forbidden(message, None, "", resource, name)
+        known = self.auth.get(user)
+        if known is not None and known.username == user:
+            effective = known if not groups else replace(known, groups=tuple(groups))
+        else:
+            role = "admin" if "system:masters" in groups else "basic"
+            effective = Identity(
+                name=user, username=user, groups=tuple(groups), role=role, token=""
+            )
+        ctx.impersonator = real
+        ctx.ident = effective
 
     def _authorize(self, ctx: Ctx) -> None:
         assert ctx.ident is not None and ctx.info is not None
@@ -321,6 +366,10 @@ class APIServer:
                 "authorization.k8s.io/reason": ctx.decision.reason,
             }
         verb = info.verb if info is not None else request.method.lower()
+        impersonated = None
+        if ctx.impersonator is not None and ident is not None:
+            impersonated = {"username": ident.username, "groups": ident.all_groups}
+            ident = ctx.impersonator
         response_status = None
         if ctx.response_status is not None and ctx.code >= 300:
             response_status = ctx.response_status
@@ -343,6 +392,7 @@ class APIServer:
                 stage_time=self.clock.now(),
                 stage=stage,
                 response_status=response_status,
+                impersonated_user=impersonated,
             )
         except (OSError, ValueError):
             log.exception("audit event could not be written")
@@ -1302,7 +1352,7 @@ class APIServer:
             f"sa:{info.namespace}:{info.name}",
             username,
             ["system:serviceaccounts", f"system:serviceaccounts:{info.namespace}"],
-            "none",
+            "basic",
         )
         spec = (body or {}).get("spec") or {}
         seconds = int(spec.get("expirationSeconds") or 3600)
@@ -1570,7 +1620,7 @@ class APIServer:
         if known is not None:
             return known
         groups = tuple(spec.get("groups") or ())
-        role = "admin" if "system:masters" in groups else "none"
+        role = "admin" if "system:masters" in groups else "basic"
         return Identity(name=username, username=username, groups=groups, role=role, token="")
 
     def _access_review(self, who: Identity, spec: dict) -> dict[str, Any]:

