@@ -127,6 +127,7 @@ class _PodLogFollower:
         self.from_start = from_start
         self.position = _Position()
         self.lines = 0
+        self.opens = 0  # log requests answered (1 + reconnects)
         # Set once a log stream is open (tests wait on it before writing lines).
         self.opened = threading.Event()
         self._stop = threading.Event()
@@ -199,6 +200,7 @@ class _PodLogFollower:
                     first = False
                     with self._lock:
                         self._resp = raw
+                    self.opens += 1
                     self.opened.set()
                     if self._stop.is_set():
                         break

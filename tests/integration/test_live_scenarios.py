@@ -150,3 +150,90 @@ async def test_quiet_day_live(make_sim_cluster: Callable[..., SimCluster]) -> No
     assert all(i.severity <= Severity.LOW for i in engine.correlator.incidents.values()), [
         (i.severity.label, i.title) for i in engine.correlator.incidents.values()
     ]
+
+
+# ---- --falco auto: pods that restart, appear and go -----------------------------------
+
+
+def falco_line(n: int, pod: str = "web-1") -> str:
+    import orjson
+
+    return orjson.dumps(
+        {
+            "output": f"Notice A shell was spawned in a container (n={n})",
+            "priority": "Notice",
+            "rule": "Terminal shell in container",
+            "time": f"2026-01-01T00:00:{n % 60:02d}.000000000Z",
+            "source": "syscall",
+            "hostname": "worker-1",
+            "tags": ["container", "shell", "mitre_execution"],
+            "output_fields": {"k8s.ns.name": "shop", "k8s.pod.name": pod, "n": n},
+        }
+    ).decode()
+
+
+def falco_pod(name: str, node: str) -> dict[str, Any]:
+    from ktriage.sim import builders
+
+    return builders.pod(
+        "falco",
+        name,
+        [builders.container("falco", "docker.io/falcosecurity/falco:0.41.3")],
+        node_name=node,
+        labels={"app.kubernetes.io/name": "falco"},
+    )
+
+
+async def test_falco_auto_follows_restarts_and_new_pods(sim_cluster: SimCluster) -> None:
+    from ktriage.sim import builders
+
+    sim = sim_cluster
+    store = sim.store
+    store.apply(builders.namespace("falco"))
+    store.apply(falco_pod("falco-a", "worker-1"))
+    store.append_log("falco", "falco-a", "falco", "Falco version: 0.41.3 (x86_64)")
+    store.append_log("falco", "falco-a", "falco", falco_line(0))  # before we start
+    conn = KubeConnection.connect(str(sim.kubeconfig_path))
+    engine = Engine()
+    src = PodLogSource(conn, "falco", backoff=FAST)
+    engine.add_source(src)
+    await engine.start()
+
+    def alerts() -> list[int]:
+        return sorted(int(e.summary.split("n=")[1].split(")")[0]) for e in engine.store)
+
+    try:
+        await asyncio.wait_for(src.synced.wait(), 10)
+        await wait_for(lambda: src.streams_open() == 1)
+        follower = src.followers[("falco", "falco-a")]
+        store.append_log("falco", "falco-a", "falco", "Loaded event sources: syscall")
+        for n in (1, 2):
+            store.append_log("falco", "falco-a", "falco", falco_line(n))
+        await wait_for(lambda: alerts() == [1, 2], what=alerts)  # from "now" on
+        await wait_for(lambda: src.non_alert == 1)
+
+        # Falco restarts: its stream ends; what the new container prints is read, once.
+        store.set_container_state("falco", "falco-a", "falco", "running", restart=True)
+        for n in (3, 4):
+            store.append_log("falco", "falco-a", "falco", falco_line(n))
+        await wait_for(lambda: alerts() == [1, 2, 3, 4], what=alerts)
+        assert follower.opens >= 2
+
+        # A new Falco pod appears (a node joined): all of its log is new.
+        store.apply(falco_pod("falco-b", "worker-2"))
+        store.append_log("falco", "falco-b", "falco", falco_line(5, "api-1"))
+        await wait_for(lambda: alerts() == [1, 2, 3, 4, 5], what=alerts)
+
+        # A pod that goes away is no longer followed.
+        store.delete("v1", "Pod", "falco", "falco-b")
+        await wait_for(lambda: ("falco", "falco-b") not in src.followers)
+        store.append_log("falco", "falco-a", "falco", falco_line(6))
+        await wait_for(lambda: alerts() == [1, 2, 3, 4, 5, 6], what=alerts)
+        assert engine.store.duplicates == 0
+        assert sum(src.health.skipped.values()) == 0
+        assert src.health.state == "connected"
+    finally:
+        await engine.stop()
+        assert await asyncio.to_thread(src.join, 1.0)
+        conn.close()
+        engine.archive.close()
