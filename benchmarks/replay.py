@@ -5,6 +5,11 @@
 Generates a mixed file (audit ~70 %, Tetragon ~25 %, Falco ~5 %, with realistic
 record sizes and a few attacks among the noise), then measures:
 
+The workload is a cluster of 300 pods (50 per namespace in 6 namespaces), each
+with one long-lived container on one of three nodes: Tetragon and Falco events
+name those few hundred containers again and again, as a real node's would (every
+exec still has its own exec_id).
+
 - baseline: read the file line by line and `orjson.loads` each line, nothing else;
 - replay: ktriage's whole pipeline (format detection, parsing, detection,
   store, correlation) on the same file;
@@ -77,7 +82,7 @@ def audit_line(rng: random.Random, ts: float, i: int) -> dict:
         + ("/exec?command=sh&container=web&stdin=true&tty=true" if exec_attack else ""),
         "verb": verb,
         "user": {"username": user, "groups": ["system:authenticated"]},
-        "sourceIPs": ["10.0.0.%d" % rng.randrange(1, 250)],
+        "sourceIPs": [f"10.0.0.{rng.randrange(1, 250)}"],
         "userAgent": "kube-controller-manager/v1.37.0 (linux/amd64) kubernetes/abc1234",
         "objectRef": obj,
         "responseStatus": {"metadata": {}, "code": 101 if exec_attack else 200},
@@ -85,9 +90,24 @@ def audit_line(rng: random.Random, ts: float, i: int) -> dict:
         "stageTimestamp": rfc3339(ts),
         "annotations": {
             "authorization.k8s.io/decision": "allow",
-            "authorization.k8s.io/reason": 'RBAC: allowed by ClusterRoleBinding "system:controller"',
+            "authorization.k8s.io/reason": (
+                'RBAC: allowed by ClusterRoleBinding "system:controller"'
+            ),
         },
     }
+
+
+def _container(ns: str, pod: str) -> tuple[str, str]:
+    """The one container (64-hex id) and node of a pod: stable for the whole run."""
+    key = f"{ns}/{pod}"
+    found = CONTAINERS.get(key)
+    if found is None:
+        rng = random.Random(key)
+        found = CONTAINERS[key] = (f"{rng.getrandbits(256):064x}", f"node-{rng.choice('abc')}")
+    return found
+
+
+CONTAINERS: dict[str, tuple[str, str]] = {}
 
 
 def tetragon_line(rng: random.Random, ts: float, i: int) -> dict:
@@ -96,9 +116,8 @@ def tetragon_line(rng: random.Random, ts: float, i: int) -> dict:
     binary = rng.choice(["/usr/bin/python3", "/usr/local/bin/node", "/bin/date", "/usr/bin/env"])
     if i % 4_000 == 11:
         ns, pod, binary = "shop", "storefront-7d9f8-x2kq", "/bin/sh"
-    node = f"node-{rng.choice('abc')}"
+    cid, node = _container(ns, pod)
     exec_id = base64.b64encode(f"{node}:{rng.getrandbits(40)}:{rng.randrange(99999)}".encode())
-    cid = "%064x" % rng.getrandbits(256)
     process = {
         "exec_id": exec_id.decode(),
         "pid": rng.randrange(1, 99999),
@@ -142,14 +161,15 @@ def falco_line(rng: random.Random, ts: float, i: int) -> dict:
             ("Falco internal: syscall event drop", "Debug"),
         ]
     )
-    cid = "%012x" % rng.getrandbits(48)
+    cid, node = _container(ns, pod)
+    cid = cid[:12]
     return {
         "uuid": str(uuid.UUID(int=rng.getrandbits(128))),
         "time": rfc3339(ts)[:-1] + "123Z",
         "rule": rule,
         "priority": prio,
         "source": "syscall",
-        "hostname": f"node-{rng.choice('abc')}",
+        "hostname": node,
         "output": f"{rule} (user=root command=cat /etc/shadow container_id={cid} k8s_pod={pod})",
         "output_fields": {
             "container.id": cid,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 
 from ktriage.core.attack import tactic_rank
@@ -24,6 +24,10 @@ from ktriage.core.store import EventStore
 
 # How many unattached context events are remembered per entity for late signals.
 PENDING_PER_ENTITY = 5_000
+# A pending list is cut back to PENDING_PER_ENTITY once it grows past this (cutting
+# at every append would cost more than the memory it saves).
+_PENDING_TRIM = 2 * PENDING_PER_ENTITY
+_bisect_left = bisect.bisect_left
 # Sources that count for corroboration (our own actions do not).
 OBSERVING_SOURCES = frozenset({"audit", "falco", "tetragon", "kube"})
 
@@ -43,6 +47,20 @@ class _Group:
     entity_counts: Counter[EntityRef] = field(default_factory=Counter)
     first_signal: float = 0.0
     incident: Incident | None = None
+
+
+class _Slot:
+    """What the correlator knows of one linking entity: its signals (time, id) in
+    time order, and the ids of context events not yet attached, oldest first."""
+
+    __slots__ = ("pending", "signals")
+
+    def __init__(self) -> None:
+        self.signals: list[tuple[float, int]] = []
+        self.pending: list[int] = []
+
+
+_UNSEEN = _Slot()  # marker for "entity not looked at yet"
 
 
 def incident_id(first_key: tuple[float, str, str]) -> str:
@@ -66,9 +84,9 @@ class Correlator:
         self.window = window if window is not None else self.config.window
         self._parent: dict[int, int] = {}  # union–find over signal ids
         self._groups: dict[int, _Group] = {}  # root signal id -> group
-        self._key_signals: dict[EntityRef, list[tuple[float, int]]] = {}
-        # Context not yet attached, by entity: event ids, oldest first.
-        self._pending: dict[EntityRef, deque[int]] = {}
+        # Every entity seen: its _Slot when it links (strong, or a detection key),
+        # None when it does not, so each event costs one look-up per entity.
+        self._slots: dict[EntityRef, _Slot | None] = {}
         self._event_group: dict[int, int] = {}  # context event id -> a signal id of its group
         self.incidents: dict[str, Incident] = {}
         # Ids that disappeared: an incident merged into another or renamed
@@ -143,6 +161,10 @@ class Correlator:
             changed |= self.add(ev)
         return {self.renamed.get(i, i) for i in changed if self.renamed.get(i, i) in self.incidents}
 
+    def _slot(self, ent: EntityRef) -> _Slot | None:
+        slot = self._slots[ent] = _Slot() if ent.strong else None
+        return slot
+
     def _add_signal(self, ev: Event) -> set[str]:
         sid = ev.id
         self._parent[sid] = sid
@@ -152,8 +174,12 @@ class Correlator:
         root = sid
         window = self.window
         keys = [ent for ent in ev.entities if ent.strong] or [_fallback_key(ev)]
+        slots = self._slots
         for ent in keys:
-            lst = self._key_signals.setdefault(ent, [])
+            slot = slots.get(ent)
+            if slot is None:
+                slot = slots[ent] = _Slot()
+            lst = slot.signals
             item = (ev.time, sid)
             pos = bisect.bisect_left(lst, item)
             for neighbour in (pos - 1, pos):
@@ -165,14 +191,24 @@ class Correlator:
         return self._refresh(group)
 
     def _add_context(self, ev: Event) -> set[str]:
+        """Attach to the incident of the nearest signal sharing a linking entity within
+        the window; else remember the event for a signal still to come. This runs for
+        almost every event, so it is one dictionary look-up per entity."""
         best_gap = self.window
         best_sid = 0
-        strong = [ent for ent in ev.entities if ent.strong]
         t = ev.time
-        for ent in strong:
-            lst = self._key_signals.get(ent)
+        slots = self._slots
+        linked: list[_Slot] = []
+        for ent in ev.entities:
+            slot = slots.get(ent, _UNSEEN)
+            if slot is _UNSEEN:
+                slot = self._slot(ent)
+            if slot is None:
+                continue
+            linked.append(slot)
+            lst = slot.signals
             if lst:
-                pos = bisect.bisect_left(lst, (t, 0))
+                pos = _bisect_left(lst, (t, 0))
                 if pos < len(lst):
                     gap = lst[pos][0] - t
                     if gap <= best_gap:
@@ -182,27 +218,28 @@ class Correlator:
                     if gap <= best_gap:
                         best_gap, best_sid = gap, lst[pos - 1][1]
         if not best_sid:
-            pending = self._pending
-            for ent in strong:
-                pend = pending.get(ent)
-                if pend is None:
-                    pend = pending[ent] = deque(maxlen=PENDING_PER_ENTITY)
-                pend.append(ev.id)
+            eid = ev.id
+            for slot in linked:
+                pend = slot.pending
+                pend.append(eid)
+                if len(pend) > _PENDING_TRIM:
+                    del pend[:-PENDING_PER_ENTITY]
             return set()
         group = self._groups[self._find(best_sid)]
         self._event_group[ev.id] = best_sid
         self._absorb(group, ev, signal=False)
-        return self._refresh(group, context_only=True)
+        return self._refresh(group, context_only=True, source=ev.source)
 
     def _attach_pending(self, group: _Group, signal: Event) -> None:
         """Context that arrived before this signal joins its incident now."""
         get = self.store.get
+        slots = self._slots
         for ent in signal.entities:
-            pend = self._pending.get(ent)
-            if not pend:
+            slot = slots.get(ent)
+            if slot is None or not slot.pending:
                 continue
-            keep: deque[int] = deque(maxlen=PENDING_PER_ENTITY)
-            for eid in pend:
+            keep: list[int] = []
+            for eid in slot.pending:
                 if eid in self._event_group:
                     continue
                 ev = get(eid)
@@ -211,7 +248,7 @@ class Correlator:
                     self._absorb(group, ev, signal=False)
                 else:
                     keep.append(eid)
-            self._pending[ent] = keep
+            slot.pending = keep
 
     def _absorb(self, group: _Group, ev: Event, *, signal: bool) -> None:
         item = (ev.time, ev.id)
@@ -238,13 +275,18 @@ class Correlator:
 
     # ---- incidents ---------------------------------------------------------
 
-    def _refresh(self, group: _Group, *, context_only: bool = False) -> set[str]:
+    def _refresh(self, group: _Group, *, context_only: bool = False, source: str = "") -> set[str]:
         inc = group.incident
-        first_time, last_time = group.timeline[0][0], group.timeline[-1][0]
+        timeline = group.timeline
+        first_time, last_time = timeline[0][0], timeline[-1][0]
         if inc is not None and context_only:
             inc.first_seen, inc.last_seen = first_time, last_time
-            inc.timeline = group.timeline
-            inc.counts_by_source = dict(group.sources)
+            inc.timeline = timeline
+            if source:
+                # One context event: only its source's count changed.
+                inc.counts_by_source[source] = group.sources[source]
+            else:
+                inc.counts_by_source = dict(group.sources)
             inc.revision += 1
             inc.escalated = False
             return {inc.id}

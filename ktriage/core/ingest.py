@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import json
+from collections.abc import Callable, Iterable
 
 import msgspec
 import orjson
@@ -40,6 +41,9 @@ SKIP_REASONS = (
 _GENERIC = msgspec.json.Decoder()
 _AUDIT_DECODER = audit_parser.DECODER
 _build_audit = audit_parser.build_event
+_TETRAGON_DECODER = tetragon_parser.DECODER
+_build_tetragon = tetragon_parser.build_event
+_new_tuple = tuple.__new__
 _ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
 _WS = b" \t\r\n"
 _BOM = b"\xef\xbb\xbf"
@@ -102,6 +106,9 @@ class Ingestor:
         self._n_audit = 0
         self._n_falco = 0
         self._n_tetragon = 0
+        # Time of the latest timed record of the current input: an audit record with
+        # no timestamp at all is placed there (see start_input).
+        self._input_time: float | None = None
 
     @property
     def formats(self) -> collections.Counter[str]:
@@ -117,6 +124,12 @@ class Ingestor:
         return counts
 
     # -- public API -----------------------------------------------------------
+
+    def start_input(self, name: str = "") -> None:
+        """A new input begins (a file, or a live stream after a reconnect): records of
+        different inputs are unrelated, so an untimed record is never placed after a
+        record of another input."""
+        self._input_time = None
 
     def feed_line(self, line: bytes, *, origin: str = "", raw: RawRef | None = None) -> list[Event]:
         """One line of input (a trailing newline is fine); 0..n events."""
@@ -136,14 +149,110 @@ class Ingestor:
                 return self._bytes(line, origin, raw, None)
             if rec.verb and (rec.kind is None or rec.kind == "Event"):
                 try:
-                    ev = _build_audit(rec, line, raw)
+                    ev = _build_audit(rec, line, raw, self._input_time)
                     self._n_audit += 1
+                    self._input_time = ev.time
                     return self.audit.process(rec, ev)
                 except SkipRecord as exc:
                     return self._skip(origin, exc.skip.reason, exc.skip.detail)
                 except Exception as exc:
                     return self._skip(origin, "wrong-type", _unreadable(exc))
         return self._bytes(line, origin, raw, None)
+
+    def feed_lines(
+        self,
+        lines: Iterable[bytes],
+        name: str,
+        emit: Callable[[Event], object],
+        *,
+        archive: int | None = None,
+        spool: Callable[[bytes], RawRef] | None = None,
+    ) -> tuple[int, int]:
+        """The lines of one input, in order (as a binary file iterates them, line ends
+        included); every event goes to `emit` as soon as it is ready. Events point at
+        their line: by byte offset in `archive`, or, without one, at the copy `spool`
+        makes. Skips are logged as `name:lineno`. Returns (lines read, events emitted).
+
+        This is the replay hot path: the common audit and Tetragon lines are decoded
+        and built inline, and nothing is formatted for a line unless it is skipped."""
+        audit_decode = _AUDIT_DECODER.decode
+        build_audit = _build_audit
+        process = self.audit.process
+        tetragon_decode = _TETRAGON_DECODER.decode
+        build_tetragon = _build_tetragon
+        new_tuple = _new_tuple
+        raw_type = RawRef
+        offset = 0
+        lineno = 0
+        emitted = 0
+        for line in lines:
+            lineno += 1
+            size = len(line)
+            end = size
+            if size and line[-1] == 10:  # b"\n"
+                end -= 1
+                if end and line[end - 1] == 13:  # b"\r"
+                    end -= 1
+            if end == 0 or end > MAX_LINE:
+                if end:
+                    self._skip(
+                        f"{name}:{lineno}", "too-long", f"the line is {end} bytes, over 1 MiB"
+                    )
+                offset += size
+                continue
+            if archive is not None:
+                raw = new_tuple(raw_type, (archive, offset, end))
+            elif spool is not None:
+                raw = spool(line[:end])
+            else:
+                raw = None
+            offset += size
+            # JSON allows the trailing line end as whitespace: lines decode as they are.
+            if line.startswith(b'{"kind":"Event",') or b'"auditID"' in line:
+                try:
+                    rec = audit_decode(line)
+                except (msgspec.DecodeError, ValueError):
+                    rec = None
+                if rec is not None and rec.verb and (rec.kind is None or rec.kind == "Event"):
+                    try:
+                        ev = build_audit(rec, line, raw, self._input_time)
+                        self._n_audit += 1
+                        self._input_time = ev.time
+                        out = process(rec, ev)
+                    except SkipRecord as exc:
+                        self._skip(f"{name}:{lineno}", exc.skip.reason, exc.skip.detail)
+                        continue
+                    except Exception as exc:
+                        self._skip(f"{name}:{lineno}", "wrong-type", _unreadable(exc))
+                        continue
+                    if len(out) == 1:
+                        emit(out[0])
+                        emitted += 1
+                    else:
+                        for ev in out:
+                            emit(ev)
+                        emitted += len(out)
+                    continue
+            elif line.startswith(b'{"process_'):
+                try:
+                    ev = build_tetragon(tetragon_decode(line), line, raw)
+                except Exception:
+                    pass  # the general path below says why
+                else:
+                    self._n_tetragon += 1
+                    self._input_time = ev.time
+                    emit(ev)
+                    emitted += 1
+                    continue
+            body = line[:end]
+            if body[:1] == b"\xef" and body.startswith(_BOM):
+                body = body[3:]
+            if not body or body.isspace():
+                continue
+            for ev in self._bytes(body, f"{name}:{lineno}", raw, None):
+                emit(ev)
+                emitted += 1
+        return lineno, emitted
 
     def feed_record(
         self,
@@ -171,6 +280,7 @@ class Ingestor:
         """A whole file: JSON lines, one (pretty-printed) JSON document, a JSON array
         of records, or several documents one after another. With `archive`, events of
         JSON-lines input point at their line's bytes in that archive."""
+        self.start_input(origin)
         text = data[3:] if data.startswith(_BOM) else data
         start = len(text) - len(text.lstrip(_WS))
         head = text[start : start + 1]
@@ -277,11 +387,13 @@ class Ingestor:
                 alert = falco_parser.parse_falco(data)
                 ev = falco_parser.build_event(alert, data, raw)
                 self._n_falco += 1
+                self._input_time = ev.time
                 return [ev]
             if fmt == "tetragon":
                 rec = tetragon_parser.parse_tetragon(data)
                 ev = tetragon_parser.build_event(rec, data, raw)
                 self._n_tetragon += 1
+                self._input_time = ev.time
                 return [ev]
             return self._generic(data, origin, raw)
         except SkipRecord as exc:
@@ -315,8 +427,9 @@ class Ingestor:
             if lst.kind == "EventList":
                 return self._event_list(lst, origin, raw)
         rec = audit_parser.parse_audit(data)
-        ev = audit_parser.build_event(rec, data, raw)
+        ev = audit_parser.build_event(rec, data, raw, self._input_time)
         self._n_audit += 1
+        self._input_time = ev.time
         return self.audit.process(rec, ev)
 
     def _event_list(
@@ -328,7 +441,7 @@ class Ingestor:
             data = bytes(item)
             try:
                 rec = audit_parser.parse_audit(data)
-                ev = audit_parser.build_event(rec, data, raw)
+                ev = audit_parser.build_event(rec, data, raw, self._input_time)
             except SkipRecord as exc:
                 self._skip(where, exc.skip.reason, exc.skip.detail)
                 continue
@@ -337,6 +450,7 @@ class Ingestor:
                 self._skip(where, skip.reason, skip.detail)
                 continue
             self._n_audit += 1
+            self._input_time = ev.time
             try:
                 out.extend(self.audit.process(rec, ev))
             except Exception as exc:

@@ -21,44 +21,59 @@ class EventStore:
 
     def __init__(self, max_events: int | None = None) -> None:
         self._events: list[Event] = []
-        self._seen: set[tuple[str, str]] = set()
+        # Refs seen, per source: a set of the events' own ref strings costs far less
+        # than one (source, ref) tuple per event.
+        self._refs: dict[str, set[str]] = {}
         self._by_entity: dict[EntityRef, list[int]] = {}
+        # The entity index is brought up to date when it is read, not on every add:
+        # a replay of millions of events then never pays for it unless asked.
+        self._indexed = 0
         self.max_events = max_events
         self.duplicates = 0
         self.dropped = 0
 
     def add(self, event: Event) -> Event | None:
         """Store `event`, giving it an id; None when it is a duplicate or not kept."""
-        key = (event.source, event.ref)
-        if key in self._seen:
+        refs = self._refs.get(event.source)
+        if refs is None:
+            refs = self._refs[event.source] = set()
+        elif event.ref in refs:
             self.duplicates += 1
             return None
-        if self.max_events is not None and len(self._events) >= self.max_events:
+        events = self._events
+        if self.max_events is not None and len(events) >= self.max_events:
             self.dropped += 1
             return None
-        self._seen.add(key)
-        events = self._events
+        refs.add(event.ref)
         events.append(event)
-        event.id = eid = len(events)
-        index = self._by_entity
-        for ent in event.entities:
-            if ent.kind in INDEXED_KINDS:
-                ids = index.get(ent)
-                if ids is None:
-                    index[ent] = [eid]
-                else:
-                    ids.append(eid)
+        event.id = len(events)
         return event
+
+    def _index(self) -> dict[EntityRef, list[int]]:
+        events = self._events
+        index = self._by_entity
+        for eid in range(self._indexed + 1, len(events) + 1):
+            for ent in events[eid - 1].entities:
+                if ent.kind in INDEXED_KINDS:
+                    ids = index.get(ent)
+                    if ids is None:
+                        index[ent] = [eid]
+                    else:
+                        ids.append(eid)
+        self._indexed = len(events)
+        return index
 
     def get(self, event_id: int) -> Event:
         return self._events[event_id - 1]
 
     def by_entity(self, ent: EntityRef) -> list[int]:
         """Ids of the events naming a pod or node (other kinds are not indexed)."""
-        return self._by_entity.get(ent, [])
+        index = self._by_entity if self._indexed == len(self._events) else self._index()
+        return index.get(ent, [])
 
     def entities(self) -> Iterable[EntityRef]:
-        return self._by_entity.keys()
+        index = self._by_entity if self._indexed == len(self._events) else self._index()
+        return index.keys()
 
     def __len__(self) -> int:
         return len(self._events)

@@ -122,13 +122,59 @@ def test_missing_time_and_missing_verb() -> None:
     assert (
         ing.feed_line(line(stageTimestamp=None, requestReceivedTimestamp=None), origin="f:3") == []
     )
-    assert ing.feed_line(line(verb=None), origin="f:4") == []
+    assert ing.feed_line(line(verb=None, requestURI=None, objectRef=None), origin="f:4") == []
     assert ing.skipped == {"missing-field": 2}
     assert [(o, r) for o, r, _ in ing.skip_log] == [
         ("f:3", "missing-field"),
         ("f:4", "missing-field"),
     ]
-    assert "verb" in ing.skip_log[1][2]
+    assert "no earlier record" in ing.skip_log[0][2]
+    assert "says nothing about the request" in ing.skip_log[1][2]
+
+
+def test_untimed_record_is_placed_after_the_previous_one_of_its_input() -> None:
+    untimed = {"stageTimestamp": None, "requestReceivedTimestamp": None}
+    ing = Ingestor()
+    first = one(ing, line())
+    placed = one(ing, line(auditID="id-2", **untimed))
+    assert placed.time == first.time
+    assert placed.summary == (
+        "alice get configmaps payments/app (time not recorded; placed after the previous record)"
+    )
+    # A new input starts with nothing to place it after.
+    ing.start_input("other.log")
+    assert ing.feed_line(line(auditID="id-3", **untimed), origin="other.log:1") == []
+    assert ing.skipped == {"missing-field": 1}
+    # The note survives a detection rewriting the summary.
+    exec_rec = line(
+        auditID="id-4",
+        verb="create",
+        objectRef={"resource": "pods", "namespace": "p", "name": "w", "subresource": "exec"},
+        requestURI="/api/v1/namespaces/p/pods/w/exec?command=sh",
+        **untimed,
+    )
+    ing2 = Ingestor()
+    one(ing2, line())
+    ev = one(ing2, exec_rec)
+    assert ev.signal and ev.kind == "exec"
+    assert ev.summary.startswith("alice exec into p/w: sh")
+    assert ev.summary.endswith("(time not recorded; placed after the previous record)")
+
+
+def test_record_without_verb_is_read_with_the_verb_unknown() -> None:
+    ing = Ingestor()
+    ev = one(ing, line(verb=None))
+    assert ev.kind == "api-request" and not ev.signal
+    assert ev.summary == "alice requested configmaps payments/app (verb not recorded)"
+    ev = one(ing, line(auditID="id-2", verb=None, objectRef=None, requestURI="/metrics"))
+    assert ev.summary == "alice requested /metrics (verb not recorded)"
+    # A detection that needs no verb still applies.
+    anon = one(
+        Ingestor(),
+        line(verb=None, user={"username": "system:anonymous"}, sourceIPs=["8.8.8.8"]),
+    )
+    assert anon.signal and anon.kind == "anonymous-allowed"
+    assert anon.summary == ("anonymous request allowed: configmaps payments/app from 8.8.8.8")
 
 
 def test_wrong_types() -> None:
@@ -177,7 +223,7 @@ def test_old_events_without_api_version_and_v1beta1() -> None:
 
 def test_event_list_batch_yields_every_item_and_skips_bad_ones() -> None:
     items = [record(auditID=f"id-{i}") for i in range(3)]
-    items.append(record(auditID="id-bad", verb=None))
+    items.append(record(auditID="id-bad", verb=None, requestURI=None, objectRef=None))
     batch = {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": items}
     ing = Ingestor()
     events = ing.feed_line(orjson.dumps(batch), origin="hook:1")

@@ -32,7 +32,13 @@ from ktriage.core.model import (
     iso,
 )
 from ktriage.core.parse import identity, plain
-from ktriage.core.parse.audit import AuditRecord, decode_object, target_text
+from ktriage.core.parse.audit import (
+    UNTIMED_NOTE,
+    AuditRecord,
+    decode_object,
+    target_text,
+    with_untimed_note,
+)
 
 # A RequestReceived is held this long (event time) for its response stage.
 HOLD_SECONDS = 30.0
@@ -104,6 +110,27 @@ _SA_TOKEN_PATHS = (
     "/run/secrets/kubernetes.io",
     "/serviceaccount/token",
 )
+
+
+_RequestKey = tuple[str | None, ...]
+
+
+def _request_key(rec: AuditRecord) -> _RequestKey:
+    """What every stage of one request shares. The auditID alone is not enough:
+    test fixtures and some exporters reuse one id for different requests."""
+    oref = rec.objectRef
+    if oref is None:
+        return (rec.auditID, rec.verb, rec.username, rec.requestURI)
+    return (
+        rec.auditID,
+        rec.verb,
+        rec.username,
+        rec.requestURI,
+        oref.resource,
+        oref.subresource,
+        oref.namespace,
+        oref.name,
+    )
 
 
 @dataclass(slots=True)
@@ -241,9 +268,9 @@ class AuditDetector:
     """Stateful audit detections; one per Ingestor."""
 
     def __init__(self) -> None:
-        self._pending: dict[str, Event] = {}
+        self._pending: dict[_RequestKey, Event] = {}
         self._next_release = float("inf")
-        self._signalled: dict[str, None] = {}
+        self._signalled: dict[_RequestKey, None] = {}
         self._bursts: dict[str, _Burst] = {}
         self._wildcard_roles: set[tuple[str, str]] = set()
         self._latest = 0.0
@@ -271,6 +298,7 @@ class AuditDetector:
             self._latest = t
             if t > self._next_release:
                 out = self._release(t)
+        summary = ev.summary
         oref = rec.objectRef
         if oref is not None:
             handler = self._handlers.get(oref.resource)
@@ -281,6 +309,9 @@ class AuditDetector:
             name = user.username
             if name == "system:anonymous" or (not name and user.in_group("system:unauthenticated")):
                 self._anonymous(rec, ev)
+        if ev.summary is not summary and summary.endswith(UNTIMED_NOTE):
+            # A detection rewrote the summary of a record placed at an assumed time.
+            ev.summary = with_untimed_note(ev.summary)
         st = rec.responseStatus
         if st is not None and st.code == 403 and (rec.stage or "") in _RESPONSE_STAGES:
             burst = self._forbidden(rec, ev)
@@ -303,7 +334,7 @@ class AuditDetector:
         return self._release(float("inf"))
 
     def _one_per_request(self, rec: AuditRecord, ev: Event) -> list[Event]:
-        aid = rec.auditID or ""
+        aid = _request_key(rec)
         stage = rec.stage or ""
         if aid in self._signalled:
             return [_demote(ev, "same request as an earlier signal")]
@@ -322,13 +353,13 @@ class AuditDetector:
             return [_demote(held, "request received; signalled at its response"), ev]
         return [ev]
 
-    def _mark(self, aid: str) -> None:
+    def _mark(self, aid: _RequestKey) -> None:
         self._signalled[aid] = None
         if len(self._signalled) > _MAX_SIGNALLED:
             for old in list(self._signalled)[: _MAX_SIGNALLED // 4]:
                 del self._signalled[old]
 
-    def _emit_pending(self, aid: str) -> list[Event]:
+    def _emit_pending(self, aid: _RequestKey) -> list[Event]:
         ev = self._pending.pop(aid)
         self._mark(aid)
         return [ev]
@@ -672,7 +703,12 @@ class AuditDetector:
         allowed = code < 400 if code else rec.decision == "allow"
         if not allowed:
             return
-        text = f"anonymous request allowed: {rec.verb} {target_text(rec) if rec.objectRef else uri}"
+        what = target_text(rec) if rec.objectRef else uri
+        text = (
+            f"anonymous request allowed: {rec.verb} {what}"
+            if rec.verb
+            else f"anonymous request allowed: {what}"
+        )
         if rec.sourceIPs:
             text += f" from {', '.join(rec.sourceIPs)}"
         _signal(ev, "anonymous-allowed", Severity.HIGH, "Anonymous access", text, "T1078")
@@ -691,7 +727,7 @@ class AuditDetector:
         i = bisect.bisect(times, t)
         times.insert(i, t)
         if len(state.what) < 6:
-            state.what[f"{rec.verb} {target_text(rec)}"] = None
+            state.what[f"{rec.verb or 'request'} {target_text(rec)}"] = None
         if rec.sourceIPs:
             for ip in rec.sourceIPs[:4]:
                 state.ips[ip] = None

@@ -106,7 +106,12 @@ def decode_object(raw: msgspec.Raw) -> object:
         return None
 
 
-def _event_time(rec: AuditRecord) -> float:
+UNTIMED_NOTE = " (time not recorded; placed after the previous record)"
+
+
+def _event_time(rec: AuditRecord, untimed_at: float | None = None) -> tuple[float, bool]:
+    """(time, placed): the record's own time, or `untimed_at` (the time of the previous
+    timed record of the same input, `placed` True) when it carries no timestamp at all."""
     present: list[str] = []
     for name in _TIME_FIELDS:
         value = getattr(rec, name)
@@ -114,7 +119,7 @@ def _event_time(rec: AuditRecord) -> float:
             continue
         t = to_epoch(value)
         if t is not None:
-            return t
+            return t, False
         present.append(name)
     for name, value in (
         ("metadata.creationTimestamp", rec.metadata.creationTimestamp if rec.metadata else None),
@@ -124,11 +129,17 @@ def _event_time(rec: AuditRecord) -> float:
             continue
         t = to_epoch(value)
         if t is not None:
-            return t
+            return t, False
         present.append(name)
     if present:
         raise SkipRecord("wrong-type", f"audit event has no readable time ({present[0]})")
-    raise SkipRecord("missing-field", "audit event has no timestamp")
+    if untimed_at is not None:
+        return untimed_at, True
+    raise SkipRecord(
+        "missing-field",
+        "audit event has no timestamp, and no earlier record of this input has one"
+        " to place it after",
+    )
 
 
 def target_text(rec: AuditRecord) -> str:
@@ -170,8 +181,13 @@ def parse_audit(data: bytes | memoryview) -> AuditRecord:
         raise SkipRecord("wrong-type", f"audit event field of the wrong type: {exc}") from None
     if rec.kind not in (None, "Event"):
         raise SkipRecord("unknown-format", f"an object of kind {rec.kind!r}, not an audit event")
-    if not rec.verb:
-        raise SkipRecord("missing-field", "audit event has no verb")
+    if not rec.verb and not rec.requestURI and rec.objectRef is None:
+        # Partial records (detection-test logs) may lack the verb; with neither a
+        # URI nor an object there is nothing left to describe.
+        raise SkipRecord(
+            "missing-field",
+            "audit event says nothing about the request (no verb, requestURI or objectRef)",
+        )
     return rec
 
 
@@ -209,23 +225,55 @@ def _namespace(ns: str) -> EntityRef:
     return ent
 
 
-def build_event(rec: AuditRecord, data: bytes | memoryview, raw: RawRef | None) -> Event:
+_PODS: dict[str, dict[str, EntityRef]] = {}
+
+
+def _pod(ns: str, name: str) -> EntityRef:
+    byname = _PODS.get(ns)
+    if byname is None:
+        if len(_PODS) > _MAX_CACHE:
+            _PODS.clear()
+        byname = _PODS[ns] = {}
+    elif len(byname) > _MAX_CACHE:
+        byname.clear()
+    ent = byname[name] = entity(EntityKind.POD, ns, name)
+    return ent
+
+
+def build_event(
+    rec: AuditRecord,
+    data: bytes | memoryview,
+    raw: RawRef | None,
+    untimed_at: float | None = None,
+) -> Event:
     """The ordinary (context) Event of one audit record. This runs for every audit
-    line, so it stays flat: no helper calls on the common path."""
+    line, so it stays flat: dictionary look-ups inline, helpers only on a cache miss.
+
+    `untimed_at` is the time of the previous timed record of the same input: a record
+    with no timestamp at all is placed there (and says so) instead of being skipped."""
     value = rec.stageTimestamp
     time = None
-    if type(value) is str and len(value) > 19:
+    if type(value) is str and len(value) > 20 and value[-1] == "Z" and value[19] == ".":
         base = _SECONDS.get(value[:19])
-        tail = value[19:]
-        if base is not None and tail[-1] == "Z" and tail[0] == "." and tail[1:-1].isdigit():
-            time = base + float(tail[:-1][:10])
+        if base is not None:
+            frac = value[19:-1]
+            if frac[1:].isdigit():
+                time = base + float(frac[:10])
+    placed = False
     if time is None:
-        time = _event_time(rec)
+        time, placed = _event_time(rec, untimed_at)
     aid = rec.auditID
-    ref = f"{aid}:{rec.stage or ''}" if aid else "h:" + short_hash(bytes(data))
+    if aid:
+        ref = f"{aid}:{rec.stage or ''}"
+    else:
+        ref = "h:" + short_hash(bytes(data).rstrip(b"\r\n"))
     user = rec.user
     actor = (user.username or "") if user is not None else ""
-    ents: list[EntityRef] = [_identity(actor)] if actor else []
+    if actor:
+        ent = _IDENTITIES.get(actor)
+        ents: list[EntityRef] = [ent if ent is not None else _identity(actor)]
+    else:
+        ents = []
     imp = rec.impersonatedUser
     if imp is not None and imp.username:
         ents.append(_identity(imp.username))
@@ -235,7 +283,11 @@ def build_event(rec: AuditRecord, data: bytes | memoryview, raw: RawRef | None) 
         ns = oref.namespace
         name = oref.name
         if name:
-            if res == "pods" or res in _ENTITY_RESOURCES:
+            if res == "pods":
+                byname = _PODS.get(ns or "")
+                ent = byname.get(name) if byname is not None else None
+                ents.append(ent if ent is not None else _pod(ns or "", name))
+            elif res in _ENTITY_RESOURCES:
                 obj = _object_entity(oref)
                 if obj is not None:
                     ents.append(obj)
@@ -252,14 +304,21 @@ def build_event(rec: AuditRecord, data: bytes | memoryview, raw: RawRef | None) 
         else:
             target = f"{res} in {ns}" if ns else res
         if ns:
-            ents.append(_namespace(ns))
+            ent = _NAMESPACES.get(ns)
+            ents.append(ent if ent is not None else _namespace(ns))
     else:
         target = rec.requestURI or "(no target)"
     ips = rec.sourceIPs
     if ips:
+        get_ip = _IPS.get
         for ip in ips:
-            ents.append(_ip(ip))
-    summary = f"{actor or '(unknown user)'} {rec.verb} {target}"
+            ent = get_ip(ip)
+            ents.append(ent if ent is not None else _ip(ip))
+    verb = rec.verb
+    if verb:
+        summary = f"{actor or '(unknown user)'} {verb} {target}"
+    else:
+        summary = f"{actor or '(unknown user)'} requested {target} (verb not recorded)"
     if imp is not None and imp.username:
         summary = f"{summary} as {imp.username}"
     st = rec.responseStatus
@@ -267,9 +326,18 @@ def build_event(rec: AuditRecord, data: bytes | memoryview, raw: RawRef | None) 
         summary = f"{summary} (denied {st.code})"
     if len(summary) > 300 or not summary.isprintable():
         summary = plain(summary)
+    if placed:
+        summary = with_untimed_note(summary)
     return Event(
         time, "audit", ref, "api-request", Severity.INFO, summary, tuple(ents), None, False, "", raw
     )
+
+
+def with_untimed_note(summary: str) -> str:
+    """The summary of a record placed at the previous record's time, saying so."""
+    if summary.endswith(UNTIMED_NOTE):
+        return summary
+    return plain(summary, 300 - len(UNTIMED_NOTE)) + UNTIMED_NOTE
 
 
 _ENTITY_RESOURCES = frozenset({"nodes", "serviceaccounts", "namespaces"})
