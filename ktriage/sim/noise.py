@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import random
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -329,14 +330,18 @@ class NoiseGenerator:
         last_t = self.clock.now()
         due_written = 0  # records owed up to the last tick
 
+        # A cancelled to_thread() leaves its thread running: the final catch-up waits.
+        lock = threading.Lock()
+
         def catch_up() -> None:
             nonlocal last_t, due_written
-            due = int(self.rate * (time.monotonic() - start_wall))
-            n = due - due_written
-            now_t = self.clock.now()
-            if n > 0:
-                due_written += self.emit(n, last_t, now_t)
-            last_t = now_t
+            with lock:
+                due = int(self.rate * (time.monotonic() - start_wall))
+                n = due - due_written
+                now_t = self.clock.now()
+                if n > 0:
+                    due_written += self.emit(n, last_t, now_t)
+                last_t = now_t
 
         try:
             while True:
