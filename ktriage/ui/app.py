@@ -8,6 +8,7 @@ presses stay responsive.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import sys
 import time
@@ -16,9 +17,11 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rich.text import Text
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.css.query import NoMatches
 from textual.screen import Screen
 
 from ktriage.core.config import Config
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
 
 REFRESH_INTERVAL = 0.1  # seconds between batched updates: ~10 redraws a second at most
 SLOW_EVERY = 5  # status bar and ages every this many refreshes
+FREEZE_INTERVAL = 2.0  # seconds between moving long-lived objects out of full GC passes
 
 
 def default_snapshot_dir() -> Path:
@@ -73,14 +77,30 @@ class KtriageCommands(Provider):
 
     async def discover(self) -> Hits:
         for name, help_text, callback in self._commands()[:5]:
-            yield DiscoveryHit(name, callback, help=help_text)
+            yield DiscoveryHit(Text(name), callback, help=help_text)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for name, help_text, callback in self._commands():
             score = matcher.match(name)
             if score > 0:
-                yield Hit(score, matcher.highlight(name), callback, help=help_text)
+                yield Hit(score, _highlight(matcher, name), callback, text=name, help=help_text)
+
+
+def _highlight(matcher: Any, name: str) -> Text:
+    """The fuzzy match underlined, on plain text.
+
+    Textual's own `Matcher.highlight` parses its input as markup, and incident
+    titles are attacker-controlled, so the match offsets are applied here to a
+    plain Text instead. Help strings must stay free of untrusted text for the
+    same reason.
+    """
+    plain = printable(name)
+    text = Text(plain)
+    _score, offsets = matcher.fuzzy_search.match(matcher.query, plain)
+    for offset in offsets:
+        text.stylize("bold underline", offset, offset + 1)
+    return text
 
 
 class KtriageApp(App[int]):
@@ -113,6 +133,7 @@ class KtriageApp(App[int]):
         user_theme_dir: Path | None = None,
         start_sources: bool = True,
         live_capacity: int = 10_000,
+        startup_notes: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.engine = engine
@@ -139,6 +160,10 @@ class KtriageApp(App[int]):
         self._ticks = 0
         self._started = False
         self.last_snapshot: Path | None = None
+        self.startup_notes = list(startup_notes or [])
+        # A zero-argument callable returning a kubernetes ApiClient, for the actions.
+        self.api_client_factory: Callable[[], Any] | None = None
+        self._gc_threshold: tuple[int, int, int] | None = None
 
     # ---- lifecycle ---------------------------------------------------------------
 
@@ -167,26 +192,52 @@ class KtriageApp(App[int]):
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         for path, reason in self.theme_problems:
             self.notify(f"Theme {path}: {reason}", severity="warning", markup=False)
-        self.refresh_now()
+        for note in self.startup_notes:
+            self.notify(note, timeout=15, markup=False)
         self.set_interval(self.refresh_interval, self._tick)
+        self._gc_threshold = gc.get_threshold()
+        # No automatic full collections: _freeze_heap does the young generations.
+        gc.set_threshold(self._gc_threshold[0], self._gc_threshold[1], 1_000_000_000)
+        self._freeze_heap()
+        self.set_interval(FREEZE_INTERVAL, self._freeze_heap)
         if self.start_sources:
             await self.engine.start()
             self._started = True
 
     async def on_unmount(self) -> None:
+        gc.unfreeze()
+        if self._gc_threshold is not None:
+            gc.set_threshold(*self._gc_threshold)
         if self._started:
             await self.engine.stop()
 
+    def _freeze_heap(self) -> None:
+        """Collect the young generations, then move survivors out of the collector's way.
+
+        Events live as long as the session, and a full collection scans every
+        object: with a few hundred thousand events it pauses the UI for up to a
+        second. So automatic full collections are off while the app runs, and what
+        survives a young collection is frozen. Frozen objects are still freed by
+        reference counting; only cyclic garbage that outlived a young collection
+        waits until the app exits (`gc.unfreeze` then).
+        """
+        gc.collect(1)
+        gc.freeze()
+
     def _tick(self) -> None:
         screen = self.main_screen
-        if screen is None or not screen.is_mounted:
+        if screen is None or not screen.is_mounted or self._closing:
             return
-        changes = self.engine.take_changes()
-        if changes.incidents or changes.events or changes.renamed:
-            screen.apply_changes(changes)
-        self._ticks += 1
-        if self._ticks % SLOW_EVERY == 0:
-            screen.tick_slow()
+        try:
+            changes = self.engine.take_changes()
+            if changes.incidents or changes.events or changes.renamed:
+                screen.apply_changes(changes)
+            self._ticks += 1
+            if self._ticks % SLOW_EVERY == 0:
+                screen.tick_slow()
+        except NoMatches:
+            # The screen is being torn down (quitting): nothing left to update.
+            return
 
     def refresh_now(self) -> None:
         """Apply pending changes at once (start-up, tests)."""
@@ -307,7 +358,8 @@ class KtriageApp(App[int]):
 # ---- entry points -------------------------------------------------------------------
 
 
-def _ui_options(args: Any) -> dict[str, Any]:
+def ui_options(args: Any) -> dict[str, Any]:
+    """The UI's command-line options (--theme, --read-only, --snapshot-dir)."""
     return {
         "theme": getattr(args, "theme", None),
         "read_only": bool(getattr(args, "read_only", False)),
@@ -317,7 +369,16 @@ def _ui_options(args: Any) -> dict[str, Any]:
 
 def run_live_ui(engine: Engine, args: Any) -> int:
     """`ktriage` (live): the UI over an engine whose sources are added but not started."""
-    app = KtriageApp(engine, mode=getattr(args, "mode", None) or "live", **_ui_options(args))
+    app = KtriageApp(engine, mode=getattr(args, "mode", None) or "live", **ui_options(args))
+    if engine.cluster is not None:
+        try:
+            from ktriage.actions import kubeconfig_factory
+        except ImportError:
+            pass
+        else:
+            app.api_client_factory = kubeconfig_factory(
+                getattr(args, "kubeconfig", None), getattr(args, "context", None)
+            )
     app.run()
     return app.return_code or 0
 
@@ -337,7 +398,7 @@ def run_replay_ui(files: list[Path], cfg: Config, args: Any = None) -> int:
     engine.context_name = "replay"
     engine.replay_files(list(files))
     clock = replay_clock(engine)
-    app = KtriageApp(engine, mode="replay", clock=clock, **_ui_options(args))
+    app = KtriageApp(engine, mode="replay", clock=clock, **ui_options(args))
     try:
         app.run()
     finally:

@@ -109,7 +109,8 @@ class MainScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.incidents.focus()
-        self.kapp.refresh_now()
+        self.apply_changes(self.kapp.engine.take_changes())
+        self.tick_slow()
 
     # ---- batched updates ---------------------------------------------------------
 
@@ -125,6 +126,8 @@ class MainScreen(Screen[None]):
             if selected is shown or selected.id == shown.id:
                 self.timeline.show_incident(selected)
                 incidents.mark_seen(selected)
+                if self._detail_source == "incidents":
+                    self._show_incident_detail(selected)
         elif selected is not None and (shown is None or shown.id != selected.id):
             self._select_incident(selected)
         if changes.events:

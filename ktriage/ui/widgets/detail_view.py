@@ -22,6 +22,7 @@ LABEL_WIDTH = 10
 class DetailView(RowList):
     PANE_TITLE = "Detail"
     QUERY_MODE = "search"
+    HAS_HEADER = False
     EMPTY_TEXT = "Select an event, a pod or an incident."
     BINDINGS: ClassVar = []
 
@@ -42,12 +43,15 @@ class DetailView(RowList):
         )
 
     def show(self, lines: list[DetailLine], subject: str) -> None:
+        """New content; an update of the same subject keeps the reading position."""
+        same = subject == self.subject and bool(subject)
         self.logical = lines
         self.subject = subject
         self._wrapped_width = -1
-        self.cursor = 0
-        self.scroll_to(y=0, animate=False, immediate=True)
         self._layout()
+        if not same:
+            self.cursor = 0
+            self.scroll_to(y=0, animate=False, force=True, immediate=True)
         self.data_changed()
 
     def clear(self) -> None:

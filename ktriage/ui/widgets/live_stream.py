@@ -6,7 +6,7 @@ applies to what is already there and to what arrives.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import ClassVar
 
 from rich.text import Text
@@ -107,6 +107,11 @@ class LiveStream(RowList):
 
     def row_count(self) -> int:
         return len(self.shown)
+
+    def row_key(self, index: int) -> Hashable | None:
+        # The incident column can change (an event joins an incident later).
+        ev = self.shown[index]
+        return (ev.id, self.incident_of(ev))
 
     def render_header(self, width: int) -> Text | None:
         summary_w = max(0, width - 29 - 11)

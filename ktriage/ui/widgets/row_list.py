@@ -8,12 +8,14 @@ line, following the end of a growing list, and `/` filters with `n`/`N`.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import ClassVar
 
 from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
+from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
@@ -22,6 +24,8 @@ from textual.strip import Strip
 from ktriage.core.model import Severity
 from ktriage.core.text import printable
 from ktriage.ui.query import Query
+
+STRIP_CACHE_SIZE = 1024
 
 SEVERITY_CLASSES = {
     Severity.CRITICAL: "rowlist--sev-critical",
@@ -91,6 +95,7 @@ class RowList(ScrollView, can_focus=True):
     QUERY_MODE: ClassVar[str] = "filter"
     EMPTY_TEXT: ClassVar[str] = "Nothing here yet."
     PANE_TITLE: ClassVar[str] = ""
+    HAS_HEADER: ClassVar[bool] = True
 
     class CursorMoved(Message):
         """The cursor is on another row (or the row under it changed)."""
@@ -128,6 +133,10 @@ class RowList(ScrollView, can_focus=True):
         self.cursor = 0
         self.follow = self.FOLLOWS
         self.query_filter: Query | None = None
+        self._styles: dict[str, Style] = {}
+        self._base_style: Style | None = None
+        # Rendered rows of lists whose rows never change (see `row_key`).
+        self._strip_cache: LRUCache[tuple[Hashable, ...], Strip] = LRUCache(STRIP_CACHE_SIZE)
         self.border_title = Text(self.PANE_TITLE)
 
     # ---- to implement ------------------------------------------------------
@@ -140,6 +149,10 @@ class RowList(ScrollView, can_focus=True):
 
     def render_header(self, width: int) -> Text | None:
         """The header line, or None for a list without one."""
+        return None
+
+    def row_key(self, index: int) -> Hashable | None:
+        """A key for a row whose rendering never changes (an event), or None."""
         return None
 
     def row_matches(self, index: int, query: Query) -> bool:
@@ -157,14 +170,24 @@ class RowList(ScrollView, can_focus=True):
         self.border_subtitle = Text(printable(self.subtitle()))
 
     def style_for(self, component: str) -> Style:
-        return self.get_component_rich_style(component, partial=True)
+        style = self._styles.get(component)
+        if style is None:
+            style = self._styles[component] = self.get_component_rich_style(component, partial=True)
+        return style
+
+    @property
+    def base_style(self) -> Style:
+        # Computing a widget's rich style walks its ancestors: once per style change.
+        if self._base_style is None:
+            self._base_style = self.rich_style
+        return self._base_style
 
     def severity_style(self, severity: Severity) -> Style:
         return self.style_for(SEVERITY_CLASSES[severity])
 
     @property
     def header_lines(self) -> int:
-        return 1 if self.render_header(1) is not None else 0
+        return 1 if self.HAS_HEADER else 0
 
     @property
     def page_height(self) -> int:
@@ -174,7 +197,7 @@ class RowList(ScrollView, can_focus=True):
         """Call after the rows changed: resizes, follows, repaints."""
         count = self.row_count()
         width = max(1, self.scrollable_content_region.width)
-        self.virtual_size = Size(width, count + self.header_lines)
+        self._set_virtual_size(Size(width, count + self.header_lines))
         if count == 0:
             self.cursor = 0
         elif self.follow:
@@ -185,6 +208,26 @@ class RowList(ScrollView, can_focus=True):
             self._scroll_cursor_into_view()
         self._show_subtitle()
         self.refresh()
+
+    def _set_virtual_size(self, size: Size) -> None:
+        """Set the virtual size, without a screen layout when only the row count moved.
+
+        Assigning `virtual_size` lays the whole screen out again and repaints every
+        pane; a list that grows ten times a second would do that ten times a second.
+        When the scrollbar stays as it is (shown, or hidden), updating its extent is
+        enough.
+        """
+        old = self.virtual_size
+        if size == old:
+            return
+        height = self.container_size.height
+        same_bar = (old.height > height) == (size.height > height)
+        update = getattr(self, "_scroll_update", None)
+        if old.width == size.width and height and same_bar and update is not None:
+            self.set_reactive(RowList.virtual_size, size)
+            update(size)
+        else:
+            self.virtual_size = size
 
     def _scroll_cursor_into_view(self) -> None:
         height = self.page_height
@@ -213,6 +256,9 @@ class RowList(ScrollView, can_focus=True):
     # ---- rendering -----------------------------------------------------------
 
     def notify_style_update(self) -> None:
+        self._styles.clear()
+        self._base_style = None
+        self._strip_cache.clear()
         super().notify_style_update()
         self.refresh()
 
@@ -231,7 +277,7 @@ class RowList(ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         region = self.scrollable_content_region
         width = region.width
-        base = self.rich_style
+        base = self.base_style
         header = self.header_lines
         if header and y == 0:
             text = self.render_header(width) or Text("")
@@ -247,14 +293,28 @@ class RowList(ScrollView, can_focus=True):
             return Strip.blank(width, base)
         if index >= count or index < 0:
             return Strip.blank(width, base)
+        matched = (
+            self.QUERY_MODE == "search"
+            and self.query_filter is not None
+            and self.row_matches(index, self.query_filter)
+        )
+        cursor = 0 if index != self.cursor else (2 if self.has_focus else 1)
+        key = self.row_key(index)
+        cache_key = (key, width, scroll_x, cursor, matched) if key is not None else None
+        if cache_key is not None:
+            cached = self._strip_cache.get(cache_key)
+            if cached is not None:
+                return cached
         text = self.render_row(index, width)
-        if self.QUERY_MODE == "search" and self.query_filter is not None:
-            if self.row_matches(index, self.query_filter):
-                text.stylize(self.style_for("rowlist--match"))
-        if index == self.cursor:
-            component = "rowlist--cursor" if self.has_focus else "rowlist--cursor-blurred"
+        if matched:
+            text.stylize(self.style_for("rowlist--match"))
+        if cursor:
+            component = "rowlist--cursor" if cursor == 2 else "rowlist--cursor-blurred"
             text.stylize(self.style_for(component))
-        return self._strip(text, width, base, scroll_x)
+        strip = self._strip(text, width, base, scroll_x)
+        if cache_key is not None:
+            self._strip_cache[cache_key] = strip
+        return strip
 
     def _strip(self, text: Text, width: int, base: Style, scroll_x: int = 0) -> Strip:
         text.no_wrap = True

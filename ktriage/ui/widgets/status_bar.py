@@ -89,21 +89,32 @@ class StatusBar(Widget):
         if self.read_only:
             left.append(" read-only", self._style("status--warn"))
         skipped = 0
-        for h in self.health:
+        for kind, group in _by_kind(self.health):
             left.append("  │ ", muted)
-            glyph, style = _STATE_GLYPH.get(h.state, ("?", "status--muted"))
-            left.append(printable(h.kind or h.name), "")
+            state = max((h.state for h in group), key=lambda st: _STATE_RANK.get(st, 0))
+            glyph, style = _STATE_GLYPH.get(state, ("?", "status--muted"))
+            left.append(printable(kind))
             left.append(f" {glyph}", self._style(style))
-            if h.state in ("reconnecting", "failed") and h.last_error:
-                left.append(f" {printable(h.last_error)[:40]}", self._style(style))
-            elif h.state == "done":
-                left.append(f" {count(h.events_total)} ev", muted)
+            if len(group) > 1:
+                left.append(f"×{len(group)}", muted)
+            troubled = next((h for h in group if h.state == state and h.last_error), None)
+            if state in ("reconnecting", "failed") and troubled is not None:
+                left.append(f" {printable(troubled.last_error)[:40]}", self._style(style))
+            elif state == "done":
+                left.append(f" {count(sum(h.events_total for h in group))} ev", muted)
             else:
-                left.append(f" {rate(h.rate())}", muted)
-                lag = h.lag(self.lag_now) if self.lag_now is not None else h.lag()
-                if lag is not None:
-                    left.append(f" lag {_lag(lag)}", muted)
-            skipped += sum(h.skipped.values())
+                left.append(f" {rate(sum(h.rate() for h in group))}", muted)
+                # Watch events carry the objects' own times, not when they were seen.
+                if kind != "kube":
+                    lags = [
+                        lag
+                        for h in group
+                        if (lag := h.lag(self.lag_now) if self.lag_now is not None else h.lag())
+                        is not None
+                    ]
+                    if lags:
+                        left.append(f" lag {_lag(max(lags))}", muted)
+            skipped += sum(sum(h.skipped.values()) for h in group)
         if skipped:
             left.append("  │ ", muted)
             left.append(f"skipped {count(skipped)}", self._style("status--warn"))
@@ -116,6 +127,17 @@ class StatusBar(Widget):
         left.truncate(room, overflow="ellipsis")
         left.pad_right(room - left.cell_len)
         return Text.assemble(left, right, no_wrap=True, end="")
+
+
+_STATE_RANK = {"done": 0, "connected": 1, "starting": 2, "reconnecting": 3, "failed": 4}
+
+
+def _by_kind(health: Sequence[Any]) -> list[tuple[str, list[Any]]]:
+    """Sources grouped by kind, in the order they were added."""
+    groups: dict[str, list[Any]] = {}
+    for h in health:
+        groups.setdefault(h.kind or h.name, []).append(h)
+    return list(groups.items())
 
 
 def _lag(seconds: float) -> str:

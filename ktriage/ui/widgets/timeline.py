@@ -10,7 +10,7 @@ away from the end; `f` toggles following.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import ClassVar
 
 from rich.text import Text
@@ -122,6 +122,10 @@ class Timeline(RowList):
 
     def row_count(self) -> int:
         return len(self.incident.timeline) if self.incident is not None else 0
+
+    def row_key(self, index: int) -> Hashable | None:
+        assert self.incident is not None
+        return self.incident.timeline[index][1]
 
     def render_header(self, width: int) -> Text | None:
         return Text.assemble("  TIME (UTC)   SOURCE   SEV  ", cell("SUMMARY", max(0, width - 29)))

@@ -1,0 +1,110 @@
+"""`ktriage demo`: the simulated cluster under attack, watched by the live sources, in the UI.
+
+The simulated cluster runs in this process (its own thread and loop, a real
+HTTP server on loopback); ktriage connects to it exactly as it would to a real
+cluster: kubeconfig, pod/node/event watches, and the audit, Falco and Tetragon
+streams the scenario writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ktriage.core.config import Config
+
+
+def live_args(sim: Any) -> argparse.Namespace:
+    """What `ktriage --kubeconfig ... --audit-log ... --falco ... --tetragon ...` would give."""
+    out = sim.outputs
+    return argparse.Namespace(
+        kubeconfig=str(sim.kubeconfig_path),
+        context=None,
+        namespace=None,
+        audit_log=[str(out.audit_path)],
+        falco=[str(out.falco_path)],
+        tetragon=[str(out.tetragon_path)],
+        from_start=True,
+        since=None,
+        max_events=None,
+        webhook_token=None,
+        tls_cert=None,
+        tls_key=None,
+        listen_audit=None,
+        listen_falco=None,
+        headless=False,
+    )
+
+
+def how_to_use(sim: Any, scenario: str, speed: float) -> list[str]:
+    out = sim.outputs
+    return [
+        f"Simulated cluster at {sim.url}, playing {scenario!r} at {speed:g}x speed.",
+        f"In another terminal: kubectl --kubeconfig {sim.kubeconfig_path} get pods -A",
+        f"Streams: {out.audit_path}, {out.falco_path}, {out.tetragon_path}",
+    ]
+
+
+def run_demo(args: Any, cfg: Config) -> int:
+    """Start the simulated cluster with the scenario and open the UI on it."""
+    from ktriage.sim.runner import SimCluster, SimError
+
+    scenario = getattr(args, "scenario", None) or "cryptominer"
+    speed = float(getattr(args, "speed", 1.0) or 1.0)
+    if speed <= 0:
+        print("ktriage demo: --speed must be greater than 0", file=sys.stderr)
+        return 2
+    keep = getattr(args, "dir", None)
+    directory = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="ktriage-demo-"))
+    try:
+        sim = SimCluster(directory, scenario=scenario, speed=speed).start()
+    except (SimError, OSError) as exc:
+        print(f"ktriage demo: {exc}", file=sys.stderr)
+        return 2
+    notes = how_to_use(sim, scenario, speed)
+    try:
+        if keep:
+            for line in notes:
+                print(f"ktriage demo: {line}", file=sys.stderr)
+        return _run_ui(sim, args, cfg, notes if keep else notes[:1])
+    finally:
+        sim.stop()
+        if not keep:
+            shutil.rmtree(directory, ignore_errors=True)
+        else:
+            print(f"ktriage demo: the streams and kubeconfig stay in {directory}", file=sys.stderr)
+
+
+def _run_ui(sim: Any, args: Any, cfg: Config, notes: list[str]) -> int:
+    from ktriage.live import LiveError, build_live
+    from ktriage.ui.app import KtriageApp, ui_options
+
+    try:
+        setup = build_live(live_args(sim), cfg)
+    except LiveError as exc:
+        print(f"ktriage demo: {exc}", file=sys.stderr)
+        return 2
+    engine = setup.engine
+    engine.context_name = f"demo · {engine.context_name or 'sim'}"
+    app = KtriageApp(engine, mode="demo", startup_notes=notes, **ui_options(args))
+    app.api_client_factory = kubeconfig_factory(str(sim.kubeconfig_path))
+    try:
+        app.run()
+    finally:
+        if setup.connection is not None:
+            setup.connection.close()
+        engine.archive.close()
+    return app.return_code or 0
+
+
+def kubeconfig_factory(path: str) -> Any:
+    """A kubernetes ApiClient factory for the actions, when they are available."""
+    try:
+        from ktriage.actions import kubeconfig_factory as factory
+    except ImportError:
+        return None
+    return factory(path)

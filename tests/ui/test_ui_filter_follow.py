@@ -1,0 +1,156 @@
+"""`/` filters and searches, `n`/`N`, and the timeline following new events."""
+
+from __future__ import annotations
+
+from ui_helpers import T0, context, engine_with, make_app, miner_events, wait_for
+
+from ktriage.core.model import EntityKind, entity
+from ktriage.ui.widgets.filter_bar import FilterBar
+from ktriage.ui.widgets.incident_list import IncidentList
+from ktriage.ui.widgets.live_stream import LiveStream
+from ktriage.ui.widgets.timeline import Timeline
+
+
+async def test_incident_filter_hides_rows_and_esc_clears_it(tmp_path):
+    app = make_app(engine_with(miner_events()), tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        incidents = app.screen.query_one(IncidentList)
+        await pilot.press("slash")
+        bar = app.screen.query_one(FilterBar)
+        assert bar.is_open
+        await pilot.press(*"debug")
+        # Applied as it is typed.
+        assert [i.title for i in incidents.shown] == ["Exec in dev/debug-shell"]
+        await pilot.press("enter")
+        assert not bar.is_open
+        assert app.focused is incidents
+        assert "filter: debug" in str(incidents.border_subtitle)
+        await pilot.press("escape")
+        assert len(incidents.shown) == 2
+        assert incidents.query_filter is None
+
+
+async def test_filter_by_severity_and_cancel_restores(tmp_path):
+    app = make_app(engine_with(miner_events()), tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        incidents = app.screen.query_one(IncidentList)
+        await pilot.press("slash", *"sev:critical", "enter")
+        assert [i.severity.label for i in incidents.shown] == ["critical"]
+        await pilot.press("slash", "ctrl+u")
+        assert len(incidents.shown) == 2  # live preview of the edited query
+        await pilot.press("escape")
+        # Cancelled: the query from before the edit is back.
+        assert [i.severity.label for i in incidents.shown] == ["critical"]
+
+
+async def test_live_stream_filters_by_source_severity_and_text(tmp_path):
+    engine = engine_with(miner_events())
+    app = make_app(engine, tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        live = app.screen.query_one(LiveStream)
+        live.focus()
+        await pilot.press("slash", *"source:tetragon", "enter")
+        assert live.shown and {e.source for e in live.shown} == {"tetragon"}
+        await pilot.press("slash", "ctrl+u", *"sev:high", "enter")
+        assert {e.ref for e in live.shown} == {"a-exec", "f-miner"}
+        await pilot.press("slash", "ctrl+u", *"xmrig -dev", "enter")
+        assert [e.ref for e in live.shown] == ["f-miner"]
+        # New events that match join the filtered view; others do not.
+        pod = entity(EntityKind.POD, "payments", "api-7d9f")
+        engine.add_events(
+            [
+                context(T0 + 300, "tetragon", "late-1", "exec ./xmrig --donate 0", (pod,)),
+                context(T0 + 301, "tetragon", "late-2", "exec /bin/true", (pod,)),
+            ]
+        )
+        await wait_for(pilot, lambda: len(live.shown) == 2)
+        assert [e.ref for e in live.shown] == ["f-miner", "late-1"]
+
+
+async def test_timeline_search_jumps_with_n_and_N(tmp_path):
+    app = make_app(engine_with(miner_events(context_count=40)), tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        timeline = app.screen.query_one(Timeline)
+        await pilot.press("enter", "g")
+        assert timeline.cursor == 0
+        await pilot.press("slash", *"/tmp/3", "enter")
+        # Matches: /tmp/3 and /tmp/30../tmp/39, the first after the cursor.
+        assert timeline.selected_event.summary.startswith("exec /bin/ls -la /tmp/3 ")
+        await pilot.press("n")
+        assert "/tmp/30 " in timeline.selected_event.summary
+        await pilot.press("n", "n")
+        assert "/tmp/32 " in timeline.selected_event.summary
+        await pilot.press("N")
+        assert "/tmp/31 " in timeline.selected_event.summary
+        # Searching does not hide context: every row is still there.
+        assert timeline.row_count() == 42
+        assert not timeline.follow
+
+
+async def test_timeline_follows_new_events_until_the_user_moves_away(tmp_path):
+    engine = engine_with(miner_events(context_count=60))
+    app = make_app(engine, tmp_path)
+    pod = entity(EntityKind.POD, "payments", "api-7d9f")
+    async with app.run_test(size=(120, 36)) as pilot:
+        timeline = app.screen.query_one(Timeline)
+        await pilot.press("enter")
+        assert timeline.follow
+        engine.add_events([context(T0 + 500, "tetragon", "new-1", "exec /tmp/xmrig", (pod,))])
+        await wait_for(pilot, lambda: timeline.selected_event.ref == "new-1")
+        # The newest row is on screen.
+        assert timeline.scroll_y + timeline.page_height >= timeline.row_count()
+        # Moving up pauses following: new events no longer move the cursor.
+        await pilot.press("k")
+        assert not timeline.follow
+        held = timeline.selected_event.ref
+        engine.add_events([context(T0 + 501, "tetragon", "new-2", "exec /tmp/x2", (pod,))])
+        await wait_for(pilot, lambda: timeline.virtual_size.height == 64 + 1)
+        assert timeline.selected_event.ref == held
+        # An event that sorts before the cursor keeps the cursor on the same event.
+        engine.add_events([context(T0 + 2, "tetragon", "early", "exec early", (pod,))])
+        await wait_for(pilot, lambda: timeline.virtual_size.height == 65 + 1)
+        assert timeline.selected_event.ref == held
+        # f resumes following, and jumps to the end.
+        await pilot.press("f")
+        assert timeline.follow
+        assert timeline.selected_event.ref == "new-2"
+        await pilot.press("f")
+        assert not timeline.follow
+        await pilot.press("G")
+        assert timeline.follow
+
+
+async def test_new_and_escalated_incidents_are_marked_until_looked_at(tmp_path):
+    engine = engine_with(miner_events())
+    app = make_app(engine, tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        incidents = app.screen.query_one(IncidentList)
+        first, second = incidents.shown
+        # The selected incident is being looked at; the other one is new.
+        assert incidents.marker(first) == ""
+        assert incidents.marker(second) == "new"
+        await pilot.press("j")
+        assert incidents.marker(second) == ""
+        await pilot.press("k")
+        # A critical signal on the dev pod escalates the other incident.
+        from ui_helpers import signal
+
+        from ktriage.core.model import Severity
+
+        dev = entity(EntityKind.POD, "dev", "debug-shell")
+        engine.add_events(
+            [
+                signal(
+                    T0 + 210,
+                    "falco",
+                    "f-dev",
+                    "miner",
+                    Severity.CRITICAL,
+                    "xmrig started in dev/debug-shell",
+                    (dev,),
+                    tactic="impact",
+                )
+            ]
+        )
+        await wait_for(pilot, lambda: incidents.marker(second) == "escalated")
+        assert "▲" in "".join(s.text for s in incidents.render_line(2 + incidents.cursor))
