@@ -791,15 +791,15 @@ class APIServer:
 
     # ------------------------------------------------------------------ write
 
-    async def _read_body(self, ctx: Ctx, *, allow_protobuf: bool = False) -> Any:
+    async def _read_body(self, ctx: Ctx) -> Any:
         request = ctx.request
         data = await request.read()
         ctype = request.content_type
         if ctype == protobuf.CONTENT_TYPE:
-            if not allow_protobuf:
-                raise errors.unsupported_media_type(ctype)
             try:
                 return protobuf.decode(data)
+            except protobuf.UnsupportedKind:
+                raise errors.unsupported_media_type(ctype) from None
             except protobuf.ProtobufError as exc:
                 raise errors.bad_request(str(exc)) from None
         if not data:
@@ -1117,7 +1117,9 @@ class APIServer:
         ctx.request_object = body if isinstance(body, dict) else None
         if body is None:
             raise errors.bad_request("the body of the request was empty")
-        old = self.store.peek(rt.api_version, rt.kind, info.namespace or None, info.name)
+        old = self.store.peek(
+            rt.api_version, rt.kind, info.namespace if rt.namespaced else None, info.name
+        )
         if ctype == "application/apply-patch+yaml":
             if not ctx.query.get("fieldManager"):
                 raise ApiError(
@@ -1148,24 +1150,9 @@ class APIServer:
                 return await self._create(ctx, rt, body=obj)
         if old is None:
             raise errors.not_found(rt, info.name)
-        try:
-            if ctype == "application/json-patch+json":
-                patched = patch.json_patch(old, body)
-            elif ctype == "application/merge-patch+json":
-                patched = patch.merge_patch(old, body)
-            else:
-                if isinstance(body, dict) and ctype == "application/apply-patch+yaml":
-                    body = self._check_type(rt, dict(body))
-                patched = patch.strategic_merge_patch(old, body)
-        except patch.PatchError as exc:
-            if exc.code == 400:
-                raise errors.bad_request(str(exc)) from None
-            if exc.code == 500:
-                raise errors.internal_error(str(exc)) from None
-            raise ApiError(errors.status(exc.code, "Invalid", str(exc))) from None
-        if not isinstance(patched, dict):
-            raise errors.bad_request("the patched object is not a JSON object")
-        patched = self._check_type(rt, patched)
+        if isinstance(body, dict) and ctype == "application/apply-patch+yaml":
+            body = self._check_type(rt, dict(body))
+        patched = self._check_type(rt, _apply_patch(ctype, old, body))
         self._field_validation(ctx, patched)
         meta = patched["metadata"]
         if meta.get("name") != info.name:
@@ -1219,7 +1206,8 @@ class APIServer:
         dry_run = self._dry_run(ctx) or "All" in (options.get("dryRun") or [])
         gone = deep_copy(old)
         if not dry_run:
-            removed = self.store.delete(rt.api_version, rt.kind, info.namespace or None, info.name)
+            namespace = info.namespace if rt.namespaced else None
+            removed = self.store.delete(rt.api_version, rt.kind, namespace, info.name)
             if removed is None:
                 raise errors.not_found(rt, info.name)
             gone = removed
@@ -1290,7 +1278,7 @@ class APIServer:
         if sub == "token":
             return await self._token_request(ctx)
         if sub == "scale":
-            return self._scale(ctx, rt)
+            return await self._scale(ctx, rt)
         if sub in LONG_RUNNING_SUBRESOURCES or sub == "binding":
             # Streams need kubelet; there is none. The request is still audited.
             self._get_stored(rt, info.namespace, info.name)
@@ -1305,28 +1293,34 @@ class APIServer:
             return await self._update(ctx, rt)
         raise errors.path_not_found()
 
-    def _scale(self, ctx: Ctx, rt: ResourceType) -> web.Response:
+    async def _scale(self, ctx: Ctx, rt: ResourceType) -> web.Response:
+        """The scale subresource: reads and sets spec.replicas (no controller acts on it)."""
         info = ctx.info
         assert info is not None
-        if info.verb != "get":
-            raise errors.method_not_allowed()
         obj = self._get_stored(rt, info.namespace, info.name)
-        meta = obj["metadata"]
-        body = {
-            "kind": "Scale",
-            "apiVersion": "autoscaling/v1",
-            "metadata": {
-                k: meta[k]
-                for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-                if k in meta
-            },
-            "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 1)},
-            "status": {
-                "replicas": (obj.get("status") or {}).get("replicas", 0),
-                "selector": tables._selector_text((obj.get("spec") or {}).get("selector")),
-            },
-        }
-        return self._json(ctx, body)
+        scale = _scale_of(obj)
+        if info.verb == "get":
+            return self._json(ctx, scale)
+        body = await self._read_body(ctx)
+        ctx.request_object = body if isinstance(body, dict) else None
+        if info.verb == "update":
+            wanted = body if isinstance(body, dict) else {}
+        else:
+            wanted = _apply_patch(ctx.request.content_type, scale, body)
+        replicas = (wanted.get("spec") or {}).get("replicas")
+        if not isinstance(replicas, int) or replicas < 0:
+            raise ApiError(
+                errors.status(
+                    422,
+                    "Invalid",
+                    f'Scale.autoscaling "{info.name}" is invalid: spec.replicas: Invalid value: '
+                    f"{replicas}: must be greater than or equal to 0",
+                )
+            )
+        new = deep_copy(obj)
+        new.setdefault("spec", {})["replicas"] = replicas
+        stored = self._store_update(ctx, rt, new, None)
+        return self._json(ctx, _scale_of(stored))
 
     async def _evict(self, ctx: Ctx, rt: ResourceType) -> web.Response:
         info = ctx.info
@@ -1536,7 +1530,7 @@ class APIServer:
         assert info is not None and ctx.ident is not None
         if info.verb != "create":
             raise errors.method_not_allowed()
-        body = await self._read_body(ctx, allow_protobuf=True)
+        body = await self._read_body(ctx)
         was_protobuf = ctx.request.content_type == protobuf.CONTENT_TYPE
         obj = self._check_type(rt, body if isinstance(body, dict) else {})
         if not was_protobuf:
@@ -1654,6 +1648,42 @@ class APIServer:
         if decision.reason:
             status["reason"] = decision.reason
         return status
+
+
+def _apply_patch(ctype: str, old: dict, body: Any) -> dict:
+    """`old` patched by `body` in the format `ctype` names (errors as the API words them)."""
+    try:
+        if ctype == "application/json-patch+json":
+            patched = patch.json_patch(old, body)
+        elif ctype == "application/merge-patch+json":
+            patched = patch.merge_patch(old, body)
+        else:
+            patched = patch.strategic_merge_patch(old, body)
+    except patch.PatchError as exc:
+        if exc.code == 400:
+            raise errors.bad_request(str(exc)) from None
+        if exc.code == 500:
+            raise errors.internal_error(str(exc)) from None
+        raise ApiError(errors.status(exc.code, "Invalid", str(exc))) from None
+    if not isinstance(patched, dict):
+        raise errors.bad_request("the patched object is not a JSON object")
+    return patched
+
+
+def _scale_of(obj: dict) -> dict:
+    meta = obj["metadata"]
+    keep = ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+    spec = obj.get("spec") or {}
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {k: meta[k] for k in keep if k in meta},
+        "spec": {"replicas": spec.get("replicas", 1)},
+        "status": {
+            "replicas": (obj.get("status") or {}).get("replicas", 0),
+            "selector": tables.selector_text(spec.get("selector")),
+        },
+    }
 
 
 def _escape(text: str) -> str:

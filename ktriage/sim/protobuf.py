@@ -1,7 +1,8 @@
-"""The few Kubernetes protobuf messages clients send the simulated server.
+"""The Kubernetes protobuf messages clients send the simulated server.
 
-kubectl sends some requests as `application/vnd.kubernetes.protobuf` (`auth can-i`
-posts a SelfSubjectAccessReview that way). A Kubernetes protobuf body is the magic
+kubectl's typed clients send `application/vnd.kubernetes.protobuf`: `auth can-i` posts
+a SelfSubjectAccessReview that way, `create configmap|secret|namespace|deployment|
+clusterrolebinding|token...` their objects. A Kubernetes protobuf body is the magic
 `k8s\\x00` followed by a `runtime.Unknown` message whose `raw` field holds the object.
 This module decodes those objects into the JSON shape the rest of the server uses
 and encodes the answers, from small schemas mirroring the `generated.proto` files
@@ -10,16 +11,30 @@ and encodes the answers, from small schemas mirroring the `generated.proto` file
 
 from __future__ import annotations
 
+import base64
+from datetime import UTC, datetime
 from typing import Any
 
 MAGIC = b"k8s\x00"
 CONTENT_TYPE = "application/vnd.kubernetes.protobuf"
 
-# Schema: field number -> (json name, type); a type is a scalar name, a nested
-# schema (dict), ("repeated", type) or ("map", value type) for map<string, value>.
+# Schema: field number -> (json name, type). A type is a scalar name, a nested schema
+# (dict), ("repeated", type) or ("map", value type) for map<string, value>. Scalars:
+# string, bytes, bool, int32, int64, and the JSON-shaped ones: time (metav1.Time → RFC
+# 3339), intorstr (IntOrString), quantity (resource.Quantity), b64 (bytes as base64). A
+# trailing "?" marks a pointer field, whose zero value is kept: other zero values are
+# dropped on decoding, as Go's `omitempty` drops them from JSON.
 Schema = dict[int, tuple[str, Any]]
 
 TIME: Schema = {1: ("seconds", "int64"), 2: ("nanos", "int32")}
+OWNER_REFERENCE: Schema = {
+    1: ("kind", "string"),
+    3: ("name", "string"),
+    4: ("uid", "string"),
+    5: ("apiVersion", "string"),
+    6: ("controller", "bool?"),
+    7: ("blockOwnerDeletion", "bool?"),
+}
 OBJECT_META: Schema = {
     1: ("name", "string"),
     2: ("generateName", "string"),
@@ -27,9 +42,12 @@ OBJECT_META: Schema = {
     5: ("uid", "string"),
     6: ("resourceVersion", "string"),
     7: ("generation", "int64"),
-    8: ("creationTimestamp", TIME),
+    8: ("creationTimestamp", "time"),
+    9: ("deletionTimestamp", "time"),
     11: ("labels", ("map", "string")),
     12: ("annotations", ("map", "string")),
+    13: ("ownerReferences", ("repeated", OWNER_REFERENCE)),
+    14: ("finalizers", ("repeated", "string")),
 }
 TYPE_META: Schema = {1: ("apiVersion", "string"), 2: ("kind", "string")}
 UNKNOWN: Schema = {
@@ -43,7 +61,10 @@ LABEL_SELECTOR_REQ: Schema = {
     2: ("operator", "string"),
     3: ("values", ("repeated", "string")),
 }
-FIELD_SELECTOR_REQ: Schema = LABEL_SELECTOR_REQ
+LABEL_SELECTOR: Schema = {
+    1: ("matchLabels", ("map", "string")),
+    2: ("matchExpressions", ("repeated", LABEL_SELECTOR_REQ)),
+}
 RESOURCE_ATTRIBUTES: Schema = {
     1: ("namespace", "string"),
     2: ("verb", "string"),
@@ -54,7 +75,7 @@ RESOURCE_ATTRIBUTES: Schema = {
     7: ("name", "string"),
     8: (
         "fieldSelector",
-        {1: ("rawSelector", "string"), 2: ("requirements", ("repeated", FIELD_SELECTOR_REQ))},
+        {1: ("rawSelector", "string"), 2: ("requirements", ("repeated", LABEL_SELECTOR_REQ))},
     ),
     9: (
         "labelSelector",
@@ -81,64 +102,279 @@ SSAR: Schema = {
         },
     ),
 }
+RESOURCE_RULE: Schema = {
+    1: ("verbs", ("repeated", "string")),
+    2: ("apiGroups", ("repeated", "string")),
+    3: ("resources", ("repeated", "string")),
+    4: ("resourceNames", ("repeated", "string")),
+}
+NON_RESOURCE_RULE: Schema = {
+    1: ("verbs", ("repeated", "string")),
+    2: ("nonResourceURLs", ("repeated", "string")),
+}
 SSRR: Schema = {
     1: ("metadata", OBJECT_META),
     2: ("spec", {1: ("namespace", "string")}),
     3: (
         "status",
         {
-            1: (
-                "resourceRules",
-                (
-                    "repeated",
-                    {
-                        1: ("verbs", ("repeated", "string")),
-                        2: ("apiGroups", ("repeated", "string")),
-                        3: ("resources", ("repeated", "string")),
-                        4: ("resourceNames", ("repeated", "string")),
-                    },
-                ),
-            ),
-            2: (
-                "nonResourceRules",
-                (
-                    "repeated",
-                    {
-                        1: ("verbs", ("repeated", "string")),
-                        2: ("nonResourceURLs", ("repeated", "string")),
-                    },
-                ),
-            ),
+            1: ("resourceRules", ("repeated", RESOURCE_RULE)),
+            2: ("nonResourceRules", ("repeated", NON_RESOURCE_RULE)),
             3: ("incomplete", "bool"),
             4: ("evaluationError", "string"),
         },
     ),
 }
+USER_INFO: Schema = {
+    1: ("username", "string"),
+    2: ("uid", "string"),
+    3: ("groups", ("repeated", "string")),
+}
 SELF_SUBJECT_REVIEW: Schema = {
     1: ("metadata", OBJECT_META),
+    2: ("status", {1: ("userInfo", USER_INFO)}),
+}
+
+# The objects `kubectl create ...` and friends post through the typed clients.
+OBJECT_REFERENCE: Schema = {
+    1: ("kind", "string"),
+    2: ("namespace", "string"),
+    3: ("name", "string"),
+    4: ("uid", "string"),
+    5: ("apiVersion", "string"),
+    6: ("resourceVersion", "string"),
+    7: ("fieldPath", "string"),
+}
+LOCAL_OBJECT_REFERENCE: Schema = {1: ("name", "string")}
+CONFIG_MAP: Schema = {
+    1: ("metadata", OBJECT_META),
+    2: ("data", ("map", "string")),
+    3: ("binaryData", ("map", "b64")),
+    4: ("immutable", "bool?"),
+}
+SECRET: Schema = {
+    1: ("metadata", OBJECT_META),
+    2: ("data", ("map", "b64")),
+    3: ("type", "string"),
+    4: ("stringData", ("map", "string")),
+    5: ("immutable", "bool?"),
+}
+NAMESPACE: Schema = {
+    1: ("metadata", OBJECT_META),
+    2: ("spec", {1: ("finalizers", ("repeated", "string"))}),
+    3: ("status", {1: ("phase", "string")}),
+}
+SERVICE_ACCOUNT: Schema = {
+    1: ("metadata", OBJECT_META),
+    2: ("secrets", ("repeated", OBJECT_REFERENCE)),
+    3: ("imagePullSecrets", ("repeated", LOCAL_OBJECT_REFERENCE)),
+    4: ("automountServiceAccountToken", "bool?"),
+}
+SERVICE_PORT: Schema = {
+    1: ("name", "string"),
+    2: ("protocol", "string"),
+    3: ("port", "int32"),
+    4: ("targetPort", "intorstr"),
+    5: ("nodePort", "int32"),
+    6: ("appProtocol", "string"),
+}
+SERVICE: Schema = {
+    1: ("metadata", OBJECT_META),
     2: (
-        "status",
+        "spec",
         {
-            1: (
-                "userInfo",
-                {
-                    1: ("username", "string"),
-                    2: ("uid", "string"),
-                    3: ("groups", ("repeated", "string")),
-                },
-            )
+            1: ("ports", ("repeated", SERVICE_PORT)),
+            2: ("selector", ("map", "string")),
+            3: ("clusterIP", "string"),
+            4: ("type", "string"),
+            5: ("externalIPs", ("repeated", "string")),
+            7: ("sessionAffinity", "string"),
+            10: ("externalName", "string"),
+            18: ("clusterIPs", ("repeated", "string")),
         },
     ),
 }
+CONTAINER_PORT: Schema = {
+    1: ("name", "string"),
+    2: ("hostPort", "int32"),
+    3: ("containerPort", "int32"),
+    4: ("protocol", "string"),
+    5: ("hostIP", "string"),
+}
+ENV_VAR: Schema = {1: ("name", "string"), 2: ("value", "string")}
+RESOURCES: Schema = {
+    1: ("limits", ("map", "quantity")),
+    2: ("requests", ("map", "quantity")),
+}
+SECURITY_CONTEXT: Schema = {
+    1: ("capabilities", {1: ("add", ("repeated", "string")), 2: ("drop", ("repeated", "string"))}),
+    2: ("privileged", "bool?"),
+    4: ("runAsUser", "int64?"),
+    5: ("runAsNonRoot", "bool?"),
+    6: ("readOnlyRootFilesystem", "bool?"),
+    7: ("allowPrivilegeEscalation", "bool?"),
+    8: ("runAsGroup", "int64?"),
+}
+VOLUME_MOUNT: Schema = {
+    1: ("name", "string"),
+    2: ("readOnly", "bool"),
+    3: ("mountPath", "string"),
+    4: ("subPath", "string"),
+}
+CONTAINER: Schema = {
+    1: ("name", "string"),
+    2: ("image", "string"),
+    3: ("command", ("repeated", "string")),
+    4: ("args", ("repeated", "string")),
+    5: ("workingDir", "string"),
+    6: ("ports", ("repeated", CONTAINER_PORT)),
+    7: ("env", ("repeated", ENV_VAR)),
+    8: ("resources", RESOURCES),
+    9: ("volumeMounts", ("repeated", VOLUME_MOUNT)),
+    13: ("terminationMessagePath", "string"),
+    14: ("imagePullPolicy", "string"),
+    15: ("securityContext", SECURITY_CONTEXT),
+    16: ("stdin", "bool"),
+    17: ("stdinOnce", "bool"),
+    18: ("tty", "bool"),
+    20: ("terminationMessagePolicy", "string"),
+}
+VOLUME: Schema = {
+    1: ("name", "string"),
+    # VolumeSource is embedded (inlined in JSON): its fields are spliced into the volume.
+    2: (
+        "",
+        {
+            1: ("hostPath", {1: ("path", "string"), 2: ("type", "string?")}),
+            2: ("emptyDir", {1: ("medium", "string"), 2: ("sizeLimit", "quantity")}),
+            6: ("secret", {1: ("secretName", "string"), 3: ("defaultMode", "int32?")}),
+            19: ("configMap", {1: ("localObjectReference", LOCAL_OBJECT_REFERENCE)}),
+        },
+    ),
+}
+POD_SPEC: Schema = {
+    1: ("volumes", ("repeated", VOLUME)),
+    2: ("containers", ("repeated", CONTAINER)),
+    3: ("restartPolicy", "string"),
+    4: ("terminationGracePeriodSeconds", "int64?"),
+    6: ("dnsPolicy", "string"),
+    7: ("nodeSelector", ("map", "string")),
+    8: ("serviceAccountName", "string"),
+    9: ("serviceAccount", "string"),
+    10: ("nodeName", "string"),
+    11: ("hostNetwork", "bool"),
+    12: ("hostPID", "bool"),
+    13: ("hostIPC", "bool"),
+    15: ("imagePullSecrets", ("repeated", LOCAL_OBJECT_REFERENCE)),
+    19: ("schedulerName", "string"),
+    20: ("initContainers", ("repeated", CONTAINER)),
+    21: ("automountServiceAccountToken", "bool?"),
+}
+POD_TEMPLATE_SPEC: Schema = {1: ("metadata", OBJECT_META), 2: ("spec", POD_SPEC)}
+POD: Schema = {1: ("metadata", OBJECT_META), 2: ("spec", POD_SPEC)}
+DEPLOYMENT: Schema = {
+    1: ("metadata", OBJECT_META),
+    2: (
+        "spec",
+        {
+            1: ("replicas", "int32?"),
+            2: ("selector", LABEL_SELECTOR),
+            3: ("template", POD_TEMPLATE_SPEC),
+            4: (
+                "strategy",
+                {
+                    1: ("type", "string"),
+                    2: (
+                        "rollingUpdate",
+                        {1: ("maxUnavailable", "intorstr"), 2: ("maxSurge", "intorstr")},
+                    ),
+                },
+            ),
+            5: ("minReadySeconds", "int32"),
+            6: ("revisionHistoryLimit", "int32?"),
+            7: ("paused", "bool"),
+            9: ("progressDeadlineSeconds", "int32?"),
+        },
+    ),
+}
+POLICY_RULE: Schema = {
+    1: ("verbs", ("repeated", "string")),
+    2: ("apiGroups", ("repeated", "string")),
+    3: ("resources", ("repeated", "string")),
+    4: ("resourceNames", ("repeated", "string")),
+    5: ("nonResourceURLs", ("repeated", "string")),
+}
+ROLE: Schema = {1: ("metadata", OBJECT_META), 2: ("rules", ("repeated", POLICY_RULE))}
+SUBJECT: Schema = {
+    1: ("kind", "string"),
+    2: ("apiGroup", "string"),
+    3: ("name", "string"),
+    4: ("namespace", "string"),
+}
+ROLE_REF: Schema = {1: ("apiGroup", "string"), 2: ("kind", "string"), 3: ("name", "string")}
+BINDING: Schema = {
+    1: ("metadata", OBJECT_META),
+    2: ("subjects", ("repeated", SUBJECT)),
+    3: ("roleRef", ROLE_REF),
+}
+TOKEN_REQUEST: Schema = {
+    1: ("metadata", OBJECT_META),
+    2: (
+        "spec",
+        {
+            1: ("audiences", ("repeated", "string")),
+            3: (
+                "boundObjectRef",
+                {
+                    1: ("kind", "string"),
+                    2: ("apiVersion", "string"),
+                    3: ("name", "string"),
+                    4: ("uid", "string"),
+                },
+            ),
+            4: ("expirationSeconds", "int64?"),
+        },
+    ),
+}
+EVICTION: Schema = {
+    1: ("metadata", OBJECT_META),
+    2: ("deleteOptions", {1: ("gracePeriodSeconds", "int64?"), 3: ("orphanDependents", "bool?")}),
+}
+
 SCHEMAS: dict[tuple[str, str], Schema] = {
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): SSAR,
     ("authorization.k8s.io/v1", "SelfSubjectRulesReview"): SSRR,
     ("authentication.k8s.io/v1", "SelfSubjectReview"): SELF_SUBJECT_REVIEW,
+    ("authentication.k8s.io/v1", "TokenRequest"): TOKEN_REQUEST,
+    ("v1", "ConfigMap"): CONFIG_MAP,
+    ("v1", "Secret"): SECRET,
+    ("v1", "Namespace"): NAMESPACE,
+    ("v1", "ServiceAccount"): SERVICE_ACCOUNT,
+    ("v1", "Service"): SERVICE,
+    ("v1", "Pod"): POD,
+    ("apps/v1", "Deployment"): DEPLOYMENT,
+    ("rbac.authorization.k8s.io/v1", "Role"): ROLE,
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): ROLE,
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): BINDING,
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): BINDING,
+    ("policy/v1", "Eviction"): EVICTION,
 }
+# Objects the server answers in protobuf when asked: the reviews.
+ENCODABLE = frozenset(
+    {
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
+        ("authorization.k8s.io/v1", "SelfSubjectRulesReview"),
+        ("authentication.k8s.io/v1", "SelfSubjectReview"),
+    }
+)
 
 
 class ProtobufError(ValueError):
     pass
+
+
+class UnsupportedKind(ProtobufError):
+    """A well-formed body of a kind this module has no schema for."""
 
 
 # ------------------------------------------------------------------ wire format
@@ -200,19 +436,50 @@ def _fields(data: bytes) -> list[tuple[int, int, Any]]:
     return out
 
 
+def _signed(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
 def _scalar(typ: str, value: Any) -> Any:
+    typ = typ.rstrip("?")
     if typ == "string":
         return bytes(value).decode("utf-8")
     if typ == "bytes":
         return bytes(value)
+    if typ == "b64":
+        return base64.b64encode(bytes(value)).decode()
     if typ == "bool":
         return bool(value)
     if typ in ("int64", "int32"):
-        return value - (1 << 64) if value >= 1 << 63 else value
+        return _signed(value)
+    if typ == "quantity":
+        return decode_message(value, {1: ("string", "string")}).get("string", "")
+    if typ == "time":
+        t = decode_message(value, TIME)
+        if not t.get("seconds") and not t.get("nanos"):
+            return None
+        return datetime.fromtimestamp(t.get("seconds", 0), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if typ == "intorstr":
+        v = decode_message(
+            value, {1: ("type", "int64"), 2: ("intVal", "int32"), 3: ("strVal", "string")}
+        )
+        return v.get("strVal", "") if v.get("type") == 1 else v.get("intVal", 0)
     raise ProtobufError(f"unknown type {typ}")
 
 
+def _empty(value: Any) -> bool:
+    return (
+        value is None
+        or value == ""
+        or value == {}
+        or value == []
+        or value is False
+        or (isinstance(value, int) and not isinstance(value, bool) and value == 0)
+    )
+
+
 def decode_message(data: bytes, schema: Schema) -> dict[str, Any]:
+    """Decode one message; zero values of non-pointer fields are dropped (omitempty)."""
     out: dict[str, Any] = {}
     for number, _wire, value in _fields(data):
         if number not in schema:
@@ -225,12 +492,24 @@ def decode_message(data: bytes, schema: Schema) -> dict[str, Any]:
             )
             out.setdefault(name, []).append(item)
         elif isinstance(typ, tuple) and typ[0] == "map":
-            entry = decode_message(value, {1: ("key", "string"), 2: ("value", typ[1])})
+            entry = decode_message(value, {1: ("key", "string"), 2: ("value", typ[1] + "?")})
             out.setdefault(name, {})[entry.get("key", "")] = entry.get("value", "")
         elif isinstance(typ, dict):
-            out[name] = decode_message(value, typ)
+            decoded = decode_message(value, typ)
+            if name == "":
+                out.update(decoded)  # an embedded (inlined) struct
+            elif name == "localObjectReference":
+                out.update(decoded)
+            else:
+                out[name] = decoded
         else:
-            out[name] = _scalar(typ, value)
+            decoded = _scalar(typ, value)
+            if _empty(decoded) and not (
+                isinstance(typ, str) and typ.endswith("?") and decoded is not None
+            ):
+                out.pop(name, None)
+                continue
+            out[name] = decoded
     return out
 
 
@@ -292,23 +571,23 @@ def decode(body: bytes) -> dict[str, Any]:
     api_version, kind = type_meta.get("apiVersion", ""), type_meta.get("kind", "")
     schema = SCHEMAS.get((api_version, kind))
     if schema is None:
-        raise ProtobufError(f"no protobuf support for {kind} in {api_version or 'v1'}")
+        raise UnsupportedKind(f"no protobuf support for {kind} in {api_version or 'v1'}")
     obj = decode_message(unknown.get("raw", b""), schema)
     obj["apiVersion"], obj["kind"] = api_version, kind
     return obj
 
 
 def supports(api_version: str, kind: str) -> bool:
-    return (api_version, kind) in SCHEMAS
+    """Whether the server answers this kind in protobuf (the reviews)."""
+    return (api_version, kind) in ENCODABLE
 
 
 def encode(obj: dict[str, Any]) -> bytes:
     """An object (with apiVersion/kind) → a Kubernetes protobuf body."""
     api_version, kind = obj["apiVersion"], obj["kind"]
-    schema = SCHEMAS.get((api_version, kind))
-    if schema is None:
+    if (api_version, kind) not in ENCODABLE:
         raise ProtobufError(f"no protobuf support for {kind} in {api_version}")
-    raw = encode_message(obj, schema)
+    raw = encode_message(obj, SCHEMAS[(api_version, kind)])
     envelope = encode_message(
         {"typeMeta": {"apiVersion": api_version, "kind": kind}, "raw": raw}, UNKNOWN
     )

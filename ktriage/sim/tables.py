@@ -252,7 +252,7 @@ def _node_row(node: dict, now: float) -> list[Any]:
 # ------------------------------------------------------------------ the others
 
 
-def _selector_text(sel: dict | None) -> str:
+def selector_text(sel: dict | None) -> str:
     if not sel:
         return "<none>"
     parts = [f"{k}={v}" for k, v in sorted((sel.get("matchLabels") or {}).items())]
@@ -284,7 +284,7 @@ def _deployment_row(d: dict, now: float) -> list[Any]:
         age(d, now),
         names,
         images,
-        _selector_text(spec.get("selector")),
+        selector_text(spec.get("selector")),
     ]
 
 
@@ -299,7 +299,7 @@ def _replicaset_row(rs: dict, now: float) -> list[Any]:
         age(rs, now),
         names,
         images,
-        _selector_text(spec.get("selector")),
+        selector_text(spec.get("selector")),
     ]
 
 
@@ -320,7 +320,7 @@ def _daemonset_row(ds: dict, now: float) -> list[Any]:
         age(ds, now),
         names,
         images,
-        _selector_text((ds.get("spec") or {}).get("selector")),
+        selector_text((ds.get("spec") or {}).get("selector")),
     ]
 
 
@@ -542,7 +542,7 @@ TABLES: dict[tuple[str, str], tuple[list[Column], Printer]] = {
         ],
         lambda o, now: [
             _name(o),
-            _selector_text((o.get("spec") or {}).get("podSelector")).replace("<none>", "<none>"),
+            selector_text((o.get("spec") or {}).get("podSelector")).replace("<none>", "<none>"),
             age(o, now),
         ],
     ),

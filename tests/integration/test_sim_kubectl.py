@@ -294,3 +294,60 @@ def test_ktriage_sim_command(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize(
+    ("api_version", "kind", "namespace", "name", "args"),
+    [
+        ("v1", "ConfigMap", NS, "c1", ["configmap", "c1", "-n", NS, "--from-literal=a=b"]),
+        ("v1", "Secret", NS, "s1", ["secret", "generic", "s1", "-n", NS, "--from-literal=pw=x"]),
+        ("v1", "ServiceAccount", NS, "sa1", ["serviceaccount", "sa1", "-n", NS]),
+        (
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRoleBinding",
+            None,
+            "backdoor",
+            ["clusterrolebinding", "backdoor", "--clusterrole=cluster-admin",
+             "--serviceaccount=shop:default", "--user=mallory"],
+        ),
+        (
+            "rbac.authorization.k8s.io/v1",
+            "Role",
+            NS,
+            "r1",
+            ["role", "r1", "-n", NS, "--verb=get,list", "--resource=pods,secrets"],
+        ),
+        (
+            "apps/v1",
+            "Deployment",
+            NS,
+            "d1",
+            ["deployment", "d1", "-n", NS, "--image=nginx:1.27", "--replicas=3", "--port=80"],
+        ),
+        ("v1", "Service", NS, "svc1", ["service", "nodeport", "svc1", "-n", NS, "--tcp=80:http"]),
+    ],
+)  # fmt: skip
+def test_kubectl_create_sends_protobuf(
+    kubectl: Any,
+    sim_cluster: SimCluster,
+    api_version: str,
+    kind: str,
+    namespace: str | None,
+    name: str,
+    args: list[str],
+) -> None:
+    """`kubectl create ...` posts protobuf: what the server stores is what kubectl meant
+    (its `--dry-run=client -o json`), plus only the fields the server owns."""
+    meant = json.loads(ok(kubectl("create", *args, "--dry-run=client", "-o", "json")))
+    result = kubectl("create", *args, "-v=8")
+    assert result.returncode == 0, result.stderr
+    assert "Content-Type: application/vnd.kubernetes.protobuf" in result.stderr
+    stored = sim_cluster.store.get_obj(api_version, kind, namespace, name)
+    assert stored is not None
+    for key in ("uid", "resourceVersion", "creationTimestamp", "generation"):
+        stored["metadata"].pop(key, None)
+    if kind == "Namespace":
+        stored["metadata"]["labels"].pop("kubernetes.io/metadata.name")
+    meant.pop("status", None)
+    stored.pop("status", None)
+    assert stored == meant
