@@ -136,7 +136,7 @@ def parse_seconds(value: Any) -> float:
     raise ValueError(f"not a duration: {value!r} (use seconds or e.g. 90s, 1m30s, 2h)")
 
 
-# ------------------------------------------------------------------------- helpers
+# ------------------------------------------------------------------------ utilities
 
 
 def fnv32a(data: bytes) -> int:

@@ -1644,7 +1644,7 @@ class ScenarioPlayer:
         return self._event_names[key]
 
 
-# ---------------------------------------------------------------- helpers
+# ------------------------------------------------------------------------ utilities
 
 _REVISION = "deployment.kubernetes.io/revision"
 _RBAC = {"roles", "rolebindings", "clusterroles", "clusterrolebindings"}
