@@ -671,10 +671,10 @@ class APIServer:
         queue: asyncio.Queue[Change | None] = asyncio.Queue()
 
         def listener(change: Change) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, change)
+            _hand_over(loop, queue, change)
 
         def close() -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, None)
+            _hand_over(loop, queue, None)
 
         initial: list[dict] = []
         expired_message: str | None = None
@@ -1486,10 +1486,10 @@ class APIServer:
         queue: asyncio.Queue[Any] = asyncio.Queue()
 
         def listener(line: Any) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, line)
+            _hand_over(loop, queue, line)
 
         def close() -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, None)
+            _hand_over(loop, queue, None)
 
         current, unsubscribe = self.store.follow_log(info.namespace, info.name, container, listener)
         resp = web.StreamResponse(status=200)
@@ -1648,6 +1648,14 @@ class APIServer:
         if decision.reason:
             status["reason"] = decision.reason
         return status
+
+
+def _hand_over(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue, item: Any) -> None:
+    """Pass an item to a stream's queue from any thread (a stopped loop drops it)."""
+    try:
+        loop.call_soon_threadsafe(queue.put_nowait, item)
+    except RuntimeError:
+        pass
 
 
 def _apply_patch(ctype: str, old: dict, body: Any) -> dict:

@@ -6,9 +6,11 @@ pod status); these give the rest the shape a real cluster has.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ktriage.sim.discovery import KUBE_VERSION
+from ktriage.sim.timefmt import rfc3339
 
 
 def namespace(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -26,7 +28,10 @@ def node(
     ready: bool = True,
     unschedulable: bool = False,
     labels: dict[str, str] | None = None,
+    now: float | None = None,
 ) -> dict[str, Any]:
+    """A kubelet-registered node; `now` (default: the wall clock) dates its conditions."""
+    stamp = rfc3339(time.time() if now is None else now)
     all_labels = {
         "beta.kubernetes.io/arch": "amd64",
         "beta.kubernetes.io/os": "linux",
@@ -48,18 +53,21 @@ def node(
             False,
             "KubeletHasSufficientMemory",
             "kubelet has sufficient memory available",
+            stamp,
         ),
         _node_condition(
-            "DiskPressure", False, "KubeletHasNoDiskPressure", "kubelet has no disk pressure"
+            "DiskPressure", False, "KubeletHasNoDiskPressure", "kubelet has no disk pressure", stamp
         ),
         _node_condition(
-            "PIDPressure", False, "KubeletHasSufficientPID", "kubelet has sufficient PID available"
+            "PIDPressure", False, "KubeletHasSufficientPID", "kubelet has sufficient PID available",
+            stamp,
         ),
         _node_condition(
             "Ready",
             ready,
             "KubeletReady" if ready else "KubeletNotReady",
             "kubelet is posting ready status" if ready else "container runtime network not ready",
+            stamp,
         ),
     ]  # fmt: skip
     capacity = {
@@ -107,10 +115,12 @@ def node(
     }
 
 
-def _node_condition(ctype: str, value: bool, reason: str, message: str) -> dict[str, Any]:
+def _node_condition(
+    ctype: str, value: bool, reason: str, message: str, stamp: str
+) -> dict[str, Any]:
     return {
-        "lastHeartbeatTime": "2026-01-01T00:00:00Z",
-        "lastTransitionTime": "2026-01-01T00:00:00Z",
+        "lastHeartbeatTime": stamp,
+        "lastTransitionTime": stamp,
         "message": message,
         "reason": reason,
         "status": "True" if value else "False",

@@ -48,8 +48,8 @@ def seed(store: ClusterStore) -> dict[str, dict]:
     out: dict[str, dict] = {}
     now = store.clock.now()
     store.apply(builders.namespace(SEED_NAMESPACE, {"team": "payments"}))
-    out["node1"] = store.apply(builders.node("worker-1", "10.0.0.11"))
-    out["node2"] = store.apply(builders.node("worker-2", "10.0.0.12"))
+    out["node1"] = store.apply(builders.node("worker-1", "10.0.0.11", now=now))
+    out["node2"] = store.apply(builders.node("worker-2", "10.0.0.12", now=now))
     labels = {"app": "web", "pod-template-hash": "7d9f8c6b5"}
     template = {
         "metadata": {"labels": labels},
