@@ -1340,7 +1340,7 @@ class APIServer:
         body = await self._read_body(ctx)
         rt = lookup("", "v1", "serviceaccounts")
         assert rt is not None
-        sa = self._get_stored(rt, info.namespace, info.name)
+        self._get_stored(rt, info.namespace, info.name)
         username = f"system:serviceaccount:{info.namespace}:{info.name}"
         ident = self.auth.add(
             f"sa:{info.namespace}:{info.name}",
@@ -1369,7 +1369,6 @@ class APIServer:
                 "expirationTimestamp": rfc3339(self.clock.now() + seconds),
             },
         }
-        del sa
         return self._json(ctx, out, 201)
 
     async def _exec_websocket(self, ctx: Ctx) -> web.StreamResponse:

@@ -973,3 +973,40 @@ def test_manual_clock_advances_from_another_thread(
     future.result(2)
     ns = cluster.store.get_obj("v1", "Namespace", None, "default")
     assert ns["metadata"]["creationTimestamp"] == "2027-01-15T08:00:00Z"
+
+
+# A SelfSubjectAccessReview as kubectl v1.37.1 sends it for `auth can-i create pods -n shop`.
+KUBECTL_SSAR = bytes.fromhex(
+    "6b3873000a320a17617574686f72697a6174696f6e2e6b38732e696f2f7631121753656c665375626a656374"
+    "416363657373526576696577123c0a100a0012001a0022002a00320038004200121e0a1c0a0473686f701206"
+    "6372656174651a0022002a04706f647332003a001a08080012001a0020001a002200"
+)
+
+
+def test_protobuf_access_review(sim_cluster: SimCluster) -> None:
+    from ktriage.sim import protobuf
+
+    review = protobuf.decode(KUBECTL_SSAR)
+    assert review["kind"] == "SelfSubjectAccessReview"
+    assert review["spec"]["resourceAttributes"] == {
+        "namespace": "shop",
+        "verb": "create",
+        "resource": "pods",
+    }
+    http = urllib3.PoolManager(ca_certs=str(sim_cluster.ca_path))
+    for token, allowed in ((sim_cluster.admin_token, True), (sim_cluster.readonly_token, False)):
+        resp = http.request(
+            "POST",
+            sim_cluster.url + "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            body=KUBECTL_SSAR,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Content-Type": protobuf.CONTENT_TYPE,
+                "Accept": "application/vnd.kubernetes.protobuf,application/json",
+            },
+        )
+        assert resp.status == 201
+        assert resp.headers["Content-Type"] == protobuf.CONTENT_TYPE
+        answer = protobuf.decode(resp.data)
+        assert answer["status"].get("allowed", False) is allowed
+        assert answer["spec"]["resourceAttributes"]["verb"] == "create"
