@@ -1,7 +1,8 @@
 """The `/` filter language shared by every pane.
 
     miner                 rows containing "miner" (case-insensitive; all words must match)
-    -kube-system          rows not containing "kube-system"
+    "xmrig -o"            a phrase, spaces and all
+    !kube-system          rows not containing "kube-system"
     source:falco,audit    only these sources (also `src:`)
     sev:high              severity high or above (also `severity:`)
     kind:exec             event kind (prefix match)
@@ -99,6 +100,27 @@ def event_namespaces(event: Event) -> list[str]:
     return out
 
 
+def _tokens(text: str) -> list[str]:
+    """Words, with "double-quoted phrases" kept whole (an unclosed quote runs to the end)."""
+    out: list[str] = []
+    rest = text
+    while rest:
+        rest = rest.lstrip()
+        if not rest:
+            break
+        if rest.startswith('"') or rest.startswith('!"'):
+            bang = "!" if rest.startswith("!") else ""
+            body = rest[len(bang) + 1 :]
+            end = body.find('"')
+            phrase, rest = (body, "") if end < 0 else (body[:end], body[end + 1 :])
+            if phrase:
+                out.append(bang + phrase)
+            continue
+        word, _, rest = rest.partition(" ")
+        out.append(word)
+    return out
+
+
 def parse_query(text: str) -> Query:
     words: list[str] = []
     excluded: list[str] = []
@@ -107,7 +129,7 @@ def parse_query(text: str) -> Query:
     namespaces: list[str] = []
     problems: list[str] = []
     min_severity: Severity | None = None
-    for token in text.split():
+    for token in _tokens(text):
         field_name, sep, value = token.partition(":")
         field_name = field_name.lower()
         if sep and value and field_name in ("source", "src"):
@@ -126,7 +148,7 @@ def parse_query(text: str) -> Query:
             kinds.append(value.lower())
         elif sep and value and field_name in ("ns", "namespace"):
             namespaces.append(value)
-        elif token.startswith("-") and len(token) > 1:
+        elif token.startswith("!") and len(token) > 1:
             excluded.append(token[1:].lower())
         else:
             words.append(token.lower())

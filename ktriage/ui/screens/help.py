@@ -59,7 +59,8 @@ SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 
 FILTER_HELP = (
     ("miner", "rows containing the word (all words must match)"),
-    ("-kube-system", "rows not containing it"),
+    ('"xmrig -o"', "a phrase, spaces and all"),
+    ("!kube-system", "rows not containing it"),
     ("source:falco,audit", "only these sources (src: too)"),
     ("sev:high", "severity high or above"),
     ("kind:exec", "event kind, by prefix"),

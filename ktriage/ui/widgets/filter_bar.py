@@ -46,7 +46,7 @@ class FilterBar(Horizontal):
     def compose(self) -> ComposeResult:
         yield Static(Text("/"), id="filter-prompt")
         yield Input(
-            placeholder="words, -exclude, source:falco, sev:high, kind:exec, ns:NAME  "
+            placeholder='words, "a phrase", !exclude, source:falco, sev:high, kind:exec, ns:NAME  '
             "(enter: apply, esc: cancel, empty: clear)",
             id="filter-input",
         )

@@ -306,6 +306,9 @@ class RowList(ScrollView, can_focus=True):
             if cached is not None:
                 return cached
         text = self.render_row(index, width)
+        if text.cell_len < width:
+            # Pad first, so the cursor's background spans the whole row.
+            text.pad_right(width - text.cell_len)
         if matched:
             text.stylize(self.style_for("rowlist--match"))
         if cursor:

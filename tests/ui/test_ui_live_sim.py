@@ -1,0 +1,63 @@
+"""The UI connected to the running simulated cluster, as `ktriage demo` runs it."""
+
+from __future__ import annotations
+
+import pytest
+from ui_helpers import make_app, screen_text, wait_for
+
+from ktriage.core.config import Config
+from ktriage.demo import live_args
+from ktriage.live import build_live
+from ktriage.ui.widgets.incident_list import IncidentList
+from ktriage.ui.widgets.pod_list import PodList
+from ktriage.ui.widgets.status_bar import StatusBar
+
+pytestmark = pytest.mark.sim
+
+
+@pytest.fixture
+def sim(tmp_path):
+    from ktriage.sim.runner import SimCluster
+
+    cluster = SimCluster(tmp_path / "sim", scenario="cryptominer", speed=60.0).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+async def test_live_sources_on_the_sim_fill_every_pane(tmp_path, sim):
+    setup = build_live(live_args(sim), Config())
+    engine = setup.engine
+    app = make_app(engine, tmp_path, mode="demo", clock=None, start_sources=True)
+    try:
+        async with app.run_test(size=(160, 45)) as pilot:
+            incidents = app.screen.query_one(IncidentList)
+            await wait_for(pilot, lambda: bool(incidents.shown), timeout=30)
+            await wait_for(
+                pilot,
+                lambda: "mining-pool egress" in incidents.shown[0].title.lower(),
+                timeout=30,
+            )
+            assert "storefront" in incidents.shown[0].title
+            # Pods come from the cluster's live state (watched over HTTP).
+            pods = app.screen.query_one(PodList)
+            await wait_for(pilot, lambda: any(r.info is not None for r in pods.rows), timeout=15)
+            row = next(r for r in pods.rows if r.info is not None)
+            assert row.namespace == "shop" and row.node
+            pods.focus()
+            await pilot.press("a")
+            await wait_for(pilot, lambda: len(pods.rows) > 1)
+            # The status bar shows the sources, connected.
+            status = app.screen.query_one(StatusBar)
+            await wait_for(pilot, lambda: "kube ●" in screen_text(app).splitlines()[0])
+            assert {h.kind for h in status.health} >= {"kube", "audit", "falco", "tetragon"}
+            # Navigation and a snapshot work while events keep arriving.
+            incidents.focus()
+            await pilot.press("enter", "g", "s")
+            await wait_for(pilot, lambda: app.last_snapshot is not None)
+            assert incidents.shown[0].id in app.last_snapshot.read_text()
+    finally:
+        if setup.connection is not None:
+            setup.connection.close()
+        engine.archive.close()
