@@ -115,7 +115,7 @@ class Correlator:
         self._parent[rb] = ra
         del self._groups[rb]
         ga.signal_ids.extend(gb.signal_ids)
-        ga.timeline = _merge_sorted(ga.timeline, gb.timeline)
+        _merge_into(ga.timeline, gb.timeline)
         ga.max_severity = max(ga.max_severity, gb.max_severity)
         ga.sources.update(gb.sources)
         ga.signal_sources |= gb.signal_sources
@@ -193,19 +193,21 @@ class Correlator:
     def _add_context(self, ev: Event) -> set[str]:
         """Attach to the incident of the nearest signal sharing a linking entity within
         the window; else remember the event for a signal still to come. This runs for
-        almost every event, so it is one dictionary look-up per entity."""
-        best_gap = self.window
-        best_sid = 0
-        t = ev.time
+        almost every event, so it is one look-up per entity and a few list operations."""
         slots = self._slots
         linked: list[_Slot] = []
         for ent in ev.entities:
             slot = slots.get(ent, _UNSEEN)
             if slot is _UNSEEN:
                 slot = self._slot(ent)
-            if slot is None:
-                continue
-            linked.append(slot)
+            if slot is not None:
+                linked.append(slot)
+        if not linked:
+            return set()
+        best_gap = self.window
+        best_sid = 0
+        t = ev.time
+        for slot in linked:
             lst = slot.signals
             if lst:
                 pos = _bisect_left(lst, (t, 0))
@@ -225,10 +227,28 @@ class Correlator:
                 if len(pend) > _PENDING_TRIM:
                     del pend[:-PENDING_PER_ENTITY]
             return set()
+        # Attach: _absorb and the context-only _refresh, inlined.
         group = self._groups[self._find(best_sid)]
-        self._event_group[ev.id] = best_sid
-        self._absorb(group, ev, signal=False)
-        return self._refresh(group, context_only=True, source=ev.source)
+        eid = ev.id
+        self._event_group[eid] = best_sid
+        timeline = group.timeline
+        if t >= timeline[-1][0]:
+            timeline.append((t, eid))
+        else:
+            bisect.insort(timeline, (t, eid))
+        source = ev.source
+        sources = group.sources
+        count = sources[source] = sources.get(source, 0) + 1
+        inc = group.incident
+        if inc is None:
+            return self._refresh(group)
+        inc.first_seen = timeline[0][0]
+        inc.last_seen = timeline[-1][0]
+        inc.timeline = timeline
+        inc.counts_by_source[source] = count
+        inc.revision += 1
+        inc.escalated = False
+        return {inc.id}
 
     def _attach_pending(self, group: _Group, signal: Event) -> None:
         """Context that arrived before this signal joins its incident now."""
@@ -389,22 +409,25 @@ def score(base: Severity, signal_sources: set[str], tactics: set[str]) -> Severi
 _TITLE_KINDS = (EntityKind.POD, EntityKind.SERVICE_ACCOUNT, EntityKind.USER, EntityKind.NODE)
 
 
-def _ranked_entities(counts: Counter[EntityRef]) -> tuple[EntityRef, ...]:
-    order = {
-        k: i
-        for i, k in enumerate(
-            (
-                EntityKind.POD,
-                EntityKind.SERVICE_ACCOUNT,
-                EntityKind.USER,
-                EntityKind.IP,
-                EntityKind.CONTAINER,
-                EntityKind.NODE,
-                EntityKind.IMAGE,
-                EntityKind.NAMESPACE,
-            )
+_ENTITY_ORDER = {
+    k: i
+    for i, k in enumerate(
+        (
+            EntityKind.POD,
+            EntityKind.SERVICE_ACCOUNT,
+            EntityKind.USER,
+            EntityKind.IP,
+            EntityKind.CONTAINER,
+            EntityKind.NODE,
+            EntityKind.IMAGE,
+            EntityKind.NAMESPACE,
         )
-    }
+    )
+}
+
+
+def _ranked_entities(counts: Counter[EntityRef]) -> tuple[EntityRef, ...]:
+    order = _ENTITY_ORDER
     return tuple(sorted(counts, key=lambda e: (order.get(e.kind, 99), -counts[e], e)))
 
 
@@ -440,15 +463,17 @@ def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:]
 
 
-def _merge_sorted(
-    a: list[tuple[float, int]], b: list[tuple[float, int]]
-) -> list[tuple[float, int]]:
+def _merge_into(a: list[tuple[float, int]], b: list[tuple[float, int]]) -> None:
+    """Merge the sorted list `b` into the sorted list `a`, in place. `b` is the smaller
+    group's timeline (often one signal): copying `a` for it would make every signal
+    joining a busy incident cost as much as the incident's whole timeline."""
     if not b:
-        return a
-    if not a:
-        return b
-    if a[-1] <= b[0]:
-        return a + b
-    if b[-1] <= a[0]:
-        return b + a
-    return sorted(a + b)
+        return
+    if not a or a[-1] <= b[0]:
+        a.extend(b)
+    elif len(b) <= 16:
+        for item in b:
+            bisect.insort(a, item)
+    else:
+        a.extend(b)
+        a.sort()

@@ -16,7 +16,7 @@ import msgspec
 import orjson
 
 from ktriage.core.detect.audit import AuditDetector
-from ktriage.core.model import Event, RawRef
+from ktriage.core.model import Event, RawRef, pack_raw
 from ktriage.core.parse import Skip, SkipRecord
 from ktriage.core.parse import audit as audit_parser
 from ktriage.core.parse import falco as falco_parser
@@ -43,7 +43,6 @@ _AUDIT_DECODER = audit_parser.DECODER
 _build_audit = audit_parser.build_event
 _TETRAGON_DECODER = tetragon_parser.DECODER
 _build_tetragon = tetragon_parser.build_event
-_new_tuple = tuple.__new__
 _ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
 _WS = b" \t\r\n"
 _BOM = b"\xef\xbb\xbf"
@@ -131,7 +130,9 @@ class Ingestor:
         record of another input."""
         self._input_time = None
 
-    def feed_line(self, line: bytes, *, origin: str = "", raw: RawRef | None = None) -> list[Event]:
+    def feed_line(
+        self, line: bytes, *, origin: str = "", raw: RawRef | int | None = None
+    ) -> list[Event]:
         """One line of input (a trailing newline is fine); 0..n events."""
         if len(line) > MAX_LINE:
             return self._skip(origin, "too-long", f"the line is {len(line)} bytes, over 1 MiB")
@@ -166,7 +167,7 @@ class Ingestor:
         emit: Callable[[Event], object],
         *,
         archive: int | None = None,
-        spool: Callable[[bytes], RawRef] | None = None,
+        spool: Callable[[bytes], RawRef | int] | None = None,
     ) -> tuple[int, int]:
         """The lines of one input, in order (as a binary file iterates them, line ends
         included); every event goes to `emit` as soon as it is ready. Events point at
@@ -180,8 +181,7 @@ class Ingestor:
         process = self.audit.process
         tetragon_decode = _TETRAGON_DECODER.decode
         build_tetragon = _build_tetragon
-        new_tuple = _new_tuple
-        raw_type = RawRef
+        pack = pack_raw
         offset = 0
         lineno = 0
         emitted = 0
@@ -201,14 +201,25 @@ class Ingestor:
                 offset += size
                 continue
             if archive is not None:
-                raw = new_tuple(raw_type, (archive, offset, end))
+                raw = pack(archive, offset, end)
             elif spool is not None:
                 raw = spool(line[:end])
             else:
                 raw = None
             offset += size
             # JSON allows the trailing line end as whitespace: lines decode as they are.
-            if line.startswith(b'{"kind":"Event",') or b'"auditID"' in line:
+            if line.startswith(b'{"process_'):
+                try:
+                    ev = build_tetragon(tetragon_decode(line), line, raw)
+                except Exception:
+                    pass  # the general path below says why
+                else:
+                    self._n_tetragon += 1
+                    self._input_time = ev.time
+                    emit(ev)
+                    emitted += 1
+                    continue
+            elif line.startswith(b'{"kind":"Event",') or b'"auditID"' in line:
                 try:
                     rec = audit_decode(line)
                 except (msgspec.DecodeError, ValueError):
@@ -233,17 +244,6 @@ class Ingestor:
                             emit(ev)
                         emitted += len(out)
                     continue
-            elif line.startswith(b'{"process_'):
-                try:
-                    ev = build_tetragon(tetragon_decode(line), line, raw)
-                except Exception:
-                    pass  # the general path below says why
-                else:
-                    self._n_tetragon += 1
-                    self._input_time = ev.time
-                    emit(ev)
-                    emitted += 1
-                    continue
             body = line[:end]
             if body[:1] == b"\xef" and body.startswith(_BOM):
                 body = body[3:]
@@ -259,7 +259,7 @@ class Ingestor:
         obj: object,
         *,
         origin: str = "",
-        raw: RawRef | None = None,
+        raw: RawRef | int | None = None,
         hint: str | None = None,
     ) -> list[Event]:
         """An already-decoded record; `hint` forces its format."""
@@ -376,7 +376,9 @@ class Ingestor:
             out.extend(self._bytes(decoded[a:b].encode(), f"{origin}:{lineno}", None, None))
         return out
 
-    def _bytes(self, data: bytes, origin: str, raw: RawRef | None, fmt: str | None) -> list[Event]:
+    def _bytes(
+        self, data: bytes, origin: str, raw: RawRef | int | None, fmt: str | None
+    ) -> list[Event]:
         """Parse one record's bytes; any failure becomes a Skip."""
         if fmt is None:
             fmt = _sniff(data)
@@ -407,7 +409,7 @@ class Ingestor:
         except Exception as exc:
             return self._skip(origin, "wrong-type", _unreadable(exc))
 
-    def _generic(self, data: bytes, origin: str, raw: RawRef | None) -> list[Event]:
+    def _generic(self, data: bytes, origin: str, raw: RawRef | int | None) -> list[Event]:
         """No cheap hint matched: decode fully to tell what the record is."""
         try:
             obj = _GENERIC.decode(data)
@@ -421,7 +423,7 @@ class Ingestor:
             return self._skip(origin, "unknown-format", _unknown_detail(obj))
         return self._bytes(data, origin, raw, fmt)
 
-    def _audit(self, data: bytes, origin: str, raw: RawRef | None) -> list[Event]:
+    def _audit(self, data: bytes, origin: str, raw: RawRef | int | None) -> list[Event]:
         if b'"EventList"' in data:
             lst = audit_parser.LIST_DECODER.decode(data)
             if lst.kind == "EventList":
@@ -433,7 +435,7 @@ class Ingestor:
         return self.audit.process(rec, ev)
 
     def _event_list(
-        self, lst: audit_parser.EventListRecord, origin: str, raw: RawRef | None
+        self, lst: audit_parser.EventListRecord, origin: str, raw: RawRef | int | None
     ) -> list[Event]:
         out: list[Event] = []
         for i, item in enumerate(lst.items or (), 1):

@@ -194,6 +194,43 @@ class Event:
         }
 
 
+# A raw reference packed into one int: archive << 60 | offset << 24 | length. One
+# int costs a third of a RawRef tuple and its two ints, for every line replayed.
+_OFFSET_BITS = 36
+_LENGTH_BITS = 24
+_LENGTH_MASK = (1 << _LENGTH_BITS) - 1
+_OFFSET_MASK = (1 << _OFFSET_BITS) - 1
+_ARCHIVE_SHIFT = _OFFSET_BITS + _LENGTH_BITS
+
+
+def pack_raw(archive: int, offset: int, length: int) -> int | RawRef:
+    """The compact form of RawRef(archive, offset, length) that CompactEvent keeps
+    (the RawRef itself when the numbers do not fit)."""
+    if 0 <= offset <= _OFFSET_MASK and 0 <= length <= _LENGTH_MASK and archive >= 0:
+        return archive << _ARCHIVE_SHIFT | offset << _LENGTH_BITS | length
+    return RawRef(archive, offset, length)
+
+
+_RAW_SLOT = Event.__dict__["raw"]  # the slot that holds Event.raw
+
+
+def _compact_raw(ev: Event) -> RawRef | None:
+    value = _RAW_SLOT.__get__(ev, Event)
+    if type(value) is int:
+        return RawRef(
+            value >> _ARCHIVE_SHIFT, value >> _LENGTH_BITS & _OFFSET_MASK, value & _LENGTH_MASK
+        )
+    return value
+
+
+class CompactEvent(Event):
+    """An Event that may keep its raw reference packed (see pack_raw): reading `raw`
+    gives a RawRef as for any Event. Parsers build these; a replay holds millions."""
+
+    __slots__ = ()
+    raw = property(_compact_raw, _RAW_SLOT.__set__)  # type: ignore[assignment]
+
+
 @dataclass(slots=True)
 class Incident:
     """A connected component of signals plus the context attached to it."""

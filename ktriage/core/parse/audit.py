@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import msgspec
 
-from ktriage.core.model import EntityKind, EntityRef, Event, RawRef, Severity, entity
+from ktriage.core.model import CompactEvent, EntityKind, EntityRef, Event, RawRef, Severity, entity
 from ktriage.core.parse import _SECOND_CACHE as _SECONDS
 from ktriage.core.parse import SkipRecord, identity, plain, short_hash, to_epoch
 
 Stamp = str | int | float | None
 
 
-class UserInfo(msgspec.Struct):
+class UserInfo(msgspec.Struct, gc=False):
     username: str | None = None
     # Kept raw: only the anonymous check looks for one group in it.
     groups: msgspec.Raw = msgspec.Raw()
@@ -27,11 +27,11 @@ class UserInfo(msgspec.Struct):
         return f'"{group}"'.encode() in bytes(self.groups)
 
 
-class Annotations(msgspec.Struct):
+class Annotations(msgspec.Struct, gc=False):
     decision: str | None = msgspec.field(default=None, name="authorization.k8s.io/decision")
 
 
-class ObjectRef(msgspec.Struct):
+class ObjectRef(msgspec.Struct, gc=False):
     resource: str | None = None
     subresource: str | None = None
     namespace: str | None = None
@@ -39,16 +39,16 @@ class ObjectRef(msgspec.Struct):
     apiGroup: str | None = None
 
 
-class ResponseStatus(msgspec.Struct):
+class ResponseStatus(msgspec.Struct, gc=False):
     code: int | None = None
     message: str | None = None
 
 
-class Meta(msgspec.Struct):
+class Meta(msgspec.Struct, gc=False):
     creationTimestamp: Stamp = None
 
 
-class AuditRecord(msgspec.Struct):
+class AuditRecord(msgspec.Struct, gc=False):
     kind: str | None = None
     auditID: str | None = None
     stage: str | None = None
@@ -85,7 +85,7 @@ class AuditRecord(msgspec.Struct):
         return (ann.decision or "") if ann is not None else ""
 
 
-class EventListRecord(msgspec.Struct):
+class EventListRecord(msgspec.Struct, gc=False):
     kind: str | None = None
     items: list[msgspec.Raw] | None = None
 
@@ -226,6 +226,7 @@ def _namespace(ns: str) -> EntityRef:
 
 
 _PODS: dict[str, dict[str, EntityRef]] = {}
+_ENTITY_TUPLES: dict[tuple[EntityRef, ...], tuple[EntityRef, ...]] = {}
 
 
 def _pod(ns: str, name: str) -> EntityRef:
@@ -243,7 +244,7 @@ def _pod(ns: str, name: str) -> EntityRef:
 def build_event(
     rec: AuditRecord,
     data: bytes | memoryview,
-    raw: RawRef | None,
+    raw: RawRef | int | None,
     untimed_at: float | None = None,
 ) -> Event:
     """The ordinary (context) Event of one audit record. This runs for every audit
@@ -328,8 +329,16 @@ def build_event(
         summary = plain(summary)
     if placed:
         summary = with_untimed_note(summary)
-    return Event(
-        time, "audit", ref, "api-request", Severity.INFO, summary, tuple(ents), None, False, "", raw
+    # One shared tuple per combination of entities: less memory, and the correlator
+    # looks a shared tuple's links up once.
+    key = tuple(ents)
+    shared = _ENTITY_TUPLES.get(key)
+    if shared is None:
+        if len(_ENTITY_TUPLES) > _MAX_CACHE:
+            _ENTITY_TUPLES.clear()
+        shared = _ENTITY_TUPLES[key] = key
+    return CompactEvent(
+        time, "audit", ref, "api-request", Severity.INFO, summary, shared, None, False, "", raw
     )
 
 

@@ -8,11 +8,11 @@ from typing import Any
 import msgspec
 
 from ktriage.core.attack import attack_for_kind, from_falco_tags
-from ktriage.core.model import EntityKind, EntityRef, Event, RawRef, Severity, entity
+from ktriage.core.model import CompactEvent, EntityKind, EntityRef, Event, RawRef, Severity, entity
 from ktriage.core.parse import SkipRecord, identity, plain, short_hash, to_epoch
 
 
-class FalcoAlert(msgspec.Struct):
+class FalcoAlert(msgspec.Struct, gc=False):
     time: str | int | float | None = None
     rule: str | None = None
     priority: str | None = None
@@ -179,7 +179,7 @@ def parse_falco(data: bytes | memoryview) -> FalcoAlert:
     return alert
 
 
-def build_event(alert: FalcoAlert, data: bytes | memoryview, raw: RawRef | None) -> Event:
+def build_event(alert: FalcoAlert, data: bytes | memoryview, raw: RawRef | int | None) -> Event:
     fields = alert.output_fields or {}
     time = None
     if alert.time is not None:
@@ -205,7 +205,7 @@ def build_event(alert: FalcoAlert, data: bytes | memoryview, raw: RawRef | None)
     summary = f"{rule}: {text}" if text and not text.startswith(rule) else (text or rule)
     attack = (from_falco_tags(alert.tags) if alert.tags else None) or attack_for_kind(kind)
     ref = alert.uuid or short_hash(bytes(data).strip())
-    return Event(
+    return CompactEvent(
         time=time,
         source="falco",
         ref=ref,

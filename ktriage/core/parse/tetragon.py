@@ -10,28 +10,28 @@ from typing import Any
 import msgspec
 
 from ktriage.core.attack import attack_for
-from ktriage.core.model import EntityKind, EntityRef, Event, RawRef, Severity, entity
+from ktriage.core.model import CompactEvent, EntityKind, EntityRef, Event, RawRef, Severity, entity
 from ktriage.core.parse import SkipRecord, plain, short_container_id, short_hash, to_epoch
 
 
-class TImage(msgspec.Struct):
+class TImage(msgspec.Struct, gc=False):
     name: str | None = None
 
 
-class TContainer(msgspec.Struct):
+class TContainer(msgspec.Struct, gc=False):
     id: str | None = None
     name: str | None = None
     image: TImage | None = None
     pid: int | None = None
 
 
-class TPod(msgspec.Struct):
+class TPod(msgspec.Struct, gc=False):
     namespace: str | None = None
     name: str | None = None
     container: TContainer | None = None
 
 
-class TProcess(msgspec.Struct):
+class TProcess(msgspec.Struct, gc=False):
     exec_id: str | None = None
     pid: int | None = None
     uid: int | None = None
@@ -44,13 +44,13 @@ class TProcess(msgspec.Struct):
     cap: msgspec.Raw = msgspec.Raw()
 
 
-class TParent(msgspec.Struct):
+class TParent(msgspec.Struct, gc=False):
     exec_id: str | None = None
     binary: str | None = None
     arguments: str | None = None
 
 
-class TBody(msgspec.Struct):
+class TBody(msgspec.Struct, gc=False):
     process: TProcess | None = None
     parent: TParent | None = None
     # kprobe / tracepoint / lsm
@@ -70,7 +70,7 @@ class TBody(msgspec.Struct):
     signal: str | None = None
 
 
-class TetragonRecord(msgspec.Struct):
+class TetragonRecord(msgspec.Struct, gc=False):
     process_exec: TBody | None = None
     process_exit: TBody | None = None
     process_kprobe: TBody | None = None
@@ -96,6 +96,8 @@ _TYPES = (
     "process_listen",
     "process_close",
 )
+
+_KINDS = {name: name.replace("_", "-") for name in _TYPES}
 
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ash", "ksh", "mksh", "tcsh", "csh", "fish"})
 _RUNTIMES = ("containerd-shim", "runc", "crun", "conmon", "docker-containerd-shim")
@@ -157,30 +159,40 @@ def _base(path: str | None) -> str:
     return path.rpartition("/")[2] if path else ""
 
 
-# A container's pod, image, node and namespace never change: its entities are
-# computed once per (node, container, pod).
-_ENTITY_CACHE: dict[tuple[object, ...], tuple[EntityRef, ...]] = {}
+# A container's pod, image, node and namespace never change: its entities (one
+# shared tuple) and the words naming where it runs are computed once per
+# (node, container, pod).
+_ENTITY_CACHE: dict[tuple[object, ...], tuple[tuple[EntityRef, ...], str]] = {}
 
 
-def _entities(rec: TetragonRecord, proc: TProcess | None) -> list[EntityRef]:
+def _entities(rec: TetragonRecord, proc: TProcess | None) -> tuple[tuple[EntityRef, ...], str]:
+    """(entities, where) of an event: `ns/pod`, `container …`, `node …` or the host."""
+    node = rec.node_name
     if proc is None:
-        return _entities_uncached(rec, proc)
+        return tuple(_entities_uncached(rec, proc)), _where(proc, node)
     pod = proc.pod
-    container = pod.container if pod is not None else None
-    key = (
-        rec.node_name,
-        proc.docker,
-        pod.namespace if pod is not None else None,
-        pod.name if pod is not None else None,
-        container.id if container is not None else None,
-        container.image.name if container is not None and container.image is not None else None,
-    )
-    ents = _ENTITY_CACHE.get(key)
-    if ents is None:
+    if pod is not None:
+        container = pod.container
+        if container is not None:
+            image = container.image
+            key = (
+                node,
+                proc.docker,
+                pod.namespace,
+                pod.name,
+                container.id,
+                image.name if image is not None else None,
+            )
+        else:
+            key = (node, proc.docker, pod.namespace, pod.name, None, None)
+    else:
+        key = (node, proc.docker, None, None, None, None)
+    found = _ENTITY_CACHE.get(key)
+    if found is None:
         if len(_ENTITY_CACHE) > 100_000:
             _ENTITY_CACHE.clear()
-        ents = _ENTITY_CACHE[key] = tuple(_entities_uncached(rec, proc))
-    return list(ents)
+        found = _ENTITY_CACHE[key] = (tuple(_entities_uncached(rec, proc)), _where(proc, node))
+    return found
 
 
 def _entities_uncached(rec: TetragonRecord, proc: TProcess | None) -> list[EntityRef]:
@@ -344,7 +356,7 @@ def parse_tetragon(data: bytes | memoryview) -> TetragonRecord:
         raise SkipRecord("wrong-type", f"Tetragon event field of the wrong type: {exc}") from None
 
 
-def build_event(rec: TetragonRecord, data: bytes | memoryview, raw: RawRef | None) -> Event:
+def build_event(rec: TetragonRecord, data: bytes | memoryview, raw: RawRef | int | None) -> Event:
     etype = ""
     body: TBody | None = None
     for name in _TYPES:
@@ -368,11 +380,10 @@ def build_event(rec: TetragonRecord, data: bytes | memoryview, raw: RawRef | Non
     exec_id = proc.exec_id if proc is not None else None
     stamp = stamp_value if isinstance(stamp_value, str) else repr(stamp_value)
     ref = f"{exec_id}:{etype}:{stamp}" if exec_id else f"h:{short_hash(bytes(data).strip())}"
-    ents = _entities(rec, proc)
-    where = _where(proc, rec.node_name)
+    ents, where = _entities(rec, proc)
     cmd = _cmdline(proc)
     pbin = parent.binary if parent is not None and parent.binary else "?"
-    kind = etype.replace("_", "-")
+    kind = _KINDS[etype]
     severity = Severity.INFO
     signal = False
     label = ""
@@ -402,7 +413,7 @@ def build_event(rec: TetragonRecord, data: bytes | memoryview, raw: RawRef | Non
             kind = "network-connect"
             summary = f"connect {cmd} in {where} -> {dst}"
             if body.destination_ip:
-                ents.append(entity(EntityKind.IP, "", body.destination_ip))
+                ents = (*ents, entity(EntityKind.IP, "", body.destination_ip))
             pname = _base(proc.binary if proc is not None else None)
             if body.destination_port in MINING_PORTS:
                 kind, severity, label, technique = (
@@ -423,16 +434,18 @@ def build_event(rec: TetragonRecord, data: bytes | memoryview, raw: RawRef | Non
         else:
             kind = "network-close"
             summary = f"close {cmd} in {where} -> {dst}"
-    return Event(
-        time=time,
-        source="tetragon",
-        ref=ref,
-        kind=kind,
-        severity=severity,
-        summary=plain(summary, 400),
-        entities=tuple(ents),
-        attack=attack_for(technique) if technique else None,
-        signal=signal,
-        label=label,
-        raw=raw,
+    if len(summary) > 400 or not summary.isprintable():
+        summary = plain(summary, 400)
+    return CompactEvent(
+        time,
+        "tetragon",
+        ref,
+        kind,
+        severity,
+        summary,
+        ents,
+        attack_for(technique) if technique else None,
+        signal,
+        label,
+        raw,
     )
