@@ -25,7 +25,12 @@ _REF_ORDER = (
 _METADATA_ONLY = frozenset({"secrets", "tokenreviews", "token"})
 
 
-def _user(username: str, groups: list[str] | None, uid: str | None = None) -> dict[str, Any]:
+def _user(
+    username: str,
+    groups: list[str] | None,
+    uid: str | None = None,
+    extra: dict[str, list[str]] | None = None,
+) -> dict[str, Any]:
     user: dict[str, Any] = {}
     if username:
         user["username"] = username
@@ -33,6 +38,8 @@ def _user(username: str, groups: list[str] | None, uid: str | None = None) -> di
         user["uid"] = uid
     if groups:
         user["groups"] = list(groups)
+    if extra:
+        user["extra"] = {k: list(v) for k, v in extra.items()}
     return user
 
 
@@ -65,6 +72,7 @@ class AuditWriter:
         stage_time: float | None = None,
         audit_id: str | None = None,
         user_uid: str | None = None,
+        user_extra: dict[str, list[str]] | None = None,
     ) -> dict:
         """Write one event line and return it.
 
@@ -91,7 +99,7 @@ class AuditWriter:
             "stage": stage,
             "requestURI": uri,
             "verb": verb,
-            "user": _user(user, groups, user_uid),
+            "user": _user(user, groups, user_uid, user_extra),
         }
         if impersonated_user:
             event["impersonatedUser"] = impersonated_user

@@ -16,6 +16,7 @@ import heapq
 import inspect
 import logging
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -105,6 +106,7 @@ ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "each",
             "spacing",
             "impersonate",
+            "bound_pod",
         ),
     ),
     "falco": (
@@ -965,12 +967,40 @@ class ScenarioPlayer:
             sa = self.store.get_obj("v1", "ServiceAccount", sa_ns, sa_name)
             if sa is not None:
                 kwargs["user_uid"] = sa["metadata"].get("uid")
+        if spec.get("bound_pod"):
+            kwargs["user_extra"] = self._bound_token_claims(str(spec["bound_pod"]))
         if spec.get("impersonate"):
             kwargs["impersonated_user"] = {
                 "username": spec["impersonate"],
                 "groups": ["system:authenticated"],
             }
         return self.audit.emit(**{k: v for k, v in kwargs.items() if k in self._emit_params})
+
+    def _bound_token_claims(self, pod_ref: str) -> dict[str, list[str]]:
+        """The `user.extra` of a request made with a pod's bound service-account
+        token: kube-apiserver records the pod and node the token was issued for,
+        which is what ties a stolen token back to the pod it was taken from."""
+        ns, name = self.resolve_pod(pod_ref)
+        pod = self.store.get_obj("v1", "Pod", ns, name)
+        if pod is None:
+            raise StepFailed(f"bound_pod {pod_ref}: pod {ns}/{name} does not exist")
+        node = pod.get("spec", {}).get("nodeName", "")
+        node_obj = self.store.get_obj("v1", "Node", None, node) if node else None
+        pod_uid = pod["metadata"].get("uid", "")
+        claims = {
+            "authentication.kubernetes.io/credential-id": [
+                f"JTI={uuid.uuid5(uuid.NAMESPACE_URL, pod_uid)}"
+            ],
+            "authentication.kubernetes.io/pod-name": [name],
+            "authentication.kubernetes.io/pod-uid": [pod_uid],
+        }
+        if node:
+            claims["authentication.kubernetes.io/node-name"] = [node]
+            if node_obj is not None:
+                claims["authentication.kubernetes.io/node-uid"] = [
+                    node_obj["metadata"].get("uid", "")
+                ]
+        return claims
 
     def system_audit(
         self,
