@@ -16,7 +16,7 @@ import msgspec
 import orjson
 
 from ktriage.core.detect.audit import AuditDetector
-from ktriage.core.model import Event, RawRef, pack_raw
+from ktriage.core.model import RAW_PACK_OFFSET_LIMIT, RAW_PACK_SHIFTS, Event, RawRef, pack_raw
 from ktriage.core.parse import Skip, SkipRecord
 from ktriage.core.parse import audit as audit_parser
 from ktriage.core.parse import falco as falco_parser
@@ -181,7 +181,10 @@ class Ingestor:
         process = self.audit.process
         tetragon_decode = _TETRAGON_DECODER.decode
         build_tetragon = _build_tetragon
-        pack = pack_raw
+        if archive is not None:
+            # pack_raw, inlined: archive << 60 | offset << 24 | length
+            archive_bits = archive << RAW_PACK_SHIFTS[0]
+            offset_shift = RAW_PACK_SHIFTS[1]
         offset = 0
         lineno = 0
         emitted = 0
@@ -201,7 +204,10 @@ class Ingestor:
                 offset += size
                 continue
             if archive is not None:
-                raw = pack(archive, offset, end)
+                if offset < RAW_PACK_OFFSET_LIMIT:
+                    raw = archive_bits | offset << offset_shift | end
+                else:
+                    raw = pack_raw(archive, offset, end)
             elif spool is not None:
                 raw = spool(line[:end])
             else:

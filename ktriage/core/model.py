@@ -203,6 +203,10 @@ _OFFSET_MASK = (1 << _OFFSET_BITS) - 1
 _ARCHIVE_SHIFT = _OFFSET_BITS + _LENGTH_BITS
 
 
+RAW_PACK_SHIFTS = (_ARCHIVE_SHIFT, _LENGTH_BITS)  # (archive, offset) bit positions
+RAW_PACK_OFFSET_LIMIT = 1 << _OFFSET_BITS  # offsets below this pack (lengths of lines always do)
+
+
 def pack_raw(archive: int, offset: int, length: int) -> int | RawRef:
     """The compact form of RawRef(archive, offset, length) that CompactEvent keeps
     (the RawRef itself when the numbers do not fit)."""

@@ -201,3 +201,63 @@ def test_broken_pretty_document_falls_back_to_lines() -> None:
 
 def test_skip_type() -> None:
     assert Skip("empty") == ("empty", "")
+
+
+def test_feed_lines_matches_feed_line_and_points_at_each_line() -> None:
+    untimed = {k: v for k, v in AUDIT.items() if k != "stageTimestamp"}
+    untimed["auditID"] = "a-2"
+    lines = [
+        dumps(AUDIT) + b"\r\n",
+        b"\n",
+        dumps(TETRAGON) + b"\n",
+        b"{broken\n",
+        dumps(FALCO) + b"\n",
+        dumps(untimed),  # last line, no line end
+    ]
+    data = b"".join(lines)
+    got: list = []
+    ing = Ingestor()
+    assert ing.feed_lines(iter(lines), "mix.jsonl", got.append, archive=7) == (6, 4)
+    assert [(o, r) for o, r, _ in ing.skip_log] == [("mix.jsonl:4", "malformed-json")]
+    one_by_one = Ingestor()
+    expected = []
+    for i, line in enumerate(lines, 1):
+        expected += one_by_one.feed_line(line, origin=f"mix.jsonl:{i}")
+    assert [(e.source, e.ref, e.time, e.summary, e.entities) for e in got] == [
+        (e.source, e.ref, e.time, e.summary, e.entities) for e in expected
+    ]
+    assert got[-1].summary.endswith("(time not recorded; placed after the previous record)")
+    for ev in got:
+        assert ev.raw.archive == 7
+        body = data[ev.raw.offset : ev.raw.offset + ev.raw.length]
+        assert orjson.loads(body) and not body.endswith((b"\r", b"\n"))
+    assert got[0].raw == RawRef(7, 0, len(dumps(AUDIT)))
+
+
+def test_feed_lines_spools_when_there_is_no_archive() -> None:
+    spooled: list[bytes] = []
+
+    def spool(body: bytes) -> RawRef:
+        spooled.append(body)
+        return RawRef(1, len(spooled), len(body))
+
+    got: list = []
+    Ingestor().feed_lines(iter([dumps(FALCO) + b"\n"]), "f.gz", got.append, spool=spool)
+    assert spooled == [dumps(FALCO)]
+    assert got[0].raw == RawRef(1, 1, len(dumps(FALCO)))
+
+
+def test_compact_raw_reference_reads_back_as_a_raw_ref() -> None:
+    from ktriage.core.model import CompactEvent, Event, Severity, pack_raw
+
+    packed = pack_raw(2, 123_456_789, 900)
+    assert isinstance(packed, int)
+    ev = CompactEvent(1.0, "audit", "r", "api-request", Severity.INFO, "s", raw=packed)
+    assert isinstance(ev, Event)
+    assert ev.raw == RawRef(2, 123_456_789, 900)
+    ev.raw = RawRef(3, 4, 5)
+    assert ev.raw == RawRef(3, 4, 5)
+    ev.raw = None
+    assert ev.raw is None
+    # numbers too large to pack stay a RawRef
+    assert pack_raw(0, 1 << 40, 10) == RawRef(0, 1 << 40, 10)

@@ -177,3 +177,35 @@ def test_window_option_changes_linking(tmp_path: Path, capsysbinary, window: str
     main(["replay", "--json", "--window", window, str(path)])
     incidents = capsysbinary.readouterr().out.decode().splitlines()[:-1]
     assert len(incidents) == (2 if window == "1s" else 1)
+
+
+def test_replayer_restores_the_garbage_collector_and_places_untimed_records(
+    tmp_path: Path,
+) -> None:
+    import gc
+
+    from ktriage.core.correlate import Correlator
+    from ktriage.core.replay import Replayer
+
+    untimed = {k: v for k, v in EXEC.items() if not k.endswith("Timestamp")}
+    first = _write_lines(tmp_path / "a.log", [EXEC, dict(untimed, auditID="u-1")])
+    # A file that starts untimed has nothing to place its record after.
+    second = _write_lines(tmp_path / "b.log", [dict(untimed, auditID="u-2")])
+    correlator = Correlator()
+    replayer = Replayer(correlator)
+    assert gc.isenabled()
+    stats = replayer.replay([first, second])
+    assert gc.isenabled()
+    assert (stats.files, stats.lines, stats.events) == (2, 3, 2)
+    assert [(o, r) for o, r, _ in replayer.ingestor.skip_log] == [("b.log:1", "missing-field")]
+    placed = [e for e in correlator.store if e.ref.startswith("u-1:")]
+    assert len(placed) == 1 and placed[0].summary.endswith("placed after the previous record)")
+    # Every stored event reads its raw line back from the file.
+    for ev in correlator.store:
+        assert json.loads(replayer.archive.read(ev.raw))["auditID"] in (EXEC["auditID"], "u-1")
+    gc.disable()
+    try:
+        Replayer(Correlator()).replay([first])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
