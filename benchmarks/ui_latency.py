@@ -206,33 +206,28 @@ async def run_synthetic(rate: float, presses: int) -> None:
 
 
 def run_sim(rate: float, presses: int) -> None:
+    from ktriage.demo import live_args
+    from ktriage.live import build_live
     from ktriage.sim.runner import SimCluster
-    from ktriage.sources.tail import FileSource
 
     with tempfile.TemporaryDirectory() as tmp:
-        sim = SimCluster(Path(tmp), scenario="cryptominer", speed=1.0, noise_rate=rate).start()
+        sim = SimCluster(Path(tmp), scenario="cryptominer", speed=20.0, noise_rate=rate).start()
         try:
-
-            def engine() -> Engine:
-                e = Engine()
-                e.context_name = "ktriage-sim"
-                for kind, path in (
-                    ("audit", sim.outputs.audit_path),
-                    ("falco", sim.outputs.falco_path),
-                    ("tetragon", sim.outputs.tetragon_path),
-                ):
-                    e.add_source(FileSource(path, kind=kind, start="beginning"))
-                return e
-
             baseline = asyncio.run(
                 measure(KtriageApp(seeded_engine(), mode="live", start_sources=False), presses)
             )
-            e = engine()
-            loaded = asyncio.run(measure(KtriageApp(e, mode="demo"), presses))
-            print(f"UI key latency, 160x45, sim noise at {rate:.0f} events/s (file sources)")
-            print(f"  events stored: {len(e.store)}")
+            # The same sources as `ktriage demo`: watches, and the three stream files.
+            setup = build_live(live_args(sim), None)
+            engine = setup.engine
+            t0 = time.monotonic()
+            loaded = asyncio.run(measure(KtriageApp(engine, mode="demo"), presses))
+            elapsed = time.monotonic() - t0
+            print(f"UI key latency, 160x45, sim noise at {rate:.0f} events/s (live sources)")
+            print(f"  events stored: {len(engine.store)} in {elapsed:.1f} s")
             summary("baseline", baseline)
             summary("load", loaded)
+            if setup.connection is not None:
+                setup.connection.close()
         finally:
             sim.stop()
 

@@ -30,6 +30,7 @@ from ktriage.core.text import printable
 from ktriage.ui.hooks import ACTION_KEYS, ActionProvider, Selection, load_action_provider
 from ktriage.ui.screens.help import HelpScreen
 from ktriage.ui.screens.main import MainScreen
+from ktriage.ui.screens.sources import SourcesScreen
 from ktriage.ui.themes import DEFAULT_THEME, VARIABLE_DEFAULTS, load_themes
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ class KtriageCommands(Provider):
             ("Toggle follow", "Follow the timeline's newest events", app.follow_timeline),
             ("Cycle theme", "Switch to the next ktriage theme", app.action_cycle_theme),
             ("Keys", "Every key ktriage knows", app.action_help),
+            ("Sources", "Every source's health in full", app.action_sources),
         ]
         if screen is not None:
             pods = screen.pods
@@ -264,6 +266,12 @@ class KtriageApp(App[int]):
         else:
             state = "Offered when the current identity may take them."
         self.push_screen(HelpScreen(state))
+
+    def action_sources(self) -> None:
+        if not isinstance(self.screen, SourcesScreen):
+            self.push_screen(
+                SourcesScreen(self.engine.health(), self.lag_clock() if self.lag_clock else None)
+            )
 
     def action_cycle_theme(self) -> None:
         names = self.theme_names or [DEFAULT_THEME]

@@ -132,9 +132,7 @@ def pod_detail(
     row: PodRow, incidents: Sequence[Incident], event_count: int, styles: DetailStyles
 ) -> list[DetailLine]:
     info = row.info
-    lines = [
-        DetailLine(Text.assemble(("Pod ", styles.heading), _safe(f"{row.namespace}/{row.name}")))
-    ]
+    lines = [DetailLine(Text.assemble(("Pod ", styles.heading), _safe(row.ref.short())))]
     if info is None:
         note = (
             "Not in the cluster's current state (deleted, or not watched)."

@@ -112,3 +112,24 @@ async def test_hundred_thousand_events_in_one_incident_stay_fast(tmp_path):
         )
         await wait_for(pilot, lambda: timeline.virtual_size.height == 100_011)
         assert timeline.selected_event.summary == "exec /bin/step 50000"
+
+
+async def test_sources_screen_lists_each_source_with_skips(tmp_path, cryptominer_streams):
+    bad = tmp_path / "garbage.jsonl"
+    bad.write_text('not json\n{"neither": "audit nor falco"}\n')
+    engine = replayed([*cryptominer_streams, bad])
+    app = make_app(engine, tmp_path, clock=replay_clock(engine))
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.press("ctrl+p", *"Sources", "enter")
+        from ktriage.ui.screens.sources import SourcesScreen
+
+        await wait_for(pilot, lambda: isinstance(app.screen, SourcesScreen))
+        text = screen_text(app)
+        assert "replay (4 file(s))" in text
+        assert "done" in text
+        reasons = engine.ingestor.skipped
+        assert reasons
+        for reason in reasons:
+            assert reason in text
+        await pilot.press("escape")
+        assert not isinstance(app.screen, SourcesScreen)

@@ -20,6 +20,7 @@ SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
             ("tab / shift+tab", "next / previous pane"),
             ("?", "this help"),
             ("ctrl+p", "command palette: commands, themes, go to an incident"),
+            ("(click status bar)", "every source's health in full (also: palette, Sources)"),
             ("t", "cycle themes"),
             ("s", "save the selected incident's Markdown snapshot"),
             ("f", "follow the timeline (or the live stream when it has focus)"),

@@ -215,7 +215,7 @@ class MainScreen(Screen[None]):
                 related.append(inc)
         related.sort(key=lambda i: (-i.severity, -i.last_seen))
         lines = pod_detail(row, related[:10], len(ids), self.detail.styles_for_builders())
-        self.detail.show(lines, f"pod {row.namespace}/{row.name}")
+        self.detail.show(lines, f"pod {row.ref.short()}")
 
     def refresh_detail(self) -> None:
         """Rebuild the Detail content (after a theme change restyles it)."""

@@ -176,8 +176,8 @@ class IncidentList(RowList):
         """Widths of title, entities and tactics for this pane width."""
         fixed = 2 + 5 + 11 + 7 + 6
         rest = max(10, width - fixed)
-        tactics = min(26, rest // 5) if width >= 100 else 0
-        entities = min(34, rest // 4) if width >= 70 else 0
+        tactics = min(28, rest // 5) if width >= 100 else 0
+        entities = min(48, rest * 2 // 7) if width >= 70 else 0
         title = rest - tactics - entities - (1 if tactics else 0) - (1 if entities else 0)
         return title, entities, tactics
 

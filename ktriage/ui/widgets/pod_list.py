@@ -96,7 +96,7 @@ class PodList(RowList):
         node = min(18, width // 6) if width >= 70 else 0
         fixed = 11 + 4 + (6 if show_ready else 0) + (node + 1 if node else 0)
         rest = max(12, width - fixed)
-        flags = min(30, max(8, rest // 3))
+        flags = min(30, max(8, rest // 4))
         return rest - flags, node, flags, show_ready
 
     def render_header(self, width: int) -> Text | None:
@@ -127,7 +127,7 @@ class PodList(RowList):
         flags.truncate(flags_w, overflow="ellipsis")
         restarts = "-" if row.restarts is None else str(row.restarts)
         restart_style = bad if row.restarts else ""
-        parts = [cell(f"{row.namespace}/{row.name}", name_w), " "]
+        parts = [cell(row.ref.short(), name_w), " "]
         parts += [cell(row.phase, 10, phase_style), " "]
         if show_ready:
             parts += [cell(row.ready, 5), " "]

@@ -75,6 +75,9 @@ class StatusBar(Widget):
         self.store_dropped = dropped
         self.refresh()
 
+    def on_click(self) -> None:
+        self.app.run_action("sources")
+
     def _style(self, name: str):  # type: ignore[no-untyped-def]
         return self.get_component_rich_style(name, partial=True)
 

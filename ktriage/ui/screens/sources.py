@@ -1,0 +1,74 @@
+"""Every source's health in full: what the status bar sums up by kind."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from ktriage.core.text import printable
+from ktriage.ui.format import count, rate
+
+
+def sources_table(health: Sequence[Any], now: float | None = None) -> Table:
+    table = Table(expand=True, box=None, header_style="bold", pad_edge=False)
+    for column in ("source", "state", "events", "rate", "lag", "skipped", "last problem"):
+        table.add_column(column, no_wrap=column != "last problem")
+    for h in health:
+        lag = h.lag(now) if now is not None else h.lag()
+        skipped = ", ".join(f"{reason} {n}" for reason, n in sorted(h.skipped.items())) or "-"
+        table.add_row(
+            Text(printable(h.name)),
+            Text(h.state),
+            count(h.events_total),
+            rate(h.rate()),
+            "-" if lag is None else f"{lag:.1f}s",
+            Text(printable(skipped)),
+            Text(printable(h.last_error or "-")),
+        )
+    return table
+
+
+class SourcesScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q", "close", "Close", key_display="esc"),
+    ]
+    DEFAULT_CSS = """
+    SourcesScreen { align: center middle; }
+    SourcesScreen > VerticalScroll {
+        width: 95%;
+        height: auto;
+        max-height: 90%;
+        border: round $primary;
+        background: $surface;
+        padding: 0 1;
+    }
+    """
+
+    def __init__(self, health: Sequence[Any], now: float | None = None) -> None:
+        super().__init__()
+        self.health = list(health)
+        self.now = now
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll() as scroll:
+            scroll.border_title = Text("Sources")
+            scroll.border_subtitle = Text("esc closes")
+            yield Static(sources_table(self.health, self.now), id="sources-table")
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, self._refresh)
+
+    def _refresh(self) -> None:
+        self.query_one(Static).update(sources_table(self.health, self.now or time.time()))
+
+    def action_close(self) -> None:
+        self.dismiss(None)
