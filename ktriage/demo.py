@@ -54,7 +54,8 @@ def run_demo(args: Any, cfg: Config) -> int:
     from ktriage.sim.runner import SimCluster, SimError
 
     scenario = getattr(args, "scenario", None) or "cryptominer"
-    speed = float(getattr(args, "speed", 1.0) or 1.0)
+    speed = getattr(args, "speed", None)
+    speed = 1.0 if speed is None else float(speed)
     if speed <= 0:
         print("ktriage demo: --speed must be greater than 0", file=sys.stderr)
         return 2
@@ -89,7 +90,7 @@ def _run_ui(sim: Any, args: Any, cfg: Config, notes: list[str]) -> int:
         print(f"ktriage demo: {exc}", file=sys.stderr)
         return 2
     engine = setup.engine
-    engine.context_name = f"demo · {engine.context_name or 'sim'}"
+    engine.context_name = "demo"
     app = KtriageApp(engine, mode="demo", startup_notes=notes, **ui_options(args))
     app.api_client_factory = kubeconfig_factory(str(sim.kubeconfig_path))
     try:

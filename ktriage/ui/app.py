@@ -191,6 +191,9 @@ class KtriageApp(App[int]):
                 self.action_provider = load_action_provider(self)
             except Exception as exc:  # a broken provider must not stop triage
                 self.notify(f"Actions unavailable: {exc}", severity="error", markup=False)
+            if self.action_provider is not None:
+                # The footer was drawn before the provider existed.
+                self.call_after_refresh(self.refresh_bindings)
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         for path, reason in self.theme_problems:
             self.notify(f"Theme {path}: {reason}", severity="warning", markup=False)

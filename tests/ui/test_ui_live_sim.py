@@ -61,3 +61,25 @@ async def test_live_sources_on_the_sim_fill_every_pane(tmp_path, sim):
         if setup.connection is not None:
             setup.connection.close()
         engine.archive.close()
+
+
+def test_demo_refuses_a_bad_speed_and_explains_kubectl(tmp_path, capsys):
+    import argparse
+
+    from ktriage.demo import how_to_use, run_demo
+
+    args = argparse.Namespace(scenario="cryptominer", speed=0.0, dir=tmp_path / "d")
+    assert run_demo(args, Config()) == 2
+    assert "--speed must be greater than 0" in capsys.readouterr().err
+
+    class FakeSim:  # only what how_to_use reads
+        url = "https://127.0.0.1:1234"
+        kubeconfig_path = tmp_path / "kubeconfig"
+
+        class outputs:
+            audit_path = tmp_path / "audit.log"
+            falco_path = tmp_path / "falco.jsonl"
+            tetragon_path = tmp_path / "tetragon.jsonl"
+
+    lines = how_to_use(FakeSim, "cryptominer", 2.0)
+    assert f"kubectl --kubeconfig {tmp_path / 'kubeconfig'} get pods -A" in lines[1]

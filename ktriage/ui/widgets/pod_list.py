@@ -94,7 +94,7 @@ class PodList(RowList):
         """Widths of name, node (0: hidden) and flags, and whether READY shows."""
         show_ready = width >= 60
         node = min(18, width // 6) if width >= 70 else 0
-        fixed = 11 + 4 + (6 if show_ready else 0) + (node + 1 if node else 0)
+        fixed = 12 + 4 + (6 if show_ready else 0) + (node + 1 if node else 0)
         rest = max(12, width - fixed)
         flags = min(30, max(8, rest // 4))
         return rest - flags, node, flags, show_ready

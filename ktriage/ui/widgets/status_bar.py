@@ -106,7 +106,9 @@ class StatusBar(Widget):
             elif state == "done":
                 left.append(f" {count(sum(h.events_total for h in group))} ev", muted)
             else:
-                left.append(f" {rate(sum(h.rate() for h in group))}", muted)
+                per_second = sum(h.rate() for h in group)
+                if per_second > 0:
+                    left.append(f" {rate(per_second)}", muted)
                 # Watch events carry the objects' own times, not when they were seen.
                 if kind != "kube":
                     lags = [
