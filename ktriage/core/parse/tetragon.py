@@ -11,6 +11,7 @@ import msgspec
 
 from ktriage.core.attack import attack_for
 from ktriage.core.model import CompactEvent, EntityKind, EntityRef, Event, RawRef, Severity, entity
+from ktriage.core.parse import _SECOND_CACHE as _SECONDS
 from ktriage.core.parse import SkipRecord, plain, short_container_id, short_hash, to_epoch
 
 
@@ -372,7 +373,15 @@ def build_event(rec: TetragonRecord, data: bytes | memoryview, raw: RawRef | int
         stamp_value = body.process.start_time
     if stamp_value is None:
         raise SkipRecord("missing-field", "Tetragon event has no time")
-    time = to_epoch(stamp_value)
+    time = None
+    if type(stamp_value) is str and len(stamp_value) > 20 and stamp_value[-1] == "Z":
+        # to_epoch's common case, inlined: "YYYY-MM-DDTHH:MM:SS.ffffffZ" of a cached second
+        base = _SECONDS.get(stamp_value[:19])
+        frac = stamp_value[19:-1]
+        if base is not None and frac[:1] == "." and frac[1:].isdigit():
+            time = base + float(frac[:10])
+    if time is None:
+        time = to_epoch(stamp_value)
     if time is None:
         raise SkipRecord("wrong-type", f"Tetragon event time is not a time: {stamp_value!r:.60}")
     proc = body.process
