@@ -24,7 +24,7 @@ from ktriage.ui.format import SEVERITY_BADGES
 from ktriage.ui.pods import PodRow
 
 # A raw record longer than this is cut (the Markdown snapshot has it whole).
-MAX_JSON_LINES = 3_000
+MAX_JSON_LINES = 2_000
 _JSON_KEY = re.compile(r'^(\s*)("(?:[^"\\]|\\.)*")(: )')
 
 

@@ -10,6 +10,7 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual import events
+from textual.binding import Binding
 
 from ktriage.core.model import Severity
 from ktriage.ui.detail import DetailLine, DetailStyles
@@ -24,7 +25,7 @@ class DetailView(RowList):
     QUERY_MODE = "search"
     HAS_HEADER = False
     EMPTY_TEXT = "Select an event, a pod or an incident."
-    BINDINGS: ClassVar = []
+    BINDINGS: ClassVar = [Binding("enter", "open", "Open", show=False)]
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -72,6 +73,8 @@ class DetailView(RowList):
                 for i, part in enumerate(parts):
                     prefix = label if i == 0 else Text(" " * LABEL_WIDTH)
                     out.append(Text.assemble(prefix, part))
+            elif line.code and line.value.cell_len <= width:
+                out.append(line.value)  # most JSON lines fit: no wrapping work
             elif line.code:
                 plain = line.value.plain
                 indent = len(plain) - len(plain.lstrip(" "))
