@@ -154,3 +154,47 @@ async def test_new_and_escalated_incidents_are_marked_until_looked_at(tmp_path):
         )
         await wait_for(pilot, lambda: incidents.marker(second) == "escalated")
         assert "▲" in "".join(s.text for s in incidents.render_line(2 + incidents.cursor))
+
+
+async def test_a_flood_of_events_is_drawn_in_batches(tmp_path):
+    import asyncio
+    import time
+
+    engine = engine_with(miner_events())
+    app = make_app(engine, tmp_path)
+    pod = entity(EntityKind.POD, "payments", "api-7d9f")
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = app.main_screen
+        batches: list[int] = []
+        apply = screen.apply_changes
+
+        def counting_apply(changes):
+            batches.append(len(changes.events))
+            apply(changes)
+
+        screen.apply_changes = counting_apply
+        frames = 0
+        display = app._display
+
+        def counting_display(*args):
+            nonlocal frames
+            frames += 1
+            display(*args)
+
+        app._display = counting_display
+        start = time.monotonic()
+        for b in range(50):  # 5,000 events over about a second, 100 every 20 ms
+            engine.add_events(
+                [
+                    context(T0 + 100 + b + i / 1000, "tetragon", f"f-{b}-{i}", "exec x", (pod,))
+                    for i in range(100)
+                ]
+            )
+            await asyncio.sleep(0.02)
+        live = screen.live
+        await wait_for(pilot, lambda: live.total >= 5_000 + 43)
+        elapsed = time.monotonic() - start
+        assert sum(batches) == 5_000
+        # About ten batches a second, however many events: never a redraw per event.
+        assert len(batches) <= 12 * elapsed + 2
+        assert frames <= 30 * elapsed + 5

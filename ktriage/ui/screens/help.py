@@ -69,6 +69,14 @@ FILTER_HELP = (
 )
 
 
+FILES = (
+    ("snapshots (s)", "--snapshot-dir, else $XDG_STATE_HOME/ktriage/snapshots"),
+    ("", "($XDG_STATE_HOME defaults to ~/.local/state)"),
+    ("themes (t)", "ktriage-dark, ktriage-light, ktriage-high-contrast; add your own as"),
+    ("", "$XDG_CONFIG_HOME/ktriage/themes/NAME.toml (same keys as the shipped ones)"),
+)
+
+
 def help_text(actions_state: str) -> Text:
     out = Text(no_wrap=False)
     key_style = "bold"
@@ -85,6 +93,10 @@ def help_text(actions_state: str) -> Text:
     out.append(f"  {actions_state}\n\n", "italic")
     out.append("Filter language (/)\n", "bold underline")
     for key, what in FILTER_HELP:
+        out.append(f"  {key:<22}", key_style)
+        out.append(f"{what}\n")
+    out.append("\nFiles\n", "bold underline")
+    for key, what in FILES:
         out.append(f"  {key:<22}", key_style)
         out.append(f"{what}\n")
     return out
