@@ -120,3 +120,17 @@ async def test_zoom_maximizes_the_focused_pane(tmp_path):
         assert app.screen.maximized is app.screen.query_one(Timeline)
         await pilot.press("escape")
         assert app.screen.maximized is None
+
+
+async def test_mouse_click_selects_and_double_click_opens(tmp_path):
+    app = make_app(engine_with(miner_events()), tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        incidents = app.screen.query_one(IncidentList)
+        # Row 0 is the header; the second incident is on the third content line.
+        await pilot.click(IncidentList, offset=(10, 3))
+        assert incidents.cursor == 1
+        timeline = app.screen.query_one(Timeline)
+        assert timeline.incident.id == incidents.shown[1].id
+        await pilot.click(IncidentList, offset=(10, 2), times=2)
+        assert incidents.cursor == 0
+        assert app.focused is timeline
