@@ -8,10 +8,17 @@ user = "sre-alice"      # username, or system:serviceaccount:NS:NAME
 namespace = "dev"
 rule = "exec"           # detection kind, Falco rule or title phrase
 reason = "expected SRE access during on-call"
+session = "30m"         # optional, default 15m; "0s" turns expected sessions off
 ```
 
 A suppressed event stays visible as context with its reason; it never opens or
 raises an incident.
+
+Expected sessions: when a suppressed audit event is an exec, attach or
+port-forward into a pod, what an interactive session normally produces on that
+pod (shells, plain execs, low alerts; see correlate.SESSION_COVERED_KINDS) from
+30 s before it until `session` after it is suppressed too. High-impact runtime
+detections are never covered.
 """
 
 from __future__ import annotations
@@ -26,6 +33,9 @@ from typing import Any
 from ktriage.core.model import EntityKind, Event
 
 DEFAULT_WINDOW = 30 * 60.0
+# How long after an expected exec/attach/port-forward its session's runtime activity
+# is covered (see Suppression.session).
+DEFAULT_SESSION = 15 * 60.0
 
 
 class ConfigError(ValueError):
@@ -67,6 +77,9 @@ class Suppression:
     rule: str = ""
     source: str = ""
     reason: str = ""
+    # Seconds after a suppressed exec/attach/port-forward during which the runtime
+    # activity it starts on that pod is covered too; 0 turns it off.
+    session: float = DEFAULT_SESSION
 
     def describe(self) -> str:
         parts = [
@@ -109,13 +122,14 @@ def _identities(event: Event) -> list[str]:
 
 
 def _namespaces(event: Event) -> list[str]:
-    out = []
-    for e in event.entities:
-        if e.kind == EntityKind.NAMESPACE:
-            out.append(e.name)
-        elif e.kind == EntityKind.POD and e.namespace:
-            out.append(e.namespace)
-    return out
+    """The namespaces an event happens in. A pod's namespace counts only for events
+    that name no namespace of their own and are not audit events: an audit event may
+    name the pod whose bound token made the request (the actor's pod), and a rule for
+    that pod's namespace must not hide what the token does elsewhere."""
+    out = [e.name for e in event.entities if e.kind == EntityKind.NAMESPACE]
+    if out or event.source == "audit":
+        return out
+    return [e.namespace for e in event.entities if e.kind == EntityKind.POD and e.namespace]
 
 
 @dataclass(slots=True)
@@ -168,7 +182,7 @@ def config_from_dict(data: dict[str, Any], path: Path | None = None) -> Config:
     entries = data.get("suppress", [])
     if not isinstance(entries, list):
         raise ConfigError(f"'suppress'{where} must be a list of tables ([[suppress]])")
-    allowed = {"user", "namespace", "rule", "source", "reason"}
+    allowed = {"user", "namespace", "rule", "source", "reason", "session"}
     for n, entry in enumerate(entries, 1):
         if not isinstance(entry, dict):
             raise ConfigError(f"suppress entry {n}{where} must be a table")
@@ -178,9 +192,15 @@ def config_from_dict(data: dict[str, Any], path: Path | None = None) -> Config:
                 f"suppress entry {n}{where}: unknown key(s) {', '.join(sorted(unknown))}; "
                 f"allowed: {', '.join(sorted(allowed))}"
             )
-        if not all(isinstance(v, str) for v in entry.values()):
+        fields = dict(entry)
+        if "session" in fields:
+            try:
+                fields["session"] = parse_duration(fields["session"])
+            except ValueError as exc:
+                raise ConfigError(f"suppress entry {n}{where}: session: {exc}") from exc
+        if not all(isinstance(v, str) for k, v in fields.items() if k != "session"):
             raise ConfigError(f"suppress entry {n}{where}: every value must be a string")
-        rule = Suppression(**entry)
+        rule = Suppression(**fields)
         if not (rule.user or rule.namespace or rule.rule or rule.source):
             raise ConfigError(
                 f"suppress entry {n}{where} matches nothing: give user, namespace, rule or source"

@@ -8,6 +8,15 @@ component, so a late or out-of-order event merges exactly as if it had come in
 order. Context events (non-signals) attach to the incident of the nearest signal
 sharing one of their strong entities within the window; context seen before its
 signal is attached when the signal arrives.
+
+Expected sessions: a suppressed exec/attach/port-forward into a pod also covers
+the ordinary activity of that interactive session on the pod (SESSION_COVERED_KINDS,
+SESSION_MAX_SEVERITY), from SESSION_LEAD before it until the rule's `session` after
+it. Runtime signals it covers become context. Live, the Falco alert of a shell often
+arrives before the audit line of the exec that started it, so a session that
+becomes known late demotes the signals it covers retroactively: their component is
+rebuilt from its events (see `_rebuild`), and an incident left without signals is
+closed (its id goes to `closed`).
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ktriage.core.attack import tactic_rank
-from ktriage.core.config import Config
+from ktriage.core.config import Config, Suppression
 from ktriage.core.model import EntityKind, EntityRef, Event, Incident, Severity
 from ktriage.core.store import EventStore
 
@@ -30,6 +39,63 @@ _PENDING_TRIM = 2 * PENDING_PER_ENTITY
 _bisect_left = bisect.bisect_left
 # Sources that count for corroboration (our own actions do not).
 OBSERVING_SOURCES = frozenset({"audit", "falco", "tetragon", "kube"})
+
+# ---- expected sessions ------------------------------------------------------
+# Audit detections (kinds) that open an interactive session into a pod.
+SESSION_KINDS = {"exec": "exec", "attach": "attach", "port-forward": "port-forward"}
+# Sources whose signals a session may cover: what runs inside the pod.
+RUNTIME_SOURCES = frozenset({"falco", "tetragon"})
+# What an interactive shell normally produces, and nothing more. An attacker who
+# waits for an SRE's exec must still be seen, so every high-impact detection stays
+# out: miner, mining-pool egress, nsenter/host shell (container-escape, "nsenter"),
+# download-and-execute, token theft (sa-token-read), netcat/reverse shells, kubectl
+# or API discovery from the pod, kernel modules, ptrace, setuid, kprobe/tracepoint/
+# lsm policy hits, dropped binaries. Covered:
+#   shell             the session's own shell (Falco "Terminal shell in container",
+#                     Tetragon sh/bash started by the container runtime)
+#   process-exec/-exit plain commands typed in it (context already; listed for clarity)
+#   falco-alert       Falco rules ktriage has no name for, at Notice or below only
+#   sensitive-file-read  an admin reading config or key files (Falco Warning level);
+#                     the Tetragon token and shadow reads are HIGH and never covered
+#   download          curl/wget without piping to a shell or writing to /tmp
+#   network-connect/-listen/-close  ordinary connections (mining ports are HIGH)
+SESSION_COVERED_KINDS = frozenset(
+    {
+        "shell",
+        "process-exec",
+        "process-exit",
+        "falco-alert",
+        "sensitive-file-read",
+        "download",
+        "network-connect",
+        "network-listen",
+        "network-close",
+    }
+)
+# Nothing at HIGH or above from the runtime is ever covered by a session.
+SESSION_MAX_SEVERITY = Severity.MEDIUM
+# Unnamed Falco rules could be anything: only Notice and below (LOW) are covered.
+_SESSION_MAX_BY_KIND = {"falco-alert": Severity.LOW}
+# A session starts this long before its audit line: the runtime sees the shell at
+# about the same time, and the two clocks differ a little.
+SESSION_LEAD = 30.0
+
+
+def session_covers(ev: Event) -> bool:
+    """Whether a runtime event is ordinary activity of an interactive session."""
+    if ev.source not in RUNTIME_SOURCES or ev.kind not in SESSION_COVERED_KINDS:
+        return False
+    return ev.severity <= _SESSION_MAX_BY_KIND.get(ev.kind, SESSION_MAX_SEVERITY)
+
+
+@dataclass(frozen=True, slots=True)
+class _Session:
+    """An expected interactive session into one pod."""
+
+    start: float
+    end: float
+    order: tuple[float, str]  # (time, ref) of its audit event: the earliest wins
+    text: str  # the suppressed_by of what it covers
 
 
 @dataclass(slots=True)
@@ -92,7 +158,16 @@ class Correlator:
         # Ids that disappeared: an incident merged into another or renamed
         # because an earlier signal arrived late. old id -> current id.
         self.renamed: dict[str, str] = {}
+        # Ids of incidents that vanished: every signal they had was found to be part
+        # of an expected session (see `_rebuild`). `resolve` gives None for them; an
+        # id that opens again later leaves this set.
+        self.closed: set[str] = set()
         self.suppressed = 0
+        # Expected sessions by pod, and the runtime signals they turned into context
+        # (pod -> sorted (time, event id); event id -> the session that covers it).
+        self._sessions: dict[EntityRef, list[_Session]] = {}
+        self._session_hidden: dict[EntityRef, list[tuple[float, int]]] = {}
+        self._hidden_by: dict[int, _Session] = {}
 
     # ---- union–find -------------------------------------------------------
 
@@ -142,24 +217,204 @@ class Correlator:
     # ---- feeding -----------------------------------------------------------
 
     def add(self, event: Event) -> set[str]:
-        """Store one event; returns the ids of incidents opened or changed."""
-        rule = self.config.suppression_for(event) if self.config.suppressions else None
-        if rule is not None:
-            event.suppressed_by = rule.describe()
-            event.signal = False
-            self.suppressed += 1
-        stored = self.store.add(event)
-        if stored is None:
+        """Store one event; returns the ids of incidents opened, changed or closed
+        (a closed id is in `closed` and resolves to None)."""
+        if self.store.add(event) is None:
             return set()
+        changed: set[str] | None = None
+        if self.config.suppressions:
+            rule = self.config.suppression_for(event)
+            if rule is not None:
+                was_signal = event.signal
+                event.suppressed_by = rule.describe()
+                event.signal = False
+                self.suppressed += 1
+                if was_signal and event.source == "audit" and event.kind in SESSION_KINDS:
+                    changed = self._open_session(event, rule)
+        if self._sessions and event.signal and event.source in RUNTIME_SOURCES:
+            self._session_check(event)
         if event.signal:
-            return self._add_signal(event)
-        return self._add_context(event)
+            out = self._add_signal(event)
+        else:
+            out = self._add_context(event)
+        if changed:
+            out |= changed
+        return out
 
     def add_many(self, events: list[Event]) -> set[str]:
         changed: set[str] = set()
         for ev in events:
             changed |= self.add(ev)
         return {self.renamed.get(i, i) for i in changed if self.renamed.get(i, i) in self.incidents}
+
+    # ---- expected sessions ------------------------------------------------------
+
+    def _open_session(self, ev: Event, rule: Suppression) -> set[str]:
+        """Register the session a suppressed exec/attach/port-forward opens, and turn
+        the runtime signals it covers that are already here into context."""
+        pod = ev.first(EntityKind.POD)
+        if pod is None or rule.session <= 0 or ev.severity <= Severity.LOW:
+            # No pod, sessions off, or a denied request (detections mark those LOW):
+            # no session was opened.
+            return set()
+        who = next(
+            (e.name for e in ev.entities if e.kind == EntityKind.USER),
+            next(
+                (
+                    f"system:serviceaccount:{e.namespace}:{e.name}"
+                    for e in ev.entities
+                    if e.kind == EntityKind.SERVICE_ACCOUNT
+                ),
+                "(unknown user)",
+            ),
+        )
+        session = _Session(
+            start=ev.time - SESSION_LEAD,
+            end=ev.time + rule.session,
+            order=(ev.time, ev.ref),
+            text=f"during the expected {SESSION_KINDS[ev.kind]} by {who} ({rule.describe()})",
+        )
+        sessions = self._sessions.setdefault(pod, [])
+        sessions.append(session)
+        sessions.sort(key=lambda s: s.order)
+        # Signals covered by an earlier-known session take the earliest session's text,
+        # as they would have had the sessions arrived in order.
+        hidden = self._session_hidden.get(pod)
+        if hidden:
+            lo = _bisect_left(hidden, (session.start, 0))
+            hi = bisect.bisect_right(hidden, (session.end, float("inf")))
+            for _, eid in hidden[lo:hi]:
+                if session.order < self._hidden_by[eid].order:
+                    self._hide(self.store.get(eid), pod, session, record=False)
+        slot = self._slots.get(pod)
+        if slot is None or not slot.signals:
+            return set()
+        lst = slot.signals
+        lo = _bisect_left(lst, (session.start, 0))
+        hi = bisect.bisect_right(lst, (session.end, float("inf")))
+        roots: dict[int, None] = {}
+        get = self.store.get
+        for _, sid in lst[lo:hi]:
+            sig = get(sid)
+            if session_covers(sig):
+                sig.signal = False
+                self.suppressed += 1
+                self._hide(sig, pod, session)
+                roots[self._find(sid)] = None
+        changed: set[str] = set()
+        for root in roots:
+            changed |= self._rebuild(root)
+        return changed
+
+    def _session_check(self, ev: Event) -> None:
+        """Turn a runtime signal into context when an expected session covers it."""
+        if not session_covers(ev):
+            return
+        for ent in ev.entities:
+            if ent.kind != EntityKind.POD:
+                continue
+            sessions = self._sessions.get(ent)
+            if not sessions:
+                continue
+            t = ev.time
+            for session in sessions:  # earliest first
+                if session.start <= t <= session.end:
+                    ev.signal = False
+                    self.suppressed += 1
+                    self._hide(ev, ent, session)
+                    return
+
+    def _hide(self, ev: Event, pod: EntityRef, session: _Session, *, record: bool = True) -> None:
+        ev.suppressed_by = session.text
+        self._hidden_by[ev.id] = session
+        if record:
+            bisect.insort(self._session_hidden.setdefault(pod, []), (ev.time, ev.id))
+
+    def _rebuild(self, root: int) -> set[str]:
+        """Recompute one component from its events after some of its signals became
+        context: its remaining signals are linked again (they may fall apart into
+        several incidents, or none), and its context attaches anew.
+
+        The incident keeps its id and object when its earliest remaining signal is
+        the same; otherwise the old id is renamed to the incident of the earliest
+        remaining signal, or, with no signal left, closed."""
+        old = self._groups.pop(root)
+        old_inc = old.incident
+        get = self.store.get
+        window = self.window
+        slots = self._slots
+        keep: list[Event] = []
+        for sid in old.signal_ids:
+            ev = get(sid)
+            for ent in _signal_keys(ev):
+                lst = slots[ent].signals
+                pos = _bisect_left(lst, (ev.time, sid))
+                if pos < len(lst) and lst[pos][1] == sid:
+                    del lst[pos]
+            del self._parent[sid]
+            if ev.signal:
+                keep.append(ev)
+        signal_ids = set(old.signal_ids)
+        context = [get(eid) for _, eid in old.timeline if eid not in signal_ids]
+        for ev in context:
+            self._event_group.pop(ev.id, None)
+        if old_inc is not None:
+            self.incidents.pop(old_inc.id, None)
+        # Link the remaining signals again, in time order: no incident is made yet.
+        keep.sort(key=lambda e: (e.time, e.source, e.ref))
+        for ev in keep:
+            sid = ev.id
+            self._parent[sid] = sid
+            group = _Group(first_key=(ev.time, ev.source, ev.ref), first_signal=ev.time)
+            self._groups[sid] = group
+            self._absorb(group, ev, signal=True)
+            root_id = sid
+            for ent in _signal_keys(ev):
+                slot = slots.get(ent)
+                if slot is None:
+                    slot = slots[ent] = _Slot()
+                lst = slot.signals
+                item = (ev.time, sid)
+                pos = bisect.bisect_left(lst, item)
+                for neighbour in (pos - 1, pos):
+                    if 0 <= neighbour < len(lst) and abs(lst[neighbour][0] - ev.time) <= window:
+                        root_id = self._union(root_id, lst[neighbour][1])
+                lst.insert(pos, item)
+        groups: dict[int, _Group] = {}
+        for ev in keep:
+            r = self._find(ev.id)
+            groups[r] = self._groups[r]
+        changed: set[str] = set()
+        successor = ""
+        for group in sorted(groups.values(), key=lambda g: g.first_key):
+            if old_inc is not None and incident_id(group.first_key) == old_inc.id:
+                group.incident = old_inc
+            changed |= self._refresh(group)
+            if not successor and group.incident is not None:
+                successor = group.incident.id
+        # Context (and the demoted signals, now context) attaches anew, in time order;
+        # our own actions stay with the incident that followed theirs.
+        for ev in sorted(context + [e for e in map(get, old.signal_ids) if not e.signal],
+                         key=lambda e: (e.time, e.id)):  # fmt: skip
+            if ev.incident_hint and old_inc is not None:
+                inc = self.resolve(successor) if successor else None
+                if inc is not None:
+                    for group in groups.values():
+                        if group.incident is inc:
+                            self._event_group[ev.id] = group.signal_ids[0]
+                            self._absorb(group, ev, signal=False)
+                continue
+            changed |= self._add_context(ev)
+        for group in groups.values():
+            changed |= self._refresh(group, context_only=True)
+        if old_inc is not None and old_inc.id not in self.incidents:
+            if successor:
+                self.renamed[old_inc.id] = successor
+            else:
+                self.closed.add(old_inc.id)
+                self.renamed.pop(old_inc.id, None)
+            changed.add(old_inc.id)
+        return changed
 
     def _slot(self, ent: EntityRef) -> _Slot | None:
         slot = self._slots[ent] = _Slot() if ent.strong else None
@@ -341,6 +596,8 @@ class Correlator:
         inc.revision += 1
         self.incidents[inc.id] = inc
         self.renamed.pop(inc.id, None)
+        if self.closed:
+            self.closed.discard(inc.id)
         return {inc.id}
 
     def resolve(self, incident_id: str) -> Incident | None:
@@ -381,6 +638,11 @@ class Correlator:
     def sorted_incidents(self) -> list[Incident]:
         """Most severe first, then most recent."""
         return sorted(self.incidents.values(), key=lambda i: (-i.severity, -i.last_seen, i.id))
+
+
+def _signal_keys(ev: Event) -> list[EntityRef]:
+    """The entities a signal is filed under: its strong ones, else a detection key."""
+    return [ent for ent in ev.entities if ent.strong] or [_fallback_key(ev)]
 
 
 def _fallback_key(ev: Event) -> EntityRef:

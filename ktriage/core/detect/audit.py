@@ -430,8 +430,13 @@ class AuditDetector:
                 if not name and meta.get("generateName"):
                     name = ""
         ns = oref.namespace or ""
-        if name and ev.first(EntityKind.POD) is None:
-            ev.entities = (*ev.entities, entity(EntityKind.POD, ns, name))
+        if name and (created := entity(EntityKind.POD, ns, name)) not in ev.entities:
+            # The request may already name a pod: the one whose bound token made it.
+            # The created pod goes before it, as the first Pod of a request is its target.
+            ents = list(ev.entities)
+            at = next((i for i, e in enumerate(ents) if e.kind == EntityKind.POD), len(ents))
+            ents.insert(at, created)
+            ev.entities = tuple(ents)
         ev.kind = "pod-create"
         ev.label = "Pod created"
         risks = pod_spec_risks(_template_spec("pods", obj))

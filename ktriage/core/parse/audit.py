@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import msgspec
 
-from ktriage.core.model import CompactEvent, EntityKind, EntityRef, Event, RawRef, Severity, entity
+from ktriage.core.model import (
+    CompactEvent,
+    EntityKind,
+    EntityRef,
+    Event,
+    RawRef,
+    Severity,
+    entity,
+    is_system_identity,
+)
 from ktriage.core.parse import _SECOND_CACHE as _SECONDS
 from ktriage.core.parse import SkipRecord, identity, plain, short_hash, to_epoch
 
@@ -20,6 +29,8 @@ class UserInfo(msgspec.Struct, gc=False):
     username: str | None = None
     # Kept raw: only the anonymous check looks for one group in it.
     groups: msgspec.Raw = msgspec.Raw()
+    # Kept raw: decoded only for service accounts (see bound_token_entities).
+    extra: msgspec.Raw = msgspec.Raw()
 
     def in_group(self, group: str) -> bool:
         if not self.groups:
@@ -83,6 +94,21 @@ class AuditRecord(msgspec.Struct, gc=False):
     def decision(self) -> str:
         ann = self.annotations
         return (ann.decision or "") if ann is not None else ""
+
+
+class BoundTokenClaims(msgspec.Struct, gc=False):
+    """What kube-apiserver records in `user.extra` for a request made with a bound
+    service-account token: the pod (and node) the token was issued for."""
+
+    pod_name: list[str] | str | None = msgspec.field(
+        default=None, name="authentication.kubernetes.io/pod-name"
+    )
+    node_name: list[str] | str | None = msgspec.field(
+        default=None, name="authentication.kubernetes.io/node-name"
+    )
+
+
+_CLAIMS_DECODER = msgspec.json.Decoder(BoundTokenClaims)
 
 
 class EventListRecord(msgspec.Struct, gc=False):
@@ -225,6 +251,47 @@ def _namespace(ns: str) -> EntityRef:
     return ent
 
 
+_BOUND: dict[tuple[str, bytes], tuple[EntityRef, EntityRef | None]] = {}
+_NO_BOUND = (None, None)
+
+
+def _claim(value: list[str] | str | None) -> str:
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return value if isinstance(value, str) else ""
+
+
+def bound_token_entities(
+    username: str, extra: msgspec.Raw
+) -> tuple[EntityRef, EntityRef | None] | tuple[None, None]:
+    """(Pod, Node or None) a service account's bound token was issued for, from the
+    user's `extra`; (None, None) when it names no pod. The pod is in the service
+    account's namespace. The control plane's own service accounts (kube-system) never
+    link, and neither do their pods."""
+    key = (username, bytes(extra))
+    found = _BOUND.get(key)
+    if found is not None:
+        return found
+    found = _NO_BOUND
+    parts = username.split(":", 3)
+    if len(parts) == 4 and parts[2] and not is_system_identity(username):
+        try:
+            claims = _CLAIMS_DECODER.decode(extra)
+        except (msgspec.DecodeError, ValueError):
+            claims = None
+        pod = _claim(claims.pod_name) if claims is not None else ""
+        if pod:
+            node = _claim(claims.node_name) if claims is not None else ""
+            found = (
+                entity(EntityKind.POD, parts[2], pod),
+                entity(EntityKind.NODE, "", node) if node else None,
+            )
+    if len(_BOUND) > _MAX_CACHE:
+        _BOUND.clear()
+    _BOUND[key] = found
+    return found
+
+
 _PODS: dict[str, dict[str, EntityRef]] = {}
 _ENTITY_TUPLES: dict[tuple[EntityRef, ...], tuple[EntityRef, ...]] = {}
 
@@ -278,6 +345,9 @@ def build_event(
     imp = rec.impersonatedUser
     if imp is not None and imp.username:
         ents.append(_identity(imp.username))
+    bound_pod = bound_node = None
+    if user is not None and user.extra and actor.startswith("system:serviceaccount:"):
+        bound_pod, bound_node = bound_token_entities(actor, user.extra)
     oref = rec.objectRef
     if oref is not None and oref.resource:
         res = oref.resource
@@ -315,6 +385,15 @@ def build_event(
         for ip in ips:
             ent = get_ip(ip)
             ents.append(ent if ent is not None else _ip(ip))
+    if bound_pod is not None:
+        # The pod whose token made the request: a stolen token used from outside
+        # links to what happened in that pod. Last, so that the first Pod of a
+        # request about a pod stays its target; the token's node only when the
+        # request names no pod, so that node is never taken for the target's.
+        if bound_pod not in ents:
+            ents.append(bound_pod)
+        if bound_node is not None and (oref is None or oref.resource != "pods"):
+            ents.append(bound_node)
     verb = rec.verb
     if verb:
         summary = f"{actor or '(unknown user)'} {verb} {target}"
