@@ -68,3 +68,50 @@ def test_bad_config_gives_a_clear_message(tmp_path: Path, text: str, message: st
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_config(path)
+
+
+def test_session_length_per_suppression(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[[suppress]]\nuser = "sre-alice"\n'
+        '[[suppress]]\nuser = "sre-bob"\nsession = "30m"\n'
+        '[[suppress]]\nuser = "sre-carol"\nsession = "0s"\n'
+        '[[suppress]]\nuser = "sre-dave"\nsession = 90\n'
+    )
+    cfg = load_config(path)
+    assert [r.session for r in cfg.suppressions] == [900, 1800, 0, 90]
+    path.write_text('[[suppress]]\nuser = "x"\nsession = "soon"\n')
+    with pytest.raises(ConfigError, match="session"):
+        load_config(path)
+
+
+def test_namespace_rule_ignores_the_pod_whose_token_made_an_audit_request() -> None:
+    from ktriage.core.config import Suppression
+
+    rule = Suppression(namespace="ci")
+    by_token = Event(
+        time=1.0,
+        source="audit",
+        ref="b",
+        kind="rbac-binding",
+        severity=Severity.HIGH,
+        summary="system:serviceaccount:ci:runner bound ClusterRole cluster-admin",
+        entities=(
+            entity("ServiceAccount", "ci", "runner"),
+            entity("IP", "", "198.51.100.23"),
+            entity("Pod", "ci", "runner-8c457c4d-d4kw5"),
+        ),
+        signal=True,
+    )
+    assert not rule.matches(by_token)
+    runtime = Event(
+        time=1.0,
+        source="falco",
+        ref="f",
+        kind="shell",
+        severity=Severity.LOW,
+        summary="shell",
+        entities=(entity("Pod", "ci", "runner-8c457c4d-d4kw5"),),
+        signal=True,
+    )
+    assert rule.matches(runtime)

@@ -264,3 +264,209 @@ def test_signals_without_strong_entities_group_by_detection_and_node() -> None:
     c.add(ev(3, NODE, label="Write below binary dir", source="falco"))
     c.add(ev(4, entity("Node", "", "node-b"), label="Sensitive file read", source="falco"))
     assert sorted(i.signal_count for i in c.incidents.values()) == [1, 1, 5]
+
+
+# ---- expected sessions ---------------------------------------------------------
+
+ALICE = entity("User", "", "sre-alice")
+DEV = entity("Namespace", "", "dev")
+DEV_POD = entity("Pod", "dev", "api-7b9d-p9pt8")
+DEV_POD2 = entity("Pod", "dev", "api-7b9d-x2k4m")
+DEV_CID = entity("Container", "", "0a1b2c3d4e5f")
+WORKER = entity("Node", "", "worker-2")
+T = 1_800_000_150.0
+SRE_RULE = Suppression(user="sre-alice", namespace="dev", reason="expected SRE access")
+
+
+def _sre_config(**session: float) -> Config:
+    rule = Suppression(user="sre-alice", namespace="dev", reason="expected SRE access", **session)
+    return Config(suppressions=[rule])
+
+
+def _event(t: float, source: str, kind: str, sev: Severity, label: str, *ents, **kw) -> Event:
+    return Event(
+        time=t,
+        source=source,
+        ref=kw.pop("ref", f"{source}-{kind}-{t}"),
+        kind=kind,
+        severity=sev,
+        summary=f"{label} at {t}",
+        entities=tuple(ents),
+        attack=Attack(kw.pop("tactic", "execution"), "T1059"),
+        signal=kw.pop("signal", True),
+        label=label,
+    )
+
+
+def sre_exec(t: float = T, pod=DEV_POD, sev: Severity = Severity.MEDIUM) -> Event:
+    ip = entity("IP", "", "10.20.0.15")
+    return _event(t, "audit", "exec", sev, "Exec into pod", ALICE, pod, DEV, ip)
+
+
+def falco_shell(t: float = T + 0.7, pod=DEV_POD) -> Event:
+    return _event(t, "falco", "shell", Severity.LOW, "Shell", pod, DEV_CID, WORKER, DEV)
+
+
+def tetragon_shell(t: float = T + 0.6, pod=DEV_POD, sev: Severity = Severity.MEDIUM) -> Event:
+    return _event(t, "tetragon", "shell", sev, "Shell", pod, DEV_CID, WORKER, DEV)
+
+
+def tetragon_ps(t: float = T + 8) -> Event:
+    ev = _event(t, "tetragon", "process-exec", Severity.INFO, "", DEV_POD, DEV_CID, WORKER, DEV)
+    ev.signal = False
+    return ev
+
+
+def tetragon_miner(t: float = T + 40) -> Event:
+    return _event(
+        t, "tetragon", "miner", Severity.CRITICAL, "Miner", DEV_POD, DEV_CID, WORKER, DEV,
+        tactic="impact",
+    )  # fmt: skip
+
+
+def _play(events: list[Event], config: Config) -> Correlator:
+    c = Correlator(config=config)
+    for e in events:
+        c.add(_clone(e))
+    return c
+
+
+def _sessions_shape(c: Correlator) -> tuple:
+    incidents = _incident_shape(c)
+    hidden = sorted((e.ref, e.suppressed_by, e.signal) for e in c.store)
+    return frozenset(incidents), tuple(hidden)
+
+
+def test_expected_exec_hides_its_shell_in_every_arrival_order() -> None:
+    base = [sre_exec(), falco_shell(), tetragon_shell(), tetragon_ps()]
+    shapes = set()
+    for order in itertools.permutations(base):
+        c = _play(list(order), _sre_config())
+        assert c.incidents == {}, [i.title for i in c.incidents.values()]
+        shapes.add(_sessions_shape(c))
+        by_kind = {(e.source, e.kind): e for e in c.store}
+        for key in (("falco", "shell"), ("tetragon", "shell")):
+            shell = by_kind[key]
+            assert not shell.signal
+            assert shell.suppressed_by == (
+                "during the expected exec by sre-alice "
+                "(user=sre-alice namespace=dev (expected SRE access))"
+            )
+        assert c.suppressed == 3  # the exec and the two shells
+    assert len(shapes) == 1
+
+
+def test_without_the_suppression_the_same_input_is_an_incident() -> None:
+    c = _play([sre_exec(), falco_shell(), tetragon_shell()], Config())
+    assert [i.severity for i in c.incidents.values()] == [Severity.HIGH]
+
+
+def test_a_shell_seen_before_its_exec_closes_the_incident_it_opened() -> None:
+    c = Correlator(config=_sre_config())
+    shell = falco_shell()
+    opened = c.add(shell)
+    (iid,) = opened
+    assert iid in c.incidents
+    changed = c.add(sre_exec())
+    assert iid in changed and iid in c.closed
+    assert c.incidents == {} and c.resolve(iid) is None
+    assert c.incident_of_event(shell.id) is None
+
+
+def test_a_miner_during_an_expected_session_is_still_an_incident_in_every_order() -> None:
+    base = [sre_exec(), falco_shell(), tetragon_shell(), tetragon_ps(), tetragon_miner()]
+    shapes = set()
+    for order in itertools.permutations(base):
+        c = _play(list(order), _sre_config())
+        assert len(c.incidents) == 1
+        inc = next(iter(c.incidents.values()))
+        assert inc.severity >= Severity.HIGH
+        assert inc.title == "Miner in dev/api-7b9d-p9pt8"
+        assert inc.signal_count == 1
+        signals = [e for e in c.events_of(inc.id) if e.signal]
+        assert [(e.source, e.kind) for e in signals] == [("tetragon", "miner")]
+        shapes.add(_sessions_shape(c))
+    assert len(shapes) == 1
+
+
+def test_late_session_renames_the_incident_to_its_remaining_signal() -> None:
+    c = Correlator(config=_sre_config())
+    c.add(tetragon_shell())
+    (shell_id,) = c.incidents
+    c.add(tetragon_miner())
+    assert set(c.incidents) == {shell_id}
+    inc = c.incidents[shell_id]
+    c.add(sre_exec())
+    (miner_id,) = c.incidents
+    assert miner_id != shell_id and shell_id not in c.closed
+    assert c.renamed[shell_id] == miner_id
+    assert c.resolve(shell_id) is c.incidents[miner_id]
+    assert c.incidents[miner_id].title == "Miner in dev/api-7b9d-p9pt8"
+    assert inc.signal_count == 2  # the old object is no longer updated
+
+
+def test_an_action_stays_with_the_incident_that_follows_its_own() -> None:
+    c = Correlator(config=_sre_config())
+    c.add(tetragon_shell())
+    c.add(tetragon_miner())
+    (iid,) = c.incidents
+    action = Event(
+        time=T + 100, source="ktriage", ref="act-1", kind="action-isolate",
+        severity=Severity.INFO, summary="isolated dev/api", entities=(DEV_POD,),
+    )  # fmt: skip
+    c.attach(iid, action)
+    c.add(sre_exec())
+    inc = c.resolve(iid)
+    assert inc is not None and action in c.events_of(inc.id)
+
+
+def test_a_shell_in_another_pod_of_the_namespace_is_still_an_incident() -> None:
+    base = [sre_exec(), falco_shell(pod=DEV_POD2), tetragon_shell(pod=DEV_POD2)]
+    for order in itertools.permutations(base):
+        c = _play(list(order), _sre_config())
+        assert len(c.incidents) == 1
+        inc = next(iter(c.incidents.values()))
+        assert inc.severity == Severity.HIGH
+        assert DEV_POD2 in inc.entities and DEV_POD not in inc.entities
+
+
+def test_high_impact_runtime_signals_are_never_covered() -> None:
+    app_shell = tetragon_shell(sev=Severity.HIGH)  # a shell spawned by the application
+    unnamed = _event(T + 5, "falco", "falco-alert", Severity.MEDIUM, "Unexpected thing", DEV_POD)
+    token = _event(T + 6, "tetragon", "sa-token-read", Severity.HIGH, "Token theft", DEV_POD)
+    for ev in (app_shell, unnamed, token):
+        for order in ([sre_exec(), ev], [ev, sre_exec()]):
+            c = _play(order, _sre_config())
+            assert len(c.incidents) == 1, ev.kind
+            assert not next(e for e in c.store if e.source != "audit").suppressed_by
+
+
+def test_session_length_is_respected() -> None:
+    late = 16 * 60
+    for order in ([sre_exec(), falco_shell(T + late)], [falco_shell(T + late), sre_exec()]):
+        assert len(_play(order, _sre_config()).incidents) == 1  # default 15 minutes
+        assert _play(order, _sre_config(session=1800)).incidents == {}
+    early = [sre_exec(), falco_shell(T - 31)]
+    assert len(_play(early, _sre_config()).incidents) == 1
+    assert _play([sre_exec(), falco_shell(T - 29)], _sre_config()).incidents == {}
+    off = [sre_exec(), falco_shell(T + 1)]
+    assert len(_play(off, _sre_config(session=0)).incidents) == 1
+
+
+def test_a_denied_exec_opens_no_session() -> None:
+    c = _play([sre_exec(sev=Severity.LOW), falco_shell(), tetragon_shell()], _sre_config())
+    assert len(c.incidents) == 1
+
+
+def test_overlapping_sessions_name_the_earliest_in_any_order() -> None:
+    bob_rule = Suppression(user="sre-bob", namespace="dev", reason="pairing")
+    cfg = Config(suppressions=[SRE_RULE, bob_rule])
+    bob = sre_exec(T + 5)
+    bob.entities = (entity("User", "", "sre-bob"), *bob.entities[1:])
+    bob.ref = "bob-exec"
+    texts = set()
+    for order in itertools.permutations([sre_exec(), bob, falco_shell(T + 10)]):
+        c = _play(list(order), cfg)
+        assert c.incidents == {}
+        texts.add(next(e for e in c.store if e.source == "falco").suppressed_by)
+    assert len(texts) == 1 and next(iter(texts)).startswith("during the expected exec by sre-alice")

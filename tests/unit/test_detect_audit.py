@@ -482,3 +482,22 @@ def test_ordinary_deletes_are_context() -> None:
         audit("delete", "deployments", name="web", aid="2"),
     )
     assert signals(events) == []
+
+
+def test_pod_created_with_a_bound_token_is_the_first_pod_and_the_token_pod_stays() -> None:
+    rec = audit(
+        "create", "pods", ns="kube-system", code=201, body=POD_PRIV,
+        user="system:serviceaccount:ci:runner",
+    )  # fmt: skip
+    rec["user"]["extra"] = {
+        "authentication.kubernetes.io/pod-name": ["runner-8c457c4d-d4kw5"],
+        "authentication.kubernetes.io/node-name": ["worker-1"],
+    }
+    ev = only_signal(rec)
+    assert ev.kind == "privileged-pod"
+    pods = [e for e in ev.entities if e.kind == EntityKind.POD]
+    assert pods == [
+        entity(EntityKind.POD, "kube-system", "debug"),
+        entity(EntityKind.POD, "ci", "runner-8c457c4d-d4kw5"),
+    ]
+    assert ev.first(EntityKind.POD) == pods[0]

@@ -249,3 +249,76 @@ def test_crlf_and_trailing_newline() -> None:
     assert len(ing.feed_line(line() + b"\r\n")) == 1
     assert len(ing.feed_line(line() + b"\n")) == 1
     assert not ing.skipped
+
+
+# `user` of a request made with a pod's bound service-account token, as kube-apiserver
+# (1.30 and later) records it.
+BOUND_USER = {
+    "username": "system:serviceaccount:ci:runner",
+    "uid": "5c1f2b7e-2c0d-4f0e-9a55-3f8e2a4d7b10",
+    "groups": ["system:serviceaccounts", "system:serviceaccounts:ci", "system:authenticated"],
+    "extra": {
+        "authentication.kubernetes.io/credential-id": ["JTI=7f3a1c52-9d8e-4b6f-a0c1-2e5d8f9b3a47"],
+        "authentication.kubernetes.io/node-name": ["worker-1"],
+        "authentication.kubernetes.io/node-uid": ["0d2c6a8e-41f7-4b39-8e2a-6c1d5f9b0e73"],
+        "authentication.kubernetes.io/pod-name": ["runner-8c457c4d-d4kw5"],
+        "authentication.kubernetes.io/pod-uid": ["b8e4f1d2-6a3c-4e7b-9f05-1c2d3e4f5a6b"],
+    },
+}
+RUNNER = entity(EntityKind.POD, "ci", "runner-8c457c4d-d4kw5")
+
+
+def test_bound_token_names_the_pod_it_was_issued_for() -> None:
+    ev = one(
+        Ingestor(),
+        line(
+            user=BOUND_USER,
+            sourceIPs=["198.51.100.23"],
+            verb="list",
+            requestURI="/api/v1/secrets?limit=500",
+            objectRef={"resource": "secrets", "apiVersion": "v1"},
+        ),
+    )
+    assert ev.entities[0] == entity(EntityKind.SERVICE_ACCOUNT, "ci", "runner")
+    assert RUNNER in ev.entities
+    assert entity(EntityKind.NODE, "", "worker-1") in ev.entities
+    assert ev.summary.startswith("system:serviceaccount:ci:runner list secrets")
+
+
+def test_bound_token_on_a_pod_request_keeps_the_target_first_and_no_node() -> None:
+    ev = one(
+        Ingestor(),
+        line(
+            user=BOUND_USER,
+            verb="create",
+            objectRef={
+                "resource": "pods",
+                "subresource": "exec",
+                "namespace": "kube-system",
+                "name": "pwn-x7k2q",
+            },
+        ),
+    )
+    pods = [e for e in ev.entities if e.kind == EntityKind.POD]
+    assert pods == [entity(EntityKind.POD, "kube-system", "pwn-x7k2q"), RUNNER]
+    assert not any(e.kind == EntityKind.NODE for e in ev.entities)
+
+
+@pytest.mark.parametrize(
+    "user",
+    [
+        # a person with extra (an OIDC claim) is not a service account
+        {"username": "alice", "extra": {"authentication.kubernetes.io/pod-name": ["x"]}},
+        # the control plane's own service accounts never link
+        {**BOUND_USER, "username": "system:serviceaccount:kube-system:coredns"},
+        # a legacy token (no claims) or claims of the wrong shape
+        {**BOUND_USER, "extra": {"authentication.kubernetes.io/credential-id": ["JTI=1"]}},
+        {**BOUND_USER, "extra": {"authentication.kubernetes.io/pod-name": [42]}},
+        {**BOUND_USER, "extra": ["not", "a", "map"]},
+    ],
+)
+def test_no_bound_pod_without_a_pod_claim_of_a_linking_service_account(user: dict) -> None:
+    ing = Ingestor()
+    ev = one(ing, line(user=user))
+    assert not any(e.kind == EntityKind.POD for e in ev.entities)
+    assert not ing.skipped
