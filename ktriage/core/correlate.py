@@ -55,8 +55,9 @@ RUNTIME_SOURCES = frozenset({"falco", "tetragon"})
 #                     Tetragon sh/bash started by the container runtime)
 #   process-exec/-exit plain commands typed in it (context already; listed for clarity)
 #   falco-alert       Falco rules ktriage has no name for, at Notice or below only
-#   sensitive-file-read  an admin reading config or key files (Falco Warning level);
-#                     the Tetragon token and shadow reads are HIGH and never covered
+#   sensitive-file-read  an admin reading config or key files (Falco Warning level),
+#                     but never a service-account token or shadow file (see below;
+#                     Tetragon's token and shadow reads are HIGH, never covered)
 #   download          curl/wget without piping to a shell or writing to /tmp
 #   network-connect/-listen/-close  ordinary connections (mining ports are HIGH)
 SESSION_COVERED_KINDS = frozenset(
@@ -81,11 +82,20 @@ _SESSION_MAX_BY_KIND = {"falco-alert": Severity.LOW}
 SESSION_LEAD = 30.0
 
 
+# Files whose reading is credential theft whoever does it: Falco reports them as
+# ordinary sensitive-file reads (Warning), so the path decides.
+_NEVER_COVERED_READS = ("serviceaccount/token", "/etc/shadow", "/etc/gshadow", "eks.amazonaws.com")
+
+
 def session_covers(ev: Event) -> bool:
     """Whether a runtime event is ordinary activity of an interactive session."""
     if ev.source not in RUNTIME_SOURCES or ev.kind not in SESSION_COVERED_KINDS:
         return False
-    return ev.severity <= _SESSION_MAX_BY_KIND.get(ev.kind, SESSION_MAX_SEVERITY)
+    if ev.severity > _SESSION_MAX_BY_KIND.get(ev.kind, SESSION_MAX_SEVERITY):
+        return False
+    if ev.kind == "sensitive-file-read":
+        return not any(path in ev.summary for path in _NEVER_COVERED_READS)
+    return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -434,7 +434,14 @@ def test_high_impact_runtime_signals_are_never_covered() -> None:
     app_shell = tetragon_shell(sev=Severity.HIGH)  # a shell spawned by the application
     unnamed = _event(T + 5, "falco", "falco-alert", Severity.MEDIUM, "Unexpected thing", DEV_POD)
     token = _event(T + 6, "tetragon", "sa-token-read", Severity.HIGH, "Token theft", DEV_POD)
-    for ev in (app_shell, unnamed, token):
+    falco_token = _event(
+        T + 7, "falco", "sensitive-file-read", Severity.MEDIUM, "Sensitive file read", DEV_POD
+    )
+    falco_token.summary = (
+        "Read sensitive file untrusted: Sensitive file opened for reading by non-trusted "
+        "program | file=/var/run/secrets/kubernetes.io/serviceaccount/token"
+    )
+    for ev in (app_shell, unnamed, token, falco_token):
         for order in ([sre_exec(), ev], [ev, sre_exec()]):
             c = _play(order, _sre_config())
             assert len(c.incidents) == 1, ev.kind
@@ -451,6 +458,18 @@ def test_session_length_is_respected() -> None:
     assert _play([sre_exec(), falco_shell(T - 29)], _sre_config()).incidents == {}
     off = [sre_exec(), falco_shell(T + 1)]
     assert len(_play(off, _sre_config(session=0)).incidents) == 1
+
+
+def test_an_admins_ordinary_reads_and_commands_are_covered() -> None:
+    config_read = _event(
+        T + 20, "falco", "sensitive-file-read", Severity.MEDIUM, "Sensitive file read", DEV_POD
+    )
+    config_read.summary = "Read sensitive file untrusted: ... | file=/etc/ssl/private/api.key"
+    curl = _event(T + 30, "tetragon", "download", Severity.MEDIUM, "Download tool", DEV_POD)
+    unnamed = _event(T + 40, "falco", "falco-alert", Severity.LOW, "Some notice", DEV_POD)
+    for ev in (config_read, curl, unnamed):
+        for order in ([sre_exec(), ev], [ev, sre_exec()]):
+            assert _play(order, _sre_config()).incidents == {}, ev.kind
 
 
 def test_a_denied_exec_opens_no_session() -> None:
