@@ -645,6 +645,10 @@ class Correlator:
                 return self._refresh(group, context_only=True)
         return set()
 
+    def signal_entities(self) -> list[EntityRef]:
+        """Every entity that links at least one signal: all that context can join."""
+        return [ent for ent, slot in self._slots.items() if slot is not None and slot.signals]
+
     def sorted_incidents(self) -> list[Incident]:
         """Most severe first, then most recent."""
         return sorted(self.incidents.values(), key=lambda i: (-i.severity, -i.last_seen, i.id))

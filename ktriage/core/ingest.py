@@ -130,6 +130,11 @@ class Ingestor:
         record of another input."""
         self._input_time = None
 
+    def note_input_time(self, t: float) -> None:
+        """The latest timed record of this input was read elsewhere (a focused
+        replay's second pass): untimed records that follow are placed after it."""
+        self._input_time = t
+
     def feed_line(
         self, line: bytes, *, origin: str = "", raw: RawRef | int | None = None
     ) -> list[Event]:

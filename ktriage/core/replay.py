@@ -9,15 +9,19 @@ from __future__ import annotations
 import contextlib
 import gc
 import gzip
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
+from ktriage.core import focus as focused
 from ktriage.core.archive import RawArchive
 from ktriage.core.correlate import Correlator
-from ktriage.core.ingest import Ingestor
+from ktriage.core.ingest import MAX_LINE, Ingestor
+from ktriage.core.model import pack_raw
+from ktriage.core.parse import to_epoch
 
 # A JSON document (pretty-printed object or array) is read whole up to this size.
 MAX_DOCUMENT = 256 << 20
@@ -32,6 +36,9 @@ class ReplayStats:
     files: int = 0
     lines: int = 0
     events: int = 0
+    # Lines a focused replay read and checked but kept no event for: valid, and
+    # naming no strong entity of any signal.
+    unrelated: int = 0
 
 
 def _is_gzip(path: Path) -> bool:
@@ -76,6 +83,18 @@ def _bulk_load() -> Iterator[None]:
             gc.enable()
 
 
+class _Plain:
+    """Lines pass 1 left for pass 2: what each names, and where it is."""
+
+    __slots__ = ("lines", "links", "offsets", "sizes")
+
+    def __init__(self) -> None:
+        self.links: list[tuple[str, ...]] = []
+        self.lines = array("q")
+        self.offsets = array("q")
+        self.sizes = array("q")
+
+
 class Replayer:
     """Feeds files through an Ingestor into a Correlator."""
 
@@ -84,11 +103,19 @@ class Replayer:
         correlator: Correlator,
         ingestor: Ingestor | None = None,
         archive: RawArchive | None = None,
+        *,
+        focus: bool = False,
+        focus_min_bytes: int = focused.FOCUS_MIN_BYTES,
     ) -> None:
         self.correlator = correlator
         self.ingestor = ingestor or Ingestor()
         self.archive = archive or RawArchive()
         self.stats = ReplayStats()
+        # Reports need incidents only: large plain files may then be read focused
+        # (see core/focus.py). The UI wants every event and leaves this off.
+        self.focus = focus
+        self.focus_min_bytes = focus_min_bytes
+        self._second_pass: list[tuple[Path, str, int, _Plain]] = []
 
     def check(self, paths: list[Path]) -> None:
         """Fail early, with a clear message, on any file that cannot be read."""
@@ -108,6 +135,11 @@ class Replayer:
         with _bulk_load():
             for path in paths:
                 self.replay_file(path)
+            if self._second_pass:
+                names = focused.SignalEntities(self.correlator.signal_entities())
+                for path, name, archive_id, plain in self._second_pass:
+                    self._focused_context(path, name, archive_id, plain, names)
+                self._second_pass.clear()
             self._feed(self.ingestor.flush())
         return self.stats
 
@@ -129,6 +161,10 @@ class Replayer:
                 fh.seek(0)
                 if _looks_like_document(head):
                     self._document(fh.read(MAX_DOCUMENT + 1), name)
+                elif self.focus and path.stat().st_size >= self.focus_min_bytes:
+                    archive_id = self.archive.register_file(path)
+                    plain = self._focused_signals(fh, name, archive_id)
+                    self._second_pass.append((path, name, archive_id, plain))
                 else:
                     self._lines(fh, name, archive_id=self.archive.register_file(path))
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
@@ -142,6 +178,73 @@ class Replayer:
         )
         self.stats.lines += lines
         self.stats.events += events
+
+    def _focused_signals(self, fh: Iterator[bytes], name: str, archive_id: int) -> _Plain:
+        """Pass 1: every line that might be a signal, in file order; of the others,
+        only where they are and what they name is kept for pass 2."""
+        feed_line = self.ingestor.feed_line
+        plain_links = focused.plain_links
+        feed = self._feed
+        plain = _Plain()
+        keep_links, keep_line = plain.links.append, plain.lines.append
+        keep_offset, keep_size = plain.offsets.append, plain.sizes.append
+        offset = lineno = 0
+        last_plain: bytes | None = None
+        for line in fh:
+            lineno += 1
+            size = len(line)
+            body = line.rstrip(b"\r\n")
+            links = plain_links(body) if body and len(body) <= MAX_LINE else None
+            if links is not None:
+                keep_links(links)
+                keep_line(lineno)
+                keep_offset(offset)
+                keep_size(len(body))
+                last_plain = body
+            elif body:
+                if last_plain is not None:
+                    # Keep time inference exact: the latest timed record before this
+                    # one may be a line left for the second pass.
+                    self._note_time(last_plain)
+                    last_plain = None
+                raw = pack_raw(archive_id, offset, len(body))
+                feed(feed_line(body, origin=f"{name}:{lineno}", raw=raw))
+            offset += size
+        self.stats.lines += lineno
+        return plain
+
+    def _note_time(self, body: bytes) -> None:
+        rec = focused.quick_audit(body) or focused.quick_tetragon(body)
+        if rec is None:
+            return
+        stamp = None
+        for field in ("stageTimestamp", "requestReceivedTimestamp", "timestamp", "time"):
+            stamp = stamp or getattr(rec, field, None)
+        t = to_epoch(stamp)
+        if t is not None:
+            self.ingestor.note_input_time(t)
+
+    def _focused_context(
+        self, path: Path, name: str, archive_id: int, plain: _Plain, names: focused.SignalEntities
+    ) -> None:
+        """Pass 2: of the lines pass 1 found plain, only those naming a strong entity
+        of a signal are read again and become events; the rest are counted."""
+        self.ingestor.start_input(name)
+        feed_line = self.ingestor.feed_line
+        related = names.related
+        feed = self._feed
+        unrelated = 0
+        with open(path, "rb") as fh:
+            for i, links in enumerate(plain.links):
+                if not related(links):
+                    unrelated += 1
+                    continue
+                offset, size = plain.offsets[i], plain.sizes[i]
+                fh.seek(offset)
+                body = fh.read(size)
+                raw = pack_raw(archive_id, offset, size)
+                feed(feed_line(body, origin=f"{name}:{plain.lines[i]}", raw=raw))
+        self.stats.unrelated += unrelated
 
     def _document(self, data: bytes, name: str) -> None:
         if len(data) > MAX_DOCUMENT:
