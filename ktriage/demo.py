@@ -91,7 +91,11 @@ def _run_ui(sim: Any, args: Any, cfg: Config, notes: list[str]) -> int:
         return 2
     engine = setup.engine
     engine.context_name = "demo"
-    app = KtriageApp(engine, mode="demo", startup_notes=notes, **ui_options(args))
+    # The UI (ages, lag, action times, time to contain) runs on the scenario's clock,
+    # which may run faster than the wall clock.
+    app = KtriageApp(
+        engine, mode="demo", clock=sim.clock.now, startup_notes=notes, **ui_options(args)
+    )
     app.api_client_factory = kubeconfig_factory(str(sim.kubeconfig_path))
     try:
         app.run()

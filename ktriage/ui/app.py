@@ -308,7 +308,7 @@ class KtriageApp(App[int]):
         events = self.engine.correlator.events_of(inc.id)
         frozen = dataclasses.replace(inc, timeline=list(inc.timeline))
         directory = self.snapshot_dir
-        taken = time.time()
+        taken = self.now()
         self.run_worker(
             partial(self._write_snapshot, directory, frozen, events, taken),
             thread=True,
