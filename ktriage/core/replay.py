@@ -86,13 +86,12 @@ def _bulk_load() -> Iterator[None]:
 class _Plain:
     """Lines pass 1 left for pass 2: what each names, and where it is."""
 
-    __slots__ = ("lines", "links", "offsets", "sizes")
+    __slots__ = ("lines", "links", "offsets")
 
     def __init__(self) -> None:
         self.links: list[tuple[str, ...]] = []
         self.lines = array("q")
         self.offsets = array("q")
-        self.sizes = array("q")
 
 
 class Replayer:
@@ -186,29 +185,33 @@ class Replayer:
         plain_links = focused.plain_links
         feed = self._feed
         plain = _Plain()
-        keep_links, keep_line = plain.links.append, plain.lines.append
-        keep_offset, keep_size = plain.offsets.append, plain.sizes.append
+        keep_links, keep_line, keep_offset = (
+            plain.links.append,
+            plain.lines.append,
+            plain.offsets.append,
+        )
         offset = lineno = 0
         last_plain: bytes | None = None
+        limit = MAX_LINE + 2  # a line end is whitespace to the JSON decoder
         for line in fh:
             lineno += 1
             size = len(line)
-            body = line.rstrip(b"\r\n")
-            links = plain_links(body) if body and len(body) <= MAX_LINE else None
+            links = plain_links(line) if size <= limit else None
             if links is not None:
                 keep_links(links)
                 keep_line(lineno)
                 keep_offset(offset)
-                keep_size(len(body))
-                last_plain = body
-            elif body:
-                if last_plain is not None:
-                    # Keep time inference exact: the latest timed record before this
-                    # one may be a line left for the second pass.
-                    self._note_time(last_plain)
-                    last_plain = None
-                raw = pack_raw(archive_id, offset, len(body))
-                feed(feed_line(body, origin=f"{name}:{lineno}", raw=raw))
+                last_plain = line
+            else:
+                body = line.rstrip(b"\r\n")
+                if body:
+                    if last_plain is not None:
+                        # Keep time inference exact: the latest timed record before
+                        # this one may be a line left for the second pass.
+                        self._note_time(last_plain)
+                        last_plain = None
+                    raw = pack_raw(archive_id, offset, len(body))
+                    feed(feed_line(body, origin=f"{name}:{lineno}", raw=raw))
             offset += size
         self.stats.lines += lineno
         return plain
@@ -239,10 +242,10 @@ class Replayer:
                 if not related(links):
                     unrelated += 1
                     continue
-                offset, size = plain.offsets[i], plain.sizes[i]
+                offset = plain.offsets[i]
                 fh.seek(offset)
-                body = fh.read(size)
-                raw = pack_raw(archive_id, offset, size)
+                body = fh.readline().rstrip(b"\r\n")
+                raw = pack_raw(archive_id, offset, len(body))
                 feed(feed_line(body, origin=f"{name}:{plain.lines[i]}", raw=raw))
         self.stats.unrelated += unrelated
 
