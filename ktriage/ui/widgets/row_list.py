@@ -57,7 +57,7 @@ class RowList(ScrollView, can_focus=True):
         scrollbar-size-vertical: 1;
         scrollbar-size-horizontal: 0;
     }
-    RowList > .rowlist--header { color: $text-muted; text-style: bold; }
+    RowList > .rowlist--header { color: $foreground; text-style: bold; }
     RowList > .rowlist--cursor {
         background: $block-cursor-background;
         color: $block-cursor-foreground;
