@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ktriage.actions.base import Target
 from ktriage.actions.kube import Kube
-from ktriage.actions.permissions import PermissionCache
+from ktriage.actions.permissions import GET_PODS, PermissionCache
 from ktriage.actions.runner import Runner
 
 T = TypeVar("T")
@@ -30,3 +31,14 @@ class ActionContext:
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Shorthand for `runner.call`."""
         return await self.runner.call(fn, *args, **kwargs)
+
+    async def read_pod(self, target: Target) -> dict[str, Any]:
+        """The target pod as the server has it now (every action starts here)."""
+        return await self.call(
+            self.kube.get_pod,
+            target.namespace,
+            target.name,
+            what=f"read {target.words()}",
+            subject=target,
+            permission=GET_PODS,
+        )

@@ -42,14 +42,7 @@ class Cordon:
         return [GET_PODS, GET_NODES, PATCH_NODES]
 
     async def check(self, ctx: ActionContext, target: Target) -> dict[str, Any]:
-        pod = await ctx.call(
-            ctx.kube.get_pod,
-            target.namespace,
-            target.name,
-            what=f"read {target.words()}",
-            subject=target,
-            permission=GET_PODS,
-        )
+        pod = await ctx.read_pod(target)
         node_name = (pod.get("spec") or {}).get("nodeName")
         if not node_name:
             raise ActionError(f"{target.words()} is not scheduled on a node: nothing to cordon")

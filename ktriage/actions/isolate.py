@@ -132,14 +132,7 @@ class Isolate:
         return [GET_PODS, LIST_NETPOL, CREATE_NETPOL, DELETE_NETPOL, PATCH_PODS]
 
     async def check(self, ctx: ActionContext, target: Target) -> dict[str, Any]:
-        pod = await ctx.call(
-            ctx.kube.get_pod,
-            target.namespace,
-            target.name,
-            what=f"read {target.words()}",
-            subject=target,
-            permission=GET_PODS,
-        )
+        pod = await ctx.read_pod(target)
         policies = await ctx.call(
             ctx.kube.list_network_policies,
             target.namespace,
@@ -563,14 +556,7 @@ class Detach:
         return [GET_PODS, PATCH_PODS, LIST_SERVICES, LIST_NETPOL, GET_REPLICASETS]
 
     async def check(self, ctx: ActionContext, target: Target) -> dict[str, Any]:
-        pod = await ctx.call(
-            ctx.kube.get_pod,
-            target.namespace,
-            target.name,
-            what=f"read {target.words()}",
-            subject=target,
-            permission=GET_PODS,
-        )
+        pod = await ctx.read_pod(target)
         controller = None
         for ref in (pod.get("metadata") or {}).get("ownerReferences") or ():
             if ref.get("controller") and ref.get("kind") in _CONTROLLERS:

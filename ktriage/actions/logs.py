@@ -150,14 +150,7 @@ class DumpLogs:
         return [GET_PODS, GET_LOGS, LIST_EVENTS]
 
     async def check(self, ctx: ActionContext, target: Target) -> dict[str, Any]:
-        pod = await ctx.call(
-            ctx.kube.get_pod,
-            target.namespace,
-            target.name,
-            what=f"read {target.words()}",
-            subject=target,
-            permission=GET_PODS,
-        )
+        pod = await ctx.read_pod(target)
         return {"pod": pod}
 
     def evidence_dir(self, ctx: ActionContext, incident_id: str, target: Target) -> Path:
