@@ -378,20 +378,28 @@ def _deletion_time(obj: dict[str, Any] | None) -> float | None:
     return t
 
 
-def pod_deleted(
-    pod: PodInfo, obj: dict[str, Any] | None, *, fallback_time: float | None = None
-) -> list[Event]:
-    """The pod is gone: `obj` is its final state, or None when only a re-list told us."""
+def _gone(
+    obj: dict[str, Any] | None, fallback_time: float | None, changed: float, rv: str
+) -> tuple[float, str]:
+    """When an object went away and its last resourceVersion: from its final state
+    when the watch gave one, else the caller's fallback (a re-list found it gone)."""
     from ktriage.core.cluster import latest_time
 
     when = _deletion_time(obj)
     if when is None and obj is not None:
         when = latest_time(obj)
     if when is None:
-        when = fallback_time if fallback_time is not None else pod.changed
-    rv = pod.resource_version
+        when = fallback_time if fallback_time is not None else changed
     if obj is not None:
         rv = _s(_d(obj.get("metadata")).get("resourceVersion")) or rv
+    return when, rv
+
+
+def pod_deleted(
+    pod: PodInfo, obj: dict[str, Any] | None, *, fallback_time: float | None = None
+) -> list[Event]:
+    """The pod is gone: `obj` is its final state, or None when only a re-list told us."""
+    when, rv = _gone(obj, fallback_time, pod.changed, pod.resource_version)
     how = "" if obj is not None else " (found missing on re-list)"
     return [
         _make(
@@ -497,16 +505,7 @@ def node_changes(old: NodeInfo | None, new: NodeInfo, obj: dict[str, Any]) -> li
 def node_deleted(
     node: NodeInfo, obj: dict[str, Any] | None, *, fallback_time: float | None = None
 ) -> list[Event]:
-    from ktriage.core.cluster import latest_time
-
-    when = _deletion_time(obj)
-    if when is None and obj is not None:
-        when = latest_time(obj)
-    if when is None:
-        when = fallback_time if fallback_time is not None else node.changed
-    rv = node.resource_version
-    if obj is not None:
-        rv = _s(_d(obj.get("metadata")).get("resourceVersion")) or rv
+    when, rv = _gone(obj, fallback_time, node.changed, node.resource_version)
     return [
         _make(
             time=when,
