@@ -23,6 +23,7 @@ from typing import Any, TextIO
 from ktriage.core.cluster import ClusterState
 from ktriage.core.config import Config
 from ktriage.core.report import incident_json_line, skipped_json
+from ktriage.core.text import printable
 from ktriage.engine import Engine
 from ktriage.sources.http import (
     AuditWebhookSource,
@@ -143,8 +144,10 @@ def build_live(
         setup.webhooks.append(hook)
         engine.add_source(hook)
     if (setup.webhooks and token is None) and any(h.host not in _LOOPBACK for h in setup.webhooks):
-        setup.notes.append(
-            f"webhooks listen beyond loopback without a token: set --webhook-token or {TOKEN_ENV}"
+        # Anyone who can reach the port could feed the triage false events.
+        raise LiveError(
+            f"webhooks listening beyond loopback need a shared token: set {TOKEN_ENV} "
+            "(or --webhook-token)"
         )
     if not engine.sources:
         raise LiveError(
@@ -220,8 +223,8 @@ class HealthReporter:
             now = (h.state, h.last_error)
             if self._seen.get(id(src)) != now:
                 self._seen[id(src)] = now
-                detail = f": {h.last_error}" if h.last_error else ""
-                print(f"ktriage: {h.name}: {h.state}{detail}", file=self.err, flush=True)
+                detail = f": {printable(h.last_error)}" if h.last_error else ""
+                print(f"ktriage: {printable(h.name)}: {h.state}{detail}", file=self.err, flush=True)
         dropped = self.engine.store.dropped
         if dropped != self._dropped:
             self._dropped = dropped

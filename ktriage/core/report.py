@@ -23,11 +23,14 @@ def incident_json(incident: Incident, events: Sequence[Event]) -> dict[str, Any]
     return {
         "id": incident.id,
         "severity": incident.severity.label,
-        "title": incident.title,
+        "title": printable(incident.title),
         "first_seen": iso(incident.first_seen),
         "last_seen": iso(incident.last_seen),
         "tactics": list(incident.tactics),
-        "entities": [e.as_dict() for e in incident.entities],
+        "entities": [
+            {"kind": e.kind, "namespace": printable(e.namespace), "name": printable(e.name)}
+            for e in incident.entities
+        ],
         "events": [e.as_dict() for e in events],
     }
 

@@ -11,8 +11,10 @@ holds `action`, `target`, `actor`, `result` ("ok", "failed", "unchanged",
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -221,13 +223,34 @@ def _cut_timeline(events: Sequence[Event]) -> list[Event | None]:
     return out
 
 
+def make_private_dirs(directory: Path) -> None:
+    """Create `directory` and any missing parents, each readable by the owner alone."""
+    missing = []
+    d = directory
+    while not d.exists():
+        missing.append(d)
+        d = d.parent
+    for d in reversed(missing):
+        d.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(d, 0o700)
+
+
 def write_private(path: Path, text: str) -> Path:
-    """Write a file only its owner can read (0600), creating 0700 directories."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    """Write a file only its owner can read (0600), creating 0700 directories.
+
+    The text goes to a new temporary file renamed over `path`, so a symbolic link
+    planted at `path` is replaced, never followed."""
+    make_private_dirs(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return path
 
 

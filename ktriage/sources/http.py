@@ -25,6 +25,7 @@ from aiohttp import web
 
 from ktriage.core.ingest import MAX_SKIP_LOG, Ingestor
 from ktriage.core.model import Event
+from ktriage.core.text import printable
 from ktriage.engine import Engine, SourceHealth
 from ktriage.sources.base import deliver
 
@@ -60,6 +61,8 @@ def parse_listen(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
     elif ":" in value:
         host_part, _, port_text = value.rpartition(":")
         host = host_part or default_host
+    if not host:
+        raise ValueError(f"no host in {text!r}: give an address such as 127.0.0.1")
     try:
         port = int(port_text)
     except ValueError:
@@ -290,7 +293,7 @@ class AuditWebhookSource(WebhookSource):
         if batch.kind != "EventList" or batch.items is None:
             raise _Rejected(
                 "unknown-format",
-                f"expected kind EventList with items, got kind {batch.kind or 'none'}",
+                f"expected kind EventList with items, got kind {printable(batch.kind or 'none')!r}",
             )
         events: list[Event] = []
         assert self._engine is not None

@@ -284,3 +284,33 @@ def test_tls_context_errors(tmp_path: Path) -> None:
     bad.write_text("not a certificate")
     with pytest.raises(ListenError, match="cannot load certificate"):
         tls_context(bad, bad)
+
+
+def test_listen_addresses_need_a_host() -> None:
+    from ktriage.sources.http import parse_listen
+
+    assert parse_listen("127.0.0.1:9443") == ("127.0.0.1", 9443)
+    assert parse_listen(":9443") == ("127.0.0.1", 9443)
+    with pytest.raises(ValueError, match="no host"):
+        parse_listen("[]:9443")
+
+
+def test_webhooks_beyond_loopback_need_a_token(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import argparse
+
+    from ktriage.core.config import Config
+    from ktriage.live import TOKEN_ENV, LiveError, build_live
+
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.kube/config: no cluster
+    args = argparse.Namespace(
+        kubeconfig=None, context=None, namespace=None, audit_log=[],
+        falco=["off"], tetragon=["off"], from_start=False, since=None, max_events=None,
+        webhook_token=None, tls_cert=None, tls_key=None, listen_audit="0.0.0.0:0",
+        listen_falco=None, headless=True,
+    )  # fmt: skip
+    with pytest.raises(LiveError, match="need a shared token"):
+        build_live(args, Config())

@@ -209,3 +209,13 @@ def test_replayer_restores_the_garbage_collector_and_places_untimed_records(
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_json_output_has_no_raw_control_characters(tmp_path: Path, capsysbinary) -> None:
+    hostile = dict(EXEC, auditID="ctl-1")
+    hostile["objectRef"] = dict(EXEC["objectRef"], name="web\u009b31m\u202e1")
+    path = _write_lines(tmp_path / "audit.log", [hostile])
+    assert main(["replay", "--json", str(path)]) == 0
+    out = capsysbinary.readouterr().out
+    assert "\u009b".encode() not in out and "\u202e".encode() not in out
+    assert b"\\\\x9b" in out or b"\\\\u009b" in out

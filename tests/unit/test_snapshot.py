@@ -123,3 +123,22 @@ def test_md_escape_neutralises_markdown_and_html() -> None:
     assert md_escape("a|b") == "a\\|b"
     assert md_escape("<script>") == "&lt;script&gt;"
     assert md_escape("line\nbreak") == "line\\\\nbreak"
+
+
+def test_a_planted_symlink_is_replaced_not_followed(tmp_path: Path) -> None:
+    c, inc_id = _incident()
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    snaps = tmp_path / "a" / "b"
+    snaps.mkdir(parents=True)
+    (snaps / f"{inc_id}.md").symlink_to(victim)
+    path = write_snapshot(snaps, c.incidents[inc_id], c.events_of(inc_id))
+    assert victim.read_text() == "keep me"
+    assert not path.is_symlink() and "## Timeline" in path.read_text()
+
+
+def test_missing_parent_directories_are_private(tmp_path: Path) -> None:
+    c, inc_id = _incident()
+    write_snapshot(tmp_path / "p1" / "p2" / "p3", c.incidents[inc_id], c.events_of(inc_id))
+    for d in ("p1", "p1/p2", "p1/p2/p3"):
+        assert stat.S_IMODE((tmp_path / d).stat().st_mode) == 0o700

@@ -55,3 +55,40 @@ def test_token_request_headers_and_bearer_text() -> None:
     assert jwt not in cleaned
     assert cleaned.count(REDACTED) >= 2
     assert redact_text("curl -H Authorization:Basic dXNlcjpwYXNzd29yZA== x").count("dXNl") == 0
+
+
+def test_secrets_without_a_kind_are_recognised() -> None:
+    listed = {
+        "kind": "SecretList",
+        "items": [{"type": "Opaque", "data": {"dbpass": "aHVudGVyMg=="}, "metadata": {}}],
+    }
+    assert "aHVudGVyMg==" not in repr(redact(listed))
+    patch_event = {
+        "objectRef": {"resource": "secrets", "name": "db"},
+        "requestObject": {"data": {"dbpass": "aHVudGVyMg=="}},
+        "responseObject": {"metadata": {"name": "db"}, "type": "Opaque", "data": {"k": "dg=="}},
+    }
+    out = redact(patch_event)
+    assert out["requestObject"]["data"] == {"dbpass": REDACTED}
+    assert out["responseObject"]["data"] == {"k": REDACTED}
+    assert out["objectRef"] == {"resource": "secrets", "name": "db"}
+
+
+def test_last_applied_secret_and_kubeconfig_credentials() -> None:
+    applied = '{"apiVersion":"v1","kind":"Secret","data":{"pw":"aHVudGVyMg=="}}'
+    secret = {
+        "kind": "Secret",
+        "metadata": {"annotations": {"kubectl.kubernetes.io/last-applied-configuration": applied}},
+        "data": {"pw": "aHVudGVyMg=="},
+    }
+    assert "aHVudGVyMg==" not in repr(redact(secret))
+    user = {"auth-provider": {"config": {"access-token": "ya29.abc", "client-secret": "s3cr3t"}}}
+    assert "ya29" not in repr(redact(user)) and "s3cr3t" not in repr(redact(user))
+
+
+def test_summaries_never_carry_credentials() -> None:
+    from ktriage.core.parse import plain
+
+    text = plain("curl -H 'Authorization: Bearer abcdefgh12345678' http://api")
+    assert "abcdefgh12345678" not in text
+    assert plain("ls -la /tmp") == "ls -la /tmp"

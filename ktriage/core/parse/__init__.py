@@ -11,6 +11,7 @@ from hashlib import blake2b
 from typing import NamedTuple
 
 from ktriage.core.model import EntityKind, EntityRef, entity, parse_time
+from ktriage.core.redact import redact_text
 from ktriage.core.text import clip, printable
 
 
@@ -94,10 +95,18 @@ def short_hash(data: bytes) -> str:
     return blake2b(data, digest_size=8).hexdigest()
 
 
+# Cheap tests before the redaction regexes: most summaries hold no credential.
+_CREDENTIAL_HINTS = ("earer", "EARER", "asic ", "ASIC ", "uthoriz", "UTHORIZ", "eyJ")
+
+
 def plain(text: str, width: int = 300) -> str:
-    """Untrusted text made safe for a one-line summary."""
+    """Untrusted text made safe for a one-line summary: no controls, no credentials."""
     if not text.isprintable():
         text = printable(text)
+    for hint in _CREDENTIAL_HINTS:
+        if hint in text:
+            text = redact_text(text)
+            break
     return clip(text, width)
 
 
