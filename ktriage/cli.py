@@ -8,12 +8,19 @@ import sys
 from pathlib import Path
 
 from ktriage import __version__
-from ktriage.core.config import Config, ConfigError, load_config, parse_duration
+from ktriage.core.config import Config, ConfigError, load_config, parse_duration, parse_window
 
 
 def _duration(text: str) -> float:
     try:
         return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _window(text: str) -> float:
+    try:
+        return parse_window(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
@@ -24,7 +31,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--window",
-        type=_duration,
+        type=_window,
         metavar="DURATION",
         help="correlation window, e.g. 30m (default 30m or the config's)",
     )
@@ -155,7 +162,7 @@ def _add_live(p: argparse.ArgumentParser, *, top: bool = False) -> None:
     )
     p.add_argument(
         "--window",
-        type=_duration,
+        type=_window,
         metavar="DURATION",
         default=default(None),
         help="correlation window, e.g. 30m (default 30m or the config's)",

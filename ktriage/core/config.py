@@ -70,6 +70,14 @@ def parse_duration(text: str | float | int) -> float:
     return total
 
 
+def parse_window(text: str) -> float:
+    """A correlation window: a duration from 1 second to 7 days."""
+    seconds = parse_duration(text)
+    if not 1 <= seconds <= 7 * 86400:
+        raise ValueError(f"window must be between 1s and 7d, got {text!r}")
+    return seconds
+
+
 @dataclass(frozen=True, slots=True)
 class Suppression:
     user: str = ""
@@ -174,9 +182,18 @@ def load_config(path: Path | str | None = None) -> Config:
 def config_from_dict(data: dict[str, Any], path: Path | None = None) -> Config:
     where = f" in {path}" if path else ""
     cfg = Config(path=path)
+    unknown_top = set(data) - {"window", "suppress"}
+    if unknown_top:
+        raise ConfigError(
+            f"unknown setting(s){where}: {', '.join(sorted(unknown_top))}; "
+            "known: window, [[suppress]]"
+        )
     if "window" in data:
+        value = data["window"]
+        if not isinstance(value, str):
+            raise ConfigError(f'window{where} must be a duration in quotes, e.g. window = "30m"')
         try:
-            cfg.window = parse_duration(data["window"])
+            cfg.window = parse_window(value)
         except ValueError as exc:
             raise ConfigError(f"window{where}: {exc}") from exc
     entries = data.get("suppress", [])

@@ -32,9 +32,10 @@ CONTAINMENT_ACTIONS = frozenset({"cordon", "isolate", "detach"})
 MAX_APPENDIX = 20
 MAX_TIMELINE_ROWS = 2_000
 
-# Characters that start Markdown constructs anywhere in a line; `<`, `>` and `&`
+# Characters that start Markdown constructs anywhere in a line (with `[` and `]`
+# escaped no link can form, so parentheses stay as they are); `<`, `>` and `&`
 # become HTML entities instead, and "://" is broken so no autolink is made.
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#!|~^$])")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]#!|~^$])")
 
 
 def md_escape(text: str) -> str:
@@ -198,7 +199,7 @@ def render_markdown(
         if raw is None:
             add("Raw record not available.")
         else:
-            body = orjson.dumps(redact(raw), option=orjson.OPT_INDENT_2).decode()
+            body = orjson.dumps(_compact(redact(raw)), option=orjson.OPT_INDENT_2).decode()
             body = printable(body, keep_newlines=True)
             fence = _fence(body)
             add(f"{fence}json")
@@ -206,6 +207,17 @@ def render_markdown(
             add(fence)
         add("")
     return "\n".join(out)
+
+
+def _compact(value: Any, limit: int = 16) -> Any:
+    """Long lists of plain values (capability sets, env lists) shortened for reading."""
+    if isinstance(value, dict):
+        return {k: _compact(v, limit) for k, v in value.items()}
+    if isinstance(value, list):
+        if len(value) > limit and all(not isinstance(v, dict | list) for v in value):
+            return [*value[: limit // 2], f"… {len(value) - limit // 2} more"]
+        return [_compact(v, limit) for v in value]
+    return value
 
 
 def _cut_timeline(events: Sequence[Event]) -> list[Event | None]:

@@ -1070,12 +1070,42 @@ class APIServer:
             self.store.prepare_new(new, old)
             new["metadata"]["resourceVersion"] = old["metadata"].get("resourceVersion")
             return new
+        self._record_manager(ctx, rt, new)
         try:
             return self.store.replace_checked(new, expected_rv)
         except KeyError:
             raise errors.not_found(rt, info.name) from None
         except Conflict:
             raise errors.conflict(rt, info.name) from None
+
+    def _record_manager(self, ctx: Ctx, rt: ResourceType, new: dict) -> None:
+        """Keep managedFields as kube-apiserver does: who last wrote the object, and
+        when (the only time a spec change such as a cordon leaves on it)."""
+        info = ctx.info
+        assert info is not None
+        try:
+            old = self._get_stored(rt, info.namespace, info.name)
+        except ApiError:
+            return
+        agent = ctx.request.headers.get("User-Agent", "")
+        manager = ctx.query.get("fieldManager") or agent.split("/", 1)[0] or "unknown"
+        subresource = info.subresource or ""
+        entries = [
+            e
+            for e in old["metadata"].get("managedFields") or []
+            if not (e.get("manager") == manager and e.get("subresource", "") == subresource)
+        ]
+        entry = {
+            "manager": manager,
+            "operation": "Update",
+            "apiVersion": new.get("apiVersion", "v1"),
+            "time": rfc3339(self.clock.now()),
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {},
+        }
+        if subresource:
+            entry["subresource"] = subresource
+        new["metadata"]["managedFields"] = [*entries, entry]
 
     async def _update(self, ctx: Ctx, rt: ResourceType, subresource: str = "") -> web.Response:
         info = ctx.info

@@ -115,3 +115,19 @@ def test_namespace_rule_ignores_the_pod_whose_token_made_an_audit_request() -> N
         signal=True,
     )
     assert rule.matches(runtime)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('windw = "5m"', "unknown setting"),
+        ("window = 5", "in quotes"),
+        ('window = "0s"', "between 1s and 7d"),
+        ('window = "99999h"', "between 1s and 7d"),
+    ],
+)
+def test_config_mistakes_are_not_silently_ignored(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)

@@ -95,7 +95,7 @@ def test_markdown_tells_the_story_and_escapes_untrusted_text() -> None:
     assert "evidence/app.log" in md and "ab" * 32 in md
     # No live HTML, links, images or escape bytes from the attacker's text.
     assert "<b>" not in md and "&lt;b&gt;" in md
-    assert "[click](http" not in md and "\\[click\\]\\(http" in md
+    assert "[click](http" not in md and "\\[click\\](http:\\/\\/evil)" in md
     assert "\x1b" not in md and "\\\\x1b" in md
     assert "| `rm" not in md
     # Raw records are redacted, and a fence cannot be closed by the content.
@@ -142,3 +142,12 @@ def test_missing_parent_directories_are_private(tmp_path: Path) -> None:
     write_snapshot(tmp_path / "p1" / "p2" / "p3", c.incidents[inc_id], c.events_of(inc_id))
     for d in ("p1", "p1/p2", "p1/p2/p3"):
         assert stat.S_IMODE((tmp_path / d).stat().st_mode) == 0o700
+
+
+def test_long_plain_lists_are_shortened_in_the_appendix() -> None:
+    from ktriage.core.snapshot import _compact
+
+    caps = [f"CAP_{i}" for i in range(38)]
+    out = _compact({"process": {"cap": {"permitted": caps}}, "args": [{"a": 1}] * 20})
+    assert out["process"]["cap"]["permitted"] == [*caps[:8], "… 30 more"]
+    assert len(out["args"]) == 20  # lists of objects are kept whole

@@ -152,7 +152,8 @@ def _signal(
 ) -> None:
     ev.kind = kind
     ev.severity = severity
-    ev.label = label
+    # A refused request is an attempt: the incident's title must not claim success.
+    ev.label = f"{label} attempt (denied)" if "(denied " in summary else label
     ev.summary = plain(summary)
     ev.attack = attack_for(technique, tactic)
     ev.signal = True
