@@ -17,6 +17,8 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from ktriage import __version__
+
 
 def api_client_from_kubeconfig(
     path: str | None = None, context: str | None = None
@@ -29,12 +31,18 @@ def api_client_from_kubeconfig(
     """
     configuration = k8s.Configuration()
     configuration.retries = False
-    return k8s_config.new_client_from_config(
+    api = k8s_config.new_client_from_config(
         config_file=path,
         context=context,
         persist_config=False,
         client_configuration=configuration,
     )
+    # The audit log then tells ktriage's own requests apart from everyone else's.
+    api.user_agent = KTRIAGE_USER_AGENT
+    return api
+
+
+KTRIAGE_USER_AGENT = f"ktriage/{__version__}"
 
 
 def _decode(response: Any) -> dict[str, Any]:

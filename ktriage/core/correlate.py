@@ -459,6 +459,8 @@ class Correlator:
         """Attach to the incident of the nearest signal sharing a linking entity within
         the window; else remember the event for a signal still to come. This runs for
         almost every event, so it is one look-up per entity and a few list operations."""
+        if ev.kind == "ktriage-request":
+            return set()  # our own API calls: the action events tell that story
         slots = self._slots
         linked: list[_Slot] = []
         for ent in ev.entities:

@@ -40,6 +40,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from ktriage import __version__
 from ktriage.core.cluster import ClusterState
 from ktriage.core.model import Event
 from ktriage.engine import Engine, SourceHealth
@@ -135,8 +136,10 @@ class KubeConnection:
             _tune(configuration)
             ns_file = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
             namespace = ns_file.read_text().strip() if ns_file.exists() else ""
+            in_cluster = k8s.ApiClient(configuration)
+            in_cluster.user_agent = f"ktriage/{__version__}"
             return cls(
-                k8s.ApiClient(configuration),
+                in_cluster,
                 context_name="in-cluster",
                 cluster_name="in-cluster",
                 namespace=namespace,
@@ -186,12 +189,14 @@ def _tune(configuration: k8s.Configuration) -> None:
 def _client_from_kubeconfig(config_file: str, context: str | None) -> k8s.ApiClient:
     configuration = k8s.Configuration()
     _tune(configuration)
-    return k8s_config.new_client_from_config(
+    api = k8s_config.new_client_from_config(
         config_file=config_file,
         context=context,
         persist_config=False,
         client_configuration=configuration,
     )
+    api.user_agent = f"ktriage/{__version__}"
+    return api
 
 
 # ---- retry policy ---------------------------------------------------------------

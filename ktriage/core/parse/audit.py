@@ -61,6 +61,7 @@ class Meta(msgspec.Struct, gc=False):
 
 class AuditRecord(msgspec.Struct, gc=False):
     kind: str | None = None
+    userAgent: str | None = None
     auditID: str | None = None
     stage: str | None = None
     verb: str | None = None
@@ -416,9 +417,20 @@ def build_event(
         if len(_ENTITY_TUPLES) > _MAX_CACHE:
             _ENTITY_TUPLES.clear()
         shared = _ENTITY_TUPLES[key] = key
+    kind = "api-request"
+    agent = rec.userAgent
+    if agent is not None and agent.startswith(OWN_USER_AGENT):
+        # ktriage's own checks, dry runs and actions, as the cluster saw them: kept
+        # in the stream, but not context for incidents (the action events are).
+        kind = OWN_REQUEST_KIND
+        summary = f"{summary} (ktriage)"
     return CompactEvent(
-        time, "audit", ref, "api-request", Severity.INFO, summary, shared, None, False, "", raw
+        time, "audit", ref, kind, Severity.INFO, summary, shared, None, False, "", raw
     )
+
+
+OWN_USER_AGENT = "ktriage/"
+OWN_REQUEST_KIND = "ktriage-request"
 
 
 def with_untimed_note(summary: str) -> str:
