@@ -105,10 +105,17 @@ FULL = None
 ANY = ("",)
 
 
+_AUDIT_DECODE = AUDIT_DECODER.decode
+_NARROWED = frozenset({"pods"}) | _WORKLOADS
+
+
 def plain_links(line: bytes) -> tuple[str, ...] | None:
     """For a valid line that cannot be a signal: the names through which it could
     join an incident (user, object, source IPs, pod, container). None when the
-    line must take the full path (it might be a signal, or is not plainly valid)."""
+    line must take the full path (it might be a signal, or is not plainly valid).
+
+    The audit case runs for most lines of a replay, so quick_audit and
+    audit_might_signal are inlined here (the tests compare it with the full path)."""
     if line.startswith(b'{"process_'):
         t = quick_tetragon(line)
         if t is None or tetragon_might_signal(t):
@@ -130,22 +137,43 @@ def plain_links(line: bytes) -> tuple[str, ...] | None:
         return tuple(links)
     if b'"auditID"' not in line or b"system:unauthenticated" in line:
         return FULL
-    a = quick_audit(line)
-    if a is None or audit_might_signal(a):
+    try:
+        a = _AUDIT_DECODE(line)
+    except (msgspec.DecodeError, ValueError):
+        return FULL
+    if not a.verb or (a.kind is not None and a.kind != "Event"):
         return FULL
     user = a.user
     name = user.username if user is not None else None
-    if not name:
+    if not name or name == "system:anonymous" or a.impersonatedUser is not None:
+        return FULL
+    st = a.responseStatus
+    if st is not None and st.code == 403:
+        return FULL
+    ref = a.objectRef
+    if ref is not None:
+        resource = ref.resource
+        if resource in _NARROWED or resource in _AUDIT_HANDLED:
+            if audit_might_signal(a):
+                return FULL
+    stamp = a.stageTimestamp or a.requestReceivedTimestamp or a.timestamp
+    if not (
+        type(stamp) is str
+        and len(stamp) > 20
+        and stamp[-1] == "Z"
+        and stamp[19] == "."
+        and stamp[:19] in _SECOND_CACHE
+        and stamp[20:-1].isdigit()
+    ) and not _valid_time(stamp):
         return FULL
     if name.startswith("system:serviceaccount:"):
         if user.extra:
             return ANY
         name = name.rpartition(":")[2]
-    ref = a.objectRef
-    ips = a.sourceIPs or ()
+    ips = a.sourceIPs
     if ref is not None and ref.name:
-        return (name, ref.name, *ips)
-    return (name, *ips)
+        return (name, ref.name, *ips) if ips else (name, ref.name)
+    return (name, *ips) if ips else (name,)
 
 
 class SignalEntities:
