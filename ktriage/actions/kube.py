@@ -45,6 +45,16 @@ def api_client_from_kubeconfig(
 KTRIAGE_USER_AGENT = f"ktriage/{__version__}"
 
 
+def _write_options(dry_run: bool, timeout: Any) -> dict[str, Any]:
+    """What every write sends: the dry-run switch, our field manager, a raw reply."""
+    return {
+        "dry_run": "All" if dry_run else None,
+        "field_manager": "ktriage",
+        "_preload_content": False,
+        "_request_timeout": timeout,
+    }
+
+
 def _decode(response: Any) -> dict[str, Any]:
     data = response.data
     response.release_conn()
@@ -156,10 +166,7 @@ class Kube:
             self.core.patch_node(
                 name,
                 body,
-                dry_run="All" if dry_run else None,
-                field_manager="ktriage",
-                _preload_content=False,
-                _request_timeout=timeout,
+                **_write_options(dry_run, timeout),
             )
         )
 
@@ -171,10 +178,7 @@ class Kube:
                 name,
                 namespace,
                 body,
-                dry_run="All" if dry_run else None,
-                field_manager="ktriage",
-                _preload_content=False,
-                _request_timeout=timeout,
+                **_write_options(dry_run, timeout),
             )
         )
 
@@ -185,10 +189,7 @@ class Kube:
             self.net.create_namespaced_network_policy(
                 namespace,
                 body,
-                dry_run="All" if dry_run else None,
-                field_manager="ktriage",
-                _preload_content=False,
-                _request_timeout=timeout,
+                **_write_options(dry_run, timeout),
             )
         )
 
