@@ -206,9 +206,12 @@ class Replayer:
                 body = line.rstrip(b"\r\n")
                 if body:
                     if last_plain is not None:
-                        # Keep time inference exact: the latest timed record before
-                        # this one may be a line left for the second pass.
-                        self._note_time(last_plain)
+                        if b'"auditID"' in body and not (
+                            b'"stageTimestamp"' in body or b'"requestReceivedTimestamp"' in body
+                        ):
+                            # An untimed audit record is placed after the latest timed
+                            # record, which may be a line left for the second pass.
+                            self._note_time(last_plain)
                         last_plain = None
                     raw = pack_raw(archive_id, offset, len(body))
                     feed(feed_line(body, origin=f"{name}:{lineno}", raw=raw))
