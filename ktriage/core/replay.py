@@ -206,11 +206,14 @@ class Replayer:
                 body = line.rstrip(b"\r\n")
                 if body:
                     if last_plain is not None:
-                        if b'"auditID"' in body and not (
-                            b'"stageTimestamp"' in body or b'"requestReceivedTimestamp"' in body
+                        if not (
+                            b'"stageTimestamp"' in body
+                            or b'"requestReceivedTimestamp"' in body
+                            or body.startswith(b'{"process_')
                         ):
                             # An untimed audit record is placed after the latest timed
-                            # record, which may be a line left for the second pass.
+                            # record, which may be a line left for the second pass (lines
+                            # that carry their own time set it themselves).
                             self._note_time(last_plain)
                         last_plain = None
                     raw = pack_raw(archive_id, offset, len(body))
