@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -100,10 +100,6 @@ class Engine:
         self._tasks: list[asyncio.Task[None]] = []
         self._changed: set[str] = set()
         self._new_events: list[Event] = []
-        self._taken_renames = 0
-        self._listeners: list[Callable[[set[str]], None]] = []
-        # Set whenever events arrive; the UI's refresh timer may wait on it.
-        self.wakeup = asyncio.Event()
 
     # ---- feeding -------------------------------------------------------------
 
@@ -118,9 +114,6 @@ class Engine:
                 self._new_events.append(ev)
         if changed:
             self._changed |= changed
-            for listener in self._listeners:
-                listener(changed)
-        self.wakeup.set()
         return changed
 
     def attach_action(self, incident_id: str, event: Event) -> None:
@@ -128,9 +121,6 @@ class Engine:
         changed = self.correlator.attach(incident_id, event)
         self._new_events.append(event)
         self._changed |= changed
-
-    def on_change(self, listener: Callable[[set[str]], None]) -> None:
-        self._listeners.append(listener)
 
     def take_changes(self) -> Changes:
         renamed = dict(self.correlator.renamed)
