@@ -137,8 +137,10 @@ def plain_links(line: bytes) -> tuple[str, ...] | None:
             if c is not None and c.id:
                 links.append(intern(c.id.rpartition("//")[2][:12]))
         return tuple(links)
-    if b'"auditID"' not in line or b"system:unauthenticated" in line:
+    if not line.startswith(b'{"kind":"Event",') and b'"auditID"' not in line:
         return FULL
+    # (An unauthenticated request has the user system:anonymous or none: both go
+    # the full path below, as the detector reads the groups only then.)
     try:
         a = _AUDIT_DECODE(line)
     except (msgspec.DecodeError, ValueError):
