@@ -32,6 +32,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from queue import Empty
 
 import orjson
 
@@ -254,7 +255,15 @@ def in_child(path: Path, focus: bool) -> tuple[float, float, int, int, int, int]
     queue = ctx.Queue()
     proc = ctx.Process(target=lambda: queue.put(replay(path, focus)))
     proc.start()
-    result = queue.get()
+    while True:
+        try:
+            result = queue.get(timeout=1.0)
+            break
+        except Empty:
+            if not proc.is_alive():
+                raise RuntimeError(
+                    f"the replay process failed (exit code {proc.exitcode})"
+                ) from None
     proc.join()
     return result
 
