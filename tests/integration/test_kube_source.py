@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from waiting import wait_for
 
 from ktriage.core.cluster import ClusterState
 from ktriage.engine import Engine
@@ -27,14 +28,6 @@ pytestmark = pytest.mark.sim
 
 FAST = Backoff(initial=0.05, cap=0.5)
 TIMEOUTS = WatchTimeouts(connect=2.0, watch=300.0, read=10.0)
-
-
-async def wait_for(cond: Callable[[], bool], timeout: float = 10.0, what: Any = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
-        await asyncio.sleep(0.02)
 
 
 class Watching:

@@ -12,11 +12,11 @@ the incidents it belongs to."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from waiting import wait_for
 
 from ktriage.core.cluster import ClusterState
 from ktriage.core.config import Config, Suppression
@@ -37,14 +37,6 @@ FAST = Backoff(initial=0.05, cap=0.5)
 QUIET_CONFIG = Config(
     suppressions=[Suppression(namespace="dev", reason="on-call debugging in dev, agreed")]
 )
-
-
-async def wait_for(cond: Callable[[], bool], timeout: float = 20.0, what: Any = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
-        await asyncio.sleep(0.02)
 
 
 async def play_live(sim: SimCluster, config: Config | None = None) -> tuple[Engine, Correlator]:

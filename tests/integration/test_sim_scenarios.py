@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 import pytest
+from waiting import wait_for
 
 from ktriage.core.model import EntityKind, Event, Severity
 from ktriage.sim.audit import AuditWriter
@@ -385,14 +386,6 @@ def test_quiet_day_has_nothing_malicious(played: Callable[[str], Played]) -> Non
 # ------------------------------------------------------------- timing and errors
 
 
-async def until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.005)
-
-
 async def test_run_plays_each_step_at_its_scenario_time(tmp_path: Path) -> None:
     clock = ManualClock(start=START)
     store = ClusterStore(clock)
@@ -403,12 +396,12 @@ async def test_run_plays_each_step_at_its_scenario_time(tmp_path: Path) -> None:
     )
     task = asyncio.create_task(player.run())
     try:
-        await until(lambda: store.get_obj("v1", "Namespace", None, "shop") is not None)
+        await wait_for(lambda: store.get_obj("v1", "Namespace", None, "shop") is not None)
         assert player.steps_done == 0 and not player.done
         for t in (31, 50.65, 170, 420):
             clock.set(START + t)
             due = sum(1 for s in scenario.steps if s.at <= t)
-            await until(lambda due=due: player.steps_done == due)
+            await wait_for(lambda due=due: player.steps_done == due)
         await asyncio.wait_for(task, 5)
     finally:
         task.cancel()
@@ -465,7 +458,7 @@ steps:
         clock=clock,
     )
     task = asyncio.create_task(player.run())
-    await until(lambda: store.get_obj("v1", "Namespace", None, "shop") is not None)
+    await wait_for(lambda: store.get_obj("v1", "Namespace", None, "shop") is not None)
     clock.set(START + 5)
     await asyncio.wait_for(task, 5)
     assert player.steps_done == 2
@@ -500,7 +493,7 @@ async def test_noise_writes_the_rate_it_is_asked_for(tmp_path: Path) -> None:
         noise_rate=rate,
     )
     task = asyncio.create_task(player.run())
-    await until(lambda: player.done and player.noise.started is not None)
+    await wait_for(lambda: player.done and player.noise.started is not None)
     await asyncio.sleep(seconds)  # no steps: the noise goes on by itself
     assert not task.done()
     stopping = time.monotonic()

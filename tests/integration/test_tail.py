@@ -7,11 +7,11 @@ import asyncio
 import os
 import time
 import tracemalloc
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import pytest
+from waiting import wait_for
 
 from ktriage.core.ingest import MAX_LINE
 from ktriage.core.model import iso
@@ -45,14 +45,6 @@ def audit_line(i: int, t: float | None = None) -> bytes:
 def append(path: Path, data: bytes) -> None:
     with open(path, "ab") as fh:
         fh.write(data)
-
-
-async def wait_for(cond: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or cond}")
-        await asyncio.sleep(0.01)
 
 
 class Collector:
