@@ -258,7 +258,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.markdown:
         for inc in incidents:
             path = write_snapshot(
-                args.markdown, inc, correlator.events_of(inc.id), _raw_loader(replayer.archive)
+                args.markdown, inc, correlator.events_of(inc.id), replayer.archive.record
             )
             if not args.json:
                 print(f"wrote {path}")
@@ -271,13 +271,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
     replayer.archive.close()
     return 0
-
-
-def _raw_loader(archive):  # type: ignore[no-untyped-def]
-    def load(ev):  # type: ignore[no-untyped-def]
-        return archive.load(ev.raw) if ev.raw is not None else None
-
-    return load
 
 
 def _replay_ui(args: argparse.Namespace, cfg: Config) -> int:

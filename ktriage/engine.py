@@ -181,11 +181,7 @@ class Engine:
 
     def raw_record(self, event: Event) -> object:
         """The raw record behind an event, or None when it is gone."""
-        if event.raw_inline is not None:
-            return event.raw_inline
-        if event.raw is not None:
-            return self.archive.load(event.raw)
-        return None
+        return self.archive.record(event)
 
 
 class _DoneSource:

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from ktriage.core.model import RawRef
+from ktriage.core.model import Event, RawRef
 
 
 class RawArchive:
@@ -83,6 +83,14 @@ class RawArchive:
             return orjson.loads(self.read(ref))
         except (orjson.JSONDecodeError, OSError, IndexError):
             return None
+
+    def record(self, event: Event) -> Any:
+        """The raw record behind an event (kept inline or on disk), or None."""
+        if event.raw_inline is not None:
+            return event.raw_inline
+        if event.raw is not None:
+            return self.load(event.raw)
+        return None
 
     def close(self) -> None:
         with self._lock:

@@ -21,6 +21,7 @@ full path, so every unusable line is still skipped and counted by its reason.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from sys import intern
 
 import msgspec
@@ -187,12 +188,8 @@ def plain_links(line: bytes) -> tuple[str, ...] | None:
 class SignalEntities:
     """The names of the strong entities of every signal: what context can join."""
 
-    def __init__(self, keys: object) -> None:
-        names: set[str] = set()
-        for key in keys:  # type: ignore[attr-defined]
-            if isinstance(key, EntityRef) and key.kind in STRONG_KINDS:
-                names.add(key.name)
-        self.names = frozenset(names)
+    def __init__(self, keys: Iterable[EntityRef]) -> None:
+        self.names = frozenset(key.name for key in keys if key.kind in STRONG_KINDS)
 
     def related(self, links: tuple[str, ...]) -> bool:
         """Whether a plain line's links name a strong entity of some signal."""
