@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from ktriage.core.attack import tactic_rank
 from ktriage.core.config import Config, Suppression
 from ktriage.core.model import EntityKind, EntityRef, Event, Incident, Severity
+from ktriage.core.parse.audit import OWN_REQUEST_KIND
 from ktriage.core.store import EventStore
 
 # How many unattached context events are remembered per entity for late signals.
@@ -459,7 +460,7 @@ class Correlator:
         """Attach to the incident of the nearest signal sharing a linking entity within
         the window; else remember the event for a signal still to come. This runs for
         almost every event, so it is one look-up per entity and a few list operations."""
-        if ev.kind == "ktriage-request":
+        if ev.kind == OWN_REQUEST_KIND:
             return set()  # our own API calls: the action events tell that story
         slots = self._slots
         linked: list[_Slot] = []
