@@ -22,6 +22,7 @@ closed (its id goes to `closed`).
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -140,6 +141,7 @@ class _Slot:
 _UNSEEN = _Slot()  # marker for "entity not looked at yet"
 
 
+@functools.lru_cache(maxsize=4096)
 def incident_id(first_key: tuple[float, str, str]) -> str:
     """A short id derived from the earliest signal: the same input, the same id."""
     digest = hashlib.blake2b(f"{first_key[1]}:{first_key[2]}".encode(), digest_size=4)
@@ -433,26 +435,43 @@ class Correlator:
 
     def _add_signal(self, ev: Event) -> set[str]:
         sid = ev.id
-        self._parent[sid] = sid
-        group = _Group(first_key=(ev.time, ev.source, ev.ref), first_signal=ev.time)
-        self._groups[sid] = group
-        self._absorb(group, ev, signal=True)
-        root = sid
+        t = ev.time
+        item = (t, sid)
         window = self.window
-        keys = [ent for ent in ev.entities if ent.strong] or [_fallback_key(ev)]
         slots = self._slots
-        for ent in keys:
+        # The signals next to this one (in time, per strong entity) within the
+        # window: their components and this signal become one.
+        neighbours: list[int] = []
+        for ent in [ent for ent in ev.entities if ent.strong] or [_fallback_key(ev)]:
             slot = slots.get(ent)
             if slot is None:
                 slot = slots[ent] = _Slot()
             lst = slot.signals
-            item = (ev.time, sid)
-            pos = bisect.bisect_left(lst, item)
-            for neighbour in (pos - 1, pos):
-                if 0 <= neighbour < len(lst) and abs(lst[neighbour][0] - ev.time) <= window:
-                    root = self._union(root, lst[neighbour][1])
+            pos = _bisect_left(lst, item)
+            if pos < len(lst) and lst[pos][1] == sid:
+                continue  # an entity named twice
+            if pos and t - lst[pos - 1][0] <= window:
+                neighbours.append(lst[pos - 1][1])
+            if pos < len(lst) and lst[pos][0] - t <= window:
+                neighbours.append(lst[pos][1])
             lst.insert(pos, item)
-        group = self._groups[self._find(root)]
+        first_key = (t, ev.source, ev.ref)
+        if neighbours:
+            # Joins an existing component directly (most signals do): cheaper than
+            # a component of its own merged at once.
+            root = self._find(neighbours[0])
+            for other in neighbours[1:]:
+                root = self._union(root, other)
+            self._parent[sid] = root
+            group = self._groups[root]
+            if first_key < group.first_key:
+                # The incident's id follows its earliest signal: _refresh renames it.
+                group.first_key = first_key
+                group.first_signal = t
+        else:
+            self._parent[sid] = sid
+            group = self._groups[sid] = _Group(first_key=first_key, first_signal=t)
+        self._absorb(group, ev, signal=True)
         self._attach_pending(group, ev)
         return self._refresh(group)
 
@@ -632,7 +651,12 @@ class Correlator:
         if inc is None:
             return []
         get = self.store.get
-        return [get(eid) for _, eid in inc.timeline]
+        events = [get(eid) for _, eid in inc.timeline]
+        # Events of the same instant in an order of their own, not of arrival: a
+        # report is the same however its input was read (a focused replay reads
+        # context after signals).
+        events.sort(key=_report_order)
+        return events
 
     def attach(self, incident_id: str, event: Event) -> set[str]:
         """Store an event of our own (an action) in a given incident's timeline."""
@@ -655,6 +679,10 @@ class Correlator:
     def sorted_incidents(self) -> list[Incident]:
         """Most severe first, then most recent."""
         return sorted(self.incidents.values(), key=lambda i: (-i.severity, -i.last_seen, i.id))
+
+
+def _report_order(ev: Event) -> tuple[float, str, str]:
+    return (ev.time, ev.source, ev.ref)
 
 
 def _signal_keys(ev: Event) -> list[EntityRef]:

@@ -8,9 +8,11 @@ A focused replay reads a file twice:
    (decided from its fields, erring on the side of "might"), or that is not
    plainly valid, goes through the full pipeline, in file order, so stateful
    detections (403 bursts, one signal per request) see what they always see.
-2. Every other line is decoded again and checked against the strong entities of
-   the signals found in pass 1. Only a line naming one of them goes through the
-   full pipeline, as context; the rest are counted.
+   Every other line is only indexed by the names it could link through.
+2. The index gives the lines naming a strong entity of some signal found in
+   pass 1. Only those are read again, in file order, through the full pipeline;
+   an event of theirs is kept when one of its entities is exactly such a strong
+   entity (the same pod name in another namespace is not). The rest are counted.
 
 The result is the same set of incidents, ids, titles and timelines as a full
 replay (the correlator is order-independent, and a context event can only join
@@ -21,18 +23,30 @@ full path, so every unusable line is still skipped and counted by its reason.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from sys import intern
+import re
+from array import array
+from collections.abc import Callable, Iterable
+from datetime import datetime
 
 import msgspec
 
 from ktriage.core.detect.audit import _WORKLOADS, _WRITE_VERBS, _is_system
-from ktriage.core.model import STRONG_KINDS, EntityRef
-from ktriage.core.parse import _SECOND_CACHE, to_epoch
+from ktriage.core.model import STRONG_KINDS, EntityKind, EntityRef
+from ktriage.core.parse import _SECOND_CACHE, short_container_id, to_epoch
 from ktriage.core.parse.audit import DECODER as AUDIT_DECODER
 from ktriage.core.parse.audit import AuditRecord
+from ktriage.core.parse.falco import DECODER as FALCO_DECODER
+from ktriage.core.parse.tetragon import (
+    _DOWNLOAD,
+    _ESCAPE,
+    _NETCAT,
+    _TOKEN_PATHS,
+    MINERS,
+    SHELLS,
+    TetragonRecord,
+    TProcess,
+)
 from ktriage.core.parse.tetragon import DECODER as TETRAGON_DECODER
-from ktriage.core.parse.tetragon import TetragonRecord
 from ktriage.core.parse.tetragon import _classify_exec as classify_exec
 
 # A focused replay pays off only for large files; small ones take the full path.
@@ -93,110 +107,244 @@ def audit_might_signal(rec: AuditRecord) -> bool:
 
 
 def tetragon_might_signal(rec: TetragonRecord) -> bool:
-    """Only process_exit and ordinary execs are never signals."""
-    if rec.process_exit is not None:
-        return False
+    """Only process_exit and ordinary execs are never signals. (A line holding both
+    is read as its exec, as parse/tetragon.py `build_event` reads it.)"""
     body = rec.process_exec
-    if body is None or body.process is None:
+    if body is None:
+        return rec.process_exit is None
+    if body.process is None:
         return True
     return classify_exec(body.process, body.parent) is not None
 
 
-# What plain_links returns for a line that must take the full path now.
-FULL = None
-# Links of a line that may join any incident (a bound token names its pod).
-ANY = ("",)
+# Binaries whose exec core/parse/tetragon.py `_classify_exec` may call a signal
+# whatever their arguments, and the arguments that may make any exec one.
+_SUSPECT_BINARIES = MINERS | SHELLS | _ESCAPE | _DOWNLOAD | _NETCAT | frozenset({"kubectl"})
+_SUSPECT_ARGUMENTS = re.compile(
+    "|".join(re.escape(p) for p in ("stratum+tcp", "stratum+ssl", *_TOKEN_PATHS))
+)
+_BASE_NAMES: dict[str, str] = {}
 
 
-_AUDIT_DECODE = AUDIT_DECODER.decode
-_NARROWED = frozenset({"pods"}) | _WORKLOADS
-
-
-def plain_links(line: bytes) -> tuple[str, ...] | None:
-    """For a valid line that cannot be a signal: the names through which it could
-    join an incident (user, object, source IPs, pod, container). None when the
-    line must take the full path (it might be a signal, or is not plainly valid).
-
-    The audit case runs for most lines of a replay, so quick_audit and
-    audit_might_signal are inlined here (the tests compare it with the full path)."""
-    if line.startswith(b'{"process_'):
-        t = quick_tetragon(line)
-        if t is None or tetragon_might_signal(t):
-            return FULL
-        body = t.process_exec or t.process_exit
-        proc = body.process if body is not None else None
-        if proc is None:
-            return ()
-        links = []
-        if proc.docker:
-            links.append(intern(proc.docker[:12]))
-        pod = proc.pod
-        if pod is not None:
-            if pod.name:
-                links.append(intern(pod.name))
-            c = pod.container
-            if c is not None and c.id:
-                links.append(intern(c.id.rpartition("//")[2][:12]))
-        return tuple(links)
-    if not line.startswith(b'{"kind":"Event",') and b'"auditID"' not in line:
-        return FULL
-    # (An unauthenticated request has the user system:anonymous or none: both go
-    # the full path below, as the detector reads the groups only then.)
-    try:
-        a = _AUDIT_DECODE(line)
-    except (msgspec.DecodeError, ValueError):
-        return FULL
-    if not a.verb or (a.kind is not None and a.kind != "Event"):
-        return FULL
-    user = a.user
-    name = user.username if user is not None else None
-    if not name or name == "system:anonymous" or a.impersonatedUser is not None:
-        return FULL
-    st = a.responseStatus
-    if st is not None and st.code == 403:
-        return FULL
-    ref = a.objectRef
-    if ref is not None:
-        resource = ref.resource
-        if resource in _NARROWED or resource in _AUDIT_HANDLED:
-            if audit_might_signal(a):
-                return FULL
-    stamp = a.stageTimestamp or a.requestReceivedTimestamp or a.timestamp
-    if not (
-        type(stamp) is str
-        and len(stamp) > 20
-        and stamp[-1] == "Z"
-        and stamp[19] == "."
-        and stamp[:19] in _SECOND_CACHE
-        and stamp[20:-1].isdigit()
-    ) and not _valid_time(stamp):
-        return FULL
-    if name.startswith("system:serviceaccount:"):
-        if user.extra:
-            return ANY
-        name = name.rpartition(":")[2]
-    # Pass 2 needs these until the end of the replay: interned, a few thousand
-    # distinct names serve hundreds of thousands of lines.
-    ips = a.sourceIPs
-    if ips:
-        ips = [intern(ip) for ip in ips]
-    if ref is not None and ref.name:
-        return (intern(name), intern(ref.name), *ips) if ips else (intern(name), intern(ref.name))
-    return (intern(name), *ips) if ips else (intern(name),)
-
-
-class SignalEntities:
-    """The names of the strong entities of every signal: what context can join."""
-
-    def __init__(self, keys: Iterable[EntityRef]) -> None:
-        self.names = frozenset(key.name for key in keys if key.kind in STRONG_KINDS)
-
-    def related(self, links: tuple[str, ...]) -> bool:
-        """Whether a plain line's links name a strong entity of some signal."""
-        if links is ANY:
+def _exec_might_signal(proc: TProcess) -> bool:
+    """A cheaper, coarser `_classify_exec(...) is not None`: True for every exec it
+    may call a signal (and for a few it would not)."""
+    binary = proc.binary
+    if binary:
+        name = _BASE_NAMES.get(binary)
+        if name is None:
+            if len(_BASE_NAMES) > 10_000:
+                _BASE_NAMES.clear()
+            name = _BASE_NAMES[binary] = binary.rpartition("/")[2]
+        if name in _SUSPECT_BINARIES:
             return True
-        names = self.names
-        return any(link in names for link in links)
+    args = proc.arguments
+    return bool(args) and _SUSPECT_ARGUMENTS.search(args) is not None
+
+
+class _PlainAudit(AuditRecord, gc=False):
+    """An audit record whose stageTimestamp msgspec reads as a time, in C: a line
+    that decodes as this decodes as AuditRecord too, and its time is readable
+    (tests check both)."""
+
+    stageTimestamp: datetime | None = None  # type: ignore[assignment]
+
+
+class _PlainTetragon(TetragonRecord, gc=False):
+    """A Tetragon record whose time msgspec reads as a time (as _PlainAudit)."""
+
+    time: datetime | None = None  # type: ignore[assignment]
+
+
+_PLAIN_AUDIT_DECODE = msgspec.json.Decoder(_PlainAudit).decode
+_PLAIN_TETRAGON_DECODE = msgspec.json.Decoder(_PlainTetragon).decode
+_AUDIT_DECODE = AUDIT_DECODER.decode
+_TETRAGON_DECODE = TETRAGON_DECODER.decode
+_NARROWED = frozenset({"pods"}) | _WORKLOADS
+_SIGNAL_RESOURCES = _NARROWED | _AUDIT_HANDLED
+# Audit objects that become strong entities (core/parse/audit.py `_object_entity`).
+_LINKING_RESOURCES = frozenset({"pods", "serviceaccounts"})
+_FALCO_LINKING_FIELDS = ("k8s.pod.name", "container.id", "fd.rip", "fd.sip")
+_DECODE_ERRORS = (msgspec.DecodeError, ValueError)
+
+
+class PlainIndex:
+    """What pass 1 keeps of the lines it left out: an inverted index from the
+    names a line could link through (user, pod, service account, container, IP)
+    to the lines naming them, a few bytes per name per line, and where every
+    line starts."""
+
+    __slots__ = ("always", "offsets", "plain", "postings")
+
+    def __init__(self) -> None:
+        self.postings: dict[str, array[int]] = {}
+        self.offsets = array("q")  # of every line, by index (line number - 1)
+        # Lines that may join any incident (a bound token names its pod).
+        self.always = array("q")
+        self.plain = 0  # lines left out
+
+    def candidates(self, names: Iterable[str]) -> list[int]:
+        """The lines (indices) naming any of `names`, and those that may join any
+        incident, in file order."""
+        found: set[int] = set(self.always)
+        get = self.postings.get
+        for name in names:
+            lines = get(name)
+            if lines is not None:
+                found.update(lines)
+        return sorted(found)
+
+
+def index_names(keys: Iterable[EntityRef]) -> set[str]:
+    """The names under which lines naming these entities are indexed (service
+    accounts by their full user name, as audit records name them)."""
+    names: set[str] = set()
+    for key in keys:
+        if key.kind in STRONG_KINDS:
+            names.add(key.name)
+            if key.kind == EntityKind.SERVICE_ACCOUNT:
+                names.add(f"system:serviceaccount:{key.namespace}:{key.name}")
+    return names
+
+
+def first_pass(
+    lines: Iterable[bytes],
+    full: Callable[[bytes, int, int, bytes | None], object],
+    limit: int,
+) -> tuple[PlainIndex, int]:
+    """Pass 1 over one file's lines. Each line that might be a signal, or is not
+    plainly valid, goes to `full(body, lineno, offset, last_plain)` at once, in file
+    order (`last_plain` is the latest line left out since the previous such call,
+    so an untimed record can be placed after it). Every other line is indexed by
+    the names it could link through. Returns (index, lines read).
+
+    This runs for every line of a large replay: the common audit and Tetragon
+    lines are decided by msgspec (types, times) and a few attribute checks, with
+    the fewest string operations; the tests compare the outcome with the full
+    path."""
+    index = PlainIndex()
+    postings = index.postings
+    get = postings.get
+    keep_offset = index.offsets.append
+    keep_always = index.always.append
+    audit_decode = _PLAIN_AUDIT_DECODE
+    tetragon_decode = _PLAIN_TETRAGON_DECODE
+    signal_resources = _SIGNAL_RESOURCES
+    linking_resources = _LINKING_RESOURCES
+    exec_might_signal = _exec_might_signal
+    decode_errors = _DECODE_ERRORS
+    offset = lineno = plain = 0
+    last_plain: bytes | None = None
+    for line in lines:
+        keep_offset(offset)
+        size = len(line)
+        keys: tuple[str | None, ...] | list[str] | None = None
+        first = line[2] if 2 < size <= limit else 0
+        if first == 107 or (first and first != 112 and b'"auditID"' in line):  # {"k…
+            try:
+                a = audit_decode(line)
+            except decode_errors:
+                a = None
+            if a is not None and a.auditID and a.verb and a.impersonatedUser is None:
+                user = a.user
+                name = user.username if user is not None else None
+                st = a.responseStatus
+                ref = a.objectRef
+                resource = ref.resource if ref is not None else None
+                if (
+                    name
+                    and name != "system:anonymous"
+                    and (a.kind == "Event" or a.kind is None)
+                    and (st is None or st.code != 403)
+                    and (resource not in signal_resources or not audit_might_signal(a))
+                    and (a.stageTimestamp is not None or _audit_time_valid(a))
+                ):
+                    if user.extra and name.startswith("system:serviceaccount:"):
+                        keep_always(lineno)
+                    ips = a.sourceIPs
+                    if resource in linking_resources and ref.name:
+                        keys = (name, ref.name, *ips) if ips else (name, ref.name)
+                    else:
+                        keys = (name, *ips) if ips else (name,)
+        elif first == 112 and line.startswith(b'{"process_'):  # {"p…
+            try:
+                t = tetragon_decode(line)
+            except decode_errors:
+                t = None
+            if t is not None and t.time is not None:
+                body = t.process_exec
+                proc = None
+                if body is not None:
+                    proc = body.process
+                    if proc is None or exec_might_signal(proc):
+                        body = None
+                elif t.process_exit is not None:
+                    body = t.process_exit
+                    proc = body.process
+                if body is not None:
+                    if proc is None:
+                        keys = ()
+                    else:
+                        pod = proc.pod
+                        c = pod.container if pod is not None else None
+                        cid = short_container_id(c.id) if c is not None and c.id else ""
+                        if not cid and proc.docker:
+                            cid = proc.docker[:12]
+                        keys = (pod.name if pod is not None else None, cid)
+        elif first and falco_is_plain(line):
+            keys = ()
+        if keys is None:
+            body = line.rstrip(b"\r\n")
+            if body:
+                full(body, lineno + 1, offset, last_plain)
+                last_plain = None
+        else:
+            for key in keys:
+                if key:
+                    found = get(key)
+                    if found is None:
+                        found = postings[key] = array("i")
+                    found.append(lineno)
+            plain += 1
+            last_plain = line
+        lineno += 1
+        offset += size
+    index.plain = plain
+    return index, lineno
+
+
+def _audit_time_valid(rec: AuditRecord) -> bool:
+    """A record without stageTimestamp: whether the parser reads its other time."""
+    stamp = rec.requestReceivedTimestamp or rec.timestamp
+    return stamp is not None and _valid_time(stamp)
+
+
+def falco_is_plain(line: bytes) -> bool:
+    """A valid Falco line that is no signal and names nothing that links (the
+    sensor's own notices, Debug-level rules without pod or container fields)."""
+    if not (b'"rule":"Falco internal' in line or b'"priority":"Debug"' in line):
+        return False  # cheap: most Falco lines are signals
+    if not (b'"rule"' in line and b'"priority"' in line) or (
+        b'"auditID"' in line or b'"audit.k8s.io/' in line or line.startswith(b'{"process_')
+    ):
+        return False  # the ingestor would not read it as Falco first
+    try:
+        alert = FALCO_DECODER.decode(line)
+    except _DECODE_ERRORS:
+        return False
+    rule = alert.rule
+    if not rule or not (
+        rule.startswith("Falco internal") or (alert.priority or "").strip().lower() == "debug"
+    ):
+        return False
+    fields = alert.output_fields or {}
+    if (
+        alert.source == "k8s_audit"
+        or any(key in fields for key in _FALCO_LINKING_FIELDS)
+        or any(key.startswith("ka.") for key in fields)
+    ):
+        return False
+    return alert.time is not None and _valid_time(alert.time)
 
 
 def _valid_time(stamp: object) -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import gzip
-from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from ktriage.core import focus as focused
 from ktriage.core.archive import RawArchive
 from ktriage.core.correlate import Correlator
 from ktriage.core.ingest import MAX_LINE, Ingestor
-from ktriage.core.model import pack_raw
+from ktriage.core.model import EntityRef, pack_raw
 from ktriage.core.parse import to_epoch
 
 # A JSON document (pretty-printed object or array) is read whole up to this size.
@@ -83,17 +82,6 @@ def _bulk_load() -> Iterator[None]:
             gc.enable()
 
 
-class _Plain:
-    """Lines pass 1 left for pass 2: what each names, and where it is."""
-
-    __slots__ = ("lines", "links", "offsets")
-
-    def __init__(self) -> None:
-        self.links: list[tuple[str, ...]] = []
-        self.lines = array("q")
-        self.offsets = array("q")
-
-
 class Replayer:
     """Feeds files through an Ingestor into a Correlator."""
 
@@ -114,7 +102,7 @@ class Replayer:
         # (see core/focus.py). The UI wants every event and leaves this off.
         self.focus = focus
         self.focus_min_bytes = focus_min_bytes
-        self._second_pass: list[tuple[Path, str, int, _Plain]] = []
+        self._second_pass: list[tuple[Path, str, int, focused.PlainIndex]] = []
 
     def check(self, paths: list[Path]) -> None:
         """Fail early, with a clear message, on any file that cannot be read."""
@@ -135,9 +123,9 @@ class Replayer:
             for path in paths:
                 self.replay_file(path)
             if self._second_pass:
-                names = focused.SignalEntities(self.correlator.signal_entities())
+                keys = frozenset(self.correlator.signal_entities())
                 for path, name, archive_id, plain in self._second_pass:
-                    self._focused_context(path, name, archive_id, plain, names)
+                    self._focused_context(path, name, archive_id, plain, keys)
                 self._second_pass.clear()
             self._feed(self.ingestor.flush())
         return self.stats
@@ -178,48 +166,31 @@ class Replayer:
         self.stats.lines += lines
         self.stats.events += events
 
-    def _focused_signals(self, fh: Iterator[bytes], name: str, archive_id: int) -> _Plain:
-        """Pass 1: every line that might be a signal, in file order; of the others,
-        only where they are and what they name is kept for pass 2."""
+    def _focused_signals(
+        self, fh: Iterator[bytes], name: str, archive_id: int
+    ) -> focused.PlainIndex:
+        """Pass 1: every line that might be a signal goes through the full pipeline
+        now, in file order; the others are only indexed for pass 2."""
         feed_line = self.ingestor.feed_line
-        plain_links = focused.plain_links
         feed = self._feed
-        plain = _Plain()
-        keep_links, keep_line, keep_offset = (
-            plain.links.append,
-            plain.lines.append,
-            plain.offsets.append,
-        )
-        offset = lineno = 0
-        last_plain: bytes | None = None
-        limit = MAX_LINE + 2  # a line end is whitespace to the JSON decoder
-        for line in fh:
-            lineno += 1
-            size = len(line)
-            links = plain_links(line) if size <= limit else None
-            if links is not None:
-                keep_links(links)
-                keep_line(lineno)
-                keep_offset(offset)
-                last_plain = line
-            else:
-                body = line.rstrip(b"\r\n")
-                if body:
-                    if last_plain is not None:
-                        if not (
-                            b'"stageTimestamp"' in body
-                            or b'"requestReceivedTimestamp"' in body
-                            or body.startswith(b'{"process_')
-                        ):
-                            # An untimed audit record is placed after the latest timed
-                            # record, which may be a line left for the second pass (lines
-                            # that carry their own time set it themselves).
-                            self._note_time(last_plain)
-                        last_plain = None
-                    raw = pack_raw(archive_id, offset, len(body))
-                    feed(feed_line(body, origin=f"{name}:{lineno}", raw=raw))
-            offset += size
-        self.stats.lines += lineno
+
+        def full(body: bytes, lineno: int, offset: int, last_plain: bytes | None) -> None:
+            if last_plain is not None and not (
+                b'"stageTimestamp"' in body
+                or b'"requestReceivedTimestamp"' in body
+                or body.startswith(b'{"process_')
+            ):
+                # An untimed audit record is placed after the latest timed record,
+                # which may be a line left for pass 2 (lines that carry their own
+                # time set it themselves).
+                self._note_time(last_plain)
+            raw = pack_raw(archive_id, offset, len(body))
+            feed(feed_line(body, origin=f"{name}:{lineno}", raw=raw))
+
+        # A line end is whitespace to the JSON decoder: a line of MAX_LINE bytes
+        # and its "\r\n" may still be plain.
+        plain, lines = focused.first_pass(fh, full, MAX_LINE + 2)
+        self.stats.lines += lines
         return plain
 
     def _note_time(self, body: bytes) -> None:
@@ -234,26 +205,35 @@ class Replayer:
             self.ingestor.note_input_time(t)
 
     def _focused_context(
-        self, path: Path, name: str, archive_id: int, plain: _Plain, names: focused.SignalEntities
+        self,
+        path: Path,
+        name: str,
+        archive_id: int,
+        plain: focused.PlainIndex,
+        keys: frozenset[EntityRef],
     ) -> None:
-        """Pass 2: of the lines pass 1 found plain, only those naming a strong entity
-        of a signal are read again and become events; the rest are counted."""
+        """Pass 2: of the lines pass 1 left out, only those the index finds naming a
+        strong entity of a signal are read again; an event of theirs is kept when
+        one of its entities is exactly such an entity. The rest are counted."""
         self.ingestor.start_input(name)
         feed_line = self.ingestor.feed_line
-        related = names.related
-        feed = self._feed
-        unrelated = 0
+        add = self.correlator.add
+        offsets = plain.offsets
+        kept = 0
         with open(path, "rb") as fh:
-            for i, links in enumerate(plain.links):
-                if not related(links):
-                    unrelated += 1
-                    continue
-                offset = plain.offsets[i]
+            for i in plain.candidates(focused.index_names(keys)):
+                offset = offsets[i]
                 fh.seek(offset)
                 body = fh.readline().rstrip(b"\r\n")
                 raw = pack_raw(archive_id, offset, len(body))
-                feed(feed_line(body, origin=f"{name}:{plain.lines[i]}", raw=raw))
-        self.stats.unrelated += unrelated
+                related = False
+                for ev in feed_line(body, origin=f"{name}:{i + 1}", raw=raw):
+                    if any(ent in keys for ent in ev.entities):
+                        add(ev)
+                        self.stats.events += 1
+                        related = True
+                kept += related
+        self.stats.unrelated += plain.plain - kept
 
     def _document(self, data: bytes, name: str) -> None:
         if len(data) > MAX_DOCUMENT:

@@ -7,9 +7,14 @@ import json
 import random
 from pathlib import Path
 
+import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from ktriage.core import focus
 from ktriage.core.correlate import Correlator
+from ktriage.core.parse import tetragon, to_epoch
 from ktriage.core.replay import Replayer
 from ktriage.core.report import incident_json_line
 from ktriage.sim.audit import AuditWriter
@@ -101,3 +106,178 @@ def test_real_captured_lines_give_the_same_incidents() -> None:
     paths = sorted(FIXTURES.glob("k8s-audit-v1/*.jsonl")) + sorted(FIXTURES.glob("falco-alerts/*"))
     assert paths
     _assert_same(paths)
+
+
+def test_lines_near_the_edge_of_the_quick_checks_give_the_same_incidents(tmp_path: Path) -> None:
+    """Lines built to sit just inside or outside what pass 1 may leave out."""
+    path = tmp_path / "mixed.jsonl"
+    _benchmark_module().generate(path, 3_000)
+    lines = path.read_bytes().splitlines()
+    t = "2026-09-21T14:20:00.000000Z"
+    container = {"id": "containerd://" + "ab" * 32, "name": "app", "pid": 7}
+    pod = {"namespace": "shop", "name": "storefront-7d9f8-x2kq", "container": container}
+    edge = [
+        # A shell exec and an exit in one line: read as the exec, a signal.
+        {
+            "process_exec": {"process": {"binary": "/bin/sh", "pod": pod}},
+            "process_exit": {"process": {"binary": "/bin/true", "pod": pod}},
+            "time": t,
+        },
+        # An ordinary exec whose arguments read a token: a signal.
+        {
+            "process_exec": {
+                "process": {
+                    "binary": "/usr/bin/python3",
+                    "arguments": "-c open('/var/run/secrets/kubernetes.io/serviceaccount/token')",
+                    "pod": pod,
+                }
+            },
+            "time": t,
+        },
+        # An exit of a container that has an empty id: linked by its docker id.
+        {
+            "process_exit": {
+                "process": {
+                    "binary": "/bin/date",
+                    "docker": "cd" * 16,
+                    "pod": {"namespace": "dev", "name": "app-01", "container": {"id": ""}},
+                }
+            },
+            "time": t,
+        },
+        # Falco's own notice, and a Debug alert that names a pod (context, linked).
+        {
+            "time": t,
+            "rule": "Falco internal: syscall event drop",
+            "priority": "Debug",
+            "source": "syscall",
+            "hostname": "node-a",
+            "output": "drops",
+            "output_fields": {"n_drops": 5},
+        },
+        {
+            "time": t,
+            "rule": "Some debug rule",
+            "priority": "Debug",
+            "source": "syscall",
+            "hostname": "node-a",
+            "output": "debug",
+            "output_fields": {"k8s.ns.name": "shop", "k8s.pod.name": "storefront-7d9f8-x2kq"},
+        },
+        # Audit: a bound service-account token naming the attacked pod; a record
+        # with kind first but no auditID; one whose only time is not RFC 3339.
+        {
+            "kind": "Event",
+            "auditID": "bound-1",
+            "verb": "get",
+            "user": {
+                "username": "system:serviceaccount:shop:storefront",
+                "extra": {"authentication.kubernetes.io/pod-name": ["storefront-7d9f8-x2kq"]},
+            },
+            "objectRef": {"resource": "configmaps", "namespace": "shop", "name": "c"},
+            "sourceIPs": ["198.51.100.7"],
+            "stageTimestamp": t,
+        },
+        {
+            "kind": "Event",
+            "verb": "get",
+            "user": {"username": "mallory"},
+            "objectRef": {"resource": "configmaps", "namespace": "shop", "name": "c"},
+            "stageTimestamp": t,
+        },
+        {
+            "kind": "Event",
+            "auditID": "epoch-1",
+            "verb": "list",
+            "user": {"username": "mallory"},
+            "objectRef": {"resource": "configmaps", "namespace": "shop"},
+            "stageTimestamp": 1_790_000_400,
+        },
+        {
+            "kind": "Event",
+            "auditID": "bad-agent",
+            "verb": "list",
+            "user": {"username": "mallory"},
+            "userAgent": 7,
+            "stageTimestamp": t,
+        },
+    ]
+    rng = random.Random(5)
+    for item in edge:
+        lines.insert(rng.randrange(len(lines)), json.dumps(item).encode())
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    _assert_same([path])
+
+
+_RFC3339ISH = st.from_regex(
+    r"\A[0-9]{4}-[01][0-9]-[0-3][0-9][Tt ][0-2][0-9]:[0-5][0-9]:[0-6][0-9]"
+    r"(\.[0-9]{0,12})?([Zz]|[+-][0-2][0-9]:?[0-5][0-9])?\Z"
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(stamp=st.one_of(_RFC3339ISH, st.text(max_size=40)))
+def test_a_time_pass_one_accepts_is_one_the_parsers_read(stamp: str) -> None:
+    """Pass 1 lets msgspec read stageTimestamp and Tetragon's time; whatever it
+    accepts, the parsers must read too, or a skipped line would go uncounted."""
+    for decode, field in (
+        (focus._PLAIN_AUDIT_DECODE, "stageTimestamp"),
+        (focus._PLAIN_TETRAGON_DECODE, "time"),
+    ):
+        try:
+            rec = decode(json.dumps({field: stamp}).encode())
+        except (msgspec.DecodeError, ValueError):
+            continue
+        assert getattr(rec, field) is not None
+        assert to_epoch(stamp) is not None, stamp
+
+
+_BINARIES = [
+    *sorted(
+        tetragon.MINERS | tetragon.SHELLS | tetragon._ESCAPE | tetragon._DOWNLOAD | tetragon._NETCAT
+    ),
+    "kubectl",
+    "python3",
+    "node",
+    "date",
+    "env",
+    "shx",
+    "",
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    binary=st.sampled_from(_BINARIES),
+    parent=st.sampled_from([*_BINARIES, "containerd-shim", "runc"]),
+    directory=st.sampled_from(["/bin/", "/usr/local/bin/", "", "./"]),
+    args=st.lists(
+        st.sampled_from(
+            [
+                "-c",
+                "stratum+tcp://pool:3333",
+                "-t 1",
+                "--target=1",
+                "| sh",
+                "-o /tmp/x",
+                *list(tetragon._TOKEN_PATHS),
+                "plain",
+                "/etc/passwd",
+            ]
+        ),
+        max_size=3,
+    ),
+    in_pod=st.booleans(),
+    pid=st.sampled_from([1, 7, None]),
+)
+def test_pass_one_never_leaves_out_an_exec_the_parser_calls_a_signal(
+    binary: str, parent: str, directory: str, args: list[str], in_pod: bool, pid: int | None
+) -> None:
+    proc = tetragon.TProcess(
+        binary=directory + binary if binary else None,
+        arguments=" ".join(args) or None,
+        pod=tetragon.TPod(name="p", container=tetragon.TContainer(pid=pid)) if in_pod else None,
+    )
+    par = tetragon.TParent(binary="/bin/" + parent)
+    if tetragon._classify_exec(proc, par) is not None:
+        assert focus._exec_might_signal(proc)

@@ -118,6 +118,30 @@ def _str(fields: dict[str, Any], key: str) -> str:
     return v if isinstance(v, str) else str(v)
 
 
+# Alerts of one workload name the same few entities again and again: the common
+# form (pod, container, node, namespace and nothing else) is built once per
+# combination and shared.
+_ENTITY_TUPLES: dict[tuple[object, ...], tuple[EntityRef, ...]] = {}
+# Fields that add entities beyond the common form.
+_MORE_ENTITY_FIELDS = ("container.image.repository", "fd.rip", "fd.sip", "ka.user.name")
+
+
+def _entity_tuple(alert: FalcoAlert, fields: dict[str, Any]) -> tuple[EntityRef, ...]:
+    if alert.source == "k8s_audit" or any(key in fields for key in _MORE_ENTITY_FIELDS):
+        return tuple(_entities(alert, fields))
+    get = fields.get
+    key = (alert.hostname, get("k8s.ns.name"), get("k8s.pod.name"), get("container.id"))
+    try:
+        found = _ENTITY_TUPLES.get(key)
+    except TypeError:  # an unhashable field value (a list or object)
+        return tuple(_entities(alert, fields))
+    if found is None:
+        if len(_ENTITY_TUPLES) > 100_000:
+            _ENTITY_TUPLES.clear()
+        found = _ENTITY_TUPLES[key] = tuple(_entities(alert, fields))
+    return found
+
+
 def _entities(alert: FalcoAlert, fields: dict[str, Any]) -> list[EntityRef]:
     ents: list[EntityRef] = []
     get = fields.get
@@ -206,15 +230,15 @@ def build_event(alert: FalcoAlert, data: bytes | memoryview, raw: RawRef | int |
     attack = (from_falco_tags(alert.tags) if alert.tags else None) or attack_for_kind(kind)
     ref = alert.uuid or short_hash(bytes(data).strip())
     return CompactEvent(
-        time=time,
-        source="falco",
-        ref=ref,
-        kind="falco-internal" if rule.startswith("Falco internal") else kind,
-        severity=severity,
-        summary=plain(summary, 400),
-        entities=tuple(_entities(alert, fields)),
-        attack=None if internal else attack,
-        signal=not internal,
-        label="" if internal else label,
-        raw=raw,
+        time,
+        "falco",
+        ref,
+        "falco-internal" if rule.startswith("Falco internal") else kind,
+        severity,
+        plain(summary, 400),
+        _entity_tuple(alert, fields),
+        None if internal else attack,
+        not internal,
+        "" if internal else label,
+        raw,
     )
