@@ -235,8 +235,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     cfg = _load_config(args)
     correlator = Correlator(config=cfg)
-    # Reports need incidents only: large files are read focused (core/focus.py).
-    replayer = Replayer(correlator, focus=True)
+    # Reports need incidents only: large files are read focused (core/focus.py),
+    # the largest with a helper process (this command runs no other threads).
+    replayer = Replayer(correlator, focus=True, parallel=True)
     try:
         replayer.check(args.files)
     except InputError as exc:

@@ -174,16 +174,17 @@ class PlainIndex:
     to the lines naming them, a few bytes per name per line, and where every
     line starts."""
 
-    __slots__ = ("always", "offsets", "plain", "postings")
+    __slots__ = ("always", "first_line", "offsets", "plain", "postings")
 
     def __init__(self) -> None:
-        self.postings: dict[str, array[int]] = {}
-        self.offsets = array("q")  # of every line, by index (line number - 1)
+        self.postings: dict[str | tuple[str, str], array[int]] = {}
+        self.offsets = array("q")  # of every line of its part, by index
+        self.first_line = 0  # lines of the file before its part
         # Lines that may join any incident (a bound token names its pod).
         self.always = array("q")
         self.plain = 0  # lines left out
 
-    def candidates(self, names: Iterable[str]) -> list[int]:
+    def candidates(self, names: Iterable[str | tuple[str, str]]) -> list[int]:
         """The lines (indices) naming any of `names`, and those that may join any
         incident, in file order."""
         found: set[int] = set(self.always)
@@ -195,15 +196,21 @@ class PlainIndex:
         return sorted(found)
 
 
-def index_names(keys: Iterable[EntityRef]) -> set[str]:
-    """The names under which lines naming these entities are indexed (service
-    accounts by their full user name, as audit records name them)."""
-    names: set[str] = set()
+def index_names(keys: Iterable[EntityRef]) -> set[str | tuple[str, str]]:
+    """The names under which lines naming these entities are indexed: pods and
+    service accounts by (namespace, name), service accounts also by their user name
+    (as audit records name the requester), the others by name."""
+    names: set[str | tuple[str, str]] = set()
     for key in keys:
-        if key.kind in STRONG_KINDS:
+        if key.kind not in STRONG_KINDS:
+            continue
+        if key.kind == EntityKind.POD:
+            names.add((key.namespace, key.name))
+        elif key.kind == EntityKind.SERVICE_ACCOUNT:
+            names.add((key.namespace, key.name))
+            names.add(f"system:serviceaccount:{key.namespace}:{key.name}")
+        else:
             names.add(key.name)
-            if key.kind == EntityKind.SERVICE_ACCOUNT:
-                names.add(f"system:serviceaccount:{key.namespace}:{key.name}")
     return names
 
 
@@ -211,12 +218,17 @@ def first_pass(
     lines: Iterable[bytes],
     full: Callable[[bytes, int, int, bytes | None], object],
     limit: int,
-) -> tuple[PlainIndex, int]:
-    """Pass 1 over one file's lines. Each line that might be a signal, or is not
-    plainly valid, goes to `full(body, lineno, offset, last_plain)` at once, in file
-    order (`last_plain` is the latest line left out since the previous such call,
-    so an untimed record can be placed after it). Every other line is indexed by
-    the names it could link through. Returns (index, lines read).
+    *,
+    start: int = 0,
+    stop: int | None = None,
+) -> tuple[PlainIndex, int, bytes | None]:
+    """Pass 1 over the lines of one file, or of the part of it from byte `start`
+    (where `lines` begin) to `stop`. Each line that might be a signal, or is not
+    plainly valid, goes to `full(body, index, offset, last_plain)` at once, in file
+    order (`index` counts lines from `start`; `last_plain` is the latest line left
+    out since the previous such call, so an untimed record can be placed after it).
+    Every other line is indexed by the names it could link through. Returns (index,
+    lines read, the latest line left out after the last call to `full`).
 
     This runs for every line of a large replay: the common audit and Tetragon
     lines are decided by msgspec (types, times) and a few attribute checks, with
@@ -233,12 +245,16 @@ def first_pass(
     linking_resources = _LINKING_RESOURCES
     exec_might_signal = _exec_might_signal
     decode_errors = _DECODE_ERRORS
-    offset = lineno = plain = 0
+    lineno = plain = 0
+    offset = start
+    end = stop if stop is not None else 1 << 62
     last_plain: bytes | None = None
     for line in lines:
+        if offset >= end:
+            break
         keep_offset(offset)
         size = len(line)
-        keys: tuple[str | None, ...] | list[str] | None = None
+        keys: tuple[str | tuple[str, str] | None, ...] | None = None
         first = line[2] if 2 < size <= limit else 0
         if first == 107 or (first and first != 112 and b'"auditID"' in line):  # {"k…
             try:
@@ -263,7 +279,10 @@ def first_pass(
                         keep_always(lineno)
                     ips = a.sourceIPs
                     if resource in linking_resources and ref.name:
-                        keys = (name, ref.name, *ips) if ips else (name, ref.name)
+                        # Pods and service accounts by (namespace, name): one pod
+                        # name is often found in several namespaces.
+                        obj = (ref.namespace or "", ref.name)
+                        keys = (name, obj, *ips) if ips else (name, obj)
                     else:
                         keys = (name, *ips) if ips else (name,)
         elif first == 112 and line.startswith(b'{"process_'):  # {"p…
@@ -290,13 +309,18 @@ def first_pass(
                         cid = short_container_id(c.id) if c is not None and c.id else ""
                         if not cid and proc.docker:
                             cid = proc.docker[:12]
-                        keys = (pod.name if pod is not None else None, cid)
+                        keys = (
+                            (pod.namespace or "", pod.name)
+                            if pod is not None and pod.name
+                            else None,
+                            cid,
+                        )
         elif first and falco_is_plain(line):
             keys = ()
         if keys is None:
             body = line.rstrip(b"\r\n")
             if body:
-                full(body, lineno + 1, offset, last_plain)
+                full(body, lineno, offset, last_plain)
                 last_plain = None
         else:
             for key in keys:
@@ -310,7 +334,7 @@ def first_pass(
         lineno += 1
         offset += size
     index.plain = plain
-    return index, lineno
+    return index, lineno, last_plain
 
 
 def _audit_time_valid(rec: AuditRecord) -> bool:

@@ -9,9 +9,14 @@ from __future__ import annotations
 import contextlib
 import gc
 import gzip
+import multiprocessing
+import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import BinaryIO
 
 import orjson
 
@@ -82,6 +87,117 @@ def _bulk_load() -> Iterator[None]:
             gc.enable()
 
 
+# Pass 1 of a file this large is shared with a helper process (with `parallel`).
+PARALLEL_MIN_BYTES = 64 << 20
+# A line end is whitespace to the JSON decoder: a line of MAX_LINE bytes and its
+# "\r\n" may still be plain.
+LINE_LIMIT = MAX_LINE + 2
+
+
+def _needs_placing(body: bytes) -> bool:
+    """Whether a line may be an audit record without a time of its own, placed after
+    the latest timed record (which may be a line pass 1 left out)."""
+    return not (
+        b'"stageTimestamp"' in body
+        or b'"requestReceivedTimestamp"' in body
+        or body.startswith(b'{"process_')
+    )
+
+
+def _plain_time(body: bytes) -> float | None:
+    """The time of a line pass 1 left out."""
+    rec = focused.quick_audit(body) or focused.quick_tetragon(body)
+    if rec is None:
+        return None
+    stamp = None
+    for field in ("stageTimestamp", "requestReceivedTimestamp", "timestamp", "time"):
+        stamp = stamp or getattr(rec, field, None)
+    return to_epoch(stamp)
+
+
+def _split_point(fh: BinaryIO, size: int) -> int:
+    """The start of the first line after the middle of the file."""
+    fh.seek(size // 2)
+    fh.readline()
+    split = fh.tell()
+    fh.seek(0)
+    return split
+
+
+# How the helper says a line that went the full path is placed in time: not at
+# all, after the given time, or after the last line the previous part left out.
+_PLACE_NOT, _PLACE_AFTER, _PLACE_AFTER_PREVIOUS_PART = 0, 1, 2
+_HelperResult = tuple[focused.PlainIndex, int, list[tuple[int, int, int, float]]]
+
+
+def _first_pass_from(path: Path, split: int) -> _HelperResult:
+    """Pass 1 over a file from `split` on, as the helper process runs it: the lines
+    that go the full path are listed (offset, index, placing, time) for the parent
+    to read again and feed in order."""
+    signals: list[tuple[int, int, int, float]] = []
+    add = signals.append
+
+    def full(body: bytes, index: int, offset: int, last_plain: bytes | None) -> None:
+        if _needs_placing(body):
+            if last_plain is not None:
+                t = _plain_time(last_plain)
+                if t is not None:
+                    add((offset, index, _PLACE_AFTER, t))
+                    return
+            elif index == 0:
+                add((offset, index, _PLACE_AFTER_PREVIOUS_PART, 0.0))
+                return
+        add((offset, index, _PLACE_NOT, 0.0))
+
+    with open(path, "rb") as fh:
+        fh.seek(split)
+        index, lines, _ = focused.first_pass(fh, full, LINE_LIMIT, start=split)
+    return index, lines, signals
+
+
+def _helper_main(conn: Connection, path: Path, split: int) -> None:
+    try:
+        data = pickle.dumps(_first_pass_from(path, split), protocol=pickle.HIGHEST_PROTOCOL)
+        conn.send_bytes(data)
+    except Exception:
+        pass
+    finally:
+        conn.close()
+
+
+class _Helper:
+    """A forked process running pass 1 over a file's second half while the replay
+    reads the first: pass 1 decodes every line, and that is most of a replay."""
+
+    def __init__(self, proc: BaseProcess, conn: Connection) -> None:
+        self.proc = proc
+        self.conn = conn
+
+    @classmethod
+    def start(cls, path: Path, split: int) -> _Helper | None:
+        if "fork" not in multiprocessing.get_all_start_methods():
+            return None
+        try:
+            ctx = multiprocessing.get_context("fork")
+            receive, send = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_helper_main, args=(send, path, split), daemon=True)
+            proc.start()
+        except (OSError, ValueError):
+            return None
+        send.close()
+        return cls(proc, receive)
+
+    def result(self) -> _HelperResult | None:
+        """What the helper found; None when it failed."""
+        try:
+            return pickle.loads(self.conn.recv_bytes())
+        except (EOFError, OSError, pickle.UnpicklingError):
+            return None
+        finally:
+            self.conn.close()
+            self.proc.join(timeout=10)
+
+
 class Replayer:
     """Feeds files through an Ingestor into a Correlator."""
 
@@ -93,6 +209,8 @@ class Replayer:
         *,
         focus: bool = False,
         focus_min_bytes: int = focused.FOCUS_MIN_BYTES,
+        parallel: bool = False,
+        parallel_min_bytes: int = PARALLEL_MIN_BYTES,
     ) -> None:
         self.correlator = correlator
         self.ingestor = ingestor or Ingestor()
@@ -102,7 +220,11 @@ class Replayer:
         # (see core/focus.py). The UI wants every event and leaves this off.
         self.focus = focus
         self.focus_min_bytes = focus_min_bytes
-        self._second_pass: list[tuple[Path, str, int, focused.PlainIndex]] = []
+        # A focused replay of a large file may fork a helper for pass 1. Only for a
+        # program with no other threads (the replay command): forking copies locks.
+        self.parallel = parallel
+        self.parallel_min_bytes = parallel_min_bytes
+        self._second_pass: list[tuple[Path, str, int, list[focused.PlainIndex]]] = []
 
     def check(self, paths: list[Path]) -> None:
         """Fail early, with a clear message, on any file that cannot be read."""
@@ -124,8 +246,8 @@ class Replayer:
                 self.replay_file(path)
             if self._second_pass:
                 keys = frozenset(self.correlator.signal_entities())
-                for path, name, archive_id, plain in self._second_pass:
-                    self._focused_context(path, name, archive_id, plain, keys)
+                for path, name, archive_id, parts in self._second_pass:
+                    self._focused_context(path, name, archive_id, parts, keys)
                 self._second_pass.clear()
             self._feed(self.ingestor.flush())
         return self.stats
@@ -148,10 +270,10 @@ class Replayer:
                 fh.seek(0)
                 if _looks_like_document(head):
                     self._document(fh.read(MAX_DOCUMENT + 1), name)
-                elif self.focus and path.stat().st_size >= self.focus_min_bytes:
+                elif self.focus and (size := path.stat().st_size) >= self.focus_min_bytes:
                     archive_id = self.archive.register_file(path)
-                    plain = self._focused_signals(fh, name, archive_id)
-                    self._second_pass.append((path, name, archive_id, plain))
+                    parts = self._focused_signals(fh, path, name, archive_id, size)
+                    self._second_pass.append((path, name, archive_id, parts))
                 else:
                     self._lines(fh, name, archive_id=self.archive.register_file(path))
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
@@ -167,49 +289,65 @@ class Replayer:
         self.stats.events += events
 
     def _focused_signals(
-        self, fh: Iterator[bytes], name: str, archive_id: int
-    ) -> focused.PlainIndex:
+        self, fh: BinaryIO, path: Path, name: str, archive_id: int, size: int
+    ) -> list[focused.PlainIndex]:
         """Pass 1: every line that might be a signal goes through the full pipeline
-        now, in file order; the others are only indexed for pass 2."""
+        now, in file order; the others are only indexed for pass 2. A large file's
+        second half is read by a helper process at the same time (see _Helper)."""
         feed_line = self.ingestor.feed_line
         feed = self._feed
+        base = 0  # lines before the part being read
+        previous_plain: bytes | None = None  # the previous part's last line left out
 
-        def full(body: bytes, lineno: int, offset: int, last_plain: bytes | None) -> None:
-            if last_plain is not None and not (
-                b'"stageTimestamp"' in body
-                or b'"requestReceivedTimestamp"' in body
-                or body.startswith(b'{"process_')
-            ):
-                # An untimed audit record is placed after the latest timed record,
-                # which may be a line left for pass 2 (lines that carry their own
-                # time set it themselves).
-                self._note_time(last_plain)
+        def full(body: bytes, index: int, offset: int, last_plain: bytes | None) -> None:
+            if last_plain is None and index == 0:
+                last_plain = previous_plain
+            if last_plain is not None and _needs_placing(body):
+                t = _plain_time(last_plain)
+                if t is not None:
+                    self.ingestor.note_input_time(t)
             raw = pack_raw(archive_id, offset, len(body))
-            feed(feed_line(body, origin=f"{name}:{lineno}", raw=raw))
+            feed(feed_line(body, origin=f"{name}:{base + index + 1}", raw=raw))
 
-        # A line end is whitespace to the JSON decoder: a line of MAX_LINE bytes
-        # and its "\r\n" may still be plain.
-        plain, lines = focused.first_pass(fh, full, MAX_LINE + 2)
+        split = size
+        if self.parallel and size >= self.parallel_min_bytes:
+            split = _split_point(fh, size)
+        helper = _Helper.start(path, split) if split < size else None
+        first, lines, previous_plain = focused.first_pass(fh, full, LINE_LIMIT, stop=split)
+        parts = [first]
+        if split < size:
+            found = helper.result() if helper is not None else None
+            if found is None:
+                # No helper after all (it could not start, or failed): read the rest here.
+                base = lines
+                fh.seek(split)
+                rest, more, _ = focused.first_pass(fh, full, LINE_LIMIT, start=split)
+            else:
+                rest, more, signals = found
+                for offset, index, placing, t in signals:
+                    when: float | None = t
+                    if placing == _PLACE_AFTER_PREVIOUS_PART:
+                        when = _plain_time(previous_plain) if previous_plain is not None else None
+                    elif placing == _PLACE_NOT:
+                        when = None
+                    if when is not None:
+                        self.ingestor.note_input_time(when)
+                    fh.seek(offset)
+                    body = fh.readline().rstrip(b"\r\n")
+                    raw = pack_raw(archive_id, offset, len(body))
+                    feed(feed_line(body, origin=f"{name}:{lines + index + 1}", raw=raw))
+            rest.first_line = lines
+            parts.append(rest)
+            lines += more
         self.stats.lines += lines
-        return plain
-
-    def _note_time(self, body: bytes) -> None:
-        rec = focused.quick_audit(body) or focused.quick_tetragon(body)
-        if rec is None:
-            return
-        stamp = None
-        for field in ("stageTimestamp", "requestReceivedTimestamp", "timestamp", "time"):
-            stamp = stamp or getattr(rec, field, None)
-        t = to_epoch(stamp)
-        if t is not None:
-            self.ingestor.note_input_time(t)
+        return parts
 
     def _focused_context(
         self,
         path: Path,
         name: str,
         archive_id: int,
-        plain: focused.PlainIndex,
+        parts: list[focused.PlainIndex],
         keys: frozenset[EntityRef],
     ) -> None:
         """Pass 2: of the lines pass 1 left out, only those the index finds naming a
@@ -218,22 +356,26 @@ class Replayer:
         self.ingestor.start_input(name)
         feed_line = self.ingestor.feed_line
         add = self.correlator.add
-        offsets = plain.offsets
+        names = focused.index_names(keys)
         kept = 0
         with open(path, "rb") as fh:
-            for i in plain.candidates(focused.index_names(keys)):
-                offset = offsets[i]
-                fh.seek(offset)
-                body = fh.readline().rstrip(b"\r\n")
-                raw = pack_raw(archive_id, offset, len(body))
-                related = False
-                for ev in feed_line(body, origin=f"{name}:{i + 1}", raw=raw):
-                    if any(ent in keys for ent in ev.entities):
-                        add(ev)
-                        self.stats.events += 1
-                        related = True
-                kept += related
-        self.stats.unrelated += plain.plain - kept
+            for plain in parts:
+                offsets = plain.offsets
+                for i in plain.candidates(names):
+                    offset = offsets[i]
+                    fh.seek(offset)
+                    body = fh.readline().rstrip(b"\r\n")
+                    raw = pack_raw(archive_id, offset, len(body))
+                    origin = f"{name}:{plain.first_line + i + 1}"
+                    related = False
+                    for ev in feed_line(body, origin=origin, raw=raw):
+                        if any(ent in keys for ent in ev.entities):
+                            add(ev)
+                            self.stats.events += 1
+                            related = True
+                    kept += related
+                self.stats.unrelated += plain.plain
+        self.stats.unrelated -= kept
 
     def _document(self, data: bytes, name: str) -> None:
         if len(data) > MAX_DOCUMENT:

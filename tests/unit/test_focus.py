@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ktriage.core import focus
+from ktriage.core import replay as replay_module
 from ktriage.core.correlate import Correlator
 from ktriage.core.parse import tetragon, to_epoch
 from ktriage.core.replay import Replayer
@@ -27,9 +28,13 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "real"
 
 
-def _replay(paths: list[Path], *, focus: bool) -> tuple[list[bytes], dict, Replayer]:
+def _replay(
+    paths: list[Path], *, focus: bool, parallel: bool = False
+) -> tuple[list[bytes], dict, Replayer]:
     correlator = Correlator()
-    replayer = Replayer(correlator, focus=focus, focus_min_bytes=0)
+    replayer = Replayer(
+        correlator, focus=focus, focus_min_bytes=0, parallel=parallel, parallel_min_bytes=0
+    )
     replayer.replay(paths)
     lines = [
         incident_json_line(i, correlator.events_of(i.id)) for i in correlator.sorted_incidents()
@@ -42,6 +47,11 @@ def _assert_same(paths: list[Path]) -> Replayer:
     focused, focused_skips, replayer = _replay(paths, focus=True)
     assert focused == full
     assert focused_skips == full_skips
+    # Pass 1 shared with a helper process (as `ktriage replay` does for large files).
+    shared, shared_skips, shared_replayer = _replay(paths, focus=True, parallel=True)
+    assert shared == full
+    assert shared_skips == full_skips
+    assert shared_replayer.stats == replayer.stats
     return replayer
 
 
@@ -281,3 +291,69 @@ def test_pass_one_never_leaves_out_an_exec_the_parser_calls_a_signal(
     par = tetragon.TParent(binary="/bin/" + parent)
     if tetragon._classify_exec(proc, par) is not None:
         assert focus._exec_might_signal(proc)
+
+
+def _untimed_exec(length: int) -> bytes:
+    """An exec into the attacked pod with no time of its own, `length` bytes long."""
+    record = {
+        "kind": "Event",
+        "auditID": "untimed-exec",
+        "stage": "ResponseComplete",
+        "verb": "create",
+        "user": {"username": "mallory"},
+        "objectRef": {
+            "resource": "pods",
+            "subresource": "exec",
+            "namespace": "shop",
+            "name": "storefront-7d9f8-x2kq",
+        },
+        "responseStatus": {"code": 101},
+        "pad": "",
+    }
+    line = json.dumps(record).encode()
+    record["pad"] = "x" * (length - len(line))
+    line = json.dumps(record).encode()
+    assert len(line) == length
+    return line
+
+
+def test_an_untimed_record_where_the_file_is_split_is_placed_as_in_one_pass(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "mixed.jsonl"
+    _benchmark_module().generate(path, 4_000)
+    data = path.read_bytes()
+    lines = data.splitlines(keepends=True)
+    split = data.index(b"\n", len(data) // 2) + 1  # where the helper's part starts
+    at = data.count(b"\n", 0, split)
+    assert len(lines[at - 1]) > 300  # the line before it is an ordinary timed one
+    lines[at] = _untimed_exec(len(lines[at]) - 1) + b"\n"
+    path.write_bytes(b"".join(lines))
+    replayer = _assert_same([path])
+    assert replayer.stats.lines == 4_000
+
+
+def test_a_failed_helper_leaves_the_replay_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "mixed.jsonl"
+    _benchmark_module().generate(path, 4_000)
+    full, full_skips, _ = _replay([path], focus=False)
+
+    def broken(*_args: object) -> None:
+        raise MemoryError("the helper ran out of memory")
+
+    monkeypatch.setattr(replay_module, "_first_pass_from", broken)
+    results: list[object] = []
+    result = replay_module._Helper.result
+
+    def watched(helper: replay_module._Helper) -> object:
+        results.append(result(helper))
+        return results[-1]
+
+    monkeypatch.setattr(replay_module._Helper, "result", watched)
+    shared, shared_skips, replayer = _replay([path], focus=True, parallel=True)
+    assert results == [None]  # the helper failed, and the replay read its part itself
+    assert shared == full
+    assert shared_skips == full_skips
+    assert replayer.stats.lines == 4_000
