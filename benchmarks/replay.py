@@ -334,7 +334,8 @@ def main() -> int:
                 )
             print(
                 f"  memory: {grown / 1e6:.1f} MB RSS growth, "
-                f"{grown / max(events, 1):.0f} bytes per kept event"
+                f"{grown / max(events, 1):.0f} bytes per kept event, "
+                f"{grown / n:.0f} bytes per input line"
             )
     return 0
 

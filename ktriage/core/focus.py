@@ -16,9 +16,13 @@ A focused replay reads a file twice:
 
 The result is the same set of incidents, ids, titles and timelines as a full
 replay (the correlator is order-independent, and a context event can only join
-an incident through a strong entity of one of its signals); tests compare the
-two on real and generated data. Lines that fail the quick checks always take the
-full path, so every unusable line is still skipped and counted by its reason.
+an incident through a strong entity of one of its signals; events of the same
+instant are reported in an order of their own, not of arrival); tests compare
+the two on real and generated data. Lines that fail the quick checks always take
+the full path, so every unusable line is still skipped and counted by its reason.
+
+Pass 1 is most of the work. For a very large file the replay command shares it
+with a forked helper process that reads the second half (core/replay.py).
 """
 
 from __future__ import annotations
