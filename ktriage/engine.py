@@ -34,11 +34,16 @@ class SourceHealth:
     events_total: int = 0
     newest_event_time: float | None = None
     skipped: Counter[str] = field(default_factory=Counter)
+    # When events last came in (time.monotonic()): a quiet source is said to be
+    # quiet, not lagging more and more.
+    last_arrival: float | None = None
     # Recent (wall time, count) samples for the events/s rate.
     _samples: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=64))
 
     def count(self, n: int, newest: float | None = None) -> None:
         self.events_total += n
+        if n:
+            self.last_arrival = time.monotonic()
         if newest is not None and (
             self.newest_event_time is None or newest > self.newest_event_time
         ):
@@ -54,8 +59,15 @@ class SourceHealth:
         (t0, n0), (t1, n1) = recent[0], recent[-1]
         return (n1 - n0) / max(t1 - t0, 1e-3) if t1 > t0 else 0.0
 
+    def quiet_for(self, now: float | None = None) -> float | None:
+        """Seconds since events last came in (None before the first)."""
+        if self.last_arrival is None:
+            return None
+        return max(0.0, (now if now is not None else time.monotonic()) - self.last_arrival)
+
     def lag(self, now: float | None = None) -> float | None:
-        """Seconds between now and the newest event's own time."""
+        """Seconds between now and the newest event's own time: how far behind the
+        source is while events flow (see quiet_for when they do not)."""
         if self.newest_event_time is None:
             return None
         return max(0.0, (now if now is not None else time.time()) - self.newest_event_time)

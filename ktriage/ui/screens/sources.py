@@ -20,10 +20,12 @@ from ktriage.ui.format import count, rate
 
 def sources_table(health: Sequence[Any], now: float | None = None) -> Table:
     table = Table(expand=True, box=None, header_style="bold", pad_edge=False)
-    for column in ("source", "state", "events", "rate", "lag", "skipped", "last problem"):
+    columns = ("source", "state", "events", "rate", "lag", "last event", "skipped", "last problem")
+    for column in columns:
         table.add_column(column, no_wrap=column != "last problem")
     for h in health:
         lag = h.lag(now) if now is not None else h.lag()
+        idle = h.quiet_for()
         skipped = ", ".join(f"{reason} {n}" for reason, n in sorted(h.skipped.items())) or "-"
         table.add_row(
             Text(printable(h.name)),
@@ -31,6 +33,7 @@ def sources_table(health: Sequence[Any], now: float | None = None) -> Table:
             count(h.events_total),
             rate(h.rate()),
             "-" if lag is None else f"{lag:.1f}s",
+            "-" if idle is None else f"{idle:.0f}s ago",
             Text(printable(skipped)),
             Text(printable(h.last_error or "-")),
         )

@@ -111,14 +111,9 @@ class StatusBar(Widget):
                     left.append(f" {rate(per_second)}", muted)
                 # Watch events carry the objects' own times, not when they were seen.
                 if kind != "kube":
-                    lags = [
-                        lag
-                        for h in group
-                        if (lag := h.lag(self.lag_now) if self.lag_now is not None else h.lag())
-                        is not None
-                    ]
-                    if lags:
-                        left.append(f" lag {_lag(max(lags))}", muted)
+                    freshness = source_freshness(group, self.lag_now)
+                    if freshness:
+                        left.append(f" {freshness}", muted)
             skipped += sum(sum(h.skipped.values()) for h in group)
         if skipped:
             left.append("  │ ", muted)
@@ -143,6 +138,36 @@ def _by_kind(health: Sequence[Any]) -> list[tuple[str, list[Any]]]:
     for h in health:
         groups.setdefault(h.kind or h.name, []).append(h)
     return list(groups.items())
+
+
+# A source with no new events for this long is shown as quiet (how long), not as
+# lagging: "now minus the newest event" would only grow while nothing happens.
+QUIET_AFTER = 10.0
+
+
+def source_freshness(
+    group: Sequence[Any], lag_now: float | None = None, now: float | None = None
+) -> str:
+    """`lag 1.2s` while events of these sources flow, `quiet 3m` when none came in
+    for QUIET_AFTER seconds, "" before the first event. `lag_now` is the time of
+    the event clock, `now` of time.monotonic()."""
+    lags: list[float] = []
+    quiet: list[float] = []
+    for h in group:
+        idle = h.quiet_for(now)
+        if idle is None:
+            continue
+        if idle >= QUIET_AFTER:
+            quiet.append(idle)
+            continue
+        lag = h.lag(lag_now) if lag_now is not None else h.lag()
+        if lag is not None:
+            lags.append(lag)
+    if lags:
+        return f"lag {_lag(max(lags))}"
+    if quiet:
+        return f"quiet {_lag(min(quiet))}"
+    return ""
 
 
 def _lag(seconds: float) -> str:
