@@ -51,6 +51,7 @@ from typing import Any
 from ktriage.actions.base import (
     FAILED,
     OK,
+    REFUSED,
     UNCHANGED,
     UNDONE,
     ActionError,
@@ -68,6 +69,7 @@ from ktriage.actions.service import UNDO_KEY, ActionPolicy, ActionService, kubec
 __all__ = [
     "FAILED",
     "OK",
+    "REFUSED",
     "UNCHANGED",
     "UNDONE",
     "UNDO_KEY",

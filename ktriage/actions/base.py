@@ -43,6 +43,8 @@ OK = "ok"
 FAILED = "failed"
 UNCHANGED = "unchanged"
 UNDONE = "undone"
+# Stopped before any change: missing permissions, the check, or the dry run.
+REFUSED = "refused"
 
 # (file name, bytes so far, bytes expected or None) while evidence is written.
 Progress = Callable[[str, int, int | None], None]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from ktriage.actions.base import ActionRecord, Outcome
+from ktriage.actions.base import REFUSED, ActionRecord, Outcome, Target
 from ktriage.core.model import EntityKind, Event, Severity, entity, iso
 
 _SEQUENCE = itertools.count(1)
@@ -65,6 +65,39 @@ def action_event(outcome: Outcome) -> Event:
         entities=tuple(entities),
         signal=False,
         raw_inline=raw,
+    )
+
+
+def refused_event(
+    label: str, incident_id: str, target: Target, actor: str, message: str, when: float
+) -> Event:
+    """The timeline event for an attempt stopped before any change was made: by
+    missing permissions, the action's own check, or the server's dry run."""
+    entities = [entity(EntityKind.POD, target.namespace, target.name)]
+    if actor and not actor.startswith("unknown"):
+        entities.append(entity(EntityKind.USER, None, actor))
+    kind = "action-" + label.replace(" ", "-")
+    return Event(
+        time=when,
+        source="ktriage",
+        ref=f"{kind}:{target.short()}:{when:.6f}:{next(_SEQUENCE)}",
+        kind=kind,
+        severity=Severity.INFO,
+        summary=f"{label} {target.words()}: not started: {message}",
+        entities=tuple(entities),
+        signal=False,
+        raw_inline={
+            "action": label,
+            "target": target.words(),
+            "actor": actor,
+            "result": REFUSED,
+            "error": message,
+            "undoable": False,
+            "started": iso(when),
+            "incident": incident_id,
+            "pod": target.short(),
+            "message": f"not started: {message}",
+        },
     )
 
 

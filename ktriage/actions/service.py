@@ -32,7 +32,7 @@ from ktriage.actions.isolate import Detach, Isolate
 from ktriage.actions.kube import Kube, api_client_from_kubeconfig
 from ktriage.actions.logs import DumpLogs
 from ktriage.actions.permissions import PermissionCache, needs
-from ktriage.actions.record import action_event, action_record
+from ktriage.actions.record import action_event, action_record, refused_event
 from ktriage.actions.runner import RetryPolicy, Runner
 from ktriage.core.text import printable
 
@@ -230,10 +230,14 @@ class ActionService:
 
     # ---- prepare / apply ---------------------------------------------------------
 
-    async def prepare(self, key: str, incident_id: str, pod_ref: Any) -> Plan:
+    async def prepare(
+        self, key: str, incident_id: str, pod_ref: Any, *, offered: bool = False
+    ) -> Plan:
         """Check permissions and preconditions, plan, and dry-run it on the server.
 
-        Raises ActionError (plain words) when the action cannot go ahead.
+        Raises ActionError (plain words) when the action cannot go ahead; the
+        refusal is written to the incident's timeline, unless ktriage is only
+        preparing an offer (`offered`) the user has not asked for yet.
         """
         if self.read_only:
             raise ActionError("read-only mode: actions are disabled")
@@ -242,13 +246,27 @@ class ActionService:
         ctx = await self.ensure_context()
         # Who we are, asked once: for the record and for naming a 403.
         who = ctx.runner.identity = await ctx.permissions.identity()
-        missing = await ctx.permissions.missing(action.permissions(target), target.namespace)
-        if missing:
-            raise ActionError(f"{action.title}: {who} {needs(missing)}", reason="forbidden")
-        facts = await action.check(ctx, target)
-        plan = await action.plan(ctx, target, incident_id, facts)
-        await action.dry_run(ctx, plan)
+        try:
+            missing = await ctx.permissions.missing(action.permissions(target), target.namespace)
+            if missing:
+                raise ActionError(f"{action.title}: {who} {needs(missing)}", reason="forbidden")
+            facts = await action.check(ctx, target)
+            plan = await action.plan(ctx, target, incident_id, facts)
+            await action.dry_run(ctx, plan)
+        except ActionError as error:
+            if not offered:
+                self._refused(action.name, incident_id, target, who, error)
+            raise
         return plan
+
+    def _refused(
+        self, label: str, incident_id: str, target: Target, actor: str, error: ActionError
+    ) -> None:
+        """An attempt stopped before any change (permissions, the check, the dry run)
+        is part of the incident's story too: when, who, and why."""
+        if self.engine is not None:
+            event = refused_event(label, incident_id, target, actor, error.message, self.clock())
+            self.engine.attach_action(incident_id, event)
 
     async def apply(self, plan: Plan, progress: Progress | None = None) -> Outcome:
         """Apply a prepared plan (or undo plan), record it, and return how it went.
@@ -325,13 +343,19 @@ class ActionService:
         action = self._by_name[record.action]
         ctx = await self.ensure_context()
         who = ctx.runner.identity = await ctx.permissions.identity()
-        missing = await ctx.permissions.missing(
-            action.permissions(record.target), record.target.namespace
-        )
-        if missing:
-            raise ActionError(f"undo {record.action}: {who} {needs(missing)}", reason="forbidden")
-        plan = await action.plan_undo(ctx, record)
-        await action.dry_run(ctx, plan)
+        try:
+            missing = await ctx.permissions.missing(
+                action.permissions(record.target), record.target.namespace
+            )
+            if missing:
+                raise ActionError(
+                    f"undo {record.action}: {who} {needs(missing)}", reason="forbidden"
+                )
+            plan = await action.plan_undo(ctx, record)
+            await action.dry_run(ctx, plan)
+        except ActionError as error:
+            self._refused(f"undo {record.action}", record.incident_id, record.target, who, error)
+            raise
         return plan
 
     async def undo(self, incident_id: str | None, target: Any = None) -> Outcome:

@@ -32,7 +32,8 @@ from ktriage.actions import (
     kubeconfig_factory,
     make_provider,
 )
-from ktriage.actions.base import QUARANTINE_LABEL
+from ktriage.actions.base import QUARANTINE_LABEL, REFUSED
+from ktriage.core.snapshot import render_markdown, time_to_contain
 
 pytestmark = pytest.mark.sim
 
@@ -99,6 +100,41 @@ async def test_read_only_identity_sees_actions_disabled_with_the_reason(
         assert not _node_cordoned(sim, node)
     finally:
         service.close()
+
+
+async def test_a_refused_attempt_is_told_in_the_incident(
+    sim: Any, tmp_path: Path, cordon_target: tuple[str, str]
+) -> None:
+    """Trying to contain and being refused is part of the story: the timeline and
+    the snapshot say who tried what, when, and why it did not start."""
+    node, pod = cordon_target
+    engine, incident_id = engine_with_incident("shop", pod, node)
+    service = make_service(sim, engine, tmp_path, context="sim-readonly")
+    try:
+        with pytest.raises(ActionError, match="viewer needs patch on nodes"):
+            await service.prepare("c", incident_id, ("shop", pod))
+        # An offer ktriage prepares on its own (detach after isolation) that cannot
+        # go ahead is simply not made: nobody tried anything.
+        with pytest.raises(ActionError, match="viewer needs patch on pods"):
+            await service.prepare("D", incident_id, ("shop", pod), offered=True)
+    finally:
+        service.close()
+    assert not _node_cordoned(sim, node)
+    events = engine.correlator.events_of(incident_id)
+    (refused,) = [e for e in events if e.source == "ktriage"]
+    assert refused.kind == "action-cordon"
+    assert refused.raw_inline is not None
+    assert refused.raw_inline["result"] == REFUSED
+    assert refused.raw_inline["actor"] == "viewer"
+    assert "needs patch on nodes" in refused.raw_inline["error"]
+    assert refused.summary.startswith(f"cordon pod shop/{pod}: not started:")
+    incident = engine.correlator.resolve(incident_id)
+    assert incident is not None
+    markdown = render_markdown(incident, events)
+    assert "| viewer | cordon |" in markdown
+    assert "refused" in markdown
+    # A refusal contains nothing: the time to contain is still open.
+    assert time_to_contain(incident, events) is None
 
 
 async def test_permission_answers_expire(

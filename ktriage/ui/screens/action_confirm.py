@@ -242,7 +242,9 @@ class ActionsProvider:
         if not ok:
             return
         try:
-            plan = await self.service.prepare("D", isolated.incident_id, isolated.target)
+            plan = await self.service.prepare(
+                "D", isolated.incident_id, isolated.target, offered=True
+            )
         except ActionError:
             return
         if not plan.unchanged:
