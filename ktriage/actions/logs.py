@@ -45,6 +45,7 @@ from ktriage.actions.runner import translate
 from ktriage.core.redact import redact
 
 MANIFEST = "SHA256SUMS"
+PARTIAL_MANIFEST = "SHA256SUMS.partial"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -312,14 +313,25 @@ class DumpLogs:
     async def apply(
         self, ctx: ActionContext, plan: Plan, progress: Progress | None = None
     ) -> Outcome:
-        target = plan.target
         directory = Path(plan.state["directory"])
-        base = ctx.snapshot_dir
         try:
             await asyncio.to_thread(_mkdir_private, directory)
         except OSError as exc:
             message = f"cannot create {directory}: {exc.strerror or exc}"
             return Outcome(plan=plan, result=FAILED, message=message, error=message)
+        try:
+            return await self._dump(ctx, plan, directory, progress)
+        except asyncio.CancelledError:
+            # Stopped midway (ktriage quit): what was written is still evidence, and
+            # its hashes say so, in a manifest that does not claim to be complete.
+            await asyncio.to_thread(_write_partial_manifest, directory)
+            raise
+
+    async def _dump(
+        self, ctx: ActionContext, plan: Plan, directory: Path, progress: Progress | None
+    ) -> Outcome:
+        target = plan.target
+        base = ctx.snapshot_dir
         written: list[_Writer] = []
         problems: list[str] = []
         skipped: list[str] = []
@@ -406,6 +418,29 @@ class DumpLogs:
 
     async def undo(self, ctx: ActionContext, plan: Plan) -> Outcome:
         raise ActionError("evidence is kept: a log dump is not undone")
+
+
+def _write_partial_manifest(directory: Path) -> None:
+    """`SHA256SUMS.partial`: the SHA-256 of every file of a dump that was stopped, as
+    it is on disk now (`sha256sum -c SHA256SUMS.partial` checks them later)."""
+    try:
+        names = sorted(
+            p.name
+            for p in directory.iterdir()
+            if p.is_file() and not p.is_symlink() and not p.name.startswith(MANIFEST)
+        )
+        lines = []
+        for name in names:
+            sha = hashlib.sha256()
+            with open(directory / name, "rb") as fh:
+                for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    sha.update(chunk)
+            lines.append(f"{sha.hexdigest()}  {name}\n")
+        fd = _private_opener(str(directory / PARTIAL_MANIFEST), os.O_WRONLY | os.O_CREAT)
+        with os.fdopen(fd, "w") as out:
+            out.writelines(lines)
+    except OSError:
+        pass  # best effort: the dump is being abandoned
 
 
 def _close(response: Any) -> None:

@@ -282,9 +282,18 @@ async def test_cancelled_dump_stops_promptly(sim: Any, tmp_path: Path) -> None:
             await asyncio.wait_for(task, 5)
         # The dump waits for its reading thread before it ends: that thread let go too.
         assert time.monotonic() - started < 2.0
-        # The partial log is kept (it is evidence) but no manifest claims it is complete.
+        # The partial log is kept (it is evidence) but no manifest claims it is complete;
+        # a partial one holds the hashes of what was written, for `sha256sum -c`.
         directory = Path(plan.state["directory"])
         assert (directory / "app.log").exists()
         assert not (directory / "SHA256SUMS").exists()
+        partial = directory / "SHA256SUMS.partial"
+        assert partial.stat().st_mode & 0o777 == 0o600
+        assert "  app.log\n" in partial.read_text()
+        check = subprocess.run(
+            ["sha256sum", "-c", partial.name], cwd=directory, capture_output=True, text=True
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
+        assert "app.log: OK" in check.stdout
     finally:
         service.close()
