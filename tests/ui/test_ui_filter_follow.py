@@ -5,6 +5,7 @@ from __future__ import annotations
 from ui_helpers import T0, context, engine_with, make_app, miner_events, wait_for
 
 from ktriage.core.model import EntityKind, entity
+from ktriage.core.parse.audit import OWN_REQUEST_KIND
 from ktriage.ui.widgets.filter_bar import FilterBar
 from ktriage.ui.widgets.incident_list import IncidentList
 from ktriage.ui.widgets.live_stream import LiveStream
@@ -198,3 +199,33 @@ async def test_a_flood_of_events_is_drawn_in_batches(tmp_path):
         # About ten batches a second, however many events: never a redraw per event.
         assert len(batches) <= 12 * elapsed + 2
         assert frames <= 30 * elapsed + 5
+
+
+async def test_ktriage_own_requests_are_muted_in_the_live_stream(tmp_path):
+    engine = engine_with(miner_events())
+    app = make_app(engine, tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        live = app.screen.query_one(LiveStream)
+        pod = entity(EntityKind.POD, "payments", "api-7d9f")
+        own = context(
+            T0 + 300, "audit", "own-1", "alice get pods payments/api-7d9f (ktriage)", (pod,)
+        )
+        own.kind = OWN_REQUEST_KIND
+        other = context(T0 + 301, "audit", "other-1", "bob get pods payments/api-7d9f", (pod,))
+        engine.add_events([own, other])
+        await wait_for(pilot, lambda: live.shown[-1].ref == "other-1")
+        muted = live.style_for("rowlist--muted")
+
+        def summary_style(ref: str):
+            index = next(i for i, e in enumerate(live.shown) if e.ref == ref)
+            row = live.render_row(index, 110)
+            start = row.plain.index("get pods")
+            return {span.style for span in row.spans if span.start <= start < span.end}
+
+        assert muted in summary_style("own-1")
+        assert muted not in summary_style("other-1")
+        # And the filter hides them altogether.
+        live.focus()
+        await pilot.press("slash", *"!ktriage-request", "enter")
+        assert "own-1" not in {e.ref for e in live.shown}
+        assert "other-1" in {e.ref for e in live.shown}

@@ -1,7 +1,8 @@
 """The Live stream pane: every event as it arrives, in a bounded ring buffer.
 
 `/` filters by source, severity and text (see ktriage.ui.query); the filter
-applies to what is already there and to what arrives.
+applies to what is already there and to what arrives. ktriage's own API
+requests are shown muted (`!ktriage-request` hides them).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import ClassVar
 from rich.text import Text
 
 from ktriage.core.model import Event
+from ktriage.core.parse.audit import OWN_REQUEST_KIND
 from ktriage.ui.format import SEVERITY_BADGES, cell, event_time, plain
 from ktriage.ui.query import Query
 from ktriage.ui.widgets.row_list import RowList
@@ -125,7 +127,12 @@ class LiveStream(RowList):
         muted = self.style_for("rowlist--muted")
         incident = self.incident_of(ev) or ""
         summary_w = max(0, width - 29 - 11)
-        summary = plain(ev.summary, self.style_for("rowlist--signal") if ev.signal else "")
+        if ev.kind == OWN_REQUEST_KIND:
+            # ktriage's own checks and actions as the API server logged them: kept in
+            # view (nothing is hidden from the user), but quiet, as they are no news.
+            summary = plain(ev.summary, muted)
+        else:
+            summary = plain(ev.summary, self.style_for("rowlist--signal") if ev.signal else "")
         summary.truncate(summary_w, overflow="ellipsis")
         summary.pad_right(summary_w - summary.cell_len)
         return Text.assemble(
