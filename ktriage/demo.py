@@ -91,6 +91,7 @@ def _run_ui(sim: Any, args: Any, cfg: Config, notes: list[str]) -> int:
         return 2
     engine = setup.engine
     engine.context_name = "demo"
+    engine.set_clock(sim.clock.now)
     # The UI (ages, lag, action times, time to contain) runs on the scenario's clock,
     # which may run faster than the wall clock.
     app = KtriageApp(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -34,16 +34,18 @@ class SourceHealth:
     events_total: int = 0
     newest_event_time: float | None = None
     skipped: Counter[str] = field(default_factory=Counter)
-    # When events last came in (time.monotonic()): a quiet source is said to be
+    # When events last came in, by `clock` (the clock event times are compared
+    # with: the wall clock, or a demo scenario's): a quiet source is said to be
     # quiet, not lagging more and more.
     last_arrival: float | None = None
+    clock: Callable[[], float] = time.time
     # Recent (wall time, count) samples for the events/s rate.
     _samples: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=64))
 
     def count(self, n: int, newest: float | None = None) -> None:
         self.events_total += n
         if n:
-            self.last_arrival = time.monotonic()
+            self.last_arrival = self.clock()
         if newest is not None and (
             self.newest_event_time is None or newest > self.newest_event_time
         ):
@@ -63,14 +65,14 @@ class SourceHealth:
         """Seconds since events last came in (None before the first)."""
         if self.last_arrival is None:
             return None
-        return max(0.0, (now if now is not None else time.monotonic()) - self.last_arrival)
+        return max(0.0, (now if now is not None else self.clock()) - self.last_arrival)
 
     def lag(self, now: float | None = None) -> float | None:
         """Seconds between now and the newest event's own time: how far behind the
         source is while events flow (see quiet_for when they do not)."""
         if self.newest_event_time is None:
             return None
-        return max(0.0, (now if now is not None else time.time()) - self.newest_event_time)
+        return max(0.0, (now if now is not None else self.clock()) - self.newest_event_time)
 
 
 class Source(Protocol):
@@ -106,6 +108,7 @@ class Engine:
         self.archive = archive or RawArchive()
         self.ingestor = Ingestor()
         self.sources: list[Source] = []
+        self.clock: Callable[[], float] = time.time
         self.cluster = None  # ktriage.core.cluster.ClusterState when connected to a cluster
         self.context_name = ""  # kube context or "replay" / "demo"
         self.cluster_name = ""
@@ -160,7 +163,14 @@ class Engine:
     # ---- sources -----------------------------------------------------------
 
     def add_source(self, source: Source) -> None:
+        source.health.clock = self.clock
         self.sources.append(source)
+
+    def set_clock(self, clock: Callable[[], float]) -> None:
+        """The clock event times are compared with (a demo runs on its scenario's)."""
+        self.clock = clock
+        for source in self.sources:
+            source.health.clock = clock
 
     async def start(self) -> None:
         for source in self.sources:

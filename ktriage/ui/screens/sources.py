@@ -25,7 +25,7 @@ def sources_table(health: Sequence[Any], now: float | None = None) -> Table:
         table.add_column(column, no_wrap=column != "last problem")
     for h in health:
         lag = h.lag(now) if now is not None else h.lag()
-        idle = h.quiet_for()
+        idle = h.quiet_for(now)
         skipped = ", ".join(f"{reason} {n}" for reason, n in sorted(h.skipped.items())) or "-"
         table.add_row(
             Text(printable(h.name)),

@@ -145,12 +145,10 @@ def _by_kind(health: Sequence[Any]) -> list[tuple[str, list[Any]]]:
 QUIET_AFTER = 10.0
 
 
-def source_freshness(
-    group: Sequence[Any], lag_now: float | None = None, now: float | None = None
-) -> str:
+def source_freshness(group: Sequence[Any], now: float | None = None) -> str:
     """`lag 1.2s` while events of these sources flow, `quiet 3m` when none came in
-    for QUIET_AFTER seconds, "" before the first event. `lag_now` is the time of
-    the event clock, `now` of time.monotonic()."""
+    for QUIET_AFTER seconds, "" before the first event. `now` is the time on the
+    clock event times are compared with (None: each source's own)."""
     lags: list[float] = []
     quiet: list[float] = []
     for h in group:
@@ -160,7 +158,7 @@ def source_freshness(
         if idle >= QUIET_AFTER:
             quiet.append(idle)
             continue
-        lag = h.lag(lag_now) if lag_now is not None else h.lag()
+        lag = h.lag(now)
         if lag is not None:
             lags.append(lag)
     if lags:
