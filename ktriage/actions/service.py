@@ -29,6 +29,7 @@ from ktriage.actions.base import (
 from ktriage.actions.context import ActionContext
 from ktriage.actions.cordon import Cordon
 from ktriage.actions.isolate import Detach, Isolate
+from ktriage.actions.journal import ActionJournal
 from ktriage.actions.kube import Kube, api_client_from_kubeconfig
 from ktriage.actions.logs import DumpLogs
 from ktriage.actions.permissions import PermissionCache, needs
@@ -87,6 +88,10 @@ class ActionService:
         self._api_client: ApiClient | None = None
         self._records: list[ActionRecord] = []
         self._ids = itertools.count(1)
+        # Undoable actions are kept on disk too, by cluster (see journal.py).
+        self.journal = ActionJournal(self.snapshot_dir)
+        self.cluster = ""
+        self.journal_problem = ""
         self._refreshing: dict[str, asyncio.Task[None]] = {}
         self._listeners: list[Callable[[], None]] = []
         self._locks: dict[Target, asyncio.Lock] = {}
@@ -123,6 +128,8 @@ class ActionService:
 
     def _build(self, client: ApiClient) -> None:
         self._api_client = client
+        self.cluster = str(getattr(client.configuration, "host", "") or "")
+        self._load_journal()
         kube = Kube(client)
         runner = Runner(self._retry)
         self._ctx = ActionContext(
@@ -303,11 +310,44 @@ class ActionService:
             if outcome.result in (UNDONE, UNCHANGED):
                 plan.undo_of.undone = True
         self._records.append(record)
+        if self.cluster and (record.can_undo or plan.undo_of is not None):
+            problem = await asyncio.to_thread(self._save, record, plan.undo_of)
+            if problem:
+                outcome.message += f" ({problem}: undo works until ktriage quits)"
         if self.engine is not None:
             self.engine.attach_action(plan.incident_id, action_event(outcome))
         return outcome
 
     # ---- the record and undo -----------------------------------------------------
+
+    def _load_journal(self) -> None:
+        """Actions taken on this cluster by earlier runs: undo still works after a
+        restart. Called once, when the cluster client is set up."""
+        if not self.cluster:
+            return
+        loaded = self.journal.load(self.cluster)
+        known = {r.id for r in self._records}
+        earlier = [r for r in loaded.records if r.id not in known]
+        self._records[:0] = earlier
+        numbers = [int(r.id[1:]) for r in self._records if r.id[:1] == "A" and r.id[1:].isdigit()]
+        self._ids = itertools.count(max(numbers, default=0) + 1)
+        if loaded.problem:
+            self.journal_problem = loaded.problem
+        elif loaded.skipped:
+            self.journal_problem = (
+                f"{loaded.skipped} unreadable line(s) in {self.journal.path} were skipped"
+            )
+
+    def _save(self, record: ActionRecord, undone: ActionRecord | None) -> str:
+        """Write what undo after a restart needs; the problem in words, or ""."""
+        try:
+            if record.can_undo:
+                self.journal.record(record, self.cluster)
+            if undone is not None and undone.undone:
+                self.journal.undone(undone.id, self.cluster)
+        except OSError as exc:
+            return f"not saved to {self.journal.path} ({exc.strerror or exc})"
+        return ""
 
     def _resolve(self, incident_id: str) -> str:
         correlator = getattr(self.engine, "correlator", None)

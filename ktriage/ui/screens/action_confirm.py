@@ -187,6 +187,20 @@ class ActionsProvider:
         refresh = getattr(app, "refresh_bindings", None)
         if refresh is not None:
             service.on_permissions(refresh)
+        self._warned = False
+        service.on_permissions(self._journal_warning)
+
+    def _journal_warning(self) -> None:
+        """Say once if earlier actions could not be read back (undo after a restart)."""
+        problem = self.service.journal_problem
+        if problem and not self._warned:
+            self._warned = True
+            self.app.notify(
+                f"Earlier actions, for undo: {printable(problem)}",
+                severity="warning",
+                timeout=15,
+                markup=False,
+            )
 
     def available(self, name: str, selection: Any) -> tuple[bool, str]:
         key = ACTION_NAMES.get(name)

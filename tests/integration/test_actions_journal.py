@@ -1,0 +1,156 @@
+"""Undo after a restart: undoable actions are kept on disk, by cluster."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_actions_support import (  # noqa: F401  (fixtures)
+    engine_with_incident,
+    kubectl,
+    make_service,
+    reset_faults_fixture,
+    seed_namespace,
+    seed_node,
+    seed_pod,
+    sim_fixture,
+    unique,
+)
+from waiting import wait_for
+
+from ktriage.actions import OK, UNDO_KEY, UNDONE, ActionError
+from ktriage.actions.base import QUARANTINE_LABEL
+from ktriage.actions.journal import JOURNAL_FILE
+
+pytestmark = pytest.mark.sim
+
+
+def _isolated(sim: Any, tmp_path: Path, ns: str, pod: str) -> bool:
+    policies = kubectl(sim, tmp_path, "get", "networkpolicy", "-n", ns, "-o", "json")
+    labels = sim.store.get_obj("v1", "Pod", ns, pod)["metadata"].get("labels") or {}
+    return bool(policies["items"]) and QUARANTINE_LABEL in labels
+
+
+async def test_an_isolation_is_undone_after_a_restart(sim: Any, tmp_path: Path) -> None:
+    ns, node, pod = unique("shop"), unique("node"), unique("web")
+    seed_namespace(sim.store, ns)
+    seed_node(sim.store, node)
+    seed_pod(sim.store, ns, pod, node=node, labels={"app": "web"})
+    engine, incident = engine_with_incident(ns, pod)
+    first = make_service(sim, engine, tmp_path)
+    try:
+        outcome = await first.apply(await first.prepare("i", incident, (ns, pod)))
+        assert outcome.result == OK
+    finally:
+        first.close()
+    assert _isolated(sim, tmp_path, ns, pod)
+    journal = tmp_path / JOURNAL_FILE
+    assert journal.stat().st_mode & 0o777 == 0o600
+    (line,) = [json.loads(x) for x in journal.read_text().splitlines()]
+    assert line["action"] == "isolate" and line["target"]["name"] == pod
+    assert line["cluster"].startswith("https://127.0.0.1:")
+
+    # ktriage quit and started again: a new service, a new engine, no memory.
+    engine2, _ = engine_with_incident(ns, pod)
+    second = make_service(sim, engine2, tmp_path)
+    try:
+        offered = await second.refresh((ns, pod))
+        assert offered[UNDO_KEY] == (
+            True,
+            f"undo isolate of NetworkPolicy {ns}/ktriage-quarantine-{pod}",
+        )
+        outcome = await second.undo(None, (ns, pod))
+        assert outcome.result == UNDONE
+    finally:
+        second.close()
+    assert not _isolated(sim, tmp_path, ns, pod)
+    assert json.loads(journal.read_text().splitlines()[-1]) == {
+        "cluster": line["cluster"],
+        "undone": line["id"],
+    }
+
+    # Once undone, it is not offered again, even after another restart.
+    third = make_service(sim, None, tmp_path)
+    try:
+        offered = await third.refresh((ns, pod))
+        assert offered[UNDO_KEY] == (False, "nothing to undo for this pod")
+        with pytest.raises(ActionError, match="nothing to undo"):
+            await third.prepare_undo(None, (ns, pod))
+        # New records continue the numbering instead of reusing an id.
+        assert next(third._ids) > int(line["id"][1:])
+    finally:
+        third.close()
+
+
+async def test_records_of_another_cluster_or_unreadable_lines_are_not_used(
+    sim: Any, tmp_path: Path
+) -> None:
+    ns, node, pod = unique("shop"), unique("node"), unique("web")
+    seed_namespace(sim.store, ns)
+    seed_node(sim.store, node)
+    seed_pod(sim.store, ns, pod, node=node)
+    target = {"kind": "Pod", "namespace": ns, "name": pod}
+    elsewhere = {
+        "cluster": "https://prod.example.com:6443",
+        "id": "A1",
+        "action": "isolate",
+        "incident": "INC-1",
+        "target": target,
+        "subject": {"kind": "NetworkPolicy", "namespace": ns, "name": "ktriage-quarantine-x"},
+        "time": 1.0,
+        "actor": "alice",
+        "result": "ok",
+        "summary": "isolated",
+        "undo": {"namespace": ns, "pod": pod, "policy": "ktriage-quarantine-x", "value": pod},
+        "undoable": True,
+        "undo_note": "",
+    }
+    (tmp_path / JOURNAL_FILE).write_text(
+        json.dumps(elsewhere) + "\n" + '{"cluster": "https://127.0.0.1", "id": \n' + "[1, 2]\n"
+    )
+    service = make_service(sim, None, tmp_path)
+    try:
+        offered = await service.refresh((ns, pod))
+        # Undo on this cluster of what was done on another would act on the wrong pod.
+        assert offered[UNDO_KEY] == (False, "nothing to undo for this pod")
+        assert service.records() == []
+        assert service.journal_problem == (
+            f"2 unreadable line(s) in {tmp_path / JOURNAL_FILE} were skipped"
+        )
+    finally:
+        service.close()
+
+
+async def test_an_unreadable_journal_is_said_once(sim: Any, tmp_path: Path) -> None:
+    from ktriage.ui.screens.action_confirm import ActionsProvider
+
+    ns, node, pod = unique("shop"), unique("node"), unique("web")
+    seed_namespace(sim.store, ns)
+    seed_node(sim.store, node)
+    seed_pod(sim.store, ns, pod, node=node)
+    (tmp_path / JOURNAL_FILE).write_text("not json\n")
+    notes: list[tuple[str, str]] = []
+
+    class App:
+        def notify(self, message: str, *, severity: str, timeout: float, markup: bool) -> None:
+            assert markup is False
+            notes.append((message, severity))
+
+    service = make_service(sim, None, tmp_path)
+    try:
+        provider = ActionsProvider(App(), service)
+        provider.service.available((ns, pod))  # checks permissions in the background
+        await wait_for(lambda: bool(notes))
+        service.available((ns + "-other", pod))
+        await wait_for(lambda: not any(t for t in service._refreshing.values() if not t.done()))
+    finally:
+        service.close()
+    assert notes == [
+        (
+            f"Earlier actions, for undo: 1 unreadable line(s) in {tmp_path / JOURNAL_FILE} "
+            "were skipped",
+            "warning",
+        )
+    ]
