@@ -138,7 +138,14 @@ def _add_live(p: argparse.ArgumentParser, *, top: bool = False) -> None:
         "--webhook-token",
         metavar="TOKEN",
         default=default(None),
-        help="bearer token webhook senders must present (or $KTRIAGE_WEBHOOK_TOKEN)",
+        help="bearer token webhook senders must present (visible to other local users in "
+        "the process list: prefer --webhook-token-file or $KTRIAGE_WEBHOOK_TOKEN)",
+    )
+    g.add_argument(
+        "--webhook-token-file",
+        metavar="PATH",
+        default=default(None),
+        help="read the webhook bearer token from this file (its first line)",
     )
     g = p.add_argument_group("output")
     g.add_argument(

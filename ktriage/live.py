@@ -115,7 +115,7 @@ def build_live(
                     PodLogSource(conn, kind, start=start, since=since, backoff=backoff)
                 )
 
-    token = getattr(args, "webhook_token", None) or os.environ.get(TOKEN_ENV) or None
+    token = webhook_token(args)
     cert, key = getattr(args, "tls_cert", None), getattr(args, "tls_key", None)
     if bool(cert) != bool(key):
         raise LiveError("--tls-cert and --tls-key go together")
@@ -158,6 +158,22 @@ def build_live(
 
 
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def webhook_token(args: Any) -> str | None:
+    """--webhook-token, else the first line of --webhook-token-file, else the
+    environment's KTRIAGE_WEBHOOK_TOKEN."""
+    token = getattr(args, "webhook_token", None)
+    path = getattr(args, "webhook_token_file", None)
+    if not token and path:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                token = fh.readline().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise LiveError(f"--webhook-token-file: cannot read {path}: {exc}") from exc
+        if not token:
+            raise LiveError(f"--webhook-token-file: {path} holds no token on its first line")
+    return token or os.environ.get(TOKEN_ENV) or None
 
 
 # ---- headless -----------------------------------------------------------------

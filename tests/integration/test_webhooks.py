@@ -314,3 +314,32 @@ def test_webhooks_beyond_loopback_need_a_token(
     )  # fmt: skip
     with pytest.raises(LiveError, match="need a shared token"):
         build_live(args, Config())
+
+
+def test_the_webhook_token_can_come_from_a_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A token in argv is visible to every local user; a file or the environment is not."""
+    import argparse
+
+    from ktriage.live import TOKEN_ENV, LiveError, webhook_token
+
+    monkeypatch.setenv(TOKEN_ENV, "from-env")
+    secret = tmp_path / "token"
+    secret.write_text("s3cr3t-token\nignored second line\n")
+    args = argparse.Namespace(webhook_token=None, webhook_token_file=str(secret))
+    assert webhook_token(args) == "s3cr3t-token"
+    args.webhook_token = "from-argv"
+    assert webhook_token(args) == "from-argv"
+    assert webhook_token(argparse.Namespace(webhook_token=None, webhook_token_file=None)) == (
+        "from-env"
+    )
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(LiveError, match="holds no token"):
+        webhook_token(
+            argparse.Namespace(webhook_token=None, webhook_token_file=str(tmp_path / "empty"))
+        )
+    with pytest.raises(LiveError, match="cannot read"):
+        webhook_token(
+            argparse.Namespace(webhook_token=None, webhook_token_file=str(tmp_path / "nope"))
+        )
