@@ -41,8 +41,11 @@ from ktriage.actions.context import ActionContext
 from ktriage.actions.permissions import (
     CREATE_NETPOL,
     DELETE_NETPOL,
+    GET_DAEMONSETS,
+    GET_JOBS,
     GET_PODS,
     GET_REPLICASETS,
+    GET_STATEFULSETS,
     LIST_NETPOL,
     LIST_SERVICES,
     PATCH_PODS,
@@ -60,7 +63,14 @@ from ktriage.core.netpol import (
 
 POLICY_PREFIX = "ktriage-quarantine-"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_CONTROLLERS = ("ReplicaSet", "StatefulSet", "DaemonSet")
+# Controllers whose selector holds a pod, and the permission to read each.
+_READ_CONTROLLER = {
+    "ReplicaSet": GET_REPLICASETS,
+    "StatefulSet": GET_STATEFULSETS,
+    "DaemonSet": GET_DAEMONSETS,
+    "Job": GET_JOBS,
+}
+_CONTROLLERS = tuple(_READ_CONTROLLER)
 
 
 def _digest(text: str) -> str:
@@ -569,7 +579,7 @@ class Detach:
                         ref.get("name", ""),
                         what=f"read {ref['kind']} {owner.short()}",
                         subject=owner,
-                        permission=GET_REPLICASETS,
+                        permission=_READ_CONTROLLER[ref["kind"]],
                     )
                 except ActionError as error:
                     if error.reason not in ("not-found", "forbidden"):
@@ -620,10 +630,16 @@ class Detach:
             cname = (controller.get("metadata") or {}).get("name", "?")
             selector = (controller.get("spec") or {}).get("selector")
             hold(holding_keys(selector, labels), f"{kind} {cname}")
-            plan.warnings.append(
-                f"{kind} {cname} will let go of this pod and start a replacement; "
-                "this pod keeps running, kept for forensics."
-            )
+            if kind == "Job":
+                plan.warnings.append(
+                    f"Job {cname} will no longer count this pod and may start another to "
+                    "finish its work; this pod keeps running, kept for forensics."
+                )
+            else:
+                plan.warnings.append(
+                    f"{kind} {cname} will let go of this pod and start a replacement; "
+                    "this pod keeps running, kept for forensics."
+                )
         for svc in facts.get("services") or ():
             selector = service_selector((svc.get("spec") or {}).get("selector"))
             if selector and selector_matches(selector, labels):

@@ -72,6 +72,7 @@ class Kube:
         self.core = k8s.CoreV1Api(api_client)
         self.net = k8s.NetworkingV1Api(api_client)
         self.apps = k8s.AppsV1Api(api_client)
+        self.batch = k8s.BatchV1Api(api_client)
         self.authz = k8s.AuthorizationV1Api(api_client)
         self.authn = k8s.AuthenticationV1Api(api_client)
 
@@ -119,6 +120,7 @@ class Kube:
             "ReplicaSet": self.apps.read_namespaced_replica_set,
             "StatefulSet": self.apps.read_namespaced_stateful_set,
             "DaemonSet": self.apps.read_namespaced_daemon_set,
+            "Job": self.batch.read_namespaced_job,
         }
         return _decode(
             readers[kind](name, namespace, _preload_content=False, _request_timeout=timeout)

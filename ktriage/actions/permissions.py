@@ -50,6 +50,9 @@ GET_LOGS = Permission("get", "pods", subresource="log")
 LIST_EVENTS = Permission("list", "events")
 LIST_SERVICES = Permission("list", "services")
 GET_REPLICASETS = Permission("get", "replicasets", "apps")
+GET_STATEFULSETS = Permission("get", "statefulsets", "apps")
+GET_DAEMONSETS = Permission("get", "daemonsets", "apps")
+GET_JOBS = Permission("get", "jobs", "batch")
 
 UNKNOWN_TTL = 30.0  # seconds before a failed review is asked again
 

@@ -192,11 +192,12 @@ class Auth:
         if ident.role == "readonly":
             read = {
                 "verbs": ["get", "list", "watch"],
-                "apiGroups": ["", "apps", "events.k8s.io", "networking.k8s.io",
+                "apiGroups": ["", "apps", "batch", "events.k8s.io", "networking.k8s.io",
                               "rbac.authorization.k8s.io"],
                 "resources": ["namespaces", "nodes", "pods", "pods/log", "pods/status",
                               "events", "services", "serviceaccounts", "configmaps",
-                              "deployments", "replicasets", "daemonsets", "networkpolicies",
+                              "deployments", "replicasets", "daemonsets", "statefulsets",
+                              "jobs", "cronjobs", "networkpolicies",
                               "roles", "rolebindings", "clusterroles", "clusterrolebindings"],
             }  # fmt: skip
             return [read, *basic], discovery

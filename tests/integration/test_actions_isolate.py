@@ -323,3 +323,51 @@ async def test_isolation_failure_is_failed_not_raised(sim: Any, tmp_path: Path) 
         assert _policies(sim, tmp_path, ns) == {}
     finally:
         service.close()
+
+
+async def test_detach_lets_a_job_let_go_of_its_pod(sim: Any, tmp_path: Path) -> None:
+    """A pod a Job (or a CronJob's Job) runs is held by the Job's selector labels."""
+    ns, pod = unique("batch"), unique("report")
+    seed_namespace(sim.store, ns)
+    uid_label = "batch.kubernetes.io/controller-uid"
+    job = sim.store.apply(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "nightly-report", "namespace": ns},
+            "spec": {
+                "selector": {"matchLabels": {uid_label: "9f2c"}},
+                "manualSelector": True,
+                "template": {
+                    "metadata": {"labels": {uid_label: "9f2c", "job-name": "nightly-report"}},
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{"name": "report", "image": "busybox:1.36"}],
+                    },
+                },
+            },
+        }
+    )
+    owner = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "name": "nightly-report",
+        "uid": job["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    labels = {uid_label: "9f2c", "job-name": "nightly-report", "team": "data"}
+    seed_pod(sim.store, ns, pod, node="n1", labels=labels, owner=owner)
+    service = make_service(sim, None, tmp_path)
+    try:
+        plan = await service.prepare("D", "INC-J", (ns, pod))
+        assert plan.changes, (plan.unchanged, [w[:300] for w in plan.warnings])
+        (change,) = plan.changes
+        assert change.body["metadata"]["labels"] == {uid_label: None}
+        assert "Job nightly-report" in " ".join(plan.notes)
+        assert any("Job nightly-report will no longer count this pod" in w for w in plan.warnings)
+        outcome = await service.apply(plan)
+        assert outcome.result == OK, outcome.message
+        assert _labels(sim, tmp_path, ns, pod) == {"job-name": "nightly-report", "team": "data"}
+    finally:
+        service.close()
