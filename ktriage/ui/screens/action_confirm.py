@@ -107,6 +107,9 @@ class ActionConfirmScreen(ModalScreen[Outcome | None]):
         border: round $warning;
         border-title-color: $warning;
         border-title-style: bold;
+        /* The key hint at the left: toasts (what the last action did) come up at the
+           bottom right and would cover it. */
+        border-subtitle-align: left;
         background: $surface;
         padding: 0 1;
     }
