@@ -252,6 +252,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 2
     if not (args.json or args.markdown or args.text) and sys.stdout.isatty():
         return _replay_ui(args, cfg)
+    if args.markdown:
+        # Checked before the replay, which may take a while.
+        problem = _snapshot_dir_problem(args.markdown)
+        if problem:
+            print(f"ktriage replay: --markdown {args.markdown}: {problem}", file=sys.stderr)
+            return 2
     replayer.replay(args.files)
     ingestor = replayer.ingestor
     incidents = correlator.sorted_incidents()
@@ -265,9 +271,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
         sys.stdout.write(text_report(incidents, correlator.events_of))
     if args.markdown:
         for inc in incidents:
-            path = write_snapshot(
-                args.markdown, inc, correlator.events_of(inc.id), replayer.archive.record
-            )
+            try:
+                path = write_snapshot(
+                    args.markdown, inc, correlator.events_of(inc.id), replayer.archive.record
+                )
+            except OSError as exc:
+                print(
+                    f"ktriage replay: cannot write a snapshot to {args.markdown}: "
+                    f"{exc.strerror or exc}",
+                    file=sys.stderr,
+                )
+                return 1
             if not args.json:
                 print(f"wrote {path}")
     print(skipped_summary(ingestor.skipped, ingestor.skip_log), file=sys.stderr)
@@ -279,6 +293,29 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
     replayer.archive.close()
     return 0
+
+
+def _snapshot_dir_problem(directory: Path) -> str:
+    """Why snapshots cannot be written to `directory` (created 0700 if missing), or ""."""
+    from ktriage.core.snapshot import make_private_dirs
+
+    if directory.exists() and not directory.is_dir():
+        return "exists and is not a directory"
+    try:
+        make_private_dirs(directory)
+    except OSError as exc:
+        return f"cannot create it: {exc.strerror or exc}"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return "not writable"
+    mode = directory.stat().st_mode & 0o777
+    if mode & 0o077:
+        # Snapshots are 0600 themselves; say that the directory shows their names.
+        print(
+            f"ktriage replay: note: {directory} is readable by others (mode {mode:o}); "
+            "the snapshots themselves are private (0600)",
+            file=sys.stderr,
+        )
+    return ""
 
 
 def _replay_ui(args: argparse.Namespace, cfg: Config) -> int:

@@ -72,7 +72,7 @@ class Cordon:
         )
         if _unschedulable(node) == cordon:
             state = "already cordoned" if cordon else "not cordoned"
-            plan.unchanged = f"node {name} is {state}: nothing to change"
+            plan.unchanged = f"node {name} is {state}"
             return plan
         plan.changes.append(
             Change(

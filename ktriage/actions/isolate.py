@@ -504,7 +504,7 @@ class Isolate:
                     Change(
                         verb="delete",
                         target=subject,
-                        summary=f"delete NetworkPolicy {ns}/{pname}",
+                        summary="the deny-all policy ktriage created for this pod",
                     )
                 )
         if not plan.changes:

@@ -101,6 +101,14 @@ def refused_event(
     )
 
 
+def undo_words(record: ActionRecord) -> str:
+    """`isolate of pod shop/web-1 (NetworkPolicy shop/ktriage-quarantine-web-1)`."""
+    text = f"{record.action} of {record.target.words()}"
+    if record.subject != record.target:
+        text += f" ({record.subject.words()})"
+    return text
+
+
 def action_record(outcome: Outcome, record_id: str) -> ActionRecord:
     plan = outcome.plan
     return ActionRecord(

@@ -33,7 +33,7 @@ from ktriage.actions.journal import ActionJournal
 from ktriage.actions.kube import Kube, api_client_from_kubeconfig
 from ktriage.actions.logs import DumpLogs
 from ktriage.actions.permissions import PermissionCache, needs
-from ktriage.actions.record import action_event, action_record, refused_event
+from ktriage.actions.record import action_event, action_record, refused_event, undo_words
 from ktriage.actions.runner import RetryPolicy, Runner
 from ktriage.core.text import printable
 
@@ -190,7 +190,7 @@ class ActionService:
                 out[key] = (True, f"{action.title} ({unknown})" if unknown else action.title)
         record = self.last_undoable(None, target)
         if record is not None:
-            out[UNDO_KEY] = (True, f"undo {record.action} of {record.subject.words()}")
+            out[UNDO_KEY] = (True, f"undo {undo_words(record)}")
         else:
             out[UNDO_KEY] = (False, "nothing to undo for this pod")
         if stale:

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from ktriage.core.model import Event, Incident, iso
+from ktriage.core.model import EntityRef, Event, Incident, iso
 from ktriage.core.snapshot import duration
 from ktriage.core.text import clip, printable
 
@@ -52,6 +52,21 @@ def skipped_json(skipped: Counter[str], skip_log: Sequence[tuple[str, str, str]]
     )
 
 
+def entity_list(entities: Sequence[EntityRef], width: int = 100, most: int = 8) -> str:
+    """`Pod shop/web-1, IP 203.0.113.42 (+3 more)`: whole entities only (a cut IP or
+    name would read as another valid one), and always how many were left out."""
+    shown: list[str] = []
+    used = 0
+    for ent in entities[:most]:
+        text = printable(f"{ent.kind} {ent.short()}")
+        if shown and used + 2 + len(text) > width:
+            break
+        shown.append(text)
+        used += len(text) + 2
+    left = len(entities) - len(shown)
+    return ", ".join(shown) + (f" (+{left} more)" if left else "")
+
+
 def text_report(incidents: Sequence[Incident], events_of: Any, *, width: int = 100) -> str:
     """The plain report `ktriage replay` prints: one block per incident."""
     if not incidents:
@@ -67,9 +82,7 @@ def text_report(incidents: Sequence[Incident], events_of: Any, *, width: int = 1
             f"    time      {iso(inc.first_seen)} → {iso(inc.last_seen)}"
             f" ({duration(inc.last_seen - inc.first_seen)})"
         )
-        ents = ", ".join(f"{e.kind} {e.short()}" for e in inc.entities[:8])
-        more = f" (+{len(inc.entities) - 8} more)" if len(inc.entities) > 8 else ""
-        lines.append(f"    entities  {printable(clip(ents, width))}{more}")
+        lines.append(f"    entities  {entity_list(inc.entities, width)}")
         lines.append(f"    tactics   {', '.join(inc.tactics) or 'none mapped'}")
         lines.append(
             f"    events    {len(events)}: "

@@ -59,7 +59,7 @@ async def test_an_isolation_is_undone_after_a_restart(sim: Any, tmp_path: Path) 
         offered = await second.refresh((ns, pod))
         assert offered[UNDO_KEY] == (
             True,
-            f"undo isolate of NetworkPolicy {ns}/ktriage-quarantine-{pod}",
+            f"undo isolate of pod {ns}/{pod} (NetworkPolicy {ns}/ktriage-quarantine-{pod})",
         )
         outcome = await second.undo(None, (ns, pod))
         assert outcome.result == UNDONE

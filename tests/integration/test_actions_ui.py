@@ -18,6 +18,7 @@ from test_actions_support import (  # noqa: F401  (fixtures)
     unique,
 )
 from textual.app import App
+from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from ktriage.actions import OK, Outcome, Plan, Target, kubeconfig_factory
@@ -165,3 +166,38 @@ async def test_app_keys_isolate_and_record_in_the_timeline(sim: Any, tmp_path: P
         "labels"
     ]
     assert labels.get("ktriage.io/quarantine") == pod
+
+
+async def test_a_long_plan_scrolls_to_its_end() -> None:
+    """Every line of a preview can be read, however long (a namespace with many
+    policies gives many notes)."""
+    pod = Target("Pod", "shop", "web-1")
+    plan = Plan(
+        action="isolate",
+        incident_id="INC-1",
+        target=pod,
+        subject=pod,
+        title="Isolate pod shop/web-1",
+        notes=[f"note {i}: NetworkPolicy allow-{i} still allows traffic" for i in range(120)],
+        dry_run="the server accepted every change (dryRun=All)",
+    )
+    app = _Host(None, plan)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause()
+        view = app.screen.query_one(VerticalScroll)
+        assert view.max_scroll_y > 0  # taller than the screen: it must scroll
+        assert view.region.bottom <= 45
+        await pilot.press("j", "j", "j")
+        await pilot.pause()
+        assert view.scroll_y == 3
+        await pilot.press("end")
+        await pilot.pause()
+        assert view.scroll_y == view.max_scroll_y
+        await pilot.press("home")
+        await pilot.pause()
+        assert view.scroll_y == 0
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert view.scroll_y > 10
+    # The dry run's verdict comes first, above the fold.
+    assert plan_text(plan).plain.startswith("Dry run: the server accepted")

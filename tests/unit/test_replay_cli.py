@@ -219,3 +219,49 @@ def test_json_output_has_no_raw_control_characters(tmp_path: Path, capsysbinary)
     out = capsysbinary.readouterr().out
     assert "\u009b".encode() not in out and "\u202e".encode() not in out
     assert b"\\\\x9b" in out or b"\\\\u009b" in out
+
+
+def test_a_bad_markdown_directory_is_said_before_the_replay(tmp_path: Path, capsys) -> None:
+    path = _write_lines(tmp_path / "in.log", [EXEC, FALCO])
+    a_file = tmp_path / "afile"
+    a_file.write_text("x")
+    assert main(["replay", "--markdown", str(a_file), str(path)]) == 2
+    assert "afile: exists and is not a directory" in capsys.readouterr().err
+    # (Under a file: refused even to root, who may write anywhere else.)
+    assert main(["replay", "--markdown", str(a_file / "deeper"), str(path)]) == 2
+    assert "deeper: cannot create it: Not a directory" in capsys.readouterr().err
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    assert main(["replay", "--markdown", str(shared), str(path)]) == 0
+    assert "readable by others (mode 755)" in capsys.readouterr().err
+
+
+def test_a_markdown_directory_that_fails_midway_is_a_clear_error() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "ktriage.cli", "replay", "--markdown", "/proc/nope", "/dev/null"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert "--markdown /proc/nope: cannot create it" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_the_text_report_never_cuts_an_entity() -> None:
+    from ktriage.core.model import EntityKind, entity
+    from ktriage.core.report import entity_list
+
+    ents = [
+        entity(EntityKind.USER, "", "attacker@example.com"),
+        entity(EntityKind.POD, "shop", "storefront-7d9f8-x2kq"),
+        entity(EntityKind.IP, "", "203.0.113.42"),
+        entity(EntityKind.NAMESPACE, "", "shop"),
+    ]
+    text = entity_list(ents, width=60)
+    assert text == "User attacker@example.com, Pod shop/storefront-7d9f8-x2kq (+2 more)"
+    assert entity_list(ents, width=200).endswith("IP 203.0.113.42, Namespace shop")
+    # A single long name is shown whole rather than cut.
+    long_one = [entity(EntityKind.POD, "ns", "p" * 150)]
+    assert entity_list(long_one, width=40) == "Pod ns/" + "p" * 150
+    assert entity_list(ents * 3, width=1000).endswith("(+4 more)")

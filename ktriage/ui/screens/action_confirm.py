@@ -22,6 +22,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from ktriage.actions.base import FAILED, OK, UNCHANGED, UNDONE, ActionError, Outcome, Plan
+from ktriage.actions.record import undo_words
 from ktriage.core.text import printable
 
 if TYPE_CHECKING:
@@ -41,12 +42,16 @@ def plan_text(plan: Plan) -> Text:
     out = Text()
     if plan.undo_of is not None:
         out.append("Undoes: ", "bold")
-        out.append(_plain(f"{plan.undo_of.action} of {plan.undo_of.subject.words()}"))
+        out.append(_plain(undo_words(plan.undo_of)))
         out.append(f" (by {_plain(plan.undo_of.actor)})\n\n")
     if plan.unchanged:
         out.append("Nothing to change: ", "bold")
         out.append(_plain(plan.unchanged) + "\n")
         out.append("Applying records that in the incident's timeline.\n\n", "italic")
+    if plan.dry_run:
+        # First, not last: in a long preview the end may be below the screen.
+        out.append("Dry run: ", "bold")
+        out.append(_plain(plan.dry_run) + "\n\n")
     for warning in plan.warnings:
         out.append("! ", "bold red")
         out.append(_plain(warning) + "\n", "bold")
@@ -69,9 +74,6 @@ def plan_text(plan: Plan) -> Text:
         out.append("\n")
     for note in plan.notes:
         out.append("· " + _plain(note) + "\n", "italic")
-    if plan.dry_run:
-        out.append("\nDry run: ", "bold")
-        out.append(_plain(plan.dry_run) + "\n")
     return out
 
 
@@ -96,6 +98,10 @@ class ActionConfirmScreen(ModalScreen[Outcome | None]):
         Binding("escape", "cancel", "Cancel"),
         Binding("j,down", "scroll(1)", "Down", show=False),
         Binding("k,up", "scroll(-1)", "Up", show=False),
+        Binding("pagedown,space", "page(1)", "Page down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("g,home", "ends(0)", "Top", show=False),
+        Binding("G,end", "ends(1)", "Bottom", show=False),
     ]
     DEFAULT_CSS = """
     ActionConfirmScreen { align: center middle; }
@@ -113,7 +119,9 @@ class ActionConfirmScreen(ModalScreen[Outcome | None]):
         background: $surface;
         padding: 0 1;
     }
-    ActionConfirmScreen VerticalScroll { height: auto; }
+    /* Bounded by the screen (not by the box, whose height follows its content), so
+       a long plan scrolls instead of being cut off. */
+    ActionConfirmScreen VerticalScroll { height: auto; max-height: 80vh; }
     ActionConfirmScreen #action-progress {
         height: auto;
         display: none;
@@ -146,6 +154,17 @@ class ActionConfirmScreen(ModalScreen[Outcome | None]):
 
     def action_scroll(self, step: int) -> None:
         self.query_one(VerticalScroll).scroll_relative(y=step, animate=False)
+
+    def action_page(self, direction: int) -> None:
+        view = self.query_one(VerticalScroll)
+        view.scroll_relative(y=direction * max(1, view.size.height - 1), animate=False)
+
+    def action_ends(self, bottom: int) -> None:
+        view = self.query_one(VerticalScroll)
+        if bottom:
+            view.scroll_end(animate=False)
+        else:
+            view.scroll_home(animate=False)
 
     def action_cancel(self) -> None:
         if self.applying:

@@ -181,7 +181,8 @@ class Timeline(RowList):
         if self.incident is None:
             return ""
         n = len(self.incident.timeline)
-        text = f"{n} event{'s' if n != 1 else ''} · {self.incident.signal_count} signals"
+        signals = self.incident.signal_count
+        text = f"{n} event{'s' if n != 1 else ''} · {signals} signal{'s' if signals != 1 else ''}"
         text += " · following" if self.follow else " · paused (f follows)"
         if self.query_filter is not None:
             text += f" · search: {self.query_filter.text} (n/N)"
