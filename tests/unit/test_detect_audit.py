@@ -288,6 +288,30 @@ def test_privileged_hostpath_pod_by_user() -> None:
     assert "hostPath /" in ev.summary and "hostPID" in ev.summary
 
 
+def test_a_pod_a_controller_creates_is_named_from_the_response() -> None:
+    """A ReplicaSet's pods are created from a generateName: only the response (at
+    the RequestResponse audit level) holds the name the server gave."""
+    body = copy.deepcopy(POD_PRIV)
+    body["metadata"] = {"generateName": "web-7d9f-"}
+    rec = audit(
+        "create",
+        "pods",
+        code=201,
+        body=body,
+        user="system:serviceaccount:kube-system:replicaset-controller",
+    )
+    rec["responseObject"] = dict(body, metadata={"name": "web-7d9f-x2kq", "namespace": "payments"})
+    ev = only_signal(rec)
+    assert ev.kind == "privileged-pod"
+    assert ev.first(EntityKind.POD) == entity(EntityKind.POD, "payments", "web-7d9f-x2kq")
+    assert "created payments/web-7d9f-x2kq" in ev.summary
+    # Without a response, it still says what it knows.
+    del rec["responseObject"]
+    ev = only_signal(rec)
+    assert ev.first(EntityKind.POD) is None
+    assert "created a pod in payments" in ev.summary
+
+
 @pytest.mark.parametrize(
     ("spec", "kind"),
     [

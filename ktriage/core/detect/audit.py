@@ -420,16 +420,15 @@ class AuditDetector:
             self._pod_create(rec, ev)
 
     def _pod_create(self, rec: AuditRecord, ev: Event) -> None:
+        """A pod created with a risky spec (or in kube-system by a person)."""
         oref = rec.objectRef
         assert oref is not None
         obj = decode_object(rec.requestObject)
-        name = oref.name or ""
-        if not name and isinstance(obj, dict):
-            meta = obj.get("metadata")
-            if isinstance(meta, dict):
-                name = str(meta.get("name") or "")
-                if not name and meta.get("generateName"):
-                    name = ""
+        name = oref.name or _created_name(obj)
+        if not name and rec.responseObject:
+            # Made from a generateName (a controller's pods): the name the server gave
+            # it is in the response, where the audit policy records it.
+            name = _created_name(decode_object(rec.responseObject))
         ns = oref.namespace or ""
         if name and (created := entity(EntityKind.POD, ns, name)) not in ev.entities:
             # The request may already name a pod: the one whose bound token made it.
@@ -776,3 +775,10 @@ class AuditDetector:
         horizon = self._latest - 10 * BURST_WINDOW
         for actor in [a for a, s in self._bursts.items() if not s.times or s.times[-1] < horizon]:
             del self._bursts[actor]
+
+
+def _created_name(obj: object) -> str:
+    """metadata.name of a request or response object, or ""."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return name if isinstance(name, str) else ""
