@@ -197,9 +197,18 @@ def build_parser() -> argparse.ArgumentParser:
     replay = sub.add_parser(
         "replay",
         help="correlate recorded audit/Falco/Tetragon files",
-        description="Read recorded streams (JSON lines, JSON documents, .gz) and report incidents.",
+        description="Read recorded streams (JSON lines, JSON documents, .gz) and report "
+        "incidents. With none of --json, --markdown or --text, on a terminal, the incidents "
+        "open in the UI (where --theme, --read-only and --snapshot-dir apply).",
     )
-    replay.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    replay.add_argument(
+        "files",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="audit logs, Falco or Tetragon JSON (lines, a document or an array; .gz too); "
+        "formats are told apart line by line",
+    )
     out = replay.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON object per incident per line")
     replay.add_argument(
@@ -212,14 +221,42 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("sim", help="run the simulated cluster", add_help=False)
     sim.add_argument("rest", nargs=argparse.REMAINDER)
 
-    demo = sub.add_parser("demo", help="the simulated cluster under attack, in the UI")
-    demo.add_argument("--scenario", default="cryptominer")
+    demo = sub.add_parser(
+        "demo",
+        help="the simulated cluster under attack, in the UI",
+        description="Start the simulated cluster on loopback, play an attack on it, and "
+        "watch it in the UI as a live cluster: every key works, actions included.",
+    )
+    demo.add_argument(
+        "--scenario",
+        default="cryptominer",
+        metavar="NAME",
+        help=f"the attack to play: {', '.join(scenario_names())} (default: cryptominer)",
+    )
     # The scenario starts quietly; at 5x its first signal shows about 10 s in.
-    demo.add_argument("--speed", type=float, default=5.0)
-    demo.add_argument("--dir", type=Path, metavar="DIR")
+    demo.add_argument(
+        "--speed",
+        type=float,
+        default=5.0,
+        metavar="N",
+        help="play N times faster than real time (default: 5)",
+    )
+    demo.add_argument(
+        "--dir",
+        type=Path,
+        metavar="DIR",
+        help="keep the streams and the kubeconfig here (default: a temporary directory, "
+        "removed at the end)",
+    )
     _add_common(demo)
     _add_ui(demo)
     return parser
+
+
+def scenario_names() -> list[str]:
+    from ktriage.sim.scenario import scenario_names as names
+
+    return names()
 
 
 def _load_config(args: argparse.Namespace) -> Config:

@@ -65,6 +65,8 @@ def run_demo(args: Any, cfg: Config) -> int:
         sim = SimCluster(directory, scenario=scenario, speed=speed).start()
     except (SimError, OSError) as exc:
         print(f"ktriage demo: {exc}", file=sys.stderr)
+        if not keep:
+            shutil.rmtree(directory, ignore_errors=True)
         return 2
     notes = how_to_use(sim, scenario, speed)
     try:

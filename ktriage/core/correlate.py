@@ -181,6 +181,8 @@ class Correlator:
         self._sessions: dict[EntityRef, list[_Session]] = {}
         self._session_hidden: dict[EntityRef, list[tuple[float, int]]] = {}
         self._hidden_by: dict[int, _Session] = {}
+        # Ids of our own events (actions): in timelines, but not activity.
+        self._own: set[int] = set()
 
     # ---- union–find -------------------------------------------------------
 
@@ -530,7 +532,7 @@ class Correlator:
         if inc is None:
             return self._refresh(group)
         inc.first_seen = timeline[0][0]
-        inc.last_seen = timeline[-1][0]
+        inc.last_seen = self._last_observed(timeline) if self._own else timeline[-1][0]
         inc.timeline = timeline
         inc.counts_by_source[source] = count
         inc.revision += 1
@@ -585,7 +587,8 @@ class Correlator:
     def _refresh(self, group: _Group, *, context_only: bool = False, source: str = "") -> set[str]:
         inc = group.incident
         timeline = group.timeline
-        first_time, last_time = timeline[0][0], timeline[-1][0]
+        first_time = timeline[0][0]
+        last_time = self._last_observed(timeline) if self._own else timeline[-1][0]
         if inc is not None and context_only:
             inc.first_seen, inc.last_seen = first_time, last_time
             inc.timeline = timeline
@@ -632,6 +635,14 @@ class Correlator:
             self.closed.discard(inc.id)
         return {inc.id}
 
+    def _last_observed(self, timeline: list[tuple[float, int]]) -> float:
+        """The time of the latest event in a timeline that is not one of ours."""
+        own = self._own
+        for t, eid in reversed(timeline):
+            if eid not in own:
+                return t
+        return timeline[-1][0]
+
     def resolve(self, incident_id: str) -> Incident | None:
         """The incident now holding `incident_id` (following merges and renames)."""
         seen = set()
@@ -659,11 +670,14 @@ class Correlator:
         return events
 
     def attach(self, incident_id: str, event: Event) -> set[str]:
-        """Store an event of our own (an action) in a given incident's timeline."""
+        """Store an event of our own (an action) in a given incident's timeline. It
+        does not count as activity: the incident's last_seen (its age) stays with
+        what was observed."""
         inc = self.resolve(incident_id)
         event.incident_hint = inc.id if inc else incident_id
         if self.store.add(event) is None or inc is None:
             return set()
+        self._own.add(event.id)
         for group in self._groups.values():
             if group.incident is inc:
                 root = self._find(group.signal_ids[0])

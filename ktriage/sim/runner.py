@@ -303,12 +303,25 @@ class SimCluster:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from ktriage.sim.scenario import scenario_names
+
     p = argparse.ArgumentParser(
         prog="ktriage sim",
         description="Run a simulated Kubernetes cluster on loopback (kubectl works against it).",
     )
-    p.add_argument("--scenario", metavar="NAME", help="scenario to play (name or YAML file)")
-    p.add_argument("--speed", type=float, default=1.0, metavar="N", help="play N times faster")
+    p.add_argument(
+        "--scenario",
+        metavar="NAME",
+        help=f"scenario to play: {', '.join(scenario_names())}, or a YAML file "
+        "(default: none, an idle cluster)",
+    )
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        metavar="N",
+        help="play N times faster than real time (default: 1)",
+    )
     p.add_argument(
         "--port", type=int, default=0, metavar="P", help="port on 127.0.0.1 (default: a free one)"
     )

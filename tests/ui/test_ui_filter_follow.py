@@ -229,3 +229,17 @@ async def test_ktriage_own_requests_are_muted_in_the_live_stream(tmp_path):
         await pilot.press("slash", *"!ktriage-request", "enter")
         assert "own-1" not in {e.ref for e in live.shown}
         assert "other-1" in {e.ref for e in live.shown}
+
+
+async def test_a_filter_that_matches_nothing_says_so(tmp_path):
+    app = make_app(engine_with(miner_events()), tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        live = app.screen.query_one(LiveStream)
+        live.focus()
+        assert live.empty_text() == "Waiting for events…"
+        await pilot.press("slash", *"no-such-thing-anywhere", "enter")
+        assert live.row_count() == 0
+        line = live.render_line(live.header_lines).text
+        assert "Nothing matches the filter (esc clears it)." in line
+        await pilot.press("escape")
+        assert live.row_count() > 0

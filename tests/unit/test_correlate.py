@@ -240,6 +240,12 @@ def test_actions_attach_to_the_named_incident() -> None:
     assert c.attach(inc.id, action) == {inc.id}
     assert c.events_of(inc.id)[-1] is action
     assert action.incident_hint == inc.id
+    # Acting is not activity: the incident's age still counts from what was observed.
+    assert inc.last_seen == 0
+    c.add(ev(20, POD))  # observed later, still before the action
+    assert inc.last_seen == 20
+    c.add(ev(70, POD))
+    assert inc.last_seen == 70
 
 
 def test_many_events_in_one_incident_stay_fast() -> None:

@@ -265,3 +265,14 @@ def test_the_text_report_never_cuts_an_entity() -> None:
     long_one = [entity(EntityKind.POD, "ns", "p" * 150)]
     assert entity_list(long_one, width=40) == "Pod ns/" + "p" * 150
     assert entity_list(ents * 3, width=1000).endswith("(+4 more)")
+
+
+def test_a_demo_that_cannot_start_leaves_nothing_behind(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert main(["demo", "--scenario", "nosuch"]) == 2
+    assert "unknown scenario 'nosuch'" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

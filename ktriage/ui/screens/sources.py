@@ -16,6 +16,7 @@ from textual.widgets import Static
 
 from ktriage.core.text import printable
 from ktriage.ui.format import count, rate
+from ktriage.ui.widgets.status_bar import QUIET_AFTER
 
 
 def sources_table(health: Sequence[Any], now: float | None = None) -> Table:
@@ -24,8 +25,9 @@ def sources_table(health: Sequence[Any], now: float | None = None) -> Table:
     for column in columns:
         table.add_column(column, no_wrap=column != "last problem")
     for h in health:
-        lag = h.lag(now) if now is not None else h.lag()
         idle = h.quiet_for(now)
+        # A quiet source is not behind: its lag would only grow (see the status bar).
+        lag = h.lag(now) if idle is not None and idle < QUIET_AFTER else None
         skipped = ", ".join(f"{reason} {n}" for reason, n in sorted(h.skipped.items())) or "-"
         table.add_row(
             Text(printable(h.name)),

@@ -274,6 +274,12 @@ class RowList(ScrollView, can_focus=True):
     def on_blur(self) -> None:
         self.refresh()
 
+    def empty_text(self) -> str:
+        """What an empty pane says: why it is empty."""
+        if self.QUERY_MODE == "filter" and self.query_filter is not None:
+            return "Nothing matches the filter (esc clears it)."
+        return self.EMPTY_TEXT
+
     def render_line(self, y: int) -> Strip:
         region = self.scrollable_content_region
         width = region.width
@@ -288,7 +294,7 @@ class RowList(ScrollView, can_focus=True):
         count = self.row_count()
         if count == 0:
             if y == header:
-                empty = Text(self.EMPTY_TEXT, self.style_for("rowlist--empty"))
+                empty = Text(self.empty_text(), self.style_for("rowlist--empty"))
                 return self._strip(empty, width, base)
             return Strip.blank(width, base)
         if index >= count or index < 0:

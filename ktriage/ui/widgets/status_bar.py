@@ -106,14 +106,13 @@ class StatusBar(Widget):
             elif state == "done":
                 left.append(f" {count(sum(h.events_total for h in group))} ev", muted)
             else:
-                per_second = sum(h.rate() for h in group)
-                if per_second > 0:
-                    left.append(f" {rate(per_second)}", muted)
                 # Watch events carry the objects' own times, not when they were seen.
-                if kind != "kube":
-                    freshness = source_freshness(group, self.lag_now)
-                    if freshness:
-                        left.append(f" {freshness}", muted)
+                freshness = source_freshness(group, self.lag_now) if kind != "kube" else ""
+                per_second = sum(h.rate() for h in group)
+                if per_second > 0 and not freshness.startswith("quiet"):
+                    left.append(f" {rate(per_second)}", muted)
+                if freshness:
+                    left.append(f" {freshness}", muted)
             skipped += sum(sum(h.skipped.values()) for h in group)
         if skipped:
             left.append("  │ ", muted)
