@@ -12,13 +12,13 @@ import gc
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.css.query import NoMatches
@@ -120,6 +120,16 @@ class KtriageApp(App[int]):
         Binding("t", "cycle_theme", "Theme"),
         *(Binding(a.key, f"containment('{a.name}')", a.name.capitalize()) for a in ACTION_KEYS),
     ]
+
+    # Textual's own palette entries that ktriage replaces with its own: its theme
+    # picker (it offers themes not made for triage; `t` and the theme commands cycle
+    # ktriage's) and its keys panel (ktriage's help lists every key).
+    _REPLACED_SYSTEM_COMMANDS = frozenset({"Theme", "Keys"})
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        for command in super().get_system_commands(screen):
+            if command.title not in self._REPLACED_SYSTEM_COMMANDS:
+                yield command
 
     def __init__(
         self,

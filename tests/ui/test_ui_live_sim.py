@@ -46,6 +46,18 @@ async def test_live_sources_on_the_sim_fill_every_pane(tmp_path, sim):
             row = next(r for r in pods.rows if r.info is not None)
             assert row.namespace == "shop" and row.node
             pods.focus()
+            pods.move_cursor(pods.rows.index(row))
+            await pilot.press("enter")  # the pod in Detail
+            detail = app.screen.query_one("#detail")
+            await wait_for(pilot, lambda: f"{row.node}" in screen_text(app))
+            assert f"{row.node} (cordoned)" not in screen_text(app)
+            # The node is cordoned (by someone else, or by ktriage): Detail follows.
+            node = sim.store.get_obj("v1", "Node", None, row.node)
+            node.setdefault("spec", {})["unschedulable"] = True
+            sim.store.apply(node)
+            await wait_for(pilot, lambda: f"{row.node} (cordoned)" in screen_text(app), timeout=15)
+            assert detail is app.screen.query_one("#detail")
+            pods.focus()
             await pilot.press("a")
             await wait_for(pilot, lambda: len(pods.rows) > 1)
             # The status bar shows the sources, connected.

@@ -132,3 +132,11 @@ async def test_command_palette_goes_to_an_incident(tmp_path):
         await wait_for(pilot, lambda: incidents.selected is not None)
         await wait_for(pilot, lambda: incidents.selected.id == target.id)
         assert app.focused.id == "timeline"
+
+
+async def test_the_palette_offers_ktriage_themes_and_help_not_textual_ones(tmp_path):
+    app = make_app(engine_with(miner_events()), tmp_path)
+    async with app.run_test(size=(120, 36)):
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Theme" not in titles and "Keys" not in titles
+        assert "Quit" in titles  # the rest of Textual's entries stay

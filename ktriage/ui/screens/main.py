@@ -176,6 +176,9 @@ class MainScreen(Screen[None]):
         rows = pod_rows(engine.store, engine.cluster, inc, show_all=pods.show_all)
         scope = "all pods" if pods.show_all else (f"{inc.id}" if inc else "no incident")
         pods.set_rows(rows, scope)
+        if self._detail_source == "pods":
+            # The pod shown in Detail changed too (cordoned, isolated, restarted).
+            self._show_pod_detail(pods.selected)
 
     def _show_incident_detail(self, inc: Incident | None) -> None:
         self._detail_source = "incidents"
