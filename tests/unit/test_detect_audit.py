@@ -525,3 +525,12 @@ def test_pod_created_with_a_bound_token_is_the_first_pod_and_the_token_pod_stays
         entity(EntityKind.POD, "ci", "runner-8c457c4d-d4kw5"),
     ]
     assert ev.first(EntityKind.POD) == pods[0]
+
+
+def test_a_signal_says_whose_rights_an_impersonated_request_used() -> None:
+    rec = audit("list", "secrets", user="system:admin", code=403)
+    rec["impersonatedUser"] = {"username": "alice", "groups": ["system:authenticated"]}
+    ev = only_signal(rec)
+    assert ev.kind == "secret-list"
+    assert ev.summary == "system:admin as alice list secrets in payments (denied 403)"
+    assert entity(EntityKind.USER, "", "alice") in ev.entities

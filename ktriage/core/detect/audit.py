@@ -310,6 +310,11 @@ class AuditDetector:
             name = user.username
             if name == "system:anonymous" or (not name and user.in_group("system:unauthenticated")):
                 self._anonymous(rec, ev)
+        imp = rec.impersonatedUser
+        if ev.summary is not summary and imp is not None and imp.username:
+            # A detection rewrote the summary in the requester's name: say whose
+            # rights the request used, as the plain summary does.
+            ev.summary = _as_impersonated(ev.summary, rec.username, imp.username)
         if ev.summary is not summary and summary.endswith(UNTIMED_NOTE):
             # A detection rewrote the summary of a record placed at an assumed time.
             ev.summary = with_untimed_note(ev.summary)
@@ -782,3 +787,12 @@ def _created_name(obj: object) -> str:
     meta = obj.get("metadata") if isinstance(obj, dict) else None
     name = meta.get("name") if isinstance(meta, dict) else None
     return name if isinstance(name, str) else ""
+
+
+def _as_impersonated(summary: str, actor: str, impersonated: str) -> str:
+    """`system:admin as alice list secrets…` from `system:admin list secrets…`."""
+    if f" as {impersonated}" in summary:
+        return summary
+    if actor and summary.startswith(actor + " "):
+        return plain(f"{actor} as {impersonated}{summary[len(actor) :]}")
+    return plain(f"{summary} (as {impersonated})")
