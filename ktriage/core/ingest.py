@@ -311,6 +311,38 @@ class Ingestor:
                         return events
         return self._lines(data, origin, archive)
 
+    def feed_cut_document(self, data: bytes, *, origin: str = "") -> list[Event]:
+        """A JSON array or a run of documents cut short (a truncated .gz): every record
+        complete before the cut, and the one cut in half counted as truncated."""
+        self.start_input(origin)
+        text = data.decode("utf-8", errors="replace")
+        if text.startswith("\ufeff"):
+            text = text[1:]
+        decoder = json.JSONDecoder()
+        out: list[Event] = []
+        pos = len(text) - len(text.lstrip())
+        if text[pos : pos + 1] == "[":
+            pos += 1
+        end = len(text)
+        while True:
+            while pos < end and (text[pos].isspace() or text[pos] == ","):
+                pos += 1
+            if pos >= end or text[pos] == "]":
+                break
+            lineno = text.count("\n", 0, pos) + 1
+            try:
+                _, stop = decoder.raw_decode(text, pos)
+            except ValueError:
+                self._skip(
+                    f"{origin}:{lineno}",
+                    "truncated-json",
+                    "the file is cut short inside this record",
+                )
+                break
+            out.extend(self._bytes(text[pos:stop].encode(), f"{origin}:{lineno}", None, None))
+            pos = stop
+        return out
+
     def flush(self) -> list[Event]:
         """End of input: emit what is still held (requests waiting for a response)."""
         return self.audit.flush()

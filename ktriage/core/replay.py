@@ -11,6 +11,7 @@ import gc
 import gzip
 import multiprocessing
 import pickle
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -48,6 +49,27 @@ class ReplayStats:
 def _is_gzip(path: Path) -> bool:
     with open(path, "rb") as fh:
         return fh.read(2) == b"\x1f\x8b"
+
+
+def _gunzip_what_remains(path: Path, limit: int) -> bytes:
+    """Every byte a truncated gzip file still gives (the gzip module gives none of
+    its last block); members one after another are joined."""
+    out: list[bytes] = []
+    size = 0
+    with open(path, "rb") as fh:
+        data = fh.read(limit)
+    while data and size < limit:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            chunk = inflater.decompress(data, limit - size)
+        except zlib.error:
+            break
+        out.append(chunk)
+        size += len(chunk)
+        if not inflater.eof:
+            break
+        data = inflater.unused_data
+    return b"".join(out)
 
 
 def _looks_like_document(head: bytes) -> bool:
@@ -261,7 +283,12 @@ class Replayer:
                 with gzip.open(path, "rb") as fh:
                     head = fh.peek(65536)[:65536] if hasattr(fh, "peek") else b""
                     if _looks_like_document(head):
-                        self._document(fh.read(MAX_DOCUMENT + 1), name)
+                        try:
+                            data = fh.read(MAX_DOCUMENT + 1)
+                        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+                            self._cut_document(path, name, exc)
+                        else:
+                            self._document(data, name)
                     else:
                         self._lines(fh, name, archive_id=None)
                 return
@@ -376,6 +403,16 @@ class Replayer:
                     kept += related
                 self.stats.unrelated += plain.plain
         self.stats.unrelated -= kept
+
+    def _cut_document(self, path: Path, name: str, exc: BaseException) -> None:
+        """A compressed JSON document cut short: read the records complete before the
+        cut (zlib gives every byte it can), and say the file is incomplete."""
+        self.ingestor.skipped["unreadable-file"] += 1
+        self.ingestor.skip_log.append(
+            (name, "unreadable-file", f"{exc} (the records before the cut were read)")
+        )
+        data = _gunzip_what_remains(path, MAX_DOCUMENT + 1)
+        self._feed(self.ingestor.feed_cut_document(data[: MAX_DOCUMENT + 1], origin=name))
 
     def _document(self, data: bytes, name: str) -> None:
         if len(data) > MAX_DOCUMENT:

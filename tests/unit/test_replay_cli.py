@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -276,3 +277,24 @@ def test_a_demo_that_cannot_start_leaves_nothing_behind(
     assert main(["demo", "--scenario", "nosuch"]) == 2
     assert "unknown scenario 'nosuch'" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cut_compressed_document_keeps_its_complete_records(tmp_path: Path, capsysbinary) -> None:
+    """A pretty-printed array in a .gz cut short: what came before the cut is read."""
+    # Random outputs, so that the 200 bytes cut off hold about one record.
+    noise = [os.urandom(150).hex() for _ in range(50)]
+    records = [EXEC, FALCO] + [
+        dict(FALCO, uuid=f"more-{i}", output=f"shell {noise[i]}") for i in range(50)
+    ]
+    whole = gzip.compress(json.dumps(records, indent=2).encode())
+    path = tmp_path / "alerts.json.gz"
+    path.write_bytes(whole[:-200])
+    assert main(["replay", "--json", str(path)]) == 0
+    lines = capsysbinary.readouterr().out.splitlines()
+    incident, skipped = json.loads(lines[0]), json.loads(lines[-1])["skipped"]
+    assert {e["ref"] for e in incident["events"]} >= {
+        EXEC["auditID"] + ":ResponseStarted",
+        FALCO["uuid"],
+    }
+    assert len(incident["events"]) >= 49  # all but the last one or two of 52
+    assert skipped["by_reason"] == {"truncated-json": 1, "unreadable-file": 1}
