@@ -92,6 +92,7 @@ class ActionService:
         self.journal = ActionJournal(self.snapshot_dir)
         self.cluster = ""
         self.journal_problem = ""
+        self._earlier: set[str] = set()  # ids of records taken by earlier runs
         self._refreshing: dict[str, asyncio.Task[None]] = {}
         self._listeners: list[Callable[[], None]] = []
         self._locks: dict[Target, asyncio.Lock] = {}
@@ -329,6 +330,7 @@ class ActionService:
         known = {r.id for r in self._records}
         earlier = [r for r in loaded.records if r.id not in known]
         self._records[:0] = earlier
+        self._earlier.update(r.id for r in earlier)
         numbers = [int(r.id[1:]) for r in self._records if r.id[:1] == "A" and r.id[1:].isdigit()]
         self._ids = itertools.count(max(numbers, default=0) + 1)
         if loaded.problem:
@@ -363,6 +365,10 @@ class ActionService:
             return list(self._records)
         wanted = self._resolve(incident_id)
         return [r for r in self._records if self._resolve(r.incident_id) == wanted]
+
+    def in_place(self) -> list[ActionRecord]:
+        """Changes this run made that are still in place (undoable and not undone)."""
+        return [r for r in self._records if r.can_undo and r.id not in self._earlier]
 
     def last_undoable(self, incident_id: str | None, target: Any = None) -> ActionRecord | None:
         """The newest action that can still be undone, on this pod (or its node) if given."""

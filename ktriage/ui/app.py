@@ -124,6 +124,33 @@ class KtriageApp(App[int]):
     # Textual's own palette entries that ktriage replaces with its own: its theme
     # picker (it offers themes not made for triage; `t` and the theme commands cycle
     # ktriage's) and its keys panel (ktriage's help lists every key).
+    # A second `q` within this many seconds quits despite changes still in place.
+    QUIT_CONFIRM_SECONDS = 10.0
+
+    async def action_quit(self) -> None:
+        """Quit; but first say once what ktriage changed in the cluster and left in
+        place (a cordoned node, an isolated pod), as they outlive ktriage."""
+        still = getattr(self.action_provider, "still_in_place", None)
+        left = still() if still is not None else []
+        now = time.monotonic()
+        recent = (
+            self._quit_warned_at is not None
+            and now - self._quit_warned_at < self.QUIT_CONFIRM_SECONDS
+        )
+        if left and not recent:
+            self._quit_warned_at = now
+            self.notify(
+                "Still in place after ktriage quits: "
+                + "; ".join(printable(x) for x in left)
+                + ". Undo with u, or press q again to quit.",
+                title="Changes in the cluster",
+                severity="warning",
+                timeout=self.QUIT_CONFIRM_SECONDS,
+                markup=False,
+            )
+            return
+        self.exit()
+
     _REPLACED_SYSTEM_COMMANDS = frozenset({"Theme", "Keys"})
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
@@ -169,6 +196,7 @@ class KtriageApp(App[int]):
             wanted = DEFAULT_THEME
         self.theme = wanted
         self.action_provider: ActionProvider | None = None
+        self._quit_warned_at: float | None = None
         self._ticks = 0
         self._started = False
         self.last_snapshot: Path | None = None

@@ -43,6 +43,8 @@ async def test_an_isolation_is_undone_after_a_restart(sim: Any, tmp_path: Path) 
     try:
         outcome = await first.apply(await first.prepare("i", incident, (ns, pod)))
         assert outcome.result == OK
+        # What quitting now would leave in the cluster.
+        assert first.in_place() == [outcome.record]
     finally:
         first.close()
     assert _isolated(sim, tmp_path, ns, pod)
@@ -61,6 +63,8 @@ async def test_an_isolation_is_undone_after_a_restart(sim: Any, tmp_path: Path) 
             True,
             f"undo isolate of pod {ns}/{pod} (NetworkPolicy {ns}/ktriage-quarantine-{pod})",
         )
+        # Taken by the earlier run: not this run's to remind of when quitting.
+        assert second.in_place() == []
         outcome = await second.undo(None, (ns, pod))
         assert outcome.result == UNDONE
     finally:

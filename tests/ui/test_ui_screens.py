@@ -140,3 +140,37 @@ async def test_the_palette_offers_ktriage_themes_and_help_not_textual_ones(tmp_p
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert "Theme" not in titles and "Keys" not in titles
         assert "Quit" in titles  # the rest of Textual's entries stay
+
+
+async def test_quitting_with_changes_in_place_asks_once_more(tmp_path):
+    class Provider:  # the app's action provider protocol, plus what it left in place
+        def __init__(self) -> None:
+            self.left = ["cordon of pod shop/web-1 (node worker-1)"]
+
+        def available(self, name, selection):
+            return False, "not in this test"
+
+        async def run(self, name, selection):
+            return None
+
+        def still_in_place(self):
+            return self.left
+
+    app = make_app(engine_with(miner_events()), tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        app.action_provider = Provider()
+        await pilot.press("q")
+        await pilot.pause()
+        assert app.is_running
+        (note,) = [n for n in app._notifications if "Still in place" in n.message]
+        assert "cordon of pod shop/web-1 (node worker-1)" in note.message
+        assert note.markup is False
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running)
+
+
+async def test_quitting_with_nothing_in_place_quits_at_once(tmp_path):
+    app = make_app(engine_with(miner_events()), tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running)

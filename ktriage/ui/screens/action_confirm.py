@@ -212,6 +212,10 @@ class ActionsProvider:
         self._warned = False
         service.on_permissions(self._journal_warning)
 
+    def still_in_place(self) -> list[str]:
+        """What this run changed in the cluster and did not undo, in words."""
+        return [undo_words(r) for r in self.service.in_place()]
+
     def _journal_warning(self) -> None:
         """Say once if earlier actions could not be read back (undo after a restart)."""
         problem = self.service.journal_problem
