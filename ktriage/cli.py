@@ -206,8 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         type=Path,
         metavar="FILE",
-        help="audit logs, Falco or Tetragon JSON (lines, a document or an array; .gz too); "
-        "formats are told apart line by line",
+        help="audit logs, Falco or Tetragon JSON (lines, a document or an array; .gz too; "
+        "- for standard input); formats are told apart line by line",
     )
     out = replay.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON object per incident per line")
@@ -267,6 +267,32 @@ def _load_config(args: argparse.Namespace) -> Config:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    """`ktriage replay`; `-` reads standard input (kept in a private temporary file
+    while the replay runs, as raw records are read back by offset)."""
+    if not any(str(f) == "-" for f in args.files):
+        return _cmd_replay(args)
+    if sum(str(f) == "-" for f in args.files) > 1:
+        print("ktriage replay: `-` (standard input) can be given once", file=sys.stderr)
+        return 2
+    if sys.stdin.isatty():
+        print("ktriage replay: -: nothing piped to standard input", file=sys.stderr)
+        return 2
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="ktriage-stdin-") as tmp:
+        os.chmod(tmp, 0o700)
+        path = Path(tmp) / "stdin"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+        args.files = [path if str(f) == "-" else f for f in args.files]
+        if not (args.json or args.markdown or args.text):
+            args.text = True  # the UI reads keys from standard input: it is taken
+        return _cmd_replay(args)
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
     from ktriage.core.correlate import Correlator
     from ktriage.core.replay import InputError, Replayer
     from ktriage.core.report import (

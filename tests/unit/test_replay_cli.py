@@ -298,3 +298,21 @@ def test_a_cut_compressed_document_keeps_its_complete_records(tmp_path: Path, ca
     }
     assert len(incident["events"]) >= 49  # all but the last one or two of 52
     assert skipped["by_reason"] == {"truncated-json": 1, "unreadable-file": 1}
+
+
+def test_standard_input_is_replayed(tmp_path: Path) -> None:
+    piped = (json.dumps(EXEC) + "\n" + json.dumps(FALCO) + "\nnot json\n").encode()
+    proc = subprocess.run(
+        [sys.executable, "-m", "ktriage.cli", "replay", "--json", "-"],
+        input=piped,
+        capture_output=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    first, skipped = proc.stdout.splitlines()[0], proc.stdout.splitlines()[-1]
+    assert json.loads(first)["entities"][0]["name"] == "web-1"
+    assert json.loads(skipped)["skipped"]["lines"][0]["origin"] == "stdin:3"
+    # Without an output option it prints the text report (the UI needs the keyboard).
+    proc = subprocess.run(
+        [sys.executable, "-m", "ktriage.cli", "replay", "-"], input=piped, capture_output=True
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith(b"1 incident(s)")
