@@ -133,6 +133,19 @@ def render_markdown(
     for ent in incident.entities:
         add(f"- {md_escape(ent.kind)}: {md_escape(ent.short())}")
     add("")
+    if incident.entities:
+        # The same, verbatim in a code block (escaping above keeps Markdown from
+        # reading them; here an IP or image can be copied into a ticket as it is).
+        plain_list = "\n".join(
+            printable(redact_text(f"{ent.kind}  {ent.short()}")) for ent in incident.entities
+        )
+        fence = _fence(plain_list)
+        add("Copyable:")
+        add("")
+        add(f"{fence}text")
+        add(plain_list)
+        add(fence)
+        add("")
 
     add("## Timeline")
     add("")

@@ -151,3 +151,31 @@ def test_long_plain_lists_are_shortened_in_the_appendix() -> None:
     out = _compact({"process": {"cap": {"permitted": caps}}, "args": [{"a": 1}] * 20})
     assert out["process"]["cap"]["permitted"] == [*caps[:8], "… 30 more"]
     assert len(out["args"]) == 20  # lists of objects are kept whole
+
+
+def test_entities_are_also_listed_verbatim_for_copying() -> None:
+    """Escaped in Markdown prose, an IP or a URL-like name must still be copyable."""
+    from ktriage.core.model import EntityKind, Incident, Severity, entity
+    from ktriage.core.snapshot import render_markdown
+
+    ents = (
+        entity(EntityKind.IP, "", "203.0.113.42"),
+        entity(EntityKind.IMAGE, "", "evil.example/x_y:1.0"),
+        entity(EntityKind.POD, "shop", "web`1"),
+    )
+    inc = Incident(
+        id="INC-1",
+        severity=Severity.HIGH,
+        title="t",
+        first_seen=0.0,
+        last_seen=1.0,
+        first_signal=0.0,
+        tactics=(),
+        entities=ents,
+    )
+    text = render_markdown(inc, [])
+    block = text.split("Copyable:\n\n", 1)[1].split("\n## ", 1)[0]
+    assert block.startswith("```text\n")
+    assert "IP  203.0.113.42\nImage  evil.example/x_y:1.0\nPod  shop/web`1\n```" in block
+    # The prose list above stays escaped.
+    assert "evil.example/x\\_y" in text
