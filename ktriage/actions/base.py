@@ -173,6 +173,8 @@ class ActionRecord:
     undoable: bool = False
     undo_note: str = ""  # why it cannot be undone, or what undo will do
     undone: bool = False
+    # Unique across runs (ids restart at A1 in each), for the journal.
+    uid: str = ""
 
     @property
     def can_undo(self) -> bool:

@@ -65,6 +65,7 @@ def _record(line: dict[str, Any]) -> ActionRecord:
         undo=undo,
         undoable=line.get("undoable") is True,
         undo_note=line.get("undo_note", ""),
+        uid=str(line.get("uid") or line["id"]),
     )
 
 
@@ -107,7 +108,7 @@ class ActionJournal:
             except (ValueError, TypeError, UnicodeDecodeError):
                 loaded.skipped += 1
                 continue
-            by_id[record.id] = record
+            by_id[record.uid] = record
             loaded.records.append(record)
         return loaded
 
@@ -127,6 +128,7 @@ class ActionJournal:
             {
                 "cluster": cluster,
                 "id": record.id,
+                "uid": record.uid,
                 "action": record.action,
                 "incident": record.incident_id,
                 "target": _target_json(record.target),
@@ -141,5 +143,5 @@ class ActionJournal:
             }
         )
 
-    def undone(self, record_id: str, cluster: str) -> None:
-        self._append({"cluster": cluster, "undone": record_id})
+    def undone(self, record_uid: str, cluster: str) -> None:
+        self._append({"cluster": cluster, "undone": record_uid})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,6 +94,7 @@ class ActionService:
         self.cluster = ""
         self.journal_problem = ""
         self._earlier: set[str] = set()  # ids of records taken by earlier runs
+        self._session = secrets.token_hex(4)  # tells this run's records apart on disk
         self._refreshing: dict[str, asyncio.Task[None]] = {}
         self._listeners: list[Callable[[], None]] = []
         self._locks: dict[Target, asyncio.Lock] = {}
@@ -328,7 +330,8 @@ class ActionService:
             return
         loaded = self.journal.load(self.cluster)
         known = {r.id for r in self._records}
-        earlier = [r for r in loaded.records if r.id not in known]
+        # (Actions this version does not know, from an older or newer one, are left.)
+        earlier = [r for r in loaded.records if r.id not in known and r.action in self._by_name]
         self._records[:0] = earlier
         self._earlier.update(r.id for r in earlier)
         numbers = [int(r.id[1:]) for r in self._records if r.id[:1] == "A" and r.id[1:].isdigit()]
@@ -344,9 +347,10 @@ class ActionService:
         """Write what undo after a restart needs; the problem in words, or ""."""
         try:
             if record.can_undo:
+                record.uid = record.uid or f"{self._session}-{record.id}"
                 self.journal.record(record, self.cluster)
             if undone is not None and undone.undone:
-                self.journal.undone(undone.id, self.cluster)
+                self.journal.undone(undone.uid or f"{self._session}-{undone.id}", self.cluster)
         except OSError as exc:
             return f"not saved to {self.journal.path} ({exc.strerror or exc})"
         return ""

@@ -23,6 +23,13 @@ the full path, so every unusable line is still skipped and counted by its reason
 
 Pass 1 is most of the work. For a very large file the replay command shares it
 with a forked helper process that reads the second half (core/replay.py).
+
+Where the two can differ, the focused result is the one a full read in any
+order would give: a context event between two signals of one entity attaches to
+the nearer one (a full read attaches it to the nearer of those seen so far); no
+context is dropped for a signal that comes late (a full read remembers the last
+5,000 per entity); and of two records with one id (a reused auditID and stage)
+the signal is kept (a full read keeps the first).
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from __future__ import annotations
 import re
 from array import array
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -82,6 +89,7 @@ def audit_might_signal(rec: AuditRecord) -> bool:
                 and rec.verb == "create"
                 and (
                     len(rec.requestObject) > 0
+                    or not ref.name  # the created pod is named from the response
                     or (ref.namespace == "kube-system" and not _is_system(rec.username))
                 )
             ):
@@ -220,19 +228,24 @@ def index_names(keys: Iterable[EntityRef]) -> set[str | tuple[str, str]]:
 
 def first_pass(
     lines: Iterable[bytes],
-    full: Callable[[bytes, int, int, bytes | None], object],
+    full: Callable[[bytes, int, int, object, float | None], object],
     limit: int,
     *,
     start: int = 0,
     stop: int | None = None,
-) -> tuple[PlainIndex, int, bytes | None]:
+    previous: object = None,
+) -> tuple[PlainIndex, int, object, float | None]:
     """Pass 1 over the lines of one file, or of the part of it from byte `start`
     (where `lines` begin) to `stop`. Each line that might be a signal, or is not
-    plainly valid, goes to `full(body, index, offset, last_plain)` at once, in file
-    order (`index` counts lines from `start`; `last_plain` is the latest line left
-    out since the previous such call, so an untimed record can be placed after it).
-    Every other line is indexed by the names it could link through. Returns (index,
-    lines read, the latest line left out after the last call to `full`).
+    plainly valid, goes to `full(body, index, offset, last_plain, plain_time)` at
+    once, in file order: `index` counts lines from `start`; `last_plain` is the
+    latest line left out since the previous call (an untimed record is placed after
+    it), or `previous` (given for a part that follows another); `plain_time` is the
+    latest time, to the microsecond, of the audit lines left out since the previous
+    call (requests held for their response are released by it), or None. Every
+    other line is indexed by the names it could link through. Lines longer than
+    `limit` (line end aside) are never left out. Returns (index, lines read, the
+    last `last_plain`, the last `plain_time`).
 
     This runs for every line of a large replay: the common audit and Tetragon
     lines are decided by msgspec (types, times) and a few attribute checks, with
@@ -252,15 +265,22 @@ def first_pass(
     lineno = plain = 0
     offset = start
     end = stop if stop is not None else 1 << 62
-    last_plain: bytes | None = None
+    last_plain: object = previous
+    # The latest time of the audit lines left out since the last full line.
+    gap_stamp: datetime | None = None
+    gap_time: float | None = None
     for line in lines:
         if offset >= end:
             break
         keep_offset(offset)
         size = len(line)
         keys: tuple[str | tuple[str, str] | None, ...] | None = None
-        first = line[2] if 2 < size <= limit else 0
-        if first == 107 or (first and first != 112 and b'"auditID"' in line):  # {"k…
+        first = line[2] if size > 2 else 0
+        if size > limit and _body_length(line) > limit:
+            first = 0  # too long: the full path skips it, and counts it
+        if (first == 107 and line.startswith(b'{"kind":"Event",')) or (
+            first and first != 112 and b'"auditID"' in line
+        ):
             try:
                 a = audit_decode(line)
             except decode_errors:
@@ -281,6 +301,19 @@ def first_pass(
                 ):
                     if user.extra and name.startswith("system:serviceaccount:"):
                         keep_always(lineno)
+                    stamp = a.stageTimestamp
+                    if stamp is not None:
+                        try:
+                            if gap_stamp is None or stamp > gap_stamp:
+                                gap_stamp = stamp
+                        except TypeError:  # a naive time among aware ones
+                            t = _epoch(stamp)
+                            if gap_time is None or t > gap_time:
+                                gap_time = t
+                    else:
+                        t = to_epoch(a.requestReceivedTimestamp or a.timestamp) or 0.0
+                        if gap_time is None or t > gap_time:
+                            gap_time = t
                     ips = a.sourceIPs
                     if resource in linking_resources and ref.name:
                         # Pods and service accounts by (namespace, name): one pod
@@ -324,8 +357,12 @@ def first_pass(
         if keys is None:
             body = line.rstrip(b"\r\n")
             if body:
-                full(body, lineno, offset, last_plain)
+                if gap_stamp is not None:
+                    gap_time = max(gap_time or 0.0, _epoch(gap_stamp))
+                    gap_stamp = None
+                full(body, lineno, offset, last_plain, gap_time)
                 last_plain = None
+                gap_time = None
         else:
             for key in keys:
                 if key:
@@ -338,7 +375,27 @@ def first_pass(
         lineno += 1
         offset += size
     index.plain = plain
-    return index, lineno, last_plain
+    if gap_stamp is not None:
+        gap_time = max(gap_time or 0.0, _epoch(gap_stamp))
+    return index, lineno, last_plain, gap_time
+
+
+def _body_length(line: bytes) -> int:
+    """A line's length without its end (`\n` or `\r\n`), as the ingestor counts it."""
+    end = len(line)
+    if end and line[-1] == 10:
+        end -= 1
+        if end and line[end - 1] == 13:
+            end -= 1
+    return end
+
+
+def _epoch(stamp: datetime) -> float:
+    """Epoch seconds of a time msgspec read; one without an offset is UTC, as
+    core/parse reads it."""
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return stamp.timestamp()
 
 
 def _audit_time_valid(rec: AuditRecord) -> bool:
@@ -405,6 +462,15 @@ def quick_audit(line: bytes) -> AuditRecord | None:
     ):
         return rec
     return rec if _valid_time(stamp) else None
+
+
+def falco_time(line: bytes) -> float | None:
+    """The time of a Falco line (pass 1 leaves some out), or None."""
+    try:
+        alert = FALCO_DECODER.decode(line)
+    except _DECODE_ERRORS:
+        return None
+    return to_epoch(alert.time) if alert.time is not None else None
 
 
 def quick_tetragon(line: bytes) -> TetragonRecord | None:

@@ -135,6 +135,11 @@ class Ingestor:
         replay's second pass): untimed records that follow are placed after it."""
         self._input_time = t
 
+    def advance_audit_clock(self, t: float) -> list[Event]:
+        """Audit records up to time `t` were read elsewhere (a focused replay's plain
+        lines): requests held for their response that are now due come out."""
+        return self.audit.advance(t)
+
     def feed_line(
         self, line: bytes, *, origin: str = "", raw: RawRef | int | None = None
     ) -> list[Event]:

@@ -111,30 +111,22 @@ def _bulk_load() -> Iterator[None]:
 
 # Pass 1 of a file this large is shared with a helper process (with `parallel`).
 PARALLEL_MIN_BYTES = 64 << 20
-# A line end is whitespace to the JSON decoder: a line of MAX_LINE bytes and its
-# "\r\n" may still be plain.
-LINE_LIMIT = MAX_LINE + 2
-
-
-def _needs_placing(body: bytes) -> bool:
-    """Whether a line may be an audit record without a time of its own, placed after
-    the latest timed record (which may be a line pass 1 left out)."""
-    return not (
-        b'"stageTimestamp"' in body
-        or b'"requestReceivedTimestamp"' in body
-        or body.startswith(b'{"process_')
-    )
+# Longer lines (line end aside) are skipped as too long by the ingestor.
+LINE_LIMIT = MAX_LINE
+# Where a part's first untimed record goes when no line was left out before it in
+# that part: after the last line the previous part left out.
+PREVIOUS_PART = object()
 
 
 def _plain_time(body: bytes) -> float | None:
-    """The time of a line pass 1 left out."""
+    """The time of a line pass 1 left out (audit, Tetragon or Falco)."""
     rec = focused.quick_audit(body) or focused.quick_tetragon(body)
-    if rec is None:
-        return None
-    stamp = None
-    for field in ("stageTimestamp", "requestReceivedTimestamp", "timestamp", "time"):
-        stamp = stamp or getattr(rec, field, None)
-    return to_epoch(stamp)
+    if rec is not None:
+        stamp = None
+        for field in ("stageTimestamp", "requestReceivedTimestamp", "timestamp", "time"):
+            stamp = stamp or getattr(rec, field, None)
+        return to_epoch(stamp)
+    return focused.falco_time(body)
 
 
 def _split_point(fh: BinaryIO, size: int) -> int:
@@ -149,32 +141,37 @@ def _split_point(fh: BinaryIO, size: int) -> int:
 # How the helper says a line that went the full path is placed in time: not at
 # all, after the given time, or after the last line the previous part left out.
 _PLACE_NOT, _PLACE_AFTER, _PLACE_AFTER_PREVIOUS_PART = 0, 1, 2
-_HelperResult = tuple[focused.PlainIndex, int, list[tuple[int, int, int, float]]]
+# (offset, index, placing, placing time, latest time of audit lines left out before it)
+_Signal = tuple[int, int, int, float, float | None]
+_HelperResult = tuple[focused.PlainIndex, int, list[_Signal], float | None]
 
 
 def _first_pass_from(path: Path, split: int) -> _HelperResult:
     """Pass 1 over a file from `split` on, as the helper process runs it: the lines
-    that go the full path are listed (offset, index, placing, time) for the parent
-    to read again and feed in order."""
-    signals: list[tuple[int, int, int, float]] = []
+    that go the full path are listed for the parent to read again and feed in
+    order, with what placing them needs."""
+    signals: list[_Signal] = []
     add = signals.append
 
-    def full(body: bytes, index: int, offset: int, last_plain: bytes | None) -> None:
-        if _needs_placing(body):
-            if last_plain is not None:
-                t = _plain_time(last_plain)
-                if t is not None:
-                    add((offset, index, _PLACE_AFTER, t))
-                    return
-            elif index == 0:
-                add((offset, index, _PLACE_AFTER_PREVIOUS_PART, 0.0))
+    def full(
+        body: bytes, index: int, offset: int, last_plain: object, plain_time: float | None
+    ) -> None:
+        if last_plain is PREVIOUS_PART:
+            add((offset, index, _PLACE_AFTER_PREVIOUS_PART, 0.0, plain_time))
+            return
+        if isinstance(last_plain, bytes):
+            t = _plain_time(last_plain)
+            if t is not None:
+                add((offset, index, _PLACE_AFTER, t, plain_time))
                 return
-        add((offset, index, _PLACE_NOT, 0.0))
+        add((offset, index, _PLACE_NOT, 0.0, plain_time))
 
     with open(path, "rb") as fh:
         fh.seek(split)
-        index, lines, _ = focused.first_pass(fh, full, LINE_LIMIT, start=split)
-    return index, lines, signals
+        index, lines, _, tail_time = focused.first_pass(
+            fh, full, LINE_LIMIT, start=split, previous=PREVIOUS_PART
+        )
+    return index, lines, signals, tail_time
 
 
 def _helper_main(conn: Connection, path: Path, split: int) -> None:
@@ -204,7 +201,8 @@ class _Helper:
             receive, send = ctx.Pipe(duplex=False)
             proc = ctx.Process(target=_helper_main, args=(send, path, split), daemon=True)
             proc.start()
-        except (OSError, ValueError):
+        except (OSError, ValueError, AssertionError):
+            # (AssertionError: a daemonic process may not start children.)
             return None
         send.close()
         return cls(proc, receive)
@@ -267,6 +265,10 @@ class Replayer:
             for path in paths:
                 self.replay_file(path)
             if self._second_pass:
+                # Requests still held for a response: nothing pass 2 reads can be
+                # one (those are never left out), so they are signals now, whose
+                # entities context may name.
+                self._feed(self.ingestor.flush())
                 keys = frozenset(self.correlator.signal_entities())
                 for path, name, archive_id, parts in self._second_pass:
                     self._focused_context(path, name, archive_id, parts, keys)
@@ -321,18 +323,27 @@ class Replayer:
         """Pass 1: every line that might be a signal goes through the full pipeline
         now, in file order; the others are only indexed for pass 2. A large file's
         second half is read by a helper process at the same time (see _Helper)."""
-        feed_line = self.ingestor.feed_line
+        ingestor = self.ingestor
+        feed_line = ingestor.feed_line
         feed = self._feed
         base = 0  # lines before the part being read
-        previous_plain: bytes | None = None  # the previous part's last line left out
 
-        def full(body: bytes, index: int, offset: int, last_plain: bytes | None) -> None:
-            if last_plain is None and index == 0:
-                last_plain = previous_plain
-            if last_plain is not None and _needs_placing(body):
+        def catch_up(plain_time: float | None) -> None:
+            # Audit lines left out moved time on: requests held for their response
+            # that are due by now come out, as reading them in order would have done.
+            if plain_time is not None:
+                feed(ingestor.advance_audit_clock(plain_time))
+
+        def full(
+            body: bytes, index: int, offset: int, last_plain: object, plain_time: float | None
+        ) -> None:
+            catch_up(plain_time)
+            if isinstance(last_plain, bytes):
+                # The latest record read is a line left out: an untimed record that
+                # follows is placed at its time.
                 t = _plain_time(last_plain)
                 if t is not None:
-                    self.ingestor.note_input_time(t)
+                    ingestor.note_input_time(t)
             raw = pack_raw(archive_id, offset, len(body))
             feed(feed_line(body, origin=f"{name}:{base + index + 1}", raw=raw))
 
@@ -340,7 +351,8 @@ class Replayer:
         if self.parallel and size >= self.parallel_min_bytes:
             split = _split_point(fh, size)
         helper = _Helper.start(path, split) if split < size else None
-        first, lines, previous_plain = focused.first_pass(fh, full, LINE_LIMIT, stop=split)
+        first, lines, last_plain, tail_time = focused.first_pass(fh, full, LINE_LIMIT, stop=split)
+        catch_up(tail_time)
         parts = [first]
         if split < size:
             found = helper.result() if helper is not None else None
@@ -348,21 +360,23 @@ class Replayer:
                 # No helper after all (it could not start, or failed): read the rest here.
                 base = lines
                 fh.seek(split)
-                rest, more, _ = focused.first_pass(fh, full, LINE_LIMIT, start=split)
+                rest, more, _, tail_time = focused.first_pass(
+                    fh, full, LINE_LIMIT, start=split, previous=last_plain
+                )
             else:
-                rest, more, signals = found
-                for offset, index, placing, t in signals:
-                    when: float | None = t
-                    if placing == _PLACE_AFTER_PREVIOUS_PART:
-                        when = _plain_time(previous_plain) if previous_plain is not None else None
-                    elif placing == _PLACE_NOT:
-                        when = None
+                rest, more, signals, tail_time = found
+                for offset, index, placing, t, plain_time in signals:
+                    catch_up(plain_time)
+                    when: float | None = t if placing == _PLACE_AFTER else None
+                    if placing == _PLACE_AFTER_PREVIOUS_PART and isinstance(last_plain, bytes):
+                        when = _plain_time(last_plain)
                     if when is not None:
-                        self.ingestor.note_input_time(when)
+                        ingestor.note_input_time(when)
                     fh.seek(offset)
                     body = fh.readline().rstrip(b"\r\n")
                     raw = pack_raw(archive_id, offset, len(body))
                     feed(feed_line(body, origin=f"{name}:{lines + index + 1}", raw=raw))
+            catch_up(tail_time)
             rest.first_line = lines
             parts.append(rest)
             lines += more
@@ -396,7 +410,7 @@ class Replayer:
                     origin = f"{name}:{plain.first_line + i + 1}"
                     related = False
                     for ev in feed_line(body, origin=origin, raw=raw):
-                        if any(ent in keys for ent in ev.entities):
+                        if ev.signal or any(ent in keys for ent in ev.entities):
                             add(ev)
                             self.stats.events += 1
                             related = True

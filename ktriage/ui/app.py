@@ -121,9 +121,6 @@ class KtriageApp(App[int]):
         *(Binding(a.key, f"containment('{a.name}')", a.name.capitalize()) for a in ACTION_KEYS),
     ]
 
-    # Textual's own palette entries that ktriage replaces with its own: its theme
-    # picker (it offers themes not made for triage; `t` and the theme commands cycle
-    # ktriage's) and its keys panel (ktriage's help lists every key).
     # A second `q` within this many seconds quits despite changes still in place.
     QUIT_CONFIRM_SECONDS = 10.0
 
@@ -151,6 +148,9 @@ class KtriageApp(App[int]):
             return
         self.exit()
 
+    # Textual's own palette entries that ktriage replaces with its own: its theme
+    # picker (it offers themes not made for triage; `t` and the theme commands cycle
+    # ktriage's) and its keys panel (ktriage's help lists every key).
     _REPLACED_SYSTEM_COMMANDS = frozenset({"Theme", "Keys"})
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

@@ -72,7 +72,7 @@ async def test_an_isolation_is_undone_after_a_restart(sim: Any, tmp_path: Path) 
     assert not _isolated(sim, tmp_path, ns, pod)
     assert json.loads(journal.read_text().splitlines()[-1]) == {
         "cluster": line["cluster"],
-        "undone": line["id"],
+        "undone": line["uid"],
     }
 
     # Once undone, it is not offered again, even after another restart.

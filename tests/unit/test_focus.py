@@ -9,6 +9,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from focus_edge_cases import EDGE_CASES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -357,3 +358,50 @@ def test_a_failed_helper_leaves_the_replay_whole(
     assert shared == full
     assert shared_skips == full_skips
     assert replayer.stats.lines == 4_000
+
+
+@pytest.mark.parametrize("case", sorted(EDGE_CASES))
+def test_lines_a_review_built_to_break_it_give_the_same_incidents(
+    tmp_path: Path, case: str
+) -> None:
+    """Held exec requests released by plain lines or kept to the end, a pod named
+    only in the response, untimed records after a plain Falco line or with a null
+    time, an escaped key that the ingestor reads as Falco."""
+    path = tmp_path / f"{case}.jsonl"
+    path.write_bytes(EDGE_CASES[case])
+    _assert_same([path])
+
+
+def test_a_line_one_byte_too_long_is_skipped_the_same(tmp_path: Path) -> None:
+    line = json.loads(EDGE_CASES["untimed_null_stage"].splitlines()[0])
+    line["userAgent"] = ""
+    short = len(json.dumps(line, separators=(",", ":")))
+    for extra in (0, 1, 2):
+        line["userAgent"] = "x" * ((1 << 20) - short + extra)
+        data = json.dumps(line, separators=(",", ":")).encode()
+        assert len(data) == (1 << 20) + extra
+        path = tmp_path / f"long-{extra}.jsonl"
+        path.write_bytes(data + b"\n" + data)  # the last line has no line end
+        _, full_skips, _ = _replay([path], focus=False)
+        assert full_skips.get("too-long", 0) == (2 if extra else 0)
+        _assert_same([path])
+
+
+def test_a_blank_line_where_the_helper_starts_keeps_untimed_records_placed(
+    tmp_path: Path,
+) -> None:
+    records = [json.loads(x) for x in EDGE_CASES["untimed_null_stage"].splitlines()]
+    timed, untimed = records
+    untimed.pop("stageTimestamp")
+    signal = dict(timed, auditID="s0", verb="get", objectRef={"resource": "secrets",
+                  "namespace": "default", "name": "x"}, user={"username": "mallory"},
+                  stageTimestamp="2024-05-01T10:00:00.000000Z")  # fmt: skip
+    plain = dict(timed, auditID="p1", userAgent="x" * 4000,
+                 stageTimestamp="2024-05-01T10:00:30.000000Z")  # fmt: skip
+    enc = lambda d: json.dumps(d, separators=(",", ":")).encode()  # noqa: E731
+    data = enc(signal) + b"\n" + enc(plain) + b"\n\n" + enc(untimed) + b"\n"
+    # The helper's part starts at the blank line, right after the plain one.
+    assert data.index(b"\n", len(data) // 2) + 1 == data.index(b"\n\n") + 1
+    path = tmp_path / "boundary.jsonl"
+    path.write_bytes(data)
+    _assert_same([path])

@@ -335,6 +335,15 @@ class AuditDetector:
             out.append(ev)
         return out
 
+    def advance(self, t: float) -> list[Event]:
+        """Time moved on to `t` by records that needed no detection (a focused replay
+        reads them apart): release what is due, as `process` would have."""
+        if t > self._latest:
+            self._latest = t
+            if t > self._next_release:
+                return self._release(t)
+        return []
+
     def flush(self) -> list[Event]:
         """End of input: release every held RequestReceived as the signal it is."""
         return self._release(float("inf"))
