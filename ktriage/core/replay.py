@@ -11,6 +11,7 @@ import gc
 import gzip
 import multiprocessing
 import pickle
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -111,6 +112,8 @@ def _bulk_load() -> Iterator[None]:
 
 # Pass 1 of a file this large is shared with a helper process (with `parallel`).
 PARALLEL_MIN_BYTES = 64 << 20
+# Seconds the helper may take beyond ten times what this process took for its part.
+HELPER_PATIENCE = 30.0
 # Longer lines (line end aside) are skipped as too long by the ingestor.
 LINE_LIMIT = MAX_LINE
 # Where a part's first untimed record goes when no line was left out before it in
@@ -207,9 +210,13 @@ class _Helper:
         send.close()
         return cls(proc, receive)
 
-    def result(self) -> _HelperResult | None:
-        """What the helper found; None when it failed."""
+    def result(self, timeout: float) -> _HelperResult | None:
+        """What the helper found; None when it failed, or gave no answer within
+        `timeout` seconds (it is then stopped)."""
         try:
+            if not self.conn.poll(timeout):
+                self.proc.kill()
+                return None
             return pickle.loads(self.conn.recv_bytes())
         except (EOFError, OSError, pickle.UnpicklingError):
             return None
@@ -351,11 +358,14 @@ class Replayer:
         if self.parallel and size >= self.parallel_min_bytes:
             split = _split_point(fh, size)
         helper = _Helper.start(path, split) if split < size else None
+        started = time.monotonic()
         first, lines, last_plain, tail_time = focused.first_pass(fh, full, LINE_LIMIT, stop=split)
+        # The helper reads as much as this process did: far longer means it hangs.
+        patience = HELPER_PATIENCE + 10 * (time.monotonic() - started)
         catch_up(tail_time)
         parts = [first]
         if split < size:
-            found = helper.result() if helper is not None else None
+            found = helper.result(patience) if helper is not None else None
             if found is None:
                 # No helper after all (it could not start, or failed): read the rest here.
                 base = lines

@@ -405,3 +405,23 @@ def test_a_blank_line_where_the_helper_starts_keeps_untimed_records_placed(
     path = tmp_path / "boundary.jsonl"
     path.write_bytes(data)
     _assert_same([path])
+
+
+def test_a_hung_helper_is_stopped_and_the_replay_reads_its_part(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    path = tmp_path / "mixed.jsonl"
+    _benchmark_module().generate(path, 4_000)
+    full, full_skips, _ = _replay([path], focus=False)
+
+    def hang(*_args: object) -> None:
+        threading.Event().wait()  # never answers (in the helper process only)
+
+    monkeypatch.setattr(replay_module, "_first_pass_from", hang)
+    monkeypatch.setattr(replay_module, "HELPER_PATIENCE", 0.5)
+    shared, shared_skips, replayer = _replay([path], focus=True, parallel=True)
+    assert shared == full
+    assert shared_skips == full_skips
+    assert replayer.stats.lines == 4_000
