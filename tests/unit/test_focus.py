@@ -348,8 +348,8 @@ def test_a_failed_helper_leaves_the_replay_whole(
     results: list[object] = []
     result = replay_module._Helper.result
 
-    def watched(helper: replay_module._Helper) -> object:
-        results.append(result(helper))
+    def watched(helper: replay_module._Helper, timeout: float) -> object:
+        results.append(result(helper, timeout))
         return results[-1]
 
     monkeypatch.setattr(replay_module._Helper, "result", watched)
