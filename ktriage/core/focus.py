@@ -58,7 +58,6 @@ from ktriage.core.parse.tetragon import (
     TProcess,
 )
 from ktriage.core.parse.tetragon import DECODER as TETRAGON_DECODER
-from ktriage.core.parse.tetragon import _classify_exec as classify_exec
 
 # A focused replay pays off only for large files; small ones take the full path.
 FOCUS_MIN_BYTES = 8 << 20
@@ -118,17 +117,6 @@ def audit_might_signal(rec: AuditRecord) -> bool:
     return rec.impersonatedUser is not None
 
 
-def tetragon_might_signal(rec: TetragonRecord) -> bool:
-    """Only process_exit and ordinary execs are never signals. (A line holding both
-    is read as its exec, as parse/tetragon.py `build_event` reads it.)"""
-    body = rec.process_exec
-    if body is None:
-        return rec.process_exit is None
-    if body.process is None:
-        return True
-    return classify_exec(body.process, body.parent) is not None
-
-
 # Binaries whose exec core/parse/tetragon.py `_classify_exec` may call a signal
 # whatever their arguments, and the arguments that may make any exec one.
 _SUSPECT_BINARIES = MINERS | SHELLS | _ESCAPE | _DOWNLOAD | _NETCAT | frozenset({"kubectl"})
@@ -170,8 +158,6 @@ class _PlainTetragon(TetragonRecord, gc=False):
 
 _PLAIN_AUDIT_DECODE = msgspec.json.Decoder(_PlainAudit).decode
 _PLAIN_TETRAGON_DECODE = msgspec.json.Decoder(_PlainTetragon).decode
-_AUDIT_DECODE = AUDIT_DECODER.decode
-_TETRAGON_DECODE = TETRAGON_DECODER.decode
 _NARROWED = frozenset({"pods"}) | _WORKLOADS
 _SIGNAL_RESOURCES = _NARROWED | _AUDIT_HANDLED
 # Audit objects that become strong entities (core/parse/audit.py `_object_entity`).
