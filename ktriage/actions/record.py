@@ -16,20 +16,42 @@ from ktriage.core.model import EntityKind, Event, Severity, entity, iso
 _SEQUENCE = itertools.count(1)
 
 
+def _event(
+    label: str,
+    target: Target,
+    subject: Target,
+    actor: str,
+    when: float,
+    summary: str,
+    raw: dict[str, Any],
+) -> Event:
+    """A timeline event of source `ktriage`: an action (or an attempt at one)."""
+    entities = [entity(EntityKind.POD, target.namespace, target.name)]
+    if subject.kind == EntityKind.NODE:
+        entities.append(entity(EntityKind.NODE, None, subject.name))
+    if actor and not actor.startswith("unknown"):
+        entities.append(entity(EntityKind.USER, None, actor))
+    kind = "action-" + label.replace(" ", "-")
+    return Event(
+        time=when,
+        source="ktriage",
+        ref=f"{kind}:{subject.short()}:{when:.6f}:{next(_SEQUENCE)}",
+        kind=kind,
+        severity=Severity.INFO,
+        summary=summary,
+        entities=tuple(entities),
+        signal=False,
+        raw_inline=raw,
+    )
+
+
 def action_event(outcome: Outcome) -> Event:
     """The timeline event for one applied (or undone, or failed) action."""
     plan = outcome.plan
     target = plan.target
-    entities = [entity(EntityKind.POD, target.namespace, target.name)]
-    if plan.subject.kind == EntityKind.NODE:
-        entities.append(entity(EntityKind.NODE, None, plan.subject.name))
-    if outcome.actor and not outcome.actor.startswith("unknown"):
-        entities.append(entity(EntityKind.USER, None, outcome.actor))
     subject = plan.subject.words()
     label = plan.label
-    summary = f"{label} {subject}: {outcome.result}"
-    if outcome.message:
-        summary = f"{label} {subject}: {outcome.message}"
+    summary = f"{label} {subject}: {outcome.message or outcome.result}"
     raw: dict[str, Any] = {
         "action": label,
         "target": subject,
@@ -54,18 +76,7 @@ def action_event(outcome: Outcome) -> Event:
         raw["undoes"] = plan.undo_of.id
     if plan.warnings:
         raw["warnings"] = list(plan.warnings)
-    kind = "action-" + label.replace(" ", "-")
-    return Event(
-        time=outcome.finished,
-        source="ktriage",
-        ref=f"{kind}:{plan.subject.short()}:{outcome.finished:.6f}:{next(_SEQUENCE)}",
-        kind=kind,
-        severity=Severity.INFO,
-        summary=summary,
-        entities=tuple(entities),
-        signal=False,
-        raw_inline=raw,
-    )
+    return _event(label, target, plan.subject, outcome.actor, outcome.finished, summary, raw)
 
 
 def refused_event(
@@ -73,32 +84,20 @@ def refused_event(
 ) -> Event:
     """The timeline event for an attempt stopped before any change was made: by
     missing permissions, the action's own check, or the server's dry run."""
-    entities = [entity(EntityKind.POD, target.namespace, target.name)]
-    if actor and not actor.startswith("unknown"):
-        entities.append(entity(EntityKind.USER, None, actor))
-    kind = "action-" + label.replace(" ", "-")
-    return Event(
-        time=when,
-        source="ktriage",
-        ref=f"{kind}:{target.short()}:{when:.6f}:{next(_SEQUENCE)}",
-        kind=kind,
-        severity=Severity.INFO,
-        summary=f"{label} {target.words()}: not started: {message}",
-        entities=tuple(entities),
-        signal=False,
-        raw_inline={
-            "action": label,
-            "target": target.words(),
-            "actor": actor,
-            "result": REFUSED,
-            "error": message,
-            "undoable": False,
-            "started": iso(when),
-            "incident": incident_id,
-            "pod": target.short(),
-            "message": f"not started: {message}",
-        },
-    )
+    raw = {
+        "action": label,
+        "target": target.words(),
+        "actor": actor,
+        "result": REFUSED,
+        "error": message,
+        "undoable": False,
+        "started": iso(when),
+        "incident": incident_id,
+        "pod": target.short(),
+        "message": f"not started: {message}",
+    }
+    summary = f"{label} {target.words()}: not started: {message}"
+    return _event(label, target, target, actor, when, summary, raw)
 
 
 def undo_words(record: ActionRecord) -> str:

@@ -141,11 +141,12 @@ def _split_point(fh: BinaryIO, size: int) -> int:
     return split
 
 
-# How the helper says a line that went the full path is placed in time: not at
-# all, after the given time, or after the last line the previous part left out.
-_PLACE_NOT, _PLACE_AFTER, _PLACE_AFTER_PREVIOUS_PART = 0, 1, 2
-# (offset, index, placing, placing time, latest time of audit lines left out before it)
-_Signal = tuple[int, int, int, float, float | None]
+# For a line that went the full path, the helper gives the time of the latest line
+# left out before it (None: none since the previous full line), or this marker: the
+# last line the previous part left out.
+_AFTER_PREVIOUS_PART = "previous part"
+# (offset, index, that time or marker, latest time of audit lines left out before it)
+_Signal = tuple[int, int, float | str | None, float | None]
 _HelperResult = tuple[focused.PlainIndex, int, list[_Signal], float | None]
 
 
@@ -160,14 +161,10 @@ def _first_pass_from(path: Path, split: int) -> _HelperResult:
         body: bytes, index: int, offset: int, last_plain: object, plain_time: float | None
     ) -> None:
         if last_plain is PREVIOUS_PART:
-            add((offset, index, _PLACE_AFTER_PREVIOUS_PART, 0.0, plain_time))
-            return
-        if isinstance(last_plain, bytes):
-            t = _plain_time(last_plain)
-            if t is not None:
-                add((offset, index, _PLACE_AFTER, t, plain_time))
-                return
-        add((offset, index, _PLACE_NOT, 0.0, plain_time))
+            add((offset, index, _AFTER_PREVIOUS_PART, plain_time))
+        else:
+            placed = _plain_time(last_plain) if isinstance(last_plain, bytes) else None
+            add((offset, index, placed, plain_time))
 
     with open(path, "rb") as fh:
         fh.seek(split)
@@ -345,12 +342,11 @@ class Replayer:
             body: bytes, index: int, offset: int, last_plain: object, plain_time: float | None
         ) -> None:
             catch_up(plain_time)
-            if isinstance(last_plain, bytes):
-                # The latest record read is a line left out: an untimed record that
-                # follows is placed at its time.
-                t = _plain_time(last_plain)
-                if t is not None:
-                    ingestor.note_input_time(t)
+            # The latest record read is a line left out (or its time, as the helper
+            # gives it): an untimed record that follows is placed at its time.
+            t = _plain_time(last_plain) if isinstance(last_plain, bytes) else last_plain
+            if isinstance(t, float):
+                ingestor.note_input_time(t)
             raw = pack_raw(archive_id, offset, len(body))
             feed(feed_line(body, origin=f"{name}:{base + index + 1}", raw=raw))
 
@@ -375,17 +371,12 @@ class Replayer:
                 )
             else:
                 rest, more, signals, tail_time = found
-                for offset, index, placing, t, plain_time in signals:
-                    catch_up(plain_time)
-                    when: float | None = t if placing == _PLACE_AFTER else None
-                    if placing == _PLACE_AFTER_PREVIOUS_PART and isinstance(last_plain, bytes):
-                        when = _plain_time(last_plain)
-                    if when is not None:
-                        ingestor.note_input_time(when)
+                base = lines
+                for offset, index, placed, plain_time in signals:
                     fh.seek(offset)
                     body = fh.readline().rstrip(b"\r\n")
-                    raw = pack_raw(archive_id, offset, len(body))
-                    feed(feed_line(body, origin=f"{name}:{lines + index + 1}", raw=raw))
+                    previous = last_plain if placed == _AFTER_PREVIOUS_PART else placed
+                    full(body, index, offset, previous, plain_time)
             catch_up(tail_time)
             rest.first_line = lines
             parts.append(rest)

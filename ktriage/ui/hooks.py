@@ -15,7 +15,11 @@ A provider implements:
         '''Preview, confirm, apply; record the outcome with engine.attach_action.'''
 
 It may push its own screens (previews, confirmations) on `app`, and reads
-`app.snapshot_dir` for where evidence goes.
+`app.snapshot_dir` for where evidence goes. It may also implement
+
+    def still_in_place(self) -> list[str]:
+        '''What this run changed in the cluster and did not undo, in words (the app
+        names them before it quits).'''
 """
 
 from __future__ import annotations
