@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ktriage.sim.clock import SimClock
-from ktriage.sim.objects import parse_k8s_time, tetragon_pod_info
 from ktriage.sim.outputs import SimOutputs
+from ktriage.sim.scenario.factory import parse_k8s_time, tetragon_pod_info
 
 CONTROL_PLANE_IP = "10.0.0.10"
 _KCM = "kube-controller-manager/v1.37.1 (linux/amd64) kubernetes/5b7e0f3"

@@ -22,14 +22,14 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from ktriage.sim.apiserver import APIServer
 from ktriage.sim.audit import AuditWriter
-from ktriage.sim.auth import Auth, Identity
+from ktriage.sim.auth.authentication import Auth, Identity
 from ktriage.sim.clock import SimClock
-from ktriage.sim.discovery import KUBE_VERSION
 from ktriage.sim.faults import Faults
 from ktriage.sim.outputs import SimOutputs
-from ktriage.sim.store import ClusterStore
+from ktriage.sim.server.app import APIServer
+from ktriage.sim.server.discovery import KUBE_VERSION
+from ktriage.sim.storage.store import ClusterStore
 from ktriage.sim.tls import ServingCert, make_serving_cert
 
 STOP_TIMEOUT = 1.0
@@ -41,7 +41,7 @@ class SimError(RuntimeError):
 
 def _player_class() -> tuple[Any, Any]:
     try:
-        from ktriage.sim.scenario import ScenarioPlayer, load_scenario
+        from ktriage.sim.scenario.player import ScenarioPlayer, load_scenario
     except ImportError as exc:
         raise SimError(f"scenarios are not available in this build ({exc})") from None
     return ScenarioPlayer, load_scenario
@@ -303,7 +303,7 @@ class SimCluster:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from ktriage.sim.scenario import scenario_names
+    from ktriage.sim.scenario.player import scenario_names
 
     p = argparse.ArgumentParser(
         prog="ktriage sim",

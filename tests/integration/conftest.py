@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sim_builders as builders
 
-from ktriage.sim import builders
 from ktriage.sim.runner import SimCluster
-from ktriage.sim.store import ClusterStore
+from ktriage.sim.storage.store import ClusterStore
 from ktriage.sim.timefmt import rfc3339, rfc3339_micro
 
 REPO = Path(__file__).resolve().parents[2]

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sim_builders as builders
 import yaml
 from waiting import wait_for
 
 from ktriage.core.cluster import ClusterState
 from ktriage.engine import Engine
-from ktriage.sim import builders
 from ktriage.sim.runner import SimCluster
 from ktriage.sources.kube import Backoff, KubeConnection, KubeWatchSource, WatchTimeouts
 

@@ -165,7 +165,7 @@ def falco_line(n: int, pod: str = "web-1") -> str:
 
 
 def falco_pod(name: str, node: str) -> dict[str, Any]:
-    from ktriage.sim import builders
+    import sim_builders as builders
 
     return builders.pod(
         "falco",
@@ -177,7 +177,7 @@ def falco_pod(name: str, node: str) -> dict[str, Any]:
 
 
 async def test_falco_auto_follows_restarts_and_new_pods(sim_cluster: SimCluster) -> None:
-    from ktriage.sim import builders
+    import sim_builders as builders
 
     sim = sim_cluster
     store = sim.store

@@ -899,7 +899,7 @@ def test_delete_collection(kube_api: Any, sim_cluster: SimCluster) -> None:
 
 def test_store_history_is_bounded() -> None:
     from ktriage.sim.clock import ManualClock
-    from ktriage.sim.store import ClusterStore, Expired
+    from ktriage.sim.storage.store import ClusterStore, Expired
 
     store = ClusterStore(ManualClock(), history_limit=3)
     start = store.resource_version
@@ -984,7 +984,7 @@ KUBECTL_SSAR = bytes.fromhex(
 
 
 def test_protobuf_access_review(sim_cluster: SimCluster) -> None:
-    from ktriage.sim import protobuf
+    from ktriage.sim.server import protobuf
 
     review = protobuf.decode(KUBECTL_SSAR)
     assert review["kind"] == "SelfSubjectAccessReview"

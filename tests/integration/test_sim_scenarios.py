@@ -19,16 +19,16 @@ from waiting import wait_for
 from ktriage.core.model import EntityKind, Event, Severity
 from ktriage.sim.audit import AuditWriter
 from ktriage.sim.clock import ManualClock, SimClock
-from ktriage.sim.objects import FALCO_PRIORITIES
 from ktriage.sim.outputs import SimOutputs
-from ktriage.sim.scenario import (
+from ktriage.sim.scenario.factory import FALCO_PRIORITIES
+from ktriage.sim.scenario.player import (
     ScenarioPlayer,
     StepFailed,
     load_scenario,
     parse_scenario,
     scenario_names,
 )
-from ktriage.sim.store import ClusterStore
+from ktriage.sim.storage.store import ClusterStore
 
 ingest = pytest.importorskip(
     "ktriage.core.ingest", reason="ktriage.core.ingest (the parsers) is not in this tree yet"

@@ -15,8 +15,8 @@ from ktriage.core.replay import Replayer
 from ktriage.sim.audit import AuditWriter
 from ktriage.sim.clock import ManualClock
 from ktriage.sim.outputs import SimOutputs
-from ktriage.sim.scenario import ScenarioPlayer, load_scenario
-from ktriage.sim.store import ClusterStore
+from ktriage.sim.scenario.player import ScenarioPlayer, load_scenario
+from ktriage.sim.storage.store import ClusterStore
 
 START = 1_800_000_000.0
 SRE_CONFIG = {

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ktriage.sim.objects import parse_seconds
-from ktriage.sim.scenario import (
+from ktriage.sim.scenario.factory import parse_seconds
+from ktriage.sim.scenario.player import (
     ACTIONS,
     ScenarioError,
     _request_uri,

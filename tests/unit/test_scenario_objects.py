@@ -9,7 +9,7 @@ import kubernetes_validate
 import orjson
 import pytest
 
-from ktriage.sim.objects import (
+from ktriage.sim.scenario.factory import (
     NAME_ALPHABET,
     ObjectFactory,
     TemplateError,

@@ -24,15 +24,23 @@ import orjson
 import yaml
 from aiohttp import web
 
-from ktriage.sim import discovery, errors, openapi, patch, protobuf, schema, tables
 from ktriage.sim.audit import AuditWriter
-from ktriage.sim.auth import Attributes, Auth, Decision, Identity, forbidden_message
+from ktriage.sim.auth.authentication import Attributes, Auth, Decision, Identity, forbidden_message
 from ktriage.sim.clock import SimClock
-from ktriage.sim.errors import ApiError
 from ktriage.sim.faults import Faults
 from ktriage.sim.resources import ResourceType, lookup
-from ktriage.sim.selectors import SelectorError, matcher
-from ktriage.sim.store import AlreadyExists, Change, ClusterStore, Conflict, Expired, deep_copy
+from ktriage.sim.server import discovery, errors, openapi, protobuf, schema, tables
+from ktriage.sim.server.errors import ApiError
+from ktriage.sim.storage import patch
+from ktriage.sim.storage.selectors import SelectorError, matcher
+from ktriage.sim.storage.store import (
+    AlreadyExists,
+    Change,
+    ClusterStore,
+    Conflict,
+    Expired,
+    deep_copy,
+)
 from ktriage.sim.timefmt import parse_rfc3339, rfc3339, rfc3339_nano
 
 log = logging.getLogger("ktriage.sim")

@@ -27,7 +27,8 @@ from urllib.parse import urlencode
 import yaml
 
 from ktriage.sim.clock import ManualClock, SimClock
-from ktriage.sim.objects import (
+from ktriage.sim.outputs import SimOutputs
+from ktriage.sim.scenario.factory import (
     DEFAULT_CAPS,
     PRIVILEGED_CAPS,
     RESOURCE_KINDS,
@@ -52,7 +53,6 @@ from ktriage.sim.objects import (
     tetragon_pod_info,
     tetragon_record,
 )
-from ktriage.sim.outputs import SimOutputs
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import orjson
 
-from ktriage.sim import podstatus
 from ktriage.sim.clock import SimClock
+from ktriage.sim.controllers import podstatus
 from ktriage.sim.resources import by_kind
 from ktriage.sim.timefmt import rfc3339
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ktriage.sim.discovery import KUBE_VERSION
+from ktriage.sim.server.discovery import KUBE_VERSION
 from ktriage.sim.timefmt import rfc3339
 
 

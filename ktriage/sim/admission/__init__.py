@@ -1,0 +1,1 @@
+"""Admission: what checks an object before it is stored (validation; Pod Security next)."""

@@ -1,0 +1,1 @@
+"""Authentication (bearer tokens) and authorization (roles) of the simulated cluster."""

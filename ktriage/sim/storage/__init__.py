@@ -1,0 +1,1 @@
+"""Storage: the object store with its resourceVersions and watch history, selectors, patches."""
