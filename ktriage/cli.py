@@ -254,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def scenario_names() -> list[str]:
-    from ktriage.sim.scenario.player import scenario_names as names
+    from ktriage.sim.scenario.bundled import scenario_names as names
 
     return names()
 

@@ -20,11 +20,12 @@ from typing import Any
 
 from ktriage.sim.clock import SimClock
 from ktriage.sim.outputs import SimOutputs
-from ktriage.sim.scenario.factory import parse_k8s_time, tetragon_pod_info
+from ktriage.sim.scenario.runtime_records import tetragon_pod_info
+from ktriage.sim.timefmt import parse_rfc3339_or_none
+from ktriage.sim.version import CONTROL_PLANE_IP, component_agent
+from ktriage.sim.version import KUBE_CONTROLLER_AGENT as _KCM
+from ktriage.sim.version import KUBELET_AGENT as _KUBELET
 
-CONTROL_PLANE_IP = "10.0.0.10"
-_KCM = "kube-controller-manager/v1.37.1 (linux/amd64) kubernetes/5b7e0f3"
-_KUBELET = "kubelet/v1.37.1 (linux/amd64) kubernetes/5b7e0f3"
 _SA_GROUPS = [
     "system:serviceaccounts",
     "system:serviceaccounts:kube-system",
@@ -155,7 +156,7 @@ class NoiseGenerator:
                 "update",
                 f"/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/{holder}",
                 _ref("leases", "kube-system", holder, "coordination.k8s.io"),
-                agent=f"{holder}/v1.37.1 (linux/amd64) kubernetes/5b7e0f3/leader-election",
+                agent=component_agent(holder) + "/leader-election",
             )
         for node in self.store.list_objs("v1", "Node"):
             name = node["metadata"]["name"]
@@ -241,7 +242,7 @@ class NoiseGenerator:
                 image = st.get("image", "")
                 probe = next((v for k, v in _PROBES.items() if k in image), None)
                 binary, args = probe or _GENERIC_PROBES[len(procs) % len(_GENERIC_PROBES)]
-                started = parse_k8s_time(st["state"]["running"].get("startedAt")) or 0.0
+                started = parse_rfc3339_or_none(st["state"]["running"].get("startedAt")) or 0.0
                 # The container's shim: the parent of every exec probe in it.
                 self._shim_ids[cid] = _exec_id(node, int(started * 1e9) % 10**15, 2000 + len(procs))
                 procs.append((node, info, cid, binary, args))

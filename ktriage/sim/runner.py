@@ -28,9 +28,9 @@ from ktriage.sim.clock import SimClock
 from ktriage.sim.faults import Faults
 from ktriage.sim.outputs import SimOutputs
 from ktriage.sim.server.app import APIServer
-from ktriage.sim.server.discovery import KUBE_VERSION
 from ktriage.sim.storage.store import ClusterStore
 from ktriage.sim.tls import ServingCert, make_serving_cert
+from ktriage.sim.version import KUBE_VERSION
 
 STOP_TIMEOUT = 1.0
 
@@ -41,7 +41,8 @@ class SimError(RuntimeError):
 
 def _player_class() -> tuple[Any, Any]:
     try:
-        from ktriage.sim.scenario.player import ScenarioPlayer, load_scenario
+        from ktriage.sim.scenario.format import load_scenario
+        from ktriage.sim.scenario.player import ScenarioPlayer
     except ImportError as exc:
         raise SimError(f"scenarios are not available in this build ({exc})") from None
     return ScenarioPlayer, load_scenario
@@ -303,7 +304,7 @@ class SimCluster:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from ktriage.sim.scenario.player import scenario_names
+    from ktriage.sim.scenario.bundled import scenario_names
 
     p = argparse.ArgumentParser(
         prog="ktriage sim",

@@ -21,6 +21,15 @@ def rfc3339_nano(t: float) -> str:
     nanos = round((t - seconds) * 1e9)
     if nanos >= 1_000_000_000:
         seconds, nanos = seconds + 1, nanos - 1_000_000_000
+    return _with_nanos(seconds, nanos)
+
+
+def rfc3339_ns(ns: int) -> str:
+    """RFC 3339 with nanoseconds from whole nanoseconds, as Falco and Tetragon write it."""
+    return _with_nanos(*divmod(ns, 1_000_000_000))
+
+
+def _with_nanos(seconds: int, nanos: int) -> str:
     base = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{base}.{nanos:09d}Z"
 
@@ -28,6 +37,16 @@ def rfc3339_nano(t: float) -> str:
 def parse_rfc3339(text: str) -> float:
     """Seconds since the epoch from an RFC 3339 time (with or without fractions)."""
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def parse_rfc3339_or_none(text: str | None) -> float | None:
+    """Like `parse_rfc3339`, but None for an empty or malformed time."""
+    if not text:
+        return None
+    try:
+        return parse_rfc3339(text)
+    except ValueError:
+        return None
 
 
 def human_duration(seconds: float) -> str:

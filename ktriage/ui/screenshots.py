@@ -52,7 +52,8 @@ def play_scenario(name: str, directory: Path) -> list[Path]:
     from ktriage.sim.audit import AuditWriter
     from ktriage.sim.clock import ManualClock
     from ktriage.sim.outputs import SimOutputs
-    from ktriage.sim.scenario.player import ScenarioPlayer, load_scenario
+    from ktriage.sim.scenario.format import load_scenario
+    from ktriage.sim.scenario.player import ScenarioPlayer
     from ktriage.sim.storage.store import ClusterStore
 
     directory.mkdir(parents=True, exist_ok=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ktriage.sim.server.discovery import KUBE_VERSION
 from ktriage.sim.timefmt import rfc3339
+from ktriage.sim.version import KUBE_VERSION
 
 
 def namespace(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:

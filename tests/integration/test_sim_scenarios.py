@@ -20,14 +20,11 @@ from ktriage.core.model import EntityKind, Event, Severity
 from ktriage.sim.audit import AuditWriter
 from ktriage.sim.clock import ManualClock, SimClock
 from ktriage.sim.outputs import SimOutputs
-from ktriage.sim.scenario.factory import FALCO_PRIORITIES
-from ktriage.sim.scenario.player import (
-    ScenarioPlayer,
-    StepFailed,
-    load_scenario,
-    parse_scenario,
-    scenario_names,
-)
+from ktriage.sim.scenario.bundled import scenario_names
+from ktriage.sim.scenario.context import StepFailed
+from ktriage.sim.scenario.format import load_scenario, parse_scenario
+from ktriage.sim.scenario.player import ScenarioPlayer
+from ktriage.sim.scenario.runtime_records import FALCO_PRIORITIES
 from ktriage.sim.storage.store import ClusterStore
 
 ingest = pytest.importorskip(

@@ -268,7 +268,7 @@ SERVED_TYPES = [
 
 def _scenario_names() -> list[str]:
     try:
-        from ktriage.sim.scenario.player import scenario_names
+        from ktriage.sim.scenario.bundled import scenario_names
     except ImportError:
         return []
     return list(scenario_names())
@@ -280,7 +280,7 @@ def test_scenario_objects_validate(name: str, make_sim_cluster: Any) -> None:
     from kubernetes import config
 
     if name == "(no scenarios)":
-        pytest.skip("ktriage.sim.scenario.player is not available")
+        pytest.skip("ktriage.sim.scenario is not available")
     cluster = make_sim_cluster(scenario=name, speed=5000)
     deadline = time.monotonic() + 30
     while not cluster.player.done and cluster.player_error is None:

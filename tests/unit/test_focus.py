@@ -22,7 +22,8 @@ from ktriage.core.report import incident_json_line
 from ktriage.sim.audit import AuditWriter
 from ktriage.sim.clock import ManualClock
 from ktriage.sim.outputs import SimOutputs
-from ktriage.sim.scenario.player import ScenarioPlayer, load_scenario
+from ktriage.sim.scenario.format import load_scenario
+from ktriage.sim.scenario.player import ScenarioPlayer
 from ktriage.sim.storage.store import ClusterStore
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,8 @@ from ktriage.core.replay import Replayer
 from ktriage.sim.audit import AuditWriter
 from ktriage.sim.clock import ManualClock
 from ktriage.sim.outputs import SimOutputs
-from ktriage.sim.scenario.player import ScenarioPlayer, load_scenario
+from ktriage.sim.scenario.format import load_scenario
+from ktriage.sim.scenario.player import ScenarioPlayer
 from ktriage.sim.storage.store import ClusterStore
 
 START = 1_800_000_000.0

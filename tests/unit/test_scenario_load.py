@@ -6,15 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from ktriage.sim.scenario.factory import parse_seconds
-from ktriage.sim.scenario.player import (
-    ACTIONS,
-    ScenarioError,
-    _request_uri,
-    load_scenario,
-    parse_scenario,
-    scenario_names,
-)
+from ktriage.sim.scenario.bundled import scenario_names
+from ktriage.sim.scenario.format import ACTIONS, ScenarioError, load_scenario, parse_scenario
+from ktriage.sim.scenario.steps.audit import _request_uri
+from ktriage.sim.scenario.templates import parse_seconds
 
 MINIMAL_CLUSTER = """
 cluster:

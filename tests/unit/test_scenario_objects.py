@@ -9,17 +9,16 @@ import kubernetes_validate
 import orjson
 import pytest
 
-from ktriage.sim.scenario.factory import (
+from ktriage.sim.scenario.factory import ObjectFactory
+from ktriage.sim.scenario.runtime_records import falco_alert, tetragon_exec_id
+from ktriage.sim.scenario.templates import (
     NAME_ALPHABET,
-    ObjectFactory,
     TemplateError,
-    falco_alert,
     image_id,
     image_ref,
-    merge_patch,
     template_hash,
-    tetragon_exec_id,
 )
+from ktriage.sim.storage.patch import merge_patch
 
 NODES = [{"node": {"name": f"worker-{i}"}} for i in (1, 2, 3)]
 DEPLOYMENT = {
@@ -158,7 +157,7 @@ def test_images_as_containerd_reports_them() -> None:
 
 def test_merge_patch_deletes_with_null() -> None:
     target = {"a": {"b": 1, "c": 2}, "d": 3}
-    merge_patch(target, {"a": {"b": None, "e": {"f": 4}}, "d": None})
+    target = merge_patch(target, {"a": {"b": None, "e": {"f": 4}}, "d": None})
     assert target == {"a": {"c": 2, "e": {"f": 4}}}
 
 

@@ -8,8 +8,8 @@ import hashlib
 from typing import Any
 
 from ktriage.sim.resources import GROUP_ORDER, ResourceType, group_versions, resources_of
+from ktriage.sim.version import KUBE_VERSION
 
-KUBE_VERSION = "v1.37.1"
 VERSION_INFO = {
     "major": "1",
     "minor": "37",

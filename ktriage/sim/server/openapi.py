@@ -18,9 +18,9 @@ import orjson
 from kubernetes.client import models
 
 from ktriage.sim.resources import GROUP_ORDER, ResourceType, group_versions, resources_of
-from ktriage.sim.server.discovery import KUBE_VERSION
 from ktriage.sim.server.schema import model_name
 from ktriage.sim.storage.patch import MERGE_KEYS, MERGED_SCALAR_LISTS
+from ktriage.sim.version import KUBE_VERSION
 
 _LIST_RE = re.compile(r"^List\[(.+)\]$")
 _DICT_RE = re.compile(r"^Dict\[str, (.+)\]$")
