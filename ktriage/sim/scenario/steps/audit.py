@@ -8,10 +8,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from ktriage.sim.scenario.context import StepFailed
-from ktriage.sim.scenario.templates import (
-    RESOURCE_KINDS,
-    parse_seconds,
-)
+from ktriage.sim.scenario.templates import RESOURCE_KINDS, parse_seconds
 from ktriage.sim.version import (
     CONTROL_PLANE_IP,
     KUBE_CONTROLLER_AGENT,

@@ -6,9 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from ktriage.sim.scenario.context import StepFailed
 from ktriage.sim.scenario.steps.objects import qualified_name
-from ktriage.sim.scenario.templates import (
-    api_version_of,
-)
+from ktriage.sim.scenario.templates import api_version_of
 from ktriage.sim.timefmt import rfc3339, rfc3339_micro
 
 if TYPE_CHECKING:

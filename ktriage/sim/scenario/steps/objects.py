@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ktriage.sim.scenario.context import StepFailed
-from ktriage.sim.scenario.templates import (
-    parse_seconds,
-)
+from ktriage.sim.scenario.templates import parse_seconds
 from ktriage.sim.storage.patch import merge_patch
 from ktriage.sim.timefmt import rfc3339
 

@@ -17,9 +17,7 @@ from ktriage.sim.scenario.templates import (
     replicaset_status,
     template_hash,
 )
-from ktriage.sim.version import (
-    KUBECTL_AGENT,
-)
+from ktriage.sim.version import KUBECTL_AGENT
 
 if TYPE_CHECKING:
     from ktriage.sim.scenario.player import ScenarioPlayer

@@ -1,0 +1,147 @@
+"""Subresources: status, scale, eviction, binding, token requests, exec."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ktriage.sim.resources import ResourceType, lookup
+from ktriage.sim.server import errors, tables
+from ktriage.sim.server.errors import ApiError
+from ktriage.sim.server.handler_base import HandlerBase
+from ktriage.sim.server.request import Ctx
+from ktriage.sim.server.writes import apply_patch
+from ktriage.sim.storage.store import deep_copy
+from ktriage.sim.timefmt import rfc3339
+
+LONG_RUNNING_SUBRESOURCES = {"exec", "attach", "portforward", "proxy"}
+
+
+class SubresourceHandlers(HandlerBase):
+    """Subresources other than logs."""
+
+    async def _subresource(self, ctx: Ctx, rt: ResourceType) -> web.StreamResponse:
+        info = ctx.info
+        assert info is not None
+        sub = info.subresource
+        if sub in ("status", "ephemeralcontainers", "resize"):
+            if info.verb == "get":
+                return self._get(ctx, rt)
+            scope = "status" if sub == "status" else sub
+            if info.verb == "update":
+                return await self._update(ctx, rt, scope)
+            return await self._patch(ctx, rt, scope)
+        if sub == "log":
+            return await self._pod_log(ctx)
+        if sub == "eviction":
+            return await self._evict(ctx, rt)
+        if sub == "token":
+            return await self._token_request(ctx)
+        if sub == "scale":
+            return await self._scale(ctx, rt)
+        if sub in LONG_RUNNING_SUBRESOURCES or sub == "binding":
+            # Streams need kubelet; there is none. The request is still audited.
+            self._get_stored(rt, info.namespace, info.name)
+            if sub == "exec" and ctx.request.headers.get("Upgrade", "").lower() == "websocket":
+                return await self._exec_websocket(ctx)
+            if sub in ("exec", "attach", "portforward"):
+                raise errors.bad_request("Upgrade request required")
+            raise errors.service_unavailable(
+                f'no endpoints available for {rt.resource} "{info.name}" in the simulated cluster'
+            )
+        if sub == "finalize":
+            return await self._update(ctx, rt)
+        raise errors.path_not_found()
+
+    async def _scale(self, ctx: Ctx, rt: ResourceType) -> web.Response:
+        """The scale subresource: reads and sets spec.replicas (no controller acts on it)."""
+        info = ctx.info
+        assert info is not None
+        obj = self._get_stored(rt, info.namespace, info.name)
+        scale = _scale_of(obj)
+        if info.verb == "get":
+            return self._json(ctx, scale)
+        body = await self._read_body(ctx)
+        ctx.request_object = body if isinstance(body, dict) else None
+        if info.verb == "update":
+            wanted = body if isinstance(body, dict) else {}
+        else:
+            wanted = apply_patch(ctx.request.content_type, scale, body)
+        replicas = (wanted.get("spec") or {}).get("replicas")
+        if not isinstance(replicas, int) or replicas < 0:
+            raise ApiError(
+                errors.status(
+                    422,
+                    "Invalid",
+                    f'Scale.autoscaling "{info.name}" is invalid: spec.replicas: Invalid value: '
+                    f"{replicas}: must be greater than or equal to 0",
+                )
+            )
+        new = deep_copy(obj)
+        new.setdefault("spec", {})["replicas"] = replicas
+        stored = self._store_update(ctx, rt, new, None)
+        return self._json(ctx, _scale_of(stored))
+
+    async def _evict(self, ctx: Ctx, rt: ResourceType) -> web.Response:
+        info = ctx.info
+        assert info is not None
+        body = await self._read_body(ctx)
+        ctx.request_object = body if isinstance(body, dict) else None
+        self._get_stored(rt, info.namespace, info.name)
+        if not self._dry_run(ctx):
+            self.store.delete("v1", "Pod", info.namespace, info.name)
+        out = errors.success()
+        out["code"] = 201
+        return self._json(ctx, out, 201)
+
+    async def _token_request(self, ctx: Ctx) -> web.Response:
+        info = ctx.info
+        assert info is not None
+        body = await self._read_body(ctx)
+        rt = lookup("", "v1", "serviceaccounts")
+        assert rt is not None
+        self._get_stored(rt, info.namespace, info.name)
+        username = f"system:serviceaccount:{info.namespace}:{info.name}"
+        ident = self.auth.add(
+            f"sa:{info.namespace}:{info.name}",
+            username,
+            ["system:serviceaccounts", f"system:serviceaccounts:{info.namespace}"],
+            "basic",
+        )
+        spec = (body or {}).get("spec") or {}
+        seconds = int(spec.get("expirationSeconds") or 3600)
+        out = {
+            "kind": "TokenRequest",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {
+                "name": info.name,
+                "namespace": info.namespace,
+                "creationTimestamp": rfc3339(self.clock.now()),
+            },
+            "spec": {
+                "audiences": spec.get("audiences")
+                or ["https://kubernetes.default.svc.cluster.local"],
+                "expirationSeconds": seconds,
+                "boundObjectRef": spec.get("boundObjectRef"),
+            },
+            "status": {
+                "token": ident.token,
+                "expirationTimestamp": rfc3339(self.clock.now() + seconds),
+            },
+        }
+        return self._json(ctx, out, 201)
+
+
+def _scale_of(obj: dict) -> dict:
+    meta = obj["metadata"]
+    keep = ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+    spec = obj.get("spec") or {}
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {k: meta[k] for k in keep if k in meta},
+        "spec": {"replicas": spec.get("replicas", 1)},
+        "status": {
+            "replicas": (obj.get("status") or {}).get("replicas", 0),
+            "selector": tables.selector_text(spec.get("selector")),
+        },
+    }
