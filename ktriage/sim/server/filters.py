@@ -8,7 +8,8 @@ from dataclasses import replace
 
 from aiohttp import web
 
-from ktriage.sim.auth.authentication import Attributes, Decision, Identity, forbidden_message
+from ktriage.sim.auth.authentication import Identity
+from ktriage.sim.auth.authorization import Attributes, Decision, forbidden_message
 from ktriage.sim.server import errors
 from ktriage.sim.server.handler_base import HandlerBase
 from ktriage.sim.server.request import Ctx, RequestInfo

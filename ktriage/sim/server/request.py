@@ -10,7 +10,8 @@ from urllib.parse import unquote
 import orjson
 from aiohttp import web
 
-from ktriage.sim.auth.authentication import Attributes, Decision, Identity
+from ktriage.sim.auth.authentication import Identity
+from ktriage.sim.auth.authorization import Attributes, Decision
 from ktriage.sim.resources import ResourceType, lookup
 from ktriage.sim.server import protobuf
 

@@ -6,7 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ktriage.sim.auth.authentication import Attributes, Decision, Identity
+from ktriage.sim.auth.authentication import Identity
+from ktriage.sim.auth.authorization import Attributes, Decision
 from ktriage.sim.resources import ResourceType
 from ktriage.sim.server import errors, protobuf
 from ktriage.sim.server.handler_base import HandlerBase
