@@ -25,6 +25,28 @@ _REF_ORDER = (
 _METADATA_ONLY = frozenset({"secrets", "tokenreviews", "token"})
 
 
+def object_ref(
+    resource: str,
+    namespace: str | None,
+    name: str | None,
+    group: str = "",
+    version: str = "v1",
+    subresource: str | None = None,
+) -> dict[str, Any]:
+    """An event's objectRef; empty namespace, name, group and subresource are left out."""
+    ref: dict[str, Any] = {"resource": resource}
+    if namespace:
+        ref["namespace"] = namespace
+    if name:
+        ref["name"] = name
+    if group:
+        ref["apiGroup"] = group
+    ref["apiVersion"] = version
+    if subresource:
+        ref["subresource"] = subresource
+    return ref
+
+
 def _user(
     username: str,
     groups: list[str] | None,

@@ -18,7 +18,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from ktriage.sim.audit import object_ref as _ref
 from ktriage.sim.clock import SimClock
+from ktriage.sim.names import safe_encode
 from ktriage.sim.outputs import SimOutputs
 from ktriage.sim.scenario.runtime_records import tetragon_pod_info
 from ktriage.sim.timefmt import parse_rfc3339_or_none
@@ -358,16 +360,4 @@ def _exec_id(node: str, ktime: int, pid: int) -> str:
 
 
 def _tail(name: str) -> str:
-    return "".join("bcdfghjklmnpqrstvwxz2456789"[ord(c) % 27] for c in (name * 5)[:5])
-
-
-def _ref(resource: str, namespace: str | None, name: str | None, group: str = "") -> dict[str, Any]:
-    ref: dict[str, Any] = {"resource": resource}
-    if namespace:
-        ref["namespace"] = namespace
-    if name:
-        ref["name"] = name
-    if group:
-        ref["apiGroup"] = group
-    ref["apiVersion"] = "v1"
-    return ref
+    return safe_encode((name * 5)[:5])

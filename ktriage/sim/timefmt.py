@@ -49,6 +49,14 @@ def parse_rfc3339_or_none(text: str | None) -> float | None:
         return None
 
 
+def minutes_seconds(seconds: int) -> str:
+    """`40s`, `5m0s`: whole seconds as Go prints a duration under an hour (kubelet back-off)."""
+    minutes, secs = divmod(seconds, 60)
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
+
+
 def human_duration(seconds: float) -> str:
     """kubectl's AGE column (k8s.io/apimachinery/pkg/util/duration.HumanDuration)."""
     if seconds < -1:

@@ -9,15 +9,10 @@ import kubernetes_validate
 import orjson
 import pytest
 
+from ktriage.sim.names import NAME_ALPHABET
 from ktriage.sim.scenario.factory import ObjectFactory
 from ktriage.sim.scenario.runtime_records import falco_alert, tetragon_exec_id
-from ktriage.sim.scenario.templates import (
-    NAME_ALPHABET,
-    TemplateError,
-    image_id,
-    image_ref,
-    template_hash,
-)
+from ktriage.sim.scenario.templates import TemplateError, image_id, image_ref, template_hash
 from ktriage.sim.storage.patch import merge_patch
 
 NODES = [{"node": {"name": f"worker-{i}"}} for i in (1, 2, 3)]

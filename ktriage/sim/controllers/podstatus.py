@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 
-from ktriage.sim.timefmt import rfc3339
+from ktriage.sim.timefmt import minutes_seconds, rfc3339
 
 CONDITION_TYPES = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady")
 
@@ -285,7 +285,7 @@ def set_container_state(
         elif waiting["reason"] == "CrashLoopBackOff":
             delay = min(10 * 2 ** max(int(cs.get("restartCount", 0)) - 1, 0), 300)
             waiting["message"] = (
-                f"back-off {_delay(delay)} restarting failed container={container} "
+                f"back-off {minutes_seconds(delay)} restarting failed container={container} "
                 f"pod={pod['metadata']['name']}_{pod['metadata'].get('namespace', 'default')}"
                 f"({pod['metadata'].get('uid', '')})"
             )
@@ -317,10 +317,3 @@ def set_container_state(
     elif status.get("phase") in (None, "Pending") and state == "running":
         status["phase"] = "Running"
     _refresh_conditions(status, ts)
-
-
-def _delay(seconds: int) -> str:
-    minutes, secs = divmod(seconds, 60)
-    if minutes:
-        return f"{minutes}m{secs}s"
-    return f"{secs}s"

@@ -16,9 +16,9 @@ from typing import Any
 
 import orjson
 
+from ktriage.sim.names import NAME_ALPHABET
 from ktriage.sim.scenario.templates import (
     CONTAINERD_VERSION,
-    NAME_ALPHABET,
     NODE_CONDITIONS,
     NodeInfo,
     Template,

@@ -14,10 +14,9 @@ from typing import Any
 import orjson
 import yaml
 
+from ktriage.sim.names import safe_encode
 from ktriage.sim.timefmt import rfc3339
 
-# The alphabet Kubernetes uses for generated names (no vowels, no confusable digits).
-NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 CONTAINERD_VERSION = "containerd://2.1.4"
 
 
@@ -109,11 +108,6 @@ def fnv32a(data: bytes) -> int:
     for b in data:
         h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
     return h
-
-
-def safe_encode(text: str) -> str:
-    """Kubernetes' `rand.SafeEncodeString`: each byte mapped into NAME_ALPHABET."""
-    return "".join(NAME_ALPHABET[ord(c) % len(NAME_ALPHABET)] for c in text)
 
 
 def template_hash(template: dict[str, Any]) -> str:

@@ -10,6 +10,7 @@ import yaml
 from aiohttp import web
 
 from ktriage.sim.admission.validation import validate
+from ktriage.sim.names import NAME_ALPHABET
 from ktriage.sim.resources import ResourceType
 from ktriage.sim.server import errors, protobuf, schema
 from ktriage.sim.server.errors import ApiError
@@ -26,7 +27,6 @@ PATCH_TYPES = {
     "application/apply-patch+yaml",
     "application/apply-patch+cbor",
 }
-_GENERATE_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 NAMESPACE_MISMATCH = (
     "the namespace of the provided object does not match the namespace sent on the request"
 )
@@ -136,7 +136,7 @@ class WriteHandlers(HandlerBase):
                 "resourceVersion should not be set on objects to be created"
             )
         if not meta.get("name") and meta.get("generateName"):
-            meta["name"] = meta["generateName"] + "".join(random.choices(_GENERATE_CHARS, k=5))
+            meta["name"] = meta["generateName"] + "".join(random.choices(NAME_ALPHABET, k=5))
         if not meta.get("name"):
             raise errors.invalid(
                 rt,

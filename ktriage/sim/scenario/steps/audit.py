@@ -7,6 +7,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+from ktriage.sim.audit import object_ref as build_object_ref
 from ktriage.sim.scenario.context import StepFailed
 from ktriage.sim.scenario.templates import RESOURCE_KINDS, parse_seconds
 from ktriage.sim.version import (
@@ -76,18 +77,9 @@ def audit_one(player: ScenarioPlayer, spec: dict[str, Any], t: float) -> dict[st
         subresource = "exec"
         resource = resource or "pods"
         verb = spec.get("verb", "create")
-    object_ref: dict[str, Any] | None = None
+    object_ref = None
     if resource:
-        object_ref = {"resource": resource}
-        if namespace:
-            object_ref["namespace"] = namespace
-        if name:
-            object_ref["name"] = name
-        if group:
-            object_ref["apiGroup"] = group
-        object_ref["apiVersion"] = version
-        if subresource:
-            object_ref["subresource"] = subresource
+        object_ref = build_object_ref(resource, namespace, name, group, version, subresource)
     uri = spec.get("uri") or _request_uri(
         verb,
         group,

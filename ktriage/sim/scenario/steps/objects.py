@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from ktriage.sim.scenario.context import StepFailed
 from ktriage.sim.scenario.templates import parse_seconds
 from ktriage.sim.storage.patch import merge_patch
-from ktriage.sim.timefmt import rfc3339
+from ktriage.sim.timefmt import minutes_seconds, rfc3339
 
 if TYPE_CHECKING:
     from ktriage.sim.scenario.player import ScenarioPlayer
@@ -100,7 +100,7 @@ def container_state(player: ScenarioPlayer, body: dict[str, Any], t: float) -> N
                 restarts = body.get("restart_count", st.get("restartCount", 0))
                 backoff = min(10 * 2 ** max(int(restarts) - 1, 0), 300)
                 message = (
-                    f"back-off {_backoff_text(backoff)} restarting failed "
+                    f"back-off {minutes_seconds(backoff)} restarting failed "
                     f"container={ctx.container} pod={ctx.name}_{ctx.namespace}"
                     f"({pod['metadata'].get('uid', '')})"
                 )
@@ -136,10 +136,6 @@ _EXIT_CODES = {"OOMKilled": 137, "Error": 1, "Completed": 0, "ContainerCannotRun
 
 def qualified_name(ns: str | None, name: str) -> str:
     return f"{ns}/{name}" if ns else name
-
-
-def _backoff_text(seconds: int) -> str:
-    return f"{seconds // 60}m{seconds % 60}s" if seconds >= 60 else f"{seconds}s"
 
 
 def _refresh_pod_status(pod: dict[str, Any], t: float) -> None:
