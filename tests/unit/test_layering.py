@@ -1,15 +1,26 @@
-"""ktriage.core is pure: no Textual, no kubernetes client, no network server."""
+"""ktriage.core is pure: no Textual, no kubernetes client, no network server.
+
+The simulated cluster (ktriage.sim) stands apart from the product: it imports nothing
+of it, the product imports it only where it runs it (the `demo` and `sim` commands,
+the screenshot tool), and no sim module grows past what one reader can hold."""
 
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import ktriage.core
+import ktriage.sim
 
 CORE = Path(ktriage.core.__file__).parent
+SIM = Path(ktriage.sim.__file__).parent
+PACKAGE = SIM.parent
+SIM_MAX_LINES = 800
+# Product modules that may import the sim: they start or play it.
+SIM_USERS = {"cli.py", "demo.py", "ui/screenshots.py"}
 FORBIDDEN = ("textual", "kubernetes", "aiohttp", "ktriage.ui", "ktriage.sources", "ktriage.sim")
 
 
@@ -21,6 +32,25 @@ def _imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
     return names
+
+
+def _absolute_imports(path: Path, root: Path = PACKAGE) -> set[str]:
+    """Every module a file imports, relative imports resolved, `from P import m` as P.m."""
+    package = [root.name, *path.relative_to(root).parent.parts]
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _product_imports(names: set[str]) -> list[str]:
+    return sorted(n for n in names if n.startswith("ktriage.") and not n.startswith("ktriage.sim"))
 
 
 def test_no_core_module_imports_ui_or_client() -> None:
@@ -48,3 +78,70 @@ def test_importing_every_core_module_loads_neither_textual_nor_kubernetes() -> N
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_no_sim_module_imports_the_product() -> None:
+    files = sorted(SIM.rglob("*.py"))
+    assert len(files) > 20
+    offenders = [
+        f"{path.relative_to(PACKAGE)} imports {name}"
+        for path in files
+        for name in _product_imports(_absolute_imports(path))
+    ]
+    assert offenders == []
+
+
+def test_hostile_relative_and_from_package_imports_are_seen(tmp_path: Path) -> None:
+    """The check above must not be fooled by the forms that hide a product import."""
+    root = tmp_path / "ktriage"
+    sneaky = root / "sim" / "scenario" / "steps" / "probe.py"
+    sneaky.parent.mkdir(parents=True)
+    sneaky.write_text(
+        "from ... import format\nfrom ....core import model\nfrom ktriage import engine\n",
+        encoding="utf-8",
+    )
+    found = _product_imports(_absolute_imports(sneaky, root))
+    assert found == ["ktriage.core", "ktriage.core.model", "ktriage.engine"]
+
+
+def test_the_product_imports_the_sim_only_where_it_runs_it() -> None:
+    users = {
+        path.relative_to(PACKAGE).as_posix()
+        for path in PACKAGE.rglob("*.py")
+        if SIM not in path.parents
+        and any(n == "ktriage.sim" or n.startswith("ktriage.sim.") for n in _absolute_imports(path))
+    }
+    assert users <= SIM_USERS, f"the sim is imported by {sorted(users - SIM_USERS)}"
+
+
+def test_starting_the_cli_and_listing_scenarios_loads_no_player() -> None:
+    code = (
+        "import sys\n"
+        "import ktriage.cli\n"
+        "loaded_at_start = sorted(m for m in sys.modules if m.startswith('ktriage.sim'))\n"
+        "names = ktriage.cli.scenario_names()\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('ktriage.sim'))\n"
+        "print(json.dumps([loaded_at_start, names, loaded]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", "import json\n" + code], capture_output=True, text=True, check=True
+    )
+    loaded_at_start, names, loaded = json.loads(out.stdout)
+    assert loaded_at_start == []
+    assert "cryptominer" in names
+    # The YAML files' package (data) is loaded to list them; no code of the sim is.
+    assert loaded == [
+        "ktriage.sim",
+        "ktriage.sim.scenario",
+        "ktriage.sim.scenario.bundled",
+        "ktriage.sim.scenarios",
+    ]
+
+
+def test_no_sim_module_is_over_the_line_limit() -> None:
+    too_long = {
+        path.relative_to(PACKAGE).as_posix(): n
+        for path in sorted(SIM.rglob("*.py"))
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > SIM_MAX_LINES
+    }
+    assert too_long == {}

@@ -6,10 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from ktriage.sim.audit import AuditWriter
+from ktriage.sim.clock import ManualClock
+from ktriage.sim.outputs import SimOutputs
 from ktriage.sim.scenario.bundled import scenario_names
-from ktriage.sim.scenario.format import ACTIONS, ScenarioError, load_scenario, parse_scenario
+from ktriage.sim.scenario.format import ACTIONS, ScenarioError, Step, load_scenario, parse_scenario
+from ktriage.sim.scenario.player import ScenarioPlayer
+from ktriage.sim.scenario.steps import STEP_HANDLERS
 from ktriage.sim.scenario.steps.audit import _request_uri
 from ktriage.sim.scenario.templates import parse_seconds
+from ktriage.sim.storage.store import ClusterStore
 
 MINIMAL_CLUSTER = """
 cluster:
@@ -132,6 +138,36 @@ def test_bad_steps_name_the_step_and_the_problem(
     assert message.startswith(str(tmp_path / "s.yaml") + ": ")
     for part in expected:
         assert part in message, (part, message)
+
+
+def test_every_action_has_one_step_handler() -> None:
+    assert set(STEP_HANDLERS) == set(ACTIONS)
+    assert all(callable(handler) for handler in STEP_HANDLERS.values())
+
+
+@pytest.mark.parametrize("action", ["build_cluster", "apply", "_fill", "__init__", "_do_create"])
+def test_hostile_action_naming_player_internals_is_refused(tmp_path: Path, action: str) -> None:
+    message = error_of(tmp_path, MINIMAL_CLUSTER + f"steps:\n  - {{at: 1, {action}: {{}}}}\n")
+    assert f"unknown action {action!r}" in message
+
+
+def test_hostile_step_made_by_hand_reaches_no_player_method(tmp_path: Path) -> None:
+    """A Step that never went through the format names only table entries, never
+    the player's own methods (which a `getattr` dispatch would have reached)."""
+    scenario = parse_scenario(MINIMAL_CLUSTER)
+    scenario.steps.append(Step(index=1, at=1.0, action="build_cluster", body={}))
+    clock = ManualClock(start=1_800_000_000.0)
+    outputs = SimOutputs(tmp_path)
+    player = ScenarioPlayer(
+        scenario,
+        store=ClusterStore(clock),
+        audit=AuditWriter(outputs, clock),
+        outputs=outputs,
+        clock=clock,
+    )
+    with pytest.raises(KeyError, match="build_cluster"):
+        player.play_all()
+    assert player.steps_done == 0
 
 
 def test_line_numbers_point_at_the_step(tmp_path: Path) -> None:
