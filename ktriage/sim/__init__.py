@@ -1,0 +1,16 @@
+"""A simulated Kubernetes cluster on loopback, organised like the control plane it simulates.
+
+- `storage/`: the object store (resourceVersions, watch history), selectors, patches;
+- `server/`: the API server: request pipeline (`app`, `request`, `filters`) and handlers
+  by area (reads, writes, subresources, streaming, reviews), discovery, OpenAPI, tables,
+  protobuf, Status errors;
+- `auth/`: authentication (bearer tokens) and authorization (roles, the RBAC seam);
+- `admission/`: what checks an object before it is stored;
+- `controllers/`: what reacts to changes (today the kubelet's pod status);
+- `audit`, `faults`, `noise`: the audit log writer, injected faults, background traffic;
+- `scenario/`: incidents as data (format), the objects they build, the player and its
+  step handlers; the bundled scenario files are in `scenarios/`;
+- `runner`: one whole cluster (`SimCluster`) and the `ktriage sim` command.
+
+The sim imports nothing of the product; the product imports it only to run it.
+"""
