@@ -53,9 +53,10 @@ _FLAG_GAP = r"(?:[ \t]+|%20|\+|&command=)+"
 _CREDENTIAL_CHARS = r"[A-Za-z0-9._~+/=%-]"
 
 _PATTERNS = (
-    # Private key blocks, to their end (or the end of the text when cut).
-    r"(-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY[ A-Z]{0,10}-----)[\s\S]*?"
-    r"(?:-----END[ A-Z0-9]{0,40}PRIVATE KEY[ A-Z]{0,10}-----|\Z)",
+    # Private key blocks, to their end (or, cut, to a quote or the end of the text:
+    # base64 holds none, a JSON string ends at one).
+    r"(-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY[ A-Z]{0,10}-----)(?!<redacted>)[\s\S]*?"
+    r"(?:-----END[ A-Z0-9]{0,40}PRIVATE KEY[ A-Z]{0,10}-----|(?=[\"'])|\Z)",
     # Cookies: every `name=value; ...` pair.
     r"""((?<![a-z])(?:set-)?cookie\\?["']?(?:[ \t]*:[ \t]*|%3a(?:%20|\+)*)\\?["']?)"""
     r"""[^\s"'\\&;]+(?:;[ \t]*[^\s"'\\&;]+)*;?""",
