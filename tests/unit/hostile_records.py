@@ -15,6 +15,8 @@ from secret_corpus import CORPUS
 ALL = " | ".join(text for _, text, _ in CORPUS)
 ENV_SECRETS = ("env-db-hunter2", "env-aws-zz9", "env-api-kk7")
 SECRETS = tuple(secret for _, _, secret in CORPUS) + ENV_SECRETS
+# Placed before the corpus in each field: the cut private key at its end rightly
+# hides whatever follows it.
 HIDDEN = "\u200b\u202e\t\x85\ufeff\u2028"
 POD = "web-1"
 NS = "shop"
@@ -43,7 +45,7 @@ def audit_exec() -> dict[str, Any]:
         "verb": "create",
         "user": {"username": "mallory", "groups": ["system:authenticated"]},
         "sourceIPs": ["203.0.113.50"],
-        "userAgent": f"kubectl/v1.30 {ALL}{HIDDEN}",
+        "userAgent": f"kubectl/v1.30 {HIDDEN}{ALL}",
         "objectRef": {
             "resource": "pods",
             "namespace": NS,
@@ -66,7 +68,7 @@ def audit_create_pod() -> dict[str, Any]:
             "name": POD,
             "namespace": NS,
             "annotations": {
-                "note": ALL + HIDDEN,
+                "note": HIDDEN + ALL,
                 "kubectl.kubernetes.io/last-applied-configuration": applied,
             },
         },
@@ -113,7 +115,7 @@ def falco_alert() -> dict[str, Any]:
         "source": "syscall",
         "hostname": "node-a",
         "output": f"03:00:05.123456789: Warning A shell was spawned (k8s.pod={POD} "
-        f"cmdline={ALL}{HIDDEN})",
+        f"cmdline={HIDDEN}{ALL})",
         "output_fields": {
             "k8s.ns.name": NS,
             "k8s.pod.name": POD,
@@ -133,7 +135,7 @@ def tetragon_exec() -> dict[str, Any]:
                 "pid": 4242,
                 "uid": 0,
                 "binary": "/tmp/ghp_0123456789abcdefghijABCDEFGHIJ0123/curl",
-                "arguments": ALL + HIDDEN,
+                "arguments": HIDDEN + ALL,
                 "start_time": "2026-11-27T03:00:06.000Z",
                 "pod": {
                     "namespace": NS,

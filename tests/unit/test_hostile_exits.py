@@ -27,6 +27,8 @@ def test_hostile_secret_corpus_reaches_no_replay_json(tmp_path: Path, capsysbina
     assert len(events) == 4
     assert leaks(out) == []
     assert "<redacted>" in out
+    # Hidden characters are shown as escapes (a JSON string holding `\u200b`).
+    assert "\\\\u200b" in out
 
 
 def test_hostile_secret_corpus_reaches_no_text_report(tmp_path: Path, capsys) -> None:
@@ -49,6 +51,7 @@ def test_hostile_secret_corpus_reaches_no_markdown_snapshot(tmp_path: Path) -> N
     assert "requestURI" in text and "userAgent" in text and "output_fields" in text
     assert "DB_PASSWORD" in text and "last-applied-configuration" in text
     assert leaks(text) == []
+    assert "\\u200b" in text
 
 
 def test_hostile_secret_corpus_reaches_no_headless_line(tmp_path: Path) -> None:
