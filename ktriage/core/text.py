@@ -9,6 +9,7 @@ text, never executed, and `kube\\u200b-system` never passes for `kube-system`.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from ktriage.core.redact import redact_text
@@ -64,7 +65,22 @@ def printable(text: str, *, keep_newlines: bool = False) -> str:
 def shown(text: object, *, keep_newlines: bool = False) -> str:
     """Untrusted text made safe to display or write: secrets redacted, then every
     control or invisible character escaped. Every exit calls this."""
-    return printable(redact_text(str(text)), keep_newlines=keep_newlines)
+    text = str(text)
+    if keep_newlines:
+        return printable(redact_text(text), keep_newlines=True)
+    if len(text) <= _CACHED_LENGTH:
+        return _shown_short(text)
+    return printable(redact_text(text))
+
+
+# Panes redraw and headless output reprints an incident's events on every change:
+# the same short strings are shown again and again.
+_CACHED_LENGTH = 512
+
+
+@functools.lru_cache(maxsize=8192)
+def _shown_short(text: str) -> str:
+    return printable(redact_text(text))
 
 
 def clip(text: str, width: int) -> str:
