@@ -64,5 +64,6 @@ async def test_hostile_secret_corpus_reaches_no_pane(tmp_path):
         assert "<redacted>" in whole
         assert "DB_PASSWORD" in whole and "userAgent" in whole and "arguments" in whole
         assert leaks(whole) == []
-        # Hidden characters are shown as escapes, not as nothing.
-        assert "\\u200b" in whole
+        # Hidden characters are shown as escapes, not as nothing (a raw tab would
+        # move the terminal's cursor past the pane's border).
+        assert "\\u200b\\u202e\\t\\x85\\ufeff\\u2028" in whole
