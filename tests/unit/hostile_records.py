@@ -43,7 +43,11 @@ def audit_exec() -> dict[str, Any]:
         "stage": "ResponseStarted",
         "requestURI": f"/api/v1/namespaces/{NS}/pods/{POD}/exec?{commands}&x={quote(ALL)}",
         "verb": "create",
-        "user": {"username": "mallory", "groups": ["system:authenticated"]},
+        # A user name is an entity: it reaches titles, entity lists and panes.
+        "user": {
+            "username": "ci-bot:ghp_0123456789abcdefghijABCDEFGHIJ0123",
+            "groups": ["system:authenticated"],
+        },
         "sourceIPs": ["203.0.113.50"],
         "userAgent": f"kubectl/v1.30 {HIDDEN}{ALL}",
         "objectRef": {

@@ -36,6 +36,7 @@ def test_hostile_secret_corpus_reaches_no_text_report(tmp_path: Path, capsys) ->
     assert main(["replay", "--text", *map(str, inputs)]) == 0
     captured = capsys.readouterr()
     assert "INC-" in captured.out
+    assert "User ci-bot:<redacted>" in captured.out  # the entity list, redacted
     assert leaks(captured.out) == [] and leaks(captured.err) == []
 
 
