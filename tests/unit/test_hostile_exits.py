@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hostile_records import SECRETS, leaks, write_inputs
+from hostile_records import HIDDEN, SECRETS, leaks, write_inputs
+from secret_corpus import OPAQUE
 
 from ktriage.cli import main
 from ktriage.core.ingest import Ingestor
@@ -16,9 +17,15 @@ from ktriage.live import IncidentPrinter
 
 def test_hostile_secret_corpus_reaches_no_replay_json(tmp_path: Path, capsysbinary) -> None:
     inputs = write_inputs(tmp_path)
-    assert main(["replay", "--json", *map(str, inputs)]) == 0
-    out = capsysbinary.readouterr().out.decode()
+    # A record of no known format: its keys are named in the skipped-line details.
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text(json.dumps({f"Authorization: Bearer {OPAQUE}{HIDDEN}": 1}) + "\n")
+    assert main(["replay", "--json", *map(str, inputs), str(odd)]) == 0
+    captured = capsysbinary.readouterr()
+    out, err = captured.out.decode(), captured.err.decode()
+    assert leaks(err) == [] and "Skipped 1" in err
     lines = [json.loads(line) for line in out.splitlines()]  # still valid JSON
+    assert lines[-1]["skipped"]["total"] == 1
     incidents = [line for line in lines if "events" in line]
     assert incidents, out
     events = [e for inc in incidents for e in inc["events"]]
