@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ktriage.actions.base import ActionRecord, Target
+from ktriage.core.redact import redact_text
 from ktriage.core.snapshot import make_private_dirs
 
 JOURNAL_FILE = "actions.jsonl"
@@ -123,7 +124,10 @@ class ActionJournal:
             os.close(fd)
 
     def record(self, record: ActionRecord, cluster: str) -> None:
-        """Raises OSError when the file cannot be written."""
+        """Raises OSError when the file cannot be written.
+
+        Free text (summary, note, actor) is redacted like every output; the names
+        undo acts on (target, subject, undo) are kept exactly, or undo would miss."""
         self._append(
             {
                 "cluster": cluster,
@@ -134,12 +138,12 @@ class ActionJournal:
                 "target": _target_json(record.target),
                 "subject": _target_json(record.subject),
                 "time": record.time,
-                "actor": record.actor,
+                "actor": redact_text(record.actor),
                 "result": record.result,
-                "summary": record.summary,
+                "summary": redact_text(record.summary),
                 "undo": record.undo,
                 "undoable": record.undoable,
-                "undo_note": record.undo_note,
+                "undo_note": redact_text(record.undo_note),
             }
         )
 

@@ -305,7 +305,10 @@ class DumpLogs:
     async def _write_yaml(
         self, path: Path, name: str, data: Any, progress: Progress | None
     ) -> _Writer:
-        text = yaml.safe_dump(redact(data), sort_keys=False, allow_unicode=True)
+        # Redacted (Secret data, env values named as secrets, credentials in any
+        # string); non-ASCII written as YAML escapes, so no invisible character
+        # hides in the file (loading it gives the exact text back).
+        text = yaml.safe_dump(redact(data), sort_keys=False, allow_unicode=False)
         writer = _Writer(path, name, progress)
         await writer.write_all([text.encode()])
         return writer

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from ktriage.core.text import shown
+
 SOURCES = ("audit", "falco", "tetragon", "kube", "ktriage")
 
 
@@ -183,14 +185,15 @@ class Event:
         return None
 
     def as_dict(self) -> dict[str, Any]:
-        """The stable `replay --json` form of one timeline entry."""
+        """The stable `replay --json` form of one timeline entry (text as shown:
+        secrets redacted, hidden characters escaped)."""
         return {
             "source": self.source,
-            "ref": self.ref,
+            "ref": shown(self.ref),
             "time": iso(self.time),
-            "kind": self.kind,
+            "kind": shown(self.kind),
             "severity": self.severity.label,
-            "summary": self.summary,
+            "summary": shown(self.summary),
         }
 
 

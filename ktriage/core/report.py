@@ -16,19 +16,19 @@ import orjson
 
 from ktriage.core.model import EntityRef, Event, Incident, iso
 from ktriage.core.snapshot import duration
-from ktriage.core.text import clip, printable
+from ktriage.core.text import clip, shown
 
 
 def incident_json(incident: Incident, events: Sequence[Event]) -> dict[str, Any]:
     return {
         "id": incident.id,
         "severity": incident.severity.label,
-        "title": printable(incident.title),
+        "title": shown(incident.title),
         "first_seen": iso(incident.first_seen),
         "last_seen": iso(incident.last_seen),
         "tactics": list(incident.tactics),
         "entities": [
-            {"kind": e.kind, "namespace": printable(e.namespace), "name": printable(e.name)}
+            {"kind": shown(e.kind), "namespace": shown(e.namespace), "name": shown(e.name)}
             for e in incident.entities
         ],
         "events": [e.as_dict() for e in events],
@@ -46,7 +46,10 @@ def skipped_json(skipped: Counter[str], skip_log: Sequence[tuple[str, str, str]]
             "skipped": {
                 "total": sum(skipped.values()),
                 "by_reason": dict(sorted(skipped.items())),
-                "lines": [{"origin": o, "reason": r, "detail": d} for o, r, d in skip_log[:1000]],
+                "lines": [
+                    {"origin": shown(o), "reason": shown(r), "detail": shown(d)}
+                    for o, r, d in skip_log[:1000]
+                ],
             }
         }
     )
@@ -55,16 +58,16 @@ def skipped_json(skipped: Counter[str], skip_log: Sequence[tuple[str, str, str]]
 def entity_list(entities: Sequence[EntityRef], width: int = 100, most: int = 8) -> str:
     """`Pod shop/web-1, IP 203.0.113.42 (+3 more)`: whole entities only (a cut IP or
     name would read as another valid one), and always how many were left out."""
-    shown: list[str] = []
+    kept: list[str] = []
     used = 0
     for ent in entities[:most]:
-        text = printable(f"{ent.kind} {ent.short()}")
-        if shown and used + 2 + len(text) > width:
+        text = shown(f"{ent.kind} {ent.short()}")
+        if kept and used + 2 + len(text) > width:
             break
-        shown.append(text)
+        kept.append(text)
         used += len(text) + 2
-    left = len(entities) - len(shown)
-    return ", ".join(shown) + (f" (+{left} more)" if left else "")
+    left = len(entities) - len(kept)
+    return ", ".join(kept) + (f" (+{left} more)" if left else "")
 
 
 def text_report(incidents: Sequence[Incident], events_of: Any, *, width: int = 100) -> str:
@@ -75,9 +78,7 @@ def text_report(incidents: Sequence[Incident], events_of: Any, *, width: int = 1
     for inc in incidents:
         events = events_of(inc.id)
         per_source = Counter(e.source for e in events)
-        lines.append(
-            f"{inc.id}  {inc.severity.label.upper():8}  {printable(clip(inc.title, width))}"
-        )
+        lines.append(f"{inc.id}  {inc.severity.label.upper():8}  {clip(shown(inc.title), width)}")
         lines.append(
             f"    time      {iso(inc.first_seen)} → {iso(inc.last_seen)}"
             f" ({duration(inc.last_seen - inc.first_seen)})"
@@ -102,6 +103,6 @@ def skipped_summary(skipped: Counter[str], skip_log: Sequence[tuple[str, str, st
     for reason, n in sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0])):
         where = [o for o, r, _ in skip_log if r == reason][:3]
         detail = next((d for _, r, d in skip_log if r == reason and d), "")
-        places = f" (e.g. {', '.join(printable(w) for w in where)})" if where else ""
-        out.append(f"  {n:6}  {reason}{places}" + (f": {printable(detail)}" if detail else ""))
+        places = f" (e.g. {', '.join(shown(w) for w in where)})" if where else ""
+        out.append(f"  {n:6}  {shown(reason)}{places}" + (f": {shown(detail)}" if detail else ""))
     return "\n".join(out)

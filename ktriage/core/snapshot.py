@@ -22,8 +22,8 @@ from typing import Any
 import orjson
 
 from ktriage.core.model import Event, Incident, iso
-from ktriage.core.redact import redact, redact_text
-from ktriage.core.text import printable
+from ktriage.core.redact import redact
+from ktriage.core.text import shown
 
 RawLoader = Callable[[Event], Any]
 
@@ -40,7 +40,7 @@ _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]#!|~^$])")
 
 def md_escape(text: str) -> str:
     """Plain text for Markdown: no markup, no HTML, no line breaks, no controls."""
-    text = printable(redact_text(str(text)))
+    text = shown(text)
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = _MD_SPECIAL.sub(r"\\\1", text)
     return text.replace("://", ":\\/\\/").replace("www.", "www\\.")
@@ -136,9 +136,7 @@ def render_markdown(
     if incident.entities:
         # The same, verbatim in a code block (escaping above keeps Markdown from
         # reading them; here an IP or image can be copied into a ticket as it is).
-        plain_list = "\n".join(
-            printable(redact_text(f"{ent.kind}  {ent.short()}")) for ent in incident.entities
-        )
+        plain_list = "\n".join(shown(f"{ent.kind}  {ent.short()}") for ent in incident.entities)
         fence = _fence(plain_list)
         add("Copyable:")
         add("")
@@ -151,8 +149,8 @@ def render_markdown(
     add("")
     add("| Time (UTC) | Source | Severity | Kind | Summary |")
     add("|---|---|---|---|---|")
-    shown = events if len(events) <= MAX_TIMELINE_ROWS else _cut_timeline(events)
-    for ev in shown:
+    rows = events if len(events) <= MAX_TIMELINE_ROWS else _cut_timeline(events)
+    for ev in rows:
         if ev is None:
             add(f"| … | | | | {len(events) - MAX_TIMELINE_ROWS} context events left out |")
             continue
@@ -213,7 +211,7 @@ def render_markdown(
             add("Raw record not available.")
         else:
             body = orjson.dumps(_compact(redact(raw)), option=orjson.OPT_INDENT_2).decode()
-            body = printable(body, keep_newlines=True)
+            body = shown(body, keep_newlines=True)
             fence = _fence(body)
             add(f"{fence}json")
             add(body)

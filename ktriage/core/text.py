@@ -1,19 +1,41 @@
-"""Making untrusted text safe to show: no control characters, no escape sequences.
+"""Making untrusted text safe to show: no control characters, no escape sequences,
+nothing invisible, no secrets.
 
 Pod names, commands, log lines and alert outputs come from the attacker's side.
-Everything that reaches a terminal or a file goes through `printable` first, so
-an OSC 52 clipboard write or a cursor move is shown as text, never executed.
+Everything that reaches a terminal or a file goes through `shown` (redaction,
+then `printable`), so an OSC 52 clipboard write or a cursor move is shown as
+text, never executed, and `kube\\u200b-system` never passes for `kube-system`.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 
-# C0 controls except tab, DEL, and C1 controls (U+0080..U+009F); also the
-# Unicode bidi overrides that can make text read backwards.
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+from ktriage.core.redact import redact_text
 
-_NAMED = {"\n": "\\n", "\r": "\\r", "\x1b": "\\x1b"}
+# Shown escaped: C0 controls (tab included: it breaks column layouts and pane
+# borders), DEL, C1 controls (U+0080..U+009F); every invisible format character
+# (Unicode category Cf: soft hyphen, zero-width space/joiners, bidi marks,
+# embeddings, overrides and isolates, word joiner, invisible operators, BOM,
+# interlinear annotations, tags...); line and paragraph separators; the Hangul
+# fillers that render as blank letters.
+_HIDDEN_BUT_NEWLINE = (
+    "\x00-\x09\x0b-\x1f\x7f-\x9f\xad"
+    "\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
+    "\u115f\u1160\u180e"
+    "\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f"
+    "\u3164\ufeff\uffa0\ufff9-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f"
+)
+_CONTROL = re.compile(f"[\n{_HIDDEN_BUT_NEWLINE}]")
+# For text (logs, JSON bodies) that keeps its lines.
+_CONTROL_KEEP_NEWLINES = re.compile(f"[{_HIDDEN_BUT_NEWLINE}]")
+# The only escaped characters str.isprintable() lets through (they are letters).
+_FILLERS = re.compile("[\u115f\u1160\u3164\uffa0]")
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\x1b"}
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -22,14 +44,43 @@ def _escape(match: re.Match[str]) -> str:
     if named:
         return named
     code = ord(ch)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def printable(text: str, *, keep_newlines: bool = False) -> str:
-    """Return `text` with every control character shown as a visible escape."""
+    """Return `text` with every control or invisible character shown as a visible
+    escape (`\\t`, `\\x1b`, `\\u200b`); newlines stay when `keep_newlines`."""
+    # str.isprintable() is false for every character escaped here but the Hangul
+    # fillers (and for a few harmless ones, such as a no-break space): a fast exit
+    # for ordinary text.
+    if text.isprintable() and (text.isascii() or not _FILLERS.search(text)):
+        return text
     if keep_newlines:
-        return "\n".join(_CONTROL.sub(_escape, part) for part in text.split("\n"))
+        return _CONTROL_KEEP_NEWLINES.sub(_escape, text)
     return _CONTROL.sub(_escape, text)
+
+
+def shown(text: object, *, keep_newlines: bool = False) -> str:
+    """Untrusted text made safe to display or write: secrets redacted, then every
+    control or invisible character escaped. Every exit calls this."""
+    text = str(text)
+    if keep_newlines:
+        return printable(redact_text(text), keep_newlines=True)
+    if len(text) <= _CACHED_LENGTH:
+        return _shown_short(text)
+    return printable(redact_text(text))
+
+
+# Panes redraw and headless output reprints an incident's events on every change:
+# the same short strings are shown again and again.
+_CACHED_LENGTH = 512
+
+
+@functools.lru_cache(maxsize=8192)
+def _shown_short(text: str) -> str:
+    return printable(redact_text(text))
 
 
 def clip(text: str, width: int) -> str:

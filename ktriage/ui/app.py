@@ -26,7 +26,7 @@ from textual.screen import Screen
 
 from ktriage.core.config import Config
 from ktriage.core.snapshot import write_snapshot
-from ktriage.core.text import printable
+from ktriage.core.text import shown
 from ktriage.ui.hooks import ACTION_KEYS, ActionProvider, Selection, load_action_provider
 from ktriage.ui.screens.help import HelpScreen
 from ktriage.ui.screens.main import MainScreen
@@ -70,7 +70,7 @@ class KtriageCommands(Provider):
             for inc in screen.incidents.all_incidents[:500]:
                 commands.append(
                     (
-                        f"Go to {inc.id} {printable(inc.title)}",
+                        f"Go to {inc.id} {shown(inc.title)}",
                         f"{inc.severity.label} · {inc.event_count} events",
                         partial(app.go_to_incident, inc.id),
                     )
@@ -97,7 +97,7 @@ def _highlight(matcher: Any, name: str) -> Text:
     plain Text instead. Help strings must stay free of untrusted text for the
     same reason.
     """
-    plain = printable(name)
+    plain = shown(name)
     text = Text(plain)
     _score, offsets = matcher.fuzzy_search.match(matcher.query, plain)
     for offset in offsets:
@@ -138,7 +138,7 @@ class KtriageApp(App[int]):
             self._quit_warned_at = now
             self.notify(
                 "Still in place after ktriage quits: "
-                + "; ".join(printable(x) for x in left)
+                + "; ".join(shown(x) for x in left)
                 + ". Undo with u, or press q again to quit.",
                 title="Changes in the cluster",
                 severity="warning",
@@ -228,15 +228,15 @@ class KtriageApp(App[int]):
             try:
                 self.action_provider = load_action_provider(self)
             except Exception as exc:  # a broken provider must not stop triage
-                self.notify(f"Actions unavailable: {exc}", severity="error", markup=False)
+                self.notify(shown(f"Actions unavailable: {exc}"), severity="error", markup=False)
             if self.action_provider is not None:
                 # The footer was drawn before the provider existed.
                 self.call_after_refresh(self.refresh_bindings)
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         for path, reason in self.theme_problems:
-            self.notify(f"Theme {path}: {reason}", severity="warning", markup=False)
+            self.notify(shown(f"Theme {path}: {reason}"), severity="warning", markup=False)
         for note in self.startup_notes:
-            self.notify(note, timeout=15, markup=False)
+            self.notify(shown(note), timeout=15, markup=False)
         self.set_interval(self.refresh_interval, self._tick)
         self._gc_threshold = gc.get_threshold()
         # No automatic full collections: _freeze_heap does the young generations.
@@ -362,14 +362,14 @@ class KtriageApp(App[int]):
         except OSError as exc:
             self.call_from_thread(
                 self.notify,
-                f"Snapshot not saved: {exc}",
+                shown(f"Snapshot not saved: {exc}"),
                 severity="error",
                 markup=False,
             )
             return
         self.last_snapshot = path
         self.call_from_thread(
-            self.notify, f"Snapshot saved: {path}", title=inc.id, timeout=8, markup=False
+            self.notify, shown(f"Snapshot saved: {path}"), title=inc.id, timeout=8, markup=False
         )
 
     def selection(self) -> Selection | None:
@@ -399,7 +399,7 @@ class KtriageApp(App[int]):
             return
         ok, why = provider.available(name, selection)
         if not ok:
-            self.notify(f"{name}: {why}", severity="warning", markup=False)
+            self.notify(shown(f"{name}: {why}"), severity="warning", markup=False)
             return
         await provider.run(name, selection)
 

@@ -17,9 +17,9 @@ from rich.style import Style
 from rich.text import Text
 
 from ktriage.core.model import Event, Incident, iso
-from ktriage.core.redact import redact, redact_text
+from ktriage.core.redact import redact
 from ktriage.core.snapshot import duration
-from ktriage.core.text import printable
+from ktriage.core.text import shown
 from ktriage.ui.format import SEVERITY_BADGES
 from ktriage.ui.pods import PodRow
 
@@ -48,7 +48,7 @@ class DetailLine:
 
 
 def _safe(text: object) -> Text:
-    return Text(printable(redact_text(str(text))), end="")
+    return Text(shown(text), end="")
 
 
 def _field(label: str, value: object, style: Style | str = "") -> DetailLine:
@@ -65,11 +65,11 @@ def json_lines(record: Any, styles: DetailStyles) -> list[DetailLine]:
             redact(record), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str
         ).decode()
     except (TypeError, orjson.JSONEncodeError):
-        body = printable(repr(record))
+        body = shown(repr(record))
     lines = body.split("\n")
     out = []
     for line in lines[:MAX_JSON_LINES]:
-        text = Text(printable(line), end="")
+        text = Text(shown(line), end="")
         m = _JSON_KEY.match(line)
         if m:
             text.stylize(styles.key, m.start(2), m.end(2))

@@ -1,8 +1,8 @@
 """Small text builders shared by the panes.
 
 Every string that came from outside (pod names, commands, alert outputs) goes
-through `plain`, which makes a rich `Text` from `printable(s)`: never markup,
-control characters shown escaped.
+through `plain`, which makes a rich `Text` from `shown(s)`: never markup, secrets
+redacted, control and invisible characters shown escaped.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from rich.style import Style
 from rich.text import Text
 
 from ktriage.core.model import Severity
-from ktriage.core.text import printable
+from ktriage.core.text import shown
 
 SEVERITY_BADGES = {
     Severity.CRITICAL: "CRIT",
@@ -25,8 +25,8 @@ SEVERITY_BADGES = {
 
 
 def plain(text: object, style: Style | str = "") -> Text:
-    """Untrusted text as a plain Text (no markup, no control characters)."""
-    return Text(printable(str(text)), style=style, no_wrap=True, end="")
+    """Untrusted text as a plain Text (no markup, no secrets, no hidden characters)."""
+    return Text(shown(str(text)), style=style, no_wrap=True, end="")
 
 
 def cell(text: object, width: int, style: Style | str = "", *, right: bool = False) -> Text:

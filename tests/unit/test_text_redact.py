@@ -12,8 +12,9 @@ def test_printable_escapes_control_and_ansi() -> None:
     assert shown == "pod\\x1b]52;c;ZXZpbA==\\x07name\\x1b[2J\\r\\n\\x00\\u202etxt"
 
 
-def test_printable_keeps_newlines_when_asked_and_tabs_always() -> None:
-    assert printable("a\tb\nc\x1b", keep_newlines=True) == "a\tb\nc\\x1b"
+def test_printable_keeps_newlines_when_asked_and_escapes_tabs() -> None:
+    # A raw tab moves the cursor past a pane's border: it is shown as \t.
+    assert printable("a\tb\nc\x1b", keep_newlines=True) == "a\\tb\nc\\x1b"
 
 
 def test_clip() -> None:

@@ -23,7 +23,7 @@ from textual.widgets import Static
 
 from ktriage.actions.base import FAILED, OK, UNCHANGED, UNDONE, ActionError, Outcome, Plan
 from ktriage.actions.record import undo_words
-from ktriage.core.text import printable
+from ktriage.core.text import shown
 
 if TYPE_CHECKING:
     from ktriage.actions.service import ActionService
@@ -34,7 +34,7 @@ NO_INCIDENT = "no-incident"
 
 
 def _plain(text: str) -> str:
-    return printable(str(text), keep_newlines=True)
+    return shown(str(text), keep_newlines=True)
 
 
 def plan_text(plan: Plan) -> Text:
@@ -222,7 +222,7 @@ class ActionsProvider:
         if problem and not self._warned:
             self._warned = True
             self.app.notify(
-                f"Earlier actions, for undo: {printable(problem)}",
+                f"Earlier actions, for undo: {shown(problem)}",
                 severity="warning",
                 timeout=15,
                 markup=False,
@@ -256,7 +256,7 @@ class ActionsProvider:
             else:
                 plan = await self.service.prepare(key, incident_id, pod)
         except ActionError as error:
-            self.app.notify(error.message, title=name, severity="error", markup=False)
+            self.app.notify(shown(error.message), title=name, severity="error", markup=False)
             return
         self._confirm(plan)
 
@@ -265,8 +265,8 @@ class ActionsProvider:
             if outcome is None:
                 return
             self.app.notify(
-                outcome.message,
-                title=f"{plan.label}: {outcome.result}",
+                shown(outcome.message),
+                title=shown(f"{plan.label}: {outcome.result}"),
                 severity=outcome_severity(outcome),
                 timeout=10,
                 markup=False,

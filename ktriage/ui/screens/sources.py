@@ -14,7 +14,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from ktriage.core.text import printable
+from ktriage.core.text import shown
 from ktriage.ui.format import count, rate
 from ktriage.ui.widgets.status_bar import QUIET_AFTER
 
@@ -30,14 +30,14 @@ def sources_table(health: Sequence[Any], now: float | None = None) -> Table:
         lag = h.lag(now) if idle is not None and idle < QUIET_AFTER else None
         skipped = ", ".join(f"{reason} {n}" for reason, n in sorted(h.skipped.items())) or "-"
         table.add_row(
-            Text(printable(h.name)),
+            Text(shown(h.name)),
             Text(h.state),
             count(h.events_total),
             rate(h.rate()),
             "-" if lag is None else f"{lag:.1f}s",
             "-" if idle is None else f"{idle:.0f}s ago",
-            Text(printable(skipped)),
-            Text(printable(h.last_error or "-")),
+            Text(shown(skipped)),
+            Text(shown(h.last_error or "-")),
         )
     return table
 

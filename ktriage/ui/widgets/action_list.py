@@ -9,7 +9,7 @@ from textual.widgets import Static
 
 from ktriage.actions.base import FAILED, OK, UNCHANGED, UNDONE, ActionRecord
 from ktriage.core.model import iso
-from ktriage.core.text import printable
+from ktriage.core.text import shown
 
 _RESULT_STYLE = {OK: "bold green", FAILED: "bold red", UNCHANGED: "yellow", UNDONE: "cyan"}
 
@@ -25,8 +25,8 @@ def actions_text(records: Sequence[ActionRecord]) -> Text:
         if i:
             out.append("\n")
         out.append(iso(record.time)[11:19] + " ", "dim")
-        out.append(printable(record.action).ljust(14))
-        out.append(printable(record.subject.words()) + " ")
+        out.append(shown(record.action).ljust(14))
+        out.append(shown(record.subject.words()) + " ")
         out.append(record.result, _RESULT_STYLE.get(record.result, ""))
         if record.undone:
             out.append("  undone", "cyan")
@@ -35,7 +35,7 @@ def actions_text(records: Sequence[ActionRecord]) -> Text:
         elif record.can_undo:
             out.append("  undoable", "dim")
         elif record.undo_note and record.result == OK:
-            out.append("  " + printable(record.undo_note), "dim")
+            out.append("  " + shown(record.undo_note), "dim")
     return out
 
 

@@ -22,7 +22,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from ktriage.core.model import Severity
-from ktriage.core.text import printable
+from ktriage.core.text import shown
 from ktriage.ui.query import Query
 
 STRIP_CACHE_SIZE = 1024
@@ -167,7 +167,7 @@ class RowList(ScrollView, can_focus=True):
 
     def _show_subtitle(self) -> None:
         # A Text, not a str: a str border title would be parsed as markup.
-        self.border_subtitle = Text(printable(self.subtitle()))
+        self.border_subtitle = Text(shown(self.subtitle()))
 
     def style_for(self, component: str) -> Style:
         style = self._styles.get(component)

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual.widget import Widget
 
-from ktriage.core.text import printable
+from ktriage.core.text import shown
 from ktriage.ui.format import count, date_time, rate
 
 _STATE_GLYPH = {
@@ -86,9 +86,9 @@ class StatusBar(Widget):
         left = Text(no_wrap=True, end="")
         left.append(" ⎈ ", self._style("status--context"))
         where = self.context or self.mode or "ktriage"
-        left.append(printable(where), self._style("status--context"))
+        left.append(shown(where), self._style("status--context"))
         if self.cluster and self.cluster != self.context:
-            left.append(f" ({printable(self.cluster)})", muted)
+            left.append(f" ({shown(self.cluster)})", muted)
         if self.read_only:
             left.append(" read-only", self._style("status--warn"))
         skipped = 0
@@ -96,13 +96,13 @@ class StatusBar(Widget):
             left.append("  │ ", muted)
             state = max((h.state for h in group), key=lambda st: _STATE_RANK.get(st, 0))
             glyph, style = _STATE_GLYPH.get(state, ("?", "status--muted"))
-            left.append(printable(kind))
+            left.append(shown(kind))
             left.append(f" {glyph}", self._style(style))
             if len(group) > 1:
                 left.append(f"×{len(group)}", muted)
             troubled = next((h for h in group if h.state == state and h.last_error), None)
             if state in ("reconnecting", "failed") and troubled is not None:
-                left.append(f" {printable(troubled.last_error)[:40]}", self._style(style))
+                left.append(f" {shown(troubled.last_error)[:40]}", self._style(style))
             elif state == "done":
                 left.append(f" {count(sum(h.events_total for h in group))} ev", muted)
             else:
