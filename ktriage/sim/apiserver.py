@@ -227,6 +227,7 @@ class APIServer:
         self.requests += 1
         if request.path.startswith("/_sim/"):
             return await self._sim_control(request)
+        await self.faults.hold()
         try:
             ctx.ident = self._authenticate(request)
             ctx.info = parse_request_info(request.method, request.path, dict(request.query))
@@ -749,6 +750,7 @@ class APIServer:
                 await resp.write(encode("BOOKMARK", self._bookmark(rt, last_rv, initial_end=True)))
             deadline = time.monotonic() + timeout
             while True:
+                await self.faults.hold()
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     if bookmarks:
@@ -759,11 +761,13 @@ class APIServer:
                         queue.get(), timeout=min(remaining, self.bookmark_interval)
                     )
                 except TimeoutError:
+                    await self.faults.hold()
                     if bookmarks and deadline - time.monotonic() > 0:
                         await resp.write(encode("BOOKMARK", self._bookmark(rt, last_rv)))
                     continue
                 if change is None:
                     break
+                await self.faults.hold()
                 if change.rv <= last_rv:
                     continue
                 last_rv = change.rv
