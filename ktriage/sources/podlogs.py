@@ -40,9 +40,12 @@ from ktriage.sources.kube import (
     KubeConnection,
     ListWatch,
     WatchTimeouts,
+    describe_api_error,
     describe_connection_error,
+    is_timeout,
     retry_after,
     status_message,
+    stream_read_timeout,
 )
 
 
@@ -133,6 +136,8 @@ class _PodLogFollower:
         self._stop = threading.Event()
         self._resp: Any = None
         self._lock = threading.Lock()
+        self._last_answer = time.monotonic()
+        self.said_stalled = False  # told the source this stream gets no answer
         self.thread = threading.Thread(
             target=self._main, name=f"ktriage-logs-{namespace}/{name}", daemon=True
         )
@@ -142,6 +147,21 @@ class _PodLogFollower:
 
     def stop(self) -> None:
         self._stop.set()
+        with self._lock:
+            resp = self._resp
+        if resp is not None:
+            with contextlib.suppress(Exception):
+                resp.shutdown()
+
+    @property
+    def streaming(self) -> bool:
+        """Whether a log stream is open now."""
+        with self._lock:
+            return self._resp is not None
+
+    def cut(self) -> None:
+        """Drop the open stream (its server stopped answering): it is opened again,
+        from the last line read, once the server answers."""
         with self._lock:
             resp = self._resp
         if resp is not None:
@@ -175,15 +195,19 @@ class _PodLogFollower:
             auth_settings=["BearerToken"],
         )
         timeouts = self.source.timeouts
+        # The answer is waited for a bounded time; the log after it may rightly be
+        # silent for hours (no alerts), so its reads wait without a limit.
         resp = api.call_api(
             method,
             url,
             header_params=headers,
             body=body,
             post_params=post,
-            _request_timeout=(timeouts.connect, None),
+            _request_timeout=(timeouts.connect, timeouts.stall),
         )
+        self._last_answer = time.monotonic()
         raw = resp.response
+        stream_read_timeout(raw, None)
         if not 200 <= resp.status <= 299:
             resp.read()
             raise ApiException.from_response(http_resp=resp, body=None, data=None)
@@ -202,9 +226,13 @@ class _PodLogFollower:
                         self._resp = raw
                     self.opens += 1
                     self.opened.set()
+                    src._answered_threadsafe(self)
                     if self._stop.is_set():
                         break
                     got = self._read(raw)
+                    # How long nothing answered is counted from here (a lower bound
+                    # when the stream was dropped for its server's silence).
+                    self._last_answer = time.monotonic()
                     if got:
                         backoff.reset()
                     # The container restarted or the stream was cut: resume.
@@ -214,6 +242,8 @@ class _PodLogFollower:
                     if self._stop.is_set():
                         break
                     code = int(exc.status or 0)
+                    if code:
+                        src._answered_threadsafe(self)
                     if code == 404:
                         return  # the pod is gone; discovery will say if it comes back
                     delay = retry_after(exc) if code == 429 else None
@@ -225,9 +255,10 @@ class _PodLogFollower:
                         if self._stop.wait(delay):
                             break
                         continue
+                    action = f"get pods/log in {self.namespace}"
                     src._say_threadsafe(
-                        f"logs of {self.namespace}/{self.name}: {_http_words(code, message)}; "
-                        f"retrying in {delay:.1f} s"
+                        f"logs of {self.namespace}/{self.name}: "
+                        f"{describe_api_error(exc, action)}; retrying in {delay:.1f} s"
                     )
                     if self._stop.wait(delay):
                         break
@@ -235,10 +266,17 @@ class _PodLogFollower:
                     if self._stop.is_set():
                         break
                     delay = backoff.next()
-                    src._say_threadsafe(
-                        f"logs of {self.namespace}/{self.name}: "
-                        f"{describe_connection_error(exc)}; retrying in {delay:.1f} s"
-                    )
+                    reason = describe_connection_error(exc)
+                    where = f"logs of {self.namespace}/{self.name}"
+                    if is_timeout(exc):
+                        silent = time.monotonic() - self._last_answer
+                        src._stalled_threadsafe(
+                            self,
+                            f"{where}: no answer from the API server at {src.conn.server} "
+                            f"for {silent:.0f} s ({reason}); retrying in {delay:.1f} s",
+                        )
+                    else:
+                        src._say_threadsafe(f"{where}: {reason}; retrying in {delay:.1f} s")
                     if self._stop.wait(delay):
                         break
                 finally:
@@ -258,6 +296,7 @@ class _PodLogFollower:
                 return got
             if not chunk:
                 continue
+            self._last_answer = time.monotonic()
             buf += chunk
             if b"\n" not in buf:
                 continue
@@ -290,16 +329,6 @@ class _PodLogFollower:
         return out
 
 
-def _http_words(code: int, message: str) -> str:
-    if code == 401:
-        return "token rejected (401): check your kubeconfig credentials"
-    if code == 403:
-        return f"forbidden (403): {message}"
-    if code == 429:
-        return "throttled by the API server (429)"
-    return f"API error {code}: {message}"
-
-
 class _SensorPods(ListWatch):
     """Watches the sensor's pods and starts/stops their log followers."""
 
@@ -321,6 +350,17 @@ class _SensorPods(ListWatch):
     def on_watch(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
         for etype, obj in batch:
             self.source._pod_event(etype, obj)
+
+    def _server_stalled(self) -> None:
+        # The log streams go through the same server: drop them too, so they are
+        # opened again (from the last line read) once it answers.
+        super()._server_stalled()
+        self.source._cut_followers_threadsafe()
+
+    def _apply_status(self, state: str, message: str) -> None:
+        super()._apply_status(state, message)
+        if state == "connected" and self.source._stalled_followers:
+            self.health.state = "stalled"  # some log streams still get no answer
 
     def _api_error(self, exc: ApiException, backoff: Backoff, rv: str) -> str:
         if int(exc.status or 0) == 403 and self.namespace is None:
@@ -360,6 +400,8 @@ class PodLogSource:
         self.health.skipped = self.ingestor.skipped
         self.non_alert = 0  # lines that are not alerts (start-up messages and such)
         self.followers: dict[tuple[str, str], _PodLogFollower] = {}
+        # Followers whose server gave no answer: the source is stalled while any is.
+        self._stalled_followers: set[tuple[str, str]] = set()
         self.pods_seen: Counter[str] = Counter()
         self._watch = _SensorPods(self, namespace)
         self._engine: Engine | None = None
@@ -496,6 +538,44 @@ class PodLogSource:
         key = (follower.namespace, follower.name)
         if self.followers.get(key) is follower:
             del self.followers[key]
+        self._apply_answered(follower)
+
+    def _stalled_threadsafe(self, follower: _PodLogFollower, message: str) -> None:
+        follower.said_stalled = True
+        loop = self._loop
+        if loop is None or self._closed:
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._apply_stalled, follower, message)
+
+    def _answered_threadsafe(self, follower: _PodLogFollower) -> None:
+        if not follower.said_stalled:
+            return  # the common case: nothing to undo
+        follower.said_stalled = False
+        loop = self._loop
+        if loop is None or self._closed:
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._apply_answered, follower)
+
+    def _cut_followers_threadsafe(self) -> None:
+        for follower in list(self.followers.values()):
+            follower.cut()
+
+    def _apply_stalled(self, follower: _PodLogFollower, message: str) -> None:
+        self._stalled_followers.add((follower.namespace, follower.name))
+        self.health.state = "stalled"
+        self._apply_problem(message)
+
+    def _apply_answered(self, follower: _PodLogFollower) -> None:
+        key = (follower.namespace, follower.name)
+        if key not in self._stalled_followers:
+            return
+        self._stalled_followers.discard(key)
+        if not self._stalled_followers and self.health.state == "stalled":
+            if not self._watch._stalled:
+                self.health.state = "connected"
+                self._watch._remember(f"logs of {key[0]}/{key[1]}: answered again")
 
     def _apply_problem(self, message: str) -> None:
         self.health.last_error = message
