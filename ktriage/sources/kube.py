@@ -299,7 +299,8 @@ def describe_connection_error(exc: BaseException) -> str:
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
         if isinstance(cur, ssl.SSLCertVerificationError):
-            reason = cur.verify_message or cur.reason or "verification failed"
+            reason = getattr(cur, "verify_message", None) or getattr(cur, "reason", None)
+            reason = reason or cur.strerror or "verification failed"
             return UNTRUSTED.format(detail=f"certificate verify failed: {reason}")
         if isinstance(cur, urllib3.exceptions.NameResolutionError | socket.gaierror):
             return f"the API server's host name does not resolve (DNS): {_dns_detail(cur)}"
