@@ -280,3 +280,49 @@ async def test_hostile_dns_failure_is_named(sim_cluster: SimCluster, tmp_path: P
             what=lambda: w.pods.health.last_error,
         )
         assert w.pods.health.state == "reconnecting"
+
+
+def test_hostile_stalled_sim_hang_fault_over_http(sim_cluster: SimCluster) -> None:
+    """The sim's hang fault: connections are accepted, nothing is answered (but the
+    fault endpoint), and what was asked meanwhile is answered once it is lifted."""
+    import json
+    import threading
+
+    import urllib3
+
+    sim = sim_cluster
+    http = urllib3.PoolManager(ca_certs=str(sim.ca_path), retries=False)
+    auth = {"Authorization": f"Bearer {sim.admin_token}"}
+
+    def faults(body: dict[str, Any]) -> dict[str, Any]:
+        resp = http.request(
+            "POST",
+            sim.url + "/_sim/faults",
+            body=json.dumps(body),
+            headers={**auth, "Content-Type": "application/json"},
+            timeout=5,
+        )
+        assert resp.status == 200
+        return json.loads(resp.data)
+
+    pods = sim.url + "/api/v1/namespaces/shop/pods?limit=1"
+    assert faults({"hang": True})["hang"] is True
+    with pytest.raises(urllib3.exceptions.ReadTimeoutError):
+        http.request("GET", pods, headers=auth, timeout=urllib3.Timeout(connect=2, read=0.5))
+    answered: list[int] = []
+    waiting = threading.Thread(
+        target=lambda: answered.append(http.request("GET", pods, headers=auth, timeout=10).status)
+    )
+    before = sim.server.requests
+    waiting.start()
+    deadline = time.monotonic() + 10
+    while sim.server.requests == before:  # the request is in, held
+        assert time.monotonic() < deadline, "the request never reached the server"
+        time.sleep(0.01)
+    assert not answered
+    assert faults({"hang": False})["hang"] is False
+    waiting.join(10)
+    assert answered == [200]
+    assert faults({"hang": True, "reset": True})["hang"] is True  # reset first, then hang
+    sim.faults.reset()
+    assert sim.faults.state()["hang"] is False
