@@ -92,7 +92,8 @@ class Headless:
         return code
 
     def incidents(self) -> list[dict[str, Any]]:
-        return [line for line in self.lines if "id" in line]
+        # Lines with a `type` say an id was merged or closed; incident lines have none.
+        return [line for line in self.lines if "id" in line and "type" not in line]
 
     def kill(self) -> None:
         if self.proc.poll() is None:
