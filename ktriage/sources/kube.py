@@ -448,7 +448,10 @@ class ListWatch:
         self.stalls = 0  # times the server was found not answering
         self.probes = 0  # probes sent to a silent watch's server
         self._live = threading.Lock()
-        self._waiting_since: float | None = None  # monotonic; None when not waiting
+        # Since when an answer is wanted and none came (monotonic; None when none is
+        # wanted): kept across retries, so backoff after a timeout counts too.
+        self._unanswered_since: float | None = None
+        self._in_request = False
         self._streaming = False
         self._last_answer = time.monotonic()
         self._stalled = False
@@ -575,9 +578,14 @@ class ListWatch:
                 reason = describe_connection_error(exc)
                 where = f"resuming from resourceVersion {rv}" if rv else "listing again"
                 silent = self._silent_for()
+                timeout = is_timeout(exc)
+                if not timeout and not self._dropped_silent:
+                    self._peer_answered()  # refused, reset: the other end is there
                 if self._dropped_silent:
                     reason = "the silent watch was dropped"
-                if self._dropped_silent or (is_timeout(exc) and silent >= self.timeouts.stall):
+                if self._dropped_silent or (
+                    timeout and (self._stalled or silent >= self.timeouts.stall)
+                ):
                     self._stalled = True
                     self._dropped_silent = False
                     self._say(
@@ -597,6 +605,8 @@ class ListWatch:
         self.errors[str(code)] += 1
         if code:
             self._answered()  # an error is an answer: the server is there
+        else:
+            self._peer_answered()  # a TLS failure: there, but not trusted
         what = f"{self.resource}" + (f" in {self.namespace}" if self.namespace else "")
         if code == 410:
             self.relists += 1
@@ -631,18 +641,30 @@ class ListWatch:
 
     def _begin_wait(self, *, streaming: bool = False) -> None:
         with self._live:
-            self._waiting_since = time.monotonic()
+            if self._unanswered_since is None:
+                self._unanswered_since = time.monotonic()
+            self._in_request = True
             self._streaming = streaming
 
-    def _end_wait(self) -> None:
+    def _end_wait(self, *, answered: bool) -> None:
         with self._live:
-            self._waiting_since = None
+            self._in_request = False
             self._streaming = False
+        if answered:
+            self._answered()
 
     def _answered(self) -> None:
         with self._live:
-            self._last_answer = time.monotonic()
+            now = time.monotonic()
+            self._last_answer = now
             self._stalled = False
+            # Within a request (an open stream) the next bytes are wanted from now.
+            self._unanswered_since = now if self._in_request else None
+
+    def _peer_answered(self) -> None:
+        """A refusal or a reset: not an answer, but not silence either."""
+        with self._live:
+            self._unanswered_since = None
 
     def _silent_for(self) -> float:
         with self._live:
@@ -657,10 +679,10 @@ class ListWatch:
         while not self._stop.wait(min(1.0, stall / 10)):
             now = time.monotonic()
             with self._live:
-                since = self._waiting_since
+                since = self._unanswered_since
                 if since is None:
                     continue
-                quiet = now - max(self._last_answer, since)
+                quiet = now - since
                 silent = now - self._last_answer
                 declare = quiet >= stall and not self._stalled
                 probe = not declare and self._streaming and quiet >= stall / 2
@@ -774,9 +796,10 @@ class ListWatch:
                     data = resp.data
                 finally:
                     self._release()
-                self._answered()
-            finally:
-                self._end_wait()
+            except BaseException:
+                self._end_wait(answered=False)
+                raise
+            self._end_wait(answered=True)
             body = orjson.loads(data)
             if not isinstance(body, dict):
                 raise ValueError("the list reply is not a JSON object")
@@ -808,16 +831,16 @@ class ListWatch:
                 _request_timeout=(self.timeouts.connect, self.timeouts.stall),
             )
         except BaseException:
-            self._end_wait()
+            self._end_wait(answered=False)
             raise
-        self._answered()
         self._begin_wait(streaming=True)
+        self._answered()
         stream_read_timeout(resp, seconds + self.timeouts.read)
         try:
             self._hold(resp)
             self._say("connected", "")
         except BaseException:
-            self._end_wait()
+            self._end_wait(answered=False)
             raise
         got = False
         buf = b""
@@ -847,13 +870,18 @@ class ListWatch:
                     self._deliver(batch)
                 got = True
         except _Stopped:
+            self._end_wait(answered=False)
             raise
         except Exception:
+            self._end_wait(answered=False)
             if self._stop.is_set():
                 raise _Stopped from None
             raise
+        else:
+            # The server ended the stream (its timeoutSeconds): an answer, unless the
+            # watchdog dropped it for its silence.
+            self._end_wait(answered=not self._dropped_silent)
         finally:
-            self._end_wait()
             self._release()
         if buf.strip():
             item = self._decode(buf)

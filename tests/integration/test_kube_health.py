@@ -326,3 +326,82 @@ def test_hostile_stalled_sim_hang_fault_over_http(sim_cluster: SimCluster) -> No
     assert faults({"hang": True, "reset": True})["hang"] is True  # reset first, then hang
     sim.faults.reset()
     assert sim.faults.state()["hang"] is False
+
+
+class StallingProxy:
+    """A TCP relay in front of the API server that can stop passing bytes while
+    keeping every connection open and accepting new ones: a hung network path, below
+    TLS and HTTP (the server itself keeps working)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        self.flowing.set()
+        self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        await self.flowing.wait()  # accepted; nothing goes through while stalled
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.add(up_writer)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                while data := await src.read(65536):
+                    await self.flowing.wait()  # held, not lost: the path heals later
+                    dst.write(data)
+                    await dst.drain()
+            dst.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._writers -= {writer, up_writer}
+
+
+async def test_hostile_stalled_tcp_path_hangs_and_heals(
+    sim_cluster: SimCluster, tmp_path: Path
+) -> None:
+    sim = sim_cluster
+    proxy = StallingProxy(sim.port)
+    await proxy.start()
+    kubeconfig = _kubeconfig_with(sim, tmp_path, server=f"https://127.0.0.1:{proxy.port}")
+    try:
+        async with watching(kubeconfig) as w:
+            await wait_for(lambda: all(s.health.state == "connected" for s in w.sources))
+            proxy.flowing.clear()
+            started = time.monotonic()
+            await wait_for(
+                lambda: all(s.health.state == "stalled" for s in w.sources),
+                timeout=DETECTED_WITHIN + 5,
+                what=lambda: [(s.health.state, s.health.last_error) for s in w.sources],
+            )
+            assert time.monotonic() - started <= DETECTED_WITHIN
+            sim.store.apply(privileged_pod("behind-the-stall"))
+            # New connections are accepted and never answered (not even TLS): each
+            # attempt times out and the state stays stalled.
+            await wait_for(lambda: w.pods.errors["network"] >= 2, timeout=STALL * 6)
+            assert all(s.health.state == "stalled" for s in w.sources)
+            proxy.flowing.set()
+            await wait_for(lambda: len(w.events("privileged-pod", "behind-the-stall")) == 1)
+            await wait_for(converged(sim, w))
+            await wait_for(lambda: all(s.health.state == "connected" for s in w.sources))
+            no_duplicates(w)
+    finally:
+        await proxy.stop()
