@@ -14,6 +14,11 @@ and lines up to that instant that were already read are dropped, so nothing is
 read twice and nothing in between is missed; the store also de-duplicates by ref.
 Lines that are not alerts (the sensor's start-up messages) are counted as
 "non-alert" and are not errors.
+
+A log may rightly be silent for hours, so only the wait for a log request's answer
+is bounded (`WatchTimeouts.stall`): one that times out says the source is
+`stalled`. When the sensor-pod watch finds the API server not answering, every log
+stream is dropped too and opened again, from the last line read, once it answers.
 """
 
 from __future__ import annotations
