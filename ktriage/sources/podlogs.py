@@ -36,7 +36,7 @@ from typing import Any
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from ktriage.core.ingest import Ingestor
+from ktriage.core.ingest import MAX_LINE, MAX_SKIP_LOG, Ingestor
 from ktriage.core.model import Event
 from ktriage.engine import Engine, SourceHealth
 from ktriage.sources.base import deliver
@@ -52,6 +52,7 @@ from ktriage.sources.kube import (
     status_message,
     stream_read_timeout,
 )
+from ktriage.sources.tail import LineSplitter
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,27 +296,27 @@ class _PodLogFollower:
 
     def _read(self, raw: Any) -> bool:
         got = False
-        buf = b""
+        # Holds at most one partial line: a line without end is skipped and counted,
+        # not kept growing.
+        splitter = LineSplitter(self.source.max_line, self._too_long)
         for chunk in raw.stream(None, decode_content=False):
             if self._stop.is_set():
                 return got
             if not chunk:
                 continue
             self._last_answer = time.monotonic()
-            buf += chunk
-            if b"\n" not in buf:
-                continue
-            *lines, buf = buf.split(b"\n")
-            batch = self._select(lines)
+            batch = self._select([line for _, line in splitter.feed(chunk, 0)])
             if batch:
                 got = True
                 self.source._deliver_threadsafe(self, batch)
-        if buf.strip():
-            batch = self._select([buf])
-            if batch:
-                got = True
-                self.source._deliver_threadsafe(self, batch)
+        batch = self._select([line for _, line in splitter.finish()])
+        if batch:
+            got = True
+            self.source._deliver_threadsafe(self, batch)
         return got
+
+    def _too_long(self, offset: int, size: int) -> None:
+        self.source._too_long_threadsafe(self, size)
 
     def _select(self, lines: list[bytes]) -> list[tuple[int, bytes]]:
         out = []
@@ -401,6 +402,7 @@ class PodLogSource:
         self.backoff = backoff or Backoff()
         self.timeouts = timeouts or WatchTimeouts()
         self.ingestor = Ingestor()
+        self.max_line = MAX_LINE  # longer log lines are skipped and counted
         self.health = SourceHealth(name=f"{kind} auto (pod logs)", kind=kind)
         self.health.skipped = self.ingestor.skipped
         self.non_alert = 0  # lines that are not alerts (start-up messages and such)
@@ -562,6 +564,26 @@ class PodLogSource:
             return
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(self._apply_answered, follower)
+
+    def _too_long_threadsafe(self, follower: _PodLogFollower, size: int) -> None:
+        loop = self._loop
+        if loop is None or self._closed:
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._apply_too_long, follower, size)
+
+    def _apply_too_long(self, follower: _PodLogFollower, size: int) -> None:
+        ing = self.ingestor
+        ing.skipped["too-long"] += 1
+        if len(ing.skip_log) < MAX_SKIP_LOG:
+            how_long = f"{size} bytes" if size >= 0 else "cut off when the stream ended"
+            ing.skip_log.append(
+                (
+                    f"{follower.namespace}/{follower.name}",
+                    "too-long",
+                    f"the log line is {how_long}, over {self.max_line} bytes",
+                )
+            )
 
     def _cut_followers_threadsafe(self) -> None:
         for follower in list(self.followers.values()):

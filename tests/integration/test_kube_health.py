@@ -413,3 +413,39 @@ async def test_hostile_stalled_tcp_path_hangs_and_heals(
             no_duplicates(w)
     finally:
         await proxy.stop()
+
+
+async def test_hostile_oversized_log_line_is_skipped_and_counted(sim_cluster: SimCluster) -> None:
+    """A sensor log line without end (or far too long) is streamed past, counted as
+    skipped, and the lines after it are read; memory holds one bounded partial line."""
+    sim = sim_cluster
+    store = sim.store
+    store.apply(builders.namespace("falco"))
+    store.apply(falco_pod("falco-a", "worker-1"))
+    conn = KubeConnection.connect(str(sim.kubeconfig_path))
+    engine = Engine()
+    src = PodLogSource(conn, "falco", backoff=FAST, timeouts=TIMEOUTS)
+    src.max_line = 64 * 1024
+    engine.add_source(src)
+    await engine.start()
+
+    def alerts() -> list[int]:
+        return sorted(int(e.summary.split("n=")[1].split(")")[0]) for e in engine.store)
+
+    try:
+        await asyncio.wait_for(src.synced.wait(), 10)
+        await wait_for(lambda: src.streams_open() == 1)
+        store.append_log("falco", "falco-a", "falco", falco_line(1))
+        store.append_log("falco", "falco-a", "falco", '{"rule": "' + "A" * 1_000_000 + '"}')
+        store.append_log("falco", "falco-a", "falco", falco_line(2))
+        await wait_for(lambda: alerts() == [1, 2], what=alerts)
+        assert src.health.skipped["too-long"] == 1
+        (origin, reason, detail) = src.ingestor.skip_log[-1]
+        assert (origin, reason) == ("falco/falco-a", "too-long")
+        assert "over 65536 bytes" in detail
+        assert src.health.state == "connected"
+    finally:
+        await engine.stop()
+        assert await asyncio.to_thread(src.join, 1.0)
+        conn.close()
+        engine.archive.close()
