@@ -61,6 +61,10 @@ RESOURCES = ("pods", "nodes", "events")
 # this many are still queued there (backpressure instead of unbounded memory).
 MAX_BATCH = 500
 MAX_QUEUED = 20_000
+# A watch event line longer than this is not held: etcd keeps objects under
+# ~1.5 MiB, so only a broken or hostile server sends one; the resource is listed
+# again instead (nothing is missed, the list has the object).
+MAX_WATCH_LINE = 64 * 1024 * 1024
 
 
 class KubeConfigError(Exception):
@@ -261,6 +265,10 @@ class _Stopped(Exception):
     pass
 
 
+class _Oversized(Exception):
+    """A watch event line over `max_line` bytes: list again."""
+
+
 def status_message(exc: ApiException) -> str:
     body = exc.body
     if body:
@@ -421,6 +429,7 @@ class ListWatch:
         self.backoff = backoff or Backoff()
         self.timeouts = timeouts or WatchTimeouts()
         self.page_size = page_size
+        self.max_line = MAX_WATCH_LINE
         scope = f" in {namespace}" if namespace and resource != "nodes" else ""
         self.health = health or SourceHealth(name=f"kube {resource}{scope}", kind="kube")
         # What happened, in words, newest last (the status bar shows the last one).
@@ -563,6 +572,16 @@ class ListWatch:
             except _Expired:
                 self.relists += 1
                 self._note("resourceVersion expired (410 Gone): listing again")
+                rv = ""
+            except _Oversized:
+                self.relists += 1
+                self.errors["oversized-watch-event"] += 1
+                delay = backoff.next()
+                self._note(
+                    f"a watch event over {self.max_line} bytes was not read; "
+                    f"listing again in {delay:.1f} s"
+                )
+                self._wait(delay)
                 rv = ""
             except ApiException as exc:
                 if self._stop.is_set():
@@ -852,11 +871,15 @@ class ListWatch:
                     continue
                 self._answered()
                 buf += chunk
-                if b"\n" not in buf:
+                if b"\n" not in chunk:  # (the held part has none)
+                    if len(buf) > self.max_line:
+                        raise _Oversized
                     continue
                 *lines, buf = buf.split(b"\n")
                 batch: list[tuple[str, dict[str, Any]]] = []
                 for line in lines:
+                    if len(line) > self.max_line:
+                        raise _Oversized  # (the list again covers the batch too)
                     if not line.strip():
                         continue
                     item = self._decode(line)

@@ -449,3 +449,23 @@ async def test_hostile_oversized_log_line_is_skipped_and_counted(sim_cluster: Si
         assert await asyncio.to_thread(src.join, 1.0)
         conn.close()
         engine.archive.close()
+
+
+async def test_hostile_oversized_watch_event_lists_again(sim_cluster: SimCluster) -> None:
+    """A watch event line over the limit is not held: the resource is listed again
+    (the list has the object), after a backoff, and nothing is missed or doubled."""
+    sim = sim_cluster
+    async with watching(sim.kubeconfig_path) as w:
+        w.pods.max_line = 256 * 1024
+        big = privileged_pod("annotated")
+        big["metadata"]["annotations"] = {"note": "x" * (1024 * 1024)}
+        sim.store.apply(big)
+        await wait_for(lambda: w.pods.errors["oversized-watch-event"] >= 1)
+        await wait_for(lambda: len(w.events("privileged-pod", "annotated")) == 1)
+        await wait_for(converged(sim, w))
+        assert "a watch event over 262144 bytes was not read; listing again" in w.history()
+        w.pods.max_line = 64 * 1024 * 1024
+        sim.store.apply(privileged_pod("after"))
+        await wait_for(lambda: len(w.events("privileged-pod", "after")) == 1)
+        await wait_for(lambda: w.pods.health.state == "connected")
+        no_duplicates(w)
