@@ -574,6 +574,7 @@ class ListWatch:
                 self._note("resourceVersion expired (410 Gone): listing again")
                 rv = ""
             except _Oversized:
+                self._answered()  # too much of an answer, but one
                 self.relists += 1
                 self.errors["oversized-watch-event"] += 1
                 delay = backoff.next()
