@@ -29,7 +29,9 @@ class SourceHealth:
 
     name: str  # e.g. "audit:/var/log/kube-audit.log", "kube pods", "falco auto"
     kind: str  # "audit" | "falco" | "tetragon" | "kube" | "replay"
-    state: str = "starting"  # starting | connected | reconnecting | failed | done
+    # starting | connected | reconnecting | stalled | failed | done; `stalled`: the
+    # server (the API server) accepts connections but has not answered for a while.
+    state: str = "starting"
     last_error: str = ""  # the last problem, in words
     events_total: int = 0
     newest_event_time: float | None = None

@@ -20,10 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import orjson
+
 from ktriage.core.cluster import ClusterState
 from ktriage.core.config import Config
+from ktriage.core.model import Incident
 from ktriage.core.report import incident_json_line, skipped_json
-from ktriage.core.text import printable
+from ktriage.core.text import shown
 from ktriage.engine import Engine
 from ktriage.sources.http import (
     AuditWebhookSource,
@@ -181,7 +184,14 @@ def webhook_token(args: Any) -> str | None:
 
 class IncidentPrinter:
     """Prints each incident as a JSON line when it opens or changes, at most once
-    per `interval` seconds per incident."""
+    per `interval` seconds per incident.
+
+    An id it printed that stops naming an incident gets one line saying where it
+    went: `{"type": "merged", "id": old, "into": new}` (merged into another, or
+    renamed when an earlier signal arrived) or `{"type": "closed", "id": old}`
+    (every signal it had turned out to be expected). A consumer that keeps the last
+    line per id and drops the ids these lines name holds the incidents a replay of
+    the same input gives."""
 
     def __init__(
         self,
@@ -198,6 +208,8 @@ class IncidentPrinter:
         self.pending: dict[str, None] = {}
         self.last_print: dict[str, float] = {}
         self.printed_revision: dict[str, int] = {}
+        # Ids printed and not since said merged or closed: what the consumer holds.
+        self.shown: set[str] = set()
         self.lines = 0
 
     def tick(self, *, force: bool = False) -> None:
@@ -208,6 +220,23 @@ class IncidentPrinter:
         for iid in sorted(changes.incidents):
             self.pending[iid] = None
         now = self.clock()
+        # Ids the consumer holds that went away: their successor is printed first
+        # (whatever the interval), then the line that retires the old id, so the
+        # consumer never holds fewer incidents than it should.
+        gone = sorted(iid for iid in self.shown if iid not in correlator.incidents)
+        retire: list[bytes] = []
+        for iid in gone:
+            inc = correlator.resolve(iid)
+            self.shown.discard(iid)
+            if inc is None:
+                retire.append(orjson.dumps({"type": "closed", "id": iid}))
+                continue
+            self._print(inc, now)
+            self.pending.pop(inc.id, None)
+            retire.append(orjson.dumps({"type": "merged", "id": iid, "into": inc.id}))
+        for line in retire:
+            self.write(line + b"\n")
+            self.lines += 1
         for iid in list(self.pending):
             inc = correlator.resolve(iid)
             if inc is None:
@@ -216,12 +245,17 @@ class IncidentPrinter:
             if not force and now - self.last_print.get(inc.id, -1e18) < self.interval:
                 continue
             del self.pending[iid]
-            if self.printed_revision.get(inc.id) == inc.revision:
-                continue
-            self.write(incident_json_line(inc, correlator.events_of(inc.id)) + b"\n")
-            self.lines += 1
-            self.last_print[inc.id] = now
-            self.printed_revision[inc.id] = inc.revision
+            self._print(inc, now)
+
+    def _print(self, inc: Incident, now: float) -> None:
+        if self.printed_revision.get(inc.id) == inc.revision and inc.id in self.shown:
+            return
+        correlator = self.engine.correlator
+        self.write(incident_json_line(inc, correlator.events_of(inc.id)) + b"\n")
+        self.lines += 1
+        self.last_print[inc.id] = now
+        self.printed_revision[inc.id] = inc.revision
+        self.shown.add(inc.id)
 
 
 class HealthReporter:
@@ -239,8 +273,8 @@ class HealthReporter:
             now = (h.state, h.last_error)
             if self._seen.get(id(src)) != now:
                 self._seen[id(src)] = now
-                detail = f": {printable(h.last_error)}" if h.last_error else ""
-                print(f"ktriage: {printable(h.name)}: {h.state}{detail}", file=self.err, flush=True)
+                detail = f": {shown(h.last_error)}" if h.last_error else ""
+                print(f"ktriage: {shown(h.name)}: {h.state}{detail}", file=self.err, flush=True)
         dropped = self.engine.store.dropped
         if dropped != self._dropped:
             self._dropped = dropped

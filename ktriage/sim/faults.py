@@ -11,6 +11,9 @@ Everything is deterministic (counts, not dice) so tests can be exact:
 - `expire_next_watch()`: the next watch gets one ERROR event with a 410 Expired Status;
 - `expire_token(name)`: that identity's token is rejected with 401 from now on;
 - `deny(name)`: that identity gets 403 for everything.
+- `hang(True)`: the server accepts connections and stops answering: requests wait
+  without a reply, open watches send nothing (not even bookmarks), until `hang(False)`
+  (or `reset()`); `/_sim/` requests are still answered.
 
 `match` restricts the request faults (fail/throttle/error_rate) to request paths
 containing that text. The HTTP endpoint `POST /_sim/faults` (admin token only)
@@ -19,6 +22,7 @@ takes the same settings as JSON, see `Faults.update`.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +51,17 @@ class Faults:
         self._denied: set[str] = set()
         self._cut_hooks: set[Callable[[], None]] = set()
         self.injected = 0  # how many requests a fault has failed so far
+        self.hanging = False
+
+    # ------------------------------------------------------------- hang
+
+    def hang(self, on: bool = True) -> None:
+        self.hanging = on
+
+    async def hold(self) -> None:
+        """Wait while the server is told to hang (polled: set from any thread)."""
+        while self.hanging:
+            await asyncio.sleep(0.05)
 
     # ------------------------------------------------------------- settings
 
@@ -99,6 +114,7 @@ class Faults:
             self._expire_watches = 0
             self._expired_tokens.clear()
             self._denied.clear()
+        self.hanging = False
 
     def update(self, settings: dict[str, Any]) -> dict[str, Any]:
         """Apply settings from JSON, e.g. `{"fail_next": {"n": 2, "code": 503},
@@ -110,7 +126,7 @@ class Faults:
         known = {
             "reset", "error_rate", "latency", "cut_after_events", "match", "fail_next",
             "throttle", "expire_next_watch", "expire_token", "restore_token", "deny",
-            "allow", "cut_watches",
+            "allow", "cut_watches", "hang",
         }  # fmt: skip
         unknown = sorted(set(settings) - known)
         if unknown:
@@ -156,6 +172,8 @@ class Faults:
             raise ValueError(f"bad fault settings: {exc}") from exc
         if settings.get("cut_watches"):
             self.cut_watches()
+        if "hang" in settings:
+            self.hang(bool(settings["hang"]))
         return self.state()
 
     def state(self) -> dict[str, Any]:
@@ -173,6 +191,7 @@ class Faults:
                 "denied": sorted(self._denied),
                 "open_watches": len(self._cut_hooks),
                 "injected": self.injected,
+                "hang": self.hanging,
             }
 
     # ------------------------------------------------------------- server side

@@ -13,7 +13,15 @@ Faults, as a long-running watcher meets them:
   differences (`ClusterState.resync_*`);
 - 429: wait as long as Retry-After says;
 - 401/403 and 5xx: say so in words in the source's health and keep retrying,
-  re-reading the kubeconfig's credentials after a 401 (tokens get rotated).
+  re-reading the kubeconfig's credentials after a 401 (tokens get rotated);
+- an untrusted certificate (the cluster's CA changed), DNS failures, refused
+  connections: named in words, not as the client's exception;
+- a server that accepts connections but stops answering: every wait for an
+  answer is bounded (`WatchTimeouts.stall`), and a watch that is silent for half
+  that long is checked with a cheap list (`limit=1`) of the same resource; no
+  answer at all for `stall` seconds shows as the health state `stalled`, the
+  silent stream is dropped and opened again once the server answers. A watch that
+  is silent while its server answers is normal and stays `connected`.
 
 Stopping shuts the open response's socket down, so every watch thread ends
 within a second even on a quiet stream.
@@ -25,6 +33,8 @@ import asyncio
 import contextlib
 import os
 import random
+import socket
+import ssl
 import threading
 import time
 from collections import Counter, deque
@@ -51,6 +61,10 @@ RESOURCES = ("pods", "nodes", "events")
 # this many are still queued there (backpressure instead of unbounded memory).
 MAX_BATCH = 500
 MAX_QUEUED = 20_000
+# A watch event line longer than this is not held: etcd keeps objects under
+# ~1.5 MiB, so only a broken or hostile server sends one; the resource is listed
+# again instead (nothing is missed, the list has the object).
+MAX_WATCH_LINE = 64 * 1024 * 1024
 
 
 class KubeConfigError(Exception):
@@ -225,13 +239,22 @@ class Backoff:
         return Backoff(self.initial, self.cap, self.factor, self.jitter)
 
 
+# Seconds without any answer from the API server, while waiting for one, after
+# which a source says it is stalled (the promise is "within 30 s").
+STALL_AFTER = 25.0
+
+
 @dataclass(slots=True)
 class WatchTimeouts:
     connect: float = 5.0
     # How long the server keeps one watch open (spread a little, like client-go).
     watch: float = 300.0
-    # A list's read timeout; a watch's is its length plus a margin.
+    # How long an open watch stream may go without a byte before it is dropped
+    # (after its planned length); silence shorter than that is checked by probes.
     read: float = 60.0
+    # The longest wait for an answer (a reply's headers, a list's next bytes, a
+    # probe) before the server is said not to answer.
+    stall: float = STALL_AFTER
 
 
 class _Expired(Exception):
@@ -240,6 +263,10 @@ class _Expired(Exception):
 
 class _Stopped(Exception):
     pass
+
+
+class _Oversized(Exception):
+    """A watch event line over `max_line` bytes: list again."""
 
 
 def status_message(exc: ApiException) -> str:
@@ -266,12 +293,25 @@ def retry_after(exc: ApiException) -> float | None:
         return None
 
 
+UNTRUSTED = (
+    "the API server's certificate is not trusted ({detail}): has the cluster's CA "
+    "changed? check the kubeconfig's certificate-authority-data"
+)
+
+
 def describe_connection_error(exc: BaseException) -> str:
-    """A short reason for a network failure ("connection refused", "read timed out")."""
+    """A short reason for a network failure ("connection refused", "read timed out",
+    an untrusted certificate, a name that does not resolve)."""
     seen: set[int] = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
+        if isinstance(cur, ssl.SSLCertVerificationError):
+            reason = getattr(cur, "verify_message", None) or getattr(cur, "reason", None)
+            reason = reason or cur.strerror or "verification failed"
+            return UNTRUSTED.format(detail=f"certificate verify failed: {reason}")
+        if isinstance(cur, urllib3.exceptions.NameResolutionError | socket.gaierror):
+            return f"the API server's host name does not resolve (DNS): {_dns_detail(cur)}"
         if isinstance(cur, ConnectionRefusedError):
             return "connection refused"
         # NewConnectionError is a ConnectTimeoutError in urllib3 2: test it first.
@@ -290,9 +330,75 @@ def describe_connection_error(exc: BaseException) -> str:
         ):
             return "the connection was closed mid-stream"
         reason = getattr(cur, "reason", None)
+        if not isinstance(reason, BaseException):
+            # urllib3's SSLError carries the ssl module's error as its argument.
+            args = getattr(cur, "args", ())
+            reason = args[0] if args and isinstance(args[0], BaseException) else None
         cur = reason if isinstance(reason, BaseException) else (cur.__cause__ or cur.__context__)
     text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        return UNTRUSTED.format(detail="certificate verify failed")
+    if isinstance(exc, ApiException) and not exc.status and exc.reason:
+        # The client's SSLError and friends: "SSLError\n<text>".
+        text = " ".join(str(exc.reason).split())
+        return f"cannot talk to the API server: {text[:200]}"
     return text[:200] if text else type(exc).__name__
+
+
+def _dns_detail(exc: BaseException) -> str:
+    while not isinstance(exc, socket.gaierror):
+        inner = exc.__cause__ or exc.__context__ or getattr(exc, "reason", None)
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+    if isinstance(exc, socket.gaierror) and exc.strerror:
+        return exc.strerror
+    return str(exc)[:200]
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """Whether a failure is the server not answering in time (not a refusal)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, urllib3.exceptions.NewConnectionError):
+            return False
+        if isinstance(cur, urllib3.exceptions.TimeoutError | TimeoutError):
+            return True
+        reason = getattr(cur, "reason", None)
+        cur = reason if isinstance(reason, BaseException) else (cur.__cause__ or cur.__context__)
+    return False
+
+
+def describe_api_error(exc: ApiException, action: str) -> str:
+    """An error answer (or the client's status-0 wrapper of a TLS failure) in words;
+    `action` says what was asked, e.g. "list/watch pods in shop"."""
+    code = int(exc.status or 0)
+    if code == 0:
+        return describe_connection_error(exc)
+    message = status_message(exc)
+    if code == 401:
+        return (
+            "credentials rejected (401): the API server did not accept the kubeconfig's "
+            "token or client certificate; check your kubeconfig credentials"
+        )
+    if code == 403:
+        return f"forbidden (403) to {action}: {message}"
+    if code == 429:
+        return "throttled by the API server (429)"
+    if code >= 500:
+        return f"API server error {code}: {message or exc.reason}"
+    return f"API error {code} on {action}: {message}"
+
+
+def stream_read_timeout(resp: Any, seconds: float | None) -> None:
+    """The reply came within the short answer timeout; the stream after it may
+    rightly be silent for much longer (a quiet watch, a quiet log)."""
+    sock = getattr(getattr(resp, "connection", None), "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.settimeout(seconds)
 
 
 # ---- the watch -----------------------------------------------------------------
@@ -323,6 +429,7 @@ class ListWatch:
         self.backoff = backoff or Backoff()
         self.timeouts = timeouts or WatchTimeouts()
         self.page_size = page_size
+        self.max_line = MAX_WATCH_LINE
         scope = f" in {namespace}" if namespace and resource != "nodes" else ""
         self.health = health or SourceHealth(name=f"kube {resource}{scope}", kind="kube")
         # What happened, in words, newest last (the status bar shows the last one).
@@ -344,6 +451,21 @@ class ListWatch:
         self._done: asyncio.Event | None = None
         self._queued = 0
         self._queued_cv = threading.Condition()
+        # Is the server answering? The watch thread says when it waits for an answer
+        # and when one comes; a watchdog thread probes a silent stream and says when
+        # nothing came for `timeouts.stall` seconds.
+        self.stalls = 0  # times the server was found not answering
+        self.probes = 0  # probes sent to a silent watch's server
+        self._live = threading.Lock()
+        # Since when an answer is wanted and none came (monotonic; None when none is
+        # wanted): kept across retries, so backoff after a timeout counts too.
+        self._unanswered_since: float | None = None
+        self._in_request = False
+        self._streaming = False
+        self._last_answer = time.monotonic()
+        self._stalled = False
+        self._probing = False
+        self._dropped_silent = False  # the watchdog shut the open stream down
 
     # ---- lifecycle ---------------------------------------------------------------
 
@@ -364,6 +486,9 @@ class ListWatch:
             target=self._thread_main, name=f"ktriage-watch-{self.resource}", daemon=True
         )
         self._thread.start()
+        threading.Thread(
+            target=self._watchdog_main, name=f"ktriage-watchdog-{self.resource}", daemon=True
+        ).start()
 
     def close(self) -> None:
         """Stop the watch thread: it ends within a second."""
@@ -432,7 +557,9 @@ class ListWatch:
                 rv = self.resource_version or rv
                 lasted = time.monotonic() - started
                 self.reconnects += 1
-                if lasted < planned - 2:
+                if self._dropped_silent:
+                    self._dropped_silent = False  # by the watchdog, which said why
+                elif lasted < planned - 2:
                     self._note(
                         f"watch stream closed by the server after {lasted:.1f} s; "
                         f"resuming from resourceVersion {rv}"
@@ -445,6 +572,17 @@ class ListWatch:
             except _Expired:
                 self.relists += 1
                 self._note("resourceVersion expired (410 Gone): listing again")
+                rv = ""
+            except _Oversized:
+                self._answered()  # too much of an answer, but one
+                self.relists += 1
+                self.errors["oversized-watch-event"] += 1
+                delay = backoff.next()
+                self._note(
+                    f"a watch event over {self.max_line} bytes was not read; "
+                    f"listing again in {delay:.1f} s"
+                )
+                self._wait(delay)
                 rv = ""
             except ApiException as exc:
                 if self._stop.is_set():
@@ -459,17 +597,36 @@ class ListWatch:
                 delay = backoff.next()
                 reason = describe_connection_error(exc)
                 where = f"resuming from resourceVersion {rv}" if rv else "listing again"
-                self._say(
-                    "reconnecting",
-                    f"lost the API server at {self.conn.server}: {reason}; "
-                    f"{where} in {delay:.1f} s",
-                )
+                silent = self._silent_for()
+                timeout = is_timeout(exc)
+                if not timeout and not self._dropped_silent:
+                    self._peer_answered()  # refused, reset: the other end is there
+                if self._dropped_silent:
+                    reason = "the silent watch was dropped"
+                if self._dropped_silent or (
+                    timeout and (self._stalled or silent >= self.timeouts.stall)
+                ):
+                    self._stalled = True
+                    self._dropped_silent = False
+                    self._say(
+                        "stalled",
+                        f"{self._stall_words(silent)} ({reason}); {where} in {delay:.1f} s",
+                    )
+                else:
+                    self._say(
+                        "reconnecting",
+                        f"lost the API server at {self.conn.server}: {reason}; "
+                        f"{where} in {delay:.1f} s",
+                    )
                 self._wait(delay)
 
     def _api_error(self, exc: ApiException, backoff: Backoff, rv: str) -> str:
         code = int(exc.status or 0)
         self.errors[str(code)] += 1
-        message = status_message(exc)
+        if code:
+            self._answered()  # an error is an answer: the server is there
+        else:
+            self._peer_answered()  # a TLS failure: there, but not trusted
         what = f"{self.resource}" + (f" in {self.namespace}" if self.namespace else "")
         if code == 410:
             self.relists += 1
@@ -490,25 +647,114 @@ class ListWatch:
             self._wait(delay)
             return rv
         delay = backoff.next()
-        if code == 401:
-            reloaded = self.conn.reload()
-            extra = " (credentials re-read from the kubeconfig)" if reloaded else ""
-            text = (
-                f"token rejected (401): check your kubeconfig credentials{extra}; "
-                f"retrying in {delay:.1f} s"
-            )
-        elif code == 403:
-            text = f"forbidden (403) to list/watch {what}: {message}; retrying in {delay:.1f} s"
-        elif code >= 500:
-            text = f"API server error {code}: {message or exc.reason}; retrying in {delay:.1f} s"
-        else:
-            text = f"API error {code} on {what}: {message}; retrying in {delay:.1f} s"
-        self._say("reconnecting", text)
+        text = describe_api_error(exc, f"list/watch {what}")
+        if code == 401 and self.conn.reload():
+            text += " (credentials re-read from the kubeconfig)"
+        self._say("reconnecting", f"{text}; retrying in {delay:.1f} s")
         self._wait(delay)
         return rv
 
     def _note(self, message: str) -> None:
         self._post(self._apply_note, message)
+
+    # -- is the server answering? --
+
+    def _begin_wait(self, *, streaming: bool = False) -> None:
+        with self._live:
+            if self._unanswered_since is None:
+                self._unanswered_since = time.monotonic()
+            self._in_request = True
+            self._streaming = streaming
+
+    def _end_wait(self, *, answered: bool) -> None:
+        with self._live:
+            self._in_request = False
+            self._streaming = False
+        if answered:
+            self._answered()
+
+    def _answered(self) -> None:
+        with self._live:
+            now = time.monotonic()
+            self._last_answer = now
+            self._stalled = False
+            # Within a request (an open stream) the next bytes are wanted from now.
+            self._unanswered_since = now if self._in_request else None
+
+    def _peer_answered(self) -> None:
+        """A refusal or a reset: not an answer, but not silence either."""
+        with self._live:
+            self._unanswered_since = None
+
+    def _silent_for(self) -> float:
+        with self._live:
+            return time.monotonic() - self._last_answer
+
+    def _stall_words(self, silent: float) -> str:
+        return f"no answer from the API server at {self.conn.server} for {silent:.0f} s"
+
+    def _watchdog_main(self) -> None:
+        """Probe a silent watch's server; say `stalled` when nothing answers."""
+        stall = self.timeouts.stall
+        while not self._stop.wait(min(1.0, stall / 10)):
+            now = time.monotonic()
+            with self._live:
+                since = self._unanswered_since
+                if since is None:
+                    continue
+                quiet = now - since
+                silent = now - self._last_answer
+                declare = quiet >= stall and not self._stalled
+                probe = not declare and self._streaming and quiet >= stall / 2
+                probe = probe and not self._probing
+                self._stalled = self._stalled or declare
+                self._probing = self._probing or probe
+            if declare:
+                self.stalls += 1
+                try:
+                    self._say("stalled", f"{self._stall_words(silent)}; waiting for it")
+                except _Stopped:
+                    return
+                self._server_stalled()
+            elif probe:
+                threading.Thread(
+                    target=self._probe, name=f"ktriage-probe-{self.resource}", daemon=True
+                ).start()
+
+    def _server_stalled(self) -> None:
+        """Drop the open stream: it is silent and its server does not answer, so it
+        may be dead; the watch thread opens it again, waiting a bounded time."""
+        with self._resp_lock:
+            resp = self._resp
+        if resp is not None:
+            self._dropped_silent = True
+            with contextlib.suppress(Exception):
+                resp.shutdown()
+
+    def _probe(self) -> None:
+        """A cheap list of the same resource (one item): any answer, even an error,
+        shows the server is there and the silent watch is just quiet."""
+        self.probes += 1
+        try:
+            resp = self._call(
+                limit=1,
+                _preload_content=False,
+                _request_timeout=(self.timeouts.connect, self.timeouts.stall),
+            )
+            try:
+                resp.data  # noqa: B018  (read the answer)
+            finally:
+                with contextlib.suppress(Exception):
+                    resp.release_conn()
+            self._answered()
+        except ApiException as exc:
+            if exc.status:
+                self._answered()
+        except Exception:  # no answer: the watchdog sees the silence grow
+            pass
+        finally:
+            with self._live:
+                self._probing = False
 
     # -- requests --
 
@@ -557,16 +803,23 @@ class ListWatch:
             kw: dict[str, Any] = {
                 "limit": self.page_size,
                 "_preload_content": False,
-                "_request_timeout": (self.timeouts.connect, self.timeouts.read),
+                "_request_timeout": (self.timeouts.connect, self.timeouts.stall),
             }
             if token:
                 kw["_continue"] = token
-            resp = self._call(**kw)
-            self._hold(resp)
+            self._begin_wait()
             try:
-                data = resp.data
-            finally:
-                self._release()
+                resp = self._call(**kw)
+                self._answered()
+                self._hold(resp)
+                try:
+                    data = resp.data
+                finally:
+                    self._release()
+            except BaseException:
+                self._end_wait(answered=False)
+                raise
+            self._end_wait(answered=True)
             body = orjson.loads(data)
             if not isinstance(body, dict):
                 raise ValueError("the list reply is not a JSON object")
@@ -587,16 +840,28 @@ class ListWatch:
         """One watch request from `rv`: whether it delivered anything, and how long
         the server was asked to keep it open."""
         seconds = int(self.timeouts.watch * random.uniform(0.8, 1.0)) or 1
-        resp = self._call(
-            watch=True,
-            resource_version=rv,
-            allow_watch_bookmarks=True,
-            timeout_seconds=seconds,
-            _preload_content=False,
-            _request_timeout=(self.timeouts.connect, seconds + self.timeouts.read),
-        )
-        self._hold(resp)
-        self._say("connected", "")
+        self._begin_wait()
+        try:
+            resp = self._call(
+                watch=True,
+                resource_version=rv,
+                allow_watch_bookmarks=True,
+                timeout_seconds=seconds,
+                _preload_content=False,
+                _request_timeout=(self.timeouts.connect, self.timeouts.stall),
+            )
+        except BaseException:
+            self._end_wait(answered=False)
+            raise
+        self._begin_wait(streaming=True)
+        self._answered()
+        stream_read_timeout(resp, seconds + self.timeouts.read)
+        try:
+            self._hold(resp)
+            self._say("connected", "")
+        except BaseException:
+            self._end_wait(answered=False)
+            raise
         got = False
         buf = b""
         try:
@@ -605,12 +870,17 @@ class ListWatch:
                     raise _Stopped
                 if not chunk:
                     continue
+                self._answered()
                 buf += chunk
-                if b"\n" not in buf:
+                if b"\n" not in chunk:  # (the held part has none)
+                    if len(buf) > self.max_line:
+                        raise _Oversized
                     continue
                 *lines, buf = buf.split(b"\n")
                 batch: list[tuple[str, dict[str, Any]]] = []
                 for line in lines:
+                    if len(line) > self.max_line:
+                        raise _Oversized  # (the list again covers the batch too)
                     if not line.strip():
                         continue
                     item = self._decode(line)
@@ -624,11 +894,17 @@ class ListWatch:
                     self._deliver(batch)
                 got = True
         except _Stopped:
+            self._end_wait(answered=False)
             raise
         except Exception:
+            self._end_wait(answered=False)
             if self._stop.is_set():
                 raise _Stopped from None
             raise
+        else:
+            # The server ended the stream (its timeoutSeconds): an answer, unless the
+            # watchdog dropped it for its silence.
+            self._end_wait(answered=not self._dropped_silent)
         finally:
             self._release()
         if buf.strip():

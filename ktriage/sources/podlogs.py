@@ -14,6 +14,11 @@ and lines up to that instant that were already read are dropped, so nothing is
 read twice and nothing in between is missed; the store also de-duplicates by ref.
 Lines that are not alerts (the sensor's start-up messages) are counted as
 "non-alert" and are not errors.
+
+A log may rightly be silent for hours, so only the wait for a log request's answer
+is bounded (`WatchTimeouts.stall`): one that times out says the source is
+`stalled`. When the sensor-pod watch finds the API server not answering, every log
+stream is dropped too and opened again, from the last line read, once it answers.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from typing import Any
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from ktriage.core.ingest import Ingestor
+from ktriage.core.ingest import MAX_LINE, MAX_SKIP_LOG, Ingestor
 from ktriage.core.model import Event
 from ktriage.engine import Engine, SourceHealth
 from ktriage.sources.base import deliver
@@ -40,10 +45,14 @@ from ktriage.sources.kube import (
     KubeConnection,
     ListWatch,
     WatchTimeouts,
+    describe_api_error,
     describe_connection_error,
+    is_timeout,
     retry_after,
     status_message,
+    stream_read_timeout,
 )
+from ktriage.sources.tail import LineSplitter
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +142,8 @@ class _PodLogFollower:
         self._stop = threading.Event()
         self._resp: Any = None
         self._lock = threading.Lock()
+        self._last_answer = time.monotonic()
+        self.said_stalled = False  # told the source this stream gets no answer
         self.thread = threading.Thread(
             target=self._main, name=f"ktriage-logs-{namespace}/{name}", daemon=True
         )
@@ -142,6 +153,21 @@ class _PodLogFollower:
 
     def stop(self) -> None:
         self._stop.set()
+        with self._lock:
+            resp = self._resp
+        if resp is not None:
+            with contextlib.suppress(Exception):
+                resp.shutdown()
+
+    @property
+    def streaming(self) -> bool:
+        """Whether a log stream is open now."""
+        with self._lock:
+            return self._resp is not None
+
+    def cut(self) -> None:
+        """Drop the open stream (its server stopped answering): it is opened again,
+        from the last line read, once the server answers."""
         with self._lock:
             resp = self._resp
         if resp is not None:
@@ -175,15 +201,19 @@ class _PodLogFollower:
             auth_settings=["BearerToken"],
         )
         timeouts = self.source.timeouts
+        # The answer is waited for a bounded time; the log after it may rightly be
+        # silent for hours (no alerts), so its reads wait without a limit.
         resp = api.call_api(
             method,
             url,
             header_params=headers,
             body=body,
             post_params=post,
-            _request_timeout=(timeouts.connect, None),
+            _request_timeout=(timeouts.connect, timeouts.stall),
         )
+        self._last_answer = time.monotonic()
         raw = resp.response
+        stream_read_timeout(raw, None)
         if not 200 <= resp.status <= 299:
             resp.read()
             raise ApiException.from_response(http_resp=resp, body=None, data=None)
@@ -202,9 +232,13 @@ class _PodLogFollower:
                         self._resp = raw
                     self.opens += 1
                     self.opened.set()
+                    src._answered_threadsafe(self)
                     if self._stop.is_set():
                         break
                     got = self._read(raw)
+                    # How long nothing answered is counted from here (a lower bound
+                    # when the stream was dropped for its server's silence).
+                    self._last_answer = time.monotonic()
                     if got:
                         backoff.reset()
                     # The container restarted or the stream was cut: resume.
@@ -214,6 +248,8 @@ class _PodLogFollower:
                     if self._stop.is_set():
                         break
                     code = int(exc.status or 0)
+                    if code:
+                        src._answered_threadsafe(self)
                     if code == 404:
                         return  # the pod is gone; discovery will say if it comes back
                     delay = retry_after(exc) if code == 429 else None
@@ -225,9 +261,10 @@ class _PodLogFollower:
                         if self._stop.wait(delay):
                             break
                         continue
+                    action = f"get pods/log in {self.namespace}"
                     src._say_threadsafe(
-                        f"logs of {self.namespace}/{self.name}: {_http_words(code, message)}; "
-                        f"retrying in {delay:.1f} s"
+                        f"logs of {self.namespace}/{self.name}: "
+                        f"{describe_api_error(exc, action)}; retrying in {delay:.1f} s"
                     )
                     if self._stop.wait(delay):
                         break
@@ -235,10 +272,17 @@ class _PodLogFollower:
                     if self._stop.is_set():
                         break
                     delay = backoff.next()
-                    src._say_threadsafe(
-                        f"logs of {self.namespace}/{self.name}: "
-                        f"{describe_connection_error(exc)}; retrying in {delay:.1f} s"
-                    )
+                    reason = describe_connection_error(exc)
+                    where = f"logs of {self.namespace}/{self.name}"
+                    if is_timeout(exc):
+                        silent = time.monotonic() - self._last_answer
+                        src._stalled_threadsafe(
+                            self,
+                            f"{where}: no answer from the API server at {src.conn.server} "
+                            f"for {silent:.0f} s ({reason}); retrying in {delay:.1f} s",
+                        )
+                    else:
+                        src._say_threadsafe(f"{where}: {reason}; retrying in {delay:.1f} s")
                     if self._stop.wait(delay):
                         break
                 finally:
@@ -252,26 +296,27 @@ class _PodLogFollower:
 
     def _read(self, raw: Any) -> bool:
         got = False
-        buf = b""
+        # Holds at most one partial line: a line without end is skipped and counted,
+        # not kept growing.
+        splitter = LineSplitter(self.source.max_line, self._too_long)
         for chunk in raw.stream(None, decode_content=False):
             if self._stop.is_set():
                 return got
             if not chunk:
                 continue
-            buf += chunk
-            if b"\n" not in buf:
-                continue
-            *lines, buf = buf.split(b"\n")
-            batch = self._select(lines)
+            self._last_answer = time.monotonic()
+            batch = self._select([line for _, line in splitter.feed(chunk, 0)])
             if batch:
                 got = True
                 self.source._deliver_threadsafe(self, batch)
-        if buf.strip():
-            batch = self._select([buf])
-            if batch:
-                got = True
-                self.source._deliver_threadsafe(self, batch)
+        batch = self._select([line for _, line in splitter.finish()])
+        if batch:
+            got = True
+            self.source._deliver_threadsafe(self, batch)
         return got
+
+    def _too_long(self, offset: int, size: int) -> None:
+        self.source._too_long_threadsafe(self, size)
 
     def _select(self, lines: list[bytes]) -> list[tuple[int, bytes]]:
         out = []
@@ -288,16 +333,6 @@ class _PodLogFollower:
             self.lines += 1
             out.append((ts, text))
         return out
-
-
-def _http_words(code: int, message: str) -> str:
-    if code == 401:
-        return "token rejected (401): check your kubeconfig credentials"
-    if code == 403:
-        return f"forbidden (403): {message}"
-    if code == 429:
-        return "throttled by the API server (429)"
-    return f"API error {code}: {message}"
 
 
 class _SensorPods(ListWatch):
@@ -321,6 +356,17 @@ class _SensorPods(ListWatch):
     def on_watch(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
         for etype, obj in batch:
             self.source._pod_event(etype, obj)
+
+    def _server_stalled(self) -> None:
+        # The log streams go through the same server: drop them too, so they are
+        # opened again (from the last line read) once it answers.
+        super()._server_stalled()
+        self.source._cut_followers_threadsafe()
+
+    def _apply_status(self, state: str, message: str) -> None:
+        super()._apply_status(state, message)
+        if state == "connected" and self.source._stalled_followers:
+            self.health.state = "stalled"  # some log streams still get no answer
 
     def _api_error(self, exc: ApiException, backoff: Backoff, rv: str) -> str:
         if int(exc.status or 0) == 403 and self.namespace is None:
@@ -356,10 +402,13 @@ class PodLogSource:
         self.backoff = backoff or Backoff()
         self.timeouts = timeouts or WatchTimeouts()
         self.ingestor = Ingestor()
+        self.max_line = MAX_LINE  # longer log lines are skipped and counted
         self.health = SourceHealth(name=f"{kind} auto (pod logs)", kind=kind)
         self.health.skipped = self.ingestor.skipped
         self.non_alert = 0  # lines that are not alerts (start-up messages and such)
         self.followers: dict[tuple[str, str], _PodLogFollower] = {}
+        # Followers whose server gave no answer: the source is stalled while any is.
+        self._stalled_followers: set[tuple[str, str]] = set()
         self.pods_seen: Counter[str] = Counter()
         self._watch = _SensorPods(self, namespace)
         self._engine: Engine | None = None
@@ -496,6 +545,64 @@ class PodLogSource:
         key = (follower.namespace, follower.name)
         if self.followers.get(key) is follower:
             del self.followers[key]
+        self._apply_answered(follower)
+
+    def _stalled_threadsafe(self, follower: _PodLogFollower, message: str) -> None:
+        follower.said_stalled = True
+        loop = self._loop
+        if loop is None or self._closed:
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._apply_stalled, follower, message)
+
+    def _answered_threadsafe(self, follower: _PodLogFollower) -> None:
+        if not follower.said_stalled:
+            return  # the common case: nothing to undo
+        follower.said_stalled = False
+        loop = self._loop
+        if loop is None or self._closed:
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._apply_answered, follower)
+
+    def _too_long_threadsafe(self, follower: _PodLogFollower, size: int) -> None:
+        loop = self._loop
+        if loop is None or self._closed:
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._apply_too_long, follower, size)
+
+    def _apply_too_long(self, follower: _PodLogFollower, size: int) -> None:
+        ing = self.ingestor
+        ing.skipped["too-long"] += 1
+        if len(ing.skip_log) < MAX_SKIP_LOG:
+            how_long = f"{size} bytes" if size >= 0 else "cut off when the stream ended"
+            ing.skip_log.append(
+                (
+                    f"{follower.namespace}/{follower.name}",
+                    "too-long",
+                    f"the log line is {how_long}, over {self.max_line} bytes",
+                )
+            )
+
+    def _cut_followers_threadsafe(self) -> None:
+        for follower in list(self.followers.values()):
+            follower.cut()
+
+    def _apply_stalled(self, follower: _PodLogFollower, message: str) -> None:
+        self._stalled_followers.add((follower.namespace, follower.name))
+        self.health.state = "stalled"
+        self._apply_problem(message)
+
+    def _apply_answered(self, follower: _PodLogFollower) -> None:
+        key = (follower.namespace, follower.name)
+        if key not in self._stalled_followers:
+            return
+        self._stalled_followers.discard(key)
+        if not self._stalled_followers and self.health.state == "stalled":
+            if not self._watch._stalled:
+                self.health.state = "connected"
+                self._watch._remember(f"logs of {key[0]}/{key[1]}: answered again")
 
     def _apply_problem(self, message: str) -> None:
         self.health.last_error = message

@@ -37,6 +37,12 @@ INCIDENT_KEYS = {
 }
 
 
+def _this_checkout_first(env: dict[str, str]) -> str:
+    """The subprocess runs from a temporary directory: it must import this checkout's
+    ktriage, not whichever one the environment has installed."""
+    return os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+
+
 class Headless:
     """A `ktriage --headless` process whose output is read in threads."""
 
@@ -44,6 +50,7 @@ class Headless:
         env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG",)}
         env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), PYTHONUNBUFFERED="1")
         env.pop("KUBERNETES_SERVICE_HOST", None)
+        env["PYTHONPATH"] = _this_checkout_first(env)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ktriage.cli", "--headless", *args],
             stdout=subprocess.PIPE,
@@ -85,7 +92,8 @@ class Headless:
         return code
 
     def incidents(self) -> list[dict[str, Any]]:
-        return [line for line in self.lines if "id" in line]
+        # Lines with a `type` say an id was merged or closed; incident lines have none.
+        return [line for line in self.lines if "id" in line and "type" not in line]
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -97,6 +105,7 @@ def run(args: list[str], home: Path, timeout: float = 30) -> subprocess.Complete
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
     env.pop("KUBERNETES_SERVICE_HOST", None)
+    env["PYTHONPATH"] = _this_checkout_first(env)
     return subprocess.run(
         [sys.executable, "-m", "ktriage.cli", *args],
         capture_output=True,

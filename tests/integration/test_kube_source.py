@@ -259,7 +259,8 @@ async def test_401_after_token_expiry_and_403(sim_cluster: SimCluster) -> None:
         await wait_for(lambda: w.pods.health.state == "reconnecting", what="a 401")
         assert w.pods.errors["401"] >= 1
         assert w.pods.health.last_error.startswith(
-            "token rejected (401): check your kubeconfig credentials"
+            "credentials rejected (401): the API server did not accept the kubeconfig's "
+            "token or client certificate; check your kubeconfig credentials"
         )
         sim.store.apply(privileged_pod("during-401"))
         sim.faults.restore_token("admin")
@@ -274,7 +275,7 @@ async def test_401_after_token_expiry_and_403(sim_cluster: SimCluster) -> None:
         await wait_for(lambda: w.pods.health.state == "connected")
         await wait_for(converged(sim, w))
         no_duplicates(w)
-        assert "connected again after: token rejected (401)" in w.history()
+        assert "connected again after: credentials rejected (401)" in w.history()
 
 
 class TcpProxy:

@@ -81,6 +81,7 @@ class APIServer(
         self.requests += 1
         if request.path.startswith("/_sim/"):
             return await self._sim_control(request)
+        await self.faults.hold()
         try:
             ctx.ident = self._authenticate(request)
             ctx.info = parse_request_info(request.method, request.path, dict(request.query))

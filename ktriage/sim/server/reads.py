@@ -206,6 +206,7 @@ class ReadHandlers(HandlerBase):
                 await resp.write(encode("BOOKMARK", self._bookmark(rt, last_rv, initial_end=True)))
             deadline = time.monotonic() + timeout
             while True:
+                await self.faults.hold()
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     if bookmarks:
@@ -216,11 +217,13 @@ class ReadHandlers(HandlerBase):
                         queue.get(), timeout=min(remaining, self.bookmark_interval)
                     )
                 except TimeoutError:
+                    await self.faults.hold()
                     if bookmarks and deadline - time.monotonic() > 0:
                         await resp.write(encode("BOOKMARK", self._bookmark(rt, last_rv)))
                     continue
                 if change is None:
                     break
+                await self.faults.hold()
                 if change.rv <= last_rv:
                     continue
                 last_rv = change.rv

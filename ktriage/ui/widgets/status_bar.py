@@ -16,6 +16,7 @@ _STATE_GLYPH = {
     "done": ("✓", "status--ok"),
     "starting": ("◌", "status--warn"),
     "reconnecting": ("◐", "status--warn"),
+    "stalled": ("⧖", "status--bad"),
     "failed": ("✖", "status--bad"),
 }
 
@@ -101,7 +102,7 @@ class StatusBar(Widget):
             if len(group) > 1:
                 left.append(f"×{len(group)}", muted)
             troubled = next((h for h in group if h.state == state and h.last_error), None)
-            if state in ("reconnecting", "failed") and troubled is not None:
+            if state in ("reconnecting", "stalled", "failed") and troubled is not None:
                 left.append(f" {shown(troubled.last_error)[:40]}", self._style(style))
             elif state == "done":
                 left.append(f" {count(sum(h.events_total for h in group))} ev", muted)
@@ -128,7 +129,14 @@ class StatusBar(Widget):
         return Text.assemble(left, right, no_wrap=True, end="")
 
 
-_STATE_RANK = {"done": 0, "connected": 1, "starting": 2, "reconnecting": 3, "failed": 4}
+_STATE_RANK = {
+    "done": 0,
+    "connected": 1,
+    "starting": 2,
+    "reconnecting": 3,
+    "stalled": 4,
+    "failed": 5,
+}
 
 
 def _by_kind(health: Sequence[Any]) -> list[tuple[str, list[Any]]]:
