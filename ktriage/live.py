@@ -209,7 +209,7 @@ class IncidentPrinter:
         self.last_print: dict[str, float] = {}
         self.printed_revision: dict[str, int] = {}
         # Ids printed and not since said merged or closed: what the consumer holds.
-        self.shown: set[str] = set()
+        self.printed_ids: set[str] = set()
         self.lines = 0
 
     def tick(self, *, force: bool = False) -> None:
@@ -223,11 +223,11 @@ class IncidentPrinter:
         # Ids the consumer holds that went away: their successor is printed first
         # (whatever the interval), then the line that retires the old id, so the
         # consumer never holds fewer incidents than it should.
-        gone = sorted(iid for iid in self.shown if iid not in correlator.incidents)
+        gone = sorted(iid for iid in self.printed_ids if iid not in correlator.incidents)
         retire: list[bytes] = []
         for iid in gone:
             inc = correlator.resolve(iid)
-            self.shown.discard(iid)
+            self.printed_ids.discard(iid)
             if inc is None:
                 retire.append(orjson.dumps({"type": "closed", "id": iid}))
                 continue
@@ -248,14 +248,14 @@ class IncidentPrinter:
             self._print(inc, now)
 
     def _print(self, inc: Incident, now: float) -> None:
-        if self.printed_revision.get(inc.id) == inc.revision and inc.id in self.shown:
+        if self.printed_revision.get(inc.id) == inc.revision and inc.id in self.printed_ids:
             return
         correlator = self.engine.correlator
         self.write(incident_json_line(inc, correlator.events_of(inc.id)) + b"\n")
         self.lines += 1
         self.last_print[inc.id] = now
         self.printed_revision[inc.id] = inc.revision
-        self.shown.add(inc.id)
+        self.printed_ids.add(inc.id)
 
 
 class HealthReporter:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sim_builders as builders
 import yaml
 from test_kube_source import Watching, converged, no_duplicates, privileged_pod
 from test_live_scenarios import falco_line, falco_pod
@@ -24,7 +25,6 @@ from waiting import wait_for
 from ktriage.core.cluster import ClusterState
 from ktriage.engine import Engine
 from ktriage.live import HealthReporter
-from ktriage.sim import builders
 from ktriage.sim.runner import SimCluster
 from ktriage.sim.tls import make_serving_cert
 from ktriage.sources.kube import (
