@@ -28,6 +28,12 @@ class JsonLineFile:
             self.lines += 1
         return line
 
+    def write_raw(self, line: bytes) -> None:
+        """One line exactly as given (a scenario's hostile record), newline added."""
+        with self._lock:
+            self._fh.write(line.rstrip(b"\n") + b"\n")
+            self.lines += 1
+
     def write_many(self, records: list[dict[str, Any]]) -> None:
         data = b"".join(orjson.dumps(r) + b"\n" for r in records)
         with self._lock:

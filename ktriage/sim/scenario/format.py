@@ -99,6 +99,7 @@ ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "rollout": (("deployment",), ("image", "images", "interval", "logs", "user")),
     "scale": (("deployment", "replicas"), ("interval", "by", "metric", "logs")),
+    "raw": (("to", "line"), ("fill", "node")),
 }
 TETRAGON_TYPES = {
     "exec": "process_exec",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ktriage.sim.scenario.steps import audit, events, objects, runtime, workloads
+from ktriage.sim.scenario.steps import audit, events, objects, raw, runtime, workloads
 
 if TYPE_CHECKING:
     from ktriage.sim.scenario.player import ScenarioPlayer
@@ -29,4 +29,5 @@ STEP_HANDLERS: dict[str, StepHandler] = {
     "k8s_event": events.k8s_event,
     "rollout": workloads.rollout,
     "scale": workloads.scale,
+    "raw": raw.raw,
 }
