@@ -230,7 +230,9 @@ _RFC3339ISH = st.from_regex(
 @given(stamp=st.one_of(_RFC3339ISH, st.text(max_size=40)))
 def test_a_time_pass_one_accepts_is_one_the_parsers_read(stamp: str) -> None:
     """Pass 1 lets msgspec read stageTimestamp and Tetragon's time; whatever it
-    accepts, the parsers must read too, or a skipped line would go uncounted."""
+    accepts within the years it leaves out, the parsers must read too, or a skipped
+    line would go uncounted. Outside them (the parsers refuse a time out of range)
+    the line takes the full path."""
     for decode, field in (
         (focus._PLAIN_AUDIT_DECODE, "stageTimestamp"),
         (focus._PLAIN_TETRAGON_DECODE, "time"),
@@ -240,7 +242,9 @@ def test_a_time_pass_one_accepts_is_one_the_parsers_read(stamp: str) -> None:
         except (msgspec.DecodeError, ValueError):
             continue
         assert getattr(rec, field) is not None
-        assert to_epoch(stamp) is not None, stamp
+        low, high = focus._PLAIN_YEARS
+        if low < getattr(rec, field).year < high:
+            assert to_epoch(stamp) is not None, stamp
 
 
 _BINARIES = [
