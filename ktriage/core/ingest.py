@@ -585,7 +585,10 @@ class Ingestor:
     def _array(self, text: bytes, origin: str) -> list[Event] | None:
         try:
             items = _ITEMS.decode(text)
-        except (msgspec.DecodeError, ValueError, RecursionError):
+        except RecursionError:
+            # A record too deep for the decoder: read record by record.
+            return self._cut_document(text, origin)
+        except (msgspec.DecodeError, ValueError):
             return None
         out: list[Event] = []
         for i, item in enumerate(items, 1):

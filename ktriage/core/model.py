@@ -340,7 +340,8 @@ def _parse_time(value: Any) -> float | None:
             return v / 1e6
         if v > 1e11:  # milliseconds
             return v / 1e3
-        return v if v > 0 else None
+        # Zero is "not set"; a negative time is one out of range.
+        return v if v != 0 else None
     if not isinstance(value, str) or len(value) < 10:
         return None
     text = value.strip()

@@ -46,8 +46,8 @@ def cell(text: object, width: int, style: Style | str = "", *, right: bool = Fal
 
 def age(seconds: float) -> str:
     """`12s`, `5m`, `3h`, `2d` — one unit, as a glance needs."""
-    if not seconds < 1e15:  # NaN or beyond any calendar
-        return "?" if seconds != seconds else "∞"
+    if not -1e15 < seconds < 1e15:  # NaN or beyond any calendar
+        return "?" if seconds != seconds or seconds < 0 else "∞"
     s = max(0, int(seconds))
     if s < 60:
         return f"{s}s"
