@@ -21,7 +21,7 @@ from ktriage.core.parse import Skip, SkipRecord
 from ktriage.core.parse import audit as audit_parser
 from ktriage.core.parse import falco as falco_parser
 from ktriage.core.parse import tetragon as tetragon_parser
-from ktriage.core.salvage import RecordScanner, SalvagedLine, salvage_bytes
+from ktriage.core.salvage import RecordScanner, SalvagedLine, prune_depth, salvage_bytes
 from ktriage.core.text import clip
 
 __all__ = [
@@ -379,7 +379,7 @@ class Ingestor:
                         origin, "wrong-type", f"the record cannot be read as JSON: {exc}"
                     )
                 # Nested deeper than JSON encoders go: keep the top of it.
-                return self._deep(orjson.dumps(_pruned(obj, _PRUNE_DEPTH)), origin, raw)
+                return self._deep(orjson.dumps(prune_depth(obj, _PRUNE_DEPTH)), origin, raw)
             if len(data) > MAX_LINE:
                 return self.feed_oversized(data, origin=origin, raw=raw)
             return self._bytes(data, origin, raw, fmt)
@@ -723,17 +723,6 @@ class Ingestor:
 
 def _unreadable(exc: Exception) -> str:
     return f"the record could not be read ({type(exc).__name__}: {exc})"[:300]
-
-
-def _pruned(obj: object, depth: int) -> object:
-    """A copy of decoded JSON with what lies deeper than `depth` left out."""
-    if depth <= 0:
-        return None
-    if isinstance(obj, dict):
-        return {k: _pruned(v, depth - 1) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_pruned(v, depth - 1) for v in obj]
-    return obj
 
 
 def _json_type(obj: object) -> str:

@@ -25,6 +25,7 @@ __all__ = [
     "RECORD_FIELDS",
     "RecordScanner",
     "SalvagedLine",
+    "prune_depth",
     "salvage_bytes",
 ]
 
@@ -211,8 +212,12 @@ _TOKEN = re.compile(rb'[ \t\r\n,:]*+(?:([{}\[\]"])|([^ \t\r\n,:{}\[\]"]++))')
 # The rest of a string after its opening quote: stops at the closing quote, or at
 # the end of the data (a lone backslash there escapes the next chunk's first byte).
 _STRING_REST = re.compile(rb'(?:[^"\\]++|\\.)*+', re.S)
-# A skipped subtree: everything but brackets, strings included, in one match.
-_SKIP = re.compile(rb'(?:[^"{}\[\]]++|"(?:[^"\\]++|\\.)*+")*+', re.S)
+# A skipped subtree: everything but nested brackets, strings and innermost bracket
+# pairs included (env entries, number lists), in one match.
+_FLAT = rb'(?:[^"{}\[\]]++|"(?:[^"\\]++|\\.)*+")*+'
+_SKIP = re.compile(
+    rb'(?:[^"{}\[\]]++|"(?:[^"\\]++|\\.)*+"|\[' + _FLAT + rb"\]|\{" + _FLAT + rb"\})*+", re.S
+)
 # A bare literal continued from the previous chunk.
 _LITERAL_REST = re.compile(rb'[^ \t\r\n,:{}\[\]"]*+')
 # Runs of brackets opening (or closing) a skipped subtree, taken in one step.
@@ -437,7 +442,11 @@ class RecordScanner:
             self._stack.append(_Frame(self.fields, self.root))
             return
         target = self._target()
-        if type(target) is not dict or (self._nested > MAX_NESTED and len(self._stack) > 1):
+        if (
+            type(target) is not dict
+            or (c == 91) is not (ITEMS in target)  # an array where an object belongs, or not
+            or (self._nested > MAX_NESTED and len(self._stack) > 1)
+        ):
             self._skip_depth = 1
             self._after_value()
             return
@@ -555,6 +564,24 @@ def _text(raw: bytes, cut: bool) -> str:
         # Lone surrogates from \ud800-style escapes cannot be encoded again.
         text = text.encode("utf-8", "replace").decode("utf-8")
     return text + "…" if cut else text
+
+
+# Depth to which a decoded record is shown (detail pane, snapshot appendix): JSON
+# encoders and recursive redaction stop far below what a decoder accepts.
+SHOW_DEPTH = 48
+
+
+def prune_depth(obj: object, depth: int = SHOW_DEPTH) -> object:
+    """Decoded JSON with what lies deeper than `depth` replaced by a short note."""
+    if isinstance(obj, dict):
+        if depth <= 0:
+            return "… (nested too deeply to show)"
+        return {k: prune_depth(v, depth - 1) for k, v in obj.items()}
+    if isinstance(obj, list):
+        if depth <= 0:
+            return "… (nested too deeply to show)"
+        return [prune_depth(v, depth - 1) for v in obj]
+    return obj
 
 
 class SalvagedLine(bytes):
