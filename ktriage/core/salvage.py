@@ -22,6 +22,7 @@ import orjson
 
 __all__ = [
     "MAX_SCAN_BYTES",
+    "OBJECT_FIELDS",
     "RECORD_FIELDS",
     "RecordScanner",
     "SalvagedLine",
@@ -82,6 +83,8 @@ _OBJECT: dict[str, Any] = {
         }
     },
 }
+# requestObject / responseObject on their own (an audit detection decoding one).
+OBJECT_FIELDS = _OBJECT
 _USER = {
     "username": LEAF,
     "uid": LEAF,
@@ -598,9 +601,13 @@ class SalvagedLine(bytes):
         return obj
 
 
-def salvage_bytes(data: bytes | bytearray | memoryview, chunk: int = 1 << 20) -> RecordScanner:
+def salvage_bytes(
+    data: bytes | bytearray | memoryview,
+    chunk: int = 1 << 20,
+    fields: dict[str, Any] = RECORD_FIELDS,
+) -> RecordScanner:
     """Scan a record already in memory (in slices: the scanner copies nothing whole)."""
-    scanner = RecordScanner()
+    scanner = RecordScanner(fields)
     view = memoryview(data)
     for start in range(0, len(view), chunk):
         scanner.feed(view[start : start + chunk])

@@ -9,6 +9,7 @@ import random
 import sys
 from pathlib import Path
 
+import msgspec
 import orjson
 import pytest
 
@@ -24,6 +25,7 @@ from ktriage.core.ingest import (
     Ingestor,
 )
 from ktriage.core.model import MAX_TIME, Event, Severity, iso, parse_time, to_datetime
+from ktriage.core.parse import audit as audit_parser
 from ktriage.core.parse.audit import OUT_OF_RANGE_NOTE
 from ktriage.core.replay import Replayer
 from ktriage.core.report import incident_json_line, text_report
@@ -546,3 +548,17 @@ def test_hostile_records_through_replay_outputs(
         assert b"Traceback" not in out.err
     summaries = b"".join(p.read_bytes() for p in (tmp_path / "snap").iterdir())
     assert b"hostPID" in summaries
+
+
+def test_hostile_deep_nesting_request_object_a_detection_decodes() -> None:
+    """A request object too deep to decode on its own (a detection decodes it deeper
+    in the stack than the record was): its fields are read by scanning instead."""
+    obj = privileged_pod()["requestObject"]
+    obj["spec"]["containers"][0]["args"] = "HOLE"
+    raw = json.dumps(obj).encode().replace(b'"HOLE"', deep(5000).encode())
+    scanned = audit_parser.decode_object(msgspec.Raw(raw))
+    assert isinstance(scanned, dict)
+    assert scanned["spec"]["hostPID"] is True
+    assert scanned["spec"]["containers"][0]["securityContext"]["privileged"] is True
+    assert "args" not in scanned["spec"]["containers"][0]
+    assert audit_parser.decode_object(msgspec.Raw(b"[" * 5000 + b"]" * 5000)) is None

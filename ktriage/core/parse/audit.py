@@ -28,6 +28,7 @@ from ktriage.core.parse import (
     time_out_of_range,
     to_epoch,
 )
+from ktriage.core.salvage import OBJECT_FIELDS, salvage_bytes
 
 Stamp = str | int | float | None
 
@@ -131,13 +132,16 @@ _TIME_FIELDS = ("stageTimestamp", "requestReceivedTimestamp", "timestamp")
 
 
 def decode_object(raw: msgspec.Raw) -> object:
-    """requestObject/responseObject as Python data; None when absent or unreadable."""
+    """requestObject/responseObject as Python data; None when absent or unreadable.
+    One nested too deeply to decode gives the fields detections read (a scan)."""
     if not raw:
         return None
     try:
         return msgspec.json.decode(raw)
     except (msgspec.DecodeError, ValueError):
         return None
+    except RecursionError:
+        return salvage_bytes(bytes(raw), fields=OBJECT_FIELDS).result()
 
 
 UNTIMED_NOTE = " (time not recorded; placed after the previous record)"
@@ -302,7 +306,7 @@ def bound_token_entities(
     if len(parts) == 4 and parts[2] and not is_system_identity(username):
         try:
             claims = _CLAIMS_DECODER.decode(extra)
-        except (msgspec.DecodeError, ValueError):
+        except (msgspec.DecodeError, ValueError, RecursionError):
             claims = None
         pod = _claim(claims.pod_name) if claims is not None else ""
         if pod:
