@@ -4,6 +4,12 @@ Every source and `replay` goes through an Ingestor. It detects each record's
 format (audit, Falco, Tetragon) by cheap byte checks, decodes only the fields it
 needs, and never raises on bad input: an unusable record is skipped and counted
 by reason, with a plain sentence saying why.
+
+A record over MAX_LINE, or nested deeper than the decoders go, is not skipped
+blind: core/salvage.py reads the fields detections need from its bytes, they go
+through the ordinary parser and detections, and the event says the record was
+read partially (counted under `too-long` / `too-deep`). Its public methods are a
+contract: whatever the input, they return events and count; they never raise.
 """
 
 from __future__ import annotations

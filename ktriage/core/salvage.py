@@ -207,9 +207,7 @@ MAX_KEY = 256  # longer keys match no path
 MAX_KEPT_BYTES = 256 << 10  # string bytes kept in all
 MAX_VALUES = 5000  # scalars kept in all
 MAX_ITEMS = 64  # array elements kept in full; later ones only when they say more
-MAX_NESTED = 200_000  # tokens kept below the top level; past it only top-level fields are
-
-_WS = frozenset(b" \t\r\n,:")
+MAX_NESTED = 200_000  # tokens read below the second level; past it only upper levels are
 # One token on a kept path: a structural byte, a string start, or a bare literal.
 _TOKEN = re.compile(rb'[ \t\r\n,:]*+(?:([{}\[\]"])|([^ \t\r\n,:{}\[\]"]++))')
 # The rest of a string after its opening quote: stops at the closing quote, or at
@@ -228,18 +226,16 @@ _OPEN_RUN = re.compile(rb"[\[{ \t\r\n]++")
 _CLOSE_RUN = re.compile(rb"[\]} \t\r\n,]++")
 _CLOSER = re.compile(rb"[\]}]")
 _QUOTE = 34
-_OPEN = {123: dict, 91: list}  # { [
-_CLOSE = frozenset((125, 93))  # } ]
+_OPEN = frozenset((123, 91))  # { [
 
 
 class _Frame:
-    __slots__ = ("container", "key", "node", "skipped_items")
+    __slots__ = ("container", "key", "node")
 
     def __init__(self, node: dict[str, Any], container: dict | list) -> None:
         self.node = node
         self.container = container
         self.key: str | None = None  # an object's key awaiting its value
-        self.skipped_items = 0
 
 
 class RecordScanner:
@@ -252,7 +248,7 @@ class RecordScanner:
         self.not_an_object = False
         self.bytes_seen = 0
         self.cut = False  # some value was cut or left out by a bound
-        self.gave_up = False  # MAX_SCAN_BYTES reached: the rest was not read
+        self.gave_up = False  # MAX_SCAN_BYTES or MAX_STEPS reached: the rest was not read
         self.max_depth = 0
         # Bytes up to and including the record's closing brace, once it was read.
         self.end: int | None = None
@@ -400,12 +396,13 @@ class RecordScanner:
             stop = end
         if self._string_role:
             cap = MAX_KEY if self._string_role == "key" else MAX_STRING
-            room = cap - len(self._string_buf)
-            piece = data[start:stop]
-            if len(piece) > room:
-                piece = piece[: max(room, 0)]
+            room = max(cap - len(self._string_buf), 0)
+            if stop - start > room:
+                stop_kept = start + room
                 self._string_cut = True
-            self._string_buf += piece
+            else:
+                stop_kept = stop
+            self._string_buf += data[start:stop_kept]
         if not closed:
             return end
         self._in_string = False
