@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from ktriage.core.model import Event, RawRef
+from ktriage.core.salvage import prune_depth
 
 
 class RawArchive:
@@ -80,9 +81,11 @@ class RawArchive:
     def load(self, ref: RawRef) -> Any:
         """The raw record decoded from JSON (None when it is not valid JSON any more)."""
         try:
-            return orjson.loads(self.read(ref))
+            record = orjson.loads(self.read(ref))
         except (orjson.JSONDecodeError, OSError, IndexError):
             return None
+        # A hostile record nested hundreds deep must not crash what shows it.
+        return prune_depth(record)
 
     def record(self, event: Event) -> Any:
         """The raw record behind an event (kept inline or on disk), or None."""

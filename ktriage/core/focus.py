@@ -163,7 +163,11 @@ _SIGNAL_RESOURCES = _NARROWED | _AUDIT_HANDLED
 # Audit objects that become strong entities (core/parse/audit.py `_object_entity`).
 _LINKING_RESOURCES = frozenset({"pods", "serviceaccounts"})
 _FALCO_LINKING_FIELDS = ("k8s.pod.name", "container.id", "fd.rip", "fd.sip")
-_DECODE_ERRORS = (msgspec.DecodeError, ValueError)
+# RecursionError: a record nested too deeply takes the full path, which salvages it.
+_DECODE_ERRORS = (msgspec.DecodeError, ValueError, RecursionError)
+# Years of a time msgspec read that the parsers surely accept (they take 1970 to 2999;
+# a time at either edge takes the full path, which decides).
+_PLAIN_YEARS = (1970, 2999)
 
 
 class PlainIndex:
@@ -283,7 +287,11 @@ def first_pass(
                     and (a.kind == "Event" or a.kind is None)
                     and (st is None or st.code != 403)
                     and (resource not in signal_resources or not audit_might_signal(a))
-                    and (a.stageTimestamp is not None or _audit_time_valid(a))
+                    and (
+                        _PLAIN_YEARS[0] < a.stageTimestamp.year < _PLAIN_YEARS[1]
+                        if a.stageTimestamp is not None
+                        else _audit_time_valid(a)
+                    )
                 ):
                     if user.extra and name.startswith("system:serviceaccount:"):
                         keep_always(lineno)
@@ -313,7 +321,11 @@ def first_pass(
                 t = tetragon_decode(line)
             except decode_errors:
                 t = None
-            if t is not None and t.time is not None:
+            if (
+                t is not None
+                and t.time is not None
+                and _PLAIN_YEARS[0] < t.time.year < _PLAIN_YEARS[1]
+            ):
                 body = t.process_exec
                 proc = None
                 if body is not None:
@@ -432,7 +444,7 @@ def quick_audit(line: bytes) -> AuditRecord | None:
     """The decoded record when it is plainly usable, else None (take the full path)."""
     try:
         rec = AUDIT_DECODER.decode(line)
-    except (msgspec.DecodeError, ValueError):
+    except _DECODE_ERRORS:
         return None
     if rec.kind not in (None, "Event") or not rec.verb:
         return None
@@ -462,7 +474,7 @@ def falco_time(line: bytes) -> float | None:
 def quick_tetragon(line: bytes) -> TetragonRecord | None:
     try:
         rec = TETRAGON_DECODER.decode(line)
-    except (msgspec.DecodeError, ValueError):
+    except _DECODE_ERRORS:
         return None
     if rec.process_exec is None and rec.process_exit is None:
         return None

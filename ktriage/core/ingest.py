@@ -4,6 +4,12 @@ Every source and `replay` goes through an Ingestor. It detects each record's
 format (audit, Falco, Tetragon) by cheap byte checks, decodes only the fields it
 needs, and never raises on bad input: an unusable record is skipped and counted
 by reason, with a plain sentence saying why.
+
+A record over MAX_LINE, or nested deeper than the decoders go, is not skipped
+blind: core/salvage.py reads the fields detections need from its bytes, they go
+through the ordinary parser and detections, and the event says the record was
+read partially (counted under `too-long` / `too-deep`). Its public methods are a
+contract: whatever the input, they return events and count; they never raise.
 """
 
 from __future__ import annotations
@@ -21,8 +27,19 @@ from ktriage.core.parse import Skip, SkipRecord
 from ktriage.core.parse import audit as audit_parser
 from ktriage.core.parse import falco as falco_parser
 from ktriage.core.parse import tetragon as tetragon_parser
+from ktriage.core.salvage import RecordScanner, SalvagedLine, prune_depth, salvage_bytes
+from ktriage.core.text import clip
 
-__all__ = ["FORMATS", "MAX_LINE", "SKIP_REASONS", "Ingestor", "Skip"]
+__all__ = [
+    "FORMATS",
+    "MAX_LINE",
+    "OVERSIZED_NOTE",
+    "SKIP_REASONS",
+    "SKIP_REASON_TEXT",
+    "TOO_DEEP_NOTE",
+    "Ingestor",
+    "Skip",
+]
 
 MAX_LINE = 1 << 20
 MAX_SKIP_LOG = 1000
@@ -36,7 +53,29 @@ SKIP_REASONS = (
     "unknown-format",
     "wrong-type",
     "missing-field",
+    "too-deep",
+    "out-of-range",
+    "unreadable",
 )
+# What each reason means, for health panes and reports.
+SKIP_REASON_TEXT = {
+    "malformed-json": "not valid JSON",
+    "truncated-json": "JSON cut short",
+    "binary": "not text (binary bytes or control characters)",
+    "too-long": "over 1 MiB: read partially, only the fields detections need",
+    "not-an-object": "a JSON value that is not an object",
+    "unknown-format": "not an audit event, Falco alert or Tetragon event",
+    "wrong-type": "a field of the wrong type",
+    "missing-field": "a required field is missing",
+    "too-deep": "nested too deeply to decode: read partially, only the fields detections need",
+    "out-of-range": "a time outside the years 1970-2999",
+    "unreadable": "the record could not be read (an unexpected error, kept running)",
+}
+# Said in the summary of an event read from a record too large or too deep to decode.
+OVERSIZED_NOTE = " [record over 1 MiB: only key fields read]"
+TOO_DEEP_NOTE = " [record nested too deeply: only key fields read]"
+# Depth to which feed_record keeps an already-decoded record it cannot encode whole.
+_PRUNE_DEPTH = 64
 
 _GENERIC = msgspec.json.Decoder()
 _AUDIT_DECODER = audit_parser.DECODER
@@ -143,32 +182,72 @@ class Ingestor:
     def feed_line(
         self, line: bytes, *, origin: str = "", raw: RawRef | int | None = None
     ) -> list[Event]:
-        """One line of input (a trailing newline is fine); 0..n events."""
-        if len(line) > MAX_LINE:
-            return self._skip(origin, "too-long", f"the line is {len(line)} bytes, over 1 MiB")
-        if line[-1:] in (b"\n", b"\r"):
-            line = line.rstrip(b"\r\n")
-        if line[:1] == b"\xef" and line.startswith(_BOM):
-            line = line[3:]
-        if not line or line.isspace():
-            return []
-        if line.startswith(b'{"kind":"Event",') or b'"auditID"' in line:
-            # The common case, inlined: one audit event per line.
-            try:
-                rec = _AUDIT_DECODER.decode(line)
-            except (msgspec.DecodeError, ValueError):
-                return self._bytes(line, origin, raw, None)
-            if rec.verb and (rec.kind is None or rec.kind == "Event"):
+        """One line of input (a trailing newline is fine); 0..n events. Never raises:
+        a line over MAX_LINE is read partially (see feed_oversized), and so is a
+        SalvagedLine the file follower made of one."""
+        try:
+            if line.__class__ is SalvagedLine:
+                return self._salvaged(line, line.size, origin, raw)
+            if len(line) > MAX_LINE:
+                return self.feed_oversized(line, origin=origin, raw=raw)
+            if line[-1:] in (b"\n", b"\r"):
+                line = line.rstrip(b"\r\n")
+            if line[:1] == b"\xef" and line.startswith(_BOM):
+                line = line[3:]
+            if not line or line.isspace():
+                return []
+            if line.startswith(b'{"kind":"Event",') or b'"auditID"' in line:
+                # The common case, inlined: one audit event per line.
                 try:
-                    ev = _build_audit(rec, line, raw, self._input_time)
-                    self._n_audit += 1
-                    self._input_time = ev.time
-                    return self.audit.process(rec, ev)
-                except SkipRecord as exc:
-                    return self._skip(origin, exc.skip.reason, exc.skip.detail)
-                except Exception as exc:
-                    return self._skip(origin, "wrong-type", _unreadable(exc))
-        return self._bytes(line, origin, raw, None)
+                    rec = _AUDIT_DECODER.decode(line)
+                except (msgspec.DecodeError, ValueError, RecursionError):
+                    return self._bytes(line, origin, raw, None)
+                if rec.verb and (rec.kind is None or rec.kind == "Event"):
+                    try:
+                        ev = _build_audit(rec, line, raw, self._input_time)
+                        self._n_audit += 1
+                        self._input_time = ev.time
+                        return self.audit.process(rec, ev)
+                    except SkipRecord as exc:
+                        return self._skip(origin, exc.skip.reason, exc.skip.detail)
+                    except RecursionError:
+                        return self._deep(line, origin, raw)
+                    except Exception as exc:
+                        return self._skip(origin, "wrong-type", _unreadable(exc))
+            return self._bytes(line, origin, raw, None)
+        except Exception as exc:
+            # The last line of defence: no record stops a source.
+            return self._skip(origin, "unreadable", _unreadable(exc))
+
+    def feed_oversized(
+        self,
+        data: bytes | bytearray | memoryview | RecordScanner,
+        *,
+        origin: str = "",
+        raw: RawRef | int | None = None,
+        size: int | None = None,
+        spool: Callable[[bytes], RawRef | int] | None = None,
+    ) -> list[Event]:
+        """A record over MAX_LINE: its bytes (scanned in slices, never copied whole),
+        or a RecordScanner already fed them chunk by chunk (`size`: the record's
+        length). The fields detections need are read and go through the ordinary
+        parser and detections; the event says the record was over the limit and
+        only those fields were read. Counted under `too-long` (read partially).
+        With `spool`, the event points at the fields read instead of `raw`. Never
+        raises."""
+        try:
+            if isinstance(data, RecordScanner):
+                scanner = data
+            else:
+                size = len(data) if size is None else size
+                scanner = salvage_bytes(data)
+            record = scanner.result()
+            body = orjson.dumps(record) if record is not None else b""
+            if body and spool is not None:
+                raw = spool(body)
+            return self._salvaged(body, size if size is not None else -1, origin, raw)
+        except Exception as exc:
+            return self._skip(origin, "too-long", f"over 1 MiB and unreadable: {_unreadable(exc)}")
 
     def feed_lines(
         self,
@@ -208,9 +287,14 @@ class Ingestor:
                     end -= 1
             if end == 0 or end > MAX_LINE:
                 if end:
-                    self._skip(
-                        f"{name}:{lineno}", "too-long", f"the line is {end} bytes, over 1 MiB"
-                    )
+                    for ev in self.feed_oversized(
+                        memoryview(line)[:end],
+                        origin=f"{name}:{lineno}",
+                        raw=pack_raw(archive, offset, end) if archive is not None else None,
+                        spool=spool,
+                    ):
+                        emit(ev)
+                        emitted += 1
                 offset += size
                 continue
             if archive is not None:
@@ -223,51 +307,57 @@ class Ingestor:
             else:
                 raw = None
             offset += size
-            # JSON allows the trailing line end as whitespace: lines decode as they are.
-            if line.startswith(b'{"process_'):
-                try:
-                    ev = build_tetragon(tetragon_decode(line), line, raw)
-                except Exception:
-                    pass  # the general path below says why
-                else:
-                    self._n_tetragon += 1
-                    self._input_time = ev.time
+            try:
+                # JSON allows the trailing line end as whitespace: lines decode as they are.
+                if line.startswith(b'{"process_'):
+                    try:
+                        ev = build_tetragon(tetragon_decode(line), line, raw)
+                    except Exception:
+                        pass  # the general path below says why
+                    else:
+                        self._n_tetragon += 1
+                        self._input_time = ev.time
+                        emit(ev)
+                        emitted += 1
+                        continue
+                elif line.startswith(b'{"kind":"Event",') or b'"auditID"' in line:
+                    try:
+                        rec = audit_decode(line)
+                    except (msgspec.DecodeError, ValueError, RecursionError):
+                        rec = None
+                    if rec is not None and rec.verb and (rec.kind is None or rec.kind == "Event"):
+                        try:
+                            ev = build_audit(rec, line, raw, self._input_time)
+                            self._n_audit += 1
+                            self._input_time = ev.time
+                            out = process(rec, ev)
+                        except SkipRecord as exc:
+                            self._skip(f"{name}:{lineno}", exc.skip.reason, exc.skip.detail)
+                            continue
+                        except RecursionError:
+                            out = self._deep(line[:end], f"{name}:{lineno}", raw)
+                        except Exception as exc:
+                            self._skip(f"{name}:{lineno}", "wrong-type", _unreadable(exc))
+                            continue
+                        if len(out) == 1:
+                            emit(out[0])
+                            emitted += 1
+                        else:
+                            for ev in out:
+                                emit(ev)
+                            emitted += len(out)
+                        continue
+                body = line[:end]
+                if body[:1] == b"\xef" and body.startswith(_BOM):
+                    body = body[3:]
+                if not body or body.isspace():
+                    continue
+                for ev in self._bytes(body, f"{name}:{lineno}", raw, None):
                     emit(ev)
                     emitted += 1
-                    continue
-            elif line.startswith(b'{"kind":"Event",') or b'"auditID"' in line:
-                try:
-                    rec = audit_decode(line)
-                except (msgspec.DecodeError, ValueError):
-                    rec = None
-                if rec is not None and rec.verb and (rec.kind is None or rec.kind == "Event"):
-                    try:
-                        ev = build_audit(rec, line, raw, self._input_time)
-                        self._n_audit += 1
-                        self._input_time = ev.time
-                        out = process(rec, ev)
-                    except SkipRecord as exc:
-                        self._skip(f"{name}:{lineno}", exc.skip.reason, exc.skip.detail)
-                        continue
-                    except Exception as exc:
-                        self._skip(f"{name}:{lineno}", "wrong-type", _unreadable(exc))
-                        continue
-                    if len(out) == 1:
-                        emit(out[0])
-                        emitted += 1
-                    else:
-                        for ev in out:
-                            emit(ev)
-                        emitted += len(out)
-                    continue
-            body = line[:end]
-            if body[:1] == b"\xef" and body.startswith(_BOM):
-                body = body[3:]
-            if not body or body.isspace():
-                continue
-            for ev in self._bytes(body, f"{name}:{lineno}", raw, None):
-                emit(ev)
-                emitted += 1
+            except Exception as exc:
+                # The last line of defence: no record stops the input.
+                self._skip(f"{name}:{lineno}", "unreadable", _unreadable(exc))
         return lineno, emitted
 
     def feed_record(
@@ -278,24 +368,42 @@ class Ingestor:
         raw: RawRef | int | None = None,
         hint: str | None = None,
     ) -> list[Event]:
-        """An already-decoded record; `hint` forces its format."""
-        if not isinstance(obj, dict):
-            return self._skip(origin, "not-an-object", f"a JSON {_json_type(obj)}, not an object")
-        fmt = hint if hint in FORMATS else _format_of(obj)
-        if fmt is None:
-            return self._skip(origin, "unknown-format", _unknown_detail(obj))
+        """An already-decoded record; `hint` forces its format. Never raises."""
         try:
-            data = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
-        except (TypeError, orjson.JSONEncodeError) as exc:
-            return self._skip(origin, "wrong-type", f"the record cannot be read as JSON: {exc}")
-        return self._bytes(data, origin, raw, fmt)
+            if not isinstance(obj, dict):
+                return self._skip(
+                    origin, "not-an-object", f"a JSON {_json_type(obj)}, not an object"
+                )
+            fmt = hint if hint in FORMATS else _format_of(obj)
+            if fmt is None:
+                return self._skip(origin, "unknown-format", _unknown_detail(obj))
+            try:
+                data = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+            except (TypeError, orjson.JSONEncodeError) as exc:
+                if "ecursion" not in str(exc):
+                    return self._skip(
+                        origin, "wrong-type", f"the record cannot be read as JSON: {exc}"
+                    )
+                # Nested deeper than JSON encoders go: keep the top of it.
+                return self._deep(orjson.dumps(prune_depth(obj, _PRUNE_DEPTH)), origin, raw)
+            if len(data) > MAX_LINE:
+                return self.feed_oversized(data, origin=origin, raw=raw)
+            return self._bytes(data, origin, raw, fmt)
+        except Exception as exc:
+            return self._skip(origin, "unreadable", _unreadable(exc))
 
     def feed_document(
         self, data: bytes, *, origin: str = "", archive: int | None = None
     ) -> list[Event]:
         """A whole file: JSON lines, one (pretty-printed) JSON document, a JSON array
         of records, or several documents one after another. With `archive`, events of
-        JSON-lines input point at their line's bytes in that archive."""
+        JSON-lines input point at their line's bytes in that archive. Never raises."""
+        try:
+            return self._document(data, origin, archive)
+        except Exception as exc:
+            return self._skip(origin, "unreadable", _unreadable(exc))
+
+    def _document(self, data: bytes, origin: str, archive: int | None) -> list[Event]:
         self.start_input(origin)
         text = data[3:] if data.startswith(_BOM) else data
         start = len(text) - len(text.lstrip(_WS))
@@ -310,6 +418,8 @@ class Ingestor:
                 first = text[start:first_end].rstrip(b"\r")
                 try:
                     _GENERIC.decode(first)
+                except RecursionError:
+                    pass  # a whole (deep) record on its first line: read line by line
                 except (msgspec.DecodeError, ValueError):
                     events = self._whole(text, origin)
                     if events is not None:
@@ -318,7 +428,14 @@ class Ingestor:
 
     def feed_cut_document(self, data: bytes, *, origin: str = "") -> list[Event]:
         """A JSON array or a run of documents cut short (a truncated .gz): every record
-        complete before the cut, and the one cut in half counted as truncated."""
+        complete before the cut, and the one cut in half counted as truncated. Never
+        raises."""
+        try:
+            return self._cut_document(data, origin)
+        except Exception as exc:
+            return self._skip(origin, "unreadable", _unreadable(exc))
+
+    def _cut_document(self, data: bytes, origin: str) -> list[Event]:
         self.start_input(origin)
         text = data.decode("utf-8", errors="replace")
         if text.startswith("\ufeff"):
@@ -337,6 +454,16 @@ class Ingestor:
             lineno = text.count("\n", 0, pos) + 1
             try:
                 _, stop = decoder.raw_decode(text, pos)
+            except RecursionError:
+                # Too deep to decode: the scanner reads its fields and finds its end.
+                rest = text[pos:].encode()
+                scanner = salvage_bytes(rest)
+                if scanner.end is None:
+                    self._skip(f"{origin}:{lineno}", "too-deep", "nested too deeply, and cut short")
+                    break
+                out.extend(self._deep(rest[: scanner.end], f"{origin}:{lineno}", None))
+                pos += len(rest[: scanner.end].decode())
+                continue
             except ValueError:
                 self._skip(
                     f"{origin}:{lineno}",
@@ -349,10 +476,91 @@ class Ingestor:
         return out
 
     def flush(self) -> list[Event]:
-        """End of input: emit what is still held (requests waiting for a response)."""
-        return self.audit.flush()
+        """End of input: emit what is still held (requests waiting for a response).
+        Never raises."""
+        try:
+            return self.audit.flush()
+        except Exception as exc:
+            return self._skip("flush", "unreadable", _unreadable(exc))
 
     # -- internals ------------------------------------------------------------
+
+    def _salvaged(
+        self, body: bytes, size: int, origin: str, raw: RawRef | int | None
+    ) -> list[Event]:
+        """The fields read from a record over the limit (`body`: them as JSON)."""
+        how_long = f"{size} bytes" if size >= 0 else "cut short"
+        what = f"the line is {how_long}, over 1 MiB"
+        return self._from_salvage(bytes(body), origin, raw, "too-long", what, OVERSIZED_NOTE)
+
+    def _deep(self, data: bytes, origin: str, raw: RawRef | int | None) -> list[Event]:
+        """A record nested too deeply for the decoders: read its fields by scanning."""
+        try:
+            record = salvage_bytes(data).result()
+            body = orjson.dumps(record) if record is not None else b""
+        except Exception as exc:
+            return self._skip(origin, "too-deep", f"nested too deeply; {_unreadable(exc)}")
+        what = "the record is nested too deeply to decode"
+        return self._from_salvage(body, origin, raw, "too-deep", what, TOO_DEEP_NOTE)
+
+    def _from_salvage(
+        self,
+        body: bytes,
+        origin: str,
+        raw: RawRef | int | None,
+        reason: str,
+        what: str,
+        note: str,
+    ) -> list[Event]:
+        """Parse and detect on the fields a scanner read; counted under `reason`
+        either way, with what was made of it."""
+        if not body:
+            return self._skip(origin, reason, f"{what}; it is not a JSON object")
+        try:
+            obj = orjson.loads(body)
+            fmt = _format_of(obj) if isinstance(obj, dict) else None
+            if fmt is None:
+                return self._skip(
+                    origin,
+                    reason,
+                    f"{what}; the fields read are not an audit event, Falco alert or"
+                    " Tetragon event",
+                )
+            events = self._salvaged_events(fmt, body, raw, note)
+        except SkipRecord as exc:
+            return self._skip(origin, reason, f"{what}; the fields read: {exc.skip.detail}")
+        except Exception as exc:
+            return self._skip(origin, reason, f"{what}; {_unreadable(exc)}")
+        self._skip(origin, reason, f"{what}; read partially: only the fields detections need")
+        return events
+
+    def _salvaged_events(
+        self, fmt: str, body: bytes, raw: RawRef | int | None, note: str
+    ) -> list[Event]:
+        """The ordinary parser and detections, on a salvaged record; its own event
+        says how it was read."""
+        if fmt == "audit":
+            rec = audit_parser.parse_audit(body)
+            ev = audit_parser.build_event(rec, body, raw, self._input_time)
+            self._n_audit += 1
+            self._input_time = ev.time
+            out = self.audit.process(rec, ev)
+        elif fmt == "falco":
+            ev = falco_parser.build_event(falco_parser.parse_falco(body), body, raw)
+            self._n_falco += 1
+            self._input_time = ev.time
+            out = [ev]
+        else:
+            rec_t = tetragon_parser.parse_tetragon(body)
+            ev = tetragon_parser.build_event(rec_t, body, raw)
+            self._n_tetragon += 1
+            self._input_time = ev.time
+            out = [ev]
+        # After the detections, which may rewrite the summary (a held request is the
+        # same object, so the note stays when it comes out later).
+        if note not in ev.summary:
+            ev.summary = clip(ev.summary, 400 - len(note)) + note
+        return out
 
     def _skip(self, origin: str, reason: str, detail: str) -> list[Event]:
         self.skipped[reason] += 1
@@ -371,11 +579,7 @@ class Ingestor:
             body = line.rstrip(b"\r")
             if body and not body.isspace():
                 if len(body) > MAX_LINE:
-                    self._skip(
-                        f"{origin}:{lineno}",
-                        "too-long",
-                        f"the line is {len(body)} bytes, over 1 MiB",
-                    )
+                    out.extend(self.feed_oversized(body, origin=f"{origin}:{lineno}"))
                 else:
                     raw = RawRef(archive, offset, len(body)) if archive is not None else None
                     events = self._bytes(body, f"{origin}:{lineno}", raw, None)
@@ -387,6 +591,9 @@ class Ingestor:
     def _array(self, text: bytes, origin: str) -> list[Event] | None:
         try:
             items = _ITEMS.decode(text)
+        except RecursionError:
+            # A record too deep for the decoder: read record by record.
+            return self._cut_document(text, origin)
         except (msgspec.DecodeError, ValueError):
             return None
         out: list[Event] = []
@@ -398,7 +605,7 @@ class Ingestor:
         """One pretty-printed document, or several one after another; None if neither."""
         try:
             _GENERIC.decode(text)
-        except (msgspec.DecodeError, ValueError):
+        except (msgspec.DecodeError, ValueError, RecursionError):
             pass
         else:
             return self._bytes(text.strip(_WS), f"{origin}:1", None, None)
@@ -412,7 +619,7 @@ class Ingestor:
         while pos < len(decoded):
             try:
                 _, end = decoder.raw_decode(decoded, pos)
-            except ValueError:
+            except (ValueError, RecursionError):
                 return None
             spans.append((pos, end))
             pos = end
@@ -454,6 +661,8 @@ class Ingestor:
         except (msgspec.DecodeError, ValueError) as exc:
             skip = _bad_json(data, exc)
             return self._skip(origin, skip.reason, skip.detail)
+        except RecursionError:
+            return self._deep(data, origin, raw)
         except Exception as exc:
             return self._skip(origin, "wrong-type", _unreadable(exc))
 
@@ -464,6 +673,8 @@ class Ingestor:
         except (msgspec.DecodeError, ValueError) as exc:
             skip = _bad_json(data, exc)
             return self._skip(origin, skip.reason, skip.detail)
+        except RecursionError:
+            return self._deep(data, origin, raw)
         if not isinstance(obj, dict):
             return self._skip(origin, "not-an-object", f"a JSON {_json_type(obj)}, not an object")
         fmt = _format_of(obj)
@@ -499,10 +710,18 @@ class Ingestor:
                 skip = _bad_json(data, exc)
                 self._skip(where, skip.reason, skip.detail)
                 continue
+            except RecursionError:
+                out.extend(self._deep(data, where, raw))
+                continue
+            except Exception as exc:
+                self._skip(where, "wrong-type", _unreadable(exc))
+                continue
             self._n_audit += 1
             self._input_time = ev.time
             try:
                 out.extend(self.audit.process(rec, ev))
+            except RecursionError:
+                out.extend(self._deep(data, where, raw))
             except Exception as exc:
                 self._skip(where, "wrong-type", _unreadable(exc))
         return out

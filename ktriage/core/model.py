@@ -15,6 +15,12 @@ from ktriage.core.text import shown
 
 SOURCES = ("audit", "falco", "tetragon", "kube", "ktriage")
 
+# Times the parsers accept: from 1970 to before the year 3000 (epoch seconds). A
+# record claiming a time outside is hostile or broken, and no formatter need
+# handle year 10000 or NaN from a record.
+MIN_TIME = 0.0
+MAX_TIME = 32503680000.0  # 3000-01-01T00:00:00Z
+
 
 class Severity(enum.IntEnum):
     INFO = 0
@@ -168,7 +174,7 @@ class Event:
 
     @property
     def dt(self) -> datetime:
-        return datetime.fromtimestamp(self.time, UTC)
+        return to_datetime(self.time)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -270,8 +276,36 @@ class Incident:
 
 
 def iso(ts: float) -> str:
-    """RFC 3339 with microseconds and a Z, as Kubernetes writes it."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """RFC 3339 with microseconds and a Z, as Kubernetes writes it; for a value no
+    calendar holds (NaN, infinite, beyond year 9999), a plain phrase saying so."""
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except (OverflowError, ValueError, OSError, TypeError):
+        return bad_time(ts)
+
+
+def bad_time(ts: object) -> str:
+    """What a formatter shows for a time no calendar holds."""
+    try:
+        shown = f"{float(ts):.6g}"  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        shown = "?"
+    return f"(time out of range: {shown})"
+
+
+def to_datetime(ts: float) -> datetime:
+    """The UTC datetime of epoch seconds, held to what datetime can represent."""
+    try:
+        return datetime.fromtimestamp(ts, UTC)
+    except (OverflowError, ValueError, OSError, TypeError):
+        if isinstance(ts, int | float) and ts < 0:
+            return datetime.min.replace(tzinfo=UTC)
+        return datetime.max.replace(tzinfo=UTC)
+
+
+def in_time_range(t: float) -> bool:
+    """Whether parsers accept this time (False for NaN)."""
+    return MIN_TIME <= t < MAX_TIME
 
 
 def parse_time(value: Any) -> float | None:
@@ -280,19 +314,37 @@ def parse_time(value: Any) -> float | None:
     Accepts RFC 3339 with any number of fractional digits (Falco writes
     nanoseconds), `Z` or an offset, a space instead of `T` (Panther exports),
     and integers in seconds, milliseconds or nanoseconds since the epoch.
-    Returns None when the value is not a time.
+    Returns None when the value is not a time, or one outside MIN_TIME..MAX_TIME
+    (`time_out_of_range` tells the two apart).
     """
+    t = _parse_time(value)
+    return t if t is not None and MIN_TIME <= t < MAX_TIME else None
+
+
+def time_out_of_range(value: Any) -> bool:
+    """Whether a value is written as a time, but one parsers refuse as out of range."""
+    t = _parse_time(value)
+    return t is not None and not MIN_TIME <= t < MAX_TIME
+
+
+def _parse_time(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        v = float(value)
+        try:
+            v = float(value)
+        except OverflowError:  # an integer beyond any float
+            return float("inf")
+        if v != v:  # NaN
+            return None
         if v > 1e17:  # nanoseconds
             return v / 1e9
         if v > 1e14:  # microseconds
             return v / 1e6
         if v > 1e11:  # milliseconds
             return v / 1e3
-        return v if v > 0 else None
+        # Zero is "not set"; a negative time is one out of range.
+        return v if v != 0 else None
     if not isinstance(value, str) or len(value) < 10:
         return None
     text = value.strip()

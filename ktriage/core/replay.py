@@ -443,7 +443,10 @@ class Replayer:
         records = doc if isinstance(doc, list) else [doc]
         self.stats.lines += len(records)
         for i, record in enumerate(records):
-            raw = self.archive.spool_record(record)
+            try:
+                raw = self.archive.spool_record(record)
+            except (TypeError, orjson.JSONEncodeError):
+                raw = None  # nested deeper than the encoder goes: the ingestor says so
             origin = f"{name}[{i}]" if isinstance(doc, list) else name
             self._feed(self.ingestor.feed_record(record, origin=origin, raw=raw))
 

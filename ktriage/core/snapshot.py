@@ -48,6 +48,8 @@ def md_escape(text: str) -> str:
 
 def duration(seconds: float) -> str:
     """`1h 02m`, `3m 05s`, `12s`."""
+    if not -1e15 < seconds < 1e15:  # NaN or beyond any calendar
+        return "?" if seconds != seconds or seconds < 0 else "∞"
     seconds = max(0, round(seconds))
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)

@@ -8,7 +8,9 @@ files do in practice:
 - copy-truncate (the file shrinks): reading restarts at offset 0;
 - a partial last line: held until its newline arrives, so it is read once, whole;
 - a file that does not exist yet: waited for, and health says so;
-- lines over `MAX_LINE`: skipped while streaming (never held whole) and counted.
+- lines over `MAX_LINE`: never held whole; streamed through a scanner that reads
+  the fields detections need (core/salvage.py), handed on as a small SalvagedLine
+  (the ingestor counts it as too long, read partially).
 
 Reading is in bounded chunks with a yield to the loop after each, and the next
 chunk is read only when the consumer has taken the previous lines: a slow
@@ -32,6 +34,7 @@ import orjson
 
 from ktriage.core.ingest import MAX_LINE, MAX_SKIP_LOG, Ingestor
 from ktriage.core.model import Event, parse_time
+from ktriage.core.salvage import RecordScanner, SalvagedLine
 from ktriage.engine import Engine, SourceHealth
 from ktriage.sources.base import deliver
 
@@ -257,12 +260,14 @@ class LineSplitter:
         self._pending_offset = 0
         self._skipping = False  # inside a line too long to keep
         self._skip_start = 0
+        self._scanner: RecordScanner | None = None  # reads the fields of that line
         self._silent = False  # inside a line we joined midway: drop it uncounted
 
     def reset(self, offset: int, *, keep_discard: bool = False) -> None:
         self._pending.clear()
         self._pending_offset = offset
         self._skipping = False
+        self._scanner = None
         if not keep_discard:
             self._silent = False
 
@@ -273,16 +278,18 @@ class LineSplitter:
     def feed(self, data: bytes, base: int) -> list[tuple[int, bytes]]:
         """Lines completed by `data`, which starts at file offset `base`."""
         pos = 0
+        lines: list[tuple[int, bytes]] = []
         if self._skipping or self._silent:
             nl = data.find(b"\n")
             if nl == -1:
+                if self._scanner is not None:
+                    self._scanner.feed(data)
                 return []
             if self._skipping:
-                self._on_too_long(self._skip_start, base + nl - self._skip_start)
+                self._too_long(lines, self._skip_start, base + nl - self._skip_start, data[:nl])
             self._skipping = self._silent = False
             pos = nl + 1
             self._pending_offset = base + pos
-        lines: list[tuple[int, bytes]] = []
         pending = self._pending
         while True:
             nl = data.find(b"\n", pos)
@@ -298,23 +305,41 @@ class LineSplitter:
             pos = nl + 1
             self._pending_offset = base + pos
             if len(line) > self.max_line:
-                self._on_too_long(line_offset, len(line))
+                self._scanner = RecordScanner()
+                self._too_long(lines, line_offset, len(line), line)
             elif line.strip():
                 lines.append((line_offset, line.rstrip(b"\r")))
         if pos < len(data):
             pending += data[pos:]
             if len(pending) > self.max_line:
-                # Too long to keep: stream past the rest of it.
+                # Too long to keep: stream the rest of it through the scanner.
                 self._skipping = True
                 self._skip_start = self._pending_offset
+                self._scanner = RecordScanner()
+                self._scanner.feed(pending)
                 pending.clear()
         return lines
+
+    def _too_long(
+        self, lines: list[tuple[int, bytes]], offset: int, size: int, tail: bytes
+    ) -> None:
+        """A line over the limit ended: what the scanner read of it goes on as a
+        SalvagedLine; when it read nothing usable, the line is reported skipped."""
+        scanner, self._scanner = self._scanner, None
+        record = None
+        if scanner is not None:
+            scanner.feed(tail)
+            record = scanner.result()
+        if record is None:
+            self._on_too_long(offset, size)
+        else:
+            lines.append((offset, SalvagedLine(orjson.dumps(record), size, scanner.cut)))
 
     def finish(self) -> list[tuple[int, bytes]]:
         """The stream has ended (a rotated file): a last line without newline counts."""
         lines: list[tuple[int, bytes]] = []
         if self._skipping:
-            self._on_too_long(self._skip_start, -1)
+            self._too_long(lines, self._skip_start, -1, b"")
         elif self._pending.strip() and not self._silent:
             lines.append((self._pending_offset, bytes(self._pending)))
         self.reset(0)
@@ -365,7 +390,11 @@ class FileSource:
         if len(ing.skip_log) < MAX_SKIP_LOG:
             how_long = f"{size} bytes" if size >= 0 else "cut off by rotation"
             ing.skip_log.append(
-                (f"{self.path.name}@{offset}", "too-long", f"the line is {how_long}, over 1 MiB")
+                (
+                    f"{self.path.name}@{offset}",
+                    "too-long",
+                    f"the line is {how_long}, over 1 MiB; nothing usable could be read from it",
+                )
             )
 
     def _deliver(self, engine: Engine, events: list[Event]) -> None:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from rich.style import Style
 from rich.text import Text
 
-from ktriage.core.model import Severity
+from ktriage.core.model import Severity, bad_time
 from ktriage.core.text import shown
 
 SEVERITY_BADGES = {
@@ -46,6 +46,8 @@ def cell(text: object, width: int, style: Style | str = "", *, right: bool = Fal
 
 def age(seconds: float) -> str:
     """`12s`, `5m`, `3h`, `2d` — one unit, as a glance needs."""
+    if not -1e15 < seconds < 1e15:  # NaN or beyond any calendar
+        return "?" if seconds != seconds or seconds < 0 else "∞"
     s = max(0, int(seconds))
     if s < 60:
         return f"{s}s"
@@ -56,21 +58,36 @@ def age(seconds: float) -> str:
     return f"{s // 86400}d"
 
 
+# Times no calendar holds (NaN, infinite, beyond year 9999) are shown as such.
+_BAD_TIME = (OverflowError, ValueError, OSError, TypeError)
+
+
 def clock_time(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S")
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S")
+    except _BAD_TIME:
+        return "--:--:--"
 
 
 def event_time(ts: float) -> str:
     """Time of day with milliseconds: timelines are read at that grain."""
-    dt = datetime.fromtimestamp(ts, UTC)
+    try:
+        dt = datetime.fromtimestamp(ts, UTC)
+    except _BAD_TIME:
+        return "--:--:--.---"
     return dt.strftime("%H:%M:%S.") + f"{dt.microsecond // 1000:03d}"
 
 
 def date_time(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    except _BAD_TIME:
+        return bad_time(ts)
 
 
 def rate(value: float) -> str:
+    if value != value:
+        return "?/s"
     if value >= 10_000:
         return f"{value / 1000:.0f}k/s"
     if value >= 1000:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from ktriage.core.ingest import MAX_LINE, MAX_SKIP_LOG, Ingestor, Skip
+from ktriage.core.ingest import MAX_LINE, MAX_SKIP_LOG, OVERSIZED_NOTE, Ingestor, Skip
 from ktriage.core.model import RawRef
 
 AUDIT = {
@@ -101,12 +101,17 @@ def test_too_long_line() -> None:
     huge = b'{"kind":"Event","auditID":"x","verb":"get","pad":"' + b"a" * MAX_LINE + b'"}'
     assert ing.feed_line(huge, origin="big.jsonl:1") == []
     assert ing.skipped == {"too-long": 1}
+    # No time of its own and nothing before it to place it after: nothing to show.
+    assert "no timestamp" in ing.skip_log[0][2]
     ing2 = Ingestor()
     events = ing2.feed_document(
         dumps(AUDIT) + b"\n" + huge + b"\n" + dumps(FALCO), origin="big.jsonl"
     )
-    assert len(events) == 2
+    # Read partially, placed after the record before it, and still counted.
+    assert len(events) == 3
+    assert events[1].summary.endswith(OVERSIZED_NOTE)
     assert [(o, r) for o, r, _ in ing2.skip_log] == [("big.jsonl:2", "too-long")]
+    assert "read partially" in ing2.skip_log[0][2]
 
 
 def test_skip_log_is_capped_but_counts_are_not() -> None:

@@ -33,6 +33,7 @@ from ktriage.core.model import (
 )
 from ktriage.core.parse import identity, plain
 from ktriage.core.parse.audit import (
+    OUT_OF_RANGE_NOTE,
     UNTIMED_NOTE,
     AuditRecord,
     decode_object,
@@ -315,9 +316,10 @@ class AuditDetector:
             # A detection rewrote the summary in the requester's name: say whose
             # rights the request used, as the plain summary does.
             ev.summary = _as_impersonated(ev.summary, rec.username, imp.username)
-        if ev.summary is not summary and summary.endswith(UNTIMED_NOTE):
+        if ev.summary is not summary and summary.endswith((UNTIMED_NOTE, OUT_OF_RANGE_NOTE)):
             # A detection rewrote the summary of a record placed at an assumed time.
-            ev.summary = with_untimed_note(ev.summary)
+            note = UNTIMED_NOTE if summary.endswith(UNTIMED_NOTE) else OUT_OF_RANGE_NOTE
+            ev.summary = with_untimed_note(ev.summary, note)
         st = rec.responseStatus
         if st is not None and st.code == 403 and (rec.stage or "") in _RESPONSE_STAGES:
             burst = self._forbidden(rec, ev)

@@ -10,7 +10,15 @@ from datetime import UTC, datetime
 from hashlib import blake2b
 from typing import NamedTuple
 
-from ktriage.core.model import EntityKind, EntityRef, entity, parse_time
+from ktriage.core.model import (
+    MAX_TIME,
+    MIN_TIME,
+    EntityKind,
+    EntityRef,
+    entity,
+    parse_time,
+    time_out_of_range,
+)
 from ktriage.core.redact import redact_text
 from ktriage.core.text import clip, printable
 
@@ -87,7 +95,9 @@ def _civil_seconds(head: str) -> float | None:
         )
     except ValueError:
         return None
-    return dt.timestamp()
+    t = dt.timestamp()
+    # Out of range: parse_time refuses it (a fraction added later stays below year 3000).
+    return t if MIN_TIME <= t < MAX_TIME - 1 else None
 
 
 def short_hash(data: bytes) -> str:
@@ -123,5 +133,6 @@ __all__ = [
     "plain",
     "short_container_id",
     "short_hash",
+    "time_out_of_range",
     "to_epoch",
 ]

@@ -20,7 +20,15 @@ from ktriage.core.model import (
     is_system_identity,
 )
 from ktriage.core.parse import _SECOND_CACHE as _SECONDS
-from ktriage.core.parse import SkipRecord, identity, plain, short_hash, to_epoch
+from ktriage.core.parse import (
+    SkipRecord,
+    identity,
+    plain,
+    short_hash,
+    time_out_of_range,
+    to_epoch,
+)
+from ktriage.core.salvage import OBJECT_FIELDS, salvage_bytes
 
 Stamp = str | int | float | None
 
@@ -124,21 +132,26 @@ _TIME_FIELDS = ("stageTimestamp", "requestReceivedTimestamp", "timestamp")
 
 
 def decode_object(raw: msgspec.Raw) -> object:
-    """requestObject/responseObject as Python data; None when absent or unreadable."""
+    """requestObject/responseObject as Python data; None when absent or unreadable.
+    One nested too deeply to decode gives the fields detections read (a scan)."""
     if not raw:
         return None
     try:
         return msgspec.json.decode(raw)
     except (msgspec.DecodeError, ValueError):
         return None
+    except RecursionError:
+        return salvage_bytes(bytes(raw), fields=OBJECT_FIELDS).result()
 
 
 UNTIMED_NOTE = " (time not recorded; placed after the previous record)"
+OUT_OF_RANGE_NOTE = " (time out of range; placed after the previous record)"
 
 
-def _event_time(rec: AuditRecord, untimed_at: float | None = None) -> tuple[float, bool]:
+def _event_time(rec: AuditRecord, untimed_at: float | None = None) -> tuple[float, bool | str]:
     """(time, placed): the record's own time, or `untimed_at` (the time of the previous
-    timed record of the same input, `placed` True) when it carries no timestamp at all."""
+    timed record of the same input; `placed` is then the note to add) when it carries no
+    timestamp at all, or only times out of range."""
     present: list[str] = []
     for name in _TIME_FIELDS:
         value = getattr(rec, name)
@@ -159,14 +172,29 @@ def _event_time(rec: AuditRecord, untimed_at: float | None = None) -> tuple[floa
             return t, False
         present.append(name)
     if present:
-        raise SkipRecord("wrong-type", f"audit event has no readable time ({present[0]})")
+        values = [_time_value(rec, name) for name in present]
+        if not any(time_out_of_range(v) for v in values):
+            raise SkipRecord("wrong-type", f"audit event has no readable time ({present[0]})")
+        if untimed_at is None:
+            raise SkipRecord(
+                "out-of-range",
+                f"audit event time out of range ({present[0]}), and no earlier record of"
+                " this input has one to place it after",
+            )
+        return untimed_at, OUT_OF_RANGE_NOTE
     if untimed_at is not None:
-        return untimed_at, True
+        return untimed_at, UNTIMED_NOTE
     raise SkipRecord(
         "missing-field",
         "audit event has no timestamp, and no earlier record of this input has one"
         " to place it after",
     )
+
+
+def _time_value(rec: AuditRecord, name: str) -> object:
+    if name == "metadata.creationTimestamp":
+        return rec.metadata.creationTimestamp if rec.metadata else None
+    return getattr(rec, name)
 
 
 def target_text(rec: AuditRecord) -> str:
@@ -278,7 +306,7 @@ def bound_token_entities(
     if len(parts) == 4 and parts[2] and not is_system_identity(username):
         try:
             claims = _CLAIMS_DECODER.decode(extra)
-        except (msgspec.DecodeError, ValueError):
+        except (msgspec.DecodeError, ValueError, RecursionError):
             claims = None
         pod = _claim(claims.pod_name) if claims is not None else ""
         if pod:
@@ -328,7 +356,7 @@ def build_event(
             frac = value[19:-1]
             if frac[1:].isdigit():
                 time = base + float(frac[:10])
-    placed = False
+    placed: bool | str = False
     if time is None:
         time, placed = _event_time(rec, untimed_at)
     aid = rec.auditID
@@ -408,7 +436,7 @@ def build_event(
     if len(summary) > 300 or not summary.isprintable():
         summary = plain(summary)
     if placed:
-        summary = with_untimed_note(summary)
+        summary = with_untimed_note(summary, placed)  # type: ignore[arg-type]
     # One shared tuple per combination of entities: less memory, and the correlator
     # looks a shared tuple's links up once.
     key = tuple(ents)
@@ -433,11 +461,11 @@ OWN_USER_AGENT = "ktriage/"
 OWN_REQUEST_KIND = "ktriage-request"
 
 
-def with_untimed_note(summary: str) -> str:
+def with_untimed_note(summary: str, note: str = UNTIMED_NOTE) -> str:
     """The summary of a record placed at the previous record's time, saying so."""
-    if summary.endswith(UNTIMED_NOTE):
+    if summary.endswith(note):
         return summary
-    return plain(summary, 300 - len(UNTIMED_NOTE)) + UNTIMED_NOTE
+    return plain(summary, 300 - len(note)) + note
 
 
 _ENTITY_RESOURCES = frozenset({"nodes", "serviceaccounts", "namespaces"})

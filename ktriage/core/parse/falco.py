@@ -9,7 +9,14 @@ import msgspec
 
 from ktriage.core.attack import attack_for_kind, from_falco_tags
 from ktriage.core.model import CompactEvent, EntityKind, EntityRef, Event, RawRef, Severity, entity
-from ktriage.core.parse import SkipRecord, identity, plain, short_hash, to_epoch
+from ktriage.core.parse import (
+    SkipRecord,
+    identity,
+    plain,
+    short_hash,
+    time_out_of_range,
+    to_epoch,
+)
 
 
 class FalcoAlert(msgspec.Struct, gc=False):
@@ -216,6 +223,9 @@ def build_event(alert: FalcoAlert, data: bytes | memoryview, raw: RawRef | int |
                 if time is not None:
                     break
     if time is None:
+        stamps = (alert.time, fields.get("evt.time"), fields.get("evt.time.iso8601"))
+        if any(time_out_of_range(v) for v in stamps if v is not None):
+            raise SkipRecord("out-of-range", f"Falco alert time out of range: {alert.time!r:.60}")
         if alert.time is not None:
             raise SkipRecord("wrong-type", f"Falco alert time is not a time: {alert.time!r:.60}")
         raise SkipRecord("missing-field", "Falco alert has no time")

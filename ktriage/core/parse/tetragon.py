@@ -12,7 +12,14 @@ import msgspec
 from ktriage.core.attack import attack_for
 from ktriage.core.model import CompactEvent, EntityKind, EntityRef, Event, RawRef, Severity, entity
 from ktriage.core.parse import _SECOND_CACHE as _SECONDS
-from ktriage.core.parse import SkipRecord, plain, short_container_id, short_hash, to_epoch
+from ktriage.core.parse import (
+    SkipRecord,
+    plain,
+    short_container_id,
+    short_hash,
+    time_out_of_range,
+    to_epoch,
+)
 
 
 class TImage(msgspec.Struct, gc=False):
@@ -383,6 +390,10 @@ def build_event(rec: TetragonRecord, data: bytes | memoryview, raw: RawRef | int
     if time is None:
         time = to_epoch(stamp_value)
     if time is None:
+        if time_out_of_range(stamp_value):
+            raise SkipRecord(
+                "out-of-range", f"Tetragon event time out of range: {stamp_value!r:.60}"
+            )
         raise SkipRecord("wrong-type", f"Tetragon event time is not a time: {stamp_value!r:.60}")
     proc = body.process
     parent = body.parent
