@@ -94,12 +94,22 @@ def text_report(incidents: Sequence[Incident], events_of: Any, *, width: int = 1
     return "\n".join(lines) + "\n"
 
 
+# Reasons under which a record may have been read in part (see the ingestor).
+PARTIAL_REASONS = frozenset({"too-long", "too-deep"})
+
+
 def skipped_summary(skipped: Counter[str], skip_log: Sequence[tuple[str, str, str]]) -> str:
     """One line per reason for stderr, with the first few places it happened."""
     total = sum(skipped.values())
     if not total:
         return "Skipped nothing: every line was read."
-    out = [f"Skipped {total} unusable line(s):"]
+    # Records too long or too deep are read for their key fields, not dropped: the
+    # header must not call every counted line unusable.
+    partial = sum(n for r, n in skipped.items() if r in PARTIAL_REASONS)
+    if partial:
+        out = [f"Skipped {total} line(s), or read them in part where said:"]
+    else:
+        out = [f"Skipped {total} unusable line(s):"]
     for reason, n in sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0])):
         where = [o for o, r, _ in skip_log if r == reason][:3]
         detail = next((d for _, r, d in skip_log if r == reason and d), "")
