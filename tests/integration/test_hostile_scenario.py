@@ -31,8 +31,13 @@ SECRETS = (
     "eyJzdWIiOiJtYWxsb3J5In0",
     "eyJzdWIiOiJydW5uZXIifQ",
     "eyJzdWIiOiJleGVjIn0",
+    "eyJzdWIiOiJlbmNvZGVkIn0",
+    "ghp_ZYXWVUTSRQPONMLKJ",
+    "wJalrXUtnFEMI",
+    "AKIAIOSFODNN7EXAMPLE",
+    "Sup3rS3cret",
 )
-HIDDEN = ("\u200b", "\u202e", "\u202c", "\x1b", "\x07", "\t")
+HIDDEN = ("\u200b", "\u202e", "\u202c", "\u2028", "\x1b", "\x07", "\t")
 PRIVILEGED_POD = {"kind": "Pod", "namespace": "kube-system", "name": "node-debugger"}
 
 
