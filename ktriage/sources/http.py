@@ -52,6 +52,9 @@ READ_TIMEOUT = 30.0
 # Inflated output per step; each step is followed by a yield to the loop, so a
 # decompression bomb shares the loop with everything else in small slices.
 INFLATE_STEP = 256 * 1024
+# Bodies held at once, across requests, as a multiple of the size cap: concurrent
+# bombs that each stay under the cap still cannot take all the memory (503 past it).
+INFLIGHT_BODIES = 2
 # How long aiohttp keeps reading (and discarding, undecoded) the body of a
 # request refused before its body was read, so the client sees the reply.
 LINGER = 1.0
@@ -150,6 +153,10 @@ class WebhookSource:
         self.requests: Counter[int] = Counter()  # responses by status code
         self.idle_flush = idle_flush
         self.read_timeout = read_timeout
+        # Bytes of bodies held by requests in progress; None: INFLIGHT_BODIES x max_body.
+        self.max_inflight: int | None = None
+        self.inflight = 0
+        self.peak_inflight = 0
         self._runner: web.AppRunner | None = None
         self._engine: Engine | None = None
         self._last_post = 0.0
@@ -239,7 +246,9 @@ class WebhookSource:
 
     def _reply(self, status: int, text: str) -> web.Response:
         self.requests[status] += 1
-        return web.Response(status=status, text=text + "\n")
+        # Busy is the one refusal worth retrying, and soon.
+        headers = {"Retry-After": "1"} if status == 503 else None
+        return web.Response(status=status, text=text + "\n", headers=headers)
 
     def _reject(self, reason: str, detail: str, status: int = 400) -> web.Response:
         ing = self.ingestor
@@ -256,9 +265,20 @@ class WebhookSource:
             self.health.last_error = f"refused a POST with a {what} bearer token"
             return self._reply(401, f"unauthorized: {what} bearer token")
         self._batch += 1
+        claim = _Claim(self)
         try:
-            body = await self._read_body(request)
+            return await self._handle_body(request, claim)
+        finally:
+            claim.release()
+
+    async def _handle_body(self, request: web.Request, claim: _Claim) -> web.Response:
+        try:
+            body = await self._read_body(request, claim)
         except _Refused as exc:
+            if exc.status == 503:
+                # Not lost: the sender is told to send it again.
+                self.health.last_error = f"asked a sender to retry: {exc.detail}"
+                return self._reply(503, f"{exc.reason}: {exc.detail}")
             return self._reject(exc.reason, exc.detail, exc.status)
         if not body.strip():
             return self._reject("missing-field", "the request body is empty")
@@ -284,7 +304,7 @@ class WebhookSource:
             self.health.last_error = f"POST #{self._batch}: skipped {n_skipped} of {items} item(s)"
         return self._reply(200, text)
 
-    async def _read_body(self, request: web.Request) -> bytes:
+    async def _read_body(self, request: web.Request, claim: _Claim) -> bytes:
         """The body, inflated if it says it is compressed, within the size cap and the
         read timeout; _Refused with the status and the reason otherwise."""
         cap = self.max_body
@@ -314,8 +334,9 @@ class WebhookSource:
                         raise _Refused(413, "too-long", f"the body is over {cap} bytes")
                     if inflater is None:
                         out += chunk
+                        claim.hold(len(out))
                         continue
-                    inflater = await _inflate(inflater, chunk, out, cap, wbits or 0)
+                    inflater = await _inflate(inflater, chunk, out, cap, wbits or 0, claim)
         except TimeoutError:
             raise _Refused(
                 408,
@@ -380,7 +401,7 @@ class WebhookSource:
 
 
 async def _inflate(
-    inflater: zlib._Decompress, chunk: bytes, out: bytearray, cap: int, wbits: int
+    inflater: zlib._Decompress, chunk: bytes, out: bytearray, cap: int, wbits: int, claim: _Claim
 ) -> zlib._Decompress:
     """Inflate one received chunk into `out` in steps of INFLATE_STEP, yielding to the
     loop after each; _Refused once `out` would pass `cap`. Returns the inflater to use
@@ -395,9 +416,36 @@ async def _inflate(
         out += inflater.decompress(data, INFLATE_STEP)
         if len(out) > cap:
             raise _Refused(413, "too-long", f"the body inflates to over {cap} bytes")
+        claim.hold(len(out))
         data = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
         await asyncio.sleep(0)
     return inflater
+
+
+class _Claim:
+    """The bytes one request's body holds, counted in its source's in-flight total."""
+
+    def __init__(self, source: WebhookSource) -> None:
+        self.source = source
+        self.held = 0
+
+    def hold(self, size: int) -> None:
+        """The body now holds `size` bytes; _Refused (503) past the shared limit."""
+        src = self.source
+        src.inflight += size - self.held
+        self.held = size
+        src.peak_inflight = max(src.peak_inflight, src.inflight)
+        limit = src.max_inflight or INFLIGHT_BODIES * src.max_body
+        if src.inflight > limit:
+            raise _Refused(
+                503,
+                "busy",
+                f"request bodies in progress hold over {limit} bytes together; send again",
+            )
+
+    def release(self) -> None:
+        self.source.inflight -= self.held
+        self.held = 0
 
 
 def _what(exc: BaseException) -> str:

@@ -18,7 +18,12 @@ import pytest
 from test_webhooks import FALCO_ALERT, audit_event, event_list, post
 
 from ktriage.engine import Engine
-from ktriage.sources.http import AuditWebhookSource, FalcoWebhookSource, WebhookSource
+from ktriage.sources.http import (
+    INFLATE_STEP,
+    AuditWebhookSource,
+    FalcoWebhookSource,
+    WebhookSource,
+)
 
 TOKEN = "s3cret-token"
 
@@ -190,8 +195,9 @@ async def test_hostile_gzip_bodies(engine: Engine, cls: type[WebhookSource]) -> 
     assert src.health.skipped["bad-encoding"] >= 2
     # A bomb past the cap: 413, having inflated no more than the cap.
     src.max_body = 1 << 20
+    bomb = gzip_bomb(1 << 30)
     t0 = time.monotonic()
-    status, text = await post_with(src.url, gzip_bomb(1 << 30), {"Content-Encoding": "gzip"})
+    status, text = await post_with(src.url, bomb, {"Content-Encoding": "gzip"})
     assert status == 413 and "inflates to over" in text, text
     assert time.monotonic() - t0 < 5
     assert len(engine.store) == n
@@ -317,3 +323,30 @@ async def test_hostile_unauthenticated_body_is_not_read(engine: Engine) -> None:
     status = await raw_request(src.port, request_head(1 << 40, token=None))
     assert status == 401 and time.monotonic() - t0 < 2
     assert sum(src.health.skipped.values()) == 0  # refused, not read and skipped
+
+
+async def test_hostile_concurrent_bombs_under_the_cap_share_a_memory_budget(
+    engine: Engine,
+) -> None:
+    """Authenticated senders each inflating a body just under the cap, all at once:
+    together they never hold more than the in-flight budget; the rest are told to
+    retry (503), and once the flood is over a POST goes through."""
+    src = AuditWebhookSource("127.0.0.1", 0, token=TOKEN)
+    src.max_body = 4 << 20
+    src.max_inflight = 8 << 20
+    await started(engine, src)
+    bomb = gzip_bomb(4 << 20)[:-8]  # 4 MiB of zeros, cut before gzip's end: no 200
+    statuses = await asyncio.gather(
+        *[post_with(src.url, bomb, {"Content-Encoding": "gzip"}) for _ in range(12)]
+    )
+    codes = sorted(status for status, _ in statuses)
+    assert set(codes) <= {400, 503}, codes
+    assert 503 in codes
+    # Refused as it crossed the line: over by one inflated step at most.
+    assert src.peak_inflight <= (8 << 20) + INFLATE_STEP
+    assert src.inflight == 0  # every claim released
+    assert src.health.skipped["busy"] == 0  # asked to retry, not lost
+    status, text = await post_with(
+        src.url, gzip.compress(event_list([audit_event(1)])), {"Content-Encoding": "gzip"}
+    )
+    assert status == 200, text
