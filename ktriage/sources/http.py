@@ -348,7 +348,9 @@ class WebhookSource:
             raise _Refused(
                 400, "bad-encoding", f"the {encoding} body does not inflate: {exc}"
             ) from None
-        except (ConnectionError, web.HTTPException) as exc:
+        except _Refused:
+            raise
+        except Exception as exc:  # the sender went away, or broke the framing
             raise _Refused(400, "unreadable", f"the body cannot be read ({_what(exc)})") from None
         if inflater is not None and not inflater.eof:
             raise _Refused(400, "bad-encoding", f"the {encoding} body is cut short")

@@ -378,7 +378,7 @@ class FileFollower:
         """Read a file that no longer grows to its end, through the splitter; a last
         line without a newline counts."""
         try:
-            while data := await reader.read(self.chunk_size):
+            while not self._stopped and (data := await reader.read(self.chunk_size)):
                 self.bytes_read += len(data)
                 lines = splitter.feed(data, offset)
                 offset += len(data)

@@ -16,6 +16,7 @@ import aiohttp
 import orjson
 import pytest
 from test_webhooks import FALCO_ALERT, audit_event, event_list, post
+from waiting import wait_for
 
 from ktriage.engine import Engine
 from ktriage.sources.http import (
@@ -303,6 +304,30 @@ async def test_hostile_content_length_lie_times_out(
     # The receiver is not held up: a good POST goes through.
     body = event_list([audit_event(1)]) if cls is AuditWebhookSource else orjson.dumps(FALCO_ALERT)
     assert (await post(src.url, body, token=TOKEN))[0] == 200
+
+
+async def test_hostile_content_length_shorter_than_the_body(engine: Engine) -> None:
+    """Declares less than it sends: the declared bytes are the body; what follows is
+    not a request, refused by the HTTP parser, never a 500."""
+    src = await started(engine, AuditWebhookSource("127.0.0.1", 0, token=TOKEN))
+    body = event_list([audit_event(1)])
+    status = await raw_request(src.port, request_head(10) + body)
+    assert status == 400
+    assert len(engine.store) == 0 and src.requests[500] == 0
+    assert (await post(src.url, body, token=TOKEN))[0] == 200
+
+
+async def test_hostile_sender_gone_mid_body(engine: Engine) -> None:
+    src = await started(engine, AuditWebhookSource("127.0.0.1", 0, token=TOKEN))
+    _, writer = await asyncio.open_connection("127.0.0.1", src.port)
+    writer.write(request_head(100_000) + b'{"kind": "EventList", "items": [')
+    await writer.drain()
+    await wait_for(lambda: src._batch == 1, what="the request to be taken")
+    writer.close()
+    await wait_for(lambda: src.health.skipped["unreadable"] == 1, what="the cut body counted")
+    assert "cannot be read" in src.health.last_error
+    assert src.requests[500] == 0 and len(engine.store) == 0
+    assert (await post(src.url, event_list([audit_event(1)]), token=TOKEN))[0] == 200
 
 
 async def test_hostile_slow_body_times_out(engine: Engine) -> None:
