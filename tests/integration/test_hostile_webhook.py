@@ -24,6 +24,7 @@ from ktriage.sources.http import (
     AuditWebhookSource,
     FalcoWebhookSource,
     WebhookSource,
+    split_top_level,
 )
 
 TOKEN = "s3cret-token"
@@ -166,6 +167,47 @@ async def test_hostile_deep_nesting_outside_the_items(engine: Engine) -> None:
     status, text = await post(src.url, b'{"kind":"EventList","items":[' + b"[" * 3_000)
     assert status == 400 and text.startswith("truncated-json"), text
     assert len(engine.store) == 1
+
+
+def test_split_top_level_without_recursion() -> None:
+    body = (
+        b'{"kind": "EventList", "metadata": {"kind": "no"}, "items": [ {"a": [1, 2]} ,'
+        b' "x,]\\"}{" , ' + deep(50_000) + b", 7, null]}"
+    )
+    kind, items, trouble = split_top_level(body)
+    assert kind == "EventList" and trouble is None
+    assert items == [b'{"a": [1, 2]}', b'"x,]\\"}{"', deep(50_000), b"7", b"null"]
+    assert split_top_level(b'[{"a": 1}, []]')[:2] == (None, [b'{"a": 1}', b"[]"])
+    kind, items, trouble = split_top_level(b'{"kind": "EventList", "items": [1, [[[')
+    assert kind == "EventList" and items == [b"1"]
+    assert trouble is not None and trouble.reason == "truncated-json"
+
+
+async def test_hostile_deep_nesting_costly_to_split_is_bounded(engine: Engine) -> None:
+    """Good items, then a deep item built to be slow to scan (a string at every level):
+    the good ones are kept, the rest is one skip, the work is bounded, and the receiver
+    answers others meanwhile."""
+    src = await started(engine, AuditWebhookSource("127.0.0.1", 0))
+    good = b",".join(orjson.dumps(audit_event(i)) for i in range(1, 2001))
+    body = (
+        b'{"kind":"EventList","items":['
+        + good
+        + b","
+        + b'["",' * (3 << 20)
+        + b"]" * (3 << 20)
+        + b"]}"
+    )
+    t0 = time.monotonic()
+    attack = asyncio.create_task(post(src.url, body))
+    await wait_for(lambda: src._batch == 1, what="the batch to be taken")
+    status, text = await post(src.url, event_list([audit_event(5000)]))
+    latency = time.monotonic() - t0
+    status_attack, text_attack = await attack
+    assert status == 200 and latency < 5, (latency, text)
+    assert status_attack == 200, text_attack
+    assert "kept 2000 of 2001" in text_attack and "too-deep 1" in text_attack
+    assert time.monotonic() - t0 < 10
+    assert len(engine.store) == 2001
 
 
 # ---- decompression -----------------------------------------------------------------
