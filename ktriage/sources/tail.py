@@ -341,7 +341,20 @@ class FileFollower:
                 await asyncio.sleep(0)
                 continue
 
-            # At the end of the file (or it changed under the read): rotated, truncated?
+            # At the end of the file (or it changed under the read): truncated, rotated?
+            # Truncation first: a file truncated, written again, then renamed away
+            # still holds lines to read from its start.
+            st = os.fstat(fd)
+            if st.st_size < offset or (head and os.pread(fd, len(head), 0) != head):
+                # Truncated in place (copy-truncate), maybe written again past our offset.
+                async for lines in self._truncated(head, tail, offset, splitter):
+                    yield lines
+                unread_since_ns, looked_at_ns = intact_ns, 0
+                offset, head, tail = 0, b"", b""
+                splitter.reset(0)
+                await fh.seek(0)
+                self.offset = 0
+                continue
             now = self._identity_now()
             if now is not None and now != identity:
                 # Rotated: finish the old file through the descriptor we hold (writes
@@ -357,17 +370,6 @@ class FileFollower:
                     yield lines
                 self.rotations += 1 + self.intermediates - before
                 return
-            st = os.fstat(fd)
-            if st.st_size < offset or (head and os.pread(fd, len(head), 0) != head):
-                # Truncated in place (copy-truncate), maybe written again past our offset.
-                async for lines in self._truncated(head, tail, offset, splitter):
-                    yield lines
-                unread_since_ns, looked_at_ns = intact_ns, 0
-                offset, head, tail = 0, b"", b""
-                splitter.reset(0)
-                await fh.seek(0)
-                self.offset = 0
-                continue
             intact_ns = st.st_mtime_ns
             yield []
             await asyncio.sleep(self.poll_interval)

@@ -368,3 +368,39 @@ async def test_hostile_rotation_permission_denied_then_fixed() -> None:
             await col.stop()
     finally:
         shutil.rmtree(where, ignore_errors=True)
+
+
+async def test_hostile_rotation_file_source_keeps_every_audit_event(tmp_path: Path) -> None:
+    """The same races through a FileSource and the engine: every audit event written
+    is stored once, across a copy-truncate and two quick renames."""
+    path = tmp_path / "audit.log"
+    path.write_bytes(b"")
+    engine = Engine()
+    src = FileSource(path, "audit", start="beginning", poll_interval=0.01)
+    engine.add_source(src)
+    await engine.start()
+    try:
+        await wait_for(lambda: src.health.state == "connected")
+
+        def write(ids: range) -> None:
+            append(path, b"".join(audit_line(i) + b"\n" for i in ids))
+
+        write(range(0, 50))
+        await wait_for(lambda: src.health.events_total == 50)
+        write(range(50, 80))
+        copytruncate(path)  # before the follower has read 50..79
+        write(range(80, 100))
+        os.rename(path, tmp_path / "audit-2027-01-15T10-00-00.000.log")
+        write(range(100, 130))
+        os.rename(path, tmp_path / "audit-2027-01-15T10-00-00.400.log")
+        write(range(130, 150))
+        await wait_for(
+            lambda: src.health.events_total >= 150, what=lambda: f"{src.health.events_total}"
+        )
+        assert sorted(e.ref for e in engine.store) == sorted(
+            f"id-{i}:ResponseComplete" for i in range(150)
+        )
+        assert src.health.skipped[LOST_ON_ROTATION] == 0
+    finally:
+        await engine.stop()
+        engine.archive.close()
