@@ -156,9 +156,12 @@ class FileFollower:
         # Whether the path is a symbolic link we follow: decided the first time the
         # path is seen. A regular file later replaced by a link is not followed.
         self._follow_links: bool | None = None
-        # The first bytes of files already read: a rotated file, or a copy of one, is
-        # never read twice. (By content: inode numbers are reused at once.)
-        self._seen_heads: deque[bytes] = deque(maxlen=SEEN)
+        # Files read, as (first bytes, where reading stopped, the bytes before that): a
+        # rotated file or a copy of one is never read twice, only what follows the
+        # part read. (By content: inode numbers are reused at once.)
+        self._read: deque[tuple[bytes, int, bytes]] = deque(maxlen=SEEN)
+        # Where the last _drain stopped, and the bytes before it.
+        self._drained: tuple[int, bytes] = (0, b"")
         # Counters a test or the status bar can read.
         self.rotations = 0
         self.truncations = 0
@@ -319,8 +322,11 @@ class FileFollower:
                 mtime_ns = os.fstat(fd).st_mtime_ns
                 if mtime_ns != looked_at_ns:
                     looked_at_ns = mtime_ns
+                    # Copies of what the file held before, so no newer than it now.
                     live = functools.partial(os.pread, fd, HEAD, 0)
-                    async for lines in self._rotated_between(unread_since_ns, identity, live):
+                    async for lines in self._rotated_between(
+                        unread_since_ns, identity, live, until_ns=mtime_ns
+                    ):
                         yield lines
             if data and not head and os.pread(fd, min(len(data), HEAD), 0) != data[:HEAD]:
                 # Read at the start, and the start is not that any more: truncated since.
@@ -361,12 +367,15 @@ class FileFollower:
                 # may have landed since our last read), then any file rotated in
                 # between, then the new one from its start.
                 async for lines in self._drain(
-                    _Reader(self.path.name, fh, False), offset, splitter
+                    _Reader(self.path.name, fh, False), offset, splitter, tail
                 ):
                     yield lines
-                self._seen_heads.append(bytes(os.pread(fd, HEAD, 0)))
+                end, last = self._drained
+                self._read.append((os.pread(fd, min(HEAD, end), 0), end, last))
                 before = self.intermediates
-                async for lines in self._rotated_between(os.fstat(fd).st_mtime_ns, now):
+                # (The file now at the path is not excluded: if it is renamed away too
+                # before we open it, it is one of these.)
+                async for lines in self._rotated_between(os.fstat(fd).st_mtime_ns, None):
                     yield lines
                 self.rotations += 1 + self.intermediates - before
                 return
@@ -375,12 +384,14 @@ class FileFollower:
             await asyncio.sleep(self.poll_interval)
 
     async def _drain(
-        self, reader: _Reader, offset: int, splitter: LineSplitter
+        self, reader: _Reader, offset: int, splitter: LineSplitter, tail: bytes = b""
     ) -> AsyncIterator[list[tuple[int, bytes]]]:
-        """Read a file that no longer grows to its end, through the splitter; a last
-        line without a newline counts."""
+        """Read a file that no longer grows to its end from `offset` (`tail`: the bytes
+        before it), through the splitter; a last line without a newline counts. Where
+        it stopped, and the bytes before that, are left in `_drained`."""
         try:
             while not self._stopped and (data := await reader.read(self.chunk_size)):
+                tail = (tail + data[-TAIL:])[-TAIL:]
                 self.bytes_read += len(data)
                 lines = splitter.feed(data, offset)
                 offset += len(data)
@@ -395,6 +406,7 @@ class FileFollower:
                 f"{reader.name}: read stopped at byte {offset}: {_reason(exc)}; "
                 "what follows could not be read",
             )
+        self._drained = (offset, tail)
         lines = splitter.finish()
         if lines:
             yield lines
@@ -408,10 +420,10 @@ class FileFollower:
         self.truncations += 1
         copy = await self._matching_copy(head, tail, offset)
         if copy is not None:
-            async for lines in self._drain(copy, offset, splitter):
+            async for lines in self._drain(copy, offset, splitter, tail):
                 yield lines
             await copy.close()
-            self._seen_heads.append(head)
+            self._read.append((head, *self._drained))
             self.recovered += 1
             self._on_status(
                 "connected",
@@ -419,7 +431,7 @@ class FileFollower:
                 f"read from the copy {copy.name}",
             )
             return
-        self._seen_heads.append(head)
+        self._read.append((head, offset, tail))
         held = splitter.held
         splitter.reset(0)
         where = f"{self.path.name} was truncated at byte {offset} with no rotated copy "
@@ -489,8 +501,10 @@ class FileFollower:
     async def _rotated_between(
         self,
         since_ns: int,
-        current: tuple[int, int],
+        current: tuple[int, int] | None,
         live: Callable[[], bytes] | None = None,
+        *,
+        until_ns: int | None = None,
     ) -> AsyncIterator[list[tuple[int, bytes]]]:
         """Rotated files written after the one we followed and before the one now at the
         path (two rotations between two looks), or copies made of the file and
@@ -506,6 +520,8 @@ class FileFollower:
             for mtime_ns, path, st in reversed(candidates):
                 # Inodes are reused at once: a file's key includes its mtime and size.
                 key = (st.st_dev, st.st_ino, mtime_ns, st.st_size)
+                if until_ns is not None and mtime_ns > until_ns:
+                    continue
                 if mtime_ns >= since_ns and (st.st_dev, st.st_ino) != current:
                     if key not in done:
                         todo.append((path, st, key))
@@ -534,14 +550,29 @@ class FileFollower:
                     if n and first[:n] == now[:n]:
                         return  # a copy of what the file holds now, not truncated yet
                     done.add(key)
-                    if not first or any(h and first.startswith(h) for h in self._seen_heads):
-                        continue  # empty, or a (compressed) copy of a file already read
-                    self._seen_heads.append(first)
-                    await reader.seek(0)
-                    self.intermediates += 1
+                    if not first:
+                        continue
                     splitter = LineSplitter(self.max_line, self._on_too_long)
-                    async for lines in self._drain(reader, 0, splitter):
+                    known = next(
+                        (r for r in reversed(self._read) if r[0] and first.startswith(r[0])), None
+                    )
+                    if known is None:
+                        self.intermediates += 1
+                        start, before = 0, b""
+                    else:
+                        # A (compressed) copy of a file already read: only what follows
+                        # the part read, if it continues it.
+                        _, start, before = known
+                        await reader.seek(start - len(before))
+                        if await reader.read_exactly(len(before)) != before:
+                            continue
+                    await reader.seek(start)
+                    async for lines in self._drain(reader, start, splitter, before):
                         yield lines
+                    end, last = self._drained
+                    if known is not None and end > start:
+                        self.recovered += 1
+                    self._read.append((first[: min(HEAD, end)], end, last))
                 except (OSError, EOFError, zlib.error) as exc:
                     done.add(key)
                     self._on_lost(
