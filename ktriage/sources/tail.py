@@ -68,7 +68,8 @@ TIME_KEYS = ("stageTimestamp", "requestReceivedTimestamp", "time", "timestamp")
 HEAD = 4096
 TAIL = 4096
 COPIES_CHECKED = 16
-SEEN = 64
+SEEN = 256
+RESCANS = 16
 LOST_ON_ROTATION = "lost-on-rotation"
 
 StatusCallback = Callable[[str, str], None]
@@ -374,8 +375,10 @@ class FileFollower:
                 self._read.append((os.pread(fd, min(HEAD, end), 0), end, last))
                 before = self.intermediates
                 # (The file now at the path is not excluded: if it is renamed away too
-                # before we open it, it is one of these.)
-                async for lines in self._rotated_between(os.fstat(fd).st_mtime_ns, None):
+                # before we open it, it is one of these. A copy of it is left alone.)
+                async for lines in self._rotated_between(
+                    os.fstat(fd).st_mtime_ns, None, functools.partial(_head_of, self.path)
+                ):
                     yield lines
                 self.rotations += 1 + self.intermediates - before
                 return
@@ -512,9 +515,10 @@ class FileFollower:
         what the file holds now (`live()`, its first bytes: copied, not truncated
         yet) is left for the truncation to find, and so is anything newer."""
         done: set[tuple[int, int, int, int]] = set()
-        # Rotation may go on while we read (`name.1` becoming `name.2`): when a name
-        # holds another file once opened, look again, so the order stays oldest first.
-        for _ in range(SEEN):
+        # Rotation may go on while we read (`name.1` becoming `name.2`, new files): when
+        # a name holds another file once opened, look again, so the order stays oldest
+        # first; and look again at the end for files rotated meanwhile.
+        for _ in range(RESCANS):
             candidates = await asyncio.to_thread(self._rotated_files)
             todo = []
             for mtime_ns, path, st in reversed(candidates):
@@ -527,7 +531,6 @@ class FileFollower:
                         todo.append((path, st, key))
             if not todo:
                 return
-            moved = False
             for path, st, key in todo:
                 try:
                     reader = await _Reader.open(path, path.endswith(".gz"))
@@ -542,8 +545,7 @@ class FileFollower:
                     continue
                 try:
                     if reader.identity != (st.st_dev, st.st_ino):
-                        moved = True  # renamed since it was listed
-                        break
+                        break  # renamed since it was listed: look again
                     first = await reader.read_exactly(HEAD)
                     now = live() if live is not None else b""
                     n = min(len(first), len(now))
@@ -583,8 +585,7 @@ class FileFollower:
                     )
                 finally:
                     await reader.close()
-            if not moved:
-                return
+            # Look again until nothing new: files rotated while we read these.
 
 
 class _Reader:
@@ -657,6 +658,20 @@ def _rotation_rank(name: str, candidate: str) -> tuple[int, str]:
     if candidate.startswith(name + ".") and rest.isdigit():
         return -int(rest), ""
     return 0, candidate
+
+
+def _head_of(path: Path) -> bytes:
+    """The first bytes of the file at `path` now (none if it cannot be read)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError:
+        return b""
+    try:
+        return os.pread(fd, HEAD, 0) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
 
 
 def _link_target(path: Path) -> str:
