@@ -404,3 +404,47 @@ async def test_hostile_rotation_file_source_keeps_every_audit_event(tmp_path: Pa
     finally:
         await engine.stop()
         engine.archive.close()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_hostile_rotation_random_races_lose_nothing(tmp_path: Path, seed: int) -> None:
+    """Appends (some in two halves), copy-truncates, renames, and compressions of
+    rotated files in a random order, up to two of them between two looks of the
+    follower, with chunk sizes down to 64 bytes: every line is read, exactly once."""
+    rng = random.Random(seed)
+    path = tmp_path / "audit.log"
+    path.write_bytes(b"")
+    col = Collector(follower(path, start="beginning", chunk_size=rng.choice([64, 4096]))).start()
+    await col.idle_once_more()
+    written = 0
+    renamed: list[Path] = []
+    for step in range(150):
+        if step % 3 == 2:
+            if not path.exists():
+                path.write_bytes(b"")  # the writer re-creates it
+            await col.idle_once_more()
+        op = rng.random()
+        if op < 0.55:
+            k = rng.randint(1, 8)
+            data = text(numbered(written, written + k))
+            written += k
+            cut = rng.randint(1, len(data) - 1) if rng.random() < 0.3 else len(data)
+            append(path, data[:cut])
+            if cut < len(data):
+                await asyncio.sleep(0)
+                append(path, data[cut:])
+        elif op < 0.7 and path.exists():
+            copytruncate(path, keep=50)
+        elif op < 0.85 and path.exists():
+            renamed.append(tmp_path / f"audit-2027-01-15T10-{step // 60:02d}-{step % 60:02d}.log")
+            os.rename(path, renamed[-1])
+        elif op < 0.9 and any(p.exists() for p in renamed):
+            gzip_away(rng.choice([p for p in renamed if p.exists()]))
+        else:
+            await asyncio.sleep(0)
+    if not path.exists():
+        path.write_bytes(b"")
+    await col.idle_once_more()
+    await col.idle_once_more()
+    assert sorted(col.lines) == numbered(0, written)  # all of them, none twice
+    await col.stop()
