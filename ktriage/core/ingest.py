@@ -56,6 +56,11 @@ SKIP_REASONS = (
     "too-deep",
     "out-of-range",
     "unreadable",
+    # Said by the live sources, not the parsers: a webhook body that did not inflate or
+    # arrive in time, and input a log rotation made unreadable.
+    "bad-encoding",
+    "read-timeout",
+    "lost-on-rotation",
 )
 # What each reason means, for health panes and reports.
 SKIP_REASON_TEXT = {
@@ -70,6 +75,9 @@ SKIP_REASON_TEXT = {
     "too-deep": "nested too deeply to decode: read partially, only the fields detections need",
     "out-of-range": "a time outside the years 1970-2999",
     "unreadable": "the record could not be read (an unexpected error, kept running)",
+    "bad-encoding": "a webhook body that is not the gzip or deflate data it says it is",
+    "read-timeout": "a webhook body that did not arrive in time",
+    "lost-on-rotation": "input a log rotation or truncation made unreadable",
 }
 # Said in the summary of an event read from a record too large or too deep to decode.
 OVERSIZED_NOTE = " [record over 1 MiB: only key fields read]"
@@ -138,6 +146,9 @@ class Ingestor:
 
     def __init__(self) -> None:
         self.skipped: collections.Counter[str] = collections.Counter()
+        # Of those counted in `skipped`, the records read in part (too long or too deep
+        # to decode whole) whose key fields still made events.
+        self.partial: collections.Counter[str] = collections.Counter()
         self.skip_log: list[tuple[str, str, str]] = []
         self.audit = AuditDetector()
         # Plain ints on the hot path; `formats` assembles them.
@@ -532,6 +543,7 @@ class Ingestor:
         except Exception as exc:
             return self._skip(origin, reason, f"{what}; {_unreadable(exc)}")
         self._skip(origin, reason, f"{what}; read partially: only the fields detections need")
+        self.partial[reason] += 1
         return events
 
     def _salvaged_events(

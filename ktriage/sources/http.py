@@ -3,9 +3,20 @@
 
 A POST is answered 200 only once its events are stored (the handler runs on the
 engine's loop and hands them to the engine before replying), so a sender that
-gets 200 can forget the batch. A body that cannot be used is answered 400 with a
-plain reason and counted; nothing else in the stream is affected. With a token
-configured, requests without `Authorization: Bearer <token>` get 401.
+gets 200 can forget the batch. The reply says how many items were kept and
+skipped: a bad item in a batch is that item's skip, counted by reason, and the
+good ones are kept. A body that cannot be used at all is answered 400 with a
+plain reason and counted; nothing else in the stream is affected.
+
+Under abuse the receiver stays responsive:
+- with a token configured, a request without `Authorization: Bearer <token>`
+  gets 401 before its body is read or decompressed;
+- aiohttp's own decompression is off: a `Content-Encoding: gzip|deflate` body is
+  inflated here, in bounded pieces with a yield to the loop between them, and
+  refused with 413 once it would pass the size cap (a gzip bomb costs at most
+  the cap); a body that does not inflate is 400, an unknown encoding 415;
+- a declared `Content-Length` over the cap is 413 before anything is read, and
+  a body that does not arrive in time (a slow or lying sender) is 408.
 
 Every POST path is accepted: kube-apiserver posts to whatever URL its webhook
 kubeconfig names, and Falco/Falcosidekick likewise.
@@ -15,8 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 import ssl
 import time
+import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -33,6 +46,27 @@ from ktriage.sources.base import deliver
 MAX_AUDIT_BODY = 64 << 20
 MAX_FALCO_BODY = 4 << 20
 IDLE_FLUSH = 2.0
+# A body must arrive whole within this time: a sender that stalls (or declares
+# more than it sends) does not hold a handler forever.
+READ_TIMEOUT = 30.0
+# Inflated output per step; each step is followed by a yield to the loop, so a
+# decompression bomb shares the loop with everything else in small slices.
+INFLATE_STEP = 256 * 1024
+# Bodies held at once, across requests, as a multiple of the size cap: concurrent
+# bombs that each stay under the cap still cannot take all the memory (503 past it).
+INFLIGHT_BODIES = 2
+# How long aiohttp keeps reading (and discarding, undecoded) the body of a
+# request refused before its body was read, so the client sees the reply.
+LINGER = 1.0
+ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+# The non-recursive item splitter (see _Splitter): its tokens (a JSON string, or one
+# structural character), msgspec's word for where a first value ends, and its budget
+# (about a second of scanning) and stride through deep quote-free stretches.
+_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]')
+_TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
+_WS = re.compile(rb"[ \t\r\n]*")
+SCAN_BUDGET = 500_000
+STRETCH = 4096
 
 
 class ListenError(Exception):
@@ -46,6 +80,8 @@ class _EventList(msgspec.Struct):
 
 
 _EVENT_LIST = msgspec.json.Decoder(_EventList)
+_RAW_ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
+_RAW = msgspec.json.Decoder(msgspec.Raw)
 _ANY = msgspec.json.Decoder()
 
 
@@ -85,6 +121,16 @@ def tls_context(cert: Path | str, key: Path | str) -> ssl.SSLContext:
     return ctx
 
 
+class _Refused(Exception):
+    """A request answered before its body could be used: status, skip reason, words."""
+
+    def __init__(self, status: int, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.reason = reason
+        self.detail = detail
+
+
 class WebhookSource:
     """Shared server plumbing; subclasses turn a body into events."""
 
@@ -100,6 +146,7 @@ class WebhookSource:
         token: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         idle_flush: float = IDLE_FLUSH,
+        read_timeout: float = READ_TIMEOUT,
     ) -> None:
         self.host = host
         self.port = port
@@ -112,6 +159,11 @@ class WebhookSource:
         self.started = asyncio.Event()
         self.requests: Counter[int] = Counter()  # responses by status code
         self.idle_flush = idle_flush
+        self.read_timeout = read_timeout
+        # Bytes of bodies held by requests in progress; None: INFLIGHT_BODIES x max_body.
+        self.max_inflight: int | None = None
+        self.inflight = 0
+        self.peak_inflight = 0
         self._runner: web.AppRunner | None = None
         self._engine: Engine | None = None
         self._last_post = 0.0
@@ -130,7 +182,15 @@ class WebhookSource:
         app = web.Application(client_max_size=self.max_body)
         app.router.add_route("POST", "/{tail:.*}", self._handle)
         app.router.add_route("GET", "/healthz", self._healthz)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        # auto_decompress off: aiohttp would inflate every gzip body as it arrives,
+        # in one go on the loop, even for a request about to get 401.
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            shutdown_timeout=0.5,
+            auto_decompress=False,
+            lingering_time=LINGER,
+        )
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context)
         try:
@@ -193,55 +253,177 @@ class WebhookSource:
 
     def _reply(self, status: int, text: str) -> web.Response:
         self.requests[status] += 1
-        return web.Response(status=status, text=text + "\n")
+        # Busy is the one refusal worth retrying, and soon.
+        headers = {"Retry-After": "1"} if status == 503 else None
+        return web.Response(status=status, text=text + "\n", headers=headers)
 
-    def _reject(self, reason: str, detail: str) -> web.Response:
+    def _reject(self, reason: str, detail: str, status: int = 400) -> web.Response:
         ing = self.ingestor
         ing.skipped[reason] += 1
         if len(ing.skip_log) < MAX_SKIP_LOG:
             ing.skip_log.append((f"POST #{self._batch}", reason, detail))
         self.health.last_error = f"rejected a POST: {detail}"
-        return self._reply(400, f"{reason}: {detail}")
+        return self._reply(status, f"{reason}: {detail}")
 
     async def _handle(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
+            # Refused on the headers alone: the body is neither read nor inflated.
             what = "missing" if "Authorization" not in request.headers else "wrong"
             self.health.last_error = f"refused a POST with a {what} bearer token"
             return self._reply(401, f"unauthorized: {what} bearer token")
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            self.ingestor.skipped["too-long"] += 1
-            self.health.last_error = f"refused a POST over {self.max_body} bytes"
-            return self._reply(413, f"too large: the limit is {self.max_body} bytes")
         self._batch += 1
+        claim = _Claim(self)
+        try:
+            return await self._handle_body(request, claim)
+        finally:
+            claim.release()
+
+    async def _handle_body(self, request: web.Request, claim: _Claim) -> web.Response:
+        try:
+            body = await self._read_body(request, claim)
+        except _Refused as exc:
+            if exc.status == 503:
+                # Not lost: the sender is told to send it again.
+                self.health.last_error = f"asked a sender to retry: {exc.detail}"
+                return self._reply(503, f"{exc.reason}: {exc.detail}")
+            return self._reject(exc.reason, exc.detail, exc.status)
         if not body.strip():
             return self._reject("missing-field", "the request body is empty")
+        skips_before = Counter(self.ingestor.skipped)
+        partial_before = Counter(self.ingestor.partial)
         try:
-            events = self._events(body)
+            events, items = await self._events(body)
         except _Rejected as exc:
             if exc.counted:
                 self.health.last_error = f"rejected a POST: {exc.detail}"
                 return self._reply(400, f"{exc.reason}: {exc.detail}")
             return self._reject(exc.reason, exc.detail)
+        except Exception as exc:  # never a 500 for what a sender wrote
+            return self._reject("unreadable", f"the body cannot be read ({_what(exc)})")
         self._deliver(events)
         self._last_post = time.monotonic()
         self._held = True
-        return self._reply(200, f"ok: {len(events)} event(s)")
+        # Items too long or too deep are read in part: kept, and said so.
+        partial = self.ingestor.partial - partial_before
+        skipped = self.ingestor.skipped - skips_before - partial
+        n_skipped = sum(skipped.values())
+        text = f"ok: {len(events)} event(s); kept {items - n_skipped} of {items} item(s)"
+        if partial:
+            reasons = ", ".join(f"{r} {n}" for r, n in sorted(partial.items()))
+            text += f" ({sum(partial.values())} read in part: {reasons})"
+        if n_skipped:
+            reasons = ", ".join(f"{r} {n}" for r, n in sorted(skipped.items()))
+            text += f", skipped {n_skipped} ({reasons})"
+            self.health.last_error = f"POST #{self._batch}: skipped {n_skipped} of {items} item(s)"
+        return self._reply(200, text)
 
-    def _events(self, body: bytes) -> list[Event]:
+    async def _read_body(self, request: web.Request, claim: _Claim) -> bytes:
+        """The body, inflated if it says it is compressed, within the size cap and the
+        read timeout; _Refused with the status and the reason otherwise."""
+        cap = self.max_body
+        encoding = request.headers.get("Content-Encoding", "").strip().lower()
+        if encoding in ("", "identity"):
+            wbits = None
+        elif encoding in ENCODINGS:
+            wbits = ENCODINGS[encoding]
+        else:
+            raise _Refused(
+                415,
+                "bad-encoding",
+                f"Content-Encoding {printable(encoding[:40])!r} is not supported "
+                "(use gzip, deflate or none)",
+            )
+        declared = request.content_length
+        if declared is not None and declared > cap:
+            raise _Refused(413, "too-long", f"the body is {declared} bytes, over {cap}")
+        inflater = zlib.decompressobj(wbits) if wbits is not None else None
+        out = bytearray()
+        received = 0
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                while chunk := await request.content.readany():
+                    received += len(chunk)
+                    if received > cap:
+                        raise _Refused(413, "too-long", f"the body is over {cap} bytes")
+                    if inflater is None:
+                        out += chunk
+                        claim.hold(len(out))
+                        continue
+                    inflater = await _inflate(inflater, chunk, out, cap, wbits or 0, claim)
+        except TimeoutError:
+            raise _Refused(
+                408,
+                "read-timeout",
+                f"the body did not arrive within {self.read_timeout:g} s "
+                f"({received} of {declared if declared is not None else '?'} bytes)",
+            ) from None
+        except zlib.error as exc:
+            raise _Refused(
+                400, "bad-encoding", f"the {encoding} body does not inflate: {exc}"
+            ) from None
+        except _Refused:
+            raise
+        except Exception as exc:  # the sender went away, or broke the framing
+            raise _Refused(400, "unreadable", f"the body cannot be read ({_what(exc)})") from None
+        if inflater is not None and not inflater.eof:
+            raise _Refused(400, "bad-encoding", f"the {encoding} body is cut short")
+        return bytes(out)
+
+    async def _events(self, body: bytes) -> tuple[list[Event], int]:
+        """The events in a body and how many items it held."""
         raise NotImplementedError
 
     def _deliver(self, events: list[Event]) -> None:
         if events and self._engine is not None:
             deliver(self._engine, self.health, events)
 
+    def _feed_item(self, data: bytes, origin: str) -> list[Event]:
+        """One item of a batch; whatever goes wrong with it is that item's skip."""
+        assert self._engine is not None
+        try:
+            return self.ingestor.feed_line(
+                data, origin=origin, raw=self._engine.archive.spool(data)
+            )
+        except RecursionError:
+            return self.ingestor._skip(origin, "too-deep", "the record is nested too deeply")
+        except Exception as exc:  # one item never fails its batch
+            return self.ingestor._skip(
+                origin, "unreadable", f"the record cannot be read ({_what(exc)})"
+            )
+
+    def _feed_items(self, items: list[bytes]) -> list[Event]:
+        events: list[Event] = []
+        for i, data in enumerate(items, 1):
+            # Unusable items are skipped and counted; the rest of the batch is kept.
+            # (Oversized items are counted too-long by the ingestor.)
+            events.extend(self._feed_item(data, f"POST #{self._batch} item {i}"))
+        return events
+
+    def _feed_split(
+        self, items: list[bytes], trouble: _Unsplittable | None
+    ) -> tuple[list[Event], int]:
+        """Items cut out of a body too deep to decode whole; what could not be cut into
+        items is one more skip, said in words (or the body's 400 when nothing could)."""
+        if trouble is not None and not items:
+            raise _Rejected(trouble.reason, f"the body cannot be cut into items: {trouble}")
+        events = self._feed_items(items)
+        if trouble is None:
+            return events, len(items)
+        self.ingestor._skip(
+            f"POST #{self._batch} item {len(items) + 1}",
+            trouble.reason,
+            f"the batch is too deeply nested to decode whole, and what follows item "
+            f"{len(items)} cannot be cut into items: {trouble}",
+        )
+        return events, len(items) + 1
+
     def _feed_one(self, data: bytes, origin: str) -> list[Event]:
         """Feed one record; _Rejected when the ingestor could not use it."""
-        assert self._engine is not None
-        before = sum(self.ingestor.skipped.values())
-        events = self.ingestor.feed_line(data, origin=origin, raw=self._engine.archive.spool(data))
-        if sum(self.ingestor.skipped.values()) > before:
+        ing = self.ingestor
+        before = sum(ing.skipped.values()) - sum(ing.partial.values())
+        events = self._feed_item(data, origin)
+        # A record read in part still made its events: only a true skip is refused.
+        if sum(ing.skipped.values()) - sum(ing.partial.values()) > before:
             reason = next(
                 (r for o, r, _ in reversed(self.ingestor.skip_log) if o == origin), "unusable"
             )
@@ -251,6 +433,59 @@ class WebhookSource:
             # Already counted by the ingestor: say why, do not count twice.
             raise _Rejected(reason, detail, counted=True)
         return events
+
+
+async def _inflate(
+    inflater: zlib._Decompress, chunk: bytes, out: bytearray, cap: int, wbits: int, claim: _Claim
+) -> zlib._Decompress:
+    """Inflate one received chunk into `out` in steps of INFLATE_STEP, yielding to the
+    loop after each; _Refused once `out` would pass `cap`. Returns the inflater to use
+    next (a new one when a gzip stream holds several members)."""
+    data = chunk
+    while data:
+        if inflater.eof:
+            # gzip allows members one after another; zero padding after the end is fine.
+            if not data.strip(b"\0"):
+                return inflater
+            inflater = zlib.decompressobj(wbits)
+        out += inflater.decompress(data, INFLATE_STEP)
+        if len(out) > cap:
+            raise _Refused(413, "too-long", f"the body inflates to over {cap} bytes")
+        claim.hold(len(out))
+        data = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
+        await asyncio.sleep(0)
+    return inflater
+
+
+class _Claim:
+    """The bytes one request's body holds, counted in its source's in-flight total."""
+
+    def __init__(self, source: WebhookSource) -> None:
+        self.source = source
+        self.held = 0
+
+    def hold(self, size: int) -> None:
+        """The body now holds `size` bytes; _Refused (503) past the shared limit."""
+        src = self.source
+        src.inflight += size - self.held
+        self.held = size
+        src.peak_inflight = max(src.peak_inflight, src.inflight)
+        limit = src.max_inflight or INFLIGHT_BODIES * src.max_body
+        if src.inflight > limit:
+            raise _Refused(
+                503,
+                "busy",
+                f"request bodies in progress hold over {limit} bytes together; send again",
+            )
+
+    def release(self) -> None:
+        self.source.inflight -= self.held
+        self.held = 0
+
+
+def _what(exc: BaseException) -> str:
+    text = printable(str(exc))[:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class _Rejected(Exception):
@@ -264,11 +499,170 @@ class _Rejected(Exception):
 def _check_json(body: bytes) -> object:
     try:
         return _ANY.decode(body)
+    except RecursionError:
+        return None  # well-formed as far as a decoder got; the items say the rest
     except msgspec.DecodeError as exc:
         text = str(exc)
         if "truncated" in text.lower() or "unexpected end" in text.lower():
             raise _Rejected("truncated-json", f"the JSON is cut short ({text})") from None
         raise _Rejected("malformed-json", f"not valid JSON ({text})") from None
+
+
+class _Unsplittable(Exception):
+    """The rest of a body cannot be cut into items: cut short, malformed, or too costly
+    to scan. `reason` is the skip reason."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.items: list[bytes] = []
+
+
+class _Splitter:
+    """Cuts a JSON body into its top-level parts without recursion, whatever the nesting.
+
+    The fallback for a body a decoder refuses for its depth alone. Each value's end is
+    found by msgspec (in C: decoding stops at the end of the first value and says where
+    the trailing characters start); only a value too deep for it is scanned here, in
+    Python, skipping quote-free stretches whose brackets cannot close the value by
+    counting them, and within a budget of tokens."""
+
+    def __init__(self, body: bytes, budget: int = SCAN_BUDGET) -> None:
+        self.body = body
+        self.view = memoryview(body)
+        self.budget = budget
+        self.kind: str | None = None
+
+    def skip_ws(self, pos: int) -> int:
+        m = _WS.match(self.body, pos)
+        return m.end() if m else pos
+
+    def value_end(self, pos: int) -> int:
+        """Where the value starting at `pos` ends (exclusive, before any whitespace)."""
+        try:
+            _RAW.decode(self.view[pos:])
+        except msgspec.DecodeError as exc:
+            m = _TRAILING.search(str(exc))
+            if m is not None:
+                return self.trim(pos + int(m.group(1)) - 1)
+        except RecursionError:
+            pass
+        else:
+            return self.trim(len(self.body))
+        return self.scan_end(pos)
+
+    def trim(self, end: int) -> int:
+        """`end` moved back over whitespace (without copying the body)."""
+        body = self.body
+        while end > 0 and body[end - 1] in b" \t\r\n":
+            end -= 1
+        return end
+
+    def scan_end(self, pos: int) -> int:
+        """value_end by scanning: the first `,` `]` `}` outside the value."""
+        body = self.body
+        depth = 0
+        while True:
+            if depth > 8:
+                # Deep inside: a stretch with no string in it and fewer closing
+                # brackets than the depth cannot end the value; count it whole.
+                step = min(depth, STRETCH)
+                block = body[pos : pos + step]
+                if b'"' not in block:
+                    closers = block.count(b"]") + block.count(b"}")
+                    if closers < depth:
+                        depth += block.count(b"[") + block.count(b"{") - closers
+                        pos += len(block)
+                        self._spend(1)
+                        if pos >= len(body):
+                            raise _Unsplittable("truncated-json", "the body ends inside a value")
+                        continue
+            m = _TOKEN.search(body, pos)
+            if m is None:
+                raise _Unsplittable("truncated-json", "the body ends inside a value")
+            self._spend(1)
+            c = body[m.start()]
+            if c in b"[{":
+                depth += 1
+            elif c in b"]}":
+                if depth == 0:
+                    return self.trim(m.start())
+                depth -= 1
+            elif c == 44 and depth == 0:  # ","
+                return self.trim(m.start())
+            pos = m.end()
+
+    def _spend(self, n: int) -> None:
+        self.budget -= n
+        if self.budget < 0:
+            raise _Unsplittable("too-deep", "it is too costly to scan (too deeply nested)")
+
+    def array(self, pos: int) -> tuple[list[bytes], int]:
+        """The raw elements of the array at `pos`, and the position after it.
+        _Unsplittable (with the elements so far in `.items`) when cut short."""
+        items: list[bytes] = []
+        try:
+            pos = self.skip_ws(pos + 1)
+            if self.body[pos : pos + 1] == b"]":
+                return items, pos + 1
+            while True:
+                end = self.value_end(pos)
+                items.append(self.body[pos:end])
+                pos = self.skip_ws(end)
+                sep = self.body[pos : pos + 1]
+                if sep == b"]":
+                    return items, pos + 1
+                if sep != b",":
+                    raise _Unsplittable("malformed-json", f"expected ',' or ']' at byte {pos}")
+                pos = self.skip_ws(pos + 1)
+        except _Unsplittable as exc:
+            exc.items = items
+            raise
+
+    def top_level(self) -> tuple[str | None, list[bytes], _Unsplittable | None]:
+        """(the `kind` string, the raw `items`, why the rest could not be split or None)
+        of a top-level object; for a top-level array, (None, its elements, ...)."""
+        body = self.body
+        pos = self.skip_ws(0)
+        head = body[pos : pos + 1]
+        try:
+            if head == b"[":
+                items, _ = self.array(pos)
+                return None, items, None
+            if head != b"{":
+                raise _Rejected("not-an-object", "expected a JSON object")
+            items = []
+            pos = self.skip_ws(pos + 1)
+            while body[pos : pos + 1] not in (b"}", b""):
+                key_end = self.value_end(pos)
+                key = body[pos:key_end]
+                pos = self.skip_ws(key_end)
+                if body[pos : pos + 1] != b":":
+                    raise _Unsplittable("malformed-json", f"expected ':' at byte {pos}")
+                pos = self.skip_ws(pos + 1)
+                if key == b'"items"' and body[pos : pos + 1] == b"[":
+                    items, pos = self.array(pos)
+                else:
+                    end = self.value_end(pos)
+                    if key == b'"kind"':
+                        try:
+                            self.kind = msgspec.json.decode(body[pos:end], type=str)
+                        except msgspec.DecodeError:
+                            self.kind = None
+                    pos = end
+                pos = self.skip_ws(pos)
+                if body[pos : pos + 1] == b",":
+                    pos = self.skip_ws(pos + 1)
+            return self.kind, items, None
+        except _Unsplittable as exc:
+            return self.kind, exc.items, exc
+
+
+def split_top_level(body: bytes) -> tuple[str | None, list[bytes], _Unsplittable | None]:
+    """The `kind` and raw `items` of a top-level JSON object (or the elements of a
+    top-level array), without recursion, and why the rest could not be split (None when
+    all of it could). See _Splitter."""
+    return _Splitter(body).top_level()
 
 
 class AuditWebhookSource(WebhookSource):
@@ -278,9 +672,21 @@ class AuditWebhookSource(WebhookSource):
     label = "audit webhook"
     max_body = MAX_AUDIT_BODY
 
-    def _events(self, body: bytes) -> list[Event]:
+    async def _events(self, body: bytes) -> tuple[list[Event], int]:
         try:
             batch = _EVENT_LIST.decode(body)
+        except RecursionError:
+            # Too deep for the decoder somewhere: split the batch without recursion
+            # (in a thread: a big body takes a while) and take the items one by one.
+            kind, raw_items, trouble = await asyncio.to_thread(split_top_level, body)
+            if kind == "Event":
+                return self._feed_one(body.strip(), f"POST #{self._batch}"), 1
+            if kind != "EventList":
+                raise _Rejected(
+                    "unknown-format",
+                    f"expected kind EventList with items, got kind {printable(kind or 'none')!r}",
+                ) from None
+            return self._feed_split(raw_items, trouble)
         except msgspec.ValidationError:
             _check_json(body)
             raise _Rejected("not-an-object", "expected an audit.k8s.io EventList object") from None
@@ -289,21 +695,13 @@ class AuditWebhookSource(WebhookSource):
             raise _Rejected("malformed-json", "not valid JSON") from None
         if batch.kind == "Event":
             # A single event (some proxies unbatch): take it as it is.
-            return self._feed_one(body.strip(), f"POST #{self._batch}")
+            return self._feed_one(body.strip(), f"POST #{self._batch}"), 1
         if batch.kind != "EventList" or batch.items is None:
             raise _Rejected(
                 "unknown-format",
                 f"expected kind EventList with items, got kind {printable(batch.kind or 'none')!r}",
             )
-        events: list[Event] = []
-        assert self._engine is not None
-        spool = self._engine.archive.spool
-        feed = self.ingestor.feed_line
-        for i, item in enumerate(batch.items, 1):
-            data = bytes(item)
-            # Unusable items are skipped and counted; the rest of the batch is kept.
-            events.extend(feed(data, origin=f"POST #{self._batch} item {i}", raw=spool(data)))
-        return events
+        return self._feed_items([bytes(item) for item in batch.items]), len(batch.items)
 
 
 class FalcoWebhookSource(WebhookSource):
@@ -314,26 +712,19 @@ class FalcoWebhookSource(WebhookSource):
     label = "falco webhook"
     max_body = MAX_FALCO_BODY
 
-    def _events(self, body: bytes) -> list[Event]:
+    async def _events(self, body: bytes) -> tuple[list[Event], int]:
         head = body.lstrip()[:1]
         if head == b"[":
             try:
-                items = msgspec.json.decode(body, type=list[msgspec.Raw])
+                items = [bytes(item) for item in _RAW_ITEMS.decode(body)]
+            except RecursionError:
+                _, items, trouble = await asyncio.to_thread(split_top_level, body)
+                return self._feed_split(items, trouble)
             except msgspec.DecodeError:
                 _check_json(body)
                 raise _Rejected("malformed-json", "not valid JSON") from None
-            events: list[Event] = []
-            for i, item in enumerate(items, 1):
-                origin = f"POST #{self._batch} item {i}"
-                assert self._engine is not None
-                data = bytes(item)
-                events.extend(
-                    self.ingestor.feed_line(
-                        data, origin=origin, raw=self._engine.archive.spool(data)
-                    )
-                )
-            return events
+            return self._feed_items(items), len(items)
         if head != b"{":
             _check_json(body)
             raise _Rejected("not-an-object", "expected a Falco alert JSON object")
-        return self._feed_one(body.strip(), f"POST #{self._batch}")
+        return self._feed_one(body.strip(), f"POST #{self._batch}"), 1
