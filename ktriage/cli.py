@@ -328,7 +328,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         out = sys.stdout.buffer
         for inc in incidents:
             out.write(incident_json_line(inc, correlator.events_of(inc.id)) + b"\n")
-        out.write(skipped_json(ingestor.skipped, ingestor.skip_log) + b"\n")
+        out.write(skipped_json(ingestor.skipped, ingestor.skip_log, ingestor.partial) + b"\n")
         out.flush()
     elif not args.markdown or args.text:
         sys.stdout.write(text_report(incidents, correlator.events_of))
@@ -347,7 +347,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
                 return 1
             if not args.json:
                 print(f"wrote {path}")
-    print(skipped_summary(ingestor.skipped, ingestor.skip_log), file=sys.stderr)
+    print(skipped_summary(ingestor.skipped, ingestor.skip_log, ingestor.partial), file=sys.stderr)
     if replayer.stats.unrelated:
         print(
             f"{replayer.stats.unrelated} valid line(s) named nothing any incident involves "

@@ -332,25 +332,27 @@ async def headless(
                 await asyncio.to_thread(join, 1.0)
         printer.tick(force=True)
         reporter.tick()
-        skipped, log = _skipped(engine)
-        out(skipped_json(skipped, log) + b"\n")
+        skipped, log, partial = _skipped(engine)
+        out(skipped_json(skipped, log, partial) + b"\n")
         if setup.connection is not None:
             setup.connection.close()
         engine.archive.close()
     return 0
 
 
-def _skipped(engine: Engine) -> tuple[Any, list[tuple[str, str, str]]]:
+def _skipped(engine: Engine) -> tuple[Any, list[tuple[str, str, str]], Any]:
     from collections import Counter
 
     total: Counter[str] = Counter()
+    partial: Counter[str] = Counter()
     log: list[tuple[str, str, str]] = []
     for src in engine.sources:
         total.update(src.health.skipped)
         ingestor = getattr(src, "ingestor", None)
         if ingestor is not None:
+            partial.update(ingestor.partial)
             log.extend((f"{src.health.name}: {o}", r, d) for o, r, d in ingestor.skip_log)
-    return total, log
+    return total, log, partial
 
 
 def run_headless(args: Any, config: Config | None = None) -> int:

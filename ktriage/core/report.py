@@ -39,13 +39,20 @@ def incident_json_line(incident: Incident, events: Sequence[Event]) -> bytes:
     return orjson.dumps(incident_json(incident, events))
 
 
-def skipped_json(skipped: Counter[str], skip_log: Sequence[tuple[str, str, str]]) -> bytes:
-    """The last line of `--json` output: what was skipped and why."""
+def skipped_json(
+    skipped: Counter[str],
+    skip_log: Sequence[tuple[str, str, str]],
+    partial: Counter[str] | None = None,
+) -> bytes:
+    """The last line of `--json` output: what was skipped and why. `partial` counts the
+    records among those that were read in part (too long or too deep to decode whole):
+    their key fields made events."""
     return orjson.dumps(
         {
             "skipped": {
                 "total": sum(skipped.values()),
                 "by_reason": dict(sorted(skipped.items())),
+                "read_in_part": dict(sorted((partial or Counter()).items())),
                 "lines": [
                     {"origin": shown(o), "reason": shown(r), "detail": shown(d)}
                     for o, r, d in skip_log[:1000]
@@ -94,20 +101,21 @@ def text_report(incidents: Sequence[Incident], events_of: Any, *, width: int = 1
     return "\n".join(lines) + "\n"
 
 
-# Reasons under which a record may have been read in part (see the ingestor).
-PARTIAL_REASONS = frozenset({"too-long", "too-deep"})
-
-
-def skipped_summary(skipped: Counter[str], skip_log: Sequence[tuple[str, str, str]]) -> str:
-    """One line per reason for stderr, with the first few places it happened."""
+def skipped_summary(
+    skipped: Counter[str],
+    skip_log: Sequence[tuple[str, str, str]],
+    partial: Counter[str] | None = None,
+) -> str:
+    """One line per reason for stderr, with the first few places it happened. Records
+    read in part (`partial`, counted in `skipped` too) are not called unusable."""
     total = sum(skipped.values())
     if not total:
         return "Skipped nothing: every line was read."
-    # Records too long or too deep are read for their key fields, not dropped: the
-    # header must not call every counted line unusable.
-    partial = sum(n for r, n in skipped.items() if r in PARTIAL_REASONS)
-    if partial:
-        out = [f"Skipped {total} line(s), or read them in part where said:"]
+    in_part = sum((partial or Counter()).values())
+    if in_part == total:
+        out = [f"Read {in_part} line(s) in part (too long or too deep to decode whole):"]
+    elif in_part:
+        out = [f"Skipped {total - in_part} unusable line(s); read {in_part} in part:"]
     else:
         out = [f"Skipped {total} unusable line(s):"]
     for reason, n in sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0])):

@@ -96,6 +96,8 @@ def test_hostile_scenario_replayed_from_its_files(tmp_path: Path) -> None:
     skipped = lines[-1]["skipped"]["by_reason"]
     # The deep and the oversized records are read in part and counted, not lost.
     assert skipped == {"too-deep": 1, "too-long": 1}
+    assert lines[-1]["skipped"]["read_in_part"] == skipped
+    assert "Read 2 line(s) in part" in result.stderr
     events = [e for inc in incidents for e in inc["events"]]
     kinds = {e["kind"] for e in events}
     # The oversized pod still raises its detection, and the attack after it is seen.
@@ -166,3 +168,4 @@ def test_hostile_scenario_followed_live(
     assert_nothing_leaks("\n".join(k.err))
     reasons = k.lines[-1]["skipped"]["by_reason"]
     assert reasons.get("too-deep") == 1 and reasons.get("too-long") == 1
+    assert k.lines[-1]["skipped"]["read_in_part"] == {"too-deep": 1, "too-long": 1}
