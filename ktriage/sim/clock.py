@@ -9,6 +9,10 @@ from __future__ import annotations
 import asyncio
 import time
 
+# Real seconds a fast scenario may lose to startup and load before its clock would
+# catch up with the wall clock (see `SimClock.hold_back`).
+STARTUP_ALLOWANCE = 5.0
+
 
 class SimClock:
     """Scenario time: `start + elapsed_wall_time * speed`.
@@ -35,10 +39,13 @@ class SimClock:
 
     def hold_back(self, span: float) -> None:
         """Start far enough in the past that `span` seconds of scenario time played at
-        `speed` end at wall-clock now, not ahead of it (a live clock faster than real
-        time only; call before anything reads the clock)."""
+        `speed` end before the wall clock's now, even when the cluster takes
+        `STARTUP_ALLOWANCE` real seconds to start and build (a live clock faster than
+        real time only; call before anything reads the clock). Were the clock to catch
+        up sooner, the rest would play at real-time speed."""
         if self.live and self.speed > 1 and span > 0:
-            self.start = time.time() - span * (1 - 1 / self.speed)
+            lead = span * (1 - 1 / self.speed) + STARTUP_ALLOWANCE * (self.speed - 1)
+            self.start = time.time() - lead
             self._t0 = time.monotonic()
 
     async def sleep_until(self, t: float) -> None:
