@@ -214,3 +214,27 @@ def test_impersonated_request_records_both_users(
     record = found[0]
     assert record["user"]["username"] != "jane"  # who authenticated
     assert "devs" in record["impersonatedUser"]["groups"]
+
+
+def test_hostile_client_gone_mid_watch_still_completes_the_record(
+    api: Any, namespace: str, target: Target
+) -> None:
+    from kubernetes import client
+
+    resp = client.CoreV1Api(api).list_namespaced_config_map(
+        namespace, watch=True, timeout_seconds=60, _preload_content=False
+    )
+    deadline = time.monotonic() + 10
+    while not any(
+        r["verb"] == "watch" and r.get("objectRef", {}).get("namespace") == namespace
+        for r in _records(target)
+    ):
+        assert time.monotonic() < deadline, "the watch was never recorded"
+        time.sleep(0.02)
+    resp.close()  # the client goes away in the middle of the watch: its socket closes
+    found = _wait_records(
+        target,
+        lambda r: r["verb"] == "watch" and r.get("objectRef", {}).get("namespace") == namespace,
+        "the abandoned watch",
+    )
+    assert list(_stages_by_id(found).values()) == [["ResponseStarted", "ResponseComplete"]]

@@ -183,3 +183,39 @@ def test_hostile_flood_of_one_type_keeps_other_types_watchable(
     events = _watch_lines(core, namespace, resource_version=rv, timeout_seconds=1)
     assert [e["type"] for e in events] == ["ERROR"]
     assert events[0]["object"]["code"] == 410 and events[0]["object"]["reason"] == "Expired"
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "not base64 at all!",
+        "eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6dHJ1ZSwic3RhcnQiOiJ4In0",  # rv: true
+        "eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6MCwic3RhcnQiOiJ4In0",  # rv: 0
+        "W1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW10",  # nested arrays
+    ],
+)
+def test_hostile_forged_continue_token_is_a_bad_request(
+    api: Any, namespace: str, token: str
+) -> None:
+    from kubernetes.client import ApiException
+
+    with pytest.raises(ApiException) as err:
+        _core(api).list_namespaced_config_map(namespace, limit=1, _continue=token)
+    assert err.value.status == 400
+    assert _status(err.value)["reason"] == "BadRequest"
+
+
+@pytest.mark.sim_only
+def test_hostile_continue_token_from_the_future_is_refused(api: Any, namespace: str) -> None:
+    import base64
+
+    from kubernetes.client import ApiException
+
+    core = _core(api)
+    current = int(core.list_namespaced_config_map(namespace).metadata.resource_version)
+    forged = {"v": "meta.k8s.io/v1", "rv": current + 1_000_000, "start": "\x00"}
+    token = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode().rstrip("=")
+    with pytest.raises(ApiException) as err:
+        core.list_namespaced_config_map(namespace, limit=1, _continue=token)
+    assert err.value.status == 504
+    assert _status(err.value)["reason"] == "Timeout"

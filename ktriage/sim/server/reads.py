@@ -92,6 +92,9 @@ class ReadHandlers(HandlerBase):
         opts = list_options.parse(ctx.query)
         token = opts.token
         if token is not None and token.rv != list_options.LATEST:
+            current = self.store.resource_version
+            if token.rv > current:  # a forged token: no such state yet
+                raise list_options.too_large(token.rv, current)
             try:
                 objs = self.store.snapshot_at(rt.api_version, rt.kind, namespace, token.rv)
             except Expired:
