@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import pytest
-from conformance_support import Target
+from conformance_support import Kubectl, Target
 
 EXPIRED_CONTINUE = (
     "The provided continue parameter is too old to display a consistent list result. "
@@ -219,3 +219,12 @@ def test_hostile_continue_token_from_the_future_is_refused(api: Any, namespace: 
         core.list_namespaced_config_map(namespace, limit=1, _continue=token)
     assert err.value.status == 504
     assert _status(err.value)["reason"] == "Timeout"
+
+
+def test_kubectl_chunked_get_reads_every_page(api: Any, kubectl: Kubectl, namespace: str) -> None:
+    core = _core(api)
+    _make_configmaps(core, namespace, [f"chunk-{i}" for i in range(5)])
+    result = kubectl("get", "configmaps", "-n", namespace, "--chunk-size=2", "-o", "name")
+    assert result.returncode == 0, result.stderr
+    names = [line for line in result.stdout.splitlines() if line.startswith("configmap/chunk-")]
+    assert names == [f"configmap/chunk-{i}" for i in range(5)]
