@@ -6,18 +6,25 @@ Everything is deterministic (counts, not dice) so tests can be exact:
 - `error_rate`: a fraction of requests fail with 500, spread evenly (0.25 = every 4th);
 - `throttle(n, retry_after=1)`: the next n requests get 429 with `Retry-After`;
 - `latency`: seconds added before every answer;
-- `cut_watches()`: every open watch stream is closed now;
-  `cut_after_events`: each watch is closed after that many events;
-- `expire_next_watch()`: the next watch gets one ERROR event with a 410 Expired Status;
+- `throttle` answers as API Priority and Fairness does: plain text
+  `Too many requests, please try again later.` with `Retry-After`, not a JSON Status;
+- `reset_next(n)`: the next n API requests lose their connection (a TCP reset, no answer);
+- `cut_watches()`: every open watch loses its connection now (a reset, as when a
+  load balancer or the server goes away, never a clean end of the stream);
+  `cut_after_events`: each watch is ended cleanly after that many events;
+- `expire_next_watch()`: the next watch that gives a resourceVersion (other than "0")
+  gets one ERROR event with a 410 Expired Status, as a compacted history answers;
 - `expire_token(name)`: that identity's token is rejected with 401 from now on;
 - `deny(name)`: that identity gets 403 for everything.
 - `hang(True)`: the server accepts connections and stops answering: requests wait
   without a reply, open watches send nothing (not even bookmarks), until `hang(False)`
   (or `reset()`); `/_sim/` requests are still answered.
 
-`match` restricts the request faults (fail/throttle/error_rate) to request paths
-containing that text. The HTTP endpoint `POST /_sim/faults` (admin token only)
-takes the same settings as JSON, see `Faults.update`.
+`match` restricts the request faults (fail/throttle/error_rate/reset) to request paths
+containing that text. Health checks (`/healthz`, `/livez`, `/readyz`), `/version` and
+the fault API itself (`/_sim/`) are never failed, throttled, slowed or reset: a real
+server's failures leave its probes to say so. The HTTP endpoint `POST /_sim/faults`
+(admin token only) takes the same settings as JSON, see `Faults.update`.
 """
 
 from __future__ import annotations
@@ -28,11 +35,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+# Never given a request fault (see the module docstring).
+EXEMPT_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
+
+
+def exempt_from_faults(path: str) -> bool:
+    """Whether the request faults (fail, throttle, error rate, latency, reset) skip `path`."""
+    if path.startswith("/_sim/"):
+        return True
+    trimmed = path.rstrip("/") or "/"
+    return trimmed in EXEMPT_PATHS or trimmed.startswith(("/healthz/", "/livez/", "/readyz/"))
+
 
 @dataclass(frozen=True)
 class InjectedFailure:
-    code: int
+    code: int  # 0: reset the connection instead of answering
     retry_after: int | None = None
+
+    @property
+    def reset(self) -> bool:
+        return self.code == 0
 
 
 class Faults:
@@ -46,6 +68,7 @@ class Faults:
         self._fail_queue: list[int] = []
         self._throttle_left = 0
         self._retry_after = 1
+        self._reset_left = 0
         self._expire_watches = 0
         self._expired_tokens: set[str] = set()
         self._denied: set[str] = set()
@@ -73,6 +96,11 @@ class Faults:
         with self._lock:
             self._throttle_left += n
             self._retry_after = retry_after
+
+    def reset_next(self, n: int = 1) -> None:
+        """The next n API requests lose their connection before any answer."""
+        with self._lock:
+            self._reset_left += n
 
     def expire_next_watch(self, n: int = 1) -> None:
         with self._lock:
@@ -111,6 +139,7 @@ class Faults:
             self._error_acc = 0.0
             self._fail_queue.clear()
             self._throttle_left = 0
+            self._reset_left = 0
             self._expire_watches = 0
             self._expired_tokens.clear()
             self._denied.clear()
@@ -119,14 +148,14 @@ class Faults:
     def update(self, settings: dict[str, Any]) -> dict[str, Any]:
         """Apply settings from JSON, e.g. `{"fail_next": {"n": 2, "code": 503},
         "throttle": {"n": 1, "retry_after": 2}, "latency": 0.1, "error_rate": 0.5,
-        "cut_watches": true, "cut_after_events": 3, "expire_next_watch": 1,
+        "cut_watches": true, "cut_after_events": 3, "expire_next_watch": 1, "reset_next": 1,
         "expire_token": "viewer", "restore_token": "viewer", "deny": "intruder",
         "allow": "intruder", "match": "/pods", "reset": true}`. Returns `state()`.
         Raises ValueError on an unknown key or a bad value."""
         known = {
             "reset", "error_rate", "latency", "cut_after_events", "match", "fail_next",
             "throttle", "expire_next_watch", "expire_token", "restore_token", "deny",
-            "allow", "cut_watches", "hang",
+            "allow", "cut_watches", "hang", "reset_next",
         }  # fmt: skip
         unknown = sorted(set(settings) - known)
         if unknown:
@@ -156,6 +185,8 @@ class Faults:
                 if isinstance(spec, int):
                     spec = {"n": spec}
                 self.throttle(int(spec.get("n", 1)), int(spec.get("retry_after", 1)))
+            if "reset_next" in settings:
+                self.reset_next(int(settings["reset_next"] or 0))
             if "expire_next_watch" in settings:
                 self.expire_next_watch(int(settings["expire_next_watch"] or 0))
             for key, fn in (
@@ -185,6 +216,7 @@ class Faults:
                 "match": self.match,
                 "fail_next": list(self._fail_queue),
                 "throttle": self._throttle_left,
+                "reset_next": self._reset_left,
                 "retry_after": self._retry_after,
                 "expire_next_watch": self._expire_watches,
                 "expired_tokens": sorted(self._expired_tokens),
@@ -207,8 +239,12 @@ class Faults:
     def request_failure(self, path: str) -> InjectedFailure | None:
         """The failure the next request gets, if any (consumes one count)."""
         with self._lock:
-            if self.match and self.match not in path:
+            if exempt_from_faults(path) or (self.match and self.match not in path):
                 return None
+            if self._reset_left > 0:
+                self._reset_left -= 1
+                self.injected += 1
+                return InjectedFailure(0)
             if self._fail_queue:
                 self.injected += 1
                 return InjectedFailure(self._fail_queue.pop(0))

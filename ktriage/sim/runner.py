@@ -120,6 +120,11 @@ class SimCluster:
                 scenario_obj = load_scenario(self.scenario)
             except ValueError as exc:
                 raise SimError(str(exc)) from None
+            # Played fast, the scenario starts in the past so no timestamp is ahead of now.
+            span = max([scenario_obj.duration, *(step.at for step in scenario_obj.steps)])
+            hold_back = getattr(self.clock, "hold_back", None)
+            if hold_back is not None:
+                hold_back(span)
         self._thread = threading.Thread(
             target=self._run, args=(scenario_obj,), name="ktriage-sim", daemon=True
         )

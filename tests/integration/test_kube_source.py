@@ -207,7 +207,11 @@ async def test_500s_then_410_relist_applies_only_differences(sim_cluster: SimClu
         await wait_for(
             lambda: all(s.health.state == "reconnecting" for s in w.sources), what="reconnecting"
         )
-        assert "API server error 500" in w.pods.health.last_error
+        # The cut is a lost connection; the resume attempts then meet the 500s.
+        await wait_for(
+            lambda: "API server error 500" in (w.pods.health.last_error or ""),
+            what=lambda: f"a 500 reported: {w.pods.health.last_error}",
+        )
         # While we are away: one pod deleted, one OOMKilled, one privileged pod created.
         sim.store.delete("v1", "Pod", "shop", "gone-soon")
         sim.store.set_container_state("shop", "api-1", "api", "terminated", reason="OOMKilled",
@@ -256,12 +260,17 @@ async def test_401_after_token_expiry_and_403(sim_cluster: SimCluster) -> None:
     async with watching(sim.kubeconfig_path) as w:
         sim.faults.expire_token("admin")
         sim.faults.cut_watches()
-        await wait_for(lambda: w.pods.health.state == "reconnecting", what="a 401")
-        assert w.pods.errors["401"] >= 1
-        assert w.pods.health.last_error.startswith(
+        # The cut is a lost connection first; the reconnection then meets the 401.
+        rejected = (
             "credentials rejected (401): the API server did not accept the kubeconfig's "
             "token or client certificate; check your kubeconfig credentials"
         )
+        await wait_for(
+            lambda: (w.pods.health.last_error or "").startswith(rejected),
+            what=lambda: f"a 401 reported: {w.pods.health.last_error}",
+        )
+        assert w.pods.errors["401"] >= 1
+        assert w.pods.health.state == "reconnecting"
         sim.store.apply(privileged_pod("during-401"))
         sim.faults.restore_token("admin")
         await wait_for(lambda: len(w.events("privileged-pod", "during-401")) == 1)

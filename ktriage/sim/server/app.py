@@ -19,8 +19,8 @@ from aiohttp import web
 from ktriage.sim.audit import AuditWriter
 from ktriage.sim.auth.authentication import Auth
 from ktriage.sim.clock import SimClock
-from ktriage.sim.faults import Faults
-from ktriage.sim.server import discovery, errors, openapi
+from ktriage.sim.faults import Faults, exempt_from_faults
+from ktriage.sim.server import connection, discovery, errors, openapi
 from ktriage.sim.server.errors import ApiError
 from ktriage.sim.server.filters import RequestFilters
 from ktriage.sim.server.reads import ReadHandlers
@@ -83,32 +83,54 @@ class APIServer(
             return await self._sim_control(request)
         await self.faults.hold()
         try:
-            ctx.ident = self._authenticate(request)
+            # kube-apiserver resolves the request info before it authenticates, so even
+            # a 401's audit record names the verb and the object.
             ctx.info = parse_request_info(request.method, request.path, dict(request.query))
+            if ctx.info.resource_request:
+                ctx.object_ref = self._object_ref(ctx.info)
+            ctx.ident = self._authenticate(request)
             self._impersonate(ctx)
             self._authorize(ctx)
-            if self.faults.latency:
+            exempt = exempt_from_faults(request.path)
+            if self.faults.latency and not exempt:
                 await asyncio.sleep(self.faults.latency)
             failure = self.faults.request_failure(request.path)
+            if failure is not None and failure.reset:
+                # Lost before any answer: no audit record, as when the network drops it.
+                ctx.audited = True
+                connection.reset(request)
+                return connection.reset_response()
             if failure is not None:
                 raise errors.from_code(failure.code, failure.retry_after)
             resp = await self._dispatch(ctx)
         except ApiError as err:
             resp = self._error_response(ctx, err)
         except (ConnectionResetError, asyncio.CancelledError):
+            self._complete_audit(ctx)
             raise
         except Exception as exc:  # a bug: answer as kube-apiserver does, keep serving
             log.exception("simulated API server failed on %s %s", request.method, request.path)
             resp = self._error_response(ctx, errors.internal_error(str(exc) or type(exc).__name__))
+        self._complete_audit(ctx)
+        return resp
+
+    def _complete_audit(self, ctx: Ctx) -> None:
+        """The request's last audit record: `ResponseComplete` (after `ResponseStarted`
+        for a long-running one), unless a stage already ended its record."""
         if not ctx.audited:
             self._emit_audit(ctx)
-        return resp
 
     def _error_response(self, ctx: Ctx, err: ApiError) -> web.Response:
         ctx.code = err.code
         ctx.response_status = err.status
         ctx.response_object = err.status
-        resp = web.Response(body=dumps(err.status), status=err.code, content_type=JSON)
+        if err.plain_text is not None:
+            # API Priority and Fairness answers 429 with Go's http.Error: plain text.
+            resp = web.Response(text=err.plain_text + "\n", status=err.code)
+            resp.headers["Content-Type"] = "text/plain; charset=utf-8"
+            resp.headers["X-Content-Type-Options"] = "nosniff"
+        else:
+            resp = web.Response(body=dumps(err.status), status=err.code, content_type=JSON)
         for key, value in err.headers.items():
             resp.headers[key] = value
         return resp

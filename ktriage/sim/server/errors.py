@@ -11,10 +11,19 @@ from ktriage.sim.resources import ResourceType
 class ApiError(Exception):
     """An error answer: `status` is the metav1.Status body, `headers` extra headers."""
 
-    def __init__(self, status: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: dict[str, Any],
+        headers: dict[str, str] | None = None,
+        *,
+        plain_text: str | None = None,
+    ) -> None:
         super().__init__(status.get("message", ""))
         self.status = status
         self.headers = headers or {}
+        # Answered as this text/plain body instead of the Status (filters outside the
+        # API machinery, such as API Priority and Fairness, write plain text).
+        self.plain_text = plain_text
 
     @property
     def code(self) -> int:
@@ -160,15 +169,16 @@ def expired(message: str) -> dict[str, Any]:
     return status(410, "Expired", message)
 
 
+TOO_MANY_REQUESTS = "Too many requests, please try again later."
+
+
 def too_many_requests(retry_after: int) -> ApiError:
+    """429 as API Priority and Fairness (and max-in-flight) answer it: plain text and
+    `Retry-After`; `status` is what the audit record carries."""
     return ApiError(
-        status(
-            429,
-            "TooManyRequests",
-            "Too many requests, please try again later.",
-            {"retryAfterSeconds": retry_after},
-        ),
+        status(429, "TooManyRequests", TOO_MANY_REQUESTS, {"retryAfterSeconds": retry_after}),
         {"Retry-After": str(retry_after)},
+        plain_text=TOO_MANY_REQUESTS,
     )
 
 
@@ -205,5 +215,22 @@ def from_code(code: int, retry_after: int | None = None) -> ApiError:
         return unauthorized()
     if code == 404:
         return path_not_found()
-    reason = "InternalError" if code >= 500 else "BadRequest"
+    reason = _REASONS.get(code) or ("InternalError" if code >= 500 else "BadRequest")
     return ApiError(status(code, reason, f"injected fault ({code})"))
+
+
+# metav1.StatusReason by HTTP code, as apimachinery's errors package pairs them.
+_REASONS = {
+    400: "BadRequest",
+    403: "Forbidden",
+    405: "MethodNotAllowed",
+    406: "NotAcceptable",
+    409: "Conflict",
+    410: "Expired",
+    413: "RequestEntityTooLarge",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}

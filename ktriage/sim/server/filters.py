@@ -112,7 +112,16 @@ class RequestFilters(HandlerBase):
         return ips
 
     def _emit_audit(self, ctx: Ctx, stage: str = "ResponseComplete") -> None:
-        ctx.audited = True
+        """Write the request's audit record for `stage`; a long-running request (watch,
+        exec, followed logs) writes `ResponseStarted` first, then `ResponseComplete`
+        when it ends, both under one auditID."""
+        if stage == "ResponseStarted" and ctx.ident is not None:
+            ctx.audit_started = True
+        else:
+            ctx.audited = True
+        if ctx.ident is None and ctx.code == 401:
+            self._emit_failed_authentication_audit(ctx)
+            return
         request = ctx.request
         info = ctx.info
         ident = ctx.ident
@@ -135,6 +144,11 @@ class RequestFilters(HandlerBase):
         response_status = None
         if ctx.response_status is not None and ctx.code >= 300:
             response_status = ctx.response_status
+        request_object = ctx.request_object
+        if request_object is not None and ctx.request_body is not None:
+            # The audit log keeps the object as the client sent it, before defaulting
+            # and the fields the server sets (uid, resourceVersion, timestamps...).
+            request_object = ctx.request_body
         try:
             self.audit.emit(
                 user=ident.username if ident else "",
@@ -147,7 +161,7 @@ class RequestFilters(HandlerBase):
                 source_ips=self._source_ips(request),
                 user_agent=request.headers.get("User-Agent", ""),
                 level=level,
-                request_object=ctx.request_object if isinstance(ctx.request_object, dict) else None,
+                request_object=request_object if isinstance(request_object, dict) else None,
                 response_object=ctx.response_object,
                 annotations=annotations,
                 time=ctx.received,
@@ -155,6 +169,49 @@ class RequestFilters(HandlerBase):
                 stage=stage,
                 response_status=response_status,
                 impersonated_user=impersonated,
+                audit_id=ctx.audit_id,
             )
         except (OSError, ValueError):
             log.exception("audit event could not be written")
+
+    def _emit_failed_authentication_audit(self, ctx: Ctx) -> None:
+        """A 401 as kube-apiserver's failed-authentication audit filter records it: one
+        `ResponseStarted` record, no user, and a status carrying only the
+        authentication methods tried and the code."""
+        request = ctx.request
+        info = ctx.info
+        try:
+            self.audit.emit(
+                user="",
+                groups=[],
+                verb=info.verb if info is not None else request.method.lower(),
+                uri=request.raw_path,
+                object_ref=ctx.object_ref,
+                code=401,
+                source_ips=self._source_ips(request),
+                user_agent=request.headers.get("User-Agent", ""),
+                annotations={},
+                time=ctx.received,
+                stage_time=self.clock.now(),
+                stage="ResponseStarted",
+                response_status={"message": authentication_methods_message(request)},
+                audit_id=ctx.audit_id,
+            )
+        except (OSError, ValueError):
+            log.exception("audit event could not be written")
+
+
+def authentication_methods_message(request: web.Request) -> str:
+    """The message of a 401 audit record (kube-apiserver's getAuthMethods)."""
+    methods: list[str] = []
+    header = request.headers.get("Authorization", "").strip()
+    if header[:6].lower() == "basic ":
+        methods.append("basic")
+    parts = header.split(" ")
+    if len(parts) > 1 and parts[0].lower() == "bearer":
+        methods.append("bearer")
+    if request.query.get("access_token", "").strip():
+        methods.append("access_token")
+    if methods:
+        return f"Authentication failed, attempted: {', '.join(methods)}"
+    return "Authentication failed, no credentials provided"

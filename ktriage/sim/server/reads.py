@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from ktriage.sim.resources import ResourceType
-from ktriage.sim.server import errors, tables
+from ktriage.sim.server import connection, errors, list_options, tables
 from ktriage.sim.server.handler_base import HandlerBase, hand_over
 from ktriage.sim.server.request import JSON, Ctx, accept_partial, accept_table, dumps, truthy
 from ktriage.sim.storage.store import Change, Expired
 
 DEFAULT_WATCH_TIMEOUT = 1800.0
+CUT = object()  # a watch's queue item: the `cut_watches` fault resets its connection
 
 
 class ReadHandlers(HandlerBase):
@@ -34,14 +33,12 @@ class ReadHandlers(HandlerBase):
         assert info is not None
         match = self._filters(ctx, rt)
         namespace = info.namespace if rt.namespaced and info.namespace else None
-        objs, rv = self.store.snapshot(rt.api_version, rt.kind, namespace)
+        objs, rv, start = self._list_state(ctx, rt, namespace)
         if match is not None:
             objs = [o for o in objs if match(o)]
         list_meta: dict[str, Any] = {"resourceVersion": str(rv)}
-        start = ctx.query.get("continue")
         if start:
-            key = _decode_continue(start)
-            objs = [o for o in objs if _sort_key(o) > key]
+            objs = [o for o in objs if _sort_key(o) >= start]
         limit = ctx.query.get("limit")
         if limit:
             try:
@@ -51,7 +48,11 @@ class ReadHandlers(HandlerBase):
             if n > 0 and len(objs) > n:
                 rest = len(objs) - n
                 objs = objs[:n]
-                list_meta["continue"] = _encode_continue(rv, _sort_key(objs[-1]))
+                # The next page starts just after this one's last key, at this page's
+                # resourceVersion: every page reads the same snapshot.
+                list_meta["continue"] = list_options.encode_continue(
+                    rv, _sort_key(objs[-1]) + "\x00"
+                )
                 list_meta["remainingItemCount"] = rest
         accept = ctx.request.headers.get("Accept", "")
         table_version = accept_table(accept)
@@ -82,6 +83,36 @@ class ReadHandlers(HandlerBase):
             "items": items,
         }
         return self._json(ctx, body)
+
+    def _list_state(
+        self, ctx: Ctx, rt: ResourceType, namespace: str | None
+    ) -> tuple[list[dict], int, str]:
+        """The objects a list reads (read-only), their resourceVersion and the first key
+        of the page, by the list's resourceVersion options (see `list_options`)."""
+        opts = list_options.parse(ctx.query)
+        token = opts.token
+        if token is not None and token.rv != list_options.LATEST:
+            current = self.store.resource_version
+            if token.rv > current:  # a forged token: no such state yet
+                raise list_options.too_large(token.rv, current)
+            try:
+                objs = self.store.snapshot_at(rt.api_version, rt.kind, namespace, token.rv)
+            except Expired:
+                raise list_options.continue_expired(token) from None
+            return objs, token.rv, token.start
+        objs, current = self.store.snapshot(rt.api_version, rt.kind, namespace)
+        if token is not None:
+            return objs, current, token.start
+        wanted = opts.resource_version
+        if wanted is not None and wanted > current:
+            raise list_options.too_large(wanted, current)
+        if wanted is not None and opts.exact and wanted != current:
+            try:
+                objs = self.store.snapshot_at(rt.api_version, rt.kind, namespace, wanted)
+            except Expired:
+                raise list_options.list_expired() from None
+            return objs, wanted, ""
+        return objs, current, ""
 
     async def _watch(self, ctx: Ctx, rt: ResourceType) -> web.StreamResponse:
         info = ctx.info
@@ -125,7 +156,7 @@ class ReadHandlers(HandlerBase):
         include = q.get("includeObject", "Metadata")
 
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Change | None] = asyncio.Queue()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
 
         def listener(change: Change) -> None:
             hand_over(loop, queue, change)
@@ -133,12 +164,16 @@ class ReadHandlers(HandlerBase):
         def close() -> None:
             hand_over(loop, queue, None)
 
+        def cut() -> None:
+            hand_over(loop, queue, CUT)
+
         initial: list[dict] = []
         expired_message: str | None = None
         unsubscribe: Callable[[], None] = lambda: None  # noqa: E731
         last_rv = self.store.resource_version
-        if self.faults.take_watch_expiry():
-            expired_message = f"too old resource version: {rv_param or 0} ({last_rv})"
+        if rv_param not in ("", "0") and self.faults.take_watch_expiry():
+            # Only a watch from a given resourceVersion can be too old.
+            expired_message = f"too old resource version: {rv_param} ({last_rv})"
         elif rv_param in ("", "0") or send_initial:
             objs, last_rv, unsubscribe = self.store.watch_state(
                 rt.api_version, rt.kind, namespace, listener
@@ -158,7 +193,7 @@ class ReadHandlers(HandlerBase):
             except Expired as exc:
                 expired_message = str(exc)
             else:
-                last_rv = max(since, self.store.oldest_resource_version)
+                last_rv = max(since, self.store.oldest_resource_version_of(rt.api_version, rt.kind))
                 for change in backlog:
                     queue.put_nowait(change)
 
@@ -166,7 +201,7 @@ class ReadHandlers(HandlerBase):
         resp.content_type = JSON
         resp.enable_chunked_encoding()
         ctx.code = 200
-        unregister_cut = self.faults.register_watch(close)
+        unregister_cut = self.faults.register_watch(cut)
         self._streams.add(close)
         sent = 0
         first_table = True
@@ -223,6 +258,9 @@ class ReadHandlers(HandlerBase):
                     continue
                 if change is None:
                     break
+                if change is CUT:
+                    connection.reset(ctx.request)
+                    break
                 await self.faults.hold()
                 if change.rv <= last_rv:
                     continue
@@ -270,23 +308,3 @@ def _watch_event(change: Change, visible: Callable[[dict | None], bool]) -> tupl
 def _sort_key(obj: dict) -> str:
     meta = obj["metadata"]
     return f"{meta.get('namespace', '')}/{meta['name']}"
-
-
-def _encode_continue(rv: int, key: str) -> str:
-    token = {"v": "meta.k8s.io/v1", "rv": rv, "start": key + "\x00"}
-    return base64.urlsafe_b64encode(orjson.dumps(token)).decode().rstrip("=")
-
-
-def _decode_continue(token: str) -> str:
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        data = orjson.loads(base64.urlsafe_b64decode(padded))
-        start = data["start"]
-        if data.get("v") != "meta.k8s.io/v1" or not isinstance(start, str):
-            raise ValueError
-    except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
-        raise errors.bad_request(
-            "continue key is not valid: incorrect encoded start resourceVersion "
-            "(version meta.k8s.io/v1)"
-        ) from None
-    return start.rstrip("\x00")

@@ -3,6 +3,7 @@ its context on the way through the pipeline, and the content types it accepts.""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -114,7 +115,10 @@ class Ctx:
     request_object: Any = None
     response_object: Any = None
     object_ref: dict | None = None
-    audited: bool = False
+    audited: bool = False  # its last audit stage is written
+    audit_started: bool = False  # `ResponseStarted` is written (a long-running request)
+    audit_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    request_body: Any = None  # the body as the client sent it (parsed, never changed)
     warnings: list[str] = field(default_factory=list)
 
     @property

@@ -41,7 +41,8 @@ class SubresourceHandlers(HandlerBase):
         if sub in LONG_RUNNING_SUBRESOURCES or sub == "binding":
             # Streams need kubelet; there is none. The request is still audited.
             self._get_stored(rt, info.namespace, info.name)
-            if sub == "exec" and ctx.request.headers.get("Upgrade", "").lower() == "websocket":
+            upgrade = ctx.request.headers.get("Upgrade", "").lower() == "websocket"
+            if sub in ("exec", "attach") and upgrade:
                 return await self._exec_websocket(ctx)
             if sub in ("exec", "attach", "portforward"):
                 raise errors.bad_request("Upgrade request required")

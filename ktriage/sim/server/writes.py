@@ -36,6 +36,14 @@ class WriteHandlers(HandlerBase):
     """create, update, patch, delete and deletecollection."""
 
     async def _read_body(self, ctx: Ctx) -> Any:
+        body = await self._parse_body(ctx)
+        try:
+            ctx.request_body = deep_copy(body)  # for the audit log: the object as sent
+        except TypeError:  # YAML types JSON has not: the audit log keeps what is stored
+            ctx.request_body = None
+        return body
+
+    async def _parse_body(self, ctx: Ctx) -> Any:
         request = ctx.request
         data = await request.read()
         ctype = request.content_type

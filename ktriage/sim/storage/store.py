@@ -3,9 +3,10 @@
 `ClusterStore` is the single source of truth. The API server reads and writes it,
 the scenario player writes it directly, and tests inspect it; all of them may run
 on different threads, so every method takes the lock. The resourceVersion is one
-global counter, as etcd's revision is. A bounded history of changes serves watches
-that resume from a resourceVersion; older versions are gone (410 Expired), as after
-an etcd compaction.
+global counter, as etcd's revision is. A bounded history of changes per resource
+type (`watchcache`) serves watches that resume from a resourceVersion and lists of
+a type as it was at one (a paged list is one snapshot); older versions are gone
+(410 Expired), as after an etcd compaction.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import orjson
 from ktriage.sim.clock import SimClock
 from ktriage.sim.controllers import podstatus
 from ktriage.sim.resources import by_kind
+from ktriage.sim.storage.watchcache import WatchCache, state_at
 from ktriage.sim.timefmt import rfc3339
 
 FIRST_RESOURCE_VERSION = 1000
@@ -88,9 +90,7 @@ class ClusterStore:
         self._lock = threading.RLock()
         self._objects: dict[TypeKey, dict[Key, dict]] = {}
         self._rv = FIRST_RESOURCE_VERSION
-        self._history: deque[Change] = deque(maxlen=history_limit)
-        # Every change with rv > _oldest_rv is still in the history.
-        self._oldest_rv = FIRST_RESOURCE_VERSION
+        self._history = WatchCache(history_limit, FIRST_RESOURCE_VERSION)
         self._listeners: dict[TypeKey | None, set[ChangeListener]] = {}
         self._logs: dict[tuple[str, str, str], _ContainerLog] = {}
         self._log_listeners: dict[tuple[str, str, str], set[LogListener]] = {}
@@ -106,9 +106,14 @@ class ClusterStore:
 
     @property
     def oldest_resource_version(self) -> int:
-        """Watches may resume from this resourceVersion or any later one."""
+        """Watches of any type may resume from this resourceVersion or any later one."""
         with self._lock:
-            return self._oldest_rv
+            return self._history.oldest(None)
+
+    def oldest_resource_version_of(self, api_version: str, kind: str) -> int:
+        """Watches of this type may resume from this resourceVersion or any later one."""
+        with self._lock:
+            return self._history.oldest((api_version, kind))
 
     def apply(self, obj: dict) -> dict:
         """Create or replace an object, filling the fields the API server owns."""
@@ -179,6 +184,24 @@ class ClusterStore:
         """The stored objects (read-only!) and the resourceVersion they are current at."""
         with self._lock:
             return self._list(api_version, kind, namespace), self._rv
+
+    def snapshot_at(
+        self, api_version: str, kind: str, namespace: str | None, rv: int
+    ) -> list[dict]:
+        """The type's objects (read-only!) as they were at resourceVersion `rv`, sorted.
+
+        Raises `Expired` if the history no longer reaches back to `rv`; `rv` newer than
+        the store's is the caller's to refuse.
+        """
+        type_key = (api_version, kind)
+        with self._lock:
+            oldest = self._history.oldest(type_key)
+            if rv < oldest:
+                raise Expired(rv, oldest)
+            current = self._objects.get(type_key, {})
+            state = state_at(current, self._history.changes_after(type_key, rv))
+        keys = sorted(k for k in state if namespace is None or k[0] == namespace)
+        return [state[k] for k in keys]
 
     def peek(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict | None:
         """The stored object itself (read-only!)."""
@@ -287,9 +310,7 @@ class ClusterStore:
         return gone
 
     def _publish(self, change: Change) -> None:
-        if len(self._history) == self._history.maxlen:
-            self._oldest_rv = self._history[0].rv
-        self._history.append(change)
+        self._history.record((change.api_version, change.kind), change)
         for key in ((change.api_version, change.kind), None):
             for listener in list(self._listeners.get(key, ())):
                 listener(change)
@@ -297,8 +318,7 @@ class ClusterStore:
     def compact(self) -> None:
         """Forget the change history, as an etcd compaction does: older watches get 410."""
         with self._lock:
-            self._history.clear()
-            self._oldest_rv = self._rv
+            self._history.compact(self._rv)
 
     # ----------------------------------------------------------------- watches
 
@@ -320,13 +340,10 @@ class ClusterStore:
         with self._lock:
             backlog: list[Change] = []
             if since is not None:
-                if since < self._oldest_rv:
-                    raise Expired(since, self._oldest_rv)
-                backlog = [
-                    c
-                    for c in self._history
-                    if c.rv > since and (key is None or (c.api_version, c.kind) == key)
-                ]
+                oldest = self._history.oldest(key)
+                if since < oldest:
+                    raise Expired(since, oldest)
+                backlog = self._history.changes_after(key, since)
             self._listeners.setdefault(key, set()).add(listener)
 
         def unsubscribe() -> None:
