@@ -70,8 +70,11 @@ def resource_matches(rule: dict, combined: str, subresource: str) -> bool:
 
 
 def resource_name_matches(rule: dict, name: str) -> bool:
-    names = _str_list(rule.get("resourceNames"))
-    return not names or name in names
+    names = rule.get("resourceNames")
+    if names is None or names == []:
+        return True
+    # A malformed list narrows to nothing rather than widening to every name.
+    return isinstance(names, list) and name in _str_list(names)
 
 
 def non_resource_url_matches(rule: dict, path: str) -> bool:
