@@ -450,3 +450,46 @@ def test_hostile_malformed_rbac_objects_grant_nothing_and_break_nothing(
         sa_api.close()
         for name in (f"e2e-bad-{tag}", f"e2e-loop-a-{tag}", f"e2e-loop-b-{tag}"):
             store.delete(f"{RBAC}/v1", "ClusterRole", None, name)
+
+
+def test_impersonated_extras_are_reported_by_whoami(kubectl: Kubectl) -> None:
+    out = kubectl("auth", "whoami", "-o", "json", "--as", "bob",
+                  "--as-user-extra", "reason=incident-42")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)["status"]["userInfo"]
+    assert info["extra"] == {"reason": ["incident-42"]}
+    assert info["groups"] == ["system:authenticated"]
+
+
+def test_hostile_impersonation_of_groups_without_a_user_is_refused(
+    api: Any, namespace: str
+) -> None:
+    """Groups asked for without a user: the real filter answers 500 and runs nothing."""
+    _, sa_api = _service_account_client(api, namespace)
+    try:
+        sa_api.default_headers["Impersonate-Group"] = "system:masters"
+        assert status_of(lambda: whoami(sa_api)) == 500
+        del sa_api.default_headers["Impersonate-Group"]
+        sa_api.default_headers["Impersonate-User"] = "system:serviceaccount:kube-system:x:y"
+        assert status_of(lambda: whoami(sa_api)) == 403
+    finally:
+        sa_api.close()
+
+
+def test_a_service_account_bound_to_cluster_admin_may_do_everything(
+    api: Any, namespace: str, cluster_objects: ClusterObjects
+) -> None:
+    """What the token-theft scenario does: its binding now really grants."""
+    from kubernetes import client
+
+    sa, sa_api = _service_account_client(api, namespace)
+    try:
+        secrets = client.CoreV1Api(sa_api)
+        assert status_of(lambda: secrets.list_secret_for_all_namespaces()) == 403
+        subject = {"kind": "ServiceAccount", "name": sa, "namespace": namespace}
+        cluster_objects.binding(f"e2e-backdoor-{_uid()}", "cluster-admin", [subject])
+        wait_until(lambda: status_of(lambda: secrets.list_secret_for_all_namespaces()) == 200,
+                   what="cluster-admin to take effect")  # fmt: skip
+        assert can_i(sa_api, "delete", "nodes").allowed is True
+    finally:
+        sa_api.close()

@@ -83,6 +83,8 @@ class ReviewHandlers(HandlerBase):
         accept = ctx.request.headers.get("Accept", "")
         if (was_protobuf or accept_protobuf(accept)) and protobuf.supports(rt.api_version, rt.kind):
             encoded = dict(out, metadata={})
+            if rt.kind == "SelfSubjectReview":
+                encoded["status"] = {"userInfo": protobuf.wrap_extra(out["status"]["userInfo"])}
             return web.Response(
                 body=protobuf.encode(encoded), status=201, content_type=protobuf.CONTENT_TYPE
             )
