@@ -221,3 +221,19 @@ def test_hostile_forged_tokens_are_unauthorized(api: Any, namespace: str) -> Non
             assert status_of(lambda c=bad_api: whoami(c)) == 401, bad[:40]
         finally:
             bad_api.close()
+
+
+@pytest.mark.sim_only
+def test_a_namespace_stored_long_ago_gets_a_default_account_as_old(
+    target: Target, api: Any
+) -> None:
+    """Scenarios store namespaces with their age; their default ServiceAccount is as old."""
+    name = f"ktriage-e2e-old-{uuid.uuid4().hex[:6]}"
+    created = "2026-01-02T03:04:05Z"
+    target.sim.store.apply({"apiVersion": "v1", "kind": "Namespace",
+                            "metadata": {"name": name, "creationTimestamp": created}})  # fmt: skip
+    try:
+        sa = wait_until(lambda: _default_sa(api, name), what="the default ServiceAccount")
+        assert sa.metadata.creation_timestamp.strftime("%Y-%m-%dT%H:%M:%SZ") == created
+    finally:
+        target.sim.store.delete("v1", "Namespace", None, name)

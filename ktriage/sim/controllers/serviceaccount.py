@@ -32,10 +32,12 @@ class ServiceAccountController:
         elif change.kind == "ServiceAccount" and change.type == "DELETED":
             meta = change.obj["metadata"]
             if meta.get("name") == DEFAULT:
-                self.ensure(meta.get("namespace", ""))
+                self.ensure(meta.get("namespace", ""), with_namespace=False)
 
-    def ensure(self, namespace: str) -> None:
-        """Create `default` in `namespace` unless it exists or the namespace is going away."""
+    def ensure(self, namespace: str, *, with_namespace: bool = True) -> None:
+        """Create `default` in `namespace` unless it exists or the namespace is going away.
+        Made `with_namespace`, it is as old as the namespace (a real controller creates it
+        within a second), so namespaces a scenario built long ago do not get a new one."""
         ns = self.store.peek("v1", "Namespace", None, namespace)
         if ns is None or ns["metadata"].get("deletionTimestamp"):
             return
@@ -48,6 +50,9 @@ class ServiceAccountController:
             "kind": "ServiceAccount",
             "metadata": {"name": DEFAULT, "namespace": namespace},
         }
+        created = ns["metadata"].get("creationTimestamp")
+        if with_namespace and created:
+            sa["metadata"]["creationTimestamp"] = created
         try:
             self.store.create_checked(sa)
         except AlreadyExists:  # created meanwhile by someone else: theirs stands
