@@ -237,3 +237,15 @@ def test_a_namespace_stored_long_ago_gets_a_default_account_as_old(
         assert sa.metadata.creation_timestamp.strftime("%Y-%m-%dT%H:%M:%SZ") == created
     finally:
         target.sim.store.delete("v1", "Namespace", None, name)
+
+
+def test_kubectl_create_token_gives_a_working_token(api: Any, namespace: str, kubectl: Any) -> None:
+    wait_until(lambda: _default_sa(api, namespace), what="the default ServiceAccount")
+    made = kubectl("create", "token", "default", "-n", namespace, "--duration=15m")
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip()
+    _, claims = jwt_parts(token)
+    assert claims["exp"] - claims["iat"] == 900
+    me = kubectl("auth", "whoami", "--token", token, "-o", "jsonpath={.status.userInfo.username}")
+    assert me.returncode == 0, me.stderr
+    assert me.stdout == f"system:serviceaccount:{namespace}:default"
