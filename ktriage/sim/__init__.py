@@ -4,7 +4,8 @@
 - `server/`: the API server: request pipeline (`app`, `request`, `filters`) and handlers
   by area (reads, writes, subresources, streaming, reviews), discovery, OpenAPI, tables,
   protobuf, Status errors;
-- `auth/`: authentication (bearer tokens) and authorization (roles, the RBAC seam);
+- `auth/`: authentication (static tokens, ServiceAccount JWTs), impersonation, the RBAC
+  authorizer and the bootstrap roles;
 - `admission/`: what checks an object before it is stored;
 - `controllers/`: what reacts to changes (today the kubelet's pod status);
 - `audit`, `faults`, `noise`: the audit log writer, injected faults, background traffic;

@@ -23,8 +23,10 @@ import yaml
 from aiohttp import web
 
 from ktriage.sim.audit import AuditWriter
+from ktriage.sim.auth import bootstrap
 from ktriage.sim.auth.authentication import Auth, Identity
 from ktriage.sim.clock import SimClock
+from ktriage.sim.controllers.identity import start_identity_controllers
 from ktriage.sim.faults import Faults
 from ktriage.sim.outputs import SimOutputs
 from ktriage.sim.server.app import APIServer
@@ -80,7 +82,8 @@ class SimCluster:
         self.store = ClusterStore(self.clock)
         self.audit = AuditWriter(self.outputs, self.clock)
         self.faults = Faults()
-        self.auth = Auth()
+        self.auth = Auth(self.store, self.clock)
+        bootstrap.seed(self.store, self.auth.viewer.username)
         self.admin_token = self.auth.admin.token
         self.readonly_token = self.auth.viewer.token
         self.intruder_token = self.auth.intruder.token
@@ -106,6 +109,7 @@ class SimCluster:
         self._started = threading.Event()
         self._start_error: BaseException | None = None
         self._stopped = False
+        self.controllers: list[Any] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -183,6 +187,7 @@ class SimCluster:
             self.store.apply(
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}
             )
+        self.controllers = start_identity_controllers(self.store, asyncio.get_running_loop())
         if scenario_obj is not None:
             player_cls, _ = _player_class()
             self.player = player_cls(
@@ -222,6 +227,8 @@ class SimCluster:
         if self._player_task is not None and not self._player_task.done():
             self._player_task.cancel()
             await asyncio.gather(self._player_task, return_exceptions=True)
+        for controller in self.controllers:
+            controller.stop()
         self.server.close_streams()
         await asyncio.sleep(0)
         if self._runner is not None:
@@ -265,9 +272,9 @@ class SimCluster:
         self.call_soon(move)
         done.wait(timeout=5)
 
-    def add_identity(self, name: str, username: str, groups: list[str], role: str) -> Identity:
-        """Another bearer token: role is `admin`, `readonly` or `none`."""
-        return self.auth.add(name, username, groups, role)
+    def add_identity(self, name: str, username: str, groups: list[str]) -> Identity:
+        """Another bearer token; its rights are what RBAC grants `username` and `groups`."""
+        return self.auth.add(name, username, groups)
 
     def kubeconfig(self) -> dict[str, Any]:
         users = (

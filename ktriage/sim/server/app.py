@@ -144,7 +144,7 @@ class APIServer(
         if ident is None:
             err = errors.unauthorized()
             return web.Response(body=dumps(err.status), status=401, content_type=JSON)
-        if ident.role != "admin":
+        if not ident.privileged:
             err = errors.forbidden(
                 f'forbidden: User "{ident.username}" cannot {request.method.lower()} '
                 f'path "{request.path}"',

@@ -4,12 +4,12 @@ impersonation, authorization, and the audit event of every request."""
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 
 from aiohttp import web
 
+from ktriage.sim.auth import impersonation
 from ktriage.sim.auth.authentication import Identity
-from ktriage.sim.auth.authorization import Attributes, Decision, forbidden_message
+from ktriage.sim.auth.authorization import Decision, forbidden_message
 from ktriage.sim.server import errors
 from ktriage.sim.server.handler_base import HandlerBase
 from ktriage.sim.server.request import Ctx, RequestInfo
@@ -30,47 +30,28 @@ class RequestFilters(HandlerBase):
         return ident
 
     def _impersonate(self, ctx: Ctx) -> None:
-        """`Impersonate-User`/`-Group` headers (kubectl --as/--as-group): the requester
-        needs the `impersonate` verb; the request then runs as the impersonated user."""
-        headers = ctx.request.headers
-        user = headers.get("Impersonate-User")
-        groups = headers.getall("Impersonate-Group", [])
-        if user is None:
-            if groups:
-                raise errors.internal_error(f"requested {groups} without impersonating a user")
+        """`Impersonate-User`/`-Group`/`-Uid`/`-Extra-*` headers (kubectl --as/--as-group):
+        the requester needs the `impersonate` verb on each; the request then runs as the
+        impersonated user, whose groups are exactly the requested ones (a ServiceAccount's
+        own groups when none are) plus system:authenticated."""
+        request = impersonation.parse_headers(ctx.request.headers)
+        if request is None:
             return
+        if isinstance(request, str):
+            raise errors.internal_error(request)
         real = ctx.ident
         assert real is not None
-        targets = [("users", "", user)]
-        if user.startswith("system:serviceaccount:") and user.count(":") == 3:
-            _, _, sa_ns, sa_name = user.split(":")
-            targets = [("serviceaccounts", sa_ns, sa_name)]
-        targets += [("groups", "", g) for g in groups]
-        for resource, namespace, name in targets:
-            attrs = Attributes(
-                verb="impersonate",
-                resource_request=True,
-                resource=resource,
-                namespace=namespace,
-                name=name,
-                api_version="v1",
-            )
+        for attrs in request.attributes():
             denied = self.faults.denied(real.name, real.username)
             decision = Decision(False, "") if denied else self.auth.authorize(real, attrs)
             if not decision.allowed:
                 ctx.decision = decision
                 message = forbidden_message(real.username, attrs)
-                raise errors.forbidden(message, None, "", resource, name)
-        known = self.auth.get(user)
-        if known is not None and known.username == user:
-            effective = known if not groups else replace(known, groups=tuple(groups))
-        else:
-            role = "admin" if "system:masters" in groups else "basic"
-            effective = Identity(
-                name=user, username=user, groups=tuple(groups), role=role, token=""
-            )
+                if decision.reason:
+                    message += f": {decision.reason}"
+                raise errors.forbidden(message, None, attrs.api_group, attrs.resource, attrs.name)
         ctx.impersonator = real
-        ctx.ident = effective
+        ctx.ident = request.identity()
 
     def _authorize(self, ctx: Ctx) -> None:
         assert ctx.ident is not None and ctx.info is not None

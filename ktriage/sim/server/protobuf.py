@@ -125,11 +125,24 @@ SSRR: Schema = {
         },
     ),
 }
+# ExtraValue is a message around the list (JSON shows the bare list): see `wrap_extra`.
+EXTRA_VALUE: Schema = {1: ("items", ("repeated", "string"))}
 USER_INFO: Schema = {
     1: ("username", "string"),
     2: ("uid", "string"),
     3: ("groups", ("repeated", "string")),
+    4: ("extra", ("map", EXTRA_VALUE)),
 }
+
+
+def wrap_extra(user_info: dict[str, Any]) -> dict[str, Any]:
+    """A UserInfo ready for protobuf: each extra value list as an ExtraValue message."""
+    extra = user_info.get("extra")
+    if not isinstance(extra, dict):
+        return user_info
+    return dict(user_info, extra={k: {"items": v} for k, v in extra.items()})
+
+
 SELF_SUBJECT_REVIEW: Schema = {
     1: ("metadata", OBJECT_META),
     2: ("status", {1: ("userInfo", USER_INFO)}),

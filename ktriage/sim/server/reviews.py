@@ -53,31 +53,24 @@ class ReviewHandlers(HandlerBase):
             out["spec"] = spec
             out["status"] = status
         elif rt.kind == "SelfSubjectRulesReview":
-            resource_rules, non_resource_rules = self.auth.rules(ctx.ident)
+            namespace = spec.get("namespace") if isinstance(spec.get("namespace"), str) else ""
+            resource_rules, non_resource_rules, failures = self.auth.rules(ctx.ident, namespace)
             out["spec"] = spec
             out["status"] = {
                 "resourceRules": resource_rules,
                 "nonResourceRules": non_resource_rules,
-                "incomplete": False,
+                "incomplete": bool(failures),
             }
+            if failures:
+                out["status"]["evaluationError"] = "[" + ", ".join(failures) + "]"
         elif rt.kind == "SelfSubjectReview":
-            out["status"] = {
-                "userInfo": {
-                    "username": ctx.ident.username,
-                    "uid": ctx.ident.uid,
-                    "groups": ctx.ident.all_groups,
-                }
-            }
+            out["status"] = {"userInfo": _user_info(ctx.ident)}
         elif rt.kind == "TokenReview":
             token = spec.get("token", "")
             who = self.auth.authenticate(token)
             status: dict[str, Any] = {"authenticated": who is not None}
             if who is not None and not self.faults.token_expired(who.name, who.username):
-                status["user"] = {
-                    "username": who.username,
-                    "uid": who.uid,
-                    "groups": who.all_groups,
-                }
+                status["user"] = _user_info(who)
                 status["audiences"] = spec.get("audiences") or [
                     "https://kubernetes.default.svc.cluster.local"
                 ]
@@ -90,6 +83,8 @@ class ReviewHandlers(HandlerBase):
         accept = ctx.request.headers.get("Accept", "")
         if (was_protobuf or accept_protobuf(accept)) and protobuf.supports(rt.api_version, rt.kind):
             encoded = dict(out, metadata={})
+            if rt.kind == "SelfSubjectReview":
+                encoded["status"] = {"userInfo": protobuf.wrap_extra(out["status"]["userInfo"])}
             return web.Response(
                 body=protobuf.encode(encoded), status=201, content_type=protobuf.CONTENT_TYPE
             )
@@ -99,13 +94,17 @@ class ReviewHandlers(HandlerBase):
         return self._json(ctx, out, 201)
 
     def _subject(self, spec: dict) -> Identity:
-        username = spec.get("user") or ""
-        known = self.auth.get(username)
-        if known is not None:
-            return known
-        groups = tuple(spec.get("groups") or ())
-        role = "admin" if "system:masters" in groups else "basic"
-        return Identity(name=username, username=username, groups=groups, role=role, token="")
+        """A SubjectAccessReview's user: exactly the user and groups it names."""
+        username = spec.get("user") if isinstance(spec.get("user"), str) else ""
+        groups = spec.get("groups") if isinstance(spec.get("groups"), list) else []
+        extra = spec.get("extra") if isinstance(spec.get("extra"), dict) else {}
+        return Identity(
+            name=username,
+            username=username,
+            groups=tuple(g for g in groups if isinstance(g, str)),
+            uid=spec.get("uid") if isinstance(spec.get("uid"), str) else "",
+            extra=tuple(sorted((k, tuple(v)) for k, v in extra.items() if isinstance(v, list))),
+        )
 
     def _access_review(self, who: Identity, spec: dict) -> dict[str, Any]:
         ra = spec.get("resourceAttributes")
@@ -138,3 +137,12 @@ class ReviewHandlers(HandlerBase):
         if decision.reason:
             status["reason"] = decision.reason
         return status
+
+
+def _user_info(who: Identity) -> dict[str, Any]:
+    info: dict[str, Any] = {"username": who.username, "uid": who.uid, "groups": who.all_groups}
+    if not who.uid:
+        del info["uid"]
+    if who.extra:
+        info["extra"] = who.extra_dict
+    return info

@@ -5,13 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from ktriage.sim.resources import ResourceType, lookup
-from ktriage.sim.server import errors, tables
+from ktriage.sim.server import errors, tables, token_request
 from ktriage.sim.server.errors import ApiError
 from ktriage.sim.server.handler_base import HandlerBase
 from ktriage.sim.server.request import Ctx
 from ktriage.sim.server.writes import apply_patch
 from ktriage.sim.storage.store import deep_copy
-from ktriage.sim.timefmt import rfc3339
 
 LONG_RUNNING_SUBRESOURCES = {"exec", "attach", "portforward", "proxy"}
 
@@ -95,40 +94,28 @@ class SubresourceHandlers(HandlerBase):
         return self._json(ctx, out, 201)
 
     async def _token_request(self, ctx: Ctx) -> web.Response:
+        """TokenRequest: a signed JWT for the ServiceAccount (see `auth.tokens`)."""
         info = ctx.info
         assert info is not None
         body = await self._read_body(ctx)
+        ctx.request_object = None  # the audit log never holds a token request's answer
         rt = lookup("", "v1", "serviceaccounts")
         assert rt is not None
-        self._get_stored(rt, info.namespace, info.name)
-        username = f"system:serviceaccount:{info.namespace}:{info.name}"
-        ident = self.auth.add(
-            f"sa:{info.namespace}:{info.name}",
-            username,
-            ["system:serviceaccounts", f"system:serviceaccounts:{info.namespace}"],
-            "basic",
+        sa = self._get_stored(rt, info.namespace, info.name)
+        request = token_request.parse(body, info.name, info.namespace)
+        bound = token_request.bound_object(self.store, request, info.namespace, info.name)
+        now = self.clock.now()
+        token = self.auth.tokens.issue(
+            namespace=info.namespace,
+            name=info.name,
+            uid=sa["metadata"]["uid"],
+            audiences=request.audiences,
+            now=now,
+            expiration_seconds=request.expiration_seconds,
+            bound=bound,
         )
-        spec = (body or {}).get("spec") or {}
-        seconds = int(spec.get("expirationSeconds") or 3600)
-        out = {
-            "kind": "TokenRequest",
-            "apiVersion": "authentication.k8s.io/v1",
-            "metadata": {
-                "name": info.name,
-                "namespace": info.namespace,
-                "creationTimestamp": rfc3339(self.clock.now()),
-            },
-            "spec": {
-                "audiences": spec.get("audiences")
-                or ["https://kubernetes.default.svc.cluster.local"],
-                "expirationSeconds": seconds,
-                "boundObjectRef": spec.get("boundObjectRef"),
-            },
-            "status": {
-                "token": ident.token,
-                "expirationTimestamp": rfc3339(self.clock.now() + seconds),
-            },
-        }
+        out = token_request.response(request, info.name, info.namespace, now, token)
+        ctx.response_object = None  # the token stays out of the audit log
         return self._json(ctx, out, 201)
 
 
