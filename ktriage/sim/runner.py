@@ -25,6 +25,8 @@ from aiohttp import web
 from ktriage.sim.audit import AuditWriter
 from ktriage.sim.auth.authentication import Auth, Identity
 from ktriage.sim.clock import SimClock
+from ktriage.sim.controllers.manager import ControllerManager
+from ktriage.sim.controllers.run import start_controllers
 from ktriage.sim.faults import Faults
 from ktriage.sim.outputs import SimOutputs
 from ktriage.sim.server.app import APIServer
@@ -98,6 +100,7 @@ class SimCluster:
         self.tls: ServingCert | None = make_serving_cert() if tls else None
         self.url = ""
         self.player: Any = None
+        self.controllers: ControllerManager | None = None
         self.player_error: BaseException | None = None
         self._player_task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -174,6 +177,7 @@ class SimCluster:
         self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{port}"
         self.server.server_address = f"127.0.0.1:{port}"
         self.write_kubeconfig()
+        self.controllers = start_controllers(self.store, self.clock)
         if self.store.get_obj("v1", "Namespace", None, "default") is None:
             self.store.apply(
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}
@@ -217,6 +221,8 @@ class SimCluster:
         if self._player_task is not None and not self._player_task.done():
             self._player_task.cancel()
             await asyncio.gather(self._player_task, return_exceptions=True)
+        if self.controllers is not None:
+            await self.controllers.stop()
         self.server.close_streams()
         await asyncio.sleep(0)
         if self._runner is not None:

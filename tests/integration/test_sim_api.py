@@ -241,7 +241,12 @@ def test_create_pod_gets_scheduled_and_running(kube_api: Any, sim_cluster: SimCl
     assert made.spec.containers[0].image_pull_policy == "Always"
     gone = v1.delete_namespaced_pod(made.metadata.name, NS)
     assert gone.metadata.deletion_timestamp is not None
-    assert sim_cluster.store.get_obj("v1", "Pod", NS, made.metadata.name) is None
+    # Graceful deletion: the pod stays, Terminating, until kubelet has stopped it.
+    assert gone.metadata.deletion_grace_period_seconds == 30
+    deadline = time.monotonic() + 10
+    while sim_cluster.store.get_obj("v1", "Pod", NS, made.metadata.name) is not None:
+        assert time.monotonic() < deadline, "the deleted pod was never removed"
+        time.sleep(0.02)
 
 
 def test_three_patch_kinds(kube_api: Any, sim_cluster: SimCluster) -> None:

@@ -10,6 +10,7 @@ the Ready/ContainersReady conditions and the phase in step.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from collections.abc import Callable
 
 from ktriage.sim.timefmt import minutes_seconds, rfc3339
@@ -124,7 +125,7 @@ def fill_pod(
     pod: dict,
     old: dict | None,
     node_ip: Callable[[str], str | None],
-    next_ip: Callable[[], str],
+    next_ip: Callable[[str | None], str],
     now: float,
     pick_node: Callable[[], str | None],
 ) -> None:
@@ -166,7 +167,7 @@ def fill_pod(
         status["hostIP"] = host_ip
         status["hostIPs"] = [{"ip": host_ip}]
     if "podIP" not in status and status["phase"] in ("Running", "Pending"):
-        ip = host_ip if spec.get("hostNetwork") and host_ip else next_ip()
+        ip = host_ip if spec.get("hostNetwork") and host_ip else next_ip(node)
         status["podIP"] = ip
         status["podIPs"] = [{"ip": ip}]
     status.setdefault("startTime", ts)
@@ -181,6 +182,27 @@ def fill_pod(
     status.setdefault("qosClass", _qos(spec))
     if "conditions" not in status:
         status["conditions"] = _conditions(status, status["startTime"])
+
+
+def pod_cidr(node: dict | None) -> str | None:
+    if not node:
+        return None
+    spec = node.get("spec") or {}
+    return spec.get("podCIDR") or next(iter(spec.get("podCIDRs") or []), None)
+
+
+def free_ip(cidr: str, used: set) -> str | None:
+    """The first address of `cidr` after the gateway's (.1) that no pod holds."""
+    try:
+        network = ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return None
+    for index, address in enumerate(network.hosts()):
+        if index >= 1 and str(address) not in used:
+            return str(address)
+        if index > 65536:
+            break
+    return None
 
 
 def _conditions(status: dict, ts: str) -> list[dict]:
@@ -208,7 +230,7 @@ def _conditions(status: dict, ts: str) -> list[dict]:
     return out
 
 
-def _refresh_conditions(status: dict, ts: str) -> None:
+def refresh_conditions(status: dict, ts: str) -> None:
     fresh = {c["type"]: c for c in _conditions(status, ts)}
     conditions = status.get("conditions") or []
     seen = set()
@@ -316,4 +338,4 @@ def set_container_state(
             status["phase"] = "Succeeded" if all(code == 0 for code in codes) else "Failed"
     elif status.get("phase") in (None, "Pending") and state == "running":
         status["phase"] = "Running"
-    _refresh_conditions(status, ts)
+    refresh_conditions(status, ts)

@@ -258,7 +258,14 @@ class ClusterStore:
                 return name
         return None
 
-    def _next_pod_ip(self) -> str:
+    def _next_pod_ip(self, node: str | None = None) -> str:
+        node_obj = self._objects.get(("v1", "Node"), {}).get(("", node or ""))
+        cidr = podstatus.pod_cidr(node_obj)
+        if cidr:  # as the node's CNI does: a free address of the node's pod range
+            pods = self._objects.get(("v1", "Pod"), {}).values()
+            ip = podstatus.free_ip(cidr, {(p.get("status") or {}).get("podIP") for p in pods})
+            if ip:
+                return ip
         self._ips += 1
         return f"10.244.{(self._ips // 250) % 250}.{self._ips % 250 + 2}"
 

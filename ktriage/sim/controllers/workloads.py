@@ -1,0 +1,146 @@
+"""What the workload controllers share: selectors, ownerReferences, pods from templates."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import orjson
+
+from ktriage.sim.controllers import podstatus
+from ktriage.sim.names import NAME_ALPHABET, safe_encode
+from ktriage.sim.storage.store import AlreadyExists, ClusterStore, deep_copy
+
+TEMPLATE_HASH_LABEL = "pod-template-hash"
+
+
+def selector_matches(selector: dict | None, labels: dict | None) -> bool:
+    """A LabelSelector (matchLabels + matchExpressions); an empty one matches nothing
+    here, as controllers refuse to act on it."""
+    if not selector:
+        return False
+    labels = labels or {}
+    match_labels = selector.get("matchLabels") or {}
+    expressions = selector.get("matchExpressions") or []
+    if not match_labels and not expressions:
+        return False
+    if any(labels.get(k) != v for k, v in match_labels.items()):
+        return False
+    for expr in expressions:
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def controller_ref(obj: dict) -> dict | None:
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return ref
+    return None
+
+
+def owned_by(obj: dict, owner: dict) -> bool:
+    ref = controller_ref(obj)
+    return ref is not None and ref.get("uid") == owner["metadata"].get("uid")
+
+
+def owner_reference(owner: dict) -> dict:
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def terminating(obj: dict) -> bool:
+    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def pod_active(pod: dict) -> bool:
+    phase = (pod.get("status") or {}).get("phase")
+    return not terminating(pod) and phase not in ("Succeeded", "Failed")
+
+
+def pod_ready(pod: dict) -> bool:
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return cond.get("status") == "True"
+    return False
+
+
+def template_hash(template: dict) -> str:
+    """A stable hash of a pod template, spelled as kube spells pod-template-hash."""
+    digest = hashlib.sha256(orjson.dumps(template, option=orjson.OPT_SORT_KEYS)).digest()
+    return safe_encode(digest[:10].decode("latin-1"))
+
+
+def without_hash(template: dict) -> dict:
+    out = deep_copy(template)
+    labels = (out.get("metadata") or {}).get("labels")
+    if labels:
+        labels.pop(TEMPLATE_HASH_LABEL, None)
+    (out.get("metadata") or {}).pop("creationTimestamp", None)
+    return out
+
+
+def same_template(a: dict, b: dict) -> bool:
+    return _normal(without_hash(a)) == _normal(without_hash(b))
+
+
+def _normal(template: dict) -> dict:
+    # Compare as the API would after defaulting (a template read back through a client
+    # gains defaults and empty fields): defaults filled, empty values dropped.
+    spec = deep_copy(template.get("spec") or {})
+    podstatus.default_spec(spec)
+    return _pruned({"metadata": template.get("metadata") or {}, "spec": spec})
+
+
+def _pruned(value: object) -> object:
+    if isinstance(value, dict):
+        out = {k: _pruned(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v not in ({}, [], None, "")}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
+
+
+def create_pod(
+    store: ClusterStore, owner: dict, template: dict, *, name: str | None = None
+) -> dict | None:
+    """A pod from `owner`'s template, named `<owner>-<5 chars>` unless `name` is given."""
+    meta_t = (template.get("metadata") or {}) if template else {}
+    prefix = owner["metadata"]["name"] + "-"
+    for _ in range(5):
+        pod_name = name or prefix + "".join(random.choices(NAME_ALPHABET, k=5))
+        meta: dict = {
+            "name": pod_name,
+            "namespace": owner["metadata"].get("namespace") or "default",
+            "labels": dict(meta_t.get("labels") or {}),
+            "ownerReferences": [owner_reference(owner)],
+        }
+        if name is None:
+            meta["generateName"] = prefix
+        if meta_t.get("annotations"):
+            meta["annotations"] = dict(meta_t["annotations"])
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": meta,
+            "spec": deep_copy(template.get("spec") or {}),
+        }
+        try:
+            return store.create_checked(pod)
+        except AlreadyExists:
+            if name is not None:
+                return None
+    return None
