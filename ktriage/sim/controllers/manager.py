@@ -185,3 +185,8 @@ class ControllerManager:
         for controller in self._controllers:
             if (key[0], key[1]) in controller.kinds:
                 self.enqueue(controller, key)
+
+    def settled(self) -> bool:
+        """Nothing left to observe or reconcile (timers may still be pending)."""
+        with self._inbox_lock:
+            return not self._inbox and not self._queue
