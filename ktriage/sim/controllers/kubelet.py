@@ -9,12 +9,15 @@ removes it when they are gone).
 
 from __future__ import annotations
 
-from ktriage.sim.controllers import podstatus
+from functools import partial
+
+from ktriage.sim.controllers import lifecycle, podstatus
 from ktriage.sim.controllers.manager import Controller, ControllerManager, ObjKey, key_of
 from ktriage.sim.storage.store import Change
 from ktriage.sim.timefmt import parse_rfc3339, rfc3339
 
 STOP_SECONDS = 1.0
+START_SECONDS = 1.0  # from creation to running: pulling images, starting containers
 POD = ("v1", "Pod")
 
 
@@ -24,6 +27,7 @@ class Kubelet(Controller):
     def __init__(self, manager: ControllerManager) -> None:
         super().__init__(manager)
         self._stopping: set[str] = set()  # uids whose stop is scheduled
+        self._planned: set[tuple[str, ...]] = set()  # starts and exits already scheduled
 
     def observe(self, change: Change, from_api: bool) -> None:
         if change.type != "DELETED":
@@ -49,7 +53,124 @@ class Kubelet(Controller):
                 deadline = now
             self.manager.at(min(deadline, now + STOP_SECONDS), lambda: self._stop(ns, name, uid))
             return
+        if podstatus.creating(pod):
+            self._schedule_start(pod)
+        else:
+            self._plan_exits(pod)
         self._start_ephemeral(pod)
+
+    def _schedule_start(self, pod: dict) -> None:
+        meta = pod["metadata"]
+        uid = meta["uid"]
+        if ("start", uid) in self._planned:
+            return
+        self._planned.add(("start", uid))
+        ns, name = meta.get("namespace", ""), meta["name"]
+        try:
+            created = parse_rfc3339(meta["creationTimestamp"])
+        except (KeyError, ValueError):
+            created = self.manager.clock.now()
+
+        def start() -> None:
+            current = self.store.peek(*POD, ns, name)
+            if current is None or current["metadata"].get("uid") != uid:
+                return
+            if current["metadata"].get("deletionTimestamp") or not podstatus.creating(current):
+                return
+            now = self.manager.clock.now()
+            self.store.mutate(*POD, ns, name, lambda p: podstatus.start_containers(p, now))
+
+        self.manager.at(created + START_SECONDS, start)
+
+    def _plan_exits(self, pod: dict) -> None:
+        """Containers whose command ends (see `lifecycle.exit_plan`) exit on time; then
+        the restart policy decides: restarted after a back-off, or the pod is done."""
+        status = pod.get("status") or {}
+        if status.get("phase") != "Running":
+            return
+        meta = pod["metadata"]
+        uid = meta["uid"]
+        policy = (pod.get("spec") or {}).get("restartPolicy", "Always")
+        specs = {c.get("name"): c for c in (pod.get("spec") or {}).get("containers") or []}
+        for cs in status.get("containerStatuses") or []:
+            running = (cs.get("state") or {}).get("running")
+            spec = specs.get(cs.get("name"))
+            if not running or spec is None:
+                continue
+            plan = lifecycle.exit_plan(spec, policy)
+            key = ("exit", uid, cs["name"], str(cs.get("restartCount", 0)))
+            if plan is None or key in self._planned:
+                continue
+            self._planned.add(key)
+            try:
+                started = parse_rfc3339(running.get("startedAt", ""))
+            except ValueError:
+                started = self.manager.clock.now()
+            seconds, code = plan
+            exit_ = partial(
+                self._exit,
+                meta.get("namespace", ""),
+                meta["name"],
+                uid,
+                cs["name"],
+                code,
+                int(cs.get("restartCount", 0)),
+            )
+            self.manager.at(started + seconds, exit_)
+
+    def _exit(self, ns: str, name: str, uid: str, container: str, code: int, count: int) -> None:
+        pod = self.store.peek(*POD, ns, name)
+        if pod is None or pod["metadata"].get("uid") != uid or w_terminating(pod):
+            return
+        now = self.manager.clock.now()
+        policy = (pod.get("spec") or {}).get("restartPolicy", "Always")
+        reason = "Completed" if code == 0 else "Error"
+
+        def exit_(p: dict) -> None:
+            podstatus.set_container_state(
+                p, container, "terminated", now=now, exit_code=code, reason=reason
+            )
+            lifecycle.settle_phase(p)
+
+        pod = self.store.mutate(*POD, ns, name, exit_)
+        if not lifecycle.restarts(policy, code):
+            return
+        delay = lifecycle.back_off(count)
+
+        def back_off(p: dict) -> None:
+            statuses = (p.get("status") or {}).get("containerStatuses") or []
+            cs = next((s for s in statuses if s.get("name") == container), {})
+            ended = dict(cs.get("state") or {})
+            podstatus.set_container_state(
+                p, container, "waiting", now=now, reason="CrashLoopBackOff"
+            )
+            cs["lastState"] = ended  # the exit it is backing off from
+
+        if delay:
+            self.store.mutate(*POD, ns, name, back_off)
+
+        def restart() -> None:
+            current = self.store.peek(*POD, ns, name)
+            if current is None or current["metadata"].get("uid") != uid or w_terminating(current):
+                return
+            later = self.manager.clock.now()
+            self.store.mutate(
+                *POD,
+                ns,
+                name,
+                lambda p: podstatus.set_container_state(
+                    p,
+                    container,
+                    "running",
+                    now=later,
+                    restart=True,
+                    exit_code=code,
+                    reason=reason,
+                ),
+            )
+            self.store.restart_container(ns, name, container)
+
+        self.manager.at(now + delay, restart)
 
     def _stop(self, ns: str, name: str, uid: str) -> None:
         pod = self.store.peek(*POD, ns, name)
@@ -151,3 +272,7 @@ def node_object(name: str, index: int, *, ip: str | None = None) -> dict:
             ],
         },
     }
+
+
+def w_terminating(pod: dict) -> bool:
+    return bool(pod["metadata"].get("deletionTimestamp")) or _terminal(pod)

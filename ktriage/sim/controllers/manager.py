@@ -108,6 +108,7 @@ class ControllerManager:
 
     async def _run(self) -> None:
         assert self._wake is not None
+        origin.mark_controller()
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -159,6 +160,7 @@ class ControllerManager:
             return
 
         async def later() -> None:
+            origin.mark_controller()
             await self.clock.sleep_until(when)
             self._safely(fn)
             self.drain()

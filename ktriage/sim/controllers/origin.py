@@ -20,3 +20,17 @@ def mark_api_request() -> None:
 
 def from_api() -> bool:
     return _API_REQUEST.get()
+
+
+_CONTROLLER: ContextVar[bool] = ContextVar("ktriage_sim_controller", default=False)
+
+
+def mark_controller() -> None:
+    """Called at the start of each controller task."""
+    _CONTROLLER.set(True)
+
+
+def pods_start_pending() -> bool:
+    """A pod a client or a controller creates starts Pending and is started by kubelet;
+    one a scenario writes directly is stored as it is scripted."""
+    return _API_REQUEST.get() or _CONTROLLER.get()

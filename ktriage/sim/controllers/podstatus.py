@@ -13,6 +13,7 @@ import hashlib
 import ipaddress
 from collections.abc import Callable
 
+from ktriage.sim.controllers import origin
 from ktriage.sim.timefmt import minutes_seconds, rfc3339
 
 CONDITION_TYPES = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady")
@@ -136,6 +137,7 @@ def fill_pod(
     if not status and old is not None and old.get("status"):
         pod["status"] = dict(old["status"])
         return
+    starting = old is None and not status and origin.pods_start_pending()
     if status is None:
         status = pod["status"] = {}
     if not spec.get("nodeName") and old is None and not status:
@@ -161,6 +163,8 @@ def fill_pod(
         )
         status.setdefault("qosClass", _qos(spec))
         return
+    if starting:
+        _creating_status(pod, status, rfc3339(now))
     status.setdefault("phase", "Running")
     host_ip = node_ip(node)
     if host_ip and "hostIP" not in status:
@@ -182,6 +186,65 @@ def fill_pod(
     status.setdefault("qosClass", _qos(spec))
     if "conditions" not in status:
         status["conditions"] = _conditions(status, status["startTime"])
+
+
+def _creating_status(pod: dict, status: dict, ts: str) -> None:
+    """Scheduled, its containers being created: what kubelet reports before they run."""
+    spec = pod["spec"]
+    status["phase"] = "Pending"
+    status["startTime"] = ts
+    status["containerStatuses"] = [
+        {
+            "image": c.get("image", ""),
+            "imageID": "",
+            "lastState": {},
+            "name": c["name"],
+            "ready": False,
+            "restartCount": 0,
+            "started": False,
+            "state": {"waiting": {"reason": "ContainerCreating"}},
+        }
+        for c in spec.get("containers") or []
+    ]
+    conditions = _conditions(status, ts)
+    for cond in conditions:
+        if cond["type"] == "PodReadyToStartContainers":
+            cond["status"] = "False"
+    status["conditions"] = conditions
+
+
+def start_containers(pod: dict, now: float) -> None:
+    """Kubelet has pulled the images and started every container still being created."""
+    ts = rfc3339(now)
+    status = pod.setdefault("status", {})
+    uid = pod["metadata"].get("uid", "")
+    specs = {c.get("name"): c for c in (pod.get("spec") or {}).get("containers") or []}
+    for cs in status.get("containerStatuses") or []:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") != "ContainerCreating":
+            continue
+        image = (specs.get(cs["name"]) or {}).get("image", cs.get("image", ""))
+        cs.update(
+            containerID=container_id(uid, cs["name"], int(cs.get("restartCount", 0))),
+            image=full_image(image),
+            imageID=image_id(image),
+            ready=True,
+            started=True,
+            state={"running": {"startedAt": ts}},
+        )
+    if status.get("phase") == "Pending":
+        status["phase"] = "Running"
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "PodReadyToStartContainers" and cond.get("status") != "True":
+            cond.update(status="True", lastTransitionTime=ts)
+    refresh_conditions(status, ts)
+
+
+def creating(pod: dict) -> bool:
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        if ((cs.get("state") or {}).get("waiting") or {}).get("reason") == "ContainerCreating":
+            return True
+    return False
 
 
 def pod_cidr(node: dict | None) -> str | None:

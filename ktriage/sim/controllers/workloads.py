@@ -115,9 +115,16 @@ def _pruned(value: object) -> object:
 
 
 def create_pod(
-    store: ClusterStore, owner: dict, template: dict, *, name: str | None = None
+    store: ClusterStore,
+    owner: dict,
+    template: dict,
+    *,
+    name: str | None = None,
+    labels: dict | None = None,
+    spec_extra: dict | None = None,
 ) -> dict | None:
-    """A pod from `owner`'s template, named `<owner>-<5 chars>` unless `name` is given."""
+    """A pod from `owner`'s template, named `<owner>-<5 chars>` unless `name` is given;
+    `labels` and `spec_extra` are added to the template's."""
     meta_t = (template.get("metadata") or {}) if template else {}
     prefix = owner["metadata"]["name"] + "-"
     for _ in range(5):
@@ -125,7 +132,7 @@ def create_pod(
         meta: dict = {
             "name": pod_name,
             "namespace": owner["metadata"].get("namespace") or "default",
-            "labels": dict(meta_t.get("labels") or {}),
+            "labels": {**(meta_t.get("labels") or {}), **(labels or {})},
             "ownerReferences": [owner_reference(owner)],
         }
         if name is None:
@@ -136,7 +143,7 @@ def create_pod(
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": meta,
-            "spec": deep_copy(template.get("spec") or {}),
+            "spec": {**deep_copy(template.get("spec") or {}), **(spec_extra or {})},
         }
         try:
             return store.create_checked(pod)
@@ -144,3 +151,31 @@ def create_pod(
             if name is not None:
                 return None
     return None
+
+
+def mark_managed(manager: object, change: object, from_api: bool) -> None:
+    """A workload a client made, or whose spec a client changed, is driven by its
+    controller; one the scenario wrote is left to the scenario (see `manager`)."""
+    obj = change.obj  # type: ignore[attr-defined]
+    if not from_api or change.type == "DELETED":  # type: ignore[attr-defined]
+        return
+    old = change.old  # type: ignore[attr-defined]
+    if old is None or obj.get("spec") != old.get("spec"):
+        manager.managed.add(obj["metadata"]["uid"])  # type: ignore[attr-defined]
+
+
+def write_status(store: ClusterStore, obj: dict, status: dict) -> None:
+    """Store `status` unless it is what the object already reports."""
+    if (obj.get("status") or {}) == status:
+        return
+    meta = obj["metadata"]
+
+    def write(o: dict) -> None:
+        o["status"] = status
+
+    store.mutate(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"], write)
+
+
+def owned_pods(store: ClusterStore, owner: dict) -> list[dict]:
+    ns = owner["metadata"].get("namespace")
+    return [p for p in store.snapshot("v1", "Pod", ns)[0] if owned_by(p, owner)]

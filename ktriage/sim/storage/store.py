@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from ktriage.sim.clock import SimClock
-from ktriage.sim.controllers import podstatus
+from ktriage.sim.controllers import defaults, podstatus
 from ktriage.sim.resources import by_kind
 from ktriage.sim.timefmt import rfc3339
 
@@ -237,6 +237,8 @@ class ClusterStore:
             podstatus.fill_pod(
                 obj, old, self._node_ip, self._next_pod_ip, self.clock.now(), self._pick_node
             )
+        elif obj["apiVersion"] in ("apps/v1", "batch/v1"):
+            defaults.fill_workload(obj)
         elif obj["kind"] == "Namespace" and obj["apiVersion"] == "v1":
             obj.setdefault("spec", {"finalizers": ["kubernetes"]})
             obj.setdefault("status", {"phase": "Active"})
