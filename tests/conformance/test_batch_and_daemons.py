@@ -91,3 +91,50 @@ def test_a_daemonset_runs_one_pod_per_node(
     ds = apps.read_namespaced_daemon_set("agent", namespace)
     assert ds.status.desired_number_scheduled == len(nodes)
     assert ds.status.number_ready == len(nodes)
+
+
+def test_a_statefulset_makes_ordered_pods_and_replaces_them_by_name(
+    api: Any, apps: Any, kubectl: Kubectl, namespace: str
+) -> None:
+    from kubernetes import client
+
+    core = client.CoreV1Api(api)
+    apps.create_namespaced_stateful_set(
+        namespace,
+        {
+            "metadata": {"name": "db"},
+            "spec": {
+                "replicas": 3,
+                "serviceName": "db",
+                "selector": {"matchLabels": {"app": "db"}},
+                "template": {
+                    "metadata": {"labels": {"app": "db"}},
+                    "spec": {
+                        "terminationGracePeriodSeconds": 1,
+                        "containers": [{"name": "main", "image": "registry.k8s.io/pause:3.9"}],
+                    },
+                },
+            },
+        },
+    )
+    result = kubectl("rollout", "status", "statefulset/db", "-n", namespace, "--timeout=60s")
+    assert result.returncode == 0, result.stderr
+
+    def names() -> list[str]:
+        pods = core.list_namespaced_pod(namespace, label_selector="app=db").items
+        return sorted(p.metadata.name for p in pods if p.metadata.deletion_timestamp is None)
+
+    wait_until(lambda: names() == ["db-0", "db-1", "db-2"], "db-0, db-1 and db-2")
+    first = core.read_namespaced_pod("db-1", namespace)
+    assert first.spec.hostname == "db-1" and first.spec.subdomain == "db"
+    assert first.metadata.labels["statefulset.kubernetes.io/pod-name"] == "db-1"
+    core.delete_namespaced_pod("db-1", namespace)
+
+    def replaced() -> bool:
+        pod = core.read_namespaced_pod("db-1", namespace)
+        ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+        return pod.metadata.uid != first.metadata.uid and ready
+
+    wait_until(replaced, "a new db-1")
+    apps.patch_namespaced_stateful_set_scale("db", namespace, {"spec": {"replicas": 1}})
+    wait_until(lambda: names() == ["db-0"], "scaled down to db-0 alone")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ktriage.sim.clock import SimClock
+from ktriage.sim.controllers.cronjob import CronJobController
 from ktriage.sim.controllers.daemonset import DaemonSetController
 from ktriage.sim.controllers.deployment import DeploymentController
 from ktriage.sim.controllers.garbagecollector import GarbageCollector
@@ -10,6 +11,7 @@ from ktriage.sim.controllers.job import JobController
 from ktriage.sim.controllers.kubelet import Kubelet
 from ktriage.sim.controllers.manager import ControllerManager
 from ktriage.sim.controllers.replicaset import ReplicaSetController
+from ktriage.sim.controllers.statefulset import StatefulSetController
 from ktriage.sim.storage.store import ClusterStore
 
 
@@ -20,7 +22,9 @@ def start_controllers(store: ClusterStore, clock: SimClock) -> ControllerManager
         DeploymentController,
         ReplicaSetController,
         DaemonSetController,
+        StatefulSetController,
         JobController,
+        CronJobController,
         GarbageCollector,
         Kubelet,
     ):
