@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ktriage.sim.controllers import deletion
 from ktriage.sim.controllers.manager import Controller, ControllerManager, ObjKey, key_of
+from ktriage.sim.controllers.workloads import owner_refs
 from ktriage.sim.storage.store import Change
 
 
@@ -137,6 +138,4 @@ def _stopped(obj: dict) -> bool:
 
 
 def _refs(obj: dict | None) -> list[dict]:
-    if not obj:
-        return []
-    return list((obj.get("metadata") or {}).get("ownerReferences") or [])
+    return owner_refs(obj)

@@ -94,7 +94,10 @@ class JobController(Controller):
                 "controller-uid": job["metadata"]["uid"],
                 "job-name": name,
             }
-            for _ in range(min(parallelism, completions - succeeded) - len(active)):
+            missing = min(parallelism, completions - succeeded) - len(active)
+            if missing > w.BURST:
+                self.manager.enqueue(self, key)
+            for _ in range(min(missing, w.BURST)):
                 made = w.create_pod(self.store, job, spec.get("template") or {}, labels=labels)
                 if made is not None:
                     active.append(made)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,7 @@ from ktriage.sim.storage.store import Change, ClusterStore
 log = logging.getLogger(__name__)
 
 ObjKey = tuple[str, str, str, str]  # apiVersion, kind, namespace, name
+SLICE_SECONDS = 0.05  # controllers' work between two turns of the event loop
 
 
 def key_of(obj: dict) -> ObjKey:
@@ -114,11 +116,15 @@ class ControllerManager:
             self._wake.clear()
             # Let the writer finish its burst (a scenario step, a request) first.
             await asyncio.sleep(0)
-            self.drain()
+            # Work in slices, so requests are served while a big burst is worked off.
+            while self.drain():
+                await asyncio.sleep(0)
 
-    def drain(self) -> None:
-        """Observe every pending change, then reconcile until nothing is queued."""
-        for _ in range(50):  # a bound, so two controllers can never spin forever
+    def drain(self, budget: float = SLICE_SECONDS) -> bool:
+        """Observe every pending change, then reconcile what is queued, for about
+        `budget` seconds; True if work is left."""
+        deadline = time.monotonic() + budget
+        while time.monotonic() < deadline:
             with self._inbox_lock:
                 inbox, self._inbox = self._inbox, []
             for change, from_api in inbox:
@@ -129,11 +135,15 @@ class ControllerManager:
             if not self._queue:
                 with self._inbox_lock:
                     if not self._inbox:
-                        return
+                        return False
                 continue
             queue, self._queue = self._queue, {}
             for index, key in queue:
+                if time.monotonic() > deadline:  # put the rest back, in order
+                    self._queue[(index, key)] = None
+                    continue
                 self._safely(self._controllers[index].reconcile, key)
+        return True
 
     def _safely(self, fn: Callable[..., Any], *args: Any) -> None:
         try:
@@ -163,7 +173,8 @@ class ControllerManager:
             origin.mark_controller()
             await self.clock.sleep_until(when)
             self._safely(fn)
-            self.drain()
+            if self._wake is not None:
+                self._wake.set()
 
         task = self._loop.create_task(later())
         self._timers.add(task)

@@ -61,7 +61,7 @@ class ReplicaSetController(Controller):
         uid = rs["metadata"]["uid"]
 
         def drop(p: dict) -> None:
-            refs = [r for r in p["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
+            refs = [r for r in w.owner_refs(p) if r.get("uid") != uid]
             if refs:
                 p["metadata"]["ownerReferences"] = refs
             else:
@@ -93,9 +93,12 @@ class ReplicaSetController(Controller):
                 continue
             if w.pod_active(pod):
                 active.append(pod)
-        want = int(spec.get("replicas", 1))
+        want = max(int(spec.get("replicas", 1)), 0)
         if len(active) < want:
-            for _ in range(want - len(active)):
+            missing = want - len(active)
+            if missing > w.BURST:
+                self.manager.enqueue(self, key)  # the rest in a later pass
+            for _ in range(min(missing, w.BURST)):
                 made = w.create_pod(self.store, rs, spec.get("template") or {})
                 if made is not None:
                     active.append(made)
@@ -142,5 +145,4 @@ class ReplicaSetController(Controller):
 
 
 def _rs_refs(obj: dict) -> list[dict]:
-    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
-    return [r for r in refs if r.get("kind") == "ReplicaSet" and r.get("controller")]
+    return [r for r in w.owner_refs(obj) if r.get("kind") == "ReplicaSet" and r.get("controller")]

@@ -12,21 +12,28 @@ from ktriage.sim.names import NAME_ALPHABET, safe_encode
 from ktriage.sim.storage.store import AlreadyExists, ClusterStore, deep_copy
 
 TEMPLATE_HASH_LABEL = "pod-template-hash"
+# Pods a controller creates in one pass, as kube-controller-manager's burstReplicas: a
+# huge replica count is worked through in passes, the loop serving requests between.
+BURST = 100
 
 
 def selector_matches(selector: dict | None, labels: dict | None) -> bool:
     """A LabelSelector (matchLabels + matchExpressions); an empty one matches nothing
     here, as controllers refuse to act on it."""
-    if not selector:
+    if not isinstance(selector, dict) or not selector:
         return False
-    labels = labels or {}
+    labels = labels if isinstance(labels, dict) else {}
     match_labels = selector.get("matchLabels") or {}
     expressions = selector.get("matchExpressions") or []
+    if not isinstance(match_labels, dict) or not isinstance(expressions, list):
+        return False
     if not match_labels and not expressions:
         return False
     if any(labels.get(k) != v for k, v in match_labels.items()):
         return False
     for expr in expressions:
+        if not isinstance(expr, dict):
+            return False
         key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
         if op == "In" and labels.get(key) not in values:
             return False
@@ -40,10 +47,21 @@ def selector_matches(selector: dict | None, labels: dict | None) -> bool:
 
 
 def controller_ref(obj: dict) -> dict | None:
-    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+    for ref in owner_refs(obj):
         if ref.get("controller"):
             return ref
     return None
+
+
+def owner_refs(obj: dict | None) -> list[dict]:
+    """The object's ownerReferences that are references at all (hostile data may hold
+    anything there)."""
+    if not obj:
+        return []
+    refs = (obj.get("metadata") or {}).get("ownerReferences")
+    if not isinstance(refs, list):
+        return []
+    return [r for r in refs if isinstance(r, dict) and isinstance(r.get("uid"), str)]
 
 
 def owned_by(obj: dict, owner: dict) -> bool:
