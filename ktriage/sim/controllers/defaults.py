@@ -23,18 +23,9 @@ def fill_workload(obj: dict) -> None:
             spec.setdefault("revisionHistoryLimit", 10)
         if kind == "Deployment":
             spec.setdefault("progressDeadlineSeconds", 600)
-            spec.setdefault(
-                "strategy",
-                {
-                    "type": "RollingUpdate",
-                    "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
-                },
-            )
+            _strategy(spec, "strategy", {"maxSurge": "25%", "maxUnavailable": "25%"})
         elif kind == "DaemonSet":
-            spec.setdefault(
-                "updateStrategy",
-                {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
-            )
+            _strategy(spec, "updateStrategy", {"maxSurge": 0, "maxUnavailable": 1})
         elif kind == "StatefulSet":
             spec.setdefault("podManagementPolicy", "OrderedReady")
             spec.setdefault(
@@ -59,3 +50,14 @@ def fill_workload(obj: dict) -> None:
         spec.setdefault("failedJobsHistoryLimit", 1)
         spec.setdefault("successfulJobsHistoryLimit", 3)
         spec.setdefault("suspend", False)
+
+
+def _strategy(spec: dict, field: str, rolling: dict) -> None:
+    """An absent or empty strategy is RollingUpdate with the kind's default bounds."""
+    strategy = spec.get(field)
+    if not isinstance(strategy, dict):
+        strategy = spec[field] = {}
+    strategy.setdefault("type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        current = strategy.get("rollingUpdate")
+        strategy["rollingUpdate"] = {**rolling, **(current if isinstance(current, dict) else {})}
