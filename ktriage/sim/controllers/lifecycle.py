@@ -3,14 +3,17 @@
 There are no processes in the simulated cluster: a container's command says how long
 it runs. `exit N` (as in `sh -c "...; exit 3"`) ends it with that code, `sleep N` after
 N seconds; any other command of a pod that is not restarted `Always` (a Job's) does its
-work and exits 0 after `WORK_SECONDS`; servers (`Always`, no such command) run on.
+work and exits 0 (`true`, `echo …` at once, others after `WORK_SECONDS`); servers
+(`Always`, no such command) run on.
 """
 
 from __future__ import annotations
 
 import re
 
-WORK_SECONDS = 2.0
+WORK_SECONDS = 1.0
+QUICK_SECONDS = 0.5  # `true`, `echo …`, `exit N`: done as soon as started
+_QUICK = ("true", "echo", "date", "printf", "env", "hostname")
 _EXIT = re.compile(r"(?:^|[;&|\s])exit\s+(\d{1,3})\b")
 _SLEEP = re.compile(r"(?:^|[;&|\s])sleep\s+(\d+(?:\.\d+)?)\b")
 _FOREVER = ("infinity", "inf")
@@ -30,7 +33,12 @@ def exit_plan(container: dict, restart_policy: str) -> tuple[float, int] | None:
     if seconds is not None:
         return (seconds, 0)
     if restart_policy != "Always" and words:
-        return (WORK_SECONDS, 0)
+        # The program, or the first word of a shell script (`sh -c "echo …"`).
+        first = words[0].rsplit("/", 1)[-1]
+        if first in ("sh", "bash", "ash") and len(words) > 2 and words[1] == "-c":
+            first = (words[2].split() or [""])[0]
+        quick = first in _QUICK
+        return (QUICK_SECONDS if quick else WORK_SECONDS, 0)
     return None
 
 

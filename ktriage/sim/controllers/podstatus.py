@@ -1,8 +1,9 @@
 """Pod spec defaults and a pod status that stays consistent, as kubelet keeps it.
 
-There is no scheduler or kubelet in the simulated cluster: a pod stored without
-a status is placed on a node and reported Running with every container ready,
-and `set_container_state` moves one container through its life (running,
+A pod stored without a status is placed on a node (the first schedulable one): one
+a client or a controller creates starts Pending with its containers being created
+(`kubelet` starts them), one a scenario writes is reported Running at once; and
+`set_container_state` moves one container through its life (running,
 waiting in CrashLoopBackOff, terminated OOMKilled...) keeping the ready flags,
 the Ready/ContainersReady conditions and the phase in step.
 """
