@@ -27,13 +27,16 @@ class Kubelet(Controller):
     def __init__(self, manager: ControllerManager) -> None:
         super().__init__(manager)
         self._stopping: set[str] = set()  # uids whose stop is scheduled
-        self._planned: set[tuple[str, ...]] = set()  # starts and exits already scheduled
+        # Per pod uid: the starts and exits already scheduled (forgotten with the pod).
+        self._planned: dict[str, set[tuple[str, ...]]] = {}
 
     def observe(self, change: Change, from_api: bool) -> None:
         if change.type != "DELETED":
             self.manager.enqueue(self, key_of(change.obj))
         else:
-            self._stopping.discard(change.obj["metadata"].get("uid"))
+            uid = change.obj["metadata"].get("uid")
+            self._stopping.discard(uid)
+            self._planned.pop(uid, None)
 
     def reconcile(self, key: ObjKey) -> None:
         _, _, ns, name = key
@@ -62,9 +65,10 @@ class Kubelet(Controller):
     def _schedule_start(self, pod: dict) -> None:
         meta = pod["metadata"]
         uid = meta["uid"]
-        if ("start", uid) in self._planned:
+        planned = self._planned.setdefault(uid, set())
+        if ("start",) in planned:
             return
-        self._planned.add(("start", uid))
+        planned.add(("start",))
         ns, name = meta.get("namespace", ""), meta["name"]
         try:
             created = parse_rfc3339(meta["creationTimestamp"])
@@ -99,9 +103,10 @@ class Kubelet(Controller):
                 continue
             plan = lifecycle.exit_plan(spec, policy)
             key = ("exit", uid, cs["name"], str(cs.get("restartCount", 0)))
-            if plan is None or key in self._planned:
+            planned = self._planned.setdefault(uid, set())
+            if plan is None or key in planned:
                 continue
-            self._planned.add(key)
+            planned.add(key)
             try:
                 started = parse_rfc3339(running.get("startedAt", ""))
             except ValueError:
