@@ -7,7 +7,8 @@
 - `auth/`: authentication (static tokens, ServiceAccount JWTs), impersonation, the RBAC
   authorizer and the bootstrap roles;
 - `admission/`: what checks an object before it is stored;
-- `controllers/`: what reacts to changes (today the kubelet's pod status);
+- `controllers/`: what reacts to changes: the controller manager (workload controllers,
+  garbage collection, graceful deletion) and the kubelet's part (pod lifecycle);
 - `audit`, `faults`, `noise`: the audit log writer, injected faults, background traffic;
 - `scenario/`: incidents as data (format), the objects they build, the player and its
   step handlers; the bundled scenario files are in `scenarios/`;

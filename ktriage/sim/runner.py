@@ -27,6 +27,8 @@ from ktriage.sim.auth import bootstrap
 from ktriage.sim.auth.authentication import Auth, Identity
 from ktriage.sim.clock import SimClock
 from ktriage.sim.controllers.identity import start_identity_controllers
+from ktriage.sim.controllers.manager import ControllerManager
+from ktriage.sim.controllers.run import start_controllers
 from ktriage.sim.faults import Faults
 from ktriage.sim.outputs import SimOutputs
 from ktriage.sim.server.app import APIServer
@@ -101,6 +103,7 @@ class SimCluster:
         self.tls: ServingCert | None = make_serving_cert() if tls else None
         self.url = ""
         self.player: Any = None
+        self.controllers: ControllerManager | None = None
         self.player_error: BaseException | None = None
         self._player_task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -109,7 +112,8 @@ class SimCluster:
         self._started = threading.Event()
         self._start_error: BaseException | None = None
         self._stopped = False
-        self.controllers: list[Any] = []
+        # The RBAC-side controllers (default ServiceAccounts, role aggregation).
+        self.identity_controllers: list[Any] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -183,11 +187,14 @@ class SimCluster:
         self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{port}"
         self.server.server_address = f"127.0.0.1:{port}"
         self.write_kubeconfig()
+        self.controllers = start_controllers(self.store, self.clock)
         if self.store.get_obj("v1", "Namespace", None, "default") is None:
             self.store.apply(
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}
             )
-        self.controllers = start_identity_controllers(self.store, asyncio.get_running_loop())
+        self.identity_controllers = start_identity_controllers(
+            self.store, asyncio.get_running_loop()
+        )
         if scenario_obj is not None:
             player_cls, _ = _player_class()
             self.player = player_cls(
@@ -227,8 +234,10 @@ class SimCluster:
         if self._player_task is not None and not self._player_task.done():
             self._player_task.cancel()
             await asyncio.gather(self._player_task, return_exceptions=True)
-        for controller in self.controllers:
+        for controller in self.identity_controllers:
             controller.stop()
+        if self.controllers is not None:
+            await self.controllers.stop()
         self.server.close_streams()
         await asyncio.sleep(0)
         if self._runner is not None:

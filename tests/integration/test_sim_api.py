@@ -237,11 +237,22 @@ def test_create_pod_gets_scheduled_and_running(kube_api: Any, sim_cluster: SimCl
     made = v1.create_namespaced_pod(NS, pod)
     assert made.metadata.name.startswith("debug-") and len(made.metadata.name) == 11
     assert made.spec.node_name in ("worker-1", "worker-2")
-    assert made.status.phase == "Running"
+    # Kubelet has not started it yet: Pending, its container being created; then Running.
+    assert made.status.phase == "Pending"
+    assert made.status.container_statuses[0].state.waiting.reason == "ContainerCreating"
     assert made.spec.containers[0].image_pull_policy == "Always"
+    deadline = time.monotonic() + 10
+    while v1.read_namespaced_pod(made.metadata.name, NS).status.phase != "Running":
+        assert time.monotonic() < deadline, "the created pod never ran"
+        time.sleep(0.02)
     gone = v1.delete_namespaced_pod(made.metadata.name, NS)
     assert gone.metadata.deletion_timestamp is not None
-    assert sim_cluster.store.get_obj("v1", "Pod", NS, made.metadata.name) is None
+    # Graceful deletion: the pod stays, Terminating, until kubelet has stopped it.
+    assert gone.metadata.deletion_grace_period_seconds == 30
+    deadline = time.monotonic() + 10
+    while sim_cluster.store.get_obj("v1", "Pod", NS, made.metadata.name) is not None:
+        assert time.monotonic() < deadline, "the deleted pod was never removed"
+        time.sleep(0.02)
 
 
 def test_three_patch_kinds(kube_api: Any, sim_cluster: SimCluster) -> None:

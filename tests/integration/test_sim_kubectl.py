@@ -343,6 +343,20 @@ def test_kubectl_create_sends_protobuf(
         stored["metadata"].pop(key, None)
     if kind == "Namespace":
         stored["metadata"]["labels"].pop("kubernetes.io/metadata.name")
+    if kind == "Deployment":
+        # The defaults the API server fills, and the revision the controller writes.
+        spec = stored["spec"]
+        assert spec.pop("progressDeadlineSeconds") == 600
+        assert spec.pop("revisionHistoryLimit") == 10
+        assert spec["strategy"] == {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
+        }
+        spec["strategy"] = meant["spec"]["strategy"]
+        annotations = stored["metadata"].pop("annotations", {})
+        annotations.pop("deployment.kubernetes.io/revision", None)
+        if annotations:
+            stored["metadata"]["annotations"] = annotations
     meant.pop("status", None)
     stored.pop("status", None)
     assert stored == meant

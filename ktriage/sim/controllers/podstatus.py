@@ -1,8 +1,9 @@
 """Pod spec defaults and a pod status that stays consistent, as kubelet keeps it.
 
-There is no scheduler or kubelet in the simulated cluster: a pod stored without
-a status is placed on a node and reported Running with every container ready,
-and `set_container_state` moves one container through its life (running,
+A pod stored without a status is placed on a node (the first schedulable one): one
+a client or a controller creates starts Pending with its containers being created
+(`kubelet` starts them), one a scenario writes is reported Running at once; and
+`set_container_state` moves one container through its life (running,
 waiting in CrashLoopBackOff, terminated OOMKilled...) keeping the ready flags,
 the Ready/ContainersReady conditions and the phase in step.
 """
@@ -10,8 +11,10 @@ the Ready/ContainersReady conditions and the phase in step.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from collections.abc import Callable
 
+from ktriage.sim.controllers import origin
 from ktriage.sim.timefmt import minutes_seconds, rfc3339
 
 CONDITION_TYPES = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady")
@@ -124,7 +127,7 @@ def fill_pod(
     pod: dict,
     old: dict | None,
     node_ip: Callable[[str], str | None],
-    next_ip: Callable[[], str],
+    next_ip: Callable[[str | None], str],
     now: float,
     pick_node: Callable[[], str | None],
 ) -> None:
@@ -135,6 +138,7 @@ def fill_pod(
     if not status and old is not None and old.get("status"):
         pod["status"] = dict(old["status"])
         return
+    starting = old is None and not status and origin.pods_start_pending()
     if status is None:
         status = pod["status"] = {}
     if not spec.get("nodeName") and old is None and not status:
@@ -160,13 +164,15 @@ def fill_pod(
         )
         status.setdefault("qosClass", _qos(spec))
         return
+    if starting:
+        _creating_status(pod, status, rfc3339(now))
     status.setdefault("phase", "Running")
     host_ip = node_ip(node)
     if host_ip and "hostIP" not in status:
         status["hostIP"] = host_ip
         status["hostIPs"] = [{"ip": host_ip}]
     if "podIP" not in status and status["phase"] in ("Running", "Pending"):
-        ip = host_ip if spec.get("hostNetwork") and host_ip else next_ip()
+        ip = host_ip if spec.get("hostNetwork") and host_ip else next_ip(node)
         status["podIP"] = ip
         status["podIPs"] = [{"ip": ip}]
     status.setdefault("startTime", ts)
@@ -181,6 +187,86 @@ def fill_pod(
     status.setdefault("qosClass", _qos(spec))
     if "conditions" not in status:
         status["conditions"] = _conditions(status, status["startTime"])
+
+
+def _creating_status(pod: dict, status: dict, ts: str) -> None:
+    """Scheduled, its containers being created: what kubelet reports before they run."""
+    spec = pod["spec"]
+    status["phase"] = "Pending"
+    status["startTime"] = ts
+    status["containerStatuses"] = [
+        {
+            "image": c.get("image", ""),
+            "imageID": "",
+            "lastState": {},
+            "name": c["name"],
+            "ready": False,
+            "restartCount": 0,
+            "started": False,
+            "state": {"waiting": {"reason": "ContainerCreating"}},
+        }
+        for c in spec.get("containers") or []
+    ]
+    conditions = _conditions(status, ts)
+    for cond in conditions:
+        if cond["type"] == "PodReadyToStartContainers":
+            cond["status"] = "False"
+    status["conditions"] = conditions
+
+
+def start_containers(pod: dict, now: float) -> None:
+    """Kubelet has pulled the images and started every container still being created."""
+    ts = rfc3339(now)
+    status = pod.setdefault("status", {})
+    uid = pod["metadata"].get("uid", "")
+    specs = {c.get("name"): c for c in (pod.get("spec") or {}).get("containers") or []}
+    for cs in status.get("containerStatuses") or []:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") != "ContainerCreating":
+            continue
+        image = (specs.get(cs["name"]) or {}).get("image", cs.get("image", ""))
+        cs.update(
+            containerID=container_id(uid, cs["name"], int(cs.get("restartCount", 0))),
+            image=full_image(image),
+            imageID=image_id(image),
+            ready=True,
+            started=True,
+            state={"running": {"startedAt": ts}},
+        )
+    if status.get("phase") == "Pending":
+        status["phase"] = "Running"
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "PodReadyToStartContainers" and cond.get("status") != "True":
+            cond.update(status="True", lastTransitionTime=ts)
+    refresh_conditions(status, ts)
+
+
+def creating(pod: dict) -> bool:
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        if ((cs.get("state") or {}).get("waiting") or {}).get("reason") == "ContainerCreating":
+            return True
+    return False
+
+
+def pod_cidr(node: dict | None) -> str | None:
+    if not node:
+        return None
+    spec = node.get("spec") or {}
+    return spec.get("podCIDR") or next(iter(spec.get("podCIDRs") or []), None)
+
+
+def free_ip(cidr: str, used: set) -> str | None:
+    """The first address of `cidr` after the gateway's (.1) that no pod holds."""
+    try:
+        network = ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return None
+    for index, address in enumerate(network.hosts()):
+        if index >= 1 and str(address) not in used:
+            return str(address)
+        if index > 65536:
+            break
+    return None
 
 
 def _conditions(status: dict, ts: str) -> list[dict]:
@@ -208,7 +294,7 @@ def _conditions(status: dict, ts: str) -> list[dict]:
     return out
 
 
-def _refresh_conditions(status: dict, ts: str) -> None:
+def refresh_conditions(status: dict, ts: str) -> None:
     fresh = {c["type"]: c for c in _conditions(status, ts)}
     conditions = status.get("conditions") or []
     seen = set()
@@ -316,4 +402,4 @@ def set_container_state(
             status["phase"] = "Succeeded" if all(code == 0 for code in codes) else "Failed"
     elif status.get("phase") in (None, "Pending") and state == "running":
         status["phase"] = "Running"
-    _refresh_conditions(status, ts)
+    refresh_conditions(status, ts)

@@ -19,6 +19,7 @@ from aiohttp import web
 from ktriage.sim.audit import AuditWriter
 from ktriage.sim.auth.authentication import Auth
 from ktriage.sim.clock import SimClock
+from ktriage.sim.controllers import origin
 from ktriage.sim.faults import Faults, exempt_from_faults
 from ktriage.sim.server import connection, discovery, errors, openapi
 from ktriage.sim.server.errors import ApiError
@@ -82,6 +83,7 @@ class APIServer(
         if request.path.startswith("/_sim/"):
             return await self._sim_control(request)
         await self.faults.hold()
+        origin.mark_api_request()
         try:
             # kube-apiserver resolves the request info before it authenticates, so even
             # a 401's audit record names the verb and the object.

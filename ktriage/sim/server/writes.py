@@ -10,6 +10,7 @@ import yaml
 from aiohttp import web
 
 from ktriage.sim.admission.validation import validate
+from ktriage.sim.controllers import deletion
 from ktriage.sim.names import NAME_ALPHABET
 from ktriage.sim.resources import ResourceType
 from ktriage.sim.server import errors, protobuf, schema
@@ -410,7 +411,14 @@ class WriteHandlers(HandlerBase):
         gone = deep_copy(old)
         if not dry_run:
             namespace = info.namespace if rt.namespaced else None
-            removed = self.store.delete(rt.api_version, rt.kind, namespace, info.name)
+            if rt.kind == "Namespace" and rt.group == "":
+                removed = self.store.delete(rt.api_version, rt.kind, namespace, info.name)
+            else:
+                removed, done = deletion.delete(
+                    self.store, rt.api_version, rt.kind, namespace, info.name, options
+                )
+                if removed is not None and not done:
+                    return self._object_response(ctx, rt, removed)
             if removed is None:
                 raise errors.not_found(rt, info.name)
             gone = removed
@@ -437,7 +445,7 @@ class WriteHandlers(HandlerBase):
     async def _delete_collection(self, ctx: Ctx, rt: ResourceType) -> web.Response:
         info = ctx.info
         assert info is not None
-        await self._delete_options(ctx)
+        options = await self._delete_options(ctx)
         match = self._filters(ctx, rt)
         namespace = info.namespace if rt.namespaced and info.namespace else None
         objs, _ = self.store.snapshot(rt.api_version, rt.kind, namespace)
@@ -449,7 +457,9 @@ class WriteHandlers(HandlerBase):
             if dry_run:
                 deleted.append(deep_copy(obj))
                 continue
-            gone = self.store.delete(rt.api_version, rt.kind, meta.get("namespace"), meta["name"])
+            gone, _ = deletion.delete(
+                self.store, rt.api_version, rt.kind, meta.get("namespace"), meta["name"], options
+            )
             if gone is not None:
                 deleted.append(gone)
         items = [{k: v for k, v in o.items() if k not in ("apiVersion", "kind")} for o in deleted]

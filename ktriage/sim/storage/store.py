@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from ktriage.sim.clock import SimClock
-from ktriage.sim.controllers import podstatus
+from ktriage.sim.controllers import defaults, podstatus
 from ktriage.sim.resources import by_kind
 from ktriage.sim.storage.watchcache import WatchCache, state_at
 from ktriage.sim.timefmt import rfc3339
@@ -260,6 +260,8 @@ class ClusterStore:
             podstatus.fill_pod(
                 obj, old, self._node_ip, self._next_pod_ip, self.clock.now(), self._pick_node
             )
+        elif obj["apiVersion"] in ("apps/v1", "batch/v1"):
+            defaults.fill_workload(obj)
         elif obj["kind"] == "Namespace" and obj["apiVersion"] == "v1":
             obj.setdefault("spec", {"finalizers": ["kubernetes"]})
             obj.setdefault("status", {"phase": "Active"})
@@ -281,7 +283,14 @@ class ClusterStore:
                 return name
         return None
 
-    def _next_pod_ip(self) -> str:
+    def _next_pod_ip(self, node: str | None = None) -> str:
+        node_obj = self._objects.get(("v1", "Node"), {}).get(("", node or ""))
+        cidr = podstatus.pod_cidr(node_obj)
+        if cidr:  # as the node's CNI does: a free address of the node's pod range
+            pods = self._objects.get(("v1", "Pod"), {}).values()
+            ip = podstatus.free_ip(cidr, {(p.get("status") or {}).get("podIP") for p in pods})
+            if ip:
+                return ip
         self._ips += 1
         return f"10.244.{(self._ips // 250) % 250}.{self._ips % 250 + 2}"
 

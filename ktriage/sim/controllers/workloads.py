@@ -1,0 +1,199 @@
+"""What the workload controllers share: selectors, ownerReferences, pods from templates."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import orjson
+
+from ktriage.sim.controllers import podstatus
+from ktriage.sim.names import NAME_ALPHABET, safe_encode
+from ktriage.sim.storage.store import AlreadyExists, ClusterStore, deep_copy
+
+TEMPLATE_HASH_LABEL = "pod-template-hash"
+# Pods a controller creates in one pass, as kube-controller-manager's burstReplicas: a
+# huge replica count is worked through in passes, the loop serving requests between.
+BURST = 100
+
+
+def selector_matches(selector: dict | None, labels: dict | None) -> bool:
+    """A LabelSelector (matchLabels + matchExpressions); an empty one matches nothing
+    here, as controllers refuse to act on it."""
+    if not isinstance(selector, dict) or not selector:
+        return False
+    labels = labels if isinstance(labels, dict) else {}
+    match_labels = selector.get("matchLabels") or {}
+    expressions = selector.get("matchExpressions") or []
+    if not isinstance(match_labels, dict) or not isinstance(expressions, list):
+        return False
+    if not match_labels and not expressions:
+        return False
+    if any(labels.get(k) != v for k, v in match_labels.items()):
+        return False
+    for expr in expressions:
+        if not isinstance(expr, dict):
+            return False
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def controller_ref(obj: dict) -> dict | None:
+    for ref in owner_refs(obj):
+        if ref.get("controller"):
+            return ref
+    return None
+
+
+def owner_refs(obj: dict | None) -> list[dict]:
+    """The object's ownerReferences that are references at all (hostile data may hold
+    anything there)."""
+    if not obj:
+        return []
+    refs = (obj.get("metadata") or {}).get("ownerReferences")
+    if not isinstance(refs, list):
+        return []
+    return [r for r in refs if isinstance(r, dict) and isinstance(r.get("uid"), str)]
+
+
+def owned_by(obj: dict, owner: dict) -> bool:
+    ref = controller_ref(obj)
+    return ref is not None and ref.get("uid") == owner["metadata"].get("uid")
+
+
+def owner_reference(owner: dict) -> dict:
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def terminating(obj: dict) -> bool:
+    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def pod_active(pod: dict) -> bool:
+    phase = (pod.get("status") or {}).get("phase")
+    return not terminating(pod) and phase not in ("Succeeded", "Failed")
+
+
+def pod_ready(pod: dict) -> bool:
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return cond.get("status") == "True"
+    return False
+
+
+def template_hash(template: dict) -> str:
+    """A stable hash of a pod template, spelled as kube spells pod-template-hash."""
+    digest = hashlib.sha256(orjson.dumps(template, option=orjson.OPT_SORT_KEYS)).digest()
+    return safe_encode(digest[:10].decode("latin-1"))
+
+
+def without_hash(template: dict) -> dict:
+    out = deep_copy(template)
+    labels = (out.get("metadata") or {}).get("labels")
+    if labels:
+        labels.pop(TEMPLATE_HASH_LABEL, None)
+    (out.get("metadata") or {}).pop("creationTimestamp", None)
+    return out
+
+
+def same_template(a: dict, b: dict) -> bool:
+    return _normal(without_hash(a)) == _normal(without_hash(b))
+
+
+def _normal(template: dict) -> dict:
+    # Compare as the API would after defaulting (a template read back through a client
+    # gains defaults and empty fields): defaults filled, empty values dropped.
+    spec = deep_copy(template.get("spec") or {})
+    podstatus.default_spec(spec)
+    return _pruned({"metadata": template.get("metadata") or {}, "spec": spec})
+
+
+def _pruned(value: object) -> object:
+    if isinstance(value, dict):
+        out = {k: _pruned(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v not in ({}, [], None, "")}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
+
+
+def create_pod(
+    store: ClusterStore,
+    owner: dict,
+    template: dict,
+    *,
+    name: str | None = None,
+    labels: dict | None = None,
+    spec_extra: dict | None = None,
+) -> dict | None:
+    """A pod from `owner`'s template, named `<owner>-<5 chars>` unless `name` is given;
+    `labels` and `spec_extra` are added to the template's."""
+    meta_t = (template.get("metadata") or {}) if template else {}
+    prefix = owner["metadata"]["name"] + "-"
+    for _ in range(5):
+        pod_name = name or prefix + "".join(random.choices(NAME_ALPHABET, k=5))
+        meta: dict = {
+            "name": pod_name,
+            "namespace": owner["metadata"].get("namespace") or "default",
+            "labels": {**(meta_t.get("labels") or {}), **(labels or {})},
+            "ownerReferences": [owner_reference(owner)],
+        }
+        if name is None:
+            meta["generateName"] = prefix
+        if meta_t.get("annotations"):
+            meta["annotations"] = dict(meta_t["annotations"])
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": meta,
+            "spec": {**deep_copy(template.get("spec") or {}), **(spec_extra or {})},
+        }
+        try:
+            return store.create_checked(pod)
+        except AlreadyExists:
+            if name is not None:
+                return None
+    return None
+
+
+def mark_managed(manager: object, change: object, from_api: bool) -> None:
+    """A workload a client made, or whose spec a client changed, is driven by its
+    controller; one the scenario wrote is left to the scenario (see `manager`)."""
+    obj = change.obj  # type: ignore[attr-defined]
+    if not from_api or change.type == "DELETED":  # type: ignore[attr-defined]
+        return
+    old = change.old  # type: ignore[attr-defined]
+    if old is None or obj.get("spec") != old.get("spec"):
+        manager.managed.add(obj["metadata"]["uid"])  # type: ignore[attr-defined]
+
+
+def write_status(store: ClusterStore, obj: dict, status: dict) -> None:
+    """Store `status` unless it is what the object already reports."""
+    if (obj.get("status") or {}) == status:
+        return
+    meta = obj["metadata"]
+
+    def write(o: dict) -> None:
+        o["status"] = status
+
+    store.mutate(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"], write)
+
+
+def owned_pods(store: ClusterStore, owner: dict) -> list[dict]:
+    ns = owner["metadata"].get("namespace")
+    return [p for p in store.snapshot("v1", "Pod", ns)[0] if owned_by(p, owner)]
