@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import re
 import ssl
 import time
@@ -67,6 +68,27 @@ _TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
 _WS = re.compile(rb"[ \t\r\n]*")
 SCAN_BUDGET = 500_000
 STRETCH = 4096
+
+
+class _NoTraceback(logging.Filter):
+    """aiohttp logs a request it cannot parse (bad bytes, bad framing, a body that does
+    not decode) with a full traceback; the sender already got its 4xx. Keep one plain
+    line, its untrusted text made printable."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            record.msg = "%s: %s"
+            record.args = (printable(record.getMessage())[:200], _what(exc))
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+# The webhook servers' own logger (aiohttp's "aiohttp.server" is left as it is).
+PROTOCOL_LOG = logging.getLogger("ktriage.webhook.protocol")
+PROTOCOL_LOG.addFilter(_NoTraceback())
 
 
 class ListenError(Exception):
@@ -190,6 +212,7 @@ class WebhookSource:
             shutdown_timeout=0.5,
             auto_decompress=False,
             lingering_time=LINGER,
+            logger=PROTOCOL_LOG,
         )
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context)
@@ -249,7 +272,9 @@ class WebhookSource:
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer":
             return False
-        return hmac.compare_digest(value.strip().encode(), self.token.encode())
+        # Header bytes an attacker chose may not be valid text: compare bytes, never fail.
+        given = value.strip().encode("utf-8", "surrogateescape")
+        return hmac.compare_digest(given, self.token.encode("utf-8", "surrogateescape"))
 
     def _reply(self, status: int, text: str) -> web.Response:
         self.requests[status] += 1
@@ -266,6 +291,14 @@ class WebhookSource:
         return self._reply(status, f"{reason}: {detail}")
 
     async def _handle(self, request: web.Request) -> web.Response:
+        try:
+            return await self._handle_request(request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # no request of any shape gets a 500 or a traceback
+            return self._reject("unreadable", f"the request cannot be read ({_what(exc)})")
+
+    async def _handle_request(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
             # Refused on the headers alone: the body is neither read nor inflated.
             what = "missing" if "Authorization" not in request.headers else "wrong"
