@@ -341,6 +341,33 @@ def _template_spec(resource: str, obj: object) -> object:
     return tpl.get("spec") if isinstance(tpl, dict) else None
 
 
+def flag_unread_pod_spec(rec: AuditRecord, ev: Event) -> None:
+    """A pod or workload written with a record too large to read to its end: what was
+    not read may hold anything, and a spec that large is suspicious in itself. At least
+    a medium signal (a stronger one the detections made stays)."""
+    oref = rec.objectRef
+    verb = rec.verb or ""
+    if oref is None or oref.subresource or verb not in _WRITE_VERBS or _denied(rec):
+        return
+    resource = oref.resource or ""
+    if resource != "pods" and resource not in _WORKLOADS:
+        return
+    if ev.signal and ev.severity >= Severity.MEDIUM:
+        return
+    kind_name = resource[:-1] if resource.endswith("s") else resource
+    where = f"{kind_name} {oref.namespace}/{oref.name}" if oref.namespace else kind_name
+    if oref.name is None:
+        where = f"a {kind_name} in {oref.namespace}" if oref.namespace else f"a {kind_name}"
+    _signal(
+        ev,
+        "pod-spec-unread",
+        Severity.MEDIUM,
+        "Pod spec too large to read fully",
+        f"{rec.username} {verb}d {where}: the pod spec is too large to read fully",
+        "T1610",
+    )
+
+
 _LABELS = {
     "privileged-pod": "Privileged pod",
     "hostpath-pod": "HostPath pod",
