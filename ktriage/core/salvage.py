@@ -119,7 +119,21 @@ _POD_SPEC: dict[str, Any] = {
     "volumes": {ITEMS: {"name": LEAF, "hostPath": {"path": LEAF, "type": LEAF}}},
 }
 _METADATA = {"name": LEAF, "namespace": LEAF, "generateName": LEAF}
+_VOLUME = {"name": LEAF, "hostPath": {"path": LEAF, "type": LEAF}}
+# A JSON patch's value: whatever part of a pod spec its path lands in (the spec, a
+# container, a securityContext, a volume, the template, or a list of those).
+_PATCH_VALUE: dict[str, Any] = {
+    **_POD_SPEC,
+    **_CONTAINER,
+    **_CONTAINER["securityContext"],
+    **_VOLUME,
+    "spec": _POD_SPEC,
+    "template": {"spec": _POD_SPEC},
+    ITEMS: {**_CONTAINER, **_VOLUME},
+}
 _OBJECT: dict[str, Any] = {
+    # A JSON patch (an array of operations) in place of the object.
+    ITEMS: {"op": LEAF, "path": LEAF, "value": _PATCH_VALUE},
     "kind": LEAF,
     "apiVersion": LEAF,
     "type": LEAF,
@@ -539,7 +553,8 @@ class RecordScanner:
         if type(frame.container) is list:
             return node.get(ITEMS)
         key = frame.key
-        found = node.get(key) if key is not None else None
+        # A key spelled like the array marker is just a key.
+        found = node.get(key) if key is not None and key != ITEMS else None
         if found is None:
             found = node.get(ANY_KEY)
         return found
@@ -567,7 +582,9 @@ class RecordScanner:
         target = self._target()
         if (
             type(target) is not dict
-            or (c == 91) is not (ITEMS in target)  # an array where an object belongs, or not
+            # An array where an object belongs, or an object where only an array does.
+            or (c == 91 and ITEMS not in target)
+            or (c == 123 and len(target) == 1 and ITEMS in target)
         ):
             self._skip_depth = 1
             self._after_value()

@@ -738,3 +738,30 @@ def test_split_documents_without_recursion() -> None:
     assert [data[a:b] for a, b in spans] == [b'{"x": 1}', deep, b'[1, {"y": [2]}]']
     spans, trouble = split_documents(b'{"x": 1} nonsense')
     assert len(spans) == 1 and trouble is not None and trouble.reason == "malformed-json"
+
+
+def test_hostile_oversized_json_patch_privileged_after_thousands_of_ops() -> None:
+    # A JSON patch over 1 MiB: thousands of harmless operations, then the one that
+    # makes the workload privileged; the salvage path keeps it, and says what it left.
+    ops: list[dict] = [
+        {"op": "add", "path": f"/metadata/annotations/a{i}", "value": "x" * 200}
+        for i in range(6000)
+    ]
+    ops.append(
+        {
+            "op": "add",
+            "path": "/spec/template/spec/containers/0/securityContext",
+            "value": {"privileged": True},
+        }
+    )
+    rec = audit(
+        verb="patch",
+        objectRef={"resource": "deployments", "namespace": "shop", "name": "web"},
+        requestObject=ops,
+    )
+    data = line(rec)
+    assert len(data) > MAX_LINE
+    ev = one_signal(data)
+    assert ev.kind == "privileged-pod"
+    assert ev.summary.startswith("mallory patched deployment shop/web with privileged container")
+    assert "requestObject entries not kept" in ev.summary

@@ -341,6 +341,11 @@ def _template_spec(resource: str, obj: object) -> object:
     return tpl.get("spec") if isinstance(tpl, dict) else None
 
 
+def _past(verb: str) -> str:
+    """create -> created, patch -> patched."""
+    return f"{verb}d" if verb.endswith("e") else f"{verb}ed"
+
+
 def flag_unread_pod_spec(rec: AuditRecord, ev: Event) -> None:
     """A pod or workload written with a record too large to read to its end: what was
     not read may hold anything, and a spec that large is suspicious in itself. At least
@@ -363,7 +368,7 @@ def flag_unread_pod_spec(rec: AuditRecord, ev: Event) -> None:
         "pod-spec-unread",
         Severity.MEDIUM,
         "Pod spec too large to read fully",
-        f"{rec.username} {verb}d {where}: the pod spec is too large to read fully",
+        f"{rec.username} {_past(verb)} {where}: the pod spec is too large to read fully",
         "T1610",
     )
 
@@ -621,7 +626,7 @@ class AuditDetector:
         where = f"{kind_name} {ns}/{name}" if ns else f"{kind_name} {name}"
         if risks is not None:
             kind, sev, flags = risks
-            text = f"{actor} {verb}d {where} with {', '.join(flags)}"
+            text = f"{actor} {_past(verb)} {where} with {', '.join(flags)}"
             if _denied(rec):
                 sev = Severity.LOW
                 text += f" (denied {rec.code})"
