@@ -765,3 +765,16 @@ def test_hostile_oversized_json_patch_privileged_after_thousands_of_ops() -> Non
     assert ev.kind == "privileged-pod"
     assert ev.summary.startswith("mallory patched deployment shop/web with privileged container")
     assert "requestObject entries not kept" in ev.summary
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 4096, 1 << 20])
+def test_hostile_budget_plain_elements_dropped_the_same_in_any_chunks(chunk: int) -> None:
+    # Plain elements are dropped in one step only when whole in a chunk: any split
+    # of the bytes keeps the same fields and says the same.
+    rec = pod_in_api_server_order(caps=["X1", "SYS_PTRACE"], containers_before=300)
+    rec["requestObject"]["spec"]["containers"][150:150] = [{"name": "ALL", "image": "i"}]
+    data = line(rec)[: 600_000 if chunk == 1 else None]
+    whole = salvage_bytes(data, chunk=len(data))
+    split = salvage_bytes(data, chunk=chunk)
+    assert split.result() == whole.result()
+    assert split.lost == whole.lost
