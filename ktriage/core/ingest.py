@@ -21,13 +21,20 @@ from collections.abc import Callable, Iterable
 import msgspec
 import orjson
 
-from ktriage.core.detect.audit import AuditDetector
+from ktriage.core.detect.audit import AuditDetector, flag_unread_pod_spec
+from ktriage.core.jsonsplit import split_documents
 from ktriage.core.model import RAW_PACK_OFFSET_LIMIT, RAW_PACK_SHIFTS, Event, RawRef, pack_raw
 from ktriage.core.parse import Skip, SkipRecord
 from ktriage.core.parse import audit as audit_parser
 from ktriage.core.parse import falco as falco_parser
 from ktriage.core.parse import tetragon as tetragon_parser
-from ktriage.core.salvage import RecordScanner, SalvagedLine, prune_depth, salvage_bytes
+from ktriage.core.salvage import (
+    SALVAGE_KEY,
+    RecordScanner,
+    SalvagedLine,
+    prune_depth,
+    salvage_bytes,
+)
 from ktriage.core.text import clip
 
 __all__ = [
@@ -527,8 +534,16 @@ class Ingestor:
         either way, with what was made of it."""
         if not body:
             return self._skip(origin, reason, f"{what}; it is not a JSON object")
+        unread = False
         try:
             obj = orjson.loads(body)
+            lost = obj.pop(SALVAGE_KEY, None) if isinstance(obj, dict) else None
+            if isinstance(lost, dict):
+                # The scanner's account of what its bounds left out: said in the event.
+                body = orjson.dumps(obj)
+                unread = lost.get("unread") is True
+                note = _lost_note(note, lost)
+                what += "; " + note.strip(" []").partition("; ")[2]
             fmt = _format_of(obj) if isinstance(obj, dict) else None
             if fmt is None:
                 return self._skip(
@@ -537,7 +552,7 @@ class Ingestor:
                     f"{what}; the fields read are not an audit event, Falco alert or"
                     " Tetragon event",
                 )
-            events = self._salvaged_events(fmt, body, raw, note)
+            events = self._salvaged_events(fmt, body, raw, note, unread)
         except SkipRecord as exc:
             return self._skip(origin, reason, f"{what}; the fields read: {exc.skip.detail}")
         except Exception as exc:
@@ -547,16 +562,19 @@ class Ingestor:
         return events
 
     def _salvaged_events(
-        self, fmt: str, body: bytes, raw: RawRef | int | None, note: str
+        self, fmt: str, body: bytes, raw: RawRef | int | None, note: str, unread: bool = False
     ) -> list[Event]:
         """The ordinary parser and detections, on a salvaged record; its own event
-        says how it was read."""
+        says how it was read (`unread`: a bound stopped the reading before its end)."""
         if fmt == "audit":
             rec = audit_parser.parse_audit(body)
             ev = audit_parser.build_event(rec, body, raw, self._input_time)
             self._n_audit += 1
             self._input_time = ev.time
             out = self.audit.process(rec, ev)
+            if unread:
+                # A held request is the same object: the signal goes out with it.
+                flag_unread_pod_spec(rec, ev)
         elif fmt == "falco":
             ev = falco_parser.build_event(falco_parser.parse_falco(body), body, raw)
             self._n_falco += 1
@@ -631,7 +649,10 @@ class Ingestor:
         while pos < len(decoded):
             try:
                 _, end = decoder.raw_decode(decoded, pos)
-            except (ValueError, RecursionError):
+            except RecursionError:
+                # A document too deep to decode: cut them all without recursion.
+                return self._documents(text, origin)
+            except ValueError:
                 return None
             spans.append((pos, end))
             pos = end
@@ -641,6 +662,26 @@ class Ingestor:
         for a, b in spans:
             lineno = decoded.count("\n", 0, a) + 1
             out.extend(self._bytes(decoded[a:b].encode(), f"{origin}:{lineno}", None, None))
+        return out
+
+    def _documents(self, text: bytes, origin: str) -> list[Event] | None:
+        """Documents one after another, one of them too deep to decode: each cut out
+        without recursion and read (the deep one by the too-deep salvage path); what
+        cannot be cut is one skip. None when not even a first document can be cut."""
+        spans, trouble = split_documents(text)
+        if not spans:
+            return None
+        out: list[Event] = []
+        for a, b in spans:
+            lineno = text.count(b"\n", 0, a) + 1
+            out.extend(self._bytes(text[a:b], f"{origin}:{lineno}", None, None))
+        if trouble is not None:
+            lineno = text.count(b"\n", 0, spans[-1][1]) + 1
+            self._skip(
+                f"{origin}:{lineno}",
+                trouble.reason,
+                f"what follows this record cannot be cut into records: {trouble}",
+            )
         return out
 
     def _bytes(
@@ -737,6 +778,24 @@ class Ingestor:
             except Exception as exc:
                 self._skip(where, "wrong-type", _unreadable(exc))
         return out
+
+
+def _lost_note(note: str, lost: dict) -> str:
+    """`note` (" [record over 1 MiB: only key fields read]") with what the scanner's
+    bounds left out: " [...; 4,950 capability names not kept; not read to its end]"."""
+    parts: list[str] = []
+    counts = lost.get("lost")
+    if isinstance(counts, dict):
+        for what, n in sorted(counts.items())[:6]:
+            if not isinstance(n, int) or not isinstance(what, str):
+                continue
+            what = clip(what, 40)
+            parts.append(f"{n:,} {what}" if " cut" in what else f"{n:,} {what} not kept")
+    if lost.get("unread") is True:
+        parts.append("not read to its end (a scan limit was reached)")
+    if not parts:
+        return note
+    return note.rstrip("]") + "; " + "; ".join(parts) + "]"
 
 
 def _unreadable(exc: Exception) -> str:

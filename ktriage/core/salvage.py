@@ -21,9 +21,11 @@ from typing import Any
 import orjson
 
 __all__ = [
+    "DANGEROUS_CAPABILITIES",
     "MAX_SCAN_BYTES",
     "OBJECT_FIELDS",
     "RECORD_FIELDS",
+    "SALVAGE_KEY",
     "RecordScanner",
     "SalvagedLine",
     "prune_depth",
@@ -32,9 +34,65 @@ __all__ = [
 
 # Trie of the paths kept: a key maps to a sub-trie or to LEAF (keep the scalar);
 # ANY_KEY matches every key of an object, ITEMS every element of an array.
+# A list of names (capabilities, verbs) maps ITEMS to a frozenset of the names that
+# matter: those are always kept (once each), other names only the first MAX_NAMES.
 LEAF = True
 ANY_KEY = "*"
 ITEMS = "[]"
+
+# Capabilities that give a container power over its node: never pushed out of a
+# salvaged record by any number of other names before them.
+DANGEROUS_CAPABILITIES = frozenset(
+    {
+        "ALL",
+        "SYS_ADMIN",
+        "NET_ADMIN",
+        "SYS_PTRACE",
+        "SYS_MODULE",
+        "SYS_RAWIO",
+        "SYS_BOOT",
+        "SYS_TIME",
+        "SYS_CHROOT",
+        "SYS_RESOURCE",
+        "DAC_READ_SEARCH",
+        "DAC_OVERRIDE",
+        "NET_RAW",
+        "BPF",
+        "PERFMON",
+        "MKNOD",
+        "SETUID",
+        "SETGID",
+        "SETFCAP",
+        "SETPCAP",
+        "MAC_ADMIN",
+        "MAC_OVERRIDE",
+        "LINUX_IMMUTABLE",
+        "SYSLOG",
+        "CHOWN",
+        "FOWNER",
+    }
+)
+_CAP_NAMES = frozenset(DANGEROUS_CAPABILITIES | {f"CAP_{c}" for c in DANGEROUS_CAPABILITIES})
+_VERB_NAMES = frozenset(
+    {"*", "create", "update", "patch", "delete", "deletecollection", "get", "list", "watch"}
+    | {"escalate", "bind", "impersonate", "approve", "sign"}
+)
+_RESOURCE_NAMES = frozenset(
+    {"*", "*/*", "secrets", "pods", "pods/exec", "pods/attach", "pods/portforward"}
+    | {"pods/ephemeralcontainers", "nodes", "nodes/proxy", "serviceaccounts"}
+    | {"serviceaccounts/token", "roles", "rolebindings", "clusterroles"}
+    | {"clusterrolebindings", "users", "groups", "certificatesigningrequests"}
+    | {"mutatingwebhookconfigurations", "validatingwebhookconfigurations"}
+    | {"daemonsets", "deployments", "cronjobs", "jobs", "configmaps"}
+)
+_GROUP_NAMES = frozenset({"*", "", "rbac.authorization.k8s.io", "certificates.k8s.io"})
+# What a list of names is called in a note saying some were not kept.
+_NAMES_LABEL = {
+    id(_CAP_NAMES): "capability names",
+    id(_VERB_NAMES): "verbs",
+    id(_RESOURCE_NAMES): "resource names",
+    id(_GROUP_NAMES): "API group names",
+}
 
 _CONTAINER: dict[str, Any] = {
     "name": LEAF,
@@ -44,7 +102,7 @@ _CONTAINER: dict[str, Any] = {
         "allowPrivilegeEscalation": LEAF,
         "runAsUser": LEAF,
         "runAsNonRoot": LEAF,
-        "capabilities": {"add": {ITEMS: LEAF}},
+        "capabilities": {"add": {ITEMS: _CAP_NAMES}},
     },
 }
 _POD_SPEC: dict[str, Any] = {
@@ -61,7 +119,21 @@ _POD_SPEC: dict[str, Any] = {
     "volumes": {ITEMS: {"name": LEAF, "hostPath": {"path": LEAF, "type": LEAF}}},
 }
 _METADATA = {"name": LEAF, "namespace": LEAF, "generateName": LEAF}
+_VOLUME = {"name": LEAF, "hostPath": {"path": LEAF, "type": LEAF}}
+# A JSON patch's value: whatever part of a pod spec its path lands in (the spec, a
+# container, a securityContext, a volume, the template, or a list of those).
+_PATCH_VALUE: dict[str, Any] = {
+    **_POD_SPEC,
+    **_CONTAINER,
+    **_CONTAINER["securityContext"],
+    **_VOLUME,
+    "spec": _POD_SPEC,
+    "template": {"spec": _POD_SPEC},
+    ITEMS: {**_CONTAINER, **_VOLUME},
+}
 _OBJECT: dict[str, Any] = {
+    # A JSON patch (an array of operations) in place of the object.
+    ITEMS: {"op": LEAF, "path": LEAF, "value": _PATCH_VALUE},
     "kind": LEAF,
     "apiVersion": LEAF,
     "type": LEAF,
@@ -76,9 +148,9 @@ _OBJECT: dict[str, Any] = {
     "subjects": {ITEMS: {"kind": LEAF, "name": LEAF, "namespace": LEAF}},
     "rules": {
         ITEMS: {
-            "verbs": {ITEMS: LEAF},
-            "resources": {ITEMS: LEAF},
-            "apiGroups": {ITEMS: LEAF},
+            "verbs": {ITEMS: _VERB_NAMES},
+            "resources": {ITEMS: _RESOURCE_NAMES},
+            "apiGroups": {ITEMS: _GROUP_NAMES},
             "nonResourceURLs": {ITEMS: LEAF},
         }
     },
@@ -204,10 +276,19 @@ MAX_SCAN_BYTES = 16 << 20  # bytes of one record scanned at most; the rest is no
 MAX_STEPS = 1_000_000  # tokens and skipped brackets at most; then the rest is not read
 MAX_STRING = 4096  # bytes kept of one string value
 MAX_KEY = 256  # longer keys match no path
-MAX_KEPT_BYTES = 256 << 10  # string bytes kept in all
-MAX_VALUES = 5000  # scalars kept in all
+MAX_KEPT_BYTES = 256 << 10  # string bytes kept in all; past it strings are cut short
+MAX_CUT_STRING = 128  # bytes kept of a string past MAX_KEPT_BYTES
+# Scalars kept in all from lists of scalars and objects of any keys (groups, output
+# fields): the only values with no other bound. Fields at a fixed path (a container's
+# privileged, a pod's hostPID, the audit fields) are bounded by the paths themselves
+# and never count here, so no amount of other content can push them out.
+MAX_VALUES = 5000
 MAX_ITEMS = 64  # array elements kept in full; later ones only when they say more
-MAX_NESTED = 200_000  # tokens read below the second level; past it only upper levels are
+MAX_RISKY_ITEMS = 256  # of those later ones (privileged containers...), kept at most
+MAX_NAMES = 16  # names of a list of names kept besides the ones that matter
+# The key under which a salvaged record says what it could not keep (its bytes never
+# give it: no path in the trie matches it).
+SALVAGE_KEY = "ktriage.salvage"
 # One token on a kept path: a structural byte, a string start, or a bare literal.
 _TOKEN = re.compile(rb'[ \t\r\n,:]*+(?:([{}\[\]"])|([^ \t\r\n,:{}\[\]"]++))')
 # The rest of a string after its opening quote: stops at the closing quote, or at
@@ -219,6 +300,10 @@ _FLAT = rb'(?:[^"{}\[\]]++|"(?:[^"\\]++|\\.)*+")*+'
 _SKIP = re.compile(
     rb'(?:[^"{}\[\]]++|"(?:[^"\\]++|\\.)*+"|\[' + _FLAT + rb"\]|\{" + _FLAT + rb"\})*+", re.S
 )
+# An object with no nested brackets, whole; and what in one could make _says_more
+# keep it (escapes included: they could spell any of it).
+_FLAT_OBJECT = re.compile(rb"\{" + _FLAT + rb"\}", re.S)
+_MAY_SAY_MORE = re.compile(rb"true|hostPath|\*|\\|[A-Z_]{3}")
 # A bare literal continued from the previous chunk.
 _LITERAL_REST = re.compile(rb'[^ \t\r\n,:{}\[\]"]*+')
 # Runs of brackets opening (or closing) a skipped subtree, taken in one step.
@@ -230,12 +315,35 @@ _OPEN = frozenset((123, 91))  # { [
 
 
 class _Frame:
-    __slots__ = ("container", "key", "node")
+    __slots__ = ("container", "counted", "key", "name", "node", "risky")
 
-    def __init__(self, node: dict[str, Any], container: dict | list) -> None:
+    def __init__(
+        self, node: dict[str, Any], container: dict | list, name: str = "", counted: bool = False
+    ) -> None:
         self.node = node
         self.container = container
         self.key: str | None = None  # an object's key awaiting its value
+        self.name = name  # the key this object or array is under
+        # Values here are unbounded in number (an array's, or any key's): they count
+        # against MAX_VALUES.
+        self.counted = counted
+        self.risky = 0  # elements past MAX_ITEMS kept because they say more
+
+
+def _is_leaf(target: object) -> bool:
+    return target is LEAF or type(target) is frozenset
+
+
+def _says_more(value: object, depth: int = 0) -> bool:
+    """An array element worth keeping past the first ones: it sets a flag, adds a
+    capability that matters, mounts a host path, or grants everything."""
+    if type(value) is dict:
+        if "hostPath" in value:
+            return True
+        return depth < 6 and any(_says_more(v, depth + 1) for v in value.values())
+    if type(value) is list:
+        return depth < 6 and any(_says_more(v, depth + 1) for v in value)
+    return value is True or value == "*" or (type(value) is str and value in _CAP_NAMES)
 
 
 class RecordScanner:
@@ -248,6 +356,8 @@ class RecordScanner:
         self.not_an_object = False
         self.bytes_seen = 0
         self.cut = False  # some value was cut or left out by a bound
+        # What was left out or cut, by what it was ("capability names": 4950).
+        self.lost: dict[str, int] = {}
         self.gave_up = False  # MAX_SCAN_BYTES or MAX_STEPS reached: the rest was not read
         self.max_depth = 0
         # Bytes up to and including the record's closing brace, once it was read.
@@ -255,7 +365,6 @@ class RecordScanner:
         self._stack: list[_Frame] = []
         self._skip_depth = 0  # brackets open inside a skipped subtree
         self._steps = 0
-        self._nested = 0
         self._kept_bytes = 0
         self._values = 0
         # A string or literal that continues in the next chunk.
@@ -282,10 +391,21 @@ class RecordScanner:
 
     def result(self) -> dict[str, Any] | None:
         """The kept fields as a record of the same shape; None when the bytes did not
-        start an object or nothing was kept."""
+        start an object or nothing was kept. When a bound left something out, the
+        record says what under SALVAGE_KEY (see `lost_note`)."""
         if self._literal and not self._in_string and not self.done:
             self._literal_done()
-        return self.root or None
+        if not self.root:
+            return None
+        if not self.lost and not self.gave_up:
+            return self.root
+        out = dict(self.root)
+        out[SALVAGE_KEY] = {"lost": dict(self.lost), "unread": self.gave_up}
+        return out
+
+    def _lose(self, what: str, n: int = 1) -> None:
+        self.cut = True
+        self.lost[what] = self.lost.get(what, 0) + n
 
     # -- the scanner ------------------------------------------------------------
 
@@ -315,12 +435,6 @@ class RecordScanner:
             if m is None:  # only separators left
                 return
             pos = m.end()
-            if len(self._stack) > 2:
-                self._nested += 1
-                if self._nested > MAX_NESTED:
-                    self._shed()
-                    pos = m.start(1) if m.group(1) is not None else pos
-                    continue
             punct = m.group(1)
             if punct is None:
                 literal = m.group(2)
@@ -338,12 +452,21 @@ class RecordScanner:
                 if type(frame.container) is dict and frame.key is None:
                     self._string_role = "key"
                 else:
-                    self._string_role = "value" if self._target() is LEAF else ""
+                    self._string_role = "value" if _is_leaf(self._target()) else ""
                 self._in_string = True
                 self._string_buf.clear()
                 self._string_cut = False
                 pos = self._string(data, pos)
             elif c in _OPEN:
+                if c == 123 and self._past_items():
+                    # Thousands of plain elements (padding containers): one that holds
+                    # nothing _says_more could see is dropped in one step, unread.
+                    flat = _FLAT_OBJECT.match(data, pos - 1)
+                    if flat is not None and not _MAY_SAY_MORE.search(data, pos, flat.end()):
+                        self._lose(f"{self._stack[-1].name or 'array'} entries")
+                        self._after_value()
+                        pos = flat.end()
+                        continue
                 self._open(c)
             else:
                 self._close()
@@ -419,6 +542,8 @@ class RecordScanner:
             # A key too long to keep matches no path.
             frame.key = "\x00" if self._string_cut else _text(bytes(self._string_buf), False)
             return
+        if self._string_cut:
+            self._lose("strings cut at 4 KiB")
         self._keep(_text(bytes(self._string_buf), self._string_cut))
 
     def _target(self) -> object:
@@ -428,10 +553,23 @@ class RecordScanner:
         if type(frame.container) is list:
             return node.get(ITEMS)
         key = frame.key
-        found = node.get(key) if key is not None else None
+        # A key spelled like the array marker is just a key.
+        found = node.get(key) if key is not None and key != ITEMS else None
         if found is None:
             found = node.get(ANY_KEY)
         return found
+
+    def _past_items(self) -> bool:
+        """The next value is an element past the first MAX_ITEMS of a kept array."""
+        stack = self._stack
+        if not stack:
+            return False
+        frame = stack[-1]
+        return (
+            type(frame.container) is list
+            and len(frame.container) >= MAX_ITEMS
+            and type(frame.node.get(ITEMS)) is dict
+        )
 
     def _open(self, c: int) -> None:
         if not self._stack:
@@ -444,15 +582,25 @@ class RecordScanner:
         target = self._target()
         if (
             type(target) is not dict
-            or (c == 91) is not (ITEMS in target)  # an array where an object belongs, or not
-            or (self._nested > MAX_NESTED and len(self._stack) > 1)
+            # An array where an object belongs, or an object where only an array does.
+            or (c == 91 and ITEMS not in target)
+            or (c == 123 and len(target) == 1 and ITEMS in target)
         ):
             self._skip_depth = 1
             self._after_value()
             return
+        parent = self._stack[-1]
         container: dict | list = {} if c == 123 else []
+        # Named by the path's own keys (a key any key matched is the sender's words).
+        if type(parent.container) is dict:
+            name = parent.key if parent.key in parent.node else ""
+        else:
+            name = parent.name
+        counted = parent.counted or (
+            type(parent.container) is dict and parent.key not in parent.node
+        )
         self._attach(container)
-        self._stack.append(_Frame(target, container))
+        self._stack.append(_Frame(target, container, name or "", counted))
         if len(self._stack) > self.max_depth:
             self.max_depth = len(self._stack)
 
@@ -468,15 +616,14 @@ class RecordScanner:
         items = parent.container
         if type(items) is list and len(items) > MAX_ITEMS and items[-1] is frame.container:
             # Past the first elements, keep one only when it says more than its
-            # name: a privileged container or a hostPath volume among thousands.
+            # name: a privileged container or a hostPath volume among thousands
+            # (and not thousands of those: the first ones make the signal).
             element = frame.container
-            if not element or (type(element) is dict and set(element) <= {"name", "image"}):
+            if _says_more(element) and parent.risky < MAX_RISKY_ITEMS:
+                parent.risky += 1
+            else:
                 items.pop()
-                self.cut = True
-                for value in element.values() if type(element) is dict else ():
-                    self._values -= 1
-                    if type(value) is str:
-                        self._kept_bytes -= len(value)
+                self._lose(f"{parent.name or 'array'} entries")
         self._after_value()
 
     def _attach(self, value: object) -> None:
@@ -495,14 +642,30 @@ class RecordScanner:
                 frame.key = None
 
     def _keep(self, value: object) -> None:
-        if self._values >= MAX_VALUES or (
-            type(value) is str and self._kept_bytes + len(value) > MAX_KEPT_BYTES
-        ):
-            self.cut = True
-            self._after_value()
-            return
-        self._values += 1
+        frame = self._stack[-1]
+        target = self._target()
+        if type(target) is frozenset:
+            # A list of names: the ones that matter always (once), others the first few.
+            items = frame.container
+            if value in target or (type(value) is str and value.upper() in target):
+                if value in items:
+                    self._after_value()
+                    return
+            elif len(items) >= MAX_NAMES:
+                self._lose(_NAMES_LABEL.get(id(target), f"{frame.name} entries"))
+                self._after_value()
+                return
+        elif frame.counted or type(frame.container) is list or frame.key not in frame.node:
+            # A value among arbitrarily many (a list's, any key's): within the budget.
+            if self._values >= MAX_VALUES:
+                self._lose("values")
+                self._after_value()
+                return
+            self._values += 1
         if type(value) is str:
+            if self._kept_bytes + len(value) > MAX_KEPT_BYTES and len(value) > MAX_CUT_STRING:
+                value = value[:MAX_CUT_STRING] + "…"
+                self._lose("strings cut short (256 KiB kept in all)")
             self._kept_bytes += len(value)
         self._attach(value)
 
@@ -513,7 +676,7 @@ class RecordScanner:
         frame = self._stack[-1]
         if type(frame.container) is dict and frame.key is None:
             return  # a bare word where a key belongs: not JSON, left out
-        if self._target() is not LEAF:
+        if not _is_leaf(self._target()):
             self._after_value()
             return
         try:
@@ -530,15 +693,6 @@ class RecordScanner:
         literal = bytes(self._literal)
         self._literal.clear()
         self._value_literal(literal)
-
-    def _shed(self) -> None:
-        """Too many tokens on kept paths (thousands of array elements): what is open
-        below the top level is skipped to its end; top-level fields are still read."""
-        self.cut = True
-        while len(self._stack) > 1:
-            self._stack.pop()
-            self._skip_depth += 1
-        self._after_value()
 
     def _not_object(self) -> None:
         if self.root is None:

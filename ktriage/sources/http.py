@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import re
+import logging
 import ssl
 import time
 import zlib
@@ -36,7 +36,9 @@ from pathlib import Path
 import msgspec
 from aiohttp import web
 
+from ktriage.core import jsonsplit
 from ktriage.core.ingest import MAX_SKIP_LOG, Ingestor
+from ktriage.core.jsonsplit import Unsplittable
 from ktriage.core.model import Event
 from ktriage.core.text import printable
 from ktriage.engine import Engine, SourceHealth
@@ -59,14 +61,27 @@ INFLIGHT_BODIES = 2
 # request refused before its body was read, so the client sees the reply.
 LINGER = 1.0
 ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
-# The non-recursive item splitter (see _Splitter): its tokens (a JSON string, or one
-# structural character), msgspec's word for where a first value ends, and its budget
-# (about a second of scanning) and stride through deep quote-free stretches.
-_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]')
-_TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
-_WS = re.compile(rb"[ \t\r\n]*")
-SCAN_BUDGET = 500_000
-STRETCH = 4096
+
+
+class _NoTraceback(logging.Filter):
+    """aiohttp logs a request it cannot parse (bad bytes, bad framing, a body that does
+    not decode) with a full traceback; the sender already got its 4xx. Keep one plain
+    line, its untrusted text made printable."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            record.msg = "%s: %s"
+            record.args = (printable(record.getMessage())[:200], _what(exc))
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+# The webhook servers' own logger (aiohttp's "aiohttp.server" is left as it is).
+PROTOCOL_LOG = logging.getLogger("ktriage.webhook.protocol")
+PROTOCOL_LOG.addFilter(_NoTraceback())
 
 
 class ListenError(Exception):
@@ -190,6 +205,7 @@ class WebhookSource:
             shutdown_timeout=0.5,
             auto_decompress=False,
             lingering_time=LINGER,
+            logger=PROTOCOL_LOG,
         )
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context)
@@ -249,7 +265,9 @@ class WebhookSource:
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer":
             return False
-        return hmac.compare_digest(value.strip().encode(), self.token.encode())
+        # Header bytes an attacker chose may not be valid text: compare bytes, never fail.
+        given = value.strip().encode("utf-8", "surrogateescape")
+        return hmac.compare_digest(given, self.token.encode("utf-8", "surrogateescape"))
 
     def _reply(self, status: int, text: str) -> web.Response:
         self.requests[status] += 1
@@ -266,6 +284,14 @@ class WebhookSource:
         return self._reply(status, f"{reason}: {detail}")
 
     async def _handle(self, request: web.Request) -> web.Response:
+        try:
+            return await self._handle_request(request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # no request of any shape gets a 500 or a traceback
+            return self._reject("unreadable", f"the request cannot be read ({_what(exc)})")
+
+    async def _handle_request(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
             # Refused on the headers alone: the body is neither read nor inflated.
             what = "missing" if "Authorization" not in request.headers else "wrong"
@@ -400,7 +426,7 @@ class WebhookSource:
         return events
 
     def _feed_split(
-        self, items: list[bytes], trouble: _Unsplittable | None
+        self, items: list[bytes], trouble: Unsplittable | None
     ) -> tuple[list[Event], int]:
         """Items cut out of a body too deep to decode whole; what could not be cut into
         items is one more skip, said in words (or the body's 400 when nothing could)."""
@@ -508,161 +534,14 @@ def _check_json(body: bytes) -> object:
         raise _Rejected("malformed-json", f"not valid JSON ({text})") from None
 
 
-class _Unsplittable(Exception):
-    """The rest of a body cannot be cut into items: cut short, malformed, or too costly
-    to scan. `reason` is the skip reason."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.items: list[bytes] = []
-
-
-class _Splitter:
-    """Cuts a JSON body into its top-level parts without recursion, whatever the nesting.
-
-    The fallback for a body a decoder refuses for its depth alone. Each value's end is
-    found by msgspec (in C: decoding stops at the end of the first value and says where
-    the trailing characters start); only a value too deep for it is scanned here, in
-    Python, skipping quote-free stretches whose brackets cannot close the value by
-    counting them, and within a budget of tokens."""
-
-    def __init__(self, body: bytes, budget: int = SCAN_BUDGET) -> None:
-        self.body = body
-        self.view = memoryview(body)
-        self.budget = budget
-        self.kind: str | None = None
-
-    def skip_ws(self, pos: int) -> int:
-        m = _WS.match(self.body, pos)
-        return m.end() if m else pos
-
-    def value_end(self, pos: int) -> int:
-        """Where the value starting at `pos` ends (exclusive, before any whitespace)."""
-        try:
-            _RAW.decode(self.view[pos:])
-        except msgspec.DecodeError as exc:
-            m = _TRAILING.search(str(exc))
-            if m is not None:
-                return self.trim(pos + int(m.group(1)) - 1)
-        except RecursionError:
-            pass
-        else:
-            return self.trim(len(self.body))
-        return self.scan_end(pos)
-
-    def trim(self, end: int) -> int:
-        """`end` moved back over whitespace (without copying the body)."""
-        body = self.body
-        while end > 0 and body[end - 1] in b" \t\r\n":
-            end -= 1
-        return end
-
-    def scan_end(self, pos: int) -> int:
-        """value_end by scanning: the first `,` `]` `}` outside the value."""
-        body = self.body
-        depth = 0
-        while True:
-            if depth > 8:
-                # Deep inside: a stretch with no string in it and fewer closing
-                # brackets than the depth cannot end the value; count it whole.
-                step = min(depth, STRETCH)
-                block = body[pos : pos + step]
-                if b'"' not in block:
-                    closers = block.count(b"]") + block.count(b"}")
-                    if closers < depth:
-                        depth += block.count(b"[") + block.count(b"{") - closers
-                        pos += len(block)
-                        self._spend(1)
-                        if pos >= len(body):
-                            raise _Unsplittable("truncated-json", "the body ends inside a value")
-                        continue
-            m = _TOKEN.search(body, pos)
-            if m is None:
-                raise _Unsplittable("truncated-json", "the body ends inside a value")
-            self._spend(1)
-            c = body[m.start()]
-            if c in b"[{":
-                depth += 1
-            elif c in b"]}":
-                if depth == 0:
-                    return self.trim(m.start())
-                depth -= 1
-            elif c == 44 and depth == 0:  # ","
-                return self.trim(m.start())
-            pos = m.end()
-
-    def _spend(self, n: int) -> None:
-        self.budget -= n
-        if self.budget < 0:
-            raise _Unsplittable("too-deep", "it is too costly to scan (too deeply nested)")
-
-    def array(self, pos: int) -> tuple[list[bytes], int]:
-        """The raw elements of the array at `pos`, and the position after it.
-        _Unsplittable (with the elements so far in `.items`) when cut short."""
-        items: list[bytes] = []
-        try:
-            pos = self.skip_ws(pos + 1)
-            if self.body[pos : pos + 1] == b"]":
-                return items, pos + 1
-            while True:
-                end = self.value_end(pos)
-                items.append(self.body[pos:end])
-                pos = self.skip_ws(end)
-                sep = self.body[pos : pos + 1]
-                if sep == b"]":
-                    return items, pos + 1
-                if sep != b",":
-                    raise _Unsplittable("malformed-json", f"expected ',' or ']' at byte {pos}")
-                pos = self.skip_ws(pos + 1)
-        except _Unsplittable as exc:
-            exc.items = items
-            raise
-
-    def top_level(self) -> tuple[str | None, list[bytes], _Unsplittable | None]:
-        """(the `kind` string, the raw `items`, why the rest could not be split or None)
-        of a top-level object; for a top-level array, (None, its elements, ...)."""
-        body = self.body
-        pos = self.skip_ws(0)
-        head = body[pos : pos + 1]
-        try:
-            if head == b"[":
-                items, _ = self.array(pos)
-                return None, items, None
-            if head != b"{":
-                raise _Rejected("not-an-object", "expected a JSON object")
-            items = []
-            pos = self.skip_ws(pos + 1)
-            while body[pos : pos + 1] not in (b"}", b""):
-                key_end = self.value_end(pos)
-                key = body[pos:key_end]
-                pos = self.skip_ws(key_end)
-                if body[pos : pos + 1] != b":":
-                    raise _Unsplittable("malformed-json", f"expected ':' at byte {pos}")
-                pos = self.skip_ws(pos + 1)
-                if key == b'"items"' and body[pos : pos + 1] == b"[":
-                    items, pos = self.array(pos)
-                else:
-                    end = self.value_end(pos)
-                    if key == b'"kind"':
-                        try:
-                            self.kind = msgspec.json.decode(body[pos:end], type=str)
-                        except msgspec.DecodeError:
-                            self.kind = None
-                    pos = end
-                pos = self.skip_ws(pos)
-                if body[pos : pos + 1] == b",":
-                    pos = self.skip_ws(pos + 1)
-            return self.kind, items, None
-        except _Unsplittable as exc:
-            return self.kind, exc.items, exc
-
-
-def split_top_level(body: bytes) -> tuple[str | None, list[bytes], _Unsplittable | None]:
+def split_top_level(body: bytes) -> tuple[str | None, list[bytes], Unsplittable | None]:
     """The `kind` and raw `items` of a top-level JSON object (or the elements of a
     top-level array), without recursion, and why the rest could not be split (None when
-    all of it could). See _Splitter."""
-    return _Splitter(body).top_level()
+    all of it could). See ktriage.core.jsonsplit."""
+    try:
+        return jsonsplit.split_top_level(body)
+    except jsonsplit.NotAnObject:
+        raise _Rejected("not-an-object", "expected a JSON object") from None
 
 
 class AuditWebhookSource(WebhookSource):

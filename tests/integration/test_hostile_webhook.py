@@ -457,3 +457,67 @@ async def test_hostile_concurrent_bombs_under_the_cap_share_a_memory_budget(
         src.url, gzip.compress(event_list([audit_event(1)])), {"Content-Encoding": "gzip"}
     )
     assert status == 200, text
+
+
+# ---- requests of any shape: never a 500 -------------------------------------------
+
+
+def _head(*lines: bytes) -> bytes:
+    return b"\r\n".join([b"POST / HTTP/1.1", b"Host: 127.0.0.1", *lines]) + b"\r\n\r\n"
+
+
+MALFORMED_REQUESTS: dict[str, bytes] = {
+    "non-utf8 bearer token": _head(b"Authorization: Bearer \xff\xfe", b"Content-Length: 2") + b"{}",
+    "bearer alone": _head(b"Authorization: Bearer", b"Content-Length: 2") + b"{}",
+    "bearer and spaces": _head(b"Authorization: Bearer    ", b"Content-Length: 2") + b"{}",
+    "no auth scheme": _head(f"Authorization: {TOKEN}".encode(), b"Content-Length: 2") + b"{}",
+    "basic scheme": _head(b"Authorization: Basic Zm9vOmJhcg==", b"Content-Length: 2") + b"{}",
+    "control bytes in token": _head(b"Authorization: Bearer \x01\x7f\x1b[2J", b"Content-Length: 0"),
+    "bad header bytes": _head(b"X-Thing: \xc3\x28\xa0\xa1", b"Content-Length: 2") + b"{}",
+    "huge header": _head(b"X-Big: " + b"a" * 200_000, b"Content-Length: 2") + b"{}",
+    "many headers": _head(*[b"X-%d: y" % i for i in range(5_000)], b"Content-Length: 0"),
+    "bad method": b"FROB / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    "method with bytes": b"P\xffST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    "bad content-length": _head(b"Content-Length: -5"),
+    "two content-lengths": _head(b"Content-Length: 2", b"Content-Length: 3") + b"{}",
+    "bad path bytes": b"POST /\xff\xfe%zz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    "not http": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\0" * 64 + b"\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED_REQUESTS))
+async def test_hostile_malformed_requests_never_get_500(
+    engine: Engine, name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    src = await started(engine, AuditWebhookSource("127.0.0.1", 0, token=TOKEN))
+    status = await raw_request(src.port, MALFORMED_REQUESTS[name] + b"\r\n")
+    assert status != 500, name
+    assert src.requests[500] == 0
+    # The receiver still works afterwards.
+    status, text = await post_with(src.url, event_list([audit_event(1)]), {})
+    assert status == 200, text
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+
+
+async def test_hostile_non_utf8_bearer_token_is_401(engine: Engine) -> None:
+    src = await started(engine, AuditWebhookSource("127.0.0.1", 0, token=TOKEN))
+    status = await raw_request(src.port, MALFORMED_REQUESTS["non-utf8 bearer token"])
+    assert status == 401
+    assert src.requests[401] == 1
+
+
+@pytest.mark.parametrize(
+    "encoding,tail,want",
+    [("gzip", b"JUNK", 400), ("gzip", b"\x1f\x8b\x08\x00junk", 400), ("br", b"", 415)],
+)
+async def test_hostile_gzip_with_a_bad_tail_is_refused_without_traceback(
+    engine: Engine, caplog: pytest.LogCaptureFixture, encoding: str, tail: bytes, want: int
+) -> None:
+    src = await started(engine, AuditWebhookSource("127.0.0.1", 0, token=TOKEN))
+    good = event_list([audit_event(1)])
+    body = (gzip.compress(good) if encoding == "gzip" else b"xx") + tail
+    status, text = await post_with(src.url, body, {"Content-Encoding": encoding})
+    assert status == want, text
+    assert text.split(":")[0] in ("bad-encoding",), text
+    assert src.requests[500] == 0
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"

@@ -7,6 +7,7 @@ import copy
 import orjson
 import pytest
 
+from ktriage.core.detect.audit import spec_from_json_patch
 from ktriage.core.ingest import Ingestor
 from ktriage.core.model import EntityKind, Event, Severity, entity
 
@@ -534,3 +535,99 @@ def test_a_signal_says_whose_rights_an_impersonated_request_used() -> None:
     assert ev.kind == "secret-list"
     assert ev.summary == "system:admin as alice list secrets in payments (denied 403)"
     assert entity(EntityKind.USER, "", "alice") in ev.entities
+
+
+# -- JSON patches of a pod spec --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "resource,ops,want",
+    [
+        (
+            "deployments",
+            [
+                {
+                    "op": "add",
+                    "path": "/spec/template/spec/containers/0/securityContext",
+                    "value": {"privileged": True},
+                }
+            ],
+            {"containers": [{"securityContext": {"privileged": True}}]},
+        ),
+        (
+            "pods",
+            [
+                {"op": "replace", "path": "/spec/hostPID", "value": True},
+                {"op": "remove", "path": "/spec/hostNetwork"},
+            ],
+            {"hostPID": True},
+        ),
+        (
+            "cronjobs",
+            [
+                {
+                    "op": "add",
+                    "path": "/spec/jobTemplate/spec/template/spec/volumes/-",
+                    "value": {"name": "h", "hostPath": {"path": "/"}},
+                }
+            ],
+            {"volumes": [{"name": "h", "hostPath": {"path": "/"}}]},
+        ),
+        (
+            "daemonsets",
+            [{"op": "add", "path": "/spec/template", "value": {"spec": {"hostIPC": True}}}],
+            {"hostIPC": True},
+        ),
+        (
+            "deployments",
+            [
+                {
+                    "op": "add",
+                    "path": "/spec/template/spec/initContainers/1/securityContext"
+                    "/capabilities/add/-",
+                    "value": "SYS_ADMIN",
+                }
+            ],
+            {"initContainers": [{"securityContext": {"capabilities": {"add": ["SYS_ADMIN"]}}}]},
+        ),
+        ("deployments", [{"op": "add", "path": "/metadata/labels/a", "value": "b"}], None),
+        (
+            "deployments",
+            [{"op": "test", "path": "/spec/template/spec/hostPID", "value": True}],
+            None,
+        ),
+        ("deployments", ["junk", {"op": "add", "path": 3}, {"op": "add"}], None),
+    ],
+)
+def test_spec_from_json_patch(resource: str, ops: list, want: dict | None) -> None:
+    assert spec_from_json_patch(resource, ops) == want
+
+
+def test_privileged_workload_by_json_patch_is_detected_like_a_merge_patch() -> None:
+    patch = [
+        {
+            "op": "add",
+            "path": "/spec/template/spec/containers/0/securityContext",
+            "value": {"privileged": True},
+        }
+    ]
+    merge = {
+        "spec": {
+            "template": {
+                "spec": {"containers": [{"name": "web", "securityContext": {"privileged": True}}]}
+            }
+        }
+    }
+    by_json = only_signal(audit("patch", "deployments", name="web", body=patch))
+    by_merge = only_signal(audit("patch", "deployments", name="web", body=merge))
+    assert by_json.kind == by_merge.kind == "privileged-pod"
+    assert by_json.severity == by_merge.severity
+
+
+def test_hostile_json_patch_host_namespaces_and_escaped_pointer() -> None:
+    # "~1" is "/" in a JSON pointer: a key that merely looks like a path is not the spec.
+    decoy = [{"op": "add", "path": "/spec~1template~1spec~1hostPID", "value": True}]
+    assert spec_from_json_patch("deployments", decoy) is None
+    ops = [{"op": "add", "path": "/spec/template/spec/hostPID", "value": True}]
+    ev = only_signal(audit("patch", "statefulsets", name="db", body=ops))
+    assert ev.kind == "host-namespace-pod" and ev.severity == Severity.HIGH

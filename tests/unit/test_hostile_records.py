@@ -303,10 +303,12 @@ def test_hostile_oversized_falco_alert_and_tetragon_exec() -> None:
     f = ing.feed_line(line(falco))
     t = ing.feed_line(line(tetra))
     assert kinds(f) == ["shell"] and f[0].severity == Severity.LOW
-    assert "A shell was spawned" in f[0].summary and f[0].summary.endswith(OVERSIZED_NOTE)
+    # Each long string kept in part, and the event says so.
+    assert "A shell was spawned" in f[0].summary
+    assert f[0].summary.endswith(OVERSIZED_NOTE[:-1] + "; 2 strings cut at 4 KiB]")
     assert len(f[0].summary) <= 400
     assert kinds(t) == ["shell"] and t[0].signal
-    assert t[0].summary.endswith(OVERSIZED_NOTE)
+    assert t[0].summary.endswith(OVERSIZED_NOTE[:-1] + "; 1 strings cut at 4 KiB]")
     assert {e.name for e in t[0].entities} >= {"web-1", "node-a"}
     assert ing.skipped == {"too-long": 2}
 
@@ -562,3 +564,217 @@ def test_hostile_deep_nesting_request_object_a_detection_decodes() -> None:
     assert scanned["spec"]["containers"][0]["securityContext"]["privileged"] is True
     assert "args" not in scanned["spec"]["containers"][0]
     assert audit_parser.decode_object(msgspec.Raw(b"[" * 5000 + b"]" * 5000)) is None
+
+
+# -- budgets that must not hide a flag coming later in the record ----------------------
+
+
+def pod_in_api_server_order(
+    *, caps: list[str], containers_before: int = 0, pad_string: int = 0, privileged: bool = True
+) -> dict:
+    """A pod create as the API server writes it: securityContext.capabilities before
+    privileged, hostPID after containers; padded with env (over 1 MiB) and optionally
+    many plain containers before the privileged one and a long string before the spec."""
+    env = [{"name": f"PAD_{i}", "value": "x" * 100} for i in range(9000)]
+    security: dict = {"capabilities": {"add": caps}}
+    if privileged:
+        security["privileged"] = True
+    plain = [
+        {"name": f"c{i}", "image": "registry.example/app:1.0"} for i in range(containers_before)
+    ]
+    metadata: dict = {"name": "evil", "namespace": "shop"}
+    if pad_string:
+        metadata["annotations"] = {"note": "n" * pad_string}
+    rec = privileged_pod(name="evil")
+    rec["requestObject"] = {
+        "kind": "Pod",
+        "apiVersion": "v1",
+        "metadata": metadata,
+        "spec": {
+            "containers": [
+                *plain,
+                {"name": "shell", "image": "alpine", "env": env, "securityContext": security},
+            ],
+            "hostPID": True,
+        },
+    }
+    return rec
+
+
+def one_signal(data: bytes) -> Event:
+    events = [e for e in Ingestor().feed_line(data) if e.signal]
+    assert len(events) == 1, [(e.kind, e.summary) for e in events]
+    return events[0]
+
+
+def test_hostile_budget_capability_names_before_privileged_and_hostpid() -> None:
+    # The red team's case: 5,000 names exhaust what a value budget kept, before the flags.
+    data = line(pod_in_api_server_order(caps=[f"C{i}" for i in range(5000)]))
+    assert len(data) > MAX_LINE
+    ev = one_signal(data)
+    assert ev.kind == "privileged-pod" and ev.severity == Severity.CRITICAL
+    assert "privileged container shell" in ev.summary and "hostPID" in ev.summary
+    # Never silent: the event says what was not kept.
+    assert "4,984 capability names not kept" in ev.summary
+
+
+def test_hostile_budget_dangerous_capability_after_thousands_is_kept() -> None:
+    caps = [f"C{i}" for i in range(20_000)] + ["sys_admin", "CAP_NET_ADMIN"] + ["C1"] * 9000
+    data = line(pod_in_api_server_order(caps=caps, privileged=False))
+    scanner = salvage_bytes(data)
+    kept = scanner.result()["requestObject"]["spec"]["containers"][0]["securityContext"]
+    assert kept["capabilities"]["add"][-2:] == ["sys_admin", "CAP_NET_ADMIN"]
+    assert len(kept["capabilities"]["add"]) == salvage.MAX_NAMES + 2
+    ev = one_signal(data)
+    assert ev.kind == "privileged-pod" and "adds NET_ADMIN,SYS_ADMIN" in ev.summary
+    assert "capability names not kept" in ev.summary
+
+
+def test_hostile_budget_40000_containers_before_a_privileged_one() -> None:
+    data = line(pod_in_api_server_order(caps=[], containers_before=40_000))
+    ev = one_signal(data)
+    assert ev.kind == "privileged-pod" and ev.severity == Severity.CRITICAL
+    assert "privileged container shell" in ev.summary and "hostPID" in ev.summary
+    assert "containers entries not kept" in ev.summary
+
+
+def test_hostile_budget_many_privileged_containers_stay_bounded() -> None:
+    rec = pod_in_api_server_order(caps=[])
+    risky = {"name": "p", "securityContext": {"privileged": True, "capabilities": {"add": ["ALL"]}}}
+    rec["requestObject"]["spec"]["containers"][:0] = [risky] * 20_000
+    scanner = salvage_bytes(line(rec))
+    containers = scanner.result()["requestObject"]["spec"]["containers"]
+    assert len(containers) <= salvage.MAX_ITEMS + salvage.MAX_RISKY_ITEMS
+    assert scanner.lost["containers entries"] > 0
+    assert scanner.result()["requestObject"]["spec"]["hostPID"] is True
+
+
+def test_hostile_budget_huge_string_before_the_flags() -> None:
+    # 12 MiB of one string before the spec: skipped in one step, the flags still read.
+    data = line(pod_in_api_server_order(caps=[], pad_string=12 << 20))
+    ev = one_signal(data)
+    assert ev.kind == "privileged-pod" and ev.severity == Severity.CRITICAL
+
+
+def test_hostile_budget_values_budget_is_said() -> None:
+    rec = pod_in_api_server_order(caps=[])
+    rec["user"]["groups"] = [f"g{i}" for i in range(salvage.MAX_VALUES + 10)]
+    ev = one_signal(line(rec))
+    assert ev.kind == "privileged-pod" and ev.severity == Severity.CRITICAL
+    # The groups past the budget, and the source address after them (a list too).
+    assert "11 values not kept" in ev.summary
+
+
+def test_hostile_budget_byte_cap_stops_reading_and_says_so() -> None:
+    # Past the 16 MiB scan cap the flags are never reached: the event says the record
+    # was not read to its end, and a pod spec too large to read is a signal in itself.
+    data = line(pod_in_api_server_order(caps=[], pad_string=salvage.MAX_SCAN_BYTES))
+    ev = one_signal(data)
+    assert ev.kind == "pod-spec-unread" and ev.severity >= Severity.MEDIUM
+    assert ev.label == "Pod spec too large to read fully"
+    assert "not read to its end" in ev.summary
+
+
+def test_hostile_budget_step_cap_stops_reading_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(salvage, "MAX_STEPS", 5_000)
+    data = line(pod_in_api_server_order(caps=[f"C{i}" for i in range(6000)]))
+    ev = one_signal(data)
+    assert ev.kind == "pod-spec-unread" and ev.severity == Severity.MEDIUM
+    assert "not read to its end" in ev.summary and ev.summary.startswith("mallory created pod")
+
+
+def test_hostile_budget_unread_keeps_a_stronger_signal(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The flag came before the cap: the stronger signal stays, and says the rest was unread.
+    rec = pod_in_api_server_order(caps=[])
+    junk = [f"C{i}" for i in range(6000)]
+    container = rec["requestObject"]["spec"]["containers"][0]
+    container["securityContext"] = {"privileged": True, "capabilities": {"add": junk}}
+    monkeypatch.setattr(salvage, "MAX_STEPS", 5_000)
+    ev = one_signal(line(rec))
+    assert ev.kind == "privileged-pod" and ev.severity == Severity.HIGH
+    assert "not read to its end" in ev.summary
+
+
+def pretty_deep_then_privileged(levels: int) -> tuple[bytes, bytes]:
+    """A pretty-printed audit record with one annotation nested `levels` arrays deep,
+    and a pretty-printed privileged pod after it."""
+    deep = audit(auditID="deep-1", annotations={"a": "DEEP"})
+    text = json.dumps(deep, indent=1).replace('"DEEP"', "[" * levels + "]" * levels)
+    pod = privileged_pod()
+    return text.encode(), json.dumps(pod, indent=1).encode()
+
+
+@pytest.mark.parametrize("levels", [2_000, 200_000])
+def test_hostile_deep_nesting_pretty_printed_documents_keep_the_next_record(levels: int) -> None:
+    deep, pod = pretty_deep_then_privileged(levels)
+    ing = Ingestor()
+    events = ing.feed_document(deep + b"\n" + pod + b"\n", origin="doc")
+    assert [e.kind for e in events if e.signal] == ["privileged-pod"]
+    assert len(events) == 2, ing.skip_log
+    assert events[0].summary.endswith(TOO_DEEP_NOTE)
+    assert ing.skipped == {"too-deep": 1}
+    assert events[1].severity == Severity.CRITICAL
+
+
+def test_hostile_deep_nesting_pretty_printed_documents_cut_short() -> None:
+    deep, pod = pretty_deep_then_privileged(2_000)
+    ing = Ingestor()
+    events = ing.feed_document(deep + b"\n" + pod + b"\n" + pod[:40], origin="doc")
+    assert [e.kind for e in events if e.signal] == ["privileged-pod"]
+    # The record cut in half is one skip, said in words; nothing before it is lost.
+    assert ing.skipped == {"too-deep": 1, "truncated-json": 1}, ing.skip_log
+    assert any("cannot be cut into records" in d for _, _, d in ing.skip_log)
+
+
+def test_split_documents_without_recursion() -> None:
+    from ktriage.core.jsonsplit import split_documents
+
+    deep = b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    data = b' {"x": 1}\n' + deep + b'\n[1, {"y": [2]}]  '
+    spans, trouble = split_documents(data)
+    assert trouble is None
+    assert [data[a:b] for a, b in spans] == [b'{"x": 1}', deep, b'[1, {"y": [2]}]']
+    spans, trouble = split_documents(b'{"x": 1} nonsense')
+    assert len(spans) == 1 and trouble is not None and trouble.reason == "malformed-json"
+
+
+def test_hostile_oversized_json_patch_privileged_after_thousands_of_ops() -> None:
+    # A JSON patch over 1 MiB: thousands of harmless operations, then the one that
+    # makes the workload privileged; the salvage path keeps it, and says what it left.
+    ops: list[dict] = [
+        {"op": "add", "path": f"/metadata/annotations/a{i}", "value": "x" * 200}
+        for i in range(6000)
+    ]
+    ops.append(
+        {
+            "op": "add",
+            "path": "/spec/template/spec/containers/0/securityContext",
+            "value": {"privileged": True},
+        }
+    )
+    rec = audit(
+        verb="patch",
+        objectRef={"resource": "deployments", "namespace": "shop", "name": "web"},
+        requestObject=ops,
+    )
+    data = line(rec)
+    assert len(data) > MAX_LINE
+    ev = one_signal(data)
+    assert ev.kind == "privileged-pod"
+    assert ev.summary.startswith("mallory patched deployment shop/web with privileged container")
+    assert "requestObject entries not kept" in ev.summary
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 4096, 1 << 20])
+def test_hostile_budget_plain_elements_dropped_the_same_in_any_chunks(chunk: int) -> None:
+    # Plain elements are dropped in one step only when whole in a chunk: any split
+    # of the bytes keeps the same fields and says the same.
+    rec = pod_in_api_server_order(caps=["X1", "SYS_PTRACE"], containers_before=300)
+    rec["requestObject"]["spec"]["containers"][150:150] = [{"name": "ALL", "image": "i"}]
+    data = line(rec)[: 600_000 if chunk == 1 else None]
+    whole = salvage_bytes(data, chunk=len(data))
+    split = salvage_bytes(data, chunk=chunk)
+    assert split.result() == whole.result()
+    assert split.lost == whole.lost

@@ -19,6 +19,7 @@ import bisect
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qsl
 
 from ktriage.core.attack import attack_for
@@ -243,8 +244,89 @@ def pod_spec_risks(spec: object) -> tuple[str, Severity, list[str]] | None:
     return kind, sev, flags
 
 
+# Where the pod spec lies in each kind of object, as JSON-pointer keys.
+_POD_SPEC_AT: dict[str, tuple[str, ...]] = {
+    "pods": ("spec",),
+    "cronjobs": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+_WORKLOAD_SPEC_AT = ("spec", "template", "spec")
+# Operations of one JSON patch read at most: a bigger patch is read in part.
+MAX_PATCH_OPS = 10_000
+
+
+def _pointer_keys(path: str) -> list[str]:
+    """A JSON pointer (RFC 6901) as its keys."""
+    return [k.replace("~1", "/").replace("~0", "~") for k in path[1:].split("/")]
+
+
+def _is_index(key: str) -> bool:
+    return key == "-" or key.isdigit()
+
+
+def _place(spec: dict[str, Any], keys: list[str], value: object) -> None:
+    """Put `value` at `keys` in `spec`, making what is missing. An array index makes a
+    new element: the partial spec need not know which element a patch touches, only
+    what it sets."""
+    cur: dict[str, Any] | list[Any] = spec
+    for i, key in enumerate(keys):
+        last = i == len(keys) - 1
+        if isinstance(cur, list):
+            if last:
+                cur.append(value)
+                return
+            child: dict[str, Any] | list[Any] = [] if _is_index(keys[i + 1]) else {}
+            cur.append(child)
+            cur = child
+            continue
+        if last:
+            cur[key] = value
+            return
+        want = list if _is_index(keys[i + 1]) else dict
+        found = cur.get(key)
+        if not isinstance(found, want):
+            found = want()
+            cur[key] = found
+        cur = found
+
+
+def spec_from_json_patch(resource: str, ops: object) -> dict[str, Any] | None:
+    """The partial pod spec a JSON patch (RFC 6902) of a pod or workload writes: each
+    `add`/`replace` whose path lands in the pod spec, its value put at that path. None
+    when no operation touches the pod spec."""
+    if not isinstance(ops, list):
+        return None
+    prefix = list(_POD_SPEC_AT.get(resource, _WORKLOAD_SPEC_AT))
+    spec: dict[str, Any] = {}
+    touched = False
+    for op in ops[:MAX_PATCH_OPS]:
+        if not isinstance(op, dict) or op.get("op") not in ("add", "replace"):
+            continue
+        path = op.get("path")
+        if not isinstance(path, str) or not path.startswith("/"):
+            continue
+        keys = _pointer_keys(path)
+        value = op.get("value")
+        # The spec itself, or something above it (the whole template), given whole.
+        if len(keys) <= len(prefix) and keys == prefix[: len(keys)]:
+            below: object = value
+            for key in prefix[len(keys) :]:
+                below = below.get(key) if isinstance(below, dict) else None
+            if isinstance(below, dict):
+                spec.update(below)
+                touched = True
+            continue
+        if keys[: len(prefix)] != prefix:
+            continue
+        _place(spec, keys[len(prefix) :], value)
+        touched = True
+    return spec if touched else None
+
+
 def _template_spec(resource: str, obj: object) -> object:
-    """The pod spec inside a pod or a workload object (or a merge patch of one)."""
+    """The pod spec inside a pod or a workload object (or a merge patch of one, or the
+    part of the spec a JSON patch writes)."""
+    if isinstance(obj, list):
+        return spec_from_json_patch(resource, obj)
     if not isinstance(obj, dict):
         return None
     spec = obj.get("spec")
@@ -257,6 +339,38 @@ def _template_spec(resource: str, obj: object) -> object:
             return None
     tpl = spec.get("template")
     return tpl.get("spec") if isinstance(tpl, dict) else None
+
+
+def _past(verb: str) -> str:
+    """create -> created, patch -> patched."""
+    return f"{verb}d" if verb.endswith("e") else f"{verb}ed"
+
+
+def flag_unread_pod_spec(rec: AuditRecord, ev: Event) -> None:
+    """A pod or workload written with a record too large to read to its end: what was
+    not read may hold anything, and a spec that large is suspicious in itself. At least
+    a medium signal (a stronger one the detections made stays)."""
+    oref = rec.objectRef
+    verb = rec.verb or ""
+    if oref is None or oref.subresource or verb not in _WRITE_VERBS or _denied(rec):
+        return
+    resource = oref.resource or ""
+    if resource != "pods" and resource not in _WORKLOADS:
+        return
+    if ev.signal and ev.severity >= Severity.MEDIUM:
+        return
+    kind_name = resource[:-1] if resource.endswith("s") else resource
+    where = f"{kind_name} {oref.namespace}/{oref.name}" if oref.namespace else kind_name
+    if oref.name is None:
+        where = f"a {kind_name} in {oref.namespace}" if oref.namespace else f"a {kind_name}"
+    _signal(
+        ev,
+        "pod-spec-unread",
+        Severity.MEDIUM,
+        "Pod spec too large to read fully",
+        f"{rec.username} {_past(verb)} {where}: the pod spec is too large to read fully",
+        "T1610",
+    )
 
 
 _LABELS = {
@@ -512,7 +626,7 @@ class AuditDetector:
         where = f"{kind_name} {ns}/{name}" if ns else f"{kind_name} {name}"
         if risks is not None:
             kind, sev, flags = risks
-            text = f"{actor} {verb}d {where} with {', '.join(flags)}"
+            text = f"{actor} {_past(verb)} {where} with {', '.join(flags)}"
             if _denied(rec):
                 sev = Severity.LOW
                 text += f" (denied {rec.code})"
