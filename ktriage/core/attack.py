@@ -86,6 +86,7 @@ KIND_TECHNIQUE: dict[str, str] = {
     "hostpath-pod": "T1611",
     "host-namespace-pod": "T1611",
     "pod-create": "T1610",
+    "pod-spec-unread": "T1610",
     "cronjob-create": "T1053.007",
     "anonymous-allowed": "T1078",
     "forbidden-burst": "T1613",
