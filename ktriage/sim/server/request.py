@@ -116,6 +116,7 @@ class Ctx:
     object_ref: dict | None = None
     audited: bool = False
     warnings: list[str] = field(default_factory=list)
+    audit_annotations: dict[str, str] = field(default_factory=dict)  # set by admission
 
     @property
     def query(self) -> Any:

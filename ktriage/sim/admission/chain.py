@@ -1,0 +1,49 @@
+"""The admission chain a write goes through after decoding: the kind's validation (422),
+then the validating admission plugins (today Pod Security, 403 or warnings)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ktriage.sim.admission import podsecurity
+from ktriage.sim.admission.validation import validate
+from ktriage.sim.resources import ResourceType
+from ktriage.sim.server import errors
+
+# Subresources whose writes Pod Security checks (the others cannot change the pod spec).
+CHECKED_SUBRESOURCES = ("", "ephemeralcontainers")
+
+
+def admit(
+    store: Any, rt: ResourceType, obj: dict, old: dict | None, subresource: str = ""
+) -> podsecurity.Decision:
+    """Validate `obj` (an update of `old` when given) and run Pod Security on it; raise the
+    API error that rejects it, or return the warnings and audit annotations to attach."""
+    validate(rt, obj, old)
+    if subresource not in CHECKED_SUBRESOURCES or not rt.namespaced:
+        return podsecurity.Decision()
+    spec = podsecurity.pod_spec_of(rt.group, rt.kind, obj)
+    if spec is None:
+        return podsecurity.Decision()
+    if old is not None and podsecurity.pod_spec_of(rt.group, rt.kind, old) == spec:
+        return podsecurity.Decision()  # metadata-only updates are not re-checked
+    meta = obj["metadata"]
+    namespace = store.peek("v1", "Namespace", None, meta.get("namespace") or "")
+    decision = podsecurity.admit(
+        rt.group,
+        rt.kind,
+        rt.group_resource,
+        meta.get("name") or "",
+        obj,
+        podsecurity.labels_of(namespace),
+    )
+    if decision.forbidden:
+        raise errors.ApiError(
+            errors.status(
+                403,
+                "Forbidden",
+                decision.forbidden,
+                {"name": meta.get("name") or "", "kind": rt.resource},
+            )
+        )
+    return decision
