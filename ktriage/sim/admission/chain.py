@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ktriage.sim.admission import podsecurity
+from ktriage.sim.admission.fielderrors import invalid
 from ktriage.sim.admission.validation import validate
 from ktriage.sim.resources import ResourceType
 from ktriage.sim.server import errors
@@ -20,6 +21,8 @@ def admit(
     """Validate `obj` (an update of `old` when given) and run Pod Security on it; raise the
     API error that rejects it, or return the warnings and audit annotations to attach."""
     validate(rt, obj, old)
+    if rt.resource == "namespaces" and rt.group == "":
+        _namespace_labels(rt, obj)
     if subresource not in CHECKED_SUBRESOURCES or not rt.namespaced:
         return podsecurity.Decision()
     spec = podsecurity.pod_spec_of(rt.group, rt.kind, obj)
@@ -47,3 +50,21 @@ def admit(
             )
         )
     return decision
+
+
+def _namespace_labels(rt: ResourceType, obj: dict) -> None:
+    """Pod Security validates its own namespace labels: an unknown level is Invalid."""
+    labels = podsecurity.labels_of(obj)
+    causes = []
+    for mode in ("enforce", "audit", "warn"):
+        key = podsecurity.LABEL_PREFIX + mode
+        if key in labels and labels[key] not in podsecurity.LEVELS:
+            causes.append(
+                invalid(
+                    f"metadata.labels[{key}]",
+                    labels[key],
+                    "must be one of privileged, baseline, restricted",
+                )
+            )
+    if causes:
+        raise errors.invalid(rt, obj["metadata"].get("name") or "", causes)
