@@ -66,6 +66,8 @@ class ResourceType:
         return self.subresource("status") is not None
 
 
+from ktriage.sim.resources_more import ADMIT_GROUPS, ADMIT_RESOURCES  # noqa: E402
+
 _EVENT_FIELDS = (
     "involvedObject.kind",
     "involvedObject.namespace",
@@ -279,6 +281,7 @@ RESOURCES: tuple[ResourceType, ...] = (
             "reportingController",
         ),
     ),
+    *ADMIT_RESOURCES,
     ResourceType(
         "authorization.k8s.io",
         "v1",
@@ -366,6 +369,7 @@ GROUP_ORDER: tuple[str, ...] = (
     "authorization.k8s.io",
     "networking.k8s.io",
     "rbac.authorization.k8s.io",
+    *ADMIT_GROUPS,
 )
 
 

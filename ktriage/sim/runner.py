@@ -25,6 +25,7 @@ from aiohttp import web
 from ktriage.sim.audit import AuditWriter
 from ktriage.sim.auth.authentication import Auth, Identity
 from ktriage.sim.clock import SimClock
+from ktriage.sim.controllers.apis import start as start_api_controllers
 from ktriage.sim.faults import Faults
 from ktriage.sim.outputs import SimOutputs
 from ktriage.sim.server.app import APIServer
@@ -178,6 +179,7 @@ class SimCluster:
             self.store.apply(
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}
             )
+        self._api_controllers = start_api_controllers(self.store, self.clock)
         if scenario_obj is not None:
             player_cls, _ = _player_class()
             self.player = player_cls(
@@ -214,6 +216,8 @@ class SimCluster:
         self.outputs.close()
 
     async def _shutdown(self) -> None:
+        for task in getattr(self, "_api_controllers", ()):
+            task.cancel()
         if self._player_task is not None and not self._player_task.done():
             self._player_task.cancel()
             await asyncio.gather(self._player_task, return_exceptions=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ktriage.sim.admission import podsecurity
+from ktriage.sim.admission import certificates, podsecurity
 from ktriage.sim.admission.fielderrors import invalid
 from ktriage.sim.admission.validation import validate
 from ktriage.sim.resources import ResourceType
@@ -16,10 +16,18 @@ CHECKED_SUBRESOURCES = ("", "ephemeralcontainers")
 
 
 def admit(
-    store: Any, rt: ResourceType, obj: dict, old: dict | None, subresource: str = ""
+    store: Any,
+    rt: ResourceType,
+    obj: dict,
+    old: dict | None,
+    subresource: str = "",
+    user: Any = None,
 ) -> podsecurity.Decision:
     """Validate `obj` (an update of `old` when given) and run Pod Security on it; raise the
-    API error that rejects it, or return the warnings and audit annotations to attach."""
+    API error that rejects it, or return the warnings and audit annotations to attach.
+    `user` (the request's identity) is what a CertificateSigningRequest records."""
+    if rt.kind == "CertificateSigningRequest":
+        certificates.prepare(obj, old, user)
     validate(rt, obj, old)
     if rt.resource == "namespaces" and rt.group == "":
         _namespace_labels(rt, obj)

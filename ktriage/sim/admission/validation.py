@@ -5,7 +5,7 @@ object metadata (names, labels, annotations) for every kind, then the kind's own
 
 from __future__ import annotations
 
-from ktriage.sim.admission import immutable, validation_netpol, validation_pod
+from ktriage.sim.admission import certificates, immutable, validation_netpol, validation_pod
 from ktriage.sim.admission.fielderrors import (
     DNS_LABEL_MESSAGE,
     DNS_SUBDOMAIN_MESSAGE,
@@ -126,6 +126,8 @@ def _kind_rules(rt: ResourceType, obj: dict) -> list[Cause]:
         return validation_pod.template("spec.jobTemplate.spec.template", job.get("template"))
     if rt.kind == "NetworkPolicy" and rt.group == "networking.k8s.io":
         return validation_netpol.spec(spec, selector)
+    if rt.kind == "CertificateSigningRequest":
+        return certificates.validate(obj)
     if rt.kind in ("RoleBinding", "ClusterRoleBinding"):
         return _role_ref(obj.get("roleRef") or {})
     return []
