@@ -4,6 +4,8 @@ CustomResourceDefinitions and the metrics API. `resources.RESOURCES` includes th
 
 from __future__ import annotations
 
+import threading
+
 from ktriage.sim.resources import ALL_VERBS, STATUS_VERBS, ResourceType, Subresource
 
 ADMIT_GROUPS: tuple[str, ...] = (
@@ -72,3 +74,49 @@ ADMIT_RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("metrics.k8s.io", "v1beta1", "nodes", "NodeMetrics", False, verbs=("get", "list")),
     ResourceType("metrics.k8s.io", "v1beta1", "pods", "PodMetrics", True, verbs=("get", "list")),
 )
+
+
+class CustomResources:
+    """The custom resources CustomResourceDefinitions make served (see controllers/crd).
+
+    Shared by the clusters of one process, as the resource table is: a definition made in
+    one simulated cluster is served by the others until it is deleted."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.by_gvr: dict[tuple[str, str, str], ResourceType] = {}
+        self.by_kind: dict[tuple[str, str], ResourceType] = {}
+
+    def add(self, rt: ResourceType) -> None:
+        with self._lock:
+            by_gvr = dict(self.by_gvr)
+            by_gvr[(rt.group, rt.version, rt.resource)] = rt
+            by_kind = dict(self.by_kind)
+            by_kind[(rt.api_version, rt.kind)] = rt
+            self.by_gvr, self.by_kind = by_gvr, by_kind
+
+    def remove(self, group: str, resource: str) -> list[ResourceType]:
+        with self._lock:
+            gone = [
+                rt for rt in self.by_gvr.values() if (rt.group, rt.resource) == (group, resource)
+            ]
+            self.by_gvr = {k: v for k, v in self.by_gvr.items() if v not in gone}
+            self.by_kind = {k: v for k, v in self.by_kind.items() if v not in gone}
+            return gone
+
+    def groups(self) -> list[str]:
+        out: list[str] = []
+        for rt in self.by_gvr.values():
+            if rt.group not in out:
+                out.append(rt.group)
+        return out
+
+    def group_versions(self, group: str) -> list[str]:
+        out: list[str] = []
+        for rt in self.by_gvr.values():
+            if rt.group == group and rt.version not in out:
+                out.append(rt.version)
+        return out
+
+
+CUSTOM = CustomResources()

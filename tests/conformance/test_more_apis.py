@@ -322,3 +322,125 @@ def test_kubectl_top_nodes_and_pods(
     nodes = kubectl("top", "nodes", "--no-headers")
     assert nodes.returncode == 0, nodes.stderr
     assert any(line.split()[0] == node_name for line in nodes.stdout.splitlines())
+
+
+def _crd(group: str, version: str, kind: str, plural: str, short: list[str]) -> dict:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": kind.lower(),
+                "shortNames": short,
+            },
+            "versions": [
+                {
+                    "name": version,
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+CILIUM_CRD = _crd("cilium.io", "v2", "CiliumNetworkPolicy", "ciliumnetworkpolicies", ["cnp"])
+CALICO_CRD = _crd("projectcalico.org", "v3", "NetworkPolicy", "networkpolicies", ["cnp3"])
+
+
+@pytest.mark.parametrize(
+    ("crd", "obj"),
+    [
+        (
+            CILIUM_CRD,
+            {
+                "apiVersion": "cilium.io/v2",
+                "kind": "CiliumNetworkPolicy",
+                "metadata": {"name": "deny-egress"},
+                "spec": {"endpointSelector": {"matchLabels": {"app": "web"}}, "egress": []},
+            },
+        ),
+        (
+            CALICO_CRD,
+            {
+                "apiVersion": "projectcalico.org/v3",
+                "kind": "NetworkPolicy",
+                "metadata": {"name": "allow-dns"},
+                "spec": {"selector": "app == 'web'", "types": ["Egress"]},
+            },
+        ),
+    ],
+    ids=["cilium", "calico"],
+)
+def test_crd_makes_custom_objects_served_for_kubectl(
+    kubectl: Kubectl, namespace: str, crd: dict, obj: dict
+) -> None:
+    name = crd["metadata"]["name"]
+    plural = crd["spec"]["names"]["plural"]
+    resource = f"{plural}.{crd['spec']['group']}"
+    created = kubectl("apply", "-f", "-", input=json.dumps(crd))
+    assert created.returncode == 0, created.stderr
+    try:
+        established = kubectl(
+            "wait", "--for", "condition=Established", f"crd/{name}", "--timeout", "30s"
+        )
+        assert established.returncode == 0, established.stderr
+        manifest = json.dumps({**obj, "metadata": {**obj["metadata"], "namespace": namespace}})
+        applied = kubectl("apply", "-f", "-", input=manifest)
+        assert applied.returncode == 0, applied.stderr
+        got = kubectl("get", resource, "-n", namespace, "-o", "json")
+        assert got.returncode == 0, got.stderr
+        items = json.loads(got.stdout)["items"]
+        assert [i["metadata"]["name"] for i in items] == [obj["metadata"]["name"]]
+        assert items[0]["spec"] == obj["spec"]
+        patched = kubectl(
+            "patch",
+            resource,
+            obj["metadata"]["name"],
+            "-n",
+            namespace,
+            "--type",
+            "merge",
+            "-p",
+            json.dumps({"metadata": {"labels": {"edited": "yes"}}}),
+        )
+        assert patched.returncode == 0, patched.stderr
+        shown = kubectl("get", resource, "-n", namespace, "-l", "edited=yes", "-o", "name")
+        singular = f"{obj['kind'].lower()}.{crd['spec']['group']}"
+        assert shown.stdout.strip() == f"{singular}/{obj['metadata']['name']}"
+        deleted = kubectl("delete", resource, obj["metadata"]["name"], "-n", namespace)
+        assert deleted.returncode == 0, deleted.stderr
+        assert kubectl("get", resource, "-n", namespace, "-o", "name").stdout.strip() == ""
+    finally:
+        kubectl("delete", "crd", name, "--wait=false")
+
+
+def test_hostile_crd_without_names_is_invalid_and_serves_nothing(api: Any) -> None:
+    from kubernetes import client
+
+    ext = client.ApiextensionsV1Api(api)
+    body = json.loads(json.dumps(CILIUM_CRD))
+    body["metadata"]["name"] = "wrong.example.com"
+    body["spec"]["names"]["kind"] = ""
+    with pytest.raises(client.ApiException) as info:
+        ext.create_custom_resource_definition(body)
+    assert info.value.status == 422
+    causes = {c["field"] for c in json.loads(info.value.body)["details"]["causes"]}
+    assert causes == {"spec.names.kind", "metadata.name"}
+    with pytest.raises(client.ApiException) as missing:
+        client.CustomObjectsApi(api).list_cluster_custom_object(
+            "cilium.io", "v2", "ciliumnetworkpolicies"
+        )
+    assert missing.value.status == 404

@@ -126,6 +126,8 @@ def _kind_rules(rt: ResourceType, obj: dict) -> list[Cause]:
         return validation_pod.template("spec.jobTemplate.spec.template", job.get("template"))
     if rt.kind == "NetworkPolicy" and rt.group == "networking.k8s.io":
         return validation_netpol.spec(spec, selector)
+    if rt.kind == "CustomResourceDefinition":
+        return _crd(obj, spec)
     if rt.kind == "CertificateSigningRequest":
         return certificates.validate(obj)
     if rt.kind in ("RoleBinding", "ClusterRoleBinding"):
@@ -173,4 +175,24 @@ def _role_ref(ref: dict) -> list[Cause]:
                 'supported values: "ClusterRole", "Role"',
             )
         )
+    return out
+
+
+def _crd(obj: dict, spec: dict) -> list[Cause]:
+    names = spec.get("names") if isinstance(spec.get("names"), dict) else {}
+    out: list[Cause] = []
+    for path, value in (
+        ("spec.group", spec.get("group")),
+        ("spec.names.plural", names.get("plural")),
+        ("spec.names.kind", names.get("kind")),
+    ):
+        if not value:
+            out.append(required(path))
+    if not spec.get("versions"):
+        out.append(
+            required("spec.versions", "must have exactly one version marked as storage version")
+        )
+    name = obj["metadata"].get("name") or ""
+    if spec.get("group") and names.get("plural") and name != f"{names['plural']}.{spec['group']}":
+        out.append(invalid("metadata.name", name, 'must be spec.names.plural+"."+spec.group'))
     return out
