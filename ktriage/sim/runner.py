@@ -179,7 +179,7 @@ class SimCluster:
             self.store.apply(
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}
             )
-        self._api_controllers = start_api_controllers(self.store, self.clock)
+        self._api_controllers = start_api_controllers(self.store, self.clock, self.tls)
         if scenario_obj is not None:
             player_cls, _ = _player_class()
             self.player = player_cls(

@@ -232,7 +232,8 @@ def _csr_request() -> str:
     return base64.b64encode(csr.public_bytes(serialization.Encoding.PEM)).decode()
 
 
-def test_csr_is_created_and_approved_with_kubectl(api: Any, kubectl: Kubectl) -> None:
+def test_csr_is_created_approved_with_kubectl_and_signed(api: Any, kubectl: Kubectl) -> None:
+    from cryptography import x509
     from kubernetes import client
 
     name = f"ktriage-e2e-{uuid.uuid4().hex[:8]}"
@@ -258,7 +259,14 @@ def test_csr_is_created_and_approved_with_kubectl(api: Any, kubectl: Kubectl) ->
         csr = certs.read_certificate_signing_request(name)
         conditions = [(c.type, c.status, c.reason) for c in csr.status.conditions]
         assert ("Approved", "True", "KubectlApprove") in conditions
-        assert "Approved" in kubectl("get", "csr", name).stdout
+        issued = wait_until(
+            lambda: certs.read_certificate_signing_request(name).status.certificate,
+            30,
+            "the signer to issue the certificate",
+        )
+        cert = x509.load_pem_x509_certificate(base64.b64decode(issued))
+        assert cert.subject.rfc4514_string() == "CN=ktriage-e2e-user"
+        assert "Approved,Issued" in kubectl("get", "csr", name).stdout
     finally:
         certs.delete_certificate_signing_request(name)
 
