@@ -193,3 +193,27 @@ def test_hostile_terminal_escapes_in_a_label_value_are_invalid(api: Any, namespa
     with pytest.raises(client.ApiException) as info:
         client.CoreV1Api(api).patch_namespace(namespace, patch)
     assert info.value.status == 422
+
+
+def test_labelling_a_namespace_warns_about_existing_violating_pods(
+    api: Any, kubectl: Kubectl, namespace: str
+) -> None:
+    from kubernetes import client
+
+    client.CoreV1Api(api).create_namespaced_pod(namespace, PRIVILEGED_POD)
+    result = kubectl(
+        "label",
+        "--dry-run=server",
+        "--overwrite",
+        "namespace",
+        namespace,
+        "pod-security.kubernetes.io/enforce=baseline",
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        f'Warning: existing pods in namespace "{namespace}" violate the new PodSecurity '
+        'enforce level "baseline:latest"' in result.stderr
+    )
+    assert "Warning: priv: host namespaces, privileged" in result.stderr
+    labels = client.CoreV1Api(api).read_namespace(namespace).metadata.labels or {}
+    assert "pod-security.kubernetes.io/enforce" not in labels

@@ -31,6 +31,7 @@ def admit(
     validate(rt, obj, old)
     if rt.resource == "namespaces" and rt.group == "":
         _namespace_labels(rt, obj)
+        return podsecurity.Decision(warnings=podsecurity.existing_pods_warnings(store, obj, old))
     if subresource not in CHECKED_SUBRESOURCES or not rt.namespaced:
         return podsecurity.Decision()
     spec = podsecurity.pod_spec_of(rt.group, rt.kind, obj)

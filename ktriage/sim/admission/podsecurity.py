@@ -118,15 +118,41 @@ def admit(
 def violations(spec: dict, level: str) -> str:
     """The failed checks of `level` for this pod spec, joined as the admission words them
     ("" when the pod passes)."""
+    return ", ".join(violation_list(spec, level))
+
+
+def violation_list(spec: dict, level: str) -> list[str]:
     if level == "privileged":
-        return ""
+        return []
     checks = BASELINE_CHECKS if level == "baseline" else RESTRICTED_CHECKS
-    found = []
-    for check in checks:
-        reason = check(spec)
-        if reason:
-            found.append(reason)
-    return ", ".join(found)
+    return [reason for reason in (check(spec) for check in checks) if reason]
+
+
+def existing_pods_warnings(store: Any, namespace: dict, old: dict | None) -> list[str]:
+    """When a namespace's enforce level changes, the warnings naming the pods already in it
+    that the new level would reject (pods with the same problems share one line)."""
+    new_policy = policy(labels_of(namespace), "enforce")
+    if new_policy is None or new_policy == policy(labels_of(old), "enforce"):
+        return []
+    level, version = new_policy
+    name = namespace["metadata"].get("name", "")
+    by_problem: dict[str, list[str]] = {}
+    for pod in store.list_objs("v1", "Pod", name):
+        found = violation_list(pod.get("spec") or {}, level)
+        if found:
+            titles = ", ".join(reason.split(" (", 1)[0] for reason in found)
+            by_problem.setdefault(titles, []).append(pod["metadata"]["name"])
+    if not by_problem:
+        return []
+    out = [
+        f'existing pods in namespace "{name}" violate the new PodSecurity enforce level '
+        f'"{level}:{version}"'
+    ]
+    for titles, pods in by_problem.items():
+        others = len(pods) - 1
+        who = pods[0] if not others else f"{pods[0]} (and {others} other pod{'s' * (others > 1)})"
+        out.append(f"{who}: {titles}")
+    return out
 
 
 # ---------------------------------------------------------------------- helpers
