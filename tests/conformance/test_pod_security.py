@@ -217,3 +217,31 @@ def test_labelling_a_namespace_warns_about_existing_violating_pods(
     assert "Warning: priv: host namespaces, privileged" in result.stderr
     labels = client.CoreV1Api(api).read_namespace(namespace).metadata.labels or {}
     assert "pod-security.kubernetes.io/enforce" not in labels
+
+
+def test_baseline_forbids_unsafe_sysctls_and_unmasked_proc(api: Any, namespace: str) -> None:
+    from kubernetes import client
+
+    _label(api, namespace, enforce="baseline")
+    pod = {
+        "metadata": {"name": "tuned"},
+        "spec": {
+            "securityContext": {
+                "sysctls": [
+                    {"name": "net.ipv4.tcp_syncookies", "value": "1"},
+                    {"name": "kernel.msgmax", "value": "65536"},
+                ]
+            },
+            "containers": [
+                {"name": "c", "image": "busybox", "securityContext": {"procMount": "Unmasked"}}
+            ],
+        },
+    }
+    with pytest.raises(client.ApiException) as info:
+        client.CoreV1Api(api).create_namespaced_pod(namespace, pod)
+    assert info.value.status == 403
+    assert json.loads(info.value.body)["message"] == (
+        'pods "tuned" is forbidden: violates PodSecurity "baseline:latest": '
+        'procMount (container "c" must not set securityContext.procMount to "Unmasked"), '
+        "forbidden sysctls (kernel.msgmax)"
+    )

@@ -264,6 +264,42 @@ def _seccomp_baseline(spec: dict) -> str:
     return f"seccompProfile ({'; '.join(parts)})"
 
 
+SAFE_SYSCTLS = frozenset(
+    {
+        "kernel.shm_rmid_forced",
+        "net.ipv4.ip_local_port_range",
+        "net.ipv4.ip_unprivileged_port_start",
+        "net.ipv4.tcp_syncookies",
+        "net.ipv4.ping_group_range",
+        "net.ipv4.ip_local_reserved_ports",
+        "net.ipv4.tcp_keepalive_time",
+        "net.ipv4.tcp_fin_timeout",
+        "net.ipv4.tcp_keepalive_intvl",
+        "net.ipv4.tcp_keepalive_probes",
+    }
+)
+
+
+def _proc_mount(spec: dict) -> str:
+    names = [
+        c.get("name", "")
+        for c in _containers(spec)
+        if _sc(c).get("procMount") not in (None, "Default")
+    ]
+    if not names:
+        return ""
+    return f'procMount ({_must(names, "not set")} securityContext.procMount to "Unmasked")'
+
+
+def _sysctls(spec: dict) -> str:
+    bad = [
+        str(s.get("name", ""))
+        for s in _sc(spec).get("sysctls") or []
+        if isinstance(s, dict) and s.get("name") not in SAFE_SYSCTLS
+    ]
+    return f"forbidden sysctls ({', '.join(bad)})" if bad else ""
+
+
 # ---------------------------------------------------------------------- restricted checks
 
 
@@ -384,7 +420,9 @@ BASELINE_CHECKS: tuple[Check, ...] = (
     _host_path,
     _host_ports,
     _privileged,
+    _proc_mount,
     _seccomp_baseline,
+    _sysctls,
 )
 RESTRICTED_CHECKS: tuple[Check, ...] = (
     _allow_privilege_escalation,
@@ -392,10 +430,12 @@ RESTRICTED_CHECKS: tuple[Check, ...] = (
     _host_namespaces,
     _host_ports,
     _privileged,
+    _proc_mount,
     _restricted_volumes,
     _run_as_non_root,
     _run_as_user,
     _seccomp_restricted,
+    _sysctls,
 )
 
 
