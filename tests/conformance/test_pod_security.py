@@ -138,6 +138,38 @@ def test_workloads_are_warned_about_but_not_rejected_under_enforce(
     )
 
 
+def _audit_event(target: Target, namespace: str, name: str) -> dict:
+    path = target.sim.outputs.audit_path
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for line in path.read_text().splitlines():
+            event = json.loads(line)
+            ref = event.get("objectRef") or {}
+            if (
+                event.get("verb") == "create"
+                and ref.get("namespace") == namespace
+                and ref.get("name") == name
+            ):
+                return event
+        time.sleep(0.05)
+    raise AssertionError(f"no audit event for the pod {name}")
+
+
+@pytest.mark.sim_only
+def test_enforce_rejection_is_annotated_in_the_audit_event(
+    api: Any, target: Target, namespace: str
+) -> None:
+    from kubernetes import client
+
+    _label(api, namespace, enforce="baseline")
+    with pytest.raises(client.ApiException):
+        client.CoreV1Api(api).create_namespaced_pod(namespace, PRIVILEGED_POD)
+    found = _audit_event(target, namespace, "priv")
+    assert found["responseStatus"]["code"] == 403
+    assert found["annotations"]["pod-security.kubernetes.io/enforce-policy"] == "baseline:latest"
+    assert "hostPID=true" in found["responseStatus"]["message"]
+
+
 @pytest.mark.sim_only
 def test_audit_mode_annotates_the_audit_event(api: Any, target: Target, namespace: str) -> None:
     from kubernetes import client
@@ -146,22 +178,7 @@ def test_audit_mode_annotates_the_audit_event(api: Any, target: Target, namespac
     pod = json.loads(json.dumps(PRIVILEGED_POD))
     pod["metadata"]["name"] = "audited"
     client.CoreV1Api(api).create_namespaced_pod(namespace, pod)
-    path = target.sim.outputs.audit_path
-    deadline = time.monotonic() + 10
-    found = None
-    while found is None and time.monotonic() < deadline:
-        for line in path.read_text().splitlines():
-            event = json.loads(line)
-            ref = event.get("objectRef") or {}
-            if (
-                event.get("verb") == "create"
-                and ref.get("namespace") == namespace
-                and ref.get("name") == "audited"
-            ):
-                found = event
-        if found is None:
-            time.sleep(0.05)
-    assert found is not None, "no audit event for the pod"
+    found = _audit_event(target, namespace, "audited")
     assert found["annotations"]["pod-security.kubernetes.io/audit-violations"] == (
         'would violate PodSecurity "baseline:latest": host namespaces (hostPID=true), '
         'privileged (container "c" must not set securityContext.privileged=true)'

@@ -22,10 +22,12 @@ def admit(
     old: dict | None,
     subresource: str = "",
     user: Any = None,
+    audit_annotations: dict[str, str] | None = None,
 ) -> podsecurity.Decision:
     """Validate `obj` (an update of `old` when given) and run Pod Security on it; raise the
     API error that rejects it, or return the warnings and audit annotations to attach.
-    `user` (the request's identity) is what a CertificateSigningRequest records."""
+    `user` (the request's identity) is what a CertificateSigningRequest records; a
+    rejection's audit annotations go into `audit_annotations`."""
     if rt.kind == "CertificateSigningRequest":
         certificates.prepare(obj, old, user)
     validate(rt, obj, old)
@@ -50,6 +52,8 @@ def admit(
         podsecurity.labels_of(namespace),
     )
     if decision.forbidden:
+        if audit_annotations is not None:  # the rejected request's audit event says why too
+            audit_annotations.update(decision.audit_annotations)
         raise errors.ApiError(
             errors.status(
                 403,

@@ -194,7 +194,7 @@ class WriteHandlers(HandlerBase):
     ) -> None:
         """Validation and admission (see `admission.chain`); what they say goes with the
         response (warnings) and its audit event (annotations)."""
-        decision = admit(self.store, rt, obj, old, subresource, ctx.ident)
+        decision = admit(self.store, rt, obj, old, subresource, ctx.ident, ctx.audit_annotations)
         ctx.warnings.extend(decision.warnings)
         ctx.audit_annotations.update(decision.audit_annotations)
 
