@@ -452,3 +452,46 @@ def test_hostile_crd_without_names_is_invalid_and_serves_nothing(api: Any) -> No
             "cilium.io", "v2", "ciliumnetworkpolicies"
         )
     assert missing.value.status == 404
+
+
+def test_hostile_budgets_overlapping_or_impossible_never_let_a_pod_go(
+    api: Any, namespace: str, node_name: str
+) -> None:
+    from kubernetes import client
+
+    core = client.CoreV1Api(api)
+    policy = client.PolicyV1Api(api)
+    core.create_namespaced_pod(namespace, _pod("twice", node_name, {"app": "twice"}))
+    _wait_running(api, namespace, "twice")
+    policy.create_namespaced_pod_disruption_budget(
+        namespace,
+        {
+            "metadata": {"name": "impossible"},
+            "spec": {"minAvailable": "200%", "selector": {"matchLabels": {"app": "twice"}}},
+        },
+    )
+    status = wait_until(
+        lambda: (s := _budget(api, namespace, "impossible").status) and s.expected_pods == 1 and s,
+        30,
+        "the budget's status",
+    )
+    assert (status.desired_healthy, status.disruptions_allowed) == (2, 0)
+    eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "twice"}}
+    with pytest.raises(client.ApiException) as blocked:
+        core.create_namespaced_pod_eviction("twice", namespace, eviction)
+    assert blocked.value.status == 429
+    policy.create_namespaced_pod_disruption_budget(
+        namespace,
+        {
+            "metadata": {"name": "lenient"},
+            "spec": {"maxUnavailable": "100%", "selector": {"matchLabels": {"app": "twice"}}},
+        },
+    )
+    with pytest.raises(client.ApiException) as both:
+        core.create_namespaced_pod_eviction("twice", namespace, eviction)
+    assert both.value.status == 500
+    assert json.loads(both.value.body)["message"] == (
+        "Internal error occurred: This pod has more than one PodDisruptionBudget, which the eviction subresource does "
+        "not support."
+    )
+    assert core.read_namespaced_pod("twice", namespace).metadata.name == "twice"

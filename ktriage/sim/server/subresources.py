@@ -92,9 +92,9 @@ class SubresourceHandlers(HandlerBase):
         blocker = disruption.eviction_blocker(self.store, self.clock, pod)
         if blocker is not None:
             code, message, causes = blocker
-            reason = "TooManyRequests" if code == 429 else "InternalError"
-            details = {"causes": causes} if causes else {}
-            raise ApiError(errors.status(code, reason, message, details))
+            if code != 429:
+                raise errors.internal_error(message)
+            raise ApiError(errors.status(code, "TooManyRequests", message, {"causes": causes}))
         # The pod goes as a DELETE would take it (graceful deletion included).
         await self._delete(ctx, rt)
         out = errors.success()
