@@ -491,7 +491,7 @@ def test_hostile_budgets_overlapping_or_impossible_never_let_a_pod_go(
         core.create_namespaced_pod_eviction("twice", namespace, eviction)
     assert both.value.status == 500
     assert json.loads(both.value.body)["message"] == (
-        "Internal error occurred: This pod has more than one PodDisruptionBudget, which the eviction subresource does "
-        "not support."
+        "Internal error occurred: This pod has more than one PodDisruptionBudget, which the "
+        "eviction subresource does not support."
     )
     assert core.read_namespaced_pod("twice", namespace).metadata.name == "twice"
