@@ -66,6 +66,8 @@ class ResourceType:
         return self.subresource("status") is not None
 
 
+from ktriage.sim.resources_more import ADMIT_GROUPS, ADMIT_RESOURCES, CUSTOM  # noqa: E402
+
 _EVENT_FIELDS = (
     "involvedObject.kind",
     "involvedObject.namespace",
@@ -279,6 +281,7 @@ RESOURCES: tuple[ResourceType, ...] = (
             "reportingController",
         ),
     ),
+    *ADMIT_RESOURCES,
     ResourceType(
         "authorization.k8s.io",
         "v1",
@@ -366,20 +369,29 @@ GROUP_ORDER: tuple[str, ...] = (
     "authorization.k8s.io",
     "networking.k8s.io",
     "rbac.authorization.k8s.io",
+    *ADMIT_GROUPS,
 )
 
 
 def lookup(group: str, version: str, resource: str) -> ResourceType | None:
-    return _INDEX.by_gvr.get((group, version, resource))
+    key = (group, version, resource)
+    return _INDEX.by_gvr.get(key) or CUSTOM.by_gvr.get(key)
 
 
 def by_kind(api_version: str, kind: str) -> ResourceType | None:
-    return _INDEX.by_kind.get((api_version, kind))
+    return _INDEX.by_kind.get((api_version, kind)) or CUSTOM.by_kind.get((api_version, kind))
 
 
 def group_versions(group: str) -> list[str]:
-    return list(_INDEX.groups.get(group, ()))
+    return list(_INDEX.groups.get(group, ())) or CUSTOM.group_versions(group)
 
 
 def resources_of(group: str, version: str) -> list[ResourceType]:
-    return [rt for rt in RESOURCES if rt.group == group and rt.version == version]
+    return [rt for rt in RESOURCES if rt.group == group and rt.version == version] or [
+        rt for rt in CUSTOM.by_gvr.values() if rt.group == group and rt.version == version
+    ]
+
+
+def served_groups() -> tuple[str, ...]:
+    """GROUP_ORDER and then the groups of the custom resources being served."""
+    return GROUP_ORDER + tuple(g for g in CUSTOM.groups() if g not in GROUP_ORDER)

@@ -26,6 +26,7 @@ from ktriage.sim.audit import AuditWriter
 from ktriage.sim.auth import bootstrap
 from ktriage.sim.auth.authentication import Auth, Identity
 from ktriage.sim.clock import SimClock
+from ktriage.sim.controllers.apis import start as start_api_controllers
 from ktriage.sim.controllers.identity import start_identity_controllers
 from ktriage.sim.controllers.manager import ControllerManager
 from ktriage.sim.controllers.run import start_controllers
@@ -195,6 +196,7 @@ class SimCluster:
         self.identity_controllers = start_identity_controllers(
             self.store, asyncio.get_running_loop()
         )
+        self._api_controllers = start_api_controllers(self.store, self.clock, self.tls)
         if scenario_obj is not None:
             player_cls, _ = _player_class()
             self.player = player_cls(
@@ -231,6 +233,8 @@ class SimCluster:
         self.outputs.close()
 
     async def _shutdown(self) -> None:
+        for task in getattr(self, "_api_controllers", ()):
+            task.cancel()
         if self._player_task is not None and not self._player_task.done():
             self._player_task.cancel()
             await asyncio.gather(self._player_task, return_exceptions=True)

@@ -7,7 +7,7 @@ import base64
 import hashlib
 from typing import Any
 
-from ktriage.sim.resources import GROUP_ORDER, ResourceType, group_versions, resources_of
+from ktriage.sim.resources import ResourceType, group_versions, resources_of, served_groups
 from ktriage.sim.version import KUBE_VERSION
 
 VERSION_INFO = {
@@ -52,12 +52,12 @@ def api_group_list() -> dict[str, Any]:
     return {
         "kind": "APIGroupList",
         "apiVersion": "v1",
-        "groups": [_group(g) for g in GROUP_ORDER if g],
+        "groups": [_group(g) for g in served_groups() if g],
     }
 
 
 def api_group(name: str) -> dict[str, Any] | None:
-    if name not in GROUP_ORDER or not name:
+    if name not in served_groups() or not name:
         return None
     return {"kind": "APIGroup", "apiVersion": "v1", **_group(name)}
 
@@ -134,7 +134,7 @@ def _aggregated_resource(rt: ResourceType) -> dict[str, Any]:
 def aggregated(core: bool, version: str = "v2") -> dict[str, Any]:
     """The APIGroupDiscoveryList for /api (core) or /apis (the named groups)."""
     items = []
-    for group in GROUP_ORDER:
+    for group in served_groups():
         if bool(group) == core:
             continue
         meta: dict[str, Any] = {"creationTimestamp": None}

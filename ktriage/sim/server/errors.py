@@ -162,7 +162,9 @@ def invalid(rt: ResourceType, name: str, causes: list[tuple[str, str, str]]) -> 
     details["causes"] = [
         {"reason": reason, "message": msg, "field": field} for field, reason, msg in causes
     ]
-    return ApiError(status(422, "Invalid", f'{rt.kind} "{name}" is invalid: {joined}', details))
+    # The message names the GroupKind (`Deployment.apps`), the details the bare kind.
+    kind = f"{rt.kind}.{rt.group}" if rt.group else rt.kind
+    return ApiError(status(422, "Invalid", f'{kind} "{name}" is invalid: {joined}', details))
 
 
 def expired(message: str) -> dict[str, Any]:

@@ -117,6 +117,7 @@ class RequestFilters(HandlerBase):
                 "authorization.k8s.io/decision": "allow" if ctx.decision.allowed else "forbid",
                 "authorization.k8s.io/reason": ctx.decision.reason,
             }
+        annotations.update(ctx.audit_annotations)
         verb = info.verb if info is not None else request.method.lower()
         impersonated = None
         if ctx.impersonator is not None and ident is not None:

@@ -17,7 +17,13 @@ from typing import Any
 import orjson
 from kubernetes.client import models
 
-from ktriage.sim.resources import GROUP_ORDER, ResourceType, group_versions, resources_of
+from ktriage.sim.resources import (
+    GROUP_ORDER,
+    ResourceType,
+    group_versions,
+    resources_of,
+    served_groups,
+)
 from ktriage.sim.server.schema import model_name
 from ktriage.sim.storage.patch import MERGE_KEYS, MERGED_SCALAR_LISTS
 from ktriage.sim.version import KUBE_VERSION
@@ -153,8 +159,18 @@ def _paths(rt: ResourceType) -> dict[str, Any]:
     return out
 
 
-@functools.cache
 def _gv_document(group: str, version: str) -> bytes:
+    if group in GROUP_ORDER:
+        return _static_gv_document(group, version)
+    return _build_gv_document(group, version)  # custom resources change: not cached
+
+
+@functools.cache
+def _static_gv_document(group: str, version: str) -> bytes:
+    return _build_gv_document(group, version)
+
+
+def _build_gv_document(group: str, version: str) -> bytes:
     schemas: dict[str, Any] = {}
     paths: dict[str, Any] = {}
     for rt in resources_of(group, version):
@@ -184,7 +200,7 @@ def _hash(data: bytes) -> str:
 
 def index() -> dict[str, Any]:
     paths = {}
-    for group in GROUP_ORDER:
+    for group in served_groups():
         for version in group_versions(group):
             path = _gv_path(group, version)
             digest = _hash(_gv_document(group, version))

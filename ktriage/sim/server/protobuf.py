@@ -354,6 +354,34 @@ EVICTION: Schema = {
     2: ("deleteOptions", {1: ("gracePeriodSeconds", "int64?"), 3: ("orphanDependents", "bool?")}),
 }
 
+CSR_CONDITION: Schema = {
+    1: ("type", "string"),
+    2: ("reason", "string"),
+    3: ("message", "string"),
+    4: ("lastUpdateTime", "time"),
+    5: ("lastTransitionTime", "time"),
+    6: ("status", "string"),
+}
+CERTIFICATE_SIGNING_REQUEST: Schema = {
+    1: ("metadata", OBJECT_META),
+    2: (
+        "spec",
+        {
+            2: ("request", "b64"),
+            3: ("usages", ("repeated", "string")),
+            4: ("username", "string"),
+            5: ("uid", "string"),
+            6: ("groups", ("repeated", "string")),
+            8: ("signerName", "string"),
+            9: ("expirationSeconds", "int32?"),
+        },
+    ),
+    3: (
+        "status",
+        {1: ("conditions", ("repeated", CSR_CONDITION)), 2: ("certificate", "b64")},
+    ),
+}
+
 SCHEMAS: dict[tuple[str, str], Schema] = {
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): SSAR,
     ("authorization.k8s.io/v1", "SelfSubjectRulesReview"): SSRR,
@@ -371,6 +399,7 @@ SCHEMAS: dict[tuple[str, str], Schema] = {
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): BINDING,
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): BINDING,
     ("policy/v1", "Eviction"): EVICTION,
+    ("certificates.k8s.io/v1", "CertificateSigningRequest"): CERTIFICATE_SIGNING_REQUEST,
 }
 # Objects the server answers in protobuf when asked: the reviews.
 ENCODABLE = frozenset(

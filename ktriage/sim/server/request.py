@@ -120,6 +120,7 @@ class Ctx:
     audit_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     request_body: Any = None  # the body as the client sent it (parsed, never changed)
     warnings: list[str] = field(default_factory=list)
+    audit_annotations: dict[str, str] = field(default_factory=dict)  # set by admission
 
     @property
     def query(self) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ktriage.sim.controllers import disruption
 from ktriage.sim.resources import ResourceType, lookup
 from ktriage.sim.server import errors, tables, token_request
 from ktriage.sim.server.errors import ApiError
@@ -22,10 +23,11 @@ class SubresourceHandlers(HandlerBase):
         info = ctx.info
         assert info is not None
         sub = info.subresource
-        if sub in ("status", "ephemeralcontainers", "resize"):
+        if sub in ("status", "ephemeralcontainers", "resize", "approval"):
             if info.verb == "get":
                 return self._get(ctx, rt)
-            scope = "status" if sub == "status" else sub
+            # A CSR's approval, like its status, changes only the status (its conditions).
+            scope = "status" if sub in ("status", "approval") else sub
             if info.verb == "update":
                 return await self._update(ctx, rt, scope)
             return await self._patch(ctx, rt, scope)
@@ -86,9 +88,15 @@ class SubresourceHandlers(HandlerBase):
         assert info is not None
         body = await self._read_body(ctx)
         ctx.request_object = body if isinstance(body, dict) else None
-        self._get_stored(rt, info.namespace, info.name)
-        if not self._dry_run(ctx):
-            self.store.delete("v1", "Pod", info.namespace, info.name)
+        pod = self._get_stored(rt, info.namespace, info.name)
+        blocker = disruption.eviction_blocker(self.store, self.clock, pod)
+        if blocker is not None:
+            code, message, causes = blocker
+            if code != 429:
+                raise errors.internal_error(message)
+            raise ApiError(errors.status(code, "TooManyRequests", message, {"causes": causes}))
+        # The pod goes as a DELETE would take it (graceful deletion included).
+        await self._delete(ctx, rt)
         out = errors.success()
         out["code"] = 201
         return self._json(ctx, out, 201)

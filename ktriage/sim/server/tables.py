@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ktriage.sim.server import tables_more
 from ktriage.sim.timefmt import human_duration, parse_rfc3339
 
 Column = dict[str, Any]
@@ -558,6 +559,7 @@ _BINDING_COLUMNS = [
 TABLES[("rbac.authorization.k8s.io/v1", "RoleBinding")] = (_BINDING_COLUMNS, _binding_row)
 TABLES[("rbac.authorization.k8s.io/v1", "ClusterRoleBinding")] = (_BINDING_COLUMNS, _binding_row)
 TABLES[("events.k8s.io/v1", "Event")] = TABLES[("v1", "Event")]
+tables_more.register(TABLES, _col, age)
 
 GENERIC_COLUMNS = [_col("Name"), _col("Age")]
 

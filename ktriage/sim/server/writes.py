@@ -9,7 +9,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from ktriage.sim.admission.validation import validate
+from ktriage.sim.admission.chain import admit
 from ktriage.sim.controllers import deletion
 from ktriage.sim.names import NAME_ALPHABET
 from ktriage.sim.resources import ResourceType
@@ -169,7 +169,6 @@ class WriteHandlers(HandlerBase):
             meta.pop(key, None)
         if rt.has_status:
             obj.pop("status", None)
-        validate(rt, obj)
         name = meta["name"]
         if ctx.object_ref is not None:
             ctx.object_ref["name"] = name
@@ -187,6 +186,7 @@ class WriteHandlers(HandlerBase):
                         {"name": name, "kind": rt.resource},
                     )
                 )
+        self._admit(ctx, rt, obj, None)
         if self._dry_run(ctx):
             if self.store.peek(rt.api_version, rt.kind, namespace or None, name) is not None:
                 raise errors.already_exists(rt, name)
@@ -197,6 +197,15 @@ class WriteHandlers(HandlerBase):
         except AlreadyExists:
             raise errors.already_exists(rt, name) from None
         return self._object_response(ctx, rt, stored, 201)
+
+    def _admit(
+        self, ctx: Ctx, rt: ResourceType, obj: dict, old: dict | None, subresource: str = ""
+    ) -> None:
+        """Validation and admission (see `admission.chain`); what they say goes with the
+        response (warnings) and its audit event (annotations)."""
+        decision = admit(self.store, rt, obj, old, subresource, ctx.ident, ctx.audit_annotations)
+        ctx.warnings.extend(decision.warnings)
+        ctx.audit_annotations.update(decision.audit_annotations)
 
     def _name_check(self, ctx: Ctx, obj: dict) -> None:
         info = ctx.info
@@ -297,7 +306,7 @@ class WriteHandlers(HandlerBase):
         new = self._merge_status_scope(rt, old, obj, subresource)
         for key in ("managedFields", "selfLink"):
             new["metadata"].pop(key, None)
-        validate(rt, new)
+        self._admit(ctx, rt, new, old, subresource)
         stored = self._store_update(ctx, rt, new, expected)
         return self._object_response(ctx, rt, stored)
 
@@ -373,7 +382,7 @@ class WriteHandlers(HandlerBase):
             raise errors.conflict(rt, info.name)
         new = self._merge_status_scope(rt, old, patched, subresource)
         new["metadata"].pop("managedFields", None)
-        validate(rt, new)
+        self._admit(ctx, rt, new, old, subresource)
         stored = self._store_update(ctx, rt, new, old["metadata"].get("resourceVersion"))
         return self._object_response(ctx, rt, stored)
 
