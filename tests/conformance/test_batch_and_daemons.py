@@ -131,7 +131,12 @@ def test_a_statefulset_makes_ordered_pods_and_replaces_them_by_name(
     core.delete_namespaced_pod("db-1", namespace)
 
     def replaced() -> bool:
-        pod = core.read_namespaced_pod("db-1", namespace)
+        try:
+            pod = core.read_namespaced_pod("db-1", namespace)
+        except client.ApiException as exc:
+            if exc.status == 404:  # between the old pod's removal and its replacement
+                return False
+            raise
         ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
         return pod.metadata.uid != first.metadata.uid and ready
 
