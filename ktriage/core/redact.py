@@ -70,6 +70,23 @@ _JWT = (
     r"([A-Za-z0-9_-]*?)eyJ[A-Za-z0-9_-]{5,}+\.[A-Za-z0-9_-]{5,}+\.[A-Za-z0-9_-]*+"
 )
 
+_COMMANDS = "|".join(
+    (
+        # Client passwords of database, ssh and redis tools: `mysql -u root -pSECRET`,
+        # `sshpass -p SECRET`, `redis-cli -a SECRET` (up to 16 words between, also in
+        # an exec URI's command= parameters).
+        rf"((?<![a-z0-9])(?:mysql\w*|mariadb\w*)(?:{_WORD_GAP}(?!-p){_WORD}){{0,16}}+"
+        rf"{_WORD_GAP}-p)(?![-\s]){_VALUE}",
+        rf"((?<![a-z0-9])sshpass{_WORD_GAP}-p(?:{_WORD_GAP})?+)(?![-\s&]){_VALUE}",
+        rf"((?<![a-z0-9])redis-cli(?:{_WORD_GAP}(?!-a\b){_WORD}){{0,16}}+"
+        rf"{_WORD_GAP}-a{_WORD_GAP}(?:\\?[\"'])?)(?!-){_VALUE}",
+        # Cookies given to curl: `curl -b "session=..."`, `--cookie x`.
+        rf"((?<![a-z0-9])curl(?:{_WORD_GAP}(?!-b\b){_WORD}){{0,16}}+"
+        rf"{_WORD_GAP}-b(?:{_WORD_GAP}|=)(?:\\?[\"'])?)(?!-){_VALUE}",
+        rf"""((?<![^\s"'=\[,])--cookie(?:{_WORD_GAP}|=)(?:\\?["'])?)(?!-){_VALUE}""",
+    )
+)
+
 _PATTERNS = (
     # Private key blocks, to their end (or, cut, to a quote or the end of the text:
     # base64 holds none, a JSON string ends at one).
@@ -89,27 +106,13 @@ _PATTERNS = (
     # `%2f`), which every other start holds: each character is read at most twice.
     r"((?:://|%3a%2f%2f)[^\s/:@&%\"'\\]*+(?::|%3a))"
     r"(?:[^\s/@&%\"'\\]|%(?!40|2f))*+(?=@|%40)",
-    # Bearer/Basic credentials anywhere; a plain word after them ("Basic
-    # authentication") is no credential: it must hold a digit, a capital after its
-    # first letter, or + / = %.
-    r"((?<![a-z0-9])(?:bearer|basic)(?:[ \t]|%20|\+)++)"
+    # Bearer/Basic credentials anywhere, and `apikey X`; a plain word after them
+    # ("Basic authentication", "apikey rotation") is no credential: it must hold a
+    # digit, a capital after its first letter, or + / = %.
+    r"((?<![a-z0-9])(?:bearer|basic|api[_-]?key)(?:[ \t]|%20|\+)++)"
     rf"(?-i:(?={_CREDENTIAL_CHARS}[a-z._~-]*[A-Z0-9+/=%])){_CREDENTIAL_CHARS}{{8,}}",
     _JWT,
-    # Client passwords of database, ssh and redis tools: `mysql -u root -pSECRET`,
-    # `sshpass -p SECRET`, `redis-cli -a SECRET` (up to 16 words between, also in
-    # an exec URI's command= parameters).
-    rf"((?<![a-z0-9])(?:mysql\w*|mariadb\w*)(?:{_WORD_GAP}(?!-p){_WORD}){{0,16}}+"
-    rf"{_WORD_GAP}-p)(?![-\s]){_VALUE}",
-    rf"((?<![a-z0-9])sshpass{_WORD_GAP}-p(?:{_WORD_GAP})?+)(?![-\s&]){_VALUE}",
-    rf"((?<![a-z0-9])redis-cli(?:{_WORD_GAP}(?!-a\b){_WORD}){{0,16}}+"
-    rf"{_WORD_GAP}-a{_WORD_GAP}(?:\\?[\"'])?)(?!-){_VALUE}",
-    # Cookies given to curl: `curl -b "session=..."`, `--cookie x`.
-    rf"((?<![a-z0-9])curl(?:{_WORD_GAP}(?!-b\b){_WORD}){{0,16}}+"
-    rf"{_WORD_GAP}-b(?:{_WORD_GAP}|=)(?:\\?[\"'])?)(?!-){_VALUE}",
-    rf"""((?<![^\s"'=\[,])--cookie(?:{_WORD_GAP}|=)(?:\\?["'])?)(?!-){_VALUE}""",
-    # `apikey X`, `api-key X`: only a word that looks like a credential.
-    r"((?<![a-z0-9])api[_-]?key(?:[ \t]|%20|\+)++)"
-    rf"(?-i:(?={_CREDENTIAL_CHARS}[a-z._~-]*[A-Z0-9+/=%])){_CREDENTIAL_CHARS}{{8,}}",
+    _COMMANDS,
     # Well-known token prefixes.
     r"(?-i:(?:(?<![A-Za-z0-9])|(?<=%[0-9A-Fa-f]{2}))(?:"
     r"(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])"
@@ -126,14 +129,18 @@ _PATTERNS = (
 )
 # Every pattern starts with one of these characters (either case): a lookahead on
 # them lets the regex engine pass over other positions at once.
-_FIRST_CHARS = "-_.:%abceghkmnprstxy"
+_FIRST_CHARS = "-_.:%abceghknprstxy"
 _SECRET_ANY = "|".join(_PATTERNS)
 _SECRET = re.compile(
-    f"(?=[{_FIRST_CHARS}])(?:{'|'.join(p for p in _PATTERNS if p != _JWT)})", re.IGNORECASE
+    f"(?=[{_FIRST_CHARS}])(?:{'|'.join(p for p in _PATTERNS if p not in (_JWT, _COMMANDS))})",
+    re.IGNORECASE,
 )
-# JWTs may start at any letter (glued to a word): a pass of their own, only over
-# text that holds `eyJ`, keeps the others' cheap first-character test.
+# JWTs may start at any letter (glued to a word), and command lines are rare: passes
+# of their own, only over text that holds `eyJ` or a command's name, spare the
+# common text a wider first-character test and more alternatives.
 _JWT_ONLY = re.compile(_JWT)
+_COMMANDS_ONLY = re.compile(f"(?=[-cmrs])(?:{_COMMANDS})", re.IGNORECASE)
+_COMMAND_WORDS = ("mysql", "mariadb", "sshpass", "redis-cli", "curl", "--cookie")
 
 # Every match of a pattern above holds one of these (in the lower-cased text): the
 # cheap test that spares most strings the regex. A name counts only when a
@@ -204,9 +211,14 @@ def _replace(match: re.Match[str]) -> str:
 
 def redact_text(text: str) -> str:
     """`text` with every credential it holds replaced by `<redacted>`."""
-    if not text or _TRIGGERS.search(text.lower()) is None:
+    if not text:
+        return text
+    lowered = text.lower()
+    if _TRIGGERS.search(lowered) is None:
         return text
     text = _SECRET.sub(_replace, text)
+    if any(word in lowered for word in _COMMAND_WORDS):
+        text = _COMMANDS_ONLY.sub(_replace, text)
     return _JWT_ONLY.sub(_replace, text) if "eyJ" in text else text
 
 
