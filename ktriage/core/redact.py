@@ -32,16 +32,23 @@ REDACTED = "<redacted>"
 # it ends: `DB_PASSWORD=`, `x-auth-token:`, `"client-key-data":`).
 _NAME = (
     r"(?:authorization|password|passwd|passphrase|(?<![a-z])pass|(?<![a-z])pwd"
-    r"|secret|token|credentials?|(?:api|[_.-])key(?:[_.-]?data)?"
+    r"|secret|token|credentials?|(?:api|private|master|secret|access|[_.-])key(?:[_.-]?data)?"
     r"|client[_-]certificate[_-]data|x-amz-signature|(?<![a-z])sig)"
 )
-# What joins a name to its value: `=`, `:`, JSON quotes (also escaped), URL-encoded.
-_SEP = r"""\\?["']?(?:[ \t]*[:=][ \t]*|%3[ad](?:%20|\+)*)\\?["']?"""
+# What joins a name to its value: `=`, `:`, JSON quotes (also escaped), URL-encoded
+# (also twice: `%253D`).
+# Every repetition below over alternatives is possessive (`++`, `*+`) and the
+# alternatives never start alike: a long run of separators before a mismatch is
+# read once, never tried in every split (tests/unit/test_hostile_redaction.py times
+# each pattern on such runs).
+_SEP = r"""\\?["']?(?:[ \t]*+[:=][ \t]*+|%(?:25)*+3[ad](?:%(?:25)*+20|\+)*+)\\?["']?"""
 # An auth scheme before a credential is part of the value.
-_SCHEME = r"(?:(?:bearer|basic|digest|negotiate|token|aws4-hmac-sha256)(?:[ \t]+|%20|\+)+)?"
-# A value: to the closing quote when quoted, else to a space, quote or `&`.
+_SCHEME = r"(?:(?:bearer|basic|digest|negotiate|token|aws4-hmac-sha256)(?:[ \t]|%20|\+)++)?"
+# A value: to the closing quote when quoted (an escaped quote inside a quoted JSON
+# value does not end it), else to a space, quote or `&`.
 _VALUE = (
-    r"""(?:(?<=")[^"\\\r\n]*|(?<=')[^'\\\r\n]*"""
+    r"""(?:(?<!\\")(?<=")(?:[^"\\\r\n]|\\[^\r\n])*+|(?<=\\")[^"\\\r\n]*"""
+    r"""|(?<=')[^'\\\r\n]*"""
     r"""|(?!(?:true|false|null)(?![^\s"'&\\]))[^\s"'&\\]+)"""
 )
 # Flags whose next word is a credential: `--token x`, `--db-password x`.
@@ -49,8 +56,36 @@ _FLAG = (
     r"""(?<![^\s"'=\[,])--?(?:[a-z0-9]+[_-])*?"""
     r"(?:token|password|passwd|pass|pwd|secret|credentials?|(?<=[_-])key)"
 )
-_FLAG_GAP = r"(?:[ \t]+|%20|\+|&command=)+"
+_FLAG_GAP = r"(?:[ \t]|%20|\+|&command=)++"
 _CREDENTIAL_CHARS = r"[A-Za-z0-9._~+/=%-]"
+# Between the words of a command line (also of an exec URI), and a word.
+_WORD_GAP = r"(?:[ \t]|%20|\+|&command=)++"
+_WORD = r"[^\s&+%]++"
+
+# JWTs (header `{"` is always `eyJ`), also glued to what precedes them (`x_eyJ...`,
+# `%3DeyJ...`): the run is entered at its start only, its first dot must exist (one
+# scan), then the first `eyJ` with 5 characters to go starts it.
+_JWT = (
+    r"(?<![A-Za-z0-9_-])(?=[A-Za-z0-9_-]*+\.[A-Za-z0-9_-]{5})"
+    r"([A-Za-z0-9_-]*?)eyJ[A-Za-z0-9_-]{5,}+\.[A-Za-z0-9_-]{5,}+\.[A-Za-z0-9_-]*+"
+)
+
+_COMMANDS = "|".join(
+    (
+        # Client passwords of database, ssh and redis tools: `mysql -u root -pSECRET`,
+        # `sshpass -p SECRET`, `redis-cli -a SECRET` (up to 16 words between, also in
+        # an exec URI's command= parameters).
+        rf"((?<![a-z0-9])(?:mysql\w*|mariadb\w*)(?:{_WORD_GAP}(?!-p){_WORD}){{0,16}}+"
+        rf"{_WORD_GAP}-p)(?![-\s]){_VALUE}",
+        rf"((?<![a-z0-9])sshpass{_WORD_GAP}-p(?:{_WORD_GAP})?+)(?![-\s&]){_VALUE}",
+        rf"((?<![a-z0-9])redis-cli(?:{_WORD_GAP}(?!-a\b){_WORD}){{0,16}}+"
+        rf"{_WORD_GAP}-a{_WORD_GAP}(?:\\?[\"'])?)(?!-){_VALUE}",
+        # Cookies given to curl: `curl -b "session=..."`, `--cookie x`.
+        rf"((?<![a-z0-9])curl(?:{_WORD_GAP}(?!-b\b){_WORD}){{0,16}}+"
+        rf"{_WORD_GAP}-b(?:{_WORD_GAP}|=)(?:\\?[\"'])?)(?!-){_VALUE}",
+        rf"""((?<![^\s"'=\[,])--cookie(?:{_WORD_GAP}|=)(?:\\?["'])?)(?!-){_VALUE}""",
+    )
+)
 
 _PATTERNS = (
     # Private key blocks, to their end (or, cut, to a quote or the end of the text:
@@ -67,17 +102,17 @@ _PATTERNS = (
     # curl -u user:pass, --user user:pass (a numeric uid:gid is not a password).
     r"""((?<![^\s"'=\[,])(?:-u|--user)(?:[ \t]+|%20|\+|&command=|=)?(?!-)"""
     r"""[^\s:"'&@/\\]+(?::|%3a))(?![0-9]+(?![^\s"'&]))[^\s"'&\\]+""",
-    # scheme://user:pass@host (also URL-encoded).
-    # (Bounded: a long run with no `@` is given up soon.)
-    r"((?:://|%3a%2f%2f)[^\s/:@&%\"'\\]{0,128}(?::|%3a))[^\s/@&\"'\\]{0,128}?(?=@|%40)",
-    # Bearer/Basic credentials anywhere; a plain word after them ("Basic
-    # authentication") is no credential: it must hold a digit, a capital after its
-    # first letter, or + / = %.
-    r"((?<![a-z0-9])(?:bearer|basic)(?:[ \t]+|%20|\+)+)"
+    # scheme://user:pass@host (also URL-encoded). Neither part runs past a `/` (or
+    # `%2f`), which every other start holds: each character is read at most twice.
+    r"((?:://|%3a%2f%2f)[^\s/:@&%\"'\\]*+(?::|%3a))"
+    r"(?:[^\s/@&%\"'\\]|%(?!40|2f))*+(?=@|%40)",
+    # Bearer/Basic credentials anywhere, and `apikey X`; a plain word after them
+    # ("Basic authentication", "apikey rotation") is no credential: it must hold a
+    # digit, a capital after its first letter, or + / = %.
+    r"((?<![a-z0-9])(?:bearer|basic|api[_-]?key)(?:[ \t]|%20|\+)++)"
     rf"(?-i:(?={_CREDENTIAL_CHARS}[a-z._~-]*[A-Z0-9+/=%])){_CREDENTIAL_CHARS}{{8,}}",
-    # JWTs (header `{"` is always `eyJ`), at the start of a word or after %XX.
-    r"(?-i:eyJ)(?:(?<![A-Za-z0-9_-]eyJ)|(?<=%[0-9A-Fa-f]{2}eyJ))"
-    r"[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*",
+    _JWT,
+    _COMMANDS,
     # Well-known token prefixes.
     r"(?-i:(?:(?<![A-Za-z0-9])|(?<=%[0-9A-Fa-f]{2}))(?:"
     r"(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])"
@@ -96,7 +131,16 @@ _PATTERNS = (
 # them lets the regex engine pass over other positions at once.
 _FIRST_CHARS = "-_.:%abceghknprstxy"
 _SECRET_ANY = "|".join(_PATTERNS)
-_SECRET = re.compile(f"(?=[{_FIRST_CHARS}])(?:{_SECRET_ANY})", re.IGNORECASE)
+_SECRET = re.compile(
+    f"(?=[{_FIRST_CHARS}])(?:{'|'.join(p for p in _PATTERNS if p not in (_JWT, _COMMANDS))})",
+    re.IGNORECASE,
+)
+# JWTs may start at any letter (glued to a word), and command lines are rare: passes
+# of their own, only over text that holds `eyJ` or a command's name, spare the
+# common text a wider first-character test and more alternatives.
+_JWT_ONLY = re.compile(_JWT)
+_COMMANDS_ONLY = re.compile(f"(?=[-cmrs])(?:{_COMMANDS})", re.IGNORECASE)
+_COMMAND_WORDS = ("mysql", "mariadb", "sshpass", "redis-cli", "curl", "--cookie")
 
 # Every match of a pattern above holds one of these (in the lower-cased text): the
 # cheap test that spares most strings the regex. A name counts only when a
@@ -126,6 +170,11 @@ _TRIGGERS = re.compile(
             r"""-u(?<![^\s"'=\[,]-u)""",
             *(
                 "certificate[_-]data",
+                "mysql",
+                "mariadb",
+                "sshpass",
+                "redis-cli",
+                "curl",
                 "--user",
                 "://",
                 "%3a%2f%2f",
@@ -162,9 +211,15 @@ def _replace(match: re.Match[str]) -> str:
 
 def redact_text(text: str) -> str:
     """`text` with every credential it holds replaced by `<redacted>`."""
-    if not text or _TRIGGERS.search(text.lower()) is None:
+    if not text:
         return text
-    return _SECRET.sub(_replace, text)
+    lowered = text.lower()
+    if _TRIGGERS.search(lowered) is None:
+        return text
+    text = _SECRET.sub(_replace, text)
+    if any(word in lowered for word in _COMMAND_WORDS):
+        text = _COMMANDS_ONLY.sub(_replace, text)
+    return _JWT_ONLY.sub(_replace, text) if "eyJ" in text else text
 
 
 # ---- records ---------------------------------------------------------------------
@@ -212,14 +267,53 @@ _SECRET_KEYS = frozenset(
     }
 )
 # Env entry names that say what their value is: DB_PASSWORD, AWS_SECRET_ACCESS_KEY,
-# GITHUB_TOKEN, apiKey, PGPASSWORD; a name for where one is (DB_PASSWORD_FILE,
-# SECRET_NAME, KEY_ID) is not.
+# GITHUB_TOKEN, apiKey, PGPASSWORD, and run-together ones (PRIVATEKEY, MASTERKEY,
+# DBPASS, SECRETKEY, tls-cert-key); a name for where one is (DB_PASSWORD_FILE,
+# SECRET_NAME, KEY_FILE, KEYCLOAK_URL) is not, nor an identifier: an access key ID
+# (AWS_ACCESS_KEY_ID, KEY_ID) names a key but does not let anyone use it. Words that
+# merely end like one (MONKEY, BYPASS, COMPASS) stay readable.
 _NAME_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
 _SECRET_WORDS = frozenset(
     {"secret", "password", "passwd", "pwd", "pass", "token", "key", "apikey", "credentials"}
 )
-_SECRET_SUFFIXES = ("password", "passwd", "secret", "token", "apikey")
-_WHERE_WORDS = frozenset({"file", "path", "dir", "name", "ref", "id", "url", "arn", "uri"})
+_SECRET_SUFFIXES = (
+    "password",
+    "passwd",
+    "passphrase",
+    "pass",
+    "secret",
+    "secrets",
+    "token",
+    "tokens",
+    "key",
+    "keys",
+    "credential",
+    "credentials",
+)
+# A secret only as the last word: PRIVATE (SSH_PRIVATE), not PRIVATE_REGISTRY_HOST.
+_SECRET_LAST_WORDS = frozenset({"private"})
+_ORDINARY_WORDS = frozenset(
+    {
+        "monkey",
+        "donkey",
+        "turkey",
+        "hockey",
+        "jockey",
+        "whiskey",
+        "hotkey",
+        "hotkeys",
+        "turnkey",
+        "bypass",
+        "compass",
+        "surpass",
+        "overpass",
+        "underpass",
+        "trespass",
+    }
+)
+_WHERE_WORDS = frozenset(
+    {"file", "path", "dir", "name", "ref", "id", "url", "arn", "uri", "ids", "names"}
+)
 # Argument lists: the item after one of these is a credential.
 _FLAG_ITEM = re.compile(
     r"(?i)--?(?:[a-z0-9]+[_-])*?(?:token|password|passwd|pass|pwd|secret|credentials?"
@@ -237,7 +331,12 @@ def secret_name(name: str) -> bool:
     words = [w.lower() for w in _NAME_WORDS.findall(name)]
     if not words or words[-1] in _WHERE_WORDS:
         return False
-    return any(w in _SECRET_WORDS or w.endswith(_SECRET_SUFFIXES) for w in words)
+    if words[-1] in _SECRET_LAST_WORDS:
+        return True
+    return any(
+        w in _SECRET_WORDS or (w.endswith(_SECRET_SUFFIXES) and w not in _ORDINARY_WORDS)
+        for w in words
+    )
 
 
 def _is_secret_key(key: str) -> bool:
@@ -252,8 +351,41 @@ def _is_secret_object(obj: dict[str, Any]) -> bool:
     )
 
 
+def _is_patch_op(value: dict[Any, Any]) -> bool:
+    return isinstance(value.get("op"), str) and isinstance(value.get("path"), str)
+
+
+def _patch_value_is_secret(path: str, in_secret: bool) -> bool:
+    """Whether a JSON-patch operation on `path` sets a credential: a Secret's data,
+    a field named like one, an env entry's value (its name is not in the patch)."""
+    segments = [seg.replace("~1", "/").replace("~0", "~") for seg in path.split("/")[1:]]
+    if not segments:
+        return False
+    if in_secret and segments[0] in ("data", "stringData"):
+        return True
+    last = segments[-1]
+    if _is_secret_key(last) or secret_name(last):
+        return True
+    return len(segments) >= 3 and segments[-3] == "env" and last == "value"
+
+
+def _redact_patch_op(op: dict[Any, Any], in_secret: bool) -> dict[Any, Any]:
+    if "value" not in op or not _patch_value_is_secret(op["path"], in_secret):
+        return {key: redact(item) for key, item in op.items()}
+    item = op["value"]
+    hidden = dict.fromkeys(item, REDACTED) if isinstance(item, dict) else REDACTED
+    return {key: hidden if key == "value" else redact(other) for key, other in op.items()}
+
+
 def _secret_payload(value: Any) -> Any:
     """A Secret (or a list of them, or a patch to one): every value replaced."""
+    if isinstance(value, list):
+        return [
+            _redact_patch_op(item, in_secret=True)
+            if isinstance(item, dict) and _is_patch_op(item)
+            else _secret_payload(item)
+            for item in value
+        ]
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
@@ -313,6 +445,8 @@ def redact(value: Any) -> Any:
                 else redact(item)
                 for key, item in value.items()
             }
+        if _is_patch_op(value):
+            return _redact_patch_op(value, in_secret=False)
         secret = _is_secret_object(value)
         # An env entry ({name: DB_PASSWORD, value: ...}), or a header given the same way.
         name = value.get("name")

@@ -60,12 +60,15 @@ def _field(label: str, value: object, style: Style | str = "") -> DetailLine:
 
 def json_lines(record: Any, styles: DetailStyles) -> list[DetailLine]:
     """A raw record, redacted, as pretty JSON lines with keys highlighted."""
+    # Redacted as a whole first: a line alone no longer says what its value is (a
+    # JSON patch's `path` and `value` are two lines).
+    cleaned = redact(record)
     try:
         body = orjson.dumps(
-            redact(record), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str
+            cleaned, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str
         ).decode()
     except (TypeError, orjson.JSONEncodeError):
-        body = shown(repr(record))
+        body = shown(repr(cleaned))
     lines = body.split("\n")
     out = []
     for line in lines[:MAX_JSON_LINES]:

@@ -75,6 +75,21 @@ CORPUS: tuple[tuple[str, str, str], ...] = (
         "MIIEpAIBAAKCAQEA1234",
     ),
     ("private_key_cut", "-----BEGIN OPENSSH PRIVATE KEY----- b3BlbnNzaC1rZXk", "b3BlbnNzaC1rZXk"),
+    # Found by a red-team review of event summaries.
+    ("url_userinfo_long_user", f"https://{'u' * 130}:{OPAQUE}@h/", OPAQUE),
+    ("jwt_glued_underscore", f"x_{JWT}", JWT),
+    ("jwt_glued_letter", f"auth{JWT} sent", JWT),
+    ("password_escaped_quote", f'{{"password":"ab\\"{OPAQUE}"}}', OPAQUE),
+    ("token_double_urlencoded", f"q=token%253D{OPAQUE}&x=1", OPAQUE),
+    ("mysql_attached_p", f"mysql -u root -h db -p{OPAQUE} shop", OPAQUE),
+    ("mysql_exec_uri", f"command=mysql&command=-uroot&command=-p{OPAQUE}", OPAQUE),
+    ("sshpass", f"sshpass -p {OPAQUE} ssh root@db", OPAQUE),
+    ("redis_cli_auth", f"redis-cli -h cache -a {OPAQUE} ping", OPAQUE),
+    ("curl_cookie_b", f'curl -s -b "session={OPAQUE}; theme=dark" https://x', OPAQUE),
+    ("curl_cookie_long", f"curl --cookie session={OPAQUE} https://x", OPAQUE),
+    ("apikey_space", f"apikey {OPAQUE}", OPAQUE),
+    ("api_key_header", f"api-key: {OPAQUE}", OPAQUE),
+    ("privatekey_param", f"PRIVATEKEY={OPAQUE}", OPAQUE),
 )
 
 # Ordinary text that must stay readable as it is.
@@ -91,4 +106,11 @@ ORDINARY = (
     "ps -ux",
     "https://example.com/path",
     "passed all checks; 3 tokens left; signal 9; monkey key",
+    "mysql -p",
+    "mysql -p -h db shop",
+    "ls -a /tmp",
+    "redis-cli -a",
+    "git checkout -b feature",
+    "apikey rotation scheduled",
+    "curl -b",
 )

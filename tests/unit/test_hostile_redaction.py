@@ -166,3 +166,147 @@ def test_hostile_secret_kubeconfig_record_fields() -> None:
     for secret in (OPAQUE, "LS0tLS1CRUdJTiBSU0E=", "LS0tLS1DRVJU", "hunter2"):
         assert secret not in text
     assert "admin" in text
+
+
+# Env names run together or cased any way; the second list names where a secret is,
+# or identifies one (an access key ID alone lets nobody in), or only ends like one.
+SECRET_ENV_NAMES = (
+    "PRIVATEKEY",
+    "MASTERKEY",
+    "DBPASS",
+    "PASSPHRASE",
+    "SECRETKEY",
+    "APIKEY",
+    "ACCESSKEY",
+    "masterKey",
+    "tls-cert-key",
+    "SIGNING_KEY",
+    "REDIS_PASS",
+    "SSH_PRIVATE",
+    "GOOGLE_CREDENTIALS",
+    "GITHUB_TOKENS",
+)
+READABLE_ENV_NAMES = (
+    "KEY_FILE",
+    "AWS_ACCESS_KEY_ID",
+    "KEY_ID",
+    "MONKEY",
+    "KEYCLOAK_URL",
+    "BYPASS_PROXY",
+    "COMPASS_HOST",
+    "PRIVATE_REGISTRY_HOST",
+    "SECRETS_DIR",
+    "HOTKEY",
+)
+
+
+def test_hostile_secret_run_together_env_names_are_redacted() -> None:
+    env = [{"name": name, "value": f"v-{i}-{OPAQUE}"} for i, name in enumerate(SECRET_ENV_NAMES)]
+    env += [{"name": name, "value": f"plain-{name}"} for name in READABLE_ENV_NAMES]
+    out = redact({"kind": "Pod", "spec": {"containers": [{"name": "a", "env": env}]}})
+    values = {e["name"]: e["value"] for e in out["spec"]["containers"][0]["env"]}
+    for name in SECRET_ENV_NAMES:
+        assert secret_name(name), name
+        assert values[name] == REDACTED, name
+    for name in READABLE_ENV_NAMES:
+        assert not secret_name(name), name
+        assert values[name] == f"plain-{name}", name
+
+
+def _secret_patch_event(patch: list[dict[str, object]]) -> dict[str, object]:
+    return {
+        "kind": "Event",
+        "verb": "patch",
+        "objectRef": {"resource": "secrets", "namespace": "shop", "name": "db-creds"},
+        "requestObject": patch,
+    }
+
+
+def test_hostile_secret_json_patch_of_a_secret_hides_its_data() -> None:
+    event = _secret_patch_event(
+        [
+            {"op": "replace", "path": "/data/password", "value": "c2VjLWRhdGEtMQ=="},
+            {"op": "add", "path": "/stringData/token", "value": "plain-string-data-2"},
+            {"op": "add", "path": "/data", "value": {"user": "c2VjLWRhdGEtMw=="}},
+            {"op": "test", "path": "/data/user", "value": "c2VjLWRhdGEtNA=="},
+            {"op": "add", "path": "/metadata/labels/team", "value": "payments"},
+        ]
+    )
+    out = redact(event)
+    text = repr(out)
+    for secret in ("c2VjLWRhdGEtMQ", "plain-string-data-2", "c2VjLWRhdGEtMw", "c2VjLWRhdGEtNA"):
+        assert secret not in text
+    assert out["requestObject"][2]["value"] == {"user": REDACTED}
+    assert out["requestObject"][4]["value"] == "payments"  # not data: readable
+    assert out["requestObject"][0]["path"] == "/data/password"  # where it went stays
+
+
+def test_hostile_secret_json_patch_of_any_resource_hides_named_and_env_values() -> None:
+    patch = [
+        {"op": "replace", "path": "/spec/template/spec/containers/0/env/3/value", "value": "e-1"},
+        {"op": "add", "path": "/metadata/annotations/api-token", "value": "t-2"},
+        {"op": "add", "path": "/metadata/annotations/db~1password", "value": "p-3"},
+        {
+            "op": "add",
+            "path": "/spec/containers/0/env/-",
+            "value": {"name": "DBPASS", "value": "x4"},
+        },
+        {"op": "replace", "path": "/spec/replicas", "value": 3},
+        {"op": "replace", "path": "/data/color", "value": "blue"},
+    ]
+    event = {"objectRef": {"resource": "deployments"}, "requestObject": patch}
+    out = redact(event)["requestObject"]
+    assert [op["value"] for op in out[:3]] == [REDACTED] * 3
+    assert out[3]["value"] == {"name": "DBPASS", "value": REDACTED}
+    assert out[4]["value"] == 3 and out[5]["value"] == "blue"
+
+
+def test_hostile_secret_json_patch_in_the_detail_pane() -> None:
+    from rich.style import Style
+
+    from ktriage.ui.detail import DetailStyles, json_lines
+
+    style = Style()
+    styles = DetailStyles(label=style, muted=style, key=style, heading=style, severity={})
+    event = _secret_patch_event(
+        [{"op": "replace", "path": "/data/password", "value": "c2VjLWRldGFpbC1wYW5l"}]
+    )
+    shown_lines = "\n".join(line.value.plain for line in json_lines(event, styles))
+    assert "c2VjLWRldGFpbC1wYW5l" not in shown_lines
+    assert "/data/password" in shown_lines and REDACTED in shown_lines
+
+
+AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
+# Values that are no time, holding a credential across the 60th character (a cut
+# first would leave too little of it for its pattern) or after a tab (a repr first
+# makes it `\t`, which no pattern reads as a gap).
+SKIP_DETAIL_VALUES = {
+    "cut_across_a_key": "x" * 44 + " " + AWS_KEY,
+    "tab_before_a_token": f"--token\t{OPAQUE}",
+    "jwt_late": "y" * 50 + " " + JWT,
+}
+
+
+@pytest.mark.parametrize("value", SKIP_DETAIL_VALUES.values(), ids=list(SKIP_DETAIL_VALUES))
+def test_hostile_secret_skip_details_redact_before_the_cut(value: str) -> None:
+    import orjson
+
+    from ktriage.core.parse import SkipRecord, falco, tetragon
+
+    falco_line = orjson.dumps({"rule": "r", "priority": "Warning", "output": "o", "time": value})
+    tetragon_line = orjson.dumps(
+        {"process_exec": {"process": {"binary": "/bin/sh"}}, "node_name": "n", "time": value}
+    )
+    details = []
+    for parse, build, line in (
+        (falco.parse_falco, falco.build_event, falco_line),
+        (tetragon.parse_tetragon, tetragon.build_event, tetragon_line),
+    ):
+        with pytest.raises(SkipRecord) as caught:
+            build(parse(line), line, None)
+        details.append(caught.value.skip.detail)
+    for detail in details:
+        assert "\t" not in detail
+        for secret in (AWS_KEY, OPAQUE, JWT):
+            for piece in (secret[:8], secret[-8:]):
+                assert piece not in detail, detail

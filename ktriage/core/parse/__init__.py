@@ -111,6 +111,14 @@ def plain(text: str, width: int = 300) -> str:
     return clip(printable(redact_text(text)), width)
 
 
+def clipped_value(value: object, width: int = 60) -> str:
+    """A record's value quoted into a skip detail: a string in quotes, anything else
+    as Python shows it; redacted and escaped before it is cut, like `plain`."""
+    if isinstance(value, str):
+        return '"' + plain(value, width) + '"'
+    return plain(repr(value), width)
+
+
 def identity(username: str) -> EntityRef:
     """`system:serviceaccount:NS:SA` is a ServiceAccount; anyone else a User."""
     if username.startswith("system:serviceaccount:"):

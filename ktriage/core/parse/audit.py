@@ -22,6 +22,7 @@ from ktriage.core.model import (
 from ktriage.core.parse import _SECOND_CACHE as _SECONDS
 from ktriage.core.parse import (
     SkipRecord,
+    clipped_value,
     identity,
     plain,
     short_hash,
@@ -235,7 +236,8 @@ def parse_audit(data: bytes | memoryview) -> AuditRecord:
     except msgspec.ValidationError as exc:
         raise SkipRecord("wrong-type", f"audit event field of the wrong type: {exc}") from None
     if rec.kind not in (None, "Event"):
-        raise SkipRecord("unknown-format", f"an object of kind {rec.kind!r}, not an audit event")
+        kind = clipped_value(rec.kind)
+        raise SkipRecord("unknown-format", f"an object of kind {kind}, not an audit event")
     if not rec.verb and not rec.requestURI and rec.objectRef is None:
         # Partial records (detection-test logs) may lack the verb; with neither a
         # URI nor an object there is nothing left to describe.

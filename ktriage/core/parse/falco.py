@@ -11,6 +11,7 @@ from ktriage.core.attack import attack_for_kind, from_falco_tags
 from ktriage.core.model import CompactEvent, EntityKind, EntityRef, Event, RawRef, Severity, entity
 from ktriage.core.parse import (
     SkipRecord,
+    clipped_value,
     identity,
     plain,
     short_hash,
@@ -224,10 +225,11 @@ def build_event(alert: FalcoAlert, data: bytes | memoryview, raw: RawRef | int |
                     break
     if time is None:
         stamps = (alert.time, fields.get("evt.time"), fields.get("evt.time.iso8601"))
+        shown_time = clipped_value(alert.time)
         if any(time_out_of_range(v) for v in stamps if v is not None):
-            raise SkipRecord("out-of-range", f"Falco alert time out of range: {alert.time!r:.60}")
+            raise SkipRecord("out-of-range", f"Falco alert time out of range: {shown_time}")
         if alert.time is not None:
-            raise SkipRecord("wrong-type", f"Falco alert time is not a time: {alert.time!r:.60}")
+            raise SkipRecord("wrong-type", f"Falco alert time is not a time: {shown_time}")
         raise SkipRecord("missing-field", "Falco alert has no time")
     rule = alert.rule or ""
     prio = (alert.priority or "").strip().lower()

@@ -14,6 +14,7 @@ from ktriage.core.model import CompactEvent, EntityKind, EntityRef, Event, RawRe
 from ktriage.core.parse import _SECOND_CACHE as _SECONDS
 from ktriage.core.parse import (
     SkipRecord,
+    clipped_value,
     plain,
     short_container_id,
     short_hash,
@@ -392,9 +393,10 @@ def build_event(rec: TetragonRecord, data: bytes | memoryview, raw: RawRef | int
     if time is None:
         if time_out_of_range(stamp_value):
             raise SkipRecord(
-                "out-of-range", f"Tetragon event time out of range: {stamp_value!r:.60}"
+                "out-of-range", f"Tetragon event time out of range: {clipped_value(stamp_value)}"
             )
-        raise SkipRecord("wrong-type", f"Tetragon event time is not a time: {stamp_value!r:.60}")
+        shown_time = clipped_value(stamp_value)
+        raise SkipRecord("wrong-type", f"Tetragon event time is not a time: {shown_time}")
     proc = body.process
     parent = body.parent
     exec_id = proc.exec_id if proc is not None else None
