@@ -19,7 +19,9 @@ pytestmark = pytest.mark.sim_only
 
 def _records(target: Target) -> list[dict]:
     text = target.sim.outputs.audit_path.read_text(encoding="utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    # The server may be writing a line right now: only lines ended by a newline are whole.
+    whole = text.split("\n")[:-1]
+    return [json.loads(line) for line in whole if line.strip()]
 
 
 def _wait_records(target: Target, want: Any, what: str, timeout: float = 10.0) -> list[dict]:

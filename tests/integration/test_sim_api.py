@@ -34,7 +34,9 @@ def status_of(exc: ApiException) -> dict:
 
 
 def audit_lines(cluster: SimCluster) -> list[dict]:
-    return [orjson.loads(line) for line in cluster.outputs.audit_path.read_bytes().splitlines()]
+    # Only lines ended by a newline are whole: a watch's last stage may be being written.
+    whole = cluster.outputs.audit_path.read_bytes().split(b"\n")[:-1]
+    return [orjson.loads(line) for line in whole if line.strip()]
 
 
 def raw(
