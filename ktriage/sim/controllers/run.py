@@ -9,8 +9,8 @@ from ktriage.sim.controllers.deployment import DeploymentController
 from ktriage.sim.controllers.garbagecollector import GarbageCollector
 from ktriage.sim.controllers.job import JobController
 from ktriage.sim.controllers.kubelet import Kubelet
-from ktriage.sim.controllers.namespace import NamespaceController
 from ktriage.sim.controllers.manager import ControllerManager
+from ktriage.sim.controllers.namespace import NamespaceController
 from ktriage.sim.controllers.replicaset import ReplicaSetController
 from ktriage.sim.controllers.statefulset import StatefulSetController
 from ktriage.sim.storage.store import ClusterStore
