@@ -128,7 +128,10 @@ def deletion_pending(obj: dict) -> bool:
 
 
 def _stopped(obj: dict) -> bool:
-    """Anything but a pod is done at once; a pod once kubelet has stopped it."""
+    """Anything but a pod is done at once; a pod once kubelet has stopped it; a namespace
+    once the namespace controller emptied it and dropped its `spec.finalizers`."""
+    if (obj.get("apiVersion"), obj.get("kind")) == ("v1", "Namespace"):
+        return not (obj.get("spec") or {}).get("finalizers")
     if (obj.get("apiVersion"), obj.get("kind")) != ("v1", "Pod"):
         return True
     if not (obj.get("spec") or {}).get("nodeName"):

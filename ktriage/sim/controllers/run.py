@@ -10,6 +10,7 @@ from ktriage.sim.controllers.garbagecollector import GarbageCollector
 from ktriage.sim.controllers.job import JobController
 from ktriage.sim.controllers.kubelet import Kubelet
 from ktriage.sim.controllers.manager import ControllerManager
+from ktriage.sim.controllers.namespace import NamespaceController
 from ktriage.sim.controllers.replicaset import ReplicaSetController
 from ktriage.sim.controllers.statefulset import StatefulSetController
 from ktriage.sim.storage.store import ClusterStore
@@ -27,6 +28,7 @@ def start_controllers(store: ClusterStore, clock: SimClock) -> ControllerManager
         CronJobController,
         GarbageCollector,
         Kubelet,
+        NamespaceController,
     ):
         manager.add(controller(manager))
     manager.start()

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from ktriage.sim.admission.chain import admit
 from ktriage.sim.controllers import deletion
+from ktriage.sim.controllers import namespace as namespace_deletion
 from ktriage.sim.names import NAME_ALPHABET
 from ktriage.sim.resources import ResourceType
 from ktriage.sim.server import errors, protobuf, schema
@@ -183,7 +184,17 @@ class WriteHandlers(HandlerBase):
                         "Forbidden",
                         f'{rt.group_resource} "{name}" is forbidden: unable to create new '
                         f"content in namespace {namespace} because it is being terminated",
-                        {"name": name, "kind": rt.resource},
+                        {
+                            "name": name,
+                            "kind": rt.resource,
+                            "causes": [
+                                {
+                                    "reason": "NamespaceTerminating",
+                                    "message": f"namespace {namespace} is being terminated",
+                                    "field": "metadata.namespace",
+                                }
+                            ],
+                        },
                     )
                 )
         self._admit(ctx, rt, obj, None)
@@ -421,7 +432,11 @@ class WriteHandlers(HandlerBase):
         if not dry_run:
             namespace = info.namespace if rt.namespaced else None
             if rt.kind == "Namespace" and rt.group == "":
-                removed = self.store.delete(rt.api_version, rt.kind, namespace, info.name)
+                # Terminating: the namespace controller empties it, then removes it.
+                marked = namespace_deletion.begin(self.store, info.name, self.clock.now())
+                if marked is None:
+                    raise errors.not_found(rt, info.name)
+                return self._object_response(ctx, rt, marked)
             else:
                 removed, done = deletion.delete(
                     self.store, rt.api_version, rt.kind, namespace, info.name, options
