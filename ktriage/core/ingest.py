@@ -227,15 +227,15 @@ class Ingestor:
                         self._input_time = ev.time
                         return self.audit.process(rec, ev)
                     except SkipRecord as exc:
-                        return self._skip(origin, exc.skip.reason, exc.skip.detail)
+                        return self.count_skip(origin, exc.skip.reason, exc.skip.detail)
                     except RecursionError:
                         return self._deep(line, origin, raw)
                     except Exception as exc:
-                        return self._skip(origin, "wrong-type", _unreadable(exc))
+                        return self.count_skip(origin, "wrong-type", _unreadable(exc))
             return self._bytes(line, origin, raw, None)
         except Exception as exc:
             # The last line of defence: no record stops a source.
-            return self._skip(origin, "unreadable", _unreadable(exc))
+            return self.count_skip(origin, "unreadable", _unreadable(exc))
 
     def feed_oversized(
         self,
@@ -265,7 +265,9 @@ class Ingestor:
                 raw = spool(body)
             return self._salvaged(body, size if size is not None else -1, origin, raw)
         except Exception as exc:
-            return self._skip(origin, "too-long", f"over 1 MiB and unreadable: {_unreadable(exc)}")
+            return self.count_skip(
+                origin, "too-long", f"over 1 MiB and unreadable: {_unreadable(exc)}"
+            )
 
     def feed_lines(
         self,
@@ -350,12 +352,12 @@ class Ingestor:
                             self._input_time = ev.time
                             out = process(rec, ev)
                         except SkipRecord as exc:
-                            self._skip(f"{name}:{lineno}", exc.skip.reason, exc.skip.detail)
+                            self.count_skip(f"{name}:{lineno}", exc.skip.reason, exc.skip.detail)
                             continue
                         except RecursionError:
                             out = self._deep(line[:end], f"{name}:{lineno}", raw)
                         except Exception as exc:
-                            self._skip(f"{name}:{lineno}", "wrong-type", _unreadable(exc))
+                            self.count_skip(f"{name}:{lineno}", "wrong-type", _unreadable(exc))
                             continue
                         if len(out) == 1:
                             emit(out[0])
@@ -375,7 +377,7 @@ class Ingestor:
                     emitted += 1
             except Exception as exc:
                 # The last line of defence: no record stops the input.
-                self._skip(f"{name}:{lineno}", "unreadable", _unreadable(exc))
+                self.count_skip(f"{name}:{lineno}", "unreadable", _unreadable(exc))
         return lineno, emitted
 
     def feed_record(
@@ -389,17 +391,17 @@ class Ingestor:
         """An already-decoded record; `hint` forces its format. Never raises."""
         try:
             if not isinstance(obj, dict):
-                return self._skip(
+                return self.count_skip(
                     origin, "not-an-object", f"a JSON {_json_type(obj)}, not an object"
                 )
             fmt = hint if hint in FORMATS else _format_of(obj)
             if fmt is None:
-                return self._skip(origin, "unknown-format", _unknown_detail(obj))
+                return self.count_skip(origin, "unknown-format", _unknown_detail(obj))
             try:
                 data = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
             except (TypeError, orjson.JSONEncodeError) as exc:
                 if "ecursion" not in str(exc):
-                    return self._skip(
+                    return self.count_skip(
                         origin, "wrong-type", f"the record cannot be read as JSON: {exc}"
                     )
                 # Nested deeper than JSON encoders go: keep the top of it.
@@ -408,7 +410,7 @@ class Ingestor:
                 return self.feed_oversized(data, origin=origin, raw=raw)
             return self._bytes(data, origin, raw, fmt)
         except Exception as exc:
-            return self._skip(origin, "unreadable", _unreadable(exc))
+            return self.count_skip(origin, "unreadable", _unreadable(exc))
 
     def feed_document(
         self, data: bytes, *, origin: str = "", archive: int | None = None
@@ -419,7 +421,7 @@ class Ingestor:
         try:
             return self._document(data, origin, archive)
         except Exception as exc:
-            return self._skip(origin, "unreadable", _unreadable(exc))
+            return self.count_skip(origin, "unreadable", _unreadable(exc))
 
     def _document(self, data: bytes, origin: str, archive: int | None) -> list[Event]:
         self.start_input(origin)
@@ -451,7 +453,7 @@ class Ingestor:
         try:
             return self._cut_document(data, origin)
         except Exception as exc:
-            return self._skip(origin, "unreadable", _unreadable(exc))
+            return self.count_skip(origin, "unreadable", _unreadable(exc))
 
     def _cut_document(self, data: bytes, origin: str) -> list[Event]:
         self.start_input(origin)
@@ -477,13 +479,15 @@ class Ingestor:
                 rest = text[pos:].encode()
                 scanner = salvage_bytes(rest)
                 if scanner.end is None:
-                    self._skip(f"{origin}:{lineno}", "too-deep", "nested too deeply, and cut short")
+                    self.count_skip(
+                        f"{origin}:{lineno}", "too-deep", "nested too deeply, and cut short"
+                    )
                     break
                 out.extend(self._deep(rest[: scanner.end], f"{origin}:{lineno}", None))
                 pos += len(rest[: scanner.end].decode())
                 continue
             except ValueError:
-                self._skip(
+                self.count_skip(
                     f"{origin}:{lineno}",
                     "truncated-json",
                     "the file is cut short inside this record",
@@ -499,7 +503,7 @@ class Ingestor:
         try:
             return self.audit.flush()
         except Exception as exc:
-            return self._skip("flush", "unreadable", _unreadable(exc))
+            return self.count_skip("flush", "unreadable", _unreadable(exc))
 
     # -- internals ------------------------------------------------------------
 
@@ -517,7 +521,7 @@ class Ingestor:
             record = salvage_bytes(data).result()
             body = orjson.dumps(record) if record is not None else b""
         except Exception as exc:
-            return self._skip(origin, "too-deep", f"nested too deeply; {_unreadable(exc)}")
+            return self.count_skip(origin, "too-deep", f"nested too deeply; {_unreadable(exc)}")
         what = "the record is nested too deeply to decode"
         return self._from_salvage(body, origin, raw, "too-deep", what, TOO_DEEP_NOTE)
 
@@ -533,7 +537,7 @@ class Ingestor:
         """Parse and detect on the fields a scanner read; counted under `reason`
         either way, with what was made of it."""
         if not body:
-            return self._skip(origin, reason, f"{what}; it is not a JSON object")
+            return self.count_skip(origin, reason, f"{what}; it is not a JSON object")
         unread = False
         try:
             obj = orjson.loads(body)
@@ -546,7 +550,7 @@ class Ingestor:
                 what += "; " + note.strip(" []").partition("; ")[2]
             fmt = _format_of(obj) if isinstance(obj, dict) else None
             if fmt is None:
-                return self._skip(
+                return self.count_skip(
                     origin,
                     reason,
                     f"{what}; the fields read are not an audit event, Falco alert or"
@@ -554,10 +558,10 @@ class Ingestor:
                 )
             events = self._salvaged_events(fmt, body, raw, note, unread)
         except SkipRecord as exc:
-            return self._skip(origin, reason, f"{what}; the fields read: {exc.skip.detail}")
+            return self.count_skip(origin, reason, f"{what}; the fields read: {exc.skip.detail}")
         except Exception as exc:
-            return self._skip(origin, reason, f"{what}; {_unreadable(exc)}")
-        self._skip(origin, reason, f"{what}; read partially: only the fields detections need")
+            return self.count_skip(origin, reason, f"{what}; {_unreadable(exc)}")
+        self.count_skip(origin, reason, f"{what}; read partially: only the fields detections need")
         self.partial[reason] += 1
         return events
 
@@ -592,8 +596,10 @@ class Ingestor:
             ev.summary = clip(ev.summary, 400 - len(note)) + note
         return out
 
-    def _skip(self, origin: str, reason: str, detail: str) -> list[Event]:
-        self.skipped[reason] += 1
+    def count_skip(self, origin: str, reason: str, detail: str, n: int = 1) -> list[Event]:
+        """Count `n` records skipped for `reason` and log where and why (bounded): the
+        one way sources and the replay say what they could not use."""
+        self.skipped[reason] += n
         if len(self.skip_log) < MAX_SKIP_LOG:
             self.skip_log.append((origin, reason, detail))
         return []
@@ -677,7 +683,7 @@ class Ingestor:
             out.extend(self._bytes(text[a:b], f"{origin}:{lineno}", None, None))
         if trouble is not None:
             lineno = text.count(b"\n", 0, spans[-1][1]) + 1
-            self._skip(
+            self.count_skip(
                 f"{origin}:{lineno}",
                 trouble.reason,
                 f"what follows this record cannot be cut into records: {trouble}",
@@ -710,14 +716,14 @@ class Ingestor:
             skip = exc.skip
             if skip.reason == "wrong-type" and data.lstrip(_WS)[:1] != b"{":
                 return self._generic(data, origin, raw)
-            return self._skip(origin, skip.reason, skip.detail)
+            return self.count_skip(origin, skip.reason, skip.detail)
         except (msgspec.DecodeError, ValueError) as exc:
             skip = _bad_json(data, exc)
-            return self._skip(origin, skip.reason, skip.detail)
+            return self.count_skip(origin, skip.reason, skip.detail)
         except RecursionError:
             return self._deep(data, origin, raw)
         except Exception as exc:
-            return self._skip(origin, "wrong-type", _unreadable(exc))
+            return self.count_skip(origin, "wrong-type", _unreadable(exc))
 
     def _generic(self, data: bytes, origin: str, raw: RawRef | int | None) -> list[Event]:
         """No cheap hint matched: decode fully to tell what the record is."""
@@ -725,14 +731,16 @@ class Ingestor:
             obj = _GENERIC.decode(data)
         except (msgspec.DecodeError, ValueError) as exc:
             skip = _bad_json(data, exc)
-            return self._skip(origin, skip.reason, skip.detail)
+            return self.count_skip(origin, skip.reason, skip.detail)
         except RecursionError:
             return self._deep(data, origin, raw)
         if not isinstance(obj, dict):
-            return self._skip(origin, "not-an-object", f"a JSON {_json_type(obj)}, not an object")
+            return self.count_skip(
+                origin, "not-an-object", f"a JSON {_json_type(obj)}, not an object"
+            )
         fmt = _format_of(obj)
         if fmt is None:
-            return self._skip(origin, "unknown-format", _unknown_detail(obj))
+            return self.count_skip(origin, "unknown-format", _unknown_detail(obj))
         return self._bytes(data, origin, raw, fmt)
 
     def _audit(self, data: bytes, origin: str, raw: RawRef | int | None) -> list[Event]:
@@ -757,17 +765,17 @@ class Ingestor:
                 rec = audit_parser.parse_audit(data)
                 ev = audit_parser.build_event(rec, data, raw, self._input_time)
             except SkipRecord as exc:
-                self._skip(where, exc.skip.reason, exc.skip.detail)
+                self.count_skip(where, exc.skip.reason, exc.skip.detail)
                 continue
             except (msgspec.DecodeError, ValueError) as exc:
                 skip = _bad_json(data, exc)
-                self._skip(where, skip.reason, skip.detail)
+                self.count_skip(where, skip.reason, skip.detail)
                 continue
             except RecursionError:
                 out.extend(self._deep(data, where, raw))
                 continue
             except Exception as exc:
-                self._skip(where, "wrong-type", _unreadable(exc))
+                self.count_skip(where, "wrong-type", _unreadable(exc))
                 continue
             self._n_audit += 1
             self._input_time = ev.time
@@ -776,7 +784,7 @@ class Ingestor:
             except RecursionError:
                 out.extend(self._deep(data, where, raw))
             except Exception as exc:
-                self._skip(where, "wrong-type", _unreadable(exc))
+                self.count_skip(where, "wrong-type", _unreadable(exc))
         return out
 
 

@@ -311,8 +311,7 @@ class Replayer:
                     self._lines(fh, name, archive_id=self.archive.register_file(path))
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             # A truncated or corrupt compressed file: keep what was read, say why.
-            self.ingestor.skipped["unreadable-file"] += 1
-            self.ingestor.skip_log.append((name, "unreadable-file", str(exc)))
+            self.ingestor.count_skip(name, "unreadable-file", str(exc))
 
     def _lines(self, fh: Iterator[bytes], name: str, archive_id: int | None) -> None:
         lines, events = self.ingestor.feed_lines(
@@ -422,17 +421,15 @@ class Replayer:
     def _cut_document(self, path: Path, name: str, exc: BaseException) -> None:
         """A compressed JSON document cut short: read the records complete before the
         cut (zlib gives every byte it can), and say the file is incomplete."""
-        self.ingestor.skipped["unreadable-file"] += 1
-        self.ingestor.skip_log.append(
-            (name, "unreadable-file", f"{exc} (the records before the cut were read)")
+        self.ingestor.count_skip(
+            name, "unreadable-file", f"{exc} (the records before the cut were read)"
         )
         data = _gunzip_what_remains(path, MAX_DOCUMENT + 1)
         self._feed(self.ingestor.feed_cut_document(data[: MAX_DOCUMENT + 1], origin=name))
 
     def _document(self, data: bytes, name: str) -> None:
         if len(data) > MAX_DOCUMENT:
-            self.ingestor.skipped["too-long"] += 1
-            self.ingestor.skip_log.append((name, "too-long", "document larger than 256 MiB"))
+            self.ingestor.count_skip(name, "too-long", "document larger than 256 MiB")
             return
         try:
             doc = orjson.loads(data)

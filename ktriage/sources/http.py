@@ -37,7 +37,7 @@ import msgspec
 from aiohttp import web
 
 from ktriage.core import jsonsplit
-from ktriage.core.ingest import MAX_SKIP_LOG, Ingestor
+from ktriage.core.ingest import Ingestor
 from ktriage.core.jsonsplit import Unsplittable
 from ktriage.core.model import Event
 from ktriage.core.text import printable
@@ -276,10 +276,7 @@ class WebhookSource:
         return web.Response(status=status, text=text + "\n", headers=headers)
 
     def _reject(self, reason: str, detail: str, status: int = 400) -> web.Response:
-        ing = self.ingestor
-        ing.skipped[reason] += 1
-        if len(ing.skip_log) < MAX_SKIP_LOG:
-            ing.skip_log.append((f"POST #{self._batch}", reason, detail))
+        self.ingestor.count_skip(f"POST #{self._batch}", reason, detail)
         self.health.last_error = f"rejected a POST: {detail}"
         return self._reply(status, f"{reason}: {detail}")
 
@@ -411,9 +408,9 @@ class WebhookSource:
                 data, origin=origin, raw=self._engine.archive.spool(data)
             )
         except RecursionError:
-            return self.ingestor._skip(origin, "too-deep", "the record is nested too deeply")
+            return self.ingestor.count_skip(origin, "too-deep", "the record is nested too deeply")
         except Exception as exc:  # one item never fails its batch
-            return self.ingestor._skip(
+            return self.ingestor.count_skip(
                 origin, "unreadable", f"the record cannot be read ({_what(exc)})"
             )
 
@@ -435,7 +432,7 @@ class WebhookSource:
         events = self._feed_items(items)
         if trouble is None:
             return events, len(items)
-        self.ingestor._skip(
+        self.ingestor.count_skip(
             f"POST #{self._batch} item {len(items) + 1}",
             trouble.reason,
             f"the batch is too deeply nested to decode whole, and what follows item "

@@ -36,7 +36,7 @@ from typing import Any
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from ktriage.core.ingest import MAX_LINE, MAX_SKIP_LOG, Ingestor
+from ktriage.core.ingest import MAX_LINE, Ingestor
 from ktriage.core.model import Event
 from ktriage.engine import Engine, SourceHealth
 from ktriage.sources.base import deliver
@@ -573,17 +573,12 @@ class PodLogSource:
             loop.call_soon_threadsafe(self._apply_too_long, follower, size)
 
     def _apply_too_long(self, follower: _PodLogFollower, size: int) -> None:
-        ing = self.ingestor
-        ing.skipped["too-long"] += 1
-        if len(ing.skip_log) < MAX_SKIP_LOG:
-            how_long = f"{size} bytes" if size >= 0 else "cut off when the stream ended"
-            ing.skip_log.append(
-                (
-                    f"{follower.namespace}/{follower.name}",
-                    "too-long",
-                    f"the log line is {how_long}, over {self.max_line} bytes",
-                )
-            )
+        how_long = f"{size} bytes" if size >= 0 else "cut off when the stream ended"
+        self.ingestor.count_skip(
+            f"{follower.namespace}/{follower.name}",
+            "too-long",
+            f"the log line is {how_long}, over {self.max_line} bytes",
+        )
 
     def _cut_followers_threadsafe(self) -> None:
         for follower in list(self.followers.values()):

@@ -49,7 +49,7 @@ from typing import Any
 import aiofiles
 import orjson
 
-from ktriage.core.ingest import MAX_LINE, MAX_SKIP_LOG, Ingestor
+from ktriage.core.ingest import MAX_LINE, Ingestor
 from ktriage.core.model import Event, parse_time
 from ktriage.core.salvage import RecordScanner, SalvagedLine
 from ktriage.core.text import printable
@@ -829,24 +829,16 @@ class FileSource:
             self.health.last_error = ""
 
     def _too_long(self, offset: int, size: int) -> None:
-        ing = self.ingestor
-        ing.skipped["too-long"] += 1
-        if len(ing.skip_log) < MAX_SKIP_LOG:
-            how_long = f"{size} bytes" if size >= 0 else "cut off by rotation"
-            ing.skip_log.append(
-                (
-                    f"{self.path.name}@{offset}",
-                    "too-long",
-                    f"the line is {how_long}, over 1 MiB; nothing usable could be read from it",
-                )
-            )
+        how_long = f"{size} bytes" if size >= 0 else "cut off by rotation"
+        self.ingestor.count_skip(
+            f"{self.path.name}@{offset}",
+            "too-long",
+            f"the line is {how_long}, over 1 MiB; nothing usable could be read from it",
+        )
 
     def _lost(self, size: int, lines: int, why: str) -> None:
         """Rotation or truncation made input unreadable: counted, and said in health."""
-        ing = self.ingestor
-        ing.skipped[LOST_ON_ROTATION] += max(lines, 1)
-        if len(ing.skip_log) < MAX_SKIP_LOG:
-            ing.skip_log.append((self.path.name, LOST_ON_ROTATION, why))
+        self.ingestor.count_skip(self.path.name, LOST_ON_ROTATION, why, max(lines, 1))
         self.health.last_error = why
 
     def _deliver(self, engine: Engine, events: list[Event]) -> None:
