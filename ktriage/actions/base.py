@@ -199,6 +199,9 @@ class Outcome:
     undo: dict[str, Any] = field(default_factory=dict)
     undoable: bool = False
     undo_note: str = ""
+    # What is now true, re-read from the cluster after the change
+    # (core/containment.py facts: aspect, subject, state, detail).
+    containment: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

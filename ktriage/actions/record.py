@@ -76,6 +76,8 @@ def action_event(outcome: Outcome) -> Event:
         raw["undoes"] = plan.undo_of.id
     if plan.warnings:
         raw["warnings"] = list(plan.warnings)
+    if outcome.containment:
+        raw["containment"] = [dict(f) for f in outcome.containment]
     return _event(label, target, plan.subject, outcome.actor, outcome.finished, summary, raw)
 
 
