@@ -29,7 +29,8 @@ from ktriage.actions.base import (
 )
 from ktriage.actions.context import ActionContext
 from ktriage.actions.cordon import Cordon
-from ktriage.actions.isolate import Detach, Isolate
+from ktriage.actions.detach import Detach
+from ktriage.actions.isolate import Isolate
 from ktriage.actions.journal import ActionJournal
 from ktriage.actions.kube import Kube, api_client_from_kubeconfig
 from ktriage.actions.logs import DumpLogs
