@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 import pytest
+from real_fixtures import require_real_fixtures
 
 from ktriage.core.model import iso
 from ktriage.engine import Engine
@@ -194,8 +195,7 @@ async def test_falco_http_output_and_sidekick(engine: Engine) -> None:
 
 async def test_falco_real_alerts(engine: Engine) -> None:
     path = REAL / "falco-alerts" / "falco_alerts.jsonl"
-    if not path.exists():
-        pytest.skip(f"real fixtures not found at {path}")
+    require_real_fixtures(path)
     src = await started(engine, FalcoWebhookSource("127.0.0.1", 0))
     lines = [ln for ln in path.read_bytes().splitlines() if ln.strip()]
     for line in lines:

@@ -12,6 +12,7 @@ import pytest
 from focus_edge_cases import EDGE_CASES
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from real_fixtures import require_real_fixtures
 
 from ktriage.core import focus
 from ktriage.core import replay as replay_module
@@ -113,8 +114,7 @@ def test_scenario_streams_give_the_same_incidents(tmp_path: Path, scenario: str)
 
 
 def test_real_captured_lines_give_the_same_incidents() -> None:
-    if not FIXTURES.is_dir():
-        pytest.skip(f"real fixtures not found at {FIXTURES} (../shared is not beside the repo)")
+    require_real_fixtures(FIXTURES)
     paths = sorted(FIXTURES.glob("k8s-audit-v1/*.jsonl")) + sorted(FIXTURES.glob("falco-alerts/*"))
     assert paths
     _assert_same(paths)
