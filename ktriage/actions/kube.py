@@ -15,34 +15,10 @@ import json
 from typing import Any
 
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 
-from ktriage import __version__
+from ktriage.kubeclient import client_from_kubeconfig as api_client_from_kubeconfig
 
-
-def api_client_from_kubeconfig(
-    path: str | None = None, context: str | None = None
-) -> k8s.ApiClient:
-    """An ApiClient for a kubeconfig file and context, like kubectl's `--kubeconfig/--context`.
-
-    urllib3's own retries are off: the action runner retries with its own
-    bounded backoff and honours Retry-After, and a blind retry would hide the
-    attempts from the record.
-    """
-    configuration = k8s.Configuration()
-    configuration.retries = False
-    api = k8s_config.new_client_from_config(
-        config_file=path,
-        context=context,
-        persist_config=False,
-        client_configuration=configuration,
-    )
-    # The audit log then tells ktriage's own requests apart from everyone else's.
-    api.user_agent = KTRIAGE_USER_AGENT
-    return api
-
-
-KTRIAGE_USER_AGENT = f"ktriage/{__version__}"
+__all__ = ["Kube", "api_client_from_kubeconfig"]
 
 
 def _write_options(dry_run: bool, timeout: Any) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from kubernetes.client.exceptions import ApiException
 from ktriage.core.ingest import MAX_LINE, Ingestor
 from ktriage.core.model import Event
 from ktriage.engine import Engine, SourceHealth
+from ktriage.kubeclient import retry_after, status_message
 from ktriage.sources.base import deliver
 from ktriage.sources.kube import (
     Backoff,
@@ -48,8 +49,6 @@ from ktriage.sources.kube import (
     describe_api_error,
     describe_connection_error,
     is_timeout,
-    retry_after,
-    status_message,
     stream_read_timeout,
 )
 from ktriage.sources.tail import LineSplitter
