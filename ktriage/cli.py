@@ -6,12 +6,20 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ktriage import __version__
-from ktriage.core.config import Config, ConfigError, load_config, parse_duration, parse_window
+
+if TYPE_CHECKING:
+    from ktriage.core.config import Config
+
+# The bundled scenarios, listed from their files: `--help` runs no code of the sim.
+SCENARIOS = Path(__file__).resolve().parent / "sim" / "scenarios"
 
 
 def _duration(text: str) -> float:
+    from ktriage.core.config import parse_duration
+
     try:
         return parse_duration(text)
     except ValueError as exc:
@@ -19,6 +27,8 @@ def _duration(text: str) -> float:
 
 
 def _window(text: str) -> float:
+    from ktriage.core.config import parse_window
+
     try:
         return parse_window(text)
     except ValueError as exc:
@@ -254,12 +264,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def scenario_names() -> list[str]:
-    from ktriage.sim.scenario.bundled import scenario_names as names
-
-    return names()
+    """The names `demo --scenario` takes (as `ktriage.sim.scenario.bundled` lists them)."""
+    return sorted(
+        p.name[: -len(".yaml")] for p in SCENARIOS.glob("*.yaml") if not p.name.startswith("_")
+    )
 
 
 def _load_config(args: argparse.Namespace) -> Config:
+    from ktriage.core.config import load_config
+
     cfg = load_config(args.config) if args.config else load_config()
     if getattr(args, "window", None) is not None:
         cfg.window = args.window
@@ -398,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return sim_main(argv[1:])
     args = parser.parse_args(argv)
+    from ktriage.core.config import ConfigError
+
     try:
         if args.command == "replay":
             return cmd_replay(args)
