@@ -43,6 +43,7 @@ from ktriage.actions.context import ActionContext
 from ktriage.actions.permissions import GET_LOGS, GET_PODS, LIST_EVENTS, Permission
 from ktriage.actions.runner import translate
 from ktriage.core.redact import redact
+from ktriage.core.snapshot import make_private_dirs
 
 MANIFEST = "SHA256SUMS"
 PARTIAL_MANIFEST = "SHA256SUMS.partial"
@@ -94,18 +95,6 @@ def log_streams(pod: dict[str, Any]) -> list[LogStream]:
             if restarted or (cs.get("lastState") or {}).get("terminated"):
                 out.append(LogStream(name, kind, True, f"{base}.previous.log"))
     return out
-
-
-def _mkdir_private(path: Path) -> None:
-    """Create the directory and missing parents, each 0700."""
-    missing = []
-    p = path
-    while not p.exists():
-        missing.append(p)
-        p = p.parent
-    for d in reversed(missing):
-        d.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(d, 0o700)
 
 
 def _private_opener(path: str, flags: int) -> int:
@@ -318,7 +307,7 @@ class DumpLogs:
     ) -> Outcome:
         directory = Path(plan.state["directory"])
         try:
-            await asyncio.to_thread(_mkdir_private, directory)
+            await asyncio.to_thread(make_private_dirs, directory)
         except OSError as exc:
             message = f"cannot create {directory}: {exc.strerror or exc}"
             return Outcome(plan=plan, result=FAILED, message=message, error=message)

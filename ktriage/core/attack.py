@@ -151,10 +151,6 @@ def tactic_rank(tactic: str) -> int:
     return rank
 
 
-def tactic_name(tactic: str) -> str:
-    return TACTIC_NAMES.get(normalize_tactic(tactic), tactic)
-
-
 _ATTACKS: dict[tuple[str, str | None], Attack] = {}
 
 

@@ -452,10 +452,6 @@ class PodLogSource:
         return sum(1 for f in list(self.followers.values()) if f.opened.is_set())
 
     @property
-    def threads_alive(self) -> int:
-        alive = sum(1 for f in self.followers.values() if f.thread.is_alive())
-        return alive + (1 if self._watch.alive else 0)
-
     # ---- pods (loop side) ----------------------------------------------------------
 
     def _wanted(self, obj: dict[str, Any]) -> bool:

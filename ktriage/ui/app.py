@@ -282,14 +282,6 @@ class KtriageApp(App[int]):
             # The screen is being torn down (quitting): nothing left to update.
             return
 
-    def refresh_now(self) -> None:
-        """Apply pending changes at once (start-up, tests)."""
-        screen = self.main_screen
-        if screen is None or not screen.is_mounted:
-            return
-        screen.apply_changes(self.engine.take_changes())
-        screen.tick_slow()
-
     def _theme_changed(self, theme: Any) -> None:
         screen = self.main_screen
         if screen is not None and screen.is_mounted:
