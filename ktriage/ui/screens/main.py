@@ -259,6 +259,8 @@ class MainScreen(Screen[None]):
     def _pods_scope(self, event: PodList.ScopeToggled) -> None:
         self.refresh_pods(force=True)
         self._show_pod_detail(self.pods.selected)
+        if self.kapp.action_provider is not None:
+            self.refresh_bindings()
 
     @on(RowList.CursorMoved, "#pods")
     def _pod_moved(self, event: RowList.CursorMoved) -> None:

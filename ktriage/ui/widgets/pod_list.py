@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.message import Message
 
 from ktriage.ui.format import cell
 from ktriage.ui.pods import PodRow
@@ -34,8 +35,16 @@ class PodList(RowList):
         Binding("a", "toggle_all", "All pods"),
     ]
 
-    class ScopeToggled(RowList.CursorMoved):
+    class ScopeToggled(Message):
         """`a` switched between the incident's pods and all pods."""
+
+        def __init__(self, pod_list: PodList) -> None:
+            super().__init__()
+            self.pod_list = pod_list
+
+        @property
+        def control(self) -> PodList:
+            return self.pod_list
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -82,7 +91,7 @@ class PodList(RowList):
     def action_toggle_all(self) -> None:
         self.show_all = not self.show_all
         self.cursor = 0
-        self.post_message(self.ScopeToggled(self, 0))
+        self.post_message(self.ScopeToggled(self))
 
     # ---- rendering -----------------------------------------------------------------
 
