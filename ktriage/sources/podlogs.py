@@ -451,7 +451,6 @@ class PodLogSource:
         """How many followed pods have had their log stream opened."""
         return sum(1 for f in list(self.followers.values()) if f.opened.is_set())
 
-    @property
     # ---- pods (loop side) ----------------------------------------------------------
 
     def _wanted(self, obj: dict[str, Any]) -> bool:
