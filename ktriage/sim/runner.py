@@ -265,9 +265,19 @@ class SimCluster:
         if self.controllers is not None:
             await self.controllers.stop()
         self.server.close_streams()
+        self._unserve_custom_resources()
         await asyncio.sleep(0)
         if self._runner is not None:
             await self._runner.cleanup()
+
+    def _unserve_custom_resources(self) -> None:
+        """The resources this cluster's CRDs made served are registered process-wide: a
+        cluster started later in the same process must not serve them too."""
+        from ktriage.sim.resources_more import CUSTOM
+
+        for crd in self.store.list_objs("apiextensions.k8s.io/v1", "CustomResourceDefinition"):
+            spec = crd.get("spec") or {}
+            CUSTOM.remove(str(spec.get("group")), str((spec.get("names") or {}).get("plural")))
 
     def __enter__(self) -> SimCluster:
         return self.start()

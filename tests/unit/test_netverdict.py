@@ -96,9 +96,7 @@ def test_cilium_selector_prefixes_and_namespace_label() -> None:
     labels = {"app": "web", "io.kubernetes.pod.namespace": NS}
     assert cilium_selector_matches({"matchLabels": {"k8s:app": "web"}}, labels)
     assert cilium_selector_matches({"matchLabels": {"any:app": "web"}}, labels)
-    assert cilium_selector_matches(
-        {"matchLabels": {"k8s:io.kubernetes.pod.namespace": NS}}, labels
-    )
+    assert cilium_selector_matches({"matchLabels": {"k8s:io.kubernetes.pod.namespace": NS}}, labels)
     assert not cilium_selector_matches({"matchLabels": {"reserved:host": ""}}, labels)
     assert cilium_selector_matches({}, labels)
 
