@@ -284,6 +284,8 @@ async def test_detach_removes_the_labels_that_hold_the_pod(sim: Any, tmp_path: P
         assert outcome.result == OK, outcome.message
         labels = _labels(sim, tmp_path, ns, pod)
         assert labels == {"team": "pay", QUARANTINE_LABEL: pod}
+        detached = next(f for f in outcome.containment if f["state"] == "detached")
+        assert "Service web" in detached["detail"] and "ReplicaSet web-7d9f" in detached["detail"]
         # Detach is not undone by ktriage (it would cost a replica); undo goes to isolation.
         assert not outcome.record.can_undo and "kubectl label pod" in outcome.record.undo_note
         assert service.last_undoable(incident, (ns, pod)) is isolated.record
