@@ -305,10 +305,7 @@ class Detach:
             plan=plan,
             result=OK,
             containment=facts,
-            message=f"detached pod {target.short()}: removed "
-            + ", ".join(keys)
-            + "; "
-            + "; ".join(f["detail"] for f in facts),
+            message=f"detached pod {target.short()}: " + "; ".join(f["detail"] for f in facts),
             undo={"restore": plan.state["restore"]},
             undoable=False,
             undo_note=(

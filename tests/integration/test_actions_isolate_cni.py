@@ -211,3 +211,75 @@ async def test_hostile_pod_labels_forging_the_quarantine_label(sim: Any, tmp_pat
         assert "someone-else" not in str(created["spec"]) and pod in str(created["spec"])
     finally:
         service.close()
+
+
+async def test_without_rights_on_the_deny_kind_falls_back_and_says_why(
+    sim: Any, tmp_path: Path
+) -> None:
+    """An identity RBAC lets create NetworkPolicies but not the plugin's kind: the plan
+    uses a plain NetworkPolicy and names the missing permission, and the allow-everything
+    policies then make it not effective."""
+    from kubernetes import client as k8s
+
+    from ktriage.actions import ActionService
+
+    ns, pod = unique("shop"), unique("web")
+    _seed_allowing(sim, ns, pod)
+    user = unique("responder")
+    identity = sim.add_identity(user, user, ["responders"])
+    group, plural = {
+        "cilium": ("cilium.io", "ciliumnetworkpolicies"),
+        "calico": ("projectcalico.org", "networkpolicies"),
+    }[sim.cni]
+    sim.store.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": user},
+            "rules": [
+                {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "patch"]},
+                {
+                    "apiGroups": ["networking.k8s.io"],
+                    "resources": ["networkpolicies"],
+                    "verbs": ["get", "list", "create", "delete"],
+                },
+                {"apiGroups": ["apps"], "resources": ["daemonsets"], "verbs": ["list"]},
+                {"apiGroups": [group], "resources": [plural], "verbs": ["get", "list"]},
+            ],
+        }
+    )
+    sim.store.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": user},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": user,
+            },
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+        }
+    )
+
+    def factory() -> k8s.ApiClient:
+        configuration = k8s.Configuration()
+        configuration.host = sim.url
+        configuration.ssl_ca_cert = str(sim.ca_path)
+        configuration.api_key = {"authorization": f"Bearer {identity.token}"}
+        configuration.retries = False
+        return k8s.ApiClient(configuration)
+
+    service = ActionService(None, factory, tmp_path)
+    try:
+        plan = await service.prepare("i", "INC-RBAC", (ns, pod))
+        (create, _label) = plan.changes
+        assert create.body["apiVersion"] == "networking.k8s.io/v1"
+        fallback = next(w for w in plan.warnings if "is used instead" in w)
+        assert f"{user} needs create on {plural}" in fallback
+        assert any("Still allowed after isolation" in w for w in plan.warnings)
+        outcome = await service.apply(plan)
+        assert outcome.result == OK
+        assert outcome.containment[0]["state"] == "not-effective"
+    finally:
+        service.close()
