@@ -85,11 +85,24 @@ _READ_CONTROLLER = {
     "Job": GET_JOBS,
 }
 _CONTROLLERS = tuple(_READ_CONTROLLER)
-# The next steps for a pod NetworkPolicy cannot isolate, in the words of the keys.
-NODE_LEVEL_STEPS = (
-    "contain it at the node instead: cordon its node (c) so nothing new lands there, "
-    "save its evidence (l), then delete or evict the pod"
-)
+
+
+def _key_of(name: str) -> str:
+    """` (X)`: the key of an action in the actions' catalog, where there is one."""
+    try:
+        from ktriage.actions.catalog import BY_NAME  # type: ignore[import-not-found]
+    except ImportError:
+        return ""
+    spec = BY_NAME.get(name)
+    return f" ({spec.key})" if spec is not None else ""
+
+
+def node_level_steps() -> str:
+    """The next steps for a pod NetworkPolicy cannot isolate, with the keys that take them."""
+    return (
+        "contain it at the node instead: cordon its node (c) so nothing new lands there, "
+        f"save its evidence (l), then delete{_key_of('delete-pod')} or evict the pod"
+    )
 
 
 def _digest(text: str) -> str:
@@ -157,7 +170,7 @@ def host_network_refusal(pod: dict[str, Any], target: Target) -> ActionError | N
         "NetworkPolicy for pods) can cut its traffic"
     )
     fact = cf.fact(cf.NETWORK, pod_subject(target), cf.NOT_APPLICABLE, why)
-    return ActionError(f"{why}; {NODE_LEVEL_STEPS}.", reason="not-applicable", containment=[fact])
+    return ActionError(f"{why}; {node_level_steps()}.", reason="not-applicable", containment=[fact])
 
 
 class Isolate:
@@ -195,7 +208,7 @@ class Isolate:
         ):
             if not served:
                 continue
-            wanted = [backend.create, backend.delete, backend.list]
+            wanted = [backend.create_perm, backend.delete_perm, backend.list_perm]
             missing = await ctx.permissions.missing(wanted, namespace)
             if not missing:
                 return backend, ""

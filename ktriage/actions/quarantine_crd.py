@@ -72,9 +72,9 @@ class Quarantine:
     group: str
     version: str
     plural: str
-    create: Permission
-    delete: Permission
-    list: Permission
+    create_perm: Permission
+    delete_perm: Permission
+    list_perm: Permission
     deny_based: bool  # wins over allow rules of other policies
 
     @property
@@ -154,7 +154,7 @@ class Quarantine:
                 body,
                 dry_run=dry_run,
                 what=what,
-                permission=self.create,
+                permission=self.create_perm,
             )
         return await ctx.call(
             ctx.kube.create_custom,
@@ -165,7 +165,7 @@ class Quarantine:
             body,
             dry_run=dry_run,
             what=what,
-            permission=self.create,
+            permission=self.create_perm,
         )
 
     async def send_delete(
@@ -181,7 +181,7 @@ class Quarantine:
                 dry_run=dry_run,
                 what=what,
                 subject=subject,
-                permission=self.delete,
+                permission=self.delete_perm,
             )
             return
         await ctx.call(
@@ -194,7 +194,7 @@ class Quarantine:
             dry_run=dry_run,
             what=what,
             subject=subject,
-            permission=self.delete,
+            permission=self.delete_perm,
         )
 
     async def read(self, ctx: ActionContext, namespace: str, name: str) -> dict[str, Any]:
@@ -219,7 +219,7 @@ class Quarantine:
         what = f"list {self.words()} objects in namespace {namespace}"
         if self.name == NETWORKPOLICY:
             return await ctx.call(
-                ctx.kube.list_network_policies, namespace, what=what, permission=self.list
+                ctx.kube.list_network_policies, namespace, what=what, permission=self.list_perm
             )
         return await ctx.call(
             ctx.kube.list_custom,
@@ -228,7 +228,7 @@ class Quarantine:
             self.plural,
             namespace,
             what=what,
-            permission=self.list,
+            permission=self.list_perm,
         )
 
 

@@ -414,7 +414,8 @@ async def test_hostile_hostnetwork_pod_is_refused_with_node_level_steps(
         message = caught.value.message
         assert message.startswith("NetworkPolicy does not apply to hostNetwork pods")
         assert "node worker-1" in message
-        assert "cordon its node (c)" in message and "delete or evict the pod" in message
+        assert "cordon its node (c)" in message and "save its evidence (l)" in message
+        assert re.search(r"then delete( \(\w\))? or evict the pod", message), message
         (event,) = [e for e in engine.correlator.events_of(incident) if e.source == "ktriage"]
         assert event.raw_inline["result"] == "refused"
         (fact,) = event.raw_inline["containment"]
