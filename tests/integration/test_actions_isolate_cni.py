@@ -4,6 +4,8 @@ and against the CRD's schema; a policy an attacker adds right after is judged to
 
 from __future__ import annotations
 
+import re
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -281,5 +283,52 @@ async def test_without_rights_on_the_deny_kind_falls_back_and_says_why(
         outcome = await service.apply(plan)
         assert outcome.result == OK
         assert outcome.containment[0]["state"] == "not-effective"
+    finally:
+        service.close()
+
+
+async def test_label_failure_rolls_back_the_deny_policy(sim: Any, tmp_path: Path) -> None:
+    """Cut in the middle (the label patch fails after the policy was created): the
+    policy of the plugin's kind is deleted again; nothing is left behind."""
+    ns, pod = unique("shop"), unique("web")
+    seed_pod(sim.store, ns, pod, node="n1", labels={"app": "web"})
+    service = make_service(sim, None, tmp_path)
+    try:
+        plan = await service.prepare("i", "INC-CUT", (ns, pod))
+        sim.faults.match = f"/pods/{pod}"  # only the pod's label patch fails
+        sim.faults.fail_next(3, code=500)
+        outcome = await service.apply(plan)
+        assert outcome.result == "failed"
+        kind = "CiliumNetworkPolicy" if sim.cni == "cilium" else "Calico NetworkPolicy"
+        assert f"rolled back: create {kind}" in outcome.message
+        assert "nothing is left behind" in outcome.message
+        assert outcome.containment == []  # nothing changed: no claim
+        assert _objects(sim, tmp_path, ns) == {}
+    finally:
+        service.close()
+
+
+async def test_failed_rollback_names_the_command_that_removes_the_policy(
+    sim: Any, tmp_path: Path
+) -> None:
+    ns, pod = unique("shop"), unique("web")
+    seed_pod(sim.store, ns, pod, node="n1", labels={"app": "web"})
+    service = make_service(sim, None, tmp_path)
+    try:
+        plan = await service.prepare("i", "INC-LEFT", (ns, pod))
+        # The pod's name is in the label patch's and the policy delete's paths.
+        sim.faults.match = pod
+        sim.faults.fail_next(2, code=403)
+        outcome = await service.apply(plan)
+        assert outcome.result == "failed"
+        (leftover,) = outcome.leftovers
+        assert "rollback failed" in leftover
+        sim.faults.reset()
+        command = re.search(r"remove it with: (kubectl [^(]+?) \(", leftover)
+        assert command is not None, leftover
+        wanted = {"cilium": "ciliumnetworkpolicy", "calico": "networkpolicies.projectcalico.org"}
+        assert command.group(1).startswith(f"kubectl delete {wanted[sim.cni]} ")
+        kubectl(sim, tmp_path, *shlex.split(command.group(1))[1:])
+        assert _objects(sim, tmp_path, ns) == {}
     finally:
         service.close()
