@@ -252,6 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="play N times faster than real time (default: 5)",
     )
     demo.add_argument(
+        "--cni",
+        choices=("cilium", "calico"),
+        help="the simulated cluster runs this network plugin (its agent and policy kinds): "
+        "isolation then uses a deny-based CiliumNetworkPolicy or Calico policy",
+    )
+    demo.add_argument(
         "--dir",
         type=Path,
         metavar="DIR",

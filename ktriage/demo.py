@@ -62,7 +62,8 @@ def run_demo(args: Any, cfg: Config) -> int:
     keep = getattr(args, "dir", None)
     directory = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="ktriage-demo-"))
     try:
-        sim = SimCluster(directory, scenario=scenario, speed=speed).start()
+        cni = getattr(args, "cni", None)
+        sim = SimCluster(directory, scenario=scenario, speed=speed, cni=cni).start()
     except (SimError, OSError) as exc:
         print(f"ktriage demo: {exc}", file=sys.stderr)
         if not keep:

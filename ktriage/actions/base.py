@@ -53,11 +53,21 @@ Progress = Callable[[str, int, int | None], None]
 class ActionError(Exception):
     """A failure to report in plain words (never a traceback)."""
 
-    def __init__(self, message: str, *, status: int = 0, reason: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 0,
+        reason: str = "",
+        containment: list[dict[str, str]] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.reason = reason  # forbidden | not-found | conflict | throttled | server | ...
+        # What the refusal found true (core/containment.py facts), e.g. a hostNetwork
+        # pod's network is `not-applicable`: recorded with the refused attempt.
+        self.containment = list(containment or [])
 
 
 @dataclass(frozen=True, slots=True)

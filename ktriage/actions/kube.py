@@ -51,6 +51,8 @@ class Kube:
         self.batch = k8s.BatchV1Api(api_client)
         self.authz = k8s.AuthorizationV1Api(api_client)
         self.authn = k8s.AuthenticationV1Api(api_client)
+        self.custom = k8s.CustomObjectsApi(api_client)
+        self.apis = k8s.ApisApi(api_client)
 
     # ---- reads ---------------------------------------------------------------
 
@@ -100,6 +102,80 @@ class Kube:
         }
         return _decode(
             readers[kind](name, namespace, _preload_content=False, _request_timeout=timeout)
+        )
+
+    def list_pods(
+        self, namespace: str, *, label_selector: str = "", timeout: Any = None
+    ) -> list[dict[str, Any]]:
+        reply = _decode(
+            self.core.list_namespaced_pod(
+                namespace,
+                label_selector=label_selector or None,
+                _preload_content=False,
+                _request_timeout=timeout,
+            )
+        )
+        return list(reply.get("items") or [])
+
+    def list_daemonsets_all(self, *, timeout: Any = None) -> list[dict[str, Any]]:
+        reply = _decode(
+            self.apps.list_daemon_set_for_all_namespaces(
+                _preload_content=False, _request_timeout=timeout
+            )
+        )
+        return list(reply.get("items") or [])
+
+    def api_groups(self, *, timeout: Any = None) -> dict[str, list[str]]:
+        """Discovery (`/apis`): group name -> the versions it serves."""
+        reply = _decode(
+            self.apis.get_api_versions(_preload_content=False, _request_timeout=timeout)
+        )
+        out: dict[str, list[str]] = {}
+        for group in reply.get("groups") or ():
+            if isinstance(group, dict) and group.get("name"):
+                versions = [str(v.get("version")) for v in group.get("versions") or ()]
+                out[str(group["name"])] = versions
+        return out
+
+    def api_resources(self, group: str, version: str, *, timeout: Any = None) -> list[str]:
+        """The resource names (plurals) a group version serves."""
+        reply = _decode(
+            self.custom.get_api_resources(
+                group, version, _preload_content=False, _request_timeout=timeout
+            )
+        )
+        return [str(r.get("name")) for r in reply.get("resources") or () if isinstance(r, dict)]
+
+    def list_custom(
+        self, group: str, version: str, plural: str, namespace: str, *, timeout: Any = None
+    ) -> list[dict[str, Any]]:
+        reply = _decode(
+            self.custom.list_namespaced_custom_object(
+                group, version, namespace, plural, _preload_content=False, _request_timeout=timeout
+            )
+        )
+        return list(reply.get("items") or [])
+
+    def get_custom(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        namespace: str,
+        name: str,
+        *,
+        timeout: Any = None,
+    ) -> dict[str, Any]:
+        return _decode(
+            self.custom.get_namespaced_custom_object(
+                group,
+                version,
+                namespace,
+                plural,
+                name,
+                _preload_content=False,
+                _request_timeout=timeout,
+            )
         )
 
     def list_pod_events(self, namespace: str, name: str, *, timeout: Any = None) -> list[dict]:
@@ -178,6 +254,47 @@ class Kube:
             self.net.delete_namespaced_network_policy(
                 name,
                 namespace,
+                dry_run="All" if dry_run else None,
+                _preload_content=False,
+                _request_timeout=timeout,
+            )
+        )
+
+    def create_custom(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        namespace: str,
+        body: dict,
+        *,
+        dry_run: bool = False,
+        timeout: Any = None,
+    ) -> dict[str, Any]:
+        return _decode(
+            self.custom.create_namespaced_custom_object(
+                group, version, namespace, plural, body, **_write_options(dry_run, timeout)
+            )
+        )
+
+    def delete_custom(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        namespace: str,
+        name: str,
+        *,
+        dry_run: bool = False,
+        timeout: Any = None,
+    ) -> dict[str, Any]:
+        return _decode(
+            self.custom.delete_namespaced_custom_object(
+                group,
+                version,
+                namespace,
+                plural,
+                name,
                 dry_run="All" if dry_run else None,
                 _preload_content=False,
                 _request_timeout=timeout,

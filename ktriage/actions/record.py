@@ -82,11 +82,17 @@ def action_event(outcome: Outcome) -> Event:
 
 
 def refused_event(
-    label: str, incident_id: str, target: Target, actor: str, message: str, when: float
+    label: str,
+    incident_id: str,
+    target: Target,
+    actor: str,
+    message: str,
+    when: float,
+    containment: list[dict[str, str]] | None = None,
 ) -> Event:
     """The timeline event for an attempt stopped before any change was made: by
     missing permissions, the action's own check, or the server's dry run."""
-    raw = {
+    raw: dict[str, Any] = {
         "action": label,
         "target": target.words(),
         "actor": actor,
@@ -98,6 +104,8 @@ def refused_event(
         "pod": target.short(),
         "message": f"not started: {message}",
     }
+    if containment:
+        raw["containment"] = [dict(f) for f in containment]
     summary = f"{label} {target.words()}: not started: {message}"
     return _event(label, target, target, actor, when, summary, raw)
 

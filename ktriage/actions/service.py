@@ -276,7 +276,9 @@ class ActionService:
         """An attempt stopped before any change (permissions, the check, the dry run)
         is part of the incident's story too: when, who, and why."""
         if self.engine is not None:
-            event = refused_event(label, incident_id, target, actor, error.message, self.clock())
+            event = refused_event(
+                label, incident_id, target, actor, error.message, self.clock(), error.containment
+            )
             self.engine.attach_action(incident_id, event)
 
     async def apply(self, plan: Plan, progress: Progress | None = None) -> Outcome:

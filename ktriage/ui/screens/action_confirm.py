@@ -84,12 +84,27 @@ def progress_text(progress: dict[str, int]) -> Text:
     return out
 
 
+# Containment states that must not read as a plain "ok".
+_DOUBTFUL = ("not-effective", "unverified", "not-applicable")
+
+
+def _doubt(outcome: Outcome) -> str:
+    """The first doubtful containment state the action re-read, or ""."""
+    return next((f["state"] for f in outcome.containment if f.get("state") in _DOUBTFUL), "")
+
+
 def outcome_severity(outcome: Outcome) -> str:
     if outcome.result == FAILED:
         return "error"
-    if outcome.result == UNCHANGED:
+    if outcome.result == UNCHANGED or _doubt(outcome):
         return "warning"
     return "information"
+
+
+def outcome_title(plan: Plan, outcome: Outcome) -> str:
+    """`isolate: ok`, or what the re-read found (`isolate: not-effective`)."""
+    state = _doubt(outcome) if outcome.result != FAILED else ""
+    return f"{plan.label}: {state or outcome.result}"
 
 
 class ActionConfirmScreen(ModalScreen[Outcome | None]):
@@ -266,7 +281,7 @@ class ActionsProvider:
                 return
             self.app.notify(
                 shown(outcome.message),
-                title=shown(f"{plan.label}: {outcome.result}"),
+                title=shown(outcome_title(plan, outcome)),
                 severity=outcome_severity(outcome),
                 timeout=10,
                 markup=False,
