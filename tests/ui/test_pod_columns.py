@@ -10,7 +10,7 @@ from ktriage.ui.pods import PodRow
 from ktriage.ui.themes import VARIABLE_DEFAULTS
 from ktriage.ui.widgets.pod_list import PodList
 
-ALL_FLAGS = ["privileged", "hostPath", "hostNet", "hostPID", "isolated", "cordoned"]
+ALL_FLAGS = ["privileged", "hostPath", "hostNet", "hostPID", "quarantined", "cordoned"]
 
 
 class PodsApp(App):
@@ -43,7 +43,7 @@ async def test_narrow_pane_abbreviates_flags_and_keeps_containment() -> None:
     row = PodRow("kube-system", "pwn-x7k2q", "Running", node="worker-2", flags=ALL_FLAGS)
     header, line = await _lines([row], 62)
     assert "NODE" in header and "worker-2" in line
-    assert "cord" in line and "iso" in line, line
+    assert "cord" in line and "quar" in line, line
     assert line.index("cord") < line.index("priv")
 
 

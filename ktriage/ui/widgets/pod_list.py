@@ -14,7 +14,7 @@ from ktriage.ui.query import Query
 from ktriage.ui.widgets.row_list import RowList
 
 _ALARMING = {"privileged", "hostPath", "hostNet", "hostPID", "hostIPC"}
-_CONTAINMENT = {"isolated", "cordoned"}
+_CONTAINMENT = {"quarantined", "cordoned"}
 # Flags as a narrow pane shows them.
 _SHORT_FLAGS = {
     "privileged": "priv",
@@ -22,7 +22,7 @@ _SHORT_FLAGS = {
     "hostNet": "hNet",
     "hostPID": "hPID",
     "hostIPC": "hIPC",
-    "isolated": "iso",
+    "quarantined": "quar",
     "cordoned": "cord",
 }
 _PHASE_BAD = {
