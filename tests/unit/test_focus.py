@@ -277,6 +277,17 @@ _BINARIES = [
                 *detect_tetragon.SUSPECT_EXEC_ARGUMENTS,
                 "plain",
                 "/etc/passwd",
+                # pieces that complete a detection started by another piece
+                ">&",
+                "0>&1",
+                "-i",
+                "-e /bin/sh",
+                "> /var/log/auth.log",
+                "u+s",
+                "4755",
+                "user@203.0.113.9:~",
+                "-R",
+                "scp -t",
             ]
         ),
         max_size=3,

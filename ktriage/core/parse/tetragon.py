@@ -239,12 +239,13 @@ def build_event(rec: TetragonRecord, data: bytes | memoryview, raw: RawRef | int
     signal = False
     label = ""
     technique = ""
+    tactic = ""
 
     if etype == "process_exec":
         summary = f"exec {cmd} in {where} (parent {pbin})"
         found = classify_exec(proc, parent) if proc is not None else None
         if found is not None:
-            kind, severity, label, technique = found
+            kind, severity, label, technique, tactic = found
             signal = True
             summary = f"{label}: {cmd} in {where} (parent {pbin})"
     elif etype == "process_exit":
@@ -252,7 +253,7 @@ def build_event(rec: TetragonRecord, data: bytes | memoryview, raw: RawRef | int
         sig = f" signal {body.signal}" if body.signal else ""
         summary = f"exit {cmd} in {where}{status}{sig}"
     elif etype in ("process_kprobe", "process_tracepoint", "process_lsm", "process_uprobe"):
-        kind, severity, label, technique, detail = classify_hook(body)
+        (kind, severity, label, technique, tactic), detail = classify_hook(body, proc)
         signal = True
         policy = f" [policy {body.policy_name}]" if body.policy_name else ""
         summary = f"{label}: {detail} by {cmd} in {where}{policy}"
@@ -267,7 +268,7 @@ def build_event(rec: TetragonRecord, data: bytes | memoryview, raw: RawRef | int
                 ents = (*ents, entity(EntityKind.IP, "", body.destination_ip))
             found = classify_connect(proc, body.destination_port)
             if found is not None:
-                kind, severity, label, technique = found
+                kind, severity, label, technique, tactic = found
                 signal = True
             if signal:
                 summary = f"{label}: {cmd} in {where} -> {dst}"
@@ -287,7 +288,7 @@ def build_event(rec: TetragonRecord, data: bytes | memoryview, raw: RawRef | int
         severity,
         summary,
         ents,
-        attack_for(technique) if technique else None,
+        attack_for(technique, tactic or None) if technique else None,
         signal,
         label,
         raw,
