@@ -42,6 +42,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from ktriage.core.detect.audit import _WORKLOADS, _WRITE_VERBS, _is_system
+from ktriage.core.detect.falco import recognised
 from ktriage.core.detect.tetragon import SUSPECT_EXEC_ARGUMENTS, SUSPECT_EXEC_BINARIES
 from ktriage.core.model import STRONG_KINDS, EntityKind, EntityRef
 from ktriage.core.parse import _SECOND_CACHE, short_container_id, to_epoch
@@ -410,6 +411,8 @@ def falco_is_plain(line: bytes) -> bool:
         rule.startswith("Falco internal") or (alert.priority or "").strip().lower() == "debug"
     ):
         return False
+    if recognised(rule):
+        return False  # raised to ktriage's own severity: a signal at any priority
     fields = alert.output_fields or {}
     if (
         alert.source == "k8s_audit"

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from ktriage.core.attack import attack_for_kind, from_falco_tags
-from ktriage.core.detect.falco import PRIORITY, kind_for
+from ktriage.core.detect import falco as classifier
 from ktriage.core.model import CompactEvent, EntityKind, EntityRef, Event, RawRef, Severity, entity
 from ktriage.core.parse import (
     SkipRecord,
@@ -154,9 +154,8 @@ def build_event(alert: FalcoAlert, data: bytes | memoryview, raw: RawRef | int |
             raise SkipRecord("wrong-type", f"Falco alert time is not a time: {shown_time}")
         raise SkipRecord("missing-field", "Falco alert has no time")
     rule = alert.rule or ""
-    prio = (alert.priority or "").strip().lower()
-    severity = PRIORITY.get(prio, Severity.MEDIUM)
-    kind, label = kind_for(rule)
+    kind, label, behaviour = classifier.classify_rule(rule)
+    severity = classifier.severity(alert.priority or "", behaviour)
     internal = rule.startswith("Falco internal") or severity == Severity.INFO
     output = alert.output or ""
     text = _LEADING.sub("", output, count=1) if output[:1].isdigit() else output
