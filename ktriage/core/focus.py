@@ -34,7 +34,6 @@ the signal is kept (a full read keeps the first).
 
 from __future__ import annotations
 
-import re
 from array import array
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -43,7 +42,7 @@ import msgspec
 
 from ktriage.core.detect.audit import _WORKLOADS, _WRITE_VERBS, _is_system
 from ktriage.core.detect.falco import recognised
-from ktriage.core.detect.tetragon import SUSPECT_EXEC_ARGUMENTS, SUSPECT_EXEC_BINARIES
+from ktriage.core.detect.tetragon import SUSPECT_ARGUMENTS_RE, SUSPECT_EXEC_BINARIES
 from ktriage.core.model import STRONG_KINDS, EntityKind, EntityRef
 from ktriage.core.parse import _SECOND_CACHE, short_container_id, to_epoch
 from ktriage.core.parse.audit import DECODER as AUDIT_DECODER
@@ -113,7 +112,7 @@ def audit_might_signal(rec: AuditRecord) -> bool:
 # Execs core/detect/tetragon.py `classify_exec` may call a signal: by binary name
 # whatever the arguments, or by a piece of the arguments (its own tables).
 _SUSPECT_BINARIES = SUSPECT_EXEC_BINARIES
-_SUSPECT_ARGUMENTS = re.compile("|".join(re.escape(p) for p in SUSPECT_EXEC_ARGUMENTS))
+_SUSPECT_ARGUMENTS = SUSPECT_ARGUMENTS_RE
 _BASE_NAMES: dict[str, str] = {}
 
 

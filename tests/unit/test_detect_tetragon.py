@@ -322,9 +322,15 @@ def test_setuid_to_root_from_non_root_is_high() -> None:
         kprobe("__x64_sys_setresuid", [{"int_arg": -1}, {"int_arg": 0}, {"int_arg": -1}], uid=33)
     )
     assert ev.severity == Severity.HIGH
-    creds = [{"process_credentials_arg": {"uid": 0, "gid": 0, "euid": 0, "suid": 0}}]
+    creds = [
+        {"user_ns_arg": {"level": 1, "uid": 1000, "gid": 1000, "ns": 4026532000}},
+        {"process_credentials_arg": {"uid": 0, "gid": 0, "euid": 0, "suid": 0, "fsuid": 0}},
+    ]
     ev = one(kprobe("commit_creds", creds, uid=1000))
     assert ev.kind == "setuid" and ev.severity == Severity.HIGH
+    # every exec commits credentials: the same user again is no escalation
+    same = [{"process_credentials_arg": {"uid": 1000, "euid": 1000, "suid": 1000}}]
+    assert one(kprobe("commit_creds", same, uid=1000)).severity == Severity.LOW
 
 
 def test_near_miss_setuid_dropping_root_is_low() -> None:
@@ -419,7 +425,7 @@ def test_hostile_exec_with_ten_thousand_arguments() -> None:
     elapsed = time.perf_counter() - started
     assert ev.kind == "setuid-bit"
     assert len(ev.summary) <= 400 and ev.summary.isprintable()
-    assert elapsed < 1.0
+    assert elapsed < 5.0  # about 20 ms: linear in the arguments
     ev = one(exec_event("/usr/bin/scp", "x " * 10_000 + "a@203.0.113.9:/"))
     assert ev.kind == "exfil-tool" and ev.severity == Severity.HIGH
 
@@ -503,9 +509,11 @@ def detect_proc(binary: str, arguments: str):
         " >" * 100_000 + "_history",
         "/dev/tcp/" * 20_000 + ">&" + "/dev/tcp/127." * 10_000,
     ],
+    ids=["one-long-word", "redirect-runs", "spaced-redirects", "socket-runs"],
 )
 def test_hostile_redos_shaped_arguments_are_read_in_linear_time(arguments: str) -> None:
+    # Each takes well under a second; a pattern that backtracked would take minutes.
     started = time.perf_counter()
     for binary in ("/bin/sh", "/usr/bin/truncate", "/bin/chmod"):
         one(exec_event(binary, arguments))
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 5.0
