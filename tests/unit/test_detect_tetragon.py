@@ -517,3 +517,43 @@ def test_hostile_redos_shaped_arguments_are_read_in_linear_time(arguments: str) 
     for binary in ("/bin/sh", "/usr/bin/truncate", "/bin/chmod"):
         one(exec_event(binary, arguments))
     assert time.perf_counter() - started < 5.0
+
+
+def test_focused_replay_finds_every_new_runtime_detection_as_the_full_one(tmp_path: Path) -> None:
+    """Plain execs around the new detections (and a recognised Falco rule at Debug
+    priority, which is a signal now): the focused replay gives what the full one does."""
+    from test_focus import _assert_same
+
+    lines: list[bytes] = []
+    detections = [
+        ("/usr/bin/nmap", "-sS 10.0.0.0/24", "/bin/bash"),
+        ("/bin/chmod", "u+s /tmp/.x", "/bin/bash"),
+        ("/bin/sh", '-c "> /var/log/nginx/access.log"', "/bin/bash"),
+        ("/usr/sbin/sshd", "-D -p 2222", "/bin/bash"),
+        ("/usr/bin/rclone", "copy /data remote:bucket", "/bin/bash"),
+        ("/usr/sbin/insmod", "/tmp/rootkit.ko", "/bin/bash"),
+        ("/usr/bin/python3", "-c 'import pty;pty.spawn(\"/bin/sh\")'", "/usr/sbin/nginx"),
+    ]
+    for i, (binary, arguments, parent) in enumerate(detections):
+        around = [("/bin/ls", "-la", "/bin/bash"), (binary, arguments, parent)]
+        for j, (b, a, p) in enumerate([*around, ("/bin/date", "", "/bin/sh")]):
+            rec = exec_event(b, a, parent=p)
+            proc = rec["process_exec"]["process"]
+            proc["pod"]["name"] = f"api-{i}"
+            proc["exec_id"] = f"ZXhlYy{i}{j}"
+            rec["time"] = f"2021-10-18T20:{10 + i:02d}:{10 + j:02d}.000Z"
+            lines.append(orjson.dumps(rec))
+    debug = {
+        "hostname": "worker-2",
+        "output": "Redirect STDOUT/STDIN to Network Connection in Container",
+        "priority": "Debug",
+        "rule": "Redirect STDOUT/STDIN to Network Connection in Container",
+        "source": "syscall",
+        "time": "2021-10-18T20:30:00.000000000Z",
+        "output_fields": {"proc.cmdline": "bash -i"},
+    }
+    lines.append(orjson.dumps(debug))
+    path = tmp_path / "runtime.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    replayer = _assert_same([path])
+    assert replayer.stats.lines == len(lines)
