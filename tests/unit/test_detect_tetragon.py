@@ -146,6 +146,18 @@ def test_near_miss_static_pod_manifest_read_or_kubeadm_is_not_critical() -> None
     assert upgrade.kind == "static-pod-write" and upgrade.severity == Severity.MEDIUM
 
 
+def test_openat_flags_tell_a_write_from_a_read() -> None:
+    # the arguments of Tetragon's openat_write.yaml example: dfd, path, flags
+    path = "/etc/kubernetes/manifests/kube-proxy-helper.yaml"
+    created = [{"int_arg": -100}, {"string_arg": path}, {"int_arg": 0o1101}]  # WRONLY|CREAT|TRUNC
+    ev = one(kprobe("__x64_sys_openat", created, binary="/usr/bin/tee"))
+    assert_signal(ev, "static-pod-write", Severity.CRITICAL, "T1610")
+    read_only = [{"int_arg": -100}, {"string_arg": "/etc/shadow"}, {"int_arg": 0}]
+    assert one(kprobe("__x64_sys_openat", read_only)).kind == "shadow-read"
+    rdwr = [{"int_arg": -100}, {"string_arg": "/etc/shadow"}, {"int_arg": 2}]
+    assert one(kprobe("__x64_sys_openat", rdwr)).kind == "sensitive-file-write"
+
+
 def test_fd_install_without_a_mask_is_an_access() -> None:
     ev = one(kprobe("fd_install", [{"int_arg": 3}, {"file_arg": {"path": "/etc/shadow"}}]))
     assert_signal(ev, "shadow-read", Severity.HIGH, "T1003.008")

@@ -296,6 +296,9 @@ _WRITING_CALLS = (
     "setattr",
 )
 _MASKED_CALLS = ("file_permission", "inode_permission")
+# open(2) flags: O_WRONLY or O_RDWR, and O_CREAT or O_TRUNC.
+_O_ACCMODE = 0o3
+_O_WRITE_FLAGS = 0o100 | 0o1000
 # kernel_read_file_id (include/linux/kernel_read_file.h): READING_MODULE.
 _READING_MODULE = 2
 _MODULE_LOAD_CALLS = ("init_module", "load_module", "finit_module")
@@ -401,6 +404,13 @@ def _access(low: str, args: list[Any] | None) -> str:
         return ""
     if any(w in low for w in _WRITING_CALLS):
         return "write"
+    if "open" in low and "file_open" not in low:
+        # sys_open(path, flags), sys_openat(dfd, path, flags): the flags come last.
+        ints = _arg_ints(args)
+        if ints:
+            flags = ints[-1]
+            return "write" if flags & _O_ACCMODE or flags & _O_WRITE_FLAGS else "read"
+        return ""
     if "read" in low or "mmap" in low:
         return "read"
     return ""
