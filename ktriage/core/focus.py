@@ -34,7 +34,6 @@ the signal is kept (a full read keeps the first).
 
 from __future__ import annotations
 
-import re
 from array import array
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -42,22 +41,15 @@ from datetime import UTC, datetime
 import msgspec
 
 from ktriage.core.detect.audit import _WORKLOADS, _WRITE_VERBS, _is_system
+from ktriage.core.detect.falco import recognised
+from ktriage.core.detect.tetragon import SUSPECT_ARGUMENTS_RE, SUSPECT_EXEC_BINARIES
 from ktriage.core.model import STRONG_KINDS, EntityKind, EntityRef
 from ktriage.core.parse import _SECOND_CACHE, short_container_id, to_epoch
 from ktriage.core.parse.audit import DECODER as AUDIT_DECODER
 from ktriage.core.parse.audit import AuditRecord
 from ktriage.core.parse.falco import DECODER as FALCO_DECODER
-from ktriage.core.parse.tetragon import (
-    _DOWNLOAD,
-    _ESCAPE,
-    _NETCAT,
-    _TOKEN_PATHS,
-    MINERS,
-    SHELLS,
-    TetragonRecord,
-    TProcess,
-)
 from ktriage.core.parse.tetragon import DECODER as TETRAGON_DECODER
+from ktriage.core.parse.tetragon import TetragonRecord, TProcess
 
 # A focused replay pays off only for large files; small ones take the full path.
 FOCUS_MIN_BYTES = 8 << 20
@@ -117,17 +109,15 @@ def audit_might_signal(rec: AuditRecord) -> bool:
     return rec.impersonatedUser is not None
 
 
-# Binaries whose exec core/parse/tetragon.py `_classify_exec` may call a signal
-# whatever their arguments, and the arguments that may make any exec one.
-_SUSPECT_BINARIES = MINERS | SHELLS | _ESCAPE | _DOWNLOAD | _NETCAT | frozenset({"kubectl"})
-_SUSPECT_ARGUMENTS = re.compile(
-    "|".join(re.escape(p) for p in ("stratum+tcp", "stratum+ssl", *_TOKEN_PATHS))
-)
+# Execs core/detect/tetragon.py `classify_exec` may call a signal: by binary name
+# whatever the arguments, or by a piece of the arguments (its own tables).
+_SUSPECT_BINARIES = SUSPECT_EXEC_BINARIES
+_SUSPECT_ARGUMENTS = SUSPECT_ARGUMENTS_RE
 _BASE_NAMES: dict[str, str] = {}
 
 
 def _exec_might_signal(proc: TProcess) -> bool:
-    """A cheaper, coarser `_classify_exec(...) is not None`: True for every exec it
+    """A cheaper, coarser `classify_exec(...) is not None`: True for every exec it
     may call a signal (and for a few it would not)."""
     binary = proc.binary
     if binary:
@@ -420,6 +410,8 @@ def falco_is_plain(line: bytes) -> bool:
         rule.startswith("Falco internal") or (alert.priority or "").strip().lower() == "debug"
     ):
         return False
+    if recognised(rule):
+        return False  # raised to ktriage's own severity: a signal at any priority
     fields = alert.output_fields or {}
     if (
         alert.source == "k8s_audit"
