@@ -50,9 +50,18 @@ async def test_an_isolation_is_undone_after_a_restart(sim: Any, tmp_path: Path) 
     assert _isolated(sim, tmp_path, ns, pod)
     journal = tmp_path / JOURNAL_FILE
     assert journal.stat().st_mode & 0o777 == 0o600
-    (line,) = [json.loads(x) for x in journal.read_text().splitlines()]
-    assert line["action"] == "isolate" and line["target"]["name"] == pod
-    assert line["cluster"].startswith("https://127.0.0.1:")
+    # Write-ahead: the intent (the exact changes, what undo needs), then the result.
+    intent, line = [json.loads(x) for x in journal.read_text().splitlines()]
+    assert intent["kind"] == "intent" and intent["action"] == "isolate"
+    assert intent["target"]["name"] == pod
+    assert [(c["verb"], c["target"]["kind"]) for c in intent["changes"]] == [
+        ("create", "NetworkPolicy"),
+        ("patch", "Pod"),
+    ]
+    assert intent["undo"]["policy"] == f"ktriage-quarantine-{pod}"
+    assert intent["cluster"].startswith("https://127.0.0.1:")
+    assert line["kind"] == "result" and line["intent"] == intent["uid"]
+    assert line["result"] == OK and line["undoable"] is True
 
     # ktriage quit and started again: a new service, a new engine, no memory.
     engine2, _ = engine_with_incident(ns, pod)
@@ -63,17 +72,17 @@ async def test_an_isolation_is_undone_after_a_restart(sim: Any, tmp_path: Path) 
             True,
             f"undo isolate of pod {ns}/{pod} (NetworkPolicy {ns}/ktriage-quarantine-{pod})",
         )
-        # Taken by the earlier run: not this run's to remind of when quitting.
-        assert second.in_place() == []
+        # Taken by the earlier run and still in place: quitting names it too.
+        assert [r.uid for r in second.in_place()] == [intent["uid"]]
         outcome = await second.undo(None, (ns, pod))
         assert outcome.result == UNDONE
     finally:
         second.close()
     assert not _isolated(sim, tmp_path, ns, pod)
-    assert json.loads(journal.read_text().splitlines()[-1]) == {
-        "cluster": line["cluster"],
-        "undone": line["uid"],
-    }
+    undo_intent, undo_result = [json.loads(x) for x in journal.read_text().splitlines()[-2:]]
+    assert undo_intent["action"] == "undo isolate"
+    assert undo_intent["undo_of"] == intent["uid"]
+    assert undo_result["intent"] == undo_intent["uid"] and undo_result["result"] == UNDONE
 
     # Once undone, it is not offered again, even after another restart.
     third = make_service(sim, None, tmp_path)
@@ -83,7 +92,7 @@ async def test_an_isolation_is_undone_after_a_restart(sim: Any, tmp_path: Path) 
         with pytest.raises(ActionError, match="nothing to undo"):
             await third.prepare_undo(None, (ns, pod))
         # New records continue the numbering instead of reusing an id.
-        assert next(third._ids) > int(line["id"][1:])
+        assert next(third._ids) > int(undo_intent["id"][1:])
     finally:
         third.close()
 
