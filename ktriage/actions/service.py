@@ -228,7 +228,7 @@ class ActionService:
         if record is not None:
             out[UNDO_KEY] = (True, f"undo {undo_words(record)}")
         else:
-            out[UNDO_KEY] = (False, "nothing to undo for this pod")
+            out[UNDO_KEY] = (False, f"nothing to undo on {target.words()}")
         if stale:
             self._refresh_in_background(target)
         return out
@@ -714,7 +714,8 @@ class ActionService:
             raise ActionError("read-only mode: actions are disabled")
         record = self.last_undoable(incident_id, target)
         if record is None:
-            raise ActionError("nothing to undo here")
+            where = as_target(target).words() if target is not None else "this incident"
+            raise ActionError(f"nothing to undo on {where}")
         action = self._by_name[record.action]
         ctx = await self.ensure_context()
         who = ctx.runner.identity = await ctx.permissions.identity()

@@ -88,8 +88,8 @@ async def test_an_isolation_is_undone_after_a_restart(sim: Any, tmp_path: Path) 
     third = make_service(sim, None, tmp_path)
     try:
         offered = await third.refresh((ns, pod))
-        assert offered[UNDO_KEY] == (False, "nothing to undo for this pod")
-        with pytest.raises(ActionError, match="nothing to undo"):
+        assert offered[UNDO_KEY] == (False, f"nothing to undo on pod {ns}/{pod}")
+        with pytest.raises(ActionError, match=f"^nothing to undo on pod {ns}/{pod}$"):
             await third.prepare_undo(None, (ns, pod))
         # New records continue the numbering instead of reusing an id.
         assert next(third._ids) > int(undo_intent["id"][1:])
@@ -127,7 +127,7 @@ async def test_records_of_another_cluster_or_unreadable_lines_are_not_used(
     try:
         offered = await service.refresh((ns, pod))
         # Undo on this cluster of what was done on another would act on the wrong pod.
-        assert offered[UNDO_KEY] == (False, "nothing to undo for this pod")
+        assert offered[UNDO_KEY] == (False, f"nothing to undo on pod {ns}/{pod}")
         assert service.records() == []
         assert service.journal_problem == (
             f"2 unreadable line(s) in {tmp_path / JOURNAL_FILE} were skipped"

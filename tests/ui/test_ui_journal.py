@@ -174,3 +174,19 @@ async def test_quit_names_an_earlier_runs_isolation_still_in_place(
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, QuitConfirmScreen))
         assert app.is_running
+
+
+async def test_u_with_nothing_to_undo_says_so(tmp_path: Path, sim: Any) -> None:
+    app = make_app(engine_with(miner_events()), tmp_path, mode="live")
+    app.api_client_factory = kubeconfig_factory(str(sim.kubeconfig_path), "sim-admin")
+    async with app.run_test(size=(160, 45)) as pilot:
+        selection = app.selection()
+        assert selection is not None and selection.pod is not None
+        await pilot.press("u")
+        where = f"pod {selection.pod.namespace}/{selection.pod.name}"
+        await wait_for(
+            pilot,
+            lambda: any(
+                n.message == f"undo: nothing to undo on {where}" for n in app._notifications
+            ),
+        )
