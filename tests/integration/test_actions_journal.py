@@ -167,3 +167,84 @@ async def test_an_unreadable_journal_is_said_once(sim: Any, tmp_path: Path) -> N
             "warning",
         )
     ]
+
+
+async def test_detach_is_journaled_before_and_after_like_every_action(
+    sim: Any, tmp_path: Path
+) -> None:
+    ns, node, pod = unique("shop"), unique("node"), unique("web")
+    seed_namespace(sim.store, ns)
+    seed_node(sim.store, node)
+    seed_pod(sim.store, ns, pod, node=node, labels={"app": "web", "tier": "front"})
+    sim.store.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web", "namespace": ns},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]},
+        }
+    )
+    engine, incident = engine_with_incident(ns, pod)
+    service = make_service(sim, engine, tmp_path)
+    try:
+        outcome = await service.apply(await service.prepare("D", incident, (ns, pod)))
+        assert outcome.result == OK, outcome.message
+    finally:
+        service.close()
+    labels = kubectl(sim, tmp_path, "get", "pod", pod, "-n", ns, "-o", "json")["metadata"]
+    assert "app" not in labels["labels"] and labels["labels"]["tier"] == "front"
+    intent, result = [json.loads(x) for x in (tmp_path / JOURNAL_FILE).read_text().splitlines()]
+    assert intent["action"] == "detach" and intent["kind"] == "intent"
+    (change,) = intent["changes"]
+    assert change["verb"] == "patch" and change["body"]["metadata"]["labels"] == {"app": None}
+    # What restoring needs is known before the patch is sent.
+    assert intent["undo"]["restore"] == {"app": "web"}
+    assert result["intent"] == intent["uid"] and result["result"] == OK
+    # After a restart the detach is a record of this cluster (not undoable by ktriage).
+    again = make_service(sim, None, tmp_path)
+    try:
+        await again.refresh((ns, pod))
+        (record,) = again.records()
+        assert record.action == "detach" and not record.can_undo
+    finally:
+        again.close()
+
+
+async def test_leftovers_of_a_failed_undo_are_named_at_quit_even_after_a_restart(
+    sim: Any, tmp_path: Path
+) -> None:
+    ns, node, pod = unique("shop"), unique("node"), unique("web")
+    seed_namespace(sim.store, ns)
+    seed_node(sim.store, node)
+    seed_pod(sim.store, ns, pod, node=node)
+    engine, incident = engine_with_incident(ns, pod)
+    first = make_service(sim, engine, tmp_path)
+    policy = f"ktriage-quarantine-{pod}"
+    try:
+        assert (await first.apply(await first.prepare("i", incident, (ns, pod)))).result == OK
+        plan = await first.prepare_undo(incident, (ns, pod))
+        # The label goes, then deleting the policy keeps failing.
+        sim.faults.match = f"/networkpolicies/{policy}"
+        sim.faults.fail_next(10, 500)
+        undo = await first.apply(plan)
+        sim.faults.reset()
+        assert undo.result == "failed" and undo.leftovers
+        left = first.still_in_place()
+        assert any("left by a failed undo isolate" in x and policy in x for x in left), left
+    finally:
+        first.close()
+    assert policy in [
+        p["metadata"]["name"]
+        for p in kubectl(sim, tmp_path, "get", "networkpolicy", "-n", ns, "-o", "json")["items"]
+    ]
+    second = make_service(sim, None, tmp_path)
+    try:
+        await second.refresh((ns, pod))
+        assert any(
+            "left by a failed undo isolate" in x and policy in x for x in second.still_in_place()
+        )
+        # Undone for good this time: the leftover is no longer named.
+        assert (await second.undo(None, (ns, pod))).result == UNDONE
+        assert not any(policy in x for x in second.still_in_place())
+    finally:
+        second.close()
