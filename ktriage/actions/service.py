@@ -121,6 +121,7 @@ class ActionService:
         # Earlier runs' actions, as timeline events waiting for their incident.
         self._pending: list[tuple[Intent, Event]] = []
         self._leftovers: dict[str, list[str]] = {}  # by record uid
+        self._seen_incidents: tuple[int, int] = (-1, -1)  # when attach_earlier last looked
         self._session = secrets.token_hex(4)  # tells this run's records apart on disk
         self._refreshing: dict[str, asyncio.Task[None]] = {}
         self._listeners: list[Callable[[], None]] = []
@@ -508,9 +509,15 @@ class ActionService:
     def attach_earlier(self) -> int:
         """Put earlier runs' actions into the timelines of incidents seen again
         (same id, or holding the same first signal); returns how many. Cheap when
-        nothing waits: call it whenever incidents may have appeared."""
+        nothing waits or no incident changed: call it whenever incidents may have
+        appeared."""
         if self.engine is None or not self._pending:
             return 0
+        incidents = self.engine.correlator.incidents
+        seen = (len(incidents), sum(i.revision for i in incidents.values()))
+        if seen == self._seen_incidents:
+            return 0
+        self._seen_incidents = seen
         waiting: list[tuple[Intent, Event]] = []
         attached = 0
         for intent, event in self._pending:

@@ -216,3 +216,31 @@ async def test_an_incident_seen_again_under_another_id_gets_its_earlier_actions(
         assert undo.result == UNDONE
     finally:
         second.close()
+
+
+async def test_earlier_actions_wait_for_their_incident_to_show_up(sim: Any, tmp_path: Path) -> None:
+    ns, node, pod = unique("shop"), unique("node"), unique("web")
+    seed_namespace(sim.store, ns)
+    seed_node(sim.store, node)
+    seed_pod(sim.store, ns, pod, node=node)
+    ref, when = unique("falco-alert"), time.time() - 60
+    engine, incident = incident_engine(ns, pod, ref, when)
+    first = make_service(sim, engine, tmp_path)
+    try:
+        assert (await first.apply(await first.prepare("c", incident, (ns, pod)))).result == OK
+    finally:
+        first.close()
+    # The next run starts before its sources have read anything.
+    later, _ = incident_engine(ns, pod, ref, when)
+    engine2 = type(later)()
+    second = make_service(sim, engine2, tmp_path)
+    try:
+        await second.refresh((ns, pod))
+        assert second.attach_earlier() == 0
+        engine2.add_events([e for e in later.store if e.signal])
+        assert second.attach_earlier() == 1
+        assert second.attach_earlier() == 0  # once only
+        actions = [e for e in engine2.correlator.events_of(incident) if e.source == "ktriage"]
+        assert [e.raw_inline["action"] for e in actions if e.raw_inline] == ["cordon"]
+    finally:
+        second.close()
