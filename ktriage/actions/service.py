@@ -1,6 +1,21 @@
 """ActionService: the one object the UI talks to for containment and evidence.
 
 See the package docstring (ktriage/actions/__init__.py) for how to use it.
+
+Every change goes through `apply`, which journals it write-ahead (journal.py):
+the intent before the first API call, the result after. On start (the first
+time the service has the cluster's identity) the journal of this cluster is
+read back:
+
+    items = await service.unfinished()      # actions an earlier run was cut short in,
+                                            # each read back from the cluster
+    outcome = await service.resolve_unfinished(item.uid, "rollback" | "complete")
+    service.still_in_place() -> [str]       # what quitting leaves in the cluster
+    service.attach_earlier() -> int         # earlier actions into incidents seen again
+
+An action may define `planned_undo(plan) -> dict` to say exactly what its undo
+will need before it runs; otherwise the intent keeps the pod, its node and the
+plan's own facts.
 """
 
 from __future__ import annotations
@@ -566,6 +581,8 @@ class ActionService:
             # what is there now (an orphan policy alone is deleted).
             original = _as_record(intent) if forward else self._original(intent)
             plan = await action.plan_undo(ctx, original or _as_record(intent))
+            if not plan.unchanged:
+                await action.dry_run(ctx, plan)
         else:
             if forward and found.verdict == ALL:
                 return await self._close(entry, how, found)
@@ -573,7 +590,6 @@ class ActionService:
             plan = await self.prepare(action.key, intent.incident_id, intent.target)
         if plan.unchanged:
             return await self._close(entry, how, found, nothing=plan.unchanged)
-        await action.dry_run(ctx, plan)
         outcome = await self.apply(plan)
         await self._close(entry, how, found, by=outcome)
         return outcome

@@ -244,3 +244,88 @@ async def test_earlier_actions_wait_for_their_incident_to_show_up(sim: Any, tmp_
         assert [e.raw_inline["action"] for e in actions if e.raw_inline] == ["cordon"]
     finally:
         second.close()
+
+
+def _drop_last_line(path: Path) -> dict[str, Any]:
+    """As if ktriage was killed after the change but before writing its result."""
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:-1]))
+    return json.loads(lines[-1])
+
+
+async def test_cut_short_after_every_change_completes_by_recording_it_undoable(
+    sim: Any, tmp_path: Path
+) -> None:
+    ns, node, pod = unique("shop"), unique("node"), unique("web")
+    seed_namespace(sim.store, ns)
+    seed_node(sim.store, node)
+    seed_pod(sim.store, ns, pod, node=node)
+    first = make_service(sim, None, tmp_path)
+    try:
+        assert (await first.apply(await first.prepare("i", "INC-1", (ns, pod)))).result == OK
+    finally:
+        first.close()
+    dropped = _drop_last_line(tmp_path / JOURNAL_FILE)
+    assert dropped["kind"] == "result"
+    service = make_service(sim, None, tmp_path)
+    try:
+        (item,) = await service.unfinished()
+        assert item.summary() == (
+            "everything it planned is in place; only its result was not recorded"
+        )
+        outcome = await service.resolve_unfinished(item.uid, "complete")
+        assert outcome.result == OK and outcome.record is not None
+        assert outcome.record.can_undo
+        # Nothing was sent: both changes were there already.
+        assert [
+            json.loads(x)["kind"] for x in (tmp_path / JOURNAL_FILE).read_text().splitlines()
+        ] == [
+            "intent",
+            "result",
+        ]
+        assert (await service.undo(None, (ns, pod))).result == UNDONE
+    finally:
+        service.close()
+    assert _policies(sim, tmp_path, ns) == []
+    assert QUARANTINE_LABEL not in _labels(sim, tmp_path, ns, pod)
+
+
+async def test_an_undo_cut_short_half_way_is_completed(sim: Any, tmp_path: Path) -> None:
+    ns, node, pod = unique("shop"), unique("node"), unique("web")
+    seed_namespace(sim.store, ns)
+    seed_node(sim.store, node)
+    seed_pod(sim.store, ns, pod, node=node)
+    first = make_service(sim, None, tmp_path)
+    try:
+        assert (await first.apply(await first.prepare("i", "INC-1", (ns, pod)))).result == OK
+        policy = sim.store.get_obj(
+            "networking.k8s.io/v1", "NetworkPolicy", ns, f"ktriage-quarantine-{pod}"
+        )
+        assert (await first.undo(None, (ns, pod))).result == UNDONE
+    finally:
+        first.close()
+    _drop_last_line(tmp_path / JOURNAL_FILE)
+    # Killed after the label was removed, before the policy was deleted.
+    policy["metadata"].pop("resourceVersion", None)
+    policy["metadata"].pop("uid", None)
+    sim.store.apply(policy)
+    service = make_service(sim, None, tmp_path)
+    try:
+        (item,) = await service.unfinished()
+        assert item.entry.intent.action == "undo isolate"
+        assert item.verdict == PARTLY
+        assert [c.state for c in item.checks] == ["in place", "not in place"]
+        # The isolation it was undoing is still offered for undo, and named at quit.
+        assert len(service.in_place()) == 1
+        outcome = await service.resolve_unfinished(item.uid, "complete")
+        assert outcome.result == UNDONE, outcome.message
+        assert service.in_place() == []
+    finally:
+        service.close()
+    assert _policies(sim, tmp_path, ns) == []
+    again = make_service(sim, None, tmp_path)
+    try:
+        assert await again.unfinished() == []
+        assert again.in_place() == []
+    finally:
+        again.close()
