@@ -452,28 +452,6 @@ class ActionJournal:
             line["by"] = result.by
         self._append(line)
 
-    # The earlier format, kept for the tests of reading it.
-    def record(self, record: ActionRecord, cluster: str) -> None:
-        """One completed action in the earlier one-line format."""
-        self._append(
-            {
-                "cluster": cluster,
-                "id": record.id,
-                "uid": record.uid,
-                "action": record.action,
-                "incident": record.incident_id,
-                "target": _target_json(record.target),
-                "subject": _target_json(record.subject),
-                "time": record.time,
-                "actor": redact_text(record.actor),
-                "result": record.result,
-                "summary": redact_text(record.summary),
-                "undo": record.undo,
-                "undoable": record.undoable,
-                "undo_note": redact_text(record.undo_note),
-            }
-        )
-
 
 def _redacted_fact(fact: dict[str, Any]) -> dict[str, Any]:
     return {

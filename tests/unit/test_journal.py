@@ -8,7 +8,7 @@ import os
 import stat
 from pathlib import Path
 
-from ktriage.actions.base import ActionRecord, Change, Target
+from ktriage.actions.base import Change, Target
 from ktriage.actions.journal import (
     JOURNAL_FILE,
     MAX_JOURNAL_BYTES,
@@ -100,21 +100,24 @@ def test_an_undo_result_marks_the_record_undone(tmp_path: Path) -> None:
 
 def test_lines_of_the_earlier_format_are_completed_records(tmp_path: Path) -> None:
     journal = ActionJournal(tmp_path)
-    old = ActionRecord(
-        id="A3",
-        action="cordon",
-        incident_id="INC-1",
-        target=POD,
-        subject=Target("Node", "", "worker-1"),
-        time=1.0,
-        actor="bob",
-        result="ok",
-        summary="cordoned node worker-1",
-        undo={"node": "worker-1"},
-        undoable=True,
-        uid="old-A3",
-    )
-    journal.record(old, CLUSTER)
+    # One line per completed action, as the earlier format wrote it.
+    old = {
+        "cluster": CLUSTER,
+        "id": "A3",
+        "uid": "old-A3",
+        "action": "cordon",
+        "incident": "INC-1",
+        "target": {"kind": "Pod", "namespace": "shop", "name": "web-1"},
+        "subject": {"kind": "Node", "namespace": "", "name": "worker-1"},
+        "time": 1.0,
+        "actor": "bob",
+        "result": "ok",
+        "summary": "cordoned node worker-1",
+        "undo": {"node": "worker-1"},
+        "undoable": True,
+        "undo_note": "undo uncordons node worker-1",
+    }
+    (tmp_path / JOURNAL_FILE).write_text(json.dumps(old) + "\n")
     (record,) = journal.load(CLUSTER).records
     assert record.can_undo and record.undo == {"node": "worker-1"}
     with open(tmp_path / JOURNAL_FILE, "a") as fh:
