@@ -248,3 +248,27 @@ async def test_leftovers_of_a_failed_undo_are_named_at_quit_even_after_a_restart
         assert not any(policy in x for x in second.still_in_place())
     finally:
         second.close()
+
+
+async def test_hostile_unwritable_journal_still_contains_and_says_it_was_not_saved(
+    sim: Any, tmp_path: Path
+) -> None:
+    ns, node, pod = unique("shop"), unique("node"), unique("web")
+    seed_namespace(sim.store, ns)
+    seed_node(sim.store, node)
+    seed_pod(sim.store, ns, pod, node=node)
+    (tmp_path / JOURNAL_FILE).mkdir()  # no file can be written there
+    engine, incident = engine_with_incident(ns, pod)
+    service = make_service(sim, engine, tmp_path)
+    try:
+        outcome = await service.apply(await service.prepare("c", incident, (ns, pod)))
+        # During an incident containment matters more than the journal: it goes ahead,
+        # and says plainly that undo will not survive a restart.
+        assert outcome.result == OK
+        assert outcome.message.endswith("undo works until ktriage quits)")
+        assert f"not saved to {tmp_path / JOURNAL_FILE}" in outcome.message
+        assert service.journal_problem.startswith("not saved to")
+        assert [r.uid for r in service.in_place()] == [outcome.record.uid]
+        assert (await service.undo(incident, (ns, pod))).result == UNDONE
+    finally:
+        service.close()
