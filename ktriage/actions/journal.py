@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ktriage.actions.base import ActionRecord, Change, Target
 from ktriage.core.redact import redact_text
 from ktriage.core.snapshot import make_private_dirs
@@ -169,10 +171,10 @@ def _number(value: Any, name: str) -> float:
 def _target(value: Any) -> Target:
     if not isinstance(value, dict):
         raise ValueError("target is not an object")
-    parts = [value.get(k) for k in ("kind", "namespace", "name")]
-    if not all(isinstance(p, str) for p in parts) or not parts[2]:
+    kind, namespace, name = value.get("kind"), value.get("namespace"), value.get("name")
+    if type(kind) is not str or type(namespace) is not str or type(name) is not str or not name:
         raise ValueError("target lacks kind, namespace or name")
-    return Target(*parts)
+    return Target(kind, namespace, name)
 
 
 def _target_json(target: Target) -> dict[str, str]:
@@ -330,7 +332,7 @@ class ActionJournal:
                 loaded.skipped += 1
                 continue
             try:
-                line = json.loads(raw)
+                line = orjson.loads(raw)
                 if not isinstance(line, dict):
                     raise ValueError("not an object")
                 if line.get("cluster") != cluster:
