@@ -393,7 +393,9 @@ class ActionJournal:
         """One whole line at the end of the file. A line torn by an earlier kill (no
         newline at the end) is ended first, so this one is not glued to it."""
         make_private_dirs(self.path.parent)
-        data = (json.dumps(line, sort_keys=True, ensure_ascii=True) + "\n").encode()
+        # (default=str: a value an action put in its plan that JSON has no type for
+        # is kept as its text rather than losing the whole line.)
+        data = (json.dumps(line, sort_keys=True, ensure_ascii=True, default=str) + "\n").encode()
         flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
         fd = os.open(self.path, flags, 0o600)
         try:

@@ -414,8 +414,9 @@ class ActionService:
             return ""
         try:
             write(line, self.cluster)
-        except OSError as exc:
-            problem = f"not saved to {self.journal.path} ({exc.strerror or exc})"
+        except (OSError, ValueError) as exc:  # ValueError: a circular value in a plan
+            reason = getattr(exc, "strerror", None) or str(exc)
+            problem = f"not saved to {self.journal.path} ({reason})"
             self.journal_problem = problem
             return problem
         return ""

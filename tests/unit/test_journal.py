@@ -230,3 +230,13 @@ def test_a_change_body_too_large_is_kept_as_its_size(tmp_path: Path) -> None:
     kept = change_json(Change("create", POLICY, body))
     assert kept["body"] == {"omitted": f"{len(json.dumps(body))} bytes"}
     assert change_json(Change("create", POLICY, {"a": 1}))["body"] == {"a": 1}
+
+
+def test_hostile_plan_values_json_has_no_type_for_are_kept_as_text(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    journal = ActionJournal(tmp_path)
+    when = datetime(2026, 1, 2, tzinfo=UTC)
+    journal.intent(_intent(undo={"pod": "web-1", "since": when, "set": {1}}), CLUSTER)
+    (entry,) = journal.load(CLUSTER).unfinished()
+    assert entry.intent.undo == {"pod": "web-1", "since": str(when), "set": "{1}"}
