@@ -30,6 +30,7 @@ from ktriage.core.text import shown
 from ktriage.ui.hooks import ACTION_KEYS, ActionProvider, Selection, load_action_provider
 from ktriage.ui.screens.help import HelpScreen
 from ktriage.ui.screens.main import MainScreen
+from ktriage.ui.screens.quit_confirm import QuitConfirmScreen
 from ktriage.ui.screens.sources import SourcesScreen
 from ktriage.ui.themes import DEFAULT_THEME, VARIABLE_DEFAULTS, load_themes
 
@@ -121,32 +122,27 @@ class KtriageApp(App[int]):
         *(Binding(a.key, f"containment('{a.name}')", a.name.capitalize()) for a in ACTION_KEYS),
     ]
 
-    # A second `q` within this many seconds quits despite changes still in place.
-    QUIT_CONFIRM_SECONDS = 10.0
-
     async def action_quit(self) -> None:
-        """Quit; but first say once what ktriage changed in the cluster and left in
-        place (a cordoned node, an isolated pod), as they outlive ktriage."""
-        still = getattr(self.action_provider, "still_in_place", None)
-        left = still() if still is not None else []
-        now = time.monotonic()
-        recent = (
-            self._quit_warned_at is not None
-            and now - self._quit_warned_at < self.QUIT_CONFIRM_SECONDS
-        )
-        if left and not recent:
-            self._quit_warned_at = now
-            self.notify(
-                "Still in place after ktriage quits: "
-                + "; ".join(shown(x) for x in left)
-                + ". Undo with u, or press q again to quit.",
-                title="Changes in the cluster",
-                severity="warning",
-                timeout=self.QUIT_CONFIRM_SECONDS,
-                markup=False,
-            )
+        """Quit; but first name, in a dialog, what ktriage changed in the cluster and
+        left in place (a cordoned node, an isolated pod), as they outlive ktriage:
+        a second `q` quits, `esc` stays."""
+        if isinstance(self.screen, QuitConfirmScreen):
+            self.exit()
             return
-        self.exit()
+        still = getattr(self.action_provider, "still_in_place", None)
+        try:
+            left = still() if still is not None else []
+        except Exception as exc:  # never stop a quit on a broken provider
+            left = [f"could not list the changes in place: {exc}"]
+        if not left:
+            self.exit()
+            return
+
+        def done(quit_anyway: bool | None) -> None:
+            if quit_anyway:
+                self.exit()
+
+        self.push_screen(QuitConfirmScreen(left), done)
 
     # Textual's own palette entries that ktriage replaces with its own: its theme
     # picker (it offers themes not made for triage; `t` and the theme commands cycle
@@ -196,7 +192,6 @@ class KtriageApp(App[int]):
             wanted = DEFAULT_THEME
         self.theme = wanted
         self.action_provider: ActionProvider | None = None
-        self._quit_warned_at: float | None = None
         self._ticks = 0
         self._started = False
         self.last_snapshot: Path | None = None
@@ -232,6 +227,9 @@ class KtriageApp(App[int]):
             if self.action_provider is not None:
                 # The footer was drawn before the provider existed.
                 self.call_after_refresh(self.refresh_bindings)
+                start = getattr(self.action_provider, "start", None)
+                if start is not None:
+                    start()
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         for path, reason in self.theme_problems:
             self.notify(shown(f"Theme {path}: {reason}"), severity="warning", markup=False)
@@ -381,6 +379,9 @@ class KtriageApp(App[int]):
                 ok, _why = self.action_provider.available(str(parameters[0]), selection)
             except Exception:
                 return None
+            if parameters[0] == "undo":
+                # Always runs: with nothing to undo, pressing u says so.
+                return True
             return True if ok else None
         return True
 

@@ -18,8 +18,13 @@ It may push its own screens (previews, confirmations) on `app`, and reads
 `app.snapshot_dir` for where evidence goes. It may also implement
 
     def still_in_place(self) -> list[str]:
-        '''What this run changed in the cluster and did not undo, in words (the app
-        names them before it quits).'''
+        '''Every change ktriage made in the cluster and left there, in words: this
+        run's and earlier runs', leftovers and actions cut short included (the app
+        names them in a dialog before it quits).'''
+
+    def start(self) -> None:
+        '''Called once the app is mounted (the start-up dialog for actions an
+        earlier run was cut short in).'''
 """
 
 from __future__ import annotations

@@ -228,8 +228,26 @@ class ActionsProvider:
         service.on_permissions(self._journal_warning)
 
     def still_in_place(self) -> list[str]:
-        """What this run changed in the cluster and did not undo, in words."""
-        return [undo_words(r) for r in self.service.in_place()]
+        """Every change ktriage made in the cluster and left there, in words (this
+        run's and earlier runs', leftovers and actions cut short included)."""
+        return self.service.still_in_place()
+
+    def start(self) -> None:
+        """At start-up: offer what an earlier run left unfinished (a dialog), and put
+        earlier runs' actions into their incidents' timelines as those appear."""
+        self.app.run_worker(self._startup(), group="actions-startup", exit_on_error=False)
+        self.app.set_interval(1.0, self.service.attach_earlier)
+
+    async def _startup(self) -> None:
+        from ktriage.ui.screens.unfinished import UnfinishedScreen
+
+        try:
+            items = await self.service.unfinished()
+        except ActionError:
+            return  # the cluster is not reachable: the keys say why
+        self._journal_warning()
+        if items:
+            self.app.push_screen(UnfinishedScreen(self.service, items))
 
     def _journal_warning(self) -> None:
         """Say once if earlier actions could not be read back (undo after a restart)."""
