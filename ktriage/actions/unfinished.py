@@ -62,6 +62,7 @@ _RBAC = {
 _CUSTOM = {
     "CiliumNetworkPolicy": ("cilium.io", "v2", "ciliumnetworkpolicies"),
     "CiliumClusterwideNetworkPolicy": ("cilium.io", "v2", "ciliumclusterwidenetworkpolicies"),
+    "NetworkPolicy.projectcalico.org": ("projectcalico.org", "v3", "networkpolicies"),
 }
 
 
@@ -78,6 +79,16 @@ def can_read(kind: str, api_version: str = "") -> bool:
     return kind in ("NetworkPolicy", *_CORE, *_APPS, *_RBAC, *_CUSTOM) or (
         bool(group) and "/" in api_version
     )
+
+
+def _plural(kind: str) -> str:
+    """`NetworkPolicy` → `networkpolicies`, `Lease` → `leases`, `Ingress` → `ingresses`."""
+    low = kind.lower()
+    if low.endswith("y") and low[-2:-1] not in "aeiou":
+        return low[:-1] + "ies"
+    if low.endswith(("s", "x", "z", "ch", "sh")):
+        return low + "es"
+    return low + "s"
 
 
 def read_object(
@@ -110,8 +121,8 @@ def read_object(
     custom = _CUSTOM.get(kind)
     if custom is None and group and "/" in api_version:
         # A custom resource named by its apiVersion (Calico's projectcalico.org/v3
-        # NetworkPolicy): the plural is the lower-cased kind plus "s", as CRDs name it.
-        custom = (group, api_version.partition("/")[2], kind.lower() + "s")
+        # NetworkPolicy): the plural as CRDs name it, from the lower-cased kind.
+        custom = (group, api_version.partition("/")[2], _plural(kind.partition(".")[0]))
     if custom is None:
         raise LookupError(kind)
     api = k8s.CustomObjectsApi(api_client)

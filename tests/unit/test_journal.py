@@ -240,3 +240,13 @@ def test_hostile_plan_values_json_has_no_type_for_are_kept_as_text(tmp_path: Pat
     journal.intent(_intent(undo={"pod": "web-1", "since": when, "set": {1}}), CLUSTER)
     (entry,) = journal.load(CLUSTER).unfinished()
     assert entry.intent.undo == {"pod": "web-1", "since": str(when), "set": "{1}"}
+
+
+def test_custom_resource_plurals_are_named_as_crds_name_them() -> None:
+    from ktriage.actions.unfinished import _CUSTOM, _plural
+
+    assert _plural("NetworkPolicy") == "networkpolicies"
+    assert _plural("Lease") == "leases"
+    assert _plural("Ingress") == "ingresses"
+    assert _plural("Gateway") == "gateways"
+    assert _CUSTOM["NetworkPolicy.projectcalico.org"][2] == "networkpolicies"
