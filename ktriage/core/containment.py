@@ -42,6 +42,11 @@ CANNOT_REVOKE = "cannot-revoke"  # a user or client certificate: Kubernetes cann
 # evidence
 LOGS_DUMPED = "logs-dumped"
 
+# Derived, never in a fact: what the state computation below says of a pod or an
+# identity that no fact contains ("open"), and of a pod the cluster shows deleted.
+OPEN = "open"
+GONE = "gone"
+
 STATES: dict[str, frozenset[str]] = {
     NETWORK: frozenset({ISOLATED, NOT_EFFECTIVE, NOT_APPLICABLE, UNVERIFIED, RESTORED}),
     WORKLOAD: frozenset({DETACHED, REPLACED, SCALED_DOWN, DELETED, RESTORED}),
