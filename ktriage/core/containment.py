@@ -368,6 +368,7 @@ class _Pod:
     deleted_since: float | None = None
     gone_event: float | None = None  # the cluster reported it deleted
     node: str = ""
+    host_network: bool = False  # the cluster's own record of the pod says so
     facts: list[Fact] = field(default_factory=list)
 
 
@@ -392,6 +393,7 @@ def containment_state(
     facts: list[tuple[float, int, Fact]] = []
     deletions: list[tuple[float, str]] = []
     seen_nodes: dict[str, str] = {}
+    host_network: set[str] = set()
     for ev in events:
         if ev is None:
             continue
@@ -411,6 +413,8 @@ def containment_state(
             pod, node = ev.first(EntityKind.POD), ev.first(EntityKind.NODE)
             if pod is not None and node is not None:
                 seen_nodes[pod_subject(pod.namespace, pod.name)] = node.name
+        if ev.source == "kube" and isinstance(ev.raw_inline, dict):
+            _pod_spec(ev, seen_nodes, host_network)
     facts.sort(key=lambda t: (t[0], t[1]))
     for when, subject in deletions:
         pod = pods.get(subject)
@@ -455,6 +459,7 @@ def containment_state(
 
     for subject, pod in pods.items():
         pod.node = seen_nodes.get(subject, "")
+        pod.host_network = subject in host_network
 
     nodes_cordoned = {
         f.subject[5:]
@@ -523,6 +528,23 @@ def containment_state(
     return state
 
 
+def _pod_spec(ev: Event, nodes: dict[str, str], host_network: set[str]) -> None:
+    """The node and hostNetwork of a pod, from the copy of it a pod-state event keeps."""
+    raw = ev.raw_inline or {}
+    meta, spec = raw.get("metadata"), raw.get("spec")
+    if raw.get("kind") != "Pod" or not isinstance(meta, dict) or not isinstance(spec, dict):
+        return
+    ns, name = meta.get("namespace"), meta.get("name")
+    if not isinstance(ns, str) or not isinstance(name, str) or not name:
+        return
+    subject = pod_subject(ns, name)
+    node = spec.get("nodeName")
+    if isinstance(node, str) and node:
+        nodes[subject] = node
+    if spec.get("hostNetwork") is True:
+        host_network.add(subject)
+
+
 def _isolated(f: Fact | None) -> bool:
     return f is not None and f.state == ISOLATED
 
@@ -556,7 +578,10 @@ def _pod_item(subject: str, pod: _Pod, pod_exists: PodLookup | None) -> Item:
             gone_times.append(pod.deleted_since)
     if not gone_times and exists is not False:
         if net is None:
-            return Item(NETWORK, subject, OPEN, "not isolated", required=pod.required)
+            detail = "not isolated"
+            if pod.host_network:
+                detail = "not isolated; hostNetwork: NetworkPolicy cannot isolate it"
+            return Item(NETWORK, subject, OPEN, detail, required=pod.required)
         return _item(net, required=pod.required, since=pod.isolated_since)
     # Gone: contained since it was deleted, or since it was isolated before that;
     # found gone by the lookup alone, since a time no event tells.
@@ -667,7 +692,7 @@ def _pod_steps(item: Item, pod: _Pod, has_evidence: bool, cordoned: set[str]) ->
     odd = _suspicious(ns, name, pod.node)
     steps: list[NextStep] = []
     evidence = () if has_evidence else evidence_commands(ns, name)
-    if item.state == NOT_APPLICABLE:
+    if item.state == NOT_APPLICABLE or (pod.host_network and item.state != NOT_EFFECTIVE):
         commands = [] if pod.node and pod.node in cordoned else [cordon_command(ns, name, pod.node)]
         commands += [*evidence, delete_pod_command(ns, name)]
         why = (
@@ -703,6 +728,18 @@ def _evidence_step(item: Item, pod: _Pod) -> NextStep:
     )
 
 
+def _service_account_json(namespace: str, name: str) -> str:
+    """The ServiceAccount as one JSON line: `kubectl create serviceaccount NAME`
+    would read a hostile name starting with `-` as an option (and drops what
+    follows `--`)."""
+    account = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": name, "namespace": namespace},
+    }
+    return json.dumps(account, separators=(",", ":"), ensure_ascii=True)
+
+
 def _identity_step(item: Item, ent: EntityRef | None) -> NextStep:
     if ent is None:  # pragma: no cover - only actors are required
         return NextStep(item.subject, "revoke it")
@@ -720,7 +757,7 @@ def _identity_step(item: Item, ent: EntityRef | None) -> NextStep:
             f"kubectl auth can-i --list {_q(f'--as=system:serviceaccount:{ns}:{name}')}",
             grep + _q(f"{ns}/{name}"),
             f"kubectl {_ns(ns)}delete {_q('serviceaccount/' + name)} && "
-            f"kubectl {_ns(ns)}create serviceaccount -- {_q(name)}",
+            f"printf '%s\\n' {_q(_service_account_json(ns, name))} | kubectl create -f -",
         )
         return NextStep(item.subject, why, commands, _suspicious(ns, name))
     name = ent.name

@@ -470,7 +470,7 @@ def test_hostile_names_in_next_step_commands_stay_one_argument(
     assert f"pod/{name}" in args
     assert f"--as=system:serviceaccount:{namespace}:{name}" in args
     assert f"--as={name}" in args
-    assert name in args  # the node, after `--`, and the recreated ServiceAccount
+    assert name in args  # the node, after `--`
     assert args[args.index("cordon") + 1] == "--"
     # Written files have safe names, in the working directory only.
     assert all("/" not in p.name for p in work.iterdir())
@@ -512,3 +512,34 @@ def test_hostile_control_characters_are_escaped_when_commands_are_shown() -> Non
     for step in case.state().next_steps:
         for command in step.commands:
             assert "\x1b" not in shown(command) and "\x07" not in shown(command)
+
+
+def test_a_host_network_pod_seen_by_the_cluster_is_offered_node_level_steps_first() -> None:
+    """Before any action: the pod-state event's copy of the pod says hostNetwork, so
+    isolation by NetworkPolicy is not what is offered."""
+    pwn = entity(EntityKind.POD, "kube-system", "pwn-x7k2q")
+    created = Event(
+        time=100,
+        source="kube",
+        ref="uid:1",
+        kind="pod-created",
+        severity=Severity.HIGH,
+        summary="New pod kube-system/pwn-x7k2q: privileged, hostNetwork",
+        entities=(pwn,),
+        signal=True,
+        label="Privileged pod",
+        raw_inline={
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"namespace": "kube-system", "name": "pwn-x7k2q"},
+            "spec": {"nodeName": "worker-1", "hostNetwork": True, "hostPID": True},
+        },
+    )
+    state = Case(created).state()
+    item = state_of(state, "network", "pod kube-system/pwn-x7k2q")
+    assert item.state == "open" and "hostNetwork" in item.detail
+    (step,) = state.next_steps
+    assert "NetworkPolicy cannot isolate it" in step.why
+    assert step.commands[0] == "kubectl cordon -- worker-1"
+    assert step.commands[-1] == "kubectl --namespace=kube-system delete pod/pwn-x7k2q"
+    assert not any("networking.k8s.io" in c for c in step.commands)
