@@ -390,31 +390,38 @@ def containment_state(
                 pod_subject(ent.namespace, ent.name), _Pod(ent.namespace, ent.name, True)
             )
     actors: dict[str, EntityRef] = {}
+    seen_actors: set[EntityRef] = set()
     facts: list[tuple[float, int, Fact]] = []
     deletions: list[tuple[float, str]] = []
     seen_nodes: dict[str, str] = {}
     host_network: set[str] = set()
     for ev in events:
-        if ev is None:
-            continue
-        if ev.source == "ktriage":
+        source = ev.source
+        if source == "ktriage":
             for n, f in enumerate(facts_of(ev, state.skipped)):
                 facts.append((f.time, ev.id * MAX_FACTS_PER_EVENT + n, f))
             continue
+        # Context events (most of an incident) only matter from the cluster itself.
+        if not ev.signal and source != "kube":
+            continue
         if ev.signal:
             actor = actor_of(ev)
-            if actor is not None and actor.name and not acts_for_the_cluster(actor):
-                actors.setdefault(identity_subject(actor), actor)
-        if ev.kind == "pod-deleted" and ev.source == "kube":
-            pod = ev.first(EntityKind.POD)
-            if pod is not None:
-                deletions.append((ev.time, pod_subject(pod.namespace, pod.name)))
-        if ev.source != "audit":
+            if actor is not None and actor not in seen_actors:
+                seen_actors.add(actor)
+                if actor.name and not acts_for_the_cluster(actor):
+                    actors.setdefault(identity_subject(actor), actor)
+        if source != "audit":
+            # The node a pod runs on, as runtime alerts and the cluster name it.
             pod, node = ev.first(EntityKind.POD), ev.first(EntityKind.NODE)
             if pod is not None and node is not None:
                 seen_nodes[pod_subject(pod.namespace, pod.name)] = node.name
-        if ev.source == "kube" and isinstance(ev.raw_inline, dict):
-            _pod_spec(ev, seen_nodes, host_network)
+        if source == "kube":
+            if ev.kind == "pod-deleted":
+                pod = ev.first(EntityKind.POD)
+                if pod is not None:
+                    deletions.append((ev.time, pod_subject(pod.namespace, pod.name)))
+            if isinstance(ev.raw_inline, dict):
+                _pod_spec(ev, seen_nodes, host_network)
     facts.sort(key=lambda t: (t[0], t[1]))
     for when, subject in deletions:
         pod = pods.get(subject)

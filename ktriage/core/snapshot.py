@@ -82,7 +82,7 @@ def time_to_contain(
 ) -> float | None:
     """Seconds from the first signal until every pod of the incident was isolated
     effectively or gone and every identity that acted was revoked; None while it
-    is not (or when when is not known)."""
+    is not, or when the moment is not known."""
     if state is None:
         state = containment_state(incident, events, pod_exists)
     if state.contained_at is None:
