@@ -753,12 +753,13 @@ def _identity_step(item: Item, ent: EntityRef | None) -> NextStep:
     grep = "kubectl get clusterrolebindings,rolebindings --all-namespaces -o wide | grep -F -e "
     if ent.kind == EntityKind.SERVICE_ACCOUNT:
         ns, name = ent.namespace, ent.name
+        # (No "credentials: ..." in these words: the redactor would take it for one.)
         why = (
-            "not revoked: remove the bindings it created or used (kubectl delete "
+            "not revoked. Remove the bindings it created or used (kubectl delete "
             "clusterrolebinding NAME / kubectl --namespace=NS delete rolebinding NAME), and "
-            "revoke its tokens: bound tokens die with the ServiceAccount's UID, so delete "
-            "and recreate it (its legacy token Secrets go with it; pods that use it must "
-            "restart)"
+            "revoke every token it has by deleting and recreating it (bound tokens die "
+            "with the ServiceAccount's UID, its legacy token Secrets are deleted with it; "
+            "pods that use it must restart)"
         )
         commands = (
             f"kubectl auth can-i --list {_q(f'--as=system:serviceaccount:{ns}:{name}')}",
@@ -769,11 +770,11 @@ def _identity_step(item: Item, ent: EntityRef | None) -> NextStep:
         return NextStep(item.subject, why, commands, _suspicious(ns, name))
     name = ent.name
     if item.state == CANNOT_REVOKE:
-        why = f"{item.detail or 'Kubernetes cannot revoke it'}: "
+        why = f"{item.detail or 'Kubernetes cannot revoke it'}. "
     else:
-        why = "not revoked: Kubernetes cannot revoke a user's credentials: "
+        why = "not revoked, and Kubernetes cannot revoke a user. "
     why += (
-        "remove its bindings (kubectl delete clusterrolebinding NAME / kubectl "
+        "Remove its bindings (kubectl delete clusterrolebinding NAME / kubectl "
         "--namespace=NS delete rolebinding NAME), then revoke it where it was issued "
         "(the identity provider; for a client certificate, rotate the cluster's CA)"
     )

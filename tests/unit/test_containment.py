@@ -248,7 +248,7 @@ def test_an_identity_kubernetes_cannot_revoke_keeps_the_incident_open() -> None:
     assert case.ttc() is None
     assert "user alice@example.com cannot be revoked by Kubernetes" in state.open_words()
     (step,) = [s for s in state.next_steps if s.subject == "user alice@example.com"]
-    assert step.why.startswith("a client certificate: ") and "rotate the cluster's CA" in step.why
+    assert step.why.startswith("a client certificate. ") and "rotate the cluster's CA" in step.why
     md = render_markdown(case.incident, case.c.events_of(case.id))
     assert "not contained yet (open: user alice@example.com cannot be revoked by Kubernetes)" in md
 
@@ -543,3 +543,23 @@ def test_a_host_network_pod_seen_by_the_cluster_is_offered_node_level_steps_firs
     assert step.commands[0] == "kubectl cordon -- worker-1"
     assert step.commands[-1] == "kubectl --namespace=kube-system delete pod/pwn-x7k2q"
     assert not any("networking.k8s.io" in c for c in step.commands)
+
+
+def test_our_own_words_and_commands_survive_redaction_unchanged() -> None:
+    """Every view shows text through the redactor: nothing ktriage writes may look
+    like a secret to it (`credentials: ...`), or the user would read <redacted>."""
+    from ktriage.core.text import shown
+
+    case = Case(shell(100), request(110, SA, POD), request(120, ALICE, POD, ref="r2"))
+    case.act(150, "revoke", fact("identity", "user alice@example.com", "cannot-revoke", "x"))
+    case.act(160, "isolate", fact("network", "pod shop/web-1", "not-effective", "x"))
+    state = case.state()
+    assert len(state.next_steps) == 3
+    for step in state.next_steps:
+        assert shown(step.why) == step.why
+        for command in step.commands:
+            assert shown(command) == command
+    for item in state.items:
+        assert shown(item.detail) == item.detail
+    assert shown(state.open_words()) == state.open_words()
+    assert shown(cs.TIME_TO_CONTAIN_DEFINITION) == cs.TIME_TO_CONTAIN_DEFINITION
