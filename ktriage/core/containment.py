@@ -211,7 +211,9 @@ class Containment:
         """contained / partly / none, for the Incidents list."""
         if self.contained:
             return CONTAINED
-        if any(i.done for i in self.items if i.aspect != EVIDENCE):
+        # A pod found absent with no record of when (never created, perhaps) is
+        # nothing anyone contained.
+        if any(i.done and i.since is not None for i in self.items if i.aspect != EVIDENCE):
             return PARTLY
         return NOTHING
 
@@ -599,7 +601,7 @@ def _pod_item(subject: str, pod: _Pod, pod_exists: PodLookup | None) -> Item:
     elif pod.gone_event is not None and exists is not True:
         detail = "the cluster reported it deleted"
     else:
-        detail = "not in the cluster any more"
+        detail = "not in the cluster now (deleted, or never created)"
     return Item(
         NETWORK,
         subject,

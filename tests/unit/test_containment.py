@@ -191,11 +191,22 @@ def test_a_pod_the_lookup_says_gone_counts_as_contained_at_a_time_not_known() ->
     item = state_of(state, "network", "pod shop/web-1")
     assert (item.state, item.since, item.done) == ("gone", None, True)
     assert state.contained and state.contained_at is None and case.ttc(lambda *_: False) is None
+    assert item.detail == "not in the cluster now (deleted, or never created)"
     md = render_markdown(case.incident, case.c.events_of(case.id), pod_exists=lambda *_: False)
     assert "| Time to contain | contained; when is not known" in md
     # Isolated before it vanished: contained since the isolation.
     case.act(150, "isolate", isolated())
     assert case.ttc(lambda *_: False) == 50
+
+
+def test_a_pod_absent_beside_one_that_exists_is_not_partly_contained() -> None:
+    """Absent with no record of when (a create that was denied, perhaps): nothing
+    anyone contained, so the mark does not say partly."""
+    other = entity(EntityKind.POD, "shop", "web-2")
+    case = Case(shell(100), shell(101, POD, other, ref="s2"))
+    state = case.state(lambda ns, name: name == "web-2")
+    assert state_of(state, "network", "pod shop/web-1").state == "gone"
+    assert not state.contained and state.level == NOTHING
 
 
 def test_a_deleted_pod_fact_contains_it_unless_the_pod_still_exists() -> None:
