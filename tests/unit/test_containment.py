@@ -574,3 +574,16 @@ def test_our_own_words_and_commands_survive_redaction_unchanged() -> None:
         assert shown(item.detail) == item.detail
     assert shown(state.open_words()) == state.open_words()
     assert shown(cs.TIME_TO_CONTAIN_DEFINITION) == cs.TIME_TO_CONTAIN_DEFINITION
+
+
+def test_hostile_fact_text_cannot_break_the_snapshot_tables() -> None:
+    case = Case(shell(100))
+    detail = "a | b\n## Injected heading\n<script>x</script> [l](http://evil) \x1b[2J"
+    case.act(150, "cordon", fact("node", "node w2|`x`\nnode", "cordoned", detail))
+    md = render_markdown(case.incident, case.c.events_of(case.id))
+    section = md.split("## Containment", 1)[1].split("\n## Entities", 1)[0]
+    assert "## Injected" not in section.replace("\\#\\# Injected", "")
+    assert not any(line.startswith("## ") for line in section.splitlines())
+    (row,) = [line for line in section.splitlines() if "cordoned" in line and line.startswith("|")]
+    assert row.count(" | ") == 6  # seven cells: the pipes inside are escaped
+    assert "<script>" not in section and "\x1b" not in section
