@@ -366,7 +366,7 @@ class _Pod:
     required: bool
     network: Fact | None = None
     isolated_since: float | None = None  # start of the current isolated streak
-    deleted: Fact | None = None  # the latest workload fact about the pod
+    workload: Fact | None = None  # the latest workload fact about the pod
     deleted_since: float | None = None
     gone_event: float | None = None  # the cluster reported it deleted
     node: str = ""
@@ -449,11 +449,11 @@ def containment_state(
                 pod.network = f
             elif f.aspect == WORKLOAD:
                 pod.deleted_since = (
-                    (pod.deleted_since if pod.deleted and pod.deleted.state == DELETED else f.time)
+                    (pod.deleted_since if _deleted(pod.workload) else f.time)
                     if f.state == DELETED
                     else None
                 )
-                pod.deleted = f
+                pod.workload = f
         was = latest.get(key)
         contains = f.state in CONTAINING.get(f.aspect, ())
         if contains:
@@ -558,6 +558,10 @@ def _isolated(f: Fact | None) -> bool:
     return f is not None and f.state == ISOLATED
 
 
+def _deleted(f: Fact | None) -> bool:
+    return f is not None and f.state == DELETED
+
+
 def _item(f: Fact, *, required: bool, since: float | None) -> Item:
     return Item(
         aspect=f.aspect,
@@ -576,7 +580,7 @@ def _pod_item(subject: str, pod: _Pod, pod_exists: PodLookup | None) -> Item:
     """The pod's network item: isolated, gone, or what its latest network fact says."""
     exists = pod_exists(pod.namespace, pod.name) if pod_exists is not None else None
     net = pod.network
-    deleted = pod.deleted if pod.deleted is not None and pod.deleted.state == DELETED else None
+    deleted = pod.workload if _deleted(pod.workload) else None
     gone_times: list[float] = []
     if exists is not True:
         # A pod that exists now (recreated under the same name, or still
@@ -709,6 +713,18 @@ def _pod_steps(item: Item, pod: _Pod, has_evidence: bool, cordoned: set[str]) ->
             "cordon the node, save the evidence, then delete the pod"
         )
         steps.append(NextStep(item.subject, why, tuple(commands), odd))
+    elif item.state == NOT_EFFECTIVE and _detached_since(pod):
+        why = (
+            "detached since its isolation was found not effective: check the isolation "
+            "again (i in ktriage re-reads every policy that selects it) or by hand"
+        )
+        commands = (
+            f"kubectl {_ns(ns)}get {_q('pod/' + name)} --show-labels",
+            f"kubectl {_ns(ns)}get networkpolicies -o wide",
+        )
+        steps.append(NextStep(item.subject, why, commands, odd))
+        if evidence:
+            steps.append(_evidence_step(item, pod))
     elif item.state == NOT_EFFECTIVE:
         why = (
             f"isolation is not effective ({item.detail or 'another policy allows traffic'}): "
@@ -716,16 +732,35 @@ def _pod_steps(item: Item, pod: _Pod, has_evidence: bool, cordoned: set[str]) ->
             "evidence and delete it"
         )
         steps.append(NextStep(item.subject, why, (*evidence, delete_pod_command(ns, name)), odd))
+    elif item.state == UNVERIFIED:
+        # The policy is in place; what is missing is proof that it holds (no
+        # enforcing plugin seen, or the re-read failed): deleting the pod is sure.
+        why = (
+            f"isolation is not verified ({item.detail or 'not checked'}): check it again "
+            "(i in ktriage), or save the evidence and delete the pod"
+        )
+        steps.append(NextStep(item.subject, why, (*evidence, delete_pod_command(ns, name)), odd))
     else:
-        why = {
-            UNVERIFIED: f"isolation could not be checked ({item.detail or 'no check'}): "
-            "isolate it again (i in ktriage) or by hand",
-            RESTORED: "its isolation was undone: isolate it again (i in ktriage) or by hand",
-        }.get(item.state, "not isolated: isolate it (i in ktriage) or by hand")
+        why = (
+            "its isolation was undone: isolate it again (i in ktriage) or by hand"
+            if item.state == RESTORED
+            else "not isolated: isolate it (i in ktriage) or by hand"
+        )
         steps.append(NextStep(item.subject, why, isolate_commands(ns, name), odd))
         if evidence:
             steps.append(_evidence_step(item, pod))
     return steps
+
+
+def _detached_since(pod: _Pod) -> bool:
+    """Whether the pod was detached (or replaced) after its latest network fact."""
+    work, net = pod.workload, pod.network
+    return (
+        work is not None
+        and net is not None
+        and work.state in (DETACHED, REPLACED)
+        and work.time >= net.time
+    )
 
 
 def _evidence_step(item: Item, pod: _Pod) -> NextStep:

@@ -587,3 +587,36 @@ def test_hostile_fact_text_cannot_break_the_snapshot_tables() -> None:
     (row,) = [line for line in section.splitlines() if "cordoned" in line and line.startswith("|")]
     assert row.count(" | ") == 6  # seven cells: the pipes inside are escaped
     assert "<script>" not in section and "\x1b" not in section
+
+
+def test_a_pod_detached_after_a_not_effective_isolation_is_to_be_checked_again() -> None:
+    """Detach removes the labels other policies select, but only a new check says the
+    isolation now holds: until then it stays not effective, with the check to do."""
+    case = Case(shell(100))
+    allows = "NetworkPolicy shop/allow-web allows ingress from anywhere on TCP/8080"
+    case.act(150, "isolate", fact("network", "pod shop/web-1", "not-effective", allows))
+    case.act(160, "detach", fact("workload", "pod shop/web-1", "replaced", "web-2 replaces it"))
+    state = case.state()
+    assert state_of(state, "network", "pod shop/web-1").state == "not-effective"
+    assert not state.contained
+    step = state.next_steps[0]
+    assert step.why.startswith("detached since its isolation was found not effective")
+    assert step.commands == (
+        "kubectl --namespace=shop get pod/web-1 --show-labels",
+        "kubectl --namespace=shop get networkpolicies -o wide",
+    )
+    case.act(170, "isolate", isolated())
+    assert case.ttc() == 70
+
+
+def test_an_unverified_isolation_is_checked_again_or_the_pod_deleted() -> None:
+    """The policy is in place but nothing proves it holds (no enforcing network plugin
+    seen): creating it again would prove nothing; deleting the pod would."""
+    case = Case(shell(100))
+    detail = "no NetworkPolicy-enforcing network plugin was seen: it may not be enforced"
+    case.act(150, "isolate", fact("network", "pod shop/web-1", "unverified", detail))
+    (step,) = case.state().next_steps
+    assert step.why.startswith(f"isolation is not verified ({detail}): check it again")
+    assert step.commands[0].startswith("kubectl --namespace=shop logs pod/web-1")
+    assert step.commands[-1] == "kubectl --namespace=shop delete pod/web-1"
+    assert not any("networking.k8s.io" in c for c in step.commands)
