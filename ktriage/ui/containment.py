@@ -84,7 +84,7 @@ class ContainmentTracker:
                 return state
         started = time.perf_counter()
         get = self.engine.store.get
-        state = containment_state(inc, [get(eid) for _, eid in inc.timeline], lookup)
+        state = containment_state(inc, (get(eid) for _, eid in inc.timeline), lookup)
         cost = time.perf_counter() - started
         if len(self._cache) >= MAX_CACHED:
             self._cache.clear()
