@@ -42,6 +42,7 @@ from ktriage.actions.base import (
 from ktriage.actions.context import ActionContext
 from ktriage.actions.permissions import GET_LOGS, GET_PODS, LIST_EVENTS, Permission
 from ktriage.actions.runner import translate
+from ktriage.core.containment import EVIDENCE, LOGS_DUMPED, fact
 from ktriage.core.redact import redact
 from ktriage.core.snapshot import make_private_dirs
 
@@ -395,6 +396,13 @@ class DumpLogs:
             error = f"{len(problems)} problem(s): " + "; ".join(problems)
             message += f"; {error}"
         result = OK if written and (logs_written or not streams) else FAILED
+        containment = []
+        if result == OK:
+            hashes = "; ".join(f"{w.path.name} sha256 {w.sha.hexdigest()}" for w in written)
+            detail = f"{len(written)} file(s) in {rel}: {hashes}"
+            if problems:
+                detail += f" ({len(problems)} problem(s): see the action's record)"
+            containment.append(fact(EVIDENCE, target.words(), LOGS_DUMPED, detail))
         return Outcome(
             plan=plan,
             result=result,
@@ -403,6 +411,7 @@ class DumpLogs:
             files=files,
             undoable=False,
             undo_note="evidence is kept: ktriage never deletes it",
+            containment=containment,
         )
 
     async def plan_undo(self, ctx: ActionContext, record: ActionRecord) -> Plan:

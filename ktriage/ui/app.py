@@ -337,17 +337,31 @@ class KtriageApp(App[int]):
         frozen = dataclasses.replace(inc, timeline=list(inc.timeline))
         directory = self.snapshot_dir
         taken = self.now()
+        tracker = screen.containment if screen is not None else None
+        pods = tracker.frozen_lookup(inc) if tracker is not None else None
         self.run_worker(
-            partial(self._write_snapshot, directory, frozen, events, taken),
+            partial(self._write_snapshot, directory, frozen, events, taken, pods),
             thread=True,
             group="snapshot",
             exit_on_error=False,
         )
 
-    def _write_snapshot(self, directory: Path, inc: Any, events: list[Any], taken: float) -> None:
+    def _write_snapshot(
+        self,
+        directory: Path,
+        inc: Any,
+        events: list[Any],
+        taken: float,
+        pod_exists: Any = None,
+    ) -> None:
         try:
             path = write_snapshot(
-                directory, inc, events, self.engine.raw_record, generated_at=taken
+                directory,
+                inc,
+                events,
+                self.engine.raw_record,
+                generated_at=taken,
+                pod_exists=pod_exists,
             )
         except OSError as exc:
             self.call_from_thread(

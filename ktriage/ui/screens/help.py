@@ -45,6 +45,7 @@ SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         (
             ("enter", "show the incident's timeline"),
             ("● ▲ •", "new / escalated / updated since you looked"),
+            ("C: ✓ ◒ ·", "contained / partly / nothing contained yet (Detail: what is open)"),
         ),
     ),
     (

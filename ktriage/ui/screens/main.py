@@ -17,6 +17,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from ktriage.core.model import Event, Incident
+from ktriage.ui.containment import ContainmentTracker
 from ktriage.ui.detail import event_detail, incident_detail, pod_detail
 from ktriage.ui.hooks import Selection
 from ktriage.ui.pods import PodRow, pod_rows
@@ -58,6 +59,7 @@ class MainScreen(Screen[None]):
         self._filter_before = ""
         self._pods_key: tuple[object, ...] | None = None
         self._detail_source = ""  # which pane the Detail content came from
+        self.containment: ContainmentTracker | None = None
 
     @property
     def kapp(self) -> KtriageApp:
@@ -66,10 +68,11 @@ class MainScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         app = self.kapp
         engine = app.engine
+        self.containment = ContainmentTracker(engine)
         yield StatusBar(id="status")
         with Vertical(id="panes"):
             with Horizontal(id="row-top"):
-                yield IncidentList(app.now, id="incidents")
+                yield IncidentList(app.now, id="incidents", containment=self.containment.level)
             with Horizontal(id="row-middle"):
                 yield Timeline(engine.store.get, id="timeline")
                 yield DetailView(id="detail")
@@ -185,7 +188,9 @@ class MainScreen(Screen[None]):
         if inc is None:
             self.detail.clear()
             return
-        lines = incident_detail(inc, dict(inc.counts_by_source), self.detail.styles_for_builders())
+        state = self.containment.of(inc) if self.containment is not None else None
+        styles = self.detail.styles_for_builders()
+        lines = incident_detail(inc, dict(inc.counts_by_source), styles, state)
         self.detail.show(lines, f"incident {inc.id}")
 
     def _show_event_detail(self, ev: Event | None, source: str) -> None:
