@@ -7,7 +7,7 @@ import copy
 import orjson
 import pytest
 
-from ktriage.core.detect.audit import spec_from_json_patch
+from ktriage.core.detect.podspec import spec_from_json_patch
 from ktriage.core.ingest import Ingestor
 from ktriage.core.model import EntityKind, Event, Severity, entity
 
