@@ -71,6 +71,7 @@ WORKLOAD_BURST_COUNT = 10
 DELETE_BURST_WINDOW = 60.0
 # A system credential seen again from the same outside address re-signals after this.
 OUTSIDE_REPEAT = 3600.0
+MAX_COMMAND_SHOWN = 160
 _MAX_PENDING = 10_000
 _MAX_SIGNALLED = 200_000
 _MAX_WORKLOADS = 100_000
@@ -405,6 +406,9 @@ class AuditDetector(RbacDetections, ConfigDetections):
             if sub == "exec":
                 args, cut = exec_command(rec.requestURI or "")
                 cmd = command_text(args)
+                if len(cmd) > MAX_COMMAND_SHOWN:
+                    # The summary has room for the findings after it.
+                    cmd = cmd[: MAX_COMMAND_SHOWN - 1] + "…"
                 kind, label, technique = "exec", "Exec into pod", "T1609"
                 text = f"{actor} exec into {pod}" + (f": {cmd}" if cmd else "")
                 if cut:

@@ -92,7 +92,8 @@ _REVERSE_SHELL = re.compile(
             rf"\b{_SHELLS}\s+-i\b[^;|]{{0,256}}[>&]",
             r"\bsocat\b[^;|]{0,256}\b(?:exec|system):",
             r"\bmkfifo\b[^;]{0,256};?[^|]{0,256}\|\s*(?:nc|ncat|netcat|openssl)\b",
-            r"\b(?:python[0-9.]{0,256}|perl|ruby|php|node)\b[^;|]{0,256}\bsocket\b[^;|]{0,256}",
+            r"\b(?:python[0-9.]{0,8}|perl|ruby|php|node)\b.{0,256}?\bsocket\b.{0,512}?"
+            r"\b(?:connect|dup2|pty\.spawn|subprocess|exec)\b",
             r"\bfsockopen\b",
             r"\bopenssl\s+s_client\b[^|]{0,256}\|\s*" + _SHELLS,
         )
