@@ -625,7 +625,7 @@ class AuditDetector(RbacDetections, ConfigDetections):
         actor = rec.username
         if verb in READ_VERBS:
             ns = oref.namespace or ""
-            named = bool(oref.name) or "fieldSelector=metadata.name" in (rec.requestURI or "")
+            named = _named_read(oref.name, rec.requestURI)
             if verb == "get":
                 kind, label = "secret-read", "Secret read"
                 what = f"read secret {ns}/{oref.name}" if oref.name else f"read a secret in {ns}"
@@ -1023,6 +1023,22 @@ def _workloads_read(rec: AuditRecord) -> bool:
     )
 
 
+def _kubelet_secret_read(rec: AuditRecord) -> bool:
+    """A node reading one named secret (of a pod bound to it): never a signal."""
+    ref = rec.objectRef
+    return (
+        ref is not None
+        and (rec.verb or "") in READ_VERBS
+        and bool(node_of(rec.username))
+        and _named_read(ref.name, rec.requestURI)
+    )
+
+
+def _named_read(name: str | None, uri: str | None) -> bool:
+    """A read of one object: by name, or a list/watch selecting one name."""
+    return bool(name) or "fieldSelector=metadata.name" in (uri or "")
+
+
 def _teaches_addresses(rec: AuditRecord) -> bool:
     return any(raw and carries_addresses(raw) for raw in (rec.requestObject, rec.responseObject))
 
@@ -1034,7 +1050,7 @@ def _verbs(verbs: frozenset[str]) -> Callable[[AuditRecord], bool]:
 _WRITE_OR_DELETE = WRITE_VERBS | DELETE_VERBS
 SIGNAL_REQUESTS: dict[str, Callable[[AuditRecord], bool]] = {
     "pods": _pods_read,
-    "secrets": lambda rec: True,
+    "secrets": lambda rec: not _kubelet_secret_read(rec),
     "nodes": lambda rec: (
         (rec.objectRef is not None and rec.objectRef.subresource == "proxy")
         or _teaches_addresses(rec)
