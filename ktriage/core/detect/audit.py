@@ -516,7 +516,11 @@ class AuditDetector(RbacDetections, ConfigDetections):
             risky = risks is not None and risks[1] >= Severity.HIGH
             if ns == "kube-system" and not risky:
                 return  # the control plane's own static pods
-            sev = risks[1] if risky and risks is not None else Severity.MEDIUM
+            # Some distributions run kube-proxy as a privileged static pod in
+            # kube-system: medium there; elsewhere a static pod is news.
+            sev = Severity.MEDIUM
+            if risky and risks is not None and ns != "kube-system":
+                sev = risks[1]
             text = f"node {node} started static pod {where}{flags}"
             label = "Privileged static pod" if risky else "Static pod"
         if denied(rec):

@@ -35,16 +35,15 @@ class ConfigDetections:
             return  # a certificate refresh (cert-manager's cainjector, operators)
         actor = rec.username
         where = f"{kind_name} {name}" if name else f"a {kind_name}"
+        # Installs and upgrades (cert-manager, policy engines, service meshes) write
+        # these too: a mutating webhook, which can rewrite every pod, is medium; a
+        # validating one low, until it is deleted (its policy no longer enforced).
         if verb in DELETE_VERBS:
-            # Policy no longer enforced: defense evasion.
-            sev = Severity.HIGH if not mutating else Severity.MEDIUM
+            sev = Severity.LOW if mutating else Severity.MEDIUM
             text = f"{actor} deleted {where}"
             label, technique = "Admission webhook deleted", "T1562.001"
         else:
-            if verb == "create":
-                sev = Severity.HIGH if mutating else Severity.MEDIUM
-            else:
-                sev = Severity.MEDIUM
+            sev = Severity.MEDIUM if mutating else Severity.LOW
             text = f"{actor} {past(verb)} {where}"
             if mutating:
                 text += ": every matching object it sees may be rewritten"

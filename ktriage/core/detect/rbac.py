@@ -173,8 +173,12 @@ class RbacDetections:
         elif name.startswith("system:") and cluster:
             sev, label = Severity.HIGH, "System binding changed"
         elif to_sa:
-            sev = Severity.MEDIUM if to_sa_elsewhere else Severity.LOW
+            # Every chart binds its accounts (often across namespaces, as to
+            # extension-apiserver-authentication-reader): on record, low.
+            sev = Severity.LOW
             label = "Role binding to service account"
+            if to_sa_elsewhere:
+                label = "Cross-namespace role binding to service account"
         else:
             return
         if to_anyone and sev >= Severity.HIGH and label != "Binding for anyone":
