@@ -267,3 +267,22 @@ def test_impersonating_a_cluster_admin_bound_user_is_critical() -> None:
 
 def test_impersonating_an_ordinary_user_is_context() -> None:
     assert signals(run(impersonating("bob", ["system:authenticated"]))) == []
+
+
+def test_hostile_network_learning_is_bounded_and_ignores_junk() -> None:
+    networks = ClusterNetworks()
+    junk = {
+        "status": {
+            "podIP": ["not", "a", "string"],
+            "podIPs": [{"ip": f"198.51.{i // 256}.{i % 256}"} for i in range(100_000)],
+            "hostIP": "999.1.1.1",
+            "addresses": "nope",
+        }
+    }
+    networks.learn_object(junk)
+    networks.learn_object([1, 2, 3])
+    networks.learn_object({"status": {"hostIP": "0.0.0.0"}})
+    assert networks.known  # the first 64 addresses were read
+    assert not networks.outside("198.51.0.9")
+    assert networks.outside("198.51.200.9")  # beyond what was read
+    assert not networks.outside("x" * 10_000)

@@ -9,8 +9,19 @@ emit now. It keeps a little state:
   RequestReceived that would be a signal is held until its response stage arrives,
   or, when none does, released as the signal once event time has moved on (or at
   `flush`). Later stages of a request already signalled become context.
-- bursts of 403 responses per identity (reconnaissance).
-- roles seen created with wildcard rules, so a binding to one is flagged too.
+- bursts per identity: 403 responses (reconnaissance), distinct secrets read, and
+  namespaces or workloads deleted (destruction).
+- roles seen created with wildcards or dangerous rights (and users bound to
+  cluster-admin), so a binding to one (or impersonating one) is flagged too;
+  certificate requests' subjects, for their approval; each workload's container
+  names, so a container added to it later is seen.
+- the cluster's networks (identity.ClusterNetworks), learnt from node and pod
+  objects, to tell a system credential used from outside.
+
+Who is exempt, and why, is in identity.py; the RBAC and certificate detections are
+in rbac.py, those on configuration objects in cluster_config.py, the exec command in
+exec_command.py, pod specs in podspec.py. `SIGNAL_REQUESTS` (at the end) declares
+which requests the handlers act on; the focused replay reads it.
 """
 
 from __future__ import annotations
