@@ -3,6 +3,8 @@ cluster's networks, anonymous access always judged, privileged impersonation."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 import pytest
 from test_detect_audit import audit, only_signal, run, signals
@@ -19,6 +21,7 @@ from ktriage.core.ingest import Ingestor
 from ktriage.core.model import Event, Severity
 from ktriage.core.parse.audit import DECODER
 
+REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "real"
 NODE = "system:node:ip-192-168-3-178.us-west-2.compute.internal"
 POD_STATUS = {
     "status": {
@@ -286,3 +289,22 @@ def test_hostile_network_learning_is_bounded_and_ignores_junk() -> None:
     assert not networks.outside("198.51.0.9")
     assert networks.outside("198.51.200.9")  # beyond what was read
     assert not networks.outside("x" * 10_000)
+
+
+def test_real_panther_node_token_request_from_a_public_ip() -> None:
+    path = REAL / "k8s-audit-v1" / "panther-analysis__rules-tests.jsonl"
+    if not path.exists():
+        pytest.skip(f"real fixtures not present ({path})")
+    lines = [ln for ln in path.read_bytes().splitlines() if b"system:node:suspicious-node" in ln]
+    assert lines
+    # A kubelet minting its pods' tokens is its normal work: no signal while the
+    # cluster's networks are unknown...
+    ing = Ingestor()
+    assert signals([e for ln in lines for e in ing.feed_line(ln)] + ing.flush()) == []
+    # ...and the node credential used from a public address outside them, once known.
+    ing = Ingestor(ClusterNetworks(["192.168.0.0/16", "54.212.0.0/16"]))
+    sigs = signals([e for ln in lines for e in ing.feed_line(ln)] + ing.flush())
+    assert sigs
+    assert all(e.kind == "system-credential-outside" for e in sigs)
+    assert sigs[0].label == "Node credential used from outside"
+    assert "1.2.3.4" in sigs[0].summary
