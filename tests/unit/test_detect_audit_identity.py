@@ -308,3 +308,27 @@ def test_real_panther_node_token_request_from_a_public_ip() -> None:
     assert all(e.kind == "system-credential-outside" for e in sigs)
     assert sigs[0].label == "Node credential used from outside"
     assert "1.2.3.4" in sigs[0].summary
+
+
+def test_engine_shares_its_networks_with_every_source_and_the_cluster_state(
+    tmp_path: Path,
+) -> None:
+    from ktriage.core.cluster import ClusterState
+    from ktriage.core.config import Config
+    from ktriage.engine import Engine
+    from ktriage.sources.tail import FileSource
+
+    engine = Engine(Config(networks=["198.51.100.0/24"]))
+    source = FileSource(tmp_path / "audit.log", "audit")
+    engine.add_source(source)
+    assert source.ingestor.audit.networks is engine.networks
+    assert engine.ingestor.audit.networks is engine.networks
+    assert not engine.networks.outside("198.51.100.9")
+    assert engine.networks.outside("203.0.113.9")
+    # The live cluster state teaches the same object its pods' and nodes' addresses.
+    state = ClusterState(engine.networks)
+    state.update_pod(
+        {"metadata": {"name": "web", "namespace": "shop", "uid": "u1"},
+         "status": {"podIP": "10.1.2.3", "hostIP": "203.0.113.40"}}
+    )  # fmt: skip
+    assert not engine.networks.outside("203.0.113.9")
