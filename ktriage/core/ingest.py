@@ -21,8 +21,9 @@ from collections.abc import Callable, Iterable
 import msgspec
 import orjson
 
-from ktriage.core.detect.audit import AuditDetector, flag_unread_pod_spec
+from ktriage.core.detect.audit import AuditDetector
 from ktriage.core.detect.identity import ClusterNetworks
+from ktriage.core.detect.workloads import flag_unread_pod_spec
 from ktriage.core.jsonsplit import split_documents
 from ktriage.core.model import RAW_PACK_OFFSET_LIMIT, RAW_PACK_SHIFTS, Event, RawRef, pack_raw
 from ktriage.core.parse import Skip, SkipRecord
