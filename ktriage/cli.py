@@ -313,6 +313,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     from ktriage.core.correlate import Correlator
+    from ktriage.core.detect.identity import ClusterNetworks
+    from ktriage.core.ingest import Ingestor
     from ktriage.core.replay import InputError, Replayer
     from ktriage.core.report import (
         incident_json_line,
@@ -326,7 +328,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     correlator = Correlator(config=cfg)
     # Reports need incidents only: large files are read focused (core/focus.py),
     # the largest with a helper process (this command runs no other threads).
-    replayer = Replayer(correlator, focus=True, parallel=True)
+    ingestor = Ingestor(ClusterNetworks(cfg.networks))
+    replayer = Replayer(correlator, ingestor, focus=True, parallel=True)
     try:
         replayer.check(args.files)
     except InputError as exc:

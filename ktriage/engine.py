@@ -18,6 +18,7 @@ from typing import Protocol
 from ktriage.core.archive import RawArchive
 from ktriage.core.config import Config
 from ktriage.core.correlate import Correlator
+from ktriage.core.detect.identity import ClusterNetworks
 from ktriage.core.ingest import Ingestor
 from ktriage.core.model import Event
 from ktriage.core.store import EventStore
@@ -108,7 +109,9 @@ class Engine:
         self.store = EventStore(max_events=max_events)
         self.correlator = Correlator(self.store, config=self.config)
         self.archive = archive or RawArchive()
-        self.ingestor = Ingestor()
+        # The cluster's addresses, shared by every source's audit detections.
+        self.networks = ClusterNetworks(self.config.networks)
+        self.ingestor = Ingestor(self.networks)
         self.sources: list[Source] = []
         self.clock: Callable[[], float] = time.time
         self.cluster = None  # ktriage.core.cluster.ClusterState when connected to a cluster
@@ -166,6 +169,9 @@ class Engine:
 
     def add_source(self, source: Source) -> None:
         source.health.clock = self.clock
+        ingestor = getattr(source, "ingestor", None)
+        if isinstance(ingestor, Ingestor):
+            ingestor.audit.networks = self.networks
         self.sources.append(source)
 
     def set_clock(self, clock: Callable[[], float]) -> None:

@@ -96,7 +96,7 @@ def build_live(
         setup.connection = conn
         engine.context_name = conn.context_name
         engine.cluster_name = conn.cluster_name
-        state = ClusterState()
+        state = ClusterState(engine.networks)
         engine.cluster = state
         for src in kube_sources(conn, state, namespace=namespace, backoff=backoff):
             engine.add_source(src)

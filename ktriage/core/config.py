@@ -9,6 +9,9 @@ namespace = "dev"
 rule = "exec"           # detection kind, Falco rule or title phrase
 reason = "expected SRE access during on-call"
 session = "30m"         # optional, default 15m; "0s" turns expected sessions off
+
+[networks]              # the cluster's node and pod networks, besides those learnt
+cluster = ["198.51.100.0/24"]
 ```
 
 A suppressed event stays visible as context with its reason; it never opens or
@@ -23,6 +26,7 @@ detections are never covered.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -145,6 +149,10 @@ class Config:
     window: float = DEFAULT_WINDOW
     suppressions: list[Suppression] = field(default_factory=list)
     path: Path | None = None
+    # CIDRs of the cluster's node and pod networks ([networks] cluster): a system
+    # credential used from a public address outside them (and outside those learnt
+    # from nodes and pods) is a signal.
+    networks: list[str] = field(default_factory=list)
 
     def suppression_for(self, event: Event) -> Suppression | None:
         for rule in self.suppressions:
@@ -182,12 +190,14 @@ def load_config(path: Path | str | None = None) -> Config:
 def config_from_dict(data: dict[str, Any], path: Path | None = None) -> Config:
     where = f" in {path}" if path else ""
     cfg = Config(path=path)
-    unknown_top = set(data) - {"window", "suppress"}
+    unknown_top = set(data) - {"window", "suppress", "networks"}
     if unknown_top:
         raise ConfigError(
             f"unknown setting(s){where}: {', '.join(sorted(unknown_top))}; "
-            "known: window, [[suppress]]"
+            "known: window, [[suppress]], [networks]"
         )
+    if "networks" in data:
+        cfg.networks = _networks(data["networks"], where)
     if "window" in data:
         value = data["window"]
         if not isinstance(value, str):
@@ -224,3 +234,20 @@ def config_from_dict(data: dict[str, Any], path: Path | None = None) -> Config:
             )
         cfg.suppressions.append(rule)
     return cfg
+
+
+def _networks(value: object, where: str) -> list[str]:
+    """`[networks] cluster = ["10.0.0.0/8", ...]`: checked CIDRs."""
+    if not isinstance(value, dict) or set(value) - {"cluster"}:
+        raise ConfigError(f'[networks]{where} takes one key: cluster = ["10.0.0.0/8", ...]')
+    cidrs = value.get("cluster", [])
+    if not isinstance(cidrs, list) or not all(isinstance(c, str) for c in cidrs):
+        raise ConfigError(f"[networks] cluster{where} must be a list of CIDRs in quotes")
+    for cidr in cidrs:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"[networks] cluster{where}: {cidr!r} is not a network (e.g. 10.0.0.0/8)"
+            ) from None
+    return list(cidrs)

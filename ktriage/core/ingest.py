@@ -21,7 +21,9 @@ from collections.abc import Callable, Iterable
 import msgspec
 import orjson
 
-from ktriage.core.detect.audit import AuditDetector, flag_unread_pod_spec
+from ktriage.core.detect.audit import AuditDetector
+from ktriage.core.detect.identity import ClusterNetworks
+from ktriage.core.detect.workloads import flag_unread_pod_spec
 from ktriage.core.jsonsplit import split_documents
 from ktriage.core.model import RAW_PACK_OFFSET_LIMIT, RAW_PACK_SHIFTS, Event, RawRef, pack_raw
 from ktriage.core.parse import Skip, SkipRecord
@@ -151,13 +153,13 @@ def _bad_json(data: bytes, exc: Exception) -> Skip:
 class Ingestor:
     """Turns raw records into Events; keeps counts of what it parsed and skipped."""
 
-    def __init__(self) -> None:
+    def __init__(self, networks: ClusterNetworks | None = None) -> None:
         self.skipped: collections.Counter[str] = collections.Counter()
         # Of those counted in `skipped`, the records read in part (too long or too deep
         # to decode whole) whose key fields still made events.
         self.partial: collections.Counter[str] = collections.Counter()
         self.skip_log: list[tuple[str, str, str]] = []
-        self.audit = AuditDetector()
+        self.audit = AuditDetector(networks)
         # Plain ints on the hot path; `formats` assembles them.
         self._n_audit = 0
         self._n_falco = 0
