@@ -588,7 +588,7 @@ def rights_of(grants: Sequence[Grant], cite_from: Sequence[Grant] = ()) -> list[
         if all(g.resource_names for g in hits):
             names = tuple(sorted({n for g in hits for n in g.resource_names}))
         rights.append(Right(check.key, check.title, check.why, where, names, _cites(cite_hits)))
-    wild = [g for g in grants if g.wildcard and not g.everything and g not in used]
+    wild = [g for g in grants if g.wildcard and not (admin and g.everything)]
     if wild:
         rights.append(
             Right(
@@ -880,12 +880,13 @@ def _network(
             for a in v.allowances
             if a.direction == direction
         ]
-        errors = [v.describe() for v in evaluation.selecting if v.error]
         lines.append(
             f"{direction.lower()}: isolated by NetworkPolicy {', '.join(names)}"
-            + ("; nothing allowed" if not allowed and not errors else "")
+            + ("; nothing allowed" if not allowed else "")
         )
-        lines += allowed + errors
+        lines += allowed
+    # A policy that cannot be read may select the pod and allow anything: said, once.
+    out.ingress += [v.describe() for v in evaluation.verdicts if v.error]
     # Who else accepts connections from anywhere (a policy-free target for this pod).
     cache: dict[tuple[str, tuple], bool] = {}
     for (other_ns, other_name), other in pods.items():
