@@ -167,8 +167,6 @@ def open_blast(app: Any, incident: Incident | None) -> None:
         return
     reader = reader_for(app)
     if reader is None:
-        app.notify(
-            "The blast radius reads the live cluster: not available here.", severity="warning"
-        )
+        app.notify("Blast radius needs a live cluster.", severity="warning")
         return
     app.push_screen(BlastScreen(incident, reader, getattr(app, "snapshot_dir", None)))
