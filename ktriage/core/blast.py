@@ -372,7 +372,10 @@ def grants_from_reviews(
     everywhere = len(reviews) >= 2
     grants: list[Grant] = []
     for (verbs, groups, resources, names), where in per_rule.items():
-        if everywhere and len(where) == len(reviews):
+        if (everywhere and len(where) == len(reviews)) or all(
+            r in CLUSTER_SCOPED for r in resources
+        ):
+            # Cluster-scoped resources are only ever granted cluster-wide.
             spots = [ALL]
         else:
             spots = sorted(where)
@@ -555,7 +558,7 @@ def rights_of(grants: Sequence[Grant], cite_from: Sequence[Grant] = ()) -> list[
         rights.append(
             Right(
                 "cluster-admin",
-                "everything, cluster-wide (cluster-admin)",
+                "everything (cluster-admin)",
                 "every verb on every resource: the whole cluster is in the blast radius",
                 (ALL,),
                 cites=_cites(cites),

@@ -469,6 +469,24 @@ def test_rules_reviews_are_the_method_and_cluster_wide_rules_are_recognised() ->
     assert any("incomplete: webhook authorizer unavailable" in n for n in ident.not_seen)
 
 
+def test_rules_review_of_a_one_namespace_cluster_keeps_cluster_scoped_rights() -> None:
+    reviews = {
+        "system:serviceaccount:default:bot": {
+            "default": {
+                "resourceRules": [
+                    rule([""], ["nodes/proxy"], ["get"]),
+                    rule([""], ["pods/exec"], ["create"]),
+                ]
+            }
+        }
+    }
+    ident = blast.compute(
+        view(), [Identity.service_account("default", "bot")], [], reviews=reviews
+    ).identities[0]
+    assert right(ident, "nodes-proxy").cluster_wide
+    assert right(ident, "exec").where == ("default",)
+
+
 def test_review_problem_and_unreadable_rbac_are_said() -> None:
     v = view()
     v.seen -= {"clusterrolebindings", "rolebindings"}
