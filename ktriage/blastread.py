@@ -37,6 +37,7 @@ PAGE = 500
 MAX_ITEMS = 50_000  # per kind: a bigger list is cut, and said so
 MAX_NAMESPACES = 64  # reviewed per identity
 WORKERS = 8
+REVIEW_TTL = 60.0  # seconds cached reviews hold when RBAC objects cannot be read
 PARTIAL = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 
 # kind -> (API class, list method, metadata only)
@@ -144,8 +145,8 @@ class BlastReader:
         self.read_secrets = read_secrets
         self.clock = clock
         self._lock = threading.Lock()
-        # user -> (RBAC fingerprint, reviews by namespace or None, problem)
-        self._reviews: dict[str, tuple[tuple, dict[str, Any] | None, str]] = {}
+        # user -> (RBAC fingerprint, when, reviews by namespace or None, problem)
+        self._reviews: dict[str, tuple[tuple, float, dict[str, Any] | None, str]] = {}
         self.review_calls = 0  # SelfSubjectRulesReviews sent (the cache's effect shows here)
         self._api: Any = None
         self._impersonating: dict[str, Any] = {}
@@ -252,6 +253,15 @@ class BlastReader:
             return None, f"a review as {ident.user} failed: {_why(exc)}"
         return reviews, ""
 
+    def _fresh(self, fingerprint: tuple, when: float, now_fingerprint: tuple) -> bool:
+        """Cached reviews hold while RBAC is unchanged; when RBAC cannot be read, a
+        change cannot be seen, so they hold for REVIEW_TTL seconds only."""
+        if fingerprint != now_fingerprint:
+            return False
+        if set(RBAC_KINDS) <= fingerprint[0]:
+            return True
+        return self.clock() - when < REVIEW_TTL
+
     def _client(self) -> Any:
         """One ApiClient for the reader's life: its connections are reused between
         computations (a TLS handshake per list would cost more than the lists)."""
@@ -283,19 +293,19 @@ class BlastReader:
         problems: dict[str, str] = {}
         for ident in identities[: blast.MAX_TARGETS]:
             cached = self._reviews.get(ident.user)
-            if cached is None or cached[0] != fingerprint:
+            if cached is None or not self._fresh(cached[0], cached[1], fingerprint):
                 got, problem = self._review(api, ident, view.namespaces, deadline)
-                cached = (fingerprint, got, problem)
+                cached = (fingerprint, self.clock(), got, problem)
                 self._reviews[ident.user] = cached
-            if cached[1] is not None:
-                reviews[ident.user] = cached[1]
+            if cached[2] is not None:
+                reviews[ident.user] = cached[2]
                 if len(view.namespaces) > self.max_namespaces:
                     view.not_seen.append(
                         f"reviewed {self.max_namespaces} of {len(view.namespaces)} "
                         f"namespaces as {ident.user}"
                     )
             else:
-                problems[ident.user] = cached[2]
+                problems[ident.user] = cached[3]
         result = blast.compute(view, identities, pods, reviews=reviews, review_problems=problems)
         result.elapsed = self.clock() - started
         return result

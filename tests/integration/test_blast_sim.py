@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from ktriage.blastread import BlastReader
+from ktriage.blastread import REVIEW_TTL, BlastReader
 from ktriage.core import blast
 from ktriage.core.correlate import Correlator
 from ktriage.core.model import EntityKind
@@ -231,3 +231,18 @@ def test_hostile_cluster_gone_in_the_middle(make_sim_cluster: Callable[..., SimC
     assert time.monotonic() - started < 10
     assert any(n.startswith("could not list pods:") for n in result.not_seen), result.not_seen
     assert not result.pods[0].found
+
+
+def test_reviews_expire_when_rbac_cannot_be_read(sim_cluster: SimCluster) -> None:
+    # sim-readonly cannot list RBAC objects, so a change of them cannot be seen:
+    # what the reviews said (here: impersonation forbidden) holds for a while only.
+    now = [1000.0]
+    reader = BlastReader(factory(sim_cluster, "sim-readonly"), clock=lambda: now[0])
+    who = [blast.Identity.service_account("shop", "default")]
+    reader.compute(who, [])
+    assert reader.review_calls == 1
+    reader.compute(who, [])
+    assert reader.review_calls == 1
+    now[0] += REVIEW_TTL + 1
+    reader.compute(who, [])
+    assert reader.review_calls == 2
