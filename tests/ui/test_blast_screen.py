@@ -90,6 +90,10 @@ async def test_b_opens_the_blast_radius_computed_from_the_cluster(tmp_path: Path
         assert saved.startswith("## Blast radius") and "cluster-admin" in saved
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))
+        # The palette opens it too; the reader (and its cached reviews) is the same.
+        await pilot.press("ctrl+p", *"Blast radius", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, BlastScreen))
+        assert app.screen.reader is screen.reader
 
 
 async def test_blast_radius_needs_a_live_cluster(tmp_path: Path) -> None:
