@@ -129,3 +129,20 @@ async def test_computing_shows_first_and_the_ui_keeps_answering(tmp_path: Path, 
         await wait_for(pilot, lambda: screen.result is not None, timeout=20)
         await wait_for(pilot, lambda: "PATHS" in screen_text(app))
         assert "computing…" not in screen_text(app)
+
+
+async def test_hostile_unreachable_cluster_is_said_and_the_screen_stays(tmp_path: Path) -> None:
+    def broken_factory() -> Any:
+        raise OSError("kubeconfig \x1b[31mgone\x1b[0m")
+
+    app = make_app(incident_engine(), tmp_path, mode="live")
+    app.api_client_factory = broken_factory
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one("#incidents").selected is not None)
+        await pilot.press("b")
+        await wait_for(pilot, lambda: "Could not compute the blast radius" in screen_text(app))
+        screen = app.screen
+        assert isinstance(screen, BlastScreen) and not screen.computing
+        assert "\\x1b[31mgone" in screen_text(app)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))

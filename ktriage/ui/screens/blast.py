@@ -119,12 +119,24 @@ class BlastScreen(ModalScreen[None]):
         try:
             result = self.reader.compute(self.identities, self.pods)
         except Exception as exc:  # the cluster's failure is shown, never raised into the UI
-            self.app.call_from_thread(self._failed, f"{type(exc).__name__}: {exc}")
+            self._from_thread(self._failed, f"{type(exc).__name__}: {exc}")
             return
-        self.app.call_from_thread(self._show, result)
+        self._from_thread(self._show, result)
+
+    def _from_thread(self, callback: Any, arg: Any) -> None:
+        try:
+            self.app.call_from_thread(callback, arg)
+        except RuntimeError:
+            pass  # the app closed while the cluster was being read: nobody to tell
 
     def _failed(self, why: str) -> None:
         self.computing = False
+        if self.result is not None:
+            self.query_one(VerticalScroll).border_subtitle = Text(
+                "esc closes · r recomputes · s saves"
+            )
+            self.notify(shown(f"Blast radius not refreshed: {why}"), markup=False)
+            return
         self._show_text(f"Could not compute the blast radius: {shown(why)}")
 
     def _show(self, result: blast.BlastResult) -> None:
@@ -140,7 +152,8 @@ class BlastScreen(ModalScreen[None]):
             )
 
     def _show_text(self, message: str) -> None:
-        self.query_one("#blast-body", Static).update(Text(message))
+        if self.is_mounted:
+            self.query_one("#blast-body", Static).update(Text(message))
 
     def action_save(self) -> None:
         if self.result is None or self.snapshot_dir is None:
