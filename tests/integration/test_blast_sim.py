@@ -246,3 +246,34 @@ def test_reviews_expire_when_rbac_cannot_be_read(sim_cluster: SimCluster) -> Non
     now[0] += REVIEW_TTL + 1
     reader.compute(who, [])
     assert reader.review_calls == 2
+
+
+def test_hostile_ten_thousand_bindings_read_in_pages(sim_cluster: SimCluster) -> None:
+    ref = {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"}
+    for i in range(10_000):
+        sim_cluster.store.apply(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"namespace": "shop", "name": f"flood-{i:05d}"},
+                "roleRef": ref,
+                "subjects": [{"kind": "ServiceAccount", "namespace": "shop", "name": f"sa-{i}"}],
+            }
+        )
+    sim_cluster.store.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"namespace": "shop", "name": "zz-edit"},
+            "roleRef": dict(ref, name="edit"),
+            "subjects": [{"kind": "ServiceAccount", "namespace": "shop", "name": "sa-7"}],
+        }
+    )
+    reader = BlastReader(factory(sim_cluster), impersonate=False, timeout=30)
+    view = reader.read(reader._client(), time.monotonic() + 30)
+    assert len(view.role_bindings) >= 10_001  # every page of PAGE was read
+    started = time.monotonic()
+    result = reader.compute([blast.Identity.service_account("shop", "sa-7")], [])
+    assert time.monotonic() - started < 15
+    rights = {r.key: r for r in result.identities[0].rights}
+    assert rights["exec"].cites == ("RoleBinding shop/zz-edit → ClusterRole edit",)
