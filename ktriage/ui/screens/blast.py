@@ -144,6 +144,7 @@ class BlastScreen(ModalScreen[None]):
         self.result = result
         lines = blast.render_lines(result)
         lines.append("")
+        lines.append("legend: !! cluster-wide or in kube-system · ! dangerous · by: what grants it")
         lines.append(f"computed in {result.elapsed:.2f} s from the live cluster (read only)")
         if self.is_mounted:
             self.query_one("#blast-body", Static).update(styled(lines))
