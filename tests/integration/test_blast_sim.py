@@ -94,7 +94,6 @@ def test_token_theft_incident_blast_radius(token_theft: SimCluster) -> None:
     pods, the path from the CI token, and the attacker's privileged pod's node."""
     sim = token_theft
     play_until(sim, len(load_scenario("token-theft").steps))
-    sim.outputs.close()
     replay = Replayer(Correlator())
     replay.replay([sim.outputs.audit_path, sim.outputs.falco_path, sim.outputs.tetragon_path])
     incident = next(
