@@ -158,7 +158,7 @@ def test_server_resolved_aggregation_both_methods(sim_cluster: SimCluster, kube_
         )
 
 
-def test_impersonation_forbidden_and_rbac_unreadable_are_said(
+def test_hostile_impersonation_forbidden_and_rbac_unreadable_are_said(
     sim_cluster: SimCluster,
 ) -> None:
     # The read-only context: `view` (no RBAC objects, no Secrets) and no impersonation.
