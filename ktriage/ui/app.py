@@ -68,6 +68,7 @@ class KtriageCommands(Provider):
         if screen is not None:
             pods = screen.pods
             commands.append(("All pods", "Toggle all pods", pods.action_toggle_all))
+            commands.append(("Blast radius", "What the incident can reach", screen.action_blast))
             for inc in screen.incidents.all_incidents[:500]:
                 commands.append(
                     (

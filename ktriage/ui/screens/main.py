@@ -48,6 +48,7 @@ class MainScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f", "toggle_follow", "Follow"),
         Binding("z", "zoom", "Zoom", show=False),
+        Binding("b", "blast", "Blast radius", show=False),
         Binding("escape", "back", "Back", show=False),
     ]
 
@@ -366,6 +367,11 @@ class MainScreen(Screen[None]):
         name = "live stream" if target is self.live else "timeline"
         state = "following" if target.follow else "paused"
         self.notify(f"{name.capitalize()}: {state}", timeout=1.5)
+
+    def action_blast(self) -> None:
+        from ktriage.ui.screens.blast import open_blast
+
+        open_blast(self.kapp, self.incidents.selected)
 
     def action_zoom(self) -> None:
         if self.maximized is not None:
