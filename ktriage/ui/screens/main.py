@@ -18,7 +18,7 @@ from textual.widgets import Footer
 
 from ktriage.core.model import Event, Incident
 from ktriage.ui.detail import event_detail, incident_detail, pod_detail
-from ktriage.ui.hooks import Selection
+from ktriage.ui.hooks import ActorCache, Selection
 from ktriage.ui.pods import PodRow, pod_rows
 from ktriage.ui.query import parse_query
 from ktriage.ui.widgets.detail_view import DetailView
@@ -58,6 +58,7 @@ class MainScreen(Screen[None]):
         self._filter_before = ""
         self._pods_key: tuple[object, ...] | None = None
         self._detail_source = ""  # which pane the Detail content came from
+        self._actors: ActorCache | None = None
 
     @property
     def kapp(self) -> KtriageApp:
@@ -399,4 +400,9 @@ class MainScreen(Screen[None]):
             cluster = self.kapp.engine.cluster
             if pod is not None and cluster is not None:
                 info = cluster.pods.get((pod.namespace, pod.name))
-        return Selection(pane=pane, incident=inc, event=event, pod=pod, pod_info=info)
+        if self._actors is None:
+            self._actors = ActorCache(self.kapp.engine.correlator.events_of)
+        identity = self._actors.actor(inc)
+        return Selection(
+            pane=pane, incident=inc, event=event, pod=pod, pod_info=info, identity=identity
+        )
