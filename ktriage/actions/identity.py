@@ -388,9 +388,39 @@ class Unbind:
         if plan.unchanged:
             plan.dry_run = "nothing to send"
             return
+        if plan.is_undo:
+            await self._dry_run_restore(ctx, plan)
+            return
         for item in plan.state["bindings"]:
             await self._do(ctx, item, plan.target, dry=True)
         plan.dry_run = "the server accepted every change (dryRun=All): nothing was changed yet"
+
+    async def _dry_run_restore(self, ctx: ActionContext, plan: Plan) -> None:
+        """Recreating a deleted binding is tried on the server; one that exists again
+        (someone recreated it) is left to the undo, which then only adds the subject."""
+        there: list[str] = []
+        for item in plan.state["bindings"]:
+            saved = clean(item["object"])
+            bt = binding_target(saved)
+            if item["verb"] != "delete":
+                continue
+            try:
+                await ctx.call(
+                    kc.create_binding,
+                    ctx.kube,
+                    saved,
+                    dry_run=True,
+                    what=f"dry run: create {bt.words()}",
+                    subject=bt,
+                    permission=_CREATE[bt.kind],
+                )
+            except ActionError as error:
+                if error.reason != "already-exists":
+                    raise
+                there.append(bt.words())
+        plan.dry_run = "the server accepted the creates (dryRun=All): nothing was changed yet"
+        if there:
+            plan.dry_run += "; exists again already: " + ", ".join(there)
 
     def _restore_step(self, ctx: ActionContext, item: dict[str, Any], target: Target) -> Any:
         """Put one binding back as it was (recreate it, or put the identity back)."""

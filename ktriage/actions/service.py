@@ -285,8 +285,13 @@ class ActionService:
             return {}
         target = as_target(pod_ref)
         ctx = await self.ensure_context()
-        wanted = [p for a in self.actions.values() for p in a.permissions(target)]
-        await ctx.permissions.missing(wanted, target.namespace)
+        wanted = [
+            p for k, a in self.actions.items() if acts_on(k, target) for p in a.permissions(target)
+        ]
+        # Who we are too, so that a blocked key can name who lacks the permission.
+        await asyncio.gather(
+            ctx.permissions.missing(wanted, target.namespace), ctx.permissions.identity()
+        )
         return self.available(target)
 
     def _refresh_in_background(self, target: Target) -> None:
