@@ -416,13 +416,13 @@ class KtriageApp(App[int]):
             why = provider.explain(name, selection)
         except Exception as exc:  # the explanation must never break the app
             why = f"cannot say why: {exc}"
-        self.notify(
-            shown(why, keep_newlines=True),
-            title=shown(f"{spec.key} {spec.title}: not possible"),
-            severity="warning",
-            timeout=12,
-            markup=False,
-        )
+        title = f"{spec.key} {spec.title}: not possible now"
+        screen = self.main_screen
+        if screen is not None and screen.is_mounted:
+            # Below the panes, not over their newest rows as a toast would be.
+            screen.notice.show_notice(title, why)
+        else:
+            self.notify(shown(why, keep_newlines=True), title=shown(title), markup=False)
 
     def action_commands(self) -> list[tuple[str, str, Callable[[], Any]]]:
         """Palette entries for every action possible on the selection, from the catalog."""

@@ -25,6 +25,7 @@ from ktriage.ui.widgets.detail_view import DetailView
 from ktriage.ui.widgets.filter_bar import FilterBar
 from ktriage.ui.widgets.incident_list import IncidentList
 from ktriage.ui.widgets.live_stream import LiveStream
+from ktriage.ui.widgets.notice_bar import NoticeBar
 from ktriage.ui.widgets.pod_list import PodList
 from ktriage.ui.widgets.row_list import RowList
 from ktriage.ui.widgets.status_bar import StatusBar
@@ -78,6 +79,7 @@ class MainScreen(Screen[None]):
                 yield PodList(id="pods")
                 yield LiveStream(self._incident_of, capacity=app.live_capacity, id="live")
         yield FilterBar(id="filter")
+        yield NoticeBar(id="notice")
         yield Footer(compact=True)
 
     # ---- shortcuts -------------------------------------------------------------
@@ -101,6 +103,10 @@ class MainScreen(Screen[None]):
     @property
     def live(self) -> LiveStream:
         return self.query_one(LiveStream)
+
+    @property
+    def notice(self) -> NoticeBar:
+        return self.query_one(NoticeBar)
 
     def _incident_of(self, ev: Event) -> str | None:
         inc = self.kapp.engine.correlator.incident_of_event(ev.id)
@@ -368,6 +374,9 @@ class MainScreen(Screen[None]):
             self.maximize(self.focused)
 
     def action_back(self) -> None:
+        if self.notice.active:
+            self.notice.hide()
+            return
         focused = self.focused
         if isinstance(focused, RowList) and focused.query_filter is not None:
             focused.set_query(None)
