@@ -138,7 +138,9 @@ def refuse_unrevocable(target: Target) -> None:
 
 def clean(obj: dict[str, Any]) -> dict[str, Any]:
     """The object without the fields the server sets, ready to be created again."""
-    out = copy.deepcopy(obj)
+    # apiVersion and kind first, as kubectl shows an object.
+    head = {k: obj[k] for k in ("apiVersion", "kind") if k in obj}
+    out = {**head, **copy.deepcopy({k: v for k, v in obj.items() if k not in head})}
     out.pop("status", None)
     meta = out.get("metadata") or {}
     for key in _SERVER_META:
@@ -299,13 +301,17 @@ class Unbind:
             grants = f"{role.get('kind', '?')} {role.get('name', '?')}"
             if verb == "delete":
                 others = [s for s in b.get("subjects") or [] if not names_identity(s, target)]
-                why = "created by it in this incident" if _key(b) in created else "it alone"
+                why = (
+                    f"created by it in this incident; grants {grants}"
+                    if _key(b) in created
+                    else f"grants {grants} to it alone"
+                )
                 plan.changes.append(
                     Change(
                         verb="delete",
                         target=bt,
                         body=clean(b),
-                        summary=f"delete: grants {grants} to {why}",
+                        summary=f"delete: {why}",
                     )
                 )
                 if others:

@@ -452,3 +452,122 @@ async def test_permissions_against_real_rbac_name_the_missing_one(sim: Any, tmp_
     res = "rolebindings.rbac.authorization.k8s.io"
     assert _can_i(sim, tmp_path, verb, res, "--all-namespaces", context="sim-readonly") == "no"
     assert _can_i(sim, tmp_path, verb, res, "--all-namespaces") == "yes"  # the admin may
+
+
+# ---- rights taken away between the preview and the apply ------------------------------
+
+
+def _responder(sim: Any, admin: Any, rules: list[dict]) -> tuple[Any, str]:
+    """A static identity with exactly these rules (a ClusterRole bound to it), and an
+    ActionService client factory for it."""
+    from kubernetes import client
+
+    name = unique("responder")
+    ident = sim.auth.add(name, name, [])
+    sim.store.apply(
+        {"apiVersion": RBAC, "kind": "ClusterRole", "metadata": {"name": name}, "rules": rules}
+    )
+    _binding(sim, "ClusterRoleBinding", name, name, [{"kind": "User", "name": name}])
+
+    def factory() -> Any:
+        conf = copy.copy(admin.configuration)
+        conf.api_key = {"authorization": ident.token}
+        conf.api_key_prefix = {"authorization": "Bearer"}
+        conf.refresh_api_key_hook = None
+        conf.cert_file = conf.key_file = None
+        return client.ApiClient(conf)
+
+    return factory, name
+
+
+def _rule(group: str, resources: list[str], verbs: list[str]) -> dict:
+    return {"apiGroups": [group], "resources": resources, "verbs": verbs}
+
+
+def _drop_verb(sim: Any, role: str, resource: str, verb: str) -> None:
+    obj = sim.store.get_obj(RBAC, "ClusterRole", None, role)
+    for rule in obj["rules"]:
+        if resource in rule["resources"] and verb in rule["verbs"]:
+            rule["verbs"] = [v for v in rule["verbs"] if v != verb]
+    sim.store.apply(obj)
+
+
+async def test_hostile_unbind_interrupted_rolls_back_what_it_removed(
+    sim: Any, tmp_path: Path, admin: Any
+) -> None:
+    """The second binding cannot be removed (its right was taken away after the
+    preview): the first one is recreated, and nothing is claimed."""
+    from test_actions_support import FAST_RETRY
+
+    from ktriage.actions import ActionService
+
+    ns, name = unique("ci"), unique("runner")
+    _sa(sim, ns, name)
+    me = _sa_subject(ns, name)
+    crb = _binding(sim, "ClusterRoleBinding", unique("first"), "view", [me])
+    rb = _binding(sim, "RoleBinding", unique("second"), "view", [me], ns=ns)
+    verbs = ["get", "list", "create", "update", "delete", "bind", "escalate"]
+    factory, role = _responder(
+        sim,
+        admin,
+        [
+            _rule("rbac.authorization.k8s.io", ["rolebindings"], verbs),
+            _rule("rbac.authorization.k8s.io", ["clusterrolebindings"], verbs),
+            _rule("rbac.authorization.k8s.io", ["clusterroles"], ["bind"]),
+            _rule("authorization.k8s.io", ["selfsubjectaccessreviews"], ["create"]),
+        ],
+    )
+    engine, incident = _engine_with_actor(entity(EntityKind.SERVICE_ACCOUNT, ns, name))
+    service = ActionService(engine, factory, tmp_path, retry=FAST_RETRY)
+    try:
+        plan = await service.prepare("B", incident, Target(EntityKind.SERVICE_ACCOUNT, ns, name))
+        assert [c.target.kind for c in plan.changes] == ["ClusterRoleBinding", "RoleBinding"]
+        _drop_verb(sim, role, "rolebindings", "delete")
+        outcome = await service.apply(plan)
+    finally:
+        service.close()
+    assert outcome.result == "failed"
+    assert "forbidden" in outcome.message and "put back" in outcome.message
+    assert outcome.containment == []
+    back = kubectl(
+        sim, tmp_path, "get", "clusterrolebinding", crb["metadata"]["name"], "-o", "json"
+    )
+    assert back["subjects"] == [me]
+    assert sim.store.get_obj(RBAC, "RoleBinding", ns, rb["metadata"]["name"]) is not None
+
+
+async def test_hostile_revoke_interrupted_names_the_deleted_service_account(
+    sim: Any, tmp_path: Path, admin: Any
+) -> None:
+    """Deleted, then the create is refused: the outcome says what is left behind and the
+    command that puts it back, with the saved spec."""
+    from test_actions_support import FAST_RETRY
+
+    from ktriage.actions import ActionService
+
+    ns, name = unique("ci"), unique("runner")
+    _sa(sim, ns, name)
+    factory, role = _responder(
+        sim,
+        admin,
+        [
+            _rule("", ["serviceaccounts"], ["get", "create", "delete"]),
+            _rule("", ["secrets", "pods"], ["list", "delete"]),
+            _rule("authorization.k8s.io", ["selfsubjectaccessreviews"], ["create"]),
+        ],
+    )
+    engine, incident = _engine_with_actor(entity(EntityKind.SERVICE_ACCOUNT, ns, name))
+    service = ActionService(engine, factory, tmp_path, retry=FAST_RETRY)
+    try:
+        plan = await service.prepare("R", incident, Target(EntityKind.SERVICE_ACCOUNT, ns, name))
+        _drop_verb(sim, role, "serviceaccounts", "create")
+        outcome = await service.apply(plan)
+    finally:
+        service.close()
+    assert outcome.result == "failed" and "forbidden" in outcome.message
+    (left,) = outcome.leftovers
+    assert f"kubectl create serviceaccount {name} -n {ns}" in left
+    (saved,) = outcome.files
+    assert json.loads((tmp_path / saved["path"]).read_text())["metadata"]["name"] == name
+    assert sim.store.get_obj("v1", "ServiceAccount", ns, name) is None
+    assert outcome.containment == []

@@ -135,6 +135,9 @@ class MainScreen(Screen[None]):
                 incidents.mark_seen(selected)
                 if self._detail_source == "incidents":
                     self._show_incident_detail(selected)
+                if self.kapp.action_provider is not None:
+                    # A new pod or a first actor may bring action keys with it.
+                    self.refresh_bindings()
         elif selected is not None and (shown is None or shown.id != selected.id):
             self._select_incident(selected)
         if changes.events:
