@@ -119,3 +119,77 @@ async def test_the_palette_lists_every_action_possible_on_the_selection(
         # The identity keys show in the footer when an identity acted.
         assert app.check_action("containment", ("unbind",)) is True
         app.action_provider.service.close()  # type: ignore[union-attr]
+
+
+async def test_u_undoes_the_newest_action_of_the_pod_or_the_identity(
+    sim: Any, tmp_path: Path
+) -> None:
+    """After removing the actor's bindings, `u` on the incident offers to restore them
+    (not "nothing to undo for this pod")."""
+    from ktriage.ui.screens.action_confirm import ActionConfirmScreen
+
+    ns, sa, node, pod = unique("ci"), unique("runner"), unique("node"), unique("build")
+    seed_node(sim.store, node)
+    seed_pod(sim.store, ns, pod, node=node)
+    sim.store.apply(
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa, "namespace": ns}}
+    )
+    binding = unique("ci-admin")
+    sim.store.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": binding},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "cluster-admin",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}],
+        }
+    )
+    engine, incident = engine_with_incident(ns, pod, node)
+    actor = entity(EntityKind.SERVICE_ACCOUNT, ns, sa)
+    engine.add_events(
+        [
+            Event(
+                time=time.time() - 30,
+                source="audit",
+                ref=unique("audit"),
+                kind="secrets-list",
+                severity=Severity.HIGH,
+                summary="secrets listed by the pod's token",
+                entities=(actor, entity(EntityKind.POD, ns, pod)),
+                signal=True,
+                label="Secrets listed",
+            )
+        ]
+    )
+    app = _app(sim, engine, tmp_path, "sim-admin")
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause()
+        provider = app.action_provider
+        assert provider is not None
+        service = provider.service  # type: ignore[attr-defined]
+        await _permissions_known(app, pilot, (ns, pod))
+        await _permissions_known(app, pilot, actor)
+        removed = await service.apply(await service.prepare("B", incident, actor))
+        assert removed.result == "ok", removed.message
+        assert (
+            sim.store.get_obj("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", None, binding)
+            is None
+        )
+        selection = app.selection()
+        ok, why = provider.available("undo", selection)
+        assert ok and "unbind" in why
+        await pilot.press("u")
+        await wait_for(lambda: isinstance(app.screen, ActionConfirmScreen), what="the preview")
+        assert app.screen.plan.title.startswith("Restore the RBAC bindings")  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await wait_for(
+            lambda: sim.store.get_obj(
+                "rbac.authorization.k8s.io/v1", "ClusterRoleBinding", None, binding
+            ),
+            what="the binding recreated",
+        )
+        service.close()

@@ -259,10 +259,26 @@ class ActionsProvider:
             return False, f"unknown action {name}"
         if self.service.read_only:
             return False, "read-only mode"
-        ref = selection.ref_for(spec)
+        ref = self._ref(spec, selection)
         if ref is None:
             return False, f"select a {spec.acts_on} (or an incident with one)"
         return self.service.available(ref).get(spec.key, (False, "not offered"))
+
+    def _ref(self, spec: Any, selection: Any) -> Any:
+        """What the key acts on: for undo, the pod or the identity whose newest action
+        can be undone (an incident's identity actions are undone from it too)."""
+        if spec.name != UNDO_NAME:
+            return selection.ref_for(spec)
+        refs = [r for r in (selection.pod, selection.identity) if r is not None]
+        incident = getattr(selection, "incident", None)
+        newest = None
+        for ref in refs:
+            record = self.service.last_undoable(incident.id if incident else None, ref)
+            if record is not None and (newest is None or record.time > newest[0]):
+                newest = (record.time, ref)
+        if newest is not None:
+            return newest[1]
+        return refs[0] if refs else None
 
     def explain(self, name: str, selection: Any) -> str:
         """Why the key does nothing now, in full: each missing permission with its
@@ -270,7 +286,7 @@ class ActionsProvider:
         spec = BY_NAME.get(name)
         if spec is None:
             return f"unknown action {name}"
-        ref = selection.ref_for(spec)
+        ref = self._ref(spec, selection)
         if ref is None:
             return f"{spec.title}: select a {spec.acts_on} (or an incident with one)"
         return self.service.explain(spec.key, ref)
@@ -283,7 +299,7 @@ class ActionsProvider:
         incident = getattr(selection, "incident", None)
         incident_id = incident.id if incident is not None else NO_INCIDENT
         spec = BY_NAME.get(name)
-        ref = selection.ref_for(spec) if spec is not None else None
+        ref = self._ref(spec, selection) if spec is not None else None
         if spec is None or ref is None:
             return
         try:
