@@ -136,6 +136,16 @@ def refuse_unrevocable(target: Target) -> None:
         )
 
 
+async def refuse_self(ctx: ActionContext, target: Target) -> None:
+    """Raise when the identity is the one ktriage acts as: it would lock itself out."""
+    who = await ctx.permissions.identity()
+    if username(target) == who:
+        raise ActionError(
+            f"{who} is the identity ktriage itself acts as: containing it would lock "
+            "ktriage (and you) out. Use another identity to contain this one"
+        )
+
+
 def clean(obj: dict[str, Any]) -> dict[str, Any]:
     """The object without the fields the server sets, ready to be created again."""
     # apiVersion and kind first, as kubectl shows an object.
@@ -257,6 +267,7 @@ class Unbind:
 
     async def check(self, ctx: ActionContext, target: Target) -> dict[str, Any]:
         refuse_unrevocable(target)
+        await refuse_self(ctx, target)
         return {"bindings": await self._bindings(ctx)}
 
     async def plan(
@@ -619,6 +630,7 @@ class RevokeCredentials:
 
     async def check(self, ctx: ActionContext, target: Target) -> dict[str, Any]:
         refuse_unrevocable(target)
+        await refuse_self(ctx, target)
         if target.kind == USER:
             return {}
         ns = target.namespace

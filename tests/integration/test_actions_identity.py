@@ -375,6 +375,23 @@ async def test_hostile_unrevocable_identities_are_refused_saying_why(
     assert len(refused) == 2 and all(e.raw_inline["result"] == "refused" for e in refused)
 
 
+async def test_hostile_the_responders_own_identity_is_refused(sim: Any, tmp_path: Path) -> None:
+    """An incident whose actor is ktriage's own identity (its own requests flagged, or an
+    attacker acting as the admin): containing it would lock ktriage out."""
+    admin_user = Target(EntityKind.USER, "", "kubernetes-admin")
+    before = kubectl(sim, tmp_path, "get", "clusterrolebindings", "-o", "json")["items"]
+    engine, incident = _engine_with_actor(entity(EntityKind.USER, None, admin_user.name))
+    service = make_service(sim, engine, tmp_path)
+    try:
+        for key in ("B", "R"):
+            with pytest.raises(ActionError, match="lock ktriage"):
+                await service.prepare(key, incident, admin_user)
+    finally:
+        service.close()
+    after = kubectl(sim, tmp_path, "get", "clusterrolebindings", "-o", "json")["items"]
+    assert {b["metadata"]["uid"] for b in before} <= {b["metadata"]["uid"] for b in after}
+
+
 async def test_hostile_subject_name_with_markup_and_control_characters(
     sim: Any, tmp_path: Path
 ) -> None:
