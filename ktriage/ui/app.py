@@ -81,8 +81,11 @@ class KtriageCommands(Provider):
         return commands
 
     async def discover(self) -> Hits:
-        for name, help_text, callback in self._commands()[:5]:
-            yield DiscoveryHit(Text(name), callback, help=help_text)
+        app: KtriageApp = self.app  # type: ignore[assignment]
+        actions = app.action_commands()
+        # Every action possible on the selection, then the everyday commands.
+        for name, help_text, callback in actions + self._commands()[len(actions) :][:5]:
+            yield DiscoveryHit(Text(shown(name)), callback, help=help_text)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)

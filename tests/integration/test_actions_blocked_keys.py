@@ -118,6 +118,19 @@ async def test_the_palette_lists_every_action_possible_on_the_selection(
         assert not any(t.startswith("Undo") for t in titles)  # nothing to undo yet
         # The identity keys show in the footer when an identity acted.
         assert app.check_action("containment", ("unbind",)) is True
+        # Chosen from the palette, the action previews like its key.
+        from ktriage.ui.screens.action_confirm import ActionConfirmScreen
+
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Revoke")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(lambda: isinstance(app.screen, ActionConfirmScreen), what="the preview")
+        assert app.screen.plan.title == (  # type: ignore[attr-defined]
+            f"Revoke the credentials of ServiceAccount {ns}/{sa}"
+        )
+        await pilot.press("escape")
         app.action_provider.service.close()  # type: ignore[union-attr]
 
 
