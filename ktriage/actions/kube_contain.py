@@ -15,6 +15,7 @@ from kubernetes import client as k8s
 from ktriage.actions.kube import Kube
 
 _RBAC = "rbac.authorization.k8s.io/v1"
+MERGE_PATCH = "application/merge-patch+json"
 
 
 def _decode(response: Any) -> dict[str, Any]:
@@ -104,7 +105,14 @@ def patch_scale(
     }
     body = {"spec": {"replicas": replicas}}
     return _decode(
-        patchers[kind](name, namespace, body, field_manager="ktriage", **_raw(dry_run, timeout))
+        patchers[kind](
+            name,
+            namespace,
+            body,
+            field_manager="ktriage",
+            _content_type=MERGE_PATCH,
+            **_raw(dry_run, timeout),
+        )
     )
 
 

@@ -332,7 +332,7 @@ class ScaleToZero:
                 verb="patch",
                 target=Target(kind, ns, f"{name}/scale"),
                 body={"spec": {"replicas": replicas}},
-                content_type="application/merge-patch+json",
+                content_type=kc.MERGE_PATCH,
                 summary=f"spec.replicas {current} → {replicas}",
             )
         )

@@ -167,6 +167,17 @@ async def test_scale_to_zero_and_undo_restores_the_replicas(sim: Any, tmp_path: 
 
         outcome = await service.apply(plan)
         assert outcome.result == OK, outcome.message
+        # Sent as the preview said: a patch of the scale subresource.
+        (sent,) = [
+            a
+            for a in audit_lines(sim)
+            if a["verb"] == "patch"
+            and (a.get("objectRef") or {}).get("namespace") == ns
+            and (a.get("objectRef") or {}).get("subresource") == "scale"
+            and "dryRun" not in a["requestURI"]
+        ]
+        assert sent["objectRef"]["resource"] == "deployments"
+        assert sent["responseStatus"]["code"] == 200
         (scaled,) = outcome.containment
         assert scaled["state"] == "scaled-down" and scaled["subject"] == f"deployment {ns}/web"
         assert "spec.replicas is 0 (was 2)" in scaled["detail"]
