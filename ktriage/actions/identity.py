@@ -221,6 +221,20 @@ def created_by(records: list[tuple[Any, Any]], target: Target) -> list[tuple[str
     return found
 
 
+def groups_of(records: list[tuple[Any, Any]], target: Target) -> list[str]:
+    """The groups the API server said the identity had, in the incident's audit records."""
+    who = username(target)
+    groups: list[str] = []
+    for _event, raw in records:
+        user = raw.get("user") if isinstance(raw, dict) else None
+        if not isinstance(user, dict) or user.get("username") != who:
+            continue
+        for group in user.get("groups") or ():
+            if isinstance(group, str) and group not in groups:
+                groups.append(group)
+    return groups
+
+
 def evidence_dir(ctx: ActionContext, incident_id: str, what: str) -> Path:
     stamp = datetime.fromtimestamp(ctx.clock(), UTC).strftime("%Y%m%dT%H%M%SZ")
     base = ctx.snapshot_dir / safe_name(incident_id) / "evidence"
@@ -274,7 +288,8 @@ class Unbind:
         self, ctx: ActionContext, target: Target, incident_id: str, facts: dict[str, Any]
     ) -> Plan:
         bindings: list[dict[str, Any]] = facts["bindings"]
-        created = set(created_by(ctx.incident_records(incident_id), target))
+        records = ctx.incident_records(incident_id)
+        created = set(created_by(records, target))
         plan = Plan(
             action=self.name,
             incident_id=incident_id,
@@ -355,6 +370,12 @@ class Unbind:
         if target.kind == SA and target.namespace == "kube-system":
             plan.warnings.append(
                 f"{target.words()} lives in kube-system: a cluster component may run as it"
+            )
+        if "system:masters" in groups_of(records, target):
+            plan.warnings.append(
+                "It is in the group system:masters, which is allowed everything without "
+                "any binding: removing bindings does not take its rights away. Rotate the "
+                "credential that carries that group (a client certificate: the cluster's CA)."
             )
         plan.notes.append(
             "Rights it has through its groups (system:serviceaccounts, system:authenticated...) "

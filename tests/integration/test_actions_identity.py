@@ -392,6 +392,27 @@ async def test_hostile_the_responders_own_identity_is_refused(sim: Any, tmp_path
     assert {b["metadata"]["uid"] for b in before} <= {b["metadata"]["uid"] for b in after}
 
 
+async def test_unbind_warns_that_system_masters_needs_no_binding(sim: Any, tmp_path: Path) -> None:
+    user = unique("mallory")
+    _binding(
+        sim, "ClusterRoleBinding", unique("mallory-view"), "view", [{"kind": "User", "name": user}]
+    )
+    seen = {
+        "verb": "get",
+        "user": {"username": user, "groups": ["system:masters", "system:authenticated"]},
+        "objectRef": {"resource": "secrets", "namespace": "shop", "name": "db"},
+    }
+    engine, incident = _engine_with_actor(entity(EntityKind.USER, None, user), [seen])
+    service = make_service(sim, engine, tmp_path)
+    try:
+        plan = await service.prepare("B", incident, Target(EntityKind.USER, "", user))
+    finally:
+        service.close()
+    assert any(
+        "system:masters" in w and "does not take its rights away" in w for w in plan.warnings
+    )
+
+
 async def test_hostile_subject_name_with_markup_and_control_characters(
     sim: Any, tmp_path: Path
 ) -> None:
