@@ -173,20 +173,19 @@ def binding_target(obj: dict[str, Any]) -> Target:
 
 
 def names_identity(subject: Any, target: Target) -> bool:
-    """Whether a binding subject is this identity (groups are not matched)."""
+    """Whether a binding subject is this identity (groups are not matched). A
+    ServiceAccount may also be named as a User by its full username: RBAC matches that."""
     if not isinstance(subject, dict):
         return False
     kind = subject.get("kind")
-    if target.kind == SA:
-        return (
-            kind == "ServiceAccount"
-            and subject.get("name") == target.name
-            and subject.get("namespace") == target.namespace
-        )
     if kind == "User":
-        return subject.get("name") == target.name
-    # A ServiceAccount named as a User by its full username is the same identity.
-    return False
+        return subject.get("name") == username(target)
+    return (
+        target.kind == SA
+        and kind == "ServiceAccount"
+        and subject.get("name") == target.name
+        and subject.get("namespace") == target.namespace
+    )
 
 
 def created_by(records: list[tuple[Any, Any]], target: Target) -> list[tuple[str, str, str]]:

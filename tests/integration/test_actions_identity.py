@@ -163,6 +163,9 @@ async def test_unbind_removes_the_bindings_and_undo_recreates_them_exactly(
     other = _sa_subject(ns, "bystander")
     sole = _binding(sim, "ClusterRoleBinding", unique("pwn-admin"), "cluster-admin", [me])
     shared = _binding(sim, "RoleBinding", unique("readers"), "view", [me, other], ns=ns)
+    # The same identity, named as a User by its full username: RBAC grants it too.
+    as_user = {"kind": "User", "name": f"system:serviceaccount:{ns}:{name}"}
+    by_username = _binding(sim, "RoleBinding", unique("by-name"), "edit", [as_user], ns=ns)
     unrelated = _binding(sim, "RoleBinding", unique("others"), "view", [other], ns=ns)
     who = f"system:serviceaccount:{ns}:{name}"
     assert _can_i(sim, tmp_path, "delete", "nodes", f"--as={who}") == "yes"
@@ -175,6 +178,7 @@ async def test_unbind_removes_the_bindings_and_undo_recreates_them_exactly(
         assert verbs == {
             ("delete", sole["metadata"]["name"]),
             ("update", shared["metadata"]["name"]),
+            ("delete", by_username["metadata"]["name"]),
         }
         assert "dryRun" in plan.dry_run
         # The dry run changed nothing.
@@ -205,6 +209,7 @@ async def test_unbind_removes_the_bindings_and_undo_recreates_them_exactly(
         assert {b["metadata"]["uid"] for b in kept} == {
             sole["metadata"]["uid"],
             shared["metadata"]["uid"],
+            by_username["metadata"]["uid"],
         }
 
         undo = await service.undo(incident, target)
