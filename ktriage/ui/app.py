@@ -396,8 +396,9 @@ class KtriageApp(App[int]):
             if selection is None or spec is None:
                 return None if action == "containment" else False
             if selection.ref_for(spec) is None:
-                # Nothing of its kind selected (no pod, no identity): not offered.
-                return False
+                # Nothing of its kind selected (no pod, no identity): not in the footer,
+                # but the key still says why it does nothing.
+                return action == "blocked"
             try:
                 ok, _why = self.action_provider.available(spec.name, selection)
             except Exception:
@@ -439,12 +440,14 @@ class KtriageApp(App[int]):
             if ref is None:
                 continue
             try:
-                ok, _why = provider.available(spec.name, selection)
+                ok, why = provider.available(spec.name, selection)
             except Exception:
                 continue
             if not ok:
                 continue
-            what = f"{spec.title} ({spec.key}): {ref.kind} {ref.short()}"
+            # Undo names what it undoes (the pod's or the identity's newest action).
+            on = why if spec.name == "undo" else f"{ref.kind} {ref.short()}"
+            what = f"{spec.title} ({spec.key}): {on}"
             out.append((what, spec.description, partial(self._palette_action, spec.name)))
         return out
 

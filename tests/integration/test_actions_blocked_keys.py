@@ -74,6 +74,11 @@ async def test_a_blocked_key_names_the_missing_permission_and_the_can_i_line(
         await wait_for(lambda: screen.notice.active, what="the undo notice")
         assert "nothing to undo for this pod" in screen.notice.text
         assert "ktriage has taken no action on it" in screen.notice.text
+        # No identity acted in this incident (a Falco alert only): B says so.
+        assert app.check_action("containment", ("unbind",)) is False  # not in the footer
+        await pilot.press("B")
+        await pilot.pause()
+        assert "no identity acted in the selected incident" in screen.notice.text
         app.action_provider.service.close()  # type: ignore[union-attr]
 
 

@@ -23,7 +23,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from ktriage.actions.base import FAILED, OK, UNCHANGED, UNDONE, ActionError, Outcome, Plan
-from ktriage.actions.catalog import BY_NAME, UNDO_NAME
+from ktriage.actions.catalog import BY_NAME, IDENTITY, POD, UNDO_NAME
 from ktriage.actions.record import undo_words
 from ktriage.core.text import shown
 
@@ -31,6 +31,17 @@ if TYPE_CHECKING:
     from ktriage.actions.service import ActionService
 
 NO_INCIDENT = "no-incident"
+
+
+def nothing_selected(acts_on: str) -> str:
+    if acts_on == IDENTITY:
+        return (
+            "no identity acted in the selected incident (none of its audit records names "
+            "a ServiceAccount or user)"
+        )
+    if acts_on == POD:
+        return "no pod selected, and the selected incident names none"
+    return "nothing selected"
 
 
 def _plain(text: str) -> str:
@@ -261,7 +272,7 @@ class ActionsProvider:
             return False, "read-only mode"
         ref = self._ref(spec, selection)
         if ref is None:
-            return False, f"select a {spec.acts_on} (or an incident with one)"
+            return False, nothing_selected(spec.acts_on)
         return self.service.available(ref).get(spec.key, (False, "not offered"))
 
     def _ref(self, spec: Any, selection: Any) -> Any:
@@ -288,7 +299,7 @@ class ActionsProvider:
             return f"unknown action {name}"
         ref = self._ref(spec, selection)
         if ref is None:
-            return f"{spec.title}: select a {spec.acts_on} (or an incident with one)"
+            return f"{spec.title}: {nothing_selected(spec.acts_on)}"
         return self.service.explain(spec.key, ref)
 
     async def run(self, name: str, selection: Any) -> None:
