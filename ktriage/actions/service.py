@@ -31,14 +31,15 @@ from ktriage.actions.catalog import BY_KEY, IDENTITY, POD, RECORD
 from ktriage.actions.context import ActionContext
 from ktriage.actions.cordon import Cordon
 from ktriage.actions.detach import Detach
-from ktriage.actions.identity import RevokeCredentials, Unbind
 from ktriage.actions.isolate import Isolate
 from ktriage.actions.journal import ActionJournal
 from ktriage.actions.kube import Kube, api_client_from_kubeconfig
 from ktriage.actions.logs import DumpLogs
 from ktriage.actions.permissions import PermissionCache, explain_missing, needs
 from ktriage.actions.record import action_event, action_record, refused_event, undo_words
+from ktriage.actions.revoke import RevokeCredentials
 from ktriage.actions.runner import RetryPolicy, Runner
+from ktriage.actions.unbind import Unbind
 from ktriage.actions.workload import DeletePod, ScaleToZero
 from ktriage.core.model import EntityKind
 from ktriage.core.text import printable
