@@ -421,24 +421,30 @@ async def test_unbind_warns_that_system_masters_needs_no_binding(sim: Any, tmp_p
 async def test_hostile_subject_name_with_markup_and_control_characters(
     sim: Any, tmp_path: Path
 ) -> None:
-    """A User named with Rich markup and terminal escapes: the plan shows it as text, the
-    binding is found and removed all the same."""
+    """A User named with Rich markup and terminal escapes, bound by a binding whose own
+    name is markup with a control character (RBAC names only forbid `/` and `%`): the
+    plan shows both as text, and both bindings are found and removed all the same."""
     user = "[bold red]root[/] [link=https://evil.example]x[/link]\x1b]52;c;ZXZpbA==\x07"
     binding = _binding(
         sim, "ClusterRoleBinding", unique("odd"), "view", [{"kind": "User", "name": user}]
     )
+    odd_name = unique("[blink]pwn[link=evil.example]\x1b[2J")
+    odd = _binding(sim, "RoleBinding", odd_name, "view", [{"kind": "User", "name": user}], "shop")
     engine, incident = _engine_with_actor(entity(EntityKind.USER, None, user))
     service = make_service(sim, engine, tmp_path)
     try:
         plan = await service.prepare("B", incident, Target(EntityKind.USER, "", user))
         text = plan_text(plan)
         assert "\x1b" not in text.plain and "[bold red]root[/]" in text.plain
+        assert "[blink]pwn[link=evil.example]\\x1b[2J" in text.plain
         assert all("link" not in str(span.style) for span in text.spans)
-        assert (await service.apply(plan)).result == OK
+        outcome = await service.apply(plan)
+        assert outcome.result == OK, outcome.message
     finally:
         service.close()
     names = kubectl(sim, tmp_path, "get", "clusterrolebindings", "-o", "json")["items"]
     assert binding["metadata"]["name"] not in [b["metadata"]["name"] for b in names]
+    assert sim.store.get_obj(RBAC, "RoleBinding", "shop", odd["metadata"]["name"]) is None
 
 
 async def test_hostile_service_account_used_by_500_pods(sim: Any, tmp_path: Path) -> None:
