@@ -194,6 +194,13 @@ class RevokeCredentials:
             plan.warnings.append(
                 f"{target.words()} lives in kube-system: a cluster component may run as it"
             )
+        plan.notes.append(
+            "A token bound to a pod also dies with that pod: deleting the pod (X) revokes "
+            "that one token only."
+        )
+        plan.notes.append(
+            "Its RBAC bindings stay: a recreated ServiceAccount keeps them (remove them with B)."
+        )
         plan.notes.append("Revoked tokens cannot be brought back: there is no undo.")
         plan.state = {
             "uid": meta.get("uid", ""),
