@@ -126,20 +126,32 @@ def incident_actor(events: Iterable[Event]) -> EntityRef | None:
 
 
 class ActorCache:
-    """The actor of each incident, computed again only when the incident changed."""
+    """The actor of each incident. Computed again when the incident changed, at most
+    every `every` seconds: the footer asks many times a second, and a busy incident
+    changes as often."""
 
-    def __init__(self, events_of: Callable[[str], list[Event]]) -> None:
-        self._events_of = events_of
-        self._cache: dict[str, tuple[int, EntityRef | None]] = {}
+    def __init__(
+        self,
+        get_event: Callable[[int], Event],
+        *,
+        every: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._get = get_event
+        self._every = every
+        self._clock = clock
+        self._cache: dict[str, tuple[int, float, EntityRef | None]] = {}
 
     def actor(self, incident: Incident | None) -> EntityRef | None:
         if incident is None:
             return None
         hit = self._cache.get(incident.id)
-        if hit is not None and hit[0] == incident.revision:
-            return hit[1]
-        actor = incident_actor(self._events_of(incident.id))
+        now = self._clock()
+        if hit is not None and (hit[0] == incident.revision or now - hit[1] < self._every):
+            return hit[2]
+        # The timeline as it is (no sorting needed to count who acted).
+        actor = incident_actor(self._get(eid) for _, eid in list(incident.timeline))
         if len(self._cache) > 1000:
             self._cache.clear()
-        self._cache[incident.id] = (incident.revision, actor)
+        self._cache[incident.id] = (incident.revision, now, actor)
         return actor

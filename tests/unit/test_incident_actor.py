@@ -43,23 +43,26 @@ def test_ktriage_itself_is_never_the_actor() -> None:
     assert incident_actor([_ev("falco", (POD,), signal=True)]) is None
 
 
-def test_the_actor_is_computed_again_only_when_the_incident_changed() -> None:
+def test_the_actor_is_computed_again_when_the_incident_changed_at_most_every_2s() -> None:
     from ktriage.core.model import Incident
     from ktriage.core.model import Severity as Sev
 
-    calls: list[str] = []
-    events = [_ev("audit", (SA,), signal=True)]
+    store = {1: _ev("audit", (SA,), signal=True)}
+    reads: list[int] = []
 
-    def events_of(incident_id: str) -> list[Event]:
-        calls.append(incident_id)
-        return events
+    def get(eid: int) -> Event:
+        reads.append(eid)
+        return store[eid]
 
-    inc = Incident("INC-1", Sev.HIGH, "t", 0.0, 1.0, 0.0, (), (SA,))
-    cache = ActorCache(events_of)
+    now = [100.0]
+    inc = Incident("INC-1", Sev.HIGH, "t", 0.0, 1.0, 0.0, (), (SA,), timeline=[(1.0, 1)])
+    cache = ActorCache(get, every=2.0, clock=lambda: now[0])
     assert cache.actor(inc) == SA and cache.actor(inc) == SA
-    assert calls == ["INC-1"]
+    assert reads == [1]
+    store[2] = store[3] = _ev("audit", (ADMIN,), signal=True)
+    inc.timeline += [(2.0, 2), (3.0, 3)]
     inc.revision += 1
-    events.append(_ev("audit", (ADMIN,), signal=True))
-    events.append(_ev("audit", (ADMIN,), signal=True))
-    assert cache.actor(inc) == ADMIN and len(calls) == 2
+    assert cache.actor(inc) == SA  # changed, but asked again within 2 s
+    now[0] += 2.5
+    assert cache.actor(inc) == ADMIN and reads == [1, 1, 2, 3]
     assert cache.actor(None) is None

@@ -160,6 +160,10 @@ class MainScreen(Screen[None]):
         self.incidents.refresh()
         if engine.cluster is not None:
             self.refresh_pods()
+        if app.action_provider is not None:
+            # The incident's actor is recomputed at most every few seconds: let the
+            # footer catch up with it.
+            self.refresh_bindings()
 
     # ---- selection flow -------------------------------------------------------------
 
@@ -413,7 +417,7 @@ class MainScreen(Screen[None]):
             if pod is not None and cluster is not None:
                 info = cluster.pods.get((pod.namespace, pod.name))
         if self._actors is None:
-            self._actors = ActorCache(self.kapp.engine.correlator.events_of)
+            self._actors = ActorCache(self.kapp.engine.store.get)
         identity = self._actors.actor(inc)
         return Selection(
             pane=pane, incident=inc, event=event, pod=pod, pod_info=info, identity=identity
