@@ -222,3 +222,48 @@ async def test_scale_refuses_a_daemonset_and_a_bare_pod_saying_why(
             await service.prepare("S", incident, ("shop", ds_pod))
     finally:
         service.close()
+
+
+async def test_scale_to_zero_a_statefulset(sim: Any, tmp_path: Path) -> None:
+    from kubernetes import client, config
+
+    ns = unique("db")
+    seed_namespace(sim.store, ns)
+    if sim.store.get_obj("v1", "Node", None, "worker-1") is None:
+        sim.store.apply(node_object("worker-1", 1))
+    api = config.new_client_from_config(str(sim.kubeconfig_path), context="sim-admin")
+    try:
+        client.AppsV1Api(api).create_namespaced_stateful_set(
+            ns,
+            {
+                "metadata": {"name": "pg"},
+                "spec": {
+                    "replicas": 1,
+                    "serviceName": "pg",
+                    "selector": {"matchLabels": {"app": "pg"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "pg"}},
+                        "spec": {"containers": [{"name": "pg", "image": "postgres:16"}]},
+                    },
+                },
+            },
+        )
+    finally:
+        api.close()
+    await wait_for(lambda: len(_live(_pods(sim, ns))) == 1, what="the StatefulSet's pod")
+    name = _live(_pods(sim, ns))[0]["metadata"]["name"]
+    engine, incident = engine_with_incident(ns, name)
+    service = make_service(sim, engine, tmp_path)
+    try:
+        plan = await service.prepare("S", incident, (ns, name))
+        assert (plan.subject.kind, plan.subject.name) == ("StatefulSet", "pg")
+        outcome = await service.apply(plan)
+        assert outcome.result == OK, outcome.message
+        assert outcome.containment[0]["subject"] == f"statefulset {ns}/pg"
+        got = kubectl(
+            sim, tmp_path, "get", "statefulset", "pg", "-n", ns, "-o", "jsonpath={.spec.replicas}"
+        )
+        assert got == "0"
+        await wait_for(lambda: not _live(_pods(sim, ns)), what="the pod terminating")
+    finally:
+        service.close()
