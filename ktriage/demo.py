@@ -84,6 +84,7 @@ def run_demo(args: Any, cfg: Config) -> int:
 
 
 def _run_ui(sim: Any, args: Any, cfg: Config, notes: list[str]) -> int:
+    from ktriage.actions.service import kubeconfig_factory
     from ktriage.live import LiveError, build_live
     from ktriage.ui.app import KtriageApp, ui_options
 
@@ -108,12 +109,3 @@ def _run_ui(sim: Any, args: Any, cfg: Config, notes: list[str]) -> int:
             setup.connection.close()
         engine.archive.close()
     return app.return_code or 0
-
-
-def kubeconfig_factory(path: str) -> Any:
-    """A kubernetes ApiClient factory for the actions, when they are available."""
-    try:
-        from ktriage.actions import kubeconfig_factory as factory
-    except ImportError:
-        return None
-    return factory(path)

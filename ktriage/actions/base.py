@@ -152,6 +152,10 @@ class Plan:
     unchanged: str = ""  # set when nothing needs doing: the reason ("already cordoned")
     dry_run: str = ""  # what the server-side dry run said
     undo_of: ActionRecord | None = None
+    # Choices the confirm offers, (key, what it does), and the one chosen: "" when the
+    # user must choose before applying (deleting a pod whose evidence was not saved).
+    options: list[tuple[str, str]] = field(default_factory=list)
+    option: str = ""
     # Action-private facts from the check (resourceVersions, labels...).
     state: dict[str, Any] = field(default_factory=dict)
     created: float = field(default_factory=time.time)

@@ -26,7 +26,8 @@ def _event(
     raw: dict[str, Any],
 ) -> Event:
     """A timeline event of source `ktriage`: an action (or an attempt at one)."""
-    entities = [entity(EntityKind.POD, target.namespace, target.name)]
+    # The pod, or the identity (ServiceAccount, User) the action was about.
+    entities = [target.entity()]
     if subject.kind == EntityKind.NODE:
         entities.append(entity(EntityKind.NODE, None, subject.name))
     if actor and not actor.startswith("unknown"):

@@ -44,6 +44,7 @@ from ktriage.actions.base import (
     Target,
     as_target,
 )
+from ktriage.actions.catalog import BY_KEY, IDENTITY, POD, RECORD
 from ktriage.actions.context import ActionContext
 from ktriage.actions.cordon import Cordon
 from ktriage.actions.detach import Detach
@@ -59,10 +60,13 @@ from ktriage.actions.journal import (
 )
 from ktriage.actions.kube import Kube, api_client_from_kubeconfig
 from ktriage.actions.logs import DumpLogs
-from ktriage.actions.permissions import PermissionCache, needs
+from ktriage.actions.permissions import PermissionCache, explain_missing, needs
 from ktriage.actions.record import action_event, action_record, refused_event, undo_words
+from ktriage.actions.revoke import RevokeCredentials
 from ktriage.actions.runner import RetryPolicy, Runner
+from ktriage.actions.unbind import Unbind
 from ktriage.actions.unfinished import ALL, NOTHING, Unfinished, inspect
+from ktriage.actions.workload import DeletePod, ScaleToZero
 from ktriage.core.model import EntityKind, Event
 from ktriage.core.text import printable
 
@@ -79,7 +83,26 @@ CUT_SHORT = "cut short: ktriage stopped before the result was recorded"
 
 
 def default_actions() -> list[Action]:
-    return [Cordon(), Isolate(), DumpLogs(), Detach()]
+    return [
+        Cordon(),
+        Isolate(),
+        DumpLogs(),
+        Detach(),
+        DeletePod(),
+        ScaleToZero(),
+        Unbind(),
+        RevokeCredentials(),
+    ]
+
+
+def acts_on(key: str, target: Target) -> bool:
+    """Whether the action of this key applies to this kind of target (catalog.py)."""
+    spec = BY_KEY.get(key)
+    wanted = spec.acts_on if spec is not None else POD
+    if wanted == RECORD:
+        return True
+    is_identity = target.kind in (EntityKind.SERVICE_ACCOUNT, EntityKind.USER)
+    return is_identity if wanted == IDENTITY else not is_identity
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +213,24 @@ class ActionService:
             permissions=PermissionCache(kube, runner, ttl=self._permission_ttl),
             snapshot_dir=self.snapshot_dir,
             clock=self.clock,
+            incident_records=self._incident_records,
         )
+
+    def _incident_records(self, incident_id: str) -> list[tuple[Any, Any]]:
+        """The incident's audit events and their raw records (for identity actions)."""
+        engine = self.engine
+        if engine is None:
+            return []
+        out: list[tuple[Any, Any]] = []
+        for ev in engine.correlator.events_of(incident_id):
+            if ev.source != "audit":
+                continue
+            try:
+                raw = engine.raw_record(ev)
+            except (OSError, ValueError):
+                raw = None
+            out.append((ev, raw))
+        return out
 
     def close(self) -> None:
         for task in self._refreshing.values():
@@ -225,6 +265,8 @@ class ActionService:
         out: dict[str, tuple[bool, str]] = {}
         stale = False
         for key, action in self.actions.items():
+            if not acts_on(key, target):
+                continue
             if self._ctx is None:
                 stale = True
                 out[key] = (False, self._setup_error or "checking permissions")
@@ -249,14 +291,54 @@ class ActionService:
             self._refresh_in_background(target)
         return out
 
+    def explain(self, key: str, pod_ref: Any) -> str:
+        """Why the key's action is not offered now, in full: each missing permission
+        with its scope and the `kubectl auth can-i` line that checks it."""
+        if self.read_only:
+            return "read-only mode: actions are disabled"
+        target = as_target(pod_ref)
+        offered = self.available(target)
+        if key == UNDO_KEY:
+            ok, why = offered.get(UNDO_KEY, (False, "nothing to undo"))
+            if ok:
+                return why
+            done = [r for r in self.records(None) if r.target == target]
+            if done:
+                last = done[-1]
+                note = last.undo_note or ("already undone" if last.undone else last.result)
+                return f"{why}: the last action here, {undo_words(last)}, {note}"
+            return f"{why}: ktriage has taken no action on it"
+        action = self.actions.get(key)
+        if action is None:
+            return f"no such action: {key!r}"
+        if key not in offered:
+            return f"{action.title}: does not apply to {target.words()}"
+        ok, why = offered[key]
+        if ok:
+            return f"{action.title}: possible ({why})"
+        if self._ctx is None or why == "checking permissions":
+            return f"{action.title}: {why}; ask again in a moment"
+        missing = self._ctx.permissions.missing_cached(action.permissions(target), target.namespace)
+        if not missing:
+            return f"{action.title}: {why}"
+        who = self._ctx.runner.identity or self._ctx.permissions.known_identity
+        return f"{action.title}: {needs(missing)}\n" + explain_missing(
+            missing, target.namespace, who
+        )
+
     async def refresh(self, pod_ref: Any) -> dict[str, tuple[bool, str]]:
         """Ask the server (or the cache) for every permission, then answer like `available`."""
         if self.read_only:
             return {}
         target = as_target(pod_ref)
         ctx = await self.ensure_context()
-        wanted = [p for a in self.actions.values() for p in a.permissions(target)]
-        await ctx.permissions.missing(wanted, target.namespace)
+        wanted = [
+            p for k, a in self.actions.items() if acts_on(k, target) for p in a.permissions(target)
+        ]
+        # Who we are too, so that a blocked key can name who lacks the permission.
+        await asyncio.gather(
+            ctx.permissions.missing(wanted, target.namespace), ctx.permissions.identity()
+        )
         return self.available(target)
 
     def _refresh_in_background(self, target: Target) -> None:

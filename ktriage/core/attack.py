@@ -156,7 +156,6 @@ KIND_TECHNIQUE: dict[str, str] = {
     "setuid-bit": "T1548.001",
     "privilege-escalation-exploit": "T1068",
     "backdoor": "T1554",
-    "metadata-access": "T1552.005",
     "ssh-key-write": "T1098.004",
     "shell-config-write": "T1546.004",
     "cron-write": "T1053.003",
@@ -171,7 +170,6 @@ KIND_TECHNIQUE: dict[str, str] = {
     "static-pod-write": "T1610",
     "rbac-exec-role": "T1098.006",
     "system-role-modified": "T1098.006",
-    "configmap-credentials": "T1552",
 }
 
 # Falco tags name tactics with underscores, a few with older names.

@@ -24,10 +24,12 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.css.query import NoMatches
 from textual.screen import Screen
 
+from ktriage.actions.catalog import BY_NAME, CATALOG
+from ktriage.actions.service import kubeconfig_factory
 from ktriage.core.config import Config
 from ktriage.core.snapshot import write_snapshot
 from ktriage.core.text import shown
-from ktriage.ui.hooks import ACTION_KEYS, ActionProvider, Selection, load_action_provider
+from ktriage.ui.hooks import ActionProvider, Selection, make_provider
 from ktriage.ui.screens.help import HelpScreen
 from ktriage.ui.screens.main import MainScreen
 from ktriage.ui.screens.quit_confirm import QuitConfirmScreen
@@ -59,6 +61,7 @@ class KtriageCommands(Provider):
         app: KtriageApp = self.app  # type: ignore[assignment]
         screen = app.main_screen
         commands: list[tuple[str, str, Callable[[], Any]]] = [
+            *app.action_commands(),
             ("Save snapshot", "Write the selected incident as Markdown", app.action_save_snapshot),
             ("Toggle follow", "Follow the timeline's newest events", app.follow_timeline),
             ("Cycle theme", "Switch to the next ktriage theme", app.action_cycle_theme),
@@ -80,8 +83,11 @@ class KtriageCommands(Provider):
         return commands
 
     async def discover(self) -> Hits:
-        for name, help_text, callback in self._commands()[:5]:
-            yield DiscoveryHit(Text(name), callback, help=help_text)
+        app: KtriageApp = self.app  # type: ignore[assignment]
+        actions = app.action_commands()
+        # Every action possible on the selection, then the everyday commands.
+        for name, help_text, callback in actions + self._commands()[len(actions) :][:5]:
+            yield DiscoveryHit(Text(shown(name)), callback, help=help_text)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
@@ -120,7 +126,10 @@ class KtriageApp(App[int]):
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("s", "save_snapshot", "Snapshot"),
         Binding("t", "cycle_theme", "Theme"),
-        *(Binding(a.key, f"containment('{a.name}')", a.name.capitalize()) for a in ACTION_KEYS),
+        *(Binding(a.key, a.binding_action, a.title, tooltip=a.description) for a in CATALOG),
+        # Reached only when the key above is disabled (Textual tries a key's bindings in
+        # order): the key then says why instead of doing nothing.
+        *(Binding(a.key, f"blocked('{a.name}')", a.title, show=False) for a in CATALOG),
     ]
 
     async def action_quit(self) -> None:
@@ -222,7 +231,7 @@ class KtriageApp(App[int]):
     async def on_mount(self) -> None:
         if not self.read_only:
             try:
-                self.action_provider = load_action_provider(self)
+                self.action_provider = make_provider(self)
             except Exception as exc:  # a broken provider must not stop triage
                 self.notify(shown(f"Actions unavailable: {exc}"), severity="error", markup=False)
             if self.action_provider is not None:
@@ -382,32 +391,82 @@ class KtriageApp(App[int]):
         return screen.selection() if screen is not None else None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "containment":
+        if action in ("containment", "blocked"):
             if self.read_only or self.action_provider is None:
                 return False
             if not isinstance(self.screen, MainScreen):
                 return False
             selection = self.selection()
-            if selection is None:
-                return None
+            spec = BY_NAME.get(str(parameters[0]))
+            if selection is None or spec is None:
+                return None if action == "containment" else False
+            if selection.ref_for(spec) is None:
+                # Nothing of its kind selected (no pod, no identity): not in the footer,
+                # but the key still says why it does nothing.
+                return action == "blocked"
             try:
-                ok, _why = self.action_provider.available(str(parameters[0]), selection)
+                ok, _why = self.action_provider.available(spec.name, selection)
             except Exception:
-                return None
-            if parameters[0] == "undo":
-                # Always runs: with nothing to undo, pressing u says so.
-                return True
+                ok = False
+            if action == "blocked":
+                return not ok
             return True if ok else None
         return True
+
+    def action_blocked(self, name: str) -> None:
+        """A key whose action may not run now: say why, in words and with the
+        `kubectl auth can-i` line that checks a missing permission."""
+        provider = self.action_provider
+        selection = self.selection()
+        if provider is None or selection is None:
+            return
+        spec = BY_NAME[name]
+        try:
+            why = provider.explain(name, selection)
+        except Exception as exc:  # the explanation must never break the app
+            why = f"cannot say why: {exc}"
+        title = f"{spec.key} {spec.title}: not possible now"
+        screen = self.main_screen
+        if screen is not None and screen.is_mounted:
+            # Below the panes, not over their newest rows as a toast would be.
+            screen.notice.show_notice(title, why)
+        else:
+            self.notify(shown(why, keep_newlines=True), title=shown(title), markup=False)
+
+    def action_commands(self) -> list[tuple[str, str, Callable[[], Any]]]:
+        """Palette entries for every action possible on the selection, from the catalog."""
+        provider = self.action_provider
+        selection = self.selection()
+        if provider is None or selection is None or self.read_only:
+            return []
+        out: list[tuple[str, str, Callable[[], Any]]] = []
+        for spec in CATALOG:
+            ref = selection.ref_for(spec)
+            if ref is None:
+                continue
+            try:
+                ok, why = provider.available(spec.name, selection)
+            except Exception:
+                continue
+            if not ok:
+                continue
+            # Undo names what it undoes (the pod's or the identity's newest action).
+            on = why if spec.name == "undo" else f"{ref.kind} {ref.short()}"
+            what = f"{spec.title} ({spec.key}): {on}"
+            out.append((what, spec.description, partial(self._palette_action, spec.name)))
+        return out
+
+    def _palette_action(self, name: str) -> None:
+        self.run_worker(self.action_containment(name), group="actions", exit_on_error=False)
 
     async def action_containment(self, name: str) -> None:
         provider = self.action_provider
         selection = self.selection()
         if provider is None or selection is None or self.read_only:
             return
-        ok, why = provider.available(name, selection)
+        ok, _why = provider.available(name, selection)
         if not ok:
-            self.notify(shown(f"{name}: {why}"), severity="warning", markup=False)
+            self.action_blocked(name)
             return
         await provider.run(name, selection)
 
@@ -428,14 +487,9 @@ def run_live_ui(engine: Engine, args: Any) -> int:
     """`ktriage` (live): the UI over an engine whose sources are added but not started."""
     app = KtriageApp(engine, mode=getattr(args, "mode", None) or "live", **ui_options(args))
     if engine.cluster is not None:
-        try:
-            from ktriage.actions import kubeconfig_factory
-        except ImportError:
-            pass
-        else:
-            app.api_client_factory = kubeconfig_factory(
-                getattr(args, "kubeconfig", None), getattr(args, "context", None)
-            )
+        app.api_client_factory = kubeconfig_factory(
+            getattr(args, "kubeconfig", None), getattr(args, "context", None)
+        )
     app.run()
     return app.return_code or 0
 

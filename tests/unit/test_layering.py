@@ -162,3 +162,37 @@ def test_no_sim_module_is_over_the_line_limit() -> None:
         if (n := len(path.read_text(encoding="utf-8").splitlines())) > SIM_MAX_LINES
     }
     assert too_long == {}
+
+
+def test_actions_and_sources_never_import_the_ui() -> None:
+    """The UI imports the actions, never the reverse: no actions → ui → actions loop."""
+    offenders = []
+    for package in ("actions", "sources"):
+        for path in sorted((PACKAGE / package).rglob("*.py")):
+            for name in _absolute_imports(path):
+                if name == "ktriage.ui" or name.startswith("ktriage.ui."):
+                    offenders.append(f"{path.relative_to(PACKAGE)} imports {name}")
+    assert offenders == []
+
+
+def test_actions_are_wired_directly_without_an_import_guard() -> None:
+    """The actions are imported, not looked up: no `except ImportError` around them."""
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if SIM in path.parents:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Try):
+                continue
+            guards_import = any(
+                isinstance(h.type, ast.Name) and h.type.id == "ImportError" for h in node.handlers
+            )
+            imports_own = any(
+                isinstance(n, ast.ImportFrom) and (n.module or "").startswith("ktriage.actions")
+                for stmt in node.body
+                for n in ast.walk(stmt)
+            )
+            if guards_import and imports_own:
+                offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert offenders == []

@@ -11,7 +11,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from ktriage.ui.hooks import ACTION_KEYS
+from ktriage.actions.catalog import CATALOG
 
 SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     (
@@ -87,10 +87,17 @@ def help_text(actions_state: str) -> Text:
             out.append(f"  {key:<22}", key_style)
             out.append(f"{what}\n")
         out.append("\n")
-    out.append("Containment (on the selected pod or the incident's main pod)\n", "bold underline")
-    for action in ACTION_KEYS:
+    out.append(
+        "Containment (on the selected pod or the incident's main pod; B and R on the "
+        "identity that acted)\n",
+        "bold underline",
+    )
+    for action in CATALOG:
         out.append(f"  {action.key:<22}", key_style)
         out.append(f"{action.description}\n")
+        if action.undo:
+            out.append(f"  {'':<22}")
+            out.append(f"undo: {action.undo}\n", "dim")
     out.append(f"  {actions_state}\n\n", "italic")
     out.append("Filter language (/)\n", "bold underline")
     for key, what in FILTER_HELP:

@@ -19,13 +19,14 @@ from textual.widgets import Footer
 from ktriage.core.model import Event, Incident
 from ktriage.ui.containment import ContainmentTracker
 from ktriage.ui.detail import event_detail, incident_detail, pod_detail
-from ktriage.ui.hooks import Selection
+from ktriage.ui.hooks import ActorCache, Selection
 from ktriage.ui.pods import PodRow, pod_rows
 from ktriage.ui.query import parse_query
 from ktriage.ui.widgets.detail_view import DetailView
 from ktriage.ui.widgets.filter_bar import FilterBar
 from ktriage.ui.widgets.incident_list import IncidentList
 from ktriage.ui.widgets.live_stream import LiveStream
+from ktriage.ui.widgets.notice_bar import NoticeBar
 from ktriage.ui.widgets.pod_list import PodList
 from ktriage.ui.widgets.row_list import RowList
 from ktriage.ui.widgets.status_bar import StatusBar
@@ -61,6 +62,7 @@ class MainScreen(Screen[None]):
         self._pods_key: tuple[object, ...] | None = None
         self._detail_source = ""  # which pane the Detail content came from
         self.containment: ContainmentTracker | None = None
+        self._actors: ActorCache | None = None
 
     @property
     def kapp(self) -> KtriageApp:
@@ -81,6 +83,7 @@ class MainScreen(Screen[None]):
                 yield PodList(id="pods")
                 yield LiveStream(self._incident_of, capacity=app.live_capacity, id="live")
         yield FilterBar(id="filter")
+        yield NoticeBar(id="notice")
         yield Footer(compact=True)
 
     # ---- shortcuts -------------------------------------------------------------
@@ -104,6 +107,10 @@ class MainScreen(Screen[None]):
     @property
     def live(self) -> LiveStream:
         return self.query_one(LiveStream)
+
+    @property
+    def notice(self) -> NoticeBar:
+        return self.query_one(NoticeBar)
 
     def _incident_of(self, ev: Event) -> str | None:
         inc = self.kapp.engine.correlator.incident_of_event(ev.id)
@@ -132,6 +139,9 @@ class MainScreen(Screen[None]):
                 incidents.mark_seen(selected)
                 if self._detail_source == "incidents":
                     self._show_incident_detail(selected)
+                if self.kapp.action_provider is not None:
+                    # A new pod or a first actor may bring action keys with it.
+                    self.refresh_bindings()
         elif selected is not None and (shown is None or shown.id != selected.id):
             self._select_incident(selected)
         if changes.events:
@@ -154,6 +164,10 @@ class MainScreen(Screen[None]):
         self.incidents.refresh()
         if engine.cluster is not None:
             self.refresh_pods()
+        if app.action_provider is not None:
+            # The incident's actor is recomputed at most every few seconds: let the
+            # footer catch up with it.
+            self.refresh_bindings()
 
     # ---- selection flow -------------------------------------------------------------
 
@@ -380,6 +394,9 @@ class MainScreen(Screen[None]):
             self.maximize(self.focused)
 
     def action_back(self) -> None:
+        if self.notice.active:
+            self.notice.hide()
+            return
         focused = self.focused
         if isinstance(focused, RowList) and focused.query_filter is not None:
             focused.set_query(None)
@@ -412,4 +429,9 @@ class MainScreen(Screen[None]):
             cluster = self.kapp.engine.cluster
             if pod is not None and cluster is not None:
                 info = cluster.pods.get((pod.namespace, pod.name))
-        return Selection(pane=pane, incident=inc, event=event, pod=pod, pod_info=info)
+        if self._actors is None:
+            self._actors = ActorCache(self.kapp.engine.store.get)
+        identity = self._actors.actor(inc)
+        return Selection(
+            pane=pane, incident=inc, event=event, pod=pod, pod_info=info, identity=identity
+        )
