@@ -24,8 +24,9 @@ from ktriage.actions.base import (
     Target,
 )
 from ktriage.actions.context import ActionContext
-from ktriage.actions.logs import _mkdir_private, _private_opener, safe_name
+from ktriage.actions.logs import _private_opener, safe_name
 from ktriage.core.model import EntityKind
+from ktriage.core.snapshot import make_private_dirs
 
 SA = EntityKind.SERVICE_ACCOUNT
 USER = EntityKind.USER
@@ -203,7 +204,7 @@ def evidence_dir(ctx: ActionContext, incident_id: str, what: str) -> Path:
 def write_evidence(directory: Path, base: Path, name: str, data: Any) -> dict[str, Any]:
     """One JSON file, 0600 in 0700 directories; exact, so undo can trust it. Returns its
     entry for the record: {path (relative to `base`), sha256, bytes}."""
-    _mkdir_private(directory)
+    make_private_dirs(directory)
     path = directory / name
     text = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
     with open(path, "wb", opener=_private_opener) as fh:
