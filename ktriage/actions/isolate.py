@@ -28,6 +28,7 @@ import hashlib
 import re
 from typing import Any
 
+from ktriage.actions import catalog
 from ktriage.actions.base import (
     FAILED,
     INCIDENT_ANNOTATION,
@@ -88,12 +89,8 @@ _CONTROLLERS = tuple(_READ_CONTROLLER)
 
 
 def _key_of(name: str) -> str:
-    """` (X)`: the key of an action in the actions' catalog, where there is one."""
-    try:
-        from ktriage.actions.catalog import BY_NAME  # type: ignore[import-not-found]
-    except ImportError:
-        return ""
-    spec = BY_NAME.get(name)
+    """` (X)`: the key of an action in the actions' catalog."""
+    spec = catalog.BY_NAME.get(name)
     return f" ({spec.key})" if spec is not None else ""
 
 

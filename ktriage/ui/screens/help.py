@@ -21,6 +21,8 @@ SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
             ("?", "this help"),
             ("ctrl+p", "command palette: commands, themes, go to an incident"),
             ("(click status bar)", "every source's health in full (also: palette, Sources)"),
+            ("● ◐ ◌ ⧖ ✖ ✓", "source connected / reconnecting / starting / stalled / failed / done"),
+            ("! (status bar)", "a source is unhealthy (its words did not fit: click for them)"),
             ("t", "cycle themes"),
             ("s", "save the selected incident's Markdown snapshot"),
             ("f", "follow the timeline (or the live stream when it has focus)"),
@@ -45,7 +47,9 @@ SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         (
             ("enter", "show the incident's timeline"),
             ("● ▲ •", "new / escalated / updated since you looked"),
-            ("C: ✓ ◒ ·", "contained / partly / nothing contained yet (Detail: what is open)"),
+            ("C: ✓ ◒ ·", "contained / partly / nothing yet (Detail: what is open)"),
+            ("AGE", "time since the incident's last event"),
+            ("b", "blast radius: what the attacker can do next from here"),
         ),
     ),
     (
