@@ -409,7 +409,9 @@ def _replay_ui(args: argparse.Namespace, cfg: Config) -> int:
     except ImportError:
         args.text = True
         return cmd_replay(args)
-    return run_replay_ui(args.files, cfg, args)
+    from ktriage.options import UIOptions
+
+    return run_replay_ui(args.files, cfg, UIOptions.from_args(args))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -427,11 +429,13 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_replay(args)
         if args.command == "demo":
             from ktriage.demo import run_demo
+            from ktriage.options import DemoOptions
 
-            return run_demo(args, _load_config(args))
+            return run_demo(DemoOptions.from_args(args), _load_config(args))
         from ktriage.live import run_live
+        from ktriage.options import LiveOptions
 
-        return run_live(args, _load_config(args))
+        return run_live(LiveOptions.from_args(args), _load_config(args))
     except ConfigError as exc:
         print(f"ktriage: {exc}", file=sys.stderr)
         return 2

@@ -29,6 +29,7 @@ from ktriage.actions.service import kubeconfig_factory
 from ktriage.core.config import Config
 from ktriage.core.snapshot import write_snapshot
 from ktriage.core.text import shown
+from ktriage.options import LiveOptions, UIOptions
 from ktriage.ui.hooks import ActionProvider, Selection, make_provider
 from ktriage.ui.screens.help import HelpScreen
 from ktriage.ui.screens.main import MainScreen
@@ -474,22 +475,17 @@ class KtriageApp(App[int]):
 # ---- entry points -------------------------------------------------------------------
 
 
-def ui_options(args: Any) -> dict[str, Any]:
-    """The UI's command-line options (--theme, --read-only, --snapshot-dir)."""
-    return {
-        "theme": getattr(args, "theme", None),
-        "read_only": bool(getattr(args, "read_only", False)),
-        "snapshot_dir": getattr(args, "snapshot_dir", None),
-    }
+def ui_options(ui: UIOptions | None) -> dict[str, Any]:
+    """KtriageApp's keyword arguments for the UI's command-line options."""
+    ui = ui or UIOptions()
+    return {"theme": ui.theme, "read_only": ui.read_only, "snapshot_dir": ui.snapshot_dir}
 
 
-def run_live_ui(engine: Engine, args: Any) -> int:
+def run_live_ui(engine: Engine, options: LiveOptions) -> int:
     """`ktriage` (live): the UI over an engine whose sources are added but not started."""
-    app = KtriageApp(engine, mode=getattr(args, "mode", None) or "live", **ui_options(args))
+    app = KtriageApp(engine, mode="live", **ui_options(options.ui))
     if engine.cluster is not None:
-        app.api_client_factory = kubeconfig_factory(
-            getattr(args, "kubeconfig", None), getattr(args, "context", None)
-        )
+        app.api_client_factory = kubeconfig_factory(options.kubeconfig, options.context)
     app.run()
     return app.return_code or 0
 
@@ -500,7 +496,7 @@ def replay_clock(engine: Engine) -> Callable[[], float]:
     return lambda: newest
 
 
-def run_replay_ui(files: list[Path], cfg: Config, args: Any = None) -> int:
+def run_replay_ui(files: list[Path], cfg: Config, ui: UIOptions | None = None) -> int:
     """`ktriage replay FILE...` on a terminal: the UI over recorded streams."""
     from ktriage.engine import Engine
 
@@ -509,7 +505,7 @@ def run_replay_ui(files: list[Path], cfg: Config, args: Any = None) -> int:
     engine.context_name = "replay"
     engine.replay_files(list(files))
     clock = replay_clock(engine)
-    app = KtriageApp(engine, mode="replay", clock=clock, **ui_options(args))
+    app = KtriageApp(engine, mode="replay", clock=clock, **ui_options(ui))
     try:
         app.run()
     finally:
