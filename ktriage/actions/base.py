@@ -129,7 +129,7 @@ class Change:
             return ""
         if self.verb == "patch":
             return json.dumps(self.body, indent=2, sort_keys=True)
-        return yaml.safe_dump(self.body, sort_keys=False, default_flow_style=False)
+        return str(yaml.safe_dump(self.body, sort_keys=False, default_flow_style=False))
 
     def header(self) -> str:
         ctype = f" ({self.content_type})" if self.content_type else ""

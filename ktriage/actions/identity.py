@@ -102,10 +102,14 @@ async def refuse_self(ctx: ActionContext, target: Target) -> None:
         )
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def clean(obj: dict[str, Any]) -> dict[str, Any]:
     """The object without the fields the server sets, ready to be created again."""
     # apiVersion and kind first, as kubectl shows an object.
-    head = {k: obj[k] for k in ("apiVersion", "kind") if k in obj}
+    head: dict[str, Any] = {k: obj[k] for k in ("apiVersion", "kind") if k in obj}
     out = {**head, **copy.deepcopy({k: v for k, v in obj.items() if k not in head})}
     out.pop("status", None)
     meta = out.get("metadata") or {}
@@ -152,14 +156,14 @@ def created_by(records: list[tuple[Any, Any]], target: Target) -> list[tuple[str
     for _event, raw in records:
         if not isinstance(raw, dict):
             continue
-        user = raw.get("user") if isinstance(raw.get("user"), dict) else {}
+        user = _mapping(raw.get("user"))
         if user.get("username") != who:
             continue
         if raw.get("verb") not in ("create", "update", "patch"):
             continue
-        ref = raw.get("objectRef") if isinstance(raw.get("objectRef"), dict) else {}
+        ref = _mapping(raw.get("objectRef"))
         kind = BINDING_RESOURCES.get(str(ref.get("resource") or ""))
-        status = raw.get("responseStatus") if isinstance(raw.get("responseStatus"), dict) else {}
+        status = _mapping(raw.get("responseStatus"))
         code = status.get("code")
         if kind is None or (isinstance(code, int) and code >= 300):
             continue

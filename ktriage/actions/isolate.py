@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from ktriage.actions import catalog
@@ -145,7 +146,7 @@ def _name_of(obj: dict[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("name", ""))
 
 
-def _label_cmd(target: Target, labels: dict[str, str | None]) -> str:
+def _label_cmd(target: Target, labels: Mapping[str, str | None]) -> str:
     parts = [f"{k}-" if v is None else f"{k}={v}" for k, v in labels.items()]
     return f"kubectl label pod {target.name} -n {target.namespace} " + " ".join(parts)
 
@@ -239,7 +240,9 @@ class Isolate:
         return out, problems
 
     @staticmethod
-    def _judge(labels: dict[str, str], namespace: str, policies: dict[str, list]) -> NetworkVerdict:
+    def _judge(
+        labels: dict[str, str], namespace: str, policies: dict[str, list[Any]]
+    ) -> NetworkVerdict:
         return judge(
             labels,
             namespace,

@@ -345,12 +345,12 @@ class ActionJournal:
                         loaded.entries.append(entries[intent.uid])
                     continue
                 if kind == RESULT:
-                    result = _result(line)
-                    entry = entries.get(result.intent)
+                    ended = _result(line)
+                    entry = entries.get(ended.intent)
                     if entry is None:
                         raise ValueError("a result for no known intent")
                     if entry.result is None:
-                        entry.result = result
+                        entry.result = ended
                     continue
                 if kind is not None:
                     raise ValueError(f"unknown kind {kind!r}")

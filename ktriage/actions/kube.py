@@ -178,7 +178,9 @@ class Kube:
             )
         )
 
-    def list_pod_events(self, namespace: str, name: str, *, timeout: Any = None) -> list[dict]:
+    def list_pod_events(
+        self, namespace: str, name: str, *, timeout: Any = None
+    ) -> list[dict[str, Any]]:
         reply = _decode(
             self.core.list_namespaced_event(
                 namespace,
@@ -213,7 +215,7 @@ class Kube:
     # ---- writes --------------------------------------------------------------
 
     def patch_node(
-        self, name: str, body: dict, *, dry_run: bool = False, timeout: Any = None
+        self, name: str, body: dict[str, Any], *, dry_run: bool = False, timeout: Any = None
     ) -> dict[str, Any]:
         # A dict body goes out as application/strategic-merge-patch+json, as kubectl sends.
         return _decode(
@@ -225,7 +227,13 @@ class Kube:
         )
 
     def patch_pod(
-        self, namespace: str, name: str, body: dict, *, dry_run: bool = False, timeout: Any = None
+        self,
+        namespace: str,
+        name: str,
+        body: dict[str, Any],
+        *,
+        dry_run: bool = False,
+        timeout: Any = None,
     ) -> dict[str, Any]:
         return _decode(
             self.core.patch_namespaced_pod(
@@ -237,7 +245,7 @@ class Kube:
         )
 
     def create_network_policy(
-        self, namespace: str, body: dict, *, dry_run: bool = False, timeout: Any = None
+        self, namespace: str, body: dict[str, Any], *, dry_run: bool = False, timeout: Any = None
     ) -> dict[str, Any]:
         return _decode(
             self.net.create_namespaced_network_policy(
@@ -266,7 +274,7 @@ class Kube:
         version: str,
         plural: str,
         namespace: str,
-        body: dict,
+        body: dict[str, Any],
         *,
         dry_run: bool = False,
         timeout: Any = None,

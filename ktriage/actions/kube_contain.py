@@ -77,7 +77,9 @@ def list_pods(
     return list(reply.get("items") or [])
 
 
-def get_workload(kube: Kube, kind: str, namespace: str, name: str, *, timeout: Any = None) -> dict:
+def get_workload(
+    kube: Kube, kind: str, namespace: str, name: str, *, timeout: Any = None
+) -> dict[str, Any]:
     readers = {
         "Deployment": kube.apps.read_namespaced_deployment,
         "StatefulSet": kube.apps.read_namespaced_stateful_set,

@@ -273,10 +273,10 @@ class DumpLogs:
                     if item is None:
                         break
                     if isinstance(item, BaseException):
-                        error = translate(item, f"read the {stream.describe()}", subject=target)
+                        failed = translate(item, f"read the {stream.describe()}", subject=target)
                         raise ActionError(
-                            f"{error.message} after {writer.size} bytes (the file is partial)",
-                            reason=error.reason,
+                            f"{failed.message} after {writer.size} bytes (the file is partial)",
+                            reason=failed.reason,
                         )
                     await writer.write(fh, item)
         finally:
@@ -391,12 +391,12 @@ class DumpLogs:
         )
         if skipped:
             message += f"; no previous log for {len(skipped)} container(s)"
-        error = ""
+        trouble = ""
         if problems:
-            error = f"{len(problems)} problem(s): " + "; ".join(problems)
-            message += f"; {error}"
+            trouble = f"{len(problems)} problem(s): " + "; ".join(problems)
+            message += f"; {trouble}"
         result = OK if written and (logs_written or not streams) else FAILED
-        containment = []
+        containment: list[dict[str, str]] = []
         if result == OK:
             hashes = "; ".join(f"{w.path.name} sha256 {w.sha.hexdigest()}" for w in written)
             detail = f"{len(written)} file(s) in {rel}: {hashes}"
@@ -407,7 +407,7 @@ class DumpLogs:
             plan=plan,
             result=result,
             message=message,
-            error=error,
+            error=trouble,
             files=files,
             undoable=False,
             undo_note="evidence is kept: ktriage never deletes it",
@@ -434,7 +434,7 @@ def _write_partial_manifest(directory: Path) -> None:
         for name in names:
             sha = hashlib.sha256()
             with open(directory / name, "rb") as fh:
-                for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                while chunk := fh.read(1 << 20):
                     sha.update(chunk)
             lines.append(f"{sha.hexdigest()}  {name}\n")
         fd = _private_opener(str(directory / PARTIAL_MANIFEST), os.O_WRONLY | os.O_CREAT)

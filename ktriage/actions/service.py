@@ -589,7 +589,7 @@ class ActionService:
             return None
         inc = correlator.resolve(intent.incident_id) if intent.incident_id else None
         if inc is not None:
-            return inc.id
+            return str(inc.id)
         if not intent.signal:
             return None
         pod = intent.target.entity()
@@ -603,7 +603,7 @@ class ActionService:
                 except IndexError:
                     continue
                 if ev.signal and f"{ev.source}:{ev.ref}" == intent.signal:
-                    return candidate.id
+                    return str(candidate.id)
         return None
 
     def attach_earlier(self) -> int:

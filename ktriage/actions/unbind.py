@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from functools import partial
 from typing import Any
 
 from ktriage.actions import kube_contain as kc
@@ -342,7 +343,7 @@ class Unbind:
             steps.append(
                 Step(
                     description=f"{item['verb']} {bt.words()}",
-                    do=lambda item=item: self._do(ctx, item, target, dry=False),
+                    do=partial(self._do, ctx, item, target, dry=False),
                     undo=self._restore_step(ctx, item, target),
                     leftover=f"{bt.words()} changed: the saved copy is {saved['path']}",
                 )
