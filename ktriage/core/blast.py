@@ -257,7 +257,7 @@ class RbacIndex:
             meta = _meta(role)
             self.roles[(_str(meta.get("namespace")), _str(meta.get("name")))] = role
         # subject key -> [(binding kind, binding namespace, binding name, roleRef)]
-        self.by_subject: dict[tuple[str, ...], list[tuple[str, str, str, Mapping]]] = {}
+        self.by_subject: dict[tuple[str, ...], list[tuple[str, str, str, Mapping[str, Any]]]] = {}
         for kind, items in (
             ("ClusterRoleBinding", view.cluster_role_bindings),
             ("RoleBinding", view.role_bindings),
@@ -352,7 +352,7 @@ def grants_from_reviews(
     cluster-wide: a review answers for one namespace and folds in the
     cluster-wide bindings. Returns the grants and the reviews' own warnings.
     """
-    per_rule: dict[tuple, set[str]] = {}
+    per_rule: dict[tuple[Any, ...], set[str]] = {}
     notes: list[str] = []
     for namespace, status in reviews.items():
         status = _dict(status)
@@ -699,7 +699,7 @@ class BlastResult:
 
 
 def _pod_index(view: ClusterView) -> dict[tuple[str, str], Mapping[str, Any]]:
-    out = {}
+    out: dict[tuple[str, str], Mapping[str, Any]] = {}
     for pod in view.pods:
         meta = _meta(pod)
         out[(_str(meta.get("namespace")), _str(meta.get("name")))] = pod
@@ -718,7 +718,7 @@ def _containers(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return out
 
 
-def _token_mount(pod: Mapping[str, Any], sas: Mapping[tuple[str, str], Mapping]) -> str:
+def _token_mount(pod: Mapping[str, Any], sas: Mapping[tuple[str, str], Mapping[str, Any]]) -> str:
     spec = _dict(pod.get("spec"))
     ns = _str(_meta(pod).get("namespace"))
     sa = _sa_of(pod)
@@ -891,7 +891,7 @@ def _network(
     # A policy that cannot be read may select the pod and allow anything: said, once.
     out.ingress += [v.describe() for v in evaluation.verdicts if v.error]
     # Who else accepts connections from anywhere (a policy-free target for this pod).
-    cache: dict[tuple[str, tuple], bool] = {}
+    cache: dict[tuple[str, tuple[Any, ...]], bool] = {}
     for (other_ns, other_name), other in pods.items():
         if (other_ns, other_name) == (ns, out.name):
             continue
@@ -1151,11 +1151,11 @@ def _make_search(
     running: dict[str, list[str]] = {}
     for (ns, _), pod in pods.items():
         running.setdefault(ns, [])
-        sa = _sa_of(pod)
-        if sa not in running[ns]:
-            running[ns].append(sa)
-        if sa not in sas_by_ns.setdefault(ns, []):
-            sas_by_ns[ns].append(sa)
+        sa_name = _sa_of(pod)
+        if sa_name not in running[ns]:
+            running[ns].append(sa_name)
+        if sa_name not in sas_by_ns.setdefault(ns, []):
+            sas_by_ns[ns].append(sa_name)
     tokens: dict[str, list[tuple[str, str]]] = {}
     for secret in view.secrets:
         if _str(secret.get("type")) != "kubernetes.io/service-account-token":

@@ -414,14 +414,14 @@ def containment_state(
                     actors.setdefault(identity_subject(actor), actor)
         if source != "audit":
             # The node a pod runs on, as runtime alerts and the cluster name it.
-            pod, node = ev.first(EntityKind.POD), ev.first(EntityKind.NODE)
-            if pod is not None and node is not None:
-                seen_nodes[pod_subject(pod.namespace, pod.name)] = node.name
+            pod_ref, node = ev.first(EntityKind.POD), ev.first(EntityKind.NODE)
+            if pod_ref is not None and node is not None:
+                seen_nodes[pod_subject(pod_ref.namespace, pod_ref.name)] = node.name
         if source == "kube":
             if ev.kind == "pod-deleted":
-                pod = ev.first(EntityKind.POD)
-                if pod is not None:
-                    deletions.append((ev.time, pod_subject(pod.namespace, pod.name)))
+                pod_ref = ev.first(EntityKind.POD)
+                if pod_ref is not None:
+                    deletions.append((ev.time, pod_subject(pod_ref.namespace, pod_ref.name)))
             if isinstance(ev.raw_inline, dict):
                 _pod_spec(ev, seen_nodes, host_network)
     facts.sort(key=lambda t: (t[0], t[1]))
@@ -509,9 +509,9 @@ def containment_state(
     # Identities: every one that acted, and any other a fact is about.
     identity_subjects = dict.fromkeys([*actors, *(s for a, s in latest if a == IDENTITY)])
     for subject in identity_subjects:
-        f = latest.get((IDENTITY, subject))
+        known = latest.get((IDENTITY, subject))
         required = subject in actors
-        if f is None:
+        if known is None:
             item = Item(
                 IDENTITY,
                 subject,
@@ -520,7 +520,7 @@ def containment_state(
                 required=required,
             )
         else:
-            item = _item(f, required=required, since=streak.get((IDENTITY, subject)))
+            item = _item(known, required=required, since=streak.get((IDENTITY, subject)))
         items.append(item)
         if required and not item.done:
             steps.append(_identity_step(item, actors.get(subject)))
@@ -706,13 +706,13 @@ def _pod_steps(item: Item, pod: _Pod, has_evidence: bool, cordoned: set[str]) ->
     steps: list[NextStep] = []
     evidence = () if has_evidence else evidence_commands(ns, name)
     if item.state == NOT_APPLICABLE or (pod.host_network and item.state != NOT_EFFECTIVE):
-        commands = [] if pod.node and pod.node in cordoned else [cordon_command(ns, name, pod.node)]
-        commands += [*evidence, delete_pod_command(ns, name)]
+        cordon = () if pod.node and pod.node in cordoned else (cordon_command(ns, name, pod.node),)
+        commands: tuple[str, ...] = (*cordon, *evidence, delete_pod_command(ns, name))
         why = (
             "NetworkPolicy cannot isolate it (hostNetwork): contain it on its node: "
             "cordon the node, save the evidence, then delete the pod"
         )
-        steps.append(NextStep(item.subject, why, tuple(commands), odd))
+        steps.append(NextStep(item.subject, why, commands, odd))
     elif item.state == NOT_EFFECTIVE and _detached_since(pod):
         why = (
             "detached since its isolation was found not effective: check the isolation "
@@ -798,7 +798,7 @@ def _identity_step(item: Item, ent: EntityRef | None) -> NextStep:
             "with the ServiceAccount's UID, its legacy token Secrets are deleted with it; "
             "pods that use it must restart)"
         )
-        commands = (
+        commands: tuple[str, ...] = (
             f"kubectl auth can-i --list {_q(f'--as=system:serviceaccount:{ns}:{name}')}",
             grep + _q(f"{ns}/{name}"),
             f"kubectl {_ns(ns)}delete {_q('serviceaccount/' + name)} && "

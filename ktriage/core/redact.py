@@ -387,7 +387,7 @@ def _secret_payload(value: Any) -> Any:
             for item in value
         ]
     if isinstance(value, dict):
-        out = {}
+        out: dict[str, Any] = {}
         for key, item in value.items():
             if key in ("data", "stringData") and isinstance(item, dict):
                 out[key] = dict.fromkeys(item, REDACTED)

@@ -314,11 +314,21 @@ _QUOTE = 34
 _OPEN = frozenset((123, 91))  # { [
 
 
+def _end(pattern: re.Pattern[bytes], data: bytes | bytearray, pos: int) -> int:
+    """Where `pattern` (one that may match nothing) stops matching from `pos`."""
+    found = pattern.match(data, pos)
+    return found.end() if found is not None else pos
+
+
 class _Frame:
     __slots__ = ("container", "counted", "key", "name", "node", "risky")
 
     def __init__(
-        self, node: dict[str, Any], container: dict | list, name: str = "", counted: bool = False
+        self,
+        node: dict[str, Any],
+        container: dict[str, Any] | list[Any],
+        name: str = "",
+        counted: bool = False,
     ) -> None:
         self.node = node
         self.container = container
@@ -417,7 +427,7 @@ class RecordScanner:
             if self._in_string:
                 return
         elif self._literal:
-            stop = _LITERAL_REST.match(data, 0).end()
+            stop = _end(_LITERAL_REST, data, 0)
             self._literal += data[:stop][:64]
             if stop == end:
                 return
@@ -476,7 +486,7 @@ class RecordScanner:
     def _skip(self, data: bytes | bytearray, pos: int) -> int:
         """One step through a skipped subtree; the position after it."""
         end = len(data)
-        pos = _SKIP.match(data, pos).end()
+        pos = _end(_SKIP, data, pos)
         if pos >= end:
             return pos
         c = data[pos]
@@ -485,11 +495,11 @@ class RecordScanner:
             return self._string(data, pos + 1)
         if c in _OPEN:
             # Deep nesting is a long run of opening brackets: one step.
-            stop = _OPEN_RUN.match(data, pos).end()
+            stop = _end(_OPEN_RUN, data, pos)
             run = data[pos:stop]
             self._skip_depth += run.count(b"[") + run.count(b"{")
             return stop
-        stop = _CLOSE_RUN.match(data, pos).end()
+        stop = _end(_CLOSE_RUN, data, pos)
         run = data[pos:stop]
         closing = run.count(b"]") + run.count(b"}")
         if closing < self._skip_depth:
@@ -512,7 +522,7 @@ class RecordScanner:
                 return pos
             self._escape = False
             pos += 1
-        stop = _STRING_REST.match(data, pos).end()
+        stop = _end(_STRING_REST, data, pos)
         closed = stop < end and data[stop] == _QUOTE
         if not closed and stop < end:  # a lone backslash at the very end
             self._escape = True
@@ -590,7 +600,7 @@ class RecordScanner:
             self._after_value()
             return
         parent = self._stack[-1]
-        container: dict | list = {} if c == 123 else []
+        container: dict[str, Any] | list[Any] = {} if c == 123 else []
         # Named by the path's own keys (a key any key matched is the sender's words).
         if type(parent.container) is dict:
             name = parent.key if parent.key in parent.node else ""
@@ -629,10 +639,10 @@ class RecordScanner:
     def _attach(self, value: object) -> None:
         frame = self._stack[-1]
         container = frame.container
-        if type(container) is list:
+        if isinstance(container, list):
             container.append(value)
         else:
-            container[frame.key] = value
+            container[frame.key or ""] = value
             frame.key = None
 
     def _after_value(self) -> None:
@@ -702,6 +712,7 @@ class RecordScanner:
 
 def _text(raw: bytes, cut: bool) -> str:
     """A JSON string's content (escapes resolved) as text; a cut one ends with '…'."""
+    text: str | None
     if not cut and b"\\" not in raw:
         text = raw.decode("utf-8", "replace")
     else:

@@ -195,7 +195,7 @@ class AuditDetector(WorkloadDetections, RbacDetections, ConfigDetections):
         if oref is not None:
             if oref.resource in _ADDRESS_RESOURCES:
                 self._learn_addresses(rec)
-            handler = self._handlers.get(oref.resource)
+            handler = self._handlers.get(oref.resource or "")
             if handler is not None:
                 handler(rec, ev)
         user = rec.user
@@ -311,7 +311,7 @@ class AuditDetector(WorkloadDetections, RbacDetections, ConfigDetections):
         if not is_system_credential(actor):
             return
         networks = self.networks
-        ip = next((ip for ip in rec.sourceIPs[:8] if networks.outside(ip)), None)
+        ip = next((ip for ip in (rec.sourceIPs or ())[:8] if networks.outside(ip)), None)
         if ip is None:
             return
         where = f"from {ip}, outside the cluster's networks"

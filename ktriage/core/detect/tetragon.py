@@ -331,7 +331,7 @@ def _arg_path(args: list[Any] | None) -> str:
         for key in ("file_arg", "path_arg", "linux_binprm_arg"):
             v = a.get(key)
             if isinstance(v, dict) and isinstance(v.get("path"), str):
-                p = v["path"]
+                p = str(v["path"])
                 return p if p.startswith("/") else "/" + p
         v = a.get("string_arg")
         if isinstance(v, str) and v.startswith("/"):
@@ -366,7 +366,7 @@ def _arg_module(args: list[Any] | None) -> str:
         if isinstance(a, dict):
             v = a.get("module_arg")
             if isinstance(v, dict) and isinstance(v.get("name"), str):
-                return v["name"]
+                return str(v["name"])
             v = a.get("string_arg")
             if isinstance(v, str) and v and not v.startswith("/"):
                 return v

@@ -282,8 +282,9 @@ def _namespace(ns: str) -> EntityRef:
     return ent
 
 
-_BOUND: dict[tuple[str, bytes], tuple[EntityRef, EntityRef | None]] = {}
-_NO_BOUND = (None, None)
+BoundEntities = tuple[EntityRef, EntityRef | None] | tuple[None, None]
+_BOUND: dict[tuple[str, bytes], BoundEntities] = {}
+_NO_BOUND: BoundEntities = (None, None)
 
 
 def _claim(value: list[str] | str | None) -> str:
@@ -292,17 +293,15 @@ def _claim(value: list[str] | str | None) -> str:
     return value if isinstance(value, str) else ""
 
 
-def bound_token_entities(
-    username: str, extra: msgspec.Raw
-) -> tuple[EntityRef, EntityRef | None] | tuple[None, None]:
+def bound_token_entities(username: str, extra: msgspec.Raw) -> BoundEntities:
     """(Pod, Node or None) a service account's bound token was issued for, from the
     user's `extra`; (None, None) when it names no pod. The pod is in the service
     account's namespace. The control plane's own service accounts (kube-system) never
     link, and neither do their pods."""
     key = (username, bytes(extra))
-    found = _BOUND.get(key)
-    if found is not None:
-        return found
+    cached = _BOUND.get(key)
+    if cached is not None:
+        return cached
     found = _NO_BOUND
     parts = username.split(":", 3)
     if len(parts) == 4 and parts[2] and not is_system_identity(username):
@@ -455,7 +454,17 @@ def build_event(
         kind = OWN_REQUEST_KIND
         summary = f"{summary} (ktriage)"
     return CompactEvent(
-        time, "audit", ref, kind, Severity.INFO, summary, shared, None, False, "", raw
+        time,
+        "audit",
+        ref,
+        kind,
+        Severity.INFO,
+        summary,
+        shared,
+        None,
+        False,
+        "",
+        raw,  # type: ignore[arg-type]  # a packed int: CompactEvent reads it back
     )
 
 
