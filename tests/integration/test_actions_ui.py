@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pilot_waiting import until
 from rich.text import Text
 from test_actions_support import (  # noqa: F401  (fixtures)
     engine_with_incident,
@@ -80,19 +81,17 @@ async def test_confirm_screen_esc_cancels_and_enter_applies(sim: Any, tmp_path: 
         plan = await service.prepare("i", incident, ("shop", pod))
         app = _Host(service, plan)
         async with app.run_test() as pilot:
-            await pilot.pause()
+            await until(pilot, lambda: isinstance(app.screen, ActionConfirmScreen))
             screen = app.screen
-            assert isinstance(screen, ActionConfirmScreen)
             shown = screen.query_one("#action-plan", Static).render()
             assert f"ktriage-quarantine-{pod}" in str(shown)
             assert "policyTypes" in str(shown) and "Dry run" in str(shown)
             await pilot.press("escape")
-            await pilot.pause()
-            assert app.results == [None]
+            await until(pilot, lambda: app.results == [None])
             assert f"ktriage-quarantine-{pod}" not in _policy_names(sim, "shop")
 
             app.push_screen(ActionConfirmScreen(service, plan), app.results.append)
-            await pilot.pause()
+            await until(pilot, lambda: isinstance(app.screen, ActionConfirmScreen))
             await pilot.press("enter")
             for _ in range(100):
                 if len(app.results) == 2:
@@ -129,8 +128,7 @@ async def test_action_list_shows_what_undo_will_do() -> None:
         widget = app.query_one(ActionList)
         assert "No actions taken yet" in str(widget.render())
         widget.show(records)
-        await pilot.pause()
-        assert "u undoes" in str(widget.render())
+        await until(pilot, lambda: "u undoes" in str(widget.render()))
 
 
 async def test_app_keys_isolate_and_record_in_the_timeline(sim: Any, tmp_path: Path) -> None:
@@ -144,9 +142,8 @@ async def test_app_keys_isolate_and_record_in_the_timeline(sim: Any, tmp_path: P
     app = KtriageApp(engine, mode="live", snapshot_dir=tmp_path, start_sources=False)
     app.api_client_factory = kubeconfig_factory(str(sim.kubeconfig_path), "sim-admin")
     async with app.run_test(size=(160, 50)) as pilot:
-        await pilot.pause()
+        await until(pilot, lambda: app.action_provider is not None)
         provider = app.action_provider
-        assert provider is not None
         await provider.service.refresh(("shop", pod))
         await pilot.press("i")
         for _ in range(100):
@@ -183,21 +180,18 @@ async def test_a_long_plan_scrolls_to_its_end() -> None:
     )
     app = _Host(None, plan)
     async with app.run_test(size=(160, 45)) as pilot:
-        await pilot.pause()
+        await until(pilot, lambda: isinstance(app.screen, ActionConfirmScreen))
         view = app.screen.query_one(VerticalScroll)
+        await until(pilot, lambda: view.max_scroll_y > 0)
         assert view.max_scroll_y > 0  # taller than the screen: it must scroll
         assert view.region.bottom <= 45
         await pilot.press("j", "j", "j")
-        await pilot.pause()
-        assert view.scroll_y == 3
+        await until(pilot, lambda: view.scroll_y == 3)
         await pilot.press("end")
-        await pilot.pause()
-        assert view.scroll_y == view.max_scroll_y
+        await until(pilot, lambda: view.scroll_y == view.max_scroll_y)
         await pilot.press("home")
-        await pilot.pause()
-        assert view.scroll_y == 0
+        await until(pilot, lambda: view.scroll_y == 0)
         await pilot.press("pagedown")
-        await pilot.pause()
-        assert view.scroll_y > 10
+        await until(pilot, lambda: view.scroll_y > 10)
     # The dry run's verdict comes first, above the fold.
     assert plan_text(plan).plain.startswith("Dry run: the server accepted")

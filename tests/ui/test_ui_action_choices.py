@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pilot_waiting import until
 from textual.app import App
 from textual.containers import VerticalScroll
 from textual.widgets import Static
@@ -58,18 +59,16 @@ async def test_enter_waits_for_a_choice_then_applies_the_chosen_one() -> None:
     plan = _plan("")
     app = _Host(service, plan)
     async with app.run_test() as pilot:
-        await pilot.pause()
-        assert "nothing chosen yet" in plan_text(plan).plain
+        await until(pilot, lambda: "nothing chosen yet" in plan_text(plan).plain)
         await pilot.press("enter")
-        await pilot.pause()
-        assert service.applied == [] and isinstance(app.screen, ActionConfirmScreen)
+        await until(
+            pilot, lambda: service.applied == [] and isinstance(app.screen, ActionConfirmScreen)
+        )
         # `g` is also "top" in the preview: the plan's own choice comes first.
         await pilot.press("g")
-        await pilot.pause()
-        assert plan.option == "g"
+        await until(pilot, lambda: plan.option == "g")
         await pilot.press("0")
-        await pilot.pause()
-        assert plan.option == "0"
+        await until(pilot, lambda: plan.option == "0")
         shown = str(app.screen.query_one("#action-plan", Static).render())
         assert "▶ 0" in shown
         await pilot.press("enter")
@@ -87,11 +86,9 @@ async def test_a_plan_without_choices_keeps_g_for_the_top() -> None:
     plan.notes = [f"note {i}" for i in range(200)]
     app = _Host(_Service(), plan)
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.pause()
+        await until(pilot, lambda: isinstance(app.screen, ActionConfirmScreen))
         view = app.screen.query_one(VerticalScroll)
         await pilot.press("G")
-        await pilot.pause()
-        assert view.scroll_y > 0
+        await until(pilot, lambda: view.scroll_y > 0)
         await pilot.press("g")
-        await pilot.pause()
-        assert view.scroll_y == 0
+        await until(pilot, lambda: view.scroll_y == 0)
