@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from ktriage.core import allowlist
 from ktriage.core.archive import RawArchive
 from ktriage.core.config import Config
 from ktriage.core.correlate import Correlator
@@ -108,7 +109,9 @@ class Engine:
         self.store = EventStore(max_events=max_events)
         self.correlator = Correlator(self.store, config=self.config)
         self.archive = archive or RawArchive()
-        self.ingestor = Ingestor()
+        # Live sources build their own Ingestor: they take the configured allow list.
+        allowlist.use(self.config.allowlist)
+        self.ingestor = Ingestor(self.config.allowlist)
         self.sources: list[Source] = []
         self.clock: Callable[[], float] = time.time
         self.cluster = None  # ktriage.core.cluster.ClusterState when connected to a cluster

@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable
 import msgspec
 import orjson
 
+from ktriage.core import allowlist as allowlists
+from ktriage.core.allowlist import AllowList, mark_expected
 from ktriage.core.detect.audit import AuditDetector, flag_unread_pod_spec
 from ktriage.core.jsonsplit import split_documents
 from ktriage.core.model import RAW_PACK_OFFSET_LIMIT, RAW_PACK_SHIFTS, Event, RawRef, pack_raw
@@ -151,7 +153,12 @@ def _bad_json(data: bytes, exc: Exception) -> Skip:
 class Ingestor:
     """Turns raw records into Events; keeps counts of what it parsed and skipped."""
 
-    def __init__(self) -> None:
+    def __init__(self, allowlist: AllowList | None = None) -> None:
+        # Well-known controllers' expected behaviour: their detections become
+        # context marked "expected" (see core/allowlist.py).
+        self.allowlist = allowlist if allowlist is not None else allowlists.current()
+        self._allow_tetragon = "tetragon" in self.allowlist.runtime_sources
+        self.expected = 0  # detections the allow list found expected
         self.skipped: collections.Counter[str] = collections.Counter()
         # Of those counted in `skipped`, the records read in part (too long or too deep
         # to decode whole) whose key fields still made events.
@@ -225,7 +232,7 @@ class Ingestor:
                         ev = _build_audit(rec, line, raw, self._input_time)
                         self._n_audit += 1
                         self._input_time = ev.time
-                        return self.audit.process(rec, ev)
+                        return self._process(rec, ev)
                     except SkipRecord as exc:
                         return self.count_skip(origin, exc.skip.reason, exc.skip.detail)
                     except RecursionError:
@@ -331,7 +338,10 @@ class Ingestor:
                 # JSON allows the trailing line end as whitespace: lines decode as they are.
                 if line.startswith(b'{"process_'):
                     try:
-                        ev = build_tetragon(tetragon_decode(line), line, raw)
+                        trec = tetragon_decode(line)
+                        ev = build_tetragon(trec, line, raw)
+                        if ev.signal and self._allow_tetragon:
+                            self._expect_tetragon(trec, ev)
                     except Exception:
                         pass  # the general path below says why
                     else:
@@ -351,6 +361,8 @@ class Ingestor:
                             self._n_audit += 1
                             self._input_time = ev.time
                             out = process(rec, ev)
+                            if ev.signal:
+                                self._expect_audit(rec, ev)
                         except SkipRecord as exc:
                             self.count_skip(f"{name}:{lineno}", exc.skip.reason, exc.skip.detail)
                             continue
@@ -507,6 +519,60 @@ class Ingestor:
 
     # -- internals ------------------------------------------------------------
 
+    def _process(self, rec: audit_parser.AuditRecord, ev: Event) -> list[Event]:
+        """The audit detections, then the allow list on the record's own event (held
+        or not: a held request is the same object, emitted later as marked now)."""
+        out = self.audit.process(rec, ev)
+        if ev.signal:
+            self._expect_audit(rec, ev)
+        return out
+
+    def _expect_audit(self, rec: audit_parser.AuditRecord, ev: Event) -> None:
+        """Mark a detection expected when the allow list holds the request: matched
+        by the authenticated identity; an impersonated request never matches."""
+        user = rec.user
+        name = user.username if user is not None else None
+        if not name or rec.impersonatedUser is not None or ev.source != "audit":
+            return
+        candidates = self.allowlist.audit_candidates(name)
+        if not candidates:
+            return
+        oref = rec.objectRef
+        resource = namespace = obj_name = ""
+        if oref is not None:
+            resource = oref.resource or ""
+            if oref.subresource:
+                resource = f"{resource}/{oref.subresource}"
+            namespace = oref.namespace or ""
+            obj_name = oref.name or ""
+        decoded: list[object] = []
+
+        def request_object() -> object:
+            if not decoded:
+                decoded.append(audit_parser.decode_object(rec.requestObject))
+            return decoded[0]
+
+        entry = self.allowlist.for_request(
+            name, rec.verb or "", resource, namespace, obj_name, rec.requestURI or "",
+            request_object,
+        )  # fmt: skip
+        if entry is not None:
+            mark_expected(ev, entry)
+            self.expected += 1
+
+    def _expect_tetragon(self, rec: tetragon_parser.TetragonRecord, ev: Event) -> None:
+        body = rec.process_exec
+        proc = body.process if body is not None else None
+        if proc is None:
+            return
+        parent = body.parent.binary if body.parent is not None else ""
+        entry = self.allowlist.for_process(
+            "tetragon", proc.binary or "", proc.arguments or "", parent or ""
+        )
+        if entry is not None:
+            mark_expected(ev, entry)
+            self.expected += 1
+
     def _salvaged(
         self, body: bytes, size: int, origin: str, raw: RawRef | int | None
     ) -> list[Event]:
@@ -575,7 +641,7 @@ class Ingestor:
             ev = audit_parser.build_event(rec, body, raw, self._input_time)
             self._n_audit += 1
             self._input_time = ev.time
-            out = self.audit.process(rec, ev)
+            out = self._process(rec, ev)
             if unread:
                 # A held request is the same object: the signal goes out with it.
                 flag_unread_pod_spec(rec, ev)
@@ -587,6 +653,8 @@ class Ingestor:
         else:
             rec_t = tetragon_parser.parse_tetragon(body)
             ev = tetragon_parser.build_event(rec_t, body, raw)
+            if ev.signal and self._allow_tetragon:
+                self._expect_tetragon(rec_t, ev)
             self._n_tetragon += 1
             self._input_time = ev.time
             out = [ev]
@@ -708,6 +776,8 @@ class Ingestor:
             if fmt == "tetragon":
                 rec = tetragon_parser.parse_tetragon(data)
                 ev = tetragon_parser.build_event(rec, data, raw)
+                if ev.signal and self._allow_tetragon:
+                    self._expect_tetragon(rec, ev)
                 self._n_tetragon += 1
                 self._input_time = ev.time
                 return [ev]
@@ -752,7 +822,7 @@ class Ingestor:
         ev = audit_parser.build_event(rec, data, raw, self._input_time)
         self._n_audit += 1
         self._input_time = ev.time
-        return self.audit.process(rec, ev)
+        return self._process(rec, ev)
 
     def _event_list(
         self, lst: audit_parser.EventListRecord, origin: str, raw: RawRef | int | None
@@ -780,7 +850,7 @@ class Ingestor:
             self._n_audit += 1
             self._input_time = ev.time
             try:
-                out.extend(self.audit.process(rec, ev))
+                out.extend(self._process(rec, ev))
             except RecursionError:
                 out.extend(self._deep(data, where, raw))
             except Exception as exc:
