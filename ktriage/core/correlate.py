@@ -39,8 +39,22 @@ PENDING_PER_ENTITY = 5_000
 # at every append would cost more than the memory it saves).
 _PENDING_TRIM = 2 * PENDING_PER_ENTITY
 _bisect_left = bisect.bisect_left
+_bisect_right = bisect.bisect_right
 # Sources that count for corroboration (our own actions do not).
 OBSERVING_SOURCES = frozenset({"audit", "falco", "tetragon", "kube"})
+
+# ---- recurring low signals (roll-up) ---------------------------------------------
+# Low signals of one rule on pods of one namespace (a noisy rule on every replica of
+# a workload) form one recurring incident, not one per pod. A pod leaves it for an
+# incident of its own as soon as a signal above low concerns it within the window:
+# its low signals join that incident (and so do, in turn, its other low signals
+# within the window of those).
+ROLLUP_SOURCES = frozenset({"falco", "tetragon", "kube"})
+ROLLUP_KIND = "Recurring"
+# Pods named in a recurring incident's entities (the count covers them all).
+ROLLUP_LISTED = 20
+# Distinct pods counted exactly up to this many; beyond, "at least".
+ROLLUP_COUNTED = 10_000
 
 # ---- expected sessions ------------------------------------------------------
 # Audit detections (kinds) that open an interactive session into a pod.
@@ -125,17 +139,45 @@ class _Group:
     entity_counts: Counter[EntityRef] = field(default_factory=Counter)
     first_signal: float = 0.0
     incident: Incident | None = None
+    # Identities that acted in its signals (audit requesters), for the title.
+    actors: Counter[EntityRef] = field(default_factory=Counter)
+    # Set for a recurring incident (rolled-up low signals).
+    recurring: _Recurring | None = None
+
+
+@dataclass(slots=True)
+class _Recurring:
+    """What a recurring incident says of its pods: a count, and a bounded list."""
+
+    key: EntityRef
+    pods: dict[EntityRef, None] = field(default_factory=dict)  # up to ROLLUP_COUNTED
+    more_pods: bool = False  # more distinct pods than counted
+
+    def add(self, pod: EntityRef) -> None:
+        if pod in self.pods:
+            return
+        if len(self.pods) < ROLLUP_COUNTED:
+            self.pods[pod] = None
+        else:
+            self.more_pods = True
+
+    def merge(self, other: _Recurring) -> None:
+        for pod in other.pods:
+            self.add(pod)
+        self.more_pods = self.more_pods or other.more_pods
 
 
 class _Slot:
     """What the correlator knows of one linking entity: its signals (time, id) in
     time order, and the ids of context events not yet attached, oldest first."""
 
-    __slots__ = ("pending", "signals")
+    __slots__ = ("pending", "rolled", "signals")
 
     def __init__(self) -> None:
         self.signals: list[tuple[float, int]] = []
         self.pending: list[int] = []
+        # Low signals of this entity filed in a recurring incident (made on demand).
+        self.rolled: list[tuple[float, int]] | None = None
 
 
 _UNSEEN = _Slot()  # marker for "entity not looked at yet"
@@ -183,6 +225,8 @@ class Correlator:
         self._hidden_by: dict[int, _Session] = {}
         # Ids of our own events (actions): in timelines, but not activity.
         self._own: set[int] = set()
+        # Signals filed in a recurring incident: signal id -> its roll-up key.
+        self._rolled: dict[int, EntityRef] = {}
 
     # ---- union–find -------------------------------------------------------
 
@@ -214,6 +258,13 @@ class Correlator:
             if label not in ga.labels or (-sev, t) < (-ga.labels[label][0], ga.labels[label][1]):
                 ga.labels[label] = (sev, t)
         ga.entity_counts.update(gb.entity_counts)
+        ga.actors.update(gb.actors)
+        if gb.recurring is not None:
+            if ga.recurring is None:
+                ga.recurring = gb.recurring
+            else:
+                ga.recurring.merge(gb.recurring)
+            _cap_listed(ga.entity_counts)
         # The merged incident keeps the earlier one's identity; the other id is
         # recorded as renamed so the UI can follow it.
         keep, loser = ga.incident, gb.incident
@@ -302,14 +353,17 @@ class Correlator:
                 if session.order < self._hidden_by[eid].order:
                     self._hide(self.store.get(eid), pod, session, record=False)
         slot = self._slots.get(pod)
-        if slot is None or not slot.signals:
+        if slot is None or not (slot.signals or slot.rolled):
             return set()
-        lst = slot.signals
-        lo = _bisect_left(lst, (session.start, 0))
-        hi = bisect.bisect_right(lst, (session.end, float("inf")))
+        found: list[int] = []
+        # Its ordinary signals, and its low ones filed in a recurring incident.
+        for lst in (slot.signals, slot.rolled or []):
+            lo = _bisect_left(lst, (session.start, 0))
+            hi = bisect.bisect_right(lst, (session.end, float("inf")))
+            found.extend(sid for _, sid in lst[lo:hi])
         roots: dict[int, None] = {}
         get = self.store.get
-        for _, sid in lst[lo:hi]:
+        for sid in found:
             sig = get(sid)
             if session_covers(sig):
                 sig.signal = False
@@ -345,28 +399,39 @@ class Correlator:
         if record:
             bisect.insort(self._session_hidden.setdefault(pod, []), (ev.time, ev.id))
 
-    def _rebuild(self, root: int) -> set[str]:
+    def _keys(self, ev: Event) -> list[EntityRef]:
+        """Where a signal is filed: its roll-up key, or its linking entities."""
+        key = self._rolled.get(ev.id)
+        return [key] if key is not None else _signal_keys(ev)
+
+    def _rebuild(self, root: int, *, promote: set[int] | frozenset[int] = frozenset()) -> set[str]:
         """Recompute one component from its events after some of its signals became
         context: its remaining signals are linked again (they may fall apart into
         several incidents, or none), and its context attaches anew.
 
         The incident keeps its id and object when its earliest remaining signal is
         the same; otherwise the old id is renamed to the incident of the earliest
-        remaining signal, or, with no signal left, closed."""
+        remaining signal, or, with no signal left, closed. Signals in `promote` leave
+        their recurring incident and are linked as ordinary signals."""
         old = self._groups.pop(root)
         old_inc = old.incident
         get = self.store.get
         window = self.window
         slots = self._slots
         keep: list[Event] = []
+        promoted: list[Event] = []
         for sid in old.signal_ids:
             ev = get(sid)
-            for ent in _signal_keys(ev):
+            for ent in self._keys(ev):
                 lst = slots[ent].signals
                 pos = _bisect_left(lst, (ev.time, sid))
                 if pos < len(lst) and lst[pos][1] == sid:
                     del lst[pos]
             del self._parent[sid]
+            if sid in self._rolled and (sid in promote or not ev.signal):
+                self._unroll(ev)
+                if ev.signal:
+                    promoted.append(ev)
             if ev.signal:
                 keep.append(ev)
         signal_ids = set(old.signal_ids)
@@ -384,7 +449,7 @@ class Correlator:
             self._groups[sid] = group
             self._absorb(group, ev, signal=True)
             root_id = sid
-            for ent in _signal_keys(ev):
+            for ent in self._keys(ev):
                 slot = slots.get(ent)
                 if slot is None:
                     slot = slots[ent] = _Slot()
@@ -403,6 +468,12 @@ class Correlator:
         successor = ""
         for group in sorted(groups.values(), key=lambda g: g.first_key):
             if old_inc is not None and incident_id(group.first_key) == old_inc.id:
+                # The earliest signal is the same: the incident keeps its object (a
+                # group it joined meanwhile gives up its own, renamed to this one).
+                joined = group.incident
+                if joined is not None and joined is not old_inc:
+                    self.incidents.pop(joined.id, None)
+                    self.renamed[joined.id] = old_inc.id
                 group.incident = old_inc
             changed |= self._refresh(group)
             if not successor and group.incident is not None:
@@ -420,8 +491,16 @@ class Correlator:
                             self._absorb(group, ev, signal=False)
                 continue
             changed |= self._add_context(ev)
+        for ev in promoted:
+            # Context of the pod, kept for a signal to come: this is one now.
+            self._attach_pending(self._groups[self._find(ev.id)], ev)
         for group in groups.values():
+            inc = group.incident
+            escalated = inc is not None and inc.escalated
             changed |= self._refresh(group, context_only=True)
+            if inc is not None:
+                # Rebuilt to take promoted signals in: a rise in severity stays said.
+                inc.escalated = escalated
         if old_inc is not None and old_inc.id not in self.incidents:
             if successor:
                 self.renamed[old_inc.id] = successor
@@ -436,15 +515,27 @@ class Correlator:
         return slot
 
     def _add_signal(self, ev: Event) -> set[str]:
+        key = _rollup_key(ev)
+        if key is not None and not self._near_ordinary(ev):
+            return self._add_linked(ev, [key], rolled=key)
+        changed = self._add_linked(ev, _signal_keys(ev))
+        if self._rolled:
+            changed |= self._promote_around(ev)
+        return changed
+
+    def _add_linked(
+        self, ev: Event, keys: list[EntityRef], rolled: EntityRef | None = None
+    ) -> set[str]:
+        """File a signal under `keys` and join the components of its neighbours."""
         sid = ev.id
         t = ev.time
         item = (t, sid)
         window = self.window
         slots = self._slots
-        # The signals next to this one (in time, per strong entity) within the
+        # The signals next to this one (in time, per linking entity) within the
         # window: their components and this signal become one.
         neighbours: list[int] = []
-        for ent in [ent for ent in ev.entities if ent.strong] or [_fallback_key(ev)]:
+        for ent in keys:
             slot = slots.get(ent)
             if slot is None:
                 slot = slots[ent] = _Slot()
@@ -457,6 +548,8 @@ class Correlator:
             if pos < len(lst) and lst[pos][0] - t <= window:
                 neighbours.append(lst[pos][1])
             lst.insert(pos, item)
+        if rolled is not None:
+            self._roll(ev, rolled)
         first_key = (t, ev.source, ev.ref)
         if neighbours:
             # Joins an existing component directly (most signals do): cheaper than
@@ -474,8 +567,87 @@ class Correlator:
             self._parent[sid] = sid
             group = self._groups[sid] = _Group(first_key=first_key, first_signal=t)
         self._absorb(group, ev, signal=True)
-        self._attach_pending(group, ev)
+        if rolled is None:
+            self._attach_pending(group, ev)
         return self._refresh(group)
+
+    # ---- recurring low signals --------------------------------------------------
+
+    def _roll(self, ev: Event, key: EntityRef) -> None:
+        """Remember a low signal filed in a recurring incident under its own pods and
+        containers, where a stronger signal finds it."""
+        self._rolled[ev.id] = key
+        item = (ev.time, ev.id)
+        slots = self._slots
+        for ent in _linking(ev):
+            slot = slots.get(ent)
+            if slot is None:
+                slot = slots[ent] = _Slot()
+            if slot.rolled is None:
+                slot.rolled = [item]
+            else:
+                bisect.insort(slot.rolled, item)
+
+    def _unroll(self, ev: Event) -> None:
+        """Forget a signal's place in a recurring incident (promoted or demoted)."""
+        if self._rolled.pop(ev.id, None) is None:
+            return
+        item = (ev.time, ev.id)
+        for ent in _linking(ev):
+            slot = self._slots.get(ent)
+            if slot is None or not slot.rolled:
+                continue
+            pos = _bisect_left(slot.rolled, item)
+            if pos < len(slot.rolled) and slot.rolled[pos] == item:
+                del slot.rolled[pos]
+
+    def _near_ordinary(self, ev: Event) -> bool:
+        """Whether an ordinary signal shares a linking entity with `ev` within the window."""
+        t = ev.time
+        window = self.window
+        slots = self._slots
+        for ent in _linking(ev):
+            slot = slots.get(ent)
+            if slot is None or not slot.signals:
+                continue
+            lst = slot.signals
+            pos = _bisect_left(lst, (t, 0))
+            if pos < len(lst) and lst[pos][0] - t <= window:
+                return True
+            if pos and t - lst[pos - 1][0] <= window:
+                return True
+        return False
+
+    def _promote_around(self, ev: Event) -> set[str]:
+        """Low signals of a recurring incident that an ordinary signal concerns (same
+        pod or container, within the window) leave it and join the ordinary incident;
+        so do, in turn, those near them."""
+        window = self.window
+        slots = self._slots
+        get = self.store.get
+        promote: dict[int, None] = {}
+        work = [ev]
+        while work:
+            e = work.pop()
+            t = e.time
+            for ent in _linking(e):
+                slot = slots.get(ent)
+                if slot is None or not slot.rolled:
+                    continue
+                lst = slot.rolled
+                lo = _bisect_left(lst, (t - window, 0))
+                hi = _bisect_right(lst, (t + window, float("inf")))
+                for _, sid in lst[lo:hi]:
+                    if sid not in promote:
+                        promote[sid] = None
+                        work.append(get(sid))
+        if not promote:
+            return set()
+        roots: dict[int, None] = {self._find(sid): None for sid in promote}
+        changed: set[str] = set()
+        for root in roots:
+            changed |= self._rebuild(root, promote=set(promote))
+        return changed
 
     def _add_context(self, ev: Event) -> set[str]:
         """Attach to the incident of the nearest signal sharing a linking entity within
@@ -485,7 +657,13 @@ class Correlator:
             return set()  # our own API calls: the action events tell that story
         slots = self._slots
         linked: list[_Slot] = []
-        for ent in ev.entities:
+        ents = ev.entities
+        # The addresses a control-plane identity calls from are nodes' (shared by
+        # everything they run): they never link (see _linking).
+        no_ips = ev.source == "audit" and bool(ents) and _system_requester(ents[0])
+        for ent in ents:
+            if no_ips and ent.kind == EntityKind.IP:
+                continue
             slot = slots.get(ent, _UNSEEN)
             if slot is _UNSEEN:
                 slot = self._slot(ent)
@@ -543,7 +721,7 @@ class Correlator:
         """Context that arrived before this signal joins its incident now."""
         get = self.store.get
         slots = self._slots
-        for ent in signal.entities:
+        for ent in _linking(signal):
             slot = slots.get(ent)
             if slot is None or not slot.pending:
                 continue
@@ -579,8 +757,24 @@ class Correlator:
             old = group.labels.get(ev.label)
             if old is None or (-int(ev.severity), ev.time) < (-old[0], old[1]):
                 group.labels[ev.label] = (int(ev.severity), ev.time)
+        actor = _actor(ev)
+        if actor is not None:
+            group.actors[actor] += 1
+        key = self._rolled.get(ev.id) if self._rolled else None
+        if key is None:
+            for ent in ev.entities:
+                group.entity_counts[ent] += 1
+            return
+        # A recurring incident: every pod counted, a few listed.
+        rec = group.recurring
+        if rec is None:
+            rec = group.recurring = _Recurring(key)
+        counts = group.entity_counts
         for ent in ev.entities:
-            group.entity_counts[ent] += 1
+            if ent.kind == EntityKind.POD:
+                rec.add(ent)
+            if ent in counts or len(counts) < ROLLUP_LISTED:
+                counts[ent] += 1
 
     # ---- incidents ---------------------------------------------------------
 
@@ -624,7 +818,10 @@ class Correlator:
         inc.first_signal = group.first_signal
         inc.tactics = tuple(sorted(group.tactics, key=tactic_rank))
         inc.entities = _ranked_entities(group.entity_counts)
-        inc.title = make_title(group.labels, inc.entities)
+        if group.recurring is not None and len(group.recurring.pods) > 1:
+            inc.title = recurring_title(group.labels, group.recurring, len(group.signal_ids))
+        else:
+            inc.title = make_title(group.labels, inc.entities, _main_actor(group.actors))
         inc.timeline = group.timeline
         inc.signal_count = len(group.signal_ids)
         inc.counts_by_source = dict(group.sources)
@@ -700,8 +897,67 @@ def _report_order(ev: Event) -> tuple[float, str, str]:
 
 
 def _signal_keys(ev: Event) -> list[EntityRef]:
-    """The entities a signal is filed under: its strong ones, else a detection key."""
-    return [ent for ent in ev.entities if ent.strong] or [_fallback_key(ev)]
+    """The entities a signal is filed under: its linking ones, else a detection key."""
+    return _linking(ev) or [_fallback_key(ev)]
+
+
+_SYSTEM_KINDS = (EntityKind.USER, EntityKind.SERVICE_ACCOUNT)
+
+
+def _system_requester(first: EntityRef) -> bool:
+    """Whether an audit event's first entity (its requester) is a control-plane
+    identity: one that never links."""
+    return first.kind in _SYSTEM_KINDS and not first.strong
+
+
+def _linking(ev: Event) -> list[EntityRef]:
+    """The entities through which an event links: its strong ones, but not the
+    source addresses of a control-plane identity's requests (node addresses: the
+    controllers, scheduler and kubelets call from them, and so does every
+    host-network pod)."""
+    ents = ev.entities
+    if ev.source == "audit" and ents and _system_requester(ents[0]):
+        return [e for e in ents if e.strong and e.kind != EntityKind.IP]
+    return [e for e in ents if e.strong]
+
+
+def _actor(ev: Event) -> EntityRef | None:
+    """The identity that made an audit request (its first user or service account;
+    parse/audit.py puts the requester first, Falco's k8saudit events name the
+    user before any service account they target)."""
+    if ev.source not in ("audit", "falco"):
+        return None
+    for e in ev.entities:
+        if e.kind in _SYSTEM_KINDS:
+            return e
+    return None
+
+
+def _main_actor(actors: Counter[EntityRef]) -> EntityRef | None:
+    """The identity a title names: a person or workload account before a system
+    one, then the one that acted most."""
+    if not actors:
+        return None
+    return min(actors, key=lambda e: (not e.strong, -actors[e], e))
+
+
+def _rollup_key(ev: Event) -> EntityRef | None:
+    """The recurring incident a low signal may join: one per rule and namespace,
+    for signals about a pod (runtime alerts and pod faults)."""
+    if ev.severity != Severity.LOW or ev.source not in ROLLUP_SOURCES:
+        return None
+    pod = ev.first(EntityKind.POD)
+    if pod is None or not pod.namespace:
+        return None
+    return EntityRef(ROLLUP_KIND, pod.namespace, f"{ev.source}:{ev.kind}:{ev.label}")
+
+
+def _cap_listed(counts: Counter[EntityRef]) -> None:
+    """Keep the entities of a recurring incident to the most named ROLLUP_LISTED."""
+    if len(counts) <= ROLLUP_LISTED:
+        return
+    for ent, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[ROLLUP_LISTED:]:
+        del counts[ent]
 
 
 def _fallback_key(ev: Event) -> EntityRef:
@@ -752,8 +1008,14 @@ def _ranked_entities(counts: Counter[EntityRef]) -> tuple[EntityRef, ...]:
     return tuple(sorted(counts, key=lambda e: (order.get(e.kind, 99), -counts[e], e)))
 
 
-def make_title(labels: dict[str, tuple[int, float]], entities: tuple[EntityRef, ...]) -> str:
-    """ "Shell, miner download and mining-pool egress in shop/storefront-7d9f"."""
+def make_title(
+    labels: dict[str, tuple[int, float]],
+    entities: tuple[EntityRef, ...],
+    actor: EntityRef | None = None,
+) -> str:
+    """ "Shell, miner download and mining-pool egress in shop/storefront-7d9f";
+    without a pod, the identity that acted ("Cluster-admin binding by bob"), never
+    one the requests were about."""
     # The three most severe phrases, told in the order they happened.
     top = sorted(labels.items(), key=lambda kv: (-kv[1][0], kv[1][1], kv[0]))[:3]
     phrases = [label for label, _ in sorted(top, key=lambda kv: (kv[1][1], kv[0]))]
@@ -765,6 +1027,11 @@ def make_title(labels: dict[str, tuple[int, float]], entities: tuple[EntityRef, 
     if extra > 0:
         text += f" (+{extra} more)"
     where = ""
+    pod = next((e for e in entities if e.kind == EntityKind.POD), None)
+    if pod is None and actor is not None:
+        if actor.kind == EntityKind.SERVICE_ACCOUNT:
+            return f"{text} by service account {actor.short()}"
+        return f"{text} by {actor.name}"
     for kind in _TITLE_KINDS:
         ent = next((e for e in entities if e.kind == kind), None)
         if ent is not None:
@@ -775,6 +1042,15 @@ def make_title(labels: dict[str, tuple[int, float]], entities: tuple[EntityRef, 
                 where = f" {prep} {ent.short()}"
             break
     return text + where
+
+
+def recurring_title(labels: dict[str, tuple[int, float]], rec: _Recurring, count: int) -> str:
+    """ "Kubernetes Client Tool Launched, recurring: 250 times on 37 pods in shop"."""
+    label = min(labels, key=lambda k: (-labels[k][0], labels[k][1], k)) if labels else ""
+    pods = len(rec.pods)
+    pods_text = f"{pods}+ pods" if rec.more_pods else (f"{pods} pods" if pods != 1 else "1 pod")
+    times = "once" if count == 1 else f"{count} times"
+    return f"{label or 'Low signal'}, recurring: {times} on {pods_text} in {rec.key.namespace}"
 
 
 def _lower_first(text: str) -> str:
