@@ -31,6 +31,7 @@ from ktriage.core.attack import tactic_rank
 from ktriage.core.config import Config, Suppression
 from ktriage.core.model import EntityKind, EntityRef, Event, Incident, Severity
 from ktriage.core.parse.audit import OWN_REQUEST_KIND
+from ktriage.core.parse.podfacts import POD_ACCOUNT_KIND, POD_ADDRESS_KIND
 from ktriage.core.store import EventStore
 
 # How many unattached context events are remembered per entity for late signals.
@@ -55,6 +56,17 @@ ROLLUP_KIND = "Recurring"
 ROLLUP_LISTED = 20
 # Distinct pods counted exactly up to this many; beyond, "at least".
 ROLLUP_COUNTED = 10_000
+
+# ---- learnt links --------------------------------------------------------------
+# Context events that state a fact the correlator links by (see ingest.py and
+# cluster.py): a pod's own address (signals from that address join the pod's
+# incident), and the service account a pod runs as (its signals join the pod's).
+FACT_KINDS = frozenset({POD_ADDRESS_KIND, POD_ACCOUNT_KIND})
+# Every pod without an account of its own runs as `default`: it links nothing.
+SHARED_ACCOUNTS = frozenset({"default"})
+# An address reused by many pods (or a hostile stream claiming it for thousands)
+# links to this many at most.
+MAX_LEARNT_PER_ENTITY = 8
 
 # ---- expected sessions ------------------------------------------------------
 # Audit detections (kinds) that open an interactive session into a pod.
@@ -227,6 +239,9 @@ class Correlator:
         self._own: set[int] = set()
         # Signals filed in a recurring incident: signal id -> its roll-up key.
         self._rolled: dict[int, EntityRef] = {}
+        # Learnt links: the signals naming an entity are also filed under these
+        # (a pod's address -> the pod; a pod -> the service account it runs as).
+        self._also: dict[EntityRef, list[EntityRef]] = {}
 
     # ---- union–find -------------------------------------------------------
 
@@ -303,6 +318,8 @@ class Correlator:
             out = self._add_signal(event)
         else:
             out = self._add_context(event)
+            if event.kind in FACT_KINDS:
+                out |= self._learn(event)
         if changed:
             out |= changed
         return out
@@ -402,7 +419,7 @@ class Correlator:
     def _keys(self, ev: Event) -> list[EntityRef]:
         """Where a signal is filed: its roll-up key, or its linking entities."""
         key = self._rolled.get(ev.id)
-        return [key] if key is not None else _signal_keys(ev)
+        return [key] if key is not None else self._signal_keys(ev)
 
     def _rebuild(self, root: int, *, promote: set[int] | frozenset[int] = frozenset()) -> set[str]:
         """Recompute one component from its events after some of its signals became
@@ -423,7 +440,10 @@ class Correlator:
         for sid in old.signal_ids:
             ev = get(sid)
             for ent in self._keys(ev):
-                lst = slots[ent].signals
+                found = slots.get(ent)
+                if found is None:
+                    continue
+                lst = found.signals
                 pos = _bisect_left(lst, (ev.time, sid))
                 if pos < len(lst) and lst[pos][1] == sid:
                     del lst[pos]
@@ -518,7 +538,7 @@ class Correlator:
         key = _rollup_key(ev)
         if key is not None and not self._near_ordinary(ev):
             return self._add_linked(ev, [key], rolled=key)
-        changed = self._add_linked(ev, _signal_keys(ev))
+        changed = self._add_linked(ev, self._signal_keys(ev))
         if self._rolled:
             changed |= self._promote_around(ev)
         return changed
@@ -571,6 +591,89 @@ class Correlator:
             self._attach_pending(group, ev)
         return self._refresh(group)
 
+    # ---- learnt links -----------------------------------------------------------
+
+    def _linking(self, ev: Event) -> list[EntityRef]:
+        """The entities an event links through, with what they were learnt to be."""
+        base = _linking(ev)
+        also = self._also
+        if not also:
+            return base
+        return _closure(base, also)
+
+    def _signal_keys(self, ev: Event) -> list[EntityRef]:
+        """The entities a signal is filed under: its linking ones, else a detection key."""
+        return self._linking(ev) or [_fallback_key(ev)]
+
+    def _learn(self, ev: Event) -> set[str]:
+        """A fact event: a pod's address, or the service account a pod runs as."""
+        pod = ev.first(EntityKind.POD)
+        if pod is None or not pod.strong:
+            return set()
+        if ev.kind == POD_ADDRESS_KIND:
+            ip = ev.first(EntityKind.IP)
+            if ip is None or not ip.strong:
+                return set()
+            return self._alias(ip, pod)
+        account = ev.first(EntityKind.SERVICE_ACCOUNT)
+        if account is None or not account.strong or account.name in SHARED_ACCOUNTS:
+            return set()
+        return self._alias(pod, account)
+
+    def _alias(self, src: EntityRef, dst: EntityRef) -> set[str]:
+        """From now on, and for what is already here: the signals filed under `src`
+        are filed under `dst` too (as if they had named it from the start, so the
+        order of arrival does not matter)."""
+        targets = self._also.setdefault(src, [])
+        if dst in targets or len(targets) >= MAX_LEARNT_PER_ENTITY or dst == src:
+            return set()
+        targets.append(dst)
+        slot = self._slots.get(src)
+        if slot is None or not (slot.signals or slot.rolled):
+            return set()
+        get = self.store.get
+        slots = self._slots
+        window = self.window
+        filed: list[Event] = []
+        roots: dict[int, None] = {}
+        keys = _closure([dst], self._also)
+        for _, sid in list(slot.signals):
+            ev = get(sid)
+            item = (ev.time, sid)
+            root = self._find(sid)
+            for key in keys:
+                target = slots.get(key)
+                if target is None:
+                    target = slots[key] = _Slot()
+                lst = target.signals
+                pos = _bisect_left(lst, item)
+                if pos < len(lst) and lst[pos][1] == sid:
+                    continue
+                for n in (pos - 1, pos):
+                    if 0 <= n < len(lst) and abs(lst[n][0] - ev.time) <= window:
+                        root = self._union(root, lst[n][1])
+                lst.insert(pos, item)
+            roots[root] = None
+            filed.append(ev)
+        for item in list(slot.rolled or ()):
+            for key in keys:
+                target = slots.get(key)
+                if target is None:
+                    target = slots[key] = _Slot()
+                if target.rolled is None:
+                    target.rolled = []
+                pos = _bisect_left(target.rolled, item)
+                if pos == len(target.rolled) or target.rolled[pos] != item:
+                    target.rolled.insert(pos, item)
+        changed: set[str] = set()
+        for root in {self._find(r): None for r in roots}:
+            changed |= self._refresh(self._groups[root])
+        for ev in filed:
+            self._attach_pending(self._groups[self._find(ev.id)], ev)
+            if self._rolled:
+                changed |= self._promote_around(ev)
+        return changed
+
     # ---- recurring low signals --------------------------------------------------
 
     def _roll(self, ev: Event, key: EntityRef) -> None:
@@ -579,7 +682,7 @@ class Correlator:
         self._rolled[ev.id] = key
         item = (ev.time, ev.id)
         slots = self._slots
-        for ent in _linking(ev):
+        for ent in self._linking(ev):
             slot = slots.get(ent)
             if slot is None:
                 slot = slots[ent] = _Slot()
@@ -593,7 +696,7 @@ class Correlator:
         if self._rolled.pop(ev.id, None) is None:
             return
         item = (ev.time, ev.id)
-        for ent in _linking(ev):
+        for ent in self._linking(ev):
             slot = self._slots.get(ent)
             if slot is None or not slot.rolled:
                 continue
@@ -606,7 +709,7 @@ class Correlator:
         t = ev.time
         window = self.window
         slots = self._slots
-        for ent in _linking(ev):
+        for ent in self._linking(ev):
             slot = slots.get(ent)
             if slot is None or not slot.signals:
                 continue
@@ -630,7 +733,7 @@ class Correlator:
         while work:
             e = work.pop()
             t = e.time
-            for ent in _linking(e):
+            for ent in self._linking(e):
                 slot = slots.get(ent)
                 if slot is None or not slot.rolled:
                     continue
@@ -669,6 +772,12 @@ class Correlator:
                 slot = self._slot(ent)
             if slot is not None:
                 linked.append(slot)
+        if self._also:
+            for ent in self._linking(ev):
+                if ent not in ents:
+                    slot = slots.get(ent)
+                    if slot is not None:
+                        linked.append(slot)
         if not linked:
             return set()
         best_gap = self.window
@@ -721,7 +830,7 @@ class Correlator:
         """Context that arrived before this signal joins its incident now."""
         get = self.store.get
         slots = self._slots
-        for ent in _linking(signal):
+        for ent in self._linking(signal):
             slot = slots.get(ent)
             if slot is None or not slot.pending:
                 continue
@@ -896,9 +1005,18 @@ def _report_order(ev: Event) -> tuple[float, str, str]:
     return (ev.time, ev.source, ev.ref)
 
 
-def _signal_keys(ev: Event) -> list[EntityRef]:
-    """The entities a signal is filed under: its linking ones, else a detection key."""
-    return _linking(ev) or [_fallback_key(ev)]
+def _closure(base: list[EntityRef], also: dict[EntityRef, list[EntityRef]]) -> list[EntityRef]:
+    """`base` and every entity learnt to stand with one of them, transitively."""
+    out = list(base)
+    seen = set(base)
+    i = 0
+    while i < len(out):
+        for extra in also.get(out[i], ()):
+            if extra not in seen:
+                seen.add(extra)
+                out.append(extra)
+        i += 1
+    return out
 
 
 _SYSTEM_KINDS = (EntityKind.USER, EntityKind.SERVICE_ACCOUNT)

@@ -25,11 +25,22 @@ from ktriage.core import allowlist as allowlists
 from ktriage.core.allowlist import AllowList, mark_expected
 from ktriage.core.detect.audit import AuditDetector, flag_unread_pod_spec
 from ktriage.core.jsonsplit import split_documents
-from ktriage.core.model import RAW_PACK_OFFSET_LIMIT, RAW_PACK_SHIFTS, Event, RawRef, pack_raw
-from ktriage.core.parse import Skip, SkipRecord
+from ktriage.core.model import (
+    RAW_PACK_OFFSET_LIMIT,
+    RAW_PACK_SHIFTS,
+    EntityKind,
+    EntityRef,
+    Event,
+    RawRef,
+    Severity,
+    entity,
+    pack_raw,
+)
+from ktriage.core.parse import Skip, SkipRecord, plain
 from ktriage.core.parse import audit as audit_parser
 from ktriage.core.parse import falco as falco_parser
 from ktriage.core.parse import tetragon as tetragon_parser
+from ktriage.core.parse.podfacts import POD_ACCOUNT_KIND, POD_ADDRESS_KIND, pod_facts
 from ktriage.core.salvage import (
     SALVAGE_KEY,
     RecordScanner,
@@ -91,6 +102,9 @@ SKIP_REASON_TEXT = {
 # Said in the summary of an event read from a record too large or too deep to decode.
 OVERSIZED_NOTE = " [record over 1 MiB: only key fields read]"
 TOO_DEEP_NOTE = " [record nested too deeply: only key fields read]"
+# Pod writes that may say a pod's address or service account (see _pod_facts).
+_POD_WRITES = frozenset({"create", "update", "patch"})
+_MAX_FACTS = 200_000
 # Depth to which feed_record keeps an already-decoded record it cannot encode whole.
 _PRUNE_DEPTH = 64
 
@@ -159,6 +173,8 @@ class Ingestor:
         self.allowlist = allowlist if allowlist is not None else allowlists.current()
         self._allow_tetragon = "tetragon" in self.allowlist.runtime_sources
         self.expected = 0  # detections the allow list found expected
+        # (pod, address or account) facts already said, so each is said once.
+        self._facts: dict[tuple[EntityRef, str], None] = {}
         self.skipped: collections.Counter[str] = collections.Counter()
         # Of those counted in `skipped`, the records read in part (too long or too deep
         # to decode whole) whose key fields still made events.
@@ -363,6 +379,13 @@ class Ingestor:
                             out = process(rec, ev)
                             if ev.signal:
                                 self._expect_audit(rec, ev)
+                            oref = rec.objectRef
+                            if (
+                                oref is not None
+                                and oref.resource == "pods"
+                                and rec.verb in _POD_WRITES
+                            ):
+                                out = out + self._pod_facts(rec, ev)
                         except SkipRecord as exc:
                             self.count_skip(f"{name}:{lineno}", exc.skip.reason, exc.skip.detail)
                             continue
@@ -525,6 +548,54 @@ class Ingestor:
         out = self.audit.process(rec, ev)
         if ev.signal:
             self._expect_audit(rec, ev)
+        oref = rec.objectRef
+        if oref is not None and oref.resource == "pods" and rec.verb in _POD_WRITES:
+            out = out + self._pod_facts(rec, ev)
+        return out
+
+    def _pod_facts(self, rec: audit_parser.AuditRecord, ev: Event) -> list[Event]:
+        """What a pod write says that links: the pod's own address (its status, as the
+        kubelet writes it or the server answers), and the service account it runs as.
+        Context events the correlator learns from (see correlate.FACT_KINDS)."""
+        if rec.code >= 400:
+            return []
+        facts = pod_facts(rec)
+        if facts is None:
+            return []
+        namespace, name, address, account = facts
+        out: list[Event] = []
+        pod = entity(EntityKind.POD, namespace, name)
+        known = self._facts
+        if len(known) > _MAX_FACTS:
+            known.clear()
+        if address and (pod, address) not in known:
+            known[(pod, address)] = None
+            out.append(
+                Event(
+                    time=ev.time,
+                    source="audit",
+                    ref=f"{ev.ref}:pod-address",
+                    kind=POD_ADDRESS_KIND,
+                    severity=Severity.INFO,
+                    summary=plain(f"pod {namespace}/{name} has address {address}"),
+                    entities=(pod, entity(EntityKind.IP, "", address)),
+                    raw=ev.raw,
+                )
+            )
+        if account and (pod, account) not in known:
+            known[(pod, account)] = None
+            out.append(
+                Event(
+                    time=ev.time,
+                    source="audit",
+                    ref=f"{ev.ref}:pod-account",
+                    kind=POD_ACCOUNT_KIND,
+                    severity=Severity.INFO,
+                    summary=plain(f"pod {namespace}/{name} runs as service account {account}"),
+                    entities=(pod, entity(EntityKind.SERVICE_ACCOUNT, namespace, account)),
+                    raw=ev.raw,
+                )
+            )
         return out
 
     def _expect_audit(self, rec: audit_parser.AuditRecord, ev: Event) -> None:
