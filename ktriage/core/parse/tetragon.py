@@ -21,6 +21,7 @@ from ktriage.core.parse import (
     time_out_of_range,
     to_epoch,
 )
+from ktriage.core.parse.podfacts import own_address
 
 
 class TImage(msgspec.Struct, gc=False):
@@ -317,6 +318,19 @@ def _arg_port(args: list[Any] | None) -> int | None:
     return None
 
 
+def _arg_source(args: list[Any] | None) -> str:
+    """The source address of a socket argument (the local end: a pod's own address
+    when the process runs in the pod's network), or ""."""
+    if not args:
+        return ""
+    for a in args:
+        if isinstance(a, dict):
+            sock = a.get("sock_arg") or a.get("skb_arg")
+            if isinstance(sock, dict):
+                return own_address(sock.get("saddr"))
+    return ""
+
+
 def _classify_hook(body: TBody) -> tuple[str, Severity, str, str, str]:
     """(kind, severity, label, technique, detail) of a kprobe/tracepoint/lsm hit."""
     fn = body.function_name or (f"{body.subsys}/{body.event}" if body.event else "hook")
@@ -425,6 +439,9 @@ def build_event(rec: TetragonRecord, data: bytes | memoryview, raw: RawRef | int
     elif etype in ("process_kprobe", "process_tracepoint", "process_lsm", "process_uprobe"):
         kind, severity, label, technique, detail = _classify_hook(body)
         signal = True
+        own = _arg_source(body.args) if proc is not None and _in_container(proc) else ""
+        if own:
+            ents = (*ents, entity(EntityKind.IP, "", own))
         policy = f" [policy {body.policy_name}]" if body.policy_name else ""
         summary = f"{label}: {detail} by {cmd} in {where}{policy}"
         if kind == "process-kprobe":
@@ -436,6 +453,9 @@ def build_event(rec: TetragonRecord, data: bytes | memoryview, raw: RawRef | int
             summary = f"connect {cmd} in {where} -> {dst}"
             if body.destination_ip:
                 ents = (*ents, entity(EntityKind.IP, "", body.destination_ip))
+            own = own_address(body.source_ip) if proc is not None and _in_container(proc) else ""
+            if own and own != body.destination_ip:
+                ents = (*ents, entity(EntityKind.IP, "", own))
             pname = _base(proc.binary if proc is not None else None)
             if body.destination_port in MINING_PORTS:
                 kind, severity, label, technique = (
