@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from ktriage.core.allowlist import EXPECTED_PREFIX
 from ktriage.core.model import Event, Incident, iso
 from ktriage.core.redact import redact
 from ktriage.core.text import shown
@@ -160,7 +161,9 @@ def render_markdown(
         marker = "**" if ev.signal else ""
         summary = md_escape(ev.summary)
         if ev.suppressed_by:
-            summary += " (suppressed: " + md_escape(ev.suppressed_by) + ")"
+            # An allow-list match reads "(expected: …)"; a user's suppression says so.
+            lead = " (" if ev.suppressed_by.startswith(EXPECTED_PREFIX) else " (suppressed: "
+            summary += lead + md_escape(ev.suppressed_by) + ")"
         add(
             f"| {iso(ev.time)} | {ev.source} | {marker}{sev}{marker} | "
             f"{md_escape(ev.kind)} | {marker}{summary}{marker} |"
