@@ -52,7 +52,8 @@ OBSERVING_SOURCES = frozenset({"audit", "falco", "tetragon", "kube"})
 # within the window of those).
 ROLLUP_SOURCES = frozenset({"falco", "tetragon", "kube"})
 ROLLUP_KIND = "Recurring"
-# Pods named in a recurring incident's entities (the count covers them all).
+# Entities of each kind (pods, containers, nodes...) named in a recurring
+# incident's entities (the count covers every pod).
 ROLLUP_LISTED = 20
 # Distinct pods counted exactly up to this many; beyond, "at least".
 ROLLUP_COUNTED = 10_000
@@ -159,24 +160,53 @@ class _Group:
 
 @dataclass(slots=True)
 class _Recurring:
-    """What a recurring incident says of its pods: a count, and a bounded list."""
+    """What a recurring incident says of its pods: a count, and a bounded list of its
+    entities (per kind, the first ROLLUP_LISTED in sort order: the same whatever
+    order the signals came in)."""
 
     key: EntityRef
     pods: dict[EntityRef, None] = field(default_factory=dict)  # up to ROLLUP_COUNTED
     more_pods: bool = False  # more distinct pods than counted
+    listed: dict[str, list[EntityRef]] = field(default_factory=dict)
+    changed: bool = True  # the listed entities changed since the incident took them
 
-    def add(self, pod: EntityRef) -> None:
-        if pod in self.pods:
+    def add(self, ent: EntityRef) -> None:
+        if ent.kind == EntityKind.POD and ent not in self.pods:
+            if len(self.pods) < ROLLUP_COUNTED:
+                self.pods[ent] = None
+            else:
+                self.more_pods = True
+        lst = self.listed.get(ent.kind)
+        if lst is None:
+            self.listed[ent.kind] = [ent]
+            self.changed = True
             return
-        if len(self.pods) < ROLLUP_COUNTED:
-            self.pods[pod] = None
-        else:
-            self.more_pods = True
+        if len(lst) >= ROLLUP_LISTED and not ent < lst[-1]:
+            return
+        pos = _bisect_left(lst, ent)
+        if pos < len(lst) and lst[pos] == ent:
+            return
+        lst.insert(pos, ent)
+        if len(lst) > ROLLUP_LISTED:
+            lst.pop()
+        self.changed = True
 
     def merge(self, other: _Recurring) -> None:
         for pod in other.pods:
             self.add(pod)
+        for lst in other.listed.values():
+            for ent in lst:
+                self.add(ent)
         self.more_pods = self.more_pods or other.more_pods
+
+    def entities(self) -> tuple[EntityRef, ...]:
+        order = _ENTITY_ORDER
+        return tuple(
+            sorted(
+                (e for lst in self.listed.values() for e in lst),
+                key=lambda e: (order.get(e.kind, 99), e),
+            )
+        )
 
 
 class _Slot:
@@ -279,7 +309,7 @@ class Correlator:
                 ga.recurring = gb.recurring
             else:
                 ga.recurring.merge(gb.recurring)
-            _cap_listed(ga.entity_counts)
+            ga.recurring.changed = True
         # The merged incident keeps the earlier one's identity; the other id is
         # recorded as renamed so the UI can follow it.
         keep, loser = ga.incident, gb.incident
@@ -874,16 +904,12 @@ class Correlator:
             for ent in ev.entities:
                 group.entity_counts[ent] += 1
             return
-        # A recurring incident: every pod counted, a few listed.
+        # A recurring incident: every pod counted, a few entities listed.
         rec = group.recurring
         if rec is None:
             rec = group.recurring = _Recurring(key)
-        counts = group.entity_counts
         for ent in ev.entities:
-            if ent.kind == EntityKind.POD:
-                rec.add(ent)
-            if ent in counts or len(counts) < ROLLUP_LISTED:
-                counts[ent] += 1
+            rec.add(ent)
 
     # ---- incidents ---------------------------------------------------------
 
@@ -926,7 +952,12 @@ class Correlator:
         inc.first_seen, inc.last_seen = first_time, last_time
         inc.first_signal = group.first_signal
         inc.tactics = tuple(sorted(group.tactics, key=tactic_rank))
-        inc.entities = _ranked_entities(group.entity_counts)
+        rec = group.recurring
+        if rec is None:
+            inc.entities = _ranked_entities(group.entity_counts)
+        elif rec.changed or not inc.entities:
+            inc.entities = rec.entities()
+            rec.changed = False
         if group.recurring is not None and len(group.recurring.pods) > 1:
             inc.title = recurring_title(group.labels, group.recurring, len(group.signal_ids))
         else:
@@ -1068,14 +1099,6 @@ def _rollup_key(ev: Event) -> EntityRef | None:
     if pod is None or not pod.namespace:
         return None
     return EntityRef(ROLLUP_KIND, pod.namespace, f"{ev.source}:{ev.kind}:{ev.label}")
-
-
-def _cap_listed(counts: Counter[EntityRef]) -> None:
-    """Keep the entities of a recurring incident to the most named ROLLUP_LISTED."""
-    if len(counts) <= ROLLUP_LISTED:
-        return
-    for ent, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[ROLLUP_LISTED:]:
-        del counts[ent]
 
 
 def _fallback_key(ev: Event) -> EntityRef:
