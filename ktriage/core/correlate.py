@@ -793,14 +793,18 @@ class Correlator:
         ents = ev.entities
         # The addresses a control-plane identity calls from are nodes' (shared by
         # everything they run): they never link (see _linking).
-        no_ips = ev.source == "audit" and bool(ents) and _system_requester(ents[0])
+        no_ips = False
+        if ents and ev.source == "audit":
+            no_ips = _NO_LINK_REQUESTER.get(ents[0])
+            if no_ips is None:
+                no_ips = _no_link_requester(ents[0])
         for ent in ents:
-            if no_ips and ent.kind == EntityKind.IP:
-                continue
             slot = slots.get(ent, _UNSEEN)
             if slot is _UNSEEN:
                 slot = self._slot(ent)
             if slot is not None:
+                if no_ips and ent.kind == "IP":
+                    continue
                 linked.append(slot)
         if self._also:
             for ent in self._linking(ev):
@@ -1056,7 +1060,20 @@ _SYSTEM_KINDS = (EntityKind.USER, EntityKind.SERVICE_ACCOUNT)
 def _system_requester(first: EntityRef) -> bool:
     """Whether an audit event's first entity (its requester) is a control-plane
     identity: one that never links."""
-    return first.kind in _SYSTEM_KINDS and not first.strong
+    found = _NO_LINK_REQUESTER.get(first)
+    return _no_link_requester(first) if found is None else found
+
+
+# Entity -> whether, as an audit event's first entity, it is a control-plane
+# requester (looked up for every audit event).
+_NO_LINK_REQUESTER: dict[EntityRef, bool] = {}
+
+
+def _no_link_requester(first: EntityRef) -> bool:
+    if len(_NO_LINK_REQUESTER) > 100_000:
+        _NO_LINK_REQUESTER.clear()
+    found = _NO_LINK_REQUESTER[first] = first.kind in _SYSTEM_KINDS and not first.strong
+    return found
 
 
 def _linking(ev: Event) -> list[EntityRef]:

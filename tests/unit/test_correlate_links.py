@@ -3,6 +3,7 @@ links, shared addresses that never link, and titles naming who acted."""
 
 from __future__ import annotations
 
+import importlib.util
 import random
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from ktriage.core.config import Config
 from ktriage.core.correlate import ROLLUP_COUNTED, ROLLUP_LISTED, Correlator
 from ktriage.core.ingest import Ingestor
 from ktriage.core.model import EntityKind, Event, Incident, Severity, entity
+from ktriage.core.replay import Replayer
 
 CLIENT_TOOL = "Kubernetes Client Tool Launched in Container"
 
@@ -306,3 +308,30 @@ def test_a_binding_is_titled_by_who_made_it_not_by_the_account_it_binds() -> Non
 def test_a_service_account_that_acted_is_named_as_one() -> None:
     inc = only(play([_secret_list_from(T0, "203.0.113.9")]))
     assert inc.title.endswith("by service account shop/storefront")
+
+
+def _rollup_benchmark():
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("rollup_bench", root / "benchmarks" / "rollup.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_day_of_200k_lines_with_5_percent_client_tool_noise_is_a_handful_of_incidents(
+    tmp_path: Path,
+) -> None:
+    """The issue's day: one incident per CI pod (5,000 of them) was the bug."""
+    bench = _rollup_benchmark()
+    path = tmp_path / "noisy-day.jsonl"
+    noisy = bench.generate(path, 200_000, 0.05)
+    assert noisy > 9_000
+    correlator = Correlator()
+    Replayer(correlator).replay([path])
+    incidents = list(correlator.incidents.values())
+    assert len(incidents) < 30
+    recurring = [i for i in incidents if "recurring" in i.title]
+    assert len(recurring) == 1
+    assert recurring[0].signal_count == noisy
+    assert recurring[0].title.endswith(f"recurring: {noisy} times on {noisy // 2 + 1} pods in ci")
