@@ -11,6 +11,7 @@ import pytest
 from k8s_records import T0, audit, falco, pod_object, tetragon_exec
 from test_focus import _assert_same
 
+from ktriage.core.cluster import ClusterState
 from ktriage.core.config import Config
 from ktriage.core.correlate import ROLLUP_COUNTED, ROLLUP_LISTED, Correlator
 from ktriage.core.ingest import Ingestor
@@ -335,3 +336,38 @@ def test_a_day_of_200k_lines_with_5_percent_client_tool_noise_is_a_handful_of_in
     assert len(recurring) == 1
     assert recurring[0].signal_count == noisy
     assert recurring[0].title.endswith(f"recurring: {noisy} times on {noisy // 2 + 1} pods in ci")
+
+
+# ---- live: the watched pods' status says the same -------------------------------------
+
+
+def _watched_pod(ip: str, host_ip: str = NODE_IP, host_network: bool = False) -> dict:
+    obj = pod_object("shop", "storefront-7d9f8-x2kq", account="storefront", pod_ip=ip,
+                     host_ip=host_ip, host_network=host_network)  # fmt: skip
+    obj["metadata"].update({"resourceVersion": "42", "creationTimestamp": "2026-09-21T12:00:00Z"})
+    obj["spec"]["nodeName"] = "node-a"
+    return obj
+
+
+def test_live_pod_status_gives_the_same_links_as_the_audit_log() -> None:
+    state = ClusterState()
+    assert state.update_pod(_watched_pod(POD_IP)) == []  # facts are not changes
+    facts = state.take_facts()
+    assert sorted(e.kind for e in facts) == ["pod-account", "pod-address"]
+    assert state.take_facts() == []
+    c = Correlator(config=Config())
+    ingestor = Ingestor(c.config.allowlist)
+    for line in (_shell(T0 + 60), _secret_list_from(T0 + 90, POD_IP, user=OTHER_SA)):
+        c.add_many(ingestor.feed_line(line))
+    assert len(c.incidents) == 2
+    c.add_many(facts)  # the pod watch's facts arrive late: the incidents join
+    assert only(c).signal_count == 2
+
+
+def test_live_host_network_pods_and_garbage_addresses_say_no_address() -> None:
+    state = ClusterState()
+    state.update_pod(_watched_pod(NODE_IP, host_ip=NODE_IP, host_network=True))
+    assert [e.kind for e in state.take_facts()] == ["pod-account"]
+    state = ClusterState()
+    state.update_pod(_watched_pod("10.0.0.300\u202e", host_ip="x"))
+    assert [e.kind for e in state.take_facts()] == ["pod-account"]
