@@ -272,6 +272,7 @@ class Correlator:
         # Learnt links: the signals naming an entity are also filed under these
         # (a pod's address -> the pod; a pod -> the service account it runs as).
         self._also: dict[EntityRef, list[EntityRef]] = {}
+        self._extras_cache: dict[EntityRef, tuple[EntityRef, ...]] = {}
 
     # ---- union–find -------------------------------------------------------
 
@@ -627,9 +628,21 @@ class Correlator:
         """The entities an event links through, with what they were learnt to be."""
         base = _linking(ev)
         also = self._also
-        if not also:
+        if not also or not any(e in also for e in base):
             return base
-        return _closure(base, also)
+        out = list(base)
+        for ent in base:
+            if ent in also:
+                out.extend(x for x in self._extras(ent) if x not in out)
+        return out
+
+    def _extras(self, ent: EntityRef) -> tuple[EntityRef, ...]:
+        """What `ent` was learnt to stand with, transitively (cached until the next
+        link is learnt)."""
+        found = self._extras_cache.get(ent)
+        if found is None:
+            found = self._extras_cache[ent] = tuple(_closure([ent], self._also)[1:])
+        return found
 
     def _signal_keys(self, ev: Event) -> list[EntityRef]:
         """The entities a signal is filed under: its linking ones, else a detection key."""
@@ -658,6 +671,7 @@ class Correlator:
         if dst in targets or len(targets) >= MAX_LEARNT_PER_ENTITY or dst == src:
             return set()
         targets.append(dst)
+        self._extras_cache.clear()
         slot = self._slots.get(src)
         if slot is None or not (slot.signals or slot.rolled):
             return set()
@@ -798,6 +812,7 @@ class Correlator:
             no_ips = _NO_LINK_REQUESTER.get(ents[0])
             if no_ips is None:
                 no_ips = _no_link_requester(ents[0])
+        also = self._also
         for ent in ents:
             slot = slots.get(ent, _UNSEEN)
             if slot is _UNSEEN:
@@ -806,12 +821,12 @@ class Correlator:
                 if no_ips and ent.kind == "IP":
                     continue
                 linked.append(slot)
-        if self._also:
-            for ent in self._linking(ev):
-                if ent not in ents:
-                    slot = slots.get(ent)
-                    if slot is not None:
-                        linked.append(slot)
+                if also and ent in also:
+                    # What this entity was learnt to stand with (its pod, its account).
+                    for extra in self._extras(ent):
+                        found = slots.get(extra)
+                        if found is not None:
+                            linked.append(found)
         if not linked:
             return set()
         best_gap = self.window
