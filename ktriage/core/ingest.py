@@ -172,6 +172,7 @@ class Ingestor:
         # context marked "expected" (see core/allowlist.py).
         self.allowlist = allowlist if allowlist is not None else allowlists.current()
         self._allow_tetragon = "tetragon" in self.allowlist.runtime_sources
+        self._allow_falco = "falco" in self.allowlist.runtime_sources
         self.expected = 0  # detections the allow list found expected
         # (pod, address or account) facts already said, so each is said once.
         self._facts: dict[tuple[EntityRef, str], None] = {}
@@ -631,6 +632,26 @@ class Ingestor:
             mark_expected(ev, entry)
             self.expected += 1
 
+    def _expect_falco(self, alert: falco_parser.FalcoAlert, ev: Event) -> None:
+        """A Falco alert about a process an allow-list entry expects: by the process's
+        executable, its arguments (the command line after the program) and its
+        parent's name, as Falco's fields give them."""
+        fields = alert.output_fields or {}
+        cmdline = fields.get("proc.cmdline")
+        binary = fields.get("proc.exepath") or fields.get("proc.exe") or fields.get("proc.name")
+        parent = fields.get("proc.pname")
+        if not isinstance(cmdline, str) or not isinstance(binary, str):
+            return
+        entry = self.allowlist.for_process(
+            "falco",
+            binary,
+            cmdline.partition(" ")[2],
+            parent if isinstance(parent, str) else "",
+        )
+        if entry is not None:
+            mark_expected(ev, entry)
+            self.expected += 1
+
     def _expect_tetragon(self, rec: tetragon_parser.TetragonRecord, ev: Event) -> None:
         body = rec.process_exec
         proc = body.process if body is not None else None
@@ -717,7 +738,10 @@ class Ingestor:
                 # A held request is the same object: the signal goes out with it.
                 flag_unread_pod_spec(rec, ev)
         elif fmt == "falco":
-            ev = falco_parser.build_event(falco_parser.parse_falco(body), body, raw)
+            alert = falco_parser.parse_falco(body)
+            ev = falco_parser.build_event(alert, body, raw)
+            if ev.signal and self._allow_falco:
+                self._expect_falco(alert, ev)
             self._n_falco += 1
             self._input_time = ev.time
             out = [ev]
@@ -841,6 +865,8 @@ class Ingestor:
             if fmt == "falco":
                 alert = falco_parser.parse_falco(data)
                 ev = falco_parser.build_event(alert, data, raw)
+                if ev.signal and self._allow_falco:
+                    self._expect_falco(alert, ev)
                 self._n_falco += 1
                 self._input_time = ev.time
                 return [ev]

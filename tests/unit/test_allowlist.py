@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from k8s_records import T0, audit, pod_object, tetragon_exec
+from k8s_records import T0, audit, falco, pod_object, tetragon_exec
 
 from ktriage.core.allowlist import (
     AllowList,
@@ -360,3 +360,23 @@ def test_a_bad_file_named_in_the_config_is_a_config_error(tmp_path: Path) -> Non
     cfg_path.write_text("[allowlist]\ndefault = 1\n")
     with pytest.raises(ConfigError, match="true or false"):
         load_config(cfg_path)
+
+
+def test_a_users_falco_entry_covers_that_process_only() -> None:
+    allow = AllowList(
+        entries_from_text(
+            '[[allow]]\nname = "backup agent"\nsource = "falco"\nbinaries = ["restic"]\n'
+            'parents = ["backup-cron"]\narguments = "backup /data"\n',
+            "mine.toml",
+        )
+    )
+    fields = {"proc.name": "restic", "proc.pname": "backup-cron"}
+
+    def alert(cmdline: str, **extra: str) -> bytes:
+        return falco(T0, "Read sensitive file untrusted", "Warning", namespace="ops",
+                     pod="backup-1", cmd=cmdline, fields={**fields, **extra})  # fmt: skip
+
+    assert is_expected(feed(alert("restic backup /data"), allow))
+    assert feed(alert("restic backup /etc"), allow).signal
+    assert feed(alert("restic backup /data", **{"proc.pname": "bash"}), allow).signal
+    assert feed(alert("restic backup /data"), default_allowlist()).signal
