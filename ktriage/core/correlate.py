@@ -17,6 +17,21 @@ arrives before the audit line of the exec that started it, so a session that
 becomes known late demotes the signals it covers retroactively: their component is
 rebuilt from its events (see `_rebuild`), and an incident left without signals is
 closed (its id goes to `closed`).
+
+Linking entities: a pod, container, service account, person or address links; a
+control-plane identity's requests link by nothing but their object (their source
+addresses are nodes', shared by everything on them). What the correlator learns from
+fact events (FACT_KINDS: a pod's own address, the service account it runs as) links
+too: the signals naming the address, or the pod, are filed under the pod, or its
+account, as if they had named it from the start (`_alias`), in any order of arrival.
+
+Recurring incidents: low signals of one rule about pods of one namespace form one
+incident (filed under a roll-up key, not their pods) with a count and a bounded list
+of pods. A signal above low about one of those pods, within the window, takes that
+pod's low signals into its own incident (`_promote_around`, through `_rebuild`).
+
+Titles name what happened and where: the pod, else the identity that made the
+requests (never one they were about), else a service account, user or node.
 """
 
 from __future__ import annotations
