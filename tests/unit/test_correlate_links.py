@@ -417,3 +417,15 @@ def test_live_host_network_pods_and_garbage_addresses_say_no_address() -> None:
     state = ClusterState()
     state.update_pod(_watched_pod("10.0.0.300\u202e", host_ip="x"))
     assert [e.kind for e in state.take_facts()] == ["pod-account"]
+
+
+@pytest.mark.parametrize("shared", ["10.96.0.1", "10.96.0.10", "172.20.0.1", "10.100.0.10"])
+def test_hostile_the_cluster_api_and_dns_addresses_never_link_pods(shared: str) -> None:
+    """Any rule whose remote end is the API server or the cluster DNS."""
+    lines = [
+        falco(T0 + i, "Unexpected outbound connection destination", "Warning",
+              namespace=f"ns{i}", pod=f"p{i}", cmd="app",
+              fields={"fd.rip": shared, "fd.rport": 443})
+        for i in range(3)
+    ]  # fmt: skip
+    assert len(play(lines).incidents) == 3
