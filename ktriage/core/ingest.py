@@ -172,7 +172,8 @@ class Ingestor:
         # context marked "expected" (see core/allowlist.py).
         self.allowlist = allowlist if allowlist is not None else allowlists.current()
         self._allow_tetragon = "tetragon" in self.allowlist.runtime_sources
-        self._allow_falco = "falco" in self.allowlist.runtime_sources
+        # Falco alerts: its k8saudit ones are requests, matched by the audit entries.
+        self._allow_falco = bool(self.allowlist.entries)
         self.expected = 0  # detections the allow list found expected
         # (pod, address or account) facts already said, so each is said once.
         self._facts: dict[tuple[EntityRef, str], None] = {}
@@ -637,6 +638,9 @@ class Ingestor:
         executable, its arguments (the command line after the program) and its
         parent's name, as Falco's fields give them."""
         fields = alert.output_fields or {}
+        if alert.source == "k8s_audit":
+            self._expect_falco_audit(fields, ev)
+            return
         cmdline = fields.get("proc.cmdline")
         binary = fields.get("proc.exepath") or fields.get("proc.exe") or fields.get("proc.name")
         parent = fields.get("proc.pname")
@@ -647,6 +651,31 @@ class Ingestor:
             binary,
             cmdline.partition(" ")[2],
             parent if isinstance(parent, str) else "",
+        )
+        if entry is not None:
+            mark_expected(ev, entry)
+            self.expected += 1
+
+    def _expect_falco_audit(self, fields: dict, ev: Event) -> None:
+        """A Falco k8saudit alert: the request it reports, by the ka.* fields its
+        rule's output gave (the authenticated user, verb, resource, namespace)."""
+        text = {k: v for k, v in fields.items() if isinstance(v, str) and v != "<NA>"}
+        user = text.get("ka.user.name", "")
+        if not user or "ka.impuser.name" in text:
+            return
+        if not self.allowlist.audit_candidates(user):
+            return
+        resource = text.get("ka.target.resource", "")
+        if text.get("ka.target.subresource"):
+            resource = f"{resource}/{text['ka.target.subresource']}"
+        entry = self.allowlist.for_request(
+            user,
+            text.get("ka.verb", ""),
+            resource,
+            text.get("ka.target.namespace", ""),
+            text.get("ka.target.name", ""),
+            text.get("ka.uri", ""),
+            lambda: None,  # Falco does not pass the request's body on
         )
         if entry is not None:
             mark_expected(ev, entry)

@@ -380,3 +380,42 @@ def test_a_users_falco_entry_covers_that_process_only() -> None:
     assert feed(alert("restic backup /etc"), allow).signal
     assert feed(alert("restic backup /data", **{"proc.pname": "bash"}), allow).signal
     assert feed(alert("restic backup /data"), default_allowlist()).signal
+
+
+def _falco_k8saudit(user: str, **extra: str) -> bytes:
+    """A Falco k8saudit alert (rule "K8s Secret Get Successfully" of the plugin's rules)."""
+    import orjson
+
+    fields = {
+        "ka.user.name": user,
+        "ka.verb": "get",
+        "ka.target.resource": "secrets",
+        "ka.target.namespace": "shop",
+        "ka.target.name": "storefront-tls",
+        "ka.uri": "/api/v1/namespaces/shop/secrets/storefront-tls",
+        "ka.response.code": "200",
+        **extra,
+    }
+    return orjson.dumps(
+        {
+            "output": f"K8s Secret Get Successfully (user={user} secret=storefront-tls ns=shop)",
+            "priority": "Error",
+            "rule": "K8s Secret Get Successfully",
+            "source": "k8s_audit",
+            "time": "2026-09-21T12:00:00.000000000Z",
+            "output_fields": fields,
+            "tags": ["k8s"],
+        }
+    )
+
+
+def test_falco_k8saudit_alerts_are_matched_like_audit_requests() -> None:
+    assert is_expected(feed(_falco_k8saudit("system:serviceaccount:cert-manager:cert-manager")))
+    lookalike = feed(_falco_k8saudit("system:serviceaccount:shop:cert-manager"))
+    assert lookalike.signal and not lookalike.suppressed_by
+    impersonated = feed(
+        _falco_k8saudit(
+            "system:serviceaccount:cert-manager:cert-manager", **{"ka.impuser.name": "alice"}
+        )
+    )
+    assert impersonated.signal
