@@ -111,7 +111,7 @@ class Engine:
         self.archive = archive or RawArchive()
         # Live sources build their own Ingestor: they take the configured allow list.
         allowlist.use(self.config.allowlist)
-        self.ingestor = Ingestor(self.config.allowlist)
+        self.ingestor = Ingestor(allowlist=self.config.allowlist)
         self.sources: list[Source] = []
         self.clock: Callable[[], float] = time.time
         self.cluster = None  # ktriage.core.cluster.ClusterState when connected to a cluster

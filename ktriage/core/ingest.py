@@ -167,7 +167,7 @@ def _bad_json(data: bytes, exc: Exception) -> Skip:
 class Ingestor:
     """Turns raw records into Events; keeps counts of what it parsed and skipped."""
 
-    def __init__(self, allowlist: AllowList | None = None) -> None:
+    def __init__(self, *, allowlist: AllowList | None = None) -> None:
         # Well-known controllers' expected behaviour: their detections become
         # context marked "expected" (see core/allowlist.py).
         self.allowlist = allowlist if allowlist is not None else allowlists.current()

@@ -28,7 +28,7 @@ NODE_EXPORTER_MOUNTS = {"/proc": True, "/sys": True, "/": True}
 
 def feed(line: bytes, allowlist: AllowList | None = None) -> Event:
     """The record's own event, after the detections and the allow list."""
-    ingestor = Ingestor(allowlist if allowlist is not None else default_allowlist())
+    ingestor = Ingestor(allowlist=allowlist if allowlist is not None else default_allowlist())
     out = ingestor.feed_line(line) + ingestor.flush()
     assert out, ingestor.skip_log
     return out[0]
@@ -37,7 +37,7 @@ def feed(line: bytes, allowlist: AllowList | None = None) -> Event:
 def incidents(lines: list[bytes], config: Config | None = None) -> Correlator:
     config = config or Config()
     correlator = Correlator(config=config)
-    ingestor = Ingestor(config.allowlist)
+    ingestor = Ingestor(allowlist=config.allowlist)
     for line in lines:
         correlator.add_many(ingestor.feed_line(line))
     correlator.add_many(ingestor.flush())

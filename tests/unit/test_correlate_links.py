@@ -23,7 +23,7 @@ CLIENT_TOOL = "Kubernetes Client Tool Launched in Container"
 
 def play(lines: list[bytes], window: float | None = None) -> Correlator:
     correlator = Correlator(window=window, config=Config())
-    ingestor = Ingestor(correlator.config.allowlist)
+    ingestor = Ingestor(allowlist=correlator.config.allowlist)
     for line in lines:
         correlator.add_many(ingestor.feed_line(line))
     correlator.add_many(ingestor.flush())
@@ -312,7 +312,7 @@ def test_an_expected_session_covers_a_pods_low_signals_in_a_recurring_incident()
     ]  # fmt: skip
     for order in ([exec_line, *noise], [*noise, exec_line]):
         c = Correlator(config=config)
-        ingestor = Ingestor(config.allowlist)
+        ingestor = Ingestor(allowlist=config.allowlist)
         for line in order:
             c.add_many(ingestor.feed_line(line))
         covered = [e for e in c.store if e.suppressed_by.startswith("during the expected exec")]
@@ -402,7 +402,7 @@ def test_live_pod_status_gives_the_same_links_as_the_audit_log() -> None:
     assert sorted(e.kind for e in facts) == ["pod-account", "pod-address"]
     assert state.take_facts() == []
     c = Correlator(config=Config())
-    ingestor = Ingestor(c.config.allowlist)
+    ingestor = Ingestor(allowlist=c.config.allowlist)
     for line in (_shell(T0 + 60), _secret_list_from(T0 + 90, POD_IP, user=OTHER_SA)):
         c.add_many(ingestor.feed_line(line))
     assert len(c.incidents) == 2
