@@ -26,6 +26,11 @@ DS_CONTROLLER = "system:serviceaccount:kube-system:daemon-set-controller"
 NODE_EXPORTER_MOUNTS = {"/proc": True, "/sys": True, "/": True}
 
 
+def add_all(correlator: Correlator, events: list[Event]) -> None:
+    for ev in events:
+        correlator.add(ev)
+
+
 def feed(line: bytes, allowlist: AllowList | None = None) -> Event:
     """The record's own event, after the detections and the allow list."""
     ingestor = Ingestor(allowlist=allowlist if allowlist is not None else default_allowlist())
@@ -39,8 +44,8 @@ def incidents(lines: list[bytes], config: Config | None = None) -> Correlator:
     correlator = Correlator(config=config)
     ingestor = Ingestor(allowlist=config.allowlist)
     for line in lines:
-        correlator.add_many(ingestor.feed_line(line))
-    correlator.add_many(ingestor.flush())
+        add_all(correlator, ingestor.feed_line(line))
+    add_all(correlator, ingestor.flush())
     return correlator
 
 

@@ -99,10 +99,10 @@ def rollout(rng: random.Random, t: float, ns: str, app: str) -> list[bytes]:
     ]  # fmt: skip
 
 
-def helm_install(t: float, user: str, release: str, ns: str) -> list[bytes]:
+def helm_install(t: float, user: str, release: str, ns: str, ip: str = "192.0.2.20") -> list[bytes]:
+    """`helm upgrade --install`, by a person from their workstation or a CI runner pod."""
     selector = f"labelSelector=name%3D{release}%2Cowner%3Dhelm"
     agent = "Helm/3.15.2"
-    ip = "192.0.2.20"
     deployment = {
         "kind": "Deployment", "apiVersion": "apps/v1",
         "metadata": {"name": release, "namespace": ns},
@@ -243,7 +243,8 @@ def benign_day(seed: int = 11) -> list[bytes]:
         if minute % 180 == 0:
             ns, app = rng.choice(APPS)
             lines += rollout(rng, t + 50, ns, app)
-    lines += helm_install(T0 + 3_600, "system:serviceaccount:ci:deployer", "storefront", "shop")
+    lines += helm_install(T0 + 3_600, "system:serviceaccount:ci:deployer", "storefront", "shop",
+                          ip="10.244.1.40")  # a CI runner pod  # fmt: skip
     lines += helm_install(T0 + 7_200, "alice@example.com", "grafana", "monitoring")
     lines += node_exporter(T0 + 10_800)
     return lines

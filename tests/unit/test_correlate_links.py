@@ -21,12 +21,17 @@ from ktriage.core.replay import Replayer
 CLIENT_TOOL = "Kubernetes Client Tool Launched in Container"
 
 
+def add_all(correlator: Correlator, events: list[Event]) -> None:
+    for ev in events:
+        correlator.add(ev)
+
+
 def play(lines: list[bytes], window: float | None = None) -> Correlator:
     correlator = Correlator(window=window, config=Config())
     ingestor = Ingestor(allowlist=correlator.config.allowlist)
     for line in lines:
-        correlator.add_many(ingestor.feed_line(line))
-    correlator.add_many(ingestor.flush())
+        add_all(correlator, ingestor.feed_line(line))
+    add_all(correlator, ingestor.flush())
     assert not ingestor.skipped, ingestor.skip_log
     return correlator
 
@@ -314,7 +319,7 @@ def test_an_expected_session_covers_a_pods_low_signals_in_a_recurring_incident()
         c = Correlator(config=config)
         ingestor = Ingestor(allowlist=config.allowlist)
         for line in order:
-            c.add_many(ingestor.feed_line(line))
+            add_all(c, ingestor.feed_line(line))
         covered = [e for e in c.store if e.suppressed_by.startswith("during the expected exec")]
         # job-1's alerts from 30 s before the exec on (the session's lead) are covered.
         assert sorted(e.time - T0 for e in covered) == [20.0, 80.0, 140.0]
@@ -404,9 +409,9 @@ def test_live_pod_status_gives_the_same_links_as_the_audit_log() -> None:
     c = Correlator(config=Config())
     ingestor = Ingestor(allowlist=c.config.allowlist)
     for line in (_shell(T0 + 60), _secret_list_from(T0 + 90, POD_IP, user=OTHER_SA)):
-        c.add_many(ingestor.feed_line(line))
+        add_all(c, ingestor.feed_line(line))
     assert len(c.incidents) == 2
-    c.add_many(facts)  # the pod watch's facts arrive late: the incidents join
+    add_all(c, facts)  # the pod watch's facts arrive late: the incidents join
     assert only(c).signal_count == 2
 
 
