@@ -22,6 +22,7 @@ resources = ["secrets"]                # resource, or resource/subresource
 namespaces = []                        # patterns; "" is cluster-wide; none: any
 names = []                             # object name patterns; none: any
 label_selector = ""                    # a term the request's labelSelector must hold
+kinds = []                             # the detections it may cover; none: any
 owner_kinds = []                       # pods: the kind of their controller owner
 severity = ""                          # "" (expected), or "low": a low signal at most
 [allow.pod_spec]                       # pods and workloads: the most their spec may ask
@@ -173,6 +174,8 @@ class AllowEntry:
     owner_kinds: frozenset[str] = frozenset()
     pod_spec: PodSpecLimit | None = None
     severity: Severity | None = None
+    # The detections (event kinds) it may cover; none: any.
+    kinds: frozenset[str] = frozenset()
     # runtime entries
     binaries: frozenset[str] = frozenset()
     parents: tuple[str, ...] = ()
@@ -193,11 +196,15 @@ class AllowEntry:
         name: str,
         uri: str,
         request_object: Any,
+        kind: str = "",
     ) -> bool:
         """Whether an audit request is this entry's expected behaviour. `resource`
         is `resource` or `resource/subresource`; `request_object` is a callable
-        giving the decoded requestObject (decoded only when an entry needs it)."""
+        giving the decoded requestObject (decoded only when an entry needs it);
+        `kind` the detection that fired."""
         if "*" not in self.users and user not in self.users:
+            return False
+        if self.kinds and kind not in self.kinds:
             return False
         if self.verbs and verb not in self.verbs and "*" not in self.verbs:
             return False
@@ -221,8 +228,10 @@ class AllowEntry:
 
     # -- runtime --------------------------------------------------------------
 
-    def matches_process(self, binary: str, arguments: str, parent: str) -> bool:
+    def matches_process(self, binary: str, arguments: str, parent: str, kind: str = "") -> bool:
         if _base(binary) not in self.binaries:
+            return False
+        if self.kinds and kind not in self.kinds:
             return False
         if self.parents and not any(fnmatchcase(_base(parent), p) for p in self.parents):
             return False
@@ -281,17 +290,20 @@ class AllowList:
         name: str,
         uri: str,
         request_object: Any,
+        kind: str = "",
     ) -> AllowEntry | None:
         for entry in self.audit_candidates(user):
-            if entry.matches_request(user, verb, resource, namespace, name, uri, request_object):
+            if entry.matches_request(
+                user, verb, resource, namespace, name, uri, request_object, kind
+            ):
                 return entry
         return None
 
     def for_process(
-        self, source: str, binary: str, arguments: str, parent: str
+        self, source: str, binary: str, arguments: str, parent: str, kind: str = ""
     ) -> AllowEntry | None:
         for entry in self._runtime.get(source, ()):
-            if entry.matches_process(binary, arguments, parent):
+            if entry.matches_process(binary, arguments, parent, kind):
                 return entry
         return None
 
@@ -332,6 +344,7 @@ _ENTRY_KEYS = {
     "binaries",
     "parents",
     "arguments",
+    "kinds",
 }
 _SPEC_KEYS = {"host_paths", "host_network", "host_pid", "host_ipc", "privileged", "capabilities"}
 _SOURCES = ("audit", "falco", "tetragon")
@@ -398,6 +411,7 @@ def entry_from_dict(data: object, where: str, origin: str = "") -> AllowEntry:
             name=name,
             reason=reason,
             source=source,
+            kinds=frozenset(_strings(data.get("kinds", []), "kinds", where)),
             binaries=binaries,
             parents=_strings(data.get("parents", []), "parents", where),
             arguments=compiled,
@@ -448,6 +462,7 @@ def entry_from_dict(data: object, where: str, origin: str = "") -> AllowEntry:
         owner_kinds=frozenset(_strings(data.get("owner_kinds", []), "owner_kinds", where)),
         pod_spec=spec,
         severity=severity,
+        kinds=frozenset(_strings(data.get("kinds", []), "kinds", where)),
         origin=origin,
     )
 

@@ -627,7 +627,7 @@ class Ingestor:
 
         entry = self.allowlist.for_request(
             name, rec.verb or "", resource, namespace, obj_name, rec.requestURI or "",
-            request_object,
+            request_object, ev.kind,
         )  # fmt: skip
         if entry is not None:
             mark_expected(ev, entry)
@@ -651,6 +651,7 @@ class Ingestor:
             binary,
             cmdline.partition(" ")[2],
             parent if isinstance(parent, str) else "",
+            ev.kind,
         )
         if entry is not None:
             mark_expected(ev, entry)
@@ -676,6 +677,7 @@ class Ingestor:
             text.get("ka.target.name", ""),
             text.get("ka.uri", ""),
             lambda: None,  # Falco does not pass the request's body on
+            ev.kind,
         )
         if entry is not None:
             mark_expected(ev, entry)
@@ -688,7 +690,7 @@ class Ingestor:
             return
         parent = body.parent.binary if body.parent is not None else ""
         entry = self.allowlist.for_process(
-            "tetragon", proc.binary or "", proc.arguments or "", parent or ""
+            "tetragon", proc.binary or "", proc.arguments or "", parent or "", ev.kind
         )
         if entry is not None:
             mark_expected(ev, entry)

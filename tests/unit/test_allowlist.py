@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 from k8s_records import T0, audit, falco, pod_object, tetragon_exec
 
@@ -424,3 +425,16 @@ def test_falco_k8saudit_alerts_are_matched_like_audit_requests() -> None:
         )
     )
     assert impersonated.signal
+
+
+def test_hostile_an_entry_open_to_anyone_covers_only_its_own_detections() -> None:
+    """The node-exporter DaemonSet entry lowers the host-access detections of such a
+    spec, never another detection of the same request (where, or by whom, it is made)."""
+    allow = default_allowlist()
+    ds = orjson.loads(_daemonset("mallory", NODE_EXPORTER_MOUNTS))["requestObject"]
+    found = allow.for_request("mallory", "create", "daemonsets", "kube-system", "agent", "",
+                              lambda: ds, "hostpath-pod")  # fmt: skip
+    assert found is not None and found.name == "node-exporter DaemonSet"
+    for kind in ("daemonset-kube-system", "workload-create", ""):
+        assert allow.for_request("mallory", "create", "daemonsets", "kube-system", "agent", "",
+                                 lambda: ds, kind) is None  # fmt: skip
