@@ -48,10 +48,11 @@ def peak_rss_mib() -> float:
 def child(argv: list[str]) -> int:
     from ktriage.cli import build_parser
     from ktriage.live import build_live
+    from ktriage.options import LiveOptions
     from ktriage.sources.tail import FileSource
 
     args = build_parser().parse_args(argv)
-    setup = build_live(args)
+    setup = build_live(LiveOptions.from_args(args))
     engine = setup.engine
 
     async def main() -> None:

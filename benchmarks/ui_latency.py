@@ -206,8 +206,9 @@ async def run_synthetic(rate: float, presses: int) -> None:
 
 
 def run_sim(rate: float, presses: int) -> None:
-    from ktriage.demo import live_args
+    from ktriage.demo import live_options
     from ktriage.live import build_live
+    from ktriage.options import DemoOptions
     from ktriage.sim.runner import SimCluster
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -217,7 +218,7 @@ def run_sim(rate: float, presses: int) -> None:
                 measure(KtriageApp(seeded_engine(), mode="live", start_sources=False), presses)
             )
             # The same sources as `ktriage demo`: watches, and the three stream files.
-            setup = build_live(live_args(sim), None)
+            setup = build_live(live_options(sim, DemoOptions()), None)
             engine = setup.engine
             t0 = time.monotonic()
             loaded = asyncio.run(measure(KtriageApp(engine, mode="demo"), presses))

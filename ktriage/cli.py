@@ -6,12 +6,20 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ktriage import __version__
-from ktriage.core.config import Config, ConfigError, load_config, parse_duration, parse_window
+
+if TYPE_CHECKING:
+    from ktriage.core.config import Config
+
+# The bundled scenarios, listed from their files: `--help` runs no code of the sim.
+SCENARIOS = Path(__file__).resolve().parent / "sim" / "scenarios"
 
 
 def _duration(text: str) -> float:
+    from ktriage.core.config import parse_duration
+
     try:
         return parse_duration(text)
     except ValueError as exc:
@@ -19,6 +27,8 @@ def _duration(text: str) -> float:
 
 
 def _window(text: str) -> float:
+    from ktriage.core.config import parse_window
+
     try:
         return parse_window(text)
     except ValueError as exc:
@@ -242,6 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="play N times faster than real time (default: 5)",
     )
     demo.add_argument(
+        "--cni",
+        choices=("cilium", "calico"),
+        help="the simulated cluster runs this network plugin (its agent and policy kinds): "
+        "isolation then uses a deny-based CiliumNetworkPolicy or Calico policy",
+    )
+    demo.add_argument(
         "--dir",
         type=Path,
         metavar="DIR",
@@ -254,12 +270,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def scenario_names() -> list[str]:
-    from ktriage.sim.scenario.bundled import scenario_names as names
-
-    return names()
+    """The names `demo --scenario` takes (as `ktriage.sim.scenario.bundled` lists them)."""
+    return sorted(
+        p.name[: -len(".yaml")] for p in SCENARIOS.glob("*.yaml") if not p.name.startswith("_")
+    )
 
 
 def _load_config(args: argparse.Namespace) -> Config:
+    from ktriage.core.config import load_config
+
     cfg = load_config(args.config) if args.config else load_config()
     if getattr(args, "window", None) is not None:
         cfg.window = args.window
@@ -294,6 +313,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     from ktriage.core.correlate import Correlator
+    from ktriage.core.detect.identity import ClusterNetworks
+    from ktriage.core.ingest import Ingestor
     from ktriage.core.replay import InputError, Replayer
     from ktriage.core.report import (
         incident_json_line,
@@ -307,7 +328,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     correlator = Correlator(config=cfg)
     # Reports need incidents only: large files are read focused (core/focus.py),
     # the largest with a helper process (this command runs no other threads).
-    replayer = Replayer(correlator, focus=True, parallel=True)
+    ingestor = Ingestor(ClusterNetworks(cfg.networks), allowlist=cfg.allowlist)
+    replayer = Replayer(correlator, ingestor, focus=True, parallel=True)
     try:
         replayer.check(args.files)
     except InputError as exc:
@@ -387,7 +409,9 @@ def _replay_ui(args: argparse.Namespace, cfg: Config) -> int:
     except ImportError:
         args.text = True
         return cmd_replay(args)
-    return run_replay_ui(args.files, cfg, args)
+    from ktriage.options import UIOptions
+
+    return run_replay_ui(args.files, cfg, UIOptions.from_args(args))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -398,16 +422,20 @@ def main(argv: list[str] | None = None) -> int:
 
         return sim_main(argv[1:])
     args = parser.parse_args(argv)
+    from ktriage.core.config import ConfigError
+
     try:
         if args.command == "replay":
             return cmd_replay(args)
         if args.command == "demo":
             from ktriage.demo import run_demo
+            from ktriage.options import DemoOptions
 
-            return run_demo(args, _load_config(args))
+            return run_demo(DemoOptions.from_args(args), _load_config(args))
         from ktriage.live import run_live
+        from ktriage.options import LiveOptions
 
-        return run_live(args, _load_config(args))
+        return run_live(LiveOptions.from_args(args), _load_config(args))
     except ConfigError as exc:
         print(f"ktriage: {exc}", file=sys.stderr)
         return 2

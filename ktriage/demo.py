@@ -8,7 +8,6 @@ streams the scenario writes.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
@@ -16,27 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from ktriage.core.config import Config
+from ktriage.options import DemoOptions, LiveOptions
 
 
-def live_args(sim: Any) -> argparse.Namespace:
+def live_options(sim: Any, options: DemoOptions) -> LiveOptions:
     """What `ktriage --kubeconfig ... --audit-log ... --falco ... --tetragon ...` would give."""
     out = sim.outputs
-    return argparse.Namespace(
+    return LiveOptions(
         kubeconfig=str(sim.kubeconfig_path),
-        context=None,
-        namespace=None,
-        audit_log=[str(out.audit_path)],
-        falco=[str(out.falco_path)],
-        tetragon=[str(out.tetragon_path)],
+        audit_log=(str(out.audit_path),),
+        falco=(str(out.falco_path),),
+        tetragon=(str(out.tetragon_path),),
         from_start=True,
-        since=None,
-        max_events=None,
-        webhook_token=None,
-        tls_cert=None,
-        tls_key=None,
-        listen_audit=None,
-        listen_falco=None,
-        headless=False,
+        ui=options.ui,
     )
 
 
@@ -49,20 +40,18 @@ def how_to_use(sim: Any, scenario: str, speed: float) -> list[str]:
     ]
 
 
-def run_demo(args: Any, cfg: Config) -> int:
+def run_demo(options: DemoOptions, cfg: Config) -> int:
     """Start the simulated cluster with the scenario and open the UI on it."""
     from ktriage.sim.runner import SimCluster, SimError
 
-    scenario = getattr(args, "scenario", None) or "cryptominer"
-    speed = getattr(args, "speed", None)
-    speed = 1.0 if speed is None else float(speed)
-    if speed <= 0:
+    scenario, speed = options.scenario, options.speed
+    if not speed > 0:
         print("ktriage demo: --speed must be greater than 0", file=sys.stderr)
         return 2
-    keep = getattr(args, "dir", None)
-    directory = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="ktriage-demo-"))
+    keep = options.directory
+    directory = keep or Path(tempfile.mkdtemp(prefix="ktriage-demo-"))
     try:
-        sim = SimCluster(directory, scenario=scenario, speed=speed).start()
+        sim = SimCluster(directory, scenario=scenario, speed=speed, cni=options.cni).start()
     except (SimError, OSError) as exc:
         print(f"ktriage demo: {exc}", file=sys.stderr)
         if not keep:
@@ -73,7 +62,7 @@ def run_demo(args: Any, cfg: Config) -> int:
         if keep:
             for line in notes:
                 print(f"ktriage demo: {line}", file=sys.stderr)
-        return _run_ui(sim, args, cfg, notes if keep else notes[:1])
+        return _run_ui(sim, options, cfg, notes if keep else notes[:1])
     finally:
         sim.stop()
         if not keep:
@@ -82,12 +71,13 @@ def run_demo(args: Any, cfg: Config) -> int:
             print(f"ktriage demo: the streams and kubeconfig stay in {directory}", file=sys.stderr)
 
 
-def _run_ui(sim: Any, args: Any, cfg: Config, notes: list[str]) -> int:
+def _run_ui(sim: Any, options: DemoOptions, cfg: Config, notes: list[str]) -> int:
+    from ktriage.actions.service import kubeconfig_factory
     from ktriage.live import LiveError, build_live
     from ktriage.ui.app import KtriageApp, ui_options
 
     try:
-        setup = build_live(live_args(sim), cfg)
+        setup = build_live(live_options(sim, options), cfg)
     except LiveError as exc:
         print(f"ktriage demo: {exc}", file=sys.stderr)
         return 2
@@ -97,7 +87,7 @@ def _run_ui(sim: Any, args: Any, cfg: Config, notes: list[str]) -> int:
     # The UI (ages, lag, action times, time to contain) runs on the scenario's clock,
     # which may run faster than the wall clock.
     app = KtriageApp(
-        engine, mode="demo", clock=sim.clock.now, startup_notes=notes, **ui_options(args)
+        engine, mode="demo", clock=sim.clock.now, startup_notes=notes, **ui_options(options.ui)
     )
     app.api_client_factory = kubeconfig_factory(str(sim.kubeconfig_path))
     try:
@@ -107,12 +97,3 @@ def _run_ui(sim: Any, args: Any, cfg: Config, notes: list[str]) -> int:
             setup.connection.close()
         engine.archive.close()
     return app.return_code or 0
-
-
-def kubeconfig_factory(path: str) -> Any:
-    """A kubernetes ApiClient factory for the actions, when they are available."""
-    try:
-        from ktriage.actions import kubeconfig_factory as factory
-    except ImportError:
-        return None
-    return factory(path)

@@ -19,6 +19,7 @@ from ktriage.core import allowlist
 from ktriage.core.archive import RawArchive
 from ktriage.core.config import Config
 from ktriage.core.correlate import Correlator
+from ktriage.core.detect.identity import ClusterNetworks
 from ktriage.core.ingest import Ingestor
 from ktriage.core.model import Event
 from ktriage.core.store import EventStore
@@ -109,9 +110,11 @@ class Engine:
         self.store = EventStore(max_events=max_events)
         self.correlator = Correlator(self.store, config=self.config)
         self.archive = archive or RawArchive()
+        # The cluster's addresses, shared by every source's audit detections.
+        self.networks = ClusterNetworks(self.config.networks)
         # Live sources build their own Ingestor: they take the configured allow list.
         allowlist.use(self.config.allowlist)
-        self.ingestor = Ingestor(allowlist=self.config.allowlist)
+        self.ingestor = Ingestor(self.networks, allowlist=self.config.allowlist)
         self.sources: list[Source] = []
         self.clock: Callable[[], float] = time.time
         self.cluster = None  # ktriage.core.cluster.ClusterState when connected to a cluster
@@ -169,6 +172,9 @@ class Engine:
 
     def add_source(self, source: Source) -> None:
         source.health.clock = self.clock
+        ingestor = getattr(source, "ingestor", None)
+        if isinstance(ingestor, Ingestor):
+            ingestor.audit.networks = self.networks
         self.sources.append(source)
 
     def set_clock(self, clock: Callable[[], float]) -> None:

@@ -1,8 +1,8 @@
 """Live mode: an Engine with the sources the command line asks for, and headless runs.
 
-`build_live(args)` turns the parsed arguments of `ktriage` (live) into an Engine
+`build_live(options)` turns the options of `ktriage` (live, `LiveOptions`) into an Engine
 whose sources are added but not started (the UI or `run_headless` starts them).
-`run_headless(args)` runs the same sources and correlation without the UI and
+`run_headless(options)` runs the same sources and correlation without the UI and
 prints incident updates as JSON lines, the `replay --json` format, until SIGINT
 or SIGTERM.
 """
@@ -28,6 +28,7 @@ from ktriage.core.model import Incident
 from ktriage.core.report import incident_json_line, skipped_json
 from ktriage.core.text import shown
 from ktriage.engine import Engine
+from ktriage.options import LiveOptions
 from ktriage.sources.http import (
     AuditWebhookSource,
     FalcoWebhookSource,
@@ -71,41 +72,41 @@ def _runtime_specs(values: list[str] | None, flag: str) -> tuple[bool, list[str]
 
 
 def build_live(
-    args: Any, config: Config | None = None, *, backoff: Backoff | None = None
+    options: LiveOptions, config: Config | None = None, *, backoff: Backoff | None = None
 ) -> LiveSetup:
-    """An Engine with the sources `args` asks for (not started)."""
-    engine = Engine(config, max_events=getattr(args, "max_events", None))
+    """An Engine with the sources `options` asks for (not started)."""
+    engine = Engine(config, max_events=options.max_events)
     setup = LiveSetup(engine)
-    start = "beginning" if getattr(args, "from_start", False) else "end"
-    since_seconds = getattr(args, "since", None)
+    start = "beginning" if options.from_start else "end"
+    since_seconds = options.since
     if since_seconds is not None and start == "beginning":
         raise LiveError("--since and --from-start cannot be used together")
     since = time.time() - since_seconds if since_seconds is not None else None
 
     # The cluster, found like kubectl finds it.
     conn: KubeConnection | None = None
-    explicit = bool(getattr(args, "kubeconfig", None) or getattr(args, "context", None))
+    explicit = bool(options.kubeconfig or options.context)
     try:
-        conn = KubeConnection.connect(getattr(args, "kubeconfig", None), args.context)
+        conn = KubeConnection.connect(options.kubeconfig, options.context)
     except KubeConfigError as exc:
         if explicit:
             raise LiveError(str(exc)) from exc
         setup.notes.append(f"not watching a cluster: {exc}")
-    namespace = getattr(args, "namespace", None)
+    namespace = options.namespace
     if conn is not None:
         setup.connection = conn
         engine.context_name = conn.context_name
         engine.cluster_name = conn.cluster_name
-        state = ClusterState()
+        state = ClusterState(engine.networks)
         engine.cluster = state
         for src in kube_sources(conn, state, namespace=namespace, backoff=backoff):
             engine.add_source(src)
 
-    for path in getattr(args, "audit_log", None) or []:
+    for path in options.audit_log:
         engine.add_source(FileSource(Path(path), "audit", start=start, since=since))
 
     for flag, kind in (("--falco", "falco"), ("--tetragon", "tetragon")):
-        given, paths, auto = _runtime_specs(getattr(args, kind, None), flag)
+        given, paths, auto = _runtime_specs(options.runtime(kind), flag)
         if not given:
             auto = conn is not None  # the default when connected to a cluster
         for path in paths:
@@ -118,8 +119,8 @@ def build_live(
                     PodLogSource(conn, kind, start=start, since=since, backoff=backoff)
                 )
 
-    token = webhook_token(args)
-    cert, key = getattr(args, "tls_cert", None), getattr(args, "tls_key", None)
+    token = webhook_token(options)
+    cert, key = options.tls_cert, options.tls_key
     if bool(cert) != bool(key):
         raise LiveError("--tls-cert and --tls-key go together")
     ssl_context = None
@@ -129,8 +130,8 @@ def build_live(
         except ListenError as exc:
             raise LiveError(str(exc)) from exc
     listeners = (
-        ("--listen-audit", getattr(args, "listen_audit", None), AuditWebhookSource),
-        ("--listen-falco", getattr(args, "listen_falco", None), FalcoWebhookSource),
+        ("--listen-audit", options.listen_audit, AuditWebhookSource),
+        ("--listen-falco", options.listen_falco, FalcoWebhookSource),
     )
     bound: set[tuple[str, int]] = set()
     for flag, value, cls in listeners:
@@ -163,11 +164,11 @@ def build_live(
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
-def webhook_token(args: Any) -> str | None:
+def webhook_token(options: LiveOptions) -> str | None:
     """--webhook-token, else the first line of --webhook-token-file, else the
     environment's KTRIAGE_WEBHOOK_TOKEN."""
-    token = getattr(args, "webhook_token", None)
-    path = getattr(args, "webhook_token_file", None)
+    token = options.webhook_token
+    path = options.webhook_token_file
     if not token and path:
         try:
             with open(path, encoding="utf-8") as fh:
@@ -355,10 +356,10 @@ def _skipped(engine: Engine) -> tuple[Any, list[tuple[str, str, str]], Any]:
     return total, log, partial
 
 
-def run_headless(args: Any, config: Config | None = None) -> int:
+def run_headless(options: LiveOptions, config: Config | None = None) -> int:
     """`ktriage --headless`: JSON lines on stdout until interrupted; 0 on a clean stop."""
     try:
-        setup = build_live(args, config)
+        setup = build_live(options, config)
     except LiveError as exc:
         print(f"ktriage: {exc}", file=sys.stderr)
         return 2
@@ -376,10 +377,10 @@ def run_headless(args: Any, config: Config | None = None) -> int:
         return 0
 
 
-def run_live(args: Any, config: Config | None = None) -> int:
+def run_live(options: LiveOptions, config: Config | None = None) -> int:
     """`ktriage` (live): the UI over the live sources, or headless."""
-    if getattr(args, "headless", False):
-        return run_headless(args, config)
+    if options.headless:
+        return run_headless(options, config)
     try:
         from ktriage.ui.app import run_live_ui
     except ImportError as exc:
@@ -389,14 +390,14 @@ def run_live(args: Any, config: Config | None = None) -> int:
         )
         return 2
     try:
-        setup = build_live(args, config)
+        setup = build_live(options, config)
     except LiveError as exc:
         print(f"ktriage: {exc}", file=sys.stderr)
         return 2
     for note in setup.notes:
         print(f"ktriage: {note}", file=sys.stderr)
     try:
-        return int(run_live_ui(setup.engine, args) or 0)
+        return int(run_live_ui(setup.engine, options) or 0)
     finally:
         if setup.connection is not None:
             setup.connection.close()

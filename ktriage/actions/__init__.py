@@ -30,23 +30,23 @@ The UI uses one object, `ActionService`, and one screen,
     outcome = await service.undo(incident_id, pod_ref)       # without a preview
     service.records(incident_id) -> [ActionRecord]; `record.can_undo`, `record.undo_note`.
 
-Keys: `c` cordon, `i` isolate, `l` dump logs, `u` undo; `D` detach (a
-separate, confirmable action offered with isolation). `pod_ref` may be an
-EntityRef of a pod, a `Target`, a `(namespace, name)` pair or `"ns/name"`.
+Keys (catalog.py): `c` cordon, `i` isolate, `D` detach (also offered after
+isolation), `l` dump logs, `X` delete the pod, `S` scale its workload to zero,
+`B` remove an identity's RBAC bindings, `R` revoke a ServiceAccount's
+credentials, `u` undo. `pod_ref` may be an EntityRef of a pod (or, for `B` and
+`R`, of a ServiceAccount or User), a `Target`, a `(namespace, name)` pair or
+`"ns/name"`.
 
 `ActionConfirmScreen(service, plan)` shows the plan (NetworkPolicy YAML,
 patch bodies, files to write, warnings), applies it on `enter` (showing
 progress) and dismisses with the Outcome; `esc` dismisses with None.
-`make_provider(app)` is what ktriage.ui.hooks loads: it builds the service
-from `app.api_client_factory` (or `app.engine.api_client_factory`), a
-zero-argument callable returning a kubernetes ApiClient, and returns None
-when there is none (replay) or the app is read-only.
+Every action is declared once in `catalog.py` (key, name, title, help,
+permissions, undo, what it acts on); the UI derives its keys, footer, help and
+palette from that table. This package never imports the UI: the UI builds its
+provider (`ktriage.ui.hooks.make_provider`) from an ActionService.
 """
 
 from __future__ import annotations
-
-import time
-from typing import Any
 
 from ktriage.actions.base import (
     FAILED,
@@ -85,26 +85,4 @@ __all__ = [
     "api_client_from_kubeconfig",
     "as_target",
     "kubeconfig_factory",
-    "make_provider",
 ]
-
-
-def make_provider(app: Any) -> Any:
-    """The UI's action provider (ktriage.ui.hooks), or None when actions cannot run."""
-    if getattr(app, "read_only", False):
-        return None
-    factory = getattr(app, "api_client_factory", None) or getattr(
-        getattr(app, "engine", None), "api_client_factory", None
-    )
-    if factory is None:
-        return None
-    from ktriage.ui.screens.action_confirm import ActionsProvider
-
-    service = ActionService(
-        app.engine,
-        factory,
-        app.snapshot_dir,
-        read_only=False,
-        clock=getattr(app, "clock", None) or time.time,
-    )
-    return ActionsProvider(app, service)

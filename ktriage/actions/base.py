@@ -53,11 +53,21 @@ Progress = Callable[[str, int, int | None], None]
 class ActionError(Exception):
     """A failure to report in plain words (never a traceback)."""
 
-    def __init__(self, message: str, *, status: int = 0, reason: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 0,
+        reason: str = "",
+        containment: list[dict[str, str]] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.reason = reason  # forbidden | not-found | conflict | throttled | server | ...
+        # What the refusal found true (core/containment.py facts), e.g. a hostNetwork
+        # pod's network is `not-applicable`: recorded with the refused attempt.
+        self.containment = list(containment or [])
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +129,7 @@ class Change:
             return ""
         if self.verb == "patch":
             return json.dumps(self.body, indent=2, sort_keys=True)
-        return yaml.safe_dump(self.body, sort_keys=False, default_flow_style=False)
+        return str(yaml.safe_dump(self.body, sort_keys=False, default_flow_style=False))
 
     def header(self) -> str:
         ctype = f" ({self.content_type})" if self.content_type else ""
@@ -142,6 +152,10 @@ class Plan:
     unchanged: str = ""  # set when nothing needs doing: the reason ("already cordoned")
     dry_run: str = ""  # what the server-side dry run said
     undo_of: ActionRecord | None = None
+    # Choices the confirm offers, (key, what it does), and the one chosen: "" when the
+    # user must choose before applying (deleting a pod whose evidence was not saved).
+    options: list[tuple[str, str]] = field(default_factory=list)
+    option: str = ""
     # Action-private facts from the check (resourceVersions, labels...).
     state: dict[str, Any] = field(default_factory=dict)
     created: float = field(default_factory=time.time)

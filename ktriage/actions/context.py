@@ -27,6 +27,9 @@ class ActionContext:
     # Chunk size for evidence streams, and how many chunks may wait to be written.
     chunk_size: int = 64 * 1024
     queue_chunks: int = 4
+    # An incident's events with their raw records, [(event, raw)], for actions that
+    # read what happened (the bindings an identity created); empty without an engine.
+    incident_records: Callable[[str], list[tuple[Any, Any]]] = field(default=lambda _incident: [])
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Shorthand for `runner.call`."""

@@ -26,6 +26,7 @@ from ktriage.actions.base import (
 )
 from ktriage.actions.context import ActionContext
 from ktriage.actions.permissions import GET_NODES, GET_PODS, PATCH_NODES, Permission
+from ktriage.core.containment import CORDONED, NODE, RESTORED, fact
 from ktriage.core.model import EntityKind
 
 
@@ -146,6 +147,28 @@ class Cordon:
 
         return await ctx.runner.retry_on_conflict(attempt)
 
+    async def _facts(self, ctx: ActionContext, subject: Target) -> list[dict[str, str]]:
+        """What is true of the node now, re-read from the server after the change
+        (nothing when it cannot be read: no claim without a reading)."""
+        try:
+            node = await ctx.call(
+                ctx.kube.get_node,
+                subject.name,
+                what=f"re-read {subject.words()}",
+                subject=subject,
+                permission=GET_NODES,
+            )
+        except ActionError:
+            return []
+        if _unschedulable(node):
+            detail = (
+                f"re-read: node {subject.name} is unschedulable; no new pods are placed "
+                "on it, the pods running there keep running"
+            )
+            return [fact(NODE, subject.words(), CORDONED, detail)]
+        detail = f"re-read: node {subject.name} is schedulable"
+        return [fact(NODE, subject.words(), RESTORED, detail)]
+
     def _failed(self, plan: Plan, error: ActionError) -> Outcome:
         check = (
             f"kubectl get node {plan.subject.name} -o jsonpath='{{.spec.unschedulable}}'"
@@ -166,17 +189,20 @@ class Cordon:
                 result=UNCHANGED,
                 message=plan.unchanged,
                 undo_note=("ktriage did not cordon it, so undo will not uncordon it"),
+                containment=_only(await self._facts(ctx, plan.subject), CORDONED),
             )
         try:
             result = await self._set(ctx, plan, cordon=True)
         except ActionError as error:
             return self._failed(plan, error)
         name = plan.subject.name
+        facts = _only(await self._facts(ctx, plan.subject), CORDONED)
         if result == UNCHANGED:
             return Outcome(
                 plan=plan,
                 result=UNCHANGED,
                 message=f"node {name} was cordoned meanwhile by someone else: nothing changed",
+                containment=facts,
             )
         return Outcome(
             plan=plan,
@@ -185,6 +211,7 @@ class Cordon:
             undo={"node": name},
             undoable=True,
             undo_note=f"undo uncordons node {name}",
+            containment=facts,
         )
 
     async def plan_undo(self, ctx: ActionContext, record: ActionRecord) -> Plan:
@@ -203,14 +230,27 @@ class Cordon:
 
     async def undo(self, ctx: ActionContext, plan: Plan) -> Outcome:
         if plan.unchanged:
-            return Outcome(plan=plan, result=UNCHANGED, message=plan.unchanged)
+            facts = await self._facts(ctx, plan.subject)
+            return Outcome(plan=plan, result=UNCHANGED, message=plan.unchanged, containment=facts)
         try:
             result = await self._set(ctx, plan, cordon=False)
         except ActionError as error:
             return self._failed(plan, error)
         name = plan.subject.name
+        facts = await self._facts(ctx, plan.subject)
         if result == UNCHANGED:
             return Outcome(
-                plan=plan, result=UNCHANGED, message=f"node {name} was uncordoned meanwhile"
+                plan=plan,
+                result=UNCHANGED,
+                message=f"node {name} was uncordoned meanwhile",
+                containment=facts,
             )
-        return Outcome(plan=plan, result=UNDONE, message=f"uncordoned node {name}")
+        return Outcome(
+            plan=plan, result=UNDONE, message=f"uncordoned node {name}", containment=facts
+        )
+
+
+def _only(facts: list[dict[str, str]], state: str) -> list[dict[str, str]]:
+    """After a cordon, only a cordoned node is worth a fact: one found schedulable
+    again (uncordoned by someone else meanwhile) was not restored by an undo."""
+    return [f for f in facts if f["state"] == state]

@@ -7,6 +7,8 @@ is kept for forensics. It is offered with isolation (see isolate.py).
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from ktriage.actions.base import (
@@ -39,6 +41,7 @@ from ktriage.actions.permissions import (
     PATCH_PODS,
     Permission,
 )
+from ktriage.core import containment as cf
 from ktriage.core.netpol import (
     describe_selector,
     evaluate,
@@ -47,6 +50,35 @@ from ktriage.core.netpol import (
     service_selector,
 )
 
+# How long apply looks for the controller's replacement pod (a bounded wait, in the
+# apply worker: the UI keeps running and shows "applying…").
+REPLACEMENT_WAIT = 3.0
+REPLACEMENT_POLL = 0.2
+
+
+def selector_string(selector: dict[str, Any] | None) -> str:
+    """A LabelSelector as kubectl's `-l` takes it: `app=web,tier in (a,b),!debug`."""
+    if not selector:
+        return ""
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or ():
+        key, op = expr.get("key", ""), expr.get("operator", "")
+        values = ",".join(str(v) for v in expr.get("values") or ())
+        parts.append(
+            {
+                "In": f"{key} in ({values})",
+                "NotIn": f"{key} notin ({values})",
+                "Exists": key,
+                "DoesNotExist": f"!{key}",
+            }.get(op, key)
+        )
+    return ",".join(parts)
+
+
+def _owned_by(pod: dict[str, Any], uid: str) -> bool:
+    refs = (pod.get("metadata") or {}).get("ownerReferences") or ()
+    return any(isinstance(r, dict) and r.get("uid") == uid for r in refs)
+
 
 class Detach:
     """Remove the labels that tie the pod to its controller, Services and allowing policies."""
@@ -54,6 +86,7 @@ class Detach:
     name = "detach"
     key = "D"
     title = "Detach the pod from its workload"
+    replacement_wait = REPLACEMENT_WAIT
 
     def permissions(self, target: Target) -> list[Permission]:
         # Reading the pod's controller is not required: without it the plan says
@@ -101,6 +134,7 @@ class Detach:
         pod = facts["pod"]
         labels = _labels(pod)
         holders: dict[str, list[str]] = {}
+        owner: dict[str, str] = {}
         plan = Plan(
             action=self.name,
             incident_id=incident_id,
@@ -125,6 +159,12 @@ class Detach:
             cname = (controller.get("metadata") or {}).get("name", "?")
             selector = (controller.get("spec") or {}).get("selector")
             hold(holding_keys(selector, labels), f"{kind} {cname}")
+            owner = {
+                "kind": kind,
+                "name": cname,
+                "uid": (controller.get("metadata") or {}).get("uid", ""),
+                "selector": selector_string(selector),
+            }
             if kind == "Job":
                 plan.warnings.append(
                     f"Job {cname} will no longer count this pod and may start another to "
@@ -181,7 +221,13 @@ class Detach:
         for key in sorted(holders):
             plan.notes.append(f"{key}={labels[key]} is selected by " + ", ".join(holders[key]))
         plan.notes.append("To restore the labels by hand: " + _label_cmd(target, restore))
-        plan.state = {"remove": list(remove), "restore": restore, "pod_rv": _rv(pod)}
+        plan.state = {
+            "remove": list(remove),
+            "restore": restore,
+            "pod_rv": _rv(pod),
+            "owner": owner,
+            "holders": {k: holders[k] for k in sorted(holders)},
+        }
         return plan
 
     async def dry_run(self, ctx: ActionContext, plan: Plan) -> None:
@@ -240,19 +286,26 @@ class Detach:
                 raise ActionError(f"patch {target.words()}: the labels are still there")
             return OK
 
+        owner = plan.state.get("owner") or {}
+        before = await self._owned_pods(ctx, target.namespace, owner)
         try:
             result = await ctx.runner.retry_on_conflict(attempt)
         except ActionError as error:
             return Outcome(plan=plan, result=FAILED, message=error.message, error=error.message)
         restore = _label_cmd(target, plan.state["restore"])
+        facts = await self.verify(ctx, plan, before)
         if result == UNCHANGED:
             return Outcome(
-                plan=plan, result=UNCHANGED, message="the labels were already gone: nothing changed"
+                plan=plan,
+                result=UNCHANGED,
+                message="the labels were already gone: nothing changed",
+                containment=facts,
             )
         return Outcome(
             plan=plan,
             result=OK,
-            message=f"detached pod {target.short()}: removed " + ", ".join(keys),
+            containment=facts,
+            message=f"detached pod {target.short()}: " + "; ".join(f["detail"] for f in facts),
             undo={"restore": plan.state["restore"]},
             undoable=False,
             undo_note=(
@@ -260,6 +313,78 @@ class Detach:
                 f"pod and delete a replica. To restore by hand: {restore}"
             ),
         )
+
+    # ---- verify ------------------------------------------------------------------
+
+    async def _owned_pods(
+        self, ctx: ActionContext, namespace: str, owner: dict[str, str]
+    ) -> set[str] | None:
+        """Names of the pods the controller owns now; None when they cannot be listed."""
+        if not owner.get("uid") or not owner.get("selector"):
+            return None
+        try:
+            pods = await ctx.call(
+                ctx.kube.list_pods,
+                namespace,
+                label_selector=owner["selector"],
+                what=f"list the pods of {owner['kind']} {namespace}/{owner['name']}",
+            )
+        except ActionError:
+            return None
+        return {
+            str(p["metadata"]["name"])
+            for p in pods
+            if _owned_by(p, owner["uid"]) and not p["metadata"].get("deletionTimestamp")
+        }
+
+    async def verify(
+        self, ctx: ActionContext, plan: Plan, before: set[str] | None
+    ) -> list[dict[str, str]]:
+        """Re-read the pod (its labels gone?) and look, for a few seconds, for the
+        controller's replacement; the workload facts that are now true."""
+        target = plan.target
+        subject = f"pod {target.namespace}/{target.name}"
+        keys: list[str] = plan.state.get("remove") or []
+        holders: dict[str, list[str]] = plan.state.get("holders") or {}
+        try:
+            pod = await ctx.read_pod(target)
+        except ActionError as error:
+            detail = f"could not read the pod back: {error.message}"
+            return [cf.fact(cf.WORKLOAD, subject, cf.DETACHED, detail)]
+        left = [k for k in keys if k in _labels(pod)]
+        if left:
+            # Someone put them back meanwhile: say so rather than claim a detach.
+            detail = "labels " + ", ".join(left) + " are on the pod again: it is not detached"
+            return [cf.fact(cf.WORKLOAD, subject, cf.RESTORED, detail)]
+        released = sorted({h for k in keys for h in holders.get(k, ())})
+        detail = "removed " + ", ".join(keys)
+        if released:
+            detail += "; no longer selected by " + ", ".join(released)
+        facts = [cf.fact(cf.WORKLOAD, subject, cf.DETACHED, detail)]
+        owner = plan.state.get("owner") or {}
+        if not owner or owner.get("kind") == "Job":
+            return facts
+        what = f"{owner['kind']} {owner['name']}"
+        if before is None:
+            facts[0]["detail"] += f"; could not look for {what}'s replacement"
+            return facts
+        deadline = time.monotonic() + self.replacement_wait
+        while True:
+            now = await self._owned_pods(ctx, target.namespace, owner)
+            new = sorted((now or set()) - before - {target.name})
+            if new:
+                detail = f"{what} started pod {new[0]} in its place"
+                facts.append(cf.fact(cf.WORKLOAD, subject, cf.REPLACED, detail))
+                return facts
+            if time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(REPLACEMENT_POLL)
+        selector = owner.get("selector", "")
+        facts[0]["detail"] += (
+            f"; {what}'s replacement has not appeared yet (looked for "
+            f"{self.replacement_wait:g} s): kubectl get pods -n {target.namespace} -l {selector}"
+        )
+        return facts
 
     async def plan_undo(self, ctx: ActionContext, record: ActionRecord) -> Plan:
         raise ActionError(record.undo_note or "detach cannot be undone by ktriage")

@@ -15,34 +15,10 @@ import json
 from typing import Any
 
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 
-from ktriage import __version__
+from ktriage.kubeclient import client_from_kubeconfig as api_client_from_kubeconfig
 
-
-def api_client_from_kubeconfig(
-    path: str | None = None, context: str | None = None
-) -> k8s.ApiClient:
-    """An ApiClient for a kubeconfig file and context, like kubectl's `--kubeconfig/--context`.
-
-    urllib3's own retries are off: the action runner retries with its own
-    bounded backoff and honours Retry-After, and a blind retry would hide the
-    attempts from the record.
-    """
-    configuration = k8s.Configuration()
-    configuration.retries = False
-    api = k8s_config.new_client_from_config(
-        config_file=path,
-        context=context,
-        persist_config=False,
-        client_configuration=configuration,
-    )
-    # The audit log then tells ktriage's own requests apart from everyone else's.
-    api.user_agent = KTRIAGE_USER_AGENT
-    return api
-
-
-KTRIAGE_USER_AGENT = f"ktriage/{__version__}"
+__all__ = ["Kube", "api_client_from_kubeconfig"]
 
 
 def _write_options(dry_run: bool, timeout: Any) -> dict[str, Any]:
@@ -75,6 +51,8 @@ class Kube:
         self.batch = k8s.BatchV1Api(api_client)
         self.authz = k8s.AuthorizationV1Api(api_client)
         self.authn = k8s.AuthenticationV1Api(api_client)
+        self.custom = k8s.CustomObjectsApi(api_client)
+        self.apis = k8s.ApisApi(api_client)
 
     # ---- reads ---------------------------------------------------------------
 
@@ -126,7 +104,83 @@ class Kube:
             readers[kind](name, namespace, _preload_content=False, _request_timeout=timeout)
         )
 
-    def list_pod_events(self, namespace: str, name: str, *, timeout: Any = None) -> list[dict]:
+    def list_pods(
+        self, namespace: str, *, label_selector: str = "", timeout: Any = None
+    ) -> list[dict[str, Any]]:
+        reply = _decode(
+            self.core.list_namespaced_pod(
+                namespace,
+                label_selector=label_selector or None,
+                _preload_content=False,
+                _request_timeout=timeout,
+            )
+        )
+        return list(reply.get("items") or [])
+
+    def list_daemonsets_all(self, *, timeout: Any = None) -> list[dict[str, Any]]:
+        reply = _decode(
+            self.apps.list_daemon_set_for_all_namespaces(
+                _preload_content=False, _request_timeout=timeout
+            )
+        )
+        return list(reply.get("items") or [])
+
+    def api_groups(self, *, timeout: Any = None) -> dict[str, list[str]]:
+        """Discovery (`/apis`): group name -> the versions it serves."""
+        reply = _decode(
+            self.apis.get_api_versions(_preload_content=False, _request_timeout=timeout)
+        )
+        out: dict[str, list[str]] = {}
+        for group in reply.get("groups") or ():
+            if isinstance(group, dict) and group.get("name"):
+                versions = [str(v.get("version")) for v in group.get("versions") or ()]
+                out[str(group["name"])] = versions
+        return out
+
+    def api_resources(self, group: str, version: str, *, timeout: Any = None) -> list[str]:
+        """The resource names (plurals) a group version serves."""
+        reply = _decode(
+            self.custom.get_api_resources(
+                group, version, _preload_content=False, _request_timeout=timeout
+            )
+        )
+        return [str(r.get("name")) for r in reply.get("resources") or () if isinstance(r, dict)]
+
+    def list_custom(
+        self, group: str, version: str, plural: str, namespace: str, *, timeout: Any = None
+    ) -> list[dict[str, Any]]:
+        reply = _decode(
+            self.custom.list_namespaced_custom_object(
+                group, version, namespace, plural, _preload_content=False, _request_timeout=timeout
+            )
+        )
+        return list(reply.get("items") or [])
+
+    def get_custom(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        namespace: str,
+        name: str,
+        *,
+        timeout: Any = None,
+    ) -> dict[str, Any]:
+        return _decode(
+            self.custom.get_namespaced_custom_object(
+                group,
+                version,
+                namespace,
+                plural,
+                name,
+                _preload_content=False,
+                _request_timeout=timeout,
+            )
+        )
+
+    def list_pod_events(
+        self, namespace: str, name: str, *, timeout: Any = None
+    ) -> list[dict[str, Any]]:
         reply = _decode(
             self.core.list_namespaced_event(
                 namespace,
@@ -161,7 +215,7 @@ class Kube:
     # ---- writes --------------------------------------------------------------
 
     def patch_node(
-        self, name: str, body: dict, *, dry_run: bool = False, timeout: Any = None
+        self, name: str, body: dict[str, Any], *, dry_run: bool = False, timeout: Any = None
     ) -> dict[str, Any]:
         # A dict body goes out as application/strategic-merge-patch+json, as kubectl sends.
         return _decode(
@@ -173,7 +227,13 @@ class Kube:
         )
 
     def patch_pod(
-        self, namespace: str, name: str, body: dict, *, dry_run: bool = False, timeout: Any = None
+        self,
+        namespace: str,
+        name: str,
+        body: dict[str, Any],
+        *,
+        dry_run: bool = False,
+        timeout: Any = None,
     ) -> dict[str, Any]:
         return _decode(
             self.core.patch_namespaced_pod(
@@ -185,7 +245,7 @@ class Kube:
         )
 
     def create_network_policy(
-        self, namespace: str, body: dict, *, dry_run: bool = False, timeout: Any = None
+        self, namespace: str, body: dict[str, Any], *, dry_run: bool = False, timeout: Any = None
     ) -> dict[str, Any]:
         return _decode(
             self.net.create_namespaced_network_policy(
@@ -202,6 +262,47 @@ class Kube:
             self.net.delete_namespaced_network_policy(
                 name,
                 namespace,
+                dry_run="All" if dry_run else None,
+                _preload_content=False,
+                _request_timeout=timeout,
+            )
+        )
+
+    def create_custom(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        namespace: str,
+        body: dict[str, Any],
+        *,
+        dry_run: bool = False,
+        timeout: Any = None,
+    ) -> dict[str, Any]:
+        return _decode(
+            self.custom.create_namespaced_custom_object(
+                group, version, namespace, plural, body, **_write_options(dry_run, timeout)
+            )
+        )
+
+    def delete_custom(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        namespace: str,
+        name: str,
+        *,
+        dry_run: bool = False,
+        timeout: Any = None,
+    ) -> dict[str, Any]:
+        return _decode(
+            self.custom.delete_namespaced_custom_object(
+                group,
+                version,
+                namespace,
+                plural,
+                name,
                 dry_run="All" if dry_run else None,
                 _preload_content=False,
                 _request_timeout=timeout,

@@ -42,7 +42,9 @@ from ktriage.actions.base import (
 from ktriage.actions.context import ActionContext
 from ktriage.actions.permissions import GET_LOGS, GET_PODS, LIST_EVENTS, Permission
 from ktriage.actions.runner import translate
+from ktriage.core.containment import EVIDENCE, LOGS_DUMPED, fact
 from ktriage.core.redact import redact
+from ktriage.core.snapshot import make_private_dirs
 
 MANIFEST = "SHA256SUMS"
 PARTIAL_MANIFEST = "SHA256SUMS.partial"
@@ -94,18 +96,6 @@ def log_streams(pod: dict[str, Any]) -> list[LogStream]:
             if restarted or (cs.get("lastState") or {}).get("terminated"):
                 out.append(LogStream(name, kind, True, f"{base}.previous.log"))
     return out
-
-
-def _mkdir_private(path: Path) -> None:
-    """Create the directory and missing parents, each 0700."""
-    missing = []
-    p = path
-    while not p.exists():
-        missing.append(p)
-        p = p.parent
-    for d in reversed(missing):
-        d.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(d, 0o700)
 
 
 def _private_opener(path: str, flags: int) -> int:
@@ -283,10 +273,10 @@ class DumpLogs:
                     if item is None:
                         break
                     if isinstance(item, BaseException):
-                        error = translate(item, f"read the {stream.describe()}", subject=target)
+                        failed = translate(item, f"read the {stream.describe()}", subject=target)
                         raise ActionError(
-                            f"{error.message} after {writer.size} bytes (the file is partial)",
-                            reason=error.reason,
+                            f"{failed.message} after {writer.size} bytes (the file is partial)",
+                            reason=failed.reason,
                         )
                     await writer.write(fh, item)
         finally:
@@ -318,7 +308,7 @@ class DumpLogs:
     ) -> Outcome:
         directory = Path(plan.state["directory"])
         try:
-            await asyncio.to_thread(_mkdir_private, directory)
+            await asyncio.to_thread(make_private_dirs, directory)
         except OSError as exc:
             message = f"cannot create {directory}: {exc.strerror or exc}"
             return Outcome(plan=plan, result=FAILED, message=message, error=message)
@@ -401,19 +391,27 @@ class DumpLogs:
         )
         if skipped:
             message += f"; no previous log for {len(skipped)} container(s)"
-        error = ""
+        trouble = ""
         if problems:
-            error = f"{len(problems)} problem(s): " + "; ".join(problems)
-            message += f"; {error}"
+            trouble = f"{len(problems)} problem(s): " + "; ".join(problems)
+            message += f"; {trouble}"
         result = OK if written and (logs_written or not streams) else FAILED
+        containment: list[dict[str, str]] = []
+        if result == OK:
+            hashes = "; ".join(f"{w.path.name} sha256 {w.sha.hexdigest()}" for w in written)
+            detail = f"{len(written)} file(s) in {rel}: {hashes}"
+            if problems:
+                detail += f" ({len(problems)} problem(s): see the action's record)"
+            containment.append(fact(EVIDENCE, target.words(), LOGS_DUMPED, detail))
         return Outcome(
             plan=plan,
             result=result,
             message=message,
-            error=error,
+            error=trouble,
             files=files,
             undoable=False,
             undo_note="evidence is kept: ktriage never deletes it",
+            containment=containment,
         )
 
     async def plan_undo(self, ctx: ActionContext, record: ActionRecord) -> Plan:
@@ -436,7 +434,7 @@ def _write_partial_manifest(directory: Path) -> None:
         for name in names:
             sha = hashlib.sha256()
             with open(directory / name, "rb") as fh:
-                for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                while chunk := fh.read(1 << 20):
                     sha.update(chunk)
             lines.append(f"{sha.hexdigest()}  {name}\n")
         fd = _private_opener(str(directory / PARTIAL_MANIFEST), os.O_WRONLY | os.O_CREAT)

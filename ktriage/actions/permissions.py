@@ -31,6 +31,25 @@ class Permission:
         res = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
         return f"{self.verb} on {res}"
 
+    def resource_arg(self) -> str:
+        """The resource as `kubectl auth can-i` names it: `networkpolicies.networking.k8s.io`."""
+        return f"{self.resource}.{self.group}" if self.group else self.resource
+
+    def scope(self, namespace: str) -> str:
+        """`in namespace shop`, or `cluster-wide`."""
+        return f"in namespace {namespace}" if self.namespaced and namespace else "cluster-wide"
+
+    def can_i(self, namespace: str) -> str:
+        """The kubectl line that checks this permission for the current identity."""
+        line = f"kubectl auth can-i {self.verb} {self.resource_arg()}"
+        if self.subresource:
+            line += f" --subresource={self.subresource}"
+        if self.namespaced and namespace:
+            line += f" -n {namespace}"
+        elif not self.namespaced and self.resource in NAMESPACED_RESOURCES:
+            line += " --all-namespaces"
+        return line
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
@@ -53,6 +72,30 @@ GET_REPLICASETS = Permission("get", "replicasets", "apps")
 GET_STATEFULSETS = Permission("get", "statefulsets", "apps")
 GET_DAEMONSETS = Permission("get", "daemonsets", "apps")
 GET_JOBS = Permission("get", "jobs", "batch")
+DELETE_PODS = Permission("delete", "pods")
+LIST_PODS = Permission("list", "pods")
+PATCH_DEPLOYMENT_SCALE = Permission("patch", "deployments", "apps", subresource="scale")
+PATCH_STATEFULSET_SCALE = Permission("patch", "statefulsets", "apps", subresource="scale")
+PATCH_REPLICASET_SCALE = Permission("patch", "replicasets", "apps", subresource="scale")
+GET_DEPLOYMENTS = Permission("get", "deployments", "apps")
+_RBAC = "rbac.authorization.k8s.io"
+# Bindings are looked for in every namespace: a ServiceAccount may be bound anywhere.
+LIST_ROLEBINDINGS = Permission("list", "rolebindings", _RBAC, namespaced=False)
+DELETE_ROLEBINDINGS = Permission("delete", "rolebindings", _RBAC, namespaced=False)
+CREATE_ROLEBINDINGS = Permission("create", "rolebindings", _RBAC, namespaced=False)
+UPDATE_ROLEBINDINGS = Permission("update", "rolebindings", _RBAC, namespaced=False)
+LIST_CLUSTERROLEBINDINGS = Permission("list", "clusterrolebindings", _RBAC, namespaced=False)
+DELETE_CLUSTERROLEBINDINGS = Permission("delete", "clusterrolebindings", _RBAC, namespaced=False)
+CREATE_CLUSTERROLEBINDINGS = Permission("create", "clusterrolebindings", _RBAC, namespaced=False)
+UPDATE_CLUSTERROLEBINDINGS = Permission("update", "clusterrolebindings", _RBAC, namespaced=False)
+GET_SERVICEACCOUNTS = Permission("get", "serviceaccounts")
+CREATE_SERVICEACCOUNTS = Permission("create", "serviceaccounts")
+DELETE_SERVICEACCOUNTS = Permission("delete", "serviceaccounts")
+LIST_SECRETS = Permission("list", "secrets")
+DELETE_SECRETS = Permission("delete", "secrets")
+
+# Resources that live in namespaces, though some actions need them in every namespace.
+NAMESPACED_RESOURCES = frozenset({"rolebindings", "roles", "secrets", "pods", "serviceaccounts"})
 
 UNKNOWN_TTL = 30.0  # seconds before a failed review is asked again
 
@@ -145,6 +188,11 @@ class PermissionCache:
     def invalidate(self) -> None:
         self._cache.clear()
 
+    @property
+    def known_identity(self) -> str:
+        """Who we are, if the server already said ("" until then)."""
+        return self._identity or ""
+
     async def identity(self) -> str:
         """The username from SelfSubjectReview, asked once."""
         async with self._identity_lock:
@@ -167,3 +215,18 @@ def needs(missing: list[Permission]) -> str:
     if len(words) == 1:
         return f"needs {words[0]}"
     return "needs " + ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def explain_missing(missing: list[Permission], namespace: str, who: str = "") -> str:
+    """Each missing permission with its scope and the line that checks it:
+
+    `viewer may not patch nodes (cluster-wide); check: kubectl auth can-i patch nodes`
+    """
+    subject = who or "the current identity"
+    lines = []
+    for p in missing:
+        res = f"{p.resource}/{p.subresource}" if p.subresource else p.resource
+        lines.append(
+            f"{subject} may not {p.verb} {res} ({p.scope(namespace)}); check: {p.can_i(namespace)}"
+        )
+    return "\n".join(lines)

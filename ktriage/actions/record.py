@@ -26,7 +26,8 @@ def _event(
     raw: dict[str, Any],
 ) -> Event:
     """A timeline event of source `ktriage`: an action (or an attempt at one)."""
-    entities = [entity(EntityKind.POD, target.namespace, target.name)]
+    # The pod, or the identity (ServiceAccount, User) the action was about.
+    entities = [target.entity()]
     if subject.kind == EntityKind.NODE:
         entities.append(entity(EntityKind.NODE, None, subject.name))
     if actor and not actor.startswith("unknown"):
@@ -82,11 +83,17 @@ def action_event(outcome: Outcome) -> Event:
 
 
 def refused_event(
-    label: str, incident_id: str, target: Target, actor: str, message: str, when: float
+    label: str,
+    incident_id: str,
+    target: Target,
+    actor: str,
+    message: str,
+    when: float,
+    containment: list[dict[str, str]] | None = None,
 ) -> Event:
     """The timeline event for an attempt stopped before any change was made: by
     missing permissions, the action's own check, or the server's dry run."""
-    raw = {
+    raw: dict[str, Any] = {
         "action": label,
         "target": target.words(),
         "actor": actor,
@@ -98,6 +105,8 @@ def refused_event(
         "pod": target.short(),
         "message": f"not started: {message}",
     }
+    if containment:
+        raw["containment"] = [dict(f) for f in containment]
     summary = f"{label} {target.words()}: not started: {message}"
     return _event(label, target, target, actor, when, summary, raw)
 

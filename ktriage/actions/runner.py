@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,7 +27,8 @@ from kubernetes.client.exceptions import ApiException
 
 from ktriage.actions.base import ActionError, Target
 from ktriage.actions.permissions import Permission
-from ktriage.core.text import clip, printable
+from ktriage.core.text import printable
+from ktriage.kubeclient import retry_after, status_message
 
 T = TypeVar("T")
 
@@ -44,29 +44,6 @@ class RetryPolicy:
     timeout: float = 10.0  # per request (connect and each read)
 
 
-def server_message(exc: ApiException) -> str:
-    """The `message` of the Status the server returned, as plain text."""
-    body = exc.body
-    text = ""
-    if body:
-        try:
-            status = json.loads(body)
-            text = str(status.get("message") or "") if isinstance(status, dict) else ""
-        except (ValueError, TypeError):
-            text = str(body)
-    text = text or str(exc.reason or "")
-    return clip(printable(text), 300)
-
-
-def retry_after(exc: ApiException) -> float | None:
-    headers = exc.headers or {}
-    value = headers.get("Retry-After") if hasattr(headers, "get") else None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
 def translate(
     exc: BaseException,
     what: str,
@@ -80,7 +57,7 @@ def translate(
         return exc
     if isinstance(exc, ApiException):
         status = int(exc.status or 0)
-        said = server_message(exc)
+        said = status_message(exc)
         if status == 403:
             who = identity or "the current identity"
             need = f"{who} needs {permission.words()}" if permission else f"{who} is not allowed"

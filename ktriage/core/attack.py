@@ -35,18 +35,26 @@ _RANK: dict[str, int] = {slug: i for i, slug in enumerate(TACTIC_ORDER)}
 TECHNIQUES: dict[str, tuple[str, str]] = {
     "T1003": ("credential-access", "OS Credential Dumping"),
     "T1003.008": ("credential-access", "/etc/passwd and /etc/shadow"),
+    "T1014": ("defense-evasion", "Rootkit"),
+    "T1021.004": ("lateral-movement", "Remote Services: SSH"),
+    "T1040": ("credential-access", "Network Sniffing"),
     "T1046": ("discovery", "Network Service Discovery"),
+    "T1048": ("exfiltration", "Exfiltration Over Alternative Protocol"),
+    "T1053.003": ("persistence", "Cron"),
     "T1053.007": ("persistence", "Container Orchestration Job"),
     "T1055": ("privilege-escalation", "Process Injection"),
     "T1059": ("execution", "Command and Scripting Interpreter"),
     "T1059.004": ("execution", "Unix Shell"),
     "T1068": ("privilege-escalation", "Exploitation for Privilege Escalation"),
     "T1070": ("defense-evasion", "Indicator Removal"),
+    "T1070.002": ("defense-evasion", "Clear Linux or Mac System Logs"),
+    "T1070.003": ("defense-evasion", "Clear Command History"),
     "T1071": ("command-and-control", "Application Layer Protocol"),
     "T1078": ("initial-access", "Valid Accounts"),
     "T1078.001": ("initial-access", "Default Accounts"),
     "T1095": ("command-and-control", "Non-Application Layer Protocol"),
     "T1098": ("persistence", "Account Manipulation"),
+    "T1098.004": ("persistence", "SSH Authorized Keys"),
     "T1098.006": ("privilege-escalation", "Additional Container Cluster Roles"),
     "T1105": ("command-and-control", "Ingress Tool Transfer"),
     "T1133": ("initial-access", "External Remote Services"),
@@ -56,12 +64,19 @@ TECHNIQUES: dict[str, tuple[str, str]] = {
     "T1496": ("impact", "Resource Hijacking"),
     "T1485": ("impact", "Data Destruction"),
     "T1525": ("persistence", "Implant Internal Image"),
+    "T1543.005": ("persistence", "Create or Modify System Process: Container Service"),
+    "T1546": ("persistence", "Event Triggered Execution"),
     "T1528": ("credential-access", "Steal Application Access Token"),
+    "T1546.004": ("persistence", "Unix Shell Configuration Modification"),
     "T1547.006": ("persistence", "Kernel Modules and Extensions"),
+    "T1548.001": ("privilege-escalation", "Setuid and Setgid"),
     "T1552": ("credential-access", "Unsecured Credentials"),
     "T1552.001": ("credential-access", "Credentials In Files"),
+    "T1552.005": ("credential-access", "Cloud Instance Metadata API"),
     "T1552.007": ("credential-access", "Container API"),
+    "T1554": ("persistence", "Compromise Host Software Binary"),
     "T1555": ("credential-access", "Credentials from Password Stores"),
+    "T1557": ("credential-access", "Adversary-in-the-Middle"),
     "T1562.001": ("defense-evasion", "Disable or Modify Tools"),
     "T1572": ("command-and-control", "Protocol Tunneling"),
     "T1609": ("execution", "Container Administration Command"),
@@ -69,6 +84,7 @@ TECHNIQUES: dict[str, tuple[str, str]] = {
     "T1611": ("privilege-escalation", "Escape to Host"),
     "T1613": ("discovery", "Container and Resource Discovery"),
     "T1620": ("defense-evasion", "Reflective Code Loading"),
+    "T1649": ("credential-access", "Steal or Forge Authentication Certificates"),
 }
 
 # Default mapping of event kinds (ours and Falco's well-known rules) to techniques.
@@ -92,6 +108,26 @@ KIND_TECHNIQUE: dict[str, str] = {
     "forbidden-burst": "T1613",
     "token-request": "T1528",
     "security-tool-deleted": "T1562.001",
+    "rbac-dangerous-role": "T1098.006",
+    "rbac-system-change": "T1098.006",
+    "csr-create": "T1649",
+    "csr-approval": "T1649",
+    "impersonation": "T1078",
+    "system-credential-outside": "T1078",
+    "admission-webhook": "T1546",
+    "dns-config-change": "T1557",
+    "aws-auth-change": "T1098",
+    "configmap-credentials": "T1552.001",
+    "events-deleted": "T1070",
+    "bulk-delete": "T1485",
+    "service-exposed": "T1133",
+    "container-injected": "T1610",
+    "daemonset-kube-system": "T1543.005",
+    "static-pod": "T1543.005",
+    "secret-burst": "T1552.007",
+    "metadata-access": "T1552.005",
+    "credential-file-read": "T1552.001",
+    "download-exec": "T1105",
     "shell": "T1059.004",
     "reverse-shell": "T1059.004",
     "netcat": "T1095",
@@ -113,6 +149,27 @@ KIND_TECHNIQUE: dict[str, str] = {
     "network-connect": "T1071",
     "drop-and-execute": "T1105",
     "fileless-exec": "T1620",
+    # Falco rules and Tetragon detections of runtime behaviour
+    "app-spawned-process": "T1190",
+    "exploit": "T1190",
+    "bpf-load": "T1014",
+    "setuid-bit": "T1548.001",
+    "privilege-escalation-exploit": "T1068",
+    "backdoor": "T1554",
+    "ssh-key-write": "T1098.004",
+    "shell-config-write": "T1546.004",
+    "cron-write": "T1053.003",
+    "user-management": "T1136",
+    "data-destruction": "T1485",
+    "network-scan": "T1046",
+    "packet-socket": "T1040",
+    "exfil-tool": "T1048",
+    "ssh-tunnel": "T1572",
+    "ssh-client": "T1021.004",
+    "sshd-in-container": "T1133",
+    "static-pod-write": "T1610",
+    "rbac-exec-role": "T1098.006",
+    "system-role-modified": "T1098.006",
 }
 
 # Falco tags name tactics with underscores, a few with older names.
@@ -149,10 +206,6 @@ def tactic_rank(tactic: str) -> int:
     if rank is None:
         rank = _RANK.get(normalize_tactic(tactic), -1)
     return rank
-
-
-def tactic_name(tactic: str) -> str:
-    return TACTIC_NAMES.get(normalize_tactic(tactic), tactic)
 
 
 _ATTACKS: dict[tuple[str, str | None], Attack] = {}

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ktriage.core.detect import podstate
+from ktriage.core.detect.identity import ClusterNetworks
 from ktriage.core.model import EntityKind, Event, Severity, entity, parse_time
 from ktriage.core.parse.podfacts import POD_ACCOUNT_KIND, POD_ADDRESS_KIND, own_address
 from ktriage.core.text import clip
@@ -450,7 +451,9 @@ class ClusterState:
     reconnect, a list overlapping a watch) yields nothing new.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, networks: ClusterNetworks | None = None) -> None:
+        # Learns the pods' and nodes' addresses for the audit detections.
+        self.networks = networks
         self.pods: dict[tuple[str, str], PodInfo] = {}
         self.nodes: dict[str, NodeInfo] = {}
         # Bumped on every change, so a reader can tell whether to redraw.
@@ -463,6 +466,8 @@ class ClusterState:
 
     def update_pod(self, obj: dict[str, Any]) -> list[Event]:
         """A pod was added or modified."""
+        if self.networks is not None:
+            self.networks.learn_object(obj)
         new = pod_info(obj)
         if not new.name:
             return []
@@ -519,6 +524,8 @@ class ClusterState:
     # ---- nodes ----------------------------------------------------------------
 
     def update_node(self, obj: dict[str, Any]) -> list[Event]:
+        if self.networks is not None:
+            self.networks.learn_object(obj)
         new = node_info(obj)
         if not new.name:
             return []

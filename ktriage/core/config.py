@@ -10,6 +10,9 @@ rule = "exec"           # detection kind, Falco rule or title phrase
 reason = "expected SRE access during on-call"
 session = "30m"         # optional, default 15m; "0s" turns expected sessions off
 
+[networks]              # the cluster's node and pod networks, besides those learnt
+cluster = ["198.51.100.0/24"]
+
 [allowlist]
 default = true          # the shipped list of well-known controllers' expected behaviour
 files = ["allow.toml"]  # more allow lists (relative to this file), same format
@@ -31,6 +34,7 @@ context marked "expected". The shipped list is on unless `default = false`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -156,6 +160,10 @@ class Config:
     path: Path | None = None
     # Expected behaviour of well-known controllers (and the user's own entries).
     allowlist: AllowList = field(default_factory=default_allowlist)
+    # CIDRs of the cluster's node and pod networks ([networks] cluster): a system
+    # credential used from a public address outside them (and outside those learnt
+    # from nodes and pods) is a signal.
+    networks: list[str] = field(default_factory=list)
 
     def suppression_for(self, event: Event) -> Suppression | None:
         for rule in self.suppressions:
@@ -193,12 +201,14 @@ def load_config(path: Path | str | None = None) -> Config:
 def config_from_dict(data: dict[str, Any], path: Path | None = None) -> Config:
     where = f" in {path}" if path else ""
     cfg = Config(path=path)
-    unknown_top = set(data) - {"window", "suppress", "allowlist"}
+    unknown_top = set(data) - {"window", "suppress", "networks", "allowlist"}
     if unknown_top:
         raise ConfigError(
             f"unknown setting(s){where}: {', '.join(sorted(unknown_top))}; "
-            "known: window, [[suppress]], [allowlist]"
+            "known: window, [[suppress]], [networks], [allowlist]"
         )
+    if "networks" in data:
+        cfg.networks = _networks(data["networks"], where)
     if "allowlist" in data:
         cfg.allowlist = _allowlist(data["allowlist"], path, where)
     if "window" in data:
@@ -261,3 +271,20 @@ def _allowlist(section: object, path: Path | None, where: str) -> AllowList:
         return build_allowlist(use_default, paths)
     except AllowListError as exc:
         raise ConfigError(str(exc)) from exc
+
+
+def _networks(value: object, where: str) -> list[str]:
+    """`[networks] cluster = ["10.0.0.0/8", ...]`: checked CIDRs."""
+    if not isinstance(value, dict) or set(value) - {"cluster"}:
+        raise ConfigError(f'[networks]{where} takes one key: cluster = ["10.0.0.0/8", ...]')
+    cidrs = value.get("cluster", [])
+    if not isinstance(cidrs, list) or not all(isinstance(c, str) for c in cidrs):
+        raise ConfigError(f"[networks] cluster{where} must be a list of CIDRs in quotes")
+    for cidr in cidrs:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"[networks] cluster{where}: {cidr!r} is not a network (e.g. 10.0.0.0/8)"
+            ) from None
+    return list(cidrs)

@@ -370,12 +370,6 @@ class Correlator:
             out |= changed
         return out
 
-    def add_many(self, events: list[Event]) -> set[str]:
-        changed: set[str] = set()
-        for ev in events:
-            changed |= self.add(ev)
-        return {self.renamed.get(i, i) for i in changed if self.renamed.get(i, i) in self.incidents}
-
     # ---- expected sessions ------------------------------------------------------
 
     def _open_session(self, ev: Event, rule: Suppression) -> set[str]:

@@ -34,100 +34,39 @@ the signal is kept (a full read keeps the first).
 
 from __future__ import annotations
 
-import re
 from array import array
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 import msgspec
 
-from ktriage.core.detect.audit import _WORKLOADS, _WRITE_VERBS, _is_system
+from ktriage.core.detect.audit import SIGNAL_RESOURCES, might_signal, outside_candidate
+from ktriage.core.detect.falco import recognised
+from ktriage.core.detect.tetragon import SUSPECT_ARGUMENTS_RE, SUSPECT_EXEC_BINARIES
 from ktriage.core.model import STRONG_KINDS, EntityKind, EntityRef
 from ktriage.core.parse import _SECOND_CACHE, short_container_id, to_epoch
 from ktriage.core.parse.audit import DECODER as AUDIT_DECODER
 from ktriage.core.parse.audit import AuditRecord
 from ktriage.core.parse.falco import DECODER as FALCO_DECODER
-from ktriage.core.parse.tetragon import (
-    _DOWNLOAD,
-    _ESCAPE,
-    _NETCAT,
-    _TOKEN_PATHS,
-    MINERS,
-    SHELLS,
-    TetragonRecord,
-    TProcess,
-)
 from ktriage.core.parse.tetragon import DECODER as TETRAGON_DECODER
+from ktriage.core.parse.tetragon import TetragonRecord, TProcess
 
 # A focused replay pays off only for large files; small ones take the full path.
 FOCUS_MIN_BYTES = 8 << 20
 
-# Resources whose requests core/detect/audit.py inspects (pods and workloads are
-# narrowed below, as they are by far the most common).
-_AUDIT_HANDLED = frozenset(
-    {
-        "secrets", "nodes", "serviceaccounts", "clusterrolebindings", "rolebindings",
-        "clusterroles", "roles", "namespaces",
-    }
-)  # fmt: skip
-_POD_SIGNAL_SUBRESOURCES = frozenset({"exec", "attach", "portforward", "ephemeralcontainers"})
+# What core/detect/audit.py reads and may signal on: its own declaration.
+audit_might_signal = might_signal
 
 
-def audit_might_signal(rec: AuditRecord) -> bool:
-    """False only for audit records no detection can turn into a signal."""
-    ref = rec.objectRef
-    if ref is not None and ref.resource:
-        if ref.resource == "pods":
-            sub = ref.subresource
-            if sub in _POD_SIGNAL_SUBRESOURCES:
-                return True
-            # Mirrors AuditDetector._pod_create: the spec decides, or a person
-            # creating a pod in kube-system.
-            if (
-                not sub
-                and rec.verb == "create"
-                and (
-                    len(rec.requestObject) > 0
-                    or not ref.name  # the created pod is named from the response
-                    or (ref.namespace == "kube-system" and not _is_system(rec.username))
-                )
-            ):
-                return True
-        elif ref.resource in _WORKLOADS:
-            # Mirrors AuditDetector._workload: deletions, and writes by a person
-            # that carry the object (or create a CronJob).
-            verb = rec.verb or ""
-            if not ref.subresource and (
-                verb in ("delete", "deletecollection")
-                or (
-                    verb in _WRITE_VERBS
-                    and not _is_system(rec.username)
-                    and (len(rec.requestObject) > 0 or ref.resource == "cronjobs")
-                )
-            ):
-                return True
-        elif ref.resource in _AUDIT_HANDLED:
-            return True
-    st = rec.responseStatus
-    if st is not None and st.code == 403:
-        return True  # 403 bursts are counted in order
-    user = rec.user
-    if user is None or not user.username or user.username == "system:anonymous":
-        return True
-    return rec.impersonatedUser is not None
-
-
-# Binaries whose exec core/parse/tetragon.py `_classify_exec` may call a signal
-# whatever their arguments, and the arguments that may make any exec one.
-_SUSPECT_BINARIES = MINERS | SHELLS | _ESCAPE | _DOWNLOAD | _NETCAT | frozenset({"kubectl"})
-_SUSPECT_ARGUMENTS = re.compile(
-    "|".join(re.escape(p) for p in ("stratum+tcp", "stratum+ssl", *_TOKEN_PATHS))
-)
+# Execs core/detect/tetragon.py `classify_exec` may call a signal: by binary name
+# whatever the arguments, or by a piece of the arguments (its own tables).
+_SUSPECT_BINARIES = SUSPECT_EXEC_BINARIES
+_SUSPECT_ARGUMENTS = SUSPECT_ARGUMENTS_RE
 _BASE_NAMES: dict[str, str] = {}
 
 
 def _exec_might_signal(proc: TProcess) -> bool:
-    """A cheaper, coarser `_classify_exec(...) is not None`: True for every exec it
+    """A cheaper, coarser `classify_exec(...) is not None`: True for every exec it
     may call a signal (and for a few it would not)."""
     binary = proc.binary
     if binary:
@@ -158,8 +97,7 @@ class _PlainTetragon(TetragonRecord, gc=False):
 
 _PLAIN_AUDIT_DECODE = msgspec.json.Decoder(_PlainAudit).decode
 _PLAIN_TETRAGON_DECODE = msgspec.json.Decoder(_PlainTetragon).decode
-_NARROWED = frozenset({"pods"}) | _WORKLOADS
-_SIGNAL_RESOURCES = _NARROWED | _AUDIT_HANDLED
+_SIGNAL_RESOURCES = SIGNAL_RESOURCES
 # Audit objects that become strong entities (core/parse/audit.py `_object_entity`).
 _LINKING_RESOURCES = frozenset({"pods", "serviceaccounts"})
 _FALCO_LINKING_FIELDS = ("k8s.pod.name", "container.id", "fd.rip", "fd.sip")
@@ -288,6 +226,7 @@ def first_pass(
                     and (st is None or st.code != 403)
                     and (resource not in signal_resources or not audit_might_signal(a))
                     and (resource != "pods" or not _says_pod_facts(a.verb, line))
+                    and not outside_candidate(name, a.sourceIPs)
                     and (
                         _PLAIN_YEARS[0] < a.stageTimestamp.year < _PLAIN_YEARS[1]
                         if a.stageTimestamp is not None
@@ -431,6 +370,8 @@ def falco_is_plain(line: bytes) -> bool:
         rule.startswith("Falco internal") or (alert.priority or "").strip().lower() == "debug"
     ):
         return False
+    if recognised(rule):
+        return False  # raised to ktriage's own severity: a signal at any priority
     fields = alert.output_fields or {}
     if (
         alert.source == "k8s_audit"

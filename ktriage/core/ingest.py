@@ -23,7 +23,9 @@ import orjson
 
 from ktriage.core import allowlist as allowlists
 from ktriage.core.allowlist import AllowList, mark_expected
-from ktriage.core.detect.audit import AuditDetector, flag_unread_pod_spec
+from ktriage.core.detect.audit import AuditDetector
+from ktriage.core.detect.identity import ClusterNetworks
+from ktriage.core.detect.workloads import flag_unread_pod_spec
 from ktriage.core.jsonsplit import split_documents
 from ktriage.core.model import (
     RAW_PACK_OFFSET_LIMIT,
@@ -167,7 +169,9 @@ def _bad_json(data: bytes, exc: Exception) -> Skip:
 class Ingestor:
     """Turns raw records into Events; keeps counts of what it parsed and skipped."""
 
-    def __init__(self, *, allowlist: AllowList | None = None) -> None:
+    def __init__(
+        self, networks: ClusterNetworks | None = None, *, allowlist: AllowList | None = None
+    ) -> None:
         # Well-known controllers' expected behaviour: their detections become
         # context marked "expected" (see core/allowlist.py).
         self.allowlist = allowlist if allowlist is not None else allowlists.current()
@@ -182,7 +186,7 @@ class Ingestor:
         # to decode whole) whose key fields still made events.
         self.partial: collections.Counter[str] = collections.Counter()
         self.skip_log: list[tuple[str, str, str]] = []
-        self.audit = AuditDetector()
+        self.audit = AuditDetector(networks)
         # Plain ints on the hot path; `formats` assembles them.
         self._n_audit = 0
         self._n_falco = 0

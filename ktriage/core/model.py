@@ -198,9 +198,6 @@ class Event:
         """Identity used for de-duplication across reconnects and replays."""
         return (self.source, self.ref)
 
-    def strong_entities(self) -> tuple[EntityRef, ...]:
-        return tuple(e for e in self.entities if e.strong)
-
     def first(self, kind: str) -> EntityRef | None:
         for e in self.entities:
             if e.kind == kind:
@@ -287,10 +284,6 @@ class Incident:
     def event_count(self) -> int:
         return len(self.timeline)
 
-    @property
-    def event_ids(self) -> list[int]:
-        return [eid for _, eid in self.timeline]
-
 
 def iso(ts: float) -> str:
     """RFC 3339 with microseconds and a Z, as Kubernetes writes it; for a value no
@@ -318,11 +311,6 @@ def to_datetime(ts: float) -> datetime:
         if isinstance(ts, int | float) and ts < 0:
             return datetime.min.replace(tzinfo=UTC)
         return datetime.max.replace(tzinfo=UTC)
-
-
-def in_time_range(t: float) -> bool:
-    """Whether parsers accept this time (False for NaN)."""
-    return MIN_TIME <= t < MAX_TIME
 
 
 def parse_time(value: Any) -> float | None:

@@ -5,8 +5,10 @@ raw record is redacted, and files are written readable by the user alone.
 
 Actions taken by ktriage are events of source `ktriage` whose `raw_inline`
 holds `action`, `target`, `actor`, `result` ("ok", "failed", "unchanged",
-"undone"), `error`, `undoable` and, for evidence, `files`
-(a list of `{"path", "sha256", "bytes"}`).
+"undone"), `error`, `undoable`, for evidence `files` (a list of
+`{"path", "sha256", "bytes"}`) and `containment`, the facts the action checked
+(core/containment.py): the Containment section and the time to contain come
+from those facts, never from an action's name.
 """
 
 from __future__ import annotations
@@ -22,15 +24,22 @@ from typing import Any
 import orjson
 
 from ktriage.core.allowlist import EXPECTED_PREFIX
+from ktriage.core.containment import (
+    TIME_TO_CONTAIN_DEFINITION,
+    Containment,
+    PodLookup,
+    containment_state,
+)
 from ktriage.core.model import Event, Incident, iso
 from ktriage.core.redact import redact
 from ktriage.core.text import shown
 
 RawLoader = Callable[[Event], Any]
 
-# Containment actions: the first one stops the "time to contain" clock.
-CONTAINMENT_ACTIONS = frozenset({"cordon", "isolate", "detach"})
 MAX_APPENDIX = 20
+# Rows of each Containment table, and next steps, written at most.
+MAX_CONTAINMENT_ROWS = 200
+MAX_NEXT_STEPS = 50
 MAX_TIMELINE_ROWS = 2_000
 
 # Characters that start Markdown constructs anywhere in a line (with `[` and `]`
@@ -65,13 +74,32 @@ def action_events(events: Sequence[Event]) -> list[Event]:
     return [e for e in events if e.source == "ktriage" and e.raw_inline is not None]
 
 
-def time_to_contain(incident: Incident, events: Sequence[Event]) -> float | None:
-    """First signal to the first successful containment action, in seconds."""
-    for ev in action_events(events):
-        info = ev.raw_inline or {}
-        if info.get("action") in CONTAINMENT_ACTIONS and info.get("result") == "ok":
-            return max(0.0, ev.time - incident.first_signal)
-    return None
+def time_to_contain(
+    incident: Incident,
+    events: Sequence[Event],
+    pod_exists: PodLookup | None = None,
+    *,
+    state: Containment | None = None,
+) -> float | None:
+    """Seconds from the first signal until every pod of the incident was isolated
+    effectively or gone and every identity that acted was revoked; None while it
+    is not, or when the moment is not known."""
+    if state is None:
+        state = containment_state(incident, events, pod_exists)
+    if state.contained_at is None:
+        return None
+    return max(0.0, state.contained_at - incident.first_signal)
+
+
+def _time_to_contain_cell(ttc: float | None, state: Containment) -> str:
+    if ttc is not None:
+        return (
+            f"{duration(ttc)} (first signal until every pod is isolated or gone "
+            "and every identity that acted is revoked)"
+        )
+    if state.contained:
+        return "contained; when is not known (a pod was found gone, with no record of when)"
+    return f"not contained yet (open: {md_escape(state.open_words())})"
 
 
 def _fence(text: str) -> str:
@@ -85,15 +113,19 @@ def render_markdown(
     raw_loader: RawLoader | None = None,
     *,
     generated_at: float | None = None,
+    pod_exists: PodLookup | None = None,
 ) -> str:
-    """The whole snapshot as Markdown text."""
+    """The whole snapshot as Markdown text. `pod_exists(namespace, name)` tells
+    whether a pod exists now (True/False, None when not known): live, a deleted
+    pod counts as contained."""
     out: list[str] = []
     add = out.append
     add(f"# {md_escape(incident.id)}: {md_escape(incident.title)}")
     add("")
     signals = [e for e in events if e.signal]
     first_event = events[0].time if events else incident.first_seen
-    ttc = time_to_contain(incident, events)
+    state = containment_state(incident, events, pod_exists)
+    ttc = time_to_contain(incident, events, state=state)
     counts = ", ".join(f"{src} {n}" for src, n in sorted(incident.counts_by_source.items()))
     add("| | |")
     add("|---|---|")
@@ -105,15 +137,7 @@ def render_markdown(
         f"| Time to detect | {duration(incident.first_signal - first_event)} "
         "(first event to first signal) |"
     )
-    add(
-        "| Time to contain | "
-        + (
-            f"{duration(ttc)} (first signal to first containment)"
-            if ttc is not None
-            else "not contained"
-        )
-        + " |"
-    )
+    add(f"| Time to contain | {_time_to_contain_cell(ttc, state)} |")
     add(f"| Events | {len(events)} ({md_escape(counts)}); {len(signals)} signals |")
     tactics = ", ".join(t.replace("-", " ") for t in incident.tactics) or "none mapped"
     add(f"| ATT&CK tactics | {md_escape(tactics)} |")
@@ -130,6 +154,8 @@ def render_markdown(
     else:
         add("- No signals.")
     add("")
+
+    _containment_section(add, incident, state, ttc)
 
     add("## Entities")
     add("")
@@ -225,6 +251,107 @@ def render_markdown(
     return "\n".join(out)
 
 
+def _containment_section(
+    add: Callable[[str], None], incident: Incident, state: Containment, ttc: float | None
+) -> None:
+    """What is contained (when, by whom), what is open, and the commands that close it."""
+    add("## Containment")
+    add("")
+    if ttc is not None:
+        add(
+            f"**Contained** at {iso(incident.first_signal + ttc)}: time to contain {duration(ttc)}."
+        )
+    elif state.contained:
+        add("**Contained**; when is not known (a pod was found gone, with no record of when).")
+    else:
+        add(f"**Not contained yet.** Open: {md_escape(state.open_words())}.")
+    add("")
+    add(f"Time to contain is measured {TIME_TO_CONTAIN_DEFINITION}.")
+    add("")
+    if state.skipped:
+        reasons = ", ".join(f"{n} {why}" for why, n in sorted(state.skipped.items()))
+        add(
+            f"{sum(state.skipped.values())} containment fact(s) in the action records "
+            f"could not be read and were left out ({md_escape(reasons)})."
+        )
+        add("")
+    add("### Done")
+    add("")
+    done = state.done
+    if not done:
+        add("Nothing is contained yet.")
+    else:
+        add("| Since (UTC) | Who | Action | Aspect | Subject | State | Detail |")
+        add("|---|---|---|---|---|---|---|")
+        for item in done[:MAX_CONTAINMENT_ROWS]:
+            since = iso(item.since) if item.since is not None else "not known"
+            add(
+                f"| {since} | {md_escape(item.actor)} | {md_escape(item.action)} | "
+                f"{item.aspect} | {md_escape(item.subject)} | {item.state} | "
+                f"{md_escape(item.detail)} |"
+            )
+        _left_out(add, len(done))
+    add("")
+    add("### Still open")
+    add("")
+    still = state.open
+    if not still:
+        add("Nothing." if state.required else "No pod or acting identity was found to contain.")
+    else:
+        add("| Aspect | Subject | State | Detail |")
+        add("|---|---|---|---|")
+        for item in still[:MAX_CONTAINMENT_ROWS]:
+            add(
+                f"| {item.aspect} | {md_escape(item.subject)} | {item.state} | "
+                f"{md_escape(item.detail)} |"
+            )
+        _left_out(add, len(still))
+    other = [i for i in state.items if not i.done and i not in still]
+    if other:
+        add("")
+        add("Also recorded, not counted as open:")
+        add("")
+        for item in other[:MAX_CONTAINMENT_ROWS]:
+            add(
+                f"- {item.aspect} {md_escape(item.subject)}: {item.state}"
+                + (f" ({md_escape(item.detail)})" if item.detail else "")
+            )
+    add("")
+    if state.next_steps:
+        add("### Next steps")
+        add("")
+        add(
+            "Every name below comes from the cluster or its logs: it is quoted for a "
+            "POSIX shell; read each command before running it."
+        )
+        add("")
+        for n, step in enumerate(state.next_steps[:MAX_NEXT_STEPS], 1):
+            note = (
+                " (a name here holds characters no Kubernetes name has: check it first)"
+                if step.suspicious
+                else ""
+            )
+            add(f"{n}. {md_escape(step.subject)}: {md_escape(step.why)}{note}")
+            if step.commands:
+                body = "\n".join(shown(c) for c in step.commands)
+                fence = _fence(body)
+                add("")
+                add(f"   {fence}sh")
+                for line in body.split("\n"):
+                    add(f"   {line}")
+                add(f"   {fence}")
+            add("")
+        if len(state.next_steps) > MAX_NEXT_STEPS:
+            add(f"… {len(state.next_steps) - MAX_NEXT_STEPS} more steps left out.")
+            add("")
+
+
+def _left_out(add: Callable[[str], None], total: int) -> None:
+    if total > MAX_CONTAINMENT_ROWS:
+        add("")
+        add(f"… {total - MAX_CONTAINMENT_ROWS} more left out.")
+
+
 def _compact(value: Any, limit: int = 16) -> Any:
     """Long lists of plain values (capability sets, env lists) shortened for reading."""
     if isinstance(value, dict):
@@ -289,8 +416,11 @@ def write_snapshot(
     raw_loader: RawLoader | None = None,
     *,
     generated_at: float | None = None,
+    pod_exists: PodLookup | None = None,
 ) -> Path:
     """Write `<directory>/<incident id>.md` (mode 0600) and return its path."""
-    text = render_markdown(incident, events, raw_loader, generated_at=generated_at)
+    text = render_markdown(
+        incident, events, raw_loader, generated_at=generated_at, pod_exists=pod_exists
+    )
     safe_id = re.sub(r"[^A-Za-z0-9_.-]", "_", incident.id)
     return write_private(Path(directory) / f"{safe_id}.md", text)

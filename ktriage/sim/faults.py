@@ -16,6 +16,10 @@ Everything is deterministic (counts, not dice) so tests can be exact:
   gets one ERROR event with a 410 Expired Status, as a compacted history answers;
 - `expire_token(name)`: that identity's token is rejected with 401 from now on;
 - `deny(name)`: that identity gets 403 for everything.
+- `blackhole(method, match, n=1)`: the next n requests of that HTTP method whose path
+  contains `match` (dry runs aside) are lost: never applied, never answered, until
+  `reset()` ends their connections. `state()["held"]` counts those waiting (a test can
+  kill a client while its request hangs there, between two steps of an action).
 - `hang(True)`: the server accepts connections and stops answering: requests wait
   without a reply, open watches send nothing (not even bookmarks), until `hang(False)`
   (or `reset()`); `/_sim/` requests are still answered.
@@ -75,6 +79,9 @@ class Faults:
         self._cut_hooks: set[Callable[[], None]] = set()
         self.injected = 0  # how many requests a fault has failed so far
         self.hanging = False
+        self._blackholes: list[list[Any]] = []  # [method, match, left]
+        self.held = 0  # requests lost in a blackhole, waiting now
+        self._released = 0  # bumped by reset(): lost requests' connections end
 
     # ------------------------------------------------------------- hang
 
@@ -85,6 +92,33 @@ class Faults:
         """Wait while the server is told to hang (polled: set from any thread)."""
         while self.hanging:
             await asyncio.sleep(0.05)
+
+    # ------------------------------------------------------------- blackhole
+
+    def blackhole(self, method: str, match: str, n: int = 1) -> None:
+        with self._lock:
+            self._blackholes.append([method.upper(), match, n])
+
+    def take_blackhole(self, method: str, path: str) -> bool:
+        """Whether this request is to be lost (consumes one count)."""
+        with self._lock:
+            for hole in self._blackholes:
+                if hole[0] == method.upper() and hole[1] in path and hole[2] > 0:
+                    hole[2] -= 1
+                    self.held += 1
+                    self.injected += 1
+                    return True
+        return False
+
+    async def swallow(self) -> None:
+        """Wait, never answering, until `reset()` (polled: set from any thread)."""
+        released = self._released
+        try:
+            while self._released == released:
+                await asyncio.sleep(0.05)
+        finally:
+            with self._lock:
+                self.held -= 1
 
     # ------------------------------------------------------------- settings
 
@@ -143,6 +177,8 @@ class Faults:
             self._expire_watches = 0
             self._expired_tokens.clear()
             self._denied.clear()
+            self._blackholes.clear()
+            self._released += 1
         self.hanging = False
 
     def update(self, settings: dict[str, Any]) -> dict[str, Any]:
@@ -155,7 +191,7 @@ class Faults:
         known = {
             "reset", "error_rate", "latency", "cut_after_events", "match", "fail_next",
             "throttle", "expire_next_watch", "expire_token", "restore_token", "deny",
-            "allow", "cut_watches", "hang", "reset_next",
+            "allow", "cut_watches", "hang", "reset_next", "blackhole",
         }  # fmt: skip
         unknown = sorted(set(settings) - known)
         if unknown:
@@ -187,6 +223,9 @@ class Faults:
                 self.throttle(int(spec.get("n", 1)), int(spec.get("retry_after", 1)))
             if "reset_next" in settings:
                 self.reset_next(int(settings["reset_next"] or 0))
+            if "blackhole" in settings:
+                spec = settings["blackhole"]
+                self.blackhole(str(spec["method"]), str(spec["match"]), int(spec.get("n", 1)))
             if "expire_next_watch" in settings:
                 self.expire_next_watch(int(settings["expire_next_watch"] or 0))
             for key, fn in (
@@ -199,7 +238,7 @@ class Faults:
                     names = settings[key]
                     for name in [names] if isinstance(names, str) else list(names):
                         fn(str(name))
-        except (TypeError, AttributeError) as exc:
+        except (TypeError, AttributeError, KeyError) as exc:
             raise ValueError(f"bad fault settings: {exc}") from exc
         if settings.get("cut_watches"):
             self.cut_watches()
@@ -224,6 +263,7 @@ class Faults:
                 "open_watches": len(self._cut_hooks),
                 "injected": self.injected,
                 "hang": self.hanging,
+                "held": self.held,
             }
 
     # ------------------------------------------------------------- server side

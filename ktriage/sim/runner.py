@@ -38,6 +38,8 @@ from ktriage.sim.tls import ServingCert, make_serving_cert
 from ktriage.sim.version import KUBE_VERSION
 
 STOP_TIMEOUT = 1.0
+# Network plugins the cluster can run (`cni=`): their agents and policy CRDs.
+CNI_CHOICES = ("cilium", "calico")
 
 
 class SimError(RuntimeError):
@@ -72,7 +74,11 @@ class SimCluster:
         noise_rate: float = 0.0,
         bookmark_interval: float = 30.0,
         tls: bool = True,
+        cni: str | None = None,
     ) -> None:
+        if cni is not None and cni not in CNI_CHOICES:
+            raise SimError(f"unknown network plugin {cni!r} (known: {', '.join(CNI_CHOICES)})")
+        self.cni = cni
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         os.chmod(self.directory, 0o700)
@@ -129,6 +135,8 @@ class SimCluster:
                 scenario_obj = load_scenario(self.scenario)
             except ValueError as exc:
                 raise SimError(str(exc)) from None
+            if self.cni:
+                scenario_obj.cluster.append({self.cni: {}})
             # Played fast, the scenario starts in the past so no timestamp is ahead of now.
             span = max([scenario_obj.duration, *(step.at for step in scenario_obj.steps)])
             hold_back = getattr(self.clock, "hold_back", None)
@@ -197,6 +205,11 @@ class SimCluster:
             self.store, asyncio.get_running_loop()
         )
         self._api_controllers = start_api_controllers(self.store, self.clock, self.tls)
+        if self.cni and scenario_obj is None:
+            # One turn of the loop first: the controllers just started register their
+            # watches (the CRD controller must see the CRDs arrive to serve them).
+            await asyncio.sleep(0)
+            self._install_cni()
         if scenario_obj is not None:
             player_cls, _ = _player_class()
             self.player = player_cls(
@@ -208,6 +221,15 @@ class SimCluster:
                 noise_rate=self.noise_rate,
             )
             self._player_task = asyncio.get_running_loop().create_task(self._play())
+
+    def _install_cni(self) -> None:
+        """The network plugin's objects in a cluster without a scenario (which adds them
+        to its own cluster instead, on the nodes it has)."""
+        from ktriage.sim.scenario.factory import ObjectFactory
+
+        factory = ObjectFactory(start=self.clock.now())
+        for obj in factory.expand({self.cni: {}}):
+            self.store.apply(obj)
 
     async def _play(self) -> None:
         try:
@@ -243,9 +265,19 @@ class SimCluster:
         if self.controllers is not None:
             await self.controllers.stop()
         self.server.close_streams()
+        self._unserve_custom_resources()
         await asyncio.sleep(0)
         if self._runner is not None:
             await self._runner.cleanup()
+
+    def _unserve_custom_resources(self) -> None:
+        """The resources this cluster's CRDs made served are registered process-wide: a
+        cluster started later in the same process must not serve them too."""
+        from ktriage.sim.resources_more import CUSTOM
+
+        for crd in self.store.list_objs("apiextensions.k8s.io/v1", "CustomResourceDefinition"):
+            spec = crd.get("spec") or {}
+            CUSTOM.remove(str(spec.get("group")), str((spec.get("names") or {}).get("plural")))
 
     def __enter__(self) -> SimCluster:
         return self.start()
@@ -358,6 +390,12 @@ def _parser() -> argparse.ArgumentParser:
         help="where the kubeconfig and the logs go (default: a new temporary directory)",
     )
     p.add_argument(
+        "--cni",
+        choices=CNI_CHOICES,
+        help="run a network plugin that enforces NetworkPolicy and serves its policy kinds "
+        "(CiliumNetworkPolicy, or Calico's projectcalico.org/v3 NetworkPolicy)",
+    )
+    p.add_argument(
         "--noise", type=float, default=0.0, metavar="RATE", help="background events per second"
     )
     return p
@@ -382,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
             speed=args.speed,
             port=args.port,
             noise_rate=args.noise,
+            cni=args.cni,
         ).start()
     except (SimError, OSError) as exc:
         print(f"ktriage sim: {exc}", file=sys.stderr)
@@ -400,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  tetragon    {out.tetragon_path}")
     if args.scenario:
         print(f"  scenario    {args.scenario} at {args.speed:g}x speed")
+    if args.cni:
+        print(f"  network     {args.cni} (agent DaemonSet and policy CRDs)")
     print(f"  try         kubectl --kubeconfig {cluster.kubeconfig_path} get pods -A")
     print("  contexts    sim-admin (current), sim-readonly (user viewer), sim-intruder")
     print("Ctrl-C stops it.", flush=True)

@@ -50,10 +50,16 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from ktriage import __version__
 from ktriage.core.cluster import ClusterState
 from ktriage.core.model import Event
 from ktriage.engine import Engine, SourceHealth
+from ktriage.kubeclient import (
+    USER_AGENT,
+    client_from_kubeconfig,
+    retry_after,
+    status_message,
+    tune,
+)
 from ktriage.sources.base import deliver
 
 RESOURCES = ("pods", "nodes", "events")
@@ -127,7 +133,7 @@ class KubeConnection:
                             f"context {context!r} not found in {config_file} "
                             f"(contexts: {names or 'none'})"
                         )
-                api_client = _client_from_kubeconfig(config_file, context)
+                api_client = client_from_kubeconfig(config_file, context)
             except ConfigException as exc:
                 raise KubeConfigError(f"cannot use kubeconfig {config_file}: {exc}") from exc
             except (OSError, ValueError) as exc:
@@ -147,11 +153,11 @@ class KubeConnection:
                 k8s_config.load_incluster_config(client_configuration=configuration)
             except ConfigException as exc:
                 raise KubeConfigError(f"in-cluster configuration unusable: {exc}") from exc
-            _tune(configuration)
+            tune(configuration)
             ns_file = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
             namespace = ns_file.read_text().strip() if ns_file.exists() else ""
             in_cluster = k8s.ApiClient(configuration)
-            in_cluster.user_agent = f"ktriage/{__version__}"
+            in_cluster.user_agent = USER_AGENT
             return cls(
                 in_cluster,
                 context_name="in-cluster",
@@ -170,7 +176,7 @@ class KubeConnection:
             return False
         with self._lock:
             try:
-                fresh = _client_from_kubeconfig(self.kubeconfig, self.context)
+                fresh = client_from_kubeconfig(self.kubeconfig, self.context)
             except (ConfigException, OSError, ValueError):
                 return False
             # Swap the credentials in place: open responses keep their sockets.
@@ -191,26 +197,6 @@ class KubeConnection:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.api_client.close()
-
-
-def _tune(configuration: k8s.Configuration) -> None:
-    # Every failure is seen and retried by us, with backoff and in the health line.
-    configuration.retries = False
-    # Idle watches through proxies and load balancers stay open.
-    configuration.keep_alive = True
-
-
-def _client_from_kubeconfig(config_file: str, context: str | None) -> k8s.ApiClient:
-    configuration = k8s.Configuration()
-    _tune(configuration)
-    api = k8s_config.new_client_from_config(
-        config_file=config_file,
-        context=context,
-        persist_config=False,
-        client_configuration=configuration,
-    )
-    api.user_agent = f"ktriage/{__version__}"
-    return api
 
 
 # ---- retry policy ---------------------------------------------------------------
@@ -267,30 +253,6 @@ class _Stopped(Exception):
 
 class _Oversized(Exception):
     """A watch event line over `max_line` bytes: list again."""
-
-
-def status_message(exc: ApiException) -> str:
-    body = exc.body
-    if body:
-        try:
-            status = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            text = str(body).strip()
-            return text[:200]
-        if isinstance(status, dict) and isinstance(status.get("message"), str):
-            return status["message"][:300]
-    return str(exc.reason or "")
-
-
-def retry_after(exc: ApiException) -> float | None:
-    headers = exc.headers or {}
-    value = headers.get("Retry-After") if hasattr(headers, "get") else None
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
 
 
 UNTRUSTED = (

@@ -39,6 +39,7 @@ from kubernetes.client.exceptions import ApiException
 from ktriage.core.ingest import MAX_LINE, Ingestor
 from ktriage.core.model import Event
 from ktriage.engine import Engine, SourceHealth
+from ktriage.kubeclient import retry_after, status_message
 from ktriage.sources.base import deliver
 from ktriage.sources.kube import (
     Backoff,
@@ -48,8 +49,6 @@ from ktriage.sources.kube import (
     describe_api_error,
     describe_connection_error,
     is_timeout,
-    retry_after,
-    status_message,
     stream_read_timeout,
 )
 from ktriage.sources.tail import LineSplitter
@@ -451,11 +450,6 @@ class PodLogSource:
     def streams_open(self) -> int:
         """How many followed pods have had their log stream opened."""
         return sum(1 for f in list(self.followers.values()) if f.opened.is_set())
-
-    @property
-    def threads_alive(self) -> int:
-        alive = sum(1 for f in self.followers.values() if f.thread.is_alive())
-        return alive + (1 if self._watch.alive else 0)
 
     # ---- pods (loop side) ----------------------------------------------------------
 

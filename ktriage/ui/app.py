@@ -24,12 +24,16 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.css.query import NoMatches
 from textual.screen import Screen
 
+from ktriage.actions.catalog import BY_NAME, CATALOG
+from ktriage.actions.service import kubeconfig_factory
 from ktriage.core.config import Config
 from ktriage.core.snapshot import write_snapshot
 from ktriage.core.text import shown
-from ktriage.ui.hooks import ACTION_KEYS, ActionProvider, Selection, load_action_provider
+from ktriage.options import LiveOptions, UIOptions
+from ktriage.ui.hooks import ActionProvider, Selection, make_provider
 from ktriage.ui.screens.help import HelpScreen
 from ktriage.ui.screens.main import MainScreen
+from ktriage.ui.screens.quit_confirm import QuitConfirmScreen
 from ktriage.ui.screens.sources import SourcesScreen
 from ktriage.ui.themes import DEFAULT_THEME, VARIABLE_DEFAULTS, load_themes
 
@@ -58,6 +62,7 @@ class KtriageCommands(Provider):
         app: KtriageApp = self.app  # type: ignore[assignment]
         screen = app.main_screen
         commands: list[tuple[str, str, Callable[[], Any]]] = [
+            *app.action_commands(),
             ("Save snapshot", "Write the selected incident as Markdown", app.action_save_snapshot),
             ("Toggle follow", "Follow the timeline's newest events", app.follow_timeline),
             ("Cycle theme", "Switch to the next ktriage theme", app.action_cycle_theme),
@@ -67,6 +72,7 @@ class KtriageCommands(Provider):
         if screen is not None:
             pods = screen.pods
             commands.append(("All pods", "Toggle all pods", pods.action_toggle_all))
+            commands.append(("Blast radius", "What the incident can reach", screen.action_blast))
             for inc in screen.incidents.all_incidents[:500]:
                 commands.append(
                     (
@@ -78,8 +84,11 @@ class KtriageCommands(Provider):
         return commands
 
     async def discover(self) -> Hits:
-        for name, help_text, callback in self._commands()[:5]:
-            yield DiscoveryHit(Text(name), callback, help=help_text)
+        app: KtriageApp = self.app  # type: ignore[assignment]
+        actions = app.action_commands()
+        # Every action possible on the selection, then the everyday commands.
+        for name, help_text, callback in actions + self._commands()[len(actions) :][:5]:
+            yield DiscoveryHit(Text(shown(name)), callback, help=help_text)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
@@ -118,35 +127,33 @@ class KtriageApp(App[int]):
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("s", "save_snapshot", "Snapshot"),
         Binding("t", "cycle_theme", "Theme"),
-        *(Binding(a.key, f"containment('{a.name}')", a.name.capitalize()) for a in ACTION_KEYS),
+        *(Binding(a.key, a.binding_action, a.title, tooltip=a.description) for a in CATALOG),
+        # Reached only when the key above is disabled (Textual tries a key's bindings in
+        # order): the key then says why instead of doing nothing.
+        *(Binding(a.key, f"blocked('{a.name}')", a.title, show=False) for a in CATALOG),
     ]
 
-    # A second `q` within this many seconds quits despite changes still in place.
-    QUIT_CONFIRM_SECONDS = 10.0
-
     async def action_quit(self) -> None:
-        """Quit; but first say once what ktriage changed in the cluster and left in
-        place (a cordoned node, an isolated pod), as they outlive ktriage."""
-        still = getattr(self.action_provider, "still_in_place", None)
-        left = still() if still is not None else []
-        now = time.monotonic()
-        recent = (
-            self._quit_warned_at is not None
-            and now - self._quit_warned_at < self.QUIT_CONFIRM_SECONDS
-        )
-        if left and not recent:
-            self._quit_warned_at = now
-            self.notify(
-                "Still in place after ktriage quits: "
-                + "; ".join(shown(x) for x in left)
-                + ". Undo with u, or press q again to quit.",
-                title="Changes in the cluster",
-                severity="warning",
-                timeout=self.QUIT_CONFIRM_SECONDS,
-                markup=False,
-            )
+        """Quit; but first name, in a dialog, what ktriage changed in the cluster and
+        left in place (a cordoned node, an isolated pod), as they outlive ktriage:
+        a second `q` quits, `esc` stays."""
+        if isinstance(self.screen, QuitConfirmScreen):
+            self.exit()
             return
-        self.exit()
+        still = getattr(self.action_provider, "still_in_place", None)
+        try:
+            left = still() if still is not None else []
+        except Exception as exc:  # never stop a quit on a broken provider
+            left = [f"could not list the changes in place: {exc}"]
+        if not left:
+            self.exit()
+            return
+
+        def done(quit_anyway: bool | None) -> None:
+            if quit_anyway:
+                self.exit()
+
+        self.push_screen(QuitConfirmScreen(left), done)
 
     # Textual's own palette entries that ktriage replaces with its own: its theme
     # picker (it offers themes not made for triage; `t` and the theme commands cycle
@@ -196,7 +203,6 @@ class KtriageApp(App[int]):
             wanted = DEFAULT_THEME
         self.theme = wanted
         self.action_provider: ActionProvider | None = None
-        self._quit_warned_at: float | None = None
         self._ticks = 0
         self._started = False
         self.last_snapshot: Path | None = None
@@ -226,12 +232,15 @@ class KtriageApp(App[int]):
     async def on_mount(self) -> None:
         if not self.read_only:
             try:
-                self.action_provider = load_action_provider(self)
+                self.action_provider = make_provider(self)
             except Exception as exc:  # a broken provider must not stop triage
                 self.notify(shown(f"Actions unavailable: {exc}"), severity="error", markup=False)
             if self.action_provider is not None:
                 # The footer was drawn before the provider existed.
                 self.call_after_refresh(self.refresh_bindings)
+                start = getattr(self.action_provider, "start", None)
+                if start is not None:
+                    start()
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         for path, reason in self.theme_problems:
             self.notify(shown(f"Theme {path}: {reason}"), severity="warning", markup=False)
@@ -281,14 +290,6 @@ class KtriageApp(App[int]):
         except NoMatches:
             # The screen is being torn down (quitting): nothing left to update.
             return
-
-    def refresh_now(self) -> None:
-        """Apply pending changes at once (start-up, tests)."""
-        screen = self.main_screen
-        if screen is None or not screen.is_mounted:
-            return
-        screen.apply_changes(self.engine.take_changes())
-        screen.tick_slow()
 
     def _theme_changed(self, theme: Any) -> None:
         screen = self.main_screen
@@ -347,17 +348,31 @@ class KtriageApp(App[int]):
         frozen = dataclasses.replace(inc, timeline=list(inc.timeline))
         directory = self.snapshot_dir
         taken = self.now()
+        tracker = screen.containment if screen is not None else None
+        pods = tracker.frozen_lookup(inc) if tracker is not None else None
         self.run_worker(
-            partial(self._write_snapshot, directory, frozen, events, taken),
+            partial(self._write_snapshot, directory, frozen, events, taken, pods),
             thread=True,
             group="snapshot",
             exit_on_error=False,
         )
 
-    def _write_snapshot(self, directory: Path, inc: Any, events: list[Any], taken: float) -> None:
+    def _write_snapshot(
+        self,
+        directory: Path,
+        inc: Any,
+        events: list[Any],
+        taken: float,
+        pod_exists: Any = None,
+    ) -> None:
         try:
             path = write_snapshot(
-                directory, inc, events, self.engine.raw_record, generated_at=taken
+                directory,
+                inc,
+                events,
+                self.engine.raw_record,
+                generated_at=taken,
+                pod_exists=pod_exists,
             )
         except OSError as exc:
             self.call_from_thread(
@@ -377,29 +392,82 @@ class KtriageApp(App[int]):
         return screen.selection() if screen is not None else None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "containment":
+        if action in ("containment", "blocked"):
             if self.read_only or self.action_provider is None:
                 return False
             if not isinstance(self.screen, MainScreen):
                 return False
             selection = self.selection()
-            if selection is None:
-                return None
+            spec = BY_NAME.get(str(parameters[0]))
+            if selection is None or spec is None:
+                return None if action == "containment" else False
+            if selection.ref_for(spec) is None:
+                # Nothing of its kind selected (no pod, no identity): not in the footer,
+                # but the key still says why it does nothing.
+                return action == "blocked"
             try:
-                ok, _why = self.action_provider.available(str(parameters[0]), selection)
+                ok, _why = self.action_provider.available(spec.name, selection)
             except Exception:
-                return None
+                ok = False
+            if action == "blocked":
+                return not ok
             return True if ok else None
         return True
+
+    def action_blocked(self, name: str) -> None:
+        """A key whose action may not run now: say why, in words and with the
+        `kubectl auth can-i` line that checks a missing permission."""
+        provider = self.action_provider
+        selection = self.selection()
+        if provider is None or selection is None:
+            return
+        spec = BY_NAME[name]
+        try:
+            why = provider.explain(name, selection)
+        except Exception as exc:  # the explanation must never break the app
+            why = f"cannot say why: {exc}"
+        title = f"{spec.key} {spec.title}: not possible now"
+        screen = self.main_screen
+        if screen is not None and screen.is_mounted:
+            # Below the panes, not over their newest rows as a toast would be.
+            screen.notice.show_notice(title, why)
+        else:
+            self.notify(shown(why, keep_newlines=True), title=shown(title), markup=False)
+
+    def action_commands(self) -> list[tuple[str, str, Callable[[], Any]]]:
+        """Palette entries for every action possible on the selection, from the catalog."""
+        provider = self.action_provider
+        selection = self.selection()
+        if provider is None or selection is None or self.read_only:
+            return []
+        out: list[tuple[str, str, Callable[[], Any]]] = []
+        for spec in CATALOG:
+            ref = selection.ref_for(spec)
+            if ref is None:
+                continue
+            try:
+                ok, why = provider.available(spec.name, selection)
+            except Exception:
+                continue
+            if not ok:
+                continue
+            # Undo names what it undoes (the pod's or the identity's newest action).
+            on = why if spec.name == "undo" else f"{ref.kind} {ref.short()}"
+            what = f"{spec.title} ({spec.key}): {on}"
+            out.append((what, spec.description, partial(self._palette_action, spec.name)))
+        return out
+
+    def _palette_action(self, name: str) -> None:
+        self.run_worker(self.action_containment(name), group="actions", exit_on_error=False)
 
     async def action_containment(self, name: str) -> None:
         provider = self.action_provider
         selection = self.selection()
         if provider is None or selection is None or self.read_only:
             return
-        ok, why = provider.available(name, selection)
+        ok, _why = provider.available(name, selection)
         if not ok:
-            self.notify(shown(f"{name}: {why}"), severity="warning", markup=False)
+            self.action_blocked(name)
             return
         await provider.run(name, selection)
 
@@ -407,27 +475,17 @@ class KtriageApp(App[int]):
 # ---- entry points -------------------------------------------------------------------
 
 
-def ui_options(args: Any) -> dict[str, Any]:
-    """The UI's command-line options (--theme, --read-only, --snapshot-dir)."""
-    return {
-        "theme": getattr(args, "theme", None),
-        "read_only": bool(getattr(args, "read_only", False)),
-        "snapshot_dir": getattr(args, "snapshot_dir", None),
-    }
+def ui_options(ui: UIOptions | None) -> dict[str, Any]:
+    """KtriageApp's keyword arguments for the UI's command-line options."""
+    ui = ui or UIOptions()
+    return {"theme": ui.theme, "read_only": ui.read_only, "snapshot_dir": ui.snapshot_dir}
 
 
-def run_live_ui(engine: Engine, args: Any) -> int:
+def run_live_ui(engine: Engine, options: LiveOptions) -> int:
     """`ktriage` (live): the UI over an engine whose sources are added but not started."""
-    app = KtriageApp(engine, mode=getattr(args, "mode", None) or "live", **ui_options(args))
+    app = KtriageApp(engine, mode="live", **ui_options(options.ui))
     if engine.cluster is not None:
-        try:
-            from ktriage.actions import kubeconfig_factory
-        except ImportError:
-            pass
-        else:
-            app.api_client_factory = kubeconfig_factory(
-                getattr(args, "kubeconfig", None), getattr(args, "context", None)
-            )
+        app.api_client_factory = kubeconfig_factory(options.kubeconfig, options.context)
     app.run()
     return app.return_code or 0
 
@@ -438,7 +496,7 @@ def replay_clock(engine: Engine) -> Callable[[], float]:
     return lambda: newest
 
 
-def run_replay_ui(files: list[Path], cfg: Config, args: Any = None) -> int:
+def run_replay_ui(files: list[Path], cfg: Config, ui: UIOptions | None = None) -> int:
     """`ktriage replay FILE...` on a terminal: the UI over recorded streams."""
     from ktriage.engine import Engine
 
@@ -447,7 +505,7 @@ def run_replay_ui(files: list[Path], cfg: Config, args: Any = None) -> int:
     engine.context_name = "replay"
     engine.replay_files(list(files))
     clock = replay_clock(engine)
-    app = KtriageApp(engine, mode="replay", clock=clock, **ui_options(args))
+    app = KtriageApp(engine, mode="replay", clock=clock, **ui_options(ui))
     try:
         app.run()
     finally:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from rich.style import Style
 from rich.text import Text
 
+from ktriage.core import containment as cs
 from ktriage.core.allowlist import EXPECTED_PREFIX
 from ktriage.core.model import Event, Incident, iso
 from ktriage.core.redact import redact
@@ -36,6 +37,9 @@ class DetailStyles:
     key: Style
     heading: Style
     severity: dict[int, Style]
+    # Containment: what is done, what is open.
+    ok: Style = field(default_factory=Style)
+    warning: Style = field(default_factory=Style)
 
 
 @dataclass(slots=True)
@@ -214,7 +218,10 @@ def _describe_container(c: Any) -> str:
 
 
 def incident_detail(
-    inc: Incident, events_by_source: dict[str, int], styles: DetailStyles
+    inc: Incident,
+    events_by_source: dict[str, int],
+    styles: DetailStyles,
+    containment: cs.Containment | None = None,
 ) -> list[DetailLine]:
     sev = styles.severity[int(inc.severity)]
     per_source = ", ".join(f"{s} {n}" for s, n in sorted(events_by_source.items()))
@@ -234,6 +241,85 @@ def incident_detail(
         lines.append(_field(ent.kind, ent.short()))
     if len(inc.entities) > 40:
         lines.append(_field("", f"+{len(inc.entities) - 40} more entities", styles.muted))
+    if containment is not None:
+        lines.extend(containment_lines(inc, containment, styles))
     lines.append(DetailLine(Text("")))
     lines.append(DetailLine(Text("enter: timeline · s: save snapshot · ?: all keys", styles.muted)))
     return lines
+
+
+# Subjects listed per aspect, and next steps, in the Detail pane (the snapshot has more).
+MAX_CONTAINMENT_ITEMS = 40
+MAX_NEXT_STEPS = 12
+CONTAINMENT_MARKS = {cs.CONTAINED: "✓", cs.PARTLY: "◒", cs.NOTHING: "·"}
+_ASPECT_LABELS = {
+    cs.NETWORK: "Network",
+    cs.WORKLOAD: "Workload",
+    cs.NODE: "Node",
+    cs.IDENTITY: "Identity",
+    cs.EVIDENCE: "Evidence",
+}
+
+
+def containment_lines(
+    inc: Incident, state: cs.Containment, styles: DetailStyles
+) -> list[DetailLine]:
+    """The Containment block: the verdict, each aspect's subjects, the next steps."""
+    lines = [DetailLine(Text("")), DetailLine(Text("Containment", styles.heading))]
+    level = state.level
+    mark = CONTAINMENT_MARKS[level]
+    if state.contained and state.contained_at is not None:
+        ttc = duration(max(0.0, state.contained_at - inc.first_signal))
+        verdict = Text.assemble((f"{mark} contained", styles.ok), f" · time to contain {ttc}")
+    elif state.contained:
+        verdict = Text.assemble((f"{mark} contained", styles.ok), " · when is not known")
+    else:
+        word = "partly contained" if level == cs.PARTLY else "not contained yet"
+        verdict = Text.assemble((f"{mark} {word}", styles.warning), " · open: ")
+        verdict.append_text(_safe(state.open_words()))
+    lines.append(DetailLine(verdict, "State"))
+    for aspect in cs.ASPECTS:
+        items = state.of(aspect)
+        for n, item in enumerate(items[:MAX_CONTAINMENT_ITEMS]):
+            lines.append(
+                DetailLine(_item_text(item, styles), _ASPECT_LABELS[aspect] if not n else " ")
+            )
+        if len(items) > MAX_CONTAINMENT_ITEMS:
+            more = f"+{len(items) - MAX_CONTAINMENT_ITEMS} more (the snapshot lists them all)"
+            lines.append(_field(" ", more, styles.muted))
+    if state.skipped:
+        count = sum(state.skipped.values())
+        lines.append(_field(" ", f"{count} unreadable fact(s) left out", styles.muted))
+    for n, step in enumerate(state.next_steps[:MAX_NEXT_STEPS], 1):
+        text = Text.assemble(f"{n}. ", _safe(step.subject), ": ", _safe(step.why))
+        if step.suspicious:
+            text.append(" (a name holds characters no Kubernetes name has)", styles.warning)
+        lines.append(DetailLine(text, "Next" if n == 1 else " "))
+        for command in step.commands:
+            lines.append(DetailLine(Text.assemble(("$ ", styles.muted), _safe(command)), " "))
+    if len(state.next_steps) > MAX_NEXT_STEPS:
+        more = f"+{len(state.next_steps) - MAX_NEXT_STEPS} more steps (in the snapshot)"
+        lines.append(_field(" ", more, styles.muted))
+    lines.append(_field(" ", f"Time to contain: {cs.TIME_TO_CONTAIN_DEFINITION}.", styles.muted))
+    return lines
+
+
+def _item_text(item: cs.Item, styles: DetailStyles) -> Text:
+    """`pod shop/web-1  isolated · no NetworkPolicy allows… (oncall 12:03:04)`."""
+    counted = item.required or item.aspect == cs.EVIDENCE
+    style = styles.ok if item.done else (styles.warning if counted else styles.muted)
+    text = Text.assemble(_safe(item.subject), " ", (item.state, style))
+    if item.detail:
+        text.append(" · ", styles.muted)
+        text.append_text(_safe(item.detail))
+    who = " ".join(
+        part
+        for part in (
+            shown(item.actor),
+            iso(item.since)[11:19] if item.since is not None and item.actor else "",
+        )
+        if part
+    )
+    if who:
+        text.append(f" ({who})", styles.muted)
+    return text

@@ -53,7 +53,9 @@ def pod_flags(info: Any, node_info: Any) -> list[str]:
     if getattr(info, "host_ipc", False):
         flags.append("hostIPC")
     if getattr(info, "isolated", False):
-        flags.append("isolated")
+        # The quarantine label is on the pod; whether that isolates it is the action's
+        # re-read (its containment fact), not the label's presence.
+        flags.append("quarantined")
     if node_info is not None and getattr(node_info, "unschedulable", False):
         flags.append("cordoned")
     return flags

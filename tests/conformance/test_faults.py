@@ -198,3 +198,36 @@ def test_fast_clock_never_writes_a_timestamp_ahead_of_the_server(tmp_path: Path)
         assert max(t.timestamp() for t in stage_times) <= time.time()
     finally:
         cluster.stop()
+
+
+def test_blackhole_loses_the_real_request_never_applied_until_reset(
+    api: Any, namespace: str, target: Target, faults: Any
+) -> None:
+    core = _core(api)
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "cm"}, "data": {"a": "1"}})
+    faults.blackhole("PATCH", f"/namespaces/{namespace}/configmaps/cm")
+    # A dry run is not lost.
+    core.patch_namespaced_config_map("cm", namespace, {"data": {"a": "2"}}, dry_run="All")
+    outcome: dict[str, Any] = {}
+
+    def patch() -> None:
+        try:
+            core.patch_namespaced_config_map("cm", namespace, {"data": {"a": "3"}})
+            outcome["answered"] = True
+        except Exception as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=patch)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while faults.state()["held"] < 1:
+        assert time.monotonic() < deadline, "the patch never reached the blackhole"
+        time.sleep(0.01)
+    assert thread.is_alive() and outcome == {}
+    # Held, never applied; other requests are answered meanwhile.
+    assert core.read_namespaced_config_map("cm", namespace).data == {"a": "1"}
+    faults.reset()
+    thread.join(timeout=10)
+    assert not thread.is_alive() and "error" in outcome  # the connection ended, no answer
+    assert faults.state()["held"] == 0
+    assert core.read_namespaced_config_map("cm", namespace).data == {"a": "1"}

@@ -76,10 +76,24 @@ async def test_cordon_preview_dry_run_apply_idempotent_undo(sim: Any, tmp_path: 
         assert info["action"] == "cordon" and info["result"] == "ok"
         assert info["actor"] == "kubernetes-admin" and info["target"] == f"node {node}"
         assert info["undoable"] is True
+        # The fact, re-read from the node; a cordon alone contains nothing.
+        assert info["containment"] == [
+            {
+                "aspect": "node",
+                "subject": f"node {node}",
+                "state": "cordoned",
+                "detail": f"re-read: node {node} is unschedulable; no new pods are placed "
+                "on it, the pods running there keep running",
+            }
+        ]
         inc = engine.correlator.resolve(incident)
-        assert time_to_contain(inc, events) is not None
+        assert time_to_contain(inc, events) is None
         markdown = render_markdown(inc, events)
-        assert "## Actions taken" in markdown and "not contained" not in markdown
+        assert "## Actions taken" in markdown
+        assert f"| Time to contain | not contained yet (open: pod shop/{pod} not isolated) |" in (
+            markdown
+        )
+        assert f"| node | node {node} | cordoned |" in markdown
 
         # Idempotent: a cordoned node is left alone, and the record says so.
         again = await service.prepare("c", incident, ("shop", pod))
@@ -96,8 +110,12 @@ async def test_cordon_preview_dry_run_apply_idempotent_undo(sim: Any, tmp_path: 
         assert undone.result == UNDONE, undone.message
         assert _unschedulable(sim, tmp_path, node) in ("", "false")
         assert outcome.record.undone
-        kinds = [e.kind for e in engine.correlator.events_of(incident) if e.source == "ktriage"]
+        actions = [e for e in engine.correlator.events_of(incident) if e.source == "ktriage"]
+        kinds = [e.kind for e in actions]
         assert kinds == ["action-cordon", "action-cordon", "action-undo-cordon"]
+        # Already cordoned: still a fact (it is true); undone: restored, as re-read.
+        assert [f["state"] for f in actions[1].raw_inline["containment"]] == ["cordoned"]
+        assert [f["state"] for f in actions[2].raw_inline["containment"]] == ["restored"]
         with pytest.raises(ActionError, match="nothing to undo"):
             await service.prepare_undo(incident, ("shop", pod))
     finally:

@@ -30,10 +30,10 @@ from ktriage.actions import (
     ActionError,
     ActionService,
     kubeconfig_factory,
-    make_provider,
 )
 from ktriage.actions.base import QUARANTINE_LABEL, REFUSED
 from ktriage.core.snapshot import render_markdown, time_to_contain
+from ktriage.ui.hooks import make_provider
 
 pytestmark = pytest.mark.sim
 

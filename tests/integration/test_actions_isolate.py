@@ -95,7 +95,12 @@ async def test_isolate_preview_dry_run_apply_idempotent_undo(sim: Any, tmp_path:
 
         outcome = await service.apply(plan)
         assert outcome.result == OK, outcome.message
-        assert "still allowed by allow-all-ingress, allow-frontend" in outcome.message
+        # Re-read and judged: the quarantine is in place but other policies still allow.
+        assert "NOT effective" in outcome.message
+        assert "allow-all-ingress" in outcome.message and "allow-frontend" in outcome.message
+        (fact,) = outcome.containment
+        assert fact["aspect"] == "network" and fact["subject"] == f"pod {ns}/{pod}"
+        assert fact["state"] == "not-effective" and "TCP/8080" in fact["detail"]
         policies = _policies(sim, tmp_path, ns)
         assert policies[name]["spec"]["policyTypes"] == ["Ingress", "Egress"]
         assert policies[name]["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "ktriage"
@@ -113,16 +118,22 @@ async def test_isolate_preview_dry_run_apply_idempotent_undo(sim: Any, tmp_path:
         (event,) = [e for e in engine.correlator.events_of(incident) if e.source == "ktriage"]
         assert event.raw_inline["action"] == "isolate" and event.raw_inline["result"] == "ok"
         assert event.raw_inline["warnings"]
+        assert event.raw_inline["containment"][0]["state"] == "not-effective"
 
         again = await service.prepare("i", incident, (ns, pod))
-        assert again.changes == [] and "already isolated" in again.unchanged
-        assert (await service.apply(again)).result == UNCHANGED
+        assert again.changes == [] and "already quarantined" in again.unchanged
+        assert "allow-frontend" in again.unchanged  # the claim is re-read, not remembered
+        rechecked = await service.apply(again)
+        assert rechecked.result == UNCHANGED
+        assert rechecked.containment[0]["state"] == "not-effective"
 
         undo = await service.prepare_undo(incident, (ns, pod))
         assert [c.verb for c in undo.changes] == ["patch", "delete"]
         assert undo.changes[0].body["metadata"]["labels"] == {QUARANTINE_LABEL: None}
         undone = await service.apply(undo)
         assert undone.result == UNDONE, undone.message
+        assert undone.containment[0]["state"] == "restored"
+        assert "allow-frontend" in undone.containment[0]["detail"]
         assert name not in _policies(sim, tmp_path, ns)
         assert QUARANTINE_LABEL not in _labels(sim, tmp_path, ns, pod)
         writes = [
@@ -146,8 +157,16 @@ async def test_isolation_without_other_policies_says_it_is_complete(
     service = make_service(sim, None, tmp_path)
     try:
         plan = await service.prepare("i", "INC-2", (ns, pod))
-        assert plan.warnings == []
-        assert any("No other NetworkPolicy selects this pod" in n for n in plan.notes)
+        # No policy would allow traffic; but the plain simulated cluster runs no network
+        # plugin that enforces NetworkPolicy, and the plan says so first.
+        (warning,) = plan.warnings
+        assert warning.startswith("No NetworkPolicy-enforcing network plugin was seen")
+        assert "isolation may not be enforced" in warning
+        assert any("no policy allows traffic to or from this pod" in n for n in plan.notes)
+        outcome = await service.apply(plan)
+        assert outcome.result == OK
+        (fact,) = outcome.containment
+        assert fact["state"] == "unverified" and "may not be enforced" in fact["detail"]
     finally:
         service.close()
 
@@ -265,6 +284,8 @@ async def test_detach_removes_the_labels_that_hold_the_pod(sim: Any, tmp_path: P
         assert outcome.result == OK, outcome.message
         labels = _labels(sim, tmp_path, ns, pod)
         assert labels == {"team": "pay", QUARANTINE_LABEL: pod}
+        detached = next(f for f in outcome.containment if f["state"] == "detached")
+        assert "Service web" in detached["detail"] and "ReplicaSet web-7d9f" in detached["detail"]
         # Detach is not undone by ktriage (it would cost a replica); undo goes to isolation.
         assert not outcome.record.can_undo and "kubectl label pod" in outcome.record.undo_note
         assert service.last_undoable(incident, (ns, pod)) is isolated.record
@@ -370,5 +391,67 @@ async def test_detach_lets_a_job_let_go_of_its_pod(sim: Any, tmp_path: Path) -> 
         outcome = await service.apply(plan)
         assert outcome.result == OK, outcome.message
         assert _labels(sim, tmp_path, ns, pod) == {"job-name": "nightly-report", "team": "data"}
+    finally:
+        service.close()
+
+
+async def test_hostile_hostnetwork_pod_is_refused_with_node_level_steps(
+    sim: Any, tmp_path: Path
+) -> None:
+    """The token-theft case: a privileged hostNetwork/hostPID pod. NetworkPolicy cannot
+    apply to it: isolation refuses, names node-level containment, records not-applicable,
+    and creates nothing."""
+    ns, pod = unique("kube-system"), unique("pwn")
+    seed_pod(sim.store, ns, pod, node="worker-1", labels={"run": "pwn"})
+    sim.store.mutate(
+        "v1", "Pod", ns, pod, lambda p: p["spec"].update(hostNetwork=True, hostPID=True)
+    )
+    engine, incident = engine_with_incident(ns, pod)
+    service = make_service(sim, engine, tmp_path)
+    try:
+        with pytest.raises(ActionError) as caught:
+            await service.prepare("i", incident, (ns, pod))
+        message = caught.value.message
+        assert message.startswith("NetworkPolicy does not apply to hostNetwork pods")
+        assert "node worker-1" in message
+        assert "cordon its node (c)" in message and "save its evidence (l)" in message
+        assert re.search(r"then delete( \(\w\))? or evict the pod", message), message
+        (event,) = [e for e in engine.correlator.events_of(incident) if e.source == "ktriage"]
+        assert event.raw_inline["result"] == "refused"
+        (fact,) = event.raw_inline["containment"]
+        assert fact["state"] == "not-applicable" and fact["subject"] == f"pod {ns}/{pod}"
+        assert _policies(sim, tmp_path, ns) == {}
+        assert QUARANTINE_LABEL not in _labels(sim, tmp_path, ns, pod)
+    finally:
+        service.close()
+
+
+async def test_hostile_allow_everything_policy_added_right_after_isolation(
+    sim: Any, tmp_path: Path
+) -> None:
+    """An attacker adds `ingress: [{}]` for every pod between ktriage's label and its
+    check: the check reads it back and the outcome says isolation is not effective."""
+    ns, pod = unique("shop"), unique("web")
+    seed_pod(sim.store, ns, pod, node="n1", labels={"app": "web"})
+    service = make_service(sim, None, tmp_path)
+    try:
+        plan = await service.prepare("i", "INC-A", (ns, pod))
+        assert not any("Still allowed" in w for w in plan.warnings)
+        kube = (await service.ensure_context()).kube
+        real_patch = kube.patch_pod
+
+        def patch_then_attack(*args: Any, **kwargs: Any) -> Any:
+            reply = real_patch(*args, **kwargs)
+            if not kwargs.get("dry_run"):
+                seed_policy(sim.store, ns, "let-me-in", {"podSelector": {}, "ingress": [{}]})
+            return reply
+
+        kube.patch_pod = patch_then_attack  # type: ignore[method-assign]
+        outcome = await service.apply(plan)
+        assert outcome.result == OK
+        (fact,) = outcome.containment
+        assert fact["state"] == "not-effective"
+        assert "NetworkPolicy let-me-in" in fact["detail"] and "from anywhere" in fact["detail"]
+        assert "NOT effective" in outcome.message and "let-me-in" in outcome.message
     finally:
         service.close()

@@ -22,8 +22,8 @@ from test_actions_support import (  # noqa: F401  (fixtures)
 )
 
 from ktriage.actions import OK
-from ktriage.actions.base import ActionRecord, Target
-from ktriage.actions.journal import JOURNAL_FILE, ActionJournal
+from ktriage.actions.base import Target
+from ktriage.actions.journal import JOURNAL_FILE, ActionJournal, Intent, Result
 from ktriage.core.snapshot import render_markdown
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
@@ -97,30 +97,46 @@ def test_hostile_secret_journal_free_text_is_redacted_and_names_exact(tmp_path: 
     target = Target("Pod", "shop", "web-1")
     policy = Target("NetworkPolicy", "shop", "ktriage-quarantine-web-1")
     undo = {"namespace": "shop", "pod": "web-1", "policy": policy.name, "value": "web-1"}
-    record = ActionRecord(
-        id="1",
-        action="isolate",
-        incident_id="INC-1",
-        target=target,
-        subject=policy,
-        time=1.0,
-        actor=f"bob token={OPAQUE}",
-        result="ok",
-        summary=f"isolated; the server said: {ALL}",
-        undo=undo,
-        undoable=True,
-        undo_note=f"undo with kubectl --token {OPAQUE} delete ...",
-        uid="s-1",
-    )
     journal = ActionJournal(tmp_path / "state")
-    journal.record(record, "https://127.0.0.1:6443")
+    cluster = "https://127.0.0.1:6443"
+    # Written before the change (intent) and after it (result), as every action is.
+    journal.intent(
+        Intent(
+            uid="s-1",
+            id="1",
+            action="isolate",
+            incident_id="INC-1",
+            signal="",
+            target=target,
+            subject=policy,
+            time=1.0,
+            actor=f"bob token={OPAQUE}",
+            title=f"Isolate pod shop/web-1 ({ALL})",
+            undo=undo,
+        ),
+        cluster,
+    )
+    journal.result(
+        Result(
+            intent="s-1",
+            result="ok",
+            message=f"isolated; the server said: {ALL}",
+            time=2.0,
+            actor=f"bob token={OPAQUE}",
+            undo=undo,
+            undoable=True,
+            undo_note=f"undo with kubectl --token {OPAQUE} delete ...",
+        ),
+        cluster,
+    )
     path = tmp_path / "state" / JOURNAL_FILE
     text = path.read_text()
     assert leaks(text) == [] and OPAQUE not in text
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-    (line,) = [json.loads(x) for x in text.splitlines()]
-    assert line["undo"] == undo and line["target"]["name"] == "web-1"
+    intent_line, result_line = [json.loads(x) for x in text.splitlines()]
+    assert intent_line["undo"] == undo and intent_line["target"]["name"] == "web-1"
+    assert result_line["undo"] == undo
     # Read back after a restart: still offered for undo, on the same objects.
-    (loaded,) = journal.load("https://127.0.0.1:6443").records
+    (loaded,) = journal.load(cluster).records
     assert loaded.target == target and loaded.subject == policy and loaded.undo == undo

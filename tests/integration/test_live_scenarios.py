@@ -125,7 +125,9 @@ async def test_token_theft_live(make_sim_cluster: Callable[..., SimCluster]) -> 
     sim = make_sim_cluster(scenario="token-theft", clock=ManualClock())
     engine, oracle = await play_live(sim)
     check_against_replay(engine, oracle)
-    pwn = next(i for i in engine.correlator.incidents.values() if "privileged pod" in i.title)
+    pwn = next(
+        i for i in engine.correlator.incidents.values() if "privileged pod" in i.title.lower()
+    )
     assert pwn.severity == Severity.CRITICAL
     # The attacker's privileged hostPath pod, as the watch saw it appear.
     assert "privileged-pod" in kube_kinds(engine, pwn.id)

@@ -75,6 +75,13 @@ async def test_detach_gets_its_promised_replacement(sim: Any, tmp_path: Path) ->
         assert any("start a replacement" in w for w in plan.warnings)
         outcome = await service.apply(plan)
         assert outcome.result == OK, outcome.message
+        # Re-read after applying: the pod is detached and the replacement was seen.
+        states = {f["state"]: f for f in outcome.containment}
+        assert set(states) == {"detached", "replaced"}, outcome.containment
+        assert states["detached"]["subject"] == f"pod {ns}/{pod}"
+        assert "no longer selected by ReplicaSet" in states["detached"]["detail"]
+        replacement = states["replaced"]["detail"].split("started pod ")[1].split()[0]
+        assert replacement != pod and sim.store.get_obj("v1", "Pod", ns, replacement)
     finally:
         service.close()
     detached = await _until(

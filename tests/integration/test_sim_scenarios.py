@@ -16,6 +16,7 @@ import orjson
 import pytest
 from waiting import wait_for
 
+from ktriage.core import ingest
 from ktriage.core.model import EntityKind, Event, Severity
 from ktriage.sim.audit import AuditWriter
 from ktriage.sim.clock import ManualClock, SimClock
@@ -26,10 +27,6 @@ from ktriage.sim.scenario.format import load_scenario, parse_scenario
 from ktriage.sim.scenario.player import ScenarioPlayer
 from ktriage.sim.scenario.runtime_records import FALCO_PRIORITIES
 from ktriage.sim.storage.store import ClusterStore
-
-ingest = pytest.importorskip(
-    "ktriage.core.ingest", reason="ktriage.core.ingest (the parsers) is not in this tree yet"
-)
 
 START = 1_800_000_000.0
 

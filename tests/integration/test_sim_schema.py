@@ -13,11 +13,10 @@ import re
 import time
 from typing import Any
 
+import kubernetes_validate
 import pytest
 
 from ktriage.sim.runner import SimCluster
-
-kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
 NS = "shop"
 VERSION = "1.37"
@@ -267,20 +266,18 @@ SERVED_TYPES = [
 
 
 def _scenario_names() -> list[str]:
-    try:
-        from ktriage.sim.scenario.bundled import scenario_names
-    except ImportError:
-        return []
-    return list(scenario_names())
+    from ktriage.sim.scenario.bundled import scenario_names
+
+    names = list(scenario_names())
+    assert names, "no bundled scenarios"
+    return names
 
 
-@pytest.mark.parametrize("name", _scenario_names() or ["(no scenarios)"])
+@pytest.mark.parametrize("name", _scenario_names())
 def test_scenario_objects_validate(name: str, make_sim_cluster: Any) -> None:
     """Every object a bundled scenario leaves in the cluster, as the server serves it."""
     from kubernetes import config
 
-    if name == "(no scenarios)":
-        pytest.skip("ktriage.sim.scenario is not available")
     cluster = make_sim_cluster(scenario=name, speed=5000)
     deadline = time.monotonic() + 30
     while not cluster.player.done and cluster.player_error is None:

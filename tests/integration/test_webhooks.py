@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 import pytest
+from real_fixtures import require_real_fixtures
 
 from ktriage.core.model import iso
 from ktriage.engine import Engine
@@ -194,8 +195,7 @@ async def test_falco_http_output_and_sidekick(engine: Engine) -> None:
 
 async def test_falco_real_alerts(engine: Engine) -> None:
     path = REAL / "falco-alerts" / "falco_alerts.jsonl"
-    if not path.exists():
-        pytest.skip(f"real fixtures not found at {path}")
+    require_real_fixtures(path)
     src = await started(engine, FalcoWebhookSource("127.0.0.1", 0))
     lines = [ln for ln in path.read_bytes().splitlines() if ln.strip()]
     for line in lines:
@@ -298,48 +298,36 @@ def test_listen_addresses_need_a_host() -> None:
 def test_webhooks_beyond_loopback_need_a_token(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import argparse
-
     from ktriage.core.config import Config
     from ktriage.live import TOKEN_ENV, LiveError, build_live
+    from ktriage.options import LiveOptions
 
     monkeypatch.delenv(TOKEN_ENV, raising=False)
     monkeypatch.delenv("KUBECONFIG", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.kube/config: no cluster
-    args = argparse.Namespace(
-        kubeconfig=None, context=None, namespace=None, audit_log=[],
-        falco=["off"], tetragon=["off"], from_start=False, since=None, max_events=None,
-        webhook_token=None, tls_cert=None, tls_key=None, listen_audit="0.0.0.0:0",
-        listen_falco=None, headless=True,
-    )  # fmt: skip
+    options = LiveOptions(
+        falco=("off",), tetragon=("off",), listen_audit="0.0.0.0:0", headless=True
+    )
     with pytest.raises(LiveError, match="need a shared token"):
-        build_live(args, Config())
+        build_live(options, Config())
 
 
 def test_the_webhook_token_can_come_from_a_file(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A token in argv is visible to every local user; a file or the environment is not."""
-    import argparse
-
     from ktriage.live import TOKEN_ENV, LiveError, webhook_token
+    from ktriage.options import LiveOptions
 
     monkeypatch.setenv(TOKEN_ENV, "from-env")
     secret = tmp_path / "token"
     secret.write_text("s3cr3t-token\nignored second line\n")
-    args = argparse.Namespace(webhook_token=None, webhook_token_file=str(secret))
-    assert webhook_token(args) == "s3cr3t-token"
-    args.webhook_token = "from-argv"
-    assert webhook_token(args) == "from-argv"
-    assert webhook_token(argparse.Namespace(webhook_token=None, webhook_token_file=None)) == (
-        "from-env"
-    )
+    assert webhook_token(LiveOptions(webhook_token_file=str(secret))) == "s3cr3t-token"
+    options = LiveOptions(webhook_token="from-argv", webhook_token_file=str(secret))
+    assert webhook_token(options) == "from-argv"
+    assert webhook_token(LiveOptions()) == "from-env"
     (tmp_path / "empty").write_text("\n")
     with pytest.raises(LiveError, match="holds no token"):
-        webhook_token(
-            argparse.Namespace(webhook_token=None, webhook_token_file=str(tmp_path / "empty"))
-        )
+        webhook_token(LiveOptions(webhook_token_file=str(tmp_path / "empty")))
     with pytest.raises(LiveError, match="cannot read"):
-        webhook_token(
-            argparse.Namespace(webhook_token=None, webhook_token_file=str(tmp_path / "nope"))
-        )
+        webhook_token(LiveOptions(webhook_token_file=str(tmp_path / "nope")))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from ui_helpers import make_app, screen_text, wait_for
 
 from ktriage.core.config import Config
-from ktriage.demo import live_args
+from ktriage.demo import live_options
 from ktriage.live import build_live
+from ktriage.options import DemoOptions
 from ktriage.ui.widgets.incident_list import IncidentList
 from ktriage.ui.widgets.pod_list import PodList
 from ktriage.ui.widgets.status_bar import StatusBar
@@ -27,7 +30,7 @@ def sim(tmp_path):
 
 
 async def test_live_sources_on_the_sim_fill_every_pane(tmp_path, sim):
-    setup = build_live(live_args(sim), Config())
+    setup = build_live(live_options(sim, DemoOptions()), Config())
     engine = setup.engine
     app = make_app(engine, tmp_path, mode="demo", clock=None, start_sources=True)
     try:
@@ -36,7 +39,8 @@ async def test_live_sources_on_the_sim_fill_every_pane(tmp_path, sim):
             await wait_for(pilot, lambda: bool(incidents.shown), timeout=30)
             await wait_for(
                 pilot,
-                lambda: "mining-pool egress" in incidents.shown[0].title.lower(),
+                # ktriage's "mining-pool egress" or Falco's rule, named verbatim
+                lambda: re.search(r"min(ing|er)[- ]pool", incidents.shown[0].title.lower()),
                 timeout=30,
             )
             assert "storefront" in incidents.shown[0].title
@@ -76,12 +80,10 @@ async def test_live_sources_on_the_sim_fill_every_pane(tmp_path, sim):
 
 
 def test_demo_refuses_a_bad_speed_and_explains_kubectl(tmp_path, capsys):
-    import argparse
-
     from ktriage.demo import how_to_use, run_demo
 
-    args = argparse.Namespace(scenario="cryptominer", speed=0.0, dir=tmp_path / "d")
-    assert run_demo(args, Config()) == 2
+    options = DemoOptions(scenario="cryptominer", speed=0.0, directory=tmp_path / "d")
+    assert run_demo(options, Config()) == 2
     assert "--speed must be greater than 0" in capsys.readouterr().err
 
     class FakeSim:  # only what how_to_use reads

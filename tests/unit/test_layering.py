@@ -128,14 +128,31 @@ def test_starting_the_cli_and_listing_scenarios_loads_no_player() -> None:
     )
     loaded_at_start, names, loaded = json.loads(out.stdout)
     assert loaded_at_start == []
-    assert "cryptominer" in names
-    # The YAML files' package (data) is loaded to list them; no code of the sim is.
-    assert loaded == [
-        "ktriage.sim",
-        "ktriage.sim.scenario",
-        "ktriage.sim.scenario.bundled",
-        "ktriage.sim.scenarios",
-    ]
+    # The names are read from the scenario files: no module of the sim is loaded.
+    assert loaded == []
+    from ktriage.sim.scenario.bundled import scenario_names
+
+    assert names == scenario_names() and "cryptominer" in names
+
+
+def test_help_loads_no_sim_and_no_core() -> None:
+    """`ktriage --help` answers as fast as the interpreter starts: it loads neither the
+    sim nor the core (whose secret patterns take a while to compile)."""
+    code = (
+        "import contextlib, io, json, sys\n"
+        "import ktriage.cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    try:\n"
+        "        ktriage.cli.main(['--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith(('ktriage.sim', 'ktriage.core')))\n"
+        "print(json.dumps([loaded, out.getvalue()]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded, text = json.loads(out.stdout)
+    assert loaded == []
+    assert "demo" in text and "replay" in text
 
 
 def test_no_sim_module_is_over_the_line_limit() -> None:
@@ -145,3 +162,37 @@ def test_no_sim_module_is_over_the_line_limit() -> None:
         if (n := len(path.read_text(encoding="utf-8").splitlines())) > SIM_MAX_LINES
     }
     assert too_long == {}
+
+
+def test_actions_and_sources_never_import_the_ui() -> None:
+    """The UI imports the actions, never the reverse: no actions → ui → actions loop."""
+    offenders = []
+    for package in ("actions", "sources"):
+        for path in sorted((PACKAGE / package).rglob("*.py")):
+            for name in _absolute_imports(path):
+                if name == "ktriage.ui" or name.startswith("ktriage.ui."):
+                    offenders.append(f"{path.relative_to(PACKAGE)} imports {name}")
+    assert offenders == []
+
+
+def test_actions_are_wired_directly_without_an_import_guard() -> None:
+    """The actions are imported, not looked up: no `except ImportError` around them."""
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if SIM in path.parents:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Try):
+                continue
+            guards_import = any(
+                isinstance(h.type, ast.Name) and h.type.id == "ImportError" for h in node.handlers
+            )
+            imports_own = any(
+                isinstance(n, ast.ImportFrom) and (n.module or "").startswith("ktriage.actions")
+                for stmt in node.body
+                for n in ast.walk(stmt)
+            )
+            if guards_import and imports_own:
+                offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert offenders == []

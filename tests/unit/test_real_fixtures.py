@@ -4,20 +4,13 @@ and the detections an engineer would expect are there."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from real_fixtures import require_real_fixtures
 
 from ktriage.core.ingest import Ingestor
 from ktriage.core.model import EntityKind, Event, Severity, entity, parse_time
 
-REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "real"
-
-if not REAL.is_dir():
-    pytest.skip(
-        f"real-data fixtures not found at {REAL} (they live next to the repository)",
-        allow_module_level=True,
-    )
+REAL = require_real_fixtures(module=True)
 
 PANTHER = "k8s-audit-v1/panther-analysis__rules-tests.jsonl"
 

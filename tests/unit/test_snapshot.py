@@ -59,6 +59,14 @@ def _incident() -> tuple[Correlator, str]:
                 "target": "shop/storefront-1",
                 "actor": "kubernetes-admin",
                 "result": "ok",
+                "containment": [
+                    {
+                        "aspect": "network",
+                        "subject": "pod shop/storefront-1",
+                        "state": "isolated",
+                        "detail": "no NetworkPolicy allows traffic to or from it",
+                    }
+                ],
             },
         ),
     )
@@ -90,7 +98,10 @@ def test_markdown_tells_the_story_and_escapes_untrusted_text() -> None:
     md = render_markdown(inc, c.events_of(inc_id))
     assert md.startswith(f"# {inc.id}: Shell in shop/storefront-1")
     assert "| Time to detect | 1m 00s (first event to first signal) |" in md
-    assert "| Time to contain | 4m 00s (first signal to first containment) |" in md
+    assert (
+        "| Time to contain | 4m 00s (first signal until every pod is isolated or gone "
+        "and every identity that acted is revoked) |"
+    ) in md
     assert "## Actions taken" in md and "kubernetes-admin" in md
     assert "evidence/app.log" in md and "ab" * 32 in md
     # No live HTML, links, images or escape bytes from the attacker's text.
@@ -103,11 +114,16 @@ def test_markdown_tells_the_story_and_escapes_untrusted_text() -> None:
     assert "````json" in md
 
 
-def test_time_to_contain_ignores_failed_and_non_containment_actions() -> None:
+def test_time_to_contain_needs_a_checked_isolation_not_an_ok() -> None:
     c, inc_id = _incident()
     events = c.events_of(inc_id)
-    events[2].raw_inline["result"] = "failed"  # the isolate failed
+    assert time_to_contain(c.incidents[inc_id], events) == 240.0
+    # An isolate recorded "ok" without a checked fact (an older record) is not
+    # containment: the claim was never verified.
+    del events[2].raw_inline["containment"]
     assert time_to_contain(c.incidents[inc_id], events) is None
+    md = render_markdown(c.incidents[inc_id], events)
+    assert "not contained yet (open: pod shop/storefront-1 isolation not verified)" in md
 
 
 def test_snapshot_file_is_private(tmp_path: Path) -> None:

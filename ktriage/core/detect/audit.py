@@ -9,29 +9,57 @@ emit now. It keeps a little state:
   RequestReceived that would be a signal is held until its response stage arrives,
   or, when none does, released as the signal once event time has moved on (or at
   `flush`). Later stages of a request already signalled become context.
-- bursts of 403 responses per identity (reconnaissance).
-- roles seen created with wildcard rules, so a binding to one is flagged too.
+- bursts per identity: 403 responses (reconnaissance), distinct secrets read, and
+  namespaces or workloads deleted (destruction).
+- roles seen created with wildcards or dangerous rights (and users bound to
+  cluster-admin), so a binding to one (or impersonating one) is flagged too;
+  certificate requests' subjects, for their approval; each workload's container
+  names, so a container added to it later is seen.
+- the cluster's networks (identity.ClusterNetworks), learnt from node and pod
+  objects, to tell a system credential used from outside.
+
+Who is exempt, and why, is in identity.py; the RBAC and certificate detections are
+in rbac.py, those on configuration objects in cluster_config.py, those on pods and
+workloads in workloads.py (the exec command judged in exec_command.py, pod specs read
+in podspec.py). `SIGNAL_REQUESTS` (at the end) declares
+which requests the handlers act on; the focused replay reads it.
 """
 
 from __future__ import annotations
 
 import bisect
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import parse_qsl
 
-from ktriage.core.attack import attack_for
-from ktriage.core.model import (
-    EntityKind,
-    EntityRef,
-    Event,
-    Severity,
-    entity,
-    is_system_identity,
-    iso,
+import msgspec
+
+from ktriage.core.detect.cluster_config import ConfigDetections
+from ktriage.core.detect.common import (
+    DELETE_VERBS,
+    READ_VERBS,
+    WORKLOADS,
+    WRITE_VERBS,
+    Window,
+    answered,
+    denied,
+    signal,
 )
+from ktriage.core.detect.identity import (
+    SA_PREFIX,
+    ClusterNetworks,
+    is_control_plane,
+    is_controller_account,
+    is_system_credential,
+    node_of,
+    public_address,
+)
+from ktriage.core.detect.objects import CsrSubject
+from ktriage.core.detect.rbac import RbacDetections
+from ktriage.core.detect.workloads import (
+    SECURITY_TOOLS,
+    WorkloadDetections,
+)
+from ktriage.core.model import EntityKind, EntityRef, Event, Severity, entity, iso
 from ktriage.core.parse import identity, plain
 from ktriage.core.parse.audit import (
     OUT_OF_RANGE_NOTE,
@@ -46,72 +74,32 @@ from ktriage.core.parse.audit import (
 HOLD_SECONDS = 30.0
 BURST_COUNT = 10
 BURST_WINDOW = 60.0
+# Distinct secrets one identity reads within the window: a sweep, not an app's needs.
+SECRET_BURST_COUNT = 20
+SECRET_BURST_WINDOW = 40.0
+# Deletions by one identity within the window: destruction, not a clean-up.
+NAMESPACE_BURST_COUNT = 5
+WORKLOAD_BURST_COUNT = 10
+DELETE_BURST_WINDOW = 60.0
+# A system credential seen again from the same outside address re-signals after this.
+OUTSIDE_REPEAT = 3600.0
 _MAX_PENDING = 10_000
 _MAX_SIGNALLED = 200_000
 
-_RESPONSE_STAGES = frozenset({"ResponseStarted", "ResponseComplete", "Panic", ""})
 _PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version")
 _PUBLIC_EXACT = frozenset({"/.well-known/openid-configuration", "/openid/v1/jwks"})
-_WRITE_VERBS = frozenset({"create", "update", "patch"})
-_READ_VERBS = frozenset({"get", "list", "watch"})
-_WORKLOADS = frozenset(
-    {
-        "deployments",
-        "daemonsets",
-        "statefulsets",
-        "replicasets",
-        "jobs",
-        "cronjobs",
-        "replicationcontrollers",
-    }
-)
-SECURITY_TOOLS = (
-    "falco",
-    "tetragon",
-    "sysdig",
-    "aqua",
-    "twistlock",
-    "prisma",
-    "crowdstrike",
-    "falcon-sensor",
-    "tracee",
-    "kubearmor",
-    "neuvector",
-    "stackrox",
-    "lacework",
-    "wiz-",
-    "qualys",
-    "trivy",
-    "kyverno",
-    "gatekeeper",
-    "datadog",
-)
-_SENSITIVE_HOST_PATHS = (
-    "/",
-    "/etc",
-    "/root",
-    "/proc",
-    "/sys",
-    "/var/run",
-    "/run",
-    "/var/lib/kubelet",
-    "/var/lib/docker",
-    "/var/lib/containerd",
-    "/var/log",
-    "/home",
-    "/dev",
-    "/boot",
-    "/var/run/docker.sock",
-    "/run/containerd/containerd.sock",
-)
-_DANGEROUS_CAPS = frozenset(
-    {"SYS_ADMIN", "SYS_PTRACE", "SYS_MODULE", "DAC_READ_SEARCH", "NET_ADMIN", "BPF", "ALL"}
-)
-_SA_TOKEN_PATHS = (
-    "/var/run/secrets/kubernetes.io",
-    "/run/secrets/kubernetes.io",
-    "/serviceaccount/token",
-)
+# Kept for the modules that import them from here.
+_WRITE_VERBS = WRITE_VERBS
+_WORKLOADS = WORKLOADS
+# Objects whose status names the cluster's addresses (see ClusterNetworks).
+_ADDRESS_RESOURCES = frozenset({"pods", "nodes"})
+_ADDRESS_MARKS = (b'IP"', b'"addresses"')
+
+
+def carries_addresses(raw: msgspec.Raw | bytes) -> bool:
+    """Whether a pod or node object (or patch) may hold addresses: a cheap byte test."""
+    data = memoryview(raw).tobytes() if not isinstance(raw, bytes) else raw
+    return any(mark in data for mark in _ADDRESS_MARKS)
 
 
 _RequestKey = tuple[str | None, ...]
@@ -143,24 +131,6 @@ class _Burst:
     ips: dict[str, None] = field(default_factory=dict)
 
 
-def _signal(
-    ev: Event,
-    kind: str,
-    severity: Severity,
-    label: str,
-    summary: str,
-    technique: str,
-    tactic: str | None = None,
-) -> None:
-    ev.kind = kind
-    ev.severity = severity
-    # A refused request is an attempt: the incident's title must not claim success.
-    ev.label = f"{label} attempt (denied)" if "(denied " in summary else label
-    ev.summary = plain(summary)
-    ev.attack = attack_for(technique, tactic)
-    ev.signal = True
-
-
 def _demote(ev: Event, why: str) -> Event:
     ev.signal = False
     ev.severity = Severity.INFO
@@ -168,227 +138,27 @@ def _demote(ev: Event, why: str) -> Event:
     return ev
 
 
-def _is_system(name: str) -> bool:
-    return is_system_identity(name)
+class AuditDetector(WorkloadDetections, RbacDetections, ConfigDetections):
+    """Stateful audit detections; one per Ingestor.
 
+    `networks` knows the cluster's addresses (configured, and learnt from the node
+    and pod objects this detector reads); share one between detectors of one cluster.
+    """
 
-def _denied(rec: AuditRecord) -> bool:
-    return rec.code >= 400
-
-
-def _exec_command(uri: str) -> str:
-    """`command=bash&command=-c&command=…` -> `bash -c '…'`."""
-    _, _, query = uri.partition("?")
-    if not query:
-        return ""
-    parts = [v for k, v in parse_qsl(query, keep_blank_values=True) if k == "command"]
-    return shlex.join(parts) if parts else ""
-
-
-def _container_flags(containers: object, flags: list[str], dangerous: list[str]) -> None:
-    if not isinstance(containers, list):
-        return
-    for c in containers:
-        if not isinstance(c, dict):
-            continue
-        name = str(c.get("name") or "?")
-        sc = c.get("securityContext")
-        if not isinstance(sc, dict):
-            continue
-        if sc.get("privileged") is True:
-            flags.append(f"privileged container {name}")
-            dangerous.append("privileged")
-        caps = sc.get("capabilities")
-        if isinstance(caps, dict) and isinstance(caps.get("add"), list):
-            added = [str(a).upper().removeprefix("CAP_") for a in caps["add"]]
-            bad = sorted({a for a in added if a in _DANGEROUS_CAPS})
-            if bad:
-                flags.append(f"container {name} adds {','.join(bad)}")
-                dangerous.append("caps")
-
-
-def pod_spec_risks(spec: object) -> tuple[str, Severity, list[str]] | None:
-    """(kind, severity, reasons) for a pod spec that reaches into the host, else None."""
-    if not isinstance(spec, dict):
-        return None
-    flags: list[str] = []
-    dangerous: list[str] = []
-    for key in ("containers", "initContainers", "ephemeralContainers"):
-        _container_flags(spec.get(key), flags, dangerous)
-    host_paths: list[str] = []
-    volumes = spec.get("volumes")
-    if isinstance(volumes, list):
-        for v in volumes:
-            if isinstance(v, dict) and isinstance(v.get("hostPath"), dict):
-                path = str(v["hostPath"].get("path") or "")
-                host_paths.append(path)
-                flags.append(f"hostPath {path}")
-    host_ns = [k for k in ("hostPID", "hostIPC", "hostNetwork") if spec.get(k) is True]
-    flags.extend(host_ns)
-    if not flags:
-        return None
-    sensitive = any(p.rstrip("/") in _SENSITIVE_HOST_PATHS or p == "/" for p in host_paths) or any(
-        p.endswith(".sock") for p in host_paths
-    )
-    if dangerous:
-        kind = "privileged-pod"
-        sev = Severity.HIGH
-        if "privileged" in dangerous and (host_paths or "hostPID" in host_ns):
-            sev = Severity.CRITICAL if sensitive or "hostPID" in host_ns else Severity.HIGH
-    elif host_paths:
-        kind = "hostpath-pod"
-        sev = Severity.HIGH if sensitive else Severity.MEDIUM
-    else:
-        kind = "host-namespace-pod"
-        sev = Severity.HIGH if "hostPID" in host_ns else Severity.MEDIUM
-    return kind, sev, flags
-
-
-# Where the pod spec lies in each kind of object, as JSON-pointer keys.
-_POD_SPEC_AT: dict[str, tuple[str, ...]] = {
-    "pods": ("spec",),
-    "cronjobs": ("spec", "jobTemplate", "spec", "template", "spec"),
-}
-_WORKLOAD_SPEC_AT = ("spec", "template", "spec")
-# Operations of one JSON patch read at most: a bigger patch is read in part.
-MAX_PATCH_OPS = 10_000
-
-
-def _pointer_keys(path: str) -> list[str]:
-    """A JSON pointer (RFC 6901) as its keys."""
-    return [k.replace("~1", "/").replace("~0", "~") for k in path[1:].split("/")]
-
-
-def _is_index(key: str) -> bool:
-    return key == "-" or key.isdigit()
-
-
-def _place(spec: dict[str, Any], keys: list[str], value: object) -> None:
-    """Put `value` at `keys` in `spec`, making what is missing. An array index makes a
-    new element: the partial spec need not know which element a patch touches, only
-    what it sets."""
-    cur: dict[str, Any] | list[Any] = spec
-    for i, key in enumerate(keys):
-        last = i == len(keys) - 1
-        if isinstance(cur, list):
-            if last:
-                cur.append(value)
-                return
-            child: dict[str, Any] | list[Any] = [] if _is_index(keys[i + 1]) else {}
-            cur.append(child)
-            cur = child
-            continue
-        if last:
-            cur[key] = value
-            return
-        want = list if _is_index(keys[i + 1]) else dict
-        found = cur.get(key)
-        if not isinstance(found, want):
-            found = want()
-            cur[key] = found
-        cur = found
-
-
-def spec_from_json_patch(resource: str, ops: object) -> dict[str, Any] | None:
-    """The partial pod spec a JSON patch (RFC 6902) of a pod or workload writes: each
-    `add`/`replace` whose path lands in the pod spec, its value put at that path. None
-    when no operation touches the pod spec."""
-    if not isinstance(ops, list):
-        return None
-    prefix = list(_POD_SPEC_AT.get(resource, _WORKLOAD_SPEC_AT))
-    spec: dict[str, Any] = {}
-    touched = False
-    for op in ops[:MAX_PATCH_OPS]:
-        if not isinstance(op, dict) or op.get("op") not in ("add", "replace"):
-            continue
-        path = op.get("path")
-        if not isinstance(path, str) or not path.startswith("/"):
-            continue
-        keys = _pointer_keys(path)
-        value = op.get("value")
-        # The spec itself, or something above it (the whole template), given whole.
-        if len(keys) <= len(prefix) and keys == prefix[: len(keys)]:
-            below: object = value
-            for key in prefix[len(keys) :]:
-                below = below.get(key) if isinstance(below, dict) else None
-            if isinstance(below, dict):
-                spec.update(below)
-                touched = True
-            continue
-        if keys[: len(prefix)] != prefix:
-            continue
-        _place(spec, keys[len(prefix) :], value)
-        touched = True
-    return spec if touched else None
-
-
-def _template_spec(resource: str, obj: object) -> object:
-    """The pod spec inside a pod or a workload object (or a merge patch of one, or the
-    part of the spec a JSON patch writes)."""
-    if isinstance(obj, list):
-        return spec_from_json_patch(resource, obj)
-    if not isinstance(obj, dict):
-        return None
-    spec = obj.get("spec")
-    if resource == "pods" or not isinstance(spec, dict):
-        return spec
-    if resource == "cronjobs":
-        jt = spec.get("jobTemplate")
-        spec = jt.get("spec") if isinstance(jt, dict) else None
-        if not isinstance(spec, dict):
-            return None
-    tpl = spec.get("template")
-    return tpl.get("spec") if isinstance(tpl, dict) else None
-
-
-def _past(verb: str) -> str:
-    """create -> created, patch -> patched."""
-    return f"{verb}d" if verb.endswith("e") else f"{verb}ed"
-
-
-def flag_unread_pod_spec(rec: AuditRecord, ev: Event) -> None:
-    """A pod or workload written with a record too large to read to its end: what was
-    not read may hold anything, and a spec that large is suspicious in itself. At least
-    a medium signal (a stronger one the detections made stays)."""
-    oref = rec.objectRef
-    verb = rec.verb or ""
-    if oref is None or oref.subresource or verb not in _WRITE_VERBS or _denied(rec):
-        return
-    resource = oref.resource or ""
-    if resource != "pods" and resource not in _WORKLOADS:
-        return
-    if ev.signal and ev.severity >= Severity.MEDIUM:
-        return
-    kind_name = resource[:-1] if resource.endswith("s") else resource
-    where = f"{kind_name} {oref.namespace}/{oref.name}" if oref.namespace else kind_name
-    if oref.name is None:
-        where = f"a {kind_name} in {oref.namespace}" if oref.namespace else f"a {kind_name}"
-    _signal(
-        ev,
-        "pod-spec-unread",
-        Severity.MEDIUM,
-        "Pod spec too large to read fully",
-        f"{rec.username} {_past(verb)} {where}: the pod spec is too large to read fully",
-        "T1610",
-    )
-
-
-_LABELS = {
-    "privileged-pod": "Privileged pod",
-    "hostpath-pod": "HostPath pod",
-    "host-namespace-pod": "Host-namespace pod",
-}
-
-
-class AuditDetector:
-    """Stateful audit detections; one per Ingestor."""
-
-    def __init__(self) -> None:
+    def __init__(self, networks: ClusterNetworks | None = None) -> None:
+        self.networks = networks if networks is not None else ClusterNetworks()
         self._pending: dict[_RequestKey, Event] = {}
         self._next_release = float("inf")
         self._signalled: dict[_RequestKey, None] = {}
         self._bursts: dict[str, _Burst] = {}
-        self._wildcard_roles: set[tuple[str, str]] = set()
+        self._risky_roles: dict[tuple[str, str], str] = {}
+        self._admin_users: set[str] = set()
+        self._csr_subjects: dict[str, CsrSubject] = {}
+        self._containers: dict[tuple[str, str, str], frozenset[str]] = {}
+        self._windows: dict[tuple[str, str], Window] = {}
+        self._outside_seen: dict[tuple[str, str], float] = {}
+        # Events a detection made besides the request's own (bursts), emitted with it.
+        self._extra: list[Event] = []
         self._latest = 0.0
         self._handlers: dict[str, Callable[[AuditRecord, Event], None]] = {
             "pods": self._pods,
@@ -400,8 +170,14 @@ class AuditDetector:
             "clusterroles": self._role,
             "roles": self._role,
             "namespaces": self._namespaces,
+            "certificatesigningrequests": self._csr,
+            "mutatingwebhookconfigurations": self._webhook,
+            "validatingwebhookconfigurations": self._webhook,
+            "configmaps": self._configmap,
+            "events": self._events,
+            "services": self._service,
         }
-        for res in _WORKLOADS:
+        for res in WORKLOADS:
             self._handlers[res] = self._workload
 
     # -- the pipeline ---------------------------------------------------------
@@ -417,15 +193,21 @@ class AuditDetector:
         summary = ev.summary
         oref = rec.objectRef
         if oref is not None:
+            if oref.resource in _ADDRESS_RESOURCES:
+                self._learn_addresses(rec)
             handler = self._handlers.get(oref.resource)
             if handler is not None:
                 handler(rec, ev)
         user = rec.user
-        if user is not None and not ev.signal:
+        if user is not None:
             name = user.username
             if name == "system:anonymous" or (not name and user.in_group("system:unauthenticated")):
                 self._anonymous(rec, ev)
         imp = rec.impersonatedUser
+        if imp is not None:
+            self._impersonation(rec, ev)
+        if rec.sourceIPs and self.networks.known:
+            self._outside(rec, ev)
         if ev.summary is not summary and imp is not None and imp.username:
             # A detection rewrote the summary in the requester's name: say whose
             # rights the request used, as the plain summary does.
@@ -435,12 +217,15 @@ class AuditDetector:
             note = UNTIMED_NOTE if summary.endswith(UNTIMED_NOTE) else OUT_OF_RANGE_NOTE
             ev.summary = with_untimed_note(ev.summary, note)
         st = rec.responseStatus
-        if st is not None and st.code == 403 and (rec.stage or "") in _RESPONSE_STAGES:
+        if st is not None and st.code == 403 and answered(rec):
             burst = self._forbidden(rec, ev)
             if burst is not None:
-                if out is None:
-                    out = []
-                out.append(burst)
+                self._extra.append(burst)
+        if self._extra:
+            if out is None:
+                out = []
+            out.extend(self._extra)
+            self._extra = []
         if ev.signal and rec.auditID:
             if out is None:
                 return self._one_per_request(rec, ev)
@@ -507,147 +292,68 @@ class AuditDetector:
         self._next_release = nxt
         return out
 
-    # -- detections -----------------------------------------------------------
+    # -- identities and networks ----------------------------------------------
 
-    def _pods(self, rec: AuditRecord, ev: Event) -> None:
-        oref = rec.objectRef
-        assert oref is not None
-        sub = oref.subresource
-        verb = rec.verb or ""
-        actor = rec.username
-        denied = _denied(rec)
-        if sub in ("exec", "attach", "portforward") and verb in ("create", "get"):
-            pod = f"{oref.namespace}/{oref.name}"
-            if sub == "exec":
-                cmd = _exec_command(rec.requestURI or "")
-                kind, label, technique = "exec", "Exec into pod", "T1609"
-                text = f"{actor} exec into {pod}" + (f": {cmd}" if cmd else "")
-                sev = Severity.MEDIUM
-                if cmd and any(p in cmd for p in _SA_TOKEN_PATHS):
-                    sev = Severity.HIGH
-                    text += " (reads the service-account token)"
-            elif sub == "attach":
-                kind, label, technique = "attach", "Attach to pod", "T1609"
-                text = f"{actor} attached to {pod}"
-                sev = Severity.MEDIUM
-            else:
-                kind, label, technique = "port-forward", "Port-forward to pod", "T1572"
-                text = f"{actor} port-forward to {pod}"
-                sev = Severity.MEDIUM
-            if denied:
-                sev = Severity.LOW
-                text += f" (denied {rec.code})"
-            _signal(ev, kind, sev, label, text, technique)
-            return
-        if sub == "ephemeralcontainers" and verb in ("update", "patch"):
-            sev = Severity.LOW if denied else Severity.MEDIUM
-            text = f"{actor} added an ephemeral container to {oref.namespace}/{oref.name}"
-            if denied:
-                text += f" (denied {rec.code})"
-            _signal(ev, "ephemeral-container", sev, "Ephemeral container", text, "T1609")
-            return
-        if not sub and verb == "create":
-            self._pod_create(rec, ev)
+    def _exempt(self, rec: AuditRecord) -> bool:
+        """The control plane acting: its identities are exempt from detections that
+        judge who acted (nodes are judged per request, see the handlers)."""
+        return is_control_plane(rec.username)
 
-    def _pod_create(self, rec: AuditRecord, ev: Event) -> None:
-        """A pod created with a risky spec (or in kube-system by a person)."""
-        oref = rec.objectRef
-        assert oref is not None
-        obj = decode_object(rec.requestObject)
-        name = oref.name or _created_name(obj)
-        if not name and rec.responseObject:
-            # Made from a generateName (a controller's pods): the name the server gave
-            # it is in the response, where the audit policy records it.
-            name = _created_name(decode_object(rec.responseObject))
-        ns = oref.namespace or ""
-        if name and (created := entity(EntityKind.POD, ns, name)) not in ev.entities:
-            # The request may already name a pod: the one whose bound token made it.
-            # The created pod goes before it, as the first Pod of a request is its target.
-            ents = list(ev.entities)
-            at = next((i for i, e in enumerate(ents) if e.kind == EntityKind.POD), len(ents))
-            ents.insert(at, created)
-            ev.entities = tuple(ents)
-        ev.kind = "pod-create"
-        ev.label = "Pod created"
-        risks = pod_spec_risks(_template_spec("pods", obj))
-        actor = rec.username
-        where = f"{ns}/{name}" if name else f"a pod in {ns}"
-        if risks is None:
-            if ns == "kube-system" and not _is_system(actor) and not _denied(rec):
-                _signal(
-                    ev,
-                    "pod-create",
-                    Severity.LOW,
-                    "Pod in kube-system",
-                    f"{actor} created {where}",
-                    "T1610",
-                )
-            return
-        kind, sev, flags = risks
-        text = f"{actor} created {where}: {', '.join(flags)}"
-        if _denied(rec):
-            _signal(ev, kind, Severity.LOW, _LABELS[kind], f"{text} (denied {rec.code})", "T1611")
-        elif _is_system(actor):
-            # A controller made it from a template; the template's author is the
-            # signal where the audit log has it. Outside kube-system it is still news.
-            if ns == "kube-system":
-                ev.kind = kind
-                ev.summary = plain(text)
-                return
-            _signal(ev, kind, Severity.LOW, _LABELS[kind], text, "T1611")
-        else:
-            _signal(ev, kind, sev, _LABELS[kind], text, "T1611")
+    def _learn_addresses(self, rec: AuditRecord) -> None:
+        for raw in (rec.requestObject, rec.responseObject):
+            if raw and carries_addresses(raw):
+                self.networks.learn_object(decode_object(raw))
 
-    def _workload(self, rec: AuditRecord, ev: Event) -> None:
-        verb = rec.verb or ""
-        oref = rec.objectRef
-        assert oref is not None
-        if oref.subresource:
-            return
-        if verb in ("delete", "deletecollection"):
-            name = (oref.name or "").lower()
-            if name and any(tool in name for tool in SECURITY_TOOLS):
-                what = f"{(oref.resource or '')[:-1]} {oref.namespace}/{oref.name}"
-                self._tool_deleted(rec, ev, what)
-            return
-        if verb not in _WRITE_VERBS:
-            return
+    def _outside(self, rec: AuditRecord, ev: Event) -> None:
+        """A credential the cluster issued to itself or its workloads, used from a
+        public address outside the cluster's networks."""
         actor = rec.username
-        if _is_system(actor):
+        if not is_system_credential(actor):
             return
-        resource = oref.resource or ""
-        obj = decode_object(rec.requestObject)
-        risks = pod_spec_risks(_template_spec(resource, obj))
-        ns = oref.namespace or ""
-        name = oref.name or ""
-        if not name and isinstance(obj, dict) and isinstance(obj.get("metadata"), dict):
-            name = str(obj["metadata"].get("name") or "")
-        kind_name = resource[:-1] if resource.endswith("s") else resource
-        where = f"{kind_name} {ns}/{name}" if ns else f"{kind_name} {name}"
-        if risks is not None:
-            kind, sev, flags = risks
-            text = f"{actor} {_past(verb)} {where} with {', '.join(flags)}"
-            if _denied(rec):
-                sev = Severity.LOW
-                text += f" (denied {rec.code})"
-            _signal(ev, kind, sev, _LABELS[kind], text, "T1611")
-        elif resource == "cronjobs" and verb == "create" and not _denied(rec):
-            _signal(
-                ev,
-                "cronjob-create",
-                Severity.LOW,
-                "CronJob created",
-                f"{actor} created {where}",
-                "T1053.007",
+        networks = self.networks
+        ip = next((ip for ip in rec.sourceIPs[:8] if networks.outside(ip)), None)
+        if ip is None:
+            return
+        where = f"from {ip}, outside the cluster's networks"
+        if ev.signal:
+            if ev.severity < Severity.HIGH:
+                ev.severity = Severity.HIGH
+            ev.summary = plain(f"{ev.summary} ({where})")
+            return
+        key = (actor, ip)
+        last = self._outside_seen.get(key)
+        if last is not None and abs(ev.time - last) < OUTSIDE_REPEAT:
+            return
+        if len(self._outside_seen) > 50_000:
+            self._outside_seen.clear()
+        self._outside_seen[key] = ev.time
+        what = f"{rec.verb} {target_text(rec)}" if rec.verb else target_text(rec)
+        text = f"{actor} used {where}: {what}"
+        if denied(rec):
+            text += f" (denied {rec.code})"
+        label = (
+            "Node credential used from outside"
+            if node_of(actor)
+            else (
+                "Service-account token used from outside"
+                if actor.startswith(SA_PREFIX)
+                else "System credential used from outside"
             )
+        )
+        signal(ev, "system-credential-outside", Severity.HIGH, label, text, "T1078")
+        # The label must not say "attempt": the credential itself worked.
+        ev.label = label
+
+    # -- detections -----------------------------------------------------------
 
     def _secrets(self, rec: AuditRecord, ev: Event) -> None:
         verb = rec.verb or ""
         oref = rec.objectRef
         assert oref is not None
         actor = rec.username
-        if verb in _READ_VERBS:
+        if verb in READ_VERBS:
             ns = oref.namespace or ""
+            named = _named_read(oref.name, rec.requestURI)
             if verb == "get":
                 kind, label = "secret-read", "Secret read"
                 what = f"read secret {ns}/{oref.name}" if oref.name else f"read a secret in {ns}"
@@ -655,29 +361,134 @@ class AuditDetector:
                 kind, label = "secret-list", "Secret listing"
                 what = f"{verb} secrets in {ns}" if ns else f"{verb} secrets in all namespaces"
             ev.kind = kind
-            if _is_system(actor):
+            if self._exempt(rec):
                 return
-            is_sa = actor.startswith("system:serviceaccount:")
-            if not ns and verb != "get":
+            node = node_of(actor)
+            if node and named:
+                # A kubelet reads the secrets of the pods bound to it (the node
+                # authorizer refuses the others).
+                return
+            is_sa = actor.startswith(SA_PREFIX)
+            if node:
+                label = "Node credential listing secrets"
+                sev = Severity.HIGH
+            elif not ns and verb != "get":
                 label = "Cluster-wide secret listing"
                 sev = Severity.HIGH if (is_sa and verb == "list") else Severity.MEDIUM
             else:
                 sev = Severity.MEDIUM if is_sa else Severity.LOW
             text = f"{actor} {what}"
-            if _denied(rec):
+            if denied(rec):
                 sev = Severity.LOW
                 text += f" (denied {rec.code})"
-            _signal(ev, kind, sev, label, text, "T1552.007")
+            elif verb == "get" and oref.name and answered(rec):
+                self._count_secret_read(rec, ev, f"{ns}/{oref.name}")
+            signal(ev, kind, sev, label, text, "T1552.007")
             return
         if verb == "create":
             obj = decode_object(rec.requestObject)
             if isinstance(obj, dict) and obj.get("type") == "kubernetes.io/service-account-token":
                 ev.kind = "token-request"
-                if _is_system(actor) or _denied(rec):
+                if self._exempt(rec) or denied(rec):
                     return
                 text = f"{actor} created a long-lived service-account token secret "
                 text += f"{oref.namespace}/{oref.name or ''}".rstrip("/")
-                _signal(ev, "token-request", Severity.MEDIUM, "Token request", text, "T1528")
+                signal(ev, "token-request", Severity.MEDIUM, "Token request", text, "T1528")
+
+    def _count_secret_read(self, rec: AuditRecord, ev: Event, key: str) -> None:
+        actor = rec.username
+        window = self._window(actor, "secret-read")
+        found = window.add(ev.time, key, SECRET_BURST_COUNT, SECRET_BURST_WINDOW)
+        if found is None:
+            return
+        first, last = found
+        examples = ", ".join(window.keys)
+        text = (
+            f"{actor} read {SECRET_BURST_COUNT} different secrets within "
+            f"{last - first:.0f} s (e.g. {examples})"
+        )
+        self._extra.append(
+            self._burst(
+                rec,
+                "secret-burst",
+                Severity.HIGH,
+                "Secret read burst",
+                text,
+                "T1552.007",
+                first,
+                last,
+            )
+        )
+
+    def _deleted(self, rec: AuditRecord, ev: Event, group: str) -> None:
+        """Deletions of namespaces or workloads, counted per identity: a burst is
+        destruction (impact)."""
+        if self._exempt(rec) or denied(rec) or not answered(rec):
+            return
+        oref = rec.objectRef
+        assert oref is not None
+        actor = rec.username
+        kind_name = "namespaces" if group == "namespaces" else (oref.resource or "workloads")
+        if rec.verb == "deletecollection" or not oref.name:
+            where = f"in {oref.namespace}" if oref.namespace else "in every namespace"
+            text = f"{actor} deleted every one of the {kind_name} {where}"
+            signal(ev, "bulk-delete", Severity.HIGH, "Bulk deletion", text, "T1485")
+            return
+        count = NAMESPACE_BURST_COUNT if group == "namespaces" else WORKLOAD_BURST_COUNT
+        key = f"{oref.namespace}/{oref.name}" if oref.namespace else oref.name
+        window = self._window(actor, f"delete-{group}")
+        found = window.add(ev.time, key, count, DELETE_BURST_WINDOW)
+        if found is None:
+            return
+        first, last = found
+        text = (
+            f"{actor} deleted {count} {kind_name} within {last - first:.0f} s "
+            f"(e.g. {', '.join(window.keys)})"
+        )
+        self._extra.append(
+            self._burst(
+                rec, "bulk-delete", Severity.HIGH, "Bulk deletion", text, "T1485", first, last
+            )
+        )
+
+    def _window(self, actor: str, what: str) -> Window:
+        key = (actor, what)
+        window = self._windows.get(key)
+        if window is None:
+            if len(self._windows) > 50_000:
+                horizon = self._latest - 600
+                for k in [
+                    k for k, w in self._windows.items() if not w.times or w.times[-1][0] < horizon
+                ]:
+                    del self._windows[k]
+            window = self._windows[key] = Window()
+        return window
+
+    def _burst(
+        self,
+        rec: AuditRecord,
+        kind: str,
+        sev: Severity,
+        label: str,
+        text: str,
+        technique: str,
+        first: float,
+        last: float,
+    ) -> Event:
+        actor = rec.username
+        ents: list[EntityRef] = [identity(actor)]
+        ents.extend(entity(EntityKind.IP, "", ip) for ip in (rec.sourceIPs or [])[:4])
+        ev = Event(
+            time=last,
+            source="audit",
+            ref=f"{kind}:{actor}:{iso(first)}",
+            kind=kind,
+            severity=sev,
+            summary=plain(text),
+            entities=tuple(ents),
+        )
+        signal(ev, kind, sev, label, text, technique)
+        return ev
 
     def _serviceaccounts(self, rec: AuditRecord, ev: Event) -> None:
         oref = rec.objectRef
@@ -686,15 +497,24 @@ class AuditDetector:
             return
         ev.kind = "token-request"
         actor = rec.username
-        if _is_system(actor):
+        if self._exempt(rec) or (node_of(actor) and not denied(rec)):
+            # kube-controller-manager mints its controllers' tokens; a kubelet mints
+            # the tokens of the pods bound to it.
             return
-        sa = f"{oref.namespace}/{oref.name}"
+        ns, name = oref.namespace or "", oref.name or ""
+        sa = f"{ns}/{name}"
         text = f"{actor} requested a token for service account {sa}"
-        sev = Severity.MEDIUM
-        if _denied(rec):
+        if is_controller_account(ns, name):
+            sev, label = Severity.CRITICAL, "Token for a controller account"
+            text += " (a kube-controller-manager controller's account)"
+        elif ns == "kube-system":
+            sev, label = Severity.HIGH, "Token for a kube-system account"
+        else:
+            sev, label = Severity.MEDIUM, "Token request"
+        if denied(rec):
             sev = Severity.LOW
             text += f" (denied {rec.code})"
-        _signal(ev, "token-request", sev, "Token request", text, "T1528")
+        signal(ev, "token-request", sev, label, text, "T1528")
 
     def _nodes(self, rec: AuditRecord, ev: Event) -> None:
         oref = rec.objectRef
@@ -702,7 +522,7 @@ class AuditDetector:
         if oref.subresource != "proxy":
             return
         actor = rec.username
-        if _is_system(actor):
+        if self._exempt(rec):
             ev.kind = "node-proxy"
             return
         path = (rec.requestURI or "").split("?", 1)[0]
@@ -717,119 +537,34 @@ class AuditDetector:
         text = f"{actor} reached kubelet on node {oref.name} through the API proxy"
         if rest:
             text += f": {rest}"
-        if _denied(rec):
+        if denied(rec):
             sev = Severity.LOW
             text += f" (denied {rec.code})"
-        _signal(ev, "node-proxy", sev, "Node proxy access", text, "T1609")
-
-    def _binding(self, rec: AuditRecord, ev: Event) -> None:
-        if rec.verb not in _WRITE_VERBS:
-            return
-        oref = rec.objectRef
-        assert oref is not None
-        obj = decode_object(rec.requestObject)
-        if not isinstance(obj, dict):
-            return
-        role_ref = obj.get("roleRef")
-        if not isinstance(role_ref, dict):
-            return
-        role = str(role_ref.get("name") or "")
-        role_kind = str(role_ref.get("kind") or "ClusterRole")
-        cluster = oref.resource == "clusterrolebindings"
-        ns = "" if role_kind == "ClusterRole" else (oref.namespace or "")
-        if role == "cluster-admin":
-            sev, label = Severity.HIGH, "Cluster-admin binding"
-        elif role == "admin":
-            sev, label = (Severity.HIGH if cluster else Severity.MEDIUM), "Admin binding"
-        elif (ns, role) in self._wildcard_roles:
-            sev, label = (Severity.HIGH if cluster else Severity.MEDIUM), "Wildcard role binding"
-        else:
-            return
-        ev.kind = "rbac-binding"
-        subjects: list[str] = []
-        extra: list[EntityRef] = []
-        subs = obj.get("subjects")
-        if isinstance(subs, list):
-            for s in subs:
-                if not isinstance(s, dict):
-                    continue
-                sk, sn = str(s.get("kind") or ""), str(s.get("name") or "")
-                sns = str(s.get("namespace") or "")
-                if sk == "ServiceAccount":
-                    subjects.append(f"ServiceAccount {sns}/{sn}")
-                    extra.append(entity(EntityKind.SERVICE_ACCOUNT, sns, sn))
-                elif sk == "User":
-                    subjects.append(f"User {sn}")
-                    extra.append(identity(sn))
-                else:
-                    subjects.append(f"{sk} {sn}")
-        if extra:
-            ev.entities = (*ev.entities, *extra)
-        actor = rec.username
-        if _is_system(actor):
-            return
-        name = oref.name or str((obj.get("metadata") or {}).get("name") or "")
-        text = f"{actor} bound {role_kind} {role} to {', '.join(subjects) or 'no subjects'}"
-        text += f" ({oref.resource} {name})" if name else ""
-        if _denied(rec):
-            sev = Severity.LOW
-            text += f" (denied {rec.code})"
-        _signal(ev, "rbac-binding", sev, label, text, "T1098.006")
-
-    def _role(self, rec: AuditRecord, ev: Event) -> None:
-        if rec.verb not in _WRITE_VERBS:
-            return
-        oref = rec.objectRef
-        assert oref is not None
-        obj = decode_object(rec.requestObject)
-        if not isinstance(obj, dict) or not isinstance(obj.get("rules"), list):
-            return
-        wild: list[str] = []
-        for rule in obj["rules"]:
-            if not isinstance(rule, dict):
-                continue
-            for key in ("verbs", "resources"):
-                values = rule.get(key)
-                if isinstance(values, list) and "*" in values:
-                    wild.append(key)
-        if not wild:
-            return
-        cluster = oref.resource == "clusterroles"
-        name = oref.name or str((obj.get("metadata") or {}).get("name") or "")
-        ns = "" if cluster else (oref.namespace or "")
-        if not _denied(rec):
-            self._wildcard_roles.add((ns, name))
-        ev.kind = "rbac-wildcard-role"
-        actor = rec.username
-        if _is_system(actor):
-            return
-        what = "ClusterRole" if cluster else f"Role in {ns}"
-        text = f"{actor} {rec.verb}d {what} {name} with wildcard {' and '.join(sorted(set(wild)))}"
-        sev = Severity.HIGH if cluster else Severity.MEDIUM
-        if _denied(rec):
-            sev = Severity.LOW
-            text += f" (denied {rec.code})"
-        _signal(ev, "rbac-wildcard-role", sev, "Wildcard role", text, "T1098.006")
+        signal(ev, "node-proxy", sev, "Node proxy access", text, "T1609")
 
     def _namespaces(self, rec: AuditRecord, ev: Event) -> None:
-        if rec.verb not in ("delete", "deletecollection"):
+        if rec.verb not in DELETE_VERBS:
             return
         oref = rec.objectRef
         assert oref is not None
         name = (oref.name or "").lower()
         if name and any(tool in name for tool in SECURITY_TOOLS):
             self._tool_deleted(rec, ev, f"namespace {oref.name}")
+        else:
+            self._deleted(rec, ev, "namespaces")
 
     def _tool_deleted(self, rec: AuditRecord, ev: Event, what: str) -> None:
         actor = rec.username
         text = f"{actor} deleted {what}"
         sev = Severity.HIGH
-        if _denied(rec):
+        if denied(rec):
             sev = Severity.LOW
             text += f" (denied {rec.code})"
-        _signal(ev, "security-tool-deleted", sev, "Security tool deleted", text, "T1562.001")
+        signal(ev, "security-tool-deleted", sev, "Security tool deleted", text, "T1562.001")
 
     def _anonymous(self, rec: AuditRecord, ev: Event) -> None:
+        """An anonymous request the server allowed: always a signal, critical when it
+        did something another detection flags (an anonymous secret list)."""
         uri = rec.requestURI or ""
         path = uri.split("?", 1)[0]
         if path in _PUBLIC_EXACT or path.startswith(_PUBLIC_PATHS):
@@ -845,12 +580,20 @@ class AuditDetector:
             else f"anonymous request allowed: {what}"
         )
         if rec.sourceIPs:
-            text += f" from {', '.join(rec.sourceIPs)}"
-        _signal(ev, "anonymous-allowed", Severity.HIGH, "Anonymous access", text, "T1078")
+            text += f" from {', '.join(rec.sourceIPs[:4])}"
+        sev = Severity.HIGH
+        label = "Anonymous access"
+        technique = "T1078"
+        if ev.signal:
+            # What the request did is flagged on its own: done without credentials.
+            text += f" ({ev.label}: {ev.summary})"
+            sev = Severity.CRITICAL
+            label = f"Anonymous access: {ev.label}"
+        signal(ev, "anonymous-allowed", sev, label, text, technique)
 
     def _forbidden(self, rec: AuditRecord, ev: Event) -> Event | None:
         actor = rec.username
-        if not actor or _is_system(actor):
+        if not actor or self._exempt(rec):
             return None
         state = self._bursts.get(actor)
         if state is None:
@@ -898,20 +641,13 @@ class AuditDetector:
             summary=plain(text),
             entities=tuple(ents),
         )
-        _signal(ev, "forbidden-burst", Severity.MEDIUM, "Forbidden burst", text, "T1613")
+        signal(ev, "forbidden-burst", Severity.MEDIUM, "Forbidden burst", text, "T1613")
         return ev
 
     def _prune_bursts(self) -> None:
         horizon = self._latest - 10 * BURST_WINDOW
         for actor in [a for a, s in self._bursts.items() if not s.times or s.times[-1] < horizon]:
             del self._bursts[actor]
-
-
-def _created_name(obj: object) -> str:
-    """metadata.name of a request or response object, or ""."""
-    meta = obj.get("metadata") if isinstance(obj, dict) else None
-    name = meta.get("name") if isinstance(meta, dict) else None
-    return name if isinstance(name, str) else ""
 
 
 def _as_impersonated(summary: str, actor: str, impersonated: str) -> str:
@@ -921,3 +657,120 @@ def _as_impersonated(summary: str, actor: str, impersonated: str) -> str:
     if actor and summary.startswith(actor + " "):
         return plain(f"{actor} as {impersonated}{summary[len(actor) :]}")
     return plain(f"{summary} (as {impersonated})")
+
+
+# -- what the detections read ---------------------------------------------------------
+#
+# For each resource a handler reads, which of its requests a detection may turn into a
+# signal (or learn from). A focused replay (core/focus.py) sends only those, and the
+# requests `might_signal` accepts for other reasons, through the detector: each
+# predicate must accept every request its handler can act on.
+
+
+def _pods_read(rec: AuditRecord) -> bool:
+    ref = rec.objectRef
+    assert ref is not None
+    sub = ref.subresource
+    if sub in ("exec", "attach", "portforward", "ephemeralcontainers"):
+        return True
+    if not sub and rec.verb == "create":
+        # The spec decides (or the name the response gives it), or a person creating
+        # a pod in kube-system.
+        if rec.requestObject or not ref.name:
+            return True
+        if ref.namespace == "kube-system" and not is_control_plane(rec.username):
+            return True
+    return _teaches_addresses(rec)
+
+
+def _workloads_read(rec: AuditRecord) -> bool:
+    ref = rec.objectRef
+    assert ref is not None
+    if ref.subresource:
+        return False
+    verb = rec.verb or ""
+    if verb in DELETE_VERBS:
+        return True
+    return (
+        verb in WRITE_VERBS
+        and not is_control_plane(rec.username)
+        and (bool(rec.requestObject) or ref.resource in ("cronjobs", "daemonsets"))
+    )
+
+
+def _kubelet_secret_read(rec: AuditRecord) -> bool:
+    """A node reading one named secret (of a pod bound to it): never a signal."""
+    ref = rec.objectRef
+    return (
+        ref is not None
+        and (rec.verb or "") in READ_VERBS
+        and bool(node_of(rec.username))
+        and _named_read(ref.name, rec.requestURI)
+    )
+
+
+def _named_read(name: str | None, uri: str | None) -> bool:
+    """A read of one object: by name, or a list/watch selecting one name."""
+    return bool(name) or "fieldSelector=metadata.name" in (uri or "")
+
+
+def _teaches_addresses(rec: AuditRecord) -> bool:
+    return any(raw and carries_addresses(raw) for raw in (rec.requestObject, rec.responseObject))
+
+
+def _verbs(verbs: frozenset[str]) -> Callable[[AuditRecord], bool]:
+    return lambda rec: (rec.verb or "") in verbs
+
+
+_WRITE_OR_DELETE = WRITE_VERBS | DELETE_VERBS
+SIGNAL_REQUESTS: dict[str, Callable[[AuditRecord], bool]] = {
+    "pods": _pods_read,
+    "secrets": lambda rec: not _kubelet_secret_read(rec),
+    "nodes": lambda rec: (
+        (rec.objectRef is not None and rec.objectRef.subresource == "proxy")
+        or _teaches_addresses(rec)
+    ),
+    "serviceaccounts": lambda rec: (
+        rec.objectRef is not None and rec.objectRef.subresource == "token"
+    ),
+    "clusterrolebindings": _verbs(_WRITE_OR_DELETE),
+    "rolebindings": _verbs(_WRITE_OR_DELETE),
+    "clusterroles": _verbs(_WRITE_OR_DELETE),
+    "roles": _verbs(_WRITE_OR_DELETE),
+    "namespaces": _verbs(DELETE_VERBS),
+    "certificatesigningrequests": lambda rec: True,
+    "mutatingwebhookconfigurations": _verbs(_WRITE_OR_DELETE),
+    "validatingwebhookconfigurations": _verbs(_WRITE_OR_DELETE),
+    "configmaps": _verbs(WRITE_VERBS),
+    "events": _verbs(DELETE_VERBS),
+    "services": _verbs(WRITE_VERBS),
+    **dict.fromkeys(WORKLOADS, _workloads_read),
+}
+SIGNAL_RESOURCES = frozenset(SIGNAL_REQUESTS)
+
+
+def might_signal(rec: AuditRecord) -> bool:
+    """False only for audit records no detection can turn into a signal (or learn
+    from): what the handlers read (SIGNAL_REQUESTS), 403s (bursts), anonymous and
+    impersonated requests, and system credentials from a public address."""
+    ref = rec.objectRef
+    if ref is not None and ref.resource:
+        check = SIGNAL_REQUESTS.get(ref.resource)
+        if check is not None and check(rec):
+            return True
+    st = rec.responseStatus
+    if st is not None and st.code == 403:
+        return True  # 403 bursts are counted in order
+    user = rec.user
+    if user is None or not user.username or user.username == "system:anonymous":
+        return True
+    if rec.impersonatedUser is not None:
+        return True
+    return outside_candidate(user.username, rec.sourceIPs)
+
+
+def outside_candidate(username: str, ips: list[str] | None) -> bool:
+    """Whether `_outside` may flag a request: a system credential from a public address."""
+    if not ips or not username.startswith("system:"):
+        return False
+    return is_system_credential(username) and any(public_address(ip) for ip in ips[:8])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from ktriage.sim.controllers import lifecycle, podstatus
+from ktriage.sim.controllers import images, lifecycle, podstatus
 from ktriage.sim.controllers.manager import Controller, ControllerManager, ObjKey, key_of
 from ktriage.sim.storage.store import Change
 from ktriage.sim.timefmt import parse_rfc3339, rfc3339
@@ -82,9 +82,45 @@ class Kubelet(Controller):
             if current["metadata"].get("deletionTimestamp") or not podstatus.creating(current):
                 return
             now = self.manager.clock.now()
-            self.store.mutate(*POD, ns, name, lambda p: podstatus.start_containers(p, now))
+            failed: list[tuple[str, str]] = []
+
+            def pull_failed(cs: dict, image: str) -> bool:
+                error = images.pull_error(image)
+                if error is None:
+                    return False
+                images.failed_pull_status(cs, error)
+                failed.append((cs["name"], image))
+                return True
+
+            self.store.mutate(
+                *POD, ns, name, lambda p: podstatus.start_containers(p, now, pull_failed)
+            )
+            if failed:
+                self._back_off_pulls(ns, name, uid, "containerStatuses", failed)
 
         self.manager.at(created + START_SECONDS, start)
+
+    def _back_off_pulls(
+        self, ns: str, name: str, uid: str, key: str, failed: list[tuple[str, str]]
+    ) -> None:
+        """After a failed pull kubelet reports its back-off (the pull is never retried
+        here: the simulated registry will not have the image later either)."""
+
+        def report() -> None:
+            current = self.store.peek(*POD, ns, name)
+            if current is None or current["metadata"].get("uid") != uid:
+                return
+
+            def back_off(obj: dict) -> None:
+                statuses = (obj.get("status") or {}).get(key) or []
+                for container, image in failed:
+                    cs = next((s for s in statuses if s.get("name") == container), None)
+                    if cs is not None:
+                        images.backing_off(cs, image)
+
+            self.store.mutate(*POD, ns, name, back_off)
+
+        self.manager.at(self.manager.clock.now() + images.BACK_OFF_SECONDS, report)
 
     def _plan_exits(self, pod: dict) -> None:
         """Containers whose command ends (see `lifecycle.exit_plan`) exit on time; then
@@ -211,7 +247,9 @@ class Kubelet(Controller):
             self.store.delete(*POD, ns, name)
 
     def _start_ephemeral(self, pod: dict) -> None:
-        """`kubectl debug` adds an ephemeral container; kubelet starts it."""
+        """`kubectl debug` adds an ephemeral container; kubelet starts it, or reports
+        the failed pull of its image. A pod that has finished runs nothing more: kubelet
+        no longer syncs it, so the container stays in the spec with no status."""
         ephemerals = (pod.get("spec") or {}).get("ephemeralContainers") or []
         if not ephemerals or _terminal(pod):
             return
@@ -223,24 +261,35 @@ class Kubelet(Controller):
         ts = rfc3339(self.manager.clock.now())
         uid = pod["metadata"].get("uid", "")
 
+        failed: list[tuple[str, str]] = []
+
         def start(obj: dict) -> None:
             statuses = obj.setdefault("status", {}).setdefault("ephemeralContainerStatuses", [])
             for c in new:
-                statuses.append(
-                    {
-                        "containerID": podstatus.container_id(uid, c["name"], 0),
-                        "image": podstatus.full_image(c.get("image", "")),
-                        "imageID": podstatus.image_id(c.get("image", "")),
-                        "lastState": {},
-                        "name": c["name"],
-                        "ready": False,
-                        "restartCount": 0,
-                        "state": {"running": {"startedAt": ts}},
-                    }
-                )
+                image = c.get("image", "")
+                cs = {
+                    "containerID": podstatus.container_id(uid, c["name"], 0),
+                    "image": podstatus.full_image(image),
+                    "imageID": podstatus.image_id(image),
+                    "lastState": {},
+                    "name": c["name"],
+                    "ready": False,
+                    "restartCount": 0,
+                    "state": {"running": {"startedAt": ts}},
+                }
+                error = images.pull_error(image)
+                if error is not None:
+                    cs["image"] = image
+                    images.failed_pull_status(cs, error)
+                    cs.pop("started", None)
+                    failed.append((c["name"], image))
+                statuses.append(cs)
 
         meta = pod["metadata"]
-        self.store.mutate(*POD, meta.get("namespace"), meta["name"], start)
+        ns, name = meta.get("namespace", ""), meta["name"]
+        self.store.mutate(*POD, ns, name, start)
+        if failed:
+            self._back_off_pulls(ns, name, uid, "ephemeralContainerStatuses", failed)
 
 
 def _terminal(pod: dict) -> bool:

@@ -214,17 +214,26 @@ def _creating_status(pod: dict, status: dict, ts: str) -> None:
     status["conditions"] = conditions
 
 
-def start_containers(pod: dict, now: float) -> None:
-    """Kubelet has pulled the images and started every container still being created."""
+def start_containers(
+    pod: dict, now: float, pull_failed: Callable[[dict, str], bool] | None = None
+) -> None:
+    """Kubelet has pulled the images and started every container still being created.
+
+    `pull_failed(status, image)` marks a container whose image could not be pulled
+    and returns True; the pod then stays Pending."""
     ts = rfc3339(now)
     status = pod.setdefault("status", {})
     uid = pod["metadata"].get("uid", "")
     specs = {c.get("name"): c for c in (pod.get("spec") or {}).get("containers") or []}
+    stuck = False
     for cs in status.get("containerStatuses") or []:
         waiting = (cs.get("state") or {}).get("waiting") or {}
         if waiting.get("reason") != "ContainerCreating":
             continue
         image = (specs.get(cs["name"]) or {}).get("image", cs.get("image", ""))
+        if pull_failed is not None and pull_failed(cs, image):
+            stuck = True
+            continue
         cs.update(
             containerID=container_id(uid, cs["name"], int(cs.get("restartCount", 0))),
             image=full_image(image),
@@ -233,7 +242,7 @@ def start_containers(pod: dict, now: float) -> None:
             started=True,
             state={"running": {"startedAt": ts}},
         )
-    if status.get("phase") == "Pending":
+    if status.get("phase") == "Pending" and not stuck:
         status["phase"] = "Running"
     for cond in status.get("conditions") or []:
         if cond.get("type") == "PodReadyToStartContainers" and cond.get("status") != "True":

@@ -353,7 +353,8 @@ class ObjectFactory(WorkloadTemplates):
         if not isinstance(tpl.get("metadata"), dict) or not tpl["metadata"].get("name"):
             raise TemplateError(f"object {tpl['kind']}: metadata.name is missing")
         obj = orjson.loads(orjson.dumps(tpl))
-        obj.setdefault("apiVersion", api_version_of(obj["kind"]))
+        if not obj.get("apiVersion"):  # (setdefault would look the kind up even when given)
+            obj["apiVersion"] = api_version_of(obj["kind"])
         obj["metadata"].setdefault("uid", self.uid())
         return [obj]
 
@@ -374,4 +375,6 @@ TEMPLATES: dict[str, Callable[[ObjectFactory, Any, float], list[dict[str, Any]]]
     "kube_system": ObjectFactory.t_kube_system,
     "falco": ObjectFactory.t_falco,
     "tetragon": ObjectFactory.t_tetragon,
+    "cilium": ObjectFactory.t_cilium,
+    "calico": ObjectFactory.t_calico,
 }

@@ -546,3 +546,11 @@ class WorkloadTemplates:
     def t_tetragon(self, tpl: Template, now: float) -> list[dict[str, Any]]:
         """Tetragon as its Helm chart installs it: kube-system, `export-stdout` + `tetragon`."""
         return self._addon("tetragon", tpl, now)
+
+    def t_cilium(self, tpl: Template, now: float) -> list[dict[str, Any]]:
+        """Cilium: the agent DaemonSet in kube-system and its policy CRDs."""
+        return self._addon("cilium", tpl, now)
+
+    def t_calico(self, tpl: Template, now: float) -> list[dict[str, Any]]:
+        """Calico: calico-node in calico-system and `projectcalico.org/v3` NetworkPolicy."""
+        return self._addon("calico", tpl, now)

@@ -83,6 +83,12 @@ class APIServer(
         if request.path.startswith("/_sim/"):
             return await self._sim_control(request)
         await self.faults.hold()
+        lost = not exempt_from_faults(request.path) and "dryRun" not in request.query
+        if lost and self.faults.take_blackhole(request.method, request.path):
+            # Lost: never applied, never answered; the connection ends at reset().
+            await self.faults.swallow()
+            connection.reset(request)
+            return connection.reset_response()
         origin.mark_api_request()
         try:
             # kube-apiserver resolves the request info before it authenticates, so even

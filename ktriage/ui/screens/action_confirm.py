@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
@@ -22,15 +23,25 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from ktriage.actions.base import FAILED, OK, UNCHANGED, UNDONE, ActionError, Outcome, Plan
+from ktriage.actions.catalog import BY_NAME, IDENTITY, POD, UNDO_NAME
 from ktriage.actions.record import undo_words
 from ktriage.core.text import shown
 
 if TYPE_CHECKING:
     from ktriage.actions.service import ActionService
 
-# Names the app's hooks use → ActionService keys.
-ACTION_NAMES = {"cordon": "c", "isolate": "i", "logs": "l", "detach": "D", "undo": "u"}
 NO_INCIDENT = "no-incident"
+
+
+def nothing_selected(acts_on: str) -> str:
+    if acts_on == IDENTITY:
+        return (
+            "no identity acted in the selected incident (none of its audit records names "
+            "a ServiceAccount or user)"
+        )
+    if acts_on == POD:
+        return "no pod selected, and the selected incident names none"
+    return "nothing selected"
 
 
 def _plain(text: str) -> str:
@@ -56,6 +67,15 @@ def plan_text(plan: Plan) -> Text:
         out.append("! ", "bold red")
         out.append(_plain(warning) + "\n", "bold")
     if plan.warnings:
+        out.append("\n")
+    if plan.options:
+        out.append("Choose (press the key)\n", "bold underline")
+        for key, what in plan.options:
+            chosen = key == plan.option
+            out.append(f"  {'▶' if chosen else ' '} {key}  ", "bold reverse" if chosen else "bold")
+            out.append(_plain(what) + "\n", "bold" if chosen else "")
+        if not plan.option:
+            out.append("  nothing chosen yet: enter does nothing until you choose\n", "italic")
         out.append("\n")
     for change in plan.changes:
         if change.verb == "write":  # listed under "Files to write"
@@ -84,12 +104,27 @@ def progress_text(progress: dict[str, int]) -> Text:
     return out
 
 
+# Containment states that must not read as a plain "ok".
+_DOUBTFUL = ("not-effective", "unverified", "not-applicable")
+
+
+def _doubt(outcome: Outcome) -> str:
+    """The first doubtful containment state the action re-read, or ""."""
+    return next((f["state"] for f in outcome.containment if f.get("state") in _DOUBTFUL), "")
+
+
 def outcome_severity(outcome: Outcome) -> str:
     if outcome.result == FAILED:
         return "error"
-    if outcome.result == UNCHANGED:
+    if outcome.result == UNCHANGED or _doubt(outcome):
         return "warning"
     return "information"
+
+
+def outcome_title(plan: Plan, outcome: Outcome) -> str:
+    """`isolate: ok`, or what the re-read found (`isolate: not-effective`)."""
+    state = _doubt(outcome) if outcome.result != FAILED else ""
+    return f"{plan.label}: {state or outcome.result}"
 
 
 class ActionConfirmScreen(ModalScreen[Outcome | None]):
@@ -172,8 +207,24 @@ class ActionConfirmScreen(ModalScreen[Outcome | None]):
             return
         self.dismiss(None)
 
+    def on_key(self, event: events.Key) -> None:
+        """A plan's own choices (grace period, what to revoke) are single keys."""
+        if self.applying or not self.plan.options:
+            return
+        for key, _what in self.plan.options:
+            if event.character == key:
+                event.stop()
+                event.prevent_default()
+                self.plan.option = key
+                self.query_one("#action-plan", Static).update(plan_text(self.plan))
+                return
+
     def action_confirm(self) -> None:
         if self.applying:
+            return
+        if self.plan.options and not self.plan.option and not self.plan.unchanged:
+            keys = " or ".join(k for k, _ in self.plan.options)
+            self.notify(f"Choose first: press {keys}.", severity="warning", markup=False)
             return
         self.applying = True
         self.query_one(Vertical).border_subtitle = Text("applying…")
@@ -213,8 +264,26 @@ class ActionsProvider:
         service.on_permissions(self._journal_warning)
 
     def still_in_place(self) -> list[str]:
-        """What this run changed in the cluster and did not undo, in words."""
-        return [undo_words(r) for r in self.service.in_place()]
+        """Every change ktriage made in the cluster and left there, in words (this
+        run's and earlier runs', leftovers and actions cut short included)."""
+        return self.service.still_in_place()
+
+    def start(self) -> None:
+        """At start-up: offer what an earlier run left unfinished (a dialog), and put
+        earlier runs' actions into their incidents' timelines as those appear."""
+        self.app.run_worker(self._startup(), group="actions-startup", exit_on_error=False)
+        self.app.set_interval(1.0, self.service.attach_earlier)
+
+    async def _startup(self) -> None:
+        from ktriage.ui.screens.unfinished import UnfinishedScreen
+
+        try:
+            items = await self.service.unfinished()
+        except ActionError:
+            return  # the cluster is not reachable: the keys say why
+        self._journal_warning()
+        if items:
+            self.app.push_screen(UnfinishedScreen(self.service, items))
 
     def _journal_warning(self) -> None:
         """Say once if earlier actions could not be read back (undo after a restart)."""
@@ -229,15 +298,42 @@ class ActionsProvider:
             )
 
     def available(self, name: str, selection: Any) -> tuple[bool, str]:
-        key = ACTION_NAMES.get(name)
-        if key is None:
+        spec = BY_NAME.get(name)
+        if spec is None:
             return False, f"unknown action {name}"
         if self.service.read_only:
             return False, "read-only mode"
-        pod = getattr(selection, "pod", None)
-        if pod is None:
-            return False, "select a pod (or an incident with a pod)"
-        return self.service.available(pod).get(key, (False, "not offered"))
+        ref = self._ref(spec, selection)
+        if ref is None:
+            return False, nothing_selected(spec.acts_on)
+        return self.service.available(ref).get(spec.key, (False, "not offered"))
+
+    def _ref(self, spec: Any, selection: Any) -> Any:
+        """What the key acts on: for undo, the pod or the identity whose newest action
+        can be undone (an incident's identity actions are undone from it too)."""
+        if spec.name != UNDO_NAME:
+            return selection.ref_for(spec)
+        refs = [r for r in (selection.pod, selection.identity) if r is not None]
+        incident = getattr(selection, "incident", None)
+        newest = None
+        for ref in refs:
+            record = self.service.last_undoable(incident.id if incident else None, ref)
+            if record is not None and (newest is None or record.time > newest[0]):
+                newest = (record.time, ref)
+        if newest is not None:
+            return newest[1]
+        return refs[0] if refs else None
+
+    def explain(self, name: str, selection: Any) -> str:
+        """Why the key does nothing now, in full: each missing permission with its
+        namespace and the `kubectl auth can-i` line; or what there is to select."""
+        spec = BY_NAME.get(name)
+        if spec is None:
+            return f"unknown action {name}"
+        ref = self._ref(spec, selection)
+        if ref is None:
+            return f"{spec.title}: {nothing_selected(spec.acts_on)}"
+        return self.service.explain(spec.key, ref)
 
     async def run(self, name: str, selection: Any) -> None:
         """Start the action in a worker: preparing may take a few round trips."""
@@ -246,15 +342,15 @@ class ActionsProvider:
     async def _run(self, name: str, selection: Any) -> None:
         incident = getattr(selection, "incident", None)
         incident_id = incident.id if incident is not None else NO_INCIDENT
-        pod = getattr(selection, "pod", None)
-        key = ACTION_NAMES.get(name)
-        if key is None or pod is None:
+        spec = BY_NAME.get(name)
+        ref = self._ref(spec, selection) if spec is not None else None
+        if spec is None or ref is None:
             return
         try:
-            if key == "u":
-                plan = await self.service.prepare_undo(incident_id, pod)
+            if spec.name == UNDO_NAME:
+                plan = await self.service.prepare_undo(incident_id, ref)
             else:
-                plan = await self.service.prepare(key, incident_id, pod)
+                plan = await self.service.prepare(spec.key, incident_id, ref)
         except ActionError as error:
             self.app.notify(shown(error.message), title=name, severity="error", markup=False)
             return
@@ -266,7 +362,7 @@ class ActionsProvider:
                 return
             self.app.notify(
                 shown(outcome.message),
-                title=shown(f"{plan.label}: {outcome.result}"),
+                title=shown(outcome_title(plan, outcome)),
                 severity=outcome_severity(outcome),
                 timeout=10,
                 markup=False,

@@ -11,7 +11,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from ktriage.ui.hooks import ACTION_KEYS
+from ktriage.actions.catalog import CATALOG
 
 SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     (
@@ -21,6 +21,8 @@ SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
             ("?", "this help"),
             ("ctrl+p", "command palette: commands, themes, go to an incident"),
             ("(click status bar)", "every source's health in full (also: palette, Sources)"),
+            ("● ◐ ◌ ⧖ ✖ ✓", "source connected / reconnecting / starting / stalled / failed / done"),
+            ("! (status bar)", "a source is unhealthy (its words did not fit: click for them)"),
             ("t", "cycle themes"),
             ("s", "save the selected incident's Markdown snapshot"),
             ("f", "follow the timeline (or the live stream when it has focus)"),
@@ -45,6 +47,9 @@ SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         (
             ("enter", "show the incident's timeline"),
             ("● ▲ •", "new / escalated / updated since you looked"),
+            ("C: ✓ ◒ ·", "contained / partly / nothing yet (Detail: what is open)"),
+            ("AGE", "time since the incident's last event"),
+            ("b", "blast radius: what the attacker can do next from here"),
         ),
     ),
     (
@@ -86,10 +91,17 @@ def help_text(actions_state: str) -> Text:
             out.append(f"  {key:<22}", key_style)
             out.append(f"{what}\n")
         out.append("\n")
-    out.append("Containment (on the selected pod or the incident's main pod)\n", "bold underline")
-    for action in ACTION_KEYS:
+    out.append(
+        "Containment (on the selected pod or the incident's main pod; B and R on the "
+        "identity that acted)\n",
+        "bold underline",
+    )
+    for action in CATALOG:
         out.append(f"  {action.key:<22}", key_style)
         out.append(f"{action.description}\n")
+        if action.undo:
+            out.append(f"  {'':<22}")
+            out.append(f"undo: {action.undo}\n", "dim")
     out.append(f"  {actions_state}\n\n", "italic")
     out.append("Filter language (/)\n", "bold underline")
     for key, what in FILTER_HELP:

@@ -17,14 +17,16 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from ktriage.core.model import Event, Incident
+from ktriage.ui.containment import ContainmentTracker
 from ktriage.ui.detail import event_detail, incident_detail, pod_detail
-from ktriage.ui.hooks import Selection
+from ktriage.ui.hooks import ActorCache, Selection
 from ktriage.ui.pods import PodRow, pod_rows
 from ktriage.ui.query import parse_query
 from ktriage.ui.widgets.detail_view import DetailView
 from ktriage.ui.widgets.filter_bar import FilterBar
 from ktriage.ui.widgets.incident_list import IncidentList
 from ktriage.ui.widgets.live_stream import LiveStream
+from ktriage.ui.widgets.notice_bar import NoticeBar
 from ktriage.ui.widgets.pod_list import PodList
 from ktriage.ui.widgets.row_list import RowList
 from ktriage.ui.widgets.status_bar import StatusBar
@@ -47,6 +49,7 @@ class MainScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f", "toggle_follow", "Follow"),
         Binding("z", "zoom", "Zoom", show=False),
+        Binding("b", "blast", "Blast radius", show=False),
         Binding("escape", "back", "Back", show=False),
     ]
 
@@ -58,6 +61,8 @@ class MainScreen(Screen[None]):
         self._filter_before = ""
         self._pods_key: tuple[object, ...] | None = None
         self._detail_source = ""  # which pane the Detail content came from
+        self.containment: ContainmentTracker | None = None
+        self._actors: ActorCache | None = None
 
     @property
     def kapp(self) -> KtriageApp:
@@ -66,10 +71,11 @@ class MainScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         app = self.kapp
         engine = app.engine
+        self.containment = ContainmentTracker(engine)
         yield StatusBar(id="status")
         with Vertical(id="panes"):
             with Horizontal(id="row-top"):
-                yield IncidentList(app.now, id="incidents")
+                yield IncidentList(app.now, id="incidents", containment=self.containment.level)
             with Horizontal(id="row-middle"):
                 yield Timeline(engine.store.get, id="timeline")
                 yield DetailView(id="detail")
@@ -77,6 +83,7 @@ class MainScreen(Screen[None]):
                 yield PodList(id="pods")
                 yield LiveStream(self._incident_of, capacity=app.live_capacity, id="live")
         yield FilterBar(id="filter")
+        yield NoticeBar(id="notice")
         yield Footer(compact=True)
 
     # ---- shortcuts -------------------------------------------------------------
@@ -100,6 +107,10 @@ class MainScreen(Screen[None]):
     @property
     def live(self) -> LiveStream:
         return self.query_one(LiveStream)
+
+    @property
+    def notice(self) -> NoticeBar:
+        return self.query_one(NoticeBar)
 
     def _incident_of(self, ev: Event) -> str | None:
         inc = self.kapp.engine.correlator.incident_of_event(ev.id)
@@ -128,6 +139,9 @@ class MainScreen(Screen[None]):
                 incidents.mark_seen(selected)
                 if self._detail_source == "incidents":
                     self._show_incident_detail(selected)
+                if self.kapp.action_provider is not None:
+                    # A new pod or a first actor may bring action keys with it.
+                    self.refresh_bindings()
         elif selected is not None and (shown is None or shown.id != selected.id):
             self._select_incident(selected)
         if changes.events:
@@ -150,6 +164,10 @@ class MainScreen(Screen[None]):
         self.incidents.refresh()
         if engine.cluster is not None:
             self.refresh_pods()
+        if app.action_provider is not None:
+            # The incident's actor is recomputed at most every few seconds: let the
+            # footer catch up with it.
+            self.refresh_bindings()
 
     # ---- selection flow -------------------------------------------------------------
 
@@ -185,7 +203,9 @@ class MainScreen(Screen[None]):
         if inc is None:
             self.detail.clear()
             return
-        lines = incident_detail(inc, dict(inc.counts_by_source), self.detail.styles_for_builders())
+        state = self.containment.of(inc) if self.containment is not None else None
+        styles = self.detail.styles_for_builders()
+        lines = incident_detail(inc, dict(inc.counts_by_source), styles, state)
         self.detail.show(lines, f"incident {inc.id}")
 
     def _show_event_detail(self, ev: Event | None, source: str) -> None:
@@ -259,6 +279,8 @@ class MainScreen(Screen[None]):
     def _pods_scope(self, event: PodList.ScopeToggled) -> None:
         self.refresh_pods(force=True)
         self._show_pod_detail(self.pods.selected)
+        if self.kapp.action_provider is not None:
+            self.refresh_bindings()
 
     @on(RowList.CursorMoved, "#pods")
     def _pod_moved(self, event: RowList.CursorMoved) -> None:
@@ -360,6 +382,11 @@ class MainScreen(Screen[None]):
         state = "following" if target.follow else "paused"
         self.notify(f"{name.capitalize()}: {state}", timeout=1.5)
 
+    def action_blast(self) -> None:
+        from ktriage.ui.screens.blast import open_blast
+
+        open_blast(self.kapp, self.incidents.selected)
+
     def action_zoom(self) -> None:
         if self.maximized is not None:
             self.minimize()
@@ -367,6 +394,9 @@ class MainScreen(Screen[None]):
             self.maximize(self.focused)
 
     def action_back(self) -> None:
+        if self.notice.active:
+            self.notice.hide()
+            return
         focused = self.focused
         if isinstance(focused, RowList) and focused.query_filter is not None:
             focused.set_query(None)
@@ -399,4 +429,9 @@ class MainScreen(Screen[None]):
             cluster = self.kapp.engine.cluster
             if pod is not None and cluster is not None:
                 info = cluster.pods.get((pod.namespace, pod.name))
-        return Selection(pane=pane, incident=inc, event=event, pod=pod, pod_info=info)
+        if self._actors is None:
+            self._actors = ActorCache(self.kapp.engine.store.get)
+        identity = self._actors.actor(inc)
+        return Selection(
+            pane=pane, incident=inc, event=event, pod=pod, pod_info=info, identity=identity
+        )

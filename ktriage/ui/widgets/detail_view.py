@@ -21,6 +21,15 @@ LABEL_WIDTH = 10
 
 
 class DetailView(RowList):
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        *RowList.COMPONENT_CLASSES,
+        "containment--done",
+        "containment--open",
+    }
+    DEFAULT_CSS = """
+    DetailView > .containment--done { color: $success; text-style: bold; }
+    DetailView > .containment--open { color: $severity-high; text-style: bold; }
+    """
     PANE_TITLE = "Detail"
     QUERY_MODE = "search"
     HAS_HEADER = False
@@ -41,6 +50,8 @@ class DetailView(RowList):
             key=self.style_for("rowlist--key"),
             heading=self.style_for("rowlist--signal"),
             severity={int(s): self.severity_style(s) for s in Severity},
+            ok=self.style_for("containment--done"),
+            warning=self.style_for("containment--open"),
         )
 
     def show(self, lines: list[DetailLine], subject: str) -> None:

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from rich.text import Text
 
+from ktriage.core.containment import CONTAINED, NOTHING, PARTLY
 from ktriage.core.model import EntityKind, EntityRef, Incident, Severity
 from ktriage.ui.format import SEVERITY_BADGES, age, cell
 from ktriage.ui.query import Query
@@ -38,6 +39,11 @@ TACTIC_SHORT = {
 }
 
 
+# The containment mark: every pod isolated or gone and every acting identity
+# revoked / something contained / nothing contained yet.
+CONTAINMENT_MARKS = {CONTAINED: "✓", PARTLY: "◒", NOTHING: "·"}
+
+
 def entity_short(ent: EntityRef) -> str:
     return _KIND_PREFIX.get(ent.kind, ent.kind.lower() + ":") + ent.short()
 
@@ -55,15 +61,33 @@ def tactics_short(tactics: tuple[str, ...]) -> str:
 
 
 class IncidentList(RowList):
-    """Incidents with a badge, id, title, entities, tactics, event count and age."""
+    """Incidents with a badge, a containment mark, id, title, entities, tactics, event
+    count and age."""
 
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        *RowList.COMPONENT_CLASSES,
+        "containment--done",
+        "containment--partly",
+    }
+    DEFAULT_CSS = """
+    IncidentList > .containment--done { color: $success; text-style: bold; }
+    IncidentList > .containment--partly { color: $ktriage-new; text-style: bold; }
+    """
     PANE_TITLE = "Incidents"
     EMPTY_TEXT = "No incidents yet: signals open incidents as they arrive."
     BINDINGS: ClassVar = [("enter", "open", "Timeline")]
 
-    def __init__(self, clock: Callable[[], float], *, id: str | None = None) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        *,
+        id: str | None = None,
+        containment: Callable[[Incident], str] | None = None,
+    ) -> None:
         super().__init__(id=id)
         self.clock = clock
+        # The incident's containment level (core.containment), for the mark.
+        self.containment = containment
         self.all_incidents: list[Incident] = []
         self.shown: list[Incident] = []
         self.selected_id: str | None = None
@@ -174,7 +198,7 @@ class IncidentList(RowList):
 
     def _widths(self, width: int) -> tuple[int, int, int]:
         """Widths of title, entities and tactics for this pane width."""
-        fixed = 2 + 5 + 11 + 7 + 6
+        fixed = 2 + 5 + 2 + 11 + 7 + 6
         rest = max(10, width - fixed)
         tactics = min(28, rest // 5) if width >= 100 else 0
         entities = min(48, rest * 2 // 7) if width >= 70 else 0
@@ -183,7 +207,7 @@ class IncidentList(RowList):
 
     def render_header(self, width: int) -> Text | None:
         title, entities, tactics = self._widths(width)
-        parts = [Text("  SEV  ID         "), cell("TITLE", title)]
+        parts = [Text("  SEV  C ID         "), cell("TITLE", title)]
         if entities:
             parts += [Text(" "), cell("ENTITIES", entities)]
         if tactics:
@@ -209,6 +233,8 @@ class IncidentList(RowList):
             Text(" "),
             Text(SEVERITY_BADGES[inc.severity], sev_style),
             Text(" "),
+            self._containment_mark(inc),
+            Text(" "),
             cell(inc.id, 10, self.style_for("rowlist--key")),
             Text(" "),
             cell(inc.title, title_w),
@@ -224,6 +250,14 @@ class IncidentList(RowList):
             cell(age(self.clock() - inc.last_seen), 6, muted, right=True),
         ]
         return Text.assemble(*parts)
+
+    def _containment_mark(self, inc: Incident) -> Text:
+        level = self.containment(inc) if self.containment is not None else NOTHING
+        style = {
+            CONTAINED: "containment--done",
+            PARTLY: "containment--partly",
+        }.get(level, "rowlist--muted")
+        return Text(CONTAINMENT_MARKS.get(level, " "), self.style_for(style))
 
     def subtitle(self) -> str:
         total = len(self.all_incidents)

@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.message import Message
 
 from ktriage.ui.format import cell
 from ktriage.ui.pods import PodRow
@@ -13,6 +14,17 @@ from ktriage.ui.query import Query
 from ktriage.ui.widgets.row_list import RowList
 
 _ALARMING = {"privileged", "hostPath", "hostNet", "hostPID", "hostIPC"}
+_CONTAINMENT = {"quarantined", "cordoned"}
+# Flags as a narrow pane shows them.
+_SHORT_FLAGS = {
+    "privileged": "priv",
+    "hostPath": "hPath",
+    "hostNet": "hNet",
+    "hostPID": "hPID",
+    "hostIPC": "hIPC",
+    "quarantined": "quar",
+    "cordoned": "cord",
+}
 _PHASE_BAD = {
     "Failed",
     "Gone",
@@ -34,8 +46,16 @@ class PodList(RowList):
         Binding("a", "toggle_all", "All pods"),
     ]
 
-    class ScopeToggled(RowList.CursorMoved):
+    class ScopeToggled(Message):
         """`a` switched between the incident's pods and all pods."""
+
+        def __init__(self, pod_list: PodList) -> None:
+            super().__init__()
+            self.pod_list = pod_list
+
+        @property
+        def control(self) -> PodList:
+            return self.pod_list
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -43,6 +63,8 @@ class PodList(RowList):
         self.rows: list[PodRow] = []
         self.shown: list[PodRow] = []
         self.scope = ""
+        self._flags_need = 0
+        self._has_nodes = False
 
     def set_rows(self, rows: list[PodRow], scope: str) -> None:
         selected = self.selected
@@ -62,6 +84,8 @@ class PodList(RowList):
             self.shown = self.rows
         else:
             self.shown = [r for r in self.rows if self._matches(r, q)]
+        self._flags_need = max((len(" ".join(r.flags)) for r in self.shown), default=0)
+        self._has_nodes = any(r.node for r in self.shown)
 
     @staticmethod
     def _matches(row: PodRow, q: Query) -> bool:
@@ -82,21 +106,21 @@ class PodList(RowList):
     def action_toggle_all(self) -> None:
         self.show_all = not self.show_all
         self.cursor = 0
-        self.post_message(self.ScopeToggled(self, 0))
+        self.post_message(self.ScopeToggled(self))
 
     # ---- rendering -----------------------------------------------------------------
 
     def row_count(self) -> int:
         return len(self.shown)
 
-    @staticmethod
-    def _columns(width: int) -> tuple[int, int, int, bool]:
+    def _columns(self, width: int) -> tuple[int, int, int, bool]:
         """Widths of name, node (0: hidden) and flags, and whether READY shows."""
-        show_ready = width >= 60
-        node = min(18, width // 6) if width >= 70 else 0
+        show_ready = width >= 72
+        node = min(18, max(7, width // 7)) if width >= 48 and self._has_nodes else 0
         fixed = 12 + 4 + (6 if show_ready else 0) + (node + 1 if node else 0)
         rest = max(12, width - fixed)
-        flags = min(30, max(8, rest // 4))
+        # As wide as the flags of the rows need, within bounds.
+        flags = max(5, min(30, rest // 2, self._flags_need))
         return rest - flags, node, flags, show_ready
 
     def render_header(self, width: int) -> Text | None:
@@ -116,15 +140,7 @@ class PodList(RowList):
         muted = self.style_for("rowlist--muted")
         bad = self.style_for("rowlist--sev-high")
         phase_style = bad if row.phase in _PHASE_BAD else ("" if row.known else muted)
-        flags = Text(end="", no_wrap=True)
-        for flag in row.flags:
-            if flags:
-                flags.append(" ")
-            if flag in _ALARMING:
-                flags.append(flag, self.style_for("rowlist--sev-critical"))
-            else:
-                flags.append(flag, self.style_for("rowlist--sev-medium"))
-        flags.truncate(flags_w, overflow="ellipsis")
+        flags = self._flags(row.flags, flags_w)
         restarts = "-" if row.restarts is None else str(row.restarts)
         restart_style = bad if row.restarts else ""
         parts = [cell(row.ref.short(), name_w), " "]
@@ -136,6 +152,25 @@ class PodList(RowList):
             parts += [cell(row.node or "-", node_w, muted), " "]
         parts.append(flags)
         return Text.assemble(*parts)
+
+    def _flags(self, names: list[str], width: int) -> Text:
+        """The flags in full when they fit, else abbreviated with containment first (a
+        cordon or an isolation is never the part cut off), else cut."""
+        ordered = sorted(names, key=lambda f: f not in _CONTAINMENT)
+        for shown_flags in (
+            [(f, f) for f in names],
+            [(f, _SHORT_FLAGS.get(f, f)) for f in ordered],
+        ):
+            flags = Text(end="", no_wrap=True)
+            for flag, word in shown_flags:
+                if flags:
+                    flags.append(" ")
+                severity = "critical" if flag in _ALARMING else "medium"
+                flags.append(word, self.style_for(f"rowlist--sev-{severity}"))
+            if flags.cell_len <= width:
+                return flags
+        flags.truncate(width, overflow="ellipsis")
+        return flags
 
     def subtitle(self) -> str:
         text = f"{len(self.rows)} · {self.scope}" if self.scope else str(len(self.rows))

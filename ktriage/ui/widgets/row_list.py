@@ -20,6 +20,7 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widget import Widget
 
 from ktriage.core.model import Severity
 from ktriage.core.text import shown
@@ -34,6 +35,11 @@ SEVERITY_CLASSES = {
     Severity.LOW: "rowlist--sev-low",
     Severity.INFO: "rowlist--sev-info",
 }
+
+
+# Textual's private scrollbar update, the one private API ktriage uses (textual is
+# pinned below 9); should a release drop it, lists lay the screen out instead.
+SCROLLBAR_UPDATE = getattr(Widget, "_scroll_update", None)
 
 
 class RowList(ScrollView, can_focus=True):
@@ -222,10 +228,10 @@ class RowList(ScrollView, can_focus=True):
             return
         height = self.container_size.height
         same_bar = (old.height > height) == (size.height > height)
-        update = getattr(self, "_scroll_update", None)
+        update = SCROLLBAR_UPDATE
         if old.width == size.width and height and same_bar and update is not None:
             self.set_reactive(RowList.virtual_size, size)
-            update(size)
+            update(self, size)
         else:
             self.virtual_size = size
 

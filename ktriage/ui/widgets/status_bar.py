@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual.widget import Widget
 
-from ktriage.core.text import shown
-from ktriage.ui.format import count, date_time, rate
+from ktriage.core.text import clip, shown
+from ktriage.ui.format import clock_time, count, date_time, rate
 
 _STATE_GLYPH = {
     "connected": ("●", "status--ok"),
@@ -83,27 +83,57 @@ class StatusBar(Widget):
         return self.get_component_rich_style(name, partial=True)
 
     def render(self) -> Text:
+        """The most detailed line that fits: full (rates, lag, errors), then short
+        (errors clipped), then compact (abbreviated names, glyphs only). Every source's
+        health stays on the line at every width; `!` leads when any is unhealthy."""
         muted = self._style("status--muted")
+        width = self.size.width
+        for detail in (FULL, SHORT, COMPACT):
+            clock = date_time(self.now) if detail != COMPACT else clock_time(self.now)
+            right = Text(f" {clock} ", style=muted) if self.now else Text("")
+            room = max(0, width - right.cell_len)
+            left = self._left(detail)
+            if left.cell_len <= room:
+                break
+        left.truncate(room, overflow="ellipsis")
+        left.pad_right(room - left.cell_len)
+        return Text.assemble(left, right, no_wrap=True, end="")
+
+    def _left(self, detail: int) -> Text:
+        muted = self._style("status--muted")
+        bar = "  │ " if detail == FULL else " │ "
         left = Text(no_wrap=True, end="")
+        groups = _by_kind(self.health)
+        states = [_group_state(group) for _, group in groups]
+        if detail != FULL and any(st in _UNHEALTHY for st in states):
+            left.append(" !", self._style("status--bad"))
         left.append(" ⎈ ", self._style("status--context"))
-        where = self.context or self.mode or "ktriage"
-        left.append(shown(where), self._style("status--context"))
-        if self.cluster and self.cluster != self.context:
+        where = shown(self.context or self.mode or "ktriage")
+        if detail != FULL:
+            where = clip(where, 24 if detail == SHORT else 14)
+        left.append(where, self._style("status--context"))
+        if detail == FULL and self.cluster and self.cluster != self.context:
             left.append(f" ({shown(self.cluster)})", muted)
         if self.read_only:
-            left.append(" read-only", self._style("status--warn"))
+            left.append(" read-only" if detail != COMPACT else " ro", self._style("status--warn"))
         skipped = 0
-        for kind, group in _by_kind(self.health):
-            left.append("  │ ", muted)
-            state = max((h.state for h in group), key=lambda st: _STATE_RANK.get(st, 0))
+        for (kind, group), state in zip(groups, states, strict=True):
+            left.append(bar, muted)
             glyph, style = _STATE_GLYPH.get(state, ("?", "status--muted"))
-            left.append(shown(kind))
+            name = shown(kind)
+            left.append(_ABBREVIATIONS.get(kind, name[:4]) if detail == COMPACT else name)
             left.append(f" {glyph}", self._style(style))
             if len(group) > 1:
                 left.append(f"×{len(group)}", muted)
+            skipped += sum(sum(h.skipped.values()) for h in group)
+            if detail == COMPACT:
+                continue
             troubled = next((h for h in group if h.state == state and h.last_error), None)
-            if state in ("reconnecting", "stalled", "failed") and troubled is not None:
-                left.append(f" {shown(troubled.last_error)[:40]}", self._style(style))
+            if state in _UNHEALTHY and troubled is not None:
+                limit = 40 if detail == FULL else 20
+                left.append(f" {clip(shown(troubled.last_error), limit)}", self._style(style))
+            elif detail == SHORT:
+                continue
             elif state == "done":
                 left.append(f" {count(sum(h.events_total for h in group))} ev", muted)
             else:
@@ -114,19 +144,33 @@ class StatusBar(Widget):
                     left.append(f" {rate(per_second)}", muted)
                 if freshness:
                     left.append(f" {freshness}", muted)
-            skipped += sum(sum(h.skipped.values()) for h in group)
         if skipped:
-            left.append("  │ ", muted)
-            left.append(f"skipped {count(skipped)}", self._style("status--warn"))
+            left.append(bar, muted)
+            words = "skipped" if detail != COMPACT else "skip"
+            left.append(f"{words} {count(skipped)}", self._style("status--warn"))
         if self.store_dropped:
-            left.append("  │ ", muted)
-            left.append(f"not kept {count(self.store_dropped)}", self._style("status--bad"))
-        right = Text(f" {date_time(self.now)} ", style=muted) if self.now else Text("")
-        width = self.size.width
-        room = max(0, width - right.cell_len)
-        left.truncate(room, overflow="ellipsis")
-        left.pad_right(room - left.cell_len)
-        return Text.assemble(left, right, no_wrap=True, end="")
+            left.append(bar, muted)
+            words = "not kept" if detail != COMPACT else "lost"
+            left.append(f"{words} {count(self.store_dropped)}", self._style("status--bad"))
+        return left
+
+
+# Levels of detail of the status line, most first.
+FULL, SHORT, COMPACT = 2, 1, 0
+_UNHEALTHY = frozenset({"reconnecting", "stalled", "failed"})
+# Source kinds as the compact line names them.
+_ABBREVIATIONS = {
+    "kube": "k8s",
+    "audit": "aud",
+    "falco": "fal",
+    "tetragon": "tet",
+    "replay": "rep",
+    "podlogs": "logs",
+}
+
+
+def _group_state(group: Sequence[Any]) -> str:
+    return max((h.state for h in group), key=lambda st: _STATE_RANK.get(st, 0))
 
 
 _STATE_RANK = {

@@ -1,0 +1,81 @@
+"""The official Kubernetes client as the product uses it, in one place.
+
+Sources (the live watchers) and actions build their ApiClients here, and read
+the server's answers with the same helpers:
+
+- `client_from_kubeconfig`: one ApiClient for a kubeconfig file and context, with
+  urllib3's own retries off (every failure is seen and retried by ktriage, with
+  backoff, Retry-After and a word in the health line or the action's record) and
+  keep-alive on (idle watches through proxies stay open), and ktriage's user agent
+  so the audit log tells its requests apart from everyone else's;
+- `status_message`: the `message` of the Status the server sent, as plain text
+  (a server's words are untrusted: control characters gone, length bounded);
+- `retry_after`: the Retry-After header in seconds, when there is a usable one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+from ktriage import __version__
+from ktriage.core.text import clip, printable
+
+USER_AGENT = f"ktriage/{__version__}"
+MAX_STATUS_MESSAGE = 300
+
+
+def tune(configuration: k8s.Configuration) -> None:
+    """Retries off (ktriage retries, visibly) and keep-alive on."""
+    configuration.retries = False
+    configuration.keep_alive = True
+
+
+def client_from_kubeconfig(path: str | None = None, context: str | None = None) -> k8s.ApiClient:
+    """An ApiClient for a kubeconfig file and context, like kubectl's `--kubeconfig/--context`."""
+    configuration = k8s.Configuration()
+    tune(configuration)
+    api = k8s_config.new_client_from_config(
+        config_file=path,
+        context=context,
+        persist_config=False,
+        client_configuration=configuration,
+    )
+    api.user_agent = USER_AGENT
+    return api
+
+
+def status_message(exc: ApiException) -> str:
+    """The `message` of the Status the server returned (else its body or reason), as
+    one line of plain text of at most MAX_STATUS_MESSAGE characters."""
+    body = exc.body
+    text = ""
+    if body:
+        try:
+            status = json.loads(body)
+        except (ValueError, TypeError):
+            text = str(body)
+        else:
+            if isinstance(status, dict):
+                text = str(status.get("message") or "")
+            else:
+                text = str(body)
+    text = text.strip() or str(exc.reason or "")
+    return clip(printable(text), MAX_STATUS_MESSAGE)
+
+
+def retry_after(exc: ApiException) -> float | None:
+    """Seconds the server asked to wait (Retry-After), or None."""
+    headers = exc.headers or {}
+    value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, seconds) if math.isfinite(seconds) else None

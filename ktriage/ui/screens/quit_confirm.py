@@ -1,0 +1,78 @@
+"""Before quitting: every change ktriage made in the cluster that is still there.
+
+A cordoned node or an isolated pod outlives ktriage, so quitting names each
+(this run's and earlier runs' changes not undone, what failed actions and
+failed rollbacks left behind, actions cut short) and waits for a second `q`;
+`esc` stays. The names come from the cluster and are shown as plain text.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from ktriage.core.text import shown
+
+
+def changes_text(changes: list[str]) -> Text:
+    out = Text()
+    out.append("These changes stay in the cluster after ktriage quits:\n\n", "bold")
+    for change in changes:
+        out.append("• ", "bold")
+        out.append(shown(change) + "\n")
+    out.append("\nesc, then u on the pod, undoes one; q quits and leaves them.", "italic")
+    return out
+
+
+class QuitConfirmScreen(ModalScreen[bool]):
+    """Dismisses with True (quit anyway) on `q`, False (stay) on `esc`."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit_anyway", "Quit anyway"),
+        Binding("escape", "stay", "Stay"),
+        Binding("j,down", "scroll(1)", "Down", show=False),
+        Binding("k,up", "scroll(-1)", "Up", show=False),
+    ]
+    DEFAULT_CSS = """
+    QuitConfirmScreen { align: center middle; }
+    QuitConfirmScreen > Vertical {
+        width: 100;
+        max-width: 95%;
+        height: auto;
+        max-height: 90%;
+        border: round $warning;
+        border-title-color: $warning;
+        border-title-style: bold;
+        border-subtitle-align: left;
+        background: $surface;
+        padding: 0 1;
+    }
+    QuitConfirmScreen VerticalScroll { height: auto; max-height: 80vh; }
+    """
+
+    def __init__(self, changes: list[str]) -> None:
+        super().__init__()
+        self.changes = list(changes)
+
+    def compose(self) -> ComposeResult:
+        with Vertical() as box:
+            n = len(self.changes)
+            box.border_title = Text(f"Still in place in the cluster: {n} change(s)")
+            box.border_subtitle = Text("q quit anyway · esc stay")
+            with VerticalScroll():
+                yield Static(changes_text(self.changes), id="quit-changes")
+
+    def action_scroll(self, step: int) -> None:
+        self.query_one(VerticalScroll).scroll_relative(y=step, animate=False)
+
+    def action_quit_anyway(self) -> None:
+        self.dismiss(True)
+
+    def action_stay(self) -> None:
+        self.dismiss(False)
