@@ -215,7 +215,7 @@ class _Recurring:
         self.more_pods = self.more_pods or other.more_pods
 
     def entities(self) -> tuple[EntityRef, ...]:
-        order = _ENTITY_ORDER
+        order: dict[str, int] = _ENTITY_ORDER  # type: ignore[assignment]
         return tuple(
             sorted(
                 (e for lst in self.listed.values() for e in lst),
@@ -818,9 +818,8 @@ class Correlator:
         # everything they run): they never link (see _linking).
         no_ips = False
         if ents and ev.source == "audit":
-            no_ips = _NO_LINK_REQUESTER.get(ents[0])
-            if no_ips is None:
-                no_ips = _no_link_requester(ents[0])
+            known = _NO_LINK_REQUESTER.get(ents[0])
+            no_ips = _no_link_requester(ents[0]) if known is None else known
         also = self._also
         for ent in ents:
             slot = slots.get(ent, _UNSEEN)

@@ -661,7 +661,7 @@ class Ingestor:
             mark_expected(ev, entry)
             self.expected += 1
 
-    def _expect_falco_audit(self, fields: dict, ev: Event) -> None:
+    def _expect_falco_audit(self, fields: dict[str, object], ev: Event) -> None:
         """A Falco k8saudit alert: the request it reports, by the ka.* fields its
         rule's output gave (the authenticated user, verb, resource, namespace)."""
         text = {k: v for k, v in fields.items() if isinstance(v, str) and v != "<NA>"}
@@ -690,7 +690,7 @@ class Ingestor:
     def _expect_tetragon(self, rec: tetragon_parser.TetragonRecord, ev: Event) -> None:
         body = rec.process_exec
         proc = body.process if body is not None else None
-        if proc is None:
+        if body is None or proc is None:
             return
         parent = body.parent.binary if body.parent is not None else ""
         entry = self.allowlist.for_process(
