@@ -328,7 +328,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     correlator = Correlator(config=cfg)
     # Reports need incidents only: large files are read focused (core/focus.py),
     # the largest with a helper process (this command runs no other threads).
-    ingestor = Ingestor(ClusterNetworks(cfg.networks))
+    ingestor = Ingestor(ClusterNetworks(cfg.networks), allowlist=cfg.allowlist)
     replayer = Replayer(correlator, ingestor, focus=True, parallel=True)
     try:
         replayer.check(args.files)

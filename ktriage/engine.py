@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from ktriage.core import allowlist
 from ktriage.core.archive import RawArchive
 from ktriage.core.config import Config
 from ktriage.core.correlate import Correlator
@@ -111,7 +112,9 @@ class Engine:
         self.archive = archive or RawArchive()
         # The cluster's addresses, shared by every source's audit detections.
         self.networks = ClusterNetworks(self.config.networks)
-        self.ingestor = Ingestor(self.networks)
+        # Live sources build their own Ingestor: they take the configured allow list.
+        allowlist.use(self.config.allowlist)
+        self.ingestor = Ingestor(self.networks, allowlist=self.config.allowlist)
         self.sources: list[Source] = []
         self.clock: Callable[[], float] = time.time
         self.cluster = None  # ktriage.core.cluster.ClusterState when connected to a cluster

@@ -15,11 +15,15 @@ from typing import Any, NamedTuple
 
 from ktriage.core.detect import podstate
 from ktriage.core.detect.identity import ClusterNetworks
-from ktriage.core.model import Event, parse_time
+from ktriage.core.model import EntityKind, Event, Severity, entity, parse_time
+from ktriage.core.parse.podfacts import POD_ACCOUNT_KIND, POD_ADDRESS_KIND, own_address
+from ktriage.core.text import clip
 
 QUARANTINE_LABEL = "ktriage.io/quarantine"
 # Warning events remembered (by uid) so an updated event reports only new occurrences.
 EVENTS_REMEMBERED = 20_000
+# Pod facts held for take_facts at most (a source that never takes them loses the oldest).
+FACTS_KEPT = 100_000
 
 
 class ContainerStatus(NamedTuple):
@@ -101,6 +105,8 @@ class PodInfo:
     privileged_containers: tuple[str, ...] = ()
     # The newest time found in the object (status and managed-fields times).
     changed: float = 0.0
+    # Its own address ("" when none yet, or on the host's network: the node's).
+    pod_ip: str = ""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -346,7 +352,50 @@ def pod_info(obj: dict[str, Any]) -> PodInfo:
         host_paths=host_paths,
         privileged_containers=tuple(privileged),
         changed=latest_time(obj) or created,
+        pod_ip=_own_ip(spec, status),
     )
+
+
+def _own_ip(spec: dict[str, Any], status: dict[str, Any]) -> str:
+    if spec.get("hostNetwork") is True:
+        return ""
+    ip = own_address(status.get("podIP"))
+    return ip if ip and ip != own_address(status.get("hostIP")) else ""
+
+
+def pod_facts(old: PodInfo | None, new: PodInfo) -> list[Event]:
+    """What the correlator learns links from (see correlate.FACT_KINDS): the pod's own
+    address and the service account it runs as, said when first seen or changed."""
+    out: list[Event] = []
+    pod = entity(EntityKind.POD, new.namespace, new.name)
+    when = new.changed or new.created
+    where = f"{new.namespace}/{new.name}"
+    if new.pod_ip and (old is None or old.pod_ip != new.pod_ip):
+        out.append(
+            Event(
+                time=when,
+                source="kube",
+                ref=f"{new.uid}:{new.resource_version}:pod-address",
+                kind=POD_ADDRESS_KIND,
+                severity=Severity.INFO,
+                summary=clip(f"pod {where} has address {new.pod_ip}", 300),
+                entities=(pod, entity(EntityKind.IP, "", new.pod_ip)),
+            )
+        )
+    account = new.service_account
+    if account and (old is None or old.service_account != account):
+        out.append(
+            Event(
+                time=when,
+                source="kube",
+                ref=f"{new.uid}:{new.resource_version}:pod-account",
+                kind=POD_ACCOUNT_KIND,
+                severity=Severity.INFO,
+                summary=clip(f"pod {where} runs as service account {account}", 300),
+                entities=(pod, entity(EntityKind.SERVICE_ACCOUNT, new.namespace, account)),
+            )
+        )
+    return out
 
 
 def node_info(obj: dict[str, Any]) -> NodeInfo:
@@ -410,6 +459,8 @@ class ClusterState:
         # Bumped on every change, so a reader can tell whether to redraw.
         self.revision = 0
         self._event_counts: OrderedDict[str, int] = OrderedDict()
+        # Facts about pods (address, service account) not yet taken: see take_facts.
+        self._facts: list[Event] = []
 
     # ---- pods -----------------------------------------------------------------
 
@@ -433,6 +484,11 @@ class ClusterState:
         self.pods[new.key] = new
         self.revision += 1
         events.extend(podstate.pod_changes(old, new, obj))
+        facts = pod_facts(old, new)
+        if facts:
+            self._facts.extend(facts)
+            if len(self._facts) > FACTS_KEPT:
+                del self._facts[: len(self._facts) - FACTS_KEPT]
         return events
 
     def delete_pod(self, obj: dict[str, Any]) -> list[Event]:
@@ -531,6 +587,12 @@ class ClusterState:
         for obj in objs:
             events.extend(self.update_event(obj))
         return events
+
+    def take_facts(self) -> list[Event]:
+        """The pod facts (`pod_facts`) seen since the last call: context events the
+        correlator learns links from. Kept apart from the changes a method returns."""
+        facts, self._facts = self._facts, []
+        return facts
 
     # ---- queries ----------------------------------------------------------------
 

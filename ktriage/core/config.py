@@ -12,6 +12,10 @@ session = "30m"         # optional, default 15m; "0s" turns expected sessions of
 
 [networks]              # the cluster's node and pod networks, besides those learnt
 cluster = ["198.51.100.0/24"]
+
+[allowlist]
+default = true          # the shipped list of well-known controllers' expected behaviour
+files = ["allow.toml"]  # more allow lists (relative to this file), same format
 ```
 
 A suppressed event stays visible as context with its reason; it never opens or
@@ -22,6 +26,10 @@ port-forward into a pod, what an interactive session normally produces on that
 pod (shells, plain execs, low alerts; see correlate.SESSION_COVERED_KINDS) from
 30 s before it until `session` after it is suppressed too. High-impact runtime
 detections are never covered.
+
+Allow lists (core/allowlist.py): detections matching a controller's expected
+behaviour, by its authenticated identity, verb and resource, stay in timelines as
+context marked "expected". The shipped list is on unless `default = false`.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from ktriage.core.allowlist import AllowList, AllowListError, build_allowlist, default_allowlist
 from ktriage.core.model import EntityKind, Event
 
 DEFAULT_WINDOW = 30 * 60.0
@@ -149,6 +158,8 @@ class Config:
     window: float = DEFAULT_WINDOW
     suppressions: list[Suppression] = field(default_factory=list)
     path: Path | None = None
+    # Expected behaviour of well-known controllers (and the user's own entries).
+    allowlist: AllowList = field(default_factory=default_allowlist)
     # CIDRs of the cluster's node and pod networks ([networks] cluster): a system
     # credential used from a public address outside them (and outside those learnt
     # from nodes and pods) is a signal.
@@ -190,14 +201,16 @@ def load_config(path: Path | str | None = None) -> Config:
 def config_from_dict(data: dict[str, Any], path: Path | None = None) -> Config:
     where = f" in {path}" if path else ""
     cfg = Config(path=path)
-    unknown_top = set(data) - {"window", "suppress", "networks"}
+    unknown_top = set(data) - {"window", "suppress", "networks", "allowlist"}
     if unknown_top:
         raise ConfigError(
             f"unknown setting(s){where}: {', '.join(sorted(unknown_top))}; "
-            "known: window, [[suppress]], [networks]"
+            "known: window, [[suppress]], [networks], [allowlist]"
         )
     if "networks" in data:
         cfg.networks = _networks(data["networks"], where)
+    if "allowlist" in data:
+        cfg.allowlist = _allowlist(data["allowlist"], path, where)
     if "window" in data:
         value = data["window"]
         if not isinstance(value, str):
@@ -234,6 +247,30 @@ def config_from_dict(data: dict[str, Any], path: Path | None = None) -> Config:
             )
         cfg.suppressions.append(rule)
     return cfg
+
+
+def _allowlist(section: object, path: Path | None, where: str) -> AllowList:
+    """`[allowlist] default = true/false, files = [...]` (files relative to the config)."""
+    if not isinstance(section, dict):
+        raise ConfigError(f"'allowlist'{where} must be a table ([allowlist])")
+    unknown = set(section) - {"default", "files"}
+    if unknown:
+        raise ConfigError(
+            f"[allowlist]{where}: unknown key(s) {', '.join(sorted(unknown))}; "
+            "allowed: default, files"
+        )
+    use_default = section.get("default", True)
+    if not isinstance(use_default, bool):
+        raise ConfigError(f"[allowlist]{where}: default must be true or false")
+    files = section.get("files", [])
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        raise ConfigError(f"[allowlist]{where}: files must be a list of file names")
+    base = path.parent if path is not None else Path.cwd()
+    paths = [p if p.is_absolute() else base / p for p in map(Path, files)]
+    try:
+        return build_allowlist(use_default, paths)
+    except AllowListError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def _networks(value: object, where: str) -> list[str]:

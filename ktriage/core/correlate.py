@@ -17,6 +17,21 @@ arrives before the audit line of the exec that started it, so a session that
 becomes known late demotes the signals it covers retroactively: their component is
 rebuilt from its events (see `_rebuild`), and an incident left without signals is
 closed (its id goes to `closed`).
+
+Linking entities: a pod, container, service account, person or address links; a
+control-plane identity's requests link by nothing but their object (their source
+addresses are nodes', shared by everything on them). What the correlator learns from
+fact events (FACT_KINDS: a pod's own address, the service account it runs as) links
+too: the signals naming the address, or the pod, are filed under the pod, or its
+account, as if they had named it from the start (`_alias`), in any order of arrival.
+
+Recurring incidents: low signals of one rule about pods of one namespace form one
+incident (filed under a roll-up key, not their pods) with a count and a bounded list
+of pods. A signal above low about one of those pods, within the window, takes that
+pod's low signals into its own incident (`_promote_around`, through `_rebuild`).
+
+Titles name what happened and where: the pod, else the identity that made the
+requests (never one they were about), else a service account, user or node.
 """
 
 from __future__ import annotations
@@ -31,6 +46,7 @@ from ktriage.core.attack import tactic_rank
 from ktriage.core.config import Config, Suppression
 from ktriage.core.model import EntityKind, EntityRef, Event, Incident, Severity
 from ktriage.core.parse.audit import OWN_REQUEST_KIND
+from ktriage.core.parse.podfacts import POD_ACCOUNT_KIND, POD_ADDRESS_KIND
 from ktriage.core.store import EventStore
 
 # How many unattached context events are remembered per entity for late signals.
@@ -39,8 +55,34 @@ PENDING_PER_ENTITY = 5_000
 # at every append would cost more than the memory it saves).
 _PENDING_TRIM = 2 * PENDING_PER_ENTITY
 _bisect_left = bisect.bisect_left
+_bisect_right = bisect.bisect_right
 # Sources that count for corroboration (our own actions do not).
 OBSERVING_SOURCES = frozenset({"audit", "falco", "tetragon", "kube"})
+
+# ---- recurring low signals (roll-up) ---------------------------------------------
+# Low signals of one rule on pods of one namespace (a noisy rule on every replica of
+# a workload) form one recurring incident, not one per pod. A pod leaves it for an
+# incident of its own as soon as a signal above low concerns it within the window:
+# its low signals join that incident (and so do, in turn, its other low signals
+# within the window of those).
+ROLLUP_SOURCES = frozenset({"falco", "tetragon", "kube"})
+ROLLUP_KIND = "Recurring"
+# Entities of each kind (pods, containers, nodes...) named in a recurring
+# incident's entities (the count covers every pod).
+ROLLUP_LISTED = 20
+# Distinct pods counted exactly up to this many; beyond, "at least".
+ROLLUP_COUNTED = 10_000
+
+# ---- learnt links --------------------------------------------------------------
+# Context events that state a fact the correlator links by (see ingest.py and
+# cluster.py): a pod's own address (signals from that address join the pod's
+# incident), and the service account a pod runs as (its signals join the pod's).
+FACT_KINDS = frozenset({POD_ADDRESS_KIND, POD_ACCOUNT_KIND})
+# Every pod without an account of its own runs as `default`: it links nothing.
+SHARED_ACCOUNTS = frozenset({"default"})
+# An address reused by many pods (or a hostile stream claiming it for thousands)
+# links to this many at most.
+MAX_LEARNT_PER_ENTITY = 8
 
 # ---- expected sessions ------------------------------------------------------
 # Audit detections (kinds) that open an interactive session into a pod.
@@ -125,17 +167,74 @@ class _Group:
     entity_counts: Counter[EntityRef] = field(default_factory=Counter)
     first_signal: float = 0.0
     incident: Incident | None = None
+    # Identities that acted in its signals (audit requesters), for the title.
+    actors: Counter[EntityRef] = field(default_factory=Counter)
+    # Set for a recurring incident (rolled-up low signals).
+    recurring: _Recurring | None = None
+
+
+@dataclass(slots=True)
+class _Recurring:
+    """What a recurring incident says of its pods: a count, and a bounded list of its
+    entities (per kind, the first ROLLUP_LISTED in sort order: the same whatever
+    order the signals came in)."""
+
+    key: EntityRef
+    pods: dict[EntityRef, None] = field(default_factory=dict)  # up to ROLLUP_COUNTED
+    more_pods: bool = False  # more distinct pods than counted
+    listed: dict[str, list[EntityRef]] = field(default_factory=dict)
+    changed: bool = True  # the listed entities changed since the incident took them
+
+    def add(self, ent: EntityRef) -> None:
+        if ent.kind == EntityKind.POD and ent not in self.pods:
+            if len(self.pods) < ROLLUP_COUNTED:
+                self.pods[ent] = None
+            else:
+                self.more_pods = True
+        lst = self.listed.get(ent.kind)
+        if lst is None:
+            self.listed[ent.kind] = [ent]
+            self.changed = True
+            return
+        if len(lst) >= ROLLUP_LISTED and not ent < lst[-1]:
+            return
+        pos = _bisect_left(lst, ent)
+        if pos < len(lst) and lst[pos] == ent:
+            return
+        lst.insert(pos, ent)
+        if len(lst) > ROLLUP_LISTED:
+            lst.pop()
+        self.changed = True
+
+    def merge(self, other: _Recurring) -> None:
+        for pod in other.pods:
+            self.add(pod)
+        for lst in other.listed.values():
+            for ent in lst:
+                self.add(ent)
+        self.more_pods = self.more_pods or other.more_pods
+
+    def entities(self) -> tuple[EntityRef, ...]:
+        order: dict[str, int] = _ENTITY_ORDER  # type: ignore[assignment]
+        return tuple(
+            sorted(
+                (e for lst in self.listed.values() for e in lst),
+                key=lambda e: (order.get(e.kind, 99), e),
+            )
+        )
 
 
 class _Slot:
     """What the correlator knows of one linking entity: its signals (time, id) in
     time order, and the ids of context events not yet attached, oldest first."""
 
-    __slots__ = ("pending", "signals")
+    __slots__ = ("pending", "rolled", "signals")
 
     def __init__(self) -> None:
         self.signals: list[tuple[float, int]] = []
         self.pending: list[int] = []
+        # Low signals of this entity filed in a recurring incident (made on demand).
+        self.rolled: list[tuple[float, int]] | None = None
 
 
 _UNSEEN = _Slot()  # marker for "entity not looked at yet"
@@ -183,6 +282,12 @@ class Correlator:
         self._hidden_by: dict[int, _Session] = {}
         # Ids of our own events (actions): in timelines, but not activity.
         self._own: set[int] = set()
+        # Signals filed in a recurring incident: signal id -> its roll-up key.
+        self._rolled: dict[int, EntityRef] = {}
+        # Learnt links: the signals naming an entity are also filed under these
+        # (a pod's address -> the pod; a pod -> the service account it runs as).
+        self._also: dict[EntityRef, list[EntityRef]] = {}
+        self._extras_cache: dict[EntityRef, tuple[EntityRef, ...]] = {}
 
     # ---- union–find -------------------------------------------------------
 
@@ -214,6 +319,13 @@ class Correlator:
             if label not in ga.labels or (-sev, t) < (-ga.labels[label][0], ga.labels[label][1]):
                 ga.labels[label] = (sev, t)
         ga.entity_counts.update(gb.entity_counts)
+        ga.actors.update(gb.actors)
+        if gb.recurring is not None:
+            if ga.recurring is None:
+                ga.recurring = gb.recurring
+            else:
+                ga.recurring.merge(gb.recurring)
+            ga.recurring.changed = True
         # The merged incident keeps the earlier one's identity; the other id is
         # recorded as renamed so the UI can follow it.
         keep, loser = ga.incident, gb.incident
@@ -252,6 +364,8 @@ class Correlator:
             out = self._add_signal(event)
         else:
             out = self._add_context(event)
+            if event.kind in FACT_KINDS:
+                out |= self._learn(event)
         if changed:
             out |= changed
         return out
@@ -296,14 +410,17 @@ class Correlator:
                 if session.order < self._hidden_by[eid].order:
                     self._hide(self.store.get(eid), pod, session, record=False)
         slot = self._slots.get(pod)
-        if slot is None or not slot.signals:
+        if slot is None or not (slot.signals or slot.rolled):
             return set()
-        lst = slot.signals
-        lo = _bisect_left(lst, (session.start, 0))
-        hi = bisect.bisect_right(lst, (session.end, float("inf")))
+        found: list[int] = []
+        # Its ordinary signals, and its low ones filed in a recurring incident.
+        for lst in (slot.signals, slot.rolled or []):
+            lo = _bisect_left(lst, (session.start, 0))
+            hi = bisect.bisect_right(lst, (session.end, float("inf")))
+            found.extend(sid for _, sid in lst[lo:hi])
         roots: dict[int, None] = {}
         get = self.store.get
-        for _, sid in lst[lo:hi]:
+        for sid in found:
             sig = get(sid)
             if session_covers(sig):
                 sig.signal = False
@@ -339,28 +456,42 @@ class Correlator:
         if record:
             bisect.insort(self._session_hidden.setdefault(pod, []), (ev.time, ev.id))
 
-    def _rebuild(self, root: int) -> set[str]:
+    def _keys(self, ev: Event) -> list[EntityRef]:
+        """Where a signal is filed: its roll-up key, or its linking entities."""
+        key = self._rolled.get(ev.id)
+        return [key] if key is not None else self._signal_keys(ev)
+
+    def _rebuild(self, root: int, *, promote: set[int] | frozenset[int] = frozenset()) -> set[str]:
         """Recompute one component from its events after some of its signals became
         context: its remaining signals are linked again (they may fall apart into
         several incidents, or none), and its context attaches anew.
 
         The incident keeps its id and object when its earliest remaining signal is
         the same; otherwise the old id is renamed to the incident of the earliest
-        remaining signal, or, with no signal left, closed."""
+        remaining signal, or, with no signal left, closed. Signals in `promote` leave
+        their recurring incident and are linked as ordinary signals."""
         old = self._groups.pop(root)
         old_inc = old.incident
         get = self.store.get
         window = self.window
         slots = self._slots
         keep: list[Event] = []
+        promoted: list[Event] = []
         for sid in old.signal_ids:
             ev = get(sid)
-            for ent in _signal_keys(ev):
-                lst = slots[ent].signals
+            for ent in self._keys(ev):
+                found = slots.get(ent)
+                if found is None:
+                    continue
+                lst = found.signals
                 pos = _bisect_left(lst, (ev.time, sid))
                 if pos < len(lst) and lst[pos][1] == sid:
                     del lst[pos]
             del self._parent[sid]
+            if sid in self._rolled and (sid in promote or not ev.signal):
+                self._unroll(ev)
+                if ev.signal:
+                    promoted.append(ev)
             if ev.signal:
                 keep.append(ev)
         signal_ids = set(old.signal_ids)
@@ -378,7 +509,7 @@ class Correlator:
             self._groups[sid] = group
             self._absorb(group, ev, signal=True)
             root_id = sid
-            for ent in _signal_keys(ev):
+            for ent in self._keys(ev):
                 slot = slots.get(ent)
                 if slot is None:
                     slot = slots[ent] = _Slot()
@@ -397,6 +528,12 @@ class Correlator:
         successor = ""
         for group in sorted(groups.values(), key=lambda g: g.first_key):
             if old_inc is not None and incident_id(group.first_key) == old_inc.id:
+                # The earliest signal is the same: the incident keeps its object (a
+                # group it joined meanwhile gives up its own, renamed to this one).
+                joined = group.incident
+                if joined is not None and joined is not old_inc:
+                    self.incidents.pop(joined.id, None)
+                    self.renamed[joined.id] = old_inc.id
                 group.incident = old_inc
             changed |= self._refresh(group)
             if not successor and group.incident is not None:
@@ -414,8 +551,16 @@ class Correlator:
                             self._absorb(group, ev, signal=False)
                 continue
             changed |= self._add_context(ev)
+        for ev in promoted:
+            # Context of the pod, kept for a signal to come: this is one now.
+            self._attach_pending(self._groups[self._find(ev.id)], ev)
         for group in groups.values():
+            inc = group.incident
+            escalated = inc is not None and inc.escalated
             changed |= self._refresh(group, context_only=True)
+            if inc is not None:
+                # Rebuilt to take promoted signals in: a rise in severity stays said.
+                inc.escalated = escalated
         if old_inc is not None and old_inc.id not in self.incidents:
             if successor:
                 self.renamed[old_inc.id] = successor
@@ -430,15 +575,27 @@ class Correlator:
         return slot
 
     def _add_signal(self, ev: Event) -> set[str]:
+        key = _rollup_key(ev)
+        if key is not None and not self._near_ordinary(ev):
+            return self._add_linked(ev, [key], rolled=key)
+        changed = self._add_linked(ev, self._signal_keys(ev))
+        if self._rolled:
+            changed |= self._promote_around(ev)
+        return changed
+
+    def _add_linked(
+        self, ev: Event, keys: list[EntityRef], rolled: EntityRef | None = None
+    ) -> set[str]:
+        """File a signal under `keys` and join the components of its neighbours."""
         sid = ev.id
         t = ev.time
         item = (t, sid)
         window = self.window
         slots = self._slots
-        # The signals next to this one (in time, per strong entity) within the
+        # The signals next to this one (in time, per linking entity) within the
         # window: their components and this signal become one.
         neighbours: list[int] = []
-        for ent in [ent for ent in ev.entities if ent.strong] or [_fallback_key(ev)]:
+        for ent in keys:
             slot = slots.get(ent)
             if slot is None:
                 slot = slots[ent] = _Slot()
@@ -451,6 +608,8 @@ class Correlator:
             if pos < len(lst) and lst[pos][0] - t <= window:
                 neighbours.append(lst[pos][1])
             lst.insert(pos, item)
+        if rolled is not None:
+            self._roll(ev, rolled)
         first_key = (t, ev.source, ev.ref)
         if neighbours:
             # Joins an existing component directly (most signals do): cheaper than
@@ -468,8 +627,183 @@ class Correlator:
             self._parent[sid] = sid
             group = self._groups[sid] = _Group(first_key=first_key, first_signal=t)
         self._absorb(group, ev, signal=True)
-        self._attach_pending(group, ev)
+        if rolled is None:
+            self._attach_pending(group, ev)
         return self._refresh(group)
+
+    # ---- learnt links -----------------------------------------------------------
+
+    def _linking(self, ev: Event) -> list[EntityRef]:
+        """The entities an event links through, with what they were learnt to be."""
+        base = _linking(ev)
+        also = self._also
+        if not also or not any(e in also for e in base):
+            return base
+        out = list(base)
+        for ent in base:
+            if ent in also:
+                out.extend(x for x in self._extras(ent) if x not in out)
+        return out
+
+    def _extras(self, ent: EntityRef) -> tuple[EntityRef, ...]:
+        """What `ent` was learnt to stand with, transitively (cached until the next
+        link is learnt)."""
+        found = self._extras_cache.get(ent)
+        if found is None:
+            found = self._extras_cache[ent] = tuple(_closure([ent], self._also)[1:])
+        return found
+
+    def _signal_keys(self, ev: Event) -> list[EntityRef]:
+        """The entities a signal is filed under: its linking ones, else a detection key."""
+        return self._linking(ev) or [_fallback_key(ev)]
+
+    def _learn(self, ev: Event) -> set[str]:
+        """A fact event: a pod's address, or the service account a pod runs as."""
+        pod = ev.first(EntityKind.POD)
+        if pod is None or not pod.strong:
+            return set()
+        if ev.kind == POD_ADDRESS_KIND:
+            ip = ev.first(EntityKind.IP)
+            if ip is None or not ip.strong:
+                return set()
+            return self._alias(ip, pod)
+        account = ev.first(EntityKind.SERVICE_ACCOUNT)
+        if account is None or not account.strong or account.name in SHARED_ACCOUNTS:
+            return set()
+        return self._alias(pod, account)
+
+    def _alias(self, src: EntityRef, dst: EntityRef) -> set[str]:
+        """From now on, and for what is already here: the signals filed under `src`
+        are filed under `dst` too (as if they had named it from the start, so the
+        order of arrival does not matter)."""
+        targets = self._also.setdefault(src, [])
+        if dst in targets or len(targets) >= MAX_LEARNT_PER_ENTITY or dst == src:
+            return set()
+        targets.append(dst)
+        self._extras_cache.clear()
+        slot = self._slots.get(src)
+        if slot is None or not (slot.signals or slot.rolled):
+            return set()
+        get = self.store.get
+        slots = self._slots
+        window = self.window
+        filed: list[Event] = []
+        roots: dict[int, None] = {}
+        keys = _closure([dst], self._also)
+        for _, sid in list(slot.signals):
+            ev = get(sid)
+            item = (ev.time, sid)
+            root = self._find(sid)
+            for key in keys:
+                target = slots.get(key)
+                if target is None:
+                    target = slots[key] = _Slot()
+                lst = target.signals
+                pos = _bisect_left(lst, item)
+                if pos < len(lst) and lst[pos][1] == sid:
+                    continue
+                for n in (pos - 1, pos):
+                    if 0 <= n < len(lst) and abs(lst[n][0] - ev.time) <= window:
+                        root = self._union(root, lst[n][1])
+                lst.insert(pos, item)
+            roots[root] = None
+            filed.append(ev)
+        for item in list(slot.rolled or ()):
+            for key in keys:
+                target = slots.get(key)
+                if target is None:
+                    target = slots[key] = _Slot()
+                if target.rolled is None:
+                    target.rolled = []
+                pos = _bisect_left(target.rolled, item)
+                if pos == len(target.rolled) or target.rolled[pos] != item:
+                    target.rolled.insert(pos, item)
+        changed: set[str] = set()
+        for root in {self._find(r): None for r in roots}:
+            changed |= self._refresh(self._groups[root])
+        for ev in filed:
+            self._attach_pending(self._groups[self._find(ev.id)], ev)
+            if self._rolled:
+                changed |= self._promote_around(ev)
+        return changed
+
+    # ---- recurring low signals --------------------------------------------------
+
+    def _roll(self, ev: Event, key: EntityRef) -> None:
+        """Remember a low signal filed in a recurring incident under its own pods and
+        containers, where a stronger signal finds it."""
+        self._rolled[ev.id] = key
+        item = (ev.time, ev.id)
+        slots = self._slots
+        for ent in self._linking(ev):
+            slot = slots.get(ent)
+            if slot is None:
+                slot = slots[ent] = _Slot()
+            if slot.rolled is None:
+                slot.rolled = [item]
+            else:
+                bisect.insort(slot.rolled, item)
+
+    def _unroll(self, ev: Event) -> None:
+        """Forget a signal's place in a recurring incident (promoted or demoted)."""
+        if self._rolled.pop(ev.id, None) is None:
+            return
+        item = (ev.time, ev.id)
+        for ent in self._linking(ev):
+            slot = self._slots.get(ent)
+            if slot is None or not slot.rolled:
+                continue
+            pos = _bisect_left(slot.rolled, item)
+            if pos < len(slot.rolled) and slot.rolled[pos] == item:
+                del slot.rolled[pos]
+
+    def _near_ordinary(self, ev: Event) -> bool:
+        """Whether an ordinary signal shares a linking entity with `ev` within the window."""
+        t = ev.time
+        window = self.window
+        slots = self._slots
+        for ent in self._linking(ev):
+            slot = slots.get(ent)
+            if slot is None or not slot.signals:
+                continue
+            lst = slot.signals
+            pos = _bisect_left(lst, (t, 0))
+            if pos < len(lst) and lst[pos][0] - t <= window:
+                return True
+            if pos and t - lst[pos - 1][0] <= window:
+                return True
+        return False
+
+    def _promote_around(self, ev: Event) -> set[str]:
+        """Low signals of a recurring incident that an ordinary signal concerns (same
+        pod or container, within the window) leave it and join the ordinary incident;
+        so do, in turn, those near them."""
+        window = self.window
+        slots = self._slots
+        get = self.store.get
+        promote: dict[int, None] = {}
+        work = [ev]
+        while work:
+            e = work.pop()
+            t = e.time
+            for ent in self._linking(e):
+                slot = slots.get(ent)
+                if slot is None or not slot.rolled:
+                    continue
+                lst = slot.rolled
+                lo = _bisect_left(lst, (t - window, 0))
+                hi = _bisect_right(lst, (t + window, float("inf")))
+                for _, sid in lst[lo:hi]:
+                    if sid not in promote:
+                        promote[sid] = None
+                        work.append(get(sid))
+        if not promote:
+            return set()
+        roots: dict[int, None] = {self._find(sid): None for sid in promote}
+        changed: set[str] = set()
+        for root in roots:
+            changed |= self._rebuild(root, promote=set(promote))
+        return changed
 
     def _add_context(self, ev: Event) -> set[str]:
         """Attach to the incident of the nearest signal sharing a linking entity within
@@ -479,12 +813,28 @@ class Correlator:
             return set()  # our own API calls: the action events tell that story
         slots = self._slots
         linked: list[_Slot] = []
-        for ent in ev.entities:
+        ents = ev.entities
+        # The addresses a control-plane identity calls from are nodes' (shared by
+        # everything they run): they never link (see _linking).
+        no_ips = False
+        if ents and ev.source == "audit":
+            known = _NO_LINK_REQUESTER.get(ents[0])
+            no_ips = _no_link_requester(ents[0]) if known is None else known
+        also = self._also
+        for ent in ents:
             slot = slots.get(ent, _UNSEEN)
             if slot is _UNSEEN:
                 slot = self._slot(ent)
             if slot is not None:
+                if no_ips and ent.kind == "IP":
+                    continue
                 linked.append(slot)
+                if also and ent in also:
+                    # What this entity was learnt to stand with (its pod, its account).
+                    for extra in self._extras(ent):
+                        found = slots.get(extra)
+                        if found is not None:
+                            linked.append(found)
         if not linked:
             return set()
         best_gap = self.window
@@ -537,7 +887,7 @@ class Correlator:
         """Context that arrived before this signal joins its incident now."""
         get = self.store.get
         slots = self._slots
-        for ent in signal.entities:
+        for ent in self._linking(signal):
             slot = slots.get(ent)
             if slot is None or not slot.pending:
                 continue
@@ -573,8 +923,20 @@ class Correlator:
             old = group.labels.get(ev.label)
             if old is None or (-int(ev.severity), ev.time) < (-old[0], old[1]):
                 group.labels[ev.label] = (int(ev.severity), ev.time)
+        actor = _actor(ev)
+        if actor is not None:
+            group.actors[actor] += 1
+        key = self._rolled.get(ev.id) if self._rolled else None
+        if key is None:
+            for ent in ev.entities:
+                group.entity_counts[ent] += 1
+            return
+        # A recurring incident: every pod counted, a few entities listed.
+        rec = group.recurring
+        if rec is None:
+            rec = group.recurring = _Recurring(key)
         for ent in ev.entities:
-            group.entity_counts[ent] += 1
+            rec.add(ent)
 
     # ---- incidents ---------------------------------------------------------
 
@@ -617,8 +979,16 @@ class Correlator:
         inc.first_seen, inc.last_seen = first_time, last_time
         inc.first_signal = group.first_signal
         inc.tactics = tuple(sorted(group.tactics, key=tactic_rank))
-        inc.entities = _ranked_entities(group.entity_counts)
-        inc.title = make_title(group.labels, inc.entities)
+        rec = group.recurring
+        if rec is None:
+            inc.entities = _ranked_entities(group.entity_counts)
+        elif rec.changed or not inc.entities:
+            inc.entities = rec.entities()
+            rec.changed = False
+        if group.recurring is not None and len(group.recurring.pods) > 1:
+            inc.title = recurring_title(group.labels, group.recurring, len(group.signal_ids))
+        else:
+            inc.title = make_title(group.labels, inc.entities, _main_actor(group.actors))
         inc.timeline = group.timeline
         inc.signal_count = len(group.signal_ids)
         inc.counts_by_source = dict(group.sources)
@@ -693,9 +1063,82 @@ def _report_order(ev: Event) -> tuple[float, str, str]:
     return (ev.time, ev.source, ev.ref)
 
 
-def _signal_keys(ev: Event) -> list[EntityRef]:
-    """The entities a signal is filed under: its strong ones, else a detection key."""
-    return [ent for ent in ev.entities if ent.strong] or [_fallback_key(ev)]
+def _closure(base: list[EntityRef], also: dict[EntityRef, list[EntityRef]]) -> list[EntityRef]:
+    """`base` and every entity learnt to stand with one of them, transitively."""
+    out = list(base)
+    seen = set(base)
+    i = 0
+    while i < len(out):
+        for extra in also.get(out[i], ()):
+            if extra not in seen:
+                seen.add(extra)
+                out.append(extra)
+        i += 1
+    return out
+
+
+_SYSTEM_KINDS = (EntityKind.USER, EntityKind.SERVICE_ACCOUNT)
+
+
+def _system_requester(first: EntityRef) -> bool:
+    """Whether an audit event's first entity (its requester) is a control-plane
+    identity: one that never links."""
+    found = _NO_LINK_REQUESTER.get(first)
+    return _no_link_requester(first) if found is None else found
+
+
+# Entity -> whether, as an audit event's first entity, it is a control-plane
+# requester (looked up for every audit event).
+_NO_LINK_REQUESTER: dict[EntityRef, bool] = {}
+
+
+def _no_link_requester(first: EntityRef) -> bool:
+    if len(_NO_LINK_REQUESTER) > 100_000:
+        _NO_LINK_REQUESTER.clear()
+    found = _NO_LINK_REQUESTER[first] = first.kind in _SYSTEM_KINDS and not first.strong
+    return found
+
+
+def _linking(ev: Event) -> list[EntityRef]:
+    """The entities through which an event links: its strong ones, but not the
+    source addresses of a control-plane identity's requests (node addresses: the
+    controllers, scheduler and kubelets call from them, and so does every
+    host-network pod)."""
+    ents = ev.entities
+    if ev.source == "audit" and ents and _system_requester(ents[0]):
+        return [e for e in ents if e.strong and e.kind != EntityKind.IP]
+    return [e for e in ents if e.strong]
+
+
+def _actor(ev: Event) -> EntityRef | None:
+    """The identity that made an audit request (its first user or service account;
+    parse/audit.py puts the requester first, Falco's k8saudit events name the
+    user before any service account they target)."""
+    if ev.source not in ("audit", "falco"):
+        return None
+    for e in ev.entities:
+        if e.kind in _SYSTEM_KINDS:
+            return e
+    return None
+
+
+def _main_actor(actors: Counter[EntityRef]) -> EntityRef | None:
+    """The identity a title names: a person or workload account before a system
+    one, then the one that acted most."""
+    if not actors:
+        return None
+    return min(actors, key=lambda e: (not e.strong, -actors[e], e))
+
+
+def _rollup_key(ev: Event) -> EntityRef | None:
+    """The recurring incident a low signal may join: one per rule and namespace,
+    for signals about a pod (runtime alerts and pod faults)."""
+    if ev.severity != Severity.LOW or ev.source not in ROLLUP_SOURCES:
+        return None
+    pod = ev.first(EntityKind.POD)
+    if pod is None or not pod.namespace:
+        return None
+    return EntityRef(ROLLUP_KIND, pod.namespace, f"{ev.source}:{ev.kind}:{ev.label}")
 
 
 def _fallback_key(ev: Event) -> EntityRef:
@@ -746,8 +1189,14 @@ def _ranked_entities(counts: Counter[EntityRef]) -> tuple[EntityRef, ...]:
     return tuple(sorted(counts, key=lambda e: (order.get(e.kind, 99), -counts[e], e)))
 
 
-def make_title(labels: dict[str, tuple[int, float]], entities: tuple[EntityRef, ...]) -> str:
-    """ "Shell, miner download and mining-pool egress in shop/storefront-7d9f"."""
+def make_title(
+    labels: dict[str, tuple[int, float]],
+    entities: tuple[EntityRef, ...],
+    actor: EntityRef | None = None,
+) -> str:
+    """ "Shell, miner download and mining-pool egress in shop/storefront-7d9f";
+    without a pod, the identity that acted ("Cluster-admin binding by bob"), never
+    one the requests were about."""
     # The three most severe phrases, told in the order they happened.
     top = sorted(labels.items(), key=lambda kv: (-kv[1][0], kv[1][1], kv[0]))[:3]
     phrases = [label for label, _ in sorted(top, key=lambda kv: (kv[1][1], kv[0]))]
@@ -759,6 +1208,11 @@ def make_title(labels: dict[str, tuple[int, float]], entities: tuple[EntityRef, 
     if extra > 0:
         text += f" (+{extra} more)"
     where = ""
+    pod = next((e for e in entities if e.kind == EntityKind.POD), None)
+    if pod is None and actor is not None:
+        if actor.kind == EntityKind.SERVICE_ACCOUNT:
+            return f"{text} by service account {actor.short()}"
+        return f"{text} by {actor.name}"
     for kind in _TITLE_KINDS:
         ent = next((e for e in entities if e.kind == kind), None)
         if ent is not None:
@@ -769,6 +1223,15 @@ def make_title(labels: dict[str, tuple[int, float]], entities: tuple[EntityRef, 
                 where = f" {prep} {ent.short()}"
             break
     return text + where
+
+
+def recurring_title(labels: dict[str, tuple[int, float]], rec: _Recurring, count: int) -> str:
+    """ "Kubernetes Client Tool Launched, recurring: 250 times on 37 pods in shop"."""
+    label = min(labels, key=lambda k: (-labels[k][0], labels[k][1], k)) if labels else ""
+    pods = len(rec.pods)
+    pods_text = f"{pods}+ pods" if rec.more_pods else (f"{pods} pods" if pods != 1 else "1 pod")
+    times = "once" if count == 1 else f"{count} times"
+    return f"{label or 'Low signal'}, recurring: {times} on {pods_text} in {rec.key.namespace}"
 
 
 def _lower_first(text: str) -> str:

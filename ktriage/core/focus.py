@@ -225,6 +225,7 @@ def first_pass(
                     and (a.kind == "Event" or a.kind is None)
                     and (st is None or st.code != 403)
                     and (resource not in signal_resources or not audit_might_signal(a))
+                    and (resource != "pods" or not _says_pod_facts(a.verb, line))
                     and not outside_candidate(name, a.sourceIPs)
                     and (
                         _PLAIN_YEARS[0] < a.stageTimestamp.year < _PLAIN_YEARS[1]
@@ -315,6 +316,16 @@ def first_pass(
     if gap_stamp is not None:
         gap_time = max(gap_time or 0.0, _epoch(gap_stamp))
     return index, lineno, last_plain, gap_time
+
+
+_POD_WRITES = frozenset({"create", "update", "patch"})
+
+
+def _says_pod_facts(verb: str, line: bytes) -> bool:
+    """A pod write that may state the pod's address or service account: the full
+    path reads it (core/parse/podfacts.py), for the correlator learns links from it
+    in file order, as a full replay does."""
+    return verb in _POD_WRITES and (b'"podIP"' in line or b'"serviceAccountName"' in line)
 
 
 def _body_length(line: bytes) -> int:

@@ -21,15 +21,28 @@ from collections.abc import Callable, Iterable
 import msgspec
 import orjson
 
+from ktriage.core import allowlist as allowlists
+from ktriage.core.allowlist import AllowList, mark_expected
 from ktriage.core.detect.audit import AuditDetector
 from ktriage.core.detect.identity import ClusterNetworks
 from ktriage.core.detect.workloads import flag_unread_pod_spec
 from ktriage.core.jsonsplit import split_documents
-from ktriage.core.model import RAW_PACK_OFFSET_LIMIT, RAW_PACK_SHIFTS, Event, RawRef, pack_raw
-from ktriage.core.parse import Skip, SkipRecord
+from ktriage.core.model import (
+    RAW_PACK_OFFSET_LIMIT,
+    RAW_PACK_SHIFTS,
+    EntityKind,
+    EntityRef,
+    Event,
+    RawRef,
+    Severity,
+    entity,
+    pack_raw,
+)
+from ktriage.core.parse import Skip, SkipRecord, plain
 from ktriage.core.parse import audit as audit_parser
 from ktriage.core.parse import falco as falco_parser
 from ktriage.core.parse import tetragon as tetragon_parser
+from ktriage.core.parse.podfacts import POD_ACCOUNT_KIND, POD_ADDRESS_KIND, pod_facts
 from ktriage.core.salvage import (
     SALVAGE_KEY,
     RecordScanner,
@@ -91,6 +104,9 @@ SKIP_REASON_TEXT = {
 # Said in the summary of an event read from a record too large or too deep to decode.
 OVERSIZED_NOTE = " [record over 1 MiB: only key fields read]"
 TOO_DEEP_NOTE = " [record nested too deeply: only key fields read]"
+# Pod writes that may say a pod's address or service account (see _pod_facts).
+_POD_WRITES = frozenset({"create", "update", "patch"})
+_MAX_FACTS = 200_000
 # Depth to which feed_record keeps an already-decoded record it cannot encode whole.
 _PRUNE_DEPTH = 64
 
@@ -153,7 +169,18 @@ def _bad_json(data: bytes, exc: Exception) -> Skip:
 class Ingestor:
     """Turns raw records into Events; keeps counts of what it parsed and skipped."""
 
-    def __init__(self, networks: ClusterNetworks | None = None) -> None:
+    def __init__(
+        self, networks: ClusterNetworks | None = None, *, allowlist: AllowList | None = None
+    ) -> None:
+        # Well-known controllers' expected behaviour: their detections become
+        # context marked "expected" (see core/allowlist.py).
+        self.allowlist = allowlist if allowlist is not None else allowlists.current()
+        self._allow_tetragon = "tetragon" in self.allowlist.runtime_sources
+        # Falco alerts: its k8saudit ones are requests, matched by the audit entries.
+        self._allow_falco = bool(self.allowlist.entries)
+        self.expected = 0  # detections the allow list found expected
+        # (pod, address or account) facts already said, so each is said once.
+        self._facts: dict[tuple[EntityRef, str], None] = {}
         self.skipped: collections.Counter[str] = collections.Counter()
         # Of those counted in `skipped`, the records read in part (too long or too deep
         # to decode whole) whose key fields still made events.
@@ -227,7 +254,7 @@ class Ingestor:
                         ev = _build_audit(rec, line, raw, self._input_time)
                         self._n_audit += 1
                         self._input_time = ev.time
-                        return self.audit.process(rec, ev)
+                        return self._process(rec, ev)
                     except SkipRecord as exc:
                         return self.count_skip(origin, exc.skip.reason, exc.skip.detail)
                     except RecursionError:
@@ -333,7 +360,10 @@ class Ingestor:
                 # JSON allows the trailing line end as whitespace: lines decode as they are.
                 if line.startswith(b'{"process_'):
                     try:
-                        ev = build_tetragon(tetragon_decode(line), line, raw)
+                        trec = tetragon_decode(line)
+                        ev = build_tetragon(trec, line, raw)
+                        if ev.signal and self._allow_tetragon:
+                            self._expect_tetragon(trec, ev)
                     except Exception:
                         pass  # the general path below says why
                     else:
@@ -353,6 +383,15 @@ class Ingestor:
                             self._n_audit += 1
                             self._input_time = ev.time
                             out = process(rec, ev)
+                            if ev.signal:
+                                self._expect_audit(rec, ev)
+                            oref = rec.objectRef
+                            if (
+                                oref is not None
+                                and oref.resource == "pods"
+                                and rec.verb in _POD_WRITES
+                            ):
+                                out = out + self._pod_facts(rec, ev)
                         except SkipRecord as exc:
                             self.count_skip(f"{name}:{lineno}", exc.skip.reason, exc.skip.detail)
                             continue
@@ -509,6 +548,158 @@ class Ingestor:
 
     # -- internals ------------------------------------------------------------
 
+    def _process(self, rec: audit_parser.AuditRecord, ev: Event) -> list[Event]:
+        """The audit detections, then the allow list on the record's own event (held
+        or not: a held request is the same object, emitted later as marked now)."""
+        out = self.audit.process(rec, ev)
+        if ev.signal:
+            self._expect_audit(rec, ev)
+        oref = rec.objectRef
+        if oref is not None and oref.resource == "pods" and rec.verb in _POD_WRITES:
+            out = out + self._pod_facts(rec, ev)
+        return out
+
+    def _pod_facts(self, rec: audit_parser.AuditRecord, ev: Event) -> list[Event]:
+        """What a pod write says that links: the pod's own address (its status, as the
+        kubelet writes it or the server answers), and the service account it runs as.
+        Context events the correlator learns from (see correlate.FACT_KINDS)."""
+        if rec.code >= 400:
+            return []
+        facts = pod_facts(rec)
+        if facts is None:
+            return []
+        namespace, name, address, account = facts
+        out: list[Event] = []
+        pod = entity(EntityKind.POD, namespace, name)
+        known = self._facts
+        if len(known) > _MAX_FACTS:
+            known.clear()
+        if address and (pod, address) not in known:
+            known[(pod, address)] = None
+            out.append(
+                Event(
+                    time=ev.time,
+                    source="audit",
+                    ref=f"{ev.ref}:pod-address",
+                    kind=POD_ADDRESS_KIND,
+                    severity=Severity.INFO,
+                    summary=plain(f"pod {namespace}/{name} has address {address}"),
+                    entities=(pod, entity(EntityKind.IP, "", address)),
+                    raw=ev.raw,
+                )
+            )
+        if account and (pod, account) not in known:
+            known[(pod, account)] = None
+            out.append(
+                Event(
+                    time=ev.time,
+                    source="audit",
+                    ref=f"{ev.ref}:pod-account",
+                    kind=POD_ACCOUNT_KIND,
+                    severity=Severity.INFO,
+                    summary=plain(f"pod {namespace}/{name} runs as service account {account}"),
+                    entities=(pod, entity(EntityKind.SERVICE_ACCOUNT, namespace, account)),
+                    raw=ev.raw,
+                )
+            )
+        return out
+
+    def _expect_audit(self, rec: audit_parser.AuditRecord, ev: Event) -> None:
+        """Mark a detection expected when the allow list holds the request: matched
+        by the authenticated identity; an impersonated request never matches."""
+        user = rec.user
+        name = user.username if user is not None else None
+        if not name or rec.impersonatedUser is not None or ev.source != "audit":
+            return
+        candidates = self.allowlist.audit_candidates(name)
+        if not candidates:
+            return
+        oref = rec.objectRef
+        resource = namespace = obj_name = ""
+        if oref is not None:
+            resource = oref.resource or ""
+            if oref.subresource:
+                resource = f"{resource}/{oref.subresource}"
+            namespace = oref.namespace or ""
+            obj_name = oref.name or ""
+        decoded: list[object] = []
+
+        def request_object() -> object:
+            if not decoded:
+                decoded.append(audit_parser.decode_object(rec.requestObject))
+            return decoded[0]
+
+        entry = self.allowlist.for_request(
+            name, rec.verb or "", resource, namespace, obj_name, rec.requestURI or "",
+            request_object, ev.kind,
+        )  # fmt: skip
+        if entry is not None:
+            mark_expected(ev, entry)
+            self.expected += 1
+
+    def _expect_falco(self, alert: falco_parser.FalcoAlert, ev: Event) -> None:
+        """A Falco alert about a process an allow-list entry expects: by the process's
+        executable, its arguments (the command line after the program) and its
+        parent's name, as Falco's fields give them."""
+        fields = alert.output_fields or {}
+        if alert.source == "k8s_audit":
+            self._expect_falco_audit(fields, ev)
+            return
+        cmdline = fields.get("proc.cmdline")
+        binary = fields.get("proc.exepath") or fields.get("proc.exe") or fields.get("proc.name")
+        parent = fields.get("proc.pname")
+        if not isinstance(cmdline, str) or not isinstance(binary, str):
+            return
+        entry = self.allowlist.for_process(
+            "falco",
+            binary,
+            cmdline.partition(" ")[2],
+            parent if isinstance(parent, str) else "",
+            ev.kind,
+        )
+        if entry is not None:
+            mark_expected(ev, entry)
+            self.expected += 1
+
+    def _expect_falco_audit(self, fields: dict[str, object], ev: Event) -> None:
+        """A Falco k8saudit alert: the request it reports, by the ka.* fields its
+        rule's output gave (the authenticated user, verb, resource, namespace)."""
+        text = {k: v for k, v in fields.items() if isinstance(v, str) and v != "<NA>"}
+        user = text.get("ka.user.name", "")
+        if not user or "ka.impuser.name" in text:
+            return
+        if not self.allowlist.audit_candidates(user):
+            return
+        resource = text.get("ka.target.resource", "")
+        if text.get("ka.target.subresource"):
+            resource = f"{resource}/{text['ka.target.subresource']}"
+        entry = self.allowlist.for_request(
+            user,
+            text.get("ka.verb", ""),
+            resource,
+            text.get("ka.target.namespace", ""),
+            text.get("ka.target.name", ""),
+            text.get("ka.uri", ""),
+            lambda: None,  # Falco does not pass the request's body on
+            ev.kind,
+        )
+        if entry is not None:
+            mark_expected(ev, entry)
+            self.expected += 1
+
+    def _expect_tetragon(self, rec: tetragon_parser.TetragonRecord, ev: Event) -> None:
+        body = rec.process_exec
+        proc = body.process if body is not None else None
+        if body is None or proc is None:
+            return
+        parent = body.parent.binary if body.parent is not None else ""
+        entry = self.allowlist.for_process(
+            "tetragon", proc.binary or "", proc.arguments or "", parent or "", ev.kind
+        )
+        if entry is not None:
+            mark_expected(ev, entry)
+            self.expected += 1
+
     def _salvaged(
         self, body: bytes, size: int, origin: str, raw: RawRef | int | None
     ) -> list[Event]:
@@ -577,18 +768,23 @@ class Ingestor:
             ev = audit_parser.build_event(rec, body, raw, self._input_time)
             self._n_audit += 1
             self._input_time = ev.time
-            out = self.audit.process(rec, ev)
+            out = self._process(rec, ev)
             if unread:
                 # A held request is the same object: the signal goes out with it.
                 flag_unread_pod_spec(rec, ev)
         elif fmt == "falco":
-            ev = falco_parser.build_event(falco_parser.parse_falco(body), body, raw)
+            alert = falco_parser.parse_falco(body)
+            ev = falco_parser.build_event(alert, body, raw)
+            if ev.signal and self._allow_falco:
+                self._expect_falco(alert, ev)
             self._n_falco += 1
             self._input_time = ev.time
             out = [ev]
         else:
             rec_t = tetragon_parser.parse_tetragon(body)
             ev = tetragon_parser.build_event(rec_t, body, raw)
+            if ev.signal and self._allow_tetragon:
+                self._expect_tetragon(rec_t, ev)
             self._n_tetragon += 1
             self._input_time = ev.time
             out = [ev]
@@ -704,12 +900,16 @@ class Ingestor:
             if fmt == "falco":
                 alert = falco_parser.parse_falco(data)
                 ev = falco_parser.build_event(alert, data, raw)
+                if ev.signal and self._allow_falco:
+                    self._expect_falco(alert, ev)
                 self._n_falco += 1
                 self._input_time = ev.time
                 return [ev]
             if fmt == "tetragon":
                 rec = tetragon_parser.parse_tetragon(data)
                 ev = tetragon_parser.build_event(rec, data, raw)
+                if ev.signal and self._allow_tetragon:
+                    self._expect_tetragon(rec, ev)
                 self._n_tetragon += 1
                 self._input_time = ev.time
                 return [ev]
@@ -754,7 +954,7 @@ class Ingestor:
         ev = audit_parser.build_event(rec, data, raw, self._input_time)
         self._n_audit += 1
         self._input_time = ev.time
-        return self.audit.process(rec, ev)
+        return self._process(rec, ev)
 
     def _event_list(
         self, lst: audit_parser.EventListRecord, origin: str, raw: RawRef | int | None
@@ -782,7 +982,7 @@ class Ingestor:
             self._n_audit += 1
             self._input_time = ev.time
             try:
-                out.extend(self.audit.process(rec, ev))
+                out.extend(self._process(rec, ev))
             except RecursionError:
                 out.extend(self._deep(data, where, raw))
             except Exception as exc:

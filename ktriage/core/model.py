@@ -77,7 +77,24 @@ SYSTEM_USER_PREFIXES = (
     "eks:",
     "aws:",
 )
-NON_LINKING_IPS = frozenset({"127.0.0.1", "::1", "", "<NA>"})
+# Addresses shared by every pod never link: loopback, "not set", and the default
+# in-cluster addresses of the API server (the `kubernetes` Service) and of the
+# cluster DNS in kubeadm, kind and minikube (10.96.0.0/12) and EKS (10.100.0.0/16,
+# 172.20.0.0/16) clusters.
+NON_LINKING_IPS = frozenset(
+    {
+        "127.0.0.1",
+        "::1",
+        "",
+        "<NA>",
+        "10.96.0.1",
+        "10.96.0.10",
+        "10.100.0.1",
+        "10.100.0.10",
+        "172.20.0.1",
+        "172.20.0.10",
+    }
+)
 
 
 def is_system_identity(name: str) -> bool:

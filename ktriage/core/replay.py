@@ -237,7 +237,7 @@ class Replayer:
         parallel_min_bytes: int = PARALLEL_MIN_BYTES,
     ) -> None:
         self.correlator = correlator
-        self.ingestor = ingestor or Ingestor()
+        self.ingestor = ingestor or Ingestor(allowlist=correlator.config.allowlist)
         self.archive = archive or RawArchive()
         self.stats = ReplayStats()
         # Reports need incidents only: large plain files may then be read focused

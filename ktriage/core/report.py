@@ -16,7 +16,7 @@ import orjson
 
 from ktriage.core.model import EntityRef, Event, Incident, iso
 from ktriage.core.snapshot import duration
-from ktriage.core.text import clip, shown
+from ktriage.core.text import clip_words, shown
 
 
 def incident_json(incident: Incident, events: Sequence[Event]) -> dict[str, Any]:
@@ -85,7 +85,9 @@ def text_report(incidents: Sequence[Incident], events_of: Any, *, width: int = 1
     for inc in incidents:
         events = events_of(inc.id)
         per_source = Counter(e.source for e in events)
-        lines.append(f"{inc.id}  {inc.severity.label.upper():8}  {clip(shown(inc.title), width)}")
+        lines.append(
+            f"{inc.id}  {inc.severity.label.upper():8}  {clip_words(shown(inc.title), width)}"
+        )
         lines.append(
             f"    time      {iso(inc.first_seen)} → {iso(inc.last_seen)}"
             f" ({duration(inc.last_seen - inc.first_seen)})"

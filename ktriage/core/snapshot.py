@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from ktriage.core.allowlist import EXPECTED_PREFIX
 from ktriage.core.containment import (
     TIME_TO_CONTAIN_DEFINITION,
     Containment,
@@ -186,7 +187,9 @@ def render_markdown(
         marker = "**" if ev.signal else ""
         summary = md_escape(ev.summary)
         if ev.suppressed_by:
-            summary += " (suppressed: " + md_escape(ev.suppressed_by) + ")"
+            # An allow-list match reads "(expected: …)"; a user's suppression says so.
+            lead = " (" if ev.suppressed_by.startswith(EXPECTED_PREFIX) else " (suppressed: "
+            summary += lead + md_escape(ev.suppressed_by) + ")"
         add(
             f"| {iso(ev.time)} | {ev.source} | {marker}{sev}{marker} | "
             f"{md_escape(ev.kind)} | {marker}{summary}{marker} |"

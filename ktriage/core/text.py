@@ -88,3 +88,15 @@ def clip(text: str, width: int) -> str:
     if len(text) <= width:
         return text
     return text[: max(width - 1, 0)] + "…"
+
+
+def clip_words(text: str, width: int) -> str:
+    """Shorten to at most `width` characters at a word boundary, with an ellipsis;
+    a first word longer than `width` is cut (nothing else would fit)."""
+    if len(text) <= width:
+        return text
+    head = text[: max(width - 1, 0)]
+    cut = head.rfind(" ")
+    if cut > 0 and text[len(head)] != " ":
+        head = head[:cut]
+    return head.rstrip(" ,;:") + "…"

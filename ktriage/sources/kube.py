@@ -1002,7 +1002,7 @@ class KubeWatchSource(ListWatch):
     def on_list(self, items: list[dict[str, Any]]) -> int:
         state = self.state
         if self.resource == "pods":
-            events = state.resync_pods(items)
+            events = state.resync_pods(items) + state.take_facts()
         elif self.resource == "nodes":
             events = state.resync_nodes(items)
         else:
@@ -1021,6 +1021,8 @@ class KubeWatchSource(ListWatch):
             else:
                 got = [] if etype == "DELETED" else state.update_event(obj)
             events.extend(got)
+        if self.resource == "pods":
+            events.extend(state.take_facts())
         self._emit(events)
 
 

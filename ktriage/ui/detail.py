@@ -17,6 +17,7 @@ from rich.style import Style
 from rich.text import Text
 
 from ktriage.core import containment as cs
+from ktriage.core.allowlist import EXPECTED_PREFIX
 from ktriage.core.model import Event, Incident, iso
 from ktriage.core.redact import redact
 from ktriage.core.snapshot import duration
@@ -124,7 +125,10 @@ def event_detail(
             )
         )
     if ev.suppressed_by:
-        lines.append(_field("Suppressed", ev.suppressed_by, styles.muted))
+        expected = ev.suppressed_by.startswith(EXPECTED_PREFIX)
+        label = "Expected" if expected else "Suppressed"
+        text = ev.suppressed_by.removeprefix(EXPECTED_PREFIX) if expected else ev.suppressed_by
+        lines.append(_field(label, text, styles.muted))
     lines.append(_field("Ref", ev.ref, styles.muted))
     lines.append(DetailLine(Text("")))
     if raw is None:

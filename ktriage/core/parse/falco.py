@@ -19,6 +19,7 @@ from ktriage.core.parse import (
     time_out_of_range,
     to_epoch,
 )
+from ktriage.core.parse.podfacts import own_address
 
 
 class FalcoAlert(msgspec.Struct, gc=False):
@@ -53,7 +54,16 @@ def _str(fields: dict[str, Any], key: str) -> str:
 # combination and shared.
 _ENTITY_TUPLES: dict[tuple[object, ...], tuple[EntityRef, ...]] = {}
 # Fields that add entities beyond the common form.
-_MORE_ENTITY_FIELDS = ("container.image.repository", "fd.rip", "fd.sip", "ka.user.name")
+_MORE_ENTITY_FIELDS = (
+    "container.image.repository",
+    "fd.rip",
+    "fd.sip",
+    "fd.lip",
+    "k8s.pod.ip",
+    "ka.user.name",
+)
+# Rules whose remote address is the API server: shared by every pod, it never links.
+_API_SERVER_RULES = frozenset({"Contact K8S API Server From Container"})
 
 
 def _entity_tuple(alert: FalcoAlert, fields: dict[str, Any]) -> tuple[EntityRef, ...]:
@@ -91,9 +101,17 @@ def _entities(alert: FalcoAlert, fields: dict[str, Any]) -> list[EntityRef]:
         if repo:
             tag = _str(fields, "container.image.tag")
             ents.append(entity(EntityKind.IMAGE, "", f"{repo}:{tag}" if tag else repo))
-    if "fd.rip" in fields or "fd.sip" in fields:
+    own = ""
+    if cid not in _NA and type(cid) is str and cid != "host":
+        # The pod's own address, from inside its container: Falco's pod metadata, or
+        # the local end of the connection. Calls the pod's service account makes
+        # come from it (a pod on the host network has the node's: see README).
+        own = own_address(_str(fields, "k8s.pod.ip") or _str(fields, "fd.lip"))
+        if own:
+            ents.append(entity(EntityKind.IP, "", own))
+    if ("fd.rip" in fields or "fd.sip" in fields) and alert.rule not in _API_SERVER_RULES:
         rip = _str(fields, "fd.rip") or _str(fields, "fd.sip")
-        if rip:
+        if rip and rip != own:
             ents.append(entity(EntityKind.IP, "", rip))
     if alert.source == "k8s_audit" or "ka.user.name" in fields:
         ns = _k8saudit_entities(fields, ents, ns)

@@ -22,6 +22,7 @@ from ktriage.core.parse import (
     time_out_of_range,
     to_epoch,
 )
+from ktriage.core.parse.podfacts import own_address
 
 
 class TImage(msgspec.Struct, gc=False):
@@ -187,6 +188,23 @@ def _cmdline(proc: TProcess | None) -> str:
     return f"{binary} {proc.arguments}" if proc.arguments else binary
 
 
+def _in_container(proc: TProcess) -> bool:
+    return proc.pod is not None or bool(proc.docker)
+
+
+def _arg_source(args: list[Any] | None) -> str:
+    """The source address of a socket argument (the local end: a pod's own address
+    when the process runs in the pod's network), or ""."""
+    if not args:
+        return ""
+    for a in args:
+        if isinstance(a, dict):
+            sock = a.get("sock_arg") or a.get("skb_arg")
+            if isinstance(sock, dict):
+                return own_address(sock.get("saddr"))
+    return ""
+
+
 def parse_tetragon(data: bytes | memoryview) -> TetragonRecord:
     try:
         return DECODER.decode(data)
@@ -255,6 +273,9 @@ def build_event(rec: TetragonRecord, data: bytes | memoryview, raw: RawRef | int
     elif etype in ("process_kprobe", "process_tracepoint", "process_lsm", "process_uprobe"):
         (kind, severity, label, technique, tactic), detail = classify_hook(body, proc)
         signal = True
+        own = _arg_source(body.args) if proc is not None and _in_container(proc) else ""
+        if own:
+            ents = (*ents, entity(EntityKind.IP, "", own))
         policy = f" [policy {body.policy_name}]" if body.policy_name else ""
         summary = f"{label}: {detail} by {cmd} in {where}{policy}"
         if kind == "process-kprobe":
@@ -266,6 +287,9 @@ def build_event(rec: TetragonRecord, data: bytes | memoryview, raw: RawRef | int
             summary = f"connect {cmd} in {where} -> {dst}"
             if body.destination_ip:
                 ents = (*ents, entity(EntityKind.IP, "", body.destination_ip))
+            own = own_address(body.source_ip) if proc is not None and _in_container(proc) else ""
+            if own and own != body.destination_ip:
+                ents = (*ents, entity(EntityKind.IP, "", own))
             found = classify_connect(proc, body.destination_port)
             if found is not None:
                 kind, severity, label, technique, tactic = found

@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from rich.text import Text
 
+from ktriage.core.allowlist import EXPECTED_PREFIX
 from ktriage.core.model import Event, Incident
 from ktriage.ui.format import SEVERITY_BADGES, cell, event_time, plain
 from ktriage.ui.query import Query
@@ -157,7 +158,9 @@ class Timeline(RowList):
         summary_w = max(0, width - 29)
         summary = plain(ev.summary, summary_style)
         if ev.suppressed_by:
-            summary.append(" (suppressed: ", muted)
+            # An allow-list match reads "(expected: …)"; a user's suppression says so.
+            expected = ev.suppressed_by.startswith(EXPECTED_PREFIX)
+            summary.append(" (" if expected else " (suppressed: ", muted)
             summary.append_text(plain(ev.suppressed_by, muted))
             summary.append(")", muted)
         summary.truncate(summary_w, overflow="ellipsis")
