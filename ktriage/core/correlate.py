@@ -215,7 +215,7 @@ class _Recurring:
         self.more_pods = self.more_pods or other.more_pods
 
     def entities(self) -> tuple[EntityRef, ...]:
-        order: dict[str, int] = _ENTITY_ORDER  # type: ignore[assignment]
+        order: dict[str, int] = _ENTITY_ORDER
         return tuple(
             sorted(
                 (e for lst in self.listed.values() for e in lst),
@@ -1167,7 +1167,7 @@ def score(base: Severity, signal_sources: set[str], tactics: set[str]) -> Severi
 _TITLE_KINDS = (EntityKind.POD, EntityKind.SERVICE_ACCOUNT, EntityKind.USER, EntityKind.NODE)
 
 
-_ENTITY_ORDER = {
+_ENTITY_ORDER: dict[str, int] = {
     k: i
     for i, k in enumerate(
         (

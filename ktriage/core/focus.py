@@ -78,7 +78,7 @@ def _exec_might_signal(proc: TProcess) -> bool:
         if name in _SUSPECT_BINARIES:
             return True
     args = proc.arguments
-    return bool(args) and _SUSPECT_ARGUMENTS.search(args) is not None
+    return args is not None and _SUSPECT_ARGUMENTS.search(args) is not None
 
 
 class _PlainAudit(AuditRecord, gc=False):
@@ -233,7 +233,11 @@ def first_pass(
                         else _audit_time_valid(a)
                     )
                 ):
-                    if user.extra and name.startswith("system:serviceaccount:"):
+                    if (
+                        user is not None
+                        and user.extra
+                        and name.startswith("system:serviceaccount:")
+                    ):
                         keep_always(lineno)
                     stamp = a.stageTimestamp
                     if stamp is not None:
@@ -249,7 +253,7 @@ def first_pass(
                         if gap_time is None or t > gap_time:
                             gap_time = t
                     ips = a.sourceIPs
-                    if resource in linking_resources and ref.name:
+                    if ref is not None and resource in linking_resources and ref.name:
                         # Pods and service accounts by (namespace, name): one pod
                         # name is often found in several namespaces.
                         obj = (ref.namespace or "", ref.name)
@@ -258,22 +262,22 @@ def first_pass(
                         keys = (name, *ips) if ips else (name,)
         elif first == 112 and line.startswith(b'{"process_'):  # {"p…
             try:
-                t = tetragon_decode(line)
+                tet = tetragon_decode(line)
             except decode_errors:
-                t = None
+                tet = None
             if (
-                t is not None
-                and t.time is not None
-                and _PLAIN_YEARS[0] < t.time.year < _PLAIN_YEARS[1]
+                tet is not None
+                and tet.time is not None
+                and _PLAIN_YEARS[0] < tet.time.year < _PLAIN_YEARS[1]
             ):
-                body = t.process_exec
+                body = tet.process_exec
                 proc = None
                 if body is not None:
                     proc = body.process
                     if proc is None or exec_might_signal(proc):
                         body = None
-                elif t.process_exit is not None:
-                    body = t.process_exit
+                elif tet.process_exit is not None:
+                    body = tet.process_exit
                     proc = body.process
                 if body is not None:
                     if proc is None:
@@ -293,12 +297,12 @@ def first_pass(
         elif first and falco_is_plain(line):
             keys = ()
         if keys is None:
-            body = line.rstrip(b"\r\n")
-            if body:
+            record = line.rstrip(b"\r\n")
+            if record:
                 if gap_stamp is not None:
                     gap_time = max(gap_time or 0.0, _epoch(gap_stamp))
                     gap_stamp = None
-                full(body, lineno, offset, last_plain, gap_time)
+                full(record, lineno, offset, last_plain, gap_time)
                 last_plain = None
                 gap_time = None
         else:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import json
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import msgspec
 import orjson
@@ -135,7 +136,7 @@ def _sniff(data: bytes) -> str | None:
     return None
 
 
-def _format_of(obj: dict) -> str | None:
+def _format_of(obj: dict[str, Any]) -> str | None:
     """The format of a decoded object, by its keys."""
     kind = obj.get("kind")
     if "auditID" in obj or ("verb" in obj and "requestURI" in obj) or kind == "EventList":
@@ -326,6 +327,7 @@ class Ingestor:
         offset = 0
         lineno = 0
         emitted = 0
+        raw: RawRef | int | None
         for line in lines:
             lineno += 1
             size = len(line)
@@ -990,7 +992,7 @@ class Ingestor:
         return out
 
 
-def _lost_note(note: str, lost: dict) -> str:
+def _lost_note(note: str, lost: dict[str, Any]) -> str:
     """`note` (" [record over 1 MiB: only key fields read]") with what the scanner's
     bounds left out: " [...; 4,950 capability names not kept; not read to its end]"."""
     parts: list[str] = []
@@ -1026,6 +1028,6 @@ def _json_type(obj: object) -> str:
     return type(obj).__name__
 
 
-def _unknown_detail(obj: dict) -> str:
+def _unknown_detail(obj: dict[str, Any]) -> str:
     keys = ", ".join(str(k) for k in list(obj)[:5])
     return f"an object that is not an audit event, Falco alert or Tetragon event (keys: {keys})"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from ktriage.core.text import shown
 
@@ -247,7 +247,7 @@ def _compact_raw(ev: Event) -> RawRef | None:
         return RawRef(
             value >> _ARCHIVE_SHIFT, value >> _LENGTH_BITS & _OFFSET_MASK, value & _LENGTH_MASK
         )
-    return value
+    return cast("RawRef | None", value)
 
 
 class CompactEvent(Event):
@@ -255,7 +255,7 @@ class CompactEvent(Event):
     gives a RawRef as for any Event. Parsers build these; a replay holds millions."""
 
     __slots__ = ()
-    raw = property(_compact_raw, _RAW_SLOT.__set__)  # type: ignore[assignment]
+    raw = property(_compact_raw, _RAW_SLOT.__set__)
 
 
 @dataclass(slots=True)

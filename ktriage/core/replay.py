@@ -26,7 +26,7 @@ from ktriage.core import focus as focused
 from ktriage.core.archive import RawArchive
 from ktriage.core.correlate import Correlator
 from ktriage.core.ingest import MAX_LINE, Ingestor
-from ktriage.core.model import EntityRef, pack_raw
+from ktriage.core.model import EntityRef, Event, pack_raw
 from ktriage.core.parse import to_epoch
 
 # A JSON document (pretty-printed object or array) is read whole up to this size.
@@ -214,7 +214,8 @@ class _Helper:
             if not self.conn.poll(timeout):
                 self.proc.kill()
                 return None
-            return pickle.loads(self.conn.recv_bytes())
+            result: _HelperResult = pickle.loads(self.conn.recv_bytes())
+            return result
         except (EOFError, OSError, pickle.UnpicklingError):
             return None
         finally:
@@ -447,7 +448,7 @@ class Replayer:
             origin = f"{name}[{i}]" if isinstance(doc, list) else name
             self._feed(self.ingestor.feed_record(record, origin=origin, raw=raw))
 
-    def _feed(self, events: list) -> None:
+    def _feed(self, events: list[Event]) -> None:
         add = self.correlator.add
         for ev in events:
             add(ev)

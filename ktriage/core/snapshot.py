@@ -178,21 +178,23 @@ def render_markdown(
     add("")
     add("| Time (UTC) | Source | Severity | Kind | Summary |")
     add("|---|---|---|---|---|")
-    rows = events if len(events) <= MAX_TIMELINE_ROWS else _cut_timeline(events)
-    for ev in rows:
-        if ev is None:
+    rows: Sequence[Event | None] = (
+        events if len(events) <= MAX_TIMELINE_ROWS else _cut_timeline(events)
+    )
+    for row in rows:
+        if row is None:
             add(f"| … | | | | {len(events) - MAX_TIMELINE_ROWS} context events left out |")
             continue
-        sev = ev.severity.label.upper() if ev.signal else ev.severity.label
-        marker = "**" if ev.signal else ""
-        summary = md_escape(ev.summary)
-        if ev.suppressed_by:
+        sev = row.severity.label.upper() if row.signal else row.severity.label
+        marker = "**" if row.signal else ""
+        summary = md_escape(row.summary)
+        if row.suppressed_by:
             # An allow-list match reads "(expected: …)"; a user's suppression says so.
-            lead = " (" if ev.suppressed_by.startswith(EXPECTED_PREFIX) else " (suppressed: "
-            summary += lead + md_escape(ev.suppressed_by) + ")"
+            lead = " (" if row.suppressed_by.startswith(EXPECTED_PREFIX) else " (suppressed: "
+            summary += lead + md_escape(row.suppressed_by) + ")"
         add(
-            f"| {iso(ev.time)} | {ev.source} | {marker}{sev}{marker} | "
-            f"{md_escape(ev.kind)} | {marker}{summary}{marker} |"
+            f"| {iso(row.time)} | {row.source} | {marker}{sev}{marker} | "
+            f"{md_escape(row.kind)} | {marker}{summary}{marker} |"
         )
     add("")
 

@@ -191,5 +191,5 @@ def build_event(alert: FalcoAlert, data: bytes | memoryview, raw: RawRef | int |
         None if internal else attack,
         not internal,
         "" if internal else label,
-        raw,
+        raw,  # type: ignore[arg-type]  # a packed int: CompactEvent reads it back
     )

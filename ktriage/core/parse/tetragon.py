@@ -315,5 +315,5 @@ def build_event(rec: TetragonRecord, data: bytes | memoryview, raw: RawRef | int
         attack_for(technique, tactic or None) if technique else None,
         signal,
         label,
-        raw,
+        raw,  # type: ignore[arg-type]  # a packed int: CompactEvent reads it back
     )
