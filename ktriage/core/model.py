@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, cast
 
+from ktriage.core.detect.identity import CONTROLLER_ACCOUNTS, CONTROLLER_USERS
 from ktriage.core.text import shown
 
 SOURCES = ("audit", "falco", "tetragon", "kube", "ktriage")
@@ -66,12 +67,13 @@ STRONG_KINDS = frozenset(
 
 
 # Identities that act for the cluster itself: they touch everything, so they never
-# link incidents (they still show as entities).
+# link incidents (they still show as entities). Of kube-system's service accounts
+# only the control plane's controllers are such (CONTROLLER_USERS): any other is an
+# identity like any other, and a stolen one links what it did.
 SYSTEM_USER_PREFIXES = (
     "system:kube-",
     "system:node:",
     "system:apiserver",
-    "system:serviceaccount:kube-system:",
     "system:volume-scheduler",
     "system:unsecured",
     "eks:",
@@ -98,7 +100,7 @@ NON_LINKING_IPS = frozenset(
 
 
 def is_system_identity(name: str) -> bool:
-    return name.startswith(SYSTEM_USER_PREFIXES)
+    return name.startswith(SYSTEM_USER_PREFIXES) or name in CONTROLLER_USERS
 
 
 class EntityRef(NamedTuple):
@@ -120,7 +122,7 @@ class EntityRef(NamedTuple):
         if self.kind == EntityKind.USER:
             return not is_system_identity(self.name)
         if self.kind == EntityKind.SERVICE_ACCOUNT:
-            return self.namespace != "kube-system"
+            return not (self.namespace == "kube-system" and self.name in CONTROLLER_ACCOUNTS)
         if self.kind == EntityKind.IP:
             return self.name not in NON_LINKING_IPS
         return True

@@ -309,8 +309,8 @@ def test_bound_token_on_a_pod_request_keeps_the_target_first_and_no_node() -> No
     [
         # a person with extra (an OIDC claim) is not a service account
         {"username": "alice", "extra": {"authentication.kubernetes.io/pod-name": ["x"]}},
-        # the control plane's own service accounts never link
-        {**BOUND_USER, "username": "system:serviceaccount:kube-system:coredns"},
+        # the control plane's own controllers' service accounts never link
+        {**BOUND_USER, "username": "system:serviceaccount:kube-system:replicaset-controller"},
         # a legacy token (no claims) or claims of the wrong shape
         {**BOUND_USER, "extra": {"authentication.kubernetes.io/credential-id": ["JTI=1"]}},
         {**BOUND_USER, "extra": {"authentication.kubernetes.io/pod-name": [42]}},
@@ -322,3 +322,14 @@ def test_no_bound_pod_without_a_pod_claim_of_a_linking_service_account(user: dic
     ev = one(ing, line(user=user))
     assert not any(e.kind == EntityKind.POD for e in ev.entities)
     assert not ing.skipped
+
+
+def test_a_kube_system_account_that_is_no_controller_links_its_bound_pod() -> None:
+    """Only the control plane's controllers are exempt: a stolen coredns token is an
+    identity like any other, and its bound pod links what it did."""
+    user = {**BOUND_USER, "username": "system:serviceaccount:kube-system:coredns"}
+    ev = one(Ingestor(), line(user=user))
+    assert any(e.kind == EntityKind.POD and e.namespace == "kube-system" for e in ev.entities)
+    sa = entity(EntityKind.SERVICE_ACCOUNT, "kube-system", "coredns")
+    assert sa.strong
+    assert not entity(EntityKind.SERVICE_ACCOUNT, "kube-system", "replicaset-controller").strong
