@@ -24,8 +24,6 @@ traffic), `unverified` (no enforcing plugin seen, or the re-read failed) or
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -73,12 +71,14 @@ from ktriage.actions.quarantine_crd import (
 )
 from ktriage.actions.runner import Step, run_steps
 from ktriage.core import containment as cf
+
+# The names of the quarantine policy and label live in core (the containment state
+# names them in its next steps), once.
+from ktriage.core.containment import policy_name, quarantine_value
 from ktriage.core.model import EntityKind
 from ktriage.core.netpol import evaluate
 from ktriage.core.netverdict import NetworkVerdict, judge
 
-POLICY_PREFIX = "ktriage-quarantine-"
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # Controllers whose selector holds a pod, and the permission to read each.
 _READ_CONTROLLER = {
     "ReplicaSet": GET_REPLICASETS,
@@ -101,28 +101,6 @@ def node_level_steps() -> str:
         "contain it at the node instead: cordon its node (c) so nothing new lands there, "
         f"save its evidence (l), then delete{_key_of('delete-pod')} or evict the pod"
     )
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:10]
-
-
-def quarantine_value(pod_name: str) -> str:
-    """The quarantine label's value: the pod name, or a hashed cut of it (63 chars at most)."""
-    if len(pod_name) <= 63 and re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?", pod_name):
-        return pod_name
-    head = re.sub(r"[^A-Za-z0-9_.-]", "-", pod_name)[:52].strip("-_.") or "pod"
-    return f"{head}-{_digest(pod_name)}"
-
-
-def policy_name(pod_name: str) -> str:
-    """`ktriage-quarantine-<pod>`, a legal DNS label of 63 characters at most."""
-    name = POLICY_PREFIX + pod_name
-    if len(name) <= 63 and _DNS_LABEL.fullmatch(name):
-        return name
-    room = 63 - len(POLICY_PREFIX) - 11
-    head = re.sub(r"[^a-z0-9-]", "-", pod_name.lower())[:room].strip("-") or "pod"
-    return f"{POLICY_PREFIX}{head}-{_digest(pod_name)}"
 
 
 def quarantine_policy(namespace: str, pod_name: str, incident_id: str) -> dict[str, Any]:
