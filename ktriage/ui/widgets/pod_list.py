@@ -7,6 +7,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
+from textual.reactive import var
 
 from ktriage.ui.format import cell
 from ktriage.ui.pods import PodRow
@@ -46,6 +47,9 @@ class PodList(RowList):
         Binding("a", "toggle_all", "All pods"),
     ]
 
+    # The incident's pods (False) or all pods (True).
+    show_all: var[bool] = var(False)
+
     class ScopeToggled(Message):
         """`a` switched between the incident's pods and all pods."""
 
@@ -59,7 +63,6 @@ class PodList(RowList):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.show_all = False
         self.rows: list[PodRow] = []
         self.shown: list[PodRow] = []
         self.scope = ""
@@ -105,6 +108,9 @@ class PodList(RowList):
 
     def action_toggle_all(self) -> None:
         self.show_all = not self.show_all
+
+    def watch_show_all(self, show_all: bool) -> None:
+        """The scope changed (`a`, or set by the screen): start at the top, say so."""
         self.cursor = 0
         self.post_message(self.ScopeToggled(self))
 
