@@ -6,8 +6,9 @@ the server's answers with the same helpers:
 - `client_from_kubeconfig`: one ApiClient for a kubeconfig file and context, with
   urllib3's own retries off (every failure is seen and retried by ktriage, with
   backoff, Retry-After and a word in the health line or the action's record) and
-  keep-alive on (idle watches through proxies stay open), and ktriage's user agent
-  so the audit log tells its requests apart from everyone else's;
+  keep-alive on (idle watches through proxies stay open), and this process's user
+  agent (`USER_AGENT`, with a random session token) so the audit log tells its own
+  requests apart from everyone else's, a copied `ktriage/...` agent included;
 - `status_message`: the `message` of the Status the server sent, as plain text
   (a server's words are untrusted: control characters gone, length bounded);
 - `retry_after`: the Retry-After header in seconds, when there is a usable one.
@@ -17,15 +18,22 @@ from __future__ import annotations
 
 import json
 import math
+import secrets
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from ktriage import __version__
+from ktriage.core.detect.own import trust_own_agent
 from ktriage.core.text import clip, printable
 
-USER_AGENT = f"ktriage/{__version__}"
+# Unguessable per process: the audit detector keeps this run's requests as context
+# (never signals, never an identity that acted); any other `ktriage/...` agent, a
+# replay's or an attacker's, is judged like anyone's.
+SESSION_TOKEN = secrets.token_hex(5)
+USER_AGENT = f"ktriage/{__version__} (session {SESSION_TOKEN})"
+trust_own_agent(USER_AGENT)
 MAX_STATUS_MESSAGE = 300
 
 

@@ -35,6 +35,15 @@ def _raw(dry_run: bool, timeout: Any) -> dict[str, Any]:
     }
 
 
+def _delete_options(dry_run: bool) -> dict[str, Any]:
+    """The body of a delete. The API server reads a delete's options from its body when
+    it has one and then ignores the query, so a dry run must say so here too."""
+    body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
+    if dry_run:
+        body["dryRun"] = ["All"]
+    return body
+
+
 def _rbac(kube: Kube) -> k8s.RbacAuthorizationV1Api:
     return k8s.RbacAuthorizationV1Api(kube.api_client)
 
@@ -53,7 +62,7 @@ def delete_pod(
     timeout: Any = None,
 ) -> dict[str, Any]:
     """Delete a pod; with `uid`, only that very pod (not a namesake made since)."""
-    body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
+    body = _delete_options(dry_run)
     if grace_period is not None:
         body["gracePeriodSeconds"] = grace_period
     if uid:
@@ -167,7 +176,7 @@ def delete_binding(
     timeout: Any = None,
 ) -> dict[str, Any]:
     api = _rbac(kube)
-    body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
+    body = _delete_options(dry_run)
     if uid:
         body["preconditions"] = {"uid": uid}
     if kind == "ClusterRoleBinding":
@@ -223,7 +232,7 @@ def delete_service_account(
     dry_run: bool = False,
     timeout: Any = None,
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
+    body = _delete_options(dry_run)
     if uid:
         body["preconditions"] = {"uid": uid}
     return _decode(
@@ -261,7 +270,7 @@ def delete_secret(
     dry_run: bool = False,
     timeout: Any = None,
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
+    body = _delete_options(dry_run)
     if uid:
         body["preconditions"] = {"uid": uid}
     return _decode(

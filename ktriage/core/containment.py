@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ktriage.core.model import EntityKind, EntityRef, Event, Incident, is_system_identity
+from ktriage.core.parse.audit import OWN_REQUEST_KIND
 
 # Aspects of containment.
 NETWORK = "network"
@@ -406,7 +407,9 @@ def containment_state(
         # Context events (most of an incident) only matter from the cluster itself.
         if not ev.signal and source != "kube":
             continue
-        if ev.signal:
+        if ev.signal and ev.kind != OWN_REQUEST_KIND:
+            # (This run's own requests are never signals; should one come as one, it
+            # still names no identity that acted.)
             actor = actor_of(ev)
             if actor is not None and actor not in seen_actors:
                 seen_actors.add(actor)

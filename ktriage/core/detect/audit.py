@@ -54,6 +54,7 @@ from ktriage.core.detect.identity import (
     public_address,
 )
 from ktriage.core.detect.objects import CsrSubject
+from ktriage.core.detect.own import is_dry_run, is_own_agent
 from ktriage.core.detect.rbac import RbacDetections
 from ktriage.core.detect.workloads import (
     SECURITY_TOOLS,
@@ -190,9 +191,23 @@ class AuditDetector(WorkloadDetections, RbacDetections, ConfigDetections):
             self._latest = t
             if t > self._next_release:
                 out = self._release(t)
+        if is_own_agent(rec.userAgent):
+            # This process's own request (parse/audit.py made it OWN_REQUEST_KIND):
+            # never a signal, never counted in a burst, nothing learnt from it.
+            if out is None:
+                return [ev]
+            out.append(ev)
+            return out
         summary = ev.summary
         oref = rec.objectRef
-        if oref is not None:
+        if oref is not None and _dry_run(rec):
+            # It changed nothing: no detection of what it did, nothing learnt from the
+            # objects it named. Who sent it is still judged below (anonymous, a
+            # privileged impersonation, a system credential from outside, 403 bursts).
+            note = next((n for n in (UNTIMED_NOTE, OUT_OF_RANGE_NOTE) if summary.endswith(n)), "")
+            text = plain(f"{summary[: len(summary) - len(note)]} (dry run)")
+            ev.summary = summary = with_untimed_note(text, note) if note else text
+        elif oref is not None:
             if oref.resource in _ADDRESS_RESOURCES:
                 self._learn_addresses(rec)
             handler = self._handlers.get(oref.resource or "")
@@ -648,6 +663,21 @@ class AuditDetector(WorkloadDetections, RbacDetections, ConfigDetections):
         horizon = self._latest - 10 * BURST_WINDOW
         for actor in [a for a, s in self._bursts.items() if not s.times or s.times[-1] < horizon]:
             del self._bursts[actor]
+
+
+_BODY_LEVELS = frozenset({"Request", "RequestResponse"})
+
+
+def _dry_run(rec: AuditRecord) -> bool:
+    verb = rec.verb
+    if verb in DELETE_VERBS:
+        return is_dry_run(
+            verb,
+            rec.requestURI,
+            body_recorded=rec.level in _BODY_LEVELS,
+            delete_options=decode_object(rec.requestObject) if rec.requestObject else None,
+        )
+    return is_dry_run(verb, rec.requestURI)
 
 
 def _as_impersonated(summary: str, actor: str, impersonated: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
+from ktriage.core.detect.own import is_own_agent
 from ktriage.core.model import (
     CompactEvent,
     EntityKind,
@@ -70,6 +71,7 @@ class Meta(msgspec.Struct, gc=False):
 
 class AuditRecord(msgspec.Struct, gc=False):
     kind: str | None = None
+    level: str | None = None
     userAgent: str | None = None
     auditID: str | None = None
     stage: str | None = None
@@ -448,9 +450,10 @@ def build_event(
         shared = _ENTITY_TUPLES[key] = key
     kind = "api-request"
     agent = rec.userAgent
-    if agent is not None and agent.startswith(OWN_USER_AGENT):
-        # ktriage's own checks, dry runs and actions, as the cluster saw them: kept
-        # in the stream, but not context for incidents (the action events are).
+    if agent is not None and is_own_agent(agent):
+        # This process's own checks, dry runs and actions, as the cluster saw them:
+        # kept in the stream, but not context for incidents (the action events are).
+        # Only this run's exact agent (see detect/own.py): `ktriage/...` is spoofable.
         kind = OWN_REQUEST_KIND
         summary = f"{summary} (ktriage)"
     return CompactEvent(
@@ -468,7 +471,6 @@ def build_event(
     )
 
 
-OWN_USER_AGENT = "ktriage/"
 OWN_REQUEST_KIND = "ktriage-request"
 
 

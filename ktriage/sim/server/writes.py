@@ -401,6 +401,19 @@ class WriteHandlers(HandlerBase):
         body = await self._read_body(ctx)
         return body if isinstance(body, dict) else {}
 
+    def _delete_dry_run(self, ctx: Ctx, options: dict) -> bool:
+        """As the API server: a delete's options come from its body when it sent one,
+        and the query (its dryRun too) is then ignored."""
+        if ctx.request_body is None:
+            return self._dry_run(ctx)
+        values = options.get("dryRun") or []
+        for value in values:
+            if value != "All":
+                raise errors.bad_request(
+                    f'dryRun: Unsupported value: "{value}": supported values: "All"'
+                )
+        return bool(values)
+
     async def _delete(self, ctx: Ctx, rt: ResourceType) -> web.Response:
         info = ctx.info
         assert info is not None
@@ -427,7 +440,7 @@ class WriteHandlers(HandlerBase):
             "resourceVersion"
         ):
             raise errors.conflict(rt, info.name)
-        dry_run = self._dry_run(ctx) or "All" in (options.get("dryRun") or [])
+        dry_run = self._delete_dry_run(ctx, options)
         gone = deep_copy(old)
         if not dry_run:
             namespace = info.namespace if rt.namespaced else None
@@ -475,7 +488,7 @@ class WriteHandlers(HandlerBase):
         objs, _ = self.store.snapshot(rt.api_version, rt.kind, namespace)
         targets = [o for o in objs if match is None or match(o)]
         deleted = []
-        dry_run = self._dry_run(ctx)
+        dry_run = self._delete_dry_run(ctx, options)
         for obj in targets:
             meta = obj["metadata"]
             if dry_run:
