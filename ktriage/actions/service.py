@@ -166,6 +166,8 @@ class ActionService:
         self._locks: dict[Target, asyncio.Lock] = {}
         self._setup_error = ""
         self._setup_failed_at = 0.0
+        # Roll-back plans of actions cut short, prepared for `u` (by id of the plan).
+        self._rollbacks: dict[int, tuple[Plan, str]] = {}
 
     # ---- plumbing --------------------------------------------------------------
 
@@ -283,8 +285,11 @@ class ActionService:
                 unknown = perms.unknown_cached(wanted, target.namespace)
                 out[key] = (True, f"{action.title} ({unknown})" if unknown else action.title)
         record = self.last_undoable(None, target)
+        cut = self._cut_short_on(target) if record is None else None
         if record is not None:
             out[UNDO_KEY] = (True, f"undo {undo_words(record)}")
+        elif cut is not None:
+            out[UNDO_KEY] = (True, f"roll back {cut.intent.action} {target.words()}, cut short")
         else:
             out[UNDO_KEY] = (False, f"nothing to undo on {target.words()}")
         if stale:
@@ -307,6 +312,9 @@ class ActionService:
                 last = done[-1]
                 note = last.undo_note or ("already undone" if last.undone else last.result)
                 return f"{why}: the last action here, {undo_words(last)}, {note}"
+            cut = self._cut_short_on(target, checked_empty=True)
+            if cut is not None:
+                return f"{why}: {cut.intent.action} was cut short here with nothing of it in place"
             return f"{why}: ktriage has taken no action on it"
         action = self.actions.get(key)
         if action is None:
@@ -420,6 +428,9 @@ class ActionService:
         """
         if self.read_only:
             raise ActionError("read-only mode: actions are disabled")
+        rollback = self._rollbacks.pop(id(plan), None)
+        if rollback is not None and rollback[0] is plan:
+            return await self._apply_rollback(plan, rollback[1])
         ctx = await self.ensure_context()
         action = self._by_name[plan.action]
         started = self.clock()
@@ -679,6 +690,56 @@ class ActionService:
         await self._close(entry, how, found, by=outcome)
         return outcome
 
+    def _cut_short_on(self, target: Target, *, checked_empty: bool = False) -> Entry | None:
+        """The newest earlier action on `target` cut short and not resolved yet, with
+        something of it in place (or not checked yet); with `checked_empty`, one found
+        to have nothing in place instead. An undo cut short is not one: its original
+        is still undoable."""
+        for entry in reversed(self._entries):
+            intent = entry.intent
+            if entry.finished or intent.uid in self._resolved or intent.is_undo:
+                continue
+            if intent.target != target:
+                continue
+            found = self._unfinished.get(intent.uid)
+            empty = found is not None and found.verdict == NOTHING
+            if empty == checked_empty:
+                return entry
+        return None
+
+    async def _prepare_rollback(self, entry: Entry) -> Plan:
+        """`u` on an action cut short: the plan that takes away what of it is in place
+        (an orphan policy alone is deleted), dry-run, for the same confirm as any undo;
+        applying it resolves the cut-short intent as the start-up dialog's roll back."""
+        ctx = await self.ensure_context()
+        intent = entry.intent
+        action = self._by_name[intent.base_action]
+        if intent.uid not in self._unfinished:
+            self._unfinished[intent.uid] = await inspect(ctx, entry, self.snapshot_dir)
+        plan = await action.plan_undo(ctx, _as_record(intent))
+        if not plan.unchanged:
+            await action.dry_run(ctx, plan)
+        plan.notes.insert(
+            0,
+            f"{intent.action} {intent.target.words()} was cut short in an earlier run; "
+            f"in place now: {self._unfinished[intent.uid].summary()}",
+        )
+        self._rollbacks[id(plan)] = (plan, intent.uid)
+        return plan
+
+    async def _apply_rollback(self, plan: Plan, uid: str) -> Outcome:
+        entry = next((e for e in self._entries if e.intent.uid == uid), None)
+        if entry is None or entry.finished or uid in self._resolved:
+            raise ActionError("that action cut short was resolved meanwhile")
+        found = self._unfinished.get(uid) or await inspect(
+            await self.ensure_context(), entry, self.snapshot_dir
+        )
+        if plan.unchanged:
+            return await self._close(entry, ROLLBACK, found, nothing=plan.unchanged)
+        outcome = await self.apply(plan)
+        await self._close(entry, ROLLBACK, found, by=outcome)
+        return outcome
+
     def _original(self, intent: Intent) -> ActionRecord | None:
         return next((r for r in self._records if r.uid == intent.undo_of), None)
 
@@ -821,6 +882,9 @@ class ActionService:
         if self.read_only:
             raise ActionError("read-only mode: actions are disabled")
         record = self.last_undoable(incident_id, target)
+        cut = self._cut_short_on(as_target(target)) if record is None and target else None
+        if cut is not None:
+            return await self._prepare_rollback(cut)
         if record is None:
             where = as_target(target).words() if target is not None else "this incident"
             raise ActionError(f"nothing to undo on {where}")

@@ -9,7 +9,9 @@
 - **Scale to zero** (`S`): the pod's Deployment (through its ReplicaSet),
   StatefulSet or bare ReplicaSet, through the scale subresource as `kubectl
   scale` does. A DaemonSet or a Job cannot be scaled: the check says so and
-  what to do instead. Undo restores the recorded replicas.
+  what to do instead. Undo restores the recorded replicas. As with delete, when
+  no logs dump of the pod finished in this incident the plan warns first and the
+  confirm needs an explicit choice: the pods and their logs go.
 
 Both re-read what they changed before saying what is now true.
 """
@@ -53,6 +55,7 @@ from ktriage.core.containment import DELETED, RESTORED, SCALED_DOWN, WORKLOAD, f
 
 GRACE = "g"
 NOW = "0"
+SCALE_ANYWAY = "s"
 # A dump's directory: <namespace>.<pod>.<UTC stamp>[-n] (logs.py).
 _STAMP = re.compile(r"\d{8}T\d{6}Z(-\d+)?")
 # How long scale-to-zero waits for the pods to start terminating before saying so.
@@ -343,6 +346,19 @@ class ScaleToZero:
     ) -> Plan:
         plan = self._plan(target, incident_id, facts["kind"], facts["workload"], 0)
         if not plan.unchanged:
+            evidence = saved_evidence(ctx, incident_id, target)
+            if not evidence:
+                plan.warnings.append(
+                    f"No evidence of pod {target.short()} was saved in this incident: its "
+                    "pods and their logs will be gone; dump logs (l) first, or choose below "
+                    "to scale it to zero anyway."
+                )
+                plan.options = [
+                    (SCALE_ANYWAY, "scale to zero anyway, without saving its logs first")
+                ]
+                plan.option = ""  # an explicit choice, not enter alone
+            else:
+                plan.notes.append("Evidence saved first: " + ", ".join(evidence))
             plan.warnings.append(
                 f"Every pod of {plan.subject.kind} {plan.subject.short()} stops, not only "
                 f"this one: the service it provides goes down. Undo restores "
@@ -408,6 +424,8 @@ class ScaleToZero:
     ) -> Outcome:
         if plan.unchanged:
             return Outcome(plan=plan, result=UNCHANGED, message=plan.unchanged)
+        if plan.options and plan.option != SCALE_ANYWAY:
+            raise ActionError("choose first: dump the pod's logs (l), or scale it anyway (s)")
         st = plan.state
         s = plan.subject
         try:

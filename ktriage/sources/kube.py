@@ -594,9 +594,16 @@ class ListWatch:
             self.relists += 1
             self._note("resourceVersion expired (410 Gone): listing again")
             return ""
-        if code == 404 and self.resource == "events" and self._events_api == "events.k8s.io/v1":
+        if (
+            code in (403, 404)
+            and self.resource == "events"
+            and self._events_api == "events.k8s.io/v1"
+        ):
+            # A read-only identity (the `view` role) may list core events and not
+            # events.k8s.io: the same events, so fall back rather than retry forever.
             self._events_api = "v1"
-            self._note("events.k8s.io/v1 is not served; using core v1 events")
+            why = "is not served (404)" if code == 404 else "may not be listed (403 forbidden)"
+            self._note(f"events.k8s.io/v1 {why}; using core v1 events")
             return ""
         if code == 429:
             delay = retry_after(exc)
@@ -609,6 +616,9 @@ class ListWatch:
             self._wait(delay)
             return rv
         delay = backoff.next()
+        if self.resource == "events":
+            api = "core v1" if self._events_api == "v1" else self._events_api
+            what = f"{api} {what}"  # which of the two events APIs refused
         text = describe_api_error(exc, f"list/watch {what}")
         if code == 401 and self.conn.reload():
             text += " (credentials re-read from the kubeconfig)"

@@ -32,10 +32,10 @@ from test_actions_support import (  # noqa: F401  (fixtures)
 )
 from waiting import wait_for
 
-from ktriage.actions import OK, UNDONE
+from ktriage.actions import OK, UNDO_KEY, UNDONE
 from ktriage.actions.base import QUARANTINE_LABEL
 from ktriage.actions.journal import JOURNAL_FILE
-from ktriage.actions.unfinished import PARTLY
+from ktriage.actions.unfinished import NOTHING, PARTLY
 from ktriage.core.snapshot import render_markdown
 
 pytestmark = pytest.mark.sim
@@ -141,6 +141,74 @@ async def test_killed_between_policy_and_label_is_rolled_back_or_completed_after
         assert kept == ([] if how == "rollback" else [lines[1]["uid"]])
     finally:
         again.close()
+
+
+async def test_u_on_the_pod_of_an_action_cut_short_rolls_it_back(sim: Any, tmp_path: Path) -> None:
+    ns, node, pod = unique("shop"), unique("node"), unique("web")
+    seed_namespace(sim.store, ns)
+    seed_node(sim.store, node)
+    seed_pod(sim.store, ns, pod, node=node, labels={"app": "web"})
+    ref = unique("falco-alert")
+    await _kill_between_policy_and_label(sim, tmp_path, ns, pod, ref)
+    policy = f"ktriage-quarantine-{pod}"
+    assert _policies(sim, tmp_path, ns) == [policy]
+    (cut,) = [json.loads(x) for x in (tmp_path / JOURNAL_FILE).read_text().splitlines()]
+
+    engine, incident = incident_engine(ns, pod, ref, time.time() - 60)
+    service = make_service(sim, engine, tmp_path)
+    try:
+        # Offered before the start-up check too: the journal says it was cut short.
+        offered = await service.refresh((ns, pod))
+        assert offered[UNDO_KEY] == (True, f"roll back isolate pod {ns}/{pod}, cut short")
+        assert "taken no action" not in service.explain(UNDO_KEY, (ns, pod))
+
+        plan = await service.prepare_undo(incident, (ns, pod))
+        assert plan.is_undo and not plan.unchanged
+        assert any("cut short" in n and "orphan policy" in n for n in plan.notes)
+        assert [(c.verb, c.target.name) for c in plan.changes] == [("delete", policy)]
+        assert _policies(sim, tmp_path, ns) == [policy]  # the dry run deleted nothing
+
+        outcome = await service.apply(plan)
+        assert outcome.result == UNDONE, outcome.message
+        assert _policies(sim, tmp_path, ns) == []
+        assert QUARANTINE_LABEL not in _labels(sim, tmp_path, ns, pod)
+        assert await service.unfinished() == []
+        assert not any("cut short" in x for x in service.still_in_place())
+        offered = await service.refresh((ns, pod))
+        assert offered[UNDO_KEY] == (False, f"nothing to undo on pod {ns}/{pod}")
+    finally:
+        service.close()
+    # Journaled as the start-up dialog's roll back: the undo's intent and result,
+    # then the cut-short intent's result naming it.
+    lines = [json.loads(x) for x in (tmp_path / JOURNAL_FILE).read_text().splitlines()]
+    assert [line["kind"] for line in lines] == ["intent", "intent", "result", "result"]
+    assert lines[-1]["intent"] == cut["uid"] and lines[-1]["resolved"] == "rollback"
+    assert lines[-1]["by"] == lines[1]["uid"]
+
+
+async def test_u_on_an_action_cut_short_with_nothing_in_place_says_so(
+    sim: Any, tmp_path: Path
+) -> None:
+    ns, node, pod = unique("shop"), unique("node"), unique("web")
+    seed_namespace(sim.store, ns)
+    seed_node(sim.store, node)
+    seed_pod(sim.store, ns, pod, node=node, labels={"app": "web"})
+    ref = unique("falco-alert")
+    await _kill_between_policy_and_label(sim, tmp_path, ns, pod, ref)
+    # Someone removed the orphan policy by hand: nothing of the action is left.
+    kubectl(sim, tmp_path, "delete", "networkpolicy", f"ktriage-quarantine-{pod}", "-n", ns)
+    service = make_service(sim, None, tmp_path)
+    try:
+        (item,) = await service.unfinished()
+        assert item.verdict == NOTHING
+        offered = await service.refresh((ns, pod))
+        assert offered[UNDO_KEY] == (False, f"nothing to undo on pod {ns}/{pod}")
+        assert service.explain(UNDO_KEY, (ns, pod)) == (
+            f"nothing to undo on pod {ns}/{pod}: isolate was cut short here with nothing "
+            "of it in place"
+        )
+    finally:
+        service.close()
 
 
 async def test_snapshot_after_a_restart_lists_earlier_actions_and_evidence(

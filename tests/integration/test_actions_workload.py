@@ -164,7 +164,18 @@ async def test_scale_to_zero_and_undo_restores_the_replicas(sim: Any, tmp_path: 
         assert any("Every pod" in w for w in plan.warnings)
         spec = kubectl(sim, tmp_path, "get", "deployment", "web", "-n", ns, "-o", "json")
         assert spec["spec"]["replicas"] == 2  # the dry run changed nothing
+        # No logs were dumped: the plan warns first and enter alone scales nothing.
+        assert plan.warnings[0].startswith(f"No evidence of pod {ns}/{name} was saved")
+        assert "dump logs (l) first" in plan.warnings[0]
+        assert plan.option == "" and [k for k, _ in plan.options] == ["s"]
+        refused = await service.apply(plan)
+        assert refused.result == "failed" and "choose" in refused.message
+        got = kubectl(
+            sim, tmp_path, "get", "deployment", "web", "-n", ns, "-o", "jsonpath={.spec.replicas}"
+        )
+        assert got == "2"
 
+        plan.option = "s"
         outcome = await service.apply(plan)
         assert outcome.result == OK, outcome.message
         # Sent as the preview said: a patch of the scale subresource.
@@ -195,6 +206,32 @@ async def test_scale_to_zero_and_undo_restores_the_replicas(sim: Any, tmp_path: 
         )
         assert got == "2"
         await wait_for(lambda: len(_live(_pods(sim, ns))) == 2, what="two pods again")
+    finally:
+        service.close()
+
+
+async def test_scale_to_zero_after_its_logs_were_dumped_needs_no_choice(
+    sim: Any, tmp_path: Path
+) -> None:
+    ns = unique("shop")
+    _deployment(sim, ns, replicas=1)
+    # Running, so that it has a log to dump.
+    await wait_for(
+        lambda: [p for p in _live(_pods(sim, ns)) if p.get("status", {}).get("phase") == "Running"],
+        what="the Deployment's pod running",
+    )
+    name = _live(_pods(sim, ns))[0]["metadata"]["name"]
+    engine, incident = engine_with_incident(ns, name)
+    service = make_service(sim, engine, tmp_path)
+    try:
+        logs = await service.apply(await service.prepare("l", incident, (ns, name)))
+        assert logs.result == OK, logs.message
+        plan = await service.prepare("S", incident, (ns, name))
+        assert not any("No evidence" in w for w in plan.warnings)
+        assert not plan.options and any("Evidence saved first" in n for n in plan.notes)
+        outcome = await service.apply(plan)
+        assert outcome.result == OK, outcome.message
+        await wait_for(lambda: not _live(_pods(sim, ns)), what="the pod terminating")
     finally:
         service.close()
 
@@ -257,6 +294,7 @@ async def test_scale_to_zero_a_statefulset(sim: Any, tmp_path: Path) -> None:
     try:
         plan = await service.prepare("S", incident, (ns, name))
         assert (plan.subject.kind, plan.subject.name) == ("StatefulSet", "pg")
+        plan.option = "s"
         outcome = await service.apply(plan)
         assert outcome.result == OK, outcome.message
         assert outcome.containment[0]["subject"] == f"statefulset {ns}/pg"

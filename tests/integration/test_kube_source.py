@@ -387,6 +387,87 @@ async def test_events_fall_back_to_core_v1(sim_cluster: SimCluster) -> None:
         assert events.errors["404"] == 1
 
 
+async def test_events_forbidden_falls_back_to_core_v1_as_viewer(sim_cluster: SimCluster) -> None:
+    # The read-only identity is bound to `view`: core events yes, events.k8s.io no (real RBAC).
+    sim = sim_cluster
+    conn = KubeConnection.connect(str(sim.kubeconfig_path), context="sim-readonly")
+    engine = Engine()
+    source = KubeWatchSource(conn, "events", ClusterState(), backoff=FAST, timeouts=TIMEOUTS)
+    engine.add_source(source)
+    await engine.start()
+    try:
+        await asyncio.wait_for(source.synced.wait(), 10)
+        history = [msg for _, msg in source.history]
+        fallbacks = [m for m in history if m.startswith("events.k8s.io/v1")]
+        assert fallbacks == [
+            "events.k8s.io/v1 may not be listed (403 forbidden); using core v1 events"
+        ]
+        assert source.errors["403"] == 1
+        sim.store.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"name": "api-1.x2", "namespace": "shop"},
+                "involvedObject": {"kind": "Pod", "namespace": "shop", "name": "api-1"},
+                "reason": "FailedMount",
+                "message": 'MountVolume.SetUp failed for volume "token"',
+                "type": "Warning",
+                "count": 1,
+                "lastTimestamp": "2026-01-01T00:03:00Z",
+            }
+        )
+
+        def warned() -> bool:
+            return any(
+                ev.kind == "k8s-warning" and any(e.name == "api-1" for e in ev.entities)
+                for ev in engine.store
+            )
+
+        await wait_for(warned, what="the core v1 event seen")
+        assert source.health.state == "connected"
+    finally:
+        await engine.stop(timeout=1.0)
+        await asyncio.to_thread(source.join, 1.0)
+        conn.close()
+        engine.archive.close()
+
+
+async def test_hostile_events_forbidden_on_both_apis_backs_off(sim_cluster: SimCluster) -> None:
+    # Neither events API may be listed: say so, naming the core API, and back off
+    # (a hot retry would hammer the API server with hundreds of requests a second).
+    sim = sim_cluster
+    sim.faults.match = "events"
+    sim.faults.fail_next(10_000, 403)
+    conn = KubeConnection.connect(str(sim.kubeconfig_path))
+    engine = Engine()
+    source = KubeWatchSource(conn, "events", ClusterState(), backoff=FAST, timeouts=TIMEOUTS)
+    engine.add_source(source)
+    await engine.start()
+    try:
+        await wait_for(
+            lambda: "forbidden (403) to list/watch core v1 events" in source.health.last_error,
+            what=lambda: source.health.last_error,
+        )
+        assert source.health.state == "reconnecting"
+        assert "retrying in" in source.health.last_error
+        history = [msg for _, msg in source.history]
+        assert sum(m.startswith("events.k8s.io/v1") for m in history) == 1
+        started = source.errors["403"]
+        await wait_for(lambda: source.errors["403"] >= started + 3, timeout=10)
+        # FAST backs off 0.05 s doubling to 0.5 s: within 1.5 s a handful of tries.
+        before = source.errors["403"]
+        deadline = time.monotonic() + 1.5
+        await wait_for(lambda: time.monotonic() >= deadline, timeout=5)
+        assert source.errors["403"] - before <= 5
+        assert not source.synced.is_set()
+    finally:
+        sim.faults.reset()
+        await engine.stop(timeout=1.0)
+        await asyncio.to_thread(source.join, 1.0)
+        conn.close()
+        engine.archive.close()
+
+
 async def test_namespace_scope(sim_cluster: SimCluster) -> None:
     sim = sim_cluster
     sim.store.apply(builders.namespace("other"))

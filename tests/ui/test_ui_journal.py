@@ -14,6 +14,7 @@ from ktriage.actions import ActionService, kubeconfig_factory
 from ktriage.actions.base import MANAGED_BY, MANAGED_BY_LABEL, Target
 from ktriage.actions.journal import ActionJournal, Intent
 from ktriage.actions.unfinished import NOTHING
+from ktriage.ui.screens.action_confirm import ActionConfirmScreen
 from ktriage.ui.screens.quit_confirm import QuitConfirmScreen
 from ktriage.ui.screens.unfinished import UnfinishedScreen
 
@@ -53,22 +54,22 @@ def _cluster_address(sim: Any) -> str:
         client.close()
 
 
-def _cut_short_isolation(sim: Any, snapshots: Path, pod: str, uid: str) -> None:
+def _cut_short_isolation(sim: Any, snapshots: Path, pod: str, uid: str, ns: str = NS) -> None:
     """What a kill between the policy and the label leaves: the policy, and an intent."""
     policy = f"ktriage-quarantine-{pod}"
     body = {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": {"name": policy, "namespace": NS, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
+        "metadata": {"name": policy, "namespace": ns, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
         "spec": {
             "podSelector": {"matchLabels": {"ktriage.io/quarantine": pod}},
             "policyTypes": ["Ingress", "Egress"],
         },
     }
     changes = [
-        {"verb": "create", "target": {"kind": "NetworkPolicy", "namespace": NS, "name": policy},
+        {"verb": "create", "target": {"kind": "NetworkPolicy", "namespace": ns, "name": policy},
          "body": body, "content_type": "", "summary": "deny all"},
-        {"verb": "patch", "target": {"kind": "Pod", "namespace": NS, "name": pod},
+        {"verb": "patch", "target": {"kind": "Pod", "namespace": ns, "name": pod},
          "body": {"metadata": {"labels": {"ktriage.io/quarantine": pod}}},
          "content_type": "application/strategic-merge-patch+json", "summary": "label"},
     ]  # fmt: skip
@@ -78,13 +79,13 @@ def _cut_short_isolation(sim: Any, snapshots: Path, pod: str, uid: str) -> None:
         action="isolate",
         incident_id="INC-0000AA",
         signal="",
-        target=Target("Pod", NS, pod),
-        subject=Target("NetworkPolicy", NS, policy),
+        target=Target("Pod", ns, pod),
+        subject=Target("NetworkPolicy", ns, policy),
         time=time.time() - 30,
         actor="admin",
-        title=f"Isolate pod {NS}/{pod}",
+        title=f"Isolate pod {ns}/{pod}",
         changes=changes,
-        undo={"namespace": NS, "pod": pod, "policy": policy, "value": pod},
+        undo={"namespace": ns, "pod": pod, "policy": policy, "value": pod},
     )
     ActionJournal(snapshots).intent(intent, _cluster_address(sim))
 
@@ -187,3 +188,60 @@ async def test_u_with_nothing_to_undo_says_so(tmp_path: Path, sim: Any) -> None:
         # Said in the notice below the panes, which covers none of the newest rows.
         screen = app.screen
         await wait_for(pilot, lambda: f"nothing to undo on {where}" in screen.notice.text)
+
+
+async def test_u_on_a_pod_with_an_action_cut_short_rolls_it_back_as_quit_says(
+    tmp_path: Path, sim: Any
+) -> None:
+    # The pod the miner incident selects, with an orphan policy a killed run left.
+    ns, pod = "payments", "api-7d9f"
+    policy = f"ktriage-quarantine-{pod}"
+    sim.store.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    sim.store.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": pod, "namespace": ns, "labels": {"app": "api"}},
+            "spec": {"nodeName": NODE, "containers": [{"name": "app", "image": "nginx:1.27"}]},
+        }
+    )
+    sim.store.apply(
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": policy, "namespace": ns, "labels": {MANAGED_BY_LABEL: MANAGED_BY}},
+            "spec": {
+                "podSelector": {"matchLabels": {"ktriage.io/quarantine": pod}},
+                "policyTypes": ["Ingress", "Egress"],
+            },
+        }
+    )
+    snapshots = tmp_path / "snapshots"
+    _cut_short_isolation(sim, snapshots, pod, "run1-A1", ns=ns)
+    app = make_app(engine_with(miner_events()), tmp_path, mode="live", snapshot_dir=snapshots)
+    app.api_client_factory = kubeconfig_factory(str(sim.kubeconfig_path), "sim-admin")
+    async with app.run_test(size=(160, 45)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, UnfinishedScreen), timeout=20)
+        await wait_for(pilot, lambda: "Cut short" in screen_text(app))
+        await pilot.press("l")  # left in the start-up dialog
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, UnfinishedScreen))
+        await pilot.press("q")
+        await wait_for(pilot, lambda: "Still in place" in screen_text(app))
+        assert "(an action cut short: u rolls back what of it is" in screen_text(app)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, QuitConfirmScreen))
+        await pilot.press("u")
+        await wait_for(pilot, lambda: isinstance(app.screen, ActionConfirmScreen), timeout=20)
+        text = screen_text(app)
+        assert f"Undoes: isolate of pod {ns}/{pod}" in text
+        assert "was cut short in an earlier run" in text
+        assert sim.store.get_obj("networking.k8s.io/v1", "NetworkPolicy", ns, policy)
+        await pilot.press("enter")
+        await wait_for(
+            pilot,
+            lambda: sim.store.get_obj("networking.k8s.io/v1", "NetworkPolicy", ns, policy) is None,
+            timeout=20,
+        )
+        service = app.action_provider.service  # type: ignore[union-attr]
+        await wait_for(pilot, lambda: not service.still_in_place())

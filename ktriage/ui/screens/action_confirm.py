@@ -25,6 +25,7 @@ from textual.widgets import Static
 from ktriage.actions.base import FAILED, OK, UNCHANGED, UNDONE, ActionError, Outcome, Plan
 from ktriage.actions.catalog import BY_NAME, IDENTITY, POD, UNDO_NAME
 from ktriage.actions.record import undo_words
+from ktriage.core.containment import ISOLATED
 from ktriage.core.text import shown
 
 if TYPE_CHECKING:
@@ -356,35 +357,38 @@ class ActionsProvider:
             return
         self._confirm(plan)
 
-    def _confirm(self, plan: Plan, *, optional: bool = False) -> None:
+    def _confirm(self, plan: Plan) -> None:
         def done(outcome: Outcome | None) -> None:
             if outcome is None:
                 return
             self.app.notify(
-                shown(outcome.message),
+                shown(outcome.message + self._detach_hint(plan, outcome)),
                 title=shown(outcome_title(plan, outcome)),
                 severity=outcome_severity(outcome),
                 timeout=10,
                 markup=False,
             )
-            if plan.action == "isolate" and outcome.result == OK and not plan.is_undo:
-                self.app.run_worker(self._offer_detach(plan), group="actions", exit_on_error=False)
 
-        self.app.push_screen(ActionConfirmScreen(self.service, plan, optional=optional), done)
+        self.app.push_screen(ActionConfirmScreen(self.service, plan), done)
 
-    async def _offer_detach(self, isolated: Plan) -> None:
-        """After isolation, offer detach as its own confirmable step (esc declines)."""
-        ok, _why = self.service.available(isolated.target).get("D", (False, ""))
+    def _detach_hint(self, plan: Plan, outcome: Outcome) -> str:
+        """After an isolation that is not known to be effective, detach is a hint to
+        press D, never a dialog of its own (enter there would apply what nobody asked
+        for). When the pod is isolated (e.g. a Cilium or Calico deny quarantine) it is
+        not needed, and not mentioned."""
+        if plan.action != "isolate" or outcome.result != OK or plan.is_undo:
+            return ""
+        if any(f.get("state") == ISOLATED for f in outcome.containment):
+            return ""
+        if "(D)" in outcome.message:  # the outcome already names it as the remedy
+            return ""
+        ok, _why = self.service.available(plan.target).get("D", (False, ""))
         if not ok:
-            return
-        try:
-            plan = await self.service.prepare(
-                "D", isolated.incident_id, isolated.target, offered=True
-            )
-        except ActionError:
-            return
-        if not plan.unchanged:
-            self._confirm(plan, optional=True)
+            return ""
+        return (
+            f". Next, if traffic may still reach it: press D to detach pod "
+            f"{plan.target.short()} from its controller and Services"
+        )
 
 
 __all__ = [

@@ -26,7 +26,11 @@ def changes_text(changes: list[str]) -> Text:
     for change in changes:
         out.append("• ", "bold")
         out.append(shown(change) + "\n")
-    out.append("\nesc, then u on the pod, undoes one; q quits and leaves them.", "italic")
+    out.append(
+        "\nesc, then u on the pod or identity undoes one (an action cut short: u rolls "
+        "back what of it is in place); q quits and leaves them.",
+        "italic",
+    )
     return out
 
 
