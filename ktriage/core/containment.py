@@ -106,14 +106,16 @@ DONE_STATES: dict[str, frozenset[str]] = {
 }
 
 # The compact mark of an incident.
-CONTAINED = "contained"  # every pod isolated or gone, every acting identity revoked
+CONTAINED = "contained"  # every pod isolated or gone, every identity to revoke revoked
 PARTLY = "partly"  # something is contained, not everything
 NOTHING = "none"  # nothing is contained yet
 
 TIME_TO_CONTAIN_DEFINITION = (
     "from the first signal until every pod of the incident is isolated effectively or "
-    "gone and every identity that acted is revoked (bindings removed or credentials "
-    "revoked); a cordon alone does not count"
+    "gone, every identity that acted is revoked (bindings removed or credentials "
+    "revoked) and every credential the attacker obtained is revoked (a token minted "
+    "for a ServiceAccount: its credentials revoked; a node's kubelet credentials read: "
+    "never by Kubernetes, so the incident stays open); a cordon alone does not count"
 )
 
 # Bounds on what one action event may make us read (a hostile or broken record).
@@ -444,9 +446,9 @@ def containment_state(
     seen_nodes: dict[str, str] = {}
     host_network: set[str] = set()
     # ServiceAccounts a token was minted for (with who minted it), kubelet
-    # credentials read (node, pod, what was seen).
+    # credentials read (node, pod).
     obtained: dict[str, tuple[EntityRef, EntityRef | None]] = {}
-    kubelet_reads: list[tuple[str, EntityRef | None, str]] = []
+    kubelet_reads: list[tuple[str, EntityRef | None]] = []
     identity_facts: dict[str, list[Fact]] = {}
     for ev in events:
         source = ev.source
@@ -468,13 +470,7 @@ def containment_state(
                 obtained.setdefault(identity_subject(minted), (minted, actor))
             if ev.kind == KUBELET_CREDENTIALS_READ:
                 pod_ref, node_ref = ev.first(EntityKind.POD), ev.first(EntityKind.NODE)
-                kubelet_reads.append(
-                    (
-                        node_ref.name if node_ref is not None else "",
-                        pod_ref,
-                        _text(ev.summary)[:200],
-                    )
-                )
+                kubelet_reads.append((node_ref.name if node_ref is not None else "", pod_ref))
         if source != "audit":
             # The node a pod runs on, as runtime alerts and the cluster name it.
             pod_ref, node = ev.first(EntityKind.POD), ev.first(EntityKind.NODE)
@@ -594,7 +590,7 @@ def containment_state(
                 steps.append(_revoke_tokens_step(item, ent))
     # Kubelet credentials read: that node's identity stays open (Kubernetes cannot
     # revoke a client certificate by an API call).
-    for node, pod_ref, seen in kubelet_reads:
+    for node, pod_ref in kubelet_reads:
         where = pod_subject(pod_ref.namespace, pod_ref.name) if pod_ref is not None else ""
         node = node or (seen_nodes.get(where, "") if where else "")
         subject = (
@@ -608,7 +604,6 @@ def containment_state(
             CANNOT_REVOKE,
             "its kubelet credentials were read"
             + (f" in {where}" if where else "")
-            + (f" ({seen})" if seen else "")
             + ": they act as the node until the certificate expires; Kubernetes cannot "
             "revoke them by an API call",
             required=True,
