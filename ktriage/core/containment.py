@@ -590,14 +590,16 @@ def containment_state(
                 steps.append(_revoke_tokens_step(item, ent))
     # Kubelet credentials read: that node's identity stays open (Kubernetes cannot
     # revoke a client certificate by an API call).
+    named = {i.subject for i in items if i.aspect == IDENTITY}
     for node, pod_ref in kubelet_reads:
         where = pod_subject(pod_ref.namespace, pod_ref.name) if pod_ref is not None else ""
         node = node or (seen_nodes.get(where, "") if where else "")
         subject = (
             f"user system:node:{node}" if node else f"the kubelet of the node of {where or '?'}"
         )
-        if any(i.subject == subject and i.aspect == IDENTITY for i in items):
+        if subject in named:  # one item per node, however many reads
             continue
+        named.add(subject)
         item = Item(
             IDENTITY,
             subject,

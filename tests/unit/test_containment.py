@@ -812,3 +812,13 @@ def test_new_words_survive_redaction_unchanged() -> None:
     for item in state.items:
         assert shown(item.detail) == item.detail
     assert shown(state.tokens_live_words()) == state.tokens_live_words()
+
+
+def test_hostile_many_kubelet_reads_make_one_item_per_node() -> None:
+    case = Case(shell(100))
+    for n in range(2_000):
+        case.add(kubelet_read(120 + n / 1000, ref=f"k{n}"))
+    state = case.state()
+    nodes = [i for i in state.of("identity") if i.subject == "user system:node:w2"]
+    assert len(nodes) == 1
+    assert len([s for s in state.next_steps if s.subject == "user system:node:w2"]) == 1
