@@ -55,10 +55,16 @@ class Cordon:
             subject=node_target,
             permission=GET_NODES,
         )
-        return {"node": node}
+        return {"node": node, "host_network": (pod.get("spec") or {}).get("hostNetwork") is True}
 
     def _plan(
-        self, target: Target, incident_id: str, node: dict[str, Any], *, cordon: bool
+        self,
+        target: Target,
+        incident_id: str,
+        node: dict[str, Any],
+        *,
+        cordon: bool,
+        host_network: bool = False,
     ) -> Plan:
         name = node["metadata"]["name"]
         subject = Target(EntityKind.NODE, "", name)
@@ -89,7 +95,14 @@ class Cordon:
                 ),
             )
         )
-        if cordon:
+        if cordon and host_network:
+            # Isolation refuses such a pod: the words must not send the user back to it.
+            plan.notes.append(
+                "The pod keeps running: cordoning stops new pods only. It uses the host's "
+                "network, where NetworkPolicy cannot apply: save its evidence (l), then "
+                "delete it (X)."
+            )
+        elif cordon:
             pods_note = "The pod keeps running: cordoning stops new pods only; isolate it too."
             plan.notes.append(pods_note)
         return plan
@@ -97,7 +110,13 @@ class Cordon:
     async def plan(
         self, ctx: ActionContext, target: Target, incident_id: str, facts: dict[str, Any]
     ) -> Plan:
-        return self._plan(target, incident_id, facts["node"], cordon=True)
+        return self._plan(
+            target,
+            incident_id,
+            facts["node"],
+            cordon=True,
+            host_network=facts.get("host_network") is True,
+        )
 
     async def dry_run(self, ctx: ActionContext, plan: Plan) -> None:
         if not plan.changes:

@@ -139,6 +139,7 @@ KIND_TECHNIQUE: dict[str, str] = {
     "kubectl-in-pod": "T1613",
     "sa-token-read": "T1528",
     "sensitive-file-read": "T1552.001",
+    "kubelet-credentials-read": "T1552.001",
     "shadow-read": "T1003.008",
     "sensitive-file-write": "T1098",
     "setuid": "T1068",

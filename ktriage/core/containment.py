@@ -7,7 +7,9 @@ is now true, as a list of facts in its timeline event (`raw_inline["containment"
      "detail": "no NetworkPolicy allows traffic to or from it"}
 
 The vocabulary is below; a fact's `detail` is one plain sentence for the user.
-A later fact about the same (aspect, subject) replaces an earlier one.
+A later fact about the same (aspect, subject) replaces an earlier one; an identity
+has two independent parts, its bindings (unbind, undo unbind) and its credentials
+(revoke, never undone), and a fact replaces only the one of its part.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ktriage.core.model import EntityKind, EntityRef, Event, Incident, is_system_identity
+from ktriage.core.model import (
+    EntityKind,
+    EntityRef,
+    Event,
+    Incident,
+    Severity,
+    is_system_identity,
+)
 from ktriage.core.parse.audit import OWN_REQUEST_KIND
 
 # Aspects of containment.
@@ -98,14 +107,16 @@ DONE_STATES: dict[str, frozenset[str]] = {
 }
 
 # The compact mark of an incident.
-CONTAINED = "contained"  # every pod isolated or gone, every acting identity revoked
+CONTAINED = "contained"  # every pod isolated or gone, every identity to revoke revoked
 PARTLY = "partly"  # something is contained, not everything
 NOTHING = "none"  # nothing is contained yet
 
 TIME_TO_CONTAIN_DEFINITION = (
     "from the first signal until every pod of the incident is isolated effectively or "
-    "gone and every identity that acted is revoked (bindings removed or credentials "
-    "revoked); a cordon alone does not count"
+    "gone, every identity that acted is revoked (bindings removed or credentials "
+    "revoked) and every credential the attacker obtained is revoked (a token minted "
+    "for a ServiceAccount: its credentials revoked; a node's kubelet credentials read: "
+    "never by Kubernetes, so the incident stays open); a cordon alone does not count"
 )
 
 # Bounds on what one action event may make us read (a hostile or broken record).
@@ -120,6 +131,19 @@ POLICY_PREFIX = "ktriage-quarantine-"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 
+# The two parts of an identity's containment, and the part each action changes.
+BINDINGS = "bindings"
+CREDENTIALS = "credentials"
+_PART_OF_ACTION = {"unbind": BINDINGS, "undo unbind": BINDINGS, "revoke": CREDENTIALS}
+_PART_OF_STATE = {
+    BINDINGS_REMOVED: BINDINGS,
+    CREDENTIALS_REVOKED: CREDENTIALS,
+    CANNOT_REVOKE: CREDENTIALS,
+}
+# Signals that tell of a credential the attacker obtained (core/detect/audit.py,
+# core/detect/tetragon.py).
+TOKEN_REQUEST = "token-request"
+KUBELET_CREDENTIALS_READ = "kubelet-credentials-read"
 # Sources whose signals name the identity that made the request, first.
 _ACTOR_SOURCES = frozenset({"audit", "falco"})
 # Legacy action events (recorded without facts): what each result still tells.
@@ -217,6 +241,30 @@ class Containment:
         if any(i.done and i.since is not None for i in self.items if i.aspect != EVIDENCE):
             return PARTLY
         return NOTHING
+
+    @property
+    def tokens_live(self) -> list[Item]:
+        """ServiceAccounts counted contained by removed bindings alone: their tokens
+        still authenticate (as whatever their groups may do) until revoked."""
+        return [
+            i
+            for i in self.items
+            if i.aspect == IDENTITY
+            and i.done
+            and i.state == BINDINGS_REMOVED
+            and i.subject.startswith("serviceaccount ")
+        ]
+
+    def tokens_live_words(self, limit: int = 6) -> str:
+        """`serviceaccount ci/runner: bindings removed; its tokens still authenticate
+        until revoked (R)`, or "" when there is none."""
+        items = self.tokens_live
+        if not items:
+            return ""
+        names = ", ".join(i.subject for i in items[:limit])
+        if len(items) > limit:
+            names += f" and {len(items) - limit} more"
+        return f"{names}: bindings removed; its tokens still authenticate until revoked (R)"
 
     def open_words(self, limit: int = 6) -> str:
         """`pod shop/web-1 not isolated, serviceaccount ci/runner not revoked`."""
@@ -398,6 +446,11 @@ def containment_state(
     deletions: list[tuple[float, str]] = []
     seen_nodes: dict[str, str] = {}
     host_network: set[str] = set()
+    # ServiceAccounts a token was minted for (with who minted it), kubelet
+    # credentials read (node, pod).
+    obtained: dict[str, tuple[EntityRef, EntityRef | None]] = {}
+    kubelet_reads: list[tuple[str, EntityRef | None]] = []
+    identity_facts: dict[str, list[Fact]] = {}
     for ev in events:
         source = ev.source
         if source == "ktriage":
@@ -415,6 +468,12 @@ def containment_state(
                 seen_actors.add(actor)
                 if actor.name and not acts_for_the_cluster(actor):
                     actors.setdefault(identity_subject(actor), actor)
+            minted = _token_obtained(ev, actor)
+            if minted is not None:
+                obtained.setdefault(identity_subject(minted), (minted, actor))
+            if ev.kind == KUBELET_CREDENTIALS_READ:
+                pod_ref, node_ref = ev.first(EntityKind.POD), ev.first(EntityKind.NODE)
+                kubelet_reads.append((node_ref.name if node_ref is not None else "", pod_ref))
         if source != "audit":
             # The node a pod runs on, as runtime alerts and the cluster name it.
             pod_ref, node = ev.first(EntityKind.POD), ev.first(EntityKind.NODE)
@@ -437,6 +496,9 @@ def containment_state(
     streak: dict[tuple[str, str], float | None] = {}
     for _, _, f in facts:
         key = (f.aspect, f.subject)
+        if f.aspect == IDENTITY:
+            identity_facts.setdefault(f.subject, []).append(f)
+            continue
         if f.subject.startswith("pod ") and f.aspect in (NETWORK, WORKLOAD, EVIDENCE):
             pod = pods.get(f.subject)
             if pod is None:
@@ -509,24 +571,52 @@ def containment_state(
     for (aspect, subject), f in sorted(latest.items()):
         if aspect in (WORKLOAD, NODE):
             items.append(_item(f, required=False, since=streak.get((aspect, subject)) or f.time))
-    # Identities: every one that acted, and any other a fact is about.
-    identity_subjects = dict.fromkeys([*actors, *(s for a, s in latest if a == IDENTITY)])
+    # Identities: every one that acted or whose credentials were obtained, and any
+    # other a fact is about.
+    identity_subjects = dict.fromkeys([*actors, *obtained, *identity_facts])
     for subject in identity_subjects:
-        known = latest.get((IDENTITY, subject))
-        required = subject in actors
-        if known is None:
-            item = Item(
-                IDENTITY,
-                subject,
-                OPEN,
-                "acted in the incident; nothing revoked yet",
-                required=required,
-            )
-        else:
-            item = _item(known, required=required, since=streak.get((IDENTITY, subject)))
+        who = actors.get(subject) or (obtained[subject][0] if subject in obtained else None)
+        minted_by = obtained[subject][1] if subject in obtained else None
+        item = _identity_item(
+            subject,
+            identity_facts.get(subject, []),
+            required=subject in actors or subject in obtained,
+            obtained=subject in obtained,
+            minted_by=minted_by,
+            service_account=who is not None and who.kind == EntityKind.SERVICE_ACCOUNT,
+        )
         items.append(item)
-        if required and not item.done:
-            steps.append(_identity_step(item, actors.get(subject)))
+        if item.required and not item.done:
+            steps.append(_identity_step(item, who, minted_by if subject in obtained else None))
+        elif item.done and item.state == BINDINGS_REMOVED and who is not None:
+            if who.kind == EntityKind.SERVICE_ACCOUNT:
+                steps.append(_revoke_tokens_step(item, who))
+    # Kubelet credentials read: that node's identity stays open (Kubernetes cannot
+    # revoke a client certificate by an API call).
+    named = {i.subject for i in items if i.aspect == IDENTITY}
+    for read_node, read_pod in kubelet_reads:
+        where = pod_subject(read_pod.namespace, read_pod.name) if read_pod is not None else ""
+        node_name = read_node or (seen_nodes.get(where, "") if where else "")
+        subject = (
+            f"user system:node:{node_name}"
+            if node_name
+            else f"the kubelet of the node of {where or '?'}"
+        )
+        if subject in named:  # one item per node, however many reads
+            continue
+        named.add(subject)
+        item = Item(
+            IDENTITY,
+            subject,
+            CANNOT_REVOKE,
+            "its kubelet credentials were read"
+            + (f" in {where}" if where else "")
+            + ": they act as the node until the certificate expires; Kubernetes cannot "
+            "revoke them by an API call",
+            required=True,
+        )
+        items.append(item)
+        steps.append(_kubelet_step(item, node_name, read_pod))
     covered = {i.subject for i in evidence_items}
     for (aspect, subject), f in sorted(latest.items()):
         if aspect == EVIDENCE and subject not in covered:
@@ -538,6 +628,103 @@ def containment_state(
         times = [i.since for i in state.required]
         state.contained_at = None if any(t is None for t in times) else max(times)  # type: ignore[type-var]
     return state
+
+
+def _token_obtained(ev: Event, actor: EntityRef | None) -> EntityRef | None:
+    """The ServiceAccount a TokenRequest that succeeded minted a token for: named
+    after the identity that asked (audit entities: the actor, any impersonated
+    identity, then the request's object). A denied request is a LOW signal."""
+    if ev.source != "audit" or ev.kind != TOKEN_REQUEST or ev.severity <= Severity.LOW:
+        return None
+    if actor is None or actor not in ev.entities:
+        return None
+    after = ev.entities[ev.entities.index(actor) + 1 :]
+    accounts = [e for e in after if e.kind == EntityKind.SERVICE_ACCOUNT and e.name]
+    return accounts[-1] if accounts else None
+
+
+def _parts(f: Fact) -> tuple[str, ...]:
+    """The part(s) of an identity's containment a fact is about: by the action that
+    reported it, else by its state; a restore by an unknown action, both."""
+    part = _PART_OF_ACTION.get(f.action) or _PART_OF_STATE.get(f.state)
+    return (part,) if part else (BINDINGS, CREDENTIALS)
+
+
+def _identity_item(
+    subject: str,
+    facts: list[Fact],
+    *,
+    required: bool,
+    obtained: bool,
+    minted_by: EntityRef | None,
+    service_account: bool,
+) -> Item:
+    """Where an identity stands: revoked credentials contain it; removed bindings too,
+    unless a credential of it was obtained (a minted token outlives any binding)."""
+    parts: dict[str, Fact] = {}
+    since: float | None = None
+    for f in facts:
+        for part in _parts(f):
+            parts[part] = f
+        if _identity_contained(parts, obtained):
+            since = f.time if since is None else since
+        else:
+            since = None
+    bindings, credentials = parts.get(BINDINGS), parts.get(CREDENTIALS)
+    by = f" by {identity_subject(minted_by)}" if minted_by is not None else ""
+    if credentials is not None and credentials.state == CREDENTIALS_REVOKED:
+        return _item(credentials, required=required, since=since)
+    if bindings is not None and bindings.state == BINDINGS_REMOVED:
+        item = _item(bindings, required=required, since=since)
+        if obtained:
+            detail = (
+                f"bindings removed, but a token for it was obtained{by}: it still "
+                "authenticates until the credentials are revoked (R)"
+            )
+            return Item(
+                IDENTITY,
+                subject,
+                BINDINGS_REMOVED,
+                detail,
+                bindings.time,
+                bindings.actor,
+                bindings.action,
+                required,
+                done=False,
+            )
+        if service_account:
+            detail = "bindings removed; its tokens still authenticate until revoked (R)"
+            if bindings.detail:
+                detail += f" ({bindings.detail})"
+            return Item(
+                IDENTITY,
+                subject,
+                item.state,
+                detail,
+                item.since,
+                item.actor,
+                item.action,
+                required,
+                done=True,
+            )
+        return item
+    if credentials is not None:
+        return _item(credentials, required=required, since=since)
+    if bindings is not None:
+        return _item(bindings, required=required, since=since)
+    detail = (
+        f"a token for it was obtained{by}; not revoked yet"
+        if obtained
+        else "acted in the incident; nothing revoked yet"
+    )
+    return Item(IDENTITY, subject, OPEN, detail, required=required)
+
+
+def _identity_contained(parts: dict[str, Fact], obtained: bool) -> bool:
+    credentials, bindings = parts.get(CREDENTIALS), parts.get(BINDINGS)
+    if credentials is not None and credentials.state == CREDENTIALS_REVOKED:
+        return True
+    return not obtained and bindings is not None and bindings.state == BINDINGS_REMOVED
 
 
 def _pod_spec(ev: Event, nodes: dict[str, str], host_network: set[str]) -> None:
@@ -787,25 +974,39 @@ def _service_account_json(namespace: str, name: str) -> str:
     return json.dumps(account, separators=(",", ":"), ensure_ascii=True)
 
 
-def _identity_step(item: Item, ent: EntityRef | None) -> NextStep:
+def _identity_step(
+    item: Item, ent: EntityRef | None, minted_by: EntityRef | None = None
+) -> NextStep:
     if ent is None:  # pragma: no cover - only actors are required
         return NextStep(item.subject, "revoke it")
     grep = "kubectl get clusterrolebindings,rolebindings --all-namespaces -o wide | grep -F -e "
     if ent.kind == EntityKind.SERVICE_ACCOUNT:
         ns, name = ent.namespace, ent.name
-        # (No "credentials: ..." in these words: the redactor would take it for one.)
-        why = (
-            "not revoked. Remove the bindings it created or used (kubectl delete "
-            "clusterrolebinding NAME / kubectl --namespace=NS delete rolebinding NAME), and "
-            "revoke every token it has by deleting and recreating it (bound tokens die "
-            "with the ServiceAccount's UID, its legacy token Secrets are deleted with it; "
-            "pods that use it must restart)"
-        )
+        if minted_by is not None:
+            # A minted token outlives any binding: only a new uid ends it.
+            controller = (
+                " (a controller's account: kube-controller-manager requests a new token for it)"
+                if acts_for_the_cluster(ent)
+                else ""
+            )
+            why = (
+                f"a token for it was obtained by {identity_subject(minted_by)}: revoke every "
+                f"token it has by deleting and recreating it (R in ktriage){controller}; pods "
+                "that use it must restart"
+            )
+        else:
+            # (No "credentials: ..." in these words: the redactor would take it for one.)
+            why = (
+                "not revoked. Remove the bindings it created or used (kubectl delete "
+                "clusterrolebinding NAME / kubectl --namespace=NS delete rolebinding NAME), "
+                "and revoke every token it has by deleting and recreating it (bound tokens "
+                "die with the ServiceAccount's UID, its legacy token Secrets are deleted "
+                "with it; pods that use it must restart)"
+            )
         commands: tuple[str, ...] = (
             f"kubectl auth can-i --list {_q(f'--as=system:serviceaccount:{ns}:{name}')}",
             grep + _q(f"{ns}/{name}"),
-            f"kubectl {_ns(ns)}delete {_q('serviceaccount/' + name)} && "
-            f"printf '%s\\n' {_q(_service_account_json(ns, name))} | kubectl create -f -",
+            _recreate_command(ns, name),
         )
         return NextStep(item.subject, why, commands, _suspicious(ns, name))
     name = ent.name
@@ -820,3 +1021,51 @@ def _identity_step(item: Item, ent: EntityRef | None) -> NextStep:
     )
     commands = (f"kubectl auth can-i --list {_q('--as=' + name)}", grep + _q(name))
     return NextStep(item.subject, why, commands, _suspicious(name))
+
+
+def _recreate_command(namespace: str, name: str) -> str:
+    return (
+        f"kubectl {_ns(namespace)}delete {_q('serviceaccount/' + name)} && "
+        f"printf '%s\\n' {_q(_service_account_json(namespace, name))} | kubectl create -f -"
+    )
+
+
+def _revoke_tokens_step(item: Item, ent: EntityRef) -> NextStep:
+    """A ServiceAccount whose bindings are removed: its tokens still authenticate."""
+    ns, name = ent.namespace, ent.name
+    why = (
+        "bindings removed, but its tokens still authenticate (as whatever its groups "
+        "may do): revoke them by deleting and recreating it (R in ktriage)"
+    )
+    return NextStep(item.subject, why, (_recreate_command(ns, name),), _suspicious(ns, name))
+
+
+def drain_command(node: str) -> str:
+    return f"kubectl drain --ignore-daemonsets --delete-emptydir-data -- {_q(node)}"
+
+
+def _kubelet_step(item: Item, node: str, pod: EntityRef | None) -> NextStep:
+    """A node whose kubelet credentials were read: nothing in the API revokes them."""
+    why = (
+        "its kubelet credentials were read: Kubernetes cannot revoke a client "
+        "certificate by an API call, and rotating the kubelet's certificate leaves the "
+        "stolen one valid until it expires. Cordon and drain the node (the Node "
+        "authorizer then gives that identity no pod to read), then replace the node, "
+        "or rotate the cluster's CA"
+    )
+    if node:
+        commands: tuple[str, ...] = (f"kubectl cordon -- {_q(node)}", drain_command(node))
+        odd = _suspicious(node)
+    elif pod is not None:
+        find = (
+            f"kubectl {_ns(pod.namespace)}get {_q('pod/' + pod.name)} "
+            "-o jsonpath='{.spec.nodeName}'"
+        )
+        commands = (
+            cordon_command(pod.namespace, pod.name, ""),
+            f'kubectl drain --ignore-daemonsets --delete-emptydir-data -- "$({find})"',
+        )
+        odd = _suspicious(pod.namespace, pod.name)
+    else:
+        commands, odd = (), False
+    return NextStep(item.subject, why, commands, odd)

@@ -267,6 +267,10 @@ def _containment_section(
         add("**Contained**; when is not known (a pod was found gone, with no record of when).")
     else:
         add(f"**Not contained yet.** Open: {md_escape(state.open_words())}.")
+    live = state.tokens_live_words()
+    if live:
+        add("")
+        add(f"**Tokens still authenticate:** {md_escape(live)}.")
     add("")
     add(f"Time to contain is measured {TIME_TO_CONTAIN_DEFINITION}.")
     add("")

@@ -189,3 +189,28 @@ async def test_isolate_cordon_and_logs_make_the_state_and_its_next_steps_run(
     assert f"| evidence | pod shop/{pod} | logs-dumped |" in section
     assert f"| identity | serviceaccount shop/{account} | open |" in section
     assert f"kubectl --namespace=shop label pod/{other} ktriage.io/quarantine={other}" in section
+
+
+async def test_cordon_plan_for_a_host_network_pod_names_delete_not_isolate(
+    sim: Any, tmp_path: Path
+) -> None:
+    """Isolation refuses a hostNetwork pod: the cordon plan must not send the user back
+    to it, but name what works: its evidence saved, then the pod deleted."""
+    node, host_pod, plain_pod = unique("node"), unique("pwn"), unique("web")
+    ns = unique("kube-system")
+    seed_node(sim.store, node)
+    seed_pod(sim.store, ns, host_pod, node=node, labels={"run": "pwn"})
+    sim.store.mutate("v1", "Pod", ns, host_pod, lambda p: p["spec"].update(hostNetwork=True))
+    seed_pod(sim.store, ns, plain_pod, node=node, labels={"app": "web"})
+    engine, incident = engine_with_incident(ns, host_pod)
+    service = make_service(sim, engine, tmp_path)
+    try:
+        plan = await service.prepare("c", incident, (ns, host_pod))
+        notes = " ".join(plan.notes)
+        assert "isolate it too" not in notes
+        assert "NetworkPolicy cannot apply" in notes
+        assert "save its evidence (l), then delete it (X)" in notes
+        plan = await service.prepare("c", incident, (ns, plain_pod))
+        assert "isolate it too" in " ".join(plan.notes)
+    finally:
+        service.close()

@@ -620,3 +620,205 @@ def test_an_unverified_isolation_is_checked_again_or_the_pod_deleted() -> None:
     assert step.commands[0].startswith("kubectl --namespace=shop logs pod/web-1")
     assert step.commands[-1] == "kubectl --namespace=shop delete pod/web-1"
     assert not any("networking.k8s.io" in c for c in step.commands)
+
+
+# ---- credentials the attacker obtained, and the two parts of an identity -----------------
+
+CONTROLLER = entity(EntityKind.SERVICE_ACCOUNT, "kube-system", "clusterrole-aggregation-controller")
+KUBE_SYSTEM = entity(EntityKind.NAMESPACE, "", "kube-system")
+
+
+def token_request(when: float, actor, target, *, severity=Severity.CRITICAL, ref="t1") -> Event:
+    """As core/detect/audit.py makes it: the actor, the request's object, its namespace."""
+    return Event(
+        time=when,
+        source="audit",
+        ref=ref,
+        kind="token-request",
+        severity=severity,
+        summary="token",
+        entities=(actor, target, KUBE_SYSTEM, POD),  # the pod its token was bound to
+        signal=True,
+        label="Token for a controller account",
+    )
+
+
+def kubelet_read(when: float, *entities, ref: str = "k1") -> Event:
+    return Event(
+        time=when,
+        source="tetragon",
+        ref=ref,
+        kind="kubelet-credentials-read",
+        severity=Severity.HIGH,
+        summary="Kubelet credentials read: /usr/bin/cat /var/lib/kubelet/kubeconfig",
+        entities=entities or (POD, NODE),
+        signal=True,
+        label="Kubelet credentials read",
+    )
+
+
+def revoked(subject: str = "serviceaccount ci/runner") -> dict:
+    return fact("identity", subject, "credentials-revoked", "recreated with a new uid")
+
+
+def unbound(subject: str = "serviceaccount ci/runner") -> dict:
+    return fact("identity", subject, "bindings-removed", "1 binding(s) removed")
+
+
+def rebound(subject: str = "serviceaccount ci/runner") -> dict:
+    return fact("identity", subject, "restored", "bindings restored")
+
+
+def test_a_token_minted_for_another_account_is_open_until_its_credentials_are_revoked() -> None:
+    case = Case(shell(100), token_request(110, SA, CONTROLLER))
+    case.act(200, "isolate", isolated())
+    case.act(210, "unbind", unbound())
+    subject = "serviceaccount kube-system/clusterrole-aggregation-controller"
+    state = case.state()
+    item = state_of(state, "identity", subject)
+    assert (item.state, item.required, item.done) == ("open", True, False)
+    assert "obtained by serviceaccount ci/runner" in item.detail
+    assert f"{subject} not revoked" in state.open_words()
+    (step,) = [s for s in state.next_steps if s.subject == subject]
+    assert "kube-controller-manager requests a new token" in step.why
+    assert any(
+        "delete serviceaccount/clusterrole-aggregation-controller" in c for c in step.commands
+    )
+    # Removing its bindings does not end a token already minted.
+    case.act(220, "unbind", unbound(subject))
+    assert not case.state().contained and case.ttc() is None
+    assert not state_of(case.state(), "identity", subject).done
+    case.act(300, "revoke", revoked(subject))
+    assert case.state().contained and case.ttc() == 200
+
+
+def test_a_denied_token_request_obtained_nothing() -> None:
+    case = Case(shell(100), token_request(110, SA, CONTROLLER, severity=Severity.LOW))
+    subjects = {i.subject for i in case.state().of("identity")}
+    assert subjects == {"serviceaccount ci/runner"}
+
+
+def test_hostile_token_request_naming_no_other_account_adds_no_identity() -> None:
+    # Only the actor as a ServiceAccount: nothing says which account got a token.
+    ev = token_request(110, SA, KUBE_SYSTEM)
+    case = Case(shell(100), ev)
+    assert {i.subject for i in case.state().of("identity")} == {"serviceaccount ci/runner"}
+
+
+def test_a_kubelet_credentials_read_keeps_the_node_identity_open_with_node_steps() -> None:
+    case = Case(shell(100), kubelet_read(120))
+    case.act(200, "isolate", isolated())
+    state = case.state()
+    item = state_of(state, "identity", "user system:node:w2")
+    assert (item.state, item.required, item.done) == ("cannot-revoke", True, False)
+    assert "in pod shop/web-1" in item.detail
+    assert not state.contained and case.ttc() is None
+    assert "user system:node:w2 cannot be revoked by Kubernetes" in state.open_words()
+    (step,) = [s for s in state.next_steps if s.subject == "user system:node:w2"]
+    assert step.commands == (
+        "kubectl cordon -- w2",
+        "kubectl drain --ignore-daemonsets --delete-emptydir-data -- w2",
+    )
+    assert "leaves the stolen one valid" in step.why
+    md = render_markdown(case.incident, case.c.events_of(case.id))
+    assert "| identity | user system:node:w2 | cannot-revoke |" in md
+
+
+def test_a_kubelet_credentials_read_with_no_node_asks_the_cluster_for_it() -> None:
+    case = Case(shell(100, POD), kubelet_read(120, POD))
+    (step,) = [s for s in case.state().next_steps if "kubelet" in s.subject]
+    assert step.subject == "the kubelet of the node of pod shop/web-1"
+    assert all("get pod/web-1 -o jsonpath='{.spec.nodeName}'" in c for c in step.commands)
+
+
+def test_hostile_node_name_in_kubelet_steps_stays_one_argument() -> None:
+    node = entity(EntityKind.NODE, "", "w2; rm -rf / #")
+    case = Case(shell(100), kubelet_read(120, POD, node))
+    (step,) = [s for s in case.state().next_steps if s.subject.startswith("user system:node:")]
+    for command in step.commands:
+        assert shlex.split(command)[-1] == "w2; rm -rf / #"
+    assert not step.suspicious  # printable: quoting is enough
+
+
+def test_bindings_removed_alone_contains_but_says_the_tokens_still_authenticate() -> None:
+    case = Case(shell(100), request(110, SA, POD))
+    case.act(200, "isolate", isolated())
+    case.act(210, "unbind", unbound())
+    state = case.state()
+    item = state_of(state, "identity", "serviceaccount ci/runner")
+    assert item.done and "its tokens still authenticate until revoked (R)" in item.detail
+    assert state.contained and case.ttc() == 110
+    (step,) = [s for s in state.next_steps if s.subject == "serviceaccount ci/runner"]
+    assert "delete serviceaccount/runner" in step.commands[0]
+    md = render_markdown(case.incident, case.c.events_of(case.id))
+    assert (
+        "**Tokens still authenticate:** serviceaccount ci/runner: bindings removed; "
+        "its tokens still authenticate until revoked (R)." in md
+    )
+    case.act(220, "revoke", revoked())
+    assert not case.state().tokens_live
+    md = render_markdown(case.incident, case.c.events_of(case.id))
+    assert "Tokens still authenticate" not in md
+
+
+def test_undoing_an_unbind_after_a_revoke_keeps_the_credentials_revoked() -> None:
+    case = Case(shell(100), request(110, SA, POD))
+    case.act(200, "isolate", isolated())
+    case.act(210, "revoke", revoked())
+    case.act(220, "unbind", unbound())
+    case.act(230, "undo unbind", rebound())
+    state = case.state()
+    item = state_of(state, "identity", "serviceaccount ci/runner")
+    assert (item.state, item.done, item.since) == ("credentials-revoked", True, 210)
+    assert state.contained and case.ttc() == 110
+    assert "restored, not revoked" not in state.open_words()
+
+
+def test_undoing_an_unbind_made_before_a_revoke_keeps_the_credentials_revoked() -> None:
+    case = Case(shell(100), request(110, SA, POD))
+    case.act(200, "isolate", isolated())
+    case.act(210, "unbind", unbound())
+    case.act(220, "revoke", revoked())
+    case.act(230, "undo unbind", rebound())
+    item = state_of(case.state(), "identity", "serviceaccount ci/runner")
+    # Contained without a break since the unbind.
+    assert (item.state, item.done, item.since) == ("credentials-revoked", True, 210)
+    assert case.ttc() == 110
+
+
+def test_undoing_the_only_unbind_reopens_the_identity() -> None:
+    case = Case(shell(100), request(110, SA, POD))
+    case.act(200, "isolate", isolated())
+    case.act(210, "unbind", unbound())
+    case.act(230, "undo unbind", rebound())
+    state = case.state()
+    item = state_of(state, "identity", "serviceaccount ci/runner")
+    assert (item.state, item.done) == ("restored", False)
+    assert "serviceaccount ci/runner restored, not revoked" in state.open_words()
+
+
+def test_new_words_survive_redaction_unchanged() -> None:
+    from ktriage.core.text import shown
+
+    case = Case(shell(100), request(110, SA, POD), token_request(115, SA, CONTROLLER))
+    case.add(kubelet_read(120))
+    case.act(210, "unbind", unbound())
+    state = case.state()
+    assert len(state.next_steps) >= 3
+    for step in state.next_steps:
+        assert shown(step.why) == step.why
+        for command in step.commands:
+            assert shown(command) == command
+    for item in state.items:
+        assert shown(item.detail) == item.detail
+    assert shown(state.tokens_live_words()) == state.tokens_live_words()
+
+
+def test_hostile_many_kubelet_reads_make_one_item_per_node() -> None:
+    case = Case(shell(100))
+    for n in range(2_000):
+        case.add(kubelet_read(120 + n / 1000, ref=f"k{n}"))
+    state = case.state()
+    nodes = [i for i in state.of("identity") if i.subject == "user system:node:w2"]
+    assert len(nodes) == 1
+    assert len([s for s in state.next_steps if s.subject == "user system:node:w2"]) == 1

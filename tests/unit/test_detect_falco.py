@@ -258,3 +258,23 @@ def test_hostile_rule_names_do_not_grow_the_cache_without_bound() -> None:
     for i in range(12_000):
         detect.classify_rule(f"generated rule {i}")
     assert len(detect._CLASSIFIED) <= 10_001
+
+
+@pytest.mark.parametrize(
+    "rule", ["Read sensitive file untrusted", "Read kubelet credentials (site rule)"]
+)
+def test_a_read_of_the_kubelet_credentials_is_its_own_kind(rule: str) -> None:
+    ev = one(
+        alert(rule, "Warning", **{"fd.name": "/var/lib/kubelet/kubeconfig", "evt.type": "openat"})
+    )
+    assert ev.signal and ev.kind == "kubelet-credentials-read"
+
+
+def test_near_miss_a_write_rule_naming_the_kubelet_config_stays_a_write() -> None:
+    ev = one(alert("Write below etc", "Error", **{"fd.name": "/etc/kubernetes/kubelet.conf"}))
+    assert ev.kind == "sensitive-file-write"
+
+
+def test_hostile_fd_name_of_the_wrong_type_is_no_kubelet_read() -> None:
+    ev = one(alert("Read sensitive file untrusted", "Warning", **{"fd.name": 42}))
+    assert ev.kind == "sensitive-file-read"

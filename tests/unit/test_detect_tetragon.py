@@ -569,3 +569,30 @@ def test_focused_replay_finds_every_new_runtime_detection_as_the_full_one(tmp_pa
     path.write_bytes(b"\n".join(lines) + b"\n")
     replayer = _assert_same([path])
     assert replayer.stats.lines == len(lines)
+
+
+# -- the kubelet's own credentials ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        "/var/lib/kubelet/kubeconfig",
+        "/var/lib/kubelet/pki/kubelet-client-current.pem",
+        "/etc/kubernetes/kubelet.conf",
+    ],
+)
+def test_reading_the_kubelet_credentials_in_a_pod_is_high(arguments: str) -> None:
+    ev = one(exec_event("/usr/bin/cat", arguments))
+    assert_signal(ev, "kubelet-credentials-read", Severity.HIGH, "T1552.001")
+
+
+def test_a_kubelet_credentials_read_through_a_host_mount_is_seen() -> None:
+    path = "/host/var/lib/kubelet/pki/kubelet-client-current.pem"
+    ev = one(kprobe("security_file_permission", file_permission(path, 4), binary="/bin/cp"))
+    assert_signal(ev, "kubelet-credentials-read", Severity.HIGH, "T1552.001")
+
+
+def test_near_miss_listing_the_kubelet_pods_directory_is_no_credentials_read() -> None:
+    ev = one(exec_event("/usr/bin/ls", "/var/lib/kubelet/pods"))
+    assert ev.kind != "kubelet-credentials-read"

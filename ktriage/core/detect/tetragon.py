@@ -76,6 +76,13 @@ _TOKEN_PATHS = (
     "/var/run/secrets/eks.amazonaws.com",
 )
 _SHADOW = ("/etc/shadow", "/etc/gshadow")
+# The kubelet's own credentials on its node: whoever reads them can act as the node
+# (core/containment.py keeps that node's identity open).
+KUBELET_CREDENTIAL_PATHS = (
+    "/var/lib/kubelet/kubeconfig",
+    "/var/lib/kubelet/pki/",
+    "/etc/kubernetes/kubelet.conf",
+)
 # Cloud instance metadata endpoints (AWS, GCP, Azure, Alibaba, ECS task credentials).
 _METADATA = (
     "169.254.169.254",
@@ -155,6 +162,7 @@ SUSPECT_EXEC_ARGUMENTS = (
     *_TOKEN_PATHS,
     *_METADATA,
     *_SHADOW,
+    *KUBELET_CREDENTIAL_PATHS,
     *_LOG_MARKERS,
 )
 SUSPECT_ARGUMENTS_RE = re.compile("|".join(re.escape(p) for p in SUSPECT_EXEC_ARGUMENTS))
@@ -201,6 +209,8 @@ def classify_exec(proc: TProcess, parent: TParent | None) -> Finding | None:
         return Finding("metadata-access", _HIGH, "Cloud metadata access", "T1552.005")
     if _any_in(args, _SHADOW):
         return Finding("shadow-read", _HIGH, "Shadow file read", "T1003.008")
+    if _any_in(args, KUBELET_CREDENTIAL_PATHS):
+        return Finding("kubelet-credentials-read", _HIGH, "Kubelet credentials read", "T1552.001")
     found = _log_clearing(name, args)
     if found is not None:
         return found
@@ -498,6 +508,8 @@ def _file(path: str, access: str, proc: TProcess | None) -> Finding | None:
         return Finding("shadow-read", _HIGH, "Shadow file read", "T1003.008")
     if any(p in path for p in _TOKEN_PATHS):
         return Finding("sa-token-read", _HIGH, "Token theft", "T1528")
+    if _any_in(path, KUBELET_CREDENTIAL_PATHS):  # also through a hostPath mount
+        return Finding("kubelet-credentials-read", _HIGH, "Kubelet credentials read", "T1552.001")
     if path.endswith(_KEY_SUFFIXES):
         return Finding("sensitive-file-read", _MEDIUM, "Key file read", "T1552.001")
     if path.startswith(_WRITE_SENSITIVE):
