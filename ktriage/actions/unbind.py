@@ -69,6 +69,10 @@ _UPDATE = {"ClusterRoleBinding": UPDATE_CLUSTERROLEBINDINGS, "RoleBinding": UPDA
 _CREATE = {"ClusterRoleBinding": CREATE_CLUSTERROLEBINDINGS, "RoleBinding": CREATE_ROLEBINDINGS}
 
 
+# Roles whose return to an identity that acted deserves a warning before undo.
+_POWERFUL_ROLES = frozenset({"cluster-admin", "admin", "edit"})
+
+
 class Unbind:
     name = "unbind"
     key = "B"
@@ -172,7 +176,7 @@ class Unbind:
                     f"{bt.kind} {bt.short()} is part of the cluster's own policy: check "
                     "nothing of the control plane relies on it"
                 )
-            state.append({"verb": verb, "object": b})
+            state.append({"verb": verb, "object": b, "created": binding_key(b) in created})
         if target.kind == SA and target.namespace == "kube-system":
             plan.warnings.append(
                 f"{target.words()} lives in kube-system: a cluster component may run as it"
@@ -365,7 +369,10 @@ class Unbind:
                 files=files,
             )
         undo = {
-            "bindings": [{"verb": i["verb"], "object": clean(i["object"])} for i in items],
+            "bindings": [
+                {"verb": i["verb"], "object": clean(i["object"]), "created": bool(i.get("created"))}
+                for i in items
+            ],
             "evidence": rel,
         }
         try:
@@ -407,11 +414,22 @@ class Unbind:
             state={"bindings": items},
         )
         for item in items:
-            bt = binding_target(item["object"])
+            obj = item["object"]
+            bt = binding_target(obj)
             verb = "create" if item["verb"] == "delete" else "update"
-            plan.changes.append(
-                Change(verb=verb, target=bt, body=item["object"], summary="as it was before")
-            )
+            plan.changes.append(Change(verb=verb, target=bt, body=obj, summary="as it was before"))
+            role = obj.get("roleRef") or {}
+            grants = f"{role.get('kind', '?')} {role.get('name', '?')}"
+            if item.get("created"):
+                plan.warnings.append(
+                    f"{bt.kind} {bt.short()} was created by {username(target)} during the "
+                    f"incident: restoring it gives {grants} back to the identity that acted"
+                )
+            elif role.get("name") in _POWERFUL_ROLES:
+                plan.warnings.append(
+                    f"{bt.kind} {bt.short()} grants {grants}: restoring it gives that back "
+                    f"to {username(target)}"
+                )
         return plan
 
     async def undo(self, ctx: ActionContext, plan: Plan) -> Outcome:

@@ -991,7 +991,8 @@ def _identity_step(
             )
             why = (
                 f"a token for it was obtained by {identity_subject(minted_by)}: revoke every "
-                f"token it has by deleting and recreating it (R in ktriage){controller}; pods "
+                f"token it has by deleting and recreating it (the command below; R in ktriage "
+                f"acts on the identity that acted, not on this account){controller}; pods "
                 "that use it must restart"
             )
         else:

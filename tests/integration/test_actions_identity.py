@@ -259,9 +259,16 @@ async def test_unbind_deletes_a_binding_the_actor_created_in_the_incident(
         ]
         assert any("sleeper" in w and "lose it too" in w for w in plan.warnings)
         assert (await service.apply(plan)).result == OK
+        assert (
+            sim.store.get_obj(RBAC, "ClusterRoleBinding", None, planted["metadata"]["name"]) is None
+        )
+        # Undoing would give the attacker's own binding back: the preview says so first.
+        target = Target(EntityKind.SERVICE_ACCOUNT, ns, name)
+        undo = await service.prepare_undo(incident, target)
+        warning = next(w for w in undo.warnings if planted["metadata"]["name"] in w)
+        assert "created by" in warning and "ClusterRole cluster-admin back" in warning
     finally:
         service.close()
-    assert sim.store.get_obj(RBAC, "ClusterRoleBinding", None, planted["metadata"]["name"]) is None
 
 
 async def test_revoke_recreates_the_service_account_so_old_tokens_fail(
