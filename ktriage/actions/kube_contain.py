@@ -35,12 +35,15 @@ def _raw(dry_run: bool, timeout: Any) -> dict[str, Any]:
     }
 
 
-def _delete_options(dry_run: bool) -> dict[str, Any]:
+def _delete_options(dry_run: bool, uid: str = "") -> dict[str, Any]:
     """The body of a delete. The API server reads a delete's options from its body when
-    it has one and then ignores the query, so a dry run must say so here too."""
+    it has one and then ignores the query, so a dry run must say so here too; with
+    `uid`, only that very object is deleted (not a namesake made since)."""
     body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
     if dry_run:
         body["dryRun"] = ["All"]
+    if uid:
+        body["preconditions"] = {"uid": uid}
     return body
 
 
@@ -62,11 +65,9 @@ def delete_pod(
     timeout: Any = None,
 ) -> dict[str, Any]:
     """Delete a pod; with `uid`, only that very pod (not a namesake made since)."""
-    body = _delete_options(dry_run)
+    body = _delete_options(dry_run, uid)
     if grace_period is not None:
         body["gracePeriodSeconds"] = grace_period
-    if uid:
-        body["preconditions"] = {"uid": uid}
     return _decode(
         kube.core.delete_namespaced_pod(name, namespace, body=body, **_raw(dry_run, timeout))
     )
@@ -176,9 +177,7 @@ def delete_binding(
     timeout: Any = None,
 ) -> dict[str, Any]:
     api = _rbac(kube)
-    body = _delete_options(dry_run)
-    if uid:
-        body["preconditions"] = {"uid": uid}
+    body = _delete_options(dry_run, uid)
     if kind == "ClusterRoleBinding":
         return _decode(api.delete_cluster_role_binding(name, body=body, **_raw(dry_run, timeout)))
     return _decode(
@@ -232,9 +231,7 @@ def delete_service_account(
     dry_run: bool = False,
     timeout: Any = None,
 ) -> dict[str, Any]:
-    body = _delete_options(dry_run)
-    if uid:
-        body["preconditions"] = {"uid": uid}
+    body = _delete_options(dry_run, uid)
     return _decode(
         kube.core.delete_namespaced_service_account(
             name, namespace, body=body, **_raw(dry_run, timeout)
@@ -270,9 +267,7 @@ def delete_secret(
     dry_run: bool = False,
     timeout: Any = None,
 ) -> dict[str, Any]:
-    body = _delete_options(dry_run)
-    if uid:
-        body["preconditions"] = {"uid": uid}
+    body = _delete_options(dry_run, uid)
     return _decode(
         kube.core.delete_namespaced_secret(name, namespace, body=body, **_raw(dry_run, timeout))
     )

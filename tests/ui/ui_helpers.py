@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pilot_waiting import until
 from rich.console import Console
 from rich.segment import Segment
 from textual.pilot import Pilot
@@ -178,8 +178,4 @@ def screen_segments(app: KtriageApp) -> list[Segment]:
 
 async def wait_for(pilot: Pilot[Any], predicate: Callable[[], bool], timeout: float = 5.0) -> None:
     """Let the app run until `predicate()` holds; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached within the timeout")
-        await pilot.pause(0.02)
+    await until(pilot, predicate, timeout)
