@@ -22,16 +22,13 @@ bare parse), by wall time and by CPU time (steadier on a shared machine).
 from __future__ import annotations
 
 import argparse
-import base64
 import gc
 import multiprocessing
 import os
-import random
 import resource
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from queue import Empty
@@ -42,183 +39,17 @@ import orjson
 from ktriage.core.correlate import Correlator
 from ktriage.core.replay import Replayer
 
-T0 = 1_790_000_000.0
+# The mixes' generator beside this file (also when this file is loaded by path).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import mixes
+from mixes import T0, audit_line, rfc3339, tetragon_line  # noqa: F401
+
 T = TypeVar("T")
-NAMESPACES = ["shop", "billing", "payments", "dev", "monitoring", "ci"]
-VERBS = ["get", "list", "watch", "update", "patch", "create"]
-RESOURCES = ["pods", "configmaps", "leases", "endpoints", "services", "deployments", "events"]
-USERS = [
-    "system:kube-controller-manager",
-    "system:serviceaccount:kube-system:replicaset-controller",
-    "system:node:node-a",
-    "system:node:node-b",
-    "system:kube-scheduler",
-    "alice@example.com",
-]
-
-
-def rfc3339(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1e6):06d}Z"
-
-
-def audit_line(rng: random.Random, ts: float, i: int) -> dict:
-    ns = rng.choice(NAMESPACES)
-    res = rng.choice(RESOURCES)
-    verb = rng.choice(VERBS)
-    user = rng.choice(USERS)
-    name = f"{res[:-1]}-{rng.randrange(10_000):04d}"
-    exec_attack = i % 5_000 == 17
-    if exec_attack:
-        res, verb, user, ns, name = "pods", "create", "mallory", "shop", "storefront-7d9f8-x2kq"
-    obj = {
-        "resource": res,
-        "namespace": ns,
-        "name": name,
-        "apiVersion": "v1" if res in ("pods", "configmaps", "endpoints", "services") else "apps/v1",
-    }
-    if exec_attack:
-        obj["subresource"] = "exec"
-    return {
-        "kind": "Event",
-        "apiVersion": "audit.k8s.io/v1",
-        "level": "Metadata",
-        "auditID": str(uuid.UUID(int=rng.getrandbits(128))),
-        "stage": "ResponseComplete",
-        "requestURI": f"/api/v1/namespaces/{ns}/{res}/{name}"
-        + ("/exec?command=sh&container=web&stdin=true&tty=true" if exec_attack else ""),
-        "verb": verb,
-        "user": {"username": user, "groups": ["system:authenticated"]},
-        # Control-plane clients and kubelets come from a few node addresses; the
-        # attacker from outside.
-        "sourceIPs": ["203.0.113.50" if exec_attack else f"10.0.0.{USERS.index(user) + 1}"],
-        "userAgent": "kube-controller-manager/v1.37.0 (linux/amd64) kubernetes/abc1234",
-        "objectRef": obj,
-        "responseStatus": {"metadata": {}, "code": 101 if exec_attack else 200},
-        "requestReceivedTimestamp": rfc3339(ts - 0.003),
-        "stageTimestamp": rfc3339(ts),
-        "annotations": {
-            "authorization.k8s.io/decision": "allow",
-            "authorization.k8s.io/reason": (
-                'RBAC: allowed by ClusterRoleBinding "system:controller"'
-            ),
-        },
-    }
-
-
-def _container(ns: str, pod: str) -> tuple[str, str]:
-    """The one container (64-hex id) and node of a pod: stable for the whole run."""
-    key = f"{ns}/{pod}"
-    found = CONTAINERS.get(key)
-    if found is None:
-        rng = random.Random(key)
-        found = CONTAINERS[key] = (f"{rng.getrandbits(256):064x}", f"node-{rng.choice('abc')}")
-    return found
-
-
-CONTAINERS: dict[str, tuple[str, str]] = {}
-
-
-def tetragon_line(rng: random.Random, ts: float, i: int) -> dict:
-    ns = rng.choice(NAMESPACES)
-    pod = f"app-{rng.randrange(50):02d}"
-    binary = rng.choice(["/usr/bin/python3", "/usr/local/bin/node", "/bin/date", "/usr/bin/env"])
-    if i % 4_000 == 11:
-        ns, pod, binary = "shop", "storefront-7d9f8-x2kq", "/bin/sh"
-    cid, node = _container(ns, pod)
-    exec_id = base64.b64encode(f"{node}:{rng.getrandbits(40)}:{rng.randrange(99999)}".encode())
-    process = {
-        "exec_id": exec_id.decode(),
-        "pid": rng.randrange(1, 99999),
-        "uid": 1000,
-        "cwd": "/app",
-        "binary": binary,
-        "arguments": "-m app.worker --queue default",
-        "flags": "execve clone",
-        "start_time": rfc3339(ts),
-        "auid": 4294967295,
-        "pod": {
-            "namespace": ns,
-            "name": pod,
-            "container": {
-                "id": f"containerd://{cid}",
-                "name": "app",
-                "image": {"id": f"docker.io/library/app@sha256:{cid}", "name": "app:1.4.2"},
-                "start_time": rfc3339(ts - 3600),
-                "pid": 12,
-            },
-            "pod_labels": {"app": pod.rsplit("-", 1)[0], "pod-template-hash": "7d9f8"},
-        },
-        "docker": cid[:31],
-        "parent_exec_id": exec_id.decode(),
-        "refcnt": 1,
-    }
-    kind = "process_exec" if rng.random() < 0.55 else "process_exit"
-    body: dict = {"process": process, "parent": dict(process, binary="/usr/bin/containerd-shim")}
-    if kind == "process_exit":
-        body = {"process": process, "parent": body["parent"], "signal": "", "status": 0}
-    return {kind: body, "node_name": node, "time": rfc3339(ts)}
-
-
-# Falco streams are dominated by a few chatty rules on a few workloads: operators
-# that talk to the API server, and the sensor's own drop notices.
-AGENT_PODS = [("monitoring", f"app-{i:02d}") for i in range(5)]
-
-
-def falco_line(rng: random.Random, ts: float, i: int) -> dict:
-    r = rng.random()
-    if r < 0.005:
-        ns, pod = "shop", "storefront-7d9f8-x2kq"
-        rule, prio, cmd = "Read sensitive file untrusted", "Warning", "cat /etc/shadow"
-    elif r < 0.60:
-        ns, pod = rng.choice(AGENT_PODS)
-        rule, prio, cmd = "Contact K8S API Server From Container", "Notice", "operator --watch"
-    else:
-        return {
-            "uuid": str(uuid.UUID(int=rng.getrandbits(128))),
-            "time": rfc3339(ts)[:-1] + "123Z",
-            "rule": "Falco internal: syscall event drop",
-            "priority": "Debug",
-            "source": "syscall",
-            "hostname": f"node-{rng.choice('abc')}",
-            "output": "Falco internal: syscall event drop. "
-            "1520 system calls dropped in last second.",
-            "output_fields": {"n_drops": 1520, "n_evts": 2270350},
-        }
-    cid, node = _container(ns, pod)
-    cid = cid[:12]
-    return {
-        "uuid": str(uuid.UUID(int=rng.getrandbits(128))),
-        "time": rfc3339(ts)[:-1] + "123Z",
-        "rule": rule,
-        "priority": prio,
-        "source": "syscall",
-        "hostname": node,
-        "output": f"{rule} (user=root command={cmd} container_id={cid} k8s_pod={pod})",
-        "output_fields": {
-            "container.id": cid,
-            "k8s.ns.name": ns,
-            "k8s.pod.name": pod,
-            "proc.cmdline": cmd,
-            "user.name": "root",
-            "evt.time": int(ts * 1e9),
-        },
-        "tags": ["filesystem", "mitre_credential_access", "T1555"],
-    }
 
 
 def generate(path: Path, lines: int, seed: int = 1) -> None:
-    rng = random.Random(seed)
-    with open(path, "wb") as fh:
-        for i in range(lines):
-            ts = T0 + i * 0.01
-            r = rng.random()
-            if r < 0.70:
-                rec = audit_line(rng, ts, i)
-            elif r < 0.95:
-                rec = tetragon_line(rng, ts, i)
-            else:
-                rec = falco_line(rng, ts, i)
-            fh.write(orjson.dumps(rec) + b"\n")
+    """The project's mix (benchmarks/mixes.py)."""
+    mixes.write_mix("project", path, lines, seed)
 
 
 def rss_bytes() -> int:
