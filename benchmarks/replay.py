@@ -1,22 +1,22 @@
-"""Replay throughput and memory, against a bare `orjson.loads` loop in the same run.
+"""Replay speed on the four input mixes, against a bare `orjson.loads` loop run in the
+same process tree; then in process, with resident memory per retained event.
 
-    python benchmarks/replay.py [--lines 200000] [--keep FILE]
+    python benchmarks/replay.py [--lines N] [--pairs 5] [--mixes a,b] [--skip-in-process]
 
-Generates a mixed file (audit ~70 %, Tetragon ~25 %, Falco ~5 %, with realistic
-record sizes and a few attacks among the noise), then measures:
+The mixes (benchmarks/mixes.py): `project` at 200k lines, `small_audit_noise` at
+400k, `tetragon_heavy` at 200k, and `project` at 1M (`project_1m`). `--lines` sets
+every mix's line count at once (a quick run).
 
-The workload is a cluster of 300 pods (50 per namespace in 6 namespaces), each
-with one long-lived container on one of three nodes: Tetragon and Falco events
-name those few hundred containers again and again, as a real node's would (every
-exec still has its own exec_id).
+Whole process first, as a user runs it: `ktriage replay --json FILE > /dev/null`
+in a subprocess, paired with a subprocess that reads the same file and only calls
+`orjson.loads` on each line; the pairs alternate (which of the two goes first
+alternates too) and each pair gives a ratio, baseline time / replay time (above
+1x the replay is faster than the bare loop). The median of the pairs is the figure.
 
-- baseline: read the file line by line and `orjson.loads` each line, nothing else;
-- replay: ktriage's whole pipeline (format detection, parsing, detection,
-  store, correlation) on the same file;
-- resident memory per retained event (RSS growth over the replay / events kept).
-
-Prints the figures and the ratio replay/baseline (higher is better; >1 beats the
-bare parse), by wall time and by CPU time (steadier on a shared machine).
+In process second, as the README measured before: the same file through
+`Replayer` in a forked child, against the loop in a forked child, and the full
+pipeline (every line an event, as the UI loads a replay) with its resident memory
+growth per retained event.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ import argparse
 import gc
 import multiprocessing
 import os
-import resource
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,15 +37,33 @@ from typing import TypeVar
 
 import orjson
 
-from ktriage.core.correlate import Correlator
-from ktriage.core.replay import Replayer
-
-# The mixes' generator beside this file (also when this file is loaded by path).
+# The mixes' generator beside this file (also when this file is loaded by path), and
+# the ktriage of this checkout.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 import mixes
 from mixes import T0, audit_line, rfc3339, tetragon_line  # noqa: F401
 
+from ktriage.core.correlate import Correlator
+from ktriage.core.replay import Replayer
+
+ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
+# (label, mix, default lines)
+CASES = [
+    ("project", "project", mixes.MIXES["project"]),
+    ("small_audit_noise", "small_audit_noise", mixes.MIXES["small_audit_noise"]),
+    ("tetragon_heavy", "tetragon_heavy", mixes.MIXES["tetragon_heavy"]),
+    ("project_1m", "project", mixes.PROJECT_LARGE_LINES),
+]
+# What the baseline process runs: read the file, orjson.loads each line, nothing else.
+BASELINE_CODE = (
+    "import sys, orjson\n"
+    "loads = orjson.loads\n"
+    "with open(sys.argv[1], 'rb') as fh:\n"
+    "    for line in fh:\n"
+    "        loads(line)\n"
+)
 
 
 def generate(path: Path, lines: int, seed: int = 1) -> None:
@@ -52,46 +71,64 @@ def generate(path: Path, lines: int, seed: int = 1) -> None:
     mixes.write_mix("project", path, lines, seed)
 
 
+def _timed(cmd: list[str]) -> float:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    start = time.perf_counter()
+    subprocess.run(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True
+    )
+    return time.perf_counter() - start
+
+
+def whole_process(path: Path, pairs: int) -> tuple[float, float, list[float]]:
+    """(median baseline s, median replay s, ratio of each pair)."""
+    base_cmd = [sys.executable, "-c", BASELINE_CODE, str(path)]
+    replay_cmd = [sys.executable, "-m", "ktriage.cli", "replay", "--json", str(path)]
+    _timed(base_cmd)  # the file into the page cache
+    bases, replays, ratios = [], [], []
+    for i in range(pairs):
+        if i % 2:
+            r = _timed(replay_cmd)
+            b = _timed(base_cmd)
+        else:
+            b = _timed(base_cmd)
+            r = _timed(replay_cmd)
+        bases.append(b)
+        replays.append(r)
+        ratios.append(b / r)
+    return statistics.median(bases), statistics.median(replays), ratios
+
+
 def rss_bytes() -> int:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def baseline(path: Path) -> tuple[float, float, int]:
-    """(wall seconds, CPU seconds, lines) of the bare parse."""
-    start, cpu = time.perf_counter(), cpu_seconds()
+def baseline(path: Path) -> tuple[float, int]:
+    """(wall seconds, lines) of the bare parse, in process."""
+    start = time.perf_counter()
     n = 0
     loads = orjson.loads
     with open(path, "rb") as fh:
         for line in fh:
             loads(line)
             n += 1
-    return time.perf_counter() - start, cpu_seconds() - cpu, n
+    return time.perf_counter() - start, n
 
 
-def cpu_seconds() -> float:
-    """CPU time of this process and of its helper processes that have ended."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    helpers = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + helpers.ru_utime + helpers.ru_stime
-
-
-def replay(path: Path, focus: bool) -> tuple[float, float, int, int, int, int]:
-    """(wall s, CPU s, events kept, RSS growth, lines skipped, incidents).
-
-    Focused as `ktriage replay` runs it: pass 1 of a large file shared with a
-    helper process, whose CPU time is counted too."""
+def replay(path: Path, focus: bool) -> tuple[float, int, int, int]:
+    """(wall s, events kept, RSS growth, incidents), focused as `ktriage replay` reads
+    (pass 1 of a large file shared with a helper process) or full."""
     gc.collect()
     before = rss_bytes()
     correlator = Correlator()
     replayer = Replayer(correlator, focus=focus, parallel=focus)
-    start, cpu = time.perf_counter(), cpu_seconds()
+    start = time.perf_counter()
     replayer.replay([path])
-    elapsed, cpu_s = time.perf_counter() - start, cpu_seconds() - cpu
+    elapsed = time.perf_counter() - start
     gc.collect()
     grown = rss_bytes() - before
-    skipped = sum(replayer.ingestor.skipped.values())
-    return elapsed, cpu_s, len(correlator.store), grown, skipped, len(correlator.incidents)
+    return elapsed, len(correlator.store), grown, len(correlator.incidents)
 
 
 def in_child(target: Callable[..., T], *args: object) -> T:
@@ -113,60 +150,83 @@ def in_child(target: Callable[..., T], *args: object) -> T:
     return result
 
 
+def in_process(path: Path, pairs: int, full: bool) -> dict[str, float]:
+    ratios = []
+    for _ in range(pairs):
+        base_s, _ = in_child(baseline, path)
+        rep_s = in_child(replay, path, True)[0]
+        ratios.append(base_s / rep_s)
+    out = {"focused": statistics.median(ratios)}
+    if full:
+        base_s, _ = in_child(baseline, path)
+        full_s, events, grown, _ = in_child(replay, path, False)
+        out.update(full=base_s / full_s, bytes_per_event=grown / max(events, 1), events=events)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lines", type=int, default=200_000)
+    parser.add_argument("--lines", type=int, help="every mix at this many lines (quick runs)")
+    parser.add_argument("--pairs", type=int, default=5, help="pairs per figure (default 5)")
     parser.add_argument(
-        "--rounds",
-        type=int,
-        default=5,
-        help="baseline and focused replay alternate this many times; the fastest of "
-        "each counts (other work on the machine only ever slows a run down)",
+        "--mixes", help=f"comma-separated, of {', '.join(c[0] for c in CASES)} (default all)"
     )
-    parser.add_argument("--keep", type=Path, help="write the generated file here and keep it")
+    parser.add_argument("--skip-in-process", action="store_true")
+    parser.add_argument("--keep", type=Path, help="keep the generated files in this folder")
     args = parser.parse_args()
+    chosen = [c for c in CASES if not args.mixes or c[0] in args.mixes.split(",")]
+    if args.lines and any(c[0] == "project_1m" for c in chosen):
+        chosen = [c for c in chosen if c[0] != "project_1m"] + [
+            ("project_1m", "project", args.lines * 5)
+        ]
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        path = args.keep or Path(tmp) / "mixed.jsonl"
-        generate(path, args.lines)
-        size = path.stat().st_size
-        baseline(path)  # warms the page cache
-        bases, focused = [], []
-        for _ in range(max(1, args.rounds)):
-            bases.append(in_child(baseline, path))
-            focused.append(in_child(replay, path, True))
-        full = in_child(replay, path, False)
-        n = bases[0][2]
-        base_s = min(r[0] for r in bases)
-        base_cpu = min(r[1] for r in bases)
-        print(f"input: {n} lines, {size / 1e6:.1f} MB; {len(bases)} rounds")
-        print(f"baseline orjson.loads: {n / base_s:,.0f} lines/s ({base_s:.2f} s)")
-        round_ratios = sorted(b[0] / f[0] for b, f in zip(bases, focused, strict=True))
-        for label, runs in (
-            ("ktriage replay (focused, as replay --json/--markdown/--text)", focused),
-            ("full pipeline (every line an event, as the UI loads a replay)", [full]),
-        ):
-            rep_s = min(r[0] for r in runs)
-            rep_cpu = min(r[1] for r in runs)
-            _, _, events, grown, skipped, incidents = min(runs)
-            print(f"{label}:")
+        folder = args.keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        print(f"whole process: {args.pairs} pairs per mix (baseline/replay; above 1x is faster)")
+        for label, mix, default in chosen:
+            lines = args.lines or default
+            if label != "project_1m" and args.lines is None:
+                lines = default
+            path = folder / f"{label}.jsonl"
+            if not path.exists():
+                mixes.write_mix(mix, path, lines, 1)
+            base_s, rep_s, ratios = whole_process(path, args.pairs)
+            row = {
+                "mix": label,
+                "lines": lines,
+                "mb": path.stat().st_size / 1e6,
+                "base": base_s,
+                "replay": rep_s,
+                "ratio": statistics.median(ratios),
+                "lo": min(ratios),
+                "hi": max(ratios),
+            }
             print(
-                f"  {n / rep_s:,.0f} lines/s ({rep_s:.2f} s); {events} events kept, "
-                f"{incidents} incidents, {skipped} lines skipped"
+                f"  {label:18} {lines:>9,} lines {row['mb']:7.1f} MB  "
+                f"orjson {base_s:6.2f} s  replay --json {rep_s:6.2f} s  "
+                f"{row['ratio']:.2f}x (pairs {row['lo']:.2f}x-{row['hi']:.2f}x)",
+                flush=True,
             )
-            # CPU time is steadier than wall time when other work shares the cores.
+            rows.append((row, path))
+        if not args.skip_in_process:
+            print("in process: Replayer in a forked child against the loop in a forked child")
+            for row, path in rows:
+                got = in_process(path, max(1, args.pairs // 2 + 1), full=row["lines"] <= 400_000)
+                line = f"  {row['mix']:18} focused {got['focused']:.2f}x"
+                if "full" in got:
+                    line += (
+                        f"; full pipeline {got['full']:.2f}x, {got['events']:,.0f} events, "
+                        f"{got['bytes_per_event']:.0f} bytes per retained event"
+                    )
+                print(line, flush=True)
+        print()
+        print("| mix | lines | MB | orjson loop | `replay --json` | ratio (median) |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for row, _ in rows:
             print(
-                f"  ratio to baseline: {base_s / rep_s:.2f}x by wall time, "
-                f"{base_cpu / rep_cpu:.2f}x by CPU time"
-            )
-            if len(runs) > 1:
-                print(
-                    f"  ratio round by round: {round_ratios[0]:.2f}x to "
-                    f"{round_ratios[-1]:.2f}x (median {round_ratios[len(round_ratios) // 2]:.2f}x)"
-                )
-            print(
-                f"  memory: {grown / 1e6:.1f} MB RSS growth, "
-                f"{grown / max(events, 1):.0f} bytes per kept event, "
-                f"{grown / n:.0f} bytes per input line"
+                f"| {row['mix']} | {row['lines']:,} | {row['mb']:.0f} | {row['base']:.2f} s | "
+                f"{row['replay']:.2f} s | **{row['ratio']:.2f}x** |"
             )
     return 0
 

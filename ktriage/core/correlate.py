@@ -37,9 +37,11 @@ requests (never one they were about), else a service account, user or node.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
 import hashlib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ktriage.core.attack import tactic_rank
@@ -288,6 +290,27 @@ class Correlator:
         # (a pod's address -> the pod; a pod -> the service account it runs as).
         self._also: dict[EntityRef, list[EntityRef]] = {}
         self._extras_cache: dict[EntityRef, tuple[EntityRef, ...]] = {}
+        # Groups whose incident is made at the end of `deferred_incidents` (by id).
+        self._deferred: dict[int, _Group] | None = None
+
+    @contextlib.contextmanager
+    def deferred_incidents(self) -> Iterator[None]:
+        """Incidents are made once, when the block ends, not once per event: for a
+        reader that looks at none before then (a report of a replay). An incident is
+        made from its group's state alone, so the end result is the same; only
+        `renamed`, `closed`, `revision` and `escalated` (what a watcher of the
+        changes reads) do not tell the story in between."""
+        if self._deferred is not None:
+            yield  # nested: the outer block makes them
+            return
+        self._deferred = {}
+        try:
+            yield
+        finally:
+            dirty, self._deferred = self._deferred, None
+            for group in list(self._groups.values()):
+                if id(group) in dirty:
+                    self._refresh(group)
 
     # ---- union–find -------------------------------------------------------
 
@@ -941,6 +964,9 @@ class Correlator:
     # ---- incidents ---------------------------------------------------------
 
     def _refresh(self, group: _Group, *, context_only: bool = False, source: str = "") -> set[str]:
+        if self._deferred is not None:
+            self._deferred[id(group)] = group
+            return set()
         inc = group.incident
         timeline = group.timeline
         first_time = timeline[0][0]

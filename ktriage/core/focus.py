@@ -40,7 +40,12 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from ktriage.core.detect.audit import SIGNAL_RESOURCES, might_signal, outside_candidate
+from ktriage.core.detect.audit import (
+    SIGNAL_REQUESTS,
+    SIGNAL_RESOURCES,
+    might_signal,
+    outside_candidate,
+)
 from ktriage.core.detect.falco import recognised
 from ktriage.core.detect.tetragon import SUSPECT_ARGUMENTS_RE, SUSPECT_EXEC_BINARIES
 from ktriage.core.model import STRONG_KINDS, EntityKind, EntityRef
@@ -106,18 +111,29 @@ _DECODE_ERRORS = (msgspec.DecodeError, ValueError, RecursionError)
 # Years of a time msgspec read that the parsers surely accept (they take 1970 to 2999;
 # a time at either edge takes the full path, which decides).
 _PLAIN_YEARS = (1970, 2999)
+# (user name, address) pairs pass 1 remembers whether `outside_candidate` holds for.
+_OUTSIDE_CACHE = 50_000
+# Tetragon processes' names pass 1 remembers by what they are made from.
+_TETRAGON_KEYS_CACHE = 50_000
 
 
 class PlainIndex:
-    """What pass 1 keeps of the lines it left out: an inverted index from the
-    names a line could link through (user, pod, service account, container, IP)
-    to the lines naming them, a few bytes per name per line, and where every
-    line starts."""
+    """What pass 1 keeps of the lines it left out: the names a line could link
+    through (user, pod, service account, container, IP), and where every line
+    starts.
 
-    __slots__ = ("always", "first_line", "offsets", "plain", "postings")
+    Lines name the same few combinations of names again and again (one kubelet,
+    its address and one of its pods; one container of one pod), so each line
+    keeps only the number of its combination (4 bytes), and an inverted index
+    goes from each name to the combinations holding it."""
+
+    __slots__ = ("always", "combos", "first_line", "offsets", "plain", "postings")
 
     def __init__(self) -> None:
-        self.postings: dict[str | tuple[str, str], array[int]] = {}
+        # Name -> the combinations (numbers) holding it.
+        self.postings: dict[str | tuple[str, str], list[int]] = {}
+        # The combination of every line of its part, by index; -1: not left out.
+        self.combos = array("i")
         self.offsets = array("q")  # of every line of its part, by index
         self.first_line = 0  # lines of the file before its part
         # Lines that may join any incident (a bound token names its pod).
@@ -129,10 +145,13 @@ class PlainIndex:
         incident, in file order."""
         found: set[int] = set(self.always)
         get = self.postings.get
+        wanted: set[int] = set()
         for name in names:
-            lines = get(name)
-            if lines is not None:
-                found.update(lines)
+            combos = get(name)
+            if combos is not None:
+                wanted.update(combos)
+        if wanted:
+            found.update(i for i, combo in enumerate(self.combos) if combo in wanted)
         return sorted(found)
 
 
@@ -181,12 +200,20 @@ def first_pass(
     path."""
     index = PlainIndex()
     postings = index.postings
-    get = postings.get
+    # The combinations of names seen so far, by their number.
+    combo_numbers: dict[tuple[str | tuple[str, str] | None, ...], int] = {}
+    combo_number = combo_numbers.get
+    keep_combo = index.combos.append
+    # A Tetragon process's names, by what they are made from.
+    tetragon_keys: dict[tuple[str | None, ...], tuple[tuple[str, str] | None, str]] = {}
     keep_offset = index.offsets.append
     keep_always = index.always.append
     audit_decode = _PLAIN_AUDIT_DECODE
     tetragon_decode = _PLAIN_TETRAGON_DECODE
     signal_resources = _SIGNAL_RESOURCES
+    signal_requests = SIGNAL_REQUESTS
+    outside_seen: dict[tuple[str, str], bool] = {}
+    low_year, high_year = _PLAIN_YEARS
     linking_resources = _LINKING_RESOURCES
     exec_might_signal = _exec_might_signal
     decode_errors = _DECODE_ERRORS
@@ -219,17 +246,36 @@ def first_pass(
                 st = a.responseStatus
                 ref = a.objectRef
                 resource = ref.resource if ref is not None else None
+                ips = a.sourceIPs
+                stamp = a.stageTimestamp
+                if not name or not ips:
+                    outside = False
+                elif len(ips) == 1:
+                    # One address (the common case): answered from what this pass
+                    # already decided for the same name and address.
+                    outside_key = (name, ips[0])
+                    outside = outside_seen.get(outside_key)
+                    if outside is None:
+                        if len(outside_seen) > _OUTSIDE_CACHE:
+                            outside_seen.clear()
+                        outside = outside_seen[outside_key] = outside_candidate(name, ips)
+                else:
+                    outside = outside_candidate(name, ips)
+                # The other reasons audit_might_signal gives (a 403, no or an
+                # anonymous user, impersonation, a system credential from outside)
+                # are checked here one by one: of it, only the resource's own
+                # predicate is left to ask.
                 if (
                     name
                     and name != "system:anonymous"
                     and (a.kind == "Event" or a.kind is None)
                     and (st is None or st.code != 403)
-                    and (resource not in signal_resources or not audit_might_signal(a))
+                    and not outside
+                    and (resource not in signal_resources or not signal_requests[resource](a))
                     and (resource != "pods" or not _says_pod_facts(a.verb, line))
-                    and not outside_candidate(name, a.sourceIPs)
                     and (
-                        _PLAIN_YEARS[0] < a.stageTimestamp.year < _PLAIN_YEARS[1]
-                        if a.stageTimestamp is not None
+                        low_year < stamp.year < high_year
+                        if stamp is not None
                         else _audit_time_valid(a)
                     )
                 ):
@@ -239,7 +285,6 @@ def first_pass(
                         and name.startswith("system:serviceaccount:")
                     ):
                         keep_always(lineno)
-                    stamp = a.stageTimestamp
                     if stamp is not None:
                         try:
                             if gap_stamp is None or stamp > gap_stamp:
@@ -252,7 +297,6 @@ def first_pass(
                         t = to_epoch(a.requestReceivedTimestamp or a.timestamp) or 0.0
                         if gap_time is None or t > gap_time:
                             gap_time = t
-                    ips = a.sourceIPs
                     if ref is not None and resource in linking_resources and ref.name:
                         # Pods and service accounts by (namespace, name): one pod
                         # name is often found in several namespaces.
@@ -265,11 +309,7 @@ def first_pass(
                 tet = tetragon_decode(line)
             except decode_errors:
                 tet = None
-            if (
-                tet is not None
-                and tet.time is not None
-                and _PLAIN_YEARS[0] < tet.time.year < _PLAIN_YEARS[1]
-            ):
+            if tet is not None and tet.time is not None and low_year < tet.time.year < high_year:
                 body = tet.process_exec
                 proc = None
                 if body is not None:
@@ -285,15 +325,17 @@ def first_pass(
                     else:
                         pod = proc.pod
                         c = pod.container if pod is not None else None
-                        cid = short_container_id(c.id) if c is not None and c.id else ""
-                        if not cid and proc.docker:
-                            cid = proc.docker[:12]
-                        keys = (
-                            (pod.namespace or "", pod.name)
-                            if pod is not None and pod.name
-                            else None,
-                            cid,
+                        made_of = (
+                            pod.namespace if pod is not None else None,
+                            pod.name if pod is not None else None,
+                            c.id if c is not None else None,
+                            proc.docker,
                         )
+                        keys = tetragon_keys.get(made_of)
+                        if keys is None:
+                            if len(tetragon_keys) > _TETRAGON_KEYS_CACHE:
+                                tetragon_keys.clear()
+                            keys = tetragon_keys[made_of] = _tetragon_names(*made_of)
         elif first and falco_is_plain(line):
             keys = ()
         if keys is None:
@@ -305,13 +347,19 @@ def first_pass(
                 full(record, lineno, offset, last_plain, gap_time)
                 last_plain = None
                 gap_time = None
+            keep_combo(-1)
         else:
-            for key in keys:
-                if key:
-                    found = get(key)
-                    if found is None:
-                        found = postings[key] = array("i")
-                    found.append(lineno)
+            combo = combo_number(keys)
+            if combo is None:
+                combo = combo_numbers[keys] = len(combo_numbers)
+                for key in keys:
+                    if key:
+                        found = postings.get(key)
+                        if found is None:
+                            postings[key] = [combo]
+                        elif found[-1] != combo:
+                            found.append(combo)
+            keep_combo(combo)
             plain += 1
             last_plain = line
         lineno += 1
@@ -320,6 +368,16 @@ def first_pass(
     if gap_stamp is not None:
         gap_time = max(gap_time or 0.0, _epoch(gap_stamp))
     return index, lineno, last_plain, gap_time
+
+
+def _tetragon_names(
+    namespace: str | None, pod: str | None, container_id: str | None, docker: str | None
+) -> tuple[tuple[str, str] | None, str]:
+    """What a Tetragon process is indexed by: its pod and its short container id."""
+    cid = short_container_id(container_id) if container_id else ""
+    if not cid and docker:
+        cid = docker[:12]
+    return ((namespace or "", pod) if pod else None, cid)
 
 
 _POD_WRITES = frozenset({"create", "update", "patch"})

@@ -266,7 +266,10 @@ class Replayer:
 
     def replay(self, paths: list[Path]) -> ReplayStats:
         self.check(paths)
-        with _bulk_load():
+        # A focused replay is read for its report: incidents are made once, at the
+        # end (the UI, which shows them as they come, reads unfocused).
+        deferred = self.correlator.deferred_incidents() if self.focus else contextlib.nullcontext()
+        with _bulk_load(), deferred:
             for path in paths:
                 self.replay_file(path)
             if self._second_pass:
