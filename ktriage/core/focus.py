@@ -248,6 +248,7 @@ def first_pass(
                 resource = ref.resource if ref is not None else None
                 ips = a.sourceIPs
                 stamp = a.stageTimestamp
+                outside: bool | None
                 if not name or not ips:
                     outside = False
                 elif len(ips) == 1:
