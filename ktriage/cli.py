@@ -322,7 +322,6 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         skipped_summary,
         text_report,
     )
-    from ktriage.core.snapshot import write_snapshot
 
     cfg = _load_config(args)
     correlator = Correlator(config=cfg)
@@ -355,6 +354,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     elif not args.markdown or args.text:
         sys.stdout.write(text_report(incidents, correlator.events_of))
     if args.markdown:
+        from ktriage.core.snapshot import write_snapshot
+
         for inc in incidents:
             try:
                 path = write_snapshot(

@@ -9,16 +9,13 @@ from __future__ import annotations
 import contextlib
 import gc
 import gzip
-import multiprocessing
 import pickle
 import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import orjson
 
@@ -28,6 +25,10 @@ from ktriage.core.correlate import Correlator
 from ktriage.core.ingest import MAX_LINE, Ingestor
 from ktriage.core.model import EntityRef, Event, pack_raw
 from ktriage.core.parse import to_epoch
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
 
 # A JSON document (pretty-printed object or array) is read whole up to this size.
 MAX_DOCUMENT = 256 << 20
@@ -194,6 +195,8 @@ class _Helper:
 
     @classmethod
     def start(cls, path: Path, split: int) -> _Helper | None:
+        import multiprocessing  # here: most replays need no helper, and it loads slowly
+
         if "fork" not in multiprocessing.get_all_start_methods():
             return None
         try:

@@ -15,7 +15,6 @@ from typing import Any
 import orjson
 
 from ktriage.core.model import EntityRef, Event, Incident, iso
-from ktriage.core.snapshot import duration
 from ktriage.core.text import clip_words, shown
 
 
@@ -81,6 +80,9 @@ def text_report(incidents: Sequence[Incident], events_of: Any, *, width: int = 1
     """The plain report `ktriage replay` prints: one block per incident."""
     if not incidents:
         return "No incidents.\n"
+    # Imported here: `--json` does without it (the snapshot module is large).
+    from ktriage.core.snapshot import duration
+
     lines: list[str] = [f"{len(incidents)} incident(s)", ""]
     for inc in incidents:
         events = events_of(inc.id)

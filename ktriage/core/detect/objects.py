@@ -8,9 +8,6 @@ import binascii
 import re
 from typing import NamedTuple
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
-
 MAX_CSR_BYTES = 64 << 10
 
 
@@ -33,6 +30,11 @@ def csr_subject(obj: object) -> CsrSubject | None:
     request = spec.get("request")
     if not isinstance(request, str) or len(request) > MAX_CSR_BYTES:
         return None
+    # Imported here: a CSR is rare, and loading the library costs every replay
+    # tens of milliseconds at start.
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     try:
         pem = base64.b64decode(request, validate=False)
         csr = x509.load_pem_x509_csr(pem)

@@ -1,0 +1,71 @@
+"""`ktriage --help` and `ktriage replay --json` start without what they do not use:
+the simulated cluster, Textual, the kubernetes client, and (for a small file with no
+certificate request) the multiprocessing and cryptography libraries."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# Runs the command in a fresh interpreter and reports the modules it loaded.
+DRIVER = """
+import json, sys
+from ktriage.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stderr)
+"""
+NEVER = ("ktriage.sim", "textual", "kubernetes", "ktriage.ui")
+
+
+def _modules(args: list[str], tmp_path: Path) -> list[str]:
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path), HOME=str(tmp_path))
+    env["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", DRIVER, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    report = json.loads(done.stderr.decode().strip().splitlines()[-1])
+    assert report["code"] in (0, None), done.stderr.decode(errors="replace")
+    modules: list[str] = report["modules"]
+    return modules
+
+
+@pytest.mark.parametrize("args", [["--help"], ["replay", "--help"]], ids=["help", "replay-help"])
+def test_help_loads_no_sim_ui_or_client(tmp_path: Path, args: list[str]) -> None:
+    modules = _modules(args, tmp_path)
+    assert not [m for m in modules if m.startswith(NEVER)]
+    assert "ktriage.core.correlate" not in modules  # --help runs no replay code
+
+
+def test_replay_json_loads_no_sim_ui_client_or_helpers(tmp_path: Path) -> None:
+    path = tmp_path / "small.jsonl"
+    line = {
+        "kind": "Event",
+        "auditID": "a1",
+        "verb": "get",
+        "stage": "ResponseComplete",
+        "user": {"username": "alice"},
+        "objectRef": {"resource": "configmaps", "namespace": "shop", "name": "c"},
+        "stageTimestamp": "2026-09-21T14:13:20.000000Z",
+    }
+    path.write_text(json.dumps(line) + "\n")
+    modules = _modules(["replay", "--json", str(path)], tmp_path)
+    assert "ktriage.core.correlate" in modules  # it did replay
+    assert not [m for m in modules if m.startswith(NEVER)]
+    # Loaded only when needed: a helper process for a large file, a CSR to read,
+    # snapshots to write.
+    for lazy in ("multiprocessing", "cryptography", "ktriage.core.snapshot"):
+        assert lazy not in modules, lazy
