@@ -109,7 +109,7 @@ class RevokeCredentials:
                 continue  # a token of an earlier namesake: it no longer authenticates
             tokens.append(s)
         pods = await ctx.call(
-            kc.list_pods, ctx.kube, ns, what=f"list pods in namespace {ns}", permission=LIST_PODS
+            ctx.kube.list_pods, ns, what=f"list pods in namespace {ns}", permission=LIST_PODS
         )
         users = [p for p in pods if _uses(p, target.name)]
         return {"sa": sa, "tokens": tokens, "pods": users}

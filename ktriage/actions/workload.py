@@ -407,8 +407,7 @@ class ScaleToZero:
         deadline = loop.time() + SETTLE_SECONDS
         while True:
             pods = await ctx.call(
-                kc.list_pods,
-                ctx.kube,
+                ctx.kube.list_pods,
                 ns,
                 label_selector=label_selector,
                 what=f"list the pods of {workload.get('kind', 'the workload')}",
