@@ -19,13 +19,14 @@ from ktriage.actions.base import (
     ActionError,
     ActionRecord,
     Change,
+    DeclaredAction,
     Outcome,
     Plan,
     Progress,
     Target,
 )
 from ktriage.actions.context import ActionContext
-from ktriage.actions.permissions import GET_NODES, GET_PODS, PATCH_NODES, Permission
+from ktriage.actions.permissions import GET_NODES, PATCH_NODES
 from ktriage.core.containment import CORDONED, NODE, RESTORED, fact
 from ktriage.core.model import EntityKind
 
@@ -34,13 +35,9 @@ def _unschedulable(node: dict[str, Any]) -> bool:
     return bool((node.get("spec") or {}).get("unschedulable"))
 
 
-class Cordon:
+class Cordon(DeclaredAction):
     name = "cordon"
-    key = "c"
     title = "Cordon the pod's node"
-
-    def permissions(self, target: Target) -> list[Permission]:
-        return [GET_PODS, GET_NODES, PATCH_NODES]
 
     async def check(self, ctx: ActionContext, target: Target) -> dict[str, Any]:
         pod = await ctx.read_pod(target)

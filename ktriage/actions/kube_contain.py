@@ -7,6 +7,7 @@ calls. The runner calls them in threads.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client as k8s
@@ -36,28 +37,40 @@ def _rbac(kube: Kube) -> k8s.RbacAuthorizationV1Api:
 # ---- pods and workloads ------------------------------------------------------------
 
 
-def delete_pod(
-    kube: Kube,
-    namespace: str,
-    name: str,
-    *,
-    grace_period: int | None = None,
-    uid: str = "",
-    dry_run: bool = False,
-    timeout: Any = None,
-) -> dict[str, Any]:
-    """Delete a pod; with `uid`, only that very pod (not a namesake made since)."""
-    body = _delete_options(dry_run, uid)
-    if grace_period is not None:
-        body["gracePeriodSeconds"] = grace_period
-    return fetch(
-        kube.core.delete_namespaced_pod,
-        name,
-        namespace,
-        body=body,
-        timeout=timeout,
-        **dry_run_option(dry_run),
-    )
+def _delete_namespaced(method: Callable[..., Any]) -> Callable[..., dict[str, Any]]:
+    """A delete of one core namespaced object by `method` (of CoreV1Api); with `uid`,
+    only that very object (not a namesake made since)."""
+
+    def delete(
+        kube: Kube,
+        namespace: str,
+        name: str,
+        *,
+        grace_period: int | None = None,
+        uid: str = "",
+        dry_run: bool = False,
+        timeout: Any = None,
+    ) -> dict[str, Any]:
+        body = _delete_options(dry_run, uid)
+        if grace_period is not None:
+            body["gracePeriodSeconds"] = grace_period
+        return fetch(
+            method,
+            kube.core,
+            name,
+            namespace,
+            body=body,
+            timeout=timeout,
+            **dry_run_option(dry_run),
+        )
+
+    delete.__name__ = delete.__qualname__ = method.__name__.replace("_namespaced", "")
+    return delete
+
+
+delete_pod = _delete_namespaced(k8s.CoreV1Api.delete_namespaced_pod)
+delete_service_account = _delete_namespaced(k8s.CoreV1Api.delete_namespaced_service_account)
+delete_secret = _delete_namespaced(k8s.CoreV1Api.delete_namespaced_secret)
 
 
 def get_workload(
@@ -185,25 +198,6 @@ def get_service_account(
     return fetch(kube.core.read_namespaced_service_account, name, namespace, timeout=timeout)
 
 
-def delete_service_account(
-    kube: Kube,
-    namespace: str,
-    name: str,
-    *,
-    uid: str = "",
-    dry_run: bool = False,
-    timeout: Any = None,
-) -> dict[str, Any]:
-    return fetch(
-        kube.core.delete_namespaced_service_account,
-        name,
-        namespace,
-        body=_delete_options(dry_run, uid),
-        timeout=timeout,
-        **dry_run_option(dry_run),
-    )
-
-
 def create_service_account(
     kube: Kube, namespace: str, obj: dict[str, Any], *, dry_run: bool = False, timeout: Any = None
 ) -> dict[str, Any]:
@@ -222,23 +216,4 @@ def list_secrets(kube: Kube, namespace: str, *, timeout: Any = None) -> list[dic
         namespace,
         field_selector="type=kubernetes.io/service-account-token",
         timeout=timeout,
-    )
-
-
-def delete_secret(
-    kube: Kube,
-    namespace: str,
-    name: str,
-    *,
-    uid: str = "",
-    dry_run: bool = False,
-    timeout: Any = None,
-) -> dict[str, Any]:
-    return fetch(
-        kube.core.delete_namespaced_secret,
-        name,
-        namespace,
-        body=_delete_options(dry_run, uid),
-        timeout=timeout,
-        **dry_run_option(dry_run),
     )

@@ -24,12 +24,12 @@ from ktriage.actions.base import (
     ActionError,
     ActionRecord,
     Change,
+    DeclaredAction,
     Outcome,
     Plan,
     Progress,
     Target,
 )
-from ktriage.actions.catalog import permissions_of
 from ktriage.actions.context import ActionContext
 from ktriage.actions.identity import (
     SA,
@@ -54,7 +54,6 @@ from ktriage.actions.permissions import (
     LIST_CLUSTERROLEBINDINGS,
     UPDATE_CLUSTERROLEBINDINGS,
     UPDATE_ROLEBINDINGS,
-    Permission,
 )
 from ktriage.actions.runner import Step, run_steps
 from ktriage.core.containment import (
@@ -73,13 +72,9 @@ _CREATE = {"ClusterRoleBinding": CREATE_CLUSTERROLEBINDINGS, "RoleBinding": CREA
 _POWERFUL_ROLES = frozenset({"cluster-admin", "admin", "edit"})
 
 
-class Unbind:
+class Unbind(DeclaredAction):
     name = "unbind"
-    key = "B"
     title = "Remove the identity's RBAC bindings"
-
-    def permissions(self, target: Target) -> list[Permission]:
-        return permissions_of(self.name)
 
     async def _bindings(self, ctx: ActionContext) -> list[dict[str, Any]]:
         return await ctx.call(
