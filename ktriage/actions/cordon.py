@@ -35,6 +35,17 @@ def _unschedulable(node: dict[str, Any]) -> bool:
     return bool((node.get("spec") or {}).get("unschedulable"))
 
 
+async def _read_node(ctx: ActionContext, node: Target, verb: str = "read") -> dict[str, Any]:
+    """The node as the server has it now."""
+    return await ctx.call(
+        ctx.kube.get_node,
+        node.name,
+        what=f"{verb} {node.words()}",
+        subject=node,
+        permission=GET_NODES,
+    )
+
+
 class Cordon(DeclaredAction):
     name = "cordon"
     title = "Cordon the pod's node"
@@ -44,14 +55,7 @@ class Cordon(DeclaredAction):
         node_name = (pod.get("spec") or {}).get("nodeName")
         if not node_name:
             raise ActionError(f"{target.words()} is not scheduled on a node: nothing to cordon")
-        node_target = Target(EntityKind.NODE, "", node_name)
-        node = await ctx.call(
-            ctx.kube.get_node,
-            node_name,
-            what=f"read {node_target.words()}",
-            subject=node_target,
-            permission=GET_NODES,
-        )
+        node = await _read_node(ctx, Target(EntityKind.NODE, "", node_name))
         return {"node": node, "host_network": (pod.get("spec") or {}).get("hostNetwork") is True}
 
     def _plan(
@@ -137,13 +141,7 @@ class Cordon(DeclaredAction):
 
         async def attempt(refresh: bool) -> str:
             if refresh:
-                node = await ctx.call(
-                    ctx.kube.get_node,
-                    subject.name,
-                    what=f"re-read {subject.words()}",
-                    subject=subject,
-                    permission=GET_NODES,
-                )
+                node = await _read_node(ctx, subject, "re-read")
                 if _unschedulable(node) == cordon:
                     return UNCHANGED
             reply = await ctx.call(
@@ -167,13 +165,7 @@ class Cordon(DeclaredAction):
         """What is true of the node now, re-read from the server after the change
         (nothing when it cannot be read: no claim without a reading)."""
         try:
-            node = await ctx.call(
-                ctx.kube.get_node,
-                subject.name,
-                what=f"re-read {subject.words()}",
-                subject=subject,
-                permission=GET_NODES,
-            )
+            node = await _read_node(ctx, subject, "re-read")
         except ActionError:
             return []
         if _unschedulable(node):
@@ -233,13 +225,7 @@ class Cordon(DeclaredAction):
     async def plan_undo(self, ctx: ActionContext, record: ActionRecord) -> Plan:
         name = record.undo["node"]
         subject = Target(EntityKind.NODE, "", name)
-        node = await ctx.call(
-            ctx.kube.get_node,
-            name,
-            what=f"read {subject.words()}",
-            subject=subject,
-            permission=GET_NODES,
-        )
+        node = await _read_node(ctx, subject)
         plan = self._plan(record.target, record.incident_id, node, cordon=False)
         plan.undo_of = record
         return plan

@@ -300,12 +300,11 @@ class Isolate(DeclaredAction):
             )
         if not labelled:
             plan.changes.append(
-                Change(
-                    verb="patch",
-                    target=target,
-                    body=self._label_patch(value, _rv(pod)),
-                    content_type=STRATEGIC_MERGE,
-                    summary=f"label the pod {QUARANTINE_LABEL}={value}: the policy now selects it",
+                self._label_change(
+                    target,
+                    value,
+                    pod,
+                    f"label the pod {QUARANTINE_LABEL}={value}: the policy now selects it",
                 )
             )
 
@@ -381,6 +380,19 @@ class Isolate(DeclaredAction):
         if rv:
             meta["resourceVersion"] = rv  # 409 if the pod changed since the preview
         return {"metadata": meta}
+
+    @classmethod
+    def _label_change(
+        cls, target: Target, value: str | None, pod: dict[str, Any], summary: str
+    ) -> Change:
+        """The planned patch that sets (value) or removes (None) the quarantine label."""
+        return Change(
+            verb="patch",
+            target=target,
+            body=cls._label_patch(value, _rv(pod)),
+            content_type=STRATEGIC_MERGE,
+            summary=summary,
+        )
 
     @staticmethod
     def _backend(plan: Plan) -> Quarantine:
@@ -637,12 +649,8 @@ class Isolate(DeclaredAction):
         if pod is not None and QUARANTINE_LABEL in _labels(pod):
             plan.state["pod_rv"] = _rv(pod)
             plan.changes.append(
-                Change(
-                    verb="patch",
-                    target=target,
-                    body=self._label_patch(None, _rv(pod)),
-                    content_type=STRATEGIC_MERGE,
-                    summary=f"remove the label {QUARANTINE_LABEL} from the pod",
+                self._label_change(
+                    target, None, pod, f"remove the label {QUARANTINE_LABEL} from the pod"
                 )
             )
         if policy is not None:

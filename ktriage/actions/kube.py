@@ -107,6 +107,7 @@ class Kube:
         self, kind: str, namespace: str, name: str, *, timeout: Any = None
     ) -> dict[str, Any]:
         readers = {
+            "Deployment": self.apps.read_namespaced_deployment,
             "ReplicaSet": self.apps.read_namespaced_replica_set,
             "StatefulSet": self.apps.read_namespaced_stateful_set,
             "DaemonSet": self.apps.read_namespaced_daemon_set,

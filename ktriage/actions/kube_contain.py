@@ -73,18 +73,6 @@ delete_service_account = _delete_namespaced(k8s.CoreV1Api.delete_namespaced_serv
 delete_secret = _delete_namespaced(k8s.CoreV1Api.delete_namespaced_secret)
 
 
-def get_workload(
-    kube: Kube, kind: str, namespace: str, name: str, *, timeout: Any = None
-) -> dict[str, Any]:
-    readers = {
-        "Deployment": kube.apps.read_namespaced_deployment,
-        "StatefulSet": kube.apps.read_namespaced_stateful_set,
-        "ReplicaSet": kube.apps.read_namespaced_replica_set,
-        "DaemonSet": kube.apps.read_namespaced_daemon_set,
-    }
-    return fetch(readers[kind], name, namespace, timeout=timeout)
-
-
 def patch_scale(
     kube: Kube,
     kind: str,
@@ -147,10 +135,10 @@ def get_binding(
 
 def delete_binding(
     kube: Kube,
-    kind: str,
     namespace: str,
     name: str,
     *,
+    kind: str,
     uid: str = "",
     dry_run: bool = False,
     timeout: Any = None,

@@ -244,8 +244,7 @@ class ScaleToZero(DeclaredAction):
     async def _read(self, ctx: ActionContext, kind: str, ns: str, name: str) -> dict[str, Any]:
         subject = Target(kind, ns, name)
         return await ctx.call(
-            kc.get_workload,
-            ctx.kube,
+            ctx.kube.get_controller,
             kind,
             ns,
             name,
