@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
 
+from ktriage.actions import catalog
 from ktriage.core.model import EntityKind, EntityRef
 
 if TYPE_CHECKING:
@@ -220,6 +221,21 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.result in (OK, UNCHANGED, UNDONE)
+
+
+class DeclaredAction:
+    """An action's key and permissions, read from its declaration in catalog.py so
+    that no action class repeats them (an action may narrow `permissions` by target)."""
+
+    name: str
+    key: str
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.key = catalog.spec(cls.name).key
+
+    def permissions(self, target: Target) -> list[Permission]:
+        return catalog.permissions_of(self.name)
 
 
 class Action(Protocol):

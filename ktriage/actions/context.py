@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from ktriage.actions.base import Target
 from ktriage.actions.kube import Kube
-from ktriage.actions.permissions import GET_PODS, PermissionCache
+from ktriage.actions.permissions import GET_PODS, PATCH_PODS, Permission, PermissionCache
 from ktriage.actions.runner import Runner
 
 T = TypeVar("T")
@@ -35,13 +35,55 @@ class ActionContext:
         """Shorthand for `runner.call`."""
         return await self.runner.call(fn, *args, **kwargs)
 
-    async def read_pod(self, target: Target) -> dict[str, Any]:
-        """The target pod as the server has it now (every action starts here)."""
+    async def read_pod(self, target: Target, *, verb: str = "read") -> dict[str, Any]:
+        """The target pod as the server has it now (every action starts here; `verb`
+        says why in the record: "re-read" after a conflict)."""
         return await self.call(
             self.kube.get_pod,
             target.namespace,
             target.name,
-            what=f"read {target.words()}",
+            what=f"{verb} {target.words()}",
             subject=target,
             permission=GET_PODS,
+        )
+
+    async def patch_pod(
+        self, target: Target, body: dict[str, Any], *, verb: str, dry_run: bool = False
+    ) -> dict[str, Any]:
+        """Patch the target pod (a strategic merge); `verb` names the change in the record."""
+        return await self.call(
+            self.kube.patch_pod,
+            target.namespace,
+            target.name,
+            body,
+            dry_run=dry_run,
+            what=f"dry run: {verb} {target.words()}" if dry_run else f"{verb} {target.words()}",
+            subject=target,
+            permission=PATCH_PODS,
+        )
+
+    async def delete(
+        self,
+        send: Callable[..., dict[str, Any]],
+        target: Target,
+        *,
+        uid: str,
+        permission: Permission,
+        dry_run: bool = False,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """Delete the target with `send` (a `kube_contain.delete_*`): only that very object,
+        its uid a precondition, so a namesake made since is never deleted."""
+        verb = "dry run: delete" if dry_run else "delete"
+        return await self.call(
+            send,
+            self.kube,
+            target.namespace,
+            target.name,
+            uid=uid,
+            dry_run=dry_run,
+            what=f"{verb} {target.words()}",
+            subject=target,
+            permission=permission,
+            **options,
         )

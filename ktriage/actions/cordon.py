@@ -19,13 +19,14 @@ from ktriage.actions.base import (
     ActionError,
     ActionRecord,
     Change,
+    DeclaredAction,
     Outcome,
     Plan,
     Progress,
     Target,
 )
 from ktriage.actions.context import ActionContext
-from ktriage.actions.permissions import GET_NODES, GET_PODS, PATCH_NODES, Permission
+from ktriage.actions.permissions import GET_NODES, PATCH_NODES
 from ktriage.core.containment import CORDONED, NODE, RESTORED, fact
 from ktriage.core.model import EntityKind
 
@@ -34,27 +35,27 @@ def _unschedulable(node: dict[str, Any]) -> bool:
     return bool((node.get("spec") or {}).get("unschedulable"))
 
 
-class Cordon:
-    name = "cordon"
-    key = "c"
-    title = "Cordon the pod's node"
+async def _read_node(ctx: ActionContext, node: Target, verb: str = "read") -> dict[str, Any]:
+    """The node as the server has it now."""
+    return await ctx.call(
+        ctx.kube.get_node,
+        node.name,
+        what=f"{verb} {node.words()}",
+        subject=node,
+        permission=GET_NODES,
+    )
 
-    def permissions(self, target: Target) -> list[Permission]:
-        return [GET_PODS, GET_NODES, PATCH_NODES]
+
+class Cordon(DeclaredAction):
+    name = "cordon"
+    title = "Cordon the pod's node"
 
     async def check(self, ctx: ActionContext, target: Target) -> dict[str, Any]:
         pod = await ctx.read_pod(target)
         node_name = (pod.get("spec") or {}).get("nodeName")
         if not node_name:
             raise ActionError(f"{target.words()} is not scheduled on a node: nothing to cordon")
-        node_target = Target(EntityKind.NODE, "", node_name)
-        node = await ctx.call(
-            ctx.kube.get_node,
-            node_name,
-            what=f"read {node_target.words()}",
-            subject=node_target,
-            permission=GET_NODES,
-        )
+        node = await _read_node(ctx, Target(EntityKind.NODE, "", node_name))
         return {"node": node, "host_network": (pod.get("spec") or {}).get("hostNetwork") is True}
 
     def _plan(
@@ -140,13 +141,7 @@ class Cordon:
 
         async def attempt(refresh: bool) -> str:
             if refresh:
-                node = await ctx.call(
-                    ctx.kube.get_node,
-                    subject.name,
-                    what=f"re-read {subject.words()}",
-                    subject=subject,
-                    permission=GET_NODES,
-                )
+                node = await _read_node(ctx, subject, "re-read")
                 if _unschedulable(node) == cordon:
                     return UNCHANGED
             reply = await ctx.call(
@@ -170,13 +165,7 @@ class Cordon:
         """What is true of the node now, re-read from the server after the change
         (nothing when it cannot be read: no claim without a reading)."""
         try:
-            node = await ctx.call(
-                ctx.kube.get_node,
-                subject.name,
-                what=f"re-read {subject.words()}",
-                subject=subject,
-                permission=GET_NODES,
-            )
+            node = await _read_node(ctx, subject, "re-read")
         except ActionError:
             return []
         if _unschedulable(node):
@@ -236,13 +225,7 @@ class Cordon:
     async def plan_undo(self, ctx: ActionContext, record: ActionRecord) -> Plan:
         name = record.undo["node"]
         subject = Target(EntityKind.NODE, "", name)
-        node = await ctx.call(
-            ctx.kube.get_node,
-            name,
-            what=f"read {subject.words()}",
-            subject=subject,
-            permission=GET_NODES,
-        )
+        node = await _read_node(ctx, subject)
         plan = self._plan(record.target, record.incident_id, node, cordon=False)
         plan.undo_of = record
         return plan

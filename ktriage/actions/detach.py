@@ -20,6 +20,7 @@ from ktriage.actions.base import (
     ActionError,
     ActionRecord,
     Change,
+    DeclaredAction,
     Outcome,
     Plan,
     Progress,
@@ -35,11 +36,8 @@ from ktriage.actions.isolate import (
     _rv,
 )
 from ktriage.actions.permissions import (
-    GET_PODS,
     LIST_NETPOL,
     LIST_SERVICES,
-    PATCH_PODS,
-    Permission,
 )
 from ktriage.core import containment as cf
 from ktriage.core.netpol import (
@@ -80,18 +78,15 @@ def _owned_by(pod: dict[str, Any], uid: str) -> bool:
     return any(isinstance(r, dict) and r.get("uid") == uid for r in refs)
 
 
-class Detach:
+class Detach(DeclaredAction):
     """Remove the labels that tie the pod to its controller, Services and allowing policies."""
 
     name = "detach"
-    key = "D"
     title = "Detach the pod from its workload"
     replacement_wait = REPLACEMENT_WAIT
 
-    def permissions(self, target: Target) -> list[Permission]:
-        # Reading the pod's controller is not required: without it the plan says
-        # which labels are unknown (see check), and the other holders still go.
-        return [GET_PODS, PATCH_PODS, LIST_SERVICES, LIST_NETPOL]
+    # Its permissions (catalog.py) leave out reading the pod's controller: without it
+    # the plan says which labels are unknown (see check), and the other holders still go.
 
     async def check(self, ctx: ActionContext, target: Target) -> dict[str, Any]:
         pod = await ctx.read_pod(target)
@@ -235,17 +230,7 @@ class Detach:
             plan.dry_run = "nothing to send"
             return
         change = plan.changes[0]
-        t = change.target
-        await ctx.call(
-            ctx.kube.patch_pod,
-            t.namespace,
-            t.name,
-            change.body,
-            dry_run=True,
-            what=f"dry run: patch {t.words()}",
-            subject=t,
-            permission=PATCH_PODS,
-        )
+        await ctx.patch_pod(change.target, change.body, verb="patch", dry_run=True)
         plan.dry_run = "the server accepted the patch (dryRun=All): nothing was changed yet"
 
     async def apply(
@@ -260,28 +245,13 @@ class Detach:
             version = plan.state["pod_rv"]
             remaining = keys
             if refresh:
-                pod = await ctx.call(
-                    ctx.kube.get_pod,
-                    target.namespace,
-                    target.name,
-                    what=f"re-read {target.words()}",
-                    subject=target,
-                    permission=GET_PODS,
-                )
+                pod = await ctx.read_pod(target, verb="re-read")
                 version = _rv(pod)
                 remaining = [k for k in keys if k in _labels(pod)]
                 if not remaining:
                     return UNCHANGED
             body = {"metadata": {"labels": dict.fromkeys(remaining), "resourceVersion": version}}
-            reply = await ctx.call(
-                ctx.kube.patch_pod,
-                target.namespace,
-                target.name,
-                body,
-                what=f"unlabel {target.words()}",
-                subject=target,
-                permission=PATCH_PODS,
-            )
+            reply = await ctx.patch_pod(target, body, verb="unlabel")
             if any(k in _labels(reply) for k in remaining):
                 raise ActionError(f"patch {target.words()}: the labels are still there")
             return OK

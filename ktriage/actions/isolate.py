@@ -41,6 +41,7 @@ from ktriage.actions.base import (
     ActionError,
     ActionRecord,
     Change,
+    DeclaredAction,
     Outcome,
     Plan,
     Progress,
@@ -49,16 +50,10 @@ from ktriage.actions.base import (
 from ktriage.actions.context import ActionContext
 from ktriage.actions.netplugins import NetworkPlugins, detect
 from ktriage.actions.permissions import (
-    CREATE_NETPOL,
-    DELETE_NETPOL,
     GET_DAEMONSETS,
     GET_JOBS,
-    GET_PODS,
     GET_REPLICASETS,
     GET_STATEFULSETS,
-    LIST_NETPOL,
-    PATCH_PODS,
-    Permission,
     needs,
 )
 from ktriage.actions.quarantine_crd import (
@@ -149,18 +144,14 @@ def host_network_refusal(pod: dict[str, Any], target: Target) -> ActionError | N
     return ActionError(f"{why}; {node_level_steps()}.", reason="not-applicable", containment=[fact])
 
 
-class Isolate:
+class Isolate(DeclaredAction):
     name = "isolate"
-    key = "i"
     title = "Isolate the pod (quarantine NetworkPolicy)"
 
     def __init__(self) -> None:
         # What the cluster's network plugin is: read once per session (one service).
         self._plugins: NetworkPlugins | None = None
         self._plugins_lock = asyncio.Lock()
-
-    def permissions(self, target: Target) -> list[Permission]:
-        return [GET_PODS, LIST_NETPOL, CREATE_NETPOL, DELETE_NETPOL, PATCH_PODS]
 
     # ---- what governs the pod ---------------------------------------------------
 
@@ -309,12 +300,11 @@ class Isolate:
             )
         if not labelled:
             plan.changes.append(
-                Change(
-                    verb="patch",
-                    target=target,
-                    body=self._label_patch(value, _rv(pod)),
-                    content_type=STRATEGIC_MERGE,
-                    summary=f"label the pod {QUARANTINE_LABEL}={value}: the policy now selects it",
+                self._label_change(
+                    target,
+                    value,
+                    pod,
+                    f"label the pod {QUARANTINE_LABEL}={value}: the policy now selects it",
                 )
             )
 
@@ -391,6 +381,19 @@ class Isolate:
             meta["resourceVersion"] = rv  # 409 if the pod changed since the preview
         return {"metadata": meta}
 
+    @classmethod
+    def _label_change(
+        cls, target: Target, value: str | None, pod: dict[str, Any], summary: str
+    ) -> Change:
+        """The planned patch that sets (value) or removes (None) the quarantine label."""
+        return Change(
+            verb="patch",
+            target=target,
+            body=cls._label_patch(value, _rv(pod)),
+            content_type=STRATEGIC_MERGE,
+            summary=summary,
+        )
+
     @staticmethod
     def _backend(plan: Plan) -> Quarantine:
         return BY_NAME.get(str(plan.state.get("backend") or NETWORKPOLICY), PLAIN)
@@ -405,16 +408,7 @@ class Isolate:
             if change.verb == "create":
                 await backend.send_create(ctx, t.namespace, change.body, dry_run=True)
             elif change.verb == "patch":
-                await ctx.call(
-                    ctx.kube.patch_pod,
-                    t.namespace,
-                    t.name,
-                    change.body,
-                    dry_run=True,
-                    what=f"dry run: patch {t.words()}",
-                    subject=t,
-                    permission=PATCH_PODS,
-                )
+                await ctx.patch_pod(t, change.body, verb="patch", dry_run=True)
             elif change.verb == "delete":
                 await backend.send_delete(ctx, t.namespace, t.name, dry_run=True)
         plan.dry_run = "the server accepted every change (dryRun=All): nothing was changed yet"
@@ -458,25 +452,12 @@ class Isolate:
         async def attempt(refresh: bool) -> str:
             version = rv
             if refresh:
-                pod = await ctx.call(
-                    ctx.kube.get_pod,
-                    target.namespace,
-                    target.name,
-                    what=f"re-read {target.words()}",
-                    subject=target,
-                    permission=GET_PODS,
-                )
+                pod = await ctx.read_pod(target, verb="re-read")
                 if _labels(pod).get(QUARANTINE_LABEL) == value:
                     return UNCHANGED
                 version = _rv(pod)
-            reply = await ctx.call(
-                ctx.kube.patch_pod,
-                target.namespace,
-                target.name,
-                self._label_patch(value, version),
-                what=f"label {target.words()}" if value else f"unlabel {target.words()}",
-                subject=target,
-                permission=PATCH_PODS,
+            reply = await ctx.patch_pod(
+                target, self._label_patch(value, version), verb="label" if value else "unlabel"
             )
             if _labels(reply).get(QUARANTINE_LABEL) != value:
                 raise ActionError(f"patch {target.words()}: the label did not take")
@@ -653,14 +634,7 @@ class Isolate:
             state={"policy": pname, "namespace": ns, "backend": backend.name},
         )
         try:
-            pod = await ctx.call(
-                ctx.kube.get_pod,
-                ns,
-                pod_name,
-                what=f"read {target.words()}",
-                subject=target,
-                permission=GET_PODS,
-            )
+            pod = await ctx.read_pod(target)
         except ActionError as error:
             if error.reason != "not-found":
                 raise
@@ -675,12 +649,8 @@ class Isolate:
         if pod is not None and QUARANTINE_LABEL in _labels(pod):
             plan.state["pod_rv"] = _rv(pod)
             plan.changes.append(
-                Change(
-                    verb="patch",
-                    target=target,
-                    body=self._label_patch(None, _rv(pod)),
-                    content_type=STRATEGIC_MERGE,
-                    summary=f"remove the label {QUARANTINE_LABEL} from the pod",
+                self._label_change(
+                    target, None, pod, f"remove the label {QUARANTINE_LABEL} from the pod"
                 )
             )
         if policy is not None:

@@ -12,32 +12,62 @@ These functions block; the runner calls them in threads.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client as k8s
 
 from ktriage.kubeclient import client_from_kubeconfig as api_client_from_kubeconfig
 
-__all__ = ["Kube", "api_client_from_kubeconfig"]
+__all__ = [
+    "Kube",
+    "api_client_from_kubeconfig",
+    "call_raw",
+    "decode",
+    "dry_run_option",
+    "fetch",
+    "fetch_items",
+    "write_options",
+]
 
 
-def _write_options(dry_run: bool, timeout: Any) -> dict[str, Any]:
-    """What every write sends: the dry-run switch, our field manager, a raw reply."""
-    return {
-        "dry_run": "All" if dry_run else None,
-        "field_manager": "ktriage",
-        "_preload_content": False,
-        "_request_timeout": timeout,
-    }
+def dry_run_option(dry_run: bool) -> dict[str, Any]:
+    """The dry-run switch of a write (`dryRun=All`), or nothing."""
+    return {"dry_run": "All" if dry_run else None}
 
 
-def _decode(response: Any) -> dict[str, Any]:
+def write_options(dry_run: bool) -> dict[str, Any]:
+    """What a create, patch or replace sends: the dry-run switch and our field manager."""
+    return {**dry_run_option(dry_run), "field_manager": "ktriage"}
+
+
+def decode(response: Any) -> dict[str, Any]:
+    """The JSON object of a reply read with `_preload_content=False` ({} when empty)."""
     data = response.data
     response.release_conn()
     if not data:
         return {}
     value = json.loads(data)
     return value if isinstance(value, dict) else {}
+
+
+def call_raw(call: Callable[..., Any], *args: Any, timeout: Any = None, **kwargs: Any) -> Any:
+    """One client call, its reply unread (`_preload_content=False`), within `timeout`."""
+    return call(*args, _preload_content=False, _request_timeout=timeout, **kwargs)
+
+
+def fetch(
+    call: Callable[..., Any], *args: Any, timeout: Any = None, **kwargs: Any
+) -> dict[str, Any]:
+    """One client call, its reply decoded as a plain dict."""
+    return decode(call_raw(call, *args, timeout=timeout, **kwargs))
+
+
+def fetch_items(
+    call: Callable[..., Any], *args: Any, timeout: Any = None, **kwargs: Any
+) -> list[dict[str, Any]]:
+    """One list call, the `items` of its reply."""
+    return list(fetch(call, *args, timeout=timeout, **kwargs).get("items") or [])
 
 
 class Kube:
@@ -57,79 +87,50 @@ class Kube:
     # ---- reads ---------------------------------------------------------------
 
     def get_pod(self, namespace: str, name: str, *, timeout: Any = None) -> dict[str, Any]:
-        return _decode(
-            self.core.read_namespaced_pod(
-                name, namespace, _preload_content=False, _request_timeout=timeout
-            )
-        )
+        return fetch(self.core.read_namespaced_pod, name, namespace, timeout=timeout)
 
     def get_node(self, name: str, *, timeout: Any = None) -> dict[str, Any]:
-        return _decode(self.core.read_node(name, _preload_content=False, _request_timeout=timeout))
+        return fetch(self.core.read_node, name, timeout=timeout)
 
     def list_network_policies(self, namespace: str, *, timeout: Any = None) -> list[dict[str, Any]]:
-        reply = _decode(
-            self.net.list_namespaced_network_policy(
-                namespace, _preload_content=False, _request_timeout=timeout
-            )
-        )
-        return list(reply.get("items") or [])
+        return fetch_items(self.net.list_namespaced_network_policy, namespace, timeout=timeout)
 
     def get_network_policy(
         self, namespace: str, name: str, *, timeout: Any = None
     ) -> dict[str, Any]:
-        return _decode(
-            self.net.read_namespaced_network_policy(
-                name, namespace, _preload_content=False, _request_timeout=timeout
-            )
-        )
+        return fetch(self.net.read_namespaced_network_policy, name, namespace, timeout=timeout)
 
     def list_services(self, namespace: str, *, timeout: Any = None) -> list[dict[str, Any]]:
-        reply = _decode(
-            self.core.list_namespaced_service(
-                namespace, _preload_content=False, _request_timeout=timeout
-            )
-        )
-        return list(reply.get("items") or [])
+        return fetch_items(self.core.list_namespaced_service, namespace, timeout=timeout)
 
     def get_controller(
         self, kind: str, namespace: str, name: str, *, timeout: Any = None
     ) -> dict[str, Any]:
         readers = {
+            "Deployment": self.apps.read_namespaced_deployment,
             "ReplicaSet": self.apps.read_namespaced_replica_set,
             "StatefulSet": self.apps.read_namespaced_stateful_set,
             "DaemonSet": self.apps.read_namespaced_daemon_set,
             "Job": self.batch.read_namespaced_job,
         }
-        return _decode(
-            readers[kind](name, namespace, _preload_content=False, _request_timeout=timeout)
-        )
+        return fetch(readers[kind], name, namespace, timeout=timeout)
 
     def list_pods(
         self, namespace: str, *, label_selector: str = "", timeout: Any = None
     ) -> list[dict[str, Any]]:
-        reply = _decode(
-            self.core.list_namespaced_pod(
-                namespace,
-                label_selector=label_selector or None,
-                _preload_content=False,
-                _request_timeout=timeout,
-            )
+        return fetch_items(
+            self.core.list_namespaced_pod,
+            namespace,
+            label_selector=label_selector or None,
+            timeout=timeout,
         )
-        return list(reply.get("items") or [])
 
     def list_daemonsets_all(self, *, timeout: Any = None) -> list[dict[str, Any]]:
-        reply = _decode(
-            self.apps.list_daemon_set_for_all_namespaces(
-                _preload_content=False, _request_timeout=timeout
-            )
-        )
-        return list(reply.get("items") or [])
+        return fetch_items(self.apps.list_daemon_set_for_all_namespaces, timeout=timeout)
 
     def api_groups(self, *, timeout: Any = None) -> dict[str, list[str]]:
         """Discovery (`/apis`): group name -> the versions it serves."""
-        reply = _decode(
-            self.apis.get_api_versions(_preload_content=False, _request_timeout=timeout)
-        )
+        reply = fetch(self.apis.get_api_versions, timeout=timeout)
         out: dict[str, list[str]] = {}
         for group in reply.get("groups") or ():
             if isinstance(group, dict) and group.get("name"):
@@ -139,22 +140,20 @@ class Kube:
 
     def api_resources(self, group: str, version: str, *, timeout: Any = None) -> list[str]:
         """The resource names (plurals) a group version serves."""
-        reply = _decode(
-            self.custom.get_api_resources(
-                group, version, _preload_content=False, _request_timeout=timeout
-            )
-        )
+        reply = fetch(self.custom.get_api_resources, group, version, timeout=timeout)
         return [str(r.get("name")) for r in reply.get("resources") or () if isinstance(r, dict)]
 
     def list_custom(
         self, group: str, version: str, plural: str, namespace: str, *, timeout: Any = None
     ) -> list[dict[str, Any]]:
-        reply = _decode(
-            self.custom.list_namespaced_custom_object(
-                group, version, namespace, plural, _preload_content=False, _request_timeout=timeout
-            )
+        return fetch_items(
+            self.custom.list_namespaced_custom_object,
+            group,
+            version,
+            namespace,
+            plural,
+            timeout=timeout,
         )
-        return list(reply.get("items") or [])
 
     def get_custom(
         self,
@@ -166,30 +165,25 @@ class Kube:
         *,
         timeout: Any = None,
     ) -> dict[str, Any]:
-        return _decode(
-            self.custom.get_namespaced_custom_object(
-                group,
-                version,
-                namespace,
-                plural,
-                name,
-                _preload_content=False,
-                _request_timeout=timeout,
-            )
+        return fetch(
+            self.custom.get_namespaced_custom_object,
+            group,
+            version,
+            namespace,
+            plural,
+            name,
+            timeout=timeout,
         )
 
     def list_pod_events(
         self, namespace: str, name: str, *, timeout: Any = None
     ) -> list[dict[str, Any]]:
-        reply = _decode(
-            self.core.list_namespaced_event(
-                namespace,
-                field_selector=f"involvedObject.name={name},involvedObject.kind=Pod",
-                _preload_content=False,
-                _request_timeout=timeout,
-            )
+        return fetch_items(
+            self.core.list_namespaced_event,
+            namespace,
+            field_selector=f"involvedObject.name={name},involvedObject.kind=Pod",
+            timeout=timeout,
         )
-        return list(reply.get("items") or [])
 
     def open_log(
         self,
@@ -202,14 +196,14 @@ class Kube:
         timeout: Any = None,
     ) -> Any:
         """The urllib3 response of a pod log, unread: the caller streams it."""
-        return self.core.read_namespaced_pod_log(
+        return call_raw(
+            self.core.read_namespaced_pod_log,
             name,
             namespace,
             container=container,
             previous=previous or None,
             limit_bytes=limit_bytes,
-            _preload_content=False,
-            _request_timeout=timeout,
+            timeout=timeout,
         )
 
     # ---- writes --------------------------------------------------------------
@@ -218,13 +212,7 @@ class Kube:
         self, name: str, body: dict[str, Any], *, dry_run: bool = False, timeout: Any = None
     ) -> dict[str, Any]:
         # A dict body goes out as application/strategic-merge-patch+json, as kubectl sends.
-        return _decode(
-            self.core.patch_node(
-                name,
-                body,
-                **_write_options(dry_run, timeout),
-            )
-        )
+        return fetch(self.core.patch_node, name, body, timeout=timeout, **write_options(dry_run))
 
     def patch_pod(
         self,
@@ -235,37 +223,35 @@ class Kube:
         dry_run: bool = False,
         timeout: Any = None,
     ) -> dict[str, Any]:
-        return _decode(
-            self.core.patch_namespaced_pod(
-                name,
-                namespace,
-                body,
-                **_write_options(dry_run, timeout),
-            )
+        return fetch(
+            self.core.patch_namespaced_pod,
+            name,
+            namespace,
+            body,
+            timeout=timeout,
+            **write_options(dry_run),
         )
 
     def create_network_policy(
         self, namespace: str, body: dict[str, Any], *, dry_run: bool = False, timeout: Any = None
     ) -> dict[str, Any]:
-        return _decode(
-            self.net.create_namespaced_network_policy(
-                namespace,
-                body,
-                **_write_options(dry_run, timeout),
-            )
+        return fetch(
+            self.net.create_namespaced_network_policy,
+            namespace,
+            body,
+            timeout=timeout,
+            **write_options(dry_run),
         )
 
     def delete_network_policy(
         self, namespace: str, name: str, *, dry_run: bool = False, timeout: Any = None
     ) -> dict[str, Any]:
-        return _decode(
-            self.net.delete_namespaced_network_policy(
-                name,
-                namespace,
-                dry_run="All" if dry_run else None,
-                _preload_content=False,
-                _request_timeout=timeout,
-            )
+        return fetch(
+            self.net.delete_namespaced_network_policy,
+            name,
+            namespace,
+            timeout=timeout,
+            **dry_run_option(dry_run),
         )
 
     def create_custom(
@@ -279,10 +265,15 @@ class Kube:
         dry_run: bool = False,
         timeout: Any = None,
     ) -> dict[str, Any]:
-        return _decode(
-            self.custom.create_namespaced_custom_object(
-                group, version, namespace, plural, body, **_write_options(dry_run, timeout)
-            )
+        return fetch(
+            self.custom.create_namespaced_custom_object,
+            group,
+            version,
+            namespace,
+            plural,
+            body,
+            timeout=timeout,
+            **write_options(dry_run),
         )
 
     def delete_custom(
@@ -296,17 +287,15 @@ class Kube:
         dry_run: bool = False,
         timeout: Any = None,
     ) -> dict[str, Any]:
-        return _decode(
-            self.custom.delete_namespaced_custom_object(
-                group,
-                version,
-                namespace,
-                plural,
-                name,
-                dry_run="All" if dry_run else None,
-                _preload_content=False,
-                _request_timeout=timeout,
-            )
+        return fetch(
+            self.custom.delete_namespaced_custom_object,
+            group,
+            version,
+            namespace,
+            plural,
+            name,
+            timeout=timeout,
+            **dry_run_option(dry_run),
         )
 
     # ---- who am I, what may I do --------------------------------------------
@@ -331,16 +320,8 @@ class Kube:
             "kind": "SelfSubjectAccessReview",
             "spec": {"resourceAttributes": attributes},
         }
-        return _decode(
-            self.authz.create_self_subject_access_review(
-                body, _preload_content=False, _request_timeout=timeout
-            )
-        )
+        return fetch(self.authz.create_self_subject_access_review, body, timeout=timeout)
 
     def self_review(self, *, timeout: Any = None) -> dict[str, Any]:
         body = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
-        return _decode(
-            self.authn.create_self_subject_review(
-                body, _preload_content=False, _request_timeout=timeout
-            )
-        )
+        return fetch(self.authn.create_self_subject_review, body, timeout=timeout)

@@ -34,13 +34,14 @@ from ktriage.actions.base import (
     ActionError,
     ActionRecord,
     Change,
+    DeclaredAction,
     Outcome,
     Plan,
     Progress,
     Target,
 )
 from ktriage.actions.context import ActionContext
-from ktriage.actions.permissions import GET_LOGS, GET_PODS, LIST_EVENTS, Permission
+from ktriage.actions.permissions import GET_LOGS, LIST_EVENTS
 from ktriage.actions.runner import translate
 from ktriage.core.containment import EVIDENCE, LOGS_DUMPED, fact
 from ktriage.core.redact import redact
@@ -132,13 +133,9 @@ class _Writer:
         }
 
 
-class DumpLogs:
+class DumpLogs(DeclaredAction):
     name = "logs"
-    key = "l"
     title = "Dump the pod's logs, YAML and events"
-
-    def permissions(self, target: Target) -> list[Permission]:
-        return [GET_PODS, GET_LOGS, LIST_EVENTS]
 
     async def check(self, ctx: ActionContext, target: Target) -> dict[str, Any]:
         pod = await ctx.read_pod(target)
@@ -347,14 +344,7 @@ class DumpLogs:
                 written.append(writer)
         logs_written = len(written)
         try:
-            pod = await ctx.call(
-                ctx.kube.get_pod,
-                target.namespace,
-                target.name,
-                what=f"read {target.words()}",
-                subject=target,
-                permission=GET_PODS,
-            )
+            pod = await ctx.read_pod(target)
             written.append(
                 await self._write_yaml(directory / "pod.yaml", "pod.yaml", pod, progress)
             )

@@ -21,6 +21,7 @@ from ktriage.actions.base import (
     ActionError,
     ActionRecord,
     Change,
+    DeclaredAction,
     Outcome,
     Plan,
     Progress,
@@ -64,9 +65,21 @@ def _uses(pod: dict[str, Any], name: str) -> bool:
     return (spec.get("serviceAccountName") or spec.get("serviceAccount") or "default") == name
 
 
-class RevokeCredentials:
+async def _read_account(ctx: ActionContext, target: Target, verb: str = "read") -> dict[str, Any]:
+    """The ServiceAccount as the server has it now."""
+    return await ctx.call(
+        kc.get_service_account,
+        ctx.kube,
+        target.namespace,
+        target.name,
+        what=f"{verb} {target.words()}",
+        subject=target,
+        permission=GET_SERVICEACCOUNTS,
+    )
+
+
+class RevokeCredentials(DeclaredAction):
     name = "revoke"
-    key = "R"
     title = "Revoke the identity's credentials"
 
     RECREATE = "r"
@@ -83,15 +96,7 @@ class RevokeCredentials:
         if target.kind == USER:
             return {}
         ns = target.namespace
-        sa = await ctx.call(
-            kc.get_service_account,
-            ctx.kube,
-            ns,
-            target.name,
-            what=f"read {target.words()}",
-            subject=target,
-            permission=GET_SERVICEACCOUNTS,
-        )
+        sa = await _read_account(ctx, target)
         uid = (sa.get("metadata") or {}).get("uid", "")
         secrets = await ctx.call(
             kc.list_secrets,
@@ -109,7 +114,7 @@ class RevokeCredentials:
                 continue  # a token of an earlier namesake: it no longer authenticates
             tokens.append(s)
         pods = await ctx.call(
-            kc.list_pods, ctx.kube, ns, what=f"list pods in namespace {ns}", permission=LIST_PODS
+            ctx.kube.list_pods, ns, what=f"list pods in namespace {ns}", permission=LIST_PODS
         )
         users = [p for p in pods if _uses(p, target.name)]
         return {"sa": sa, "tokens": tokens, "pods": users}
@@ -221,27 +226,15 @@ class RevokeCredentials:
         t = plan.target
         for token in plan.state["tokens"]:
             st = Target("Secret", t.namespace, token["name"])
-            await ctx.call(
-                kc.delete_secret,
-                ctx.kube,
-                t.namespace,
-                token["name"],
-                uid=token["uid"],
-                dry_run=True,
-                what=f"dry run: delete {st.words()}",
-                subject=st,
-                permission=DELETE_SECRETS,
+            await ctx.delete(
+                kc.delete_secret, st, uid=token["uid"], permission=DELETE_SECRETS, dry_run=True
             )
-        await ctx.call(
+        await ctx.delete(
             kc.delete_service_account,
-            ctx.kube,
-            t.namespace,
-            t.name,
+            t,
             uid=plan.state["uid"],
-            dry_run=True,
-            what=f"dry run: delete {t.words()}",
-            subject=t,
             permission=DELETE_SERVICEACCOUNTS,
+            dry_run=True,
         )
         plan.dry_run = (
             "the server accepted the deletes (dryRun=All): nothing was changed yet (the "
@@ -253,15 +246,7 @@ class RevokeCredentials:
         deadline = loop.time() + GONE_SECONDS
         while True:
             try:
-                sa = await ctx.call(
-                    kc.get_service_account,
-                    ctx.kube,
-                    target.namespace,
-                    target.name,
-                    what=f"re-read {target.words()}",
-                    subject=target,
-                    permission=GET_SERVICEACCOUNTS,
-                )
+                sa = await _read_account(ctx, target, "re-read")
             except ActionError as error:
                 if error.reason == "not-found":
                     return
@@ -303,15 +288,8 @@ class RevokeCredentials:
             for token in st["tokens"]:
                 secret = Target("Secret", ns, token["name"])
                 try:
-                    await ctx.call(
-                        kc.delete_secret,
-                        ctx.kube,
-                        ns,
-                        token["name"],
-                        uid=token["uid"],
-                        what=f"delete {secret.words()}",
-                        subject=secret,
-                        permission=DELETE_SECRETS,
+                    await ctx.delete(
+                        kc.delete_secret, secret, uid=token["uid"], permission=DELETE_SECRETS
                     )
                 except ActionError as error:
                     if error.reason != "not-found":
@@ -319,14 +297,10 @@ class RevokeCredentials:
                 deleted.append(token["name"])
             new_uid = ""
             if plan.option == self.RECREATE:
-                await ctx.call(
+                await ctx.delete(
                     kc.delete_service_account,
-                    ctx.kube,
-                    ns,
-                    target.name,
+                    target,
                     uid=st["uid"],
-                    what=f"delete {target.words()}",
-                    subject=target,
                     permission=DELETE_SERVICEACCOUNTS,
                 )
                 try:
@@ -369,15 +343,7 @@ class RevokeCredentials:
                 == target.name
                 and t["metadata"]["name"] in deleted
             ]
-            now = await ctx.call(
-                kc.get_service_account,
-                ctx.kube,
-                ns,
-                target.name,
-                what=f"re-read {target.words()}",
-                subject=target,
-                permission=GET_SERVICEACCOUNTS,
-            )
+            now = await _read_account(ctx, target, "re-read")
         except ActionError as error:
             message = error.message
             if deleted:

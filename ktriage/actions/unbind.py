@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -24,12 +25,12 @@ from ktriage.actions.base import (
     ActionError,
     ActionRecord,
     Change,
+    DeclaredAction,
     Outcome,
     Plan,
     Progress,
     Target,
 )
-from ktriage.actions.catalog import permissions_of
 from ktriage.actions.context import ActionContext
 from ktriage.actions.identity import (
     SA,
@@ -73,13 +74,31 @@ _CREATE = {"ClusterRoleBinding": CREATE_CLUSTERROLEBINDINGS, "RoleBinding": CREA
 _POWERFUL_ROLES = frozenset({"cluster-admin", "admin", "edit"})
 
 
-class Unbind:
-    name = "unbind"
-    key = "B"
-    title = "Remove the identity's RBAC bindings"
+async def _write_binding(
+    ctx: ActionContext,
+    send: Callable[..., dict[str, Any]],
+    obj: dict[str, Any],
+    what: str,
+    permissions: dict[str, Permission],
+    *,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Create or replace (`send`) a binding; the permission is the one for its kind."""
+    subject = binding_target(obj)
+    return await ctx.call(
+        send,
+        ctx.kube,
+        obj,
+        dry_run=dry_run,
+        what=what,
+        subject=subject,
+        permission=permissions[subject.kind],
+    )
 
-    def permissions(self, target: Target) -> list[Permission]:
-        return permissions_of(self.name)
+
+class Unbind(DeclaredAction):
+    name = "unbind"
+    title = "Remove the identity's RBAC bindings"
 
     async def _bindings(self, ctx: ActionContext) -> list[dict[str, Any]]:
         return await ctx.call(
@@ -208,28 +227,18 @@ class Unbind:
         uid = (b.get("metadata") or {}).get("uid", "")
         prefix = "dry run: " if dry else ""
         if item["verb"] == "delete":
-            return ctx.call(
+            return ctx.delete(
                 kc.delete_binding,
-                ctx.kube,
-                bt.kind,
-                bt.namespace,
-                bt.name,
+                bt,
                 uid=uid,
-                dry_run=dry,
-                what=f"{prefix}delete {bt.words()}",
-                subject=bt,
                 permission=_DELETE[bt.kind],
+                dry_run=dry,
+                kind=bt.kind,
             )
         body = copy.deepcopy(b)
         body["subjects"] = [s for s in b.get("subjects") or [] if not names_identity(s, target)]
-        return ctx.call(
-            kc.replace_binding,
-            ctx.kube,
-            body,
-            dry_run=dry,
-            what=f"{prefix}update {bt.words()}",
-            subject=bt,
-            permission=_UPDATE[bt.kind],
+        return _write_binding(
+            ctx, kc.replace_binding, body, f"{prefix}update {bt.words()}", _UPDATE, dry_run=dry
         )
 
     async def dry_run(self, ctx: ActionContext, plan: Plan) -> None:
@@ -253,14 +262,13 @@ class Unbind:
             if item["verb"] != "delete":
                 continue
             try:
-                await ctx.call(
+                await _write_binding(
+                    ctx,
                     kc.create_binding,
-                    ctx.kube,
                     saved,
+                    f"dry run: create {bt.words()}",
+                    _CREATE,
                     dry_run=True,
-                    what=f"dry run: create {bt.words()}",
-                    subject=bt,
-                    permission=_CREATE[bt.kind],
                 )
             except ActionError as error:
                 if error.reason != "already-exists":
@@ -277,13 +285,8 @@ class Unbind:
 
         async def restore() -> str:
             try:
-                await ctx.call(
-                    kc.create_binding,
-                    ctx.kube,
-                    saved,
-                    what=f"recreate {bt.words()}",
-                    subject=bt,
-                    permission=_CREATE[bt.kind],
+                await _write_binding(
+                    ctx, kc.create_binding, saved, f"recreate {bt.words()}", _CREATE
                 )
                 return "recreated"
             except ActionError as error:
@@ -303,13 +306,12 @@ class Unbind:
             if not missing:
                 return "already there"
             current["subjects"] = subjects + missing
-            await ctx.call(
+            await _write_binding(
+                ctx,
                 kc.replace_binding,
-                ctx.kube,
                 current,
-                what=f"put {username(target)} back into {bt.words()}",
-                subject=bt,
-                permission=_UPDATE[bt.kind],
+                f"put {username(target)} back into {bt.words()}",
+                _UPDATE,
             )
             return "subjects restored"
 

@@ -17,7 +17,6 @@ orphan policy that selects no pod".
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from kubernetes import client as k8s
 from ktriage.actions.base import MANAGED_BY, MANAGED_BY_LABEL, ActionError, Target
 from ktriage.actions.context import ActionContext
 from ktriage.actions.journal import Entry, change_target
+from ktriage.actions.kube import fetch
 
 IN_PLACE = "in place"
 NOT_IN_PLACE = "not in place"
@@ -66,13 +66,6 @@ _CUSTOM = {
 }
 
 
-def _decode(response: Any) -> dict[str, Any]:
-    data = response.data
-    response.release_conn()
-    value = json.loads(data) if data else {}
-    return value if isinstance(value, dict) else {}
-
-
 def can_read(kind: str, api_version: str = "") -> bool:
     """Whether `read_object` knows where to read this kind."""
     group = api_version.partition("/")[0] if "/" in api_version else ""
@@ -102,22 +95,22 @@ def read_object(
 ) -> dict[str, Any]:
     """The object as the server has it now (blocking). Raises ApiException (404 when
     gone), or LookupError for a kind this reader does not know."""
-    opts: dict[str, Any] = {"_preload_content": False, "_request_timeout": timeout}
+    opts: dict[str, Any] = {"timeout": timeout}
     group = api_version.partition("/")[0] if "/" in api_version else ""
     if kind == "NetworkPolicy" and group in ("", "networking.k8s.io"):
         api = k8s.NetworkingV1Api(api_client)
-        return _decode(api.read_namespaced_network_policy(name, namespace, **opts))
+        return fetch(api.read_namespaced_network_policy, name, namespace, **opts)
     if kind in _CORE and not group:
         method, namespaced = _CORE[kind]
         fn = getattr(k8s.CoreV1Api(api_client), method)
-        return _decode(fn(name, namespace, **opts) if namespaced else fn(name, **opts))
+        return fetch(fn, name, namespace, **opts) if namespaced else fetch(fn, name, **opts)
     if kind in _APPS:
         fn = getattr(k8s.AppsV1Api(api_client), _APPS[kind])
-        return _decode(fn(name, namespace, **opts))
+        return fetch(fn, name, namespace, **opts)
     if kind in _RBAC:
         method, namespaced = _RBAC[kind]
         fn = getattr(k8s.RbacAuthorizationV1Api(api_client), method)
-        return _decode(fn(name, namespace, **opts) if namespaced else fn(name, **opts))
+        return fetch(fn, name, namespace, **opts) if namespaced else fetch(fn, name, **opts)
     custom = _CUSTOM.get(kind)
     if custom is None and group and "/" in api_version:
         # A custom resource named by its apiVersion (Calico's projectcalico.org/v3
@@ -128,8 +121,8 @@ def read_object(
     api = k8s.CustomObjectsApi(api_client)
     g, v, plural = custom
     if namespace:
-        return _decode(api.get_namespaced_custom_object(g, v, namespace, plural, name, **opts))
-    return _decode(api.get_cluster_custom_object(g, v, plural, name, **opts))
+        return fetch(api.get_namespaced_custom_object, g, v, namespace, plural, name, **opts)
+    return fetch(api.get_cluster_custom_object, g, v, plural, name, **opts)
 
 
 @dataclass(slots=True)

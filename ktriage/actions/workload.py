@@ -31,12 +31,12 @@ from ktriage.actions.base import (
     ActionError,
     ActionRecord,
     Change,
+    DeclaredAction,
     Outcome,
     Plan,
     Progress,
     Target,
 )
-from ktriage.actions.catalog import permissions_of
 from ktriage.actions.context import ActionContext
 from ktriage.actions.logs import MANIFEST, safe_name
 from ktriage.actions.permissions import (
@@ -49,7 +49,6 @@ from ktriage.actions.permissions import (
     PATCH_DEPLOYMENT_SCALE,
     PATCH_REPLICASET_SCALE,
     PATCH_STATEFULSET_SCALE,
-    Permission,
 )
 from ktriage.core.containment import DELETED, RESTORED, SCALED_DOWN, WORKLOAD, fact
 
@@ -110,13 +109,9 @@ def _gone_or_terminating(pod: dict[str, Any] | None) -> bool:
     return pod is None or bool((pod.get("metadata") or {}).get("deletionTimestamp"))
 
 
-class DeletePod:
+class DeletePod(DeclaredAction):
     name = "delete-pod"
-    key = "X"
     title = "Delete the pod"
-
-    def permissions(self, target: Target) -> list[Permission]:
-        return permissions_of(self.name)
 
     async def check(self, ctx: ActionContext, target: Target) -> dict[str, Any]:
         pod = await ctx.read_pod(target)
@@ -179,16 +174,8 @@ class DeletePod:
             plan.dry_run = "nothing to send"
             return
         t = plan.target
-        await ctx.call(
-            kc.delete_pod,
-            ctx.kube,
-            t.namespace,
-            t.name,
-            uid=plan.state["uid"],
-            dry_run=True,
-            what=f"dry run: delete {t.words()}",
-            subject=t,
-            permission=DELETE_PODS,
+        await ctx.delete(
+            kc.delete_pod, t, uid=plan.state["uid"], permission=DELETE_PODS, dry_run=True
         )
         plan.dry_run = "the server accepted the delete (dryRun=All): nothing was changed yet"
 
@@ -202,16 +189,8 @@ class DeletePod:
         t = plan.target
         grace = 0 if plan.option == NOW else None
         try:
-            await ctx.call(
-                kc.delete_pod,
-                ctx.kube,
-                t.namespace,
-                t.name,
-                grace_period=grace,
-                uid=plan.state["uid"],
-                what=f"delete {t.words()}",
-                subject=t,
-                permission=DELETE_PODS,
+            await ctx.delete(
+                kc.delete_pod, t, uid=plan.state["uid"], permission=DELETE_PODS, grace_period=grace
             )
         except ActionError as error:
             if error.reason != "not-found":
@@ -258,19 +237,14 @@ class DeletePod:
         raise ActionError("a deleted pod cannot be brought back")
 
 
-class ScaleToZero:
+class ScaleToZero(DeclaredAction):
     name = "scale-zero"
-    key = "S"
     title = "Scale the pod's workload to zero"
-
-    def permissions(self, target: Target) -> list[Permission]:
-        return permissions_of(self.name)
 
     async def _read(self, ctx: ActionContext, kind: str, ns: str, name: str) -> dict[str, Any]:
         subject = Target(kind, ns, name)
         return await ctx.call(
-            kc.get_workload,
-            ctx.kube,
+            ctx.kube.get_controller,
             kind,
             ns,
             name,
@@ -407,8 +381,7 @@ class ScaleToZero:
         deadline = loop.time() + SETTLE_SECONDS
         while True:
             pods = await ctx.call(
-                kc.list_pods,
-                ctx.kube,
+                ctx.kube.list_pods,
                 ns,
                 label_selector=label_selector,
                 what=f"list the pods of {workload.get('kind', 'the workload')}",

@@ -29,6 +29,7 @@ import hashlib
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -512,28 +513,25 @@ class PodLogSource:
 
     # ---- lines (thread → loop) ---------------------------------------------------------
 
+    def _post(self, callback: Callable[..., None], *args: Any) -> None:
+        """Run `callback(*args)` on the event loop, from a reader thread; dropped once
+        the source is closed (or its loop is gone)."""
+        loop = self._loop
+        if loop is None or self._closed:
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(callback, *args)
+
     def _deliver_threadsafe(
         self, follower: _PodLogFollower, batch: list[tuple[int, bytes]]
     ) -> None:
-        loop = self._loop
-        if loop is None or self._closed:
-            return
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self._apply_lines, follower, batch)
+        self._post(self._apply_lines, follower, batch)
 
     def _say_threadsafe(self, message: str) -> None:
-        loop = self._loop
-        if loop is None or self._closed:
-            return
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self._apply_problem, message)
+        self._post(self._apply_problem, message)
 
     def _follower_done_threadsafe(self, follower: _PodLogFollower) -> None:
-        loop = self._loop
-        if loop is None or self._closed:
-            return
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self._follower_done, follower)
+        self._post(self._follower_done, follower)
 
     def _follower_done(self, follower: _PodLogFollower) -> None:
         key = (follower.namespace, follower.name)
@@ -543,28 +541,16 @@ class PodLogSource:
 
     def _stalled_threadsafe(self, follower: _PodLogFollower, message: str) -> None:
         follower.said_stalled = True
-        loop = self._loop
-        if loop is None or self._closed:
-            return
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self._apply_stalled, follower, message)
+        self._post(self._apply_stalled, follower, message)
 
     def _answered_threadsafe(self, follower: _PodLogFollower) -> None:
         if not follower.said_stalled:
             return  # the common case: nothing to undo
         follower.said_stalled = False
-        loop = self._loop
-        if loop is None or self._closed:
-            return
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self._apply_answered, follower)
+        self._post(self._apply_answered, follower)
 
     def _too_long_threadsafe(self, follower: _PodLogFollower, size: int) -> None:
-        loop = self._loop
-        if loop is None or self._closed:
-            return
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self._apply_too_long, follower, size)
+        self._post(self._apply_too_long, follower, size)
 
     def _apply_too_long(self, follower: _PodLogFollower, size: int) -> None:
         how_long = f"{size} bytes" if size >= 0 else "cut off when the stream ended"

@@ -1,6 +1,7 @@
 """Themes are data: TOML files loaded into `textual.theme.Theme`.
 
-The shipped themes live in the package (`ktriage/themes/*.toml`); a user adds or
+The shipped themes are the top-level `themes/*.toml`, installed as the package
+`ktriage.themes` (see setup.py); a user adds or
 overrides themes with files in `$XDG_CONFIG_HOME/ktriage/themes/*.toml`. A broken
 user theme is skipped with a reason, never a crash.
 """
@@ -11,6 +12,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -118,10 +120,20 @@ def load_theme_file(path: Path) -> Theme:
     return theme_from_dict(data, default_name=path.stem)
 
 
+def shipped_theme_folder() -> Traversable:
+    """Where the shipped themes are: the installed `ktriage.themes` (wheel or editable
+    install), else, in a source checkout run without installing, `themes/` beside
+    the package."""
+    try:
+        return resources.files("ktriage.themes")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[2] / "themes"
+
+
 def shipped_themes() -> dict[str, Theme]:
-    """The themes inside the package."""
+    """The themes shipped with ktriage."""
     out: dict[str, Theme] = {}
-    folder = resources.files("ktriage") / "themes"
+    folder = shipped_theme_folder()
     for entry in sorted(folder.iterdir(), key=lambda p: p.name):
         if entry.name.endswith(".toml"):
             data = tomllib.loads(entry.read_text(encoding="utf-8"))
