@@ -93,7 +93,6 @@ def _run_ui(sim: Any, options: DemoOptions, cfg: Config, notes: list[str]) -> in
     try:
         app.run()
     finally:
-        if setup.connection is not None:
-            setup.connection.close()
+        setup.close_connections()
         engine.archive.close()
     return app.return_code or 0

@@ -31,6 +31,8 @@ class SourceHealth:
 
     name: str  # e.g. "audit:/var/log/kube-audit.log", "kube pods", "falco auto"
     kind: str  # "audit" | "falco" | "tetragon" | "kube" | "replay"
+    # The kube context the source watches when several clusters are watched; "" with one.
+    cluster: str = ""
     # starting | connected | reconnecting | stalled | failed | done; `stalled`: the
     # server (the API server) accepts connections but has not answered for a while.
     state: str = "starting"
@@ -105,10 +107,14 @@ class Engine:
         *,
         archive: RawArchive | None = None,
         max_events: int | None = None,
+        store: EventStore | None = None,
+        cluster: str = "",
     ) -> None:
         self.config = config or Config()
-        self.store = EventStore(max_events=max_events)
-        self.correlator = Correlator(self.store, config=self.config)
+        # With several clusters each has an Engine of its own (ktriage.clusters); they
+        # share one store (one id space) and archive, and `cluster` keeps them apart.
+        self.store = store if store is not None else EventStore(max_events=max_events)
+        self.correlator = Correlator(self.store, config=self.config, cluster=cluster)
         self.archive = archive or RawArchive()
         # The cluster's addresses, shared by every source's audit detections.
         self.networks = ClusterNetworks(self.config.networks)
@@ -172,6 +178,8 @@ class Engine:
 
     def add_source(self, source: Source) -> None:
         source.health.clock = self.clock
+        if self.correlator.cluster:
+            source.health.cluster = self.correlator.cluster
         ingestor = getattr(source, "ingestor", None)
         if isinstance(ingestor, Ingestor):
             ingestor.audit.networks = self.networks
