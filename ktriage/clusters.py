@@ -18,12 +18,15 @@ from __future__ import annotations
 import asyncio
 from collections import ChainMap
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ktriage.core.config import Config
 from ktriage.core.model import EntityRef, Event, Incident
 from ktriage.core.text import clip, shown
 from ktriage.engine import Changes, Engine, Source, SourceHealth
+
+if TYPE_CHECKING:
+    from ktriage.core.cluster import ClusterState
 
 # How long a cluster's name may be where it is shown in a column or the status bar.
 NAME_WIDTH = 24
@@ -148,6 +151,12 @@ class MultiEngine(Engine):
                 return member
             incident = incident.id
         return self.correlator.owner(incident)  # type: ignore[attr-defined,no-any-return]
+
+    def state_for(self, incident: Incident | None) -> ClusterState | None:
+        """The cluster state of the incident's cluster; the first cluster's without
+        an incident (the Pods pane's "all pods")."""
+        member = self.member_of(incident)
+        return member.cluster if member is not None else self.cluster
 
     # ---- what the UI and headless mode use ------------------------------------
 

@@ -13,7 +13,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ktriage.core import allowlist
 from ktriage.core.archive import RawArchive
@@ -21,8 +21,11 @@ from ktriage.core.config import Config
 from ktriage.core.correlate import Correlator
 from ktriage.core.detect.identity import ClusterNetworks
 from ktriage.core.ingest import Ingestor
-from ktriage.core.model import Event
+from ktriage.core.model import Event, Incident
 from ktriage.core.store import EventStore
+
+if TYPE_CHECKING:
+    from ktriage.core.cluster import ClusterState
 
 
 @dataclass(slots=True)
@@ -123,7 +126,8 @@ class Engine:
         self.ingestor = Ingestor(self.networks, allowlist=self.config.allowlist)
         self.sources: list[Source] = []
         self.clock: Callable[[], float] = time.time
-        self.cluster = None  # ktriage.core.cluster.ClusterState when connected to a cluster
+        # The live cluster state when connected to a cluster.
+        self.cluster: ClusterState | None = None
         self.context_name = ""  # kube context or "replay" / "demo"
         self.cluster_name = ""
         self._tasks: list[asyncio.Task[None]] = []
@@ -219,6 +223,11 @@ class Engine:
 
     def health(self) -> list[SourceHealth]:
         return [s.health for s in self.sources]
+
+    def state_for(self, incident: Incident | None) -> ClusterState | None:
+        """The live cluster state an incident's pods are looked up in (with several
+        clusters, its own cluster's: see ktriage.clusters)."""
+        return self.cluster
 
     def raw_record(self, event: Event) -> object:
         """The raw record behind an event, or None when it is gone."""

@@ -189,3 +189,30 @@ def test_hostile_too_many_contexts_are_refused_with_a_reason(tmp_path: Path) -> 
     cfg = write_kubeconfig(tmp_path / "kc", names)
     with pytest.raises(LiveError, match=f"at most {MAX_CLUSTERS}"):
         context_names(options("--kubeconfig", str(cfg), "--all-contexts"))
+
+
+def test_snapshot_names_the_cluster_and_only_with_several() -> None:
+    from ktriage.core.snapshot import render_markdown
+
+    engine = two_clusters()
+    engine.members["prod-eu"].add_events([ev(0, POD)])
+    (inc,) = engine.correlator.incidents.values()
+    text = render_markdown(inc, engine.correlator.events_of(inc.id))
+    assert "| Cluster | prod-eu |" in text
+    plain = Correlator()
+    plain.add(ev(0, POD))
+    (one,) = plain.incidents.values()
+    assert "| Cluster |" not in render_markdown(one, plain.events_of(one.id))
+
+
+def test_hostile_context_name_in_a_snapshot_is_plain_text() -> None:
+    from ktriage.core.snapshot import render_markdown
+
+    engine = MultiEngine()
+    name = "evil|[x](http://e.example)\x1b[2J\n# heading"
+    engine.add_cluster(name).add_events([ev(0, POD)])
+    (inc,) = engine.correlator.incidents.values()
+    text = render_markdown(inc, engine.correlator.events_of(inc.id))
+    (row,) = [line for line in text.splitlines() if line.startswith("| Cluster |")]
+    assert "\x1b" not in row and "\n" not in row
+    assert "evil\\|\\[x\\]" in row and "http:\\/\\/" in row
