@@ -408,3 +408,92 @@ async def test_hostile_ten_contexts_each_watched_and_labelled(
         )
     finally:
         await stop(setup)
+
+
+def test_headless_command_with_two_contexts_labels_health_and_incidents(
+    make_sim_cluster: Callable[..., SimCluster], tmp_path: Path
+) -> None:
+    from test_headless import Headless
+
+    sims = {
+        EU: make_sim_cluster(scenario="cryptominer", clock=ManualClock()),
+        US: make_sim_cluster(clock=ManualClock()),  # quiet: no attack there
+    }
+    kubeconfig = write_joint_kubeconfig(tmp_path / "kubeconfig", sims)
+    args = ["--kubeconfig", str(kubeconfig), "--context", EU, "--context", US, "--from-start"]
+    args += ["--audit-log", f"{EU}={sims[EU].outputs.audit_path}"]
+    args += ["--tetragon", "off", "--falco", f"{US}=off"]
+    k = Headless(args, tmp_path)
+    try:
+        for name in (f"{EU}: kube pods", f"{US}: kube pods", f"{EU}: falco auto"):
+            k.wait_for(
+                lambda name=name: any(name in e and ": connected" in e for e in k.err),
+                what=f"{name} connected",
+            )
+        assert not any(f"{US}: falco" in e for e in k.err)
+        while not sims[EU].player.done:
+            sims[EU].advance(2.0)
+        k.wait_for(
+            lambda: any(i["severity"] == "critical" for i in k.incidents()), what="an incident"
+        )
+        code = k.stop()
+    finally:
+        k.kill()
+    assert code == 0, k.err[-5:]
+    incidents = k.incidents()
+    assert incidents and {i["cluster"] for i in incidents} == {EU}
+
+
+def test_per_cluster_files_and_webhooks_go_to_their_cluster(tmp_path: Path) -> None:
+    # No server is contacted while building: two contexts on an unused port will do.
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:9"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [
+                    {"name": n, "context": {"cluster": "c", "user": "u"}} for n in (EU, US)
+                ],
+                "current-context": EU,
+            }
+        )
+    )
+    audit = tmp_path / "us-audit.log"
+    audit.write_text("")
+    setup = build_live(
+        LiveOptions(
+            kubeconfig=str(kubeconfig),
+            contexts=(EU, US),
+            audit_log=(f"{US}={audit}",),
+            falco=("off",),
+            tetragon=(f"{EU}=off",),
+            listen_audit=f"{EU}=127.0.0.1:0,{US}=127.0.0.1:0",
+            listen_falco=f"{US}=127.0.0.1:0",
+        )
+    )
+    try:
+        engine = setup.engine
+        assert isinstance(engine, MultiEngine)
+
+        def kinds(name: str) -> list[str]:
+            return sorted(s.health.kind for s in engine.members[name].sources)
+
+        assert kinds(EU) == ["audit", "kube", "kube", "kube"]  # its audit webhook
+        assert kinds(US) == ["audit", "audit", "falco", "kube", "kube", "kube", "tetragon"]
+        assert len(setup.webhooks) == 3
+        with pytest.raises(Exception, match="say which one"):
+            build_live(
+                LiveOptions(kubeconfig=str(kubeconfig), contexts=(EU, US), audit_log=(str(audit),))
+            )
+        with pytest.raises(Exception, match="say which one"):
+            build_live(
+                LiveOptions(
+                    kubeconfig=str(kubeconfig), contexts=(EU, US), listen_audit="127.0.0.1:0"
+                )
+            )
+    finally:
+        setup.close_connections()
+        setup.engine.archive.close()

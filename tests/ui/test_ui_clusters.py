@@ -118,3 +118,29 @@ async def test_hostile_context_name_in_list_status_and_confirm_title(tmp_path):
         assert "[cluster [bold red]eu[/]\\x1b[2J\\" in line
         assert "…] Cordon node worker-1" in line
         assert "\x1b" not in line and "z" * 30 not in line
+
+
+def test_blast_radius_reads_the_incidents_own_cluster():
+    from ktriage.ui.screens.blast import reader_for
+
+    engine = two_clusters()
+
+    def eu_client() -> None:
+        return None
+
+    def us_client() -> None:
+        return None
+
+    engine.client_factories = {"prod-eu": eu_client, "prod-us": us_client}
+
+    class FakeApp:
+        api_client_factory = None
+
+    app = FakeApp()
+    app.engine = engine  # type: ignore[attr-defined]
+    us = reader_for(app, "prod-us")
+    assert us is not None and us.factory is us_client
+    eu = reader_for(app, "prod-eu")
+    assert eu is not None and eu.factory is eu_client
+    assert reader_for(app, "prod-us") is us  # one reader (and cache) per cluster
+    assert reader_for(app, "elsewhere") is None
