@@ -81,7 +81,19 @@ def _add_live(p: argparse.ArgumentParser, *, top: bool = False) -> None:
     g.add_argument(
         "--kubeconfig", metavar="PATH", default=default(None), help="kubeconfig (like kubectl)"
     )
-    g.add_argument("--context", metavar="NAME", default=default(None), help="kubeconfig context")
+    g.add_argument(
+        "--context",
+        action="append",
+        metavar="NAME",
+        default=default(None),
+        help="kubeconfig context; repeat it to watch several clusters in one screen",
+    )
+    g.add_argument(
+        "--all-contexts",
+        action="store_true",
+        default=default(False),
+        help="watch every context of the kubeconfig, each cluster with its own sources",
+    )
     scope = g.add_mutually_exclusive_group()
     scope.add_argument(
         "-n", "--namespace", metavar="NS", default=default(None), help="watch one namespace"
@@ -99,7 +111,7 @@ def _add_live(p: argparse.ArgumentParser, *, top: bool = False) -> None:
         action="append",
         metavar="PATH",
         default=default(None),
-        help="follow an API-server audit log file (repeatable)",
+        help="follow an API-server audit log file (repeatable); with several clusters CONTEXT=PATH",
     )
     g.add_argument(
         "--since",
@@ -120,27 +132,31 @@ def _add_live(p: argparse.ArgumentParser, *, top: bool = False) -> None:
         metavar="PATH|auto|off",
         default=default(None),
         help="Falco alerts: a JSON-lines file, auto (Falco pods' logs; the default with a "
-        "cluster) or off (repeatable)",
+        "cluster) or off (repeatable); with several clusters CONTEXT=PATH|auto|off, or "
+        "auto/off for all",
     )
     g.add_argument(
         "--tetragon",
         action="append",
         metavar="PATH|auto|off",
         default=default(None),
-        help="Tetragon events: an export file, auto (export-stdout of Tetragon pods) or off",
+        help="Tetragon events: an export file, auto (export-stdout of Tetragon pods) or off; "
+        "with several clusters as for --falco",
     )
     g = p.add_argument_group("webhooks")
     g.add_argument(
         "--listen-audit",
         metavar="HOST:PORT",
         default=default(None),
-        help="receive the audit webhook backend (EventList POSTs)",
+        help="receive the audit webhook backend (EventList POSTs); with several clusters "
+        "CONTEXT=HOST:PORT[,CONTEXT=HOST:PORT...]",
     )
     g.add_argument(
         "--listen-falco",
         metavar="HOST:PORT",
         default=default(None),
-        help="receive Falco http_output / Falcosidekick webhook POSTs",
+        help="receive Falco http_output / Falcosidekick webhook POSTs; with several "
+        "clusters as for --listen-audit",
     )
     g.add_argument("--tls-cert", metavar="PATH", default=default(None), help="PEM certificate")
     g.add_argument("--tls-key", metavar="PATH", default=default(None), help="PEM private key")
@@ -250,6 +266,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=5.0,
         metavar="N",
         help="play N times faster than real time (default: 5)",
+    )
+    demo.add_argument(
+        "--clusters",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        metavar="N",
+        help="run N simulated clusters at once (1 or 2), each playing the scenario with "
+        "names of its own, watched in one screen (default: 1)",
     )
     demo.add_argument(
         "--cni",

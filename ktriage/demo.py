@@ -40,6 +40,30 @@ def how_to_use(sim: Any, scenario: str, speed: float) -> list[str]:
     ]
 
 
+# The contexts of `ktriage demo --clusters 2`, one simulated cluster each.
+DEMO_CONTEXTS = ("demo-east", "demo-west")
+
+
+def cluster_live_options(
+    sims: dict[str, Any], kubeconfig: Path, options: DemoOptions
+) -> LiveOptions:
+    """What `ktriage --kubeconfig K --context east --context west --audit-log east=...`
+    would give: each cluster with its own streams."""
+
+    def each(kind: str) -> tuple[str, ...]:
+        return tuple(f"{n}={getattr(sim.outputs, f'{kind}_path')}" for n, sim in sims.items())
+
+    return LiveOptions(
+        kubeconfig=str(kubeconfig),
+        contexts=tuple(sims),
+        audit_log=each("audit"),
+        falco=each("falco"),
+        tetragon=each("tetragon"),
+        from_start=True,
+        ui=options.ui,
+    )
+
+
 def run_demo(options: DemoOptions, cfg: Config) -> int:
     """Start the simulated cluster with the scenario and open the UI on it."""
     from ktriage.sim.runner import SimCluster, SimError
@@ -48,6 +72,8 @@ def run_demo(options: DemoOptions, cfg: Config) -> int:
     if not speed > 0:
         print("ktriage demo: --speed must be greater than 0", file=sys.stderr)
         return 2
+    if options.clusters != 1:
+        return run_demo_clusters(options, cfg)
     keep = options.directory
     directory = keep or Path(tempfile.mkdtemp(prefix="ktriage-demo-"))
     try:
@@ -93,7 +119,78 @@ def _run_ui(sim: Any, options: DemoOptions, cfg: Config, notes: list[str]) -> in
     try:
         app.run()
     finally:
-        if setup.connection is not None:
-            setup.connection.close()
+        setup.close_connections()
+        engine.archive.close()
+    return app.return_code or 0
+
+
+def run_demo_clusters(options: DemoOptions, cfg: Config) -> int:
+    """`ktriage demo --clusters 2`: two simulated clusters on two loopback ports, each
+    playing the scenario, one kubeconfig with a context for each, watched in one screen."""
+    from ktriage.sim.runner import SimCluster, SimError, write_joint_kubeconfig
+
+    count = options.clusters
+    if not 1 < count <= len(DEMO_CONTEXTS):
+        print(f"ktriage demo: --clusters must be 1 to {len(DEMO_CONTEXTS)}", file=sys.stderr)
+        return 2
+    keep = options.directory
+    directory = keep or Path(tempfile.mkdtemp(prefix="ktriage-demo-"))
+    sims: dict[str, Any] = {}
+    try:
+        for name in DEMO_CONTEXTS[:count]:
+            sims[name] = SimCluster(
+                directory / name, scenario=options.scenario, speed=options.speed, cni=options.cni
+            ).start()
+        kubeconfig = write_joint_kubeconfig(directory / "kubeconfig", sims)
+    except (SimError, OSError) as exc:
+        print(f"ktriage demo: {exc}", file=sys.stderr)
+        for sim in sims.values():
+            sim.stop()
+        if not keep:
+            shutil.rmtree(directory, ignore_errors=True)
+        return 2
+    where = ", ".join(f"{n} at {s.url}" for n, s in sims.items())
+    notes = [
+        f"{len(sims)} simulated clusters ({where}), "
+        f"each playing {options.scenario!r} at {options.speed:g}x speed.",
+        f"In another terminal: kubectl --kubeconfig {kubeconfig} --context {DEMO_CONTEXTS[1]} "
+        "get pods -A",
+    ]
+    try:
+        if keep:
+            for line in notes:
+                print(f"ktriage demo: {line}", file=sys.stderr)
+        return _run_clusters_ui(sims, kubeconfig, options, cfg, notes if keep else notes[:1])
+    finally:
+        for sim in sims.values():
+            sim.stop()
+        if not keep:
+            shutil.rmtree(directory, ignore_errors=True)
+        else:
+            print(f"ktriage demo: the streams and kubeconfig stay in {directory}", file=sys.stderr)
+
+
+def _run_clusters_ui(
+    sims: dict[str, Any], kubeconfig: Path, options: DemoOptions, cfg: Config, notes: list[str]
+) -> int:
+    from ktriage.live import LiveError, build_live
+    from ktriage.ui.app import KtriageApp, ui_options
+
+    try:
+        setup = build_live(cluster_live_options(sims, kubeconfig, options), cfg)
+    except LiveError as exc:
+        print(f"ktriage demo: {exc}", file=sys.stderr)
+        return 2
+    engine = setup.engine
+    # Both scenarios run on clocks started together: the first one's is the UI's.
+    clock = next(iter(sims.values())).clock.now
+    engine.set_clock(clock)
+    app = KtriageApp(
+        engine, mode="demo", clock=clock, startup_notes=notes, **ui_options(options.ui)
+    )
+    try:
+        app.run()
+    finally:
+        setup.close_connections()
         engine.archive.close()
     return app.return_code or 0

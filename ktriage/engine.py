@@ -13,7 +13,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ktriage.core import allowlist
 from ktriage.core.archive import RawArchive
@@ -21,8 +21,11 @@ from ktriage.core.config import Config
 from ktriage.core.correlate import Correlator
 from ktriage.core.detect.identity import ClusterNetworks
 from ktriage.core.ingest import Ingestor
-from ktriage.core.model import Event
+from ktriage.core.model import Event, Incident
 from ktriage.core.store import EventStore
+
+if TYPE_CHECKING:
+    from ktriage.core.cluster import ClusterState
 
 
 @dataclass(slots=True)
@@ -31,6 +34,8 @@ class SourceHealth:
 
     name: str  # e.g. "audit:/var/log/kube-audit.log", "kube pods", "falco auto"
     kind: str  # "audit" | "falco" | "tetragon" | "kube" | "replay"
+    # The kube context the source watches when several clusters are watched; "" with one.
+    cluster: str = ""
     # starting | connected | reconnecting | stalled | failed | done; `stalled`: the
     # server (the API server) accepts connections but has not answered for a while.
     state: str = "starting"
@@ -105,10 +110,14 @@ class Engine:
         *,
         archive: RawArchive | None = None,
         max_events: int | None = None,
+        store: EventStore | None = None,
+        cluster: str = "",
     ) -> None:
         self.config = config or Config()
-        self.store = EventStore(max_events=max_events)
-        self.correlator = Correlator(self.store, config=self.config)
+        # With several clusters each has an Engine of its own (ktriage.clusters); they
+        # share one store (one id space) and archive, and `cluster` keeps them apart.
+        self.store = store if store is not None else EventStore(max_events=max_events)
+        self.correlator = Correlator(self.store, config=self.config, cluster=cluster)
         self.archive = archive or RawArchive()
         # The cluster's addresses, shared by every source's audit detections.
         self.networks = ClusterNetworks(self.config.networks)
@@ -117,7 +126,8 @@ class Engine:
         self.ingestor = Ingestor(self.networks, allowlist=self.config.allowlist)
         self.sources: list[Source] = []
         self.clock: Callable[[], float] = time.time
-        self.cluster = None  # ktriage.core.cluster.ClusterState when connected to a cluster
+        # The live cluster state when connected to a cluster.
+        self.cluster: ClusterState | None = None
         self.context_name = ""  # kube context or "replay" / "demo"
         self.cluster_name = ""
         self._tasks: list[asyncio.Task[None]] = []
@@ -172,6 +182,8 @@ class Engine:
 
     def add_source(self, source: Source) -> None:
         source.health.clock = self.clock
+        if self.correlator.cluster:
+            source.health.cluster = self.correlator.cluster
         ingestor = getattr(source, "ingestor", None)
         if isinstance(ingestor, Ingestor):
             ingestor.audit.networks = self.networks
@@ -211,6 +223,11 @@ class Engine:
 
     def health(self) -> list[SourceHealth]:
         return [s.health for s in self.sources]
+
+    def state_for(self, incident: Incident | None) -> ClusterState | None:
+        """The live cluster state an incident's pods are looked up in (with several
+        clusters, its own cluster's: see ktriage.clusters)."""
+        return self.cluster
 
     def raw_record(self, event: Event) -> object:
         """The raw record behind an event, or None when it is gone."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -25,9 +26,9 @@ import orjson
 from ktriage.core.cluster import ClusterState
 from ktriage.core.config import Config
 from ktriage.core.model import Incident
-from ktriage.core.report import incident_json_line, skipped_json
+from ktriage.core.report import incident_json, incident_json_line, skipped_json
 from ktriage.core.text import shown
-from ktriage.engine import Engine
+from ktriage.engine import Engine, SourceHealth
 from ktriage.options import LiveOptions
 from ktriage.sources.http import (
     AuditWebhookSource,
@@ -55,6 +56,15 @@ class LiveSetup:
     engine: Engine
     connection: KubeConnection | None = None
     webhooks: list[WebhookSource] = field(default_factory=list)
+    # With several clusters, each one's connection (`connection` is then None).
+    connections: list[KubeConnection] = field(default_factory=list)
+
+    def close_connections(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+        for conn in self.connections:
+            conn.close()
+
     # Things worth telling the user before starting (stderr in headless mode).
     notes: list[str] = field(default_factory=list)
 
@@ -74,7 +84,14 @@ def _runtime_specs(values: list[str] | None, flag: str) -> tuple[bool, list[str]
 def build_live(
     options: LiveOptions, config: Config | None = None, *, backoff: Backoff | None = None
 ) -> LiveSetup:
-    """An Engine with the sources `options` asks for (not started)."""
+    """An Engine with the sources `options` asks for (not started); with several
+    contexts (`--context a --context b`, `--all-contexts`) a MultiEngine with one
+    member per cluster (see build_clusters)."""
+    names = context_names(options)
+    if len(names) > 1:
+        return build_clusters(options, names, config, backoff=backoff)
+    if names and options.context != names[0]:
+        options = dataclasses.replace(options, context=names[0])
     engine = Engine(config, max_events=options.max_events)
     setup = LiveSetup(engine)
     start = "beginning" if options.from_start else "end"
@@ -162,6 +179,185 @@ def build_live(
 
 
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+# ---- several clusters ----------------------------------------------------------
+
+# More contexts than this in one screen is a mistake (a kubeconfig of a whole fleet
+# given to --all-contexts), not a triage: each cluster costs watches and threads.
+MAX_CLUSTERS = 16
+
+
+def context_names(options: LiveOptions) -> list[str]:
+    """The contexts to watch: `--context` (repeatable, in order, once each), or every
+    context of the kubeconfig with `--all-contexts`; [] for kubectl's current one."""
+    if options.all_contexts:
+        if options.contexts:
+            raise LiveError("--all-contexts and --context cannot be used together")
+        names = kubeconfig_contexts(options.kubeconfig)
+        if not names:
+            raise LiveError("--all-contexts: the kubeconfig names no context")
+    else:
+        names = list(dict.fromkeys(options.contexts))
+        if not names and options.context:
+            names = [options.context]
+    if len(names) > MAX_CLUSTERS:
+        raise LiveError(
+            f"{len(names)} contexts: ktriage watches at most {MAX_CLUSTERS} clusters at once; "
+            "name them with --context"
+        )
+    for name in names:
+        if not name:
+            raise LiveError("--context: an empty context name")
+    return names
+
+
+def kubeconfig_contexts(kubeconfig: str | None) -> list[str]:
+    """Every context the kubeconfig (as kubectl finds it) names, in its order."""
+    from kubernetes.config import ConfigException, list_kube_config_contexts
+
+    from ktriage.sources.kube import _kubeconfig_paths
+
+    existing = [p for p in _kubeconfig_paths(kubeconfig) if os.path.exists(p)]
+    if not existing:
+        where = f" at {kubeconfig}" if kubeconfig else ""
+        raise LiveError(f"--all-contexts: no kubeconfig found{where}")
+    try:
+        contexts, _active = list_kube_config_contexts(os.pathsep.join(existing))
+    except (ConfigException, OSError, ValueError) as exc:
+        raise LiveError(f"--all-contexts: cannot read the kubeconfig: {exc}") from exc
+    return list(dict.fromkeys(str(c.get("name") or "") for c in contexts if c.get("name")))
+
+
+def for_cluster(
+    value: str, names: list[str], flag: str, *, shared: tuple[str, ...] = ()
+) -> tuple[str | None, str]:
+    """(cluster, rest) of a per-cluster value `CONTEXT=REST`; (None, value) for one of
+    the `shared` values, which apply to every cluster. The longest context name that
+    prefixes the value wins, so a context name may hold `=` too."""
+    for name in sorted(names, key=len, reverse=True):
+        if value.startswith(name + "="):
+            return name, value[len(name) + 1 :]
+    if value in shared:
+        return None, value
+    raise LiveError(
+        f"{flag} {shown(value)!r}: with several clusters, say which one: {flag} CONTEXT=VALUE "
+        f"(contexts: {', '.join(shown(n) for n in names)})"
+    )
+
+
+class UnreachableCluster:
+    """Stands for a cluster ktriage could not even set up a client for: its health
+    says why (the other clusters start as usual)."""
+
+    def __init__(self, why: str) -> None:
+        self.health = SourceHealth(name="kube", kind="kube", state="failed", last_error=why)
+
+    async def run(self, engine: Engine) -> None:
+        return None
+
+
+def build_clusters(
+    options: LiveOptions,
+    names: list[str],
+    config: Config | None = None,
+    *,
+    backoff: Backoff | None = None,
+) -> LiveSetup:
+    """A MultiEngine watching each context with its own sources: its pods, nodes and
+    events, Falco and Tetragon pod logs (auto, the default), and the files and
+    webhooks given for it as `CONTEXT=...`."""
+    from ktriage.actions.service import kubeconfig_factory
+    from ktriage.clusters import MultiEngine
+
+    engine = MultiEngine(config, max_events=options.max_events)
+    setup = LiveSetup(engine)
+    start = "beginning" if options.from_start else "end"
+    if options.since is not None and start == "beginning":
+        raise LiveError("--since and --from-start cannot be used together")
+    since = time.time() - options.since if options.since is not None else None
+
+    audit: dict[str, list[str]] = {n: [] for n in names}
+    for value in options.audit_log:
+        name, path = for_cluster(value, names, "--audit-log")
+        audit[name or ""].append(path)
+    runtime: dict[tuple[str, str], list[str]] = {}
+    for flag, kind in (("--falco", "falco"), ("--tetragon", "tetragon")):
+        for value in options.runtime(kind) or ():
+            name, spec = for_cluster(value, names, flag, shared=("auto", "off"))
+            for target in [name] if name is not None else names:
+                runtime.setdefault((target, kind), []).append(spec)
+    hooks: dict[tuple[str, str], str] = {}
+    listen = (("--listen-audit", options.listen_audit), ("--listen-falco", options.listen_falco))
+    for flag, value in listen:
+        for item in (value or "").split(","):
+            if item.strip():
+                name, address = for_cluster(item.strip(), names, flag)
+                hooks[(name or "", flag)] = address
+
+    for name in names:
+        member = engine.add_cluster(name)
+        try:
+            conn = KubeConnection.connect(options.kubeconfig, name)
+        except KubeConfigError as exc:
+            setup.notes.append(f"cluster {shown(name)}: {exc}")
+            engine.add_to(name, UnreachableCluster(str(exc)))
+            conn = None
+        if conn is not None:
+            setup.connections.append(conn)
+            member.cluster_name = conn.cluster_name
+            state = ClusterState(member.networks)
+            member.cluster = state
+            for src in kube_sources(conn, state, namespace=options.namespace, backoff=backoff):
+                engine.add_to(name, src)
+            engine.client_factories[name] = kubeconfig_factory(options.kubeconfig, name)
+        for path in audit[name]:
+            engine.add_to(name, FileSource(Path(path), "audit", start=start, since=since))
+        for flag, kind in (("--falco", "falco"), ("--tetragon", "tetragon")):
+            given, paths, auto = _runtime_specs(runtime.get((name, kind)), f"{flag} {name}=")
+            if not given:
+                auto = conn is not None
+            for path in paths:
+                engine.add_to(name, FileSource(Path(path), kind, start=start, since=since))
+            if auto and conn is not None:
+                logs = PodLogSource(conn, kind, start=start, since=since, backoff=backoff)
+                engine.add_to(name, logs)
+    first = engine.members[names[0]]
+    engine.cluster = first.cluster
+
+    token = webhook_token(options)
+    ssl_context = _ssl_context(options)
+    bound: set[tuple[str, int]] = set()
+    for (name, flag), value in hooks.items():
+        try:
+            host, port = parse_listen(value)
+        except ValueError as exc:
+            raise LiveError(f"{flag} {shown(name)}=: {exc}") from exc
+        if (host, port) in bound and port != 0:
+            raise LiveError(f"{flag} {shown(name)}=: every webhook needs a port of its own")
+        bound.add((host, port))
+        cls = AuditWebhookSource if flag == "--listen-audit" else FalcoWebhookSource
+        hook = cls(host, port, token=token, ssl_context=ssl_context)
+        setup.webhooks.append(hook)
+        engine.add_to(name, hook)
+    if (setup.webhooks and token is None) and any(h.host not in _LOOPBACK for h in setup.webhooks):
+        raise LiveError(
+            f"webhooks listening beyond loopback need a shared token: set {TOKEN_ENV} "
+            "(or --webhook-token)"
+        )
+    return setup
+
+
+def _ssl_context(options: LiveOptions) -> Any:
+    cert, key = options.tls_cert, options.tls_key
+    if bool(cert) != bool(key):
+        raise LiveError("--tls-cert and --tls-key go together")
+    if not (cert and key):
+        return None
+    try:
+        return tls_context(cert, key)
+    except ListenError as exc:
+        raise LiveError(str(exc)) from exc
 
 
 def webhook_token(options: LiveOptions) -> str | None:
@@ -252,7 +448,15 @@ class IncidentPrinter:
         if self.printed_revision.get(inc.id) == inc.revision and inc.id in self.printed_ids:
             return
         correlator = self.engine.correlator
-        self.write(incident_json_line(inc, correlator.events_of(inc.id)) + b"\n")
+        events = correlator.events_of(inc.id)
+        if inc.cluster:
+            # With several clusters each line names its cluster (a key of its own, so
+            # one cluster's output reads exactly as before).
+            record = incident_json(inc, events)
+            record["cluster"] = shown(inc.cluster)
+            self.write(orjson.dumps(record) + b"\n")
+        else:
+            self.write(incident_json_line(inc, events) + b"\n")
         self.lines += 1
         self.last_print[inc.id] = now
         self.printed_revision[inc.id] = inc.revision
@@ -275,7 +479,12 @@ class HealthReporter:
             if self._seen.get(id(src)) != now:
                 self._seen[id(src)] = now
                 detail = f": {shown(h.last_error)}" if h.last_error else ""
-                print(f"ktriage: {shown(h.name)}: {h.state}{detail}", file=self.err, flush=True)
+                where = f"{shown(h.cluster)}: " if h.cluster else ""
+                print(
+                    f"ktriage: {where}{shown(h.name)}: {h.state}{detail}",
+                    file=self.err,
+                    flush=True,
+                )
         dropped = self.engine.store.dropped
         if dropped != self._dropped:
             self._dropped = dropped
@@ -335,8 +544,7 @@ async def headless(
         reporter.tick()
         skipped, log, partial = _skipped(engine)
         out(skipped_json(skipped, log, partial) + b"\n")
-        if setup.connection is not None:
-            setup.connection.close()
+        setup.close_connections()
         engine.archive.close()
     return 0
 
@@ -352,7 +560,8 @@ def _skipped(engine: Engine) -> tuple[Any, list[tuple[str, str, str]], Any]:
         ingestor = getattr(src, "ingestor", None)
         if ingestor is not None:
             partial.update(ingestor.partial)
-            log.extend((f"{src.health.name}: {o}", r, d) for o, r, d in ingestor.skip_log)
+            where = f"{src.health.cluster}: " if src.health.cluster else ""
+            log.extend((f"{where}{src.health.name}: {o}", r, d) for o, r, d in ingestor.skip_log)
     return total, log, partial
 
 
@@ -396,9 +605,11 @@ def run_live(options: LiveOptions, config: Config | None = None) -> int:
         return 2
     for note in setup.notes:
         print(f"ktriage: {note}", file=sys.stderr)
+    if setup.connection is not None and setup.connection.context:
+        # `--all-contexts` with one context: act on the one it watches.
+        options = dataclasses.replace(options, context=setup.connection.context)
     try:
         return int(run_live_ui(setup.engine, options) or 0)
     finally:
-        if setup.connection is not None:
-            setup.connection.close()
+        setup.close_connections()
         setup.engine.archive.close()

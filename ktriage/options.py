@@ -35,7 +35,10 @@ class LiveOptions:
     """Where the live sources come from: the cluster, files, pod logs, webhooks."""
 
     kubeconfig: str | None = None
-    context: str | None = None
+    context: str | None = None  # the one context, when one is named
+    # Every `--context` given, in order (several: several clusters in one screen).
+    contexts: tuple[str, ...] = ()
+    all_contexts: bool = False  # `--all-contexts`: every context of the kubeconfig
     namespace: str | None = None
     audit_log: tuple[str, ...] = ()
     # `--falco/--tetragon PATH|auto|off`, repeated; None when not given at all.
@@ -63,9 +66,13 @@ class LiveOptions:
             values = getattr(args, name, None)
             return tuple(values) if values is not None else None
 
+        given = getattr(args, "context", None)
+        contexts = tuple(given) if isinstance(given, list | tuple) else ((given,) if given else ())
         return cls(
             kubeconfig=getattr(args, "kubeconfig", None),
-            context=getattr(args, "context", None),
+            context=contexts[0] if len(contexts) == 1 else None,
+            contexts=contexts,
+            all_contexts=bool(getattr(args, "all_contexts", False)),
             namespace=getattr(args, "namespace", None),
             audit_log=tuple(getattr(args, "audit_log", None) or ()),
             falco=many("falco"),
@@ -90,6 +97,7 @@ class DemoOptions:
 
     scenario: str = "cryptominer"
     speed: float = 5.0
+    clusters: int = 1  # `--clusters N`: N simulated clusters at once
     directory: Path | None = None  # kept after the demo when given
     cni: str | None = None
     ui: UIOptions = field(default_factory=UIOptions)
@@ -101,6 +109,7 @@ class DemoOptions:
         return cls(
             scenario=getattr(args, "scenario", None) or "cryptominer",
             speed=5.0 if speed is None else float(speed),
+            clusters=int(getattr(args, "clusters", None) or 1),
             directory=Path(directory) if directory else None,
             cni=getattr(args, "cni", None),
             ui=UIOptions.from_args(args),

@@ -243,9 +243,13 @@ _UNSEEN = _Slot()  # marker for "entity not looked at yet"
 
 
 @functools.lru_cache(maxsize=4096)
-def incident_id(first_key: tuple[float, str, str]) -> str:
-    """A short id derived from the earliest signal: the same input, the same id."""
-    digest = hashlib.blake2b(f"{first_key[1]}:{first_key[2]}".encode(), digest_size=4)
+def incident_id(first_key: tuple[float, str, str], cluster: str = "") -> str:
+    """A short id derived from the earliest signal: the same input, the same id. With
+    several clusters the cluster is part of it: the same record in two is two incidents."""
+    text = f"{first_key[1]}:{first_key[2]}"
+    if cluster:
+        text = f"{cluster}\0{text}"
+    digest = hashlib.blake2b(text.encode(), digest_size=4)
     return "INC-" + digest.hexdigest().upper()[:6]
 
 
@@ -258,9 +262,13 @@ class Correlator:
         *,
         window: float | None = None,
         config: Config | None = None,
+        cluster: str = "",
     ) -> None:
         self.config = config or Config()
         self.store = store if store is not None else EventStore()
+        # The cluster this correlator's events come from when several are watched
+        # (one correlator each: an incident never spans clusters); "" with one.
+        self.cluster = cluster
         self.window = window if window is not None else self.config.window
         self._parent: dict[int, int] = {}  # union–find over signal ids
         self._groups: dict[int, _Group] = {}  # root signal id -> group
@@ -369,7 +377,7 @@ class Correlator:
     def add(self, event: Event) -> set[str]:
         """Store one event; returns the ids of incidents opened, changed or closed
         (a closed id is in `closed` and resolves to None)."""
-        if self.store.add(event) is None:
+        if self.store.add(event, self.cluster) is None:
             return set()
         changed: set[str] | None = None
         if self.config.suppressions:
@@ -550,7 +558,7 @@ class Correlator:
         changed: set[str] = set()
         successor = ""
         for group in sorted(groups.values(), key=lambda g: g.first_key):
-            if old_inc is not None and incident_id(group.first_key) == old_inc.id:
+            if old_inc is not None and incident_id(group.first_key, self.cluster) == old_inc.id:
                 # The earliest signal is the same: the incident keeps its object (a
                 # group it joined meanwhile gives up its own, renamed to this one).
                 joined = group.incident
@@ -983,7 +991,7 @@ class Correlator:
             inc.escalated = False
             return {inc.id}
         severity = score(group.max_severity, group.signal_sources, group.tactics)
-        new_id = incident_id(group.first_key)
+        new_id = incident_id(group.first_key, self.cluster)
         if inc is None:
             inc = Incident(
                 id=new_id,
@@ -994,6 +1002,7 @@ class Correlator:
                 first_signal=group.first_signal,
                 tactics=(),
                 entities=(),
+                cluster=self.cluster,
             )
             group.incident = inc
         elif inc.id != new_id:
@@ -1065,7 +1074,7 @@ class Correlator:
         what was observed."""
         inc = self.resolve(incident_id)
         event.incident_hint = inc.id if inc else incident_id
-        if self.store.add(event) is None or inc is None:
+        if self.store.add(event, self.cluster) is None or inc is None:
             return set()
         self._own.add(event.id)
         for group in self._groups.values():

@@ -281,6 +281,8 @@ class Incident:
     revision: int = 0
     # Set when the severity went up since the previous revision.
     escalated: bool = False
+    # The kube context it was seen in when several clusters are watched; "" with one.
+    cluster: str = ""
 
     @property
     def event_count(self) -> int:

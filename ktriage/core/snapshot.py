@@ -130,6 +130,8 @@ def render_markdown(
     add("| | |")
     add("|---|---|")
     add(f"| Severity | **{incident.severity.label.upper()}** |")
+    if incident.cluster:  # several clusters watched: say which one this is
+        add(f"| Cluster | {md_escape(incident.cluster)} |")
     add(f"| First seen | {iso(incident.first_seen)} |")
     add(f"| Last seen | {iso(incident.last_seen)} |")
     add(f"| Time span | {duration(incident.last_seen - incident.first_seen)} |")

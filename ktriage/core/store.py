@@ -32,11 +32,15 @@ class EventStore:
         self.duplicates = 0
         self.dropped = 0
 
-    def add(self, event: Event) -> Event | None:
-        """Store `event`, giving it an id; None when it is a duplicate or not kept."""
-        refs = self._refs.get(event.source)
+    def add(self, event: Event, scope: str = "") -> Event | None:
+        """Store `event`, giving it an id; None when it is a duplicate or not kept.
+
+        `scope` is the cluster an event comes from when several are watched: two
+        clusters' refs are never duplicates of each other."""
+        source = f"{scope}\0{event.source}" if scope else event.source
+        refs = self._refs.get(source)
         if refs is None:
-            refs = self._refs[event.source] = set()
+            refs = self._refs[source] = set()
         elif event.ref in refs:
             self.duplicates += 1
             return None

@@ -357,6 +357,48 @@ class SimCluster:
         return self.kubeconfig_path
 
 
+def joint_kubeconfig(clusters: dict[str, SimCluster], user: str = "sim-admin") -> dict[str, Any]:
+    """One kubeconfig naming several simulated clusters: a context per cluster (by the
+    given name), each with that cluster's server, CA and `user`'s token."""
+    tokens = {
+        "sim-admin": lambda c: c.admin_token,
+        "sim-readonly": lambda c: c.readonly_token,
+        "sim-intruder": lambda c: c.intruder_token,
+    }
+    if user not in tokens:
+        raise SimError(f"unknown simulated user {user!r}")
+    entries: dict[str, list[dict[str, Any]]] = {"clusters": [], "users": [], "contexts": []}
+    for i, (name, cluster) in enumerate(clusters.items()):
+        server: dict[str, Any] = {"server": cluster.url}
+        if cluster.tls is not None:
+            server["certificate-authority-data"] = base64.b64encode(cluster.tls.ca_pem).decode()
+        # Entries by index: a context's name may be anything, the references need not be.
+        entries["clusters"].append({"name": f"sim-{i}", "cluster": server})
+        entries["users"].append({"name": f"sim-{i}", "user": {"token": tokens[user](cluster)}})
+        entries["contexts"].append(
+            {"name": name, "context": {"cluster": f"sim-{i}", "user": f"sim-{i}"}}
+        )
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "preferences": {},
+        **entries,
+        "current-context": next(iter(clusters), ""),
+    }
+
+
+def write_joint_kubeconfig(
+    path: Path, clusters: dict[str, SimCluster], user: str = "sim-admin"
+) -> Path:
+    """Write `joint_kubeconfig` to `path`, mode 0600."""
+    data = yaml.safe_dump(joint_kubeconfig(clusters, user), sort_keys=False).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.chmod(path, 0o600)
+    return path
+
+
 # ---------------------------------------------------------------------- CLI
 
 

@@ -484,7 +484,8 @@ def ui_options(ui: UIOptions | None) -> dict[str, Any]:
 def run_live_ui(engine: Engine, options: LiveOptions) -> int:
     """`ktriage` (live): the UI over an engine whose sources are added but not started."""
     app = KtriageApp(engine, mode="live", **ui_options(options.ui))
-    if engine.cluster is not None:
+    # With several clusters each one's client is its own (engine.client_factories).
+    if engine.cluster is not None and not getattr(engine, "members", None):
         app.api_client_factory = kubeconfig_factory(options.kubeconfig, options.context)
     app.run()
     return app.return_code or 0

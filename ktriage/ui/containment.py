@@ -33,14 +33,19 @@ class ContainmentTracker:
 
     # ---- the cluster's word on pods --------------------------------------------------
 
-    def pod_lookup(self) -> PodLookup | None:
-        """Whether a pod exists now, from the live cluster state; None (no word)
-        before the pods are listed, for namespaces not watched, and in replay."""
-        cluster = getattr(self.engine, "cluster", None)
+    def pod_lookup(self, inc: Incident | None = None) -> PodLookup | None:
+        """Whether a pod exists now, from the live cluster state (the incident's
+        cluster's when several are watched); None (no word) before the pods are
+        listed, for namespaces not watched, and in replay."""
+        engine = self.engine
+        member_of = getattr(engine, "member_of", None)
+        if member_of is not None:
+            engine = member_of(inc)
+        cluster = getattr(engine, "cluster", None)
         if cluster is None:
             return None
         watches = [
-            s for s in getattr(self.engine, "sources", ()) if getattr(s, "resource", "") == "pods"
+            s for s in getattr(engine, "sources", ()) if getattr(s, "resource", "") == "pods"
         ]
         if not watches:
             return None
@@ -61,7 +66,7 @@ class ContainmentTracker:
     def frozen_lookup(self, inc: Incident) -> PodLookup | None:
         """The lookup's answers for the incident's pods, taken now: for a worker
         thread (a snapshot) while the loop goes on changing the cluster state."""
-        lookup = self.pod_lookup()
+        lookup = self.pod_lookup(inc)
         if lookup is None:
             return None
         answers = {key: lookup(*key) for key in _pods(inc)}
@@ -72,7 +77,7 @@ class ContainmentTracker:
     def of(self, inc: Incident, *, fresh: bool = True) -> Containment:
         """The incident's state; with `fresh` False (the list) a recent state may be
         given while the incident keeps changing."""
-        lookup = self.pod_lookup()
+        lookup = self.pod_lookup(inc)
         key = (inc.revision, _answers(inc, lookup))
         cached = self._cache.get(inc.id)
         now = self.clock()
@@ -94,7 +99,7 @@ class ContainmentTracker:
     def level(self, inc: Incident) -> str:
         """contained / partly / none, for the Incidents list."""
         counts = inc.counts_by_source
-        if not counts.get("ktriage") and not counts.get("kube") and self.pod_lookup() is None:
+        if not counts.get("ktriage") and not counts.get("kube") and self.pod_lookup(inc) is None:
             return NOTHING  # no action, no pod deletion, no cluster: nothing contained
         return self.of(inc, fresh=False).level
 

@@ -237,6 +237,8 @@ def incident_detail(
         _field("Signals", inc.signal_count),
         _field("ATT&CK", " → ".join(inc.tactics) or "none mapped"),
     ]
+    if inc.cluster:  # several clusters watched
+        lines.insert(2, _field("Cluster", inc.cluster))
     for ent in inc.entities[:40]:
         lines.append(_field(ent.kind, ent.short()))
     if len(inc.entities) > 40:

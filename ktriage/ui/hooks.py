@@ -94,6 +94,9 @@ def make_provider(app: Any) -> ActionProvider | None:
     """
     if getattr(app, "read_only", False):
         return None
+    members = getattr(getattr(app, "engine", None), "members", None)
+    if members:
+        return _cluster_provider(app, members)
     factory = getattr(app, "api_client_factory", None) or getattr(
         getattr(app, "engine", None), "api_client_factory", None
     )
@@ -110,6 +113,29 @@ def make_provider(app: Any) -> ActionProvider | None:
         clock=getattr(app, "clock", None) or time.time,
     )
     return ActionsProvider(app, service)
+
+
+def _cluster_provider(app: Any, members: dict[str, Any]) -> ActionProvider | None:
+    """With several clusters: one ActionService per cluster, each with its member
+    engine (its incidents) and its own client; the provider routes by incident."""
+    from ktriage.actions.service import ActionService
+    from ktriage.ui.screens.action_confirm import ActionsProvider
+
+    factories = getattr(app.engine, "client_factories", {})
+    services = {
+        name: ActionService(
+            member,
+            factories[name],
+            app.snapshot_dir,
+            read_only=False,
+            clock=getattr(app, "clock", None) or time.time,
+        )
+        for name, member in members.items()
+        if name in factories
+    }
+    if not services:
+        return None
+    return ActionsProvider(app, next(iter(services.values())), by_cluster=services)
 
 
 def incident_actor(events: Iterable[Event]) -> EntityRef | None:

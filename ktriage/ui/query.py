@@ -7,8 +7,10 @@
     sev:high              severity high or above (also `severity:`)
     kind:exec             event kind (prefix match)
     ns:payments           namespace
+    cluster:prod-eu       incidents of this cluster (several clusters; also `ctx:`)
 
-A row that lacks a field (a pod has no source) does not match a test on it.
+A row that lacks a field (a pod has no source) does not match a test on it; the
+cluster test applies to incidents only (events are filtered within their incident).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Query:
     min_severity: Severity | None = None
     kinds: tuple[str, ...] = ()
     namespaces: tuple[str, ...] = ()
+    clusters: frozenset[str] = frozenset()  # lower-cased context names
     # Words that looked like a field test but were not understood, for the user.
     problems: tuple[str, ...] = ()
 
@@ -42,6 +45,7 @@ class Query:
             or self.min_severity is not None
             or self.kinds
             or self.namespaces
+            or self.clusters
         )
 
     def matches_text(self, haystack: str) -> bool:
@@ -58,7 +62,11 @@ class Query:
         severity: Severity | None = None,
         kind: str | None = None,
         namespaces: Iterable[str] = (),
+        cluster: str | None = None,
     ) -> bool:
+        # `cluster` is None for rows that have none to test (events).
+        if self.clusters and cluster is not None and cluster.lower() not in self.clusters:
+            return False
         if self.sources and (source is None or source not in self.sources):
             return False
         if self.min_severity is not None and (severity is None or severity < self.min_severity):
@@ -127,6 +135,7 @@ def parse_query(text: str) -> Query:
     sources: set[str] = set()
     kinds: list[str] = []
     namespaces: list[str] = []
+    clusters: set[str] = set()
     problems: list[str] = []
     min_severity: Severity | None = None
     for token in _tokens(text):
@@ -148,6 +157,8 @@ def parse_query(text: str) -> Query:
             kinds.append(value.lower())
         elif sep and value and field_name in ("ns", "namespace"):
             namespaces.append(value)
+        elif sep and value and field_name in ("cluster", "ctx", "context"):
+            clusters.update(item.lower() for item in value.split(",") if item)
         elif token.startswith("!") and len(token) > 1:
             excluded.append(token[1:].lower())
         else:
@@ -160,5 +171,6 @@ def parse_query(text: str) -> Query:
         min_severity=min_severity,
         kinds=tuple(kinds),
         namespaces=tuple(namespaces),
+        clusters=frozenset(clusters),
         problems=tuple(problems),
     )

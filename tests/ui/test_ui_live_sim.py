@@ -97,3 +97,59 @@ def test_demo_refuses_a_bad_speed_and_explains_kubectl(tmp_path, capsys):
 
     lines = how_to_use(FakeSim, "cryptominer", 2.0)
     assert f"kubectl --kubeconfig {tmp_path / 'kubeconfig'} get pods -A" in lines[1]
+
+
+async def test_two_simulated_clusters_in_one_screen_as_demo_clusters_2_runs_them(tmp_path):
+    from ktriage.demo import DEMO_CONTEXTS, cluster_live_options
+    from ktriage.sim.runner import SimCluster, write_joint_kubeconfig
+
+    sims = {}
+    try:
+        for name in DEMO_CONTEXTS:
+            sims[name] = SimCluster(tmp_path / name, scenario="cryptominer", speed=60.0).start()
+        kubeconfig = write_joint_kubeconfig(tmp_path / "kubeconfig", sims)
+        setup = build_live(
+            cluster_live_options(sims, kubeconfig, DemoOptions(clusters=2)), Config()
+        )
+        engine = setup.engine
+        app = make_app(engine, tmp_path, mode="demo", clock=None, start_sources=True)
+        try:
+            async with app.run_test(size=(160, 45)) as pilot:
+                incidents = app.screen.query_one(IncidentList)
+                await wait_for(
+                    pilot,
+                    lambda: (
+                        {i.cluster for i in incidents.shown if "storefront" in i.title}
+                        == set(DEMO_CONTEXTS)
+                    ),
+                    timeout=40,
+                )
+                assert "CLUSTER" in screen_text(app)
+                await wait_for(
+                    pilot,
+                    lambda: all(
+                        f"{n} ●" in screen_text(app).splitlines()[0] for n in DEMO_CONTEXTS
+                    ),
+                    timeout=15,
+                )
+                # The Pods pane lists the selected incident's cluster's pods: a pod
+                # deleted in the other cluster stays listed here.
+                west = next(i for i in incidents.shown if i.cluster == DEMO_CONTEXTS[1])
+                incidents.select_id(west.id)
+                pods = app.screen.query_one(PodList)
+                await wait_for(
+                    pilot, lambda: any(r.info is not None for r in pods.rows), timeout=15
+                )
+                row = next(r for r in pods.rows if r.info is not None)
+                east = sims[DEMO_CONTEXTS[0]]
+                east.store.delete("v1", "Pod", row.namespace, row.name)
+                state = engine.members[DEMO_CONTEXTS[0]].cluster
+                await wait_for(pilot, lambda: (row.namespace, row.name) not in state.pods)
+                app.screen.refresh_pods(force=True)
+                assert any(r.name == row.name and r.info is not None for r in pods.rows)
+        finally:
+            setup.close_connections()
+            engine.archive.close()
+    finally:
+        for sim in sims.values():
+            sim.stop()

@@ -26,12 +26,21 @@ from ktriage.actions.base import FAILED, OK, UNCHANGED, UNDONE, ActionError, Out
 from ktriage.actions.catalog import BY_NAME, IDENTITY, POD, UNDO_NAME
 from ktriage.actions.record import undo_words
 from ktriage.core.containment import ISOLATED
-from ktriage.core.text import shown
+from ktriage.core.text import clip, shown
 
 if TYPE_CHECKING:
     from ktriage.actions.service import ActionService
 
 NO_INCIDENT = "no-incident"
+
+
+def no_client(cluster: str) -> str:
+    return f"no connection to cluster {cluster_label(cluster)} to act with (see its health)"
+
+
+def cluster_label(name: str, width: int = 24) -> str:
+    """A cluster's (kube context's) name as a title shows it: plain text, clipped."""
+    return clip(shown(name), width)
 
 
 def nothing_selected(acts_on: str) -> str:
@@ -166,10 +175,14 @@ class ActionConfirmScreen(ModalScreen[Outcome | None]):
     ActionConfirmScreen #action-progress.-active { display: block; }
     """
 
-    def __init__(self, service: ActionService, plan: Plan, *, optional: bool = False) -> None:
+    def __init__(
+        self, service: ActionService, plan: Plan, *, optional: bool = False, cluster: str = ""
+    ) -> None:
         super().__init__()
         self.service = service
         self.plan = plan
+        # The cluster the action goes to, named in the title when several are watched.
+        self.cluster = cluster
         self.optional = optional
         self.applying = False
         self.outcome: Outcome | None = None
@@ -179,6 +192,8 @@ class ActionConfirmScreen(ModalScreen[Outcome | None]):
     def compose(self) -> ComposeResult:
         with Vertical() as box:
             prefix = "Optional next step: " if self.optional else ""
+            if self.cluster:
+                prefix = f"[cluster {cluster_label(self.cluster)}] {prefix}"
             box.border_title = Text(_plain(prefix + self.plan.title))
             # The keys sit in the frame: always visible, however long the plan.
             verb = "record" if self.plan.unchanged else "apply"
@@ -253,46 +268,84 @@ class ActionConfirmScreen(ModalScreen[Outcome | None]):
 
 
 class ActionsProvider:
-    """The app's action provider (see ktriage.ui.hooks), backed by an ActionService."""
+    """The app's action provider (see ktriage.ui.hooks), backed by an ActionService;
+    with several clusters, by one ActionService per cluster (`by_cluster`): an action
+    goes to the cluster of the incident it is taken from, with that cluster's client,
+    journal and containment state."""
 
-    def __init__(self, app: Any, service: ActionService) -> None:
+    def __init__(
+        self,
+        app: Any,
+        service: ActionService,
+        *,
+        by_cluster: dict[str, ActionService] | None = None,
+    ) -> None:
         self.app = app
         self.service = service
+        self.by_cluster = dict(by_cluster or {})
+        self._warned: set[int] = set()
         refresh = getattr(app, "refresh_bindings", None)
-        if refresh is not None:
-            service.on_permissions(refresh)
-        self._warned = False
-        service.on_permissions(self._journal_warning)
+        for one in self._services():
+            if refresh is not None:
+                one.on_permissions(refresh)
+            one.on_permissions(lambda one=one: self._journal_warning(one))
+
+    def _services(self) -> list[ActionService]:
+        return list(self.by_cluster.values()) or [self.service]
+
+    def service_for(self, selection: Any) -> tuple[ActionService | None, str]:
+        """The service of the selection's cluster, and the cluster's name ("" with one
+        cluster). Without an incident, the first cluster's (whose pods the Pods pane
+        lists then). None for a cluster ktriage has no client for: an action never
+        goes to another cluster than its incident's."""
+        if not self.by_cluster:
+            return self.service, ""
+        incident = getattr(selection, "incident", None)
+        cluster = getattr(incident, "cluster", "") if incident is not None else ""
+        if not cluster:
+            cluster = next(iter(self.by_cluster))
+        return self.by_cluster.get(cluster), cluster
 
     def still_in_place(self) -> list[str]:
         """Every change ktriage made in the cluster and left there, in words (this
-        run's and earlier runs', leftovers and actions cut short included)."""
-        return self.service.still_in_place()
+        run's and earlier runs', leftovers and actions cut short included); with
+        several clusters each line names its cluster."""
+        if not self.by_cluster:
+            return self.service.still_in_place()
+        return [
+            f"[{cluster_label(name)}] {line}"
+            for name, one in self.by_cluster.items()
+            for line in one.still_in_place()
+        ]
 
     def start(self) -> None:
         """At start-up: offer what an earlier run left unfinished (a dialog), and put
         earlier runs' actions into their incidents' timelines as those appear."""
-        self.app.run_worker(self._startup(), group="actions-startup", exit_on_error=False)
-        self.app.set_interval(1.0, self.service.attach_earlier)
+        for one in self._services():
+            self.app.run_worker(self._startup(one), group="actions-startup", exit_on_error=False)
+            self.app.set_interval(1.0, one.attach_earlier)
 
-    async def _startup(self) -> None:
+    async def _startup(self, service: ActionService) -> None:
         from ktriage.ui.screens.unfinished import UnfinishedScreen
 
         try:
-            items = await self.service.unfinished()
+            items = await service.unfinished()
         except ActionError:
             return  # the cluster is not reachable: the keys say why
-        self._journal_warning()
+        self._journal_warning(service)
         if items:
-            self.app.push_screen(UnfinishedScreen(self.service, items))
+            self.app.push_screen(UnfinishedScreen(service, items))
 
-    def _journal_warning(self) -> None:
+    def _journal_warning(self, service: ActionService | None = None) -> None:
         """Say once if earlier actions could not be read back (undo after a restart)."""
-        problem = self.service.journal_problem
-        if problem and not self._warned:
-            self._warned = True
+        service = service or self.service
+        problem = service.journal_problem
+        if problem and id(service) not in self._warned:
+            self._warned.add(id(service))
+            where = next((n for n, s in self.by_cluster.items() if s is service), "")
             self.app.notify(
-                f"Earlier actions, for undo: {shown(problem)}",
+                f"Earlier actions{f' in {cluster_label(where)}' if where else ''}, for undo: "
+                f"{shown(problem)}",
                 severity="warning",
                 timeout=15,
                 markup=False,
@@ -302,23 +355,27 @@ class ActionsProvider:
         spec = BY_NAME.get(name)
         if spec is None:
             return False, f"unknown action {name}"
-        if self.service.read_only:
+        service, cluster = self.service_for(selection)
+        if service is None:
+            return False, no_client(cluster)
+        if service.read_only:
             return False, "read-only mode"
-        ref = self._ref(spec, selection)
+        ref = self._ref(spec, selection, service)
         if ref is None:
             return False, nothing_selected(spec.acts_on)
-        return self.service.available(ref).get(spec.key, (False, "not offered"))
+        return service.available(ref).get(spec.key, (False, "not offered"))
 
-    def _ref(self, spec: Any, selection: Any) -> Any:
+    def _ref(self, spec: Any, selection: Any, service: ActionService | None = None) -> Any:
         """What the key acts on: for undo, the pod or the identity whose newest action
         can be undone (an incident's identity actions are undone from it too)."""
         if spec.name != UNDO_NAME:
             return selection.ref_for(spec)
+        service = service or self.service_for(selection)[0] or self.service
         refs = [r for r in (selection.pod, selection.identity) if r is not None]
         incident = getattr(selection, "incident", None)
         newest = None
         for ref in refs:
-            record = self.service.last_undoable(incident.id if incident else None, ref)
+            record = service.last_undoable(incident.id if incident else None, ref)
             if record is not None and (newest is None or record.time > newest[0]):
                 newest = (record.time, ref)
         if newest is not None:
@@ -331,10 +388,13 @@ class ActionsProvider:
         spec = BY_NAME.get(name)
         if spec is None:
             return f"unknown action {name}"
-        ref = self._ref(spec, selection)
+        service, cluster = self.service_for(selection)
+        if service is None:
+            return f"{spec.title}: {no_client(cluster)}"
+        ref = self._ref(spec, selection, service)
         if ref is None:
             return f"{spec.title}: {nothing_selected(spec.acts_on)}"
-        return self.service.explain(spec.key, ref)
+        return service.explain(spec.key, ref)
 
     async def run(self, name: str, selection: Any) -> None:
         """Start the action in a worker: preparing may take a few round trips."""
@@ -344,34 +404,42 @@ class ActionsProvider:
         incident = getattr(selection, "incident", None)
         incident_id = incident.id if incident is not None else NO_INCIDENT
         spec = BY_NAME.get(name)
-        ref = self._ref(spec, selection) if spec is not None else None
+        service, cluster = self.service_for(selection)
+        if service is None:
+            self.app.notify(no_client(cluster), title=name, severity="error", markup=False)
+            return
+        ref = self._ref(spec, selection, service) if spec is not None else None
         if spec is None or ref is None:
             return
         try:
             if spec.name == UNDO_NAME:
-                plan = await self.service.prepare_undo(incident_id, ref)
+                plan = await service.prepare_undo(incident_id, ref)
             else:
-                plan = await self.service.prepare(spec.key, incident_id, ref)
+                plan = await service.prepare(spec.key, incident_id, ref)
         except ActionError as error:
             self.app.notify(shown(error.message), title=name, severity="error", markup=False)
             return
-        self._confirm(plan)
+        self._confirm(plan, service, cluster)
 
-    def _confirm(self, plan: Plan) -> None:
+    def _confirm(self, plan: Plan, service: ActionService | None = None, cluster: str = "") -> None:
+        service = service or self.service
+
         def done(outcome: Outcome | None) -> None:
             if outcome is None:
                 return
             self.app.notify(
-                shown(outcome.message + self._detach_hint(plan, outcome)),
+                shown(outcome.message + self._detach_hint(plan, outcome, service)),
                 title=shown(outcome_title(plan, outcome)),
                 severity=outcome_severity(outcome),
                 timeout=10,
                 markup=False,
             )
 
-        self.app.push_screen(ActionConfirmScreen(self.service, plan), done)
+        self.app.push_screen(ActionConfirmScreen(service, plan, cluster=cluster), done)
 
-    def _detach_hint(self, plan: Plan, outcome: Outcome) -> str:
+    def _detach_hint(
+        self, plan: Plan, outcome: Outcome, service: ActionService | None = None
+    ) -> str:
         """After an isolation that is not known to be effective, detach is a hint to
         press D, never a dialog of its own (enter there would apply what nobody asked
         for). When the pod is isolated (e.g. a Cilium or Calico deny quarantine) it is
@@ -382,7 +450,7 @@ class ActionsProvider:
             return ""
         if "(D)" in outcome.message:  # the outcome already names it as the remedy
             return ""
-        ok, _why = self.service.available(plan.target).get("D", (False, ""))
+        ok, _why = (service or self.service).available(plan.target).get("D", (False, ""))
         if not ok:
             return ""
         return (

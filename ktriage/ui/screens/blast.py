@@ -30,22 +30,28 @@ if TYPE_CHECKING:
     from ktriage.blastread import BlastReader
 
 # One reader per app: its cache of reviews outlives the screen.
-_READERS: weakref.WeakKeyDictionary[Any, BlastReader] = weakref.WeakKeyDictionary()
+# With several clusters, one per cluster (by name; "" with one cluster).
+_READERS: weakref.WeakKeyDictionary[Any, dict[str, BlastReader]] = weakref.WeakKeyDictionary()
 
 HEADINGS = ("PATHS", "IDENTITY", "POD", "NOT SEEN")
 
 
-def reader_for(app: Any) -> BlastReader | None:
-    """The app's reader, made on first use; None without a live cluster (replay)."""
-    reader = _READERS.get(app)
+def reader_for(app: Any, cluster: str = "") -> BlastReader | None:
+    """The app's reader (of the incident's cluster when several are watched), made on
+    first use; None without a live cluster (replay)."""
+    readers = _READERS.setdefault(app, {})
+    reader = readers.get(cluster)
     if reader is not None:
         return reader
-    factory = getattr(app, "api_client_factory", None)
+    if cluster:
+        factory = getattr(getattr(app, "engine", None), "client_factories", {}).get(cluster)
+    else:
+        factory = getattr(app, "api_client_factory", None)
     if factory is None:
         return None
     from ktriage.blastread import BlastReader
 
-    reader = _READERS[app] = BlastReader(factory)
+    reader = readers[cluster] = BlastReader(factory)
     return reader
 
 
@@ -179,7 +185,7 @@ def open_blast(app: Any, incident: Incident | None) -> None:
     if incident is None:
         app.notify("No incident selected.", severity="warning")
         return
-    reader = reader_for(app)
+    reader = reader_for(app, getattr(incident, "cluster", ""))
     if reader is None:
         app.notify("Blast radius needs a live cluster.", severity="warning")
         return

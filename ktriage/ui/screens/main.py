@@ -160,6 +160,7 @@ class MainScreen(Screen[None]):
             read_only=app.read_only,
             lag_now=app.lag_clock() if app.lag_clock is not None else None,
             dropped=engine.store.dropped,
+            clusters=engine.cluster_health() if hasattr(engine, "cluster_health") else (),
         )
         self.incidents.refresh()
         if engine.cluster is not None:
@@ -186,12 +187,13 @@ class MainScreen(Screen[None]):
         engine = self.kapp.engine
         pods = self.pods
         inc = self.incidents.selected
-        cluster_rev = getattr(engine.cluster, "revision", None)
+        state = engine.state_for(inc)
+        cluster_rev = getattr(state, "revision", None)
         key = (pods.show_all, inc.id if inc else None, inc.revision if inc else None, cluster_rev)
         if not force and key == self._pods_key:
             return
         self._pods_key = key
-        rows = pod_rows(engine.store, engine.cluster, inc, show_all=pods.show_all)
+        rows = pod_rows(engine.store, state, inc, show_all=pods.show_all)
         scope = "all pods" if pods.show_all else (f"{inc.id}" if inc else "no incident")
         pods.set_rows(rows, scope)
         if self._detail_source == "pods":
@@ -426,7 +428,7 @@ class MainScreen(Screen[None]):
         else:
             pod = Selection.main_pod(inc)
             info = None
-            cluster = self.kapp.engine.cluster
+            cluster = self.kapp.engine.state_for(inc)
             if pod is not None and cluster is not None:
                 info = cluster.pods.get((pod.namespace, pod.name))
         if self._actors is None:

@@ -14,7 +14,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from ktriage.core.text import shown
+from ktriage.core.text import clip, shown
 from ktriage.ui.format import count, rate
 from ktriage.ui.widgets.status_bar import QUIET_AFTER
 
@@ -29,8 +29,10 @@ def sources_table(health: Sequence[Any], now: float | None = None) -> Table:
         # A quiet source is not behind: its lag would only grow (see the status bar).
         lag = h.lag(now) if idle is not None and idle < QUIET_AFTER else None
         skipped = ", ".join(f"{reason} {n}" for reason, n in sorted(h.skipped.items())) or "-"
+        # With several clusters a source's cluster leads its name.
+        cluster = getattr(h, "cluster", "")
         table.add_row(
-            Text(shown(h.name)),
+            Text(f"{clip(shown(cluster), 24)}: {shown(h.name)}" if cluster else shown(h.name)),
             Text(h.state),
             count(h.events_total),
             rate(h.rate()),

@@ -39,6 +39,10 @@ TACTIC_SHORT = {
 }
 
 
+# The CLUSTER column is at most this wide (a longer context name is clipped).
+CLUSTER_WIDTH = 16
+
+
 # The containment mark: every pod isolated or gone and every acting identity
 # revoked / something contained / nothing contained yet.
 CONTAINMENT_MARKS = {CONTAINED: "✓", PARTLY: "◒", NOTHING: "·"}
@@ -93,6 +97,9 @@ class IncidentList(RowList):
         self.selected_id: str | None = None
         # What the user has looked at: id -> (revision, severity) when last shown.
         self.seen: dict[str, tuple[int, Severity]] = {}
+        # The CLUSTER column's width: 0 (no column) unless incidents carry a cluster,
+        # which they do only when several clusters are watched.
+        self.cluster_width = 0
 
     # ---- data ----------------------------------------------------------------
 
@@ -107,6 +114,8 @@ class IncidentList(RowList):
                 seen_ids.add(self.selected_id)
                 self.selected_id = renamed[self.selected_id]
         self.all_incidents = incidents
+        longest = max((len(i.cluster) for i in incidents), default=0)
+        self.cluster_width = min(CLUSTER_WIDTH, max(7, longest)) if longest else 0
         self._apply_filter()
         self._restore_cursor()
         self.data_changed()
@@ -123,6 +132,7 @@ class IncidentList(RowList):
         hay = " ".join(
             (
                 inc.id,
+                inc.cluster,
                 inc.title,
                 inc.severity.label,
                 " ".join(inc.tactics),
@@ -133,7 +143,9 @@ class IncidentList(RowList):
         sources = inc.counts_by_source
         if query.sources and not any(s in sources for s in query.sources):
             return False
-        return query.matches_fields(hay, severity=inc.severity, namespaces=namespaces)
+        return query.matches_fields(
+            hay, severity=inc.severity, namespaces=namespaces, cluster=inc.cluster
+        )
 
     def _restore_cursor(self) -> None:
         previous = self.selected_id
@@ -198,7 +210,7 @@ class IncidentList(RowList):
 
     def _widths(self, width: int) -> tuple[int, int, int]:
         """Widths of title, entities and tactics for this pane width."""
-        fixed = 2 + 5 + 2 + 11 + 7 + 6
+        fixed = 2 + 5 + 2 + 11 + 7 + 6 + (self.cluster_width + 1 if self.cluster_width else 0)
         rest = max(10, width - fixed)
         tactics = min(28, rest // 5) if width >= 100 else 0
         entities = min(48, rest * 2 // 7) if width >= 70 else 0
@@ -207,7 +219,10 @@ class IncidentList(RowList):
 
     def render_header(self, width: int) -> Text | None:
         title, entities, tactics = self._widths(width)
-        parts = [Text("  SEV  C ID         "), cell("TITLE", title)]
+        parts = [Text("  SEV  C ID         ")]
+        if self.cluster_width:
+            parts += [cell("CLUSTER", self.cluster_width), Text(" ")]
+        parts.append(cell("TITLE", title))
         if entities:
             parts += [Text(" "), cell("ENTITIES", entities)]
         if tactics:
@@ -237,9 +252,11 @@ class IncidentList(RowList):
             Text(" "),
             cell(inc.id, 10, self.style_for("rowlist--key")),
             Text(" "),
-            cell(inc.title, title_w),
         ]
         muted = self.style_for("rowlist--muted")
+        if self.cluster_width:
+            parts += [cell(inc.cluster, self.cluster_width, muted), Text(" ")]
+        parts.append(cell(inc.title, title_w))
         if entities_w:
             parts += [Text(" "), cell(entities_short(inc.entities), entities_w, muted)]
         if tactics_w:

@@ -53,6 +53,8 @@ class StatusBar(Widget):
         self.now: float = 0.0
         self.lag_now: float | None = None
         self.store_dropped = 0
+        # (cluster, its worst source state) when several clusters are watched.
+        self.clusters: list[tuple[str, str]] = []
 
     def update_status(
         self,
@@ -65,7 +67,9 @@ class StatusBar(Widget):
         read_only: bool = False,
         lag_now: float | None = None,
         dropped: int = 0,
+        clusters: Sequence[tuple[str, str]] = (),
     ) -> None:
+        self.clusters = list(clusters)
         self.context = context
         self.cluster = cluster
         self.mode = mode
@@ -108,10 +112,13 @@ class StatusBar(Widget):
         if detail != FULL and any(st in _UNHEALTHY for st in states):
             left.append(" !", self._style("status--bad"))
         left.append(" ⎈ ", self._style("status--context"))
-        where = shown(self.context or self.mode or "ktriage")
-        if detail != FULL:
-            where = clip(where, 24 if detail == SHORT else 14)
-        left.append(where, self._style("status--context"))
+        if self.clusters:
+            self._cluster_segments(left, detail)
+        else:
+            where = shown(self.context or self.mode or "ktriage")
+            if detail != FULL:
+                where = clip(where, 24 if detail == SHORT else 14)
+            left.append(where, self._style("status--context"))
         if detail == FULL and self.cluster and self.cluster != self.context:
             left.append(f" ({shown(self.cluster)})", muted)
         if self.read_only:
@@ -154,6 +161,22 @@ class StatusBar(Widget):
             left.append(f"{words} {count(self.store_dropped)}", self._style("status--bad"))
         return left
 
+    def _cluster_segments(self, left: Text, detail: int) -> None:
+        """Each cluster's name and the glyph of its worst source: `eu ● us ✖`."""
+        width = {FULL: 16, SHORT: 10}.get(detail, 6)
+        names = [shown(name) for name, _ in self.clusters]
+        if any(len(n) > width for n in names):
+            # Clipped, `prod-eu-1` and `prod-eu-2` would read the same: what they
+            # share in front goes first (`…1`, `…2`).
+            common = _shared_start(names) if len(names) > 1 else 0
+            names = [f"…{n[common:]}" if 0 < common < len(n) else n for n in names]
+        for i, ((_, state), name) in enumerate(zip(self.clusters, names, strict=True)):
+            glyph, style = _STATE_GLYPH.get(state, ("?", "status--muted"))
+            if i:
+                left.append(" ")
+            left.append(clip(name, width), self._style("status--context"))
+            left.append(f" {glyph}", self._style(style))
+
 
 # Levels of detail of the status line, most first.
 FULL, SHORT, COMPACT = 2, 1, 0
@@ -167,6 +190,15 @@ _ABBREVIATIONS = {
     "replay": "rep",
     "podlogs": "logs",
 }
+
+
+def _shared_start(names: Sequence[str]) -> int:
+    """How many characters every name starts with alike."""
+    shortest = min(len(n) for n in names)
+    for i in range(shortest):
+        if len({n[i] for n in names}) > 1:
+            return i
+    return shortest
 
 
 def _group_state(group: Sequence[Any]) -> str:
