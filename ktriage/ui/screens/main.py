@@ -44,6 +44,12 @@ PANE_NAMES = {
     "live": "Live stream",
 }
 
+# One level up from each pane, for `esc`: Detail goes back to the pane whose row it
+# shows (see PARENT_OF_DETAIL); the Timeline, Pods and Live stream belong to the
+# incidents; Incidents is the top.
+PARENT_PANE = {"timeline": "incidents", "pods": "incidents", "live": "incidents"}
+PARENT_OF_DETAIL = {"timeline": "timeline", "pods": "pods", "live": "live"}
+
 
 class MainScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -55,7 +61,6 @@ class MainScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self._history: list[str] = []
         # The pane the filter prompt edits and its query before editing.
         self._filter_target: RowList | None = None
         self._filter_before = ""
@@ -320,9 +325,6 @@ class MainScreen(Screen[None]):
         widget = event.widget
         if not isinstance(widget, RowList) or widget.id is None:
             return
-        if not self._history or self._history[-1] != widget.id:
-            self._history.append(widget.id)
-            del self._history[:-20]
         if widget is self.incidents:
             self._show_incident_detail(self.incidents.selected)
         elif widget is self.timeline:
@@ -393,7 +395,15 @@ class MainScreen(Screen[None]):
         elif self.focused is not None:
             self.maximize(self.focused)
 
+    def parent_pane(self, pane: str) -> str | None:
+        """The pane one level up from `pane` (None at the top)."""
+        if pane == "detail":
+            return PARENT_OF_DETAIL.get(self._detail_source, "incidents")
+        return PARENT_PANE.get(pane)
+
     def action_back(self) -> None:
+        """Up one level: detail → its list → incidents. A notice or a pane's filter
+        goes first; at the top, nothing else happens."""
         if self.notice.active:
             self.notice.hide()
             return
@@ -401,13 +411,12 @@ class MainScreen(Screen[None]):
         if isinstance(focused, RowList) and focused.query_filter is not None:
             focused.set_query(None)
             return
-        if focused is self.incidents or not self._history:
+        if focused is None or focused.id not in PANE_NAMES:
+            self.incidents.focus()
             return
-        # The previous pane, skipping the current one.
-        while self._history and self._history[-1] == (focused.id if focused else None):
-            self._history.pop()
-        target = self._history.pop() if self._history else "incidents"
-        self.query_one(f"#{target}").focus()
+        parent = self.parent_pane(focused.id)
+        if parent is not None:
+            self.query_one(f"#{parent}").focus()
 
     def selection(self) -> Selection:
         """What an action key acts on."""
