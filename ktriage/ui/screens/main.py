@@ -16,7 +16,7 @@ from textual.events import DescendantFocus
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from ktriage.core.model import Event, Incident
+from ktriage.core.model import EntityRef, Event, Incident
 from ktriage.ui.containment import ContainmentTracker
 from ktriage.ui.detail import event_detail, incident_detail, pod_detail
 from ktriage.ui.hooks import ActorCache, Selection
@@ -34,6 +34,7 @@ from ktriage.ui.widgets.timeline import Timeline
 
 if TYPE_CHECKING:
     from ktriage.engine import Changes
+    from ktriage.resourceread import ResourceReader
     from ktriage.ui.app import KtriageApp
 
 PANE_NAMES = {
@@ -57,6 +58,9 @@ class MainScreen(Screen[None]):
         Binding("z", "zoom", "Zoom", show=False),
         Binding("b", "blast", "Blast radius", show=False),
         Binding("escape", "back", "Back", show=False),
+        Binding("colon", "resource_prompt", "Resources", key_display=":", show=False),
+        Binding("d", "describe", "Describe", show=False),
+        Binding("L", "pod_logs", "Pod logs", key_display="L", show=False),
     ]
 
     def __init__(self) -> None:
@@ -394,6 +398,44 @@ class MainScreen(Screen[None]):
             self.minimize()
         elif self.focused is not None:
             self.maximize(self.focused)
+
+    # ---- resource views, describe, logs (ui/screens/resource.py) ---------------------
+
+    def action_resource_prompt(self) -> None:
+        from ktriage.ui.screens.resource import open_prompt
+
+        open_prompt(self.kapp)
+
+    def _reader_and_pod(self, what: str) -> tuple[ResourceReader, EntityRef] | None:
+        """The reader and the pod `d`/`L` act on (the Pods row, else the incident's
+        main pod); None, said below the panes, when there is none or no cluster."""
+        from ktriage.ui.screens.resource import NO_CLUSTER, reader_for
+
+        reader = reader_for(self.kapp)
+        if reader is None:
+            self.notice.show_notice(what, NO_CLUSTER)
+            return None
+        pod = self.selection().pod
+        if pod is None:
+            self.notice.show_notice(what, "No pod selected: pick one in the Pods pane.")
+            return None
+        return reader, pod
+
+    def action_describe(self) -> None:
+        from ktriage.ui.screens.describe import DescribeScreen
+
+        found = self._reader_and_pod("d Describe")
+        if found is not None:
+            reader, pod = found
+            self.app.push_screen(DescribeScreen(reader, "Pod", pod.namespace, pod.name))
+
+    def action_pod_logs(self) -> None:
+        from ktriage.ui.screens.pod_logs import PodLogsScreen
+
+        found = self._reader_and_pod("L Pod logs")
+        if found is not None:
+            reader, pod = found
+            self.app.push_screen(PodLogsScreen(reader, pod.namespace, pod.name))
 
     def parent_pane(self, pane: str) -> str | None:
         """The pane one level up from `pane` (None at the top)."""
