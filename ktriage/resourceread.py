@@ -217,9 +217,13 @@ def resolve(text: str) -> Resource | None:
 # ---- rows -----------------------------------------------------------------------------
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    """`value` when it is a mapping, else empty: a malformed object makes a row, not a crash."""
+    return value if isinstance(value, dict) else {}
+
+
 def _meta(obj: dict[str, Any]) -> dict[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, dict) else {}
+    return _dict(obj.get("metadata"))
 
 
 def _created(obj: dict[str, Any]) -> When:
@@ -228,17 +232,17 @@ def _created(obj: dict[str, Any]) -> When:
 
 def pod_status(pod: dict[str, Any]) -> tuple[str, str, int]:
     """READY (`1/2`), STATUS and RESTARTS as `kubectl get pods` shows them (the usual cases)."""
-    spec = pod.get("spec") or {}
-    status = pod.get("status") or {}
+    spec = _dict(pod.get("spec"))
+    status = _dict(pod.get("status"))
     containers = spec.get("containers") or []
     statuses = [cs for cs in status.get("containerStatuses") or [] if isinstance(cs, dict)]
     ready = sum(1 for cs in statuses if cs.get("ready"))
     restarts = sum(int(cs.get("restartCount") or 0) for cs in statuses)
     reason = str(status.get("reason") or status.get("phase") or "Unknown")
     for cs in status.get("initContainerStatuses") or []:
-        state = cs.get("state") or {} if isinstance(cs, dict) else {}
-        waiting = state.get("waiting") or {}
-        terminated = state.get("terminated") or {}
+        state = _dict(_dict(cs).get("state"))
+        waiting = _dict(state.get("waiting"))
+        terminated = _dict(state.get("terminated"))
         if terminated.get("exitCode"):
             reason = f"Init:{terminated.get('reason') or 'Error'}"
             break
@@ -247,9 +251,9 @@ def pod_status(pod: dict[str, Any]) -> tuple[str, str, int]:
             break
     else:
         for cs in reversed(statuses):
-            state = cs.get("state") or {}
-            waiting = state.get("waiting") or {}
-            terminated = state.get("terminated") or {}
+            state = _dict(cs.get("state"))
+            waiting = _dict(state.get("waiting"))
+            terminated = _dict(state.get("terminated"))
             if waiting.get("reason"):
                 reason = str(waiting["reason"])
             elif terminated.get("reason"):
@@ -261,17 +265,17 @@ def pod_status(pod: dict[str, Any]) -> tuple[str, str, int]:
 
 def _node_status(node: dict[str, Any]) -> str:
     ready = "Unknown"
-    for cond in (node.get("status") or {}).get("conditions") or []:
+    for cond in _dict(node.get("status")).get("conditions") or []:
         if isinstance(cond, dict) and cond.get("type") == "Ready":
             ready = "Ready" if cond.get("status") == "True" else "NotReady"
-    if (node.get("spec") or {}).get("unschedulable"):
+    if _dict(node.get("spec")).get("unschedulable"):
         ready += ",SchedulingDisabled"
     return ready
 
 
 def _node_roles(node: dict[str, Any]) -> str:
     prefix = "node-role.kubernetes.io/"
-    labels = _meta(node).get("labels") or {}
+    labels = _dict(_meta(node).get("labels"))
     roles = sorted(str(k)[len(prefix) :] for k in labels if str(k).startswith(prefix))
     return ",".join(r for r in roles if r) or "<none>"
 
@@ -279,7 +283,8 @@ def _node_roles(node: dict[str, Any]) -> str:
 def _selector(selector: Any) -> str:
     if not isinstance(selector, dict):
         return "<none>"
-    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    labels = _dict(selector.get("matchLabels"))
+    parts = sorted(f"{k}={v}" for k, v in labels.items())
     for expr in selector.get("matchExpressions") or []:
         if isinstance(expr, dict):
             values = ",".join(str(v) for v in expr.get("values") or [])
@@ -303,7 +308,7 @@ def _event_time(ev: dict[str, Any]) -> float | None:
         t = parse_time(ev.get(key))
         if t is not None:
             return t
-    series = ev.get("series") or {}
+    series = _dict(ev.get("series"))
     return parse_time(series.get("lastObservedTime")) or _created(ev).t
 
 
@@ -342,15 +347,16 @@ def make_row(kind: str, obj: dict[str, Any], resource: Resource) -> Row:
     cells: tuple[Cell, ...]
     if kind == "Pod":
         ready, status, restarts = pod_status(obj)
-        node = str((obj.get("spec") or {}).get("nodeName") or "<none>")
+        node = str(_dict(obj.get("spec")).get("nodeName") or "<none>")
         cells = (ns, name, ready, status, str(restarts), _created(obj), node)
     elif kind == "Node":
-        version = str(((obj.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion") or "")
+        info = _dict(_dict(obj.get("status")).get("nodeInfo"))
+        version = str(info.get("kubeletVersion") or "")
         cells = (name, _node_status(obj), _node_roles(obj), _created(obj), version)
     elif kind == "Event":
         return event_row(obj)
     elif kind == "NetworkPolicy":
-        selector = _selector((obj.get("spec") or {}).get("podSelector"))
+        selector = _selector(_dict(obj.get("spec")).get("podSelector"))
         cells = (ns, name, selector, _created(obj))
     elif kind == "ServiceAccount":
         cells = (ns, name, str(len(obj.get("secrets") or [])), _created(obj))
@@ -478,7 +484,14 @@ class ResourceReader:
                 continue
             if cut:
                 listing.problems.append(f"{KINDS[kind].resource}: only the first {MAX_ROWS} shown")
-            listing.rows += [make_row(kind, obj, resource) for obj in items]
+            unreadable = 0
+            for obj in items:
+                try:
+                    listing.rows.append(make_row(kind, obj, resource))
+                except (TypeError, ValueError, AttributeError):
+                    unreadable += 1  # a malformed object: counted, the rest shown
+            if unreadable:
+                listing.problems.append(f"{spec.resource}: {unreadable} malformed objects skipped")
         if resource.name == "events":
             listing.rows.sort(key=lambda r: -(_when(r.cells[1]) or 0.0))
         else:
