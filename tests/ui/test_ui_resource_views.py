@@ -415,3 +415,25 @@ async def test_hostile_hundred_thousand_log_lines_keep_a_bounded_ring(tmp_path: 
         await pilot.press("g")
         assert not view.follow
         await wait_for(pilot, lambda: "90,001 earlier lines dropped" in screen_text(app))
+
+
+async def test_table_columns_shrink_to_fit_80_columns_and_keep_node(tmp_path: Path, sim: Any):
+    long_name = "payments-checkout-canary-7d9f8c6b5-x2x4z"
+    sim.store.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"namespace": "payments-production", "name": long_name},
+            "spec": {"nodeName": "worker-1", "containers": [{"name": "c", "image": "i"}]},
+        }
+    )
+    app = live_app(tmp_path, sim)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_view(pilot, app, "pods")
+        await wait_for(pilot, lambda: "worker-1" in screen_text(app))
+        lines = screen_text(app).splitlines()
+        header = next(line for line in lines if "NAMESPACE" in line)
+        assert "NODE" in header and "AGE" in header
+        for name in ("web-1", "payments-checkout"):
+            row = next(line for line in lines if name in line)
+            assert row.rstrip("│ ").endswith("worker-1"), row

@@ -27,7 +27,9 @@ class ResourcePrompt(Input):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("tab", "complete", "Complete", show=False, priority=True),
+        # Not a priority binding: those run before keys already queued for the input,
+        # so a fast "ev<tab>" would complete "" first.
+        Binding("tab", "complete", "Complete", show=False),
     ]
 
     def __init__(self, *, id: str | None = None) -> None:

@@ -19,6 +19,8 @@ from ktriage.ui.query import Query
 from ktriage.ui.widgets.row_list import RowList
 
 MAX_COLUMN = 60  # a cell wider than this is clipped (the last column takes the rest)
+MIN_COLUMN = 6  # columns shrink to fit the screen, not below this
+LAST_COLUMN = 12  # room the last column keeps when the others shrink
 
 
 class ResourceTable(RowList):
@@ -35,6 +37,7 @@ class ResourceTable(RowList):
         self._widths: list[int] = [len(c) for c in resource.columns]
         self.border_title = Text(resource.title)
         self.loading_text = ""
+        self._fit: tuple[int, list[int]] | None = None
 
     # ---- data ---------------------------------------------------------------------
 
@@ -65,6 +68,7 @@ class ResourceTable(RowList):
             for n, cell in enumerate(cells):
                 widths[n] = max(widths[n], min(len(cell), MAX_COLUMN))
         self._widths = widths
+        self._fit = None
         self.data_changed()
 
     def set_query(self, query: Query | None) -> None:
@@ -85,21 +89,40 @@ class ResourceTable(RowList):
             return self.loading_text
         return super().empty_text()
 
-    def _line(self, cells: tuple[str, ...]) -> str:
+    def fitted(self, width: int) -> list[int]:
+        """Column widths that fit `width`: the widest columns give way first, down to
+        MIN_COLUMN, so every column keeps a place (NODE at 80 columns too)."""
+        if self._fit is not None and self._fit[0] == width:
+            return self._fit[1]
+        widths = list(self._widths)
+        gaps = 2 * (len(widths) - 1)
+        # The last column takes what is left, with room kept for a short value
+        # (NODE's whole name; the start of a MESSAGE).
+        widths[-1] = min(widths[-1], LAST_COLUMN)
+        while sum(widths) + gaps > width:
+            widest = max(range(len(widths) - 1), key=lambda n: widths[n], default=None)
+            if widest is None or widths[widest] <= MIN_COLUMN:
+                break
+            widths[widest] -= 1
+        self._fit = (width, widths)
+        return widths
+
+    def _line(self, cells: tuple[str, ...], width: int) -> str:
+        widths = self.fitted(width)
         parts = []
         last = len(cells) - 1
         for n, cell in enumerate(cells):
             if n == last:
                 parts.append(cell)
             else:
-                parts.append(clip(cell, MAX_COLUMN).ljust(self._widths[n]))
+                parts.append(clip(cell, widths[n]).ljust(widths[n]))
         return "  ".join(parts)
 
     def render_header(self, width: int) -> Text | None:
-        return Text(self._line(self.resource.columns))
+        return Text(self._line(self.resource.columns, width))
 
     def render_row(self, index: int, width: int) -> Text:
-        return Text(self._line(self._texts[index]), no_wrap=True)
+        return Text(self._line(self._texts[index], width), no_wrap=True)
 
     def subtitle(self) -> str:
         total = len(self.all_rows)
