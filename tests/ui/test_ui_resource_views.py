@@ -437,3 +437,52 @@ async def test_table_columns_shrink_to_fit_80_columns_and_keep_node(tmp_path: Pa
         for name in ("web-1", "payments-checkout"):
             row = next(line for line in lines if name in line)
             assert row.rstrip("│ ").endswith("worker-1"), row
+
+
+async def test_L_from_a_table_row_an_event_row_and_describe_and_r_reloads(tmp_path: Path, sim: Any):
+    app = live_app(tmp_path, sim)
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = await open_view(pilot, app, "pods")
+        rows = screen.table.rows
+        screen.table.move_cursor(next(i for i, r in enumerate(rows) if r.name == "web-1"))
+        await pilot.press("L")
+        await wait_for(pilot, lambda: isinstance(app.screen, PodLogsScreen))
+        assert (app.screen.namespace, app.screen.pod) == ("shop", "web-1")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen)
+        # r reads the cluster again: a pod created since shows up.
+        sim.store.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"namespace": "shop", "name": "late-1"},
+                "spec": {"containers": [{"name": "c", "image": "i"}]},
+            }
+        )
+        await pilot.press("r")
+        await wait_for(pilot, lambda: any(r.name == "late-1" for r in screen.table.rows), 15)
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, DescribeScreen))
+        describe = app.screen
+        await wait_for(pilot, lambda: describe.description is not None, timeout=15)
+        await pilot.press("L")
+        await wait_for(pilot, lambda: isinstance(app.screen, PodLogsScreen))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is describe)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen)
+        # An event about a pod: L follows that pod's log.
+        events = await open_view(pilot, app, "ev")
+        assert events.table.selected.about == ("Pod", "shop", "web-1")
+        await pilot.press("L")
+        await wait_for(pilot, lambda: isinstance(app.screen, PodLogsScreen))
+        assert app.screen.pod == "web-1"
+
+
+async def test_keys_typed_in_the_filter_prompt_are_text_not_commands(tmp_path: Path, sim: Any):
+    app = live_app(tmp_path, sim)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("slash", "d", "colon", "L")
+        field = app.screen.query_one("#filter-input")
+        assert field.value == "d:L"
+        assert isinstance(app.screen, MainScreen)
