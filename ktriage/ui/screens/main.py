@@ -16,7 +16,7 @@ from textual.events import DescendantFocus
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from ktriage.core.model import Event, Incident
+from ktriage.core.model import EntityRef, Event, Incident
 from ktriage.ui.containment import ContainmentTracker
 from ktriage.ui.detail import event_detail, incident_detail, pod_detail
 from ktriage.ui.hooks import ActorCache, Selection
@@ -34,6 +34,7 @@ from ktriage.ui.widgets.timeline import Timeline
 
 if TYPE_CHECKING:
     from ktriage.engine import Changes
+    from ktriage.resourceread import ResourceReader
     from ktriage.ui.app import KtriageApp
 
 PANE_NAMES = {
@@ -44,6 +45,12 @@ PANE_NAMES = {
     "live": "Live stream",
 }
 
+# One level up from each pane, for `esc`: Detail goes back to the pane whose row it
+# shows (see PARENT_OF_DETAIL); the Timeline, Pods and Live stream belong to the
+# incidents; Incidents is the top.
+PARENT_PANE = {"timeline": "incidents", "pods": "incidents", "live": "incidents"}
+PARENT_OF_DETAIL = {"timeline": "timeline", "pods": "pods", "live": "live"}
+
 
 class MainScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -51,11 +58,13 @@ class MainScreen(Screen[None]):
         Binding("z", "zoom", "Zoom", show=False),
         Binding("b", "blast", "Blast radius", show=False),
         Binding("escape", "back", "Back", show=False),
+        Binding("colon", "resource_prompt", "Resources", key_display=":", show=False),
+        Binding("d", "describe", "Describe", show=False),
+        Binding("L", "pod_logs", "Pod logs", key_display="L", show=False),
     ]
 
     def __init__(self) -> None:
         super().__init__()
-        self._history: list[str] = []
         # The pane the filter prompt edits and its query before editing.
         self._filter_target: RowList | None = None
         self._filter_before = ""
@@ -322,9 +331,6 @@ class MainScreen(Screen[None]):
         widget = event.widget
         if not isinstance(widget, RowList) or widget.id is None:
             return
-        if not self._history or self._history[-1] != widget.id:
-            self._history.append(widget.id)
-            del self._history[:-20]
         if widget is self.incidents:
             self._show_incident_detail(self.incidents.selected)
         elif widget is self.timeline:
@@ -395,7 +401,53 @@ class MainScreen(Screen[None]):
         elif self.focused is not None:
             self.maximize(self.focused)
 
+    # ---- resource views, describe, logs (ui/screens/resource.py) ---------------------
+
+    def action_resource_prompt(self) -> None:
+        from ktriage.ui.screens.resource import open_prompt
+
+        open_prompt(self.kapp)
+
+    def _reader_and_pod(self, what: str) -> tuple[ResourceReader, EntityRef] | None:
+        """The reader and the pod `d`/`L` act on (the Pods row, else the incident's
+        main pod); None, said below the panes, when there is none or no cluster."""
+        from ktriage.ui.screens.resource import NO_CLUSTER, reader_for
+
+        reader = reader_for(self.kapp)
+        if reader is None:
+            self.notice.show_notice(what, NO_CLUSTER)
+            return None
+        pod = self.selection().pod
+        if pod is None:
+            self.notice.show_notice(what, "No pod selected: pick one in the Pods pane.")
+            return None
+        return reader, pod
+
+    def action_describe(self) -> None:
+        from ktriage.ui.screens.describe import DescribeScreen
+
+        found = self._reader_and_pod("d Describe")
+        if found is not None:
+            reader, pod = found
+            self.app.push_screen(DescribeScreen(reader, "Pod", pod.namespace, pod.name))
+
+    def action_pod_logs(self) -> None:
+        from ktriage.ui.screens.pod_logs import PodLogsScreen
+
+        found = self._reader_and_pod("L Pod logs")
+        if found is not None:
+            reader, pod = found
+            self.app.push_screen(PodLogsScreen(reader, pod.namespace, pod.name))
+
+    def parent_pane(self, pane: str) -> str | None:
+        """The pane one level up from `pane` (None at the top)."""
+        if pane == "detail":
+            return PARENT_OF_DETAIL.get(self._detail_source, "incidents")
+        return PARENT_PANE.get(pane)
+
     def action_back(self) -> None:
+        """Up one level: detail → its list → incidents. A notice or a pane's filter
+        goes first; at the top, nothing else happens."""
         if self.notice.active:
             self.notice.hide()
             return
@@ -403,13 +455,12 @@ class MainScreen(Screen[None]):
         if isinstance(focused, RowList) and focused.query_filter is not None:
             focused.set_query(None)
             return
-        if focused is self.incidents or not self._history:
+        if focused is None or focused.id not in PANE_NAMES:
+            self.incidents.focus()
             return
-        # The previous pane, skipping the current one.
-        while self._history and self._history[-1] == (focused.id if focused else None):
-            self._history.pop()
-        target = self._history.pop() if self._history else "incidents"
-        self.query_one(f"#{target}").focus()
+        parent = self.parent_pane(focused.id)
+        if parent is not None:
+            self.query_one(f"#{parent}").focus()
 
     def selection(self) -> Selection:
         """What an action key acts on."""
