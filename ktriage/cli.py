@@ -240,6 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--markdown", type=Path, metavar="DIR", help="write one Markdown snapshot per incident"
     )
+    replay.add_argument(
+        "--snapshot-format",
+        choices=("markdown", "text"),
+        default="markdown",
+        help="what --markdown writes: Markdown (.md, the default) or plain text (.txt) for a "
+        "ticket system that renders no Markdown",
+    )
     out.add_argument("--text", action="store_true", help="print the text report (no UI)")
     _add_common(replay)
     _add_ui(replay)
@@ -380,11 +387,21 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         sys.stdout.write(text_report(incidents, correlator.events_of))
     if args.markdown:
         from ktriage.core.snapshot import write_snapshot
+        from ktriage.core.workflow import saved_workflow
 
+        # What responders noted in the UI on this same data comes back with it.
+        work, problem = saved_workflow("replay")
+        if problem:
+            print(f"ktriage replay: workflow not included: {problem}", file=sys.stderr)
         for inc in incidents:
             try:
                 path = write_snapshot(
-                    args.markdown, inc, correlator.events_of(inc.id), replayer.archive.record
+                    args.markdown,
+                    inc,
+                    correlator.events_of(inc.id),
+                    replayer.archive.record,
+                    fmt=args.snapshot_format,
+                    work=work.get(inc.id),
                 )
             except OSError as exc:
                 print(

@@ -23,8 +23,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ktriage.core.snapshot import make_private_dirs
-
 DB_FILE = "workflow.sqlite3"
 
 NEW = "new"
@@ -110,6 +108,26 @@ class IncidentWork:
             self.notes.append(change)
 
 
+def default_state_dir() -> Path:
+    """`$XDG_STATE_HOME/ktriage` (~/.local/state/ktriage): where the database lives."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "ktriage"
+
+
+def saved_workflow(
+    cluster: str, directory: Path | None = None
+) -> tuple[dict[str, IncidentWork], str]:
+    """Every incident's workflow of `cluster` in an existing database (none is
+    created), and the problem in words when it cannot be read ("" when none)."""
+    directory = directory or default_state_dir()
+    if not (directory / DB_FILE).exists():
+        return {}, ""
+    try:
+        return WorkflowStore(directory).load_all(cluster), ""
+    except (WorkflowError, OSError) as exc:
+        return {}, str(exc)
+
+
 def default_actor() -> str:
     """Who is at the keyboard when the cluster identity is not known: `$USER`."""
     return os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
@@ -133,6 +151,8 @@ class WorkflowStore:
         self.directory = Path(directory)
         self.path = self.directory / DB_FILE
         self.clock = clock
+        from ktriage.core.snapshot import make_private_dirs  # snapshot imports this module
+
         make_private_dirs(self.directory)
         # Created 0600 before SQLite opens it (SQLite would use the umask).
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)

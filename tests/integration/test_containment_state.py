@@ -183,7 +183,7 @@ async def test_isolate_cordon_and_logs_make_the_state_and_its_next_steps_run(
 
     # The snapshot says all of it.
     markdown = render_markdown(inc, engine.correlator.events_of(incident))
-    section = markdown.split("## Containment", 1)[1].split("\n## Entities", 1)[0]
+    section = markdown.split("## Containment", 1)[1].split("\n## ", 1)[0]
     assert "**Not contained yet.**" in section
     assert f"| node | node {node} | cordoned |" in section
     assert f"| evidence | pod shop/{pod} | logs-dumped |" in section

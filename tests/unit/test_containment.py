@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from markdown_check import assert_inert, code_spans
 
 from ktriage.core import containment as cs
 from ktriage.core.containment import (
@@ -261,7 +262,8 @@ def test_an_identity_kubernetes_cannot_revoke_keeps_the_incident_open() -> None:
     (step,) = [s for s in state.next_steps if s.subject == "user alice@example.com"]
     assert step.why.startswith("a client certificate. ") and "rotate the cluster's CA" in step.why
     md = render_markdown(case.incident, case.c.events_of(case.id))
-    assert "not contained yet (open: user alice@example.com cannot be revoked by Kubernetes)" in md
+    open_words = "`user alice@example.com cannot be revoked by Kubernetes`"
+    assert f"not contained yet (open: {open_words})" in md
 
 
 def test_only_the_actor_of_a_signal_is_an_identity_that_acted() -> None:
@@ -493,10 +495,11 @@ def test_hostile_names_stay_text_in_the_snapshot() -> None:
     case = Case(shell(100, pod))
     md = render_markdown(case.incident, case.c.events_of(case.id))
     assert "\x1b" not in md
-    section = md.split("## Containment", 1)[1].split("\n## Entities", 1)[0]
-    # In prose, HTML and Markdown are escaped; in the code blocks they are inert.
+    section = md.split("## Containment", 1)[1].split("\n## ", 1)[0]
+    # In prose, HTML and Markdown are in a code span; in the code blocks they are inert.
     (prose,) = [line for line in section.splitlines() if line.startswith("1. ")]
-    assert "&lt;b&gt;" in prose and "\\*y\\*" in prose and "<b>" not in prose
+    assert code_spans(prose) == ["pod shop/[bold red]x[/] *y* <b>z</b> ``` \\x1b[2J\\nnext"]
+    assert_inert(section)
     # Fences are longer than any backticks inside; the newline is shown, never kept.
     assert "````sh" in section
     assert "next'" in section and "\\nnext" in section
@@ -581,12 +584,12 @@ def test_hostile_fact_text_cannot_break_the_snapshot_tables() -> None:
     detail = "a | b\n## Injected heading\n<script>x</script> [l](http://evil) \x1b[2J"
     case.act(150, "cordon", fact("node", "node w2|`x`\nnode", "cordoned", detail))
     md = render_markdown(case.incident, case.c.events_of(case.id))
-    section = md.split("## Containment", 1)[1].split("\n## Entities", 1)[0]
-    assert "## Injected" not in section.replace("\\#\\# Injected", "")
+    section = md.split("## Containment", 1)[1].split("\n## ", 1)[0]
     assert not any(line.startswith("## ") for line in section.splitlines())
+    assert_inert(section)
     (row,) = [line for line in section.splitlines() if "cordoned" in line and line.startswith("|")]
     assert row.count(" | ") == 6  # seven cells: the pipes inside are escaped
-    assert "<script>" not in section and "\x1b" not in section
+    assert "\x1b" not in section  # `<script>` is inside a code span (assert_inert)
 
 
 def test_a_pod_detached_after_a_not_effective_isolation_is_to_be_checked_again() -> None:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from markdown_check import assert_inert, code_spans
 
 from ktriage.cli import main
 
@@ -142,9 +143,26 @@ def test_markdown_snapshots_are_private_and_escaped(tmp_path: Path) -> None:
     assert stat.S_IMODE(files[0].stat().st_mode) == 0o600
     assert "## Actions taken" in text and "No actions were taken." in text
     assert "\x1b" not in text
-    # Outside the appendix's code blocks, markup-like text is escaped.
+    # Outside the appendix's code blocks, markup-like text is in code spans.
     prose = text.split("## Appendix")[0]
-    assert "[bold red]" not in prose and "\\[bold red\\]" in prose
+    assert any("[bold red]" in span for span in _spans(prose))
+    assert_inert(prose)
+
+
+def _spans(markdown: str) -> list[str]:
+    return [span for line in markdown.splitlines() for span in code_spans(line)]
+
+
+def test_snapshot_format_text_writes_plain_text(tmp_path: Path) -> None:
+    path = _write_lines(tmp_path / "in.log", [EXEC, FALCO])
+    out_dir = tmp_path / "snaps"
+    args = ["replay", "--markdown", str(out_dir), "--snapshot-format", "text", str(path)]
+    assert main(args) == 0
+    (snapshot,) = out_dir.glob("INC-*")
+    assert snapshot.suffix == ".txt" and stat.S_IMODE(snapshot.stat().st_mode) == 0o600
+    text = snapshot.read_text()
+    assert "\nInitial access\n--------------\n" in text and "\nIndicators\n" in text
+    assert "**" not in text and "|---" not in text and "\x1b" not in text
 
 
 def test_missing_file_is_a_clear_error_without_traceback(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+from markdown_check import assert_inert
+
 from ktriage.core.correlate import Correlator
 from ktriage.core.model import Attack, Event, Severity, entity
 from ktriage.core.snapshot import md_escape, render_markdown, time_to_contain, write_snapshot
@@ -104,11 +106,12 @@ def test_markdown_tells_the_story_and_escapes_untrusted_text() -> None:
     ) in md
     assert "## Actions taken" in md and "kubernetes-admin" in md
     assert "evidence/app.log" in md and "ab" * 32 in md
-    # No live HTML, links, images or escape bytes from the attacker's text.
-    assert "<b>" not in md and "&lt;b&gt;" in md
-    assert "[click](http" not in md and "\\[click\\](http:\\/\\/evil)" in md
-    assert "\x1b" not in md and "\\\\x1b" in md
-    assert "| `rm" not in md
+    # No live HTML, links, images or escape bytes from the attacker's text: it is in a
+    # code span, whole, readable as plain text (no backslashes, no entities).
+    assert_inert(md)
+    hostile = "Shell in <b>shop</b> \\| `rm -rf` [click](http://evil) ![x](y) \\x1b[31m"
+    assert f"**``{hostile}``**" in md
+    assert "\x1b" not in md and "&lt;" not in md and ":\\/\\/" not in md
     # Raw records are redacted, and a fence cannot be closed by the content.
     assert "c2VjcmV0" not in md and "eyJzdWIiOiJ4In0" not in md
     assert "````json" in md
@@ -135,10 +138,16 @@ def test_snapshot_file_is_private(tmp_path: Path) -> None:
     assert "## Timeline" in path.read_text()
 
 
-def test_md_escape_neutralises_markdown_and_html() -> None:
-    assert md_escape("a|b") == "a\\|b"
-    assert md_escape("<script>") == "&lt;script&gt;"
-    assert md_escape("line\nbreak") == "line\\\\nbreak"
+def test_md_escape_keeps_plain_text_and_puts_the_rest_in_code_spans() -> None:
+    assert md_escape("shop/web-1 (10.0.0.1)") == "shop/web-1 (10.0.0.1)"
+    assert md_escape("a|b") == "`a|b`"
+    assert md_escape("a|b", cell=True) == "`a\\|b`"
+    assert md_escape("<script>") == "`<script>`"
+    assert md_escape("line\nbreak") == "`line\\nbreak`"
+    assert md_escape("see http://x/y") == "`see http://x/y`"
+    assert md_escape("see www.x.org") == "`see www.x.org`"
+    assert md_escape("snake_case") == "`snake_case`"
+    assert md_escape("") == ""
 
 
 def test_a_planted_symlink_is_replaced_not_followed(tmp_path: Path) -> None:
@@ -193,5 +202,5 @@ def test_entities_are_also_listed_verbatim_for_copying() -> None:
     block = text.split("Copyable:\n\n", 1)[1].split("\n## ", 1)[0]
     assert block.startswith("```text\n")
     assert "IP  203.0.113.42\nImage  evil.example/x_y:1.0\nPod  shop/web`1\n```" in block
-    # The prose list above stays escaped.
-    assert "evil.example/x\\_y" in text
+    # The prose list above holds it in a code span.
+    assert "- Image: `evil.example/x_y:1.0`" in text
