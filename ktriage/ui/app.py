@@ -22,6 +22,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.css.query import NoMatches
+from textual.message import Message
 from textual.screen import Screen
 
 from ktriage.actions.catalog import BY_NAME, CATALOG
@@ -36,6 +37,7 @@ from ktriage.ui.screens.main import MainScreen
 from ktriage.ui.screens.quit_confirm import QuitConfirmScreen
 from ktriage.ui.screens.sources import SourcesScreen
 from ktriage.ui.themes import DEFAULT_THEME, VARIABLE_DEFAULTS, load_themes
+from ktriage.ui.widgets.notice_bar import NoticesScreen
 
 if TYPE_CHECKING:
     from ktriage.engine import Engine
@@ -68,6 +70,7 @@ class KtriageCommands(Provider):
             ("Cycle theme", "Switch to the next ktriage theme", app.action_cycle_theme),
             ("Keys", "Every key ktriage knows", app.action_help),
             ("Sources", "Every source's health in full", app.action_sources),
+            ("Notices", "The last notices, newest first", app.action_notices),
         ]
         if screen is not None:
             pods = screen.pods
@@ -158,12 +161,98 @@ class KtriageApp(App[int]):
     # Textual's own palette entries that ktriage replaces with its own: its theme
     # picker (it offers themes not made for triage; `t` and the theme commands cycle
     # ktriage's) and its keys panel (ktriage's help lists every key).
-    _REPLACED_SYSTEM_COMMANDS = frozenset({"Theme", "Keys"})
+    # Its screenshot too: it saves to ~/Downloads, which a server often lacks ("Failed
+    # to save screenshot"); ktriage's saves next to the snapshots and says where.
+    _REPLACED_SYSTEM_COMMANDS = frozenset({"Theme", "Keys", "Screenshot"})
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         for command in super().get_system_commands(screen):
             if command.title not in self._REPLACED_SYSTEM_COMMANDS:
                 yield command
+        yield SystemCommand(
+            "Screenshot",
+            "Save an SVG picture of the screen next to the snapshots",
+            # Once the palette has closed, so that it is not in the picture.
+            lambda: self.set_timer(0.1, self.action_save_screenshot),
+        )
+
+    def action_save_screenshot(self) -> Path | None:
+        """Save the screen as SVG in the snapshot directory; say where."""
+        directory = self.snapshot_dir
+        name = time.strftime("ktriage-screen-%Y%m%dT%H%M%SZ", time.gmtime())
+        path = directory / f"{name}.svg"
+        try:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            n = 1
+            while path.exists():
+                n += 1
+                path = directory / f"{name}-{n}.svg"
+            self.save_screenshot(path.name, str(directory))
+        except OSError as exc:
+            self.notify(shown(f"Screenshot not saved: {exc}"), severity="error", markup=False)
+            return None
+        self.notify(shown(f"Screenshot saved: {path}"), timeout=8, markup=False)
+        return path
+
+    # ---- notices -------------------------------------------------------------------
+
+    class Noticed(Message):
+        """A notification, handed to the main loop (notify may be called from a thread)."""
+
+        def __init__(
+            self, message: str, title: str, severity: Any, timeout: float | None, markup: bool
+        ) -> None:
+            super().__init__()
+            self.message = message
+            self.title = title
+            self.severity = severity
+            self.timeout = timeout
+            self.markup = markup
+            self.deferred = 0
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: Any = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """On the main screen, a notice below the panes: a toast would cover the newest
+        rows of the Live stream. Over a dialog, a toast as usual."""
+        self.post_message(self.Noticed(message, title, severity, timeout, markup))
+
+    def on_ktriage_app_noticed(self, event: Noticed) -> None:
+        timeout = event.timeout if event.timeout is not None else self.NOTIFICATION_TIMEOUT
+        screen = self.main_screen
+        if screen is not None and screen is self.screen and not screen.is_mounted:
+            # Start-up notes come before the main screen is up: wait for it.
+            if event.deferred < 50:
+                event.deferred += 1
+                self.call_after_refresh(self.on_ktriage_app_noticed, event)
+                return
+        if screen is not None and screen is self.screen and screen.is_mounted:
+            try:
+                bar = screen.notice
+            except NoMatches:
+                bar = None
+            if bar is not None:
+                # Always plain text: notices carry names and errors from outside.
+                bar.post(event.message, title=event.title, severity=event.severity, seconds=timeout)
+                return
+        super().notify(
+            event.message,
+            title=event.title,
+            severity=event.severity,
+            timeout=timeout,
+            markup=event.markup,
+        )
+
+    def action_notices(self) -> None:
+        screen = self.main_screen
+        if screen is not None and not isinstance(self.screen, NoticesScreen):
+            self.push_screen(NoticesScreen(list(screen.notice.history)))
 
     def __init__(
         self,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ui_helpers import INJECTIONS, T0, engine_with, make_app, screen_text, signal, wait_for
+from ui_helpers import INJECTIONS, T0, engine_with, make_app, notices, screen_text, signal, wait_for
 
 from ktriage.core.model import EntityKind, Severity, entity
 from ktriage.kubeclient import client_from_kubeconfig
@@ -102,7 +102,7 @@ async def test_blast_radius_needs_a_live_cluster(tmp_path: Path) -> None:
         await wait_for(pilot, lambda: app.screen.query_one("#incidents").selected is not None)
         await pilot.press("b")
         await wait_for(
-            pilot, lambda: any("needs a live cluster" in n.message for n in app._notifications)
+            pilot, lambda: any("needs a live cluster" in n.message for n in notices(app))
         )
         assert isinstance(app.screen, MainScreen)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ui_helpers import engine_with, make_app, miner_events, wait_for
+from ui_helpers import engine_with, make_app, miner_events, notices, wait_for
 
 from ktriage.actions import kubeconfig_factory
 from ktriage.ui.screens.action_confirm import ActionConfirmScreen
@@ -80,7 +80,7 @@ async def _isolate(app: Any, pilot: Any) -> list[str]:
     await pilot.press("enter")
 
     def outcomes() -> list[str]:
-        return [n.message for n in app._notifications if n.title.startswith("isolate")]
+        return [n.message for n in notices(app) if n.title.startswith("isolate")]
 
     await wait_for(pilot, outcomes, timeout=20)
     # The outcome is in; a follow-up would be prepared in a worker: let every one end.
@@ -112,7 +112,7 @@ async def test_isolate_effective_under_cilium_mentions_no_detach(tmp_path: Path,
     app.api_client_factory = kubeconfig_factory(str(sim.kubeconfig_path), "sim-admin")
     async with app.run_test(size=(160, 45), notifications=True) as pilot:
         (message,) = await _isolate(app, pilot)
-        assert "isolate: ok" in [n.title for n in app._notifications]
+        assert "isolate: ok" in [n.title for n in notices(app)]
         assert "Cilium" in message
         assert "press D" not in message and "detach" not in message.lower()
         assert not isinstance(app.screen, ActionConfirmScreen)

@@ -6,7 +6,7 @@ import os
 import stat
 
 import pytest
-from ui_helpers import engine_with, make_app, miner_events, screen_text, wait_for
+from ui_helpers import engine_with, make_app, miner_events, notices, screen_text, wait_for
 
 from ktriage.ui.hooks import ACTION_KEYS
 from ktriage.ui.screens.help import HelpScreen
@@ -111,7 +111,7 @@ async def test_s_saves_the_selected_incident_snapshot_privately(tmp_path):
         assert title in body
         assert "s3cr3t-value" not in body
         # The notification names the file.
-        await wait_for(pilot, lambda: any(str(path) in n.message for n in app._notifications))
+        await wait_for(pilot, lambda: any(str(path) in n.message for n in notices(app)))
         await wait_for(pilot, lambda: "Snapshot saved" in screen_text(app))
 
 

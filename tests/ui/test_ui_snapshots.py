@@ -19,12 +19,25 @@ def app_for(cryptominer_streams, tmp_path):
     return build
 
 
-def test_main_screen_120x36(snap_compare, app_for):
-    assert snap_compare(app_for(), terminal_size=(120, 36))
+# The three sizes every view is checked at: the smallest usual terminal, a laptop, a
+# wide monitor.
+SIZES = {"80x24": (80, 24), "120x36": (120, 36), "200x60": (200, 60)}
 
 
-def test_main_screen_200x50(snap_compare, app_for):
-    assert snap_compare(app_for(), terminal_size=(200, 50))
+@pytest.mark.parametrize("size", SIZES)
+def test_main_screen(snap_compare, app_for, size):
+    assert snap_compare(app_for(), terminal_size=SIZES[size])
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_pods_zoomed(snap_compare, app_for, size):
+    # Pods zoomed shows every column, the status line and the key hints.
+    assert snap_compare(app_for(), terminal_size=SIZES[size], press=["tab", "tab", "tab", "z"])
+
+
+@pytest.mark.parametrize("size", ["80x24", "200x60"])
+def test_help_screen_sized(snap_compare, app_for, size):
+    assert snap_compare(app_for(), terminal_size=SIZES[size], press=["question_mark"])
 
 
 def test_main_screen_light(snap_compare, app_for):

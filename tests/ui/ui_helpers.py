@@ -179,3 +179,13 @@ def screen_segments(app: KtriageApp) -> list[Segment]:
 async def wait_for(pilot: Pilot[Any], predicate: Callable[[], bool], timeout: float = 5.0) -> None:
     """Let the app run until `predicate()` holds; fail after `timeout` seconds."""
     await until(pilot, predicate, timeout)
+
+
+def notices(app: KtriageApp) -> list[Any]:
+    """Every notification the app gave: the main screen's notices below the panes and
+    the toasts shown over dialogs (each with `.title`, `.message`)."""
+    out: list[Any] = list(app._notifications)
+    screen = app.main_screen
+    if screen is not None and screen.is_mounted:
+        out.extend(screen.notice.history)
+    return out

@@ -14,7 +14,6 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.events import DescendantFocus
 from textual.screen import Screen
-from textual.widgets import Footer
 
 from ktriage.core.model import EntityRef, Event, Incident
 from ktriage.ui.containment import ContainmentTracker
@@ -25,6 +24,7 @@ from ktriage.ui.query import parse_query
 from ktriage.ui.widgets.detail_view import DetailView
 from ktriage.ui.widgets.filter_bar import FilterBar
 from ktriage.ui.widgets.incident_list import IncidentList
+from ktriage.ui.widgets.key_hints import KeyHints
 from ktriage.ui.widgets.live_stream import LiveStream
 from ktriage.ui.widgets.notice_bar import NoticeBar
 from ktriage.ui.widgets.pod_list import PodList
@@ -53,6 +53,8 @@ PARENT_OF_DETAIL = {"timeline": "timeline", "pods": "pods", "live": "live"}
 
 
 class MainScreen(Screen[None]):
+    # A zoomed pane keeps the status line, the prompt, notices and the key hints.
+    ALLOW_IN_MAXIMIZED_VIEW = "StatusBar, FilterBar, NoticeBar, KeyHints"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f", "toggle_follow", "Follow"),
         Binding("z", "zoom", "Zoom", show=False),
@@ -93,7 +95,7 @@ class MainScreen(Screen[None]):
                 yield LiveStream(self._incident_of, capacity=app.live_capacity, id="live")
         yield FilterBar(id="filter")
         yield NoticeBar(id="notice")
-        yield Footer(compact=True)
+        yield KeyHints()
 
     # ---- shortcuts -------------------------------------------------------------
 
