@@ -43,6 +43,8 @@ class SourceHealth:
     events_total: int = 0
     newest_event_time: float | None = None
     skipped: Counter[str] = field(default_factory=Counter)
+    # What a loading source has read ("loading 34%"), and "complete" once it has all.
+    progress: str = ""
     # When events last came in, by `clock` (the clock event times are compared
     # with: the wall clock, or a demo scenario's): a quiet source is said to be
     # quiet, not lagging more and more.
@@ -178,6 +180,13 @@ class Engine:
         health.skipped = self.ingestor.skipped
         self.sources.append(_DoneSource(health))
 
+    def replay_in_background(self, paths: list[Path]) -> ReplayLoad:
+        """Load recorded files a slice at a time once the sources start (the UI's
+        replay): incidents show while the rest loads."""
+        load = ReplayLoad(self, paths)
+        self.sources.append(load)
+        return load
+
     # ---- sources -----------------------------------------------------------
 
     def add_source(self, source: Source) -> None:
@@ -240,3 +249,57 @@ class _DoneSource:
 
     async def run(self, engine: Engine) -> None:
         return None
+
+
+# Seconds of loading between two looks at the UI's own work (keys, repaints), and
+# between two hand-overs of what was loaded (each costs the UI a repaint).
+LOAD_SLICE_SECONDS = 0.05
+LOAD_PUBLISH_SECONDS = 0.25
+
+
+class ReplayLoad:
+    """A replay loaded on the engine's loop in slices (see core/stepload.py): after
+    each few milliseconds of loading the loop runs the UI, and the status bar says
+    how much is loaded, and "complete" only once all of it is."""
+
+    def __init__(self, engine: Engine, paths: list[Path]) -> None:
+        from ktriage.core.stepload import SteppedReplay
+
+        self.loader = SteppedReplay(engine.correlator, engine.ingestor, engine.archive, paths)
+        self.health = SourceHealth(
+            name=f"replay ({len(paths)} file(s))",
+            kind="replay",
+            state="loading",
+            progress="loading 0%",
+        )
+        self.health.skipped = engine.ingestor.skipped
+
+    @property
+    def complete(self) -> bool:
+        return self.loader.complete
+
+    async def run(self, engine: Engine) -> None:
+        await asyncio.sleep(0)  # the first frame first
+        deadline = time.monotonic() + LOAD_SLICE_SECONDS
+        publish = 0.0  # the first slice is handed over at once: the first incidents
+        for _ in self.loader.steps():
+            now = time.monotonic()
+            if now >= deadline:
+                if now >= publish:
+                    self._publish(engine)
+                    publish = now + LOAD_PUBLISH_SECONDS
+                await asyncio.sleep(0)
+                deadline = time.monotonic() + LOAD_SLICE_SECONDS
+        self._publish(engine)
+        self.health.progress = "complete"
+        self.health.state = "done"
+
+    def _publish(self, engine: Engine) -> None:
+        changed, events = self.loader.take_changed()
+        if events:
+            engine._new_events.extend(events)
+        if changed:
+            engine._changed |= changed
+        self.health.events_total = len(engine.store)
+        if not self.loader.complete:
+            self.health.progress = f"loading {self.loader.fraction() * 100:.0f}%"

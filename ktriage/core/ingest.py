@@ -307,11 +307,15 @@ class Ingestor:
         *,
         archive: int | None = None,
         spool: Callable[[bytes], RawRef | int] | None = None,
+        start_offset: int = 0,
+        start_line: int = 0,
     ) -> tuple[int, int]:
         """The lines of one input, in order (as a binary file iterates them, line ends
         included); every event goes to `emit` as soon as it is ready. Events point at
         their line: by byte offset in `archive`, or, without one, at the copy `spool`
         makes. Skips are logged as `name:lineno`. Returns (lines read, events emitted).
+        An input read in slices gives each slice where it starts: `start_offset` bytes
+        and `start_line` lines into the input.
 
         This is the replay hot path: the common audit and Tetragon lines are decoded
         and built inline, and nothing is formatted for a line unless it is skipped."""
@@ -324,8 +328,8 @@ class Ingestor:
             # pack_raw, inlined: archive << 60 | offset << 24 | length
             archive_bits = archive << RAW_PACK_SHIFTS[0]
             offset_shift = RAW_PACK_SHIFTS[1]
-        offset = 0
-        lineno = 0
+        offset = start_offset
+        lineno = start_line
         emitted = 0
         raw: RawRef | int | None
         for line in lines:
@@ -421,7 +425,7 @@ class Ingestor:
             except Exception as exc:
                 # The last line of defence: no record stops the input.
                 self.count_skip(f"{name}:{lineno}", "unreadable", _unreadable(exc))
-        return lineno, emitted
+        return lineno - start_line, emitted
 
     def feed_record(
         self,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import gc
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -590,11 +589,16 @@ def run_replay_ui(files: list[Path], cfg: Config, ui: UIOptions | None = None) -
     """`ktriage replay FILE...` on a terminal: the UI over recorded streams."""
     from ktriage.engine import Engine
 
-    print(f"ktriage: reading {len(files)} file(s)…", file=sys.stderr)
     engine = Engine(cfg)
     engine.context_name = "replay"
-    engine.replay_files(list(files))
-    clock = replay_clock(engine)
+    # Loaded in the background: the first incidents show while the rest loads.
+    load = engine.replay_in_background(list(files))
+    started = time.time()
+
+    def clock() -> float:
+        # "Now" is the end of what is loaded so far (the recording's end once complete).
+        return load.loader.newest if load.loader.newest is not None else started
+
     app = KtriageApp(engine, mode="replay", clock=clock, **ui_options(ui))
     try:
         app.run()

@@ -15,6 +15,7 @@ _STATE_GLYPH = {
     "connected": ("●", "status--ok"),
     "done": ("✓", "status--ok"),
     "starting": ("◌", "status--warn"),
+    "loading": ("◌", "status--warn"),
     "reconnecting": ("◐", "status--warn"),
     "stalled": ("⧖", "status--bad"),
     "failed": ("✖", "status--bad"),
@@ -139,10 +140,18 @@ class StatusBar(Widget):
             if state in _UNHEALTHY and troubled is not None:
                 limit = 40 if detail == FULL else 20
                 left.append(f" {clip(shown(troubled.last_error), limit)}", self._style(style))
+            elif state == "loading":
+                # A replay loading in the background: how far, never "complete" before.
+                loaded = count(sum(h.events_total for h in group))
+                left.append(f" {_progress(group)}", self._style("status--warn"))
+                if detail == FULL:
+                    left.append(f" · {loaded} ev", muted)
             elif detail == SHORT:
                 continue
             elif state == "done":
                 left.append(f" {count(sum(h.events_total for h in group))} ev", muted)
+                if _progress(group):
+                    left.append(f" {_progress(group)}", muted)
             else:
                 # Watch events carry the objects' own times, not when they were seen.
                 freshness = source_freshness(group, self.lag_now) if kind != "kube" else ""
@@ -201,6 +210,11 @@ def _shared_start(names: Sequence[str]) -> int:
     return shortest
 
 
+def _progress(group: Sequence[Any]) -> str:
+    """What the group's loading sources say of their progress ("loading 34%")."""
+    return " ".join(shown(p) for h in group if (p := getattr(h, "progress", "")))
+
+
 def _group_state(group: Sequence[Any]) -> str:
     return max((h.state for h in group), key=lambda st: _STATE_RANK.get(st, 0))
 
@@ -208,6 +222,7 @@ def _group_state(group: Sequence[Any]) -> str:
 _STATE_RANK = {
     "done": 0,
     "connected": 1,
+    "loading": 2,
     "starting": 2,
     "reconnecting": 3,
     "stalled": 4,
