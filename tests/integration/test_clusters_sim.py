@@ -379,6 +379,12 @@ async def test_hostile_contexts_refused_hung_and_unusable_do_not_stop_the_others
             refused = [h for h in engine.health() if h.cluster == "refused-401"]
             assert any("401" in h.last_error or "nauthorized" in h.last_error for h in refused)
             assert ("shop", "web-1") in engine.members["good"].cluster.pods
+            # The server that never answers is said not to answer.
+            await wait_for(
+                lambda: dict(engine.cluster_health())["hangs"] in ("stalled", "reconnecting"),
+                what=lambda: engine.cluster_health(),
+            )
+            assert dict(engine.cluster_health())["good"] == "connected"
         finally:
             await stop(setup)
     finally:
