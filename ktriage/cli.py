@@ -280,8 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=(1, 2),
         default=1,
         metavar="N",
-        help="run N simulated clusters at once (1 or 2), each playing the scenario with "
-        "names of its own, watched in one screen (default: 1)",
+        help="run N simulated clusters at once (1 or 2), each playing the scenario, as "
+        "contexts demo-east and demo-west watched in one screen (default: 1)",
     )
     demo.add_argument(
         "--cni",

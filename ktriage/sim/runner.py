@@ -440,7 +440,63 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--noise", type=float, default=0.0, metavar="RATE", help="background events per second"
     )
+    p.add_argument(
+        "--clusters",
+        type=int,
+        default=1,
+        metavar="N",
+        help=f"run N clusters at once (1 to {MAX_SIM_CLUSTERS}), each on its own port and in "
+        "its own directory, with one kubeconfig naming a context for each (sim-1, sim-2...)",
+    )
     return p
+
+
+MAX_SIM_CLUSTERS = 4
+
+
+def _main_clusters(args: argparse.Namespace) -> int:
+    """`ktriage sim --clusters N`: N clusters (the scenario in each), one kubeconfig."""
+    directory = args.dir or Path(tempfile.mkdtemp(prefix="ktriage-sim-"))
+    clusters: dict[str, SimCluster] = {}
+    try:
+        for i in range(1, args.clusters + 1):
+            clusters[f"sim-{i}"] = SimCluster(
+                Path(directory) / f"sim-{i}",
+                scenario=args.scenario,
+                speed=args.speed,
+                noise_rate=args.noise,
+                cni=args.cni,
+            ).start()
+        kubeconfig = write_joint_kubeconfig(Path(directory) / "kubeconfig", clusters)
+    except (SimError, OSError) as exc:
+        print(f"ktriage sim: {exc}", file=sys.stderr)
+        for cluster in clusters.values():
+            cluster.stop()
+        return 2
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    print(f"ktriage sim: {len(clusters)} Kubernetes {KUBE_VERSION} API servers")
+    for name, cluster in clusters.items():
+        out = cluster.outputs
+        print(f"  {name:<10}  {cluster.url}  (audit log {out.audit_path})")
+    print(f"  kubeconfig  {kubeconfig}")
+    if args.scenario:
+        print(f"  scenario    {args.scenario} at {args.speed:g}x speed, in each")
+    print(f"  try         kubectl --kubeconfig {kubeconfig} --context sim-2 get pods -A")
+    names = " ".join(f"--context {n}" for n in clusters)
+    print(f"  watch       ktriage --kubeconfig {kubeconfig} {names}")
+    print("Ctrl-C stops them.", flush=True)
+    try:
+        while not stop.wait(0.25):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for cluster in clusters.values():
+            cluster.stop()
+        print("\nktriage sim: stopped.", flush=True)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -454,6 +510,14 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= args.port <= 65535:
         print("ktriage sim: --port must be between 0 and 65535", file=sys.stderr)
         return 2
+    if not 1 <= args.clusters <= MAX_SIM_CLUSTERS:
+        print(f"ktriage sim: --clusters must be 1 to {MAX_SIM_CLUSTERS}", file=sys.stderr)
+        return 2
+    if args.clusters > 1:
+        if args.port:
+            print("ktriage sim: --port applies to one cluster only", file=sys.stderr)
+            return 2
+        return _main_clusters(args)
     directory = args.dir or Path(tempfile.mkdtemp(prefix="ktriage-sim-"))
     try:
         cluster = SimCluster(

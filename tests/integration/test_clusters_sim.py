@@ -379,6 +379,12 @@ async def test_hostile_contexts_refused_hung_and_unusable_do_not_stop_the_others
             refused = [h for h in engine.health() if h.cluster == "refused-401"]
             assert any("401" in h.last_error or "nauthorized" in h.last_error for h in refused)
             assert ("shop", "web-1") in engine.members["good"].cluster.pods
+            # The server that never answers is said not to answer.
+            await wait_for(
+                lambda: dict(engine.cluster_health())["hangs"] in ("stalled", "reconnecting"),
+                what=lambda: engine.cluster_health(),
+            )
+            assert dict(engine.cluster_health())["good"] == "connected"
         finally:
             await stop(setup)
     finally:
@@ -497,3 +503,46 @@ def test_per_cluster_files_and_webhooks_go_to_their_cluster(tmp_path: Path) -> N
     finally:
         setup.close_connections()
         setup.engine.archive.close()
+
+
+def test_sim_command_runs_two_clusters_with_one_kubeconfig(tmp_path: Path) -> None:
+    import os
+    import signal
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ktriage.cli", "sim", "--clusters", "2", "--dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        out: list[str] = []
+        deadline = time.monotonic() + 30
+        while not out or not out[-1].startswith("Ctrl-C"):
+            assert time.monotonic() < deadline, out
+            line = proc.stdout.readline()
+            assert line, (out, proc.stderr.read() if proc.stderr else "")
+            out.append(line)
+        kubeconfig = tmp_path / "kubeconfig"
+        assert any(str(kubeconfig) in line for line in out)
+        servers = set()
+        for context in ("sim-1", "sim-2"):
+            api = k8s_config.new_client_from_config(config_file=str(kubeconfig), context=context)
+            try:
+                names = {ns.metadata.name for ns in k8s.CoreV1Api(api).list_namespace().items}
+                assert "default" in names
+                servers.add(api.configuration.host)
+            finally:
+                api.close()
+        assert len(servers) == 2  # two API servers, not one named twice
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
