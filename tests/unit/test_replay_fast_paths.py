@@ -163,11 +163,13 @@ def test_deferred_incidents_equal_eager_ones_when_sessions_rebuild_them(seed: in
 def test_hostile_every_line_names_a_new_user_address_pod_and_container(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Pass 1 remembers decisions by name and address, and Tetragon names by pod and
-    container: with every line new (and the memory kept tiny, so it is cleared again
-    and again) a focused replay still gives exactly what a full one gives."""
+    """Pass 1 remembers decisions by name and address, Tetragon names by pod and
+    container, and the numbers of combinations of names: with every line new (and
+    the memory kept tiny, so it is cleared again and again) a focused replay still
+    gives exactly what a full one gives."""
     monkeypatch.setattr(focus, "_OUTSIDE_CACHE", 4)
     monkeypatch.setattr(focus, "_TETRAGON_KEYS_CACHE", 4)
+    monkeypatch.setattr(focus, "_COMBO_CACHE", 4)
     rng = random.Random(9)
     lines: list[bytes] = []
     for i in range(600):
