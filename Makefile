@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test coverage lint format screenshots bench clean
+.PHONY: demo test coverage lint format screenshots bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +46,18 @@ format: $(TEST_STAMP)
 screenshots: $(TEST_STAMP)
 	$(BIN)/python -m ktriage.ui.screenshots screenshots
 
+# Every benchmark quick enough to run together (about 10 minutes on 2 cores); the
+# figures are ratios to baselines run in the same process tree.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/replay.py
+	$(BIN)/python benchmarks/rollup.py
+	$(BIN)/python benchmarks/live_load.py
+	$(BIN)/python benchmarks/ui_latency.py
+	$(BIN)/python benchmarks/containment_state.py --signals 20000
+
+# The replay figures only, on smaller files (about a minute).
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/replay.py --lines 50000 --pairs 3 --skip-in-process
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -115,6 +115,9 @@ _PLAIN_YEARS = (1970, 2999)
 _OUTSIDE_CACHE = 50_000
 # Tetragon processes' names pass 1 remembers by what they are made from.
 _TETRAGON_KEYS_CACHE = 50_000
+# Combinations of names pass 1 remembers the number of (when every line names a new
+# pod, its memory stays bounded: the index then grows as it did by name).
+_COMBO_CACHE = 200_000
 
 
 class PlainIndex:
@@ -200,9 +203,11 @@ def first_pass(
     path."""
     index = PlainIndex()
     postings = index.postings
-    # The combinations of names seen so far, by their number.
+    # The combinations of names seen lately, by their number (forgotten now and
+    # then: a combination seen again after that is given a new number).
     combo_numbers: dict[tuple[str | tuple[str, str] | None, ...], int] = {}
     combo_number = combo_numbers.get
+    next_combo = 0
     keep_combo = index.combos.append
     # A Tetragon process's names, by what they are made from.
     tetragon_keys: dict[tuple[str | None, ...], tuple[tuple[str, str] | None, str]] = {}
@@ -352,7 +357,10 @@ def first_pass(
         else:
             combo = combo_number(keys)
             if combo is None:
-                combo = combo_numbers[keys] = len(combo_numbers)
+                if len(combo_numbers) > _COMBO_CACHE:
+                    combo_numbers.clear()
+                combo = combo_numbers[keys] = next_combo
+                next_combo += 1
                 for key in keys:
                     if key:
                         found = postings.get(key)

@@ -113,6 +113,12 @@ def _bulk_load() -> Iterator[None]:
 
 # Pass 1 of a file this large is shared with a helper process (with `parallel`).
 PARALLEL_MIN_BYTES = 64 << 20
+# The first part of such a file this process reads alone (at most an eighth of it),
+# to measure how much the full path costs there.
+PROBE_BYTES = 4 << 20
+# Lines read again by offset (in file order) come through a buffer this large: the
+# next few are mostly in it already.
+REREAD_BUFFER = 256 << 10
 # Seconds the helper may take beyond ten times what this process took for its part.
 HELPER_PATIENCE = 30.0
 # Longer lines (line end aside) are skipped as too long by the ingestor.
@@ -133,13 +139,25 @@ def _plain_time(body: bytes) -> float | None:
     return focused.falco_time(body)
 
 
-def _split_point(fh: BinaryIO, size: int) -> int:
-    """The start of the first line after the middle of the file."""
-    fh.seek(size // 2)
+def _line_start_after(fh: BinaryIO, position: int) -> int:
+    """The start of the first line after `position` (the file's end if none); the
+    file is left at its start."""
+    fh.seek(position)
     fh.readline()
-    split = fh.tell()
+    found = fh.tell()
     fh.seek(0)
-    return split
+    return found
+
+
+def _own_share(full_seconds: float, total_seconds: float) -> float:
+    """The share of the rest of a file this process reads in pass 1 while the helper
+    reads the other: both parts then take about as long, as this process's part
+    includes the full path of every line it sends there, and that of the helper's
+    lines afterwards. From the first part: the full path took `full_seconds` of
+    `total_seconds`."""
+    scan = max(total_seconds - full_seconds, 1e-6)
+    ratio = full_seconds / scan  # full path per pass-1 time
+    return min(0.5, max(0.2, 1.0 / (2.0 + ratio)))
 
 
 # For a line that went the full path, the helper gives the time of the latest line
@@ -356,16 +374,47 @@ class Replayer:
             raw = pack_raw(archive_id, offset, len(body))
             feed(feed_line(body, origin=f"{name}:{base + index + 1}", raw=raw))
 
-        split = size
-        if self.parallel and size >= self.parallel_min_bytes:
-            split = _split_point(fh, size)
-        helper = _Helper.start(path, split) if split < size else None
         started = time.monotonic()
-        first, lines, last_plain, tail_time = focused.first_pass(fh, full, LINE_LIMIT, stop=split)
-        # The helper reads as much as this process did: far longer means it hangs.
+        if not (self.parallel and size >= self.parallel_min_bytes):
+            split = size
+            first, lines, last_plain, tail_time = focused.first_pass(fh, full, LINE_LIMIT)
+            catch_up(tail_time)
+            parts = [first]
+        else:
+            # The first few MiB alone: the share of their time the full path took
+            # decides how much of the rest this process reads (it also feeds every
+            # line the helper sends to the full path).
+            probe = _line_start_after(fh, min(PROBE_BYTES, size // 8))
+            spent = 0.0
+
+            def timed_full(
+                body: bytes, index: int, offset: int, last_plain: object, plain_time: float | None
+            ) -> None:
+                nonlocal spent
+                began = time.perf_counter()
+                full(body, index, offset, last_plain, plain_time)
+                spent += time.perf_counter() - began
+
+            began = time.perf_counter()
+            first, lines, last_plain, tail_time = focused.first_pass(
+                fh, timed_full, LINE_LIMIT, stop=probe
+            )
+            share = _own_share(spent, time.perf_counter() - began)
+            catch_up(tail_time)
+            parts = [first]
+            split = _line_start_after(fh, probe + int((size - probe) * share))
+            helper = _Helper.start(path, split) if split < size else None
+            base = lines
+            fh.seek(probe)
+            middle, more, last_plain, tail_time = focused.first_pass(
+                fh, full, LINE_LIMIT, start=probe, stop=split, previous=last_plain
+            )
+            catch_up(tail_time)
+            middle.first_line = lines
+            parts.append(middle)
+            lines += more
+        # The helper reads about as much as this process did: far longer means it hangs.
         patience = HELPER_PATIENCE + 10 * (time.monotonic() - started)
-        catch_up(tail_time)
-        parts = [first]
         if split < size:
             found = helper.result(patience) if helper is not None else None
             if found is None:
@@ -378,11 +427,12 @@ class Replayer:
             else:
                 rest, more, signals, tail_time = found
                 base = lines
-                for offset, index, placed, plain_time in signals:
-                    fh.seek(offset)
-                    body = fh.readline().rstrip(b"\r\n")
-                    previous = last_plain if placed == _AFTER_PREVIOUS_PART else placed
-                    full(body, index, offset, previous, plain_time)
+                with open(path, "rb", buffering=REREAD_BUFFER) as reader:
+                    for offset, index, placed, plain_time in signals:
+                        reader.seek(offset)
+                        body = reader.readline().rstrip(b"\r\n")
+                        previous = last_plain if placed == _AFTER_PREVIOUS_PART else placed
+                        full(body, index, offset, previous, plain_time)
             catch_up(tail_time)
             rest.first_line = lines
             parts.append(rest)
@@ -406,7 +456,7 @@ class Replayer:
         add = self.correlator.add
         names = focused.index_names(keys)
         kept = 0
-        with open(path, "rb") as fh:
+        with open(path, "rb", buffering=REREAD_BUFFER) as fh:
             for plain in parts:
                 offsets = plain.offsets
                 for i in plain.candidates(names):

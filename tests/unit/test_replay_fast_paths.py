@@ -23,8 +23,10 @@ from test_focus import _assert_same
 from ktriage.core import focus
 from ktriage.core.config import Config
 from ktriage.core.correlate import Correlator
+from ktriage.core.detect.audit import SIGNAL_REQUESTS
 from ktriage.core.ingest import Ingestor
 from ktriage.core.model import Event
+from ktriage.core.parse.audit import DECODER as AUDIT_DECODER
 
 
 def _incidents(c: Correlator) -> list[tuple[object, ...]]:
@@ -161,11 +163,13 @@ def test_deferred_incidents_equal_eager_ones_when_sessions_rebuild_them(seed: in
 def test_hostile_every_line_names_a_new_user_address_pod_and_container(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Pass 1 remembers decisions by name and address, and Tetragon names by pod and
-    container: with every line new (and the memory kept tiny, so it is cleared again
-    and again) a focused replay still gives exactly what a full one gives."""
+    """Pass 1 remembers decisions by name and address, Tetragon names by pod and
+    container, and the numbers of combinations of names: with every line new (and
+    the memory kept tiny, so it is cleared again and again) a focused replay still
+    gives exactly what a full one gives."""
     monkeypatch.setattr(focus, "_OUTSIDE_CACHE", 4)
     monkeypatch.setattr(focus, "_TETRAGON_KEYS_CACHE", 4)
+    monkeypatch.setattr(focus, "_COMBO_CACHE", 4)
     rng = random.Random(9)
     lines: list[bytes] = []
     for i in range(600):
@@ -202,3 +206,72 @@ def test_hostile_every_line_names_a_new_user_address_pod_and_container(
     # decides): 12 such nodes, two lines each, and the shell.
     assert replayer.stats.events >= 25
     assert replayer.stats.unrelated > 1000  # the focused path did leave lines out
+
+
+def _config_writes() -> list[bytes]:
+    """ConfigMap and Service writes: with a body the detections read, and without
+    (a Metadata-level audit policy), in kube-system and elsewhere."""
+    creds = {"data": {"settings.ini": "aws_secret_access_key = AKIAEXAMPLEEXAMPLE"}}
+    node_port = {"spec": {"type": "NodePort", "ports": [{"port": 22, "nodePort": 30022}]}}
+    out = []
+    for i, verb in enumerate(["create", "update", "patch"]):
+        t = T0 + 100 * i
+        out += [
+            audit(t, "mallory", verb, "configmaps", namespace="kube-system", name="coredns"),
+            audit(t + 1, "mallory", verb, "configmaps", namespace="kube-system", name="aws-auth"),
+            audit(
+                t + 2,
+                "mallory",
+                verb,
+                "configmaps",
+                namespace="shop",
+                name="app",
+                request_object=creds,
+            ),
+            audit(t + 3, "alice@example.com", verb, "configmaps", namespace="shop", name="app"),
+            audit(
+                t + 4,
+                "mallory",
+                verb,
+                "services",
+                namespace="shop",
+                name="ssh",
+                request_object=node_port,
+            ),
+            audit(t + 5, "alice@example.com", verb, "services", namespace="shop", name="web"),
+        ]
+    return out
+
+
+def test_config_writes_the_detections_may_call_signals_are_never_left_out() -> None:
+    """What a focused replay asks before leaving a ConfigMap or Service write out
+    holds for every such write the full path calls a signal."""
+    ingestor = Ingestor()
+    signalled = 0
+    for line in _config_writes():
+        events = ingestor.feed_line(line) + ingestor.flush()
+        rec = AUDIT_DECODER.decode(line)
+        assert rec.objectRef is not None and rec.objectRef.resource is not None
+        if any(ev.signal for ev in events):
+            signalled += 1
+            assert SIGNAL_REQUESTS[rec.objectRef.resource](rec), line
+    assert signalled == 12  # coredns, aws-auth, credentials and NodePort, three verbs
+
+
+def test_config_writes_among_noise_give_what_a_full_replay_gives(tmp_path: Path) -> None:
+    noise = [
+        audit(
+            T0 + i,
+            "bob@example.com",
+            "patch",
+            "configmaps",
+            namespace="dev",
+            name=f"c{i}",
+            source_ip="10.9.0.1",
+        )
+        for i in range(0, 400, 2)
+    ]
+    path = tmp_path / "config.jsonl"
+    path.write_bytes(b"\n".join(sorted(noise + _config_writes(), key=len)) + b"\n")
+    replayer = _assert_same([path])
+    assert replayer.stats.unrelated >= 150  # the Metadata-level writes were left out

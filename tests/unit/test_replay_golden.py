@@ -3,8 +3,11 @@
 The mixes of benchmarks/mixes.py are generated again at the recorded seeds and read
 by the command (`--json` and `--text`, standard output and standard error), and in
 process through both of its paths (focused with pass 1 shared with a helper, and
-full): each must give exactly the recorded report. The real captured fixtures are
-compared by digest (their text stays out of the repository).
+full): each must give exactly the recorded report. Of standard error, one number
+is left out: how many valid lines a focused replay read and left out as naming
+nothing of any incident (a full replay prints no such line; the lines an incident
+holds are in the report). Every skipped line is still counted exactly. The real
+captured fixtures are compared by digest (their text stays out of the repository).
 
 The recorded reports change only with an intended change of behaviour; then:
 
@@ -17,6 +20,7 @@ import gzip
 import hashlib
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +57,14 @@ def _mixes() -> ModuleType:
 
 def _real_files() -> list[Path]:
     return sorted(p for p in REAL_FIXTURES.rglob("*") if p.suffix in (".json", ".jsonl"))
+
+
+_LEFT_OUT = re.compile(rb"^\d+ (valid line\(s\) named nothing any incident involves)", re.M)
+
+
+def _masked(output: bytes) -> bytes:
+    """The command's output without the count of lines a focused replay left out."""
+    return _LEFT_OUT.sub(rb"(some) \1", output)
 
 
 def _cli(files: list[Path], output: str, home: Path) -> bytes:
@@ -121,8 +133,8 @@ def mix_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_command_report_is_byte_identical(
     mix_files: dict[str, Path], tmp_path: Path, case: str, output: str
 ) -> None:
-    got = _cli([mix_files[case]], output, tmp_path)
-    want = _read(case, output)
+    got = _masked(_cli([mix_files[case]], output, tmp_path))
+    want = _masked(_read(case, output))
     assert got == want, f"{case} --{output} differs from {_path(case, output).name}"
 
 

@@ -752,6 +752,16 @@ def _teaches_addresses(rec: AuditRecord) -> bool:
     )
 
 
+def _configmap_read(rec: AuditRecord) -> bool:
+    """A write the ConfigMap detections may call a signal: one whose body they can
+    read for credentials, or one in kube-system (cluster DNS and aws-auth, known by
+    name alone). A Service write needs its body too (its type)."""
+    ref = rec.objectRef
+    return (rec.verb or "") in WRITE_VERBS and (
+        bool(rec.requestObject) or (ref is not None and ref.namespace == "kube-system")
+    )
+
+
 def _verbs(verbs: frozenset[str]) -> Callable[[AuditRecord], bool]:
     return lambda rec: (rec.verb or "") in verbs
 
@@ -775,9 +785,9 @@ SIGNAL_REQUESTS: dict[str, Callable[[AuditRecord], bool]] = {
     "certificatesigningrequests": lambda rec: True,
     "mutatingwebhookconfigurations": _verbs(_WRITE_OR_DELETE),
     "validatingwebhookconfigurations": _verbs(_WRITE_OR_DELETE),
-    "configmaps": _verbs(WRITE_VERBS),
+    "configmaps": lambda rec: _configmap_read(rec),
     "events": _verbs(DELETE_VERBS),
-    "services": _verbs(WRITE_VERBS),
+    "services": lambda rec: (rec.verb or "") in WRITE_VERBS and bool(rec.requestObject),
     **dict.fromkeys(WORKLOADS, _workloads_read),
 }
 SIGNAL_RESOURCES = frozenset(SIGNAL_REQUESTS)
