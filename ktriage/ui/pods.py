@@ -7,6 +7,7 @@ name, and what is known about them (their node) comes from those events.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +80,44 @@ def row_from_info(info: Any, cluster: Any) -> PodRow:
     )
 
 
+# Rows made from a cluster's PodInfo, by pod, reused while the pod and its node are
+# the same objects (a PodInfo is replaced on every change): with 50,000 pods the
+# rows of a refresh are mostly the last refresh's.
+_ROW_CACHE: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], PodRow]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _rows_cache(cluster: Any) -> dict[tuple[str, str], PodRow] | None:
+    try:
+        cache = _ROW_CACHE.get(cluster)
+        if cache is None:
+            cache = _ROW_CACHE[cluster] = {}
+    except TypeError:  # not weakly referenceable: no cache
+        return None
+    if len(cache) > 2 * len(cluster.pods) + 1000:
+        cache.clear()  # rows of pods long gone
+    return cache
+
+
+def _cached_row(info: Any, cluster: Any, cache: dict[tuple[str, str], PodRow] | None) -> PodRow:
+    if cache is None:
+        return row_from_info(info, cluster)
+    key = (info.namespace, info.name)
+    row = cache.get(key)
+    node = getattr(info, "node", "") or ""
+    node_info = cluster.nodes.get(node) if node else None
+    if row is None or row.info is not info or row.node_info is not node_info:
+        row = cache[key] = row_from_info(info, cluster)
+    return row
+
+
+def pods_loading(cluster: Any) -> int | None:
+    """How many pods of the cluster's list under way are in (None: none under way)."""
+    loading = getattr(cluster, "pods_loading", None)
+    return loading if isinstance(loading, int) else None
+
+
 def _node_from_events(store: EventStore, pod: EntityRef) -> str:
     for eid in store.by_entity(pod)[:_NODE_SCAN]:
         node = store.get(eid).first(EntityKind.NODE)
@@ -100,13 +139,14 @@ def pod_rows(
     rows: list[PodRow] = []
     if cluster is not None:
         pods = cluster.pods
+        cache = _rows_cache(cluster)
         if show_all:
-            rows = [row_from_info(info, cluster) for info in pods.values()]
+            rows = [_cached_row(info, cluster, cache) for info in pods.values()]
         else:
             for ref in _pods_of_incident(incident):
                 info = pods.get((ref.namespace, ref.name))
                 if info is not None:
-                    rows.append(row_from_info(info, cluster))
+                    rows.append(_cached_row(info, cluster, cache))
                 else:
                     rows.append(PodRow(ref.namespace, ref.name, phase="Gone", known=False))
     else:
