@@ -569,16 +569,22 @@ class ClusterState:
         self.pod_list = ListProgress()
         self.revision += 1
 
-    def apply_pod_page(self, objs: Iterable[dict[str, Any]]) -> list[Event]:
-        """One page of the list under way: its pods are applied now."""
+    def apply_pod_page(
+        self, objs: Iterable[dict[str, Any] | tuple[dict[str, Any], PodInfo]]
+    ) -> list[Event]:
+        """One page of the list under way: its pods are applied now. Each is the
+        pod's object, or (object, its `pod_info`) when that was parsed already."""
         progress = self.pod_list
         if progress is None:
             self.begin_pod_list()
             progress = self.pod_list
             assert progress is not None
         events: list[Event] = []
-        for obj in objs:
-            info = pod_info(obj)
+        for item in objs:
+            if isinstance(item, tuple):
+                obj, info = item
+            else:
+                obj, info = item, pod_info(item)
             progress.present.add(info.key)
             progress.applied += 1
             progress.newest = max(progress.newest, info.changed)
