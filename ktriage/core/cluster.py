@@ -489,6 +489,8 @@ class ClusterState:
         self._facts: list[Event] = []
         # Addresses already given to `networks` (a node's address is on all its pods).
         self._learnt: set[str] = set()
+        # Pods stored or removed since `take_touched_pods` was last called.
+        self._touched: set[tuple[str, str]] = set()
 
     @property
     def pods_loading(self) -> int | None:
@@ -544,6 +546,7 @@ class ClusterState:
         ):
             return []
         self.pods[new.key] = new
+        self._touched.add(new.key)
         self.revision += 1
         events.extend(podstate.pod_changes(old, new, obj))
         facts = pod_facts(old, new)
@@ -561,6 +564,7 @@ class ClusterState:
         if old is None or (info.uid and old.uid != info.uid):
             return []
         self.pods.pop(info.key, None)
+        self._touched.add(info.key)
         self.revision += 1
         return podstate.pod_deleted(info, obj)
 
@@ -602,6 +606,7 @@ class ClusterState:
         present = progress.present
         for key in [k for k in self.pods if k not in present]:
             gone = self.pods.pop(key)
+            self._touched.add(key)
             # The list does not say when it went; the newest time in the list bounds it.
             fallback = max(progress.newest, gone.changed)
             events.extend(podstate.pod_deleted(gone, None, fallback_time=fallback))
@@ -696,6 +701,12 @@ class ClusterState:
         for obj in objs:
             events.extend(self.update_event(obj))
         return events
+
+    def take_touched_pods(self) -> set[tuple[str, str]]:
+        """The pods stored (added or changed) or removed since the last call: a view
+        that keeps its rows updates only those."""
+        touched, self._touched = self._touched, set()
+        return touched
 
     def take_facts(self) -> list[Event]:
         """The pod facts (`pod_facts`) seen since the last call: context events the

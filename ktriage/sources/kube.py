@@ -70,6 +70,8 @@ RESOURCES = ("pods", "nodes", "events")
 # this many are still queued there (backpressure instead of unbounded memory).
 MAX_BATCH = 500
 MAX_QUEUED = 20_000
+# Listed objects applied on the loop at once (a list's pages are cut into slices).
+APPLY_SLICE = 100
 # A watch event line longer than this is not held: etcd keeps objects under
 # ~1.5 MiB, so only a broken or hostile server sends one; the resource is listed
 # again instead (nothing is missed, the list has the object).
@@ -805,9 +807,14 @@ class ListWatch:
             page, rv, token = self._decode_page(data, rv)
             del data
             prepared = self.prepare_page(page)
-            self._wait_for_room(len(prepared))
-            self._post(self._apply_page, prepared, first)
-            first = False
+            # Handed over a slice at a time, each once the last is applied: the loop
+            # never holds more than one slice (keys are answered between two), while
+            # this thread reads and decodes the next page.
+            for start in range(0, max(len(prepared), 1), APPLY_SLICE):
+                part = prepared[start : start + APPLY_SLICE]
+                self._wait_for_room(len(part), limit=0)
+                self._post(self._apply_page, part, first)
+                first = False
             total += len(page)
             if not token:
                 break
@@ -943,9 +950,9 @@ class ListWatch:
             return None
         return (etype, obj)
 
-    def _wait_for_room(self, n: int) -> None:
+    def _wait_for_room(self, n: int, limit: int = MAX_QUEUED) -> None:
         with self._queued_cv:
-            while self._queued > MAX_QUEUED and not self._stop.is_set():
+            while self._queued > limit and not self._stop.is_set():
                 self._queued_cv.wait(0.5)
             if self._stop.is_set():
                 raise _Stopped
