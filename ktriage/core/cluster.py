@@ -15,15 +15,18 @@ from typing import Any, NamedTuple
 
 from ktriage.core.detect import podstate
 from ktriage.core.detect.identity import ClusterNetworks
-from ktriage.core.model import EntityKind, Event, Severity, entity, parse_time
+from ktriage.core.model import EntityKind, Event, Severity, entity
 from ktriage.core.parse.podfacts import POD_ACCOUNT_KIND, POD_ADDRESS_KIND, own_address
 from ktriage.core.text import clip
+from ktriage.core.timeparse import object_time
 
 QUARANTINE_LABEL = "ktriage.io/quarantine"
 # Warning events remembered (by uid) so an updated event reports only new occurrences.
 EVENTS_REMEMBERED = 20_000
 # Pod facts held for take_facts at most (a source that never takes them loses the oldest).
 FACTS_KEPT = 100_000
+# Addresses remembered as already learnt (then forgotten all at once, and learnt again).
+LEARNT_KEPT = 200_000
 
 
 class ContainerStatus(NamedTuple):
@@ -158,7 +161,7 @@ def _s(value: Any) -> str:
 
 
 def _t(value: Any) -> float | None:
-    return parse_time(value) if value else None
+    return object_time(value)
 
 
 def _int(value: Any) -> int | None:
@@ -442,6 +445,17 @@ def node_info(obj: dict[str, Any]) -> NodeInfo:
 # ---- state ------------------------------------------------------------------
 
 
+class ListProgress:
+    """A full list of one resource being applied page by page (see ClusterState)."""
+
+    __slots__ = ("applied", "newest", "present")
+
+    def __init__(self) -> None:
+        self.applied = 0  # objects of this list applied so far
+        self.present: set[Any] = set()  # their keys: what is absent at the end is gone
+        self.newest = 0.0  # the newest time in the list, bounding when the absent went
+
+
 class ClusterState:
     """Pods and nodes as last seen, and the events their changes imply.
 
@@ -449,6 +463,13 @@ class ClusterState:
     the derived events, which are new each time: refs are the object's uid and
     resourceVersion, so seeing the same version twice (a watch replaying after a
     reconnect, a list overlapping a watch) yields nothing new.
+
+    A full list is applied as its pages arrive (`begin_pod_list`, `apply_pod_page`,
+    `end_pod_list`; the same for nodes), so a big cluster shows while it loads;
+    `pods_loading` says one is under way and how many of its pods are in. Pages
+    of one list read one snapshot (its resourceVersion), so once it ends the pods
+    are that snapshot: the pods it did not name are gone. A list started again
+    (its continue token expired, the connection was lost) starts over.
     """
 
     def __init__(self, networks: ClusterNetworks | None = None) -> None:
@@ -458,17 +479,60 @@ class ClusterState:
         self.nodes: dict[str, NodeInfo] = {}
         # Bumped on every change, so a reader can tell whether to redraw.
         self.revision = 0
+        # The pod list under way (None when none is), and whether one ever ended:
+        # until then `pods` is a part of the cluster's.
+        self.pod_list: ListProgress | None = None
+        self.pods_complete = False
+        self.node_list: ListProgress | None = None
         self._event_counts: OrderedDict[str, int] = OrderedDict()
         # Facts about pods (address, service account) not yet taken: see take_facts.
         self._facts: list[Event] = []
+        # Addresses already given to `networks` (a node's address is on all its pods).
+        self._learnt: set[str] = set()
+        # Pods stored or removed since `take_touched_pods` was last called.
+        self._touched: set[tuple[str, str]] = set()
+
+    @property
+    def pods_loading(self) -> int | None:
+        """How many pods of the list under way are in (0 before the first list's first
+        page); None once a list is complete and none is under way."""
+        if self.pod_list is not None:
+            return self.pod_list.applied
+        return None if self.pods_complete else 0
+
+    def _learn(self, obj: dict[str, Any]) -> None:
+        """Give `networks` the object's addresses (as `learn_object` reads them) that
+        it has not had yet: reading an address is the costly part, and a node's
+        address is on every pod of the node."""
+        networks = self.networks
+        if networks is None:
+            return
+        status = obj.get("status")
+        if not isinstance(status, dict):
+            return
+        found: list[Any] = [status.get("podIP"), status.get("hostIP")]
+        for key in ("podIPs", "hostIPs", "addresses"):
+            for item in _l(status.get(key))[:64]:
+                if isinstance(item, dict):
+                    if key == "addresses" and item.get("type") not in ("InternalIP", "ExternalIP"):
+                        continue
+                    found.append(item.get("ip") or item.get("address"))
+        learnt = self._learnt
+        for value in found:
+            if isinstance(value, str) and value not in learnt:
+                if len(learnt) >= LEARNT_KEPT:
+                    learnt.clear()
+                learnt.add(value)
+                networks.learn(value)
 
     # ---- pods -----------------------------------------------------------------
 
     def update_pod(self, obj: dict[str, Any]) -> list[Event]:
         """A pod was added or modified."""
-        if self.networks is not None:
-            self.networks.learn_object(obj)
-        new = pod_info(obj)
+        return self._update_pod(obj, pod_info(obj))
+
+    def _update_pod(self, obj: dict[str, Any], new: PodInfo) -> list[Event]:
+        self._learn(obj)
         if not new.name:
             return []
         old = self.pods.get(new.key)
@@ -482,6 +546,7 @@ class ClusterState:
         ):
             return []
         self.pods[new.key] = new
+        self._touched.add(new.key)
         self.revision += 1
         events.extend(podstate.pod_changes(old, new, obj))
         facts = pod_facts(old, new)
@@ -499,34 +564,68 @@ class ClusterState:
         if old is None or (info.uid and old.uid != info.uid):
             return []
         self.pods.pop(info.key, None)
+        self._touched.add(info.key)
         self.revision += 1
         return podstate.pod_deleted(info, obj)
 
-    def resync_pods(self, objs: Iterable[dict[str, Any]]) -> list[Event]:
-        """A full list (after a 410 Expired re-list): apply only the differences,
-        including the deletion of pods that are no longer there."""
-        objs = list(objs)
+    def begin_pod_list(self) -> None:
+        """A full list starts (the first, or again after a 410 or a lost connection)."""
+        self.pod_list = ListProgress()
+        self.revision += 1
+
+    def apply_pod_page(
+        self, objs: Iterable[dict[str, Any] | tuple[dict[str, Any], PodInfo]]
+    ) -> list[Event]:
+        """One page of the list under way: its pods are applied now. Each is the
+        pod's object, or (object, its `pod_info`) when that was parsed already."""
+        progress = self.pod_list
+        if progress is None:
+            self.begin_pod_list()
+            progress = self.pod_list
+            assert progress is not None
         events: list[Event] = []
-        present: set[tuple[str, str]] = set()
-        newest = 0.0
-        for obj in objs:
-            info_key = _key_of(obj)
-            present.add(info_key)
-            newest = max(newest, latest_time(obj) or 0.0)
-            events.extend(self.update_pod(obj))
+        for item in objs:
+            if isinstance(item, tuple):
+                obj, info = item
+            else:
+                obj, info = item, pod_info(item)
+            progress.present.add(info.key)
+            progress.applied += 1
+            progress.newest = max(progress.newest, info.changed)
+            events.extend(self._update_pod(obj, info))
+        self.revision += 1  # the count loading shows moved on
+        return events
+
+    def end_pod_list(self) -> list[Event]:
+        """The list is complete: the pods it did not name are gone."""
+        progress = self.pod_list or ListProgress()
+        self.pod_list = None
+        self.pods_complete = True
+        self.revision += 1
+        events: list[Event] = []
+        present = progress.present
         for key in [k for k in self.pods if k not in present]:
             gone = self.pods.pop(key)
-            self.revision += 1
+            self._touched.add(key)
             # The list does not say when it went; the newest time in the list bounds it.
-            events.extend(podstate.pod_deleted(gone, None, fallback_time=max(newest, gone.changed)))
+            fallback = max(progress.newest, gone.changed)
+            events.extend(podstate.pod_deleted(gone, None, fallback_time=fallback))
         return events
+
+    def resync_pods(self, objs: Iterable[dict[str, Any]]) -> list[Event]:
+        """A full list in one piece (after a 410 Expired re-list): apply only the
+        differences, including the deletion of pods that are no longer there."""
+        self.begin_pod_list()
+        events = self.apply_pod_page(objs)
+        return events + self.end_pod_list()
 
     # ---- nodes ----------------------------------------------------------------
 
     def update_node(self, obj: dict[str, Any]) -> list[Event]:
-        if self.networks is not None:
-            self.networks.learn_object(obj)
-        new = node_info(obj)
+        return self._update_node(obj, node_info(obj))
+
+    def _update_node(self, obj: dict[str, Any], new: NodeInfo) -> list[Event]:
+        self._learn(obj)
         if not new.name:
             return []
         old = self.nodes.get(new.name)
@@ -545,23 +644,38 @@ class ClusterState:
         self.revision += 1
         return podstate.node_deleted(info, obj)
 
-    def resync_nodes(self, objs: Iterable[dict[str, Any]]) -> list[Event]:
-        objs = list(objs)
+    def begin_node_list(self) -> None:
+        self.node_list = ListProgress()
+
+    def apply_node_page(self, objs: Iterable[dict[str, Any]]) -> list[Event]:
+        progress = self.node_list
+        if progress is None:
+            progress = self.node_list = ListProgress()
         events: list[Event] = []
-        present = set()
-        newest = 0.0
         for obj in objs:
-            name = _s(_d(obj.get("metadata")).get("name"))
-            present.add(name)
-            newest = max(newest, latest_time(obj) or 0.0)
-            events.extend(self.update_node(obj))
-        for name in [n for n in self.nodes if n not in present]:
+            info = node_info(obj)
+            progress.present.add(info.name)
+            progress.applied += 1
+            progress.newest = max(progress.newest, info.changed)
+            events.extend(self._update_node(obj, info))
+        return events
+
+    def end_node_list(self) -> list[Event]:
+        progress = self.node_list or ListProgress()
+        self.node_list = None
+        events: list[Event] = []
+        for name in [n for n in self.nodes if n not in progress.present]:
             gone = self.nodes.pop(name)
             self.revision += 1
             events.extend(
-                podstate.node_deleted(gone, None, fallback_time=max(newest, gone.changed))
+                podstate.node_deleted(gone, None, fallback_time=max(progress.newest, gone.changed))
             )
         return events
+
+    def resync_nodes(self, objs: Iterable[dict[str, Any]]) -> list[Event]:
+        self.begin_node_list()
+        events = self.apply_node_page(objs)
+        return events + self.end_node_list()
 
     # ---- Kubernetes events ----------------------------------------------------
 
@@ -588,6 +702,12 @@ class ClusterState:
             events.extend(self.update_event(obj))
         return events
 
+    def take_touched_pods(self) -> set[tuple[str, str]]:
+        """The pods stored (added or changed) or removed since the last call: a view
+        that keeps its rows updates only those."""
+        touched, self._touched = self._touched, set()
+        return touched
+
     def take_facts(self) -> list[Event]:
         """The pod facts (`pod_facts`) seen since the last call: context events the
         correlator learns links from. Kept apart from the changes a method returns."""
@@ -601,8 +721,3 @@ class ClusterState:
 
     def pods_on_node(self, node: str) -> list[PodInfo]:
         return sorted((p for p in self.pods.values() if p.node == node), key=lambda p: p.key)
-
-
-def _key_of(obj: dict[str, Any]) -> tuple[str, str]:
-    meta = _d(obj.get("metadata"))
-    return (_s(meta.get("namespace")), _s(meta.get("name")))

@@ -3,8 +3,10 @@
 Each resource is listed, then watched from the list's resourceVersion with
 bookmarks, in a thread of its own (the client blocks); results are handed to the
 event loop with `call_soon_threadsafe`, where `ClusterState` turns them into
-events. Replies are read raw (`_preload_content=False`) and decoded as plain
-dicts, the form `ClusterState` takes.
+events. A list is applied page by page as the pages arrive (a cluster of 20,000
+pods shows while it loads, and only one page of decoded objects is held); the
+watch starts from the list's resourceVersion. Replies are read raw
+(`_preload_content=False`) and decoded as plain dicts, the form `ClusterState` takes.
 
 Faults, as a long-running watcher meets them:
 - a stream that ends or is cut: watch again from the last resourceVersion seen,
@@ -50,8 +52,9 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from ktriage.core.cluster import ClusterState
+from ktriage.core.cluster import ClusterState, pod_info
 from ktriage.core.model import Event
+from ktriage.core.podlist import decode_pod_page
 from ktriage.engine import Engine, SourceHealth
 from ktriage.kubeclient import (
     USER_AGENT,
@@ -67,6 +70,8 @@ RESOURCES = ("pods", "nodes", "events")
 # this many are still queued there (backpressure instead of unbounded memory).
 MAX_BATCH = 500
 MAX_QUEUED = 20_000
+# Listed objects applied on the loop at once (a list's pages are cut into slices).
+APPLY_SLICE = 100
 # A watch event line longer than this is not held: etcd keeps objects under
 # ~1.5 MiB, so only a broken or hostile server sends one; the resource is listed
 # again instead (nothing is missed, the list has the object).
@@ -368,7 +373,8 @@ def stream_read_timeout(resp: Any, seconds: float | None) -> None:
 
 class ListWatch:
     """List then watch one resource in a thread of its own; subclasses apply the
-    results on the loop (`_apply_list`, `_apply_watch`)."""
+    results on the loop (`on_list_begin`, `on_list_page`, `on_list_end`, or `on_list`
+    with the whole list; `on_watch`)."""
 
     def __init__(
         self,
@@ -413,6 +419,8 @@ class ListWatch:
         self._done: asyncio.Event | None = None
         self._queued = 0
         self._queued_cv = threading.Condition()
+        self._listed: list[dict[str, Any]] = []  # the pages of a list, when kept whole
+        self._list_changes = 0
         # Is the server answering? The watch thread says when it waits for an answer
         # and when one comes; a watchdog thread probes a silent stream and says when
         # nothing came for `timeouts.stall` seconds.
@@ -768,9 +776,13 @@ class ListWatch:
                 resp.release_conn()
 
     def _list(self) -> str:
-        items: list[dict[str, Any]] = []
+        """List the resource page by page, each page handed to the loop as it arrives
+        (a big cluster shows while it loads); then the end of the list, which makes
+        the state that list's snapshot."""
         token = None
         rv = ""
+        first = True
+        total = 0
         while True:
             kw: dict[str, Any] = {
                 "limit": self.page_size,
@@ -792,21 +804,46 @@ class ListWatch:
                 self._end_wait(answered=False)
                 raise
             self._end_wait(answered=True)
-            body = orjson.loads(data)
-            if not isinstance(body, dict):
-                raise ValueError("the list reply is not a JSON object")
-            page = body.get("items") or []
-            items.extend(i for i in page if isinstance(i, dict))
-            meta = body.get("metadata") or {}
-            rv = str(meta.get("resourceVersion") or rv)
-            token = meta.get("continue")
+            page, rv, token = self._decode_page(data, rv)
+            del data
+            prepared = self.prepare_page(page)
+            # Handed over a slice at a time, each once the last is applied: the loop
+            # never holds more than one slice (keys are answered between two), while
+            # this thread reads and decodes the next page.
+            for start in range(0, max(len(prepared), 1), APPLY_SLICE):
+                part = prepared[start : start + APPLY_SLICE]
+                self._wait_for_room(len(part), limit=0)
+                self._post(self._apply_page, part, first)
+                first = False
+            total += len(page)
             if not token:
                 break
         self.lists += 1
         self.resource_version = rv
-        self._wait_for_room(len(items))
-        self._post(self._apply_list, items, rv)
+        self._post(self._apply_list_end, total, rv)
         return rv
+
+    def _decode_page(self, data: bytes, rv: str) -> tuple[list[dict[str, Any]], str, str | None]:
+        """A list reply's objects, resourceVersion and continue token."""
+        page, got_rv, token = self.decode_page(data)
+        rv = str(got_rv or rv)
+        return page, rv, token if isinstance(token, str) and token else None
+
+    def decode_page(self, data: bytes) -> tuple[list[dict[str, Any]], Any, Any]:
+        """A list reply's objects, and its resourceVersion and continue token as sent."""
+        body = orjson.loads(data)
+        if not isinstance(body, dict):
+            raise ValueError("the list reply is not a JSON object")
+        items = body.get("items")
+        page = [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+        meta = body.get("metadata")
+        meta = meta if isinstance(meta, dict) else {}
+        return page, meta.get("resourceVersion"), meta.get("continue")
+
+    def prepare_page(self, page: list[dict[str, Any]]) -> list[Any]:
+        """Work on a page done in the watch thread, before the loop applies it (what
+        needs no shared state: the loop is left free for the UI)."""
+        return page
 
     def _watch(self, rv: str) -> tuple[bool, int]:
         """One watch request from `rv`: whether it delivered anything, and how long
@@ -913,9 +950,9 @@ class ListWatch:
             return None
         return (etype, obj)
 
-    def _wait_for_room(self, n: int) -> None:
+    def _wait_for_room(self, n: int, limit: int = MAX_QUEUED) -> None:
         with self._queued_cv:
-            while self._queued > MAX_QUEUED and not self._stop.is_set():
+            while self._queued > limit and not self._stop.is_set():
                 self._queued_cv.wait(0.5)
             if self._stop.is_set():
                 raise _Stopped
@@ -936,13 +973,20 @@ class ListWatch:
         if events and self._engine is not None:
             deliver(self._engine, self.health, events)
 
-    def _apply_list(self, items: list[dict[str, Any]], rv: str) -> None:
+    def _apply_page(self, items: list[Any], first: bool) -> None:
         self._taken(len(items))
+        if first:
+            self._apply_status("connected", "")
+            self._list_changes = 0
+            self.on_list_begin()
+        self._list_changes += self.on_list_page(items)
+
+    def _apply_list_end(self, total: int, rv: str) -> None:
         self._apply_status("connected", "")
-        changes = self.on_list(items)
+        changes = self._list_changes + self.on_list_end()
         if self.lists > 1:
             self._apply_note(
-                f"listed {self.resource} again ({len(items)} objects at resourceVersion {rv}); "
+                f"listed {self.resource} again ({total} objects at resourceVersion {rv}); "
                 f"{changes} change(s) since the last watch"
             )
         self.synced.set()
@@ -952,8 +996,23 @@ class ListWatch:
         self.watch_events += len(batch)
         self.on_watch(batch)
 
+    def on_list_begin(self) -> None:
+        """A full list starts (the first or after a 410); its pages follow."""
+        self._listed = []
+
+    def on_list_page(self, items: list[Any]) -> int:
+        """One page of the list (as `prepare_page` made it); returns how many changes
+        it made. By default the pages are kept and `on_list` gets them all at the end."""
+        self._listed.extend(items)
+        return 0
+
+    def on_list_end(self) -> int:
+        """The list is complete; returns how many changes its end made."""
+        items, self._listed = self._listed, []
+        return self.on_list(items)
+
     def on_list(self, items: list[dict[str, Any]]) -> int:
-        """A full list (the first or after a 410); returns how many changes it made."""
+        """A full list in one piece (when the pages are not applied as they come)."""
         raise NotImplementedError
 
     def on_watch(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
@@ -1009,14 +1068,45 @@ class KubeWatchSource(ListWatch):
             engine.cluster = self.state
         super().start(engine)
 
-    def on_list(self, items: list[dict[str, Any]]) -> int:
+    # Pods and nodes are applied page by page: a big cluster shows while it loads,
+    # and no more than a page of decoded objects is held at once.
+
+    def on_list_begin(self) -> None:
+        if self.resource == "pods":
+            self.state.begin_pod_list()
+        elif self.resource == "nodes":
+            self.state.begin_node_list()
+
+    def decode_page(self, data: bytes) -> tuple[list[dict[str, Any]], Any, Any]:
+        if self.resource == "pods":
+            return decode_pod_page(data)  # only the fields read: half the time and size
+        return super().decode_page(data)
+
+    def prepare_page(self, page: list[dict[str, Any]]) -> list[Any]:
+        if self.resource == "pods":
+            # Parsed here, not on the loop: a page of 500 pods keeps no key waiting.
+            return [(obj, pod_info(obj)) for obj in page]
+        return page
+
+    def on_list_page(self, items: list[Any]) -> int:
         state = self.state
         if self.resource == "pods":
-            events = state.resync_pods(items) + state.take_facts()
+            events = state.apply_pod_page(items) + state.take_facts()
         elif self.resource == "nodes":
-            events = state.resync_nodes(items)
+            events = state.apply_node_page(items)
         else:
             events = state.resync_events(items)
+        self._emit(events)
+        return len(events)
+
+    def on_list_end(self) -> int:
+        state = self.state
+        if self.resource == "pods":
+            events = state.end_pod_list()
+        elif self.resource == "nodes":
+            events = state.end_node_list()
+        else:
+            events = []
         self._emit(events)
         return len(events)
 

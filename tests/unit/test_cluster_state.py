@@ -143,3 +143,93 @@ def test_resync_nodes_and_queries() -> None:
     state.update_pod(pod("a", uid="ua", rv="1"))
     assert [p.name for p in state.pods_on_node("n1")] == ["a"]
     assert state.pod("web", "a") is not None and state.pod("web", "zz") is None
+
+
+def _listed(n: int, rv: str = "1") -> list[dict[str, Any]]:
+    return [pod(f"p{i:03d}", uid=f"u{i}", rv=rv) for i in range(n)]
+
+
+def test_pages_are_applied_as_they_arrive() -> None:
+    state = ClusterState()
+    assert state.pods_loading == 0  # nothing listed yet
+    state.begin_pod_list()
+    seen = []
+    objs = _listed(25)
+    for start in range(0, 25, 10):
+        revision = state.revision
+        state.apply_pod_page(objs[start : start + 10])
+        seen.append((len(state.pods), state.pods_loading))
+        assert state.revision > revision  # a reader redraws the growing list
+    assert seen == [(10, 10), (20, 20), (25, 25)]
+    assert not state.pods_complete
+    assert state.end_pod_list() == []
+    assert state.pods_loading is None and state.pods_complete
+    assert len(state.pods) == 25
+
+
+def test_paged_relist_equals_the_list_in_one_piece() -> None:
+    def first_state() -> ClusterState:
+        state = ClusterState()
+        state.resync_pods(_listed(30))
+        return state
+
+    later = _listed(30, rv="9")
+    del later[7]  # gone while away
+    privileged = pod("new", uid="un", rv="10")
+    privileged["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    later.append(privileged)
+
+    whole = first_state()
+    whole_events = whole.resync_pods(later)
+    paged = first_state()
+    paged.begin_pod_list()
+    paged_events = []
+    for start in range(0, len(later), 4):
+        paged_events += paged.apply_pod_page(later[start : start + 4])
+    # Until the list ends, a pod it has not named yet is not taken for gone.
+    assert ("web", "p007") in paged.pods
+    paged_events += paged.end_pod_list()
+    assert [(e.kind, e.ref) for e in paged_events] == [(e.kind, e.ref) for e in whole_events]
+    assert {k: p.resource_version for k, p in paged.pods.items()} == {
+        k: p.resource_version for k, p in whole.pods.items()
+    }
+    assert ("web", "p007") not in paged.pods
+
+
+def test_a_list_started_again_midway_forgets_the_first_attempt() -> None:
+    """A continue token expired (410) or the connection was lost mid-list: the list
+    starts over at a newer snapshot; what the first attempt applied and the new one
+    does not name is gone at its end."""
+    state = ClusterState()
+    state.resync_pods(_listed(10))
+    state.begin_pod_list()
+    state.apply_pod_page(_listed(10, rv="5")[:5])  # then the list broke
+    fresh = [p for p in _listed(10, rv="6") if p["metadata"]["name"] != "p002"]
+    state.begin_pod_list()
+    state.apply_pod_page(fresh[:6])
+    state.apply_pod_page(fresh[6:])
+    events = state.end_pod_list()
+    assert [(e.kind, e.ref) for e in events] == [("pod-deleted", "u2:5:deleted")]
+    assert sorted(n for _, n in state.pods) == sorted(p["metadata"]["name"] for p in fresh)
+    assert all(p.resource_version == "6" for p in state.pods.values())
+
+
+def test_addresses_are_learnt_once() -> None:
+    from ktriage.core.detect.identity import ClusterNetworks
+
+    learnt: list[str] = []
+
+    class Counting(ClusterNetworks):
+        def learn(self, text: object) -> None:
+            learnt.append(str(text))
+            super().learn(text)
+
+    state = ClusterState(Counting())
+    objs = _listed(3)
+    for i, obj in enumerate(objs):
+        obj["status"].update(podIP=f"203.0.113.{i + 1}", hostIP="198.51.100.7")
+        obj["status"]["podIPs"] = [{"ip": f"203.0.113.{i + 1}"}]
+    state.resync_pods(objs)
+    assert sorted(learnt) == ["198.51.100.7", "203.0.113.1", "203.0.113.2", "203.0.113.3"]
+    assert state.networks is not None and state.networks.known
+    assert not state.networks.outside("203.0.113.200")  # a learnt neighbour

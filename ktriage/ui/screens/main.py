@@ -19,7 +19,7 @@ from ktriage.core.model import EntityRef, Event, Incident
 from ktriage.ui.containment import ContainmentTracker
 from ktriage.ui.detail import event_detail, incident_detail, pod_detail
 from ktriage.ui.hooks import ActorCache, Selection
-from ktriage.ui.pods import PodRow, pod_rows
+from ktriage.ui.pods import PodRow, pod_rows, pods_loading
 from ktriage.ui.query import parse_query
 from ktriage.ui.widgets.detail_view import DetailView
 from ktriage.ui.widgets.filter_bar import FilterBar
@@ -206,7 +206,7 @@ class MainScreen(Screen[None]):
         self._pods_key = key
         rows = pod_rows(engine.store, state, inc, show_all=pods.show_all)
         scope = "all pods" if pods.show_all else (f"{inc.id}" if inc else "no incident")
-        pods.set_rows(rows, scope)
+        pods.set_rows(rows, scope, loading=pods_loading(engine.cluster))
         if self._detail_source == "pods":
             # The pod shown in Detail changed too (cordoned, isolated, restarted).
             self._show_pod_detail(pods.selected)

@@ -66,13 +66,18 @@ class PodList(RowList):
         self.rows: list[PodRow] = []
         self.shown: list[PodRow] = []
         self.scope = ""
+        # Pods of the cluster's list under way shown so far (None: none under way).
+        self.loading_count: int | None = None
         self._flags_need = 0
         self._has_nodes = False
 
-    def set_rows(self, rows: list[PodRow], scope: str) -> None:
+    def set_rows(self, rows: list[PodRow], scope: str, *, loading: int | None = None) -> None:
+        """The rows to show; `loading`: a list of the cluster's pods is under way and
+        this many of its pods are in (the rest are coming)."""
         selected = self.selected
         self.rows = rows
         self.scope = scope
+        self.loading_count = loading
         self._apply_filter()
         if selected is not None:
             for i, row in enumerate(self.shown):
@@ -180,6 +185,8 @@ class PodList(RowList):
 
     def subtitle(self) -> str:
         text = f"{len(self.rows)} · {self.scope}" if self.scope else str(len(self.rows))
+        if self.loading_count is not None:
+            text += f" · loading {self.loading_count:,}…"
         text += " · a: " + ("incident's pods" if self.show_all else "all pods")
         if self.query_filter is not None:
             text += f" · filter: {self.query_filter.text} ({len(self.shown)})"

@@ -1,0 +1,140 @@
+"""A big pod list applied page by page as the pages arrive, against the simulated API
+server over HTTP: the state grows before the list is complete, ends equal to the
+server's, and a list broken midway (its continue token expired: 410) starts over
+and still ends consistent."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import sim_builders as builders
+from waiting import wait_for
+
+from ktriage.core.cluster import ClusterState
+from ktriage.engine import Engine
+from ktriage.sim.bulk import seed_pods
+from ktriage.sim.runner import SimCluster
+from ktriage.sources.kube import Backoff, KubeConnection, KubeWatchSource, WatchTimeouts
+
+pytestmark = pytest.mark.sim
+
+FAST = Backoff(initial=0.05, cap=0.5)
+TIMEOUTS = WatchTimeouts(connect=2.0, watch=300.0, read=10.0)
+PODS = 400
+PAGE = 40
+
+
+def server_pods(sim: SimCluster) -> dict[tuple[str, str], str]:
+    return {
+        (p["metadata"]["namespace"], p["metadata"]["name"]): p["metadata"]["resourceVersion"]
+        for p in sim.store.snapshot("v1", "Pod")[0]
+    }
+
+
+class Pages:
+    """What the state held after each page applied (pods, loading count)."""
+
+    def __init__(self, state: ClusterState) -> None:
+        self.seen: list[tuple[int, int | None]] = []
+        apply = state.apply_pod_page
+
+        def recording(objs: Any) -> Any:
+            events = apply(objs)
+            self.seen.append((len(state.pods), state.pods_loading))
+            return events
+
+        state.apply_pod_page = recording  # type: ignore[method-assign]
+
+
+@contextlib.asynccontextmanager
+async def pods_source(
+    sim: SimCluster, source_class: type[KubeWatchSource] = KubeWatchSource
+) -> AsyncIterator[tuple[Engine, ClusterState, KubeWatchSource, Pages]]:
+    conn = KubeConnection.connect(str(sim.kubeconfig_path))
+    engine = Engine()
+    state = ClusterState()
+    pages = Pages(state)
+    src = source_class(conn, "pods", state, backoff=FAST, timeouts=TIMEOUTS, page_size=PAGE)
+    engine.add_source(src)
+    await engine.start()
+    try:
+        yield engine, state, src, pages
+    finally:
+        await engine.stop(timeout=1.0)
+        await asyncio.to_thread(src.join, 1.0)
+        conn.close()
+        engine.archive.close()
+
+
+async def test_pages_are_applied_as_they_arrive(sim_cluster: SimCluster) -> None:
+    sim = sim_cluster
+    seed_pods(sim.store, PODS, namespaces=4, nodes=5)
+    total = len(server_pods(sim))
+    sim.faults.latency = 0.05  # each page takes a while, as over a real network
+    async with pods_source(sim) as (_engine, state, src, pages):
+        await wait_for(src.synced.is_set, timeout=60, what="the list complete")
+        # Every page showed as it came: the state grew page by page.
+        counts = [n for n, _ in pages.seen]
+        assert len(counts) == -(-total // PAGE)
+        assert counts == sorted(counts) and counts[0] == PAGE and counts[-1] == total
+        assert all(loading == n for n, loading in pages.seen)  # "loading N…"
+        assert state.pods_loading is None and state.pods_complete
+        # And the list is the server's, watched on from its resourceVersion.
+        assert {k: p.resource_version for k, p in state.pods.items()} == server_pods(sim)
+        sim.faults.latency = 0.0
+        sim.store.apply(builders.pod("shop", "late", [builders.container("x", "alpine:3.20")]))
+        await wait_for(lambda: ("shop", "late") in state.pods, what="a pod added after the list")
+        assert src.lists == 1 and src.relists == 0
+
+
+class ExpiringMidList(KubeWatchSource):
+    """Between the first and the second page of the first list, the server changes
+    (a pod of the first page deleted, one added) and compacts its history, so the
+    list's continue token is too old: the next page is answered 410 Expired."""
+
+    sim: SimCluster
+    gone: tuple[str, str] | None = None
+
+    def _decode_page(self, data: bytes, rv: str) -> Any:
+        page, rv, token = super()._decode_page(data, rv)
+        if self.gone is None and token:
+            meta = page[3]["metadata"]
+            self.gone = (meta["namespace"], meta["name"])
+            self.sim.store.delete("v1", "Pod", *self.gone)
+            self.sim.store.apply(
+                builders.pod("shop", "while-listing", [builders.container("x", "alpine:3.20")])
+            )
+            self.sim.store.compact()
+        return page, rv, token
+
+
+async def test_hostile_continue_expired_mid_list_starts_over_consistent(
+    sim_cluster: SimCluster,
+) -> None:
+    sim = sim_cluster
+    seed_pods(sim.store, PODS, namespaces=4, nodes=5)
+    ExpiringMidList.sim = sim
+    async with pods_source(sim, ExpiringMidList) as (engine, state, src, pages):
+        await wait_for(src.synced.is_set, timeout=60, what="the list complete")
+        assert isinstance(src, ExpiringMidList) and src.gone is not None
+        # The first attempt applied its first page, then met the 410 and listed again.
+        assert src.relists == 1 and src.errors["410"] == 1
+        assert pages.seen[0] == (PAGE, PAGE) and pages.seen[1][1] == PAGE  # counted anew
+        assert any("410" in msg for _, msg in src.history)
+        assert {k: p.resource_version for k, p in state.pods.items()} == server_pods(sim)
+        assert src.gone not in state.pods and ("shop", "while-listing") in state.pods
+        # The pod deleted mid-list was reported gone once; no event came twice.
+        deleted = [e for e in engine.store if e.kind == "pod-deleted"]
+        assert [e.entities[0].name for e in deleted] == [src.gone[1]]
+        refs = Counter(e.ref for e in engine.store)
+        assert engine.store.duplicates == 0 and set(refs.values()) == {1}
+        started = time.monotonic()
+        sim.store.delete("v1", "Pod", "shop", "while-listing")
+        await wait_for(lambda: ("shop", "while-listing") not in state.pods, what="the watch")
+        assert time.monotonic() - started < 10
