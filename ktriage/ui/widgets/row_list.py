@@ -18,6 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.message import Message
+from textual.reactive import var
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
@@ -103,6 +104,9 @@ class RowList(ScrollView, can_focus=True):
     PANE_TITLE: ClassVar[str] = ""
     HAS_HEADER: ClassVar[bool] = True
 
+    # Following the end of the list as rows arrive (the subtitle says so).
+    follow: var[bool] = var(False, init=False)
+
     class CursorMoved(Message):
         """The cursor is on another row (or the row under it changed)."""
 
@@ -137,7 +141,7 @@ class RowList(ScrollView, can_focus=True):
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.cursor = 0
-        self.follow = self.FOLLOWS
+        self.set_reactive(RowList.follow, self.FOLLOWS)
         self.query_filter: Query | None = None
         self._styles: dict[str, Style] = {}
         self._base_style: Style | None = None
@@ -170,6 +174,10 @@ class RowList(ScrollView, can_focus=True):
         return ""
 
     # ---- helpers for subclasses --------------------------------------------
+
+    def watch_follow(self) -> None:
+        if self.is_mounted:
+            self._show_subtitle()
 
     def _show_subtitle(self) -> None:
         # A Text, not a str: a str border title would be parsed as markup.
@@ -429,4 +437,3 @@ class RowList(ScrollView, can_focus=True):
     def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
         if self.FOLLOWS:
             self.follow = False
-            self._show_subtitle()
