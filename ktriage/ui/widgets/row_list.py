@@ -43,6 +43,20 @@ SEVERITY_CLASSES = {
 SCROLLBAR_UPDATE = getattr(Widget, "_scroll_update", None)
 
 
+class _RowMessage(Message):
+    """What the row messages carry: the list and the row. Never posted itself (no
+    handler listens for it), so each message still runs only its own handlers."""
+
+    def __init__(self, row_list: RowList, index: int) -> None:
+        super().__init__()
+        self.row_list = row_list
+        self.index = index
+
+    @property
+    def control(self) -> RowList:
+        return self.row_list
+
+
 class RowList(ScrollView, can_focus=True):
     """A virtual list with a cursor. Subclasses implement `row_count` and `render_row`."""
 
@@ -107,29 +121,11 @@ class RowList(ScrollView, can_focus=True):
     # Following the end of the list as rows arrive (the subtitle says so).
     follow: var[bool] = var(False, init=False)
 
-    class CursorMoved(Message):
+    class CursorMoved(_RowMessage):
         """The cursor is on another row (or the row under it changed)."""
 
-        def __init__(self, row_list: RowList, index: int) -> None:
-            super().__init__()
-            self.row_list = row_list
-            self.index = index
-
-        @property
-        def control(self) -> RowList:
-            return self.row_list
-
-    class Opened(Message):
+    class Opened(_RowMessage):
         """Enter (or a double click) on a row."""
-
-        def __init__(self, row_list: RowList, index: int) -> None:
-            super().__init__()
-            self.row_list = row_list
-            self.index = index
-
-        @property
-        def control(self) -> RowList:
-            return self.row_list
 
     class FilterRequested(Message):
         def __init__(self, row_list: RowList) -> None:
