@@ -1,6 +1,7 @@
-"""The actions' fallback paths against the simulated cluster: a pod gone or replaced by a
-namesake between preview and apply, a pod already terminating, a second conflict, a scale
-the server keeps refusing, reads of every kind an unfinished action may have changed."""
+"""The actions' fallback paths against the simulated cluster: a pod gone, edited or replaced
+by a namesake between preview and apply, a pod already terminating, a second conflict, a
+scale the server keeps refusing, an undo with nothing left to undo, an identity no binding
+names, reads of every kind an unfinished action may have changed."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from test_actions_support import (  # noqa: F401  (fixtures)
+    audit_lines,
     engine_with_incident,
     make_service,
     reset_faults_fixture,
@@ -22,8 +24,10 @@ from test_actions_support import (  # noqa: F401  (fixtures)
 )
 from waiting import wait_for
 
-from ktriage.actions import FAILED, OK, UNCHANGED, kubeconfig_factory
+from ktriage.actions import FAILED, OK, UNCHANGED, UNDONE, kubeconfig_factory
+from ktriage.actions.base import QUARANTINE_LABEL, Target
 from ktriage.actions.unfinished import can_read, read_object
+from ktriage.core.model import EntityKind
 from ktriage.sim.controllers.kubelet import node_object
 
 pytestmark = pytest.mark.sim
@@ -247,3 +251,118 @@ def test_unfinished_reads_every_kind_it_may_have_changed(sim: Any) -> None:
             read_object(api, "Widget", ns, "x")
     finally:
         api.close()
+
+
+# ---- isolate and detach: the pod changes under the action -------------------------------
+
+
+def _patch_codes(sim: Any, pod: str) -> list[int]:
+    return [
+        a["responseStatus"]["code"]
+        for a in audit_lines(sim)
+        if a["verb"] == "patch"
+        and (a.get("objectRef") or {}).get("name") == pod
+        and "dryRun" not in a["requestURI"]
+    ]
+
+
+def _touch(sim: Any, ns: str, pod: str) -> None:
+    """Someone edits the pod (a new resourceVersion) between the preview and enter."""
+    sim.store.mutate(
+        "v1",
+        "Pod",
+        ns,
+        pod,
+        lambda p: p["metadata"].setdefault("annotations", {}).update({"edited": "yes"}),
+    )
+
+
+async def test_isolate_of_a_pod_edited_since_the_preview_reads_it_again_and_labels_it(
+    sim: Any, tmp_path: Path, pod_target: tuple[str, str]
+) -> None:
+    node, pod = pod_target
+    engine, incident = engine_with_incident("shop", pod, node)
+    service = make_service(sim, engine, tmp_path)
+    try:
+        plan = await service.prepare("i", incident, ("shop", pod))
+        _touch(sim, "shop", pod)
+        outcome = await service.apply(plan)
+        assert outcome.result == OK, outcome.message
+        assert _patch_codes(sim, pod) == [409, 200]
+        meta = sim.store.get_obj("v1", "Pod", "shop", pod)["metadata"]
+        assert QUARANTINE_LABEL in meta["labels"]
+        assert meta["annotations"]["edited"] == "yes"  # the other edit is kept
+    finally:
+        service.close()
+
+
+async def test_undo_of_an_isolation_whose_pod_is_gone_removes_the_policy(
+    sim: Any, tmp_path: Path, pod_target: tuple[str, str]
+) -> None:
+    node, pod = pod_target
+    engine, incident = engine_with_incident("shop", pod, node)
+    service = make_service(sim, engine, tmp_path)
+    try:
+        applied = await service.apply(await service.prepare("i", incident, ("shop", pod)))
+        assert applied.result == OK, applied.message
+        policy = f"ktriage-quarantine-{pod}"
+        assert sim.store.get_obj("networking.k8s.io/v1", "NetworkPolicy", "shop", policy)
+        sim.store.delete("v1", "Pod", "shop", pod)
+        plan = await service.prepare_undo(incident, ("shop", pod))
+        assert f"pod shop/{pod} is gone: only the policy remains to remove." in plan.notes
+        assert [c.verb for c in plan.changes] == ["delete"]
+        undone = await service.apply(plan)
+        assert undone.result == UNDONE, undone.message
+        assert sim.store.get_obj("networking.k8s.io/v1", "NetworkPolicy", "shop", policy) is None
+    finally:
+        service.close()
+
+
+async def test_undo_of_an_isolation_someone_already_took_apart_is_unchanged(
+    sim: Any, tmp_path: Path, pod_target: tuple[str, str]
+) -> None:
+    node, pod = pod_target
+    engine, incident = engine_with_incident("shop", pod, node)
+    service = make_service(sim, engine, tmp_path)
+    try:
+        applied = await service.apply(await service.prepare("i", incident, ("shop", pod)))
+        assert applied.result == OK, applied.message
+        # Someone removed both the policy and the label by hand.
+        sim.store.delete(
+            "networking.k8s.io/v1", "NetworkPolicy", "shop", f"ktriage-quarantine-{pod}"
+        )
+        sim.store.mutate(
+            "v1", "Pod", "shop", pod, lambda p: p["metadata"]["labels"].pop(QUARANTINE_LABEL)
+        )
+        plan = await service.prepare_undo(incident, ("shop", pod))
+        assert plan.unchanged == f"pod shop/{pod} is not isolated any more: nothing to undo"
+        outcome = await service.apply(plan)
+        assert outcome.result == UNCHANGED
+    finally:
+        service.close()
+
+
+# ---- unbind: nothing names the identity ----------------------------------------------------
+
+
+async def test_unbind_of_an_identity_no_binding_names_is_unchanged(
+    sim: Any, tmp_path: Path
+) -> None:
+    ns, name = unique("ci"), unique("loner")
+    seed_namespace(sim.store, ns)
+    sim.store.apply(
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": ns}}
+    )
+    engine, incident = engine_with_incident(ns, unique("web"))
+    service = make_service(sim, engine, tmp_path)
+    target = Target(EntityKind.SERVICE_ACCOUNT, ns, name)
+    try:
+        plan = await service.prepare("B", incident, target)
+        assert plan.unchanged.startswith(
+            f"no RoleBinding or ClusterRoleBinding names system:serviceaccount:{ns}:{name}"
+        )
+        assert plan.dry_run == "nothing to send" and not plan.changes
+        outcome = await service.apply(plan)
+        assert outcome.result == UNCHANGED
+    finally:
+        service.close()
