@@ -366,3 +366,53 @@ async def test_unbind_of_an_identity_no_binding_names_is_unchanged(
         assert outcome.result == UNCHANGED
     finally:
         service.close()
+
+
+# ---- evidence: part of it cannot be read ---------------------------------------------------
+
+
+async def test_a_log_the_server_refuses_is_a_problem_in_the_record_not_a_lost_dump(
+    sim: Any, tmp_path: Path
+) -> None:
+    node, pod = unique("node"), unique("web")
+    seed_node(sim.store, node)
+    seed_pod(sim.store, "shop", pod, node=node, containers=("app", "sidecar"))
+    sim.store.append_log("shop", pod, "sidecar", "sidecar says hello")
+    engine, incident = engine_with_incident("shop", pod, node)
+    service = make_service(sim, engine, tmp_path)
+    try:
+        plan = await service.prepare("l", incident, ("shop", pod))
+        # The first log read answers 500 to each of its tries; the second is read.
+        sim.faults.match = "/log"
+        sim.faults.fail_next(3, code=500)
+        outcome = await service.apply(plan)
+        assert outcome.result == OK, outcome.message
+        assert "1 problem(s): " in outcome.message and "server error 500" in outcome.message
+        (evidence,) = outcome.containment
+        assert evidence["detail"].endswith("(1 problem(s): see the action's record)")
+        names = sorted(Path(f["path"]).name for f in outcome.files)
+        assert "sidecar.log" in names and "app.log" not in names
+        # No empty file stands for the log that could not be read.
+        directory = tmp_path / Path(outcome.files[0]["path"]).parent
+        assert not (directory / "app.log").exists()
+    finally:
+        service.close()
+
+
+async def test_events_the_server_refuses_leave_the_logs_and_yaml_dumped(
+    sim: Any, tmp_path: Path, pod_target: tuple[str, str]
+) -> None:
+    node, pod = pod_target
+    engine, incident = engine_with_incident("shop", pod, node)
+    service = make_service(sim, engine, tmp_path)
+    try:
+        plan = await service.prepare("l", incident, ("shop", pod))
+        sim.faults.match = "/events"
+        sim.faults.fail_next(3, code=503)
+        outcome = await service.apply(plan)
+        assert outcome.result == OK, outcome.message
+        assert "list the events of pod" in outcome.message and "503" in outcome.message
+        names = sorted(Path(f["path"]).name for f in outcome.files)
+        assert "pod.yaml" in names and "events.yaml" not in names
+    finally:
+        service.close()
