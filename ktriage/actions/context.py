@@ -35,16 +35,24 @@ class ActionContext:
         """Shorthand for `runner.call`."""
         return await self.runner.call(fn, *args, **kwargs)
 
-    async def read_pod(self, target: Target, *, verb: str = "read") -> dict[str, Any]:
-        """The target pod as the server has it now (every action starts here; `verb`
-        says why in the record: "re-read" after a conflict)."""
+    async def read(
+        self,
+        send: Callable[..., dict[str, Any]],
+        target: Target,
+        *args: Any,
+        permission: Permission,
+        verb: str = "read",
+    ) -> dict[str, Any]:
+        """The target as the server has it now, read by `send(*args)`; `verb` says why
+        in the record ("re-read" after a conflict)."""
         return await self.call(
-            self.kube.get_pod,
-            target.namespace,
-            target.name,
-            what=f"{verb} {target.words()}",
-            subject=target,
-            permission=GET_PODS,
+            send, *args, what=f"{verb} {target.words()}", subject=target, permission=permission
+        )
+
+    async def read_pod(self, target: Target, *, verb: str = "read") -> dict[str, Any]:
+        """The target pod as the server has it now (every action starts here)."""
+        return await self.read(
+            self.kube.get_pod, target, target.namespace, target.name, permission=GET_PODS, verb=verb
         )
 
     async def patch_pod(

@@ -37,13 +37,7 @@ def _unschedulable(node: dict[str, Any]) -> bool:
 
 async def _read_node(ctx: ActionContext, node: Target, verb: str = "read") -> dict[str, Any]:
     """The node as the server has it now."""
-    return await ctx.call(
-        ctx.kube.get_node,
-        node.name,
-        what=f"{verb} {node.words()}",
-        subject=node,
-        permission=GET_NODES,
-    )
+    return await ctx.read(ctx.kube.get_node, node, node.name, permission=GET_NODES, verb=verb)
 
 
 class Cordon(DeclaredAction):

@@ -67,14 +67,14 @@ def _uses(pod: dict[str, Any], name: str) -> bool:
 
 async def _read_account(ctx: ActionContext, target: Target, verb: str = "read") -> dict[str, Any]:
     """The ServiceAccount as the server has it now."""
-    return await ctx.call(
+    return await ctx.read(
         kc.get_service_account,
+        target,
         ctx.kube,
         target.namespace,
         target.name,
-        what=f"{verb} {target.words()}",
-        subject=target,
         permission=GET_SERVICEACCOUNTS,
+        verb=verb,
     )
 
 

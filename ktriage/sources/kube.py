@@ -47,6 +47,7 @@ from typing import Any
 
 import orjson
 import urllib3
+import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
@@ -141,7 +142,8 @@ class KubeConnection:
                 api_client = client_from_kubeconfig(config_file, context)
             except ConfigException as exc:
                 raise KubeConfigError(f"cannot use kubeconfig {config_file}: {exc}") from exc
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, yaml.YAMLError) as exc:
+                # YAMLError: a kubeconfig that is not YAML at all (the client lets it through).
                 raise KubeConfigError(f"cannot read kubeconfig {config_file}: {exc}") from exc
             ctx = (chosen or {}).get("context") or {}
             return cls(

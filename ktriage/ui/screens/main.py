@@ -13,6 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.events import DescendantFocus
+from textual.reactive import var
 from textual.screen import Screen
 
 from ktriage.core.model import EntityRef, Event, Incident
@@ -64,6 +65,11 @@ class MainScreen(Screen[None]):
         Binding("d", "describe", "Describe", show=False),
         Binding("L", "pod_logs", "Pod logs", key_display="L", show=False),
     ]
+
+    # What the action keys act on (the pod; the identity that acted, which the actor
+    # cache settles a few seconds after the incident changed): the footer follows it.
+    # Permission answers and finished actions refresh the footer themselves.
+    action_targets: var[tuple[object, ...]] = var((), init=False, bindings=True)
 
     def __init__(self) -> None:
         super().__init__()
@@ -177,9 +183,8 @@ class MainScreen(Screen[None]):
         if engine.cluster is not None:
             self.refresh_pods()
         if app.action_provider is not None:
-            # The incident's actor is recomputed at most every few seconds: let the
-            # footer catch up with it.
-            self.refresh_bindings()
+            selection = self.selection()
+            self.action_targets = (selection.pod, selection.identity)
 
     # ---- selection flow -------------------------------------------------------------
 

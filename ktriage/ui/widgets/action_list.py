@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.text import Text
+from textual.reactive import var
 from textual.widgets import Static
 
 from ktriage.actions.base import FAILED, OK, UNCHANGED, UNDONE, ActionRecord
@@ -40,16 +41,17 @@ def actions_text(records: Sequence[ActionRecord]) -> Text:
 
 
 class ActionList(Static):
-    """Shows `ActionService.records(incident_id)`; call `show()` after each change."""
+    """Shows `ActionService.records(incident_id)`: set `records` (or call `show()`)
+    after each change and the list redraws itself."""
 
     DEFAULT_CSS = """
     ActionList { height: auto; max-height: 8; padding: 0 1; }
     """
 
-    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__(actions_text([]), id=id, classes=classes)
-        self.records: list[ActionRecord] = []
+    records: var[tuple[ActionRecord, ...]] = var(())
+
+    def watch_records(self, records: tuple[ActionRecord, ...]) -> None:
+        self.update(actions_text(records))
 
     def show(self, records: Sequence[ActionRecord]) -> None:
-        self.records = list(records)
-        self.update(actions_text(self.records))
+        self.records = tuple(records)

@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.message import Message
+from textual.reactive import var
 from textual.widgets import Input, Static
 
 
@@ -34,6 +35,9 @@ class FilterBar(Horizontal):
         Binding("escape", "cancel", "Cancel", priority=True),
     ]
 
+    # Shown (the `-active` class) while a query is being edited.
+    is_open: var[bool] = var(False, toggle_class="-active")
+
     class Changed(Message):
         def __init__(self, text: str, final: bool) -> None:
             super().__init__()
@@ -55,16 +59,12 @@ class FilterBar(Horizontal):
         self.query_one("#filter-prompt", Static).update(Text(prompt))
         field = self.query_one(Input)
         field.value = current
-        self.add_class("-active")
+        self.is_open = True
         field.focus()
         field.cursor_position = len(current)
 
     def close(self) -> None:
-        self.remove_class("-active")
-
-    @property
-    def is_open(self) -> bool:
-        return self.has_class("-active")
+        self.is_open = False
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()

@@ -18,6 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.message import Message
+from textual.reactive import var
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
@@ -40,6 +41,20 @@ SEVERITY_CLASSES = {
 # Textual's private scrollbar update, the one private API ktriage uses (textual is
 # pinned below 9); should a release drop it, lists lay the screen out instead.
 SCROLLBAR_UPDATE = getattr(Widget, "_scroll_update", None)
+
+
+class _RowMessage(Message):
+    """What the row messages carry: the list and the row. Never posted itself (no
+    handler listens for it), so each message still runs only its own handlers."""
+
+    def __init__(self, row_list: RowList, index: int) -> None:
+        super().__init__()
+        self.row_list = row_list
+        self.index = index
+
+    @property
+    def control(self) -> RowList:
+        return self.row_list
 
 
 class RowList(ScrollView, can_focus=True):
@@ -103,29 +118,14 @@ class RowList(ScrollView, can_focus=True):
     PANE_TITLE: ClassVar[str] = ""
     HAS_HEADER: ClassVar[bool] = True
 
-    class CursorMoved(Message):
+    # Following the end of the list as rows arrive (the subtitle says so).
+    follow: var[bool] = var(False, init=False)
+
+    class CursorMoved(_RowMessage):
         """The cursor is on another row (or the row under it changed)."""
 
-        def __init__(self, row_list: RowList, index: int) -> None:
-            super().__init__()
-            self.row_list = row_list
-            self.index = index
-
-        @property
-        def control(self) -> RowList:
-            return self.row_list
-
-    class Opened(Message):
+    class Opened(_RowMessage):
         """Enter (or a double click) on a row."""
-
-        def __init__(self, row_list: RowList, index: int) -> None:
-            super().__init__()
-            self.row_list = row_list
-            self.index = index
-
-        @property
-        def control(self) -> RowList:
-            return self.row_list
 
     class FilterRequested(Message):
         def __init__(self, row_list: RowList) -> None:
@@ -137,7 +137,7 @@ class RowList(ScrollView, can_focus=True):
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.cursor = 0
-        self.follow = self.FOLLOWS
+        self.set_reactive(RowList.follow, self.FOLLOWS)
         self.query_filter: Query | None = None
         self._styles: dict[str, Style] = {}
         self._base_style: Style | None = None
@@ -170,6 +170,10 @@ class RowList(ScrollView, can_focus=True):
         return ""
 
     # ---- helpers for subclasses --------------------------------------------
+
+    def watch_follow(self) -> None:
+        if self.is_mounted:
+            self._show_subtitle()
 
     def _show_subtitle(self) -> None:
         # A Text, not a str: a str border title would be parsed as markup.
@@ -429,4 +433,3 @@ class RowList(ScrollView, can_focus=True):
     def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
         if self.FOLLOWS:
             self.follow = False
-            self._show_subtitle()
