@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 
 from ktriage.core.model import (
     _RAW_SLOT,
+    _SUMMARY_SLOT,
     RAW_PACK_SHIFTS,
     CompactEvent,
     EntityKind,
@@ -159,11 +160,12 @@ class EventStore:
         kinds = self._kinds
         entities = self._entities
         kind_ids = self._kind_ids
+        summary_of = _SUMMARY_SLOT.__get__
         for pos in range(self._compacted, upto):
             ev = events[pos]
             if (
                 type(ev) is CompactEvent
-                and ev.shed_text
+                and summary_of(ev, Event) is None  # shed its texts (CompactEvent.shed)
                 and not ev.signal
                 and ev.attack is None
                 and not ev.label
