@@ -7,6 +7,7 @@ to a private spool file.
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 import threading
@@ -18,12 +19,33 @@ import orjson
 from ktriage.core.model import Event, RawRef
 from ktriage.core.salvage import prune_depth
 
+# Archive ids are unique in the process (not per archive): an event's packed raw
+# reference then names its file alone, and `archive_for` finds the archive again.
+_NEXT_ID = itertools.count()
+# Held for as long as the process runs: events outlive the replayer that read them,
+# and an event that shed its texts reads them again from its file (an archive is a
+# few hundred bytes; its files are opened again on demand once closed).
+_ARCHIVES: dict[int, RawArchive] = {}
+
+
+def archive_for(archive_id: int) -> RawArchive | None:
+    """The archive that gave out `archive_id`."""
+    return _ARCHIVES.get(archive_id)
+
+
+def registered_file(archive_id: int) -> Path | None:
+    """The plain file registered under `archive_id` (None: no such id, or the spool)."""
+    archive = _ARCHIVES.get(archive_id)
+    if archive is None or archive_id == archive._spool_id:
+        return None
+    return archive._paths.get(archive_id)
+
 
 class RawArchive:
     """Maps RawRef(archive, offset, length) to bytes on disk."""
 
     def __init__(self, spool_dir: Path | str | None = None) -> None:
-        self._paths: list[Path] = []
+        self._paths: dict[int, Path] = {}
         self._handles: dict[int, Any] = {}
         self._lock = threading.Lock()
         self._spool_id: int | None = None
@@ -35,8 +57,13 @@ class RawArchive:
     def register_file(self, path: Path | str) -> int:
         """Register a plain file whose bytes stay where they are; returns its id."""
         with self._lock:
-            self._paths.append(Path(path))
-            return len(self._paths) - 1
+            return self._add_path(Path(path))
+
+    def _add_path(self, path: Path) -> int:
+        archive_id = next(_NEXT_ID)
+        self._paths[archive_id] = path
+        _ARCHIVES[archive_id] = self
+        return archive_id
 
     def _open_spool(self) -> None:
         if self._spool_dir is None:
@@ -46,8 +73,7 @@ class RawArchive:
         path = self._spool_dir / f"spool-{os.getpid()}-{id(self):x}.jsonl"
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         self._spool_fh = os.fdopen(fd, "w+b", buffering=0)
-        self._paths.append(path)
-        self._spool_id = len(self._paths) - 1
+        self._spool_id = self._add_path(path)
 
     def spool(self, data: bytes) -> RawRef:
         """Append a raw record to the spool and return where it is."""
@@ -82,7 +108,7 @@ class RawArchive:
         """The raw record decoded from JSON (None when it is not valid JSON any more)."""
         try:
             record = orjson.loads(self.read(ref))
-        except (orjson.JSONDecodeError, OSError, IndexError):
+        except (orjson.JSONDecodeError, OSError, IndexError, KeyError):
             return None
         # A hostile record nested hundreds deep must not crash what shows it.
         return prune_depth(record)

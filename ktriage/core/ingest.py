@@ -17,13 +17,16 @@ from __future__ import annotations
 import collections
 import json
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import orjson
 
 from ktriage.core import allowlist as allowlists
+from ktriage.core import model
 from ktriage.core.allowlist import AllowList, mark_expected
+from ktriage.core.archive import archive_for, registered_file
 from ktriage.core.detect.audit import AuditDetector
 from ktriage.core.detect.identity import ClusterNetworks
 from ktriage.core.detect.workloads import flag_unread_pod_spec
@@ -31,6 +34,7 @@ from ktriage.core.jsonsplit import split_documents
 from ktriage.core.model import (
     RAW_PACK_OFFSET_LIMIT,
     RAW_PACK_SHIFTS,
+    CompactEvent,
     EntityKind,
     EntityRef,
     Event,
@@ -309,6 +313,7 @@ class Ingestor:
         spool: Callable[[bytes], RawRef | int] | None = None,
         start_offset: int = 0,
         start_line: int = 0,
+        shed_texts: bool | None = None,
     ) -> tuple[int, int]:
         """The lines of one input, in order (as a binary file iterates them, line ends
         included); every event goes to `emit` as soon as it is ready. Events point at
@@ -317,6 +322,10 @@ class Ingestor:
         An input read in slices gives each slice where it starts: `start_offset` bytes
         and `start_line` lines into the input.
 
+        Plain events of a file registered in a RawArchive shed their ref and summary
+        (built again from the line when read: see CompactEvent.shed): with
+        `shed_texts=True`, or by default when `lines` is that very file.
+
         This is the replay hot path: the common audit and Tetragon lines are decoded
         and built inline, and nothing is formatted for a line unless it is skipped."""
         audit_decode = _AUDIT_DECODER.decode
@@ -324,6 +333,15 @@ class Ingestor:
         process = self.audit.process
         tetragon_decode = _TETRAGON_DECODER.decode
         build_tetragon = _build_tetragon
+        # Events of a registered file may shed their texts (built again from the line
+        # when read); an archive id no RawArchive gave out keeps them.
+        if archive is None or registered_file(archive) is None:
+            shed = False
+        elif shed_texts is None:
+            name_of = getattr(lines, "name", None)
+            shed = isinstance(name_of, str) and Path(name_of) == registered_file(archive)
+        else:
+            shed = shed_texts
         if archive is not None:
             # pack_raw, inlined: archive << 60 | offset << 24 | length
             archive_bits = archive << RAW_PACK_SHIFTS[0]
@@ -375,7 +393,13 @@ class Ingestor:
                     else:
                         self._n_tetragon += 1
                         self._input_time = ev.time
-                        emit(ev)
+                        if not shed or ev.signal:
+                            emit(ev)
+                        else:
+                            # Its texts are built again from the line when read.
+                            ref, summary = ev.ref, ev.summary
+                            emit(ev)
+                            ev.shed(ref, summary)  # type: ignore[attr-defined]
                         emitted += 1
                         continue
                 elif line.startswith(b'{"kind":"Event",') or b'"auditID"' in line:
@@ -386,6 +410,7 @@ class Ingestor:
                     if rec is not None and rec.verb and (rec.kind is None or rec.kind == "Event"):
                         try:
                             ev = build_audit(rec, line, raw, self._input_time)
+                            built = (ev.ref, ev.summary)
                             self._n_audit += 1
                             self._input_time = ev.time
                             out = process(rec, ev)
@@ -409,9 +434,12 @@ class Ingestor:
                         if len(out) == 1:
                             emit(out[0])
                             emitted += 1
+                            if shed and out[0] is ev and not ev.signal:
+                                # Its texts are built again from the line when read.
+                                ev.shed(*built)  # type: ignore[attr-defined]
                         else:
-                            for ev in out:
-                                emit(ev)
+                            for one in out:
+                                emit(one)
                             emitted += len(out)
                         continue
                 body = line[:end]
@@ -1035,3 +1063,32 @@ def _json_type(obj: object) -> str:
 def _unknown_detail(obj: dict[str, Any]) -> str:
     keys = ", ".join(str(k) for k in list(obj)[:5])
     return f"an object that is not an audit event, Falco alert or Tetragon event (keys: {keys})"
+
+
+def _derive_text(ev: CompactEvent) -> tuple[str, str] | None:
+    """(ref, summary) of an event that shed them, built again from its raw line as
+    feed_lines built them; None when that line is gone or is not the event's any more
+    (its time differs)."""
+    raw = ev.raw
+    archive = archive_for(raw.archive) if raw is not None else None
+    if archive is None or raw is None:
+        return None
+    try:
+        line = archive.read(raw)
+        built: Event
+        if ev.source == "audit":
+            # An untimed record was placed at the time of the record before it, which
+            # is its own time now.
+            built = _build_audit(_AUDIT_DECODER.decode(line), line, raw, ev.time)
+        elif ev.source == "tetragon":
+            built = _build_tetragon(_TETRAGON_DECODER.decode(line), line, raw)
+        else:
+            return None
+    except Exception:
+        return None
+    if built.time != ev.time:
+        return None
+    return built.ref, built.summary
+
+
+model.derive_text = _derive_text

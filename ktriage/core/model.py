@@ -7,6 +7,7 @@ from the clock, so the same input always gives the same result.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, cast
@@ -252,12 +253,69 @@ def _compact_raw(ev: Event) -> RawRef | None:
     return cast("RawRef | None", value)
 
 
+_REF_SLOT = Event.__dict__["ref"]
+_SUMMARY_SLOT = Event.__dict__["summary"]
+# Reads an event's raw line again and builds its (ref, summary) as the parser did, or
+# None when the line is not there any more (set by core/ingest.py, which knows the
+# parsers; the model does not import them).
+derive_text: Callable[[CompactEvent], tuple[str, str] | None] | None = None
+# The texts derived lately, by packed raw reference: a pane repainting the same rows
+# reads the same events again and again.
+_DERIVED: dict[int, tuple[str, str]] = {}
+_DERIVED_MAX = 4096
+UNREADABLE_SUMMARY = "(raw record no longer readable)"
+
+
+def _derived(ev: CompactEvent) -> tuple[str, str]:
+    key = _RAW_SLOT.__get__(ev, Event)
+    found = _DERIVED.get(key) if type(key) is int else None
+    if found is not None:
+        return found
+    texts = derive_text(ev) if derive_text is not None else None
+    if texts is None:
+        # Never raises: a file removed or rewritten under a replay leaves a plain word.
+        texts = (f"unreadable:{key}", UNREADABLE_SUMMARY)
+    if type(key) is int:
+        if len(_DERIVED) >= _DERIVED_MAX:
+            _DERIVED.clear()
+        _DERIVED[key] = texts
+    return texts
+
+
+def _compact_ref(ev: Event) -> str:
+    value = _REF_SLOT.__get__(ev, Event)
+    return value if value is not None else _derived(cast("CompactEvent", ev))[0]
+
+
+def _compact_summary(ev: Event) -> str:
+    value = _SUMMARY_SLOT.__get__(ev, Event)
+    return value if value is not None else _derived(cast("CompactEvent", ev))[1]
+
+
 class CompactEvent(Event):
     """An Event that may keep its raw reference packed (see pack_raw): reading `raw`
-    gives a RawRef as for any Event. Parsers build these; a replay holds millions."""
+    gives a RawRef as for any Event. Parsers build these; a replay holds millions.
+
+    A plain event read from a line of a replayed file may also shed its `ref` and
+    `summary` (see `shed`): they are built again from that line when read, the same
+    strings as the parser built, and most of a replay's events are never read."""
 
     __slots__ = ()
     raw = property(_compact_raw, _RAW_SLOT.__set__)
+    ref = property(_compact_ref, _REF_SLOT.__set__)
+    summary = property(_compact_summary, _SUMMARY_SLOT.__set__)
+
+    def shed(self, ref: str, summary: str) -> None:
+        """Drop `ref` and `summary` when they are still the parser's own (the strings
+        given): anything that changed either keeps them."""
+        if _REF_SLOT.__get__(self, Event) is ref and _SUMMARY_SLOT.__get__(self, Event) is summary:
+            _REF_SLOT.__set__(self, None)
+            _SUMMARY_SLOT.__set__(self, None)
+
+    @property
+    def shed_text(self) -> bool:
+        """Whether ref and summary are built again from the raw line when read."""
+        return _SUMMARY_SLOT.__get__(self, Event) is None
 
 
 @dataclass(slots=True)

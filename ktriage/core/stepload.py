@@ -124,6 +124,7 @@ class SteppedReplay:
                         spool=self.archive.spool,
                         start_offset=offset,
                         start_line=line,
+                        shed_texts=True,
                     )
                     offset += sum(map(len, chunk))
                     line += lines

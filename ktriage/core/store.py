@@ -2,13 +2,94 @@
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable, Iterator
 
-from ktriage.core.model import EntityKind, EntityRef, Event
+from ktriage.core.model import (
+    _RAW_SLOT,
+    _SUMMARY_SLOT,
+    RAW_PACK_SHIFTS,
+    CompactEvent,
+    EntityKind,
+    EntityRef,
+    Event,
+    Severity,
+)
+
+
+class RefHashes:
+    """A set of 64-bit hashes in one open-addressed array (linear probing, at most half
+    full): 16 to 32 bytes an entry, where a Python set of ints costs about 80 (an int
+    object and a set slot each)."""
+
+    __slots__ = ("_count", "_mask", "_table")
+
+    def __init__(self) -> None:
+        self._table = array("q", bytes(8 * 1024))
+        self._mask = 1023
+        self._count = 0
+
+    def add(self, key: int) -> bool:
+        """Add `key`; False when it was there already."""
+        if key == 0:
+            key = 1  # 0 marks an empty slot
+        table = self._table
+        mask = self._mask
+        i = key & mask
+        while True:
+            found = table[i]
+            if found == 0:
+                break
+            if found == key:
+                return False
+            i = (i + 1) & mask
+        table[i] = key
+        self._count += 1
+        if self._count * 2 > mask:
+            self._grow()
+        return True
+
+    def __contains__(self, key: int) -> bool:
+        if key == 0:
+            key = 1
+        table = self._table
+        mask = self._mask
+        i = key & mask
+        while True:
+            found = table[i]
+            if found == 0:
+                return False
+            if found == key:
+                return True
+            i = (i + 1) & mask
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _grow(self) -> None:
+        old = self._table
+        size = len(old) * 2
+        mask = size - 1
+        table = array("q", bytes(8 * size))
+        for key in old:
+            if key:
+                i = key & mask
+                while table[i]:
+                    i = (i + 1) & mask
+                table[i] = key
+        self._table = table
+        self._mask = mask
+
 
 # Entity kinds indexed by the store (the UI looks pods up); the correlator keeps
 # its own indexes, so indexing everything would only cost time and memory.
 INDEXED_KINDS = frozenset({EntityKind.POD, EntityKind.NODE})
+
+
+# A stored event is made compact once this many newer ones are in: by then nothing
+# changes it any more (detections and the correlator change an event as it comes in).
+COMPACT_LAG = 512
+_SPOT_MASK = (1 << RAW_PACK_SHIFTS[0]) - 1  # offset and length of a packed raw reference
 
 
 class EventStore:
@@ -17,17 +98,33 @@ class EventStore:
     Duplicates (same source and ref, as after a watch reconnect or a replay of
     overlapping files) are counted and dropped. With `max_events`, the store stops
     keeping new events once full and counts what it did not keep.
+
+    Plain events read from a replayed file (CompactEvent.shed: no text of their own,
+    no signal, nothing rare) are kept in columns, not as objects: their time, where
+    their line is, and shared (source, kind, severity, archive) and entity tuples,
+    about 34 bytes each instead of about 250. Reading one (get, iteration, since)
+    gives an equal CompactEvent built from the columns: the same fields, the texts
+    built again from its line; not the same object each time.
     """
 
     def __init__(self, max_events: int | None = None) -> None:
-        self._events: list[Event] = []
-        # Refs seen, per source: a set of the events' own ref strings costs far less
-        # than one (source, ref) tuple per event.
-        self._refs: dict[str, set[str]] = {}
+        self._events: list[Event | None] = []
+        # Refs seen, per source, as 64-bit hashes: an event may then drop its ref
+        # string (see CompactEvent.shed) and costs 16 to 32 bytes here. Two refs of
+        # one source share a hash about once in 10^13 pairs.
+        self._refs: dict[str, RefHashes] = {}
         self._by_entity: dict[EntityRef, list[int]] = {}
         # The entity index is brought up to date when it is read, not on every add:
         # a replay of millions of events then never pays for it unless asked.
         self._indexed = 0
+        # Columns of compacted events, by position (zeros where an event is an object).
+        self._compacted = 0
+        self._times = array("d")
+        self._spots = array("Q")
+        self._kinds = array("H")
+        self._entities: list[tuple[EntityRef, ...] | None] = []
+        self._kind_ids: dict[tuple[str, str, Severity, int], int] = {}
+        self._kind_list: list[tuple[str, str, Severity, int]] = []
         self.max_events = max_events
         self.duplicates = 0
         self.dropped = 0
@@ -39,25 +136,84 @@ class EventStore:
         clusters' refs are never duplicates of each other."""
         source = f"{scope}\0{event.source}" if scope else event.source
         refs = self._refs.get(source)
+        key = hash(event.ref)
         if refs is None:
-            refs = self._refs[source] = set()
-        elif event.ref in refs:
-            self.duplicates += 1
-            return None
+            refs = self._refs[source] = RefHashes()
         events = self._events
         if self.max_events is not None and len(events) >= self.max_events:
-            self.dropped += 1
+            if key in refs:
+                self.duplicates += 1
+            else:
+                self.dropped += 1
             return None
-        refs.add(event.ref)
+        if not refs.add(key):
+            self.duplicates += 1
+            return None
         events.append(event)
-        event.id = len(events)
+        n = len(events)
+        event.id = n
+        if n - self._compacted >= 2 * COMPACT_LAG:
+            self._compact(n - COMPACT_LAG)
         return event
+
+    def _compact(self, upto: int) -> None:
+        """Move the plain events before position `upto` into the columns."""
+        events = self._events
+        times = self._times
+        spots = self._spots
+        kinds = self._kinds
+        entities = self._entities
+        kind_ids = self._kind_ids
+        summary_of = _SUMMARY_SLOT.__get__
+        for pos in range(self._compacted, upto):
+            ev = events[pos]
+            if (
+                type(ev) is CompactEvent
+                and summary_of(ev, Event) is None  # shed its texts (CompactEvent.shed)
+                and not ev.signal
+                and ev.attack is None
+                and not ev.label
+                and ev.raw_inline is None
+                and not ev.suppressed_by
+                and not ev.incident_hint
+            ):
+                packed = _RAW_SLOT.__get__(ev, Event)
+                if type(packed) is int:
+                    kind_key = (ev.source, ev.kind, ev.severity, packed >> RAW_PACK_SHIFTS[0])
+                    kind = kind_ids.get(kind_key)
+                    if kind is None and len(kind_ids) < 65535:
+                        kind = kind_ids[kind_key] = len(self._kind_list) + 1
+                        self._kind_list.append(kind_key)
+                    if kind is not None:
+                        times.append(ev.time)
+                        spots.append(packed & _SPOT_MASK)
+                        kinds.append(kind)
+                        entities.append(ev.entities)
+                        events[pos] = None
+                        continue
+            times.append(0.0)
+            spots.append(0)
+            kinds.append(0)
+            entities.append(None)
+        self._compacted = upto
+
+    def _view(self, pos: int) -> Event:
+        """The compacted event at `pos`, built from the columns."""
+        source, kind, severity, archive = self._kind_list[self._kinds[pos] - 1]
+        raw = archive << RAW_PACK_SHIFTS[0] | self._spots[pos]
+        return CompactEvent(
+            self._times[pos], source, None, kind, severity, None,  # type: ignore[arg-type]
+            self._entities[pos] or (), None, False, "", raw, None, "", "", pos + 1,  # type: ignore[arg-type]
+        )  # fmt: skip
 
     def _index(self) -> dict[EntityRef, list[int]]:
         events = self._events
         index = self._by_entity
+        columns = self._entities
         for eid in range(self._indexed + 1, len(events) + 1):
-            for ent in events[eid - 1].entities:
+            ev = events[eid - 1]
+            ents = ev.entities if ev is not None else columns[eid - 1]
+            for ent in ents or ():
                 if ent.kind in INDEXED_KINDS:
                     ids = index.get(ent)
                     if ids is None:
@@ -68,7 +224,10 @@ class EventStore:
         return index
 
     def get(self, event_id: int) -> Event:
-        return self._events[event_id - 1]
+        ev = self._events[event_id - 1]
+        if ev is not None:
+            return ev
+        return self._view(event_id - 1 if event_id > 0 else len(self._events) + event_id - 1)
 
     def by_entity(self, ent: EntityRef) -> list[int]:
         """Ids of the events naming a pod or node (other kinds are not indexed)."""
@@ -83,8 +242,15 @@ class EventStore:
         return len(self._events)
 
     def __iter__(self) -> Iterator[Event]:
-        return iter(self._events)
+        view = self._view
+        for pos, ev in enumerate(self._events):
+            yield ev if ev is not None else view(pos)
 
     def since(self, event_id: int) -> list[Event]:
         """Events with an id greater than `event_id`, in arrival order."""
-        return self._events[event_id:]
+        view = self._view
+        start = max(event_id, 0)
+        return [
+            ev if ev is not None else view(pos)
+            for pos, ev in enumerate(self._events[start:], start)
+        ]

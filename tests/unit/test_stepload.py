@@ -90,7 +90,8 @@ def _events(correlator: Correlator) -> list[tuple[object, ...]]:
             ev.entities,
             ev.signal,
             ev.label,
-            ev.raw,
+            # Archive ids are unique in the process: where in the file is what matters.
+            ev.raw[1:] if ev.raw is not None else None,
         )
         for ev in correlator.store
     ]
