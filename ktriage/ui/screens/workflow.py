@@ -321,7 +321,7 @@ class WorkflowScreen(ModalScreen[None]):
         out.append("Status  ", "dim")
         out.append(shown(status_line(work)) + "\n")
         out.append(
-            "        1 new · 2 investigating · 3 contained · 4 resolved · 5 false positive\n",
+            "1 new · 2 investigating · 3 contained · 4 resolved · 5 false positive\n",
             "dim",
         )
         if self.preview is not None:
