@@ -205,6 +205,7 @@ class KtriageApp(App[int]):
         # The responders' workflow (core/workflow.py), opened on mount.
         self.state_dir = Path(state_dir) if state_dir else default_state_dir()
         self.workflow: WorkflowKeeper | None = None
+        self.cluster_identity = ""  # who we are to the cluster, once it said
         # Blast radius results computed this session, by incident, for the snapshot.
         self.blast_results: dict[str, Any] = {}
         self.refresh_interval = refresh_interval
@@ -259,6 +260,7 @@ class KtriageApp(App[int]):
                 start = getattr(self.action_provider, "start", None)
                 if start is not None:
                     start()
+                self.run_worker(self._learn_identity(), group="identity", exit_on_error=False)
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         for path, reason in self.theme_problems:
             self.notify(shown(f"Theme {path}: {reason}"), severity="warning", markup=False)
@@ -289,9 +291,19 @@ class KtriageApp(App[int]):
 
     def workflow_actor(self) -> str:
         """Who makes a workflow change: the cluster identity once known, else $USER."""
-        ctx = getattr(self.action_provider, "_ctx", None)
-        known = getattr(getattr(ctx, "permissions", None), "known_identity", "")
-        return known if isinstance(known, str) and known else default_actor()
+        return self.cluster_identity or default_actor()
+
+    async def _learn_identity(self) -> None:
+        """Ask the cluster who we are (SelfSubjectReview), once, for the workflow."""
+        ask = getattr(getattr(self.action_provider, "service", None), "identity", None)
+        if ask is None:
+            return
+        try:
+            who = await ask()
+        except Exception:  # no answer: $USER stands in
+            return
+        if isinstance(who, str):
+            self.cluster_identity = who
 
     def remember_blast(self, incident_id: str, result: Any) -> None:
         """A blast radius computed for an incident: its snapshot includes it."""

@@ -8,6 +8,7 @@ import sqlite3
 import stat
 from pathlib import Path
 
+import pytest
 from textual import events
 from textual.widgets import Input
 from ui_helpers import engine_with, make_app, miner_events, screen_text, wait_for
@@ -265,3 +266,31 @@ async def test_the_saved_snapshot_holds_the_blast_radius_computed_and_a_text_for
         text = app.last_snapshot.read_text()
         assert "Blast radius\n------------" in text and "roles of <b>ns</b>" in text
         assert "**" not in text and "|---" not in text
+
+
+@pytest.mark.sim
+async def test_the_owner_and_author_is_the_cluster_identity_when_it_is_known(
+    tmp_path, monkeypatch
+) -> None:
+    """Live, the author is who the cluster says we are (SelfSubjectReview), not $USER."""
+    from ktriage.kubeclient import client_from_kubeconfig
+    from ktriage.sim.runner import SimCluster
+
+    monkeypatch.setenv("USER", "local-login")
+    cluster = SimCluster(tmp_path / "sim").start()
+    try:
+        app = make_app(engine_with(miner_events()), tmp_path, mode="live")
+        app.api_client_factory = lambda: client_from_kubeconfig(
+            str(cluster.kubeconfig_path), "sim-admin"
+        )
+        async with app.run_test(size=(120, 36)) as pilot:
+            await wait_for(pilot, lambda: app.cluster_identity != "", timeout=20)
+            inc = app.screen.query_one(IncidentList).selected
+            await pilot.press("w")
+            await wait_for(pilot, lambda: isinstance(app.screen, WorkflowScreen))
+            await pilot.press("o")
+            work = app.workflow.work_for(inc.id)
+            assert work.owner == app.cluster_identity != "local-login"
+            assert work.history[-1].actor == app.cluster_identity
+    finally:
+        cluster.stop()
