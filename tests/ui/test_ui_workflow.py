@@ -294,3 +294,30 @@ async def test_the_owner_and_author_is_the_cluster_identity_when_it_is_known(
             assert work.history[-1].actor == app.cluster_identity
     finally:
         cluster.stop()
+
+
+def test_notes_follow_an_incident_renamed_by_an_earlier_signal(tmp_path) -> None:
+    """An incident's id comes from its first signal: a late-arriving earlier one renames
+    it. Its notes, kept under the old id, still show and land in its timeline."""
+    from ui_helpers import T0, signal
+
+    from ktriage.core.model import EntityKind, Severity, entity
+    from ktriage.ui.screens.workflow import WorkflowKeeper
+
+    pod = entity(EntityKind.POD, "shop", "web-1")
+    engine = engine_with([signal(T0 + 60, "falco", "f1", "shell", Severity.HIGH, "shell", (pod,))])
+    (old_id,) = engine.correlator.incidents
+    keeper = WorkflowKeeper(_state(tmp_path), "prod", lambda: "alice")
+    assert keeper.open() == ""
+    keeper.apply(old_id, NOTE, "looked at it")
+    engine.add_events([signal(T0, "audit", "a0", "exec", Severity.HIGH, "exec", (pod,))])
+    (new_id,) = engine.correlator.incidents
+    assert new_id != old_id and engine.correlator.resolve(old_id).id == new_id
+    work = keeper.work_for(new_id, engine)
+    assert work is not None and [n.value for n in work.notes] == ["looked at it"]
+    assert keeper.sync(engine) == 1
+    events = engine.correlator.events_of(new_id)
+    assert [e.summary for e in events if e.kind == "workflow-note"] == [
+        "responder alice: note: looked at it"
+    ]
+    assert keeper.sync(engine) == 0  # once

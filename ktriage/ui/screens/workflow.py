@@ -150,10 +150,10 @@ class WorkflowKeeper:
         if engine is None:
             return direct
         resolve = engine.correlator.resolve
-        merged = [
-            w for key, w in self.works.items() if key != incident_id and _resolves(resolve, key,
-                                                                                   incident_id)
-        ]  # fmt: skip
+        merged = []
+        for key, work in self.works.items():
+            if key != incident_id and _resolves(resolve, key, incident_id):
+                merged.append(work)
         if not merged:
             return direct
         out = IncidentWork(incident_id)
