@@ -98,6 +98,8 @@ _INTERESTING_DIRS = (
     "/proc/1/root",
     "/host/",
 )
+# Devices a command writes to that are no dropped file.
+_NOT_FILES = ("/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty", "/proc/self/fd/")
 _WRITE_OPTIONS = frozenset({"-o", "-O", "--output", "--output-document", ">", ">>", "of"})
 
 
@@ -195,14 +197,23 @@ class _Collector:
             if base in _NETWORK_TOOLS:
                 tool = base
             prev = words[i - 1] if i else ""
+            redirect = re.match(r"\d?>>?", word)
+            if redirect and word[redirect.end() :].startswith("/"):
+                # `>/tmp/x`, `2>>/var/tmp/log`: a file written.
+                prev, word = ">", word[redirect.end() :]
             if word.startswith("/"):
                 for path in _ABS_PATH.findall(word):
                     written = prev in _WRITE_OPTIONS or (
                         i >= 2 and words[i - 2] in ("chmod", "cp", "mv", "install")
                     )
+                    if path.startswith(_NOT_FILES):
+                        continue
                     if written or _interesting_path(path):
                         self.add(FILE, path, place)
                 continue
+            if tool and "/" in word and not word.startswith(("-", ".")):
+                # `wget evil.example/payload`: the host before the path.
+                word = word.split("/", 1)[0]
             if "/" in word or "=" in word or word.startswith("-"):
                 continue
             if (tool and not word.startswith("-")) or prev in _HOST_OPTIONS:

@@ -370,7 +370,9 @@ def render(
         o.item("No signals.")
     o.add()
 
-    _initial_access_section(o, events, raw_loader)
+    # The entry event is looked for once (it may read many raw records).
+    entry = entry_event(events, raw_loader)
+    _initial_access_section(o, events, entry)
     _workflow_section(o, work)
     _containment_section(o, incident, state, ttc)
     _indicators_section(o, events, raw_loader)
@@ -428,7 +430,7 @@ def render(
             ),
         )  # fmt: skip
 
-    _key_events_section(o, incident, events, raw_loader)
+    _key_events_section(o, incident, events, raw_loader, entry)
     return o.text()
 
 
@@ -456,10 +458,11 @@ def entry_event(events: Sequence[Event], raw_loader: RawLoader | None) -> tuple[
     return (observed[0], _raw_of(observed[0], raw_loader)) if observed else None
 
 
-def _initial_access_section(o: _Out, events: Sequence[Event], raw_loader: RawLoader | None) -> None:
+def _initial_access_section(
+    o: _Out, events: Sequence[Event], found: tuple[Event, Any] | None
+) -> None:
     o.heading(2, "Initial access")
     observed = [e for e in events if e.source != "ktriage"]
-    found = entry_event(events, raw_loader)
     if not observed or found is None:
         o.add("No event was recorded.")
         o.add()
@@ -639,7 +642,11 @@ def _timeline_section(o: _Out, events: Sequence[Event], work: IncidentWork | Non
 
 
 def key_events(
-    incident: Incident, events: Sequence[Event], raw_loader: RawLoader | None = None
+    incident: Incident,
+    events: Sequence[Event],
+    raw_loader: RawLoader | None = None,
+    *,
+    entry: tuple[Event, Any] | bool | None = True,
 ) -> tuple[list[Event], int]:
     """The raw events that tell the story, in time order, and how many signals were
     left out: the entry event, the first signal of each source, every identity
@@ -652,8 +659,9 @@ def key_events(
         if len(chosen) < MAX_APPENDIX:
             chosen.setdefault(id(ev), ev)
 
-    entry = entry_event(events, raw_loader)
-    if entry is not None:
+    if entry is True:  # not looked for by the caller
+        entry = entry_event(events, raw_loader)
+    if isinstance(entry, tuple):
         take(entry[0])
     firsts: dict[str, Event] = {}
     for ev in signals:
@@ -682,10 +690,14 @@ def key_events(
 
 
 def _key_events_section(
-    o: _Out, incident: Incident, events: Sequence[Event], raw_loader: RawLoader | None
+    o: _Out,
+    incident: Incident,
+    events: Sequence[Event],
+    raw_loader: RawLoader | None,
+    entry: tuple[Event, Any] | None,
 ) -> None:
     o.heading(2, "Appendix: key raw events")
-    picked, left = key_events(incident, events, raw_loader)
+    picked, left = key_events(incident, events, raw_loader, entry=entry)
     if not picked:
         o.add("None.")
         o.add()

@@ -27,14 +27,16 @@ from textual.screen import Screen
 from ktriage.actions.catalog import BY_NAME, CATALOG
 from ktriage.actions.service import kubeconfig_factory
 from ktriage.core.config import Config
-from ktriage.core.snapshot import write_snapshot
+from ktriage.core.snapshot import MARKDOWN, TEXT, write_snapshot
 from ktriage.core.text import shown
+from ktriage.core.workflow import default_actor, default_state_dir
 from ktriage.options import LiveOptions, UIOptions
 from ktriage.ui.hooks import ActionProvider, Selection, make_provider
 from ktriage.ui.screens.help import HelpScreen
 from ktriage.ui.screens.main import MainScreen
 from ktriage.ui.screens.quit_confirm import QuitConfirmScreen
 from ktriage.ui.screens.sources import SourcesScreen
+from ktriage.ui.screens.workflow import WorkflowKeeper
 from ktriage.ui.themes import DEFAULT_THEME, VARIABLE_DEFAULTS, load_themes
 from ktriage.ui.widgets.notice_bar import NoticesScreen
 
@@ -65,6 +67,11 @@ class KtriageCommands(Provider):
         commands: list[tuple[str, str, Callable[[], Any]]] = [
             *app.action_commands(),
             ("Save snapshot", "Write the selected incident as Markdown", app.action_save_snapshot),
+            (
+                "Save snapshot as plain text",
+                "Write the selected incident as text, for a ticket without Markdown",
+                partial(app.action_save_snapshot, TEXT),
+            ),
             ("Toggle follow", "Follow the timeline's newest events", app.follow_timeline),
             ("Cycle theme", "Switch to the next ktriage theme", app.action_cycle_theme),
             ("Keys", "Every key ktriage knows", app.action_help),
@@ -75,6 +82,11 @@ class KtriageCommands(Provider):
             pods = screen.pods
             commands.append(("All pods", "Toggle all pods", pods.action_toggle_all))
             commands.append(("Blast radius", "What the incident can reach", screen.action_blast))
+            commands.append(
+                ("Workflow", "Status, owner and notes of the incident (w)", screen.action_workflow)
+            )
+            commands.append(("Acknowledge", "Acknowledge the incident (A)", screen.action_ack))
+            commands.append(("Add note", "A note on the incident (m)", screen.action_note))
             for inc in screen.incidents.all_incidents[:500]:
                 commands.append(
                     (
@@ -263,6 +275,7 @@ class KtriageApp(App[int]):
         theme: str | None = None,
         read_only: bool = False,
         snapshot_dir: Path | str | None = None,
+        state_dir: Path | str | None = None,
         refresh_interval: float = REFRESH_INTERVAL,
         user_theme_dir: Path | None = None,
         start_sources: bool = True,
@@ -277,6 +290,12 @@ class KtriageApp(App[int]):
         self.lag_clock = lag_clock if lag_clock is not None else (clock if clock else None)
         self.read_only = read_only
         self.snapshot_dir = Path(snapshot_dir) if snapshot_dir else default_snapshot_dir()
+        # The responders' workflow (core/workflow.py), opened on mount.
+        self.state_dir = Path(state_dir) if state_dir else default_state_dir()
+        self.workflow: WorkflowKeeper | None = None
+        self.cluster_identity = ""  # who we are to the cluster, once it said
+        # Blast radius results computed this session, by incident, for the snapshot.
+        self.blast_results: dict[str, Any] = {}
         self.refresh_interval = refresh_interval
         self.start_sources = start_sources
         self.live_capacity = live_capacity
@@ -329,11 +348,13 @@ class KtriageApp(App[int]):
                 start = getattr(self.action_provider, "start", None)
                 if start is not None:
                     start()
+                self.run_worker(self._learn_identity(), group="identity", exit_on_error=False)
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         for path, reason in self.theme_problems:
             self.notify(shown(f"Theme {path}: {reason}"), severity="warning", markup=False)
         for note in self.startup_notes:
             self.notify(shown(note), timeout=15, markup=False)
+        self._open_workflow()
         self.set_interval(self.refresh_interval, self._tick)
         self._gc_threshold = gc.get_threshold()
         # No automatic full collections: _freeze_heap does the young generations.
@@ -343,6 +364,38 @@ class KtriageApp(App[int]):
         if self.start_sources:
             await self.engine.start()
             self._started = True
+
+    def _open_workflow(self) -> None:
+        # Keyed by the kube context ("replay" in replay): incident ids come from the
+        # first signal, so the same data gives the same ids after a restart.
+        # Changes carry the wall clock's time (in replay, "now" is the recording's end).
+        self.workflow = WorkflowKeeper(
+            self.state_dir, self.engine.context_name or "", self.workflow_actor
+        )
+        problem = self.workflow.open()
+        if problem:
+            self.notify(shown(problem), severity="warning", timeout=15, markup=False)
+        self.workflow.sync(self.engine)
+
+    def workflow_actor(self) -> str:
+        """Who makes a workflow change: the cluster identity once known, else $USER."""
+        return self.cluster_identity or default_actor()
+
+    async def _learn_identity(self) -> None:
+        """Ask the cluster who we are (SelfSubjectReview), once, for the workflow."""
+        ask = getattr(getattr(self.action_provider, "service", None), "identity", None)
+        if ask is None:
+            return
+        try:
+            who = await ask()
+        except Exception:  # no answer: $USER stands in
+            return
+        if isinstance(who, str):
+            self.cluster_identity = who
+
+    def remember_blast(self, incident_id: str, result: Any) -> None:
+        """A blast radius computed for an incident: its snapshot includes it."""
+        self.blast_results[incident_id] = result
 
     async def on_unmount(self) -> None:
         gc.unfreeze()
@@ -369,6 +422,8 @@ class KtriageApp(App[int]):
         if screen is None or not screen.is_mounted or self._closing:
             return
         try:
+            if self.workflow is not None and self._ticks % SLOW_EVERY == 0:
+                self.workflow.sync(self.engine)  # incidents that came back, with their notes
             changes = self.engine.take_changes()
             if changes.incidents or changes.events or changes.renamed:
                 screen.apply_changes(changes)
@@ -426,7 +481,7 @@ class KtriageApp(App[int]):
             screen.incidents.select_id(incident_id)
         screen.timeline.focus()
 
-    def action_save_snapshot(self) -> None:
+    def action_save_snapshot(self, fmt: str = MARKDOWN) -> None:
         screen = self.main_screen
         inc = screen.incidents.selected if screen is not None else None
         if inc is None:
@@ -438,8 +493,14 @@ class KtriageApp(App[int]):
         taken = self.now()
         tracker = screen.containment if screen is not None else None
         pods = tracker.frozen_lookup(inc) if tracker is not None else None
+        extra = {
+            "fmt": fmt,
+            "work": self.workflow.work_for(inc.id, self.engine) if self.workflow else None,
+            "blast": self.blast_results.get(inc.id),
+            "cluster": self.engine.context_name,
+        }
         self.run_worker(
-            partial(self._write_snapshot, directory, frozen, events, taken, pods),
+            partial(self._write_snapshot, directory, frozen, events, taken, pods, extra),
             thread=True,
             group="snapshot",
             exit_on_error=False,
@@ -452,6 +513,7 @@ class KtriageApp(App[int]):
         events: list[Any],
         taken: float,
         pod_exists: Any = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         try:
             path = write_snapshot(
@@ -461,6 +523,7 @@ class KtriageApp(App[int]):
                 self.engine.raw_record,
                 generated_at=taken,
                 pod_exists=pod_exists,
+                **(extra or {}),
             )
         except OSError as exc:
             self.call_from_thread(

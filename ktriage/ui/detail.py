@@ -22,6 +22,7 @@ from ktriage.core.model import Event, Incident, iso
 from ktriage.core.redact import redact
 from ktriage.core.snapshot import duration
 from ktriage.core.text import shown
+from ktriage.core.workflow import IncidentWork
 from ktriage.ui.format import SEVERITY_BADGES
 from ktriage.ui.pods import PodRow
 
@@ -222,6 +223,7 @@ def incident_detail(
     events_by_source: dict[str, int],
     styles: DetailStyles,
     containment: cs.Containment | None = None,
+    work: IncidentWork | None = None,
 ) -> list[DetailLine]:
     sev = styles.severity[int(inc.severity)]
     per_source = ", ".join(f"{s} {n}" for s, n in sorted(events_by_source.items()))
@@ -239,6 +241,8 @@ def incident_detail(
     ]
     if inc.cluster:  # several clusters watched
         lines.insert(2, _field("Cluster", inc.cluster))
+    if work is not None:
+        lines.extend(workflow_lines(work, styles))
     for ent in inc.entities[:40]:
         lines.append(_field(ent.kind, ent.short()))
     if len(inc.entities) > 40:
@@ -247,6 +251,35 @@ def incident_detail(
         lines.extend(containment_lines(inc, containment, styles))
     lines.append(DetailLine(Text("")))
     lines.append(DetailLine(Text("enter: timeline · s: save snapshot · ?: all keys", styles.muted)))
+    return lines
+
+
+NOTES_IN_DETAIL = 3  # the newest notes; `w` shows more, the snapshot all
+
+
+def workflow_lines(work: IncidentWork, styles: DetailStyles) -> list[DetailLine]:
+    """The responders' status, owner, acknowledgement and newest notes (text they
+    typed: shown as plain text, never markup)."""
+    status = work.status + (f" ({work.reason})" if work.reason else "")
+    value = Text.assemble((status, styles.heading), end="")
+    if work.owner:
+        value.append(" · owner ", styles.muted)
+        value.append_text(_safe(work.owner))
+    if work.acknowledged:
+        value.append(" · acknowledged by ", styles.muted)
+        value.append_text(_safe(work.acknowledged_by))
+    else:
+        value.append(" · not acknowledged (A)", styles.muted)
+    lines = [DetailLine(value, "Status")]
+    for note in work.notes[-NOTES_IN_DETAIL:]:
+        text = Text.assemble((iso(note.time)[:19].replace("T", " ") + " ", styles.muted), end="")
+        text.append_text(_safe(note.actor))
+        text.append(": ")
+        text.append_text(_safe(note.value[:500]))
+        lines.append(DetailLine(text, "Note"))
+    if len(work.notes) > NOTES_IN_DETAIL:
+        more = len(work.notes) - NOTES_IN_DETAIL
+        lines.append(_field("", f"+{more} earlier notes (w shows them)", styles.muted))
     return lines
 
 

@@ -77,6 +77,8 @@ async def test_b_opens_the_blast_radius_computed_from_the_cluster(tmp_path: Path
         await wait_for(pilot, lambda: isinstance(app.screen, BlastScreen))
         screen = app.screen
         await wait_for(pilot, lambda: screen.result is not None, timeout=20)
+        # The result is drawn at the next refresh: wait for it on screen.
+        await wait_for(pilot, lambda: "PATHS" in screen_text(app))
         text = screen_text(app)
         assert "Blast radius · " in text
         assert "PATHS" in text and "Pod shop/web-1 ⇒ cluster-admin" in text

@@ -336,3 +336,23 @@ def test_standard_input_is_replayed(tmp_path: Path) -> None:
         [sys.executable, "-m", "ktriage.cli", "replay", "-"], input=piped, capture_output=True
     )
     assert proc.returncode == 0 and proc.stdout.startswith(b"1 incident(s)")
+
+
+def test_snapshots_include_the_workflow_noted_in_the_ui_on_the_same_data(
+    tmp_path: Path, monkeypatch, capsysbinary
+) -> None:
+    from ktriage.core.workflow import INVESTIGATING, WorkflowStore, default_state_dir
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    path = _write_lines(tmp_path / "in.log", [EXEC, FALCO])
+    assert main(["replay", "--json", str(path)]) == 0
+    inc_id = json.loads(capsysbinary.readouterr().out.splitlines()[0])["id"]
+    # What a responder did in the replay UI ("replay" is its cluster key).
+    store = WorkflowStore(default_state_dir())
+    store.set_status("replay", inc_id, INVESTIGATING, actor="alice")
+    store.add_note("replay", inc_id, "seen before: the backup job", actor="alice")
+    out_dir = tmp_path / "snaps"
+    assert main(["replay", "--markdown", str(out_dir), str(path)]) == 0
+    text = (out_dir / f"{inc_id}.md").read_text()
+    assert "| Status | investigating |" in text
+    assert "alice: seen before: the backup job" in text

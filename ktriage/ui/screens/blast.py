@@ -148,6 +148,9 @@ class BlastScreen(ModalScreen[None]):
     def _show(self, result: blast.BlastResult) -> None:
         self.computing = False
         self.result = result
+        remember = getattr(self.app, "remember_blast", None)
+        if remember is not None:  # the incident's snapshot includes it from now on
+            remember(self.incident.id, result)
         lines = blast.render_lines(result)
         lines.append("")
         lines.append("legend: !! cluster-wide or in kube-system · ! dangerous · by: what grants it")

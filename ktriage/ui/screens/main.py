@@ -60,6 +60,9 @@ class MainScreen(Screen[None]):
         Binding("f", "toggle_follow", "Follow"),
         Binding("z", "zoom", "Zoom", show=False),
         Binding("b", "blast", "Blast radius", show=False),
+        Binding("w", "workflow", "Workflow", show=False),
+        Binding("A", "ack", "Acknowledge", show=False),
+        Binding("m", "note", "Note", show=False),
         Binding("escape", "back", "Back", show=False),
         Binding("colon", "resource_prompt", "Resources", key_display=":", show=False),
         Binding("d", "describe", "Describe", show=False),
@@ -223,7 +226,9 @@ class MainScreen(Screen[None]):
             return
         state = self.containment.of(inc) if self.containment is not None else None
         styles = self.detail.styles_for_builders()
-        lines = incident_detail(inc, dict(inc.counts_by_source), styles, state)
+        keeper = self.kapp.workflow
+        work = keeper.work_for(inc.id, self.kapp.engine) if keeper is not None else None
+        lines = incident_detail(inc, dict(inc.counts_by_source), styles, state, work)
         self.detail.show(lines, f"incident {inc.id}")
 
     def _show_event_detail(self, ev: Event | None, source: str) -> None:
@@ -401,6 +406,25 @@ class MainScreen(Screen[None]):
         from ktriage.ui.screens.blast import open_blast
 
         open_blast(self.kapp, self.incidents.selected)
+
+    def action_workflow(self) -> None:
+        from ktriage.ui.screens.workflow import open_workflow
+
+        open_workflow(self.kapp, self.incidents.selected)
+
+    def action_note(self) -> None:
+        from ktriage.ui.screens.workflow import open_workflow
+
+        open_workflow(self.kapp, self.incidents.selected, ask="note")
+
+    def action_ack(self) -> None:
+        """Acknowledge the selected incident, saying so below the panes."""
+        from ktriage.ui.screens.workflow import acknowledge
+
+        inc = self.incidents.selected
+        if inc is not None and self.kapp.workflow is not None:
+            title, body = acknowledge(self.kapp.workflow, self.kapp.engine, inc)
+            self.notice.show_notice(title, body, seconds=6)
 
     def action_zoom(self) -> None:
         if self.maximized is not None:

