@@ -189,13 +189,20 @@ class KtriageApp(App[int]):
         directory = self.snapshot_dir
         name = time.strftime("ktriage-screen-%Y%m%dT%H%M%SZ", time.gmtime())
         path = directory / f"{name}.svg"
+        svg = self.export_screenshot().encode()
         try:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             n = 1
-            while path.exists():
-                n += 1
-                path = directory / f"{name}-{n}.svg"
-            self.save_screenshot(path.name, str(directory))
+            while True:
+                try:
+                    # Private like the snapshots: the screen shows incident data.
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                    break
+                except FileExistsError:
+                    n += 1
+                    path = directory / f"{name}-{n}.svg"
+            with os.fdopen(fd, "wb") as out:
+                out.write(svg)
         except OSError as exc:
             self.notify(shown(f"Screenshot not saved: {exc}"), severity="error", markup=False)
             return None

@@ -264,3 +264,24 @@ async def test_hostile_very_long_source_path_keeps_the_line(width: int) -> None:
     assert line.rstrip().endswith("08:01:00Z") or line.rstrip().endswith("08:01:00")
     if width >= 120:
         assert "…/" in line
+
+
+async def test_live_stream_dates_rows_when_an_old_event_arrives_in_between(tmp_path) -> None:
+    """A watch reports a pod created weeks ago among today's events: its time alone
+    would read as today's."""
+    weeks_ago = T0 - 21 * 86_400
+    events = [
+        _event(T0, "audit", "a1", "exec", "ci-deploy exec into web-1", sig=True),
+        _event(weeks_ago, "kube", "k1", "privileged-pod", "Pod kube-system/proxy privileged"),
+        _event(T0 + 1, "tetragon", "t1", "process-exec", "exec /bin/ls"),
+    ]
+    app = make_app(engine_with(events), tmp_path)
+    app.wall_clock = lambda: T0 + 60  # seen on the day
+    async with app.run_test(size=(200, 50)) as pilot:
+        screen = app.main_screen
+        await wait_for(pilot, lambda: screen.live.row_count() == 3)
+        await pilot.pause()
+        assert screen.live.dated
+        text = screen_text(app)
+        assert "12-25 08:00:00.000" in text  # the old one, dated
+        assert "01-15 08:00:01.000" in text

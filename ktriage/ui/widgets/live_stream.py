@@ -55,12 +55,21 @@ class LiveStream(RowList):
         self.wall_clock: Callable[[], float] | None = None
         self.dated = False
         self.days = ""
+        # The oldest and newest event times seen (arrival order is not time order: a
+        # watch reports a pod created weeks ago).
+        self._oldest: float | None = None
+        self._newest: float | None = None
 
     def add_events(self, events: Iterable[Event]) -> None:
         batch = list(events)
         if not batch:
             return
         self.total += len(batch)
+        times = [e.time for e in batch if e.time == e.time]  # NaN has no day
+        if times:
+            low, high = min(times), max(times)
+            self._oldest = low if self._oldest is None else min(self._oldest, low)
+            self._newest = high if self._newest is None else max(self._newest, high)
         if len(batch) > self.capacity:
             batch = batch[-self.capacity :]
         self.events.extend(batch)
@@ -78,10 +87,8 @@ class LiveStream(RowList):
     def _update_days(self) -> None:
         """Dates in the rows when the events kept span days; a single day other than
         today is named in the title."""
-        if self.events:
-            first = min(self.events[0].time, self.events[-1].time)
-            last = max(self.events[0].time, self.events[-1].time)
-            self.dated, self.days = span_days(first, last, self._today())
+        if self._oldest is not None and self._newest is not None:
+            self.dated, self.days = span_days(self._oldest, self._newest, self._today())
         else:
             self.dated, self.days = False, ""
         self.border_title = Text(self.PANE_TITLE + (f" · {self.days}" if self.days else ""))
