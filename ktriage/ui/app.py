@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 REFRESH_INTERVAL = 0.1  # seconds between batched updates: ~10 redraws a second at most
 SLOW_EVERY = 5  # status bar and ages every this many refreshes
+ERROR_NOTICE_SECONDS = 15.0  # at least this long for an error notice
 FREEZE_INTERVAL = 2.0  # seconds between moving long-lived objects out of full GC passes
 
 
@@ -240,6 +241,8 @@ class KtriageApp(App[int]):
 
     def on_ktriage_app_noticed(self, event: Noticed) -> None:
         timeout = event.timeout if event.timeout is not None else self.NOTIFICATION_TIMEOUT
+        if event.severity == "error":
+            timeout = max(timeout, ERROR_NOTICE_SECONDS)  # a failure must be read
         screen = self.main_screen
         if screen is not None and screen is self.screen and not screen.is_mounted:
             # Start-up notes come before the main screen is up: wait for it.

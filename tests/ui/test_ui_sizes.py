@@ -232,6 +232,17 @@ async def test_a_notice_hides_after_its_time(tmp_path) -> None:
         assert screen.notice.region.height == 0
 
 
+async def test_an_error_notice_stays_long_enough_to_be_read(tmp_path) -> None:
+    app = make_app(engine_with(miner_events()), tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = app.main_screen
+        app.notify("Snapshot not saved: disk full", severity="error", timeout=1)
+        await wait_for(pilot, lambda: screen.notice.active)
+        assert screen.notice.current.severity == "error"
+        assert screen.notice.seconds >= 15
+        assert "✖ Snapshot not saved: disk full" in screen_text(app)
+
+
 async def test_hostile_notice_markup_and_escapes_stay_text(tmp_path) -> None:
     app = make_app(engine_with(miner_events()), tmp_path)
     hostile = "[bold red]x[/] [link=http://evil]y[/link] \x1b]52;c;ZXZpbA==\x07 \x1b[2J"

@@ -85,6 +85,7 @@ class NoticeBar(Widget):
         self.current: Notice | None = None
         self.body = ""  # an explanation's lines, shown below the title
         self.replaced = 0  # notices the current one replaced since the bar was last hidden
+        self.seconds = 0.0  # how long the current one stays
         self.text = ""
 
     @property
@@ -130,7 +131,8 @@ class NoticeBar(Widget):
         self.add_class("-active")
         if self._timer is not None:
             self._timer.stop()
-        self._timer = self.set_timer(max(0.5, seconds), self.hide)
+        self.seconds = max(0.5, seconds)
+        self._timer = self.set_timer(self.seconds, self.hide)
         self.refresh(layout=True)
 
     def _max_lines(self, explain: bool) -> int:
