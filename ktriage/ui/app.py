@@ -21,19 +21,20 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.css.query import NoMatches
+from textual.markup import escape as escape_markup
 from textual.message import Message
 from textual.screen import Screen
 
-from ktriage.actions.catalog import BY_NAME, CATALOG
+from ktriage.actions.catalog import BY_NAME, CATALOG, POD
 from ktriage.actions.service import kubeconfig_factory
 from ktriage.core.config import Config
 from ktriage.core.snapshot import MARKDOWN, TEXT, write_snapshot
-from ktriage.core.text import shown
+from ktriage.core.text import clip, shown
 from ktriage.core.workflow import default_actor, default_state_dir
 from ktriage.options import LiveOptions, UIOptions
 from ktriage.ui.hooks import ActionProvider, Selection, make_provider
 from ktriage.ui.screens.help import HelpScreen
-from ktriage.ui.screens.main import MainScreen
+from ktriage.ui.screens.main import PANE_NAMES, MainScreen
 from ktriage.ui.screens.quit_confirm import QuitConfirmScreen
 from ktriage.ui.screens.sources import SourcesScreen
 from ktriage.ui.screens.workflow import WorkflowKeeper
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 
 REFRESH_INTERVAL = 0.1  # seconds between batched updates: ~10 redraws a second at most
 SLOW_EVERY = 5  # status bar and ages every this many refreshes
+ERROR_NOTICE_SECONDS = 15.0  # at least this long for an error notice
 FREEZE_INTERVAL = 2.0  # seconds between moving long-lived objects out of full GC passes
 
 
@@ -81,6 +83,11 @@ class KtriageCommands(Provider):
         if screen is not None:
             pods = screen.pods
             commands.append(("All pods", "Toggle all pods", pods.action_toggle_all))
+            commands.append(("Zoom", "Zoom the focused pane (esc restores)", screen.action_zoom))
+            for pane, pane_name in PANE_NAMES.items():
+                commands.append(
+                    (f"Go to {pane_name}", "Focus that pane", partial(app.focus_pane, pane))
+                )
             commands.append(("Blast radius", "What the incident can reach", screen.action_blast))
             commands.append(
                 ("Workflow", "Status, owner and notes of the incident (w)", screen.action_workflow)
@@ -106,7 +113,9 @@ class KtriageCommands(Provider):
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for name, help_text, callback in self._commands():
+        app: KtriageApp = self.app  # type: ignore[assignment]
+        # Searched for, an action not possible now is found too, saying why.
+        for name, help_text, callback in self._commands() + app.unavailable_action_commands():
             score = matcher.match(name)
             if score > 0:
                 yield Hit(score, _highlight(matcher, name), callback, text=name, help=help_text)
@@ -192,13 +201,20 @@ class KtriageApp(App[int]):
         directory = self.snapshot_dir
         name = time.strftime("ktriage-screen-%Y%m%dT%H%M%SZ", time.gmtime())
         path = directory / f"{name}.svg"
+        svg = self.export_screenshot().encode()
         try:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             n = 1
-            while path.exists():
-                n += 1
-                path = directory / f"{name}-{n}.svg"
-            self.save_screenshot(path.name, str(directory))
+            while True:
+                try:
+                    # Private like the snapshots: the screen shows incident data.
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                    break
+                except FileExistsError:
+                    n += 1
+                    path = directory / f"{name}-{n}.svg"
+            with os.fdopen(fd, "wb") as out:
+                out.write(svg)
         except OSError as exc:
             self.notify(shown(f"Screenshot not saved: {exc}"), severity="error", markup=False)
             return None
@@ -236,6 +252,8 @@ class KtriageApp(App[int]):
 
     def on_ktriage_app_noticed(self, event: Noticed) -> None:
         timeout = event.timeout if event.timeout is not None else self.NOTIFICATION_TIMEOUT
+        if event.severity == "error":
+            timeout = max(timeout, ERROR_NOTICE_SECONDS)  # a failure must be read
         screen = self.main_screen
         if screen is not None and screen is self.screen and not screen.is_mounted:
             # Start-up notes come before the main screen is up: wait for it.
@@ -286,6 +304,8 @@ class KtriageApp(App[int]):
         self.engine = engine
         self.mode = mode
         self.clock = clock or time.time
+        # The real time, for "today" (a replay's clock stops at the recording's end).
+        self.wall_clock: Callable[[], float] = time.time
         # Lag is "now minus the newest event time": with a fixed clock it stays fixed.
         self.lag_clock = lag_clock if lag_clock is not None else (clock if clock else None)
         self.read_only = read_only
@@ -607,6 +627,52 @@ class KtriageApp(App[int]):
             what = f"{spec.title} ({spec.key}): {on}"
             out.append((what, spec.description, partial(self._palette_action, spec.name)))
         return out
+
+    def unavailable_action_commands(self) -> list[tuple[str, str, Callable[[], Any]]]:
+        """Palette entries for the actions not possible on the selection, each saying why
+        (chosen, the full reason shows below the panes)."""
+        possible = {title.split(" (", 1)[0] for title, _h, _c in self.action_commands()}
+        provider = self.action_provider
+        selection = self.selection()
+        out: list[tuple[str, str, Callable[[], Any]]] = []
+        for spec in CATALOG:
+            if spec.title in possible:
+                continue
+            if self.read_only:
+                why = "ktriage runs --read-only"
+            elif provider is None:
+                why = (
+                    "a replay has no cluster to act on"
+                    if self.mode == "replay"
+                    else ("actions are not available here")
+                )
+            elif selection is None or selection.ref_for(spec) is None:
+                why = "no pod selected" if spec.acts_on == POD else "no identity acted"
+            else:
+                try:
+                    _ok, why = provider.available(spec.name, selection)
+                except Exception as exc:  # the palette must never break on a provider
+                    why = f"cannot say: {exc}"
+                why = why or "not possible on this selection"
+            # Help text is markup to the palette: the reason may hold names from outside.
+            help_text = escape_markup(clip(shown(why), 80))
+            title = f"{spec.title} ({spec.key}): not possible now"
+            out.append((title, help_text, partial(self._explain_unavailable, spec.name, why)))
+        return out
+
+    def _explain_unavailable(self, name: str, why: str) -> None:
+        spec = BY_NAME[name]
+        if self.action_provider is not None and self.selection() is not None:
+            self.action_blocked(name)
+            return
+        screen = self.main_screen
+        if screen is not None and screen.is_mounted:
+            screen.notice.show_notice(f"{spec.key} {spec.title}: not possible now", why)
+
+    def focus_pane(self, pane: str) -> None:
+        screen = self.main_screen
+        if screen is not None:
+            screen.query_one(f"#{pane}").focus()
 
     def _palette_action(self, name: str) -> None:
         self.run_worker(self.action_containment(name), group="actions", exit_on_error=False)

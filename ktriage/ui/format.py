@@ -103,3 +103,52 @@ def count(n: int) -> str:
     if n >= 10_000:
         return f"{n / 1000:.0f}k"
     return str(n)
+
+
+def day(ts: float) -> str:
+    """`2026-12-03` (UTC), or `----------` for a time no calendar holds."""
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+    except _BAD_TIME:
+        return "----------"
+
+
+def dated_event_time(ts: float, *, millis: bool = True) -> str:
+    """`12-03 14:02:11.300` (or without the milliseconds): for rows spanning days."""
+    try:
+        dt = datetime.fromtimestamp(ts, UTC)
+    except _BAD_TIME:
+        return "--------------.---" if millis else "--------------"
+    text = dt.strftime("%m-%d %H:%M:%S")
+    return text + f".{dt.microsecond // 1000:03d}" if millis else text
+
+
+def span_days(first: float, last: float, today: float) -> tuple[bool, str]:
+    """(rows need dates, the day(s) to name in the pane's title).
+
+    Rows carry their date when the events span more than one day; a single day
+    that is not today is named once, in the title; today's needs no words."""
+    first_day, last_day = day(first), day(last)
+    if first_day != last_day:
+        return True, f"{first_day} → {last_day}"
+    if first_day != day(today):
+        return False, first_day
+    return False, ""
+
+
+def time_width(dated: bool, pane_width: int) -> int:
+    """Cells of a pane's time column: `14:02:11.300`, or dated when the rows span days
+    (milliseconds kept where the pane is wide enough)."""
+    if not dated:
+        return 12
+    return 18 if pane_width >= 90 else 14
+
+
+def time_cell(ts: float, dated: bool, width: int) -> str:
+    if not dated:
+        return event_time(ts)
+    return dated_event_time(ts, millis=width >= 18)
+
+
+def time_header(dated: bool, width: int) -> str:
+    return ("DATE  TIME (UTC)" if width >= 16 else "DATE TIME") if dated else "TIME (UTC)"

@@ -5,7 +5,8 @@
     !kube-system          rows not containing "kube-system"
     source:falco,audit    only these sources (also `src:`)
     sev:high              severity high or above (also `severity:`)
-    kind:exec             event kind (prefix match)
+    kind:exec             a kind family (exec, network, file, rbac, secret, pod, escape:
+                          ktriage.core.kinds), else the event kind by prefix
     ns:payments           namespace
     cluster:prod-eu       incidents of this cluster (several clusters; also `ctx:`)
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ktriage.core.kinds import FAMILIES, family_of, is_known_kind
 from ktriage.core.model import SOURCES, EntityKind, Event, Severity
 
 _SEVERITY_ALIASES = {"crit": "critical", "med": "medium", "warn": "medium", "warning": "medium"}
@@ -71,7 +73,7 @@ class Query:
             return False
         if self.min_severity is not None and (severity is None or severity < self.min_severity):
             return False
-        if self.kinds and (kind is None or not any(kind.startswith(k) for k in self.kinds)):
+        if self.kinds and (kind is None or not any(kind_matches(kind, k) for k in self.kinds)):
             return False
         if self.namespaces:
             have = set(namespaces)
@@ -87,6 +89,15 @@ class Query:
             kind=event.kind,
             namespaces=event_namespaces(event),
         )
+
+
+def kind_matches(kind: str, wanted: str) -> bool:
+    """`wanted` is a family (`exec` covers the audit exec and runtime process execs)
+    or the beginning of a kind."""
+    family = family_of(wanted)
+    if family is not None:
+        return family.matches(kind)
+    return kind.startswith(wanted)
 
 
 def event_haystack(event: Event) -> str:
@@ -154,7 +165,16 @@ def parse_query(text: str) -> Query:
             except KeyError:
                 problems.append(f"unknown severity {value!r}")
         elif sep and value and field_name == "kind":
-            kinds.append(value.lower())
+            for item in value.lower().split(","):
+                if not item:
+                    continue
+                kinds.append(item)
+                if not is_known_kind(item):
+                    names = ", ".join(f.name for f in FAMILIES)
+                    problems.append(
+                        f"no kind begins with {item!r}: use a family ({names}) "
+                        "or a kind from the help (?)"
+                    )
         elif sep and value and field_name in ("ns", "namespace"):
             namespaces.append(value)
         elif sep and value and field_name in ("cluster", "ctx", "context"):

@@ -91,7 +91,7 @@ def replay_app(files: Sequence[Path], theme: str, snapshot_dir: Path) -> Ktriage
     engine = Engine(Config())
     engine.context_name = "replay"
     engine.replay_files(list(files))
-    return KtriageApp(
+    app = KtriageApp(
         engine,
         mode="replay",
         clock=replay_clock(engine),
@@ -100,6 +100,9 @@ def replay_app(files: Sequence[Path], theme: str, snapshot_dir: Path) -> Ktriage
         start_sources=False,
         user_theme_dir=snapshot_dir / "no-user-themes",
     )
+    # Looked at a week later, whatever the day: the recording's day is named.
+    app.wall_clock = lambda: START + 7 * 86_400
+    return app
 
 
 async def take(app: KtriageApp, keys: Sequence[str], path: Path) -> None:

@@ -3,6 +3,7 @@ cover no row, and the palette's screenshot."""
 
 from __future__ import annotations
 
+import stat
 import time
 from typing import Any, ClassVar
 
@@ -196,6 +197,10 @@ async def test_a_notice_never_hides_the_newest_live_rows(tmp_path, size) -> None
         assert screen.live.region.bottom <= screen.query_one("#panes").region.bottom
         assert screen.notice.region.bottom <= size[1] - 1
         assert _newest_live_row_visible(screen)
+        # What did not fit says where the rest is.
+        shown_text = screen_text(app)
+        assert "line 0" in shown_text and "line 39" not in shown_text
+        assert "all of it: palette, Notices" in shown_text
         await pilot.press("escape")
         await wait_for(pilot, lambda: not screen.notice.active)
 
@@ -225,6 +230,17 @@ async def test_a_notice_hides_after_its_time(tmp_path) -> None:
         await wait_for(pilot, lambda: screen.notice.active)
         await wait_for(pilot, lambda: not screen.notice.active, timeout=5)
         assert screen.notice.region.height == 0
+
+
+async def test_an_error_notice_stays_long_enough_to_be_read(tmp_path) -> None:
+    app = make_app(engine_with(miner_events()), tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = app.main_screen
+        app.notify("Snapshot not saved: disk full", severity="error", timeout=1)
+        await wait_for(pilot, lambda: screen.notice.active)
+        assert screen.notice.current.severity == "error"
+        assert screen.notice.seconds >= 15
+        assert "✖ Snapshot not saved: disk full" in screen_text(app)
 
 
 async def test_hostile_notice_markup_and_escapes_stay_text(tmp_path) -> None:
@@ -291,7 +307,11 @@ async def test_palette_screenshot_saves_an_svg_next_to_the_snapshots(tmp_path) -
         await wait_for(pilot, lambda: directory.exists() and any(directory.glob("*.svg")))
         (path,) = directory.glob("*.svg")
         assert path.read_text().lstrip().startswith("<svg")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600  # it shows incident data
         await wait_for(pilot, lambda: str(path) in screen.notice.text)
+        # However long the directory, the line ends with the file's name.
+        await pilot.resize_terminal(80, 24)
+        await wait_for(pilot, lambda: path.name in _lines(app)[-2])
         # A second one does not overwrite the first.
         second = app.action_save_screenshot()
         assert second is not None and second != path and second.exists()

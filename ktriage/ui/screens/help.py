@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import ClassVar
 
 from rich.text import Text
@@ -12,6 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from ktriage.actions.catalog import CATALOG
+from ktriage.core.kinds import FAMILIES
 
 SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     (
@@ -19,15 +21,25 @@ SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         (
             ("tab / shift+tab", "next / previous pane"),
             ("?", "this help"),
-            ("ctrl+p", "command palette: commands, themes, go to an incident"),
+            (
+                "ctrl+p",
+                "palette: actions (and why one is not possible), panes, notices, a screenshot "
+                "(SVG, next to the snapshots), go to an incident",
+            ),
+            ("? Help (+N)", "footer: N more keys did not fit; all of them are here"),
             ("(click status bar)", "every source's health in full (also: palette, Sources)"),
             ("● ◐ ◌ ⧖ ✖ ✓", "source connected / reconnecting / starting / stalled / failed / done"),
-            ("! (status bar)", "a source is unhealthy (its words did not fit: click for them)"),
+            (
+                "! (status bar)",
+                "a source has a problem (unhealthy, or waiting: a mistyped path) and its "
+                "words did not fit: click for them",
+            ),
             ("t", "cycle themes"),
             ("s", "save the selected incident's Markdown snapshot"),
             ("f", "follow the timeline (or the live stream when it has focus)"),
             ("z", "zoom the focused pane to full screen (esc restores)"),
-            ("esc", "back: close the prompt, clear the filter, previous pane"),
+            ("esc", "back: hide the notice, close the prompt, clear the filter, previous pane"),
+            ("(line above keys)", "notices: newest wins, +N earlier; palette: Notices lists them"),
             ("q", "quit"),
         ),
     ),
@@ -48,7 +60,7 @@ SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
             ("enter", "show the incident's timeline"),
             ("● ▲ •", "new / escalated / updated since you looked"),
             ("C: ✓ ◒ ·", "contained / partly / nothing yet (Detail: what is open)"),
-            ("AGE", "time since the incident's last event"),
+            ("LAST", "time since the incident's last event (not its age)"),
             ("b", "blast radius: what the attacker can do next from here"),
         ),
     ),
@@ -57,6 +69,8 @@ SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         (
             ("enter", "show the event's raw record in Detail"),
             ("▌ BOLD", "signals; muted rows are context"),
+            ("TIME (UTC)", "times are UTC; the title names the day when it is not today"),
+            ("DATE  TIME", "rows carry MM-DD when the incident spans days"),
         ),
     ),
     ("Pods", (("a", "the incident's pods / all pods"), ("enter", "the pod's summary"))),
@@ -69,48 +83,76 @@ FILTER_HELP = (
     ("!kube-system", "rows not containing it"),
     ("source:falco,audit", "only these sources (src: too)"),
     ("sev:high", "severity high or above"),
-    ("kind:exec", "event kind, by prefix"),
+    ("kind:exec", "a kind family (below), else the event kind by its beginning"),
+    ("kind:exec,network", "either"),
     ("ns:payments", "namespace"),
 )
 
 
 FILES = (
-    ("snapshots (s)", "--snapshot-dir, else $XDG_STATE_HOME/ktriage/snapshots"),
-    ("", "($XDG_STATE_HOME defaults to ~/.local/state)"),
-    ("themes (t)", "ktriage-dark, ktriage-light, ktriage-high-contrast; add your own as"),
-    ("", "$XDG_CONFIG_HOME/ktriage/themes/NAME.toml (same keys as the shipped ones)"),
+    (
+        "snapshots (s)",
+        "--snapshot-dir, else $XDG_STATE_HOME/ktriage/snapshots ($XDG_STATE_HOME defaults "
+        "to ~/.local/state); screenshots (palette) go there too",
+    ),
+    (
+        "themes (t)",
+        "ktriage-dark, ktriage-light, ktriage-high-contrast; add your own as "
+        "$XDG_CONFIG_HOME/ktriage/themes/NAME.toml (same keys as the shipped ones)",
+    ),
 )
 
 
-def help_text(actions_state: str) -> Text:
-    out = Text(no_wrap=False)
+KEY_WIDTH = 24  # two spaces, the key, padding: where every description starts
+
+
+def help_text(actions_state: str, width: int = 86) -> Text:
+    """The help, its descriptions wrapped to `width` under their own column (a
+    narrow terminal must not fold them back under the keys)."""
+    out = Text(no_wrap=True)
     key_style = "bold"
+    room = max(20, width - KEY_WIDTH)
+
+    def row(key: str, what: str, style: str = "") -> None:
+        lines = textwrap.wrap(what, room) or [""]
+        out.append(f"  {key:<{KEY_WIDTH - 2}}", key_style)
+        out.append(lines[0] + "\n", style)
+        for line in lines[1:]:
+            out.append(" " * KEY_WIDTH)
+            out.append(line + "\n", style)
+
+    def heading(title: str) -> None:
+        for line in textwrap.wrap(title, max(20, width)):
+            out.append(line + "\n", "bold underline")
+
     for title, rows in SECTIONS:
-        out.append(f"{title}\n", "bold underline")
+        heading(title)
         for key, what in rows:
-            out.append(f"  {key:<22}", key_style)
-            out.append(f"{what}\n")
+            row(key, what)
         out.append("\n")
-    out.append(
+    heading(
         "Containment (on the selected pod or the incident's main pod; B and R on the "
-        "identity that acted)\n",
-        "bold underline",
+        "identity that acted)"
     )
     for action in CATALOG:
-        out.append(f"  {action.key:<22}", key_style)
-        out.append(f"{action.description}\n")
+        row(action.key, action.description)
         if action.undo:
-            out.append(f"  {'':<22}")
-            out.append(f"undo: {action.undo}\n", "dim")
-    out.append(f"  {actions_state}\n\n", "italic")
-    out.append("Filter language (/)\n", "bold underline")
+            row("", f"undo: {action.undo}", "dim")
+    for line in textwrap.wrap(actions_state, max(20, width - 2)):
+        out.append(f"  {line}\n", "italic")
+    out.append("\n")
+    heading("Filter language (/)")
     for key, what in FILTER_HELP:
-        out.append(f"  {key:<22}", key_style)
-        out.append(f"{what}\n")
-    out.append("\nFiles\n", "bold underline")
+        row(key, what)
+    out.append("\n")
+    heading("Kind families (kind:NAME): the same meaning across sources")
+    for family in FAMILIES:
+        row(family.name, family.meaning)
+        row("", f"e.g. /{family.example}", "dim")
+    out.append("\n")
+    heading("Files")
     for key, what in FILES:
-        out.append(f"  {key:<22}", key_style)
-        out.append(f"{what}\n")
+        row(key, what)
     return out
 
 
@@ -141,7 +183,16 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll() as scroll:
             scroll.border_title = Text("ktriage keys")
             scroll.border_subtitle = Text("esc closes")
-            yield Static(help_text(self.actions_state), id="help-text")
+            yield Static(help_text(self.actions_state, self._text_width()), id="help-text")
+
+    def _text_width(self) -> int:
+        # The box: 90 wide or 95% of the screen, less its border, padding and scrollbar.
+        return min(90, self.app.size.width * 95 // 100) - 2 - 4 - 2
+
+    def on_resize(self) -> None:
+        self.query_one("#help-text", Static).update(
+            help_text(self.actions_state, self._text_width())
+        )
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -66,7 +66,7 @@ def tactics_short(tactics: tuple[str, ...]) -> str:
 
 class IncidentList(RowList):
     """Incidents with a badge, a containment mark, id, title, entities, tactics, event
-    count and age."""
+    count and the time since the last event (LAST)."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         *RowList.COMPONENT_CLASSES,
@@ -227,7 +227,8 @@ class IncidentList(RowList):
             parts += [Text(" "), cell("ENTITIES", entities)]
         if tactics:
             parts += [Text(" "), cell("TACTICS", tactics)]
-        parts += [Text(" "), cell("EVENTS", 6, right=True), cell("AGE", 6, right=True)]
+        # LAST: how long ago the incident's last event was (not how old the incident is).
+        parts += [Text(" "), cell("EVENTS", 6, right=True), cell("LAST", 6, right=True)]
         return Text.assemble(*parts)
 
     def render_row(self, index: int, width: int) -> Text:

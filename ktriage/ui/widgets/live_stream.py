@@ -7,6 +7,7 @@ requests are shown muted (`!ktriage-request` hides them).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Hashable, Iterable
 from typing import ClassVar
 
@@ -14,7 +15,15 @@ from rich.text import Text
 
 from ktriage.core.model import Event
 from ktriage.core.parse.audit import OWN_REQUEST_KIND
-from ktriage.ui.format import SEVERITY_BADGES, cell, event_time, plain
+from ktriage.ui.format import (
+    SEVERITY_BADGES,
+    cell,
+    plain,
+    span_days,
+    time_cell,
+    time_header,
+    time_width,
+)
 from ktriage.ui.query import Query
 from ktriage.ui.widgets.row_list import RowList
 
@@ -41,12 +50,26 @@ class LiveStream(RowList):
         self.events: list[Event] = []
         self.shown: list[Event] = self.events
         self.total = 0
+        # "Today", for whether the day needs naming: the app's wall clock (the real
+        # one even in a replay, whose own clock stops at the recording's end).
+        self.wall_clock: Callable[[], float] | None = None
+        self.dated = False
+        self.days = ""
+        # The oldest and newest event times seen (arrival order is not time order: a
+        # watch reports a pod created weeks ago).
+        self._oldest: float | None = None
+        self._newest: float | None = None
 
     def add_events(self, events: Iterable[Event]) -> None:
         batch = list(events)
         if not batch:
             return
         self.total += len(batch)
+        times = [e.time for e in batch if e.time == e.time]  # NaN has no day
+        if times:
+            low, high = min(times), max(times)
+            self._oldest = low if self._oldest is None else min(self._oldest, low)
+            self._newest = high if self._newest is None else max(self._newest, high)
         if len(batch) > self.capacity:
             batch = batch[-self.capacity :]
         self.events.extend(batch)
@@ -54,7 +77,21 @@ class LiveStream(RowList):
         if query is not None:
             self.shown.extend(e for e in batch if query.matches_event(e))
         self._trim()
+        self._update_days()
         self.data_changed()
+
+    def _today(self) -> float:
+        clock = self.wall_clock or getattr(self.app, "wall_clock", None) or time.time
+        return float(clock())
+
+    def _update_days(self) -> None:
+        """Dates in the rows when the events kept span days; a single day other than
+        today is named in the title."""
+        if self._oldest is not None and self._newest is not None:
+            self.dated, self.days = span_days(self._oldest, self._newest, self._today())
+        else:
+            self.dated, self.days = False, ""
+        self.border_title = Text(self.PANE_TITLE + (f" · {self.days}" if self.days else ""))
 
     def _trim(self) -> None:
         # Trim in chunks so the list is not shifted on every batch.
@@ -113,12 +150,17 @@ class LiveStream(RowList):
     def row_key(self, index: int) -> Hashable | None:
         # The incident column can change (an event joins an incident later).
         ev = self.shown[index]
-        return (ev.id, self.incident_of(ev))
+        return (ev.id, self.incident_of(ev), self.dated)
 
     def render_header(self, width: int) -> Text | None:
-        summary_w = max(0, width - 29 - 11)
+        tw = time_width(self.dated, width)
+        summary_w = max(0, width - tw - 17 - 11)
         return Text.assemble(
-            "  TIME (UTC)   SOURCE   SEV  ", cell("SUMMARY", summary_w), " INCIDENT  "
+            "  ",
+            cell(time_header(self.dated, tw), tw),
+            " SOURCE   SEV  ",
+            cell("SUMMARY", summary_w),
+            " INCIDENT  ",
         )
 
     def render_row(self, index: int, width: int) -> Text:
@@ -126,7 +168,8 @@ class LiveStream(RowList):
         sev_style = self.severity_style(ev.severity)
         muted = self.style_for("rowlist--muted")
         incident = self.incident_of(ev) or ""
-        summary_w = max(0, width - 29 - 11)
+        tw = time_width(self.dated, width)
+        summary_w = max(0, width - tw - 17 - 11)
         if ev.kind == OWN_REQUEST_KIND:
             # ktriage's own checks and actions as the API server logged them: kept in
             # view (nothing is hidden from the user), but quiet, as they are no news.
@@ -138,7 +181,7 @@ class LiveStream(RowList):
         return Text.assemble(
             Text("▌", sev_style) if ev.signal else Text(" "),
             Text(" "),
-            cell(event_time(ev.time), 12, muted),
+            cell(time_cell(ev.time, self.dated, tw), tw, muted),
             Text(" "),
             cell(ev.source, 8),
             Text(" "),

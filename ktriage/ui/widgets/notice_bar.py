@@ -85,6 +85,7 @@ class NoticeBar(Widget):
         self.current: Notice | None = None
         self.body = ""  # an explanation's lines, shown below the title
         self.replaced = 0  # notices the current one replaced since the bar was last hidden
+        self.seconds = 0.0  # how long the current one stays
         self.text = ""
 
     @property
@@ -130,7 +131,8 @@ class NoticeBar(Widget):
         self.add_class("-active")
         if self._timer is not None:
             self._timer.stop()
-        self._timer = self.set_timer(max(0.5, seconds), self.hide)
+        self.seconds = max(0.5, seconds)
+        self._timer = self.set_timer(self.seconds, self.hide)
         self.refresh(layout=True)
 
     def _max_lines(self, explain: bool) -> int:
@@ -160,9 +162,21 @@ class NoticeBar(Widget):
         width = max(1, self.size.width)
         style = self.get_component_rich_style(f"notice--{notice.severity}", partial=True)
         muted = self.get_component_rich_style("notice--muted", partial=True)
+        body_lines: list[Text] = []
+        cut = False
+        if self.body:
+            body_lines = list(Text(self.body).wrap(self.app.console, width))
+            room = max(1, self._max_lines(True) - 2)  # less the border and the title
+            if len(body_lines) > room:
+                body_lines, cut = body_lines[:room], True
+                last = body_lines[-1]
+                last.truncate(max(1, width - 1))
+                last.append("…")
         tail = Text(no_wrap=True, end="")
         if self.replaced:
             tail.append(f"  +{self.replaced} earlier", muted)
+        if cut:
+            tail.append("  all of it: palette, Notices", muted)
         tail.append("  esc hides", muted)
         head = Text(no_wrap=True, end="", overflow="ellipsis")
         head.append(_MARKS[notice.severity] + " ", style)
@@ -174,7 +188,8 @@ class NoticeBar(Widget):
             head.append(notice.message.replace("\n", " ⏎ "))
         room = max(0, width - tail.cell_len)
         if head.cell_len > room:
-            head.truncate(room, overflow="ellipsis")
+            # Cut in the middle: the start says what, the end which file or why.
+            head = _middle_cut(head, room)
         head.pad_right(room - head.cell_len)
         first = Text.assemble(head, tail, no_wrap=True, end="")
         first.truncate(width)
@@ -182,9 +197,21 @@ class NoticeBar(Widget):
             return first
         out = Text(end="")
         out.append_text(first)
-        out.append("\n")
-        out.append(self.body)
+        for line in body_lines:
+            out.append("\n")
+            out.append_text(line)
         return out
+
+
+def _middle_cut(text: Text, width: int) -> Text:
+    if width < 9:
+        text.truncate(width, overflow="ellipsis")
+        return text
+    keep_end = min(60, (width - 1) * 2 // 3)
+    head = text[: width - 1 - keep_end]
+    head.truncate(width - 1 - keep_end)
+    tail = text[len(text) - keep_end :]
+    return Text.assemble(head, "…", tail, no_wrap=True, end="")
 
 
 class NoticesScreen(ModalScreen[None]):

@@ -88,13 +88,14 @@ class StatusBar(Widget):
         return self.get_component_rich_style(name, partial=True)
 
     def render(self) -> Text:
-        """The most detailed line that fits: full (rates, lag, errors), then short
-        (errors clipped), then compact (abbreviated names, glyphs only). Every source's
-        health stays on the line at every width; `!` leads when any is unhealthy."""
+        """The most detailed line that fits: full (rates, lag, reasons), then short
+        (reasons shortened), brief (abbreviated names, reasons shortened), compact
+        (glyphs only). Every source's health stays on the line at every width; `!`
+        leads when any has a problem (unhealthy, or waiting because of one)."""
         muted = self._style("status--muted")
         width = self.size.width
-        for detail in (FULL, SHORT, COMPACT):
-            clock = date_time(self.now) if detail != COMPACT else clock_time(self.now)
+        for detail in (FULL, SHORT, BRIEF, COMPACT):
+            clock = date_time(self.now) if detail >= SHORT else clock_time(self.now)
             right = Text(f" {clock} ", style=muted) if self.now else Text("")
             room = max(0, width - right.cell_len)
             left = self._left(detail)
@@ -110,7 +111,7 @@ class StatusBar(Widget):
         left = Text(no_wrap=True, end="")
         groups = _by_kind(self.health)
         states = [_group_state(group) for _, group in groups]
-        if detail != FULL and any(st in _UNHEALTHY for st in states):
+        if detail != FULL and any(_trouble(group) is not None for _, group in groups):
             left.append(" !", self._style("status--bad"))
         left.append(" ⎈ ", self._style("status--context"))
         if self.clusters:
@@ -123,30 +124,31 @@ class StatusBar(Widget):
         if detail == FULL and self.cluster and self.cluster != self.context:
             left.append(f" ({shown(self.cluster)})", muted)
         if self.read_only:
-            left.append(" read-only" if detail != COMPACT else " ro", self._style("status--warn"))
+            left.append(" read-only" if detail >= SHORT else " ro", self._style("status--warn"))
         skipped = 0
         for (kind, group), state in zip(groups, states, strict=True):
             left.append(bar, muted)
             glyph, style = _STATE_GLYPH.get(state, ("?", "status--muted"))
             name = shown(kind)
-            left.append(_ABBREVIATIONS.get(kind, name[:4]) if detail == COMPACT else name)
+            left.append(_ABBREVIATIONS.get(kind, name[:4]) if detail <= BRIEF else name)
             left.append(f" {glyph}", self._style(style))
             if len(group) > 1:
                 left.append(f"×{len(group)}", muted)
             skipped += sum(sum(h.skipped.values()) for h in group)
             if detail == COMPACT:
                 continue
-            troubled = next((h for h in group if h.state == state and h.last_error), None)
-            if state in _UNHEALTHY and troubled is not None:
-                limit = 40 if detail == FULL else 20
-                left.append(f" {clip(shown(troubled.last_error), limit)}", self._style(style))
+            troubled = _trouble(group)
+            if troubled is not None:
+                limit = 80 if detail == FULL else 30
+                reason = short_reason(shown(troubled.last_error), limit)
+                left.append(f" {reason}", self._style(style))
             elif state == "loading":
                 # A replay loading in the background: how far, never "complete" before.
                 loaded = count(sum(h.events_total for h in group))
                 left.append(f" {_progress(group)}", self._style("status--warn"))
                 if detail == FULL:
                     left.append(f" · {loaded} ev", muted)
-            elif detail == SHORT:
+            elif detail != FULL:
                 continue
             elif state == "done":
                 left.append(f" {count(sum(h.events_total for h in group))} ev", muted)
@@ -162,11 +164,11 @@ class StatusBar(Widget):
                     left.append(f" {freshness}", muted)
         if skipped:
             left.append(bar, muted)
-            words = "skipped" if detail != COMPACT else "skip"
+            words = "skipped" if detail >= SHORT else "skip"
             left.append(f"{words} {count(skipped)}", self._style("status--warn"))
         if self.store_dropped:
             left.append(bar, muted)
-            words = "not kept" if detail != COMPACT else "lost"
+            words = "not kept" if detail >= SHORT else "lost"
             left.append(f"{words} {count(self.store_dropped)}", self._style("status--bad"))
         return left
 
@@ -187,8 +189,9 @@ class StatusBar(Widget):
             left.append(f" {glyph}", self._style(style))
 
 
-# Levels of detail of the status line, most first.
-FULL, SHORT, COMPACT = 2, 1, 0
+# Levels of detail of the status line, most first: FULL (rates, lag, reasons), SHORT
+# (reasons shortened), BRIEF (abbreviated names, reasons shortened), COMPACT (glyphs).
+FULL, SHORT, BRIEF, COMPACT = 3, 2, 1, 0
 _UNHEALTHY = frozenset({"reconnecting", "stalled", "failed"})
 # Source kinds as the compact line names them.
 _ABBREVIATIONS = {
@@ -213,6 +216,38 @@ def _shared_start(names: Sequence[str]) -> int:
 def _progress(group: Sequence[Any]) -> str:
     """What the group's loading sources say of their progress ("loading 34%")."""
     return " ".join(shown(p) for h in group if (p := getattr(h, "progress", "")))
+
+
+def _trouble(group: Sequence[Any]) -> Any | None:
+    """The source of a group whose problem the line must say: one unhealthy with a
+    reason, or one still starting because of a problem (a file that is not there:
+    a mistyped path waits for ever)."""
+    for h in group:
+        if h.last_error and (h.state in _UNHEALTHY or h.state == "starting"):
+            return h
+    return None
+
+
+def short_reason(text: str, width: int) -> str:
+    """A reason in `width` characters: paths cut to their last part first (which file
+    is what tells a mistyped path), then the end clipped."""
+    if len(text) <= width:
+        return text
+    words = []
+    for word in text.split(" "):
+        if "/" in word and len(word) > 16:
+            last = word.rstrip(":,;").rsplit("/", 1)[-1] or word
+            tail = word[len(word.rstrip(":,;")) :]
+            word = "…/" + _middle(last, 20) + tail
+        words.append(word)
+    return clip(" ".join(words), width)
+
+
+def _middle(text: str, width: int) -> str:
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[-(width - 1 - head) :]
 
 
 def _group_state(group: Sequence[Any]) -> str:

@@ -10,6 +10,7 @@ away from the end; `f` toggles following.
 from __future__ import annotations
 
 import bisect
+import time
 from collections.abc import Callable, Hashable
 from typing import ClassVar
 
@@ -17,7 +18,15 @@ from rich.text import Text
 
 from ktriage.core.allowlist import EXPECTED_PREFIX
 from ktriage.core.model import Event, Incident
-from ktriage.ui.format import SEVERITY_BADGES, cell, event_time, plain
+from ktriage.ui.format import (
+    SEVERITY_BADGES,
+    cell,
+    plain,
+    span_days,
+    time_cell,
+    time_header,
+    time_width,
+)
 from ktriage.ui.query import Query
 from ktriage.ui.widgets.row_list import RowList
 
@@ -37,7 +46,12 @@ class Timeline(RowList):
         self.get_event = get_event
         self.incident: Incident | None = None
         self.selected_event_id: int | None = None
-        self._rows: dict[tuple[int, int], Text] = {}
+        self._rows: dict[tuple[int, int, bool], Text] = {}
+        # "Today", for whether the day needs naming: the app's wall clock (the real
+        # one even in a replay, whose own clock stops at the recording's end).
+        self.wall_clock: Callable[[], float] | None = None
+        self.dated = False  # rows carry their date: the incident spans days
+        self.days = ""  # the day(s) named in the title
 
     # ---- data ------------------------------------------------------------------
 
@@ -52,7 +66,7 @@ class Timeline(RowList):
             return
         self.follow = True
         self.selected_event_id = None
-        self.border_title = Text("Timeline" + (f" · {incident.id}" if incident else ""))
+        self._update_days()
         self.data_changed()
         if self.row_count():
             self.move_cursor(self.row_count() - 1, user=False)
@@ -66,12 +80,32 @@ class Timeline(RowList):
             if index is not None:
                 self.cursor = index
         before = self.selected_event_id
+        self._update_days()
         self.data_changed()
         if self.follow:
             ev = self.event_at(self.cursor)
             self.selected_event_id = ev.id if ev is not None else None
             if self.selected_event_id != before:
                 self.post_message(self.CursorMoved(self, self.cursor))
+
+    def _today(self) -> float:
+        clock = self.wall_clock or getattr(self.app, "wall_clock", None) or time.time
+        return float(clock())
+
+    def _update_days(self) -> None:
+        """Dates where they are needed: in the rows when the incident spans days, once in
+        the title when it is from another day than today."""
+        inc = self.incident
+        if inc is None or not inc.timeline:
+            self.dated, self.days = False, ""
+        else:
+            self.dated, self.days = span_days(
+                inc.timeline[0][0], inc.timeline[-1][0], self._today()
+            )
+        title = "Timeline" + (f" · {inc.id}" if inc else "")
+        if self.days:
+            title += f" · {self.days}"
+        self.border_title = Text(title)
 
     def index_of(self, event_id: int) -> int | None:
         """Row of an event in the timeline, by binary search on (time, id)."""
@@ -126,15 +160,25 @@ class Timeline(RowList):
 
     def row_key(self, index: int) -> Hashable | None:
         assert self.incident is not None
-        return self.incident.timeline[index][1]
+        # The same event renders differently once its date is shown.
+        return (self.incident.timeline[index][1], self.dated)
+
+    def _time_width(self, width: int) -> int:
+        return time_width(self.dated, width)
 
     def render_header(self, width: int) -> Text | None:
-        return Text.assemble("  TIME (UTC)   SOURCE   SEV  ", cell("SUMMARY", max(0, width - 29)))
+        tw = self._time_width(width)
+        return Text.assemble(
+            "  ",
+            cell(time_header(self.dated, tw), tw),
+            " SOURCE   SEV  ",
+            cell("SUMMARY", max(0, width - tw - 17)),
+        )
 
     def render_row(self, index: int, width: int) -> Text:
         assert self.incident is not None
         eid = self.incident.timeline[index][1]
-        key = (eid, width)
+        key = (eid, width, self.dated)
         text = self._rows.get(key)
         if text is None:
             if len(self._rows) > _ROW_CACHE_SIZE:
@@ -155,7 +199,8 @@ class Timeline(RowList):
             summary_style = muted
         if ev.source == "ktriage":
             summary_style = self.style_for("rowlist--key")
-        summary_w = max(0, width - 29)
+        tw = self._time_width(width)
+        summary_w = max(0, width - tw - 17)
         summary = plain(ev.summary, summary_style)
         if ev.suppressed_by:
             # An allow-list match reads "(expected: …)"; a user's suppression says so.
@@ -167,7 +212,7 @@ class Timeline(RowList):
         return Text.assemble(
             bar,
             Text(" "),
-            cell(event_time(ev.time), 12, muted),
+            cell(time_cell(ev.time, self.dated, tw), tw, muted),
             Text(" "),
             cell(ev.source, 8),
             Text(" "),
