@@ -270,12 +270,9 @@ class KtriageApp(App[int]):
                 # Always plain text: notices carry names and errors from outside.
                 bar.post(event.message, title=event.title, severity=event.severity, seconds=timeout)
                 return
+        # Over a dialog, a toast: plain text too, whatever the caller said.
         super().notify(
-            event.message,
-            title=event.title,
-            severity=event.severity,
-            timeout=timeout,
-            markup=event.markup,
+            event.message, title=event.title, severity=event.severity, timeout=timeout, markup=False
         )
 
     def action_notices(self) -> None:

@@ -260,6 +260,19 @@ async def test_hostile_notice_markup_and_escapes_stay_text(tmp_path) -> None:
         assert not any(span.style and "link" in str(span.style) for span in rendered.spans)
 
 
+async def test_hostile_notice_over_a_dialog_is_a_plain_text_toast(tmp_path) -> None:
+    app = make_app(engine_with(miner_events()), tmp_path)
+    async with app.run_test(size=(120, 36), notifications=True) as pilot:
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: app.screen is not app.main_screen)
+        app.notify("[bold red]x[/] [link=http://evil]y[/link]", title="[b]t[/b]")
+        await wait_for(pilot, lambda: bool(app._notifications))
+        (toast,) = list(app._notifications)
+        assert toast.markup is False
+        assert "[bold red]x[/]" in screen_text(app)
+        assert not app.main_screen.notice.active
+
+
 async def test_hostile_notice_burst_of_ten_thousand_is_bounded(tmp_path) -> None:
     app = make_app(engine_with(miner_events()), tmp_path)
     async with app.run_test(size=(120, 36)) as pilot:

@@ -16,6 +16,9 @@ from rich.cells import cell_len
 from textual import events
 from textual.app import ComposeResult
 from textual.widgets import Footer
+
+# Not exported by textual.widgets, but the Footer's own key widget (textual is pinned
+# below 9): the hints look and click exactly like the Footer's.
 from textual.widgets._footer import FooterKey
 
 HELP_ACTION = "help"

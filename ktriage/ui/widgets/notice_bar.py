@@ -123,15 +123,22 @@ class NoticeBar(Widget):
         self.history.append(notice)
         if self.active:
             self.replaced += 1
+        # A burst of one-line notices changes only the words: no new layout, one timer.
+        same_shape = self.active and not body and not self.body
         self.current = notice
         self.body = body
         self.text = notice.line() if not body else f"{notice.title}\n{body}"
+        seconds = max(0.5, seconds)
+        if same_shape and self._timer is not None and seconds == self.seconds:
+            self._timer.reset()
+            self.refresh()
+            return
         self.set_class(bool(body), "-explain")
         self.styles.max_height = self._max_lines(bool(body))
         self.add_class("-active")
         if self._timer is not None:
             self._timer.stop()
-        self.seconds = max(0.5, seconds)
+        self.seconds = seconds
         self._timer = self.set_timer(self.seconds, self.hide)
         self.refresh(layout=True)
 
