@@ -7,6 +7,7 @@ presses stay responsive.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import gc
 import os
@@ -403,6 +404,10 @@ class KtriageApp(App[int]):
         ask = getattr(getattr(self.action_provider, "service", None), "identity", None)
         if ask is None:
             return
+        # After the actions' start-up (its journal read): the service sets up its
+        # context once, and a second caller meanwhile would see the journal unread.
+        while any(w.group == "actions-startup" and not w.is_finished for w in self.workers):
+            await asyncio.sleep(0.1)
         try:
             who = await ask()
         except Exception:  # no answer: $USER stands in
