@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from textual import events
 from textual.widgets import Input
-from ui_helpers import engine_with, make_app, miner_events, screen_text, wait_for
+from ui_helpers import engine_with, make_app, miner_events, notices, screen_text, wait_for
 
 from ktriage.core.allowlist import entries_from_text
 from ktriage.core.workflow import (
@@ -44,7 +44,8 @@ def _notice(app) -> str:
 
 
 def _toasts(app) -> str:
-    return "\n".join(n.message for n in app._notifications)
+    """Every notification given: notices below the panes and toasts over dialogs."""
+    return "\n".join(n.message for n in notices(app))
 
 
 def _responder_events(app, inc_id: str) -> list:

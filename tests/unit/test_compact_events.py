@@ -154,8 +154,8 @@ def test_compacted_events_read_back_equal_by_get_iteration_since_and_entity(tmp_
     store = correlator.store
     original_add = store.add
 
-    def add_and_remember(ev):
-        kept = original_add(ev)
+    def add_and_remember(ev, scope=""):
+        kept = original_add(ev, scope)
         if kept is not None:
             before.append(kept)
         return kept
