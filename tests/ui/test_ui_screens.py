@@ -71,7 +71,7 @@ async def test_theme_option_and_unknown_theme_falls_back(tmp_path):
 async def test_help_lists_every_key_including_the_action_keys(tmp_path):
     app = make_app(engine_with(miner_events()), tmp_path)
     # Tall enough for the whole help text (every action of the catalog, with its undo).
-    async with app.run_test(size=(120, 90)) as pilot:
+    async with app.run_test(size=(120, 140)) as pilot:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         text = screen_text(app)

@@ -35,10 +35,27 @@ SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
                 "words did not fit: click for them",
             ),
             ("t", "cycle themes"),
-            ("s", "save the selected incident's Markdown snapshot"),
+            ("s", "save the selected incident's Markdown snapshot (palette: as plain text)"),
+            (
+                ":",
+                "resource views read live from the cluster: pods, nodes, events, netpol, sa, "
+                "rbac (tab completes; :incidents comes back)",
+            ),
+            ("d", "describe the selected pod: live YAML, secrets redacted, and its events"),
+            (
+                "L",
+                "follow the selected pod's log (f follow, p previous, c container, / search, "
+                "r reopen)",
+            ),
+            ("w", "the incident's workflow: acknowledge, status, owner, notes"),
+            ("A / m", "acknowledge the selected incident / add a note to it"),
             ("f", "follow the timeline (or the live stream when it has focus)"),
             ("z", "zoom the focused pane to full screen (esc restores)"),
-            ("esc", "back: hide the notice, close the prompt, clear the filter, previous pane"),
+            (
+                "esc",
+                "up one level: Detail → the list it came from → Incidents (first it hides "
+                "the notice, closes the prompt, clears the filter)",
+            ),
             ("(line above keys)", "notices: newest wins, +N earlier; palette: Notices lists them"),
             ("q", "quit"),
         ),
@@ -75,6 +92,30 @@ SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ),
     ("Pods", (("a", "the incident's pods / all pods"), ("enter", "the pod's summary"))),
     ("Live stream", (("enter", "go to the event's incident"),)),
+    (
+        "Resource views (:)",
+        (
+            ("/", "filter: words, !exclude, ns:NAME"),
+            ("d / L", "describe the row / follow the pod's log"),
+            ("r", "read again"),
+            (":", "another view"),
+            ("esc", "clear the filter, then back"),
+        ),
+    ),
+    (
+        "Workflow (w)",
+        (
+            ("a", "acknowledge"),
+            (
+                "1-5",
+                "status: new / investigating / contained / resolved / false positive (asks "
+                "why, then previews allow-list entries; y saves them)",
+            ),
+            ("o / O", "take the incident / name its owner"),
+            ("n", "add a note"),
+            ("esc", "cancel the prompt, discard the preview, close"),
+        ),
+    ),
 )
 
 FILTER_HELP = (
@@ -86,6 +127,7 @@ FILTER_HELP = (
     ("kind:exec", "a kind family (below), else the event kind by its beginning"),
     ("kind:exec,network", "either"),
     ("ns:payments", "namespace"),
+    ("cluster:prod-eu", "incidents of this cluster (when several are watched)"),
 )
 
 
