@@ -136,6 +136,8 @@ class EntityRef(NamedTuple):
         return {"kind": self.kind, "namespace": self.namespace, "name": self.name}
 
 
+# Keyed by the EntityRef itself (a tuple equal to, and hashing as, its plain key
+# tuple): no second tuple per entity.
 _ENTITY_CACHE: dict[tuple[str, str, str], EntityRef] = {}
 _STRONG_CACHE: dict[EntityRef, bool] = {}
 
@@ -148,7 +150,8 @@ def entity(kind: str, namespace: str | None, name: str) -> EntityRef:
         if len(_ENTITY_CACHE) > 500_000:
             _ENTITY_CACHE.clear()
             _STRONG_CACHE.clear()
-        ref = _ENTITY_CACHE[key] = EntityRef(*key)
+        ref = EntityRef(*key)
+        _ENTITY_CACHE[ref] = ref
     return ref
 
 

@@ -114,6 +114,7 @@ _KINDS = {name: name.replace("_", "-") for name in _TYPES}
 # shared tuple) and the words naming where it runs are computed once per
 # (node, container, pod).
 _ENTITY_CACHE: dict[tuple[object, ...], tuple[tuple[EntityRef, ...], str]] = {}
+_ENTITY_CACHE_MAX = 20_000
 
 
 def _entities(rec: TetragonRecord, proc: TProcess | None) -> tuple[tuple[EntityRef, ...], str]:
@@ -140,7 +141,9 @@ def _entities(rec: TetragonRecord, proc: TProcess | None) -> tuple[tuple[EntityR
         key = (node, proc.docker, None, None, None, None)
     found = _ENTITY_CACHE.get(key)
     if found is None:
-        if len(_ENTITY_CACHE) > 100_000:
+        # Bounded well below a replay's size: its keys hold whole container ids, and
+        # where every event names a new pod (short-lived jobs) no entry is read again.
+        if len(_ENTITY_CACHE) > _ENTITY_CACHE_MAX:
             _ENTITY_CACHE.clear()
         found = _ENTITY_CACHE[key] = (tuple(_entities_uncached(rec, proc)), _where(proc, node))
     return found
