@@ -23,9 +23,8 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from ktriage.actions import OK, Outcome, Plan, Target, kubeconfig_factory
-from ktriage.actions.base import ActionRecord, Change
+from ktriage.actions.base import Change
 from ktriage.ui.screens.action_confirm import ActionConfirmScreen, plan_text
-from ktriage.ui.widgets.action_list import ActionList, actions_text
 
 pytestmark = pytest.mark.sim
 
@@ -102,33 +101,6 @@ async def test_confirm_screen_esc_cancels_and_enter_applies(sim: Any, tmp_path: 
         assert f"ktriage-quarantine-{pod}" in _policy_names(sim, "shop")
     finally:
         service.close()
-
-
-async def test_action_list_shows_what_undo_will_do() -> None:
-    pod = Target("Pod", "shop", "web-1")
-    node = Target("Node", "", "w2")
-    records = [
-        ActionRecord("A1", "cordon", "INC-1", pod, node, 0.0, "admin", OK, "", undoable=True),
-        ActionRecord(
-            "A2", "logs", "INC-1", pod, pod, 1.0, "admin", OK, "", undo_note="evidence is kept"
-        ),
-        ActionRecord("A3", "isolate", "INC-1", pod, pod, 2.0, "admin", "failed", "", undoable=True),
-    ]
-    lines = actions_text(records).plain.splitlines()
-    assert "node w2" in lines[0] and "u undoes" in lines[0]
-    assert "evidence is kept" in lines[1]
-    assert "failed" in lines[2] and "undo" not in lines[2]
-
-    class ListHost(App[None]):
-        def compose(self) -> Any:
-            yield ActionList(id="actions")
-
-    app = ListHost()
-    async with app.run_test() as pilot:
-        widget = app.query_one(ActionList)
-        assert "No actions taken yet" in str(widget.render())
-        widget.show(records)
-        await until(pilot, lambda: "u undoes" in str(widget.render()))
 
 
 async def test_app_keys_isolate_and_record_in_the_timeline(sim: Any, tmp_path: Path) -> None:
