@@ -457,6 +457,22 @@ def _replay_ui(args: argparse.Namespace, cfg: Config) -> int:
     return run_replay_ui(args.files, cfg, UIOptions.from_args(args))
 
 
+def _trust_earlier_sessions() -> None:
+    """Recognise the requests of the earlier ktriage sessions recorded in the state
+    directory (core/sessions.py); a damaged file is said, and costs only that."""
+    from ktriage.core.sessions import load_sessions
+    from ktriage.core.workflow import default_state_dir
+
+    read = load_sessions(default_state_dir())
+    if read.problem:
+        print(f"ktriage: {read.problem}", file=sys.stderr)
+    elif read.skipped:
+        print(
+            f"ktriage: {read.skipped} unreadable line(s) in the sessions file skipped",
+            file=sys.stderr,
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -466,6 +482,8 @@ def main(argv: list[str] | None = None) -> int:
         return sim_main(argv[1:])
     args = parser.parse_args(argv)
     from ktriage.core.config import ConfigError
+
+    _trust_earlier_sessions()
 
     try:
         if args.command == "replay":

@@ -29,6 +29,7 @@ from textual.screen import Screen
 from ktriage.actions.catalog import BY_NAME, CATALOG, POD
 from ktriage.actions.service import kubeconfig_factory
 from ktriage.core.config import Config
+from ktriage.core.sessions import record_session
 from ktriage.core.snapshot import MARKDOWN, TEXT, write_snapshot
 from ktriage.core.text import clip, shown
 from ktriage.core.workflow import default_actor, default_state_dir
@@ -414,6 +415,10 @@ class KtriageApp(App[int]):
             return
         if isinstance(who, str):
             self.cluster_identity = who
+            # So a replay or the next run knows this session's requests as ktriage's.
+            problem = record_session(self.state_dir, who, self.engine.context_name or "")
+            if problem:
+                self.notify(shown(problem), severity="warning", timeout=10, markup=False)
 
     def remember_blast(self, incident_id: str, result: Any) -> None:
         """A blast radius computed for an incident: its snapshot includes it."""

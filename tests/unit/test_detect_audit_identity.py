@@ -332,3 +332,42 @@ def test_engine_shares_its_networks_with_every_source_and_the_cluster_state(
          "status": {"podIP": "10.1.2.3", "hostIP": "203.0.113.40"}}
     )  # fmt: skip
     assert not engine.networks.outside("203.0.113.9")
+
+
+def rights_review(imp: str, groups: list[str] | None = None, *, resource: str, group: str,
+                  aid: str = "r", at: float = 0.0) -> dict:  # fmt: skip
+    """`kubectl auth can-i ... --as IMP`: a review of IMP's rights, made as IMP."""
+    rec = audit("create", resource, ns=None, user="kubernetes-admin", aid=aid, at=at,
+                uri=f"/apis/{group}/v1/{resource}", code=201)  # fmt: skip
+    rec["objectRef"]["apiGroup"] = group
+    rec["impersonatedUser"] = {"username": imp, "groups": groups or []}
+    return rec
+
+
+AGGREGATOR = "system:serviceaccount:kube-system:clusterrole-aggregation-controller"
+
+
+@pytest.mark.parametrize("resource", ["selfsubjectrulesreviews", "selfsubjectaccessreviews"])
+def test_auth_can_i_as_a_kube_system_identity_is_at_most_low(resource: str) -> None:
+    ev = only_signal(rights_review(AGGREGATOR, resource=resource, group="authorization.k8s.io"))
+    assert ev.kind == "impersonation"
+    assert ev.severity == Severity.LOW
+    masters = rights_review("x", ["system:masters"], resource=resource,
+                            group="authorization.k8s.io")  # fmt: skip
+    assert only_signal(masters).severity == Severity.LOW
+
+
+def test_the_identity_reviewed_then_used_for_anything_else_is_high() -> None:
+    review = rights_review(AGGREGATOR, resource="selfsubjectrulesreviews",
+                           group="authorization.k8s.io")  # fmt: skip
+    use = audit("list", "secrets", ns="kube-system", user="kubernetes-admin", aid="u", at=1.0)
+    use["impersonatedUser"] = {"username": AGGREGATOR, "groups": []}
+    assert [e.severity for e in signals(run(review, use))] == [Severity.LOW, Severity.HIGH]
+
+
+def test_hostile_lookalike_review_resource_of_another_group_stays_high() -> None:
+    """A custom resource named like a review may act on anything: not a rights review."""
+    fake = rights_review(AGGREGATOR, resource="selfsubjectrulesreviews", group="evil.example.io")
+    assert only_signal(fake).severity == Severity.HIGH
+    no_group = rights_review(AGGREGATOR, resource="selfsubjectaccessreviews", group="")
+    assert only_signal(no_group).severity == Severity.HIGH

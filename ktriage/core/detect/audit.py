@@ -54,7 +54,7 @@ from ktriage.core.detect.identity import (
     public_address,
 )
 from ktriage.core.detect.objects import CsrSubject
-from ktriage.core.detect.own import is_dry_run, is_own_agent
+from ktriage.core.detect.own import EARLIER_SESSION, is_dry_run, own_session
 from ktriage.core.detect.rbac import RbacDetections
 from ktriage.core.detect.workloads import (
     SECURITY_TOOLS,
@@ -64,6 +64,7 @@ from ktriage.core.model import EntityKind, EntityRef, Event, Severity, entity, i
 from ktriage.core.parse import identity, plain
 from ktriage.core.parse.audit import (
     OUT_OF_RANGE_NOTE,
+    OWN_REQUEST_KIND,
     UNTIMED_NOTE,
     AuditRecord,
     decode_object,
@@ -191,9 +192,14 @@ class AuditDetector(WorkloadDetections, RbacDetections, ConfigDetections):
             self._latest = t
             if t > self._next_release:
                 out = self._release(t)
-        if is_own_agent(rec.userAgent):
-            # This process's own request (parse/audit.py made it OWN_REQUEST_KIND):
-            # never a signal, never counted in a burst, nothing learnt from it.
+        own = own_session(rec.userAgent, rec.username)
+        if own:
+            # ktriage's own request (parse/audit.py made this session's OWN_REQUEST_KIND;
+            # an earlier recorded session's by the same identity is marked here): never
+            # a signal, never counted in a burst, nothing learnt from it.
+            if own == EARLIER_SESSION and ev.kind != OWN_REQUEST_KIND:
+                ev.kind = OWN_REQUEST_KIND
+                ev.summary = with_earlier_note(ev.summary)
             if out is None:
                 return [ev]
             out.append(ev)
@@ -678,6 +684,17 @@ def _dry_run(rec: AuditRecord) -> bool:
             delete_options=decode_object(rec.requestObject) if rec.requestObject else None,
         )
     return is_dry_run(verb, rec.requestURI)
+
+
+EARLIER_NOTE = " (ktriage, earlier session)"
+
+
+def with_earlier_note(summary: str) -> str:
+    """The summary of an earlier ktriage session's request, saying so (before any
+    note on an assumed time, which stays last)."""
+    note = next((n for n in (UNTIMED_NOTE, OUT_OF_RANGE_NOTE) if summary.endswith(n)), "")
+    text = plain(f"{summary[: len(summary) - len(note)]}{EARLIER_NOTE}")
+    return with_untimed_note(text, note) if note else text
 
 
 def _as_impersonated(summary: str, actor: str, impersonated: str) -> str:

@@ -1,18 +1,38 @@
-"""Which user agents are this ktriage process's own, and which requests changed nothing.
+"""Which user agents are ktriage's own, and which requests changed nothing.
 
-A request ktriage made in this run (a check, a dry run, an action) is context, never a
-signal, and never makes its identity one that acted. The user agent alone proves
-nothing (anyone can send `ktriage/...`), so the client sends one with a random token
-made per process (ktriage/kubeclient.py) and trusts it here at import; core cannot
-import the client, hence this small registry. A record with another session's agent
-(a replay, an attacker copying the prefix) is judged like anyone's.
+A request ktriage made (a check, a dry run, an action) is context, never a signal,
+and never makes its identity one that acted: it stays in the stream, marked, but
+opens no incident, feeds no indicator and links to none. The user agent alone
+proves nothing (anyone can send `ktriage/...`), so the client sends one with a
+random token made per process (ktriage/kubeclient.py) and trusts it here at import;
+core cannot import the client, hence this small registry.
+
+Earlier sessions (a replay of yesterday's audit log, a restart) are recognised the
+same way only when they were recorded: a session writes its token and the cluster
+identity it ran as to the state directory (core/sessions.py), and a request with
+that token is trusted only when it was made by that same identity. The trade-off:
+an attacker who sets a ktriage agent gains, at best, that their request is shown
+as the responder's and kept out of detection. With a copied prefix, or a made-up
+token, they gain nothing (judged like anyone's, the token is unknown). With a real
+token read from an audit log they gain nothing either unless they also hold the
+responder's own credential, and then they could act as the responder anyway. A
+replay without the state directory judges every earlier session like anyone's,
+which errs towards noise (the responder's reads shown as activity), never silence.
 """
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qs
 
 _OWN_AGENTS: set[str] = set()
+# Earlier sessions' tokens -> the identity each ran as (see core/sessions.py).
+_EARLIER: dict[str, str] = {}
+_MAX_EARLIER = 10_000
+# The agent ktriage/kubeclient.py builds: `ktriage/<version> (session <10 hex>)`.
+_SESSION_AGENT = re.compile(r"ktriage/[0-9A-Za-z.+-]{1,40} \(session ([0-9a-f]{10})\)")
+THIS_SESSION = "this"
+EARLIER_SESSION = "earlier"
 # Verbs whose options (dryRun among them) come from the query string. A delete's
 # options come from its body when it has one (the server then ignores the query).
 _QUERY_OPTION_VERBS = frozenset({"create", "update", "patch"})
@@ -28,6 +48,46 @@ def trust_own_agent(agent: str) -> None:
 def is_own_agent(agent: str | None) -> bool:
     """Whether `agent` is exactly one this process trusted."""
     return bool(agent) and agent in _OWN_AGENTS
+
+
+def session_token(agent: str | None) -> str | None:
+    """The session token of a ktriage user agent, or None for any other agent."""
+    if not agent or len(agent) > 80:
+        return None
+    match = _SESSION_AGENT.fullmatch(agent)
+    return match.group(1) if match else None
+
+
+def own_tokens() -> list[str]:
+    """This process's session tokens (what core/sessions.py records)."""
+    return sorted(t for t in map(session_token, _OWN_AGENTS) if t)
+
+
+def trust_earlier_session(token: str, user: str) -> None:
+    """Trust requests of the earlier session `token` made by `user` (both required)."""
+    if not token or not user or not re.fullmatch(r"[0-9a-f]{10}", token):
+        return
+    if token not in _EARLIER and len(_EARLIER) >= _MAX_EARLIER:
+        _EARLIER.pop(next(iter(_EARLIER)))
+    _EARLIER[token] = user
+
+
+def forget_earlier_sessions() -> None:
+    """Trust no earlier session (tests; a state directory switched)."""
+    _EARLIER.clear()
+
+
+def own_session(agent: str | None, user: str | None) -> str:
+    """THIS_SESSION for this process's agent; EARLIER_SESSION for a recorded earlier
+    session's agent sent by the identity that session ran as; else ""."""
+    if is_own_agent(agent):
+        return THIS_SESSION
+    if not _EARLIER or not agent or not agent.startswith("ktriage/"):
+        return ""  # the common case, cheaply
+    token = session_token(agent)
+    if token is not None and user and _EARLIER.get(token) == user:
+        return EARLIER_SESSION
+    return ""
 
 
 def _all_dry(values: object) -> bool:

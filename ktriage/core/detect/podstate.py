@@ -14,6 +14,7 @@ state times, condition transitions, event timestamps, creation time).
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from ktriage.core.attack import attack_for_kind
@@ -567,6 +568,20 @@ def _classify_warning(reason: str, message: str, object_kind: str) -> str:
     if reason == "FailedScheduling":
         return "unschedulable"
     return "k8s-warning"
+
+
+# The kernel's OOM report as node-problem-detector relays it: "Killed process 33760
+# (xmrig) ...". The comm is at most 15 bytes in the kernel; bounded here, no nesting.
+_KILLED_PROCESS = re.compile(r"Killed process (\d{1,10}) \(([^()\x00-\x1f]{1,64})\)")
+
+
+def killed_process(text: str) -> tuple[int, str] | None:
+    """The PID and process name an OOM kill report names, or None. Only the first
+    1,000 characters are read (an event's message is the cluster's, and untrusted)."""
+    match = _KILLED_PROCESS.search(text[:1000])
+    if match is None:
+        return None
+    return int(match.group(1)), match.group(2)
 
 
 def warning_event(obj: dict[str, Any]) -> list[Event]:

@@ -315,7 +315,9 @@ class RbacDetections:
             why = f"{target} (a node)"
         if not why:
             return
-        if denied(rec):
+        if denied(rec) or rights_review(rec):
+            # A review of its own rights (`kubectl auth can-i --as`) acts on nothing;
+            # the identity used for anything else is judged on that request.
             sev = Severity.LOW
         if ev.signal:
             if sev > ev.severity:
@@ -334,6 +336,24 @@ class RbacDetections:
             "T1078",
             "privilege-escalation",
         )
+
+
+# What `kubectl auth can-i` creates: reviews of the requester's own rights.
+_RIGHTS_REVIEWS = frozenset({"selfsubjectrulesreviews", "selfsubjectaccessreviews"})
+
+
+def rights_review(rec: AuditRecord) -> bool:
+    """Whether the request only asked which rights its identity has (a review in the
+    `authorization.k8s.io` group exactly: a look-alike resource of another group may
+    do anything)."""
+    oref = rec.objectRef
+    return (
+        rec.verb == "create"
+        and oref is not None
+        and oref.resource in _RIGHTS_REVIEWS
+        and oref.apiGroup == "authorization.k8s.io"
+        and not oref.subresource
+    )
 
 
 def _system_subject(subject: CsrSubject) -> bool:
