@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ktriage.core.model import EntityKind, Event
+from ktriage.core.parse.audit import OWN_REQUEST_KIND
 from ktriage.core.redact import REDACTED, redact_text
 
 RawLoader = Callable[[Event], Any]
@@ -408,8 +409,8 @@ def extract(
     c = _Collector()
     raw_read = raw_skipped = 0
     for ev in events:
-        if ev.source == "ktriage":
-            continue  # ktriage's own actions are not the attacker's
+        if ev.source == "ktriage" or ev.kind == OWN_REQUEST_KIND:
+            continue  # ktriage's own actions and requests are not the attacker's
         for ent in ev.entities:
             place = Place(ev.time, ev.source, f"entity {ent.kind}")
             if ent.kind == EntityKind.IP:

@@ -99,3 +99,30 @@ def test_hostile_odd_records_add_what_they_can_and_count_the_rest() -> None:
     deep = _falco("curl http://" + "a." * 5000 + "example/x")
     result = extract([odd, deep])
     assert all(len(i.value) <= indicators.MAX_VALUE + 1 for i in result.items)
+
+
+def test_ktriage_own_requests_are_no_indicators() -> None:
+    """A request ktriage made (this session or a recorded earlier one) names the
+    responder's address, agent and identity: none of them is the attacker's."""
+    from ktriage.core.model import EntityKind, EntityRef
+    from ktriage.core.parse.audit import OWN_REQUEST_KIND
+
+    def request(kind: str) -> Event:
+        return Event(
+            time=100.0,
+            source="audit",
+            ref=f"a-{kind}",
+            kind=kind,
+            severity=Severity.INFO,
+            summary="kubernetes-admin create selfsubjectrulesreviews",
+            entities=(EntityRef(EntityKind.IP, "", "192.0.2.44"),),
+            raw_inline={
+                "sourceIPs": ["192.0.2.44"],
+                "userAgent": "ktriage/1.0 (session 00ff)",
+                "user": {"username": "kubernetes-admin"},
+            },
+        )
+
+    assert (IP, "192.0.2.44") not in _values([request(OWN_REQUEST_KIND)])
+    # The same record by anyone else is an indicator: the skip is the kind, not the data.
+    assert (IP, "192.0.2.44") in _values([request("get")])
