@@ -236,9 +236,14 @@ class Containment:
         """contained / partly / none, for the Incidents list."""
         if self.contained:
             return CONTAINED
-        # A pod found absent with no record of when (never created, perhaps) is
+        # Only what contains counts: a pod isolated effectively or gone, an identity
+        # revoked. A cordon, a detach or saved evidence leaves the pod running as it
+        # was. A pod found absent with no record of when (never created, perhaps) is
         # nothing anyone contained.
-        if any(i.done and i.since is not None for i in self.items if i.aspect != EVIDENCE):
+        if any(
+            i.done and i.since is not None and i.state in CONTAINING.get(i.aspect, ())
+            for i in self.items
+        ):
             return PARTLY
         return NOTHING
 
