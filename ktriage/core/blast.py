@@ -155,6 +155,11 @@ class ClusterView:
     not_seen: list[str] = field(default_factory=list)
     # What could be read of each kind: a kind not listed here was not seen at all.
     seen: set[str] = field(default_factory=set)
+    # The network plugins seen that enforce NetworkPolicy (name -> where), found as
+    # the isolate action finds them; None when nobody looked. Empty: none was seen,
+    # and `enforcement_warning` says what was looked at.
+    enforcing: dict[str, str] | None = None
+    enforcement_warning: str = ""
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -847,7 +852,7 @@ def pod_blast(
                 if len(out.neighbours) < MAX_NEIGHBOURS:
                     out.neighbours.append((f"{ns}/{pname}", f"{ns}/{_sa_of(other)}"))
     if "networkpolicies" in view.seen:
-        _network(out, pod, pods, policies, spec)
+        _network(out, pod, pods, policies, spec, view.enforcing)
     else:
         out.ingress.append("NetworkPolicies could not be read: reachability unknown")
     return out
@@ -859,11 +864,26 @@ def _network(
     pods: Mapping[tuple[str, str], Mapping[str, Any]],
     policies: Mapping[str, list[Mapping[str, Any]]],
     spec: Mapping[str, Any],
+    enforcing: Mapping[str, str] | None = None,
 ) -> None:
     ns = out.namespace
     evaluation = netpol.evaluate(_labels(pod), ns, policies.get(ns, ()))
-    if spec.get("hostNetwork") is True:
+    host_network = spec.get("hostNetwork") is True
+    if host_network:
         out.ingress.append("hostNetwork: NetworkPolicies do not apply; it is the node's network")
+    # Why the policies that select the pod may not hold, whatever they say.
+    if host_network:
+        caveat = "NetworkPolicies do not apply to a hostNetwork pod"
+    elif enforcing is None:
+        caveat = (
+            "whether a network plugin enforces NetworkPolicy was not checked: "
+            "policies may not be enforced"
+        )
+    elif not enforcing:
+        caveat = "no NetworkPolicy-enforcing network plugin was seen: policies may not be enforced"
+    else:
+        caveat = ""
+    unreadable = [v.name for v in evaluation.selecting if v.error]
     for direction, lines, side in (
         (netpol.INGRESS, out.ingress, "anything in or outside the cluster may connect to it"),
         (
@@ -872,22 +892,7 @@ def _network(
             "it may connect anywhere: other namespaces, the API server, the internet",
         ),
     ):
-        if not evaluation.isolated(direction):
-            what = "no NetworkPolicy" if not policies.get(ns) else "no NetworkPolicy selecting it"
-            lines.append(f"{direction.lower()}: {what} isolates it: {side}")
-            continue
-        names = [v.name for v in evaluation.selecting if direction in v.types]
-        allowed = [
-            a.describe()
-            for v in evaluation.selecting
-            for a in v.allowances
-            if a.direction == direction
-        ]
-        lines.append(
-            f"{direction.lower()}: isolated by NetworkPolicy {', '.join(names)}"
-            + ("; nothing allowed" if not allowed else "")
-        )
-        lines += allowed
+        lines += _direction_lines(direction, evaluation, side, caveat, unreadable, enforcing)
     # A policy that cannot be read may select the pod and allow anything: said, once.
     out.ingress += [v.describe() for v in evaluation.verdicts if v.error]
     # Who else accepts connections from anywhere (a policy-free target for this pod).
@@ -902,6 +907,53 @@ def _network(
             ev = netpol.evaluate(labels, other_ns, policies.get(other_ns, ()))
             cache[key] = not ev.isolated(netpol.INGRESS)
         out.open_to_ingress += cache[key]
+
+
+def _direction_lines(
+    direction: str,
+    evaluation: netpol.Evaluation,
+    side: str,
+    caveat: str,
+    unreadable: Sequence[str],
+    enforcing: Mapping[str, str] | None,
+) -> list[str]:
+    """What the policies that select the pod make of one direction. "Isolated" only when
+    a policy closes it, none lets anything through, none is unreadable, and a plugin
+    that enforces NetworkPolicy was seen."""
+    word = direction.lower()
+    if not evaluation.isolated(direction):
+        what = "no NetworkPolicy" if not evaluation.verdicts else "no NetworkPolicy selecting it"
+        return [f"{word}: {what} isolates it: {side}"]
+    names = [v.name for v in evaluation.selecting if direction in v.types]
+    allowed = [
+        (v.name, a) for v in evaluation.selecting for a in v.allowances if a.direction == direction
+    ]
+    # Allowances from or to anywhere first: the headline names the widest one.
+    allowed.sort(key=lambda na: bool(na[1].peers))
+    but = f"; {caveat}" if caveat else ""
+    if unreadable:
+        but += (
+            f"; NetworkPolicy {', '.join(unreadable)} could not be evaluated: it may allow traffic"
+        )
+    if allowed and not allowed[0][1].peers:
+        name, widest = allowed[0]
+        head = f"{word}: policies select it ({', '.join(names)}), but {name} {widest.describe()}"
+        rest = allowed[1:]
+    elif allowed:
+        they = "they allow" if len(names) > 1 else "it allows"
+        head = f"{word}: limited by NetworkPolicy {', '.join(names)} to what {they}"
+        rest = allowed
+    elif caveat or unreadable:
+        it = "select it and allow" if len(names) > 1 else "selects it and allows"
+        head = f"{word}: NetworkPolicy {', '.join(names)} {it} nothing, but" + but[1:]
+        return [head]
+    else:
+        by = ", ".join(enforcing or {})
+        return [
+            f"{word}: isolated by NetworkPolicy {', '.join(names)}; nothing allowed"
+            + (f" (enforced by {by})" if by else "")
+        ]
+    return [head + but] + [f"{name} {a.describe()}" for name, a in rest]
 
 
 # ---------------------------------------------------------------- paths
@@ -1129,6 +1181,9 @@ def compute(
     policies = _policies_by_namespace(view)
     for ns, name in pods[:MAX_TARGETS]:
         result.pods.append(pod_blast(view, ns, name, pods=pod_index, policies=policies))
+    if pods and view.enforcing is not None and not view.enforcing and view.enforcement_warning:
+        # The isolate dialog's own sentence: what was looked at, and for what.
+        result.not_seen.append(view.enforcement_warning)
     # The search cites objects: it uses the reviews' answers only when it cannot read them.
     result.paths = find_paths(
         _make_search(view, index, pod_index, {} if rbac_seen else overrides),

@@ -15,11 +15,15 @@ from test_actions_support import (  # noqa: F401  (fixtures)
     reset_faults_fixture,
     seed_node,
     seed_pod,
+    seed_policy,
     unique,
 )
 
 from ktriage.actions import OK
+from ktriage.blastread import BlastReader
+from ktriage.core import blast
 from ktriage.core.containment import CONTAINED, NOTHING, containment_state
+from ktriage.kubeclient import client_from_kubeconfig
 
 pytestmark = pytest.mark.sim
 
@@ -76,3 +80,97 @@ async def test_a_cordon_in_the_cluster_contains_nothing_until_an_isolation_holds
             assert state.level == CONTAINED
     finally:
         service.close()
+
+
+def _reader(sim: Any, context: str = "sim-admin") -> BlastReader:
+    return BlastReader(lambda: client_from_kubeconfig(str(sim.kubeconfig_path), context))
+
+
+async def test_blast_radius_after_an_isolation_claims_only_what_holds(
+    sim: Any, tmp_path: Path
+) -> None:
+    """The on-call's case: a namespace-wide default deny, an allow from anywhere on
+    TCP/8080, and ktriage's quarantine. Ingress is never called isolated (the allow
+    still lets anyone in); egress is isolated only where a plugin enforces policies."""
+    ns, node, pod = unique("store"), unique("node"), unique("web")
+    seed_node(sim.store, node)
+    seed_pod(sim.store, ns, pod, node=node, labels={"app": "storefront"})
+    seed_policy(
+        sim.store, ns, "default-deny-ingress", {"podSelector": {}, "policyTypes": ["Ingress"]}
+    )
+    seed_policy(
+        sim.store,
+        ns,
+        "storefront-allow-http",
+        {
+            "podSelector": {"matchLabels": {"app": "storefront"}},
+            "ingress": [{"ports": [{"port": 8080, "protocol": "TCP"}]}],
+        },
+    )
+    # The quarantine as plain NetworkPolicy (with Cilium, the isolate action writes a
+    # CiliumNetworkPolicy, which this reading does not follow).
+    seed_policy(
+        sim.store,
+        ns,
+        "quarantine",
+        {
+            "podSelector": {"matchLabels": {"app": "storefront"}},
+            "policyTypes": ["Ingress", "Egress"],
+        },
+    )
+    reader = _reader(sim)
+    try:
+        result = reader.compute([], [(ns, pod)])
+    finally:
+        reader.close()
+    (seen,) = result.pods
+    ingress, egress = seen.ingress[0], seen.egress[0]
+    assert ingress.startswith(
+        "ingress: policies select it (default-deny-ingress, quarantine, storefront-allow-http),"
+        " but storefront-allow-http allows ingress from anywhere on TCP/8080"
+    ), ingress
+    markdown = blast.render_markdown(result)
+    if sim.cni is None:
+        assert egress == (
+            "egress: NetworkPolicy quarantine selects it and allows nothing, but no "
+            "NetworkPolicy-enforcing network plugin was seen: policies may not be enforced"
+        )
+        assert ingress.endswith("policies may not be enforced")
+        # The isolate dialog's own sentence, with what was looked at.
+        (warning,) = [n for n in result.not_seen if n.startswith("No NetworkPolicy-enforcing")]
+        assert "the DaemonSets of every namespace" in warning and "API discovery" in warning
+        assert "isolated" not in " ".join(seen.ingress + seen.egress)
+        assert "isolated" not in markdown.split("### Pod", 1)[1]
+        assert "may not be enforced" in markdown
+    else:
+        assert egress.startswith("egress: isolated by NetworkPolicy quarantine; nothing allowed")
+        assert "(enforced by Cilium)" in egress
+        assert "may not be enforced" not in markdown
+    assert "isolated" not in ingress
+
+
+async def test_hostile_plugin_evidence_unreadable_is_said_not_guessed(sim: Any) -> None:
+    """The DaemonSets list refused (as to an identity without that right): the agents'
+    pods in kube-system and the API groups are read instead, as the isolate action does,
+    and without evidence of a plugin the pod is not called isolated on a guess."""
+    ns, node, pod = unique("store"), unique("node"), unique("web")
+    seed_node(sim.store, node)
+    seed_pod(sim.store, ns, pod, node=node)
+    seed_policy(
+        sim.store, ns, "deny-all", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    )
+    sim.faults.update({"match": "/apis/apps/v1/daemonsets", "fail_next": {"n": 1, "code": 403}})
+    reader = _reader(sim)
+    try:
+        result = reader.compute([], [(ns, pod)])
+    finally:
+        reader.close()
+    lines = result.pods[0].ingress + result.pods[0].egress
+    if sim.cni is None:
+        assert all("may not be enforced" in line for line in lines), lines
+        (warning,) = [n for n in result.not_seen if n.startswith("No NetworkPolicy-enforcing")]
+        assert "could not list daemonsets: forbidden" in warning
+        assert "the pods of kube-system" in warning
+    else:
+        # Its agent's pods in kube-system, or its API group, still tell.
+        assert lines[0].startswith("ingress: isolated by NetworkPolicy deny-all"), lines
