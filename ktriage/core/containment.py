@@ -351,6 +351,30 @@ def facts_of(event: Event, skipped: Counter[str] | None = None) -> list[Fact]:
     return out
 
 
+# An action's Result as shown (the snapshot's "Actions taken"): the record's "ok"
+# says only that every API call succeeded; the facts the action checked afterwards
+# say whether the change holds.
+RESULT_OK = "ok"
+RESULT_NOT_EFFECTIVE = "not effective"  # some policy still allows traffic
+RESULT_UNVERIFIED = "not verified"  # could not be checked, or nothing seen enforces it
+
+
+def action_result(event: Event) -> str:
+    """The Result word of an action event: its record's ("ok", "failed", "undone",
+    "refused"...), except an "ok" whose own facts say its change does not hold:
+    "not effective" or "not verified"."""
+    raw = event.raw_inline
+    result = _text(raw.get("result")) if isinstance(raw, dict) else ""
+    if result != RESULT_OK:
+        return result
+    states = {f.state for f in facts_of(event)}
+    if NOT_EFFECTIVE in states:
+        return RESULT_NOT_EFFECTIVE
+    if UNVERIFIED in states:
+        return RESULT_UNVERIFIED
+    return result
+
+
 def _legacy_facts(
     raw: dict[str, Any], pod: str, when: float, actor: str, action: str
 ) -> list[Fact]:

@@ -22,7 +22,7 @@ from test_actions_support import (  # noqa: F401  (fixtures)
 from ktriage.actions import OK
 from ktriage.blastread import BlastReader
 from ktriage.core import blast
-from ktriage.core.containment import CONTAINED, NOTHING, containment_state
+from ktriage.core.containment import CONTAINED, NOTHING, action_result, containment_state
 from ktriage.kubeclient import client_from_kubeconfig
 
 pytestmark = pytest.mark.sim
@@ -174,3 +174,37 @@ async def test_hostile_plugin_evidence_unreadable_is_said_not_guessed(sim: Any) 
     else:
         # Its agent's pods in kube-system, or its API group, still tell.
         assert lines[0].startswith("ingress: isolated by NetworkPolicy deny-all"), lines
+
+
+async def test_an_isolation_an_allow_still_beats_is_recorded_not_effective(
+    sim: Any, tmp_path: Path
+) -> None:
+    """The API calls succeed (the record's result is "ok"); the Result shown says what
+    the isolate action's own check found: an allow from anywhere still lets traffic in
+    where plain NetworkPolicies add up; with Cilium its deny policy wins."""
+    ns, node, pod = unique("store"), unique("node"), unique("web")
+    seed_node(sim.store, node)
+    seed_pod(sim.store, ns, pod, node=node, labels={"app": "storefront"})
+    seed_policy(
+        sim.store,
+        ns,
+        "storefront-allow-http",
+        {
+            "podSelector": {"matchLabels": {"app": "storefront"}},
+            "ingress": [{"ports": [{"port": 8080, "protocol": "TCP"}]}],
+        },
+    )
+    engine, incident = engine_with_incident(ns, pod, node)
+    service = make_service(sim, engine, tmp_path / "snapshots")
+    try:
+        await _act(service, "i", incident, (ns, pod))
+    finally:
+        service.close()
+    (event,) = [e for e in engine.correlator.events_of(incident) if e.kind == "action-isolate"]
+    assert event.raw_inline["result"] == "ok"
+    if sim.cni is None:
+        assert action_result(event) == "not effective"
+        assert _level(engine, incident).level == NOTHING
+    else:
+        assert action_result(event) == "ok"
+        assert _level(engine, incident).level == CONTAINED
