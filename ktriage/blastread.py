@@ -26,6 +26,7 @@ responder's own tool should not raise an incident of its own.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -60,6 +61,12 @@ LISTS: dict[str, tuple[str, str, bool]] = {
     "namespaces": ("CoreV1Api", "list_namespace", True),
     # Read for the network plugin's agents only (by name and image).
     "daemonsets": ("AppsV1Api", "list_daemon_set_for_all_namespaces", False),
+}
+# The policy kinds isolation may write besides NetworkPolicy, where served (a 404:
+# not served, nothing to read): kind -> (group, version, plural, ClusterView field).
+CUSTOM: dict[str, tuple[str, str, str, str]] = {
+    "ciliumnetworkpolicies": ("cilium.io", "v2", "ciliumnetworkpolicies", "cilium_policies"),
+    "Calico networkpolicies": ("projectcalico.org", "v3", "networkpolicies", "calico_policies"),
 }
 GROUPS = "API groups"  # discovery, read beside the lists
 PLUGIN_EVIDENCE = ("daemonsets", GROUPS)
@@ -97,8 +104,14 @@ def list_all(
 
     Read raw (`_preload_content=False`) and decoded as plain dicts; Secrets and
     Namespaces as metadata only."""
-    api_class, method, metadata_only = LISTS[kind]
-    lister = getattr(getattr(k8s, api_class)(api), method)
+    if kind in CUSTOM:
+        group, version, plural, _ = CUSTOM[kind]
+        custom = k8s.CustomObjectsApi(api).list_cluster_custom_object
+        lister = functools.partial(custom, group, version, plural)
+        metadata_only = False
+    else:
+        api_class, method, metadata_only = LISTS[kind]
+        lister = getattr(getattr(k8s, api_class)(api), method)
     headers = {"Accept": PARTIAL} if metadata_only else None
     items: list[dict[str, Any]] = []
     token = ""
@@ -223,19 +236,32 @@ class BlastReader:
             futures = {pool.submit(list_all, api, kind, deadline, self.clock): kind
                        for kind in kinds}  # fmt: skip
             futures[pool.submit(api_groups, api, deadline, self.clock)] = GROUPS
+            for kind in CUSTOM:
+                futures[pool.submit(list_all, api, kind, deadline, self.clock)] = kind
             done, pending = wait(futures, timeout=max(deadline - self.clock(), 0.1) + 1)
             daemonsets: list[dict[str, Any]] | None = None
             groups: dict[str, list[str]] | None = None
             plugin_problems: list[str] = []
             # (What the plugin's evidence misses is said in its own sentence.)
+            custom_unread: list[str] = []
             for future in pending:
                 future.cancel()
                 said = plugin_problems if futures[future] in PLUGIN_EVIDENCE else view.not_seen
                 said.append(f"could not list {futures[future]}: timed out")
+                if futures[future] in CUSTOM:
+                    custom_unread.append(futures[future])
             for future in done:
                 kind = futures[future]
                 try:
                     items, cut = future.result()
+                except ApiException as exc:
+                    if kind in CUSTOM and exc.status == 404:
+                        continue  # not served: no such policy can govern a pod here
+                    said = plugin_problems if kind in PLUGIN_EVIDENCE else view.not_seen
+                    said.append(f"could not list {kind}: {_why(exc)}")
+                    if kind in CUSTOM:
+                        custom_unread.append(kind)
+                    continue
                 except Exception as exc:  # every failure is said, none stops the rest
                     said = plugin_problems if kind in PLUGIN_EVIDENCE else view.not_seen
                     said.append(f"could not list {kind}: {_why(exc)}")
@@ -246,7 +272,11 @@ class BlastReader:
                 view.seen.add(kind)
                 if cut:
                     view.not_seen.append(f"{kind}: only the first {MAX_ITEMS} were read")
-                if kind == "daemonsets":
+                if kind in CUSTOM:
+                    setattr(view, CUSTOM[kind][3], items)
+                    if cut:
+                        view.policies_unread.append(f"{kind} past the first {MAX_ITEMS}")
+                elif kind == "daemonsets":
                     daemonsets = items
                 elif kind == "namespaces":
                     view.namespaces = sorted(
@@ -266,6 +296,10 @@ class BlastReader:
             }
             view.namespaces = sorted(n for n in found if n)
         _enforcement(view, daemonsets, groups, sorted(plugin_problems))
+        # A kind the cluster does not serve governs nothing, read or not.
+        view.policies_unread += [
+            kind for kind in custom_unread if groups is None or CUSTOM[kind][0] in groups
+        ]
         view.not_seen.sort()
         if not self.read_secrets:
             view.not_seen.append(

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ktriage.core import netpol
+from ktriage.core import netpol, netverdict
 from ktriage.core.model import EntityKind, Incident
 from ktriage.core.snapshot import md_escape
 from ktriage.core.text import clip, shown
@@ -160,6 +160,12 @@ class ClusterView:
     # and `enforcement_warning` says what was looked at.
     enforcing: dict[str, str] | None = None
     enforcement_warning: str = ""
+    # The other policy kinds isolation may write, where the cluster serves them
+    # (cilium.io/v2 CiliumNetworkPolicy, projectcalico.org/v3 NetworkPolicy), and
+    # those served that could not be read (in words).
+    cilium_policies: list[dict[str, Any]] = field(default_factory=list)
+    calico_policies: list[dict[str, Any]] = field(default_factory=list)
+    policies_unread: list[str] = field(default_factory=list)
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -806,10 +812,13 @@ def _host_access(pod: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def _policies_by_namespace(view: ClusterView) -> dict[str, list[Mapping[str, Any]]]:
+def _policies_by_namespace(
+    view: ClusterView, kind: str = "network_policies"
+) -> dict[str, list[Mapping[str, Any]]]:
     out: dict[str, list[Mapping[str, Any]]] = {}
-    for policy in view.network_policies:
-        out.setdefault(_str(_meta(policy).get("namespace")), []).append(policy)
+    for policy in getattr(view, kind):
+        if isinstance(policy, Mapping):
+            out.setdefault(_str(_meta(policy).get("namespace")), []).append(policy)
     return out
 
 
@@ -852,7 +861,7 @@ def pod_blast(
                 if len(out.neighbours) < MAX_NEIGHBOURS:
                     out.neighbours.append((f"{ns}/{pname}", f"{ns}/{_sa_of(other)}"))
     if "networkpolicies" in view.seen:
-        _network(out, pod, pods, policies, spec, view.enforcing)
+        _network(out, view, pod, pods, policies, spec)
     else:
         out.ingress.append("NetworkPolicies could not be read: reachability unknown")
     return out
@@ -860,30 +869,46 @@ def pod_blast(
 
 def _network(
     out: PodBlast,
+    view: ClusterView,
     pod: Mapping[str, Any],
     pods: Mapping[tuple[str, str], Mapping[str, Any]],
     policies: Mapping[str, list[Mapping[str, Any]]],
     spec: Mapping[str, Any],
-    enforcing: Mapping[str, str] | None = None,
 ) -> None:
     ns = out.namespace
-    evaluation = netpol.evaluate(_labels(pod), ns, policies.get(ns, ()))
+    labels = _labels(pod)
+    evaluation = netpol.evaluate(labels, ns, policies.get(ns, ()))
     host_network = spec.get("hostNetwork") is True
     if host_network:
         out.ingress.append("hostNetwork: NetworkPolicies do not apply; it is the node's network")
     # Why the policies that select the pod may not hold, whatever they say.
+    enforcing = view.enforcing
+    caveats: list[str] = []
     if host_network:
-        caveat = "NetworkPolicies do not apply to a hostNetwork pod"
+        caveats.append("NetworkPolicies do not apply to a hostNetwork pod")
     elif enforcing is None:
-        caveat = (
+        caveats.append(
             "whether a network plugin enforces NetworkPolicy was not checked: "
             "policies may not be enforced"
         )
     elif not enforcing:
-        caveat = "no NetworkPolicy-enforcing network plugin was seen: policies may not be enforced"
-    else:
-        caveat = ""
-    unreadable = [v.name for v in evaluation.selecting if v.error]
+        caveats.append(
+            "no NetworkPolicy-enforcing network plugin was seen: policies may not be enforced"
+        )
+    caveats += [
+        f"{what} could not be read: they may allow traffic" for what in view.policies_unread
+    ]
+    cilium = [p for p in view.cilium_policies if _meta(p).get("namespace") == ns]
+    calico = [p for p in view.calico_policies if _meta(p).get("namespace") == ns]
+    # Every policy kind that governs the pod, judged as the isolate action judges it.
+    verdict = netverdict.judge(
+        labels, ns, netpols=policies.get(ns, ()), cilium=cilium, calico=calico
+    )
+    what = (
+        "no NetworkPolicy"
+        if not (evaluation.verdicts or cilium or calico)
+        else ("no NetworkPolicy selecting it")
+    )
     for direction, lines, side in (
         (netpol.INGRESS, out.ingress, "anything in or outside the cluster may connect to it"),
         (
@@ -892,7 +917,9 @@ def _network(
             "it may connect anywhere: other namespaces, the API server, the internet",
         ),
     ):
-        lines += _direction_lines(direction, evaluation, side, caveat, unreadable, enforcing)
+        side = f"{what} isolates it: {side}"
+        k8s = [f"NetworkPolicy {v.name}" for v in evaluation.selecting if direction in v.types]
+        lines += _direction_lines(direction, verdict, k8s, side, caveats, enforcing)
     # A policy that cannot be read may select the pod and allow anything: said, once.
     out.ingress += [v.describe() for v in evaluation.verdicts if v.error]
     # Who else accepts connections from anywhere (a policy-free target for this pod).
@@ -901,59 +928,64 @@ def _network(
         if (other_ns, other_name) == (ns, out.name):
             continue
         out.other_pods += 1
-        labels = _labels(other)
-        key = (other_ns, tuple(sorted(labels.items())))
+        other_labels = _labels(other)
+        key = (other_ns, tuple(sorted(other_labels.items())))
         if key not in cache:
-            ev = netpol.evaluate(labels, other_ns, policies.get(other_ns, ()))
+            ev = netpol.evaluate(other_labels, other_ns, policies.get(other_ns, ()))
             cache[key] = not ev.isolated(netpol.INGRESS)
         out.open_to_ingress += cache[key]
 
 
+_UNREADABLE = "could not be evaluated"
+
+
+def _policies_words(labels: Sequence[str]) -> str:
+    """`NetworkPolicy a, b; CiliumNetworkPolicy c`: plain NetworkPolicies named once."""
+    plain = [x.removeprefix("NetworkPolicy ") for x in labels if x.startswith("NetworkPolicy ")]
+    other = [x for x in labels if not x.startswith("NetworkPolicy ")]
+    return "; ".join(([f"NetworkPolicy {', '.join(plain)}"] if plain else []) + other)
+
+
 def _direction_lines(
     direction: str,
-    evaluation: netpol.Evaluation,
+    verdict: netverdict.NetworkVerdict,
+    k8s: Sequence[str],
     side: str,
-    caveat: str,
-    unreadable: Sequence[str],
+    caveats: Sequence[str],
     enforcing: Mapping[str, str] | None,
 ) -> list[str]:
-    """What the policies that select the pod make of one direction. "Isolated" only when
+    """What the policies that govern the pod make of one direction. "Isolated" only when
     a policy closes it, none lets anything through, none is unreadable, and a plugin
     that enforces NetworkPolicy was seen."""
     word = direction.lower()
-    if not evaluation.isolated(direction):
-        what = "no NetworkPolicy" if not evaluation.verdicts else "no NetworkPolicy selecting it"
-        return [f"{word}: {what} isolates it: {side}"]
-    names = [v.name for v in evaluation.selecting if direction in v.types]
-    allowed = [
-        (v.name, a) for v in evaluation.selecting for a in v.allowances if a.direction == direction
-    ]
-    # Allowances from or to anywhere first: the headline names the widest one.
-    allowed.sort(key=lambda na: bool(na[1].peers))
-    but = f"; {caveat}" if caveat else ""
+    closed_by = verdict.closed.get(direction)
+    if closed_by is None:
+        return [f"{word}: {side}"]
+    openings = [o for o in verdict.openings if o.direction == direction]
+    unreadable = [o.policy for o in openings if _UNREADABLE in o.text]
+    allowed = [o for o in openings if _UNREADABLE not in o.text]
+    # A deny that wins over every allow closes it alone; otherwise every closing policy.
+    closers = [closed_by] if direction in verdict.denied else [*dict.fromkeys([*k8s, closed_by])]
+    names = _policies_words(closers)
+    but = [*caveats]
     if unreadable:
-        but += (
-            f"; NetworkPolicy {', '.join(unreadable)} could not be evaluated: it may allow traffic"
-        )
-    if allowed and not allowed[0][1].peers:
-        name, widest = allowed[0]
-        head = f"{word}: policies select it ({', '.join(names)}), but {name} {widest.describe()}"
-        rest = allowed[1:]
-    elif allowed:
-        they = "they allow" if len(names) > 1 else "it allows"
-        head = f"{word}: limited by NetworkPolicy {', '.join(names)} to what {they}"
-        rest = allowed
-    elif caveat or unreadable:
-        it = "select it and allow" if len(names) > 1 else "selects it and allows"
-        head = f"{word}: NetworkPolicy {', '.join(names)} {it} nothing, but" + but[1:]
-        return [head]
-    else:
-        by = ", ".join(enforcing or {})
-        return [
-            f"{word}: isolated by NetworkPolicy {', '.join(names)}; nothing allowed"
-            + (f" (enforced by {by})" if by else "")
-        ]
-    return [head + but] + [f"{name} {a.describe()}" for name, a in rest]
+        but.append(f"{_policies_words(unreadable)} could not be evaluated: it may allow traffic")
+    # Allowances from or to anywhere first: the headline names the widest one.
+    allowed.sort(key=lambda o: not (" from anywhere " in o.text or " to anywhere " in o.text))
+    tail = "; " + "; ".join(but) if but else ""
+    if allowed and (" from anywhere " in allowed[0].text or " to anywhere " in allowed[0].text):
+        head = f"{word}: policies select it ({names}), but {allowed[0].text}"
+        return [head + tail] + [o.text for o in allowed[1:]]
+    if allowed:
+        they = "they allow" if len(closers) > 1 else "it allows"
+        return [f"{word}: limited by {names} to what {they}{tail}"] + [o.text for o in allowed]
+    if but:
+        it = "select it and allow" if len(closers) > 1 else "selects it and allows"
+        return [f"{word}: {names} {it} nothing, but {'; '.join(but)}"]
+    by = ", ".join(enforcing or {})
+    return [
+        f"{word}: isolated by {names}; nothing allowed" + (f" (enforced by {by})" if by else "")
+    ]
 
 
 # ---------------------------------------------------------------- paths

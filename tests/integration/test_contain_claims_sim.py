@@ -126,8 +126,9 @@ async def test_blast_radius_after_an_isolation_claims_only_what_holds(
     (seen,) = result.pods
     ingress, egress = seen.ingress[0], seen.egress[0]
     assert ingress.startswith(
-        "ingress: policies select it (default-deny-ingress, quarantine, storefront-allow-http),"
-        " but storefront-allow-http allows ingress from anywhere on TCP/8080"
+        "ingress: policies select it (NetworkPolicy default-deny-ingress, quarantine, "
+        "storefront-allow-http), but NetworkPolicy storefront-allow-http allows ingress from "
+        "anywhere on TCP/8080"
     ), ingress
     markdown = blast.render_markdown(result)
     if sim.cni is None:
@@ -202,9 +203,25 @@ async def test_an_isolation_an_allow_still_beats_is_recorded_not_effective(
         service.close()
     (event,) = [e for e in engine.correlator.events_of(incident) if e.kind == "action-isolate"]
     assert event.raw_inline["result"] == "ok"
+    reader = _reader(sim)
+    try:
+        (seen,) = reader.compute([], [(ns, pod)]).pods
+    finally:
+        reader.close()
+    ingress, egress = seen.ingress[0], seen.egress[0]
     if sim.cni is None:
         assert action_result(event) == "not effective"
         assert _level(engine, incident).level == NOTHING
+        # The blast radius agrees: let in from anywhere, and nothing enforces the rest.
+        assert "but NetworkPolicy storefront-allow-http allows ingress from anywhere" in ingress
+        assert egress.endswith("policies may not be enforced") and "isolated" not in egress
     else:
         assert action_result(event) == "ok"
         assert _level(engine, incident).level == CONTAINED
+        # The isolation is a CiliumNetworkPolicy deny: it wins over the allow, and the
+        # blast radius reads it as the isolate action did.
+        policy = f"CiliumNetworkPolicy ktriage-quarantine-{pod}"
+        for line in (ingress, egress):
+            assert line.endswith(f"isolated by {policy}; nothing allowed (enforced by Cilium)"), (
+                line
+            )

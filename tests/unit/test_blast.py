@@ -427,7 +427,7 @@ def test_network_policy_evaluated_with_the_isolation_logic() -> None:
     api, web = result.pods
     # Closed for ingress but for what it allows: limited, not isolated.
     assert api.ingress[0] == "ingress: limited by NetworkPolicy api-ingress to what it allows"
-    assert api.ingress[1].startswith("api-ingress allows ingress from ")
+    assert api.ingress[1].startswith("NetworkPolicy api-ingress allows ingress from ")
     assert "pods in namespaces with team=web" in api.ingress[1]
     assert "TCP/8443" in api.ingress[1]
     assert api.egress[0].startswith("egress: no NetworkPolicy")

@@ -67,8 +67,9 @@ def test_after_an_isolation_with_no_plugin_seen_nothing_is_called_isolated() -> 
     result = reach([DEFAULT_DENY, QUARANTINE, ALLOW_HTTP], {}, warning=warning)
     (p,) = result.pods
     assert p.ingress == [
-        "ingress: policies select it (default-deny-ingress, ktriage-quarantine-web-1, "
-        "storefront-allow-http), but storefront-allow-http allows ingress from anywhere on "
+        "ingress: policies select it (NetworkPolicy default-deny-ingress, "
+        "ktriage-quarantine-web-1, storefront-allow-http), but NetworkPolicy "
+        "storefront-allow-http allows ingress from anywhere on "
         "TCP/8080; no NetworkPolicy-enforcing network plugin was seen: policies may not be "
         "enforced"
     ]
@@ -90,7 +91,7 @@ def test_an_allow_from_anywhere_is_never_called_isolated_even_when_enforced() ->
     (p,) = reach([DEFAULT_DENY, QUARANTINE, ALLOW_HTTP], CILIUM).pods
     assert p.ingress[0].startswith("ingress: policies select it (")
     assert p.ingress[0].endswith(
-        "but storefront-allow-http allows ingress from anywhere on TCP/8080"
+        "but NetworkPolicy storefront-allow-http allows ingress from anywhere on TCP/8080"
     )
     assert p.egress == [
         "egress: isolated by NetworkPolicy ktriage-quarantine-web-1; nothing allowed "
@@ -107,9 +108,13 @@ def test_the_widest_allowance_is_named_first_and_every_other_follows() -> None:
         },
     )
     (p,) = reach([narrow, ALLOW_HTTP], CILIUM).pods
-    assert "but storefront-allow-http allows ingress from anywhere on TCP/8080" in p.ingress[0]
+    assert (
+        "but NetworkPolicy storefront-allow-http allows ingress from anywhere on TCP/8080"
+        in p.ingress[0]
+    )
     assert p.ingress[1] == (
-        "from-frontend allows ingress from pods with app=fe in namespace shop on all ports"
+        "NetworkPolicy from-frontend allows ingress from pods with app=fe in namespace shop "
+        "on all ports"
     )
 
 
@@ -191,3 +196,45 @@ def test_hostile_agent_named_in_a_user_namespace_does_not_count_when_pods_are_re
     assert view.enforcing == {}
     assert "the pods of kube-system" in view.enforcement_warning
     assert "could not list daemonsets: forbidden" in view.enforcement_warning
+
+
+def cilium_deny(name: str) -> dict[str, Any]:
+    return {
+        "metadata": {"namespace": NS, "name": name},
+        "spec": {
+            "endpointSelector": {"matchLabels": {"ktriage.io/quarantine": "web-1"}},
+            "ingressDeny": [{"fromEntities": ["all"]}],
+            "egressDeny": [{"toEntities": ["all"]}],
+        },
+    }
+
+
+def test_a_cilium_deny_isolation_is_read_as_the_isolate_action_reads_it() -> None:
+    """Isolation with Cilium writes a deny policy: it wins over the allow from anywhere."""
+    view = ClusterView(
+        pods=[pod(QUARANTINED)],
+        network_policies=[ALLOW_HTTP],
+        cilium_policies=[cilium_deny("ktriage-quarantine-web-1")],
+        seen={"pods", "networkpolicies"},
+        enforcing=CILIUM,
+    )
+    (p,) = blast.compute(view, [], [(NS, "web-1")]).pods
+    words = "isolated by CiliumNetworkPolicy ktriage-quarantine-web-1; nothing allowed"
+    assert p.ingress == [f"ingress: {words} (enforced by Cilium)"]
+    assert p.egress == [f"egress: {words} (enforced by Cilium)"]
+
+
+def test_hostile_unreadable_policy_kind_rules_out_isolated() -> None:
+    """Calico's policies are served but could not be read: one of them may allow."""
+    view = ClusterView(
+        pods=[pod(QUARANTINED)],
+        network_policies=[QUARANTINE],
+        seen={"pods", "networkpolicies"},
+        enforcing={"Calico": "daemonset calico-system/calico-node"},
+        policies_unread=["Calico networkpolicies"],
+    )
+    (p,) = blast.compute(view, [], [(NS, "web-1")]).pods
+    assert p.egress == [
+        "egress: NetworkPolicy ktriage-quarantine-web-1 selects it and allows nothing, but "
+        "Calico networkpolicies could not be read: they may allow traffic"
+    ]
