@@ -10,8 +10,11 @@ answers. `ktriage.blastread` reads those from the cluster.
   object that grants it; which method was used and what could not be seen.
 - Pod: the token and Secrets it mounts, whether it can reach its node (then the
   node's other pods and service accounts are in the blast radius too), and what
-  its namespace's NetworkPolicies let it reach and be reached by, judged by
-  `core.netpol`, the logic isolation uses.
+  its namespace's policies (NetworkPolicies, and Cilium's and Calico's where
+  served) let it reach and be reached by, judged by `core.netverdict`, the
+  verdict isolation gives. A direction is called isolated only when a policy
+  closes it, nothing lets traffic through, and a network plugin that enforces
+  NetworkPolicy was seen (`ClusterView.enforcing`, found as isolation finds it).
 - Paths: a breadth-first search, at most MAX_DEPTH steps, for the short chains
   that end in cluster-admin-like rights or in another namespace's Secrets, each
   step citing the object that allows it.
