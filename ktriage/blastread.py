@@ -13,6 +13,12 @@ The reviews are cached per identity and reused while the RBAC objects are
 unchanged: every computation lists them again (cheap) and compares each
 object's resourceVersion.
 
+Whether NetworkPolicy is enforced at all is judged as the isolate action judges
+it (`actions.netplugins.classify`): from the DaemonSets of every namespace (or,
+without that permission, the pods of kube-system and calico-system) and the API
+groups served. The blast radius then never calls a pod isolated that nothing is
+seen to isolate.
+
 Secrets are not listed unless asked (`read_secrets=True`): a cluster-wide list of
 Secrets, even of their names, is what audit-log detections look for, and the
 responder's own tool should not raise an incident of its own.
@@ -20,6 +26,7 @@ responder's own tool should not raise an incident of its own.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -30,6 +37,7 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from ktriage.actions.netplugins import POD_NAMESPACES, classify
 from ktriage.core import blast
 from ktriage.kubeclient import USER_AGENT, status_message
 
@@ -51,7 +59,17 @@ LISTS: dict[str, tuple[str, str, bool]] = {
     "networkpolicies": ("NetworkingV1Api", "list_network_policy_for_all_namespaces", False),
     "secrets": ("CoreV1Api", "list_secret_for_all_namespaces", True),
     "namespaces": ("CoreV1Api", "list_namespace", True),
+    # Read for the network plugin's agents only (by name and image).
+    "daemonsets": ("AppsV1Api", "list_daemon_set_for_all_namespaces", False),
 }
+# The policy kinds isolation may write besides NetworkPolicy, where served (a 404:
+# not served, nothing to read): kind -> (group, version, plural, ClusterView field).
+CUSTOM: dict[str, tuple[str, str, str, str]] = {
+    "ciliumnetworkpolicies": ("cilium.io", "v2", "ciliumnetworkpolicies", "cilium_policies"),
+    "Calico networkpolicies": ("projectcalico.org", "v3", "networkpolicies", "calico_policies"),
+}
+GROUPS = "API groups"  # discovery, read beside the lists
+PLUGIN_EVIDENCE = ("daemonsets", GROUPS)
 RBAC_KINDS = ("clusterroles", "clusterrolebindings", "roles", "rolebindings")
 _FIELDS = {
     "clusterroles": "cluster_roles",
@@ -86,8 +104,14 @@ def list_all(
 
     Read raw (`_preload_content=False`) and decoded as plain dicts; Secrets and
     Namespaces as metadata only."""
-    api_class, method, metadata_only = LISTS[kind]
-    lister = getattr(getattr(k8s, api_class)(api), method)
+    if kind in CUSTOM:
+        group, version, plural, _ = CUSTOM[kind]
+        custom = k8s.CustomObjectsApi(api).list_cluster_custom_object
+        lister = functools.partial(custom, group, version, plural)
+        metadata_only = False
+    else:
+        api_class, method, metadata_only = LISTS[kind]
+        lister = getattr(getattr(k8s, api_class)(api), method)
     headers = {"Accept": PARTIAL} if metadata_only else None
     items: list[dict[str, Any]] = []
     token = ""
@@ -111,6 +135,59 @@ def list_all(
             return items, False
         if len(items) >= MAX_ITEMS:
             return items[:MAX_ITEMS], True
+
+
+def api_groups(
+    api: k8s.ApiClient, deadline: float, clock: Callable[[], float] = time.monotonic
+) -> tuple[dict[str, list[str]], bool]:
+    """The API groups served (name -> versions), from discovery (`/apis`)."""
+    left = deadline - clock()
+    if left <= 0:
+        raise _Deadline()
+    response = k8s.ApisApi(api).get_api_versions(
+        _preload_content=False, _request_timeout=max(left, 0.5)
+    )
+    body = json.loads(response.data)
+    groups: dict[str, list[str]] = {}
+    for group in (body.get("groups") if isinstance(body, dict) else None) or []:
+        if not isinstance(group, dict) or not isinstance(group.get("name"), str):
+            continue
+        versions = group.get("versions")
+        groups[group["name"]] = [
+            str(v.get("version"))
+            for v in (versions if isinstance(versions, list) else [])
+            if isinstance(v, dict)
+        ]
+    return groups, False
+
+
+def _enforcement(
+    view: blast.ClusterView,
+    daemonsets: list[dict[str, Any]] | None,
+    groups: dict[str, list[str]] | None,
+    problems: list[str],
+) -> None:
+    """Which plugins enforce NetworkPolicy here, as the isolate action tells it."""
+    workloads: list[dict[str, Any]] = []
+    looked: list[str] = []
+    if daemonsets is not None:
+        # (Items of a list carry no kind of their own.)
+        workloads = [{**d, "kind": "DaemonSet"} for d in daemonsets]
+        looked.append("the DaemonSets of every namespace")
+    elif "pods" in view.seen:
+        workloads = [
+            {**p, "kind": "Pod"}
+            for p in view.pods
+            if (p.get("metadata") or {}).get("namespace") in POD_NAMESPACES
+        ]
+        looked += [f"the pods of {ns}" for ns in POD_NAMESPACES]
+    if groups is not None:
+        looked.append("API discovery")
+    plugins = classify(workloads, groups or {})
+    plugins.looked_at = looked
+    plugins.problems = problems
+    view.enforcing = dict(plugins.enforcing)
+    view.enforcement_warning = plugins.warning()
 
 
 def _fingerprint(view: blast.ClusterView) -> tuple:
@@ -158,21 +235,50 @@ class BlastReader:
             kinds = [k for k in LISTS if k != "secrets" or self.read_secrets]
             futures = {pool.submit(list_all, api, kind, deadline, self.clock): kind
                        for kind in kinds}  # fmt: skip
+            futures[pool.submit(api_groups, api, deadline, self.clock)] = GROUPS
+            for kind in CUSTOM:
+                futures[pool.submit(list_all, api, kind, deadline, self.clock)] = kind
             done, pending = wait(futures, timeout=max(deadline - self.clock(), 0.1) + 1)
+            daemonsets: list[dict[str, Any]] | None = None
+            groups: dict[str, list[str]] | None = None
+            plugin_problems: list[str] = []
+            # (What the plugin's evidence misses is said in its own sentence.)
+            custom_unread: list[str] = []
             for future in pending:
                 future.cancel()
-                view.not_seen.append(f"could not list {futures[future]}: timed out")
+                said = plugin_problems if futures[future] in PLUGIN_EVIDENCE else view.not_seen
+                said.append(f"could not list {futures[future]}: timed out")
+                if futures[future] in CUSTOM:
+                    custom_unread.append(futures[future])
             for future in done:
                 kind = futures[future]
                 try:
                     items, cut = future.result()
+                except ApiException as exc:
+                    if kind in CUSTOM and exc.status == 404:
+                        continue  # not served: no such policy can govern a pod here
+                    said = plugin_problems if kind in PLUGIN_EVIDENCE else view.not_seen
+                    said.append(f"could not list {kind}: {_why(exc)}")
+                    if kind in CUSTOM:
+                        custom_unread.append(kind)
+                    continue
                 except Exception as exc:  # every failure is said, none stops the rest
-                    view.not_seen.append(f"could not list {kind}: {_why(exc)}")
+                    said = plugin_problems if kind in PLUGIN_EVIDENCE else view.not_seen
+                    said.append(f"could not list {kind}: {_why(exc)}")
+                    continue
+                if kind == GROUPS:
+                    groups = items
                     continue
                 view.seen.add(kind)
                 if cut:
                     view.not_seen.append(f"{kind}: only the first {MAX_ITEMS} were read")
-                if kind == "namespaces":
+                if kind in CUSTOM:
+                    setattr(view, CUSTOM[kind][3], items)
+                    if cut:
+                        view.policies_unread.append(f"{kind} past the first {MAX_ITEMS}")
+                elif kind == "daemonsets":
+                    daemonsets = items
+                elif kind == "namespaces":
                     view.namespaces = sorted(
                         str((i.get("metadata") or {}).get("name") or "") for i in items
                     )
@@ -189,6 +295,11 @@ class BlastReader:
                 for obj in getattr(view, field)
             }
             view.namespaces = sorted(n for n in found if n)
+        _enforcement(view, daemonsets, groups, sorted(plugin_problems))
+        # A kind the cluster does not serve governs nothing, read or not.
+        view.policies_unread += [
+            kind for kind in custom_unread if groups is None or CUSTOM[kind][0] in groups
+        ]
         view.not_seen.sort()
         if not self.read_secrets:
             view.not_seen.append(

@@ -10,8 +10,11 @@ answers. `ktriage.blastread` reads those from the cluster.
   object that grants it; which method was used and what could not be seen.
 - Pod: the token and Secrets it mounts, whether it can reach its node (then the
   node's other pods and service accounts are in the blast radius too), and what
-  its namespace's NetworkPolicies let it reach and be reached by, judged by
-  `core.netpol`, the logic isolation uses.
+  its namespace's policies (NetworkPolicies, and Cilium's and Calico's where
+  served) let it reach and be reached by, judged by `core.netverdict`, the
+  verdict isolation gives. A direction is called isolated only when a policy
+  closes it, nothing lets traffic through, and a network plugin that enforces
+  NetworkPolicy was seen (`ClusterView.enforcing`, found as isolation finds it).
 - Paths: a breadth-first search, at most MAX_DEPTH steps, for the short chains
   that end in cluster-admin-like rights or in another namespace's Secrets, each
   step citing the object that allows it.
@@ -24,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ktriage.core import netpol
+from ktriage.core import netpol, netverdict
 from ktriage.core.model import EntityKind, Incident
 from ktriage.core.snapshot import md_escape
 from ktriage.core.text import clip, shown
@@ -155,6 +158,17 @@ class ClusterView:
     not_seen: list[str] = field(default_factory=list)
     # What could be read of each kind: a kind not listed here was not seen at all.
     seen: set[str] = field(default_factory=set)
+    # The network plugins seen that enforce NetworkPolicy (name -> where), found as
+    # the isolate action finds them; None when nobody looked. Empty: none was seen,
+    # and `enforcement_warning` says what was looked at.
+    enforcing: dict[str, str] | None = None
+    enforcement_warning: str = ""
+    # The other policy kinds isolation may write, where the cluster serves them
+    # (cilium.io/v2 CiliumNetworkPolicy, projectcalico.org/v3 NetworkPolicy), and
+    # those served that could not be read (in words).
+    cilium_policies: list[dict[str, Any]] = field(default_factory=list)
+    calico_policies: list[dict[str, Any]] = field(default_factory=list)
+    policies_unread: list[str] = field(default_factory=list)
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -801,10 +815,13 @@ def _host_access(pod: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def _policies_by_namespace(view: ClusterView) -> dict[str, list[Mapping[str, Any]]]:
+def _policies_by_namespace(
+    view: ClusterView, kind: str = "network_policies"
+) -> dict[str, list[Mapping[str, Any]]]:
     out: dict[str, list[Mapping[str, Any]]] = {}
-    for policy in view.network_policies:
-        out.setdefault(_str(_meta(policy).get("namespace")), []).append(policy)
+    for policy in getattr(view, kind):
+        if isinstance(policy, Mapping):
+            out.setdefault(_str(_meta(policy).get("namespace")), []).append(policy)
     return out
 
 
@@ -847,7 +864,7 @@ def pod_blast(
                 if len(out.neighbours) < MAX_NEIGHBOURS:
                     out.neighbours.append((f"{ns}/{pname}", f"{ns}/{_sa_of(other)}"))
     if "networkpolicies" in view.seen:
-        _network(out, pod, pods, policies, spec)
+        _network(out, view, pod, pods, policies, spec)
     else:
         out.ingress.append("NetworkPolicies could not be read: reachability unknown")
     return out
@@ -855,15 +872,46 @@ def pod_blast(
 
 def _network(
     out: PodBlast,
+    view: ClusterView,
     pod: Mapping[str, Any],
     pods: Mapping[tuple[str, str], Mapping[str, Any]],
     policies: Mapping[str, list[Mapping[str, Any]]],
     spec: Mapping[str, Any],
 ) -> None:
     ns = out.namespace
-    evaluation = netpol.evaluate(_labels(pod), ns, policies.get(ns, ()))
-    if spec.get("hostNetwork") is True:
+    labels = _labels(pod)
+    evaluation = netpol.evaluate(labels, ns, policies.get(ns, ()))
+    host_network = spec.get("hostNetwork") is True
+    if host_network:
         out.ingress.append("hostNetwork: NetworkPolicies do not apply; it is the node's network")
+    # Why the policies that select the pod may not hold, whatever they say.
+    enforcing = view.enforcing
+    caveats: list[str] = []
+    if host_network:
+        caveats.append("NetworkPolicies do not apply to a hostNetwork pod")
+    elif enforcing is None:
+        caveats.append(
+            "whether a network plugin enforces NetworkPolicy was not checked: "
+            "policies may not be enforced"
+        )
+    elif not enforcing:
+        caveats.append(
+            "no NetworkPolicy-enforcing network plugin was seen: policies may not be enforced"
+        )
+    caveats += [
+        f"{what} could not be read: they may allow traffic" for what in view.policies_unread
+    ]
+    cilium = [p for p in view.cilium_policies if _meta(p).get("namespace") == ns]
+    calico = [p for p in view.calico_policies if _meta(p).get("namespace") == ns]
+    # Every policy kind that governs the pod, judged as the isolate action judges it.
+    verdict = netverdict.judge(
+        labels, ns, netpols=policies.get(ns, ()), cilium=cilium, calico=calico
+    )
+    what = (
+        "no NetworkPolicy"
+        if not (evaluation.verdicts or cilium or calico)
+        else ("no NetworkPolicy selecting it")
+    )
     for direction, lines, side in (
         (netpol.INGRESS, out.ingress, "anything in or outside the cluster may connect to it"),
         (
@@ -872,22 +920,9 @@ def _network(
             "it may connect anywhere: other namespaces, the API server, the internet",
         ),
     ):
-        if not evaluation.isolated(direction):
-            what = "no NetworkPolicy" if not policies.get(ns) else "no NetworkPolicy selecting it"
-            lines.append(f"{direction.lower()}: {what} isolates it: {side}")
-            continue
-        names = [v.name for v in evaluation.selecting if direction in v.types]
-        allowed = [
-            a.describe()
-            for v in evaluation.selecting
-            for a in v.allowances
-            if a.direction == direction
-        ]
-        lines.append(
-            f"{direction.lower()}: isolated by NetworkPolicy {', '.join(names)}"
-            + ("; nothing allowed" if not allowed else "")
-        )
-        lines += allowed
+        side = f"{what} isolates it: {side}"
+        k8s = [f"NetworkPolicy {v.name}" for v in evaluation.selecting if direction in v.types]
+        lines += _direction_lines(direction, verdict, k8s, side, caveats, enforcing)
     # A policy that cannot be read may select the pod and allow anything: said, once.
     out.ingress += [v.describe() for v in evaluation.verdicts if v.error]
     # Who else accepts connections from anywhere (a policy-free target for this pod).
@@ -896,12 +931,64 @@ def _network(
         if (other_ns, other_name) == (ns, out.name):
             continue
         out.other_pods += 1
-        labels = _labels(other)
-        key = (other_ns, tuple(sorted(labels.items())))
+        other_labels = _labels(other)
+        key = (other_ns, tuple(sorted(other_labels.items())))
         if key not in cache:
-            ev = netpol.evaluate(labels, other_ns, policies.get(other_ns, ()))
+            ev = netpol.evaluate(other_labels, other_ns, policies.get(other_ns, ()))
             cache[key] = not ev.isolated(netpol.INGRESS)
         out.open_to_ingress += cache[key]
+
+
+_UNREADABLE = "could not be evaluated"
+
+
+def _policies_words(labels: Sequence[str]) -> str:
+    """`NetworkPolicy a, b; CiliumNetworkPolicy c`: plain NetworkPolicies named once."""
+    plain = [x.removeprefix("NetworkPolicy ") for x in labels if x.startswith("NetworkPolicy ")]
+    other = [x for x in labels if not x.startswith("NetworkPolicy ")]
+    return "; ".join(([f"NetworkPolicy {', '.join(plain)}"] if plain else []) + other)
+
+
+def _direction_lines(
+    direction: str,
+    verdict: netverdict.NetworkVerdict,
+    k8s: Sequence[str],
+    side: str,
+    caveats: Sequence[str],
+    enforcing: Mapping[str, str] | None,
+) -> list[str]:
+    """What the policies that govern the pod make of one direction. "Isolated" only when
+    a policy closes it, none lets anything through, none is unreadable, and a plugin
+    that enforces NetworkPolicy was seen."""
+    word = direction.lower()
+    closed_by = verdict.closed.get(direction)
+    if closed_by is None:
+        return [f"{word}: {side}"]
+    openings = [o for o in verdict.openings if o.direction == direction]
+    unreadable = [o.policy for o in openings if _UNREADABLE in o.text]
+    allowed = [o for o in openings if _UNREADABLE not in o.text]
+    # A deny that wins over every allow closes it alone; otherwise every closing policy.
+    closers = [closed_by] if direction in verdict.denied else [*dict.fromkeys([*k8s, closed_by])]
+    names = _policies_words(closers)
+    but = [*caveats]
+    if unreadable:
+        but.append(f"{_policies_words(unreadable)} could not be evaluated: it may allow traffic")
+    # Allowances from or to anywhere first: the headline names the widest one.
+    allowed.sort(key=lambda o: not (" from anywhere " in o.text or " to anywhere " in o.text))
+    tail = "; " + "; ".join(but) if but else ""
+    if allowed and (" from anywhere " in allowed[0].text or " to anywhere " in allowed[0].text):
+        head = f"{word}: policies select it ({names}), but {allowed[0].text}"
+        return [head + tail] + [o.text for o in allowed[1:]]
+    if allowed:
+        they = "they allow" if len(closers) > 1 else "it allows"
+        return [f"{word}: limited by {names} to what {they}{tail}"] + [o.text for o in allowed]
+    if but:
+        it = "select it and allow" if len(closers) > 1 else "selects it and allows"
+        return [f"{word}: {names} {it} nothing, but {'; '.join(but)}"]
+    by = ", ".join(enforcing or {})
+    return [
+        f"{word}: isolated by {names}; nothing allowed" + (f" (enforced by {by})" if by else "")
+    ]
 
 
 # ---------------------------------------------------------------- paths
@@ -1129,6 +1216,9 @@ def compute(
     policies = _policies_by_namespace(view)
     for ns, name in pods[:MAX_TARGETS]:
         result.pods.append(pod_blast(view, ns, name, pods=pod_index, policies=policies))
+    if pods and view.enforcing is not None and not view.enforcing and view.enforcement_warning:
+        # The isolate dialog's own sentence: what was looked at, and for what.
+        result.not_seen.append(view.enforcement_warning)
     # The search cites objects: it uses the reviews' answers only when it cannot read them.
     result.paths = find_paths(
         _make_search(view, index, pod_index, {} if rbac_seen else overrides),

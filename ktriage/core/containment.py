@@ -236,9 +236,14 @@ class Containment:
         """contained / partly / none, for the Incidents list."""
         if self.contained:
             return CONTAINED
-        # A pod found absent with no record of when (never created, perhaps) is
+        # Only what contains counts: a pod isolated effectively or gone, an identity
+        # revoked. A cordon, a detach or saved evidence leaves the pod running as it
+        # was. A pod found absent with no record of when (never created, perhaps) is
         # nothing anyone contained.
-        if any(i.done and i.since is not None for i in self.items if i.aspect != EVIDENCE):
+        if any(
+            i.done and i.since is not None and i.state in CONTAINING.get(i.aspect, ())
+            for i in self.items
+        ):
             return PARTLY
         return NOTHING
 
@@ -344,6 +349,30 @@ def facts_of(event: Event, skipped: Counter[str] | None = None) -> list[Fact]:
             continue
         out.append(Fact(aspect, subject, state, detail[:MAX_DETAIL], when, actor, action))
     return out
+
+
+# An action's Result as shown (the snapshot's "Actions taken"): the record's "ok"
+# says only that every API call succeeded; the facts the action checked afterwards
+# say whether the change holds.
+RESULT_OK = "ok"
+RESULT_NOT_EFFECTIVE = "not effective"  # some policy still allows traffic
+RESULT_UNVERIFIED = "not verified"  # could not be checked, or nothing seen enforces it
+
+
+def action_result(event: Event) -> str:
+    """The Result word of an action event: its record's ("ok", "failed", "undone",
+    "refused"...), except an "ok" whose own facts say its change does not hold:
+    "not effective" or "not verified"."""
+    raw = event.raw_inline
+    result = _text(raw.get("result")) if isinstance(raw, dict) else ""
+    if result != RESULT_OK:
+        return result
+    states = {f.state for f in facts_of(event)}
+    if NOT_EFFECTIVE in states:
+        return RESULT_NOT_EFFECTIVE
+    if UNVERIFIED in states:
+        return RESULT_UNVERIFIED
+    return result
 
 
 def _legacy_facts(

@@ -421,10 +421,13 @@ def test_network_policy_evaluated_with_the_isolation_logic() -> None:
     v = view(
         pods=[pod("payments", "api-1", labels={"app": "api"}), pod("shop", "web-1")],
         network_policies=[policy],
+        enforcing={"Calico": "daemonset calico-system/calico-node"},
     )
     result = blast.compute(v, [], [("payments", "api-1"), ("shop", "web-1")])
     api, web = result.pods
-    assert api.ingress[0] == "ingress: isolated by NetworkPolicy api-ingress"
+    # Closed for ingress but for what it allows: limited, not isolated.
+    assert api.ingress[0] == "ingress: limited by NetworkPolicy api-ingress to what it allows"
+    assert api.ingress[1].startswith("NetworkPolicy api-ingress allows ingress from ")
     assert "pods in namespaces with team=web" in api.ingress[1]
     assert "TCP/8443" in api.ingress[1]
     assert api.egress[0].startswith("egress: no NetworkPolicy")

@@ -127,7 +127,39 @@ def test_a_cordon_alone_contains_nothing() -> None:
     case.act(150, "cordon", fact("node", "node w2", "cordoned", "re-read: unschedulable"))
     state = case.state()
     assert state_of(state, "node", "node w2").done
-    assert state.level == PARTLY and case.ttc() is None
+    # Not "partly" either: the pod runs on as it was.
+    assert state.level == NOTHING and case.ttc() is None
+
+
+def test_a_cordon_a_drain_a_detach_and_saved_logs_together_still_contain_nothing() -> None:
+    """Each is shown done in its own aspect; none stops the pod or the identity."""
+    case = Case(shell(100), request(110, SA, POD))
+    case.act(150, "cordon", fact("node", "node w2", "cordoned", "re-read: unschedulable"))
+    case.act(160, "drain", fact("node", "node w2", "drained", "evicted"))
+    case.act(170, "detach", fact("workload", "pod shop/web-1", "detached", "labels removed"))
+    case.act(180, "logs", fact("evidence", "pod shop/web-1", "logs-dumped", "2 file(s)"))
+    state = case.state(lambda *_: True)
+    assert sorted(i.aspect for i in state.done) == ["evidence", "node", "workload"]
+    assert state.level == NOTHING and not state.contained
+
+
+def test_an_isolation_not_effective_or_unverified_is_not_partly_contained() -> None:
+    case = Case(shell(100), request(110, SA, POD))
+    case.act(150, "isolate", fact("network", "pod shop/web-1", "not-effective", "x allows"))
+    assert case.state().level == NOTHING
+    case.act(160, "isolate", fact("network", "pod shop/web-1", "unverified", "no plugin seen"))
+    assert case.state().level == NOTHING
+    case.act(170, "isolate", isolated())
+    assert case.state().level == PARTLY  # the identity is still open
+
+
+def test_a_revoked_identity_alone_is_partly_contained() -> None:
+    case = Case(shell(100), request(110, SA, POD))
+    case.act(150, "cordon", fact("node", "node w2", "cordoned", "re-read: unschedulable"))
+    case.act(
+        200, "revoke", fact("identity", "serviceaccount ci/runner", "credentials-revoked", "x")
+    )
+    assert case.state().level == PARTLY
 
 
 def test_an_effective_isolation_contains_the_pod_and_times_it() -> None:

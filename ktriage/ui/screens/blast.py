@@ -68,8 +68,18 @@ def styled(lines: list[str]) -> Text:
             style = "yellow"
         elif line.lstrip().startswith(("by ", "why: ")):
             style = "dim"
+        elif _reach_warning(line):
+            style = "yellow"
         text.append(line + "\n", style=style)
     return text
+
+
+def _reach_warning(line: str) -> bool:
+    """A reachability line that is not "isolated": open, let through, or maybe not enforced."""
+    body = line.lstrip()
+    if not body.startswith(("ingress: ", "egress: ")):
+        return False
+    return not body.split(": ", 1)[1].startswith("isolated by ") or "may not" in body
 
 
 class BlastScreen(ModalScreen[None]):
