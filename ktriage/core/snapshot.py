@@ -37,6 +37,7 @@ from ktriage.core.containment import (
     TIME_TO_CONTAIN_DEFINITION,
     Containment,
     PodLookup,
+    action_result,
     containment_state,
 )
 from ktriage.core.model import EntityKind, Event, Incident, iso
@@ -407,7 +408,7 @@ def render(
                     str((ev.raw_inline or {}).get("actor", "")),
                     str((ev.raw_inline or {}).get("action", ev.kind)),
                     str((ev.raw_inline or {}).get("target", "")),
-                    str((ev.raw_inline or {}).get("result", "")),
+                    action_result(ev),
                     str((ev.raw_inline or {}).get("error") or ev.summary),
                 )
                 for ev in actions

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from ktriage.core.containment import action_result, fact
 from ktriage.core.correlate import Correlator
 from ktriage.core.model import EntityKind, Event, Severity, entity
@@ -95,11 +93,6 @@ def _snapshot(*actions: Event) -> str:
     return render_markdown(c.resolve(incident_id), c.events_of(incident_id))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs core/snapshot.py's Actions taken to take its Result from "
-    "containment.action_result (hunk given to the lead)",
-)
 def test_snapshot_actions_taken_says_not_effective() -> None:
     markdown = _snapshot(action("ok", network("not-effective", ALLOWS)))
     table = markdown.split("## Actions taken", 1)[1].split("\n## ", 1)[0]
