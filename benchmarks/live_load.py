@@ -220,12 +220,18 @@ def run_rate(rate: float, seconds: float, lines: list[str], workdir: Path) -> di
         written, took = write_at_rate(path, lines, rate, seconds)
         wrote_last = time.time()
         drained = None
+        handled, progressed = 0, time.time()
         for line in proc.stdout:
             got = json.loads(line)
-            if got.get("handled", 0) >= written:
-                drained = time.time() - wrote_last
+            if got.get("handled", 0) > handled:
+                handled, progressed = got["handled"], time.time()
+            if handled >= written:
+                drained = progressed - wrote_last
                 break
-            if time.time() - wrote_last > 120:
+            if time.time() - progressed > 3:
+                # No progress for 3 s: what is in is all there will be (a record the
+                # engine keeps once, say); drained when the last one came in.
+                drained = progressed - wrote_last
                 break
         proc.send_signal(signal.SIGINT)
         final: dict[str, Any] = {}

@@ -8,6 +8,7 @@ loops, OOM kills, new privileged pods, nodes going NotReady...), derived by
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -164,6 +165,12 @@ def _t(value: Any) -> float | None:
     return object_time(value)
 
 
+def _shared(value: Any) -> str:
+    """A string many pods repeat (a namespace, node, image, label, reason), held once:
+    with 50,000 pods, copies of the same few hundred strings add up."""
+    return sys.intern(value) if isinstance(value, str) and len(value) <= 256 else _s(value)
+
+
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -210,7 +217,7 @@ def _container_status(cs: dict[str, Any], kind: str) -> ContainerStatus:
         if name in state_obj and isinstance(state_obj[name], dict):
             st = state_obj[name]
             state = name
-            reason = _s(st.get("reason"))
+            reason = _shared(st.get("reason"))
             message = _s(st.get("message"))
             exit_code = _int(st.get("exitCode"))
             started = _t(st.get("startedAt"))
@@ -218,9 +225,9 @@ def _container_status(cs: dict[str, Any], kind: str) -> ContainerStatus:
             break
     last = _d(_d(cs.get("lastState")).get("terminated"))
     return ContainerStatus(
-        name=_s(cs.get("name")),
+        name=_shared(cs.get("name")),
         kind=kind,
-        image=_s(cs.get("image")),
+        image=_shared(cs.get("image")),
         ready=cs.get("ready") is True,
         restarts=_int(cs.get("restartCount")) or 0,
         state=state,
@@ -270,12 +277,12 @@ def pod_info(obj: dict[str, Any]) -> PodInfo:
     meta = _d(obj.get("metadata"))
     spec = _d(obj.get("spec"))
     status = _d(obj.get("status"))
-    labels = {str(k): str(v) for k, v in _d(meta.get("labels")).items()}
+    labels = {_shared(str(k)): _shared(str(v)) for k, v in _d(meta.get("labels")).items()}
     owner = ""
     owners = [_d(o) for o in _l(meta.get("ownerReferences"))]
     if owners:
         chosen = next((o for o in owners if o.get("controller") is True), owners[0])
-        owner = f"{_s(chosen.get('kind'))}/{_s(chosen.get('name'))}"
+        owner = _shared(f"{_s(chosen.get('kind'))}/{_s(chosen.get('name'))}")
 
     names: list[str] = []
     images: list[str] = []
@@ -283,9 +290,9 @@ def pod_info(obj: dict[str, Any]) -> PodInfo:
     for key in ("initContainers", "containers", "ephemeralContainers"):
         for c in _l(spec.get(key)):
             c = _d(c)
-            name = _s(c.get("name"))
+            name = _shared(c.get("name"))
             names.append(name)
-            image = _s(c.get("image"))
+            image = _shared(c.get("image"))
             if image and image not in images:
                 images.append(image)
             sc = _d(c.get("securityContext"))
@@ -320,19 +327,21 @@ def pod_info(obj: dict[str, Any]) -> PodInfo:
             unschedulable = _s(cond.get("message")) or "no node fits the pod"
             unschedulable_since = _t(cond.get("lastTransitionTime"))
 
-    phase = _s(status.get("phase"))
-    reason = _s(status.get("reason"))
+    phase = _shared(status.get("phase"))
+    reason = _shared(status.get("reason"))
     deleting = bool(meta.get("deletionTimestamp"))
     created = _t(meta.get("creationTimestamp")) or 0.0
     return PodInfo(
-        namespace=_s(meta.get("namespace")),
+        namespace=_shared(meta.get("namespace")),
         name=_s(meta.get("name")),
         uid=_s(meta.get("uid")),
         phase=phase,
-        ready=f"{ready_n}/{len(regular)}",
+        ready=_shared(f"{ready_n}/{len(regular)}"),
         restarts=sum(st.restarts for st in statuses if st.kind != "ephemeral"),
-        node=_s(spec.get("nodeName")),
-        service_account=_s(spec.get("serviceAccountName")) or _s(spec.get("serviceAccount")),
+        node=_shared(spec.get("nodeName")),
+        service_account=_shared(
+            _s(spec.get("serviceAccountName")) or _s(spec.get("serviceAccount"))
+        ),
         images=tuple(images),
         labels=labels,
         owner=owner,
@@ -342,7 +351,7 @@ def pod_info(obj: dict[str, Any]) -> PodInfo:
         host_network=spec.get("hostNetwork") is True,
         host_pid=spec.get("hostPID") is True,
         host_ipc=spec.get("hostIPC") is True,
-        status_reason=_display_reason(phase, reason, deleting, statuses),
+        status_reason=_shared(_display_reason(phase, reason, deleting, statuses)),
         containers=tuple(names),
         isolated=QUARANTINE_LABEL in labels,
         resource_version=_s(meta.get("resourceVersion")),

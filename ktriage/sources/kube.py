@@ -73,6 +73,8 @@ MAX_BATCH = 500
 MAX_QUEUED = 20_000
 # Listed objects applied on the loop at once (a list's pages are cut into slices).
 APPLY_SLICE = 100
+# Listed objects handed over and not applied yet, at most, when the next slice goes.
+LIST_AHEAD = APPLY_SLICE
 # A watch event line longer than this is not held: etcd keeps objects under
 # ~1.5 MiB, so only a broken or hostile server sends one; the resource is listed
 # again instead (nothing is missed, the list has the object).
@@ -809,12 +811,12 @@ class ListWatch:
             page, rv, token = self._decode_page(data, rv)
             del data
             prepared = self.prepare_page(page)
-            # Handed over a slice at a time, each once the last is applied: the loop
-            # never holds more than one slice (keys are answered between two), while
-            # this thread reads and decodes the next page.
+            # Handed over a slice at a time, at most one waiting while one is applied:
+            # the loop never runs a whole page at once (keys are answered between two
+            # slices), and this thread reads and decodes the next page meanwhile.
             for start in range(0, max(len(prepared), 1), APPLY_SLICE):
                 part = prepared[start : start + APPLY_SLICE]
-                self._wait_for_room(len(part), limit=0)
+                self._wait_for_room(len(part), limit=LIST_AHEAD)
                 self._post(self._apply_page, part, first)
                 first = False
             total += len(page)

@@ -138,3 +138,39 @@ async def test_hostile_continue_expired_mid_list_starts_over_consistent(
         sim.store.delete("v1", "Pod", "shop", "while-listing")
         await wait_for(lambda: ("shop", "while-listing") not in state.pods, what="the watch")
         assert time.monotonic() - started < 10
+
+
+class ResetMidList(KubeWatchSource):
+    """After the first page of the first list, the server changes (a listed pod is
+    deleted) and the connection of the next page's request is reset."""
+
+    sim: SimCluster
+    gone: tuple[str, str] | None = None
+
+    def _decode_page(self, data: bytes, rv: str) -> Any:
+        page, rv, token = super()._decode_page(data, rv)
+        if self.gone is None and token:
+            meta = page[0]["metadata"]
+            self.gone = (meta["namespace"], meta["name"])
+            self.sim.store.delete("v1", "Pod", *self.gone)
+            self.sim.faults.reset_next(1)
+        return page, rv, token
+
+
+async def test_hostile_connection_reset_mid_list_starts_over_consistent(
+    sim_cluster: SimCluster,
+) -> None:
+    sim = sim_cluster
+    seed_pods(sim.store, PODS, namespaces=4, nodes=5)
+    ResetMidList.sim = sim
+    async with pods_source(sim, ResetMidList) as (engine, state, src, pages):
+        await wait_for(src.synced.is_set, timeout=60, what="the list complete")
+        assert isinstance(src, ResetMidList) and src.gone is not None
+        assert src.errors["network"] >= 1 and src.lists == 1
+        assert pages.seen[0] == (PAGE, PAGE) and pages.seen[1][1] == PAGE  # listed anew
+        assert {k: p.resource_version for k, p in state.pods.items()} == server_pods(sim)
+        assert src.gone not in state.pods
+        deleted = [e for e in engine.store if e.kind == "pod-deleted"]
+        assert [e.entities[0].name for e in deleted] == [src.gone[1]]
+        assert engine.store.duplicates == 0
+        assert src.health.state == "connected"
