@@ -54,6 +54,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/live_load.py
 	$(BIN)/python benchmarks/ui_latency.py
 	$(BIN)/python benchmarks/containment_state.py --signals 20000
+	$(BIN)/python benchmarks/pipeline_memory.py
+	$(BIN)/python benchmarks/first_paint.py --rounds 3
+	$(BIN)/python benchmarks/pods.py --pods 20000 50000
+	$(BIN)/python benchmarks/blast_radius.py
 
 # The replay figures only, on smaller files (about a minute).
 bench-quick: $(STAMP)
