@@ -18,7 +18,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from ktriage.core.text import shown
+from ktriage.core.text import clip, shown
 from ktriage.resourceread import Description, ResourceReader, When
 from ktriage.ui.format import age
 
@@ -50,7 +50,7 @@ class DescribeScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Back", key_display="esc"),
         Binding("r", "reload", "Reload"),
-        Binding("L", "logs", "Logs", key_display="L"),
+        Binding("L", "logs", "View logs", key_display="L"),
         Binding("j,down", "scroll(1)", "Down", show=False),
         Binding("k,up", "scroll(-1)", "Up", show=False),
         Binding("g,home", "ends(0)", "Top", show=False),
@@ -60,8 +60,11 @@ class DescribeScreen(Screen[None]):
     DescribeScreen > VerticalScroll { height: 1fr; border: round $primary; padding: 0 1; }
     """
 
-    def __init__(self, reader: ResourceReader, kind: str, namespace: str, name: str) -> None:
+    def __init__(
+        self, reader: ResourceReader, kind: str, namespace: str, name: str, *, cluster: str = ""
+    ) -> None:
         super().__init__()
+        self.cluster = cluster  # named in the title when several clusters are watched
         self.reader = reader
         self.kind = kind
         self.namespace = namespace
@@ -76,7 +79,8 @@ class DescribeScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="describe-scroll") as scroll:
             # Text titles: a str would be parsed as markup, and names are untrusted.
-            scroll.border_title = Text(shown(f"Describe {self.kind} {self.where}"))
+            in_cluster = f" · cluster {clip(shown(self.cluster), 40)}" if self.cluster else ""
+            scroll.border_title = Text(shown(f"Describe {self.kind} {self.where}") + in_cluster)
             scroll.border_subtitle = Text("live, read only · secrets redacted")
             yield Static(Text("reading…"), id="describe-body")
         yield Footer(compact=True)
@@ -129,7 +133,9 @@ class DescribeScreen(Screen[None]):
             return
         from ktriage.ui.screens.pod_logs import PodLogsScreen
 
-        self.app.push_screen(PodLogsScreen(self.reader, self.namespace, self.name_))
+        self.app.push_screen(
+            PodLogsScreen(self.reader, self.namespace, self.name_, cluster=self.cluster)
+        )
 
     def action_close(self) -> None:
         self.app.pop_screen()

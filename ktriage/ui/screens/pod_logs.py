@@ -23,7 +23,7 @@ from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ktriage.actions.logs import LogStream
-from ktriage.core.text import shown
+from ktriage.core.text import clip, shown
 from ktriage.resourceread import LOG_BUFFER, LogFollower, ResourceReader, why
 from ktriage.ui.widgets.filter_bar import FilterBar
 from ktriage.ui.widgets.log_view import LogView
@@ -98,8 +98,10 @@ class PodLogsScreen(Screen[None]):
         container: str | None = None,
         *,
         capacity: int = LOG_BUFFER,
+        cluster: str = "",
     ) -> None:
         super().__init__()
+        self.cluster = cluster  # named in the title when several clusters are watched
         self.reader = reader
         self.namespace = namespace
         self.pod = name
@@ -118,7 +120,8 @@ class PodLogsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(Text(""), id="logs-status")
         view = LogView(self.capacity, id="logs-view")
-        view.border_title = Text(shown(f"Logs {self.namespace}/{self.pod}"))
+        in_cluster = f" · cluster {clip(shown(self.cluster), 40)}" if self.cluster else ""
+        view.border_title = Text(shown(f"Logs {self.namespace}/{self.pod}") + in_cluster)
         yield view
         yield FilterBar(id="logs-search")
         yield Footer(compact=True)
