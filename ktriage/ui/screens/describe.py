@@ -38,10 +38,13 @@ def description_text(desc: Description, now: float) -> Text:
     if not desc.events:
         out.append("  <none>\n", style="dim")
     for row in desc.events:
-        _ns, when, kind, reason, _obj, message = row.cells
+        _ns, when, kind, reason, _obj, count, message = row.cells
         ago = age(now - when.t) if isinstance(when, When) and when.t is not None else "?"
         style = "yellow" if kind == "Warning" else ""
-        out.append(f"  {ago:>4}  {shown(kind):<8} {shown(reason):<20} ", style=style)
+        # How many times, as kubectl counts it (x4).
+        out.append(
+            f"  {ago:>4} {shown(count):>5}  {shown(kind):<8} {shown(reason):<20} ", style=style
+        )
         out.append(f"{shown(message)}\n")
     return out
 

@@ -112,6 +112,8 @@ class PodLogsScreen(Screen[None]):
         self.follower: LogFollower | None = None
         self.ended: str | None = None
         self.problem = ""
+        # A one-off answer to a key (`c` with one container), until the next key.
+        self.hint = ""
 
     @property
     def view(self) -> LogView:
@@ -174,6 +176,7 @@ class PodLogsScreen(Screen[None]):
             return
         self.ended = None
         self.problem = ""
+        self.hint = ""
         self.view.clear()
         self.follower = LogFollower(
             self.reader,
@@ -212,7 +215,13 @@ class PodLogsScreen(Screen[None]):
         if self.container is not None:
             which = "previous instance" if self.previous else "current"
             parts.append(f"container {self.container} ({which})")
-        parts.append("following" if view.follow else "paused (f follows)")
+        if self.previous:
+            # A finished instance: its whole log was read, nothing more will come.
+            parts.append("whole log, not followed (p: back to current)")
+        elif self.ended:
+            parts.append("stream ended (r reads again)")
+        else:
+            parts.append("following" if view.follow else "paused (f follows)")
         parts.append(f"{len(view.lines):,} lines")
         if view.dropped:
             parts.append(f"{view.dropped:,} dropped")
@@ -221,7 +230,9 @@ class PodLogsScreen(Screen[None]):
         line = " · ".join(parts)
         if self.problem:
             line += f"\n! {self.problem}"
-        elif self.ended:
+        elif self.hint:
+            line += f"\n{self.hint}"
+        elif self.ended and not (self.previous and self.ended == "the log ended"):
             line += f"\n{'! ' if self.ended.startswith(('forbidden', 'not found')) else ''}"
             line += self.ended
         status = self.query_one("#logs-status", Static)
@@ -236,6 +247,7 @@ class PodLogsScreen(Screen[None]):
     # ---- keys -------------------------------------------------------------------------
 
     def action_toggle_follow(self) -> None:
+        self.hint = ""
         view = self.view
         view.follow = not view.follow
         if view.follow:
@@ -256,6 +268,11 @@ class PodLogsScreen(Screen[None]):
     def action_choose_container(self) -> None:
         if not self.containers:
             self.notify("No containers known yet.", timeout=3)
+            return
+        names = list(dict.fromkeys(s.container for s in self.containers if not s.previous))
+        if len(names) == 1:
+            self.hint = f"only one container: {names[0]}"
+            self._status()
             return
 
         def chosen(name: str | None) -> None:
