@@ -577,3 +577,20 @@ async def test_c_with_one_container_says_so(tmp_path: Path, sim: Any):
         await pilot.press("c")
         assert not isinstance(app.screen, ContainerChoice)
         assert "only one container: only" in logs.status_text
+
+
+async def test_describe_offers_L_on_a_pod_only_and_says_why_elsewhere(tmp_path: Path, sim: Any):
+    from ui_helpers import notices
+
+    app = live_app(tmp_path, sim)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await open_view(pilot, app, "ev")  # an Event (about a pod) is not a pod
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, DescribeScreen))
+        describe = app.screen
+        assert describe.kind == "Event"
+        await wait_for(pilot, lambda: describe.description is not None, timeout=15)
+        assert "View logs" not in screen_text(app)
+        await pilot.press("L")
+        await wait_for(pilot, lambda: any("is not a pod" in n.message for n in notices(app)))
+        assert app.screen is describe

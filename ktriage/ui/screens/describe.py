@@ -54,6 +54,8 @@ class DescribeScreen(Screen[None]):
         Binding("escape", "close", "Back", key_display="esc"),
         Binding("r", "reload", "Reload"),
         Binding("L", "logs", "View logs", key_display="L"),
+        # Reached when the object is not a pod (the key above is then disabled): says so.
+        Binding("L", "no_logs", "View logs", key_display="L", show=False),
         Binding("j,down", "scroll(1)", "Down", show=False),
         Binding("k,up", "scroll(-1)", "Up", show=False),
         Binding("g,home", "ends(0)", "Top", show=False),
@@ -130,9 +132,24 @@ class DescribeScreen(Screen[None]):
         else:
             scroll.scroll_home(animate=False)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """`L` is offered on a pod only; elsewhere the key says why."""
+        if action == "logs":
+            return self.kind == "Pod"
+        if action == "no_logs":
+            return self.kind != "Pod"
+        return True
+
+    def action_no_logs(self) -> None:
+        self.notify(
+            shown(f"L shows a pod's log: {self.kind} {self.where} is not a pod."),
+            timeout=4,
+            markup=False,
+        )
+
     def action_logs(self) -> None:
         if self.kind != "Pod":
-            self.notify("L follows a pod's log.", timeout=3)
+            self.action_no_logs()
             return
         from ktriage.ui.screens.pod_logs import PodLogsScreen
 
