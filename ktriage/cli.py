@@ -281,7 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         metavar="N",
         help="run N simulated clusters at once (1 or 2), each playing the scenario, as "
-        "contexts demo-east and demo-west watched in one screen (default: 1)",
+        "contexts demo-east and demo-west watched in one screen; the second has pod names, "
+        "container ids and a pod network (10.245.0.0/16) of its own (default: 1)",
     )
     demo.add_argument(
         "--cni",

@@ -137,9 +137,15 @@ def run_demo_clusters(options: DemoOptions, cfg: Config) -> int:
     directory = keep or Path(tempfile.mkdtemp(prefix="ktriage-demo-"))
     sims: dict[str, Any] = {}
     try:
-        for name in DEMO_CONTEXTS[:count]:
+        for variant, name in enumerate(DEMO_CONTEXTS[:count]):
+            # Each with names of its own (pod hashes, container ids, pod network), so a
+            # view or an action on the wrong cluster shows on screen.
             sims[name] = SimCluster(
-                directory / name, scenario=options.scenario, speed=options.speed, cni=options.cni
+                directory / name,
+                scenario=options.scenario,
+                speed=options.speed,
+                cni=options.cni,
+                variant=variant,
             ).start()
         kubeconfig = write_joint_kubeconfig(directory / "kubeconfig", sims)
     except (SimError, OSError) as exc:

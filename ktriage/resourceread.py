@@ -171,7 +171,7 @@ RESOURCES: tuple[Resource, ...] = (
         "events",
         ("ev", "event"),
         ("Event",),
-        ("NAMESPACE", "LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"),
+        ("NAMESPACE", "LAST SEEN", "TYPE", "REASON", "OBJECT", "COUNT", "MESSAGE"),
         "Events",
     ),
     Resource(
@@ -319,6 +319,17 @@ def _event_object(ev: dict[str, Any]) -> tuple[str, str, str]:
     return str(obj.get("kind") or ""), str(obj.get("namespace") or ""), str(obj.get("name") or "")
 
 
+MAX_COUNT = 10**12  # a larger (or odd) count from the server is not believed
+
+
+def event_count(ev: dict[str, Any]) -> int:
+    """How many times the event happened, as kubectl counts it: `count` (core/v1), or
+    `series.count` (events that are a series); 1 when neither is a sane number."""
+    counts = [ev.get("count"), _dict(ev.get("series")).get("count")]
+    sane = [c for c in counts if type(c) is int and 0 < c < MAX_COUNT]
+    return max(sane, default=1)
+
+
 def event_row(ev: dict[str, Any]) -> Row:
     meta = _meta(ev)
     kind, ns, name = _event_object(ev)
@@ -333,6 +344,7 @@ def event_row(ev: dict[str, Any]) -> Row:
             str(ev.get("type") or ""),
             str(ev.get("reason") or ""),
             f"{kind.lower()}/{name}",
+            f"x{event_count(ev)}",
             message,
         ),
         about=(kind, ns, name),

@@ -76,8 +76,8 @@ CATALOG: tuple[ActionSpec, ...] = (
     ActionSpec(
         "l",
         "logs",
-        "Logs",
-        "Dump the pod's logs, YAML and events as evidence",
+        "Evidence",
+        "Save the pod's logs, YAML and events as evidence",
         "none needed: nothing in the cluster changes",
         POD,
         (perm.GET_PODS, perm.GET_LOGS, perm.LIST_EVENTS),

@@ -75,10 +75,17 @@ class SimCluster:
         bookmark_interval: float = 30.0,
         tls: bool = True,
         cni: str | None = None,
+        variant: int = 0,
     ) -> None:
         if cni is not None and cni not in CNI_CHOICES:
             raise SimError(f"unknown network plugin {cni!r} (known: {', '.join(CNI_CHOICES)})")
         self.cni = cni
+        # Another cluster of the same demo (variant > 0) plays the scenario with names of
+        # its own: other pod-name hashes, container ids and uids (another seed) and
+        # another pod network (10.245.0.0/16 for variant 1). Nodes keep their names.
+        if not 0 <= variant < 10:
+            raise SimError(f"variant must be 0 to 9, not {variant}")
+        self.variant = variant
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         os.chmod(self.directory, 0o700)
@@ -137,6 +144,8 @@ class SimCluster:
                 raise SimError(str(exc)) from None
             if self.cni:
                 scenario_obj.cluster.append({self.cni: {}})
+            if self.variant:
+                scenario_obj.seed += 7919 * self.variant
             # Played fast, the scenario starts in the past so no timestamp is ahead of now.
             span = max([scenario_obj.duration, *(step.at for step in scenario_obj.steps)])
             hold_back = getattr(self.clock, "hold_back", None)
@@ -220,6 +229,8 @@ class SimCluster:
                 clock=self.clock,
                 noise_rate=self.noise_rate,
             )
+            # Before the cluster is built (when it plays): its pods' addresses.
+            self.player.factory.pod_network = 244 + self.variant
             self._player_task = asyncio.get_running_loop().create_task(self._play())
 
     def _install_cni(self) -> None:
@@ -466,6 +477,7 @@ def _main_clusters(args: argparse.Namespace) -> int:
                 speed=args.speed,
                 noise_rate=args.noise,
                 cni=args.cni,
+                variant=i - 1,  # names of its own in each cluster
             ).start()
         kubeconfig = write_joint_kubeconfig(Path(directory) / "kubeconfig", clusters)
     except (SimError, OSError) as exc:

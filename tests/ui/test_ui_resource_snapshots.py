@@ -129,7 +129,7 @@ class RecordedReader(ResourceReader):
 @pytest.fixture
 def app(tmp_path):
     app = make_app(engine_with(miner_events()), tmp_path)
-    resource_screen._READERS[app] = RecordedReader()
+    resource_screen._READERS[app] = {"": RecordedReader()}  # the one cluster's reader
     assert "Pod" in KINDS
     return app
 

@@ -486,3 +486,111 @@ async def test_keys_typed_in_the_filter_prompt_are_text_not_commands(tmp_path: P
         field = app.screen.query_one("#filter-input")
         assert field.value == "d:L"
         assert isinstance(app.screen, MainScreen)
+
+
+def counted_event(name: str, count: Any = None, series: Any = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"namespace": "shop", "name": name},
+        "involvedObject": {"kind": "Pod", "namespace": "shop", "name": "web-1"},
+        "reason": f"Reason-{name}",
+        "type": "Warning",
+        "message": f"message of {name}",
+        "lastTimestamp": "2027-01-15T08:00:00Z",
+    }
+    if count is not None:
+        body["count"] = count
+    if series is not None:
+        body["series"] = series
+    return body
+
+
+async def test_events_view_and_describe_show_how_many_times(tmp_path: Path, sim: Any):
+    sim.store.apply(counted_event("pulled", count=4))
+    sim.store.apply(counted_event("probed", series={"count": 7, "lastObservedTime": None}))
+    app = live_app(tmp_path, sim)
+    async with app.run_test(size=(160, 45)) as pilot:
+        events = await open_view(pilot, app, "events")
+        by_reason = {r.cells[3]: r.cells[5] for r in events.table.rows}
+        assert by_reason["Reason-pulled"] == "x4"
+        assert by_reason["Reason-probed"] == "x7"
+        assert by_reason["BackOff"] == "x1"
+        assert "COUNT" in screen_text(app)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, DescribeScreen))
+        describe = app.screen
+        await wait_for(pilot, lambda: describe.description is not None, timeout=15)
+        line = next(ln for ln in describe.body_text.splitlines() if "Reason-pulled" in ln)
+        assert "x4" in line
+
+
+async def test_L_is_offered_only_in_views_of_pods_and_says_why_elsewhere(tmp_path: Path, sim: Any):
+    app = live_app(tmp_path, sim)
+    async with app.run_test(size=(160, 45)) as pilot:
+        pods = await open_view(pilot, app, "pods")
+        assert "View logs" in screen_text(app)
+        nodes = await open_view(pilot, app, "nodes")
+        assert nodes is not pods
+        await wait_for(pilot, lambda: "View logs" not in screen_text(app))
+        await pilot.press("L")
+        assert isinstance(app.screen, ResourceScreen)
+        assert "L shows a pod's log: Nodes are not pods" in nodes.status_text
+
+
+async def test_previous_log_is_not_said_to_be_followed(tmp_path: Path, sim: Any):
+    app = live_app(tmp_path, sim)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.press("L")
+        await wait_for(pilot, lambda: isinstance(app.screen, PodLogsScreen))
+        logs = app.screen
+        await wait_for(pilot, lambda: "GET /cart 200" in logs.view.text(), timeout=15)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: "previous run line 2" in logs.view.text(), timeout=15)
+        await wait_for(pilot, lambda: logs.ended is not None, timeout=15)
+        status = logs.status_text
+        assert "following" not in status and "whole log, not followed" in status
+        assert "the log ended" not in status
+
+
+async def test_c_with_one_container_says_so(tmp_path: Path, sim: Any):
+    sim.store.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"namespace": "shop", "name": "solo-1"},
+            "spec": {"nodeName": "worker-1", "containers": [{"name": "only", "image": "i"}]},
+        }
+    )
+    app = live_app(tmp_path, sim)
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = await open_view(pilot, app, "pods")
+        screen.table.move_cursor(
+            next(i for i, r in enumerate(screen.table.rows) if r.name == "solo-1")
+        )
+        await pilot.press("L")
+        await wait_for(pilot, lambda: isinstance(app.screen, PodLogsScreen))
+        logs = app.screen
+        await wait_for(pilot, lambda: bool(logs.containers), timeout=15)
+        await pilot.press("c")
+        assert not isinstance(app.screen, ContainerChoice)
+        assert "only one container: only" in logs.status_text
+
+
+async def test_describe_offers_L_on_a_pod_only_and_says_why_elsewhere(tmp_path: Path, sim: Any):
+    from ui_helpers import notices
+
+    app = live_app(tmp_path, sim)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await open_view(pilot, app, "ev")  # an Event (about a pod) is not a pod
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, DescribeScreen))
+        describe = app.screen
+        assert describe.kind == "Event"
+        await wait_for(pilot, lambda: describe.description is not None, timeout=15)
+        assert "View logs" not in screen_text(app)
+        await pilot.press("L")
+        await wait_for(pilot, lambda: any("is not a pod" in n.message for n in notices(app)))
+        assert app.screen is describe

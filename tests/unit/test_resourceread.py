@@ -3,6 +3,8 @@ redacted YAML, and the line splitter that keeps attacker-long log lines bounded.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import yaml
 
@@ -135,3 +137,32 @@ def test_hostile_one_megabyte_line_keeps_its_head_and_says_the_rest() -> None:
 
 def test_hostile_invalid_utf8_is_replaced_not_raised() -> None:
     assert HeadSplitter(100).feed(b"\xff\xfeok\n") == ["\ufffd\ufffdok"]
+
+
+def test_event_count_reads_count_or_series_count() -> None:
+    from ktriage.resourceread import event_count
+
+    assert event_count({"count": 4}) == 4
+    assert event_count({"series": {"count": 9}}) == 9
+    assert event_count({"count": 2, "series": {"count": 5}}) == 5
+    assert event_count({}) == 1
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        {"count": True},
+        {"count": "4"},
+        {"count": -3},
+        {"count": 10**30},
+        {"count": 2.5},
+        {"series": "x"},
+        {"series": {"count": [1]}},
+        {"count": None, "series": None},
+    ],
+)
+def test_hostile_event_count_values_are_not_believed(hostile: dict[str, Any]) -> None:
+    from ktriage.resourceread import event_count, event_row
+
+    assert event_count(hostile) == 1
+    assert event_row(hostile).cells[5] == "x1"

@@ -36,6 +36,10 @@ from ktriage.sim.version import KUBE_VERSION
 class ObjectFactory(WorkloadTemplates):
     """Expands templates into full objects. Holds the cluster layout (nodes, IPs)."""
 
+    # The second octet of the pod network (10.244.0.0/16): another simulated cluster
+    # in the same demo gets a network of its own.
+    pod_network = 244
+
     def __init__(self, seed: int = 1, start: float = 1_800_000_000.0) -> None:
         self.rng = random.Random(seed)
         self.start = start
@@ -86,7 +90,7 @@ class ObjectFactory(WorkloadTemplates):
         return node
 
     def pod_ip(self, node: NodeInfo) -> str:
-        ip = f"10.244.{node.index}.{node.next_pod_ip}"
+        ip = f"10.{self.pod_network}.{node.index}.{node.next_pod_ip}"
         node.next_pod_ip += 1
         return ip
 
@@ -200,8 +204,8 @@ class ObjectFactory(WorkloadTemplates):
                     "creationTimestamp": rfc3339(created),
                 },
                 "spec": {
-                    "podCIDR": f"10.244.{index}.0/24",
-                    "podCIDRs": [f"10.244.{index}.0/24"],
+                    "podCIDR": f"10.{self.pod_network}.{index}.0/24",
+                    "podCIDRs": [f"10.{self.pod_network}.{index}.0/24"],
                     "providerID": f"aws:///{zone}/i-0{self.hex(16)}",
                 },
                 "status": {

@@ -131,10 +131,16 @@ def outcome_severity(outcome: Outcome) -> str:
     return "information"
 
 
-def outcome_title(plan: Plan, outcome: Outcome) -> str:
-    """`isolate: ok`, or what the re-read found (`isolate: not-effective`)."""
+def outcome_title(plan: Plan, outcome: Outcome, cluster: str = "") -> str:
+    """`isolate: ok`, or what the re-read found (`isolate: not-effective`); with
+    several clusters, the cluster first (`[prod-eu] cordon: ok`)."""
     state = _doubt(outcome) if outcome.result != FAILED else ""
-    return f"{plan.label}: {state or outcome.result}"
+    return in_cluster(cluster, f"{plan.label}: {state or outcome.result}")
+
+
+def in_cluster(cluster: str, title: str) -> str:
+    """A notice's title with its cluster first when several are watched ("" : one)."""
+    return f"[{cluster_label(cluster)}] {title}" if cluster else title
 
 
 class ActionConfirmScreen(ModalScreen[Outcome | None]):
@@ -334,7 +340,8 @@ class ActionsProvider:
             return  # the cluster is not reachable: the keys say why
         self._journal_warning(service)
         if items:
-            self.app.push_screen(UnfinishedScreen(service, items))
+            where = next((n for n, s in self.by_cluster.items() if s is service), "")
+            self.app.push_screen(UnfinishedScreen(service, items, cluster=where))
 
     def _journal_warning(self, service: ActionService | None = None) -> None:
         """Say once if earlier actions could not be read back (undo after a restart)."""
@@ -406,7 +413,9 @@ class ActionsProvider:
         spec = BY_NAME.get(name)
         service, cluster = self.service_for(selection)
         if service is None:
-            self.app.notify(no_client(cluster), title=name, severity="error", markup=False)
+            self.app.notify(
+                no_client(cluster), title=in_cluster(cluster, name), severity="error", markup=False
+            )
             return
         ref = self._ref(spec, selection, service) if spec is not None else None
         if spec is None or ref is None:
@@ -417,7 +426,12 @@ class ActionsProvider:
             else:
                 plan = await service.prepare(spec.key, incident_id, ref)
         except ActionError as error:
-            self.app.notify(shown(error.message), title=name, severity="error", markup=False)
+            self.app.notify(
+                shown(error.message),
+                title=in_cluster(cluster, name),
+                severity="error",
+                markup=False,
+            )
             return
         self._confirm(plan, service, cluster)
 
@@ -429,7 +443,7 @@ class ActionsProvider:
                 return
             self.app.notify(
                 shown(outcome.message + self._detach_hint(plan, outcome, service)),
-                title=shown(outcome_title(plan, outcome)),
+                title=shown(outcome_title(plan, outcome, cluster)),
                 severity=outcome_severity(outcome),
                 timeout=10,
                 markup=False,

@@ -24,7 +24,7 @@ from textual.widgets import Static
 from ktriage.core import blast
 from ktriage.core.model import Incident
 from ktriage.core.snapshot import write_private
-from ktriage.core.text import shown
+from ktriage.core.text import clip, shown
 
 if TYPE_CHECKING:
     from ktriage.blastread import BlastReader
@@ -100,9 +100,15 @@ class BlastScreen(ModalScreen[None]):
     """
 
     def __init__(
-        self, incident: Incident, reader: BlastReader, snapshot_dir: Path | None = None
+        self,
+        incident: Incident,
+        reader: BlastReader,
+        snapshot_dir: Path | None = None,
+        *,
+        cluster: str = "",
     ) -> None:
         super().__init__()
+        self.cluster = cluster  # named in the title when several clusters are watched
         self.incident = incident
         self.reader = reader
         self.snapshot_dir = snapshot_dir
@@ -112,7 +118,10 @@ class BlastScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="blast-scroll") as scroll:
-            scroll.border_title = Text(f"Blast radius · {self.incident.id}")
+            title = f"Blast radius · {self.incident.id}"
+            if self.cluster:
+                title += f" · cluster {clip(shown(self.cluster), 40)}"
+            scroll.border_title = Text(title)
             scroll.border_subtitle = Text("esc closes · r recomputes · s saves")
             yield Static(Text("computing…"), id="blast-body")
 
@@ -198,8 +207,11 @@ def open_blast(app: Any, incident: Incident | None) -> None:
     if incident is None:
         app.notify("No incident selected.", severity="warning")
         return
-    reader = reader_for(app, getattr(incident, "cluster", ""))
+    cluster = getattr(incident, "cluster", "") or ""
+    reader = reader_for(app, cluster)
     if reader is None:
         app.notify("Blast radius needs a live cluster.", severity="warning")
         return
-    app.push_screen(BlastScreen(incident, reader, getattr(app, "snapshot_dir", None)))
+    app.push_screen(
+        BlastScreen(incident, reader, getattr(app, "snapshot_dir", None), cluster=cluster)
+    )

@@ -18,7 +18,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from ktriage.core.text import shown
+from ktriage.core.text import clip, shown
 from ktriage.resourceread import Description, ResourceReader, When
 from ktriage.ui.format import age
 
@@ -38,10 +38,13 @@ def description_text(desc: Description, now: float) -> Text:
     if not desc.events:
         out.append("  <none>\n", style="dim")
     for row in desc.events:
-        _ns, when, kind, reason, _obj, message = row.cells
+        _ns, when, kind, reason, _obj, count, message = row.cells
         ago = age(now - when.t) if isinstance(when, When) and when.t is not None else "?"
         style = "yellow" if kind == "Warning" else ""
-        out.append(f"  {ago:>4}  {shown(kind):<8} {shown(reason):<20} ", style=style)
+        # How many times, as kubectl counts it (x4).
+        out.append(
+            f"  {ago:>4} {shown(count):>5}  {shown(kind):<8} {shown(reason):<20} ", style=style
+        )
         out.append(f"{shown(message)}\n")
     return out
 
@@ -50,7 +53,9 @@ class DescribeScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Back", key_display="esc"),
         Binding("r", "reload", "Reload"),
-        Binding("L", "logs", "Logs", key_display="L"),
+        Binding("L", "logs", "View logs", key_display="L"),
+        # Reached when the object is not a pod (the key above is then disabled): says so.
+        Binding("L", "no_logs", "View logs", key_display="L", show=False),
         Binding("j,down", "scroll(1)", "Down", show=False),
         Binding("k,up", "scroll(-1)", "Up", show=False),
         Binding("g,home", "ends(0)", "Top", show=False),
@@ -60,8 +65,11 @@ class DescribeScreen(Screen[None]):
     DescribeScreen > VerticalScroll { height: 1fr; border: round $primary; padding: 0 1; }
     """
 
-    def __init__(self, reader: ResourceReader, kind: str, namespace: str, name: str) -> None:
+    def __init__(
+        self, reader: ResourceReader, kind: str, namespace: str, name: str, *, cluster: str = ""
+    ) -> None:
         super().__init__()
+        self.cluster = cluster  # named in the title when several clusters are watched
         self.reader = reader
         self.kind = kind
         self.namespace = namespace
@@ -76,7 +84,8 @@ class DescribeScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="describe-scroll") as scroll:
             # Text titles: a str would be parsed as markup, and names are untrusted.
-            scroll.border_title = Text(shown(f"Describe {self.kind} {self.where}"))
+            in_cluster = f" · cluster {clip(shown(self.cluster), 40)}" if self.cluster else ""
+            scroll.border_title = Text(shown(f"Describe {self.kind} {self.where}") + in_cluster)
             scroll.border_subtitle = Text("live, read only · secrets redacted")
             yield Static(Text("reading…"), id="describe-body")
         yield Footer(compact=True)
@@ -123,13 +132,30 @@ class DescribeScreen(Screen[None]):
         else:
             scroll.scroll_home(animate=False)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """`L` is offered on a pod only; elsewhere the key says why."""
+        if action == "logs":
+            return self.kind == "Pod"
+        if action == "no_logs":
+            return self.kind != "Pod"
+        return True
+
+    def action_no_logs(self) -> None:
+        self.notify(
+            shown(f"L shows a pod's log: {self.kind} {self.where} is not a pod."),
+            timeout=4,
+            markup=False,
+        )
+
     def action_logs(self) -> None:
         if self.kind != "Pod":
-            self.notify("L follows a pod's log.", timeout=3)
+            self.action_no_logs()
             return
         from ktriage.ui.screens.pod_logs import PodLogsScreen
 
-        self.app.push_screen(PodLogsScreen(self.reader, self.namespace, self.name_))
+        self.app.push_screen(
+            PodLogsScreen(self.reader, self.namespace, self.name_, cluster=self.cluster)
+        )
 
     def action_close(self) -> None:
         self.app.pop_screen()

@@ -66,7 +66,7 @@ class MainScreen(Screen[None]):
         Binding("escape", "back", "Back", show=False),
         Binding("colon", "resource_prompt", "Resources", key_display=":", show=False),
         Binding("d", "describe", "Describe", show=False),
-        Binding("L", "pod_logs", "Pod logs", key_display="L", show=False),
+        Binding("L", "pod_logs", "View logs", key_display="L", show=False),
     ]
 
     # What the action keys act on (the pod; the identity that acted, which the actor
@@ -214,6 +214,11 @@ class MainScreen(Screen[None]):
         self._pods_key = key
         rows = pod_rows(engine.store, state, inc, show_all=pods.show_all)
         scope = "all pods" if pods.show_all else (f"{inc.id}" if inc else "no incident")
+        cluster = self.pods_cluster()
+        if cluster:  # with several clusters, the pane lists one: say which
+            from ktriage.ui.screens.resource import cluster_label
+
+            scope += f" · cluster {cluster_label(cluster)}"
         pods.set_rows(rows, scope, loading=pods_loading(engine.cluster))
         if self._detail_source == "pods":
             # The pod shown in Detail changed too (cordoned, isolated, restarted).
@@ -439,36 +444,52 @@ class MainScreen(Screen[None]):
 
         open_prompt(self.kapp)
 
-    def _reader_and_pod(self, what: str) -> tuple[ResourceReader, EntityRef] | None:
-        """The reader and the pod `d`/`L` act on (the Pods row, else the incident's
-        main pod); None, said below the panes, when there is none or no cluster."""
-        from ktriage.ui.screens.resource import NO_CLUSTER, reader_for
+    def pods_cluster(self) -> str:
+        """The cluster whose pods the Pods pane lists: the selected incident's, else the
+        first cluster's ("" with one cluster)."""
+        from ktriage.ui.screens.resource import clusters_of
 
-        reader = reader_for(self.kapp)
+        names = clusters_of(self.kapp)
+        if not names:
+            return ""
+        inc = self.incidents.selected
+        cluster = getattr(inc, "cluster", "") if inc is not None else ""
+        return cluster if cluster in names else names[0]
+
+    def _reader_and_pod(self, what: str) -> tuple[ResourceReader, EntityRef, str] | None:
+        """The reader (of the pod's cluster), the pod `d`/`L` act on (the Pods row, else
+        the incident's main pod) and its cluster; None, said below the panes, when there
+        is none or no cluster."""
+        from ktriage.ui.screens.resource import NO_CLUSTER, no_client, reader_for
+
+        cluster = self.pods_cluster()
+        reader = reader_for(self.kapp, cluster)
         if reader is None:
-            self.notice.show_notice(what, NO_CLUSTER)
+            self.notice.show_notice(what, no_client(cluster) if cluster else NO_CLUSTER)
             return None
         pod = self.selection().pod
         if pod is None:
             self.notice.show_notice(what, "No pod selected: pick one in the Pods pane.")
             return None
-        return reader, pod
+        return reader, pod, cluster
 
     def action_describe(self) -> None:
         from ktriage.ui.screens.describe import DescribeScreen
 
         found = self._reader_and_pod("d Describe")
         if found is not None:
-            reader, pod = found
-            self.app.push_screen(DescribeScreen(reader, "Pod", pod.namespace, pod.name))
+            reader, pod, cluster = found
+            self.app.push_screen(
+                DescribeScreen(reader, "Pod", pod.namespace, pod.name, cluster=cluster)
+            )
 
     def action_pod_logs(self) -> None:
         from ktriage.ui.screens.pod_logs import PodLogsScreen
 
-        found = self._reader_and_pod("L Pod logs")
+        found = self._reader_and_pod("L View logs")
         if found is not None:
-            reader, pod = found
-            self.app.push_screen(PodLogsScreen(reader, pod.namespace, pod.name))
+            reader, pod, cluster = found
+            self.app.push_screen(PodLogsScreen(reader, pod.namespace, pod.name, cluster=cluster))
 
     def parent_pane(self, pane: str) -> str | None:
         """The pane one level up from `pane` (None at the top)."""

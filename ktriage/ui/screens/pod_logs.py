@@ -23,7 +23,7 @@ from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ktriage.actions.logs import LogStream
-from ktriage.core.text import shown
+from ktriage.core.text import clip, shown
 from ktriage.resourceread import LOG_BUFFER, LogFollower, ResourceReader, why
 from ktriage.ui.widgets.filter_bar import FilterBar
 from ktriage.ui.widgets.log_view import LogView
@@ -98,8 +98,10 @@ class PodLogsScreen(Screen[None]):
         container: str | None = None,
         *,
         capacity: int = LOG_BUFFER,
+        cluster: str = "",
     ) -> None:
         super().__init__()
+        self.cluster = cluster  # named in the title when several clusters are watched
         self.reader = reader
         self.namespace = namespace
         self.pod = name
@@ -110,6 +112,8 @@ class PodLogsScreen(Screen[None]):
         self.follower: LogFollower | None = None
         self.ended: str | None = None
         self.problem = ""
+        # A one-off answer to a key (`c` with one container), until the next key.
+        self.hint = ""
 
     @property
     def view(self) -> LogView:
@@ -118,7 +122,8 @@ class PodLogsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(Text(""), id="logs-status")
         view = LogView(self.capacity, id="logs-view")
-        view.border_title = Text(shown(f"Logs {self.namespace}/{self.pod}"))
+        in_cluster = f" · cluster {clip(shown(self.cluster), 40)}" if self.cluster else ""
+        view.border_title = Text(shown(f"Logs {self.namespace}/{self.pod}") + in_cluster)
         yield view
         yield FilterBar(id="logs-search")
         yield Footer(compact=True)
@@ -171,6 +176,7 @@ class PodLogsScreen(Screen[None]):
             return
         self.ended = None
         self.problem = ""
+        self.hint = ""
         self.view.clear()
         self.follower = LogFollower(
             self.reader,
@@ -209,7 +215,13 @@ class PodLogsScreen(Screen[None]):
         if self.container is not None:
             which = "previous instance" if self.previous else "current"
             parts.append(f"container {self.container} ({which})")
-        parts.append("following" if view.follow else "paused (f follows)")
+        if self.previous:
+            # A finished instance: its whole log was read, nothing more will come.
+            parts.append("whole log, not followed (p: back to current)")
+        elif self.ended:
+            parts.append("stream ended (r reads again)")
+        else:
+            parts.append("following" if view.follow else "paused (f follows)")
         parts.append(f"{len(view.lines):,} lines")
         if view.dropped:
             parts.append(f"{view.dropped:,} dropped")
@@ -218,7 +230,9 @@ class PodLogsScreen(Screen[None]):
         line = " · ".join(parts)
         if self.problem:
             line += f"\n! {self.problem}"
-        elif self.ended:
+        elif self.hint:
+            line += f"\n{self.hint}"
+        elif self.ended and not (self.previous and self.ended == "the log ended"):
             line += f"\n{'! ' if self.ended.startswith(('forbidden', 'not found')) else ''}"
             line += self.ended
         status = self.query_one("#logs-status", Static)
@@ -233,6 +247,7 @@ class PodLogsScreen(Screen[None]):
     # ---- keys -------------------------------------------------------------------------
 
     def action_toggle_follow(self) -> None:
+        self.hint = ""
         view = self.view
         view.follow = not view.follow
         if view.follow:
@@ -253,6 +268,11 @@ class PodLogsScreen(Screen[None]):
     def action_choose_container(self) -> None:
         if not self.containers:
             self.notify("No containers known yet.", timeout=3)
+            return
+        names = list(dict.fromkeys(s.container for s in self.containers if not s.previous))
+        if len(names) == 1:
+            self.hint = f"only one container: {names[0]}"
+            self._status()
             return
 
         def chosen(name: str | None) -> None:

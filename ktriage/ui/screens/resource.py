@@ -7,6 +7,10 @@ in a worker thread (the UI keeps answering); a kind that cannot be read (401,
 403, a timeout) is a line in the view, the rest still shown. `/` filters,
 `r` reads again, `d` describes the row, `L` follows a pod's log, `esc` goes
 back to the incidents. Without a live cluster (a replay) the view says so.
+
+With several clusters a view reads one of them, named in its title: the selected
+incident's cluster, else the last one viewed (the first at start); `:pods@NAME`
+names it, and `@` in a view switches to the next cluster.
 """
 
 from __future__ import annotations
@@ -23,31 +27,88 @@ from textual.containers import Horizontal
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Input, Static
 
-from ktriage.core.text import shown
+from ktriage.core.text import clip, shown
 from ktriage.resourceread import INCIDENTS, PROMPT_WORDS, Listing, Resource, ResourceReader, resolve
 from ktriage.ui.query import parse_query
 from ktriage.ui.widgets.filter_bar import FilterBar
 from ktriage.ui.widgets.resource_prompt import ResourcePrompt
 from ktriage.ui.widgets.resource_table import ResourceTable
 
-# One reader per app: its ApiClient (and connection pool) outlives the views.
-_READERS: weakref.WeakKeyDictionary[Any, ResourceReader] = weakref.WeakKeyDictionary()
+# One reader per app and cluster ("" with one cluster): its ApiClient (and connection
+# pool) outlives the views.
+_READERS: weakref.WeakKeyDictionary[Any, dict[str, ResourceReader]] = weakref.WeakKeyDictionary()
+# The cluster the views read last, per app (with several clusters).
+_VIEWED: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 NO_CLUSTER = (
     "No live cluster: ktriage is replaying recorded events, so there is no cluster to read. "
     "Resource views, describe and logs need `ktriage` (live) or `ktriage demo`."
 )
 
 
-def reader_for(app: Any) -> ResourceReader | None:
-    """The app's reader, made on first use; None without a live cluster (replay)."""
-    reader = _READERS.get(app)
+def clusters_of(app: Any) -> list[str]:
+    """The watched clusters' names when several are watched (in the order added); []
+    with one cluster."""
+    members = getattr(getattr(app, "engine", None), "members", None)
+    return list(members) if members else []
+
+
+def no_client(cluster: str) -> str:
+    return (
+        f"No connection to cluster {cluster_label(cluster)}: ktriage has no client for it "
+        "(see its health in the status bar)."
+    )
+
+
+def reader_for(app: Any, cluster: str = "") -> ResourceReader | None:
+    """The reader of a cluster (of the app's one cluster with ""), made on first use;
+    None without a live cluster (replay) or without a client for that cluster."""
+    readers = _READERS.setdefault(app, {})
+    reader = readers.get(cluster)
     if reader is not None:
         return reader
-    factory = getattr(app, "api_client_factory", None)
+    if cluster:
+        factory = getattr(getattr(app, "engine", None), "client_factories", {}).get(cluster)
+    else:
+        factory = getattr(app, "api_client_factory", None)
     if factory is None:
         return None
-    reader = _READERS[app] = ResourceReader(factory)
+    reader = readers[cluster] = ResourceReader(factory)
     return reader
+
+
+def incident_cluster(app: Any) -> str:
+    """The selected incident's cluster on the main screen ("" when none is selected)."""
+    from ktriage.ui.screens.main import MainScreen
+
+    screen = getattr(app, "main_screen", None)
+    if not isinstance(screen, MainScreen) or not screen.is_mounted:
+        return ""
+    inc = screen.incidents.selected
+    return str(getattr(inc, "cluster", "") or "") if inc is not None else ""
+
+
+def view_cluster(app: Any) -> str:
+    """The cluster a view opened now reads: "" with one cluster; with several, the
+    selected incident's, else the one viewed last, else the first."""
+    names = clusters_of(app)
+    if not names:
+        return ""
+    chosen = incident_cluster(app)
+    if chosen in names:
+        return chosen
+    last = _VIEWED.get(app, "")
+    return last if last in names else names[0]
+
+
+def split_word(word: str) -> tuple[str, str | None]:
+    """`pods@demo-west` → ("pods", "demo-west"); `pods` → ("pods", None)."""
+    view, at, cluster = word.partition("@")
+    return view, (cluster.strip() if at else None)
+
+
+def cluster_label(name: str) -> str:
+    """A cluster's (kube context's) name as a title shows it: plain text, clipped."""
+    return clip(shown(name), 40)
 
 
 def unknown_word(word: str) -> str:
@@ -70,7 +131,7 @@ class ResourcePromptScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Horizontal():
             yield Static(Text(":"))
-            yield ResourcePrompt(id="resource-prompt")
+            yield ResourcePrompt(clusters=clusters_of(self.app), id="resource-prompt")
 
     def on_mount(self) -> None:
         self.query_one(ResourcePrompt).focus()
@@ -115,19 +176,41 @@ def back_to_main(app: Any) -> None:
 
 
 def open_view(app: Any, word: str) -> None:
-    """Open the view a prompt word names: a resource table, or back to the incidents."""
-    if word.strip().lstrip(":").strip().lower() == INCIDENTS:
+    """Open the view a prompt word names (`pods`, `pods@CLUSTER`): a resource table, or
+    back to the incidents."""
+    view, wanted = split_word(word)
+    if view.strip().lstrip(":").strip().lower() == INCIDENTS:
         back_to_main(app)
         return
-    resource = resolve(word)
+    resource = resolve(view)
     if resource is None:
-        _say(app, f":{shown(word)}", unknown_word(word))
+        _say(app, f":{shown(view)}", unknown_word(view))
         return
-    reader = reader_for(app)
+    names = clusters_of(app)
+    if wanted is not None and wanted not in names:
+        known = f"Watched: {', '.join(cluster_label(n) for n in names)}." if names else ""
+        what = "several clusters" if names else "one cluster, so no @CLUSTER is needed"
+        _say(
+            app,
+            f":{resource.name}",
+            f"No watched cluster named {cluster_label(wanted)!r} (ktriage watches {what}). "
+            + known,
+        )
+        return
+    current = app.screen
+    if wanted is not None:
+        cluster = wanted
+    elif isinstance(current, ResourceScreen) and current.cluster:
+        cluster = current.cluster  # from one view to another: the same cluster
+    else:
+        cluster = view_cluster(app)
+    reader = reader_for(app, cluster)
     if reader is None:
-        _say(app, f":{resource.name}", NO_CLUSTER)
+        _say(app, f":{resource.name}", no_client(cluster) if cluster else NO_CLUSTER)
         return
-    screen = ResourceScreen(resource, reader)
+    if cluster:
+        _VIEWED[app] = cluster
+    screen = ResourceScreen(resource, reader, cluster=cluster)
     if isinstance(app.screen, ResourceScreen):
         app.switch_screen(screen)
     else:
@@ -139,8 +222,11 @@ class ResourceScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", key_display="esc"),
         Binding("d", "describe", "Describe"),
-        Binding("L", "logs", "Logs", key_display="L"),
+        Binding("L", "logs", "View logs", key_display="L"),
+        # Reached when the view lists no pods (the key above is then disabled): says so.
+        Binding("L", "no_logs", "View logs", key_display="L", show=False),
         Binding("r", "reload", "Reload"),
+        Binding("at", "next_cluster", "Cluster", key_display="@"),
         Binding("colon", "prompt", "View", key_display=":"),
     ]
     DEFAULT_CSS = """
@@ -150,10 +236,12 @@ class ResourceScreen(Screen[None]):
     ResourceScreen > ResourceTable { height: 1fr; border: round $primary; }
     """
 
-    def __init__(self, resource: Resource, reader: ResourceReader) -> None:
+    def __init__(self, resource: Resource, reader: ResourceReader, *, cluster: str = "") -> None:
         super().__init__()
         self.resource = resource
         self.reader = reader
+        # The cluster read, named in the title ("" with one cluster).
+        self.cluster = cluster
         self.listing: Listing | None = None
         self.reading = False
         self.read_at: float | None = None
@@ -163,9 +251,32 @@ class ResourceScreen(Screen[None]):
     def table(self) -> ResourceTable:
         return self.query_one(ResourceTable)
 
+    @property
+    def title_text(self) -> str:
+        """The view's name, and its cluster's when several are watched."""
+        if not self.cluster:
+            return self.resource.title
+        return f"{self.resource.title} · cluster {cluster_label(self.cluster)}"
+
+    @property
+    def lists_pods(self) -> bool:
+        """Whether `L` can work here: pods, or events (about pods)."""
+        return bool({"Pod", "Event"} & set(self.resource.kinds))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "logs":
+            return self.lists_pods
+        if action == "no_logs":
+            return not self.lists_pods
+        if action == "next_cluster":
+            return len(clusters_of(self.app)) > 1
+        return True
+
     def compose(self) -> ComposeResult:
         yield Static(Text(""), id="resource-status")
-        yield ResourceTable(self.resource, self.app.now, id="resource-table")  # type: ignore[attr-defined]
+        table = ResourceTable(self.resource, self.app.now, id="resource-table")  # type: ignore[attr-defined]
+        table.border_title = Text(self.title_text)
+        yield table
         yield FilterBar(id="resource-filter")
         yield Footer(compact=True)
 
@@ -182,7 +293,7 @@ class ResourceScreen(Screen[None]):
         if self.reading:
             return
         self.reading = True
-        self.say(f"{self.resource.title}: reading from the cluster…", problem=False)
+        self.say(f"{self.title_text}: reading from the cluster…", problem=False)
         if not self.table.all_rows:
             self.table.loading_text = "reading…"
             self.table.refresh()
@@ -208,7 +319,7 @@ class ResourceScreen(Screen[None]):
         table.loading_text = "Nothing could be read (see above)." if listing.problems else ""
         table.set_rows(listing.rows)
         stamp = time.strftime("%H:%M:%S UTC", time.gmtime(self.read_at))
-        head = f"{self.resource.title} · {len(listing.rows)} read at {stamp} (read only)"
+        head = f"{self.title_text} · {len(listing.rows)} read at {stamp} (read only)"
         if listing.problems:
             self.say("\n".join([head, *(f"! {p}" for p in listing.problems)]), problem=True)
         else:
@@ -240,7 +351,9 @@ class ResourceScreen(Screen[None]):
             return
         from ktriage.ui.screens.describe import DescribeScreen
 
-        self.app.push_screen(DescribeScreen(self.reader, row.kind, row.namespace, row.name))
+        self.app.push_screen(
+            DescribeScreen(self.reader, row.kind, row.namespace, row.name, cluster=self.cluster)
+        )
 
     def action_logs(self) -> None:
         row = self.table.selected
@@ -255,7 +368,21 @@ class ResourceScreen(Screen[None]):
             return
         from ktriage.ui.screens.pod_logs import PodLogsScreen
 
-        self.app.push_screen(PodLogsScreen(self.reader, namespace, name))
+        self.app.push_screen(PodLogsScreen(self.reader, namespace, name, cluster=self.cluster))
+
+    def action_no_logs(self) -> None:
+        self.say(
+            f"L shows a pod's log: {self.resource.title} are not pods. "
+            "Open :pods (or :events, for an event about a pod)."
+        )
+
+    def action_next_cluster(self) -> None:
+        """`@`: the same view, read from the next watched cluster."""
+        names = clusters_of(self.app)
+        if len(names) < 2:
+            return
+        index = names.index(self.cluster) if self.cluster in names else -1
+        open_view(self.app, f"{self.resource.name}@{names[(index + 1) % len(names)]}")
 
     # ---- `/` filter ---------------------------------------------------------------
 

@@ -24,14 +24,16 @@ from textual.widgets.option_list import Option
 from ktriage.actions.base import ActionError
 from ktriage.actions.service import COMPLETE, ROLLBACK
 from ktriage.actions.unfinished import Unfinished
-from ktriage.core.text import shown
+from ktriage.core.text import clip, shown
 
 if TYPE_CHECKING:
     from ktriage.actions.service import ActionService
 
 
-def item_text(item: Unfinished, state: str = "") -> Text:
+def item_text(item: Unfinished, state: str = "", cluster: str = "") -> Text:
     out = Text()
+    if cluster:  # with several clusters, each action names the cluster it is in
+        out.append(f"[{clip(shown(cluster), 40)}] ", "bold")
     out.append(shown(item.title()), "bold")
     out.append("\n  " + shown(item.summary()))
     if state:
@@ -64,17 +66,21 @@ class UnfinishedScreen(ModalScreen[None]):
     UnfinishedScreen #unfinished-status { height: auto; }
     """
 
-    def __init__(self, service: ActionService, items: list[Unfinished]) -> None:
+    def __init__(
+        self, service: ActionService, items: list[Unfinished], *, cluster: str = ""
+    ) -> None:
         super().__init__()
         self.service = service
+        self.cluster = cluster  # "" with one cluster
         self.items = {item.uid: item for item in items}
         self.states: dict[str, str] = {}
         self.busy = False
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
+            where = f"cluster {clip(shown(self.cluster), 40)}" if self.cluster else "this cluster"
             box.border_title = Text(
-                f"Cut short by an earlier run: {len(self.items)} action(s) on this cluster"
+                f"Cut short by an earlier run: {len(self.items)} action(s) on {where}"
             )
             box.border_subtitle = Text("r roll back · c complete · l leave · esc close")
             yield Static(
@@ -86,7 +92,10 @@ class UnfinishedScreen(ModalScreen[None]):
                 id="unfinished-intro",
             )
             yield OptionList(
-                *(Option(item_text(item), id=uid) for uid, item in self.items.items()),
+                *(
+                    Option(item_text(item, cluster=self.cluster), id=uid)
+                    for uid, item in self.items.items()
+                ),
                 id="unfinished-list",
             )
             yield Static(Text(""), id="unfinished-status")
@@ -104,7 +113,9 @@ class UnfinishedScreen(ModalScreen[None]):
     def _show(self, uid: str, state: str) -> None:
         self.states[uid] = state
         option_list = self.query_one(OptionList)
-        option_list.replace_option_prompt(uid, item_text(self.items[uid], state))
+        option_list.replace_option_prompt(
+            uid, item_text(self.items[uid], state, cluster=self.cluster)
+        )
         option_list.disable_option(uid)
         pending = [u for u in self.items if u not in self.states]
         if pending:
