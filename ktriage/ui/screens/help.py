@@ -96,7 +96,9 @@ SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         "Resource views (:)",
         (
             ("/", "filter: words, !exclude, ns:NAME"),
-            ("d / L", "describe the row / follow the pod's log"),
+            ("d / L", "describe the row / view a pod's log (pods and events only)"),
+            (":VIEW@CLUSTER", "with several clusters: that cluster's view (titles name it)"),
+            ("@", "the same view from the next cluster"),
             ("r", "read again"),
             (":", "another view"),
             ("esc", "clear the filter, then back"),
