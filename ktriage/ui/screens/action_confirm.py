@@ -19,7 +19,6 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from ktriage.actions.base import FAILED, OK, UNCHANGED, UNDONE, ActionError, Outcome, Plan
@@ -27,6 +26,7 @@ from ktriage.actions.catalog import BY_NAME, IDENTITY, POD, UNDO_NAME
 from ktriage.actions.record import undo_words
 from ktriage.core.containment import ISOLATED
 from ktriage.core.text import clip, shown
+from ktriage.ui.screens.dialog import DialogScreen
 
 if TYPE_CHECKING:
     from ktriage.actions.service import ActionService
@@ -143,7 +143,7 @@ def in_cluster(cluster: str, title: str) -> str:
     return f"[{cluster_label(cluster)}] {title}" if cluster else title
 
 
-class ActionConfirmScreen(ModalScreen[Outcome | None]):
+class ActionConfirmScreen(DialogScreen[Outcome | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "confirm", "Apply"),
         Binding("escape", "cancel", "Cancel"),
@@ -155,24 +155,6 @@ class ActionConfirmScreen(ModalScreen[Outcome | None]):
         Binding("G,end", "ends(1)", "Bottom", show=False),
     ]
     DEFAULT_CSS = """
-    ActionConfirmScreen { align: center middle; }
-    ActionConfirmScreen > Vertical {
-        width: 100;
-        max-width: 95%;
-        height: auto;
-        max-height: 90%;
-        border: round $warning;
-        border-title-color: $warning;
-        border-title-style: bold;
-        /* The key hint at the left: toasts (what the last action did) come up at the
-           bottom right and would cover it. */
-        border-subtitle-align: left;
-        background: $surface;
-        padding: 0 1;
-    }
-    /* Bounded by the screen (not by the box, whose height follows its content), so
-       a long plan scrolls instead of being cut off. */
-    ActionConfirmScreen VerticalScroll { height: auto; max-height: 80vh; }
     ActionConfirmScreen #action-progress {
         height: auto;
         display: none;
@@ -196,7 +178,7 @@ class ActionConfirmScreen(ModalScreen[Outcome | None]):
         self._last_paint = 0.0
 
     def compose(self) -> ComposeResult:
-        with Vertical() as box:
+        with Vertical(classes="dialog -warning") as box:
             prefix = "Optional next step: " if self.optional else ""
             if self.cluster:
                 prefix = f"[cluster {cluster_label(self.cluster)}] {prefix}"

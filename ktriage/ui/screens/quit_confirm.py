@@ -14,10 +14,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from ktriage.core.text import shown
+from ktriage.ui.screens.dialog import DialogScreen
 
 
 def changes_text(changes: list[str]) -> Text:
@@ -34,7 +34,7 @@ def changes_text(changes: list[str]) -> Text:
     return out
 
 
-class QuitConfirmScreen(ModalScreen[bool]):
+class QuitConfirmScreen(DialogScreen[bool]):
     """Dismisses with True (quit anyway) on `q`, False (stay) on `esc`."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -43,29 +43,13 @@ class QuitConfirmScreen(ModalScreen[bool]):
         Binding("j,down", "scroll(1)", "Down", show=False),
         Binding("k,up", "scroll(-1)", "Up", show=False),
     ]
-    DEFAULT_CSS = """
-    QuitConfirmScreen { align: center middle; }
-    QuitConfirmScreen > Vertical {
-        width: 100;
-        max-width: 95%;
-        height: auto;
-        max-height: 90%;
-        border: round $warning;
-        border-title-color: $warning;
-        border-title-style: bold;
-        border-subtitle-align: left;
-        background: $surface;
-        padding: 0 1;
-    }
-    QuitConfirmScreen VerticalScroll { height: auto; max-height: 80vh; }
-    """
 
     def __init__(self, changes: list[str]) -> None:
         super().__init__()
         self.changes = list(changes)
 
     def compose(self) -> ComposeResult:
-        with Vertical() as box:
+        with Vertical(classes="dialog -warning") as box:
             n = len(self.changes)
             box.border_title = Text(f"Still in place in the cluster: {n} change(s)")
             box.border_subtitle = Text("q quit anyway · esc stay")

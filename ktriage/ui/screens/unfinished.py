@@ -17,7 +17,6 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -25,6 +24,7 @@ from ktriage.actions.base import ActionError
 from ktriage.actions.service import COMPLETE, ROLLBACK
 from ktriage.actions.unfinished import Unfinished
 from ktriage.core.text import clip, shown
+from ktriage.ui.screens.dialog import DialogScreen
 
 if TYPE_CHECKING:
     from ktriage.actions.service import ActionService
@@ -41,7 +41,7 @@ def item_text(item: Unfinished, state: str = "", cluster: str = "") -> Text:
     return out
 
 
-class UnfinishedScreen(ModalScreen[None]):
+class UnfinishedScreen(DialogScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "resolve('rollback')", "Roll back"),
         Binding("c", "resolve('complete')", "Complete"),
@@ -49,19 +49,7 @@ class UnfinishedScreen(ModalScreen[None]):
         Binding("escape", "close", "Close"),
     ]
     DEFAULT_CSS = """
-    UnfinishedScreen { align: center middle; }
-    UnfinishedScreen > Vertical {
-        width: 110;
-        max-width: 95%;
-        height: auto;
-        max-height: 90%;
-        border: round $error;
-        border-title-color: $error;
-        border-title-style: bold;
-        border-subtitle-align: left;
-        background: $surface;
-        padding: 0 1;
-    }
+    UnfinishedScreen > .dialog { width: 110; }
     UnfinishedScreen OptionList { height: auto; max-height: 70vh; }
     UnfinishedScreen #unfinished-status { height: auto; }
     """
@@ -77,7 +65,7 @@ class UnfinishedScreen(ModalScreen[None]):
         self.busy = False
 
     def compose(self) -> ComposeResult:
-        with Vertical() as box:
+        with Vertical(classes="dialog -error") as box:
             where = f"cluster {clip(shown(self.cluster), 40)}" if self.cluster else "this cluster"
             box.border_title = Text(
                 f"Cut short by an earlier run: {len(self.items)} action(s) on {where}"

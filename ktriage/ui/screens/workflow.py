@@ -27,7 +27,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
-from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
 from ktriage.core.allowlist import AllowListError
@@ -56,6 +55,7 @@ from ktriage.core.workflow import (
     save_rules,
     user_allowlist,
 )
+from ktriage.ui.screens.dialog import DialogScreen
 
 if TYPE_CHECKING:
     from ktriage.engine import Engine
@@ -244,7 +244,7 @@ class NoteInput(Input):
             self.box = box
 
 
-class WorkflowScreen(ModalScreen[None]):
+class WorkflowScreen(DialogScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Close", key_display="esc"),
         Binding("a", "acknowledge", "Acknowledge"),
@@ -257,19 +257,8 @@ class WorkflowScreen(ModalScreen[None]):
         Binding("k,up", "scroll(-1)", "Up", show=False),
     ]
     DEFAULT_CSS = """
-    WorkflowScreen { align: center middle; }
-    WorkflowScreen > Vertical {
-        width: 110;
-        max-width: 96%;
-        height: auto;
-        max-height: 92%;
-        border: round $primary;
-        border-title-style: bold;
-        border-subtitle-align: left;
-        background: $surface;
-        padding: 0 1;
-    }
-    WorkflowScreen VerticalScroll { height: auto; max-height: 70vh; }
+    WorkflowScreen > .dialog { width: 110; max-width: 96%; max-height: 92%; }
+    WorkflowScreen > .dialog VerticalScroll { max-height: 70vh; }
     WorkflowScreen #workflow-input { display: none; }
     WorkflowScreen #workflow-input.-asking { display: block; }
     WorkflowScreen #workflow-message { color: $warning; }
@@ -296,7 +285,7 @@ class WorkflowScreen(ModalScreen[None]):
         self.message = ""
 
     def compose(self) -> ComposeResult:
-        with Vertical() as box:
+        with Vertical(classes="dialog") as box:
             box.border_title = Text(f"Workflow · {self.incident.id}")
             box.border_subtitle = Text(self.HINT)
             with VerticalScroll():
