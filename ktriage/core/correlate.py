@@ -283,7 +283,7 @@ class Correlator:
         # Every entity seen: its _Slot when it links (strong, or a detection key),
         # None when it does not, so each event costs one look-up per entity. A
         # linking entity seen in one context event and nothing else holds that
-        # event's id instead (a _Slot and its lists cost ~300 bytes; the id is the
+        # event's id instead (a _Slot and its lists cost ~250 bytes; the id is the
         # event's own int): see `_slot_for` and `_slot_found`.
         self._slots: dict[EntityRef, _SlotValue] = {}
         self._event_group: dict[int, int] = {}  # context event id -> a signal id of its group
