@@ -228,18 +228,26 @@ class _Recurring:
 
 class _Slot:
     """What the correlator knows of one linking entity: its signals (time, id) in
-    time order, and the ids of context events not yet attached, oldest first."""
+    time order, and the ids of context events not yet attached, oldest first.
+
+    A linking entity seen in one context event only (most pods of short-lived jobs)
+    has no _Slot: the correlator keeps that event's id in its place (see
+    `Correlator._slots`), and makes the _Slot on the entity's second event or
+    first signal."""
 
     __slots__ = ("pending", "rolled", "signals")
 
-    def __init__(self) -> None:
+    def __init__(self, pending: list[int] | None = None) -> None:
         self.signals: list[tuple[float, int]] = []
-        self.pending: list[int] = []
+        self.pending: list[int] = [] if pending is None else pending
         # Low signals of this entity filed in a recurring incident (made on demand).
         self.rolled: list[tuple[float, int]] | None = None
 
 
 _UNSEEN = _Slot()  # marker for "entity not looked at yet"
+# What `Correlator._slots` holds for an entity: its _Slot; the id of the one context
+# event waiting for a signal (an int, no _Slot yet); None when it does not link.
+_SlotValue = _Slot | int | None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -273,8 +281,11 @@ class Correlator:
         self._parent: dict[int, int] = {}  # union–find over signal ids
         self._groups: dict[int, _Group] = {}  # root signal id -> group
         # Every entity seen: its _Slot when it links (strong, or a detection key),
-        # None when it does not, so each event costs one look-up per entity.
-        self._slots: dict[EntityRef, _Slot | None] = {}
+        # None when it does not, so each event costs one look-up per entity. A
+        # linking entity seen in one context event and nothing else holds that
+        # event's id instead (a _Slot and its lists cost ~250 bytes; the id is the
+        # event's own int): see `_slot_for` and `_slot_found`.
+        self._slots: dict[EntityRef, _SlotValue] = {}
         self._event_group: dict[int, int] = {}  # context event id -> a signal id of its group
         self.incidents: dict[str, Incident] = {}
         # Ids that disappeared: an incident merged into another or renamed
@@ -440,7 +451,7 @@ class Correlator:
             for _, eid in hidden[lo:hi]:
                 if session.order < self._hidden_by[eid].order:
                     self._hide(self.store.get(eid), pod, session, record=False)
-        slot = self._slots.get(pod)
+        slot = self._slot_found(pod)
         if slot is None or not (slot.signals or slot.rolled):
             return set()
         found: list[int] = []
@@ -505,13 +516,12 @@ class Correlator:
         old_inc = old.incident
         get = self.store.get
         window = self.window
-        slots = self._slots
         keep: list[Event] = []
         promoted: list[Event] = []
         for sid in old.signal_ids:
             ev = get(sid)
             for ent in self._keys(ev):
-                found = slots.get(ent)
+                found = self._slot_found(ent)
                 if found is None:
                     continue
                 lst = found.signals
@@ -541,9 +551,7 @@ class Correlator:
             self._absorb(group, ev, signal=True)
             root_id = sid
             for ent in self._keys(ev):
-                slot = slots.get(ent)
-                if slot is None:
-                    slot = slots[ent] = _Slot()
+                slot = self._slot_for(ent)
                 lst = slot.signals
                 item = (ev.time, sid)
                 pos = bisect.bisect_left(lst, item)
@@ -601,9 +609,21 @@ class Correlator:
             changed.add(old_inc.id)
         return changed
 
-    def _slot(self, ent: EntityRef) -> _Slot | None:
-        slot = self._slots[ent] = _Slot() if ent.strong else None
+    def _slot_for(self, ent: EntityRef) -> _Slot:
+        """The _Slot of an entity a signal is filed under, made if need be (taking the
+        id of the one context event it held, if any)."""
+        found = self._slots.get(ent)
+        if type(found) is _Slot:
+            return found
+        # An int held is the id of the one pending event (0: none).
+        slot = self._slots[ent] = _Slot([found] if type(found) is int and found else None)
         return slot
+
+    def _slot_found(self, ent: EntityRef) -> _Slot | None:
+        """The _Slot of an entity if it has one (one that only waits with one context
+        event has no signals, no roll-up: nothing a reader of a _Slot looks for)."""
+        found = self._slots.get(ent)
+        return found if type(found) is _Slot else None
 
     def _add_signal(self, ev: Event) -> set[str]:
         key = _rollup_key(ev)
@@ -622,14 +642,11 @@ class Correlator:
         t = ev.time
         item = (t, sid)
         window = self.window
-        slots = self._slots
         # The signals next to this one (in time, per linking entity) within the
         # window: their components and this signal become one.
         neighbours: list[int] = []
         for ent in keys:
-            slot = slots.get(ent)
-            if slot is None:
-                slot = slots[ent] = _Slot()
+            slot = self._slot_for(ent)
             lst = slot.signals
             pos = _bisect_left(lst, item)
             if pos < len(lst) and lst[pos][1] == sid:
@@ -712,11 +729,10 @@ class Correlator:
             return set()
         targets.append(dst)
         self._extras_cache.clear()
-        slot = self._slots.get(src)
+        slot = self._slot_found(src)
         if slot is None or not (slot.signals or slot.rolled):
             return set()
         get = self.store.get
-        slots = self._slots
         window = self.window
         filed: list[Event] = []
         roots: dict[int, None] = {}
@@ -726,9 +742,7 @@ class Correlator:
             item = (ev.time, sid)
             root = self._find(sid)
             for key in keys:
-                target = slots.get(key)
-                if target is None:
-                    target = slots[key] = _Slot()
+                target = self._slot_for(key)
                 lst = target.signals
                 pos = _bisect_left(lst, item)
                 if pos < len(lst) and lst[pos][1] == sid:
@@ -741,9 +755,7 @@ class Correlator:
             filed.append(ev)
         for item in list(slot.rolled or ()):
             for key in keys:
-                target = slots.get(key)
-                if target is None:
-                    target = slots[key] = _Slot()
+                target = self._slot_for(key)
                 if target.rolled is None:
                     target.rolled = []
                 pos = _bisect_left(target.rolled, item)
@@ -765,11 +777,8 @@ class Correlator:
         containers, where a stronger signal finds it."""
         self._rolled[ev.id] = key
         item = (ev.time, ev.id)
-        slots = self._slots
         for ent in self._linking(ev):
-            slot = slots.get(ent)
-            if slot is None:
-                slot = slots[ent] = _Slot()
+            slot = self._slot_for(ent)
             if slot.rolled is None:
                 slot.rolled = [item]
             else:
@@ -781,7 +790,7 @@ class Correlator:
             return
         item = (ev.time, ev.id)
         for ent in self._linking(ev):
-            slot = self._slots.get(ent)
+            slot = self._slot_found(ent)
             if slot is None or not slot.rolled:
                 continue
             pos = _bisect_left(slot.rolled, item)
@@ -795,7 +804,7 @@ class Correlator:
         slots = self._slots
         for ent in self._linking(ev):
             slot = slots.get(ent)
-            if slot is None or not slot.signals:
+            if type(slot) is not _Slot or not slot.signals:
                 continue
             lst = slot.signals
             pos = _bisect_left(lst, (t, 0))
@@ -819,7 +828,7 @@ class Correlator:
             t = e.time
             for ent in self._linking(e):
                 slot = slots.get(ent)
-                if slot is None or not slot.rolled:
+                if type(slot) is not _Slot or not slot.rolled:
                     continue
                 lst = slot.rolled
                 lo = _bisect_left(lst, (t - window, 0))
@@ -844,6 +853,8 @@ class Correlator:
             return set()  # our own API calls: the action events tell that story
         slots = self._slots
         linked: list[_Slot] = []
+        # Linking entities without a _Slot (an int in `_slots`): no signals to look at.
+        lone: list[EntityRef] = []
         ents = ev.entities
         # The addresses a control-plane identity calls from are nodes' (shared by
         # everything they run): they never link (see _linking).
@@ -855,18 +866,29 @@ class Correlator:
         for ent in ents:
             slot = slots.get(ent, _UNSEEN)
             if slot is _UNSEEN:
-                slot = self._slot(ent)
-            if slot is not None:
-                if no_ips and ent.kind == "IP":
+                if not ent.strong:
+                    slots[ent] = None
                     continue
+                slot = slots[ent] = 0  # seen, nothing pending (yet)
+            elif slot is None:
+                continue
+            if no_ips and ent.kind == "IP":
+                continue
+            if isinstance(slot, int):
+                lone.append(ent)
+            else:
                 linked.append(slot)
-                if also and ent in also:
-                    # What this entity was learnt to stand with (its pod, its account).
-                    for extra in self._extras(ent):
-                        found = slots.get(extra)
-                        if found is not None:
-                            linked.append(found)
-        if not linked:
+            if also and ent in also:
+                # What this entity was learnt to stand with (its pod, its account).
+                for extra in self._extras(ent):
+                    found = slots.get(extra)
+                    if found is None:
+                        continue
+                    if isinstance(found, int):
+                        lone.append(extra)
+                    else:
+                        linked.append(found)
+        if not linked and not lone:
             return set()
         best_gap = self.window
         best_sid = 0
@@ -890,6 +912,16 @@ class Correlator:
                 pend.append(eid)
                 if len(pend) > _PENDING_TRIM:
                     del pend[:-PENDING_PER_ENTITY]
+            for ent in lone:
+                # Its first pending event is kept as an int; a second makes its _Slot
+                # (looked up again: an entity named twice has just made it).
+                held = slots[ent]
+                if isinstance(held, _Slot):
+                    held.pending.append(eid)
+                elif held:
+                    slots[ent] = _Slot([held, eid])
+                else:
+                    slots[ent] = eid
             return set()
         # Attach: _absorb and the context-only _refresh, inlined.
         group = self._groups[self._find(best_sid)]
@@ -919,9 +951,14 @@ class Correlator:
         get = self.store.get
         slots = self._slots
         for ent in self._linking(signal):
-            slot = slots.get(ent)
-            if slot is None or not slot.pending:
+            found = slots.get(ent)
+            if isinstance(found, int):
+                # One pending event held in place of a _Slot: make the _Slot (the
+                # entity's signals are filed by now, so this is rare).
+                found = self._slot_for(ent) if found else None
+            if found is None or not found.pending:
                 continue
+            slot = found
             keep: list[int] = []
             for eid in slot.pending:
                 if eid in self._event_group:
@@ -1087,7 +1124,7 @@ class Correlator:
 
     def signal_entities(self) -> list[EntityRef]:
         """Every entity that links at least one signal: all that context can join."""
-        return [ent for ent, slot in self._slots.items() if slot is not None and slot.signals]
+        return [ent for ent, slot in self._slots.items() if type(slot) is _Slot and slot.signals]
 
     def sorted_incidents(self) -> list[Incident]:
         """Most severe first, then most recent."""

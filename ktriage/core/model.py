@@ -112,6 +112,13 @@ class EntityRef(NamedTuple):
     @property
     def strong(self) -> bool:
         """Whether this entity links signals into one incident."""
+        kind = self[0]
+        if kind in _ALWAYS_STRONG:
+            # Pods and containers always link: no cache entry for each of them (short-
+            # lived job pods are as many as their events).
+            return True
+        if kind not in STRONG_KINDS:
+            return False
         known = _STRONG_CACHE.get(self)
         if known is None:
             known = _STRONG_CACHE[self] = self._links()
@@ -139,17 +146,36 @@ class EntityRef(NamedTuple):
 # Keyed by the EntityRef itself (a tuple equal to, and hashing as, its plain key
 # tuple): no second tuple per entity.
 _ENTITY_CACHE: dict[tuple[str, str, str], EntityRef] = {}
+# Whether a user, service account or address links (they take a look at the name).
 _STRONG_CACHE: dict[EntityRef, bool] = {}
+_ALWAYS_STRONG = frozenset({EntityKind.POD, EntityKind.CONTAINER})
+
+
+# Kinds as plain strings, one object each: str() of an EntityKind makes a new string
+# every time, which a new entity would keep.
+_KIND_TEXT: dict[str, str] = {k: str(k) for k in EntityKind}
+# Namespace names, one object each for the entities that name them (a decoded
+# record's namespace is a new string every time). Bounded: sharing, not meaning.
+_NAMESPACE_TEXT: dict[str, str] = {}
+_NAMESPACE_TEXT_MAX = 50_000
 
 
 def entity(kind: str, namespace: str | None, name: str) -> EntityRef:
     """Interned EntityRef: millions of events share a few thousand entities."""
-    key = (str(kind), namespace or "", name)
+    key = (_KIND_TEXT.get(kind) or str(kind), namespace or "", name)
     ref = _ENTITY_CACHE.get(key)
     if ref is None:
         if len(_ENTITY_CACHE) > 500_000:
             _ENTITY_CACHE.clear()
             _STRONG_CACHE.clear()
+        ns = key[1]
+        if ns:
+            shared = _NAMESPACE_TEXT.get(ns)
+            if shared is None:
+                if len(_NAMESPACE_TEXT) >= _NAMESPACE_TEXT_MAX:
+                    _NAMESPACE_TEXT.clear()
+                shared = _NAMESPACE_TEXT[ns] = ns
+            key = (key[0], shared, name)
         ref = EntityRef(*key)
         _ENTITY_CACHE[ref] = ref
     return ref
