@@ -40,12 +40,14 @@ import bisect
 import contextlib
 import functools
 import hashlib
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ktriage.core.attack import tactic_rank
 from ktriage.core.config import Config, Suppression
+from ktriage.core.detect.podstate import killed_process
 from ktriage.core.model import EntityKind, EntityRef, Event, Incident, Severity
 from ktriage.core.parse.audit import OWN_REQUEST_KIND
 from ktriage.core.parse.podfacts import POD_ACCOUNT_KIND, POD_ADDRESS_KIND
@@ -56,6 +58,8 @@ PENDING_PER_ENTITY = 5_000
 # A pending list is cut back to PENDING_PER_ENTITY once it grows past this (cutting
 # at every append would cost more than the memory it saves).
 _PENDING_TRIM = 2 * PENDING_PER_ENTITY
+# Events of an incident read for the process a node's OOM report names (the newest).
+_PROCESS_SCAN = 2000
 _bisect_left = bisect.bisect_left
 _bisect_right = bisect.bisect_right
 # Sources that count for corroboration (our own actions do not).
@@ -888,6 +892,8 @@ class Correlator:
                         lone.append(extra)
                     else:
                         linked.append(found)
+        if not linked and not lone and ev.kind == "oomkilled" and ev.source == "kube":
+            linked = self._process_slots(ev)
         if not linked and not lone:
             return set()
         best_gap = self.window
@@ -945,6 +951,30 @@ class Correlator:
         inc.revision += 1
         inc.escalated = False
         return {inc.id}
+
+    def _process_slots(self, ev: Event) -> list[_Slot]:
+        """A node's OOM kill report names a process, not a pod. Nodes stay weak: the
+        report joins only an incident on that node whose pods ran that process (seen
+        by Tetragon or Falco), as context, through those pods."""
+        node = ev.first(EntityKind.NODE)
+        proc = killed_process(ev.summary)
+        if node is None or proc is None:
+            return []
+        named = re.compile(rf"(?:^|[\s/(=]){re.escape(proc[1])}(?:$|[\s):])")
+        found: list[_Slot] = []
+        for inc in self.incidents.values():
+            if node not in inc.entities:
+                continue
+            for other in self.events_of(inc.id)[-_PROCESS_SCAN:]:
+                pod = other.first(EntityKind.POD)
+                if other.source not in ("tetragon", "falco") or pod is None:
+                    continue
+                slot = self._slot_found(pod)
+                if slot is None or any(slot is f for f in found):
+                    continue
+                if named.search(other.summary[:500]):
+                    found.append(slot)
+        return found
 
     def _attach_pending(self, group: _Group, signal: Event) -> None:
         """Context that arrived before this signal joins its incident now."""

@@ -66,11 +66,6 @@ def test_hostile_huge_kill_report_is_read_briefly() -> None:
     assert time.perf_counter() - start < 0.5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the correlator to read killed_process (Correlator._process_slots); "
-    "remove this mark when it lands",
-)
 def test_cryptominer_node_oom_reports_join_the_miners_incident(tmp_path: Path) -> None:
     """Tetragon and Falco saw xmrig in the storefront pod on worker-1; the kernel's
     reports that it killed xmrig on worker-1 are that incident's context."""
