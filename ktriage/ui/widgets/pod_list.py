@@ -193,7 +193,7 @@ class PodList(RowList):
     def _compact_columns(self, width: int) -> _Columns:
         """A narrow pane: the pod's name alone, short phases, a NODE of at least
         _NODE_MIN columns, and flags before the name's tail (the name starts)."""
-        phase = max(3, min(5, self._short_phase_need))
+        phase = 5  # the header and the longest short forms
         node = max(_NODE_MIN, min(12, width // 5)) if self._has_nodes else 0
         fixed = 1 + phase + 1 + 4 + (node + 1 if node else 0)
         rest = max(6, width - fixed)
