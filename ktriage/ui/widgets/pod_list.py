@@ -179,10 +179,11 @@ class PodList(RowList):
         show_ready = width >= 72
         node = min(18, max(7, width // 7)) if self._has_nodes else 0
         fixed = 1 + 1 + 4 + (6 if show_ready else 0) + (node + 1 if node else 0)
-        # PHASE as wide as the rows need when names keep room, else the short forms
-        # (a cut "CrashLoop…" hides the part that says which back-off it is).
+        # PHASE as wide as the rows need when names keep 20 columns beside the flags,
+        # else the short forms (a cut "CrashLoop…" hides which back-off it is).
         phase = max(5, min(_PHASE_MAX, self._phase_need))
-        short = width - fixed - phase < 34
+        room = width - fixed - phase
+        short = room - min(30, room // 2, self._flags_need) < 20
         if short:
             phase = max(5, min(_PHASE_MAX, self._short_phase_need))
         rest = max(12, width - fixed - phase)
