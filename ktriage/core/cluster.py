@@ -565,8 +565,9 @@ class ClusterState:
                 del self._facts[: len(self._facts) - FACTS_KEPT]
         return events
 
-    def delete_pod(self, obj: dict[str, Any]) -> list[Event]:
-        """A pod was deleted (the watch's DELETED object, its final state)."""
+    def delete_pod(self, obj: dict[str, Any], seen_at: float | None = None) -> list[Event]:
+        """A pod was deleted (the watch's DELETED object, its final state); `seen_at`:
+        when the watch event arrived (dates a delete that left no deletionTimestamp)."""
         info = pod_info(obj)
         old = self.pods.get(info.key)
         # Unknown (already gone after a re-list) or an older pod of the same name.
@@ -575,7 +576,7 @@ class ClusterState:
         self.pods.pop(info.key, None)
         self._touched.add(info.key)
         self.revision += 1
-        return podstate.pod_deleted(info, obj)
+        return podstate.pod_deleted(info, obj, seen_at=seen_at)
 
     def begin_pod_list(self) -> None:
         """A full list starts (the first, or again after a 410 or a lost connection)."""
@@ -646,12 +647,13 @@ class ClusterState:
         self.revision += 1
         return podstate.node_changes(old, new, obj)
 
-    def delete_node(self, obj: dict[str, Any]) -> list[Event]:
+    def delete_node(self, obj: dict[str, Any], seen_at: float | None = None) -> list[Event]:
+        """A node was removed (the watch's DELETED object); `seen_at` as for delete_pod."""
         info = node_info(obj)
         if self.nodes.pop(info.name, None) is None:
             return []
         self.revision += 1
-        return podstate.node_deleted(info, obj)
+        return podstate.node_deleted(info, obj, seen_at=seen_at)
 
     def begin_node_list(self) -> None:
         self.node_list = ListProgress()

@@ -1117,11 +1117,19 @@ class KubeWatchSource(ListWatch):
     def on_watch(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
         state = self.state
         events: list[Event] = []
+        # A grace-0 delete's object has no deletionTimestamp: arrival dates it.
+        seen_at = time.time()
         for etype, obj in batch:
             if self.resource == "pods":
-                got = state.delete_pod(obj) if etype == "DELETED" else state.update_pod(obj)
+                got = (
+                    state.delete_pod(obj, seen_at) if etype == "DELETED" else state.update_pod(obj)
+                )
             elif self.resource == "nodes":
-                got = state.delete_node(obj) if etype == "DELETED" else state.update_node(obj)
+                got = (
+                    state.delete_node(obj, seen_at)
+                    if etype == "DELETED"
+                    else state.update_node(obj)
+                )
             else:
                 got = [] if etype == "DELETED" else state.update_event(obj)
             events.extend(got)

@@ -442,3 +442,35 @@ def test_node_warning_is_context_and_names_no_namespace() -> None:
     assert not ev.signal and ev.severity == Severity.LOW
     assert "Node worker-1" in ev.summary and "default/" not in ev.summary
     assert [e.kind for e in ev.entities] == [EntityKind.NODE]
+
+
+def test_grace_zero_delete_is_dated_by_arrival_not_the_objects_last_change() -> None:
+    # A grace-0 delete's final object has no deletionTimestamp; its newest inner time
+    # (here the container's start) is long before the delete.
+    state = ClusterState()
+    state.update_pod(pod())
+    final = pod(rv="401")
+    assert "deletionTimestamp" not in final["metadata"]
+    arrived = parse_time("2027-01-15T10:40:00Z")
+    events = state.delete_pod(final, seen_at=arrived)
+    assert kinds(events) == ["pod-deleted"] and events[0].time == arrived
+
+    # A deletionTimestamp still wins over arrival (a watch can deliver late).
+    state.update_pod(pod())
+    final = pod(rv="402")
+    final["metadata"]["deletionTimestamp"] = "2027-01-15T10:07:00Z"
+    events = state.delete_pod(final, seen_at=arrived)
+    assert events[0].time == parse_time("2027-01-15T10:07:00Z")
+
+    # A replay without arrival time falls back to the newest time in the object.
+    state.update_pod(pod())
+    events = state.delete_pod(pod(rv="403"))
+    assert events[0].time is not None and events[0].time < arrived
+
+
+def test_node_delete_is_dated_by_arrival() -> None:
+    state = ClusterState()
+    state.update_node(node())
+    arrived = parse_time("2027-01-15T11:00:00Z")
+    events = state.delete_node(node(rv="11"), seen_at=arrived)
+    assert kinds(events) == ["node-deleted"] and events[0].time == arrived

@@ -380,13 +380,22 @@ def _deletion_time(obj: dict[str, Any] | None) -> float | None:
 
 
 def _gone(
-    obj: dict[str, Any] | None, fallback_time: float | None, changed: float, rv: str
+    obj: dict[str, Any] | None,
+    fallback_time: float | None,
+    changed: float,
+    rv: str,
+    seen_at: float | None = None,
 ) -> tuple[float, str]:
-    """When an object went away and its last resourceVersion: from its final state
-    when the watch gave one, else the caller's fallback (a re-list found it gone)."""
+    """When an object went away and its last resourceVersion: its deletionTimestamp,
+    else when the watch's DELETED arrived (`seen_at`: a grace-0 delete leaves no
+    deletionTimestamp, and the newest time inside the object can be long before),
+    else the newest time its final state records (a replay of recorded objects),
+    else the caller's fallback (a re-list found it gone)."""
     from ktriage.core.cluster import latest_time
 
     when = _deletion_time(obj)
+    if when is None and obj is not None and seen_at is not None:
+        when = seen_at
     if when is None and obj is not None:
         when = latest_time(obj)
     if when is None:
@@ -397,10 +406,15 @@ def _gone(
 
 
 def pod_deleted(
-    pod: PodInfo, obj: dict[str, Any] | None, *, fallback_time: float | None = None
+    pod: PodInfo,
+    obj: dict[str, Any] | None,
+    *,
+    fallback_time: float | None = None,
+    seen_at: float | None = None,
 ) -> list[Event]:
-    """The pod is gone: `obj` is its final state, or None when only a re-list told us."""
-    when, rv = _gone(obj, fallback_time, pod.changed, pod.resource_version)
+    """The pod is gone: `obj` is its final state, or None when only a re-list told us;
+    `seen_at`: when the watch reported the deletion."""
+    when, rv = _gone(obj, fallback_time, pod.changed, pod.resource_version, seen_at)
     how = "" if obj is not None else " (found missing on re-list)"
     return [
         _make(
@@ -504,9 +518,13 @@ def node_changes(old: NodeInfo | None, new: NodeInfo, obj: dict[str, Any]) -> li
 
 
 def node_deleted(
-    node: NodeInfo, obj: dict[str, Any] | None, *, fallback_time: float | None = None
+    node: NodeInfo,
+    obj: dict[str, Any] | None,
+    *,
+    fallback_time: float | None = None,
+    seen_at: float | None = None,
 ) -> list[Event]:
-    when, rv = _gone(obj, fallback_time, node.changed, node.resource_version)
+    when, rv = _gone(obj, fallback_time, node.changed, node.resource_version, seen_at)
     return [
         _make(
             time=when,
