@@ -20,6 +20,7 @@ import re
 import shlex
 from collections import Counter
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -462,6 +463,16 @@ def containment_state(
     `pod_exists(namespace, name)` says whether a pod exists now (True), is gone
     (False), or is not known (None); without it (replay) only the events tell.
     """
+    token = _CONTEXT.set(incident.cluster)
+    try:
+        return _containment_state(incident, events, pod_exists)
+    finally:
+        _CONTEXT.reset(token)
+
+
+def _containment_state(
+    incident: Incident, events: Iterable[Event], pod_exists: PodLookup | None
+) -> Containment:
     state = Containment()
     pods: dict[str, _Pod] = {}
     for ent in incident.entities:
@@ -845,6 +856,17 @@ def _q(text: str) -> str:
     return shlex.quote(text)
 
 
+# The kubeconfig context of the incident whose next steps are being written: with
+# several clusters, every command names its cluster (the current context may be another).
+_CONTEXT: ContextVar[str] = ContextVar("kubectl_context", default="")
+
+
+def _kubectl() -> str:
+    """`kubectl ` with the incident's `--context` when it has a cluster."""
+    context = _CONTEXT.get()
+    return f"kubectl --context={_q(context)} " if context else "kubectl "
+
+
 def _ns(namespace: str) -> str:
     """`--namespace=shop `, quoted; nothing for a pod known without its namespace."""
     return f"--namespace={_q(namespace)} " if namespace else ""
@@ -891,8 +913,8 @@ def isolate_commands(namespace: str, name: str) -> tuple[str, ...]:
     body = json.dumps(policy, separators=(",", ":"), ensure_ascii=True)
     label = f"{QUARANTINE_LABEL}={quarantine_value(name)}"
     return (
-        f"printf '%s\\n' {_q(body)} | kubectl apply -f -",
-        f"kubectl {_ns(namespace)}label {_q('pod/' + name)} {_q(label)} --overwrite",
+        f"printf '%s\\n' {_q(body)} | {_kubectl()}apply -f -",
+        f"{_kubectl()}{_ns(namespace)}label {_q('pod/' + name)} {_q(label)} --overwrite",
     )
 
 
@@ -901,22 +923,22 @@ def evidence_commands(namespace: str, name: str) -> tuple[str, ...]:
     pod = _q("pod/" + name)
     log, yml = _q(base + ".log"), _q(base + ".yaml")
     return (
-        f"kubectl {_ns(namespace)}logs {pod} --all-containers --prefix --timestamps > {log}",
-        f"kubectl {_ns(namespace)}get {pod} -o yaml > {yml}",
+        f"{_kubectl()}{_ns(namespace)}logs {pod} --all-containers --prefix --timestamps > {log}",
+        f"{_kubectl()}{_ns(namespace)}get {pod} -o yaml > {yml}",
         f"sha256sum {log} {yml} > {_q(base + '.SHA256SUMS')}",
     )
 
 
 def delete_pod_command(namespace: str, name: str) -> str:
-    return f"kubectl {_ns(namespace)}delete {_q('pod/' + name)}"
+    return f"{_kubectl()}{_ns(namespace)}delete {_q('pod/' + name)}"
 
 
 def cordon_command(namespace: str, name: str, node: str) -> str:
     if node:
-        return f"kubectl cordon -- {_q(node)}"
+        return f"{_kubectl()}cordon -- {_q(node)}"
     # Not seen in any event: ask the cluster for it.
-    find = f"kubectl {_ns(namespace)}get {_q('pod/' + name)} -o jsonpath='{{.spec.nodeName}}'"
-    return f'kubectl cordon -- "$({find})"'
+    find = f"{_kubectl()}{_ns(namespace)}get {_q('pod/' + name)} -o jsonpath='{{.spec.nodeName}}'"
+    return f'{_kubectl()}cordon -- "$({find})"'
 
 
 def _pod_steps(item: Item, pod: _Pod, has_evidence: bool, cordoned: set[str]) -> list[NextStep]:
@@ -938,8 +960,8 @@ def _pod_steps(item: Item, pod: _Pod, has_evidence: bool, cordoned: set[str]) ->
             "again (i in ktriage re-reads every policy that selects it) or by hand"
         )
         commands = (
-            f"kubectl {_ns(ns)}get {_q('pod/' + name)} --show-labels",
-            f"kubectl {_ns(ns)}get networkpolicies -o wide",
+            f"{_kubectl()}{_ns(ns)}get {_q('pod/' + name)} --show-labels",
+            f"{_kubectl()}{_ns(ns)}get networkpolicies -o wide",
         )
         steps.append(NextStep(item.subject, why, commands, odd))
         if evidence:
@@ -1008,7 +1030,9 @@ def _identity_step(
 ) -> NextStep:
     if ent is None:  # pragma: no cover - only actors are required
         return NextStep(item.subject, "revoke it")
-    grep = "kubectl get clusterrolebindings,rolebindings --all-namespaces -o wide | grep -F -e "
+    grep = (
+        f"{_kubectl()}get clusterrolebindings,rolebindings --all-namespaces -o wide | grep -F -e "
+    )
     if ent.kind == EntityKind.SERVICE_ACCOUNT:
         ns, name = ent.namespace, ent.name
         if minted_by is not None:
@@ -1034,7 +1058,7 @@ def _identity_step(
                 "with it; pods that use it must restart)"
             )
         commands: tuple[str, ...] = (
-            f"kubectl auth can-i --list {_q(f'--as=system:serviceaccount:{ns}:{name}')}",
+            f"{_kubectl()}auth can-i --list {_q(f'--as=system:serviceaccount:{ns}:{name}')}",
             grep + _q(f"{ns}/{name}"),
             _recreate_command(ns, name),
         )
@@ -1049,14 +1073,14 @@ def _identity_step(
         "--namespace=NS delete rolebinding NAME), then revoke it where it was issued "
         "(the identity provider; for a client certificate, rotate the cluster's CA)"
     )
-    commands = (f"kubectl auth can-i --list {_q('--as=' + name)}", grep + _q(name))
+    commands = (f"{_kubectl()}auth can-i --list {_q('--as=' + name)}", grep + _q(name))
     return NextStep(item.subject, why, commands, _suspicious(name))
 
 
 def _recreate_command(namespace: str, name: str) -> str:
     return (
-        f"kubectl {_ns(namespace)}delete {_q('serviceaccount/' + name)} && "
-        f"printf '%s\\n' {_q(_service_account_json(namespace, name))} | kubectl create -f -"
+        f"{_kubectl()}{_ns(namespace)}delete {_q('serviceaccount/' + name)} && "
+        f"printf '%s\\n' {_q(_service_account_json(namespace, name))} | {_kubectl()}create -f -"
     )
 
 
@@ -1071,7 +1095,7 @@ def _revoke_tokens_step(item: Item, ent: EntityRef) -> NextStep:
 
 
 def drain_command(node: str) -> str:
-    return f"kubectl drain --ignore-daemonsets --delete-emptydir-data -- {_q(node)}"
+    return f"{_kubectl()}drain --ignore-daemonsets --delete-emptydir-data -- {_q(node)}"
 
 
 def _kubelet_step(item: Item, node: str, pod: EntityRef | None) -> NextStep:
@@ -1084,16 +1108,16 @@ def _kubelet_step(item: Item, node: str, pod: EntityRef | None) -> NextStep:
         "or rotate the cluster's CA"
     )
     if node:
-        commands: tuple[str, ...] = (f"kubectl cordon -- {_q(node)}", drain_command(node))
+        commands: tuple[str, ...] = (f"{_kubectl()}cordon -- {_q(node)}", drain_command(node))
         odd = _suspicious(node)
     elif pod is not None:
         find = (
-            f"kubectl {_ns(pod.namespace)}get {_q('pod/' + pod.name)} "
+            f"{_kubectl()}{_ns(pod.namespace)}get {_q('pod/' + pod.name)} "
             "-o jsonpath='{.spec.nodeName}'"
         )
         commands = (
             cordon_command(pod.namespace, pod.name, ""),
-            f'kubectl drain --ignore-daemonsets --delete-emptydir-data -- "$({find})"',
+            f'{_kubectl()}drain --ignore-daemonsets --delete-emptydir-data -- "$({find})"',
         )
         odd = _suspicious(pod.namespace, pod.name)
     else:

@@ -338,7 +338,8 @@ def render(
     rows: list[tuple[str, str]] = [
         ("Severity", o.bold(incident.severity.label.upper())),
     ]
-    cluster = cluster or incident.cluster  # several clusters watched: say which one
+    # Several clusters watched: the incident's own, never the engine's summary of them.
+    cluster = incident.cluster or cluster
     if cluster:
         rows.append(("Cluster", cluster))
     if work is not None:

@@ -218,3 +218,46 @@ def test_hostile_context_name_in_a_snapshot_is_plain_text() -> None:
     # A code span: the link, the pipe and the heading stay text inside the cell.
     assert row.startswith("| Cluster | `evil\\|[x](http://e.example)") and row.endswith("` |")
     assert row.count("`") == 2
+
+
+def test_next_steps_name_the_incidents_context_and_only_with_several() -> None:
+    """With several clusters the current kubeconfig context may be another cluster's: a
+    pasted next step must go to the incident's own."""
+    from ktriage.core.containment import containment_state
+    from ktriage.core.snapshot import render_markdown
+
+    engine = MultiEngine()
+    engine.add_cluster("prod-us").add_events([ev(0, POD)])
+    (inc,) = engine.correlator.incidents.values()
+    events = engine.correlator.events_of(inc.id)
+    commands = [c for step in containment_state(inc, events).next_steps for c in step.commands]
+    assert commands and all(
+        c.count("kubectl ") == c.count("kubectl --context=prod-us ") for c in commands
+    )
+    text = render_markdown(inc, events, cluster="2 clusters")
+    assert "| Cluster | prod-us |" in text and "2 clusters" not in text
+    assert "kubectl --context=prod-us " in text
+
+    plain = Correlator()
+    plain.add(ev(0, POD))
+    (one,) = plain.incidents.values()
+    steps = containment_state(one, plain.events_of(one.id)).next_steps
+    assert steps and not any("--context" in c for s in steps for c in s.commands)
+
+
+def test_hostile_context_name_in_next_steps_is_one_quoted_word() -> None:
+    import shlex
+
+    from ktriage.core.containment import containment_state
+
+    engine = MultiEngine()
+    engine.add_cluster("x'; rm -rf / #").add_events([ev(0, POD)])
+    (inc,) = engine.correlator.incidents.values()
+    steps = containment_state(inc, engine.correlator.events_of(inc.id)).next_steps
+    commands = [c for s in steps for c in s.commands if "kubectl" in c]
+    assert commands
+    for command in commands:
+        # Every kubectl of the command takes the whole name as one word.
+        words = shlex.split(command)
+        at = [i for i, w in enumerate(words) if w == "kubectl"]
+        assert at and all(words[i + 1] == "--context=x'; rm -rf / #" for i in at), command
