@@ -29,11 +29,17 @@ def plain(text: object, style: Style | str = "") -> Text:
     return Text(shown(str(text)), style=style, no_wrap=True, end="")
 
 
-def cell(text: object, width: int, style: Style | str = "", *, right: bool = False) -> Text:
-    """A fixed-width column: clipped with an ellipsis, padded with spaces."""
+def cell(
+    text: object, width: int, style: Style | str = "", *, right: bool = False, middle: bool = False
+) -> Text:
+    """A fixed-width column: clipped with an ellipsis, padded with spaces. `middle` cuts
+    out the middle instead of the end (a pod's name: its replica suffix tells pods apart)."""
     t = plain(text, style)
     if width <= 0:
         return Text("", end="")
+    if middle and width >= 8 and t.cell_len > width:
+        tail = (width - 1) // 2
+        t = Text.assemble(t[: width - 1 - tail], "…", t[len(t) - tail :], end="")
     t.truncate(width, overflow="ellipsis")
     pad = width - t.cell_len
     if pad > 0:

@@ -127,3 +127,16 @@ async def test_hostile_twenty_flags_put_containment_first_at_every_width() -> No
         _, line = await _lines([row], width)
         assert "worke" in line and _shows_containment(line), (width, line)
         assert len(line) <= width
+
+
+@pytest.mark.parametrize("width", [28, 40, 60])
+async def test_replicas_cut_in_the_middle_stay_apart(width: int) -> None:
+    """Two replicas differ only at the end of their names: a cut keeps the end."""
+    rows = [
+        PodRow("shop", f"storefront-7b6b5d8bc4-{suffix}", "Running", node="worker-1")
+        for suffix in ("dvnml", "rfwxj")
+    ]
+    _, first, second = await _lines(rows, width)
+    if width < 60:  # at 60 the whole name fits
+        assert "…" in first, first
+    assert first.split()[0][-3:] == "nml" and second.split()[0][-3:] == "wxj", (first, second)

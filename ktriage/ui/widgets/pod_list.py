@@ -228,7 +228,7 @@ class PodList(RowList):
         restart_style = bad if row.restarts else ""
         name = row.name if col.compact else row.ref.short()
         phase = _short_phase(row.phase) if col.short_phase else row.phase
-        parts = [cell(name, col.name), " "]
+        parts = [cell(name, col.name, middle=True), " "]
         parts += [cell(phase, col.phase, phase_style), " "]
         if col.ready:
             parts += [cell(row.ready, 5), " "]
