@@ -16,11 +16,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from ktriage.core.text import clip, shown
 from ktriage.resourceread import Description, ResourceReader, When
 from ktriage.ui.format import age
+from ktriage.ui.widgets.key_hints import KeyHints
 
 
 def description_text(desc: Description, now: float) -> Text:
@@ -88,7 +89,7 @@ class DescribeScreen(Screen[None]):
             scroll.border_title = Text(shown(f"Describe {self.kind} {self.where}") + in_cluster)
             scroll.border_subtitle = Text("live, read only · secrets redacted")
             yield Static(Text("reading…"), id="describe-body")
-        yield Footer(compact=True)
+        yield KeyHints()
 
     def on_mount(self) -> None:
         self.query_one(VerticalScroll).focus()

@@ -19,13 +19,14 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Input, OptionList, Static
+from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ktriage.actions.logs import LogStream
 from ktriage.core.text import clip, shown
 from ktriage.resourceread import LOG_BUFFER, LogFollower, ResourceReader, why
 from ktriage.ui.widgets.filter_bar import FilterBar
+from ktriage.ui.widgets.key_hints import KeyHints
 from ktriage.ui.widgets.log_view import LogView
 
 DRAIN_INTERVAL = 0.1  # seconds between moving read lines into the view
@@ -126,7 +127,7 @@ class PodLogsScreen(Screen[None]):
         view.border_title = Text(shown(f"Logs {self.namespace}/{self.pod}") + in_cluster)
         yield view
         yield FilterBar(id="logs-search")
-        yield Footer(compact=True)
+        yield KeyHints()
 
     def on_mount(self) -> None:
         self.query_one(FilterBar).query_one(

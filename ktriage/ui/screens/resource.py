@@ -25,12 +25,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from ktriage.core.text import clip, shown
 from ktriage.resourceread import INCIDENTS, PROMPT_WORDS, Listing, Resource, ResourceReader, resolve
 from ktriage.ui.query import parse_query
 from ktriage.ui.widgets.filter_bar import FilterBar
+from ktriage.ui.widgets.key_hints import KeyHints
 from ktriage.ui.widgets.resource_prompt import ResourcePrompt
 from ktriage.ui.widgets.resource_table import ResourceTable
 
@@ -278,7 +279,7 @@ class ResourceScreen(Screen[None]):
         table.border_title = Text(self.title_text)
         yield table
         yield FilterBar(id="resource-filter")
-        yield Footer(compact=True)
+        yield KeyHints()
 
     def on_mount(self) -> None:
         self.query_one("#resource-filter", FilterBar).query_one(
