@@ -54,6 +54,15 @@ class SimOutputs:
         self.audit_path = self.dir / "audit.log"
         self.falco_path = self.dir / "falco.jsonl"
         self.tetragon_path = self.dir / "tetragon.jsonl"
+        # A new cluster starts new streams: what an earlier run left in the directory
+        # describes a cluster that is gone (followed from the start, it would come back as
+        # today's incidents). It is kept beside them, not deleted.
+        self.kept_previous: list[Path] = []
+        for path in (self.audit_path, self.falco_path, self.tetragon_path):
+            if path.is_file() and path.stat().st_size:
+                previous = path.with_name(path.name + ".previous")
+                os.replace(path, previous)
+                self.kept_previous.append(previous)
         self.audit = JsonLineFile(self.audit_path)
         self.falco = JsonLineFile(self.falco_path)
         self.tetragon = JsonLineFile(self.tetragon_path)
