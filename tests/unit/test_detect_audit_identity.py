@@ -371,3 +371,19 @@ def test_hostile_lookalike_review_resource_of_another_group_stays_high() -> None
     assert only_signal(fake).severity == Severity.HIGH
     no_group = rights_review(AGGREGATOR, resource="selfsubjectaccessreviews", group="")
     assert only_signal(no_group).severity == Severity.HIGH
+
+
+def test_a_rights_review_under_impersonation_names_no_impersonated_identity() -> None:
+    """`kubectl auth can-i --as X` (a responder checking X's rights) acts on nothing as X,
+    so it must not join X's incident through X; any other use of X still names X."""
+    review = rights_review(AGGREGATOR, resource="selfsubjectrulesreviews",
+                           group="authorization.k8s.io")  # fmt: skip
+    use = audit("list", "secrets", ns="kube-system", user="kubernetes-admin", aid="u", at=1.0)
+    use["impersonatedUser"] = {"username": AGGREGATOR, "groups": []}
+    reviewed, used = run(review, use)[:2]
+    names = [{e.name for e in ev.entities} for ev in (reviewed, used)]
+    assert AGGREGATOR.rsplit(":", 1)[-1] not in " ".join(names[0]), names[0]
+    assert any(AGGREGATOR.rsplit(":", 1)[-1] in n for n in names[1]), names[1]
+    fake = rights_review(AGGREGATOR, resource="selfsubjectrulesreviews", group="evil.example.io")
+    (faked,) = run(fake)[:1]
+    assert any(AGGREGATOR.rsplit(":", 1)[-1] in e.name for e in faked.entities)

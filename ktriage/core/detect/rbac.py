@@ -11,7 +11,7 @@ from ktriage.core.detect.identity import is_control_plane, node_of
 from ktriage.core.detect.objects import CsrSubject, csr_approved, csr_subject
 from ktriage.core.model import EntityKind, EntityRef, Event, Severity, entity
 from ktriage.core.parse import identity, plain
-from ktriage.core.parse.audit import AuditRecord, decode_object, target_text
+from ktriage.core.parse.audit import AuditRecord, decode_object, rights_review, target_text
 
 MAX_RULES = 1000
 _MAX_VALUES = 200
@@ -336,24 +336,6 @@ class RbacDetections:
             "T1078",
             "privilege-escalation",
         )
-
-
-# What `kubectl auth can-i` creates: reviews of the requester's own rights.
-_RIGHTS_REVIEWS = frozenset({"selfsubjectrulesreviews", "selfsubjectaccessreviews"})
-
-
-def rights_review(rec: AuditRecord) -> bool:
-    """Whether the request only asked which rights its identity has (a review in the
-    `authorization.k8s.io` group exactly: a look-alike resource of another group may
-    do anything)."""
-    oref = rec.objectRef
-    return (
-        rec.verb == "create"
-        and oref is not None
-        and oref.resource in _RIGHTS_REVIEWS
-        and oref.apiGroup == "authorization.k8s.io"
-        and not oref.subresource
-    )
 
 
 def _system_subject(subject: CsrSubject) -> bool:

@@ -375,7 +375,9 @@ def build_event(
     else:
         ents = []
     imp = rec.impersonatedUser
-    if imp is not None and imp.username:
+    if imp is not None and imp.username and not rights_review(rec):
+        # A rights review under impersonation (`kubectl auth can-i --as`, what a responder
+        # runs) acts on nothing as that identity: it must not join the identity's incident.
         ents.append(_identity(imp.username))
     bound_pod = bound_node = None
     if user is not None and user.extra and actor.startswith("system:serviceaccount:"):
@@ -468,6 +470,24 @@ def build_event(
         False,
         "",
         raw,  # type: ignore[arg-type]  # a packed int: CompactEvent reads it back
+    )
+
+
+# What `kubectl auth can-i` creates: reviews of the requester's own rights.
+_RIGHTS_REVIEWS = frozenset({"selfsubjectrulesreviews", "selfsubjectaccessreviews"})
+
+
+def rights_review(rec: AuditRecord) -> bool:
+    """Whether the request only asked which rights its identity has (a review in the
+    `authorization.k8s.io` group exactly: a look-alike resource of another group may
+    do anything)."""
+    oref = rec.objectRef
+    return (
+        rec.verb == "create"
+        and oref is not None
+        and oref.resource in _RIGHTS_REVIEWS
+        and oref.apiGroup == "authorization.k8s.io"
+        and not oref.subresource
     )
 
 
