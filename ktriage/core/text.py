@@ -90,6 +90,17 @@ def clip(text: str, width: int) -> str:
     return text[: max(width - 1, 0)] + "…"
 
 
+def clip_middle(text: str, width: int) -> str:
+    """Shorten to `width` characters by cutting out the middle (a pod's name keeps the
+    replica suffix that tells it from its siblings; a file keeps its extension)."""
+    if len(text) <= width:
+        return text
+    if width < 3:
+        return clip(text, width)
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
+
+
 def clip_words(text: str, width: int) -> str:
     """Shorten to at most `width` characters at a word boundary, with an ellipsis;
     a first word longer than `width` is cut (nothing else would fit)."""

@@ -434,9 +434,12 @@ async def test_table_columns_shrink_to_fit_80_columns_and_keep_node(tmp_path: Pa
         lines = screen_text(app).splitlines()
         header = next(line for line in lines if "NAMESPACE" in line)
         assert "NODE" in header and "AGE" in header
-        for name in ("web-1", "payments-checkout"):
+        for name in ("web-1", "x2x4z"):
             row = next(line for line in lines if name in line)
             assert row.rstrip("│ ").endswith("worker-1"), row
+        # The cut name keeps its start and its replica suffix.
+        row = next(line for line in lines if "x2x4z" in line)
+        assert "…" in row and "payments" in row, row
 
 
 async def test_L_from_a_table_row_an_event_row_and_describe_and_r_reloads(tmp_path: Path, sim: Any):

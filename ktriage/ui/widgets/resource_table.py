@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from rich.text import Text
 
-from ktriage.core.text import clip, shown
+from ktriage.core.text import clip, clip_middle, shown
 from ktriage.resourceread import Cell, Resource, Row, When
 from ktriage.ui.format import age
 from ktriage.ui.query import Query
@@ -115,7 +115,9 @@ class ResourceTable(RowList):
             if n == last:
                 parts.append(cell)
             else:
-                parts.append(clip(cell, widths[n]).ljust(widths[n]))
+                # A name keeps its end (the suffix that tells replicas apart).
+                cut = clip_middle if self.resource.columns[n] == "NAME" else clip
+                parts.append(cut(cell, widths[n]).ljust(widths[n]))
         return "  ".join(parts)
 
     def render_header(self, width: int) -> Text | None:

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual.widget import Widget
 
-from ktriage.core.text import clip, shown
+from ktriage.core.text import clip, clip_middle, shown
 from ktriage.ui.format import clock_time, count, date_time, rate
 
 _STATE_GLYPH = {
@@ -238,16 +238,9 @@ def short_reason(text: str, width: int) -> str:
         if "/" in word and len(word) > 16:
             last = word.rstrip(":,;").rsplit("/", 1)[-1] or word
             tail = word[len(word.rstrip(":,;")) :]
-            word = "…/" + _middle(last, 20) + tail
+            word = "…/" + clip_middle(last, 20) + tail
         words.append(word)
     return clip(" ".join(words), width)
-
-
-def _middle(text: str, width: int) -> str:
-    if len(text) <= width:
-        return text
-    head = (width - 1) // 2
-    return text[:head] + "…" + text[-(width - 1 - head) :]
 
 
 def _group_state(group: Sequence[Any]) -> str:
