@@ -115,6 +115,14 @@ def make_provider(app: Any) -> ActionProvider | None:
     return ActionsProvider(app, service)
 
 
+def client_factory(app: Any, cluster: str = "") -> Callable[[], Any] | None:
+    """The ApiClient factory of a watched cluster (the app's one cluster with ""), or
+    None: a replay, or a cluster ktriage has no client for."""
+    if cluster:
+        return getattr(getattr(app, "engine", None), "client_factories", {}).get(cluster)
+    return getattr(app, "api_client_factory", None)
+
+
 def _cluster_provider(app: Any, members: dict[str, Any]) -> ActionProvider | None:
     """With several clusters: one ActionService per cluster, each with its member
     engine (its incidents) and its own client; the provider routes by incident."""

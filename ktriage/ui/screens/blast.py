@@ -25,6 +25,7 @@ from ktriage.core import blast
 from ktriage.core.model import Incident
 from ktriage.core.snapshot import write_private
 from ktriage.core.text import clip, shown
+from ktriage.ui.hooks import client_factory
 
 if TYPE_CHECKING:
     from ktriage.blastread import BlastReader
@@ -43,10 +44,7 @@ def reader_for(app: Any, cluster: str = "") -> BlastReader | None:
     reader = readers.get(cluster)
     if reader is not None:
         return reader
-    if cluster:
-        factory = getattr(getattr(app, "engine", None), "client_factories", {}).get(cluster)
-    else:
-        factory = getattr(app, "api_client_factory", None)
+    factory = client_factory(app, cluster)
     if factory is None:
         return None
     from ktriage.blastread import BlastReader

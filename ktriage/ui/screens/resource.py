@@ -29,6 +29,7 @@ from textual.widgets import Input, Static
 
 from ktriage.core.text import clip, shown
 from ktriage.resourceread import INCIDENTS, PROMPT_WORDS, Listing, Resource, ResourceReader, resolve
+from ktriage.ui.hooks import client_factory
 from ktriage.ui.query import parse_query
 from ktriage.ui.widgets.filter_bar import FilterBar
 from ktriage.ui.widgets.key_hints import KeyHints
@@ -67,10 +68,7 @@ def reader_for(app: Any, cluster: str = "") -> ResourceReader | None:
     reader = readers.get(cluster)
     if reader is not None:
         return reader
-    if cluster:
-        factory = getattr(getattr(app, "engine", None), "client_factories", {}).get(cluster)
-    else:
-        factory = getattr(app, "api_client_factory", None)
+    factory = client_factory(app, cluster)
     if factory is None:
         return None
     reader = readers[cluster] = ResourceReader(factory)
