@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from kubernetes import client as k8s
 
 from ktriage.kubeclient import client_from_kubeconfig as api_client_from_kubeconfig
 
 __all__ = [
+    "CustomKind",
     "Kube",
     "api_client_from_kubeconfig",
     "call_raw",
@@ -27,6 +28,8 @@ __all__ = [
     "dry_run_option",
     "fetch",
     "fetch_items",
+    "send_delete",
+    "send_write",
     "write_options",
 ]
 
@@ -68,6 +71,32 @@ def fetch_items(
 ) -> list[dict[str, Any]]:
     """One list call, the `items` of its reply."""
     return list(fetch(call, *args, timeout=timeout, **kwargs).get("items") or [])
+
+
+def send_write(
+    call: Callable[..., Any], *args: Any, dry_run: bool = False, timeout: Any = None, **kwargs: Any
+) -> dict[str, Any]:
+    """One create, patch or replace, sent with `write_options`; its reply decoded."""
+    return fetch(call, *args, timeout=timeout, **kwargs, **write_options(dry_run))
+
+
+def send_delete(
+    call: Callable[..., Any], *args: Any, dry_run: bool = False, timeout: Any = None, **kwargs: Any
+) -> dict[str, Any]:
+    """One delete, sent with the dry-run switch (a delete has no field manager)."""
+    return fetch(call, *args, timeout=timeout, **kwargs, **dry_run_option(dry_run))
+
+
+class CustomKind(NamedTuple):
+    """Where a custom resource is served: its API group, version and plural."""
+
+    group: str
+    version: str
+    plural: str
+
+    def path(self, namespace: str) -> tuple[str, str, str, str]:
+        """The leading arguments of a CustomObjectsApi call in `namespace`."""
+        return (self.group, self.version, namespace, self.plural)
 
 
 class Kube:
@@ -144,36 +173,17 @@ class Kube:
         return [str(r.get("name")) for r in reply.get("resources") or () if isinstance(r, dict)]
 
     def list_custom(
-        self, group: str, version: str, plural: str, namespace: str, *, timeout: Any = None
+        self, kind: CustomKind, namespace: str, *, timeout: Any = None
     ) -> list[dict[str, Any]]:
         return fetch_items(
-            self.custom.list_namespaced_custom_object,
-            group,
-            version,
-            namespace,
-            plural,
-            timeout=timeout,
+            self.custom.list_namespaced_custom_object, *kind.path(namespace), timeout=timeout
         )
 
     def get_custom(
-        self,
-        group: str,
-        version: str,
-        plural: str,
-        namespace: str,
-        name: str,
-        *,
-        timeout: Any = None,
+        self, kind: CustomKind, namespace: str, name: str, *, timeout: Any = None
     ) -> dict[str, Any]:
-        return fetch(
-            self.custom.get_namespaced_custom_object,
-            group,
-            version,
-            namespace,
-            plural,
-            name,
-            timeout=timeout,
-        )
+        read = self.custom.get_namespaced_custom_object
+        return fetch(read, *kind.path(namespace), name, timeout=timeout)
 
     def list_pod_events(
         self, namespace: str, name: str, *, timeout: Any = None
@@ -212,7 +222,7 @@ class Kube:
         self, name: str, body: dict[str, Any], *, dry_run: bool = False, timeout: Any = None
     ) -> dict[str, Any]:
         # A dict body goes out as application/strategic-merge-patch+json, as kubectl sends.
-        return fetch(self.core.patch_node, name, body, timeout=timeout, **write_options(dry_run))
+        return send_write(self.core.patch_node, name, body, dry_run=dry_run, timeout=timeout)
 
     def patch_pod(
         self,
@@ -223,80 +233,45 @@ class Kube:
         dry_run: bool = False,
         timeout: Any = None,
     ) -> dict[str, Any]:
-        return fetch(
-            self.core.patch_namespaced_pod,
-            name,
-            namespace,
-            body,
-            timeout=timeout,
-            **write_options(dry_run),
+        return send_write(
+            self.core.patch_namespaced_pod, name, namespace, body, dry_run=dry_run, timeout=timeout
         )
 
     def create_network_policy(
         self, namespace: str, body: dict[str, Any], *, dry_run: bool = False, timeout: Any = None
     ) -> dict[str, Any]:
-        return fetch(
-            self.net.create_namespaced_network_policy,
-            namespace,
-            body,
-            timeout=timeout,
-            **write_options(dry_run),
-        )
+        create = self.net.create_namespaced_network_policy
+        return send_write(create, namespace, body, dry_run=dry_run, timeout=timeout)
 
     def delete_network_policy(
         self, namespace: str, name: str, *, dry_run: bool = False, timeout: Any = None
     ) -> dict[str, Any]:
-        return fetch(
-            self.net.delete_namespaced_network_policy,
-            name,
-            namespace,
-            timeout=timeout,
-            **dry_run_option(dry_run),
-        )
+        delete = self.net.delete_namespaced_network_policy
+        return send_delete(delete, name, namespace, dry_run=dry_run, timeout=timeout)
 
     def create_custom(
         self,
-        group: str,
-        version: str,
-        plural: str,
+        kind: CustomKind,
         namespace: str,
         body: dict[str, Any],
         *,
         dry_run: bool = False,
         timeout: Any = None,
     ) -> dict[str, Any]:
-        return fetch(
-            self.custom.create_namespaced_custom_object,
-            group,
-            version,
-            namespace,
-            plural,
-            body,
-            timeout=timeout,
-            **write_options(dry_run),
-        )
+        create = self.custom.create_namespaced_custom_object
+        return send_write(create, *kind.path(namespace), body, dry_run=dry_run, timeout=timeout)
 
     def delete_custom(
         self,
-        group: str,
-        version: str,
-        plural: str,
+        kind: CustomKind,
         namespace: str,
         name: str,
         *,
         dry_run: bool = False,
         timeout: Any = None,
     ) -> dict[str, Any]:
-        return fetch(
-            self.custom.delete_namespaced_custom_object,
-            group,
-            version,
-            namespace,
-            plural,
-            name,
-            timeout=timeout,
-            **dry_run_option(dry_run),
-        )
+        delete = self.custom.delete_namespaced_custom_object
+        return send_delete(delete, *kind.path(namespace), name, dry_run=dry_run, timeout=timeout)
 
     # ---- who am I, what may I do --------------------------------------------
 

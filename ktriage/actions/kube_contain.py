@@ -12,7 +12,15 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from ktriage.actions.kube import Kube, dry_run_option, fetch, fetch_items, write_options
+from ktriage.actions.kube import (
+    Kube,
+    dry_run_option,
+    fetch,
+    fetch_items,
+    send_delete,
+    send_write,
+    write_options,
+)
 
 _RBAC = "rbac.authorization.k8s.io/v1"
 MERGE_PATCH = "application/merge-patch+json"
@@ -54,14 +62,8 @@ def _delete_namespaced(method: Callable[..., Any]) -> Callable[..., dict[str, An
         body = _delete_options(dry_run, uid)
         if grace_period is not None:
             body["gracePeriodSeconds"] = grace_period
-        return fetch(
-            method,
-            kube.core,
-            name,
-            namespace,
-            body=body,
-            timeout=timeout,
-            **dry_run_option(dry_run),
+        return send_delete(
+            method, kube.core, name, namespace, body=body, dry_run=dry_run, timeout=timeout
         )
 
     delete.__name__ = delete.__qualname__ = method.__name__.replace("_namespaced", "")
@@ -90,14 +92,14 @@ def patch_scale(
         "ReplicaSet": kube.apps.patch_namespaced_replica_set_scale,
     }
     body = {"spec": {"replicas": replicas}}
-    return fetch(
+    return send_write(
         patchers[kind],
         name,
         namespace,
         body,
         _content_type=MERGE_PATCH,
+        dry_run=dry_run,
         timeout=timeout,
-        **write_options(dry_run),
     )
 
 
@@ -189,13 +191,8 @@ def get_service_account(
 def create_service_account(
     kube: Kube, namespace: str, obj: dict[str, Any], *, dry_run: bool = False, timeout: Any = None
 ) -> dict[str, Any]:
-    return fetch(
-        kube.core.create_namespaced_service_account,
-        namespace,
-        obj,
-        timeout=timeout,
-        **write_options(dry_run),
-    )
+    create = kube.core.create_namespaced_service_account
+    return send_write(create, namespace, obj, dry_run=dry_run, timeout=timeout)
 
 
 def list_secrets(kube: Kube, namespace: str, *, timeout: Any = None) -> list[dict[str, Any]]:

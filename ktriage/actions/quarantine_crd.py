@@ -31,6 +31,7 @@ from ktriage.actions.base import (
     Target,
 )
 from ktriage.actions.context import ActionContext
+from ktriage.actions.kube import CustomKind
 from ktriage.actions.netplugins import (
     CALICO_GROUP,
     CALICO_PLURAL,
@@ -80,6 +81,10 @@ class Quarantine:
     @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}"
+
+    @property
+    def custom_kind(self) -> CustomKind:
+        return CustomKind(self.group, self.version, self.plural)
 
     @property
     def resource(self) -> str:
@@ -158,9 +163,7 @@ class Quarantine:
             )
         return await ctx.call(
             ctx.kube.create_custom,
-            self.group,
-            self.version,
-            self.plural,
+            self.custom_kind,
             namespace,
             body,
             dry_run=dry_run,
@@ -186,9 +189,7 @@ class Quarantine:
             return
         await ctx.call(
             ctx.kube.delete_custom,
-            self.group,
-            self.version,
-            self.plural,
+            self.custom_kind,
             namespace,
             name,
             dry_run=dry_run,
@@ -206,9 +207,7 @@ class Quarantine:
             )
         return await ctx.call(
             ctx.kube.get_custom,
-            self.group,
-            self.version,
-            self.plural,
+            self.custom_kind,
             namespace,
             name,
             what=what,
@@ -223,9 +222,7 @@ class Quarantine:
             )
         return await ctx.call(
             ctx.kube.list_custom,
-            self.group,
-            self.version,
-            self.plural,
+            self.custom_kind,
             namespace,
             what=what,
             permission=self.list_perm,
