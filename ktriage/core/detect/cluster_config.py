@@ -7,11 +7,21 @@ from __future__ import annotations
 from ktriage.core.detect.common import DELETE_VERBS, WRITE_VERBS, denied, object_name, past, signal
 from ktriage.core.detect.objects import configmap_credentials, only_ca_bundle
 from ktriage.core.model import Event, Severity
-from ktriage.core.parse.audit import AuditRecord, decode_object
+from ktriage.core.parse.audit import AuditRecord, ObjectRef, decode_object
 
 _DNS_CONFIGMAPS = frozenset({"coredns", "kube-dns"})
 # Node ports of services reaching a node's own agents: exposing them is worse.
 _ADMIN_PORTS = frozenset({22, 2375, 2376, 2379, 2380, 6443, 10250, 10255, 10257, 10259})
+
+
+def _written(rec: AuditRecord) -> tuple[ObjectRef, object] | None:
+    """The reference and decoded request object of a create, update or patch of the
+    object itself (not of a subresource); None for any other request."""
+    oref = rec.objectRef
+    assert oref is not None
+    if oref.subresource or (rec.verb or "") not in WRITE_VERBS:
+        return None
+    return oref, decode_object(rec.requestObject)
 
 
 class ConfigDetections:
@@ -56,11 +66,10 @@ class ConfigDetections:
 
     def _configmap(self, rec: AuditRecord, ev: Event) -> None:
         verb = rec.verb or ""
-        oref = rec.objectRef
-        assert oref is not None
-        if oref.subresource or verb not in WRITE_VERBS:
+        written = _written(rec)
+        if written is None:
             return
-        obj = decode_object(rec.requestObject)
+        oref, obj = written
         name = object_name(oref.name, obj)
         ns = oref.namespace or ""
         actor = rec.username
@@ -117,11 +126,10 @@ class ConfigDetections:
 
     def _service(self, rec: AuditRecord, ev: Event) -> None:
         verb = rec.verb or ""
-        oref = rec.objectRef
-        assert oref is not None
-        if oref.subresource or verb not in WRITE_VERBS:
+        written = _written(rec)
+        if written is None:
             return
-        obj = decode_object(rec.requestObject)
+        oref, obj = written
         spec = obj.get("spec") if isinstance(obj, dict) else None
         if not isinstance(spec, dict) or spec.get("type") not in ("NodePort", "LoadBalancer"):
             return

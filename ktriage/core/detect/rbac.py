@@ -103,6 +103,17 @@ class RbacDetections:
             self._risky_roles.pop(next(iter(self._risky_roles)))
         self._risky_roles[key] = why
 
+    def _system_deleted(self, rec: AuditRecord, ev: Event, what: str, label: str) -> None:
+        """A delete of a `system:` binding or role (`what` says which) is a signal."""
+        assert rec.objectRef is not None
+        name = rec.objectRef.name or ""
+        if name.startswith("system:") and not self._exempt(rec):
+            text = f"{rec.username} deleted {what} {name}"
+            sev = Severity.MEDIUM
+            if denied(rec):
+                sev, text = Severity.LOW, f"{text} (denied {rec.code})"
+            signal(ev, "rbac-system-change", sev, label, text, "T1098.006")
+
     def _binding(self, rec: AuditRecord, ev: Event) -> None:
         verb = rec.verb or ""
         oref = rec.objectRef
@@ -111,17 +122,9 @@ class RbacDetections:
         what = "ClusterRoleBinding" if cluster else f"RoleBinding in {oref.namespace}"
         actor = rec.username
         if verb in DELETE_VERBS:
-            name = oref.name or ""
-            if name.startswith("system:") and not self._exempt(rec):
-                text = f"{actor} deleted {what} {name}"
-                sev = Severity.MEDIUM
-                if denied(rec):
-                    sev, text = Severity.LOW, f"{text} (denied {rec.code})"
-                signal(ev, "rbac-system-change", sev, "System binding deleted", text, "T1098.006")
+            self._system_deleted(rec, ev, what, "System binding deleted")
             return
-        if verb not in WRITE_VERBS:
-            return
-        obj = decode_object(rec.requestObject)
+        obj = decode_object(rec.requestObject) if verb in WRITE_VERBS else None
         if not isinstance(obj, dict):
             return
         role_ref = obj.get("roleRef")
@@ -206,17 +209,10 @@ class RbacDetections:
         what = "ClusterRole" if cluster else f"Role in {ns}"
         actor = rec.username
         if verb in DELETE_VERBS:
-            name = oref.name or ""
-            if cluster and name.startswith("system:") and not self._exempt(rec):
-                text = f"{actor} deleted {what} {name}"
-                sev = Severity.MEDIUM
-                if denied(rec):
-                    sev, text = Severity.LOW, f"{text} (denied {rec.code})"
-                signal(ev, "rbac-system-change", sev, "System role deleted", text, "T1098.006")
+            if cluster:
+                self._system_deleted(rec, ev, what, "System role deleted")
             return
-        if verb not in WRITE_VERBS:
-            return
-        obj = decode_object(rec.requestObject)
+        obj = decode_object(rec.requestObject) if verb in WRITE_VERBS else None
         if not isinstance(obj, dict):
             return
         name = object_name(oref.name, obj)
