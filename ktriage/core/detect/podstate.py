@@ -15,6 +15,7 @@ state times, condition transitions, event timestamps, creation time).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ktriage.core.attack import attack_for_kind
@@ -118,6 +119,40 @@ def _make(
 
 
 # ---- pods -------------------------------------------------------------------
+
+
+class _Emitter:
+    """The events of one object's change, refs `<base>:<what>`; the raw record is built
+    for the first of them only, and shared."""
+
+    __slots__ = ("_entities", "_make_raw", "_raw", "base", "events")
+
+    def __init__(
+        self,
+        base: str,
+        make_raw: Callable[[], dict[str, Any]],
+        entities: Callable[[str], tuple[EntityRef, ...]],
+    ) -> None:
+        self.base = base
+        self.events: list[Event] = []
+        self._make_raw = make_raw
+        self._entities = entities  # by the event's kind
+        self._raw: dict[str, Any] | None = None
+
+    def __call__(self, what: str, kind: str, time: float, summary: str, **kw: Any) -> None:
+        if self._raw is None:
+            self._raw = self._make_raw()
+        self.events.append(
+            _make(
+                time=time,
+                ref=f"{self.base}:{what}",
+                kind=kind,
+                summary=summary,
+                entities=self._entities(kind),
+                raw=self._raw,
+                **kw,
+            )
+        )
 
 
 def pod_entities(pod: PodInfo, *, with_account: bool = False) -> tuple[EntityRef, ...]:
@@ -231,25 +266,11 @@ def _risky_kind(pod: PodInfo) -> tuple[str, str]:
 
 def pod_changes(old: PodInfo | None, new: PodInfo, obj: dict[str, Any]) -> list[Event]:
     """Events implied by a pod going from `old` (None: first seen) to `new`."""
-    out: list[Event] = []
-    base = f"{new.uid}:{new.resource_version}"
-    raw: dict[str, Any] | None = None
-
-    def emit(what: str, kind: str, time: float, summary: str, **kw: Any) -> None:
-        nonlocal raw
-        if raw is None:
-            raw = pod_raw(obj, new)
-        out.append(
-            _make(
-                time=time,
-                ref=f"{base}:{what}",
-                kind=kind,
-                summary=summary,
-                entities=pod_entities(new, with_account=kind.endswith("-pod")),
-                raw=raw,
-                **kw,
-            )
-        )
+    emit = _Emitter(
+        f"{new.uid}:{new.resource_version}",
+        lambda: pod_raw(obj, new),
+        lambda kind: pod_entities(new, with_account=kind.endswith("-pod")),
+    )
 
     name = _pod_name(new)
     if old is None and new.risky:
@@ -362,7 +383,7 @@ def pod_changes(old: PodInfo | None, new: PodInfo, obj: dict[str, Any]) -> list[
                 signal=False,
                 severity=Severity.LOW,
             )
-    return out
+    return emit.events
 
 
 def _deletion_time(obj: dict[str, Any] | None) -> float | None:
@@ -458,26 +479,12 @@ def _taint_time(obj: dict[str, Any], key: str) -> float | None:
 
 
 def node_changes(old: NodeInfo | None, new: NodeInfo, obj: dict[str, Any]) -> list[Event]:
-    out: list[Event] = []
-    base = f"{new.uid or new.name}:{new.resource_version}"
     ents = (entity(EntityKind.NODE, "", new.name),)
-    raw: dict[str, Any] | None = None
-
-    def emit(what: str, kind: str, time: float, summary: str, **kw: Any) -> None:
-        nonlocal raw
-        if raw is None:
-            raw = _node_raw(obj, new)
-        out.append(
-            _make(
-                time=time,
-                ref=f"{base}:{what}",
-                kind=kind,
-                summary=summary,
-                entities=ents,
-                raw=raw,
-                **kw,
-            )
-        )
+    emit = _Emitter(
+        f"{new.uid or new.name}:{new.resource_version}",
+        lambda: _node_raw(obj, new),
+        lambda _kind: ents,
+    )
 
     was_ready = old.ready if old is not None else True
     if not new.ready and was_ready:
@@ -514,7 +521,7 @@ def node_changes(old: NodeInfo | None, new: NodeInfo, obj: dict[str, Any]) -> li
             f"Node {new.name} is schedulable again (uncordoned)",
             signal=False,
         )
-    return out
+    return emit.events
 
 
 def node_deleted(
