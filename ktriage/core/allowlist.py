@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+from ktriage.core.detect.podspec import workload_pod_spec
 from ktriage.core.model import Event, Severity
 
 EXPECTED_PREFIX = "expected: "
@@ -358,6 +359,16 @@ def _strings(value: object, key: str, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def unknown_keys(table: dict[str, Any], allowed: Iterable[str]) -> str:
+    """What to say of a table's keys that are not `allowed` ("" when there are none):
+    `unknown key(s) a, b; allowed: x, y`."""
+    known = set(allowed)
+    unknown = set(table) - known
+    if not unknown:
+        return ""
+    return f"unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(known))}"
+
+
 def _bool(value: object, key: str, where: str) -> bool:
     if not isinstance(value, bool):
         raise AllowListError(f"{where}: {key} must be true or false")
@@ -367,12 +378,8 @@ def _bool(value: object, key: str, where: str) -> bool:
 def entry_from_dict(data: object, where: str, origin: str = "") -> AllowEntry:
     if not isinstance(data, dict):
         raise AllowListError(f"{where} must be a table")
-    unknown = set(data) - _ENTRY_KEYS
-    if unknown:
-        raise AllowListError(
-            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
-            f"allowed: {', '.join(sorted(_ENTRY_KEYS))}"
-        )
+    if unknown := unknown_keys(data, _ENTRY_KEYS):
+        raise AllowListError(f"{where}: {unknown}")
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
         raise AllowListError(f"{where}: every entry needs a name")
@@ -572,10 +579,4 @@ def _pod_spec_of(resource: str, obj: object) -> object:
     spec = obj.get("spec")
     if resource == "pods" or not isinstance(spec, dict):
         return spec if resource == "pods" else None
-    if resource == "cronjobs":
-        jt = spec.get("jobTemplate")
-        spec = jt.get("spec") if isinstance(jt, dict) else None
-        if not isinstance(spec, dict):
-            return None
-    tpl = spec.get("template")
-    return tpl.get("spec") if isinstance(tpl, dict) else None
+    return workload_pod_spec(resource, spec)

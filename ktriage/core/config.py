@@ -42,7 +42,13 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from ktriage.core.allowlist import AllowList, AllowListError, build_allowlist, default_allowlist
+from ktriage.core.allowlist import (
+    AllowList,
+    AllowListError,
+    build_allowlist,
+    default_allowlist,
+    unknown_keys,
+)
 from ktriage.core.model import EntityKind, Event
 
 DEFAULT_WINDOW = 30 * 60.0
@@ -226,12 +232,8 @@ def config_from_dict(data: dict[str, Any], path: Path | None = None) -> Config:
     for n, entry in enumerate(entries, 1):
         if not isinstance(entry, dict):
             raise ConfigError(f"suppress entry {n}{where} must be a table")
-        unknown = set(entry) - allowed
-        if unknown:
-            raise ConfigError(
-                f"suppress entry {n}{where}: unknown key(s) {', '.join(sorted(unknown))}; "
-                f"allowed: {', '.join(sorted(allowed))}"
-            )
+        if unknown := unknown_keys(entry, allowed):
+            raise ConfigError(f"suppress entry {n}{where}: {unknown}")
         fields = dict(entry)
         if "session" in fields:
             try:
@@ -253,12 +255,8 @@ def _allowlist(section: object, path: Path | None, where: str) -> AllowList:
     """`[allowlist] default = true/false, files = [...]` (files relative to the config)."""
     if not isinstance(section, dict):
         raise ConfigError(f"'allowlist'{where} must be a table ([allowlist])")
-    unknown = set(section) - {"default", "files"}
-    if unknown:
-        raise ConfigError(
-            f"[allowlist]{where}: unknown key(s) {', '.join(sorted(unknown))}; "
-            "allowed: default, files"
-        )
+    if unknown := unknown_keys(section, ("default", "files")):
+        raise ConfigError(f"[allowlist]{where}: {unknown}")
     use_default = section.get("default", True)
     if not isinstance(use_default, bool):
         raise ConfigError(f"[allowlist]{where}: default must be true or false")

@@ -131,3 +131,27 @@ def test_config_mistakes_are_not_silently_ignored(tmp_path: Path, text: str, mes
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[[suppress]]\nusr = "x"\nuser = "y"\n',
+            "suppress entry 1 in {path}: unknown key(s) usr; "
+            "allowed: namespace, reason, rule, session, source, user",
+        ),
+        (
+            "[allowlist]\nfiles = []\ncolour = 1\nzone = 2\n",
+            "[allowlist] in {path}: unknown key(s) colour, zone; allowed: default, files",
+        ),
+    ],
+)
+def test_unknown_keys_are_named_with_what_is_allowed(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == message.format(path=path)

@@ -180,10 +180,16 @@ def template_spec(resource: str, obj: object) -> object:
     spec = obj.get("spec")
     if resource == "pods" or not isinstance(spec, dict):
         return spec
+    return workload_pod_spec(resource, spec)
+
+
+def workload_pod_spec(resource: str, spec: dict[str, Any]) -> object:
+    """The pod spec in a workload's spec: its template's (a CronJob's, in its jobTemplate)."""
     if resource == "cronjobs":
         jt = spec.get("jobTemplate")
-        spec = jt.get("spec") if isinstance(jt, dict) else None
-        if not isinstance(spec, dict):
+        job_spec = jt.get("spec") if isinstance(jt, dict) else None
+        if not isinstance(job_spec, dict):
             return None
+        spec = job_spec
     tpl = spec.get("template")
     return tpl.get("spec") if isinstance(tpl, dict) else None
