@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from ktriage.core.memo import remembered
 from ktriage.core.model import Severity
 from ktriage.core.redact import redact_text
 from ktriage.core.text import printable
@@ -175,16 +176,12 @@ class Classified(NamedTuple):
 _CLASSIFIED: dict[str, Classified] = {}
 
 
+@remembered(_CLASSIFIED, 10_000)
 def classify_rule(rule: str) -> Classified:
     """The kind, title label and behaviour of a rule (cached: an alert stream
     repeats a few rules)."""
-    found = _CLASSIFIED.get(rule)
-    if found is None:
-        if len(_CLASSIFIED) > 10_000:
-            _CLASSIFIED.clear()
-        behaviour = _behaviour(rule)
-        found = _CLASSIFIED[rule] = Classified(behaviour.kind, rule_label(rule), behaviour)
-    return found
+    behaviour = _behaviour(rule)
+    return Classified(behaviour.kind, rule_label(rule), behaviour)
 
 
 def _behaviour(rule: str) -> Behaviour:

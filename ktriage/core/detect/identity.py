@@ -16,6 +16,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
+from ktriage.core.memo import remembered
+
 SA_PREFIX = "system:serviceaccount:"
 NODE_PREFIX = "system:node:"
 
@@ -154,14 +156,10 @@ def is_public_address(text: str) -> bool:
 _PUBLIC: dict[str, bool] = {}
 
 
+@remembered(_PUBLIC, _MAX_CACHE)
 def public_address(text: str) -> bool:
     """is_public_address, remembered (a log names few addresses, many times)."""
-    found = _PUBLIC.get(text)
-    if found is None:
-        if len(_PUBLIC) > _MAX_CACHE:
-            _PUBLIC.clear()
-        found = _PUBLIC[text] = is_public_address(text)
-    return found
+    return is_public_address(text)
 
 
 class ClusterNetworks:

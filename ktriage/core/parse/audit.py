@@ -10,6 +10,7 @@ from __future__ import annotations
 import msgspec
 
 from ktriage.core.detect.own import is_own_agent
+from ktriage.core.memo import remembered
 from ktriage.core.model import (
     CompactEvent,
     EntityKind,
@@ -257,31 +258,19 @@ _NAMESPACES: dict[str, EntityRef] = {}
 _MAX_CACHE = 100_000
 
 
+@remembered(_IDENTITIES, _MAX_CACHE)
 def _identity(name: str) -> EntityRef:
-    ent = _IDENTITIES.get(name)
-    if ent is None:
-        if len(_IDENTITIES) > _MAX_CACHE:
-            _IDENTITIES.clear()
-        ent = _IDENTITIES[name] = identity(name)
-    return ent
+    return identity(name)
 
 
+@remembered(_IPS, _MAX_CACHE)
 def _ip(ip: str) -> EntityRef:
-    ent = _IPS.get(ip)
-    if ent is None:
-        if len(_IPS) > _MAX_CACHE:
-            _IPS.clear()
-        ent = _IPS[ip] = entity(EntityKind.IP, "", ip)
-    return ent
+    return entity(EntityKind.IP, "", ip)
 
 
+@remembered(_NAMESPACES, _MAX_CACHE)
 def _namespace(ns: str) -> EntityRef:
-    ent = _NAMESPACES.get(ns)
-    if ent is None:
-        if len(_NAMESPACES) > _MAX_CACHE:
-            _NAMESPACES.clear()
-        ent = _NAMESPACES[ns] = entity(EntityKind.NAMESPACE, "", ns)
-    return ent
+    return entity(EntityKind.NAMESPACE, "", ns)
 
 
 BoundEntities = tuple[EntityRef, EntityRef | None] | tuple[None, None]
