@@ -42,6 +42,7 @@ from ktriage.core.detect.common import (
     Window,
     answered,
     denied,
+    request_signal,
     signal,
 )
 from ktriage.core.detect.identity import (
@@ -532,10 +533,7 @@ class AuditDetector(WorkloadDetections, RbacDetections, ConfigDetections):
             sev, label = Severity.HIGH, "Token for a kube-system account"
         else:
             sev, label = Severity.MEDIUM, "Token request"
-        if denied(rec):
-            sev = Severity.LOW
-            text += f" (denied {rec.code})"
-        signal(ev, "token-request", sev, label, text, "T1528")
+        request_signal(ev, rec, "token-request", sev, label, text, "T1528")
 
     def _nodes(self, rec: AuditRecord, ev: Event) -> None:
         oref = rec.objectRef
@@ -558,10 +556,7 @@ class AuditDetector(WorkloadDetections, RbacDetections, ConfigDetections):
         text = f"{actor} reached kubelet on node {oref.name} through the API proxy"
         if rest:
             text += f": {rest}"
-        if denied(rec):
-            sev = Severity.LOW
-            text += f" (denied {rec.code})"
-        signal(ev, "node-proxy", sev, "Node proxy access", text, "T1609")
+        request_signal(ev, rec, "node-proxy", sev, "Node proxy access", text, "T1609")
 
     def _namespaces(self, rec: AuditRecord, ev: Event) -> None:
         if rec.verb not in DELETE_VERBS:
@@ -578,10 +573,9 @@ class AuditDetector(WorkloadDetections, RbacDetections, ConfigDetections):
         actor = rec.username
         text = f"{actor} deleted {what}"
         sev = Severity.HIGH
-        if denied(rec):
-            sev = Severity.LOW
-            text += f" (denied {rec.code})"
-        signal(ev, "security-tool-deleted", sev, "Security tool deleted", text, "T1562.001")
+        request_signal(
+            ev, rec, "security-tool-deleted", sev, "Security tool deleted", text, "T1562.001"
+        )
 
     def _anonymous(self, rec: AuditRecord, ev: Event) -> None:
         """An anonymous request the server allowed: always a signal, critical when it

@@ -4,7 +4,13 @@ of AuditDetector (which provides `_exempt`)."""
 
 from __future__ import annotations
 
-from ktriage.core.detect.common import DELETE_VERBS, WRITE_VERBS, denied, object_name, past, signal
+from ktriage.core.detect.common import (
+    DELETE_VERBS,
+    WRITE_VERBS,
+    object_name,
+    past,
+    request_signal,
+)
 from ktriage.core.detect.objects import configmap_credentials, only_ca_bundle
 from ktriage.core.model import Event, Severity
 from ktriage.core.parse.audit import AuditRecord, ObjectRef, decode_object
@@ -60,9 +66,7 @@ class ConfigDetections:
             label = "Mutating webhook" if mutating else "Validating webhook"
             label += " created" if verb == "create" else " changed"
             technique = "T1546" if mutating else "T1562.001"
-        if denied(rec):
-            sev, text = Severity.LOW, f"{text} (denied {rec.code})"
-        signal(ev, "admission-webhook", sev, label, text, technique)
+        request_signal(ev, rec, "admission-webhook", sev, label, text, technique)
 
     def _configmap(self, rec: AuditRecord, ev: Event) -> None:
         verb = rec.verb or ""
@@ -99,9 +103,7 @@ class ConfigDetections:
         ev.kind = kind
         if self._exempt(rec) or (kind == "aws-auth-change" and actor.startswith("eks:")):
             return
-        if denied(rec):
-            sev, text = Severity.LOW, f"{text} (denied {rec.code})"
-        signal(ev, kind, sev, label, text, technique)
+        request_signal(ev, rec, kind, sev, label, text, technique)
 
     def _events(self, rec: AuditRecord, ev: Event) -> None:
         verb = rec.verb or ""
@@ -120,9 +122,7 @@ class ConfigDetections:
             sev = Severity.MEDIUM
             what = f"Event {ns}/{oref.name}" if ns else f"Event {oref.name}"
         text = f"{rec.username} deleted {what}"
-        if denied(rec):
-            sev, text = Severity.LOW, f"{text} (denied {rec.code})"
-        signal(ev, "events-deleted", sev, "Events deleted", text, "T1070")
+        request_signal(ev, rec, "events-deleted", sev, "Events deleted", text, "T1070")
 
     def _service(self, rec: AuditRecord, ev: Event) -> None:
         verb = rec.verb or ""
@@ -153,6 +153,4 @@ class ConfigDetections:
         text = f"{rec.username} {past(verb)} {stype} Service {ns}/{name}"
         if risky_ports:
             text += f" exposing port {', '.join(str(p) for p in risky_ports)}"
-        if denied(rec):
-            sev, text = Severity.LOW, f"{text} (denied {rec.code})"
-        signal(ev, "service-exposed", sev, f"{stype} service", text, "T1133")
+        request_signal(ev, rec, "service-exposed", sev, f"{stype} service", text, "T1133")

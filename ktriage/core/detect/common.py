@@ -50,6 +50,23 @@ def denied(rec: AuditRecord) -> bool:
     return rec.code >= 400
 
 
+def request_signal(
+    ev: Event,
+    rec: AuditRecord,
+    kind: str,
+    severity: Severity,
+    label: str,
+    summary: str,
+    technique: str,
+    tactic: str | None = None,
+) -> None:
+    """Make `ev` a signal about the request `rec`; a denied request is an attempt: low,
+    its summary saying `(denied <code>)`."""
+    if denied(rec):
+        severity, summary = Severity.LOW, f"{summary} (denied {rec.code})"
+    signal(ev, kind, severity, label, summary, technique, tactic)
+
+
 def answered(rec: AuditRecord) -> bool:
     """A response stage (or a record with no stage): what counts once per request."""
     return (rec.stage or "") in RESPONSE_STAGES

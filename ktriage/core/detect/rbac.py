@@ -6,7 +6,15 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ktriage.core.detect.common import DELETE_VERBS, WRITE_VERBS, denied, object_name, past, signal
+from ktriage.core.detect.common import (
+    DELETE_VERBS,
+    WRITE_VERBS,
+    denied,
+    object_name,
+    past,
+    request_signal,
+    signal,
+)
 from ktriage.core.detect.identity import is_control_plane, node_of
 from ktriage.core.detect.objects import CsrSubject, csr_approved, csr_subject
 from ktriage.core.model import EntityKind, EntityRef, Event, Severity, entity
@@ -109,10 +117,7 @@ class RbacDetections:
         name = rec.objectRef.name or ""
         if name.startswith("system:") and not self._exempt(rec):
             text = f"{rec.username} deleted {what} {name}"
-            sev = Severity.MEDIUM
-            if denied(rec):
-                sev, text = Severity.LOW, f"{text} (denied {rec.code})"
-            signal(ev, "rbac-system-change", sev, label, text, "T1098.006")
+            request_signal(ev, rec, "rbac-system-change", Severity.MEDIUM, label, text, "T1098.006")
 
     def _binding(self, rec: AuditRecord, ev: Event) -> None:
         verb = rec.verb or ""
@@ -195,10 +200,7 @@ class RbacDetections:
             return
         text = f"{actor} bound {role_kind} {role} to {', '.join(subjects) or 'no subjects'}"
         text += f" ({oref.resource} {name})" if name else ""
-        if denied(rec):
-            sev = Severity.LOW
-            text += f" (denied {rec.code})"
-        signal(ev, kind, sev, label, text, "T1098.006")
+        request_signal(ev, rec, kind, sev, label, text, "T1098.006")
 
     def _role(self, rec: AuditRecord, ev: Event) -> None:
         verb = rec.verb or ""
@@ -239,10 +241,7 @@ class RbacDetections:
         sev = Severity.HIGH if cluster else Severity.MEDIUM
         if system_name and kind != "rbac-system-change":
             text += " (a system: role)"
-        if denied(rec):
-            sev = Severity.LOW
-            text += f" (denied {rec.code})"
-        signal(ev, kind, sev, label, text, "T1098.006")
+        request_signal(ev, rec, kind, sev, label, text, "T1098.006")
 
     def _csr(self, rec: AuditRecord, ev: Event) -> None:
         verb = rec.verb or ""
@@ -265,9 +264,7 @@ class RbacDetections:
                 if subject is not None:
                     text += f" for {_subject_text(subject)}"
                 sev, label = Severity.MEDIUM, "Certificate request approved"
-            if denied(rec):
-                sev, text = Severity.LOW, f"{text} (denied {rec.code})"
-            signal(ev, "csr-approval", sev, label, text, "T1649")
+            request_signal(ev, rec, "csr-approval", sev, label, text, "T1649")
             return
         if sub or verb != "create":
             return
@@ -288,9 +285,7 @@ class RbacDetections:
             sev, label = Severity.CRITICAL, "Client certificate request for system identity"
         else:
             sev, label = Severity.LOW, "Certificate request"
-        if denied(rec):
-            sev, text = Severity.LOW, f"{text} (denied {rec.code})"
-        signal(ev, "csr-create", sev, label, text, "T1649")
+        request_signal(ev, rec, "csr-create", sev, label, text, "T1649")
 
     def _impersonation(self, rec: AuditRecord, ev: Event) -> None:
         """A request made with another identity's rights: a privileged one is a signal

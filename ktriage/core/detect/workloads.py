@@ -12,6 +12,7 @@ from ktriage.core.detect.common import (
     denied,
     object_name,
     past,
+    request_signal,
     signal,
 )
 from ktriage.core.detect.exec_command import command_text, exec_command, judge_command
@@ -224,9 +225,7 @@ class WorkloadDetections:
                 sev = risks[1]
             text = f"node {node} started static pod {where}{flags}"
             label = "Privileged static pod" if risky else "Static pod"
-        if denied(rec):
-            sev, text = Severity.LOW, f"{text} (denied {rec.code})"
-        signal(ev, "static-pod", sev, label, text, "T1543.005")
+        request_signal(ev, rec, "static-pod", sev, label, text, "T1543.005")
 
     def _workload(self, rec: AuditRecord, ev: Event) -> None:
         verb = rec.verb or ""
@@ -263,10 +262,7 @@ class WorkloadDetections:
             text = f"{actor} {past(verb)} {where} with {', '.join(flags)}"
             if added:
                 text += f" (adds container {', '.join(added)})"
-            if denied(rec):
-                sev = Severity.LOW
-                text += f" (denied {rec.code})"
-            signal(ev, kind, sev, _LABELS[kind], text, "T1611")
+            request_signal(ev, rec, kind, sev, _LABELS[kind], text, "T1611")
         elif added and not denied(rec):
             text = f"{actor} {past(verb)} {where}, adding container {', '.join(added)}"
             signal(
@@ -280,9 +276,9 @@ class WorkloadDetections:
         elif in_kube_system:
             text = f"{actor} created {where}: runs on every node, beside the control plane"
             sev = Severity.MEDIUM
-            if denied(rec):
-                sev, text = Severity.LOW, f"{text} (denied {rec.code})"
-            signal(ev, "daemonset-kube-system", sev, "DaemonSet in kube-system", text, "T1543.005")
+            request_signal(
+                ev, rec, "daemonset-kube-system", sev, "DaemonSet in kube-system", text, "T1543.005"
+            )
         elif resource == "cronjobs" and verb == "create" and not denied(rec):
             signal(
                 ev,
