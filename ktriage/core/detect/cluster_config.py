@@ -20,14 +20,15 @@ _DNS_CONFIGMAPS = frozenset({"coredns", "kube-dns"})
 _ADMIN_PORTS = frozenset({22, 2375, 2376, 2379, 2380, 6443, 10250, 10255, 10257, 10259})
 
 
-def _written(rec: AuditRecord) -> tuple[ObjectRef, object] | None:
-    """The reference and decoded request object of a create, update or patch of the
-    object itself (not of a subresource); None for any other request."""
+def _written(rec: AuditRecord) -> tuple[str, ObjectRef, object] | None:
+    """The verb, reference and decoded request object of a create, update or patch of
+    the object itself (not of a subresource); None for any other request."""
+    verb = rec.verb or ""
     oref = rec.objectRef
     assert oref is not None
-    if oref.subresource or (rec.verb or "") not in WRITE_VERBS:
+    if oref.subresource or verb not in WRITE_VERBS:
         return None
-    return oref, decode_object(rec.requestObject)
+    return verb, oref, decode_object(rec.requestObject)
 
 
 class ConfigDetections:
@@ -69,11 +70,10 @@ class ConfigDetections:
         request_signal(ev, rec, "admission-webhook", sev, label, text, technique)
 
     def _configmap(self, rec: AuditRecord, ev: Event) -> None:
-        verb = rec.verb or ""
         written = _written(rec)
         if written is None:
             return
-        oref, obj = written
+        verb, oref, obj = written
         name = object_name(oref.name, obj)
         ns = oref.namespace or ""
         actor = rec.username
@@ -125,11 +125,10 @@ class ConfigDetections:
         request_signal(ev, rec, "events-deleted", sev, "Events deleted", text, "T1070")
 
     def _service(self, rec: AuditRecord, ev: Event) -> None:
-        verb = rec.verb or ""
         written = _written(rec)
         if written is None:
             return
-        oref, obj = written
+        verb, oref, obj = written
         spec = obj.get("spec") if isinstance(obj, dict) else None
         if not isinstance(spec, dict) or spec.get("type") not in ("NodePort", "LoadBalancer"):
             return
