@@ -546,18 +546,10 @@ def _containment_state(
                 pod = pods[f.subject] = _Pod(ns, name, False)
             pod.facts.append(f)
             if f.aspect == NETWORK:
-                pod.isolated_since = (
-                    (pod.isolated_since if _isolated(pod.network) else f.time)
-                    if f.state == ISOLATED
-                    else None
-                )
+                pod.isolated_since = _run_start(pod.isolated_since, pod.network, f, ISOLATED)
                 pod.network = f
             elif f.aspect == WORKLOAD:
-                pod.deleted_since = (
-                    (pod.deleted_since if _deleted(pod.workload) else f.time)
-                    if f.state == DELETED
-                    else None
-                )
+                pod.deleted_since = _run_start(pod.deleted_since, pod.workload, f, DELETED)
                 pod.workload = f
         was = latest.get(key)
         contains = f.state in CONTAINING.get(f.aspect, ())
@@ -782,6 +774,14 @@ def _pod_spec(ev: Event, nodes: dict[str, str], host_network: set[str]) -> None:
         nodes[subject] = node
     if spec.get("hostNetwork") is True:
         host_network.add(subject)
+
+
+def _run_start(since: float | None, before: Fact | None, f: Fact, state: str) -> float | None:
+    """When the current run of `state` began, after fact `f` (`before` the one it follows):
+    kept while the run lasts, `f`'s time when it starts one, None when `f` ends it."""
+    if f.state != state:
+        return None
+    return since if before is not None and before.state == state else f.time
 
 
 def _isolated(f: Fact | None) -> bool:
