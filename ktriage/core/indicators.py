@@ -380,15 +380,13 @@ def _from_tetragon(c: _Collector, raw: dict[str, Any], time: float) -> None:
         for arg in args_list[:16]:
             if not isinstance(arg, dict):
                 continue
-            sock = arg.get("sock_arg")
-            if isinstance(sock, dict):
-                daddr = sock.get("daddr")
-                if isinstance(daddr, str):
-                    c.host(daddr, Place(time, src, "args.sock_arg.daddr"))
+            daddr = _field(arg, "sock_arg", "daddr")
+            if isinstance(daddr, str):
+                c.host(daddr, Place(time, src, "args.sock_arg.daddr"))
             for key in ("file_arg", "path_arg", "linux_binprm_arg"):
-                f = arg.get(key)
-                if isinstance(f, dict) and isinstance(f.get("path"), str):
-                    c.path(f["path"], Place(time, src, f"args.{key}.path"), always=True)
+                path = _field(arg, key, "path")
+                if isinstance(path, str):
+                    c.path(path, Place(time, src, f"args.{key}.path"), always=True)
 
 
 _READERS: dict[str, Callable[[_Collector, dict[str, Any], float], None]] = {

@@ -126,3 +126,39 @@ def test_ktriage_own_requests_are_no_indicators() -> None:
     assert (IP, "192.0.2.44") not in _values([request(OWN_REQUEST_KIND)])
     # The same record by anyone else is an indicator: the skip is the kind, not the data.
     assert (IP, "192.0.2.44") in _values([request("get")])
+
+
+def _tetragon_kprobe(args: object) -> Event:
+    return Event(
+        time=5.0,
+        source="tetragon",
+        ref="t-kprobe",
+        kind="connect",
+        severity=Severity.MEDIUM,
+        summary="x",
+        raw_inline={"process_kprobe": {"process": {"binary": "/usr/bin/nc"}, "args": args}},
+    )
+
+
+def test_tetragon_kprobe_arguments_yield_the_address_and_paths() -> None:
+    args = [
+        {"sock_arg": {"daddr": "198.51.100.9", "dport": 4444}},
+        {"file_arg": {"path": "/tmp/.drop"}},
+        {"linux_binprm_arg": {"path": "/dev/shm/run"}},
+    ]
+    found = {(i.kind, i.value): i for i in extract([_tetragon_kprobe(args)]).items}
+    assert found[(IP, "198.51.100.9")].places[0].field == "args.sock_arg.daddr"
+    assert found[(FILE, "/tmp/.drop")].places[0].field == "args.file_arg.path"
+    assert found[(FILE, "/dev/shm/run")].places[0].field == "args.linux_binprm_arg.path"
+
+
+def test_hostile_tetragon_arguments_of_the_wrong_shape_add_nothing() -> None:
+    args = [
+        "text",
+        {"sock_arg": "198.51.100.9"},
+        {"sock_arg": {"daddr": ["198.51.100.10"]}},
+        {"file_arg": {"path": 7}},
+        {"path_arg": ["/tmp/.x"]},
+    ]
+    found = _values([_tetragon_kprobe(args)])
+    assert not any(kind in (IP, FILE) and value != "/usr/bin/nc" for kind, value in found), found
