@@ -27,7 +27,7 @@ import re
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import orjson
 
@@ -275,42 +275,37 @@ def _raw_of(ev: Event, raw_loader: RawLoader | None) -> Any:
         return None
 
 
+class RenderOptions(TypedDict, total=False):
+    """What `render` takes besides the incident, its events and the raw loader."""
+
+    generated_at: float | None
+    pod_exists: PodLookup | None
+    work: IncidentWork | None
+    blast: BlastResult | None
+    cluster: str
+
+
 def render_markdown(
     incident: Incident,
     events: Sequence[Event],
     raw_loader: RawLoader | None = None,
-    *,
-    generated_at: float | None = None,
-    pod_exists: PodLookup | None = None,
-    work: IncidentWork | None = None,
-    blast: BlastResult | None = None,
-    cluster: str = "",
+    **options: Unpack[RenderOptions],
 ) -> str:
     """The whole snapshot as Markdown text. `pod_exists(namespace, name)` tells
     whether a pod exists now (True/False, None when not known): live, a deleted
     pod counts as contained. `work` is the responders' workflow of the incident,
     `blast` its blast radius when one was computed."""
-    return render(
-        incident,
-        events,
-        raw_loader,
-        fmt=MARKDOWN,
-        generated_at=generated_at,
-        pod_exists=pod_exists,
-        work=work,
-        blast=blast,
-        cluster=cluster,
-    )
+    return render(incident, events, raw_loader, fmt=MARKDOWN, **options)
 
 
 def render_text(
     incident: Incident,
     events: Sequence[Event],
     raw_loader: RawLoader | None = None,
-    **kwargs: Any,
+    **options: Unpack[RenderOptions],
 ) -> str:
     """The snapshot as plain text, for a ticket system that renders no Markdown."""
-    return render(incident, events, raw_loader, fmt=TEXT, **kwargs)
+    return render(incident, events, raw_loader, fmt=TEXT, **options)
 
 
 def render(
@@ -895,25 +890,11 @@ def write_snapshot(
     events: Sequence[Event],
     raw_loader: RawLoader | None = None,
     *,
-    generated_at: float | None = None,
-    pod_exists: PodLookup | None = None,
     fmt: str = MARKDOWN,
-    work: IncidentWork | None = None,
-    blast: BlastResult | None = None,
-    cluster: str = "",
+    **options: Unpack[RenderOptions],
 ) -> Path:
     """Write `<directory>/<incident id>.md` (`.txt` for TEXT; mode 0600) and return
     its path."""
-    text = render(
-        incident,
-        events,
-        raw_loader,
-        fmt=fmt,
-        generated_at=generated_at,
-        pod_exists=pod_exists,
-        work=work,
-        blast=blast,
-        cluster=cluster,
-    )
+    text = render(incident, events, raw_loader, fmt=fmt, **options)
     safe_id = re.sub(r"[^A-Za-z0-9_.-]", "_", incident.id)
     return write_private(Path(directory) / f"{safe_id}{SUFFIXES[fmt]}", text)
