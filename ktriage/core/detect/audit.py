@@ -42,7 +42,6 @@ from ktriage.core.detect.common import (
     Window,
     answered,
     denied,
-    request_signal,
     signal,
 )
 from ktriage.core.detect.identity import (
@@ -533,7 +532,7 @@ class AuditDetector(WorkloadDetections, RbacDetections, ConfigDetections):
             sev, label = Severity.HIGH, "Token for a kube-system account"
         else:
             sev, label = Severity.MEDIUM, "Token request"
-        request_signal(ev, rec, "token-request", sev, label, text, "T1528")
+        signal(ev, "token-request", sev, label, text, "T1528", request=rec)
 
     def _nodes(self, rec: AuditRecord, ev: Event) -> None:
         oref = rec.objectRef
@@ -556,7 +555,7 @@ class AuditDetector(WorkloadDetections, RbacDetections, ConfigDetections):
         text = f"{actor} reached kubelet on node {oref.name} through the API proxy"
         if rest:
             text += f": {rest}"
-        request_signal(ev, rec, "node-proxy", sev, "Node proxy access", text, "T1609")
+        signal(ev, "node-proxy", sev, "Node proxy access", text, "T1609", request=rec)
 
     def _namespaces(self, rec: AuditRecord, ev: Event) -> None:
         if rec.verb not in DELETE_VERBS:
@@ -572,10 +571,8 @@ class AuditDetector(WorkloadDetections, RbacDetections, ConfigDetections):
     def _tool_deleted(self, rec: AuditRecord, ev: Event, what: str) -> None:
         actor = rec.username
         text = f"{actor} deleted {what}"
-        sev = Severity.HIGH
-        request_signal(
-            ev, rec, "security-tool-deleted", sev, "Security tool deleted", text, "T1562.001"
-        )
+        label = "Security tool deleted"
+        signal(ev, "security-tool-deleted", Severity.HIGH, label, text, "T1562.001", request=rec)
 
     def _anonymous(self, rec: AuditRecord, ev: Event) -> None:
         """An anonymous request the server allowed: always a signal, critical when it

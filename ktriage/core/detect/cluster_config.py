@@ -4,13 +4,7 @@ of AuditDetector (which provides `_exempt`)."""
 
 from __future__ import annotations
 
-from ktriage.core.detect.common import (
-    DELETE_VERBS,
-    WRITE_VERBS,
-    object_name,
-    past,
-    request_signal,
-)
+from ktriage.core.detect.common import DELETE_VERBS, WRITE_VERBS, object_name, past, signal
 from ktriage.core.detect.objects import configmap_credentials, only_ca_bundle
 from ktriage.core.model import Event, Severity
 from ktriage.core.parse.audit import AuditRecord, ObjectRef, decode_object
@@ -67,7 +61,7 @@ class ConfigDetections:
             label = "Mutating webhook" if mutating else "Validating webhook"
             label += " created" if verb == "create" else " changed"
             technique = "T1546" if mutating else "T1562.001"
-        request_signal(ev, rec, "admission-webhook", sev, label, text, technique)
+        signal(ev, "admission-webhook", sev, label, text, technique, request=rec)
 
     def _configmap(self, rec: AuditRecord, ev: Event) -> None:
         written = _written(rec)
@@ -103,7 +97,7 @@ class ConfigDetections:
         ev.kind = kind
         if self._exempt(rec) or (kind == "aws-auth-change" and actor.startswith("eks:")):
             return
-        request_signal(ev, rec, kind, sev, label, text, technique)
+        signal(ev, kind, sev, label, text, technique, request=rec)
 
     def _events(self, rec: AuditRecord, ev: Event) -> None:
         verb = rec.verb or ""
@@ -122,7 +116,7 @@ class ConfigDetections:
             sev = Severity.MEDIUM
             what = f"Event {ns}/{oref.name}" if ns else f"Event {oref.name}"
         text = f"{rec.username} deleted {what}"
-        request_signal(ev, rec, "events-deleted", sev, "Events deleted", text, "T1070")
+        signal(ev, "events-deleted", sev, "Events deleted", text, "T1070", request=rec)
 
     def _service(self, rec: AuditRecord, ev: Event) -> None:
         written = _written(rec)
@@ -152,4 +146,4 @@ class ConfigDetections:
         text = f"{rec.username} {past(verb)} {stype} Service {ns}/{name}"
         if risky_ports:
             text += f" exposing port {', '.join(str(p) for p in risky_ports)}"
-        request_signal(ev, rec, "service-exposed", sev, f"{stype} service", text, "T1133")
+        signal(ev, "service-exposed", sev, f"{stype} service", text, "T1133", request=rec)

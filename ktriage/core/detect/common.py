@@ -35,8 +35,13 @@ def signal(
     summary: str,
     technique: str,
     tactic: str | None = None,
+    *,
+    request: AuditRecord | None = None,
 ) -> None:
-    """Make `ev` a signal."""
+    """Make `ev` a signal; of a `request` the server denied, an attempt: low, its
+    summary saying `(denied <code>)`."""
+    if request is not None and denied(request):
+        severity, summary = Severity.LOW, f"{summary} (denied {request.code})"
     ev.kind = kind
     ev.severity = severity
     # A refused request is an attempt: the incident's title must not claim success.
@@ -48,23 +53,6 @@ def signal(
 
 def denied(rec: AuditRecord) -> bool:
     return rec.code >= 400
-
-
-def request_signal(
-    ev: Event,
-    rec: AuditRecord,
-    kind: str,
-    severity: Severity,
-    label: str,
-    summary: str,
-    technique: str,
-    tactic: str | None = None,
-) -> None:
-    """Make `ev` a signal about the request `rec`; a denied request is an attempt: low,
-    its summary saying `(denied <code>)`."""
-    if denied(rec):
-        severity, summary = Severity.LOW, f"{summary} (denied {rec.code})"
-    signal(ev, kind, severity, label, summary, technique, tactic)
 
 
 def answered(rec: AuditRecord) -> bool:

@@ -12,7 +12,6 @@ from ktriage.core.detect.common import (
     denied,
     object_name,
     past,
-    request_signal,
     signal,
 )
 from ktriage.core.detect.identity import is_control_plane, node_of
@@ -117,7 +116,7 @@ class RbacDetections:
         name = rec.objectRef.name or ""
         if name.startswith("system:") and not self._exempt(rec):
             text = f"{rec.username} deleted {what} {name}"
-            request_signal(ev, rec, "rbac-system-change", Severity.MEDIUM, label, text, "T1098.006")
+            signal(ev, "rbac-system-change", Severity.MEDIUM, label, text, "T1098.006", request=rec)
 
     def _binding(self, rec: AuditRecord, ev: Event) -> None:
         verb = rec.verb or ""
@@ -200,7 +199,7 @@ class RbacDetections:
             return
         text = f"{actor} bound {role_kind} {role} to {', '.join(subjects) or 'no subjects'}"
         text += f" ({oref.resource} {name})" if name else ""
-        request_signal(ev, rec, kind, sev, label, text, "T1098.006")
+        signal(ev, kind, sev, label, text, "T1098.006", request=rec)
 
     def _role(self, rec: AuditRecord, ev: Event) -> None:
         verb = rec.verb or ""
@@ -241,7 +240,7 @@ class RbacDetections:
         sev = Severity.HIGH if cluster else Severity.MEDIUM
         if system_name and kind != "rbac-system-change":
             text += " (a system: role)"
-        request_signal(ev, rec, kind, sev, label, text, "T1098.006")
+        signal(ev, kind, sev, label, text, "T1098.006", request=rec)
 
     def _csr(self, rec: AuditRecord, ev: Event) -> None:
         verb = rec.verb or ""
@@ -264,7 +263,7 @@ class RbacDetections:
                 if subject is not None:
                     text += f" for {_subject_text(subject)}"
                 sev, label = Severity.MEDIUM, "Certificate request approved"
-            request_signal(ev, rec, "csr-approval", sev, label, text, "T1649")
+            signal(ev, "csr-approval", sev, label, text, "T1649", request=rec)
             return
         if sub or verb != "create":
             return
@@ -285,7 +284,7 @@ class RbacDetections:
             sev, label = Severity.CRITICAL, "Client certificate request for system identity"
         else:
             sev, label = Severity.LOW, "Certificate request"
-        request_signal(ev, rec, "csr-create", sev, label, text, "T1649")
+        signal(ev, "csr-create", sev, label, text, "T1649", request=rec)
 
     def _impersonation(self, rec: AuditRecord, ev: Event) -> None:
         """A request made with another identity's rights: a privileged one is a signal

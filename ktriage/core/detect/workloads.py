@@ -12,7 +12,6 @@ from ktriage.core.detect.common import (
     denied,
     object_name,
     past,
-    request_signal,
     signal,
 )
 from ktriage.core.detect.exec_command import command_text, exec_command, judge_command
@@ -225,7 +224,7 @@ class WorkloadDetections:
                 sev = risks[1]
             text = f"node {node} started static pod {where}{flags}"
             label = "Privileged static pod" if risky else "Static pod"
-        request_signal(ev, rec, "static-pod", sev, label, text, "T1543.005")
+        signal(ev, "static-pod", sev, label, text, "T1543.005", request=rec)
 
     def _workload(self, rec: AuditRecord, ev: Event) -> None:
         verb = rec.verb or ""
@@ -262,7 +261,7 @@ class WorkloadDetections:
             text = f"{actor} {past(verb)} {where} with {', '.join(flags)}"
             if added:
                 text += f" (adds container {', '.join(added)})"
-            request_signal(ev, rec, kind, sev, _LABELS[kind], text, "T1611")
+            signal(ev, kind, sev, _LABELS[kind], text, "T1611", request=rec)
         elif added and not denied(rec):
             text = f"{actor} {past(verb)} {where}, adding container {', '.join(added)}"
             signal(
@@ -276,8 +275,14 @@ class WorkloadDetections:
         elif in_kube_system:
             text = f"{actor} created {where}: runs on every node, beside the control plane"
             sev = Severity.MEDIUM
-            request_signal(
-                ev, rec, "daemonset-kube-system", sev, "DaemonSet in kube-system", text, "T1543.005"
+            signal(
+                ev,
+                "daemonset-kube-system",
+                sev,
+                "DaemonSet in kube-system",
+                text,
+                "T1543.005",
+                request=rec,
             )
         elif resource == "cronjobs" and verb == "create" and not denied(rec):
             signal(
