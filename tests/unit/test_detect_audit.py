@@ -657,3 +657,69 @@ def test_hostile_json_patch_host_namespaces_and_escaped_pointer() -> None:
     ops = [{"op": "add", "path": "/spec/template/spec/hostPID", "value": True}]
     ev = only_signal(audit("patch", "statefulsets", name="db", body=ops))
     assert ev.kind == "host-namespace-pod" and ev.severity == Severity.HIGH
+
+
+# -- a denied request is an attempt -----------------------------------------------------
+
+_ADMIN_BINDING = {
+    "metadata": {"name": "x"},
+    "roleRef": {"kind": "ClusterRole", "name": "cluster-admin"},
+    "subjects": [{"kind": "User", "name": "mallory"}],
+}
+_WILDCARD_ROLE = {"metadata": {"name": "r"}, "rules": [{"verbs": ["*"], "resources": ["*"]}]}
+_NODEPORT = {"metadata": {"name": "s"}, "spec": {"type": "NodePort", "ports": [{"port": 22}]}}
+_DNS = {"metadata": {"name": "coredns"}, "data": {"Corefile": ". {}"}}
+
+
+@pytest.mark.parametrize(
+    ("record", "kind", "summary"),
+    [
+        (
+            audit("create", "clusterrolebindings", ns=None, body=_ADMIN_BINDING),
+            "rbac-binding",
+            "alice bound ClusterRole cluster-admin to User mallory (clusterrolebindings x)",
+        ),
+        (
+            audit("delete", "clusterrolebindings", ns=None, name="system:node"),
+            "rbac-system-change",
+            "alice deleted ClusterRoleBinding system:node",
+        ),
+        (
+            audit("delete", "clusterroles", ns=None, name="system:controller:x"),
+            "rbac-system-change",
+            "alice deleted ClusterRole system:controller:x",
+        ),
+        (
+            audit("create", "clusterroles", ns=None, body=_WILDCARD_ROLE),
+            "rbac-wildcard-role",
+            None,
+        ),
+        (audit("create", "services", body=_NODEPORT), "service-exposed", None),
+        (
+            audit("update", "configmaps", ns="kube-system", name="coredns", body=_DNS),
+            "dns-config-change",
+            None,
+        ),
+        (
+            audit("deletecollection", "events"),
+            "events-deleted",
+            None,
+        ),
+    ],
+)
+def test_a_denied_request_is_a_low_attempt_saying_its_code(
+    record: dict, kind: str, summary: str | None
+) -> None:
+    allowed = only_signal(record)
+    assert allowed.kind == kind
+    assert allowed.severity > Severity.LOW
+    assert "denied" not in allowed.summary and "attempt" not in allowed.label
+    if summary is not None:
+        assert allowed.summary == summary
+    record = copy.deepcopy(record)
+    record["responseStatus"] = {"code": 403}
+    refused = only_signal(record)
+    assert refused.kind == kind
+    assert refused.severity == Severity.LOW
+    assert refused.summary == f"{allowed.summary} (denied 403)"
+    assert refused.label == f"{allowed.label} attempt (denied)"
