@@ -755,13 +755,7 @@ class ActionService:
         """Write the cut-short intent's result, saying how it was resolved."""
         intent = entry.intent
         action = self._by_name[intent.base_action]
-        plan = Plan(
-            action=intent.base_action,
-            incident_id=intent.incident_id,
-            target=intent.target,
-            subject=intent.subject,
-            title=intent.title,
-        )
+        plan = _plan_of(intent)
         now = self.clock()
         outcome = Outcome(plan=plan, result=FAILED, message="", started=intent.time, finished=now)
         outcome.actor = intent.actor
@@ -960,6 +954,17 @@ def _result_of(outcome: Outcome, uid: str) -> Result:
     )
 
 
+def _plan_of(intent: Intent) -> Plan:
+    """The bare plan an intent was written for (no changes: they were sent, or not)."""
+    return Plan(
+        action=intent.base_action,
+        incident_id=intent.incident_id,
+        target=intent.target,
+        subject=intent.subject,
+        title=intent.title,
+    )
+
+
 def _as_record(intent: Intent) -> ActionRecord:
     """The record an intent would have made, for planning its undo."""
     return ActionRecord(
@@ -983,13 +988,7 @@ def earlier_event(
 ) -> Event:
     """The timeline event of an earlier run's action, as that run attached it."""
     intent, result = entry.intent, entry.result
-    plan = Plan(
-        action=intent.base_action,
-        incident_id=intent.incident_id,
-        target=intent.target,
-        subject=intent.subject,
-        title=intent.title,
-    )
+    plan = _plan_of(intent)
     if intent.is_undo:
         plan.undo_of = by_uid.get(intent.undo_of) or _as_record(intent)
     if result is not None:
