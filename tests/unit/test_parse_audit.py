@@ -94,6 +94,23 @@ def test_stages_of_one_request_have_distinct_refs_and_replays_match() -> None:
             },
             "2018-10-26T13:38:34.000000Z",
         ),
+        (
+            {
+                "stageTimestamp": None,
+                "requestReceivedTimestamp": None,
+                "p_event_time": "2023-01-02 03:04:05.5",
+            },
+            "2023-01-02T03:04:05.500000Z",
+        ),
+        (  # the object's own time before Panther's
+            {
+                "stageTimestamp": None,
+                "requestReceivedTimestamp": None,
+                "metadata": {"creationTimestamp": "2018-10-26T13:38:34Z"},
+                "p_event_time": "2023-01-02 03:04:05.5",
+            },
+            "2018-10-26T13:38:34.000000Z",
+        ),
         # Panther's space-separated form, and nanoseconds, and an offset
         ({"stageTimestamp": "2022-11-29 00:09:04.38"}, "2022-11-29T00:09:04.380000Z"),
         ({"stageTimestamp": "2024-11-13T18:34:10.595494123Z"}, "2024-11-13T18:34:10.595494Z"),
@@ -115,6 +132,19 @@ def test_unreadable_time_falls_back_then_is_wrong_type() -> None:
     assert ing.feed_line(line(stageTimestamp=True, requestReceivedTimestamp=None)) == []
     assert ing.feed_line(line(stageTimestamp="soon", requestReceivedTimestamp=None)) == []
     assert ing.skipped == {"wrong-type": 2}
+
+
+def test_hostile_unreadable_fallback_times_name_the_first_one() -> None:
+    ing = Ingestor()
+    bad = line(
+        stageTimestamp=None,
+        requestReceivedTimestamp=None,
+        metadata={"creationTimestamp": "not a time"},
+        p_event_time="nor this",
+    )
+    assert ing.feed_line(bad, origin="f:1") == []
+    assert ing.skipped == {"wrong-type": 1}
+    assert "metadata.creationTimestamp" in ing.skip_log[0][2]
 
 
 def test_missing_time_and_missing_verb() -> None:

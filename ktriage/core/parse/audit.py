@@ -132,7 +132,14 @@ class EventListRecord(msgspec.Struct, gc=False):
 DECODER = msgspec.json.Decoder(AuditRecord)
 LIST_DECODER = msgspec.json.Decoder(EventListRecord)
 
-_TIME_FIELDS = ("stageTimestamp", "requestReceivedTimestamp", "timestamp")
+# Where an audit event's time may be, the most telling first.
+_TIME_FIELDS = (
+    "stageTimestamp",
+    "requestReceivedTimestamp",
+    "timestamp",
+    "metadata.creationTimestamp",
+    "p_event_time",
+)
 
 
 def decode_object(raw: msgspec.Raw) -> object:
@@ -158,17 +165,7 @@ def _event_time(rec: AuditRecord, untimed_at: float | None = None) -> tuple[floa
     timestamp at all, or only times out of range."""
     present: list[str] = []
     for name in _TIME_FIELDS:
-        value = getattr(rec, name)
-        if value is None:
-            continue
-        t = to_epoch(value)
-        if t is not None:
-            return t, False
-        present.append(name)
-    for name, value in (
-        ("metadata.creationTimestamp", rec.metadata.creationTimestamp if rec.metadata else None),
-        ("p_event_time", rec.p_event_time),
-    ):
+        value = _time_value(rec, name)
         if value is None:
             continue
         t = to_epoch(value)
