@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from typing import Any
 
 import orjson
 
@@ -17,10 +18,12 @@ TEMPLATE_HASH_LABEL = "pod-template-hash"
 BURST = 100
 
 
-def selector_matches(selector: dict | None, labels: dict | None) -> bool:
-    """A LabelSelector (matchLabels + matchExpressions); an empty one matches nothing
-    here, as controllers refuse to act on it."""
-    if not isinstance(selector, dict) or not selector:
+def selector_matches(selector: Any, labels: Any, *, empty_matches: bool = False) -> bool:
+    """A LabelSelector (matchLabels and matchExpressions) against labels. An empty
+    selector matches nothing for the workload controllers and role aggregation (they
+    refuse to act on one) and every pod for a PodDisruptionBudget (policy/v1): say so
+    with `empty_matches`. A malformed selector or an unknown operator matches nothing."""
+    if not isinstance(selector, dict):
         return False
     labels = labels if isinstance(labels, dict) else {}
     match_labels = selector.get("matchLabels") or {}
@@ -28,20 +31,23 @@ def selector_matches(selector: dict | None, labels: dict | None) -> bool:
     if not isinstance(match_labels, dict) or not isinstance(expressions, list):
         return False
     if not match_labels and not expressions:
-        return False
+        return empty_matches
     if any(labels.get(k) != v for k, v in match_labels.items()):
         return False
     for expr in expressions:
         if not isinstance(expr, dict):
             return False
         key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        if op == "In" and labels.get(key) not in values:
+        has = key in labels
+        if op == "In" and not (has and labels[key] in values):
             return False
-        if op == "NotIn" and key in labels and labels[key] in values:
+        if op == "NotIn" and has and labels[key] in values:
             return False
-        if op == "Exists" and key not in labels:
+        if op == "Exists" and not has:
             return False
-        if op == "DoesNotExist" and key in labels:
+        if op == "DoesNotExist" and has:
+            return False
+        if op not in ("In", "NotIn", "Exists", "DoesNotExist"):
             return False
     return True
 
