@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -25,7 +26,7 @@ from ktriage.core import blast
 from ktriage.core.model import Incident
 from ktriage.core.snapshot import write_private
 from ktriage.core.text import clip, shown
-from ktriage.ui.hooks import client_factory
+from ktriage.ui.readers import cached_reader
 
 if TYPE_CHECKING:
     from ktriage.blastread import BlastReader
@@ -40,17 +41,13 @@ HEADINGS = ("PATHS", "IDENTITY", "POD", "NOT SEEN")
 def reader_for(app: Any, cluster: str = "") -> BlastReader | None:
     """The app's reader (of the incident's cluster when several are watched), made on
     first use; None without a live cluster (replay)."""
-    readers = _READERS.setdefault(app, {})
-    reader = readers.get(cluster)
-    if reader is not None:
-        return reader
-    factory = client_factory(app, cluster)
-    if factory is None:
-        return None
+    return cached_reader(_READERS, app, cluster, _new_reader)
+
+
+def _new_reader(factory: Callable[[], Any]) -> BlastReader:
     from ktriage.blastread import BlastReader
 
-    reader = readers[cluster] = BlastReader(factory)
-    return reader
+    return BlastReader(factory)
 
 
 def styled(lines: list[str]) -> Text:
