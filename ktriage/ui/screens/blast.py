@@ -19,7 +19,6 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from ktriage.core import blast
@@ -27,6 +26,7 @@ from ktriage.core.model import Incident
 from ktriage.core.snapshot import write_private
 from ktriage.core.text import clip, shown
 from ktriage.ui.readers import cached_reader
+from ktriage.ui.screens.dialog import TextBoxScreen
 
 if TYPE_CHECKING:
     from ktriage.blastread import BlastReader
@@ -77,19 +77,16 @@ def _reach_warning(line: str) -> bool:
     return not body.split(": ", 1)[1].startswith("isolated by ") or "may not" in body
 
 
-class BlastScreen(ModalScreen[None]):
+class BlastScreen(TextBoxScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "close", "Close", key_display="esc"),
         Binding("r", "recompute", "Recompute"),
         Binding("s", "save", "Save"),
     ]
     DEFAULT_CSS = """
-    BlastScreen { align: center middle; }
     BlastScreen > VerticalScroll {
         width: 95%;
         height: 90%;
-        border: round $primary;
-        background: $surface;
         padding: 0 1;
     }
     """
@@ -192,9 +189,6 @@ class BlastScreen(ModalScreen[None]):
             self.notify(shown(f"Not saved: {exc}"), severity="error", markup=False)
             return
         self.notify(shown(f"Blast radius saved: {path}"), timeout=8, markup=False)
-
-    def action_close(self) -> None:
-        self.dismiss(None)
 
 
 def open_blast(app: Any, incident: Incident | None) -> None:
