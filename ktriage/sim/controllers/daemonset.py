@@ -24,16 +24,12 @@ class DaemonSetController(Controller):
             for ds in self.store.snapshot(*DS)[0]:
                 self.manager.enqueue(self, key_of(ds))
         else:
-            for o in (obj, change.old):
-                ref = w.controller_ref(o) if o else None
-                if ref is not None and ref.get("kind") == "DaemonSet":
-                    ns = obj["metadata"].get("namespace", "")
-                    self.manager.enqueue(self, (*DS, ns, ref.get("name", "")))
+            w.enqueue_owner(self, change, DS)
 
     def reconcile(self, key: ObjKey) -> None:
         _, _, ns, name = key
-        ds = self.store.peek(*DS, ns, name)
-        if ds is None or w.terminating(ds) or not self.manager.is_managed(ds):
+        ds = w.driven(self, DS, key)
+        if ds is None:
             return
         template = (ds.get("spec") or {}).get("template") or {}
         revision = w.template_hash(w.without_hash(template))

@@ -42,17 +42,13 @@ class DeploymentController(Controller):
             if change.type != "DELETED":
                 self.manager.enqueue(self, key_of(obj))
             return
-        ns = obj["metadata"].get("namespace", "")
-        for o in (obj, change.old):
-            ref = w.controller_ref(o) if o else None
-            if ref is not None and ref.get("kind") == "Deployment":
-                self.manager.enqueue(self, (*DEPLOY, ns, ref.get("name", "")))
+        w.enqueue_owner(self, change, DEPLOY)
 
     def reconcile(self, key: ObjKey) -> None:
-        _, _, ns, name = key
-        dep = self.store.peek(*DEPLOY, ns, name)
-        if dep is None or w.terminating(dep) or not self.manager.is_managed(dep):
+        dep = w.driven(self, DEPLOY, key)
+        if dep is None:
             return
+        ns = key[2]
         spec = dep.get("spec") or {}
         template = spec.get("template") or {}
         uid = dep["metadata"]["uid"]

@@ -22,16 +22,12 @@ class StatefulSetController(Controller):
             if change.type != "DELETED":
                 self.manager.enqueue(self, key_of(obj))
             return
-        for o in (obj, change.old):
-            ref = w.controller_ref(o) if o else None
-            if ref is not None and ref.get("kind") == "StatefulSet":
-                ns = obj["metadata"].get("namespace", "")
-                self.manager.enqueue(self, (*STS, ns, ref.get("name", "")))
+        w.enqueue_owner(self, change, STS)
 
     def reconcile(self, key: ObjKey) -> None:
         _, _, ns, name = key
-        sts = self.store.peek(*STS, ns, name)
-        if sts is None or w.terminating(sts) or not self.manager.is_managed(sts):
+        sts = w.driven(self, STS, key)
+        if sts is None:
             return
         spec = sts.get("spec") or {}
         want = int(spec.get("replicas", 1))

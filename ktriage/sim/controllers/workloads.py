@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from ktriage.sim.controllers import podstatus
 from ktriage.sim.names import NAME_ALPHABET, safe_encode
-from ktriage.sim.storage.store import AlreadyExists, ClusterStore, deep_copy
+from ktriage.sim.storage.store import AlreadyExists, Change, ClusterStore, deep_copy
+
+if TYPE_CHECKING:
+    from ktriage.sim.controllers.manager import Controller, ObjKey
 
 TEMPLATE_HASH_LABEL = "pod-template-hash"
 # Pods a controller creates in one pass, as kube-controller-manager's burstReplicas: a
@@ -186,6 +189,27 @@ def mark_managed(manager: object, change: object, from_api: bool) -> None:
     old = change.old  # type: ignore[attr-defined]
     if old is None or obj.get("spec") != old.get("spec"):
         manager.managed.add(obj["metadata"]["uid"])  # type: ignore[attr-defined]
+
+
+def enqueue_owner(controller: Controller, change: Change, owner: tuple[str, str]) -> None:
+    """Queue the `owner` type (apiVersion, kind) object controlling the changed object,
+    before or after the change (a pod released by its owner is news to that owner)."""
+    obj = change.obj
+    ns = obj["metadata"].get("namespace", "")
+    for o in (obj, change.old):
+        ref = controller_ref(o) if o else None
+        if ref is not None and ref.get("kind") == owner[1]:
+            controller.manager.enqueue(controller, (*owner, ns, ref.get("name", "")))
+
+
+def driven(controller: Controller, workload: tuple[str, str], key: ObjKey) -> dict | None:
+    """The `workload` type object `key` names if its controller drives it now: it
+    exists, is not being deleted and is managed (see `mark_managed`)."""
+    _, _, ns, name = key
+    obj = controller.store.peek(*workload, ns, name)
+    if obj is None or terminating(obj) or not controller.manager.is_managed(obj):
+        return None
+    return obj
 
 
 def write_status(store: ClusterStore, obj: dict, status: dict) -> None:
