@@ -24,7 +24,8 @@ from textual.widgets import Static
 from ktriage.core import blast
 from ktriage.core.model import Incident
 from ktriage.core.snapshot import write_private
-from ktriage.core.text import clip, shown
+from ktriage.core.text import shown
+from ktriage.ui.format import in_cluster_title
 from ktriage.ui.readers import cached_reader
 from ktriage.ui.screens.dialog import TextBoxScreen
 
@@ -110,9 +111,7 @@ class BlastScreen(TextBoxScreen):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="blast-scroll") as scroll:
-            title = f"Blast radius · {self.incident.id}"
-            if self.cluster:
-                title += f" · cluster {clip(shown(self.cluster), 40)}"
+            title = f"Blast radius · {self.incident.id}" + in_cluster_title(self.cluster)
             scroll.border_title = Text(title)
             scroll.border_subtitle = Text("esc closes · r recomputes · s saves")
             yield Static(Text("computing…"), id="blast-body")

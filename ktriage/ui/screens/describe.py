@@ -18,9 +18,9 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Static
 
-from ktriage.core.text import clip, shown
+from ktriage.core.text import shown
 from ktriage.resourceread import Description, ResourceReader, When
-from ktriage.ui.format import age
+from ktriage.ui.format import age, in_cluster_title
 from ktriage.ui.screens.dialog import END_KEYS, LINE_KEYS, ScrollKeys
 from ktriage.ui.widgets.key_hints import KeyHints
 
@@ -84,8 +84,8 @@ class DescribeScreen(Screen[None], ScrollKeys):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="describe-scroll") as scroll:
             # Text titles: a str would be parsed as markup, and names are untrusted.
-            in_cluster = f" · cluster {clip(shown(self.cluster), 40)}" if self.cluster else ""
-            scroll.border_title = Text(shown(f"Describe {self.kind} {self.where}") + in_cluster)
+            title = shown(f"Describe {self.kind} {self.where}") + in_cluster_title(self.cluster)
+            scroll.border_title = Text(title)
             scroll.border_subtitle = Text("live, read only · secrets redacted")
             yield Static(Text("reading…"), id="describe-body")
         yield KeyHints()

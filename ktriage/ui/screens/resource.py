@@ -27,8 +27,9 @@ from textual.containers import Horizontal
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Input, Static
 
-from ktriage.core.text import clip, shown
+from ktriage.core.text import shown
 from ktriage.resourceread import INCIDENTS, PROMPT_WORDS, Listing, Resource, ResourceReader, resolve
+from ktriage.ui.format import cluster_label
 from ktriage.ui.query import parse_query
 from ktriage.ui.readers import cached_reader
 from ktriage.ui.widgets.filter_bar import FilterBar
@@ -95,11 +96,6 @@ def split_word(word: str) -> tuple[str, str | None]:
     """`pods@demo-west` → ("pods", "demo-west"); `pods` → ("pods", None)."""
     view, at, cluster = word.partition("@")
     return view, (cluster.strip() if at else None)
-
-
-def cluster_label(name: str) -> str:
-    """A cluster's (kube context's) name as a title shows it: plain text, clipped."""
-    return clip(shown(name), 40)
 
 
 def unknown_word(word: str) -> str:
