@@ -9,12 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_actions_support import (  # noqa: F401  (fixtures)
+from test_actions_support import (
     engine_with_incident,
-    reset_faults_fixture,
     seed_node,
     seed_pod,
-    sim_fixture,
     unique,
 )
 from waiting import wait_for
