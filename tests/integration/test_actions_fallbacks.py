@@ -16,6 +16,7 @@ from test_actions_support import (
     audit_lines,
     engine_with_incident,
     make_service,
+    seed_cluster_role_binding,
     seed_namespace,
     seed_node,
     seed_pod,
@@ -181,19 +182,7 @@ def test_unfinished_reads_every_kind_it_may_have_changed(sim: Any) -> None:
         }
     )
     binding = unique("crb")
-    sim.store.apply(
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": binding},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": "view",
-            },
-            "subjects": [],
-        }
-    )
+    seed_cluster_role_binding(sim.store, binding, "view", [])
     _deployment(sim, ns, "web")
     api = kubeconfig_factory(str(sim.kubeconfig_path), "sim-admin")()
     try:

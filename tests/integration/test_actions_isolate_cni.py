@@ -15,6 +15,7 @@ from test_actions_support import (
     engine_with_incident,
     kubectl,
     make_service,
+    seed_cluster_role_binding,
     seed_pod,
     seed_policy,
     unique,
@@ -238,18 +239,11 @@ async def test_without_rights_on_the_deny_kind_falls_back_and_says_why(
             ],
         }
     )
-    sim.store.apply(
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": user},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": user,
-            },
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
-        }
+    seed_cluster_role_binding(
+        sim.store,
+        user,
+        user,
+        [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
     )
 
     def factory() -> k8s.ApiClient:

@@ -120,6 +120,24 @@ def seed_policy(store: Any, ns: str, name: str, spec: dict[str, Any]) -> dict:
     )
 
 
+def seed_cluster_role_binding(
+    store: Any, name: str, role: str, subjects: list[dict[str, str]]
+) -> dict:
+    return store.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": role,
+            },
+            "subjects": subjects,
+        }
+    )
+
+
 def engine_with_incident(ns: str, pod: str, node: str = "") -> tuple[Engine, str]:
     """An engine holding one incident about the pod (a shell alert)."""
     engine = Engine()
