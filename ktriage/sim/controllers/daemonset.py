@@ -15,11 +15,8 @@ class DaemonSetController(Controller):
     kinds = (DS, ("v1", "Pod"), ("v1", "Node"))
 
     def observe(self, change: Change, from_api: bool) -> None:
-        obj = change.obj
         if change.kind == "DaemonSet":
-            w.mark_managed(self.manager, change, from_api)
-            if change.type != "DELETED":
-                self.manager.enqueue(self, key_of(obj))
+            w.observe_own(self, change, from_api)
         elif change.kind == "Node":
             for ds in self.store.snapshot(*DS)[0]:
                 self.manager.enqueue(self, key_of(ds))

@@ -32,15 +32,8 @@ class DeploymentController(Controller):
     kinds = (DEPLOY, RS)
 
     def observe(self, change: Change, from_api: bool) -> None:
-        obj = change.obj
         if change.kind == "Deployment":
-            if from_api and change.type == "ADDED":
-                self.manager.managed.add(obj["metadata"]["uid"])
-            elif from_api and change.type == "MODIFIED":
-                if change.old is None or obj.get("spec") != change.old.get("spec"):
-                    self.manager.managed.add(obj["metadata"]["uid"])
-            if change.type != "DELETED":
-                self.manager.enqueue(self, key_of(obj))
+            w.observe_own(self, change, from_api)
             return
         w.enqueue_owner(self, change, DEPLOY)
 

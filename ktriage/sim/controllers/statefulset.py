@@ -5,7 +5,7 @@ name, and updated one at a time from the highest ordinal when the template chang
 from __future__ import annotations
 
 from ktriage.sim.controllers import workloads as w
-from ktriage.sim.controllers.manager import Controller, ObjKey, key_of
+from ktriage.sim.controllers.manager import Controller, ObjKey
 from ktriage.sim.storage.store import Change
 
 STS = ("apps/v1", "StatefulSet")
@@ -16,11 +16,8 @@ class StatefulSetController(Controller):
     kinds = (STS, ("v1", "Pod"))
 
     def observe(self, change: Change, from_api: bool) -> None:
-        obj = change.obj
         if change.kind == "StatefulSet":
-            w.mark_managed(self.manager, change, from_api)
-            if change.type != "DELETED":
-                self.manager.enqueue(self, key_of(obj))
+            w.observe_own(self, change, from_api)
             return
         w.enqueue_owner(self, change, STS)
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ktriage.sim.controllers import podstatus
+from ktriage.sim.controllers.manager import key_of
 from ktriage.sim.names import NAME_ALPHABET, safe_encode
 from ktriage.sim.storage.store import AlreadyExists, Change, ClusterStore, deep_copy
 
@@ -189,6 +190,14 @@ def mark_managed(manager: object, change: object, from_api: bool) -> None:
     old = change.old  # type: ignore[attr-defined]
     if old is None or obj.get("spec") != old.get("spec"):
         manager.managed.add(obj["metadata"]["uid"])  # type: ignore[attr-defined]
+
+
+def observe_own(controller: Controller, change: Change, from_api: bool) -> None:
+    """A change of the controller's own workload type: managed from now on when a
+    client made or respecified it (`mark_managed`), queued unless it was deleted."""
+    mark_managed(controller.manager, change, from_api)
+    if change.type != "DELETED":
+        controller.manager.enqueue(controller, key_of(change.obj))
 
 
 def enqueue_owner(controller: Controller, change: Change, owner: tuple[str, str]) -> None:
