@@ -15,13 +15,11 @@ class DaemonSetController(Controller):
     kinds = (DS, ("v1", "Pod"), ("v1", "Node"))
 
     def observe(self, change: Change, from_api: bool) -> None:
-        if change.kind == "DaemonSet":
-            w.observe_own(self, change, from_api)
-        elif change.kind == "Node":
+        if change.kind == "Node":
             for ds in self.store.snapshot(*DS)[0]:
                 self.manager.enqueue(self, key_of(ds))
         else:
-            w.enqueue_owner(self, change, DS)
+            w.observe_workload(self, change, from_api, DS)
 
     def reconcile(self, key: ObjKey) -> None:
         _, _, ns, name = key

@@ -32,10 +32,7 @@ class DeploymentController(Controller):
     kinds = (DEPLOY, RS)
 
     def observe(self, change: Change, from_api: bool) -> None:
-        if change.kind == "Deployment":
-            w.observe_own(self, change, from_api)
-            return
-        w.enqueue_owner(self, change, DEPLOY)
+        w.observe_workload(self, change, from_api, DEPLOY)
 
     def reconcile(self, key: ObjKey) -> None:
         dep = w.driven(self, DEPLOY, key)

@@ -16,10 +16,7 @@ class StatefulSetController(Controller):
     kinds = (STS, ("v1", "Pod"))
 
     def observe(self, change: Change, from_api: bool) -> None:
-        if change.kind == "StatefulSet":
-            w.observe_own(self, change, from_api)
-            return
-        w.enqueue_owner(self, change, STS)
+        w.observe_workload(self, change, from_api, STS)
 
     def reconcile(self, key: ObjKey) -> None:
         _, _, ns, name = key

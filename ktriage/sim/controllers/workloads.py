@@ -192,9 +192,15 @@ def mark_managed(manager: object, change: object, from_api: bool) -> None:
         manager.managed.add(obj["metadata"]["uid"])  # type: ignore[attr-defined]
 
 
-def observe_own(controller: Controller, change: Change, from_api: bool) -> None:
-    """A change of the controller's own workload type: managed from now on when a
-    client made or respecified it (`mark_managed`), queued unless it was deleted."""
+def observe_workload(
+    controller: Controller, change: Change, from_api: bool, workload: tuple[str, str]
+) -> None:
+    """What a workload controller does with a change: its own `workload` type is managed
+    from now on when a client made or respecified it (`mark_managed`) and queued unless
+    deleted; for a dependent (a pod, a ReplicaSet) the workload controlling it is queued."""
+    if change.kind != workload[1]:
+        enqueue_owner(controller, change, workload)
+        return
     mark_managed(controller.manager, change, from_api)
     if change.type != "DELETED":
         controller.manager.enqueue(controller, key_of(change.obj))
