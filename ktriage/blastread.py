@@ -39,7 +39,7 @@ from kubernetes.client.exceptions import ApiException
 
 from ktriage.actions.netplugins import POD_NAMESPACES, classify
 from ktriage.core import blast
-from ktriage.kubeclient import USER_AGENT, status_message
+from ktriage.kubeclient import USER_AGENT, KeptClient, status_message
 
 PAGE = 500
 MAX_ITEMS = 50_000  # per kind: a bigger list is cut, and said so
@@ -225,7 +225,7 @@ class BlastReader:
         # user -> (RBAC fingerprint, when, reviews by namespace or None, problem)
         self._reviews: dict[str, tuple[tuple, float, dict[str, Any] | None, str]] = {}
         self.review_calls = 0  # SelfSubjectRulesReviews sent (the cache's effect shows here)
-        self._api: Any = None
+        self._kept = KeptClient(api_client_factory)
         self._impersonating: dict[str, Any] = {}
 
     def read(self, api: k8s.ApiClient, deadline: float) -> blast.ClusterView:
@@ -374,17 +374,12 @@ class BlastReader:
         return self.clock() - when < REVIEW_TTL
 
     def _client(self) -> Any:
-        """One ApiClient for the reader's life: its connections are reused between
-        computations (a TLS handshake per list would cost more than the lists)."""
-        with self._lock:
-            if self._api is None:
-                self._api = self.factory()
-            return self._api
+        return self._kept.get()
 
     def close(self) -> None:
+        self._kept.close()
         with self._lock:
-            clients = [self._api, *self._impersonating.values()]
-            self._api = None
+            clients = list(self._impersonating.values())
             self._impersonating.clear()
         for api in clients:
             close = getattr(api, "close", None)

@@ -11,14 +11,19 @@ the server's answers with the same helpers:
   requests apart from everyone else's, a copied `ktriage/...` agent included;
 - `status_message`: the `message` of the Status the server sent, as plain text
   (a server's words are untrusted: control characters gone, length bounded);
-- `retry_after`: the Retry-After header in seconds, when there is a usable one.
+- `retry_after`: the Retry-After header in seconds, when there is a usable one;
+- `KeptClient`: one ApiClient made on first use and kept for a reader's life.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import secrets
+import threading
+from collections.abc import Callable
+from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
@@ -87,3 +92,28 @@ def retry_after(exc: ApiException) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+class KeptClient:
+    """One ApiClient from `factory`, made on first use and kept until `close`: its
+    connections are reused between reads (a TLS handshake per list would cost more than
+    the lists). Safe to share between worker threads."""
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self.factory = factory
+        self._lock = threading.Lock()
+        self._api: Any = None
+
+    def get(self) -> Any:
+        with self._lock:
+            if self._api is None:
+                self._api = self.factory()
+            return self._api
+
+    def close(self) -> None:
+        """Close the client if one was made (the next `get` makes a new one)."""
+        with self._lock:
+            api, self._api = self._api, None
+        if api is not None:
+            with contextlib.suppress(Exception):
+                api.close()

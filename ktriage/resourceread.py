@@ -35,6 +35,7 @@ from kubernetes.client.exceptions import ApiException
 from ktriage.actions.logs import LogStream, log_streams
 from ktriage.core.model import parse_time
 from ktriage.core.redact import redact
+from ktriage.kubeclient import KeptClient
 from ktriage.sources.kube import describe_api_error, describe_connection_error, stream_read_timeout
 
 PAGE = 500
@@ -438,21 +439,13 @@ class ResourceReader:
         self.factory = api_client_factory
         self.timeout = timeout
         self.clock = clock
-        self._lock = threading.Lock()
-        self._api: Any = None
+        self._client = KeptClient(api_client_factory)
 
     def api(self) -> Any:
-        with self._lock:
-            if self._api is None:
-                self._api = self.factory()
-            return self._api
+        return self._client.get()
 
     def close(self) -> None:
-        with self._lock:
-            api, self._api = self._api, None
-        if api is not None:
-            with contextlib.suppress(Exception):
-                api.close()
+        self._client.close()
 
     def _left(self, deadline: float, action: str) -> float:
         left = deadline - self.clock()

@@ -68,6 +68,38 @@ class ResourceType:
 
 from ktriage.sim.resources_more import ADMIT_GROUPS, ADMIT_RESOURCES, CUSTOM  # noqa: E402
 
+
+def _workload(
+    group: str,
+    resource: str,
+    kind: str,
+    short_names: tuple[str, ...] = (),
+    *,
+    scalable: bool = False,
+    field_labels: tuple[str, ...] = (),
+) -> ResourceType:
+    """A controller's workload type: namespaced, in the `all` category, its spec
+    generation tracked, with a status (and, when scalable, a scale) subresource."""
+    scale = (Subresource("scale", "Scale", STATUS_VERBS, "autoscaling", "v1"),) if scalable else ()
+    return ResourceType(
+        group,
+        "v1",
+        resource,
+        kind,
+        True,
+        short_names=short_names,
+        categories=("all",),
+        subresources=(*scale, Subresource("status", kind, STATUS_VERBS)),
+        field_labels=field_labels,
+        generation=True,
+    )
+
+
+def _review(group: str, resource: str, kind: str, *, namespaced: bool = False) -> ResourceType:
+    """A review: created to ask a question answered in the response; nothing is stored."""
+    return ResourceType(group, "v1", resource, kind, namespaced, verbs=("create",), stored=False)
+
+
 _EVENT_FIELDS = (
     "involvedObject.kind",
     "involvedObject.namespace",
@@ -175,81 +207,19 @@ RESOURCES: tuple[ResourceType, ...] = (
     ),
     ResourceType("", "v1", "secrets", "Secret", True, field_labels=("type",)),
     ResourceType("", "v1", "configmaps", "ConfigMap", True, short_names=("cm",)),
-    ResourceType(
+    _workload("apps", "deployments", "Deployment", ("deploy",), scalable=True),
+    _workload(
         "apps",
-        "v1",
-        "deployments",
-        "Deployment",
-        True,
-        short_names=("deploy",),
-        categories=("all",),
-        subresources=(
-            Subresource("scale", "Scale", STATUS_VERBS, "autoscaling", "v1"),
-            Subresource("status", "Deployment", STATUS_VERBS),
-        ),
-        generation=True,
-    ),
-    ResourceType(
-        "apps",
-        "v1",
         "replicasets",
         "ReplicaSet",
-        True,
-        short_names=("rs",),
-        categories=("all",),
-        subresources=(
-            Subresource("scale", "Scale", STATUS_VERBS, "autoscaling", "v1"),
-            Subresource("status", "ReplicaSet", STATUS_VERBS),
-        ),
+        ("rs",),
+        scalable=True,
         field_labels=("status.replicas",),
-        generation=True,
     ),
-    ResourceType(
-        "apps",
-        "v1",
-        "daemonsets",
-        "DaemonSet",
-        True,
-        short_names=("ds",),
-        categories=("all",),
-        subresources=(Subresource("status", "DaemonSet", STATUS_VERBS),),
-        generation=True,
-    ),
-    ResourceType(
-        "apps",
-        "v1",
-        "statefulsets",
-        "StatefulSet",
-        True,
-        short_names=("sts",),
-        categories=("all",),
-        subresources=(
-            Subresource("scale", "Scale", STATUS_VERBS, "autoscaling", "v1"),
-            Subresource("status", "StatefulSet", STATUS_VERBS),
-        ),
-        generation=True,
-    ),
-    ResourceType(
-        "batch",
-        "v1",
-        "jobs",
-        "Job",
-        True,
-        categories=("all",),
-        subresources=(Subresource("status", "Job", STATUS_VERBS),),
-        generation=True,
-    ),
-    ResourceType(
-        "batch",
-        "v1",
-        "cronjobs",
-        "CronJob",
-        True,
-        short_names=("cj",),
-        categories=("all",),
-        subresources=(Subresource("status", "CronJob", STATUS_VERBS),),
-        generation=True,
-    ),
+    _workload("apps", "daemonsets", "DaemonSet", ("ds",)),
+    _workload("apps", "statefulsets", "StatefulSet", ("sts",), scalable=True),
+    _workload("batch", "jobs", "Job"),
+    _workload("batch", "cronjobs", "CronJob", ("cj",)),
     ResourceType(
         "networking.k8s.io",
         "v1",
@@ -282,60 +252,17 @@ RESOURCES: tuple[ResourceType, ...] = (
         ),
     ),
     *ADMIT_RESOURCES,
-    ResourceType(
+    _review(
         "authorization.k8s.io",
-        "v1",
         "localsubjectaccessreviews",
         "LocalSubjectAccessReview",
-        True,
-        verbs=("create",),
-        stored=False,
+        namespaced=True,
     ),
-    ResourceType(
-        "authorization.k8s.io",
-        "v1",
-        "selfsubjectaccessreviews",
-        "SelfSubjectAccessReview",
-        False,
-        verbs=("create",),
-        stored=False,
-    ),
-    ResourceType(
-        "authorization.k8s.io",
-        "v1",
-        "selfsubjectrulesreviews",
-        "SelfSubjectRulesReview",
-        False,
-        verbs=("create",),
-        stored=False,
-    ),
-    ResourceType(
-        "authorization.k8s.io",
-        "v1",
-        "subjectaccessreviews",
-        "SubjectAccessReview",
-        False,
-        verbs=("create",),
-        stored=False,
-    ),
-    ResourceType(
-        "authentication.k8s.io",
-        "v1",
-        "selfsubjectreviews",
-        "SelfSubjectReview",
-        False,
-        verbs=("create",),
-        stored=False,
-    ),
-    ResourceType(
-        "authentication.k8s.io",
-        "v1",
-        "tokenreviews",
-        "TokenReview",
-        False,
-        verbs=("create",),
-        stored=False,
-    ),
+    _review("authorization.k8s.io", "selfsubjectaccessreviews", "SelfSubjectAccessReview"),
+    _review("authorization.k8s.io", "selfsubjectrulesreviews", "SelfSubjectRulesReview"),
+    _review("authorization.k8s.io", "subjectaccessreviews", "SubjectAccessReview"),
+    _review("authentication.k8s.io", "selfsubjectreviews", "SelfSubjectReview"),
+    _review("authentication.k8s.io", "tokenreviews", "TokenReview"),
 )
 
 

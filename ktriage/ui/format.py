@@ -13,7 +13,7 @@ from rich.style import Style
 from rich.text import Text
 
 from ktriage.core.model import Severity, bad_time
-from ktriage.core.text import shown
+from ktriage.core.text import clip, shown
 
 SEVERITY_BADGES = {
     Severity.CRITICAL: "CRIT",
@@ -158,3 +158,13 @@ def time_cell(ts: float, dated: bool, width: int) -> str:
 
 def time_header(dated: bool, width: int) -> str:
     return ("DATE  TIME (UTC)" if width >= 16 else "DATE TIME") if dated else "TIME (UTC)"
+
+
+def cluster_label(name: str, width: int = 40) -> str:
+    """A cluster's (kube context's) name as a title shows it: plain text, clipped."""
+    return clip(shown(name), width)
+
+
+def in_cluster_title(cluster: str) -> str:
+    """What a screen's title adds to name its cluster when several are watched ("": one)."""
+    return f" · cluster {cluster_label(cluster)}" if cluster else ""

@@ -11,6 +11,15 @@
   (contexts sim-admin and sim-readonly).
 - `kubectl`: runs the real kubectl against the cluster, each run with its own
   KUBECACHEDIR; skips when the binary is missing.
+
+For the action tests (helpers in `test_actions_support`):
+
+- `sim`: a cluster of the test module's own (module scope), without seeded objects;
+  `@pytest.mark.parametrize("sim", [...], indirect=True)` names its network plugin.
+  Its faults are reset after each test (`reset_faults`).
+- `seeded_pod`: a pod (label app=web) on a node of its own in a namespace of its own.
+- `acting`: that pod, an engine holding one incident about it and an ActionService
+  on the admin context (snapshots in the test's tmp_path), closed at teardown.
 """
 
 from __future__ import annotations
@@ -26,6 +35,16 @@ from typing import Any
 
 import pytest
 import sim_builders as builders
+from test_actions_support import (
+    Acting,
+    SeededPod,
+    engine_with_incident,
+    make_service,
+    seed_namespace,
+    seed_node,
+    seed_pod,
+    unique,
+)
 
 from ktriage.sim.runner import SimCluster
 from ktriage.sim.storage.store import ClusterStore
@@ -326,3 +345,45 @@ def kubectl_path() -> Path:
 @pytest.fixture
 def kubectl(kubectl_path: Path, sim_cluster: SimCluster) -> Kubectl:
     return Kubectl(kubectl_path, sim_cluster)
+
+
+# ---- the action tests' cluster and objects ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sim(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SimCluster]:
+    cluster = SimCluster(tmp_path_factory.mktemp("sim"), cni=getattr(request, "param", None))
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(autouse=True)
+def reset_faults(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "sim" in request.fixturenames:
+        request.getfixturevalue("sim").faults.reset()
+
+
+@pytest.fixture
+def seeded_pod(sim: SimCluster) -> SeededPod:
+    ns, node, pod = unique("shop"), unique("node"), unique("web")
+    seed_namespace(sim.store, ns)
+    seed_node(sim.store, node)
+    seed_pod(sim.store, ns, pod, node=node, labels={"app": "web"})
+    return SeededPod(ns, node, pod)
+
+
+@pytest.fixture
+def acting(sim: SimCluster, seeded_pod: SeededPod, tmp_path: Path) -> Iterator[Acting]:
+    ns, node, pod = seeded_pod
+    engine, incident = engine_with_incident(ns, pod, node)
+    service = make_service(sim, engine, tmp_path)
+    try:
+        yield Acting(ns, node, pod, incident, service)
+    finally:
+        service.close()

@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_actions_support import (  # noqa: F401  (fixtures)
+from test_actions_support import (
     engine_with_incident,
-    reset_faults_fixture,
+    seed_cluster_role_binding,
     seed_node,
     seed_pod,
-    sim_fixture,
     unique,
 )
 from waiting import wait_for
@@ -153,18 +152,11 @@ async def test_u_undoes_the_newest_action_of_the_pod_or_the_identity(
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa, "namespace": ns}}
     )
     binding = unique("ci-admin")
-    sim.store.apply(
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": binding},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": "cluster-admin",
-            },
-            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}],
-        }
+    seed_cluster_role_binding(
+        sim.store,
+        binding,
+        "cluster-admin",
+        [{"kind": "ServiceAccount", "name": sa, "namespace": ns}],
     )
     engine, incident = engine_with_incident(ns, pod, node)
     actor = entity(EntityKind.SERVICE_ACCOUNT, ns, sa)

@@ -11,15 +11,15 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
-from test_actions_support import (  # noqa: F401  (fixtures)
+from test_actions_support import (
+    Acting,
     audit_lines,
     engine_with_incident,
     make_service,
-    reset_faults_fixture,
+    seed_cluster_role_binding,
     seed_namespace,
     seed_node,
     seed_pod,
-    sim_fixture,
     unique,
 )
 from waiting import wait_for
@@ -37,106 +37,74 @@ def _pod_uid(sim: Any, ns: str, pod: str) -> str:
     return sim.store.get_obj("v1", "Pod", ns, pod)["metadata"]["uid"]
 
 
-@pytest.fixture
-def pod_target(sim: Any) -> tuple[str, str]:
-    node, pod = unique("node"), unique("web")
-    seed_node(sim.store, node)
-    seed_pod(sim.store, "shop", pod, node=node)
-    return node, pod
-
-
 # ---- delete-pod: the pod changes between the preview and enter -----------------------
 
 
 async def test_hostile_namesake_pod_made_after_the_preview_is_not_deleted(
-    sim: Any, tmp_path: Path, pod_target: tuple[str, str]
+    sim: Any, acting: Acting
 ) -> None:
-    node, pod = pod_target
-    engine, incident = engine_with_incident("shop", pod, node)
-    service = make_service(sim, engine, tmp_path)
-    try:
-        plan = await service.prepare("X", incident, ("shop", pod))
-        previewed = _pod_uid(sim, "shop", pod)
-        # Someone deletes the pod and makes another under the same name meanwhile.
-        sim.store.delete("v1", "Pod", "shop", pod)
-        seed_pod(sim.store, "shop", pod, node=node)
-        namesake = _pod_uid(sim, "shop", pod)
-        assert namesake != previewed
-        plan.option = "0"
-        outcome = await service.apply(plan)
-        assert outcome.result == FAILED, outcome.message
-        assert "Precondition failed" in outcome.message
-        # The namesake is untouched: only the previewed pod was ever meant.
-        assert _pod_uid(sim, "shop", pod) == namesake
-        assert not sim.store.get_obj("v1", "Pod", "shop", pod)["metadata"].get("deletionTimestamp")
-    finally:
-        service.close()
+    ns, node, pod, incident, service = acting
+    plan = await service.prepare("X", incident, (ns, pod))
+    previewed = _pod_uid(sim, ns, pod)
+    # Someone deletes the pod and makes another under the same name meanwhile.
+    sim.store.delete("v1", "Pod", ns, pod)
+    seed_pod(sim.store, ns, pod, node=node)
+    namesake = _pod_uid(sim, ns, pod)
+    assert namesake != previewed
+    plan.option = "0"
+    outcome = await service.apply(plan)
+    assert outcome.result == FAILED, outcome.message
+    assert "Precondition failed" in outcome.message
+    # The namesake is untouched: only the previewed pod was ever meant.
+    assert _pod_uid(sim, ns, pod) == namesake
+    assert not sim.store.get_obj("v1", "Pod", ns, pod)["metadata"].get("deletionTimestamp")
 
 
-async def test_pod_gone_before_enter_is_reported_deleted(
-    sim: Any, tmp_path: Path, pod_target: tuple[str, str]
-) -> None:
-    node, pod = pod_target
-    engine, incident = engine_with_incident("shop", pod, node)
-    service = make_service(sim, engine, tmp_path)
-    try:
-        plan = await service.prepare("X", incident, ("shop", pod))
-        sim.store.delete("v1", "Pod", "shop", pod)
-        plan.option = "0"
-        outcome = await service.apply(plan)
-        # The 404 of the delete is what was wanted: the pod is gone, read back as such.
-        assert outcome.result == OK, outcome.message
-        (fact,) = outcome.containment
-        assert fact["state"] == "deleted" and fact["subject"] == f"pod shop/{pod}"
-    finally:
-        service.close()
+async def test_pod_gone_before_enter_is_reported_deleted(sim: Any, acting: Acting) -> None:
+    ns, _node, pod, incident, service = acting
+    plan = await service.prepare("X", incident, (ns, pod))
+    sim.store.delete("v1", "Pod", ns, pod)
+    plan.option = "0"
+    outcome = await service.apply(plan)
+    # The 404 of the delete is what was wanted: the pod is gone, read back as such.
+    assert outcome.result == OK, outcome.message
+    (fact,) = outcome.containment
+    assert fact["state"] == "deleted" and fact["subject"] == f"pod {ns}/{pod}"
 
 
-async def test_pod_already_terminating_is_left_unchanged(sim: Any, tmp_path: Path) -> None:
-    node, pod = unique("node"), unique("web")
-    seed_node(sim.store, node)
-    seed_pod(sim.store, "shop", pod, node=node)
+async def test_pod_already_terminating_is_left_unchanged(sim: Any, acting: Acting) -> None:
+    ns, _node, pod, incident, service = acting
 
     def terminating(obj: dict) -> None:
         obj["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
         # Held by a finalizer, as a pod whose node is gone stays terminating.
         obj["metadata"]["finalizers"] = ["example.com/hold"]
 
-    sim.store.mutate("v1", "Pod", "shop", pod, terminating)
-    engine, incident = engine_with_incident("shop", pod, node)
-    service = make_service(sim, engine, tmp_path)
-    try:
-        plan = await service.prepare("X", incident, ("shop", pod))
-        assert plan.unchanged == f"pod shop/{pod} is already terminating"
-        assert plan.dry_run == "nothing to send"
-        outcome = await service.apply(plan)
-        assert outcome.result == UNCHANGED and "already terminating" in outcome.message
-        assert sim.store.get_obj("v1", "Pod", "shop", pod) is not None
-    finally:
-        service.close()
+    sim.store.mutate("v1", "Pod", ns, pod, terminating)
+    plan = await service.prepare("X", incident, (ns, pod))
+    assert plan.unchanged == f"pod {ns}/{pod} is already terminating"
+    assert plan.dry_run == "nothing to send"
+    outcome = await service.apply(plan)
+    assert outcome.result == UNCHANGED and "already terminating" in outcome.message
+    assert sim.store.get_obj("v1", "Pod", ns, pod) is not None
 
 
 # ---- a conflict, then another -----------------------------------------------------------
 
 
 async def test_a_second_conflict_stops_the_cordon_and_says_the_node_changed_again(
-    sim: Any, tmp_path: Path, pod_target: tuple[str, str]
+    sim: Any, acting: Acting
 ) -> None:
-    node, pod = pod_target
-    engine, incident = engine_with_incident("shop", pod, node)
-    service = make_service(sim, engine, tmp_path)
-    try:
-        plan = await service.prepare("c", incident, ("shop", pod))
-        # Every request on the node answers 409 twice: the patch, then the re-read's retry.
-        sim.faults.match = f"/nodes/{node}"
-        sim.faults.fail_next(2, code=409)
-        outcome = await service.apply(plan)
-        assert outcome.result == FAILED
-        assert "the object changed again while applying; nothing more was done" in (outcome.message)
-        node_obj = sim.store.get_obj("v1", "Node", None, node)
-        assert not (node_obj.get("spec") or {}).get("unschedulable")
-    finally:
-        service.close()
+    ns, node, pod, incident, service = acting
+    plan = await service.prepare("c", incident, (ns, pod))
+    # Every request on the node answers 409 twice: the patch, then the re-read's retry.
+    sim.faults.match = f"/nodes/{node}"
+    sim.faults.fail_next(2, code=409)
+    outcome = await service.apply(plan)
+    assert outcome.result == FAILED
+    assert "the object changed again while applying; nothing more was done" in (outcome.message)
+    node_obj = sim.store.get_obj("v1", "Node", None, node)
+    assert not (node_obj.get("spec") or {}).get("unschedulable")
 
 
 # ---- scale to zero: the server keeps refusing -------------------------------------------
@@ -214,19 +182,7 @@ def test_unfinished_reads_every_kind_it_may_have_changed(sim: Any) -> None:
         }
     )
     binding = unique("crb")
-    sim.store.apply(
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": binding},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": "view",
-            },
-            "subjects": [],
-        }
-    )
+    seed_cluster_role_binding(sim.store, binding, "view", [])
     _deployment(sim, ns, "web")
     api = kubeconfig_factory(str(sim.kubeconfig_path), "sim-admin")()
     try:
@@ -278,68 +234,49 @@ def _touch(sim: Any, ns: str, pod: str) -> None:
 
 
 async def test_isolate_of_a_pod_edited_since_the_preview_reads_it_again_and_labels_it(
-    sim: Any, tmp_path: Path, pod_target: tuple[str, str]
+    sim: Any, acting: Acting
 ) -> None:
-    node, pod = pod_target
-    engine, incident = engine_with_incident("shop", pod, node)
-    service = make_service(sim, engine, tmp_path)
-    try:
-        plan = await service.prepare("i", incident, ("shop", pod))
-        _touch(sim, "shop", pod)
-        outcome = await service.apply(plan)
-        assert outcome.result == OK, outcome.message
-        assert _patch_codes(sim, pod) == [409, 200]
-        meta = sim.store.get_obj("v1", "Pod", "shop", pod)["metadata"]
-        assert QUARANTINE_LABEL in meta["labels"]
-        assert meta["annotations"]["edited"] == "yes"  # the other edit is kept
-    finally:
-        service.close()
+    ns, _node, pod, incident, service = acting
+    plan = await service.prepare("i", incident, (ns, pod))
+    _touch(sim, ns, pod)
+    outcome = await service.apply(plan)
+    assert outcome.result == OK, outcome.message
+    assert _patch_codes(sim, pod) == [409, 200]
+    meta = sim.store.get_obj("v1", "Pod", ns, pod)["metadata"]
+    assert QUARANTINE_LABEL in meta["labels"]
+    assert meta["annotations"]["edited"] == "yes"  # the other edit is kept
 
 
 async def test_undo_of_an_isolation_whose_pod_is_gone_removes_the_policy(
-    sim: Any, tmp_path: Path, pod_target: tuple[str, str]
+    sim: Any, acting: Acting
 ) -> None:
-    node, pod = pod_target
-    engine, incident = engine_with_incident("shop", pod, node)
-    service = make_service(sim, engine, tmp_path)
-    try:
-        applied = await service.apply(await service.prepare("i", incident, ("shop", pod)))
-        assert applied.result == OK, applied.message
-        policy = f"ktriage-quarantine-{pod}"
-        assert sim.store.get_obj("networking.k8s.io/v1", "NetworkPolicy", "shop", policy)
-        sim.store.delete("v1", "Pod", "shop", pod)
-        plan = await service.prepare_undo(incident, ("shop", pod))
-        assert f"pod shop/{pod} is gone: only the policy remains to remove." in plan.notes
-        assert [c.verb for c in plan.changes] == ["delete"]
-        undone = await service.apply(plan)
-        assert undone.result == UNDONE, undone.message
-        assert sim.store.get_obj("networking.k8s.io/v1", "NetworkPolicy", "shop", policy) is None
-    finally:
-        service.close()
+    ns, _node, pod, incident, service = acting
+    applied = await service.apply(await service.prepare("i", incident, (ns, pod)))
+    assert applied.result == OK, applied.message
+    policy = f"ktriage-quarantine-{pod}"
+    assert sim.store.get_obj("networking.k8s.io/v1", "NetworkPolicy", ns, policy)
+    sim.store.delete("v1", "Pod", ns, pod)
+    plan = await service.prepare_undo(incident, (ns, pod))
+    assert f"pod {ns}/{pod} is gone: only the policy remains to remove." in plan.notes
+    assert [c.verb for c in plan.changes] == ["delete"]
+    undone = await service.apply(plan)
+    assert undone.result == UNDONE, undone.message
+    assert sim.store.get_obj("networking.k8s.io/v1", "NetworkPolicy", ns, policy) is None
 
 
 async def test_undo_of_an_isolation_someone_already_took_apart_is_unchanged(
-    sim: Any, tmp_path: Path, pod_target: tuple[str, str]
+    sim: Any, acting: Acting
 ) -> None:
-    node, pod = pod_target
-    engine, incident = engine_with_incident("shop", pod, node)
-    service = make_service(sim, engine, tmp_path)
-    try:
-        applied = await service.apply(await service.prepare("i", incident, ("shop", pod)))
-        assert applied.result == OK, applied.message
-        # Someone removed both the policy and the label by hand.
-        sim.store.delete(
-            "networking.k8s.io/v1", "NetworkPolicy", "shop", f"ktriage-quarantine-{pod}"
-        )
-        sim.store.mutate(
-            "v1", "Pod", "shop", pod, lambda p: p["metadata"]["labels"].pop(QUARANTINE_LABEL)
-        )
-        plan = await service.prepare_undo(incident, ("shop", pod))
-        assert plan.unchanged == f"pod shop/{pod} is not isolated any more: nothing to undo"
-        outcome = await service.apply(plan)
-        assert outcome.result == UNCHANGED
-    finally:
-        service.close()
+    ns, _node, pod, incident, service = acting
+    applied = await service.apply(await service.prepare("i", incident, (ns, pod)))
+    assert applied.result == OK, applied.message
+    # Someone removed both the policy and the label by hand.
+    sim.store.delete("networking.k8s.io/v1", "NetworkPolicy", ns, f"ktriage-quarantine-{pod}")
+    sim.store.mutate("v1", "Pod", ns, pod, lambda p: p["metadata"]["labels"].pop(QUARANTINE_LABEL))
+    plan = await service.prepare_undo(incident, (ns, pod))
+    assert plan.unchanged == f"pod {ns}/{pod} is not isolated any more: nothing to undo"
+    outcome = await service.apply(plan)
+    assert outcome.result == UNCHANGED
 
 
 # ---- unbind: nothing names the identity ----------------------------------------------------
@@ -400,19 +337,14 @@ async def test_a_log_the_server_refuses_is_a_problem_in_the_record_not_a_lost_du
 
 
 async def test_events_the_server_refuses_leave_the_logs_and_yaml_dumped(
-    sim: Any, tmp_path: Path, pod_target: tuple[str, str]
+    sim: Any, acting: Acting
 ) -> None:
-    node, pod = pod_target
-    engine, incident = engine_with_incident("shop", pod, node)
-    service = make_service(sim, engine, tmp_path)
-    try:
-        plan = await service.prepare("l", incident, ("shop", pod))
-        sim.faults.match = "/events"
-        sim.faults.fail_next(3, code=503)
-        outcome = await service.apply(plan)
-        assert outcome.result == OK, outcome.message
-        assert "list the events of pod" in outcome.message and "503" in outcome.message
-        names = sorted(Path(f["path"]).name for f in outcome.files)
-        assert "pod.yaml" in names and "events.yaml" not in names
-    finally:
-        service.close()
+    ns, _node, pod, incident, service = acting
+    plan = await service.prepare("l", incident, (ns, pod))
+    sim.faults.match = "/events"
+    sim.faults.fail_next(3, code=503)
+    outcome = await service.apply(plan)
+    assert outcome.result == OK, outcome.message
+    assert "list the events of pod" in outcome.message and "503" in outcome.message
+    names = sorted(Path(f["path"]).name for f in outcome.files)
+    assert "pod.yaml" in names and "events.yaml" not in names

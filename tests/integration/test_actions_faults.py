@@ -11,16 +11,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from test_actions_support import (  # noqa: F401  (fixtures)
+from test_actions_support import (
     FAST_RETRY,
     audit_lines,
     engine_with_incident,
     kubectl,
     make_service,
-    reset_faults_fixture,
     seed_node,
     seed_pod,
-    sim_fixture,
     unique,
 )
 

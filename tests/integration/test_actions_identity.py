@@ -14,16 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_actions_support import (  # noqa: F401  (fixtures)
+from test_actions_support import (
     KUBECTL,
-    engine_with_incident,
     kubectl,
     make_service,
-    reset_faults_fixture,
     seed_namespace,
     seed_node,
     seed_pod,
-    sim_fixture,
     unique,
 )
 from waiting import wait_for

@@ -8,17 +8,15 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-from test_actions_support import (  # noqa: F401  (fixtures)
+from test_actions_support import (
     audit_lines,
     engine_with_incident,
     kubectl,
     make_service,
-    reset_faults_fixture,
     seed_namespace,
     seed_node,
     seed_pod,
     seed_policy,
-    sim_fixture,
     unique,
 )
 

@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
-from test_actions_support import (  # noqa: F401  (fixtures)
+from test_actions_support import (
     engine_with_incident,
     kubectl,
     make_service,
-    reset_faults_fixture,
+    seed_cluster_role_binding,
     seed_pod,
     seed_policy,
     unique,
@@ -26,27 +25,17 @@ from ktriage.actions import OK, UNDONE
 from ktriage.actions.base import QUARANTINE_LABEL
 from ktriage.actions.isolate import policy_name
 
-pytestmark = pytest.mark.sim
+# The module's cluster (conftest's `sim`) runs each network plugin in turn.
+pytestmark = [
+    pytest.mark.sim,
+    pytest.mark.parametrize("sim", ["cilium", "calico"], indirect=True, scope="module"),
+]
 
 RESOURCE = {"cilium": "ciliumnetworkpolicies", "calico": "networkpolicies.projectcalico.org"}
 CRD = {"cilium": "ciliumnetworkpolicies.cilium.io", "calico": "networkpolicies.projectcalico.org"}
 KIND = {"cilium": "CiliumNetworkPolicy", "calico": "NetworkPolicy"}
 PLUGIN = {"cilium": "Cilium", "calico": "Calico"}
 API_VERSION = {"cilium": "cilium.io/v2", "calico": "projectcalico.org/v3"}
-
-
-@pytest.fixture(scope="module", name="sim", params=["cilium", "calico"])
-def cni_sim_fixture(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Any]:
-    from ktriage.sim.runner import SimCluster
-
-    cluster = SimCluster(tmp_path_factory.mktemp("sim"), cni=request.param)
-    cluster.start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 def _objects(sim: Any, tmp_path: Path, ns: str) -> dict[str, dict]:
@@ -250,18 +239,11 @@ async def test_without_rights_on_the_deny_kind_falls_back_and_says_why(
             ],
         }
     )
-    sim.store.apply(
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": user},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": user,
-            },
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
-        }
+    seed_cluster_role_binding(
+        sim.store,
+        user,
+        user,
+        [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
     )
 
     def factory() -> k8s.ApiClient:

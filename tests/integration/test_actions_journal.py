@@ -7,15 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_actions_support import (  # noqa: F401  (fixtures)
+from test_actions_support import (
+    SeededPod,
     engine_with_incident,
     kubectl,
     make_service,
-    reset_faults_fixture,
     seed_namespace,
     seed_node,
     seed_pod,
-    sim_fixture,
     unique,
 )
 from waiting import wait_for
@@ -33,11 +32,10 @@ def _isolated(sim: Any, tmp_path: Path, ns: str, pod: str) -> bool:
     return bool(policies["items"]) and QUARANTINE_LABEL in labels
 
 
-async def test_an_isolation_is_undone_after_a_restart(sim: Any, tmp_path: Path) -> None:
-    ns, node, pod = unique("shop"), unique("node"), unique("web")
-    seed_namespace(sim.store, ns)
-    seed_node(sim.store, node)
-    seed_pod(sim.store, ns, pod, node=node, labels={"app": "web"})
+async def test_an_isolation_is_undone_after_a_restart(
+    sim: Any, tmp_path: Path, seeded_pod: SeededPod
+) -> None:
+    ns, pod = seeded_pod.ns, seeded_pod.pod
     engine, incident = engine_with_incident(ns, pod)
     first = make_service(sim, engine, tmp_path)
     try:
@@ -98,12 +96,9 @@ async def test_an_isolation_is_undone_after_a_restart(sim: Any, tmp_path: Path) 
 
 
 async def test_records_of_another_cluster_or_unreadable_lines_are_not_used(
-    sim: Any, tmp_path: Path
+    sim: Any, tmp_path: Path, seeded_pod: SeededPod
 ) -> None:
-    ns, node, pod = unique("shop"), unique("node"), unique("web")
-    seed_namespace(sim.store, ns)
-    seed_node(sim.store, node)
-    seed_pod(sim.store, ns, pod, node=node)
+    ns, pod = seeded_pod.ns, seeded_pod.pod
     target = {"kind": "Pod", "namespace": ns, "name": pod}
     elsewhere = {
         "cluster": "https://prod.example.com:6443",
@@ -136,13 +131,12 @@ async def test_records_of_another_cluster_or_unreadable_lines_are_not_used(
         service.close()
 
 
-async def test_an_unreadable_journal_is_said_once(sim: Any, tmp_path: Path) -> None:
+async def test_an_unreadable_journal_is_said_once(
+    sim: Any, tmp_path: Path, seeded_pod: SeededPod
+) -> None:
     from ktriage.ui.screens.action_confirm import ActionsProvider
 
-    ns, node, pod = unique("shop"), unique("node"), unique("web")
-    seed_namespace(sim.store, ns)
-    seed_node(sim.store, node)
-    seed_pod(sim.store, ns, pod, node=node)
+    ns, pod = seeded_pod.ns, seeded_pod.pod
     (tmp_path / JOURNAL_FILE).write_text("not json\n")
     notes: list[tuple[str, str]] = []
 
@@ -211,12 +205,9 @@ async def test_detach_is_journaled_before_and_after_like_every_action(
 
 
 async def test_leftovers_of_a_failed_undo_are_named_at_quit_even_after_a_restart(
-    sim: Any, tmp_path: Path
+    sim: Any, tmp_path: Path, seeded_pod: SeededPod
 ) -> None:
-    ns, node, pod = unique("shop"), unique("node"), unique("web")
-    seed_namespace(sim.store, ns)
-    seed_node(sim.store, node)
-    seed_pod(sim.store, ns, pod, node=node)
+    ns, pod = seeded_pod.ns, seeded_pod.pod
     engine, incident = engine_with_incident(ns, pod)
     first = make_service(sim, engine, tmp_path)
     policy = f"ktriage-quarantine-{pod}"
@@ -251,12 +242,9 @@ async def test_leftovers_of_a_failed_undo_are_named_at_quit_even_after_a_restart
 
 
 async def test_hostile_unwritable_journal_still_contains_and_says_it_was_not_saved(
-    sim: Any, tmp_path: Path
+    sim: Any, tmp_path: Path, seeded_pod: SeededPod
 ) -> None:
-    ns, node, pod = unique("shop"), unique("node"), unique("web")
-    seed_namespace(sim.store, ns)
-    seed_node(sim.store, node)
-    seed_pod(sim.store, ns, pod, node=node)
+    ns, pod = seeded_pod.ns, seeded_pod.pod
     (tmp_path / JOURNAL_FILE).mkdir()  # no file can be written there
     engine, incident = engine_with_incident(ns, pod)
     service = make_service(sim, engine, tmp_path)

@@ -15,12 +15,10 @@ from typing import Any
 
 import pytest
 import yaml
-from test_actions_support import (  # noqa: F401  (fixtures)
+from test_actions_support import (
     engine_with_incident,
     make_service,
-    reset_faults_fixture,
     seed_pod,
-    sim_fixture,
     unique,
 )
 

@@ -1,10 +1,10 @@
-"""Shared set-up for the action tests (no tests here): a simulated cluster, seeded objects,
-an engine with an incident, an ActionService on the admin or read-only context, and kubectl.
+"""Shared helpers for the action tests (no tests here): seeded objects, an engine with an
+incident, an ActionService on the admin or read-only context, and kubectl.
 
-Test modules import `sim_fixture` and `reset_faults_fixture` (fixtures named `sim`
-and `reset_faults`). Each test module starts its own simulated cluster on loopback
-(module scope: a few hundred milliseconds) and seeds the objects it needs under
-unique names, so tests neither share state nor depend on the scenario's seed objects.
+The fixtures built on them are in `conftest.py`: `sim` (a simulated cluster of the test
+module's own on loopback: module scope, a few hundred milliseconds), `seeded_pod` and
+`acting`. Tests seed the objects they need under unique names, so they neither share
+state nor depend on the scenario's seed objects.
 """
 
 from __future__ import annotations
@@ -15,11 +15,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import pytest
+from typing import Any, NamedTuple
 
 from ktriage.actions import ActionService, RetryPolicy, kubeconfig_factory
 from ktriage.core.model import EntityKind, Event, Severity, entity
@@ -37,28 +34,26 @@ FAST_RETRY = RetryPolicy(
 _names = itertools.count(1)
 
 
+class SeededPod(NamedTuple):
+    """conftest's `seeded_pod`."""
+
+    ns: str
+    node: str
+    pod: str
+
+
+class Acting(NamedTuple):
+    """conftest's `acting`: a seeded pod, an incident about it, a service to act with."""
+
+    ns: str
+    node: str
+    pod: str
+    incident: str
+    service: ActionService
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{next(_names)}"
-
-
-@pytest.fixture(scope="module", name="sim")
-def sim_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from ktriage.sim.runner import SimCluster
-
-    directory = tmp_path_factory.mktemp("sim")
-    cluster = SimCluster(directory)
-    cluster.start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-
-
-@pytest.fixture(autouse=True, name="reset_faults")
-def reset_faults_fixture(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    if "sim" in request.fixturenames:
-        request.getfixturevalue("sim").faults.reset()
 
 
 def seed_namespace(store: Any, ns: str) -> None:
@@ -121,6 +116,24 @@ def seed_policy(store: Any, ns: str, name: str, spec: dict[str, Any]) -> dict:
             "kind": "NetworkPolicy",
             "metadata": {"name": name, "namespace": ns},
             "spec": spec,
+        }
+    )
+
+
+def seed_cluster_role_binding(
+    store: Any, name: str, role: str, subjects: list[dict[str, str]]
+) -> dict:
+    return store.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": role,
+            },
+            "subjects": subjects,
         }
     )
 

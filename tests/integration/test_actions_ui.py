@@ -8,14 +8,12 @@ from typing import Any
 import pytest
 from pilot_waiting import until
 from rich.text import Text
-from test_actions_support import (  # noqa: F401  (fixtures)
+from test_actions_support import (
     engine_with_incident,
     kubectl,
     make_service,
-    reset_faults_fixture,
     seed_node,
     seed_pod,
-    sim_fixture,
     unique,
 )
 from textual.app import App

@@ -15,19 +15,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from journal_child import incident_engine
-from test_actions_support import (  # noqa: F401  (fixtures)
+from test_actions_support import (
     REPO,
+    SeededPod,
     kubectl,
     make_service,
-    reset_faults_fixture,
-    seed_namespace,
-    seed_node,
-    seed_pod,
-    sim_fixture,
     unique,
 )
 from waiting import wait_for
@@ -51,6 +47,20 @@ def _policies(sim: Any, tmp_path: Path, ns: str) -> list[str]:
 def _labels(sim: Any, tmp_path: Path, ns: str, pod: str) -> dict[str, str]:
     found = kubectl(sim, tmp_path, "get", "pod", pod, "-n", ns, "-o", "json")
     return found["metadata"].get("labels") or {}
+
+
+class CutShort(NamedTuple):
+    ns: str
+    pod: str
+    ref: str  # the alert the isolation answered
+
+
+@pytest.fixture
+async def cut_short(sim: Any, tmp_path: Path, seeded_pod: SeededPod) -> CutShort:
+    """An isolation of the seeded pod, killed between its policy and its label."""
+    ns, pod, ref = seeded_pod.ns, seeded_pod.pod, unique("falco-alert")
+    await _kill_between_policy_and_label(sim, tmp_path, ns, pod, ref)
+    return CutShort(ns, pod, ref)
 
 
 async def _kill_between_policy_and_label(
@@ -80,14 +90,9 @@ async def _kill_between_policy_and_label(
 
 @pytest.mark.parametrize("how", ["rollback", "complete"])
 async def test_killed_between_policy_and_label_is_rolled_back_or_completed_after_restart(
-    sim: Any, tmp_path: Path, how: str
+    sim: Any, tmp_path: Path, how: str, cut_short: CutShort
 ) -> None:
-    ns, node, pod = unique("shop"), unique("node"), unique("web")
-    seed_namespace(sim.store, ns)
-    seed_node(sim.store, node)
-    seed_pod(sim.store, ns, pod, node=node, labels={"app": "web"})
-    ref = unique("falco-alert")
-    await _kill_between_policy_and_label(sim, tmp_path, ns, pod, ref)
+    ns, pod, ref = cut_short
 
     # What the kill left: an orphan policy, and a journal intent with no result.
     policy = f"ktriage-quarantine-{pod}"
@@ -143,13 +148,10 @@ async def test_killed_between_policy_and_label_is_rolled_back_or_completed_after
         again.close()
 
 
-async def test_u_on_the_pod_of_an_action_cut_short_rolls_it_back(sim: Any, tmp_path: Path) -> None:
-    ns, node, pod = unique("shop"), unique("node"), unique("web")
-    seed_namespace(sim.store, ns)
-    seed_node(sim.store, node)
-    seed_pod(sim.store, ns, pod, node=node, labels={"app": "web"})
-    ref = unique("falco-alert")
-    await _kill_between_policy_and_label(sim, tmp_path, ns, pod, ref)
+async def test_u_on_the_pod_of_an_action_cut_short_rolls_it_back(
+    sim: Any, tmp_path: Path, cut_short: CutShort
+) -> None:
+    ns, pod, ref = cut_short
     policy = f"ktriage-quarantine-{pod}"
     assert _policies(sim, tmp_path, ns) == [policy]
     (cut,) = [json.loads(x) for x in (tmp_path / JOURNAL_FILE).read_text().splitlines()]
@@ -187,14 +189,9 @@ async def test_u_on_the_pod_of_an_action_cut_short_rolls_it_back(sim: Any, tmp_p
 
 
 async def test_u_on_an_action_cut_short_with_nothing_in_place_says_so(
-    sim: Any, tmp_path: Path
+    sim: Any, tmp_path: Path, cut_short: CutShort
 ) -> None:
-    ns, node, pod = unique("shop"), unique("node"), unique("web")
-    seed_namespace(sim.store, ns)
-    seed_node(sim.store, node)
-    seed_pod(sim.store, ns, pod, node=node, labels={"app": "web"})
-    ref = unique("falco-alert")
-    await _kill_between_policy_and_label(sim, tmp_path, ns, pod, ref)
+    ns, pod = cut_short.ns, cut_short.pod
     # Someone removed the orphan policy by hand: nothing of the action is left.
     kubectl(sim, tmp_path, "delete", "networkpolicy", f"ktriage-quarantine-{pod}", "-n", ns)
     service = make_service(sim, None, tmp_path)
@@ -212,12 +209,9 @@ async def test_u_on_an_action_cut_short_with_nothing_in_place_says_so(
 
 
 async def test_snapshot_after_a_restart_lists_earlier_actions_and_evidence(
-    sim: Any, tmp_path: Path
+    sim: Any, tmp_path: Path, seeded_pod: SeededPod
 ) -> None:
-    ns, node, pod = unique("shop"), unique("node"), unique("web")
-    seed_namespace(sim.store, ns)
-    seed_node(sim.store, node)
-    seed_pod(sim.store, ns, pod, node=node, labels={"app": "web"})
+    ns, pod = seeded_pod.ns, seeded_pod.pod
     sim.store.append_log(ns, pod, "app", "GET / 200")
     ref = unique("falco-alert")
     when = time.time() - 60
@@ -253,14 +247,11 @@ async def test_snapshot_after_a_restart_lists_earlier_actions_and_evidence(
 
 
 async def test_an_incident_seen_again_under_another_id_gets_its_earlier_actions(
-    sim: Any, tmp_path: Path
+    sim: Any, tmp_path: Path, seeded_pod: SeededPod
 ) -> None:
     """An earlier signal arrived after the action in the first run: the incident was
     renamed. The next run sees it under its final id; the first signal still matches."""
-    ns, node, pod = unique("shop"), unique("node"), unique("web")
-    seed_namespace(sim.store, ns)
-    seed_node(sim.store, node)
-    seed_pod(sim.store, ns, pod, node=node)
+    ns, pod = seeded_pod.ns, seeded_pod.pod
     ref = unique("falco-alert")
     engine, incident = incident_engine(ns, pod, ref, time.time() - 60)
     first = make_service(sim, engine, tmp_path)
@@ -286,11 +277,10 @@ async def test_an_incident_seen_again_under_another_id_gets_its_earlier_actions(
         second.close()
 
 
-async def test_earlier_actions_wait_for_their_incident_to_show_up(sim: Any, tmp_path: Path) -> None:
-    ns, node, pod = unique("shop"), unique("node"), unique("web")
-    seed_namespace(sim.store, ns)
-    seed_node(sim.store, node)
-    seed_pod(sim.store, ns, pod, node=node)
+async def test_earlier_actions_wait_for_their_incident_to_show_up(
+    sim: Any, tmp_path: Path, seeded_pod: SeededPod
+) -> None:
+    ns, pod = seeded_pod.ns, seeded_pod.pod
     ref, when = unique("falco-alert"), time.time() - 60
     engine, incident = incident_engine(ns, pod, ref, when)
     first = make_service(sim, engine, tmp_path)
@@ -322,12 +312,9 @@ def _drop_last_line(path: Path) -> dict[str, Any]:
 
 
 async def test_cut_short_after_every_change_completes_by_recording_it_undoable(
-    sim: Any, tmp_path: Path
+    sim: Any, tmp_path: Path, seeded_pod: SeededPod
 ) -> None:
-    ns, node, pod = unique("shop"), unique("node"), unique("web")
-    seed_namespace(sim.store, ns)
-    seed_node(sim.store, node)
-    seed_pod(sim.store, ns, pod, node=node)
+    ns, pod = seeded_pod.ns, seeded_pod.pod
     first = make_service(sim, None, tmp_path)
     try:
         assert (await first.apply(await first.prepare("i", "INC-1", (ns, pod)))).result == OK
@@ -358,11 +345,10 @@ async def test_cut_short_after_every_change_completes_by_recording_it_undoable(
     assert QUARANTINE_LABEL not in _labels(sim, tmp_path, ns, pod)
 
 
-async def test_an_undo_cut_short_half_way_is_completed(sim: Any, tmp_path: Path) -> None:
-    ns, node, pod = unique("shop"), unique("node"), unique("web")
-    seed_namespace(sim.store, ns)
-    seed_node(sim.store, node)
-    seed_pod(sim.store, ns, pod, node=node)
+async def test_an_undo_cut_short_half_way_is_completed(
+    sim: Any, tmp_path: Path, seeded_pod: SeededPod
+) -> None:
+    ns, pod = seeded_pod.ns, seeded_pod.pod
     first = make_service(sim, None, tmp_path)
     try:
         assert (await first.apply(await first.prepare("i", "INC-1", (ns, pod)))).result == OK

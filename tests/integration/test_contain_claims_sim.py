@@ -4,15 +4,13 @@ no network plugin (nothing enforces NetworkPolicy) and with Cilium (it does)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_actions_support import (  # noqa: F401  (fixtures)
+from test_actions_support import (
     engine_with_incident,
     make_service,
-    reset_faults_fixture,
     seed_node,
     seed_pod,
     seed_policy,
@@ -25,21 +23,13 @@ from ktriage.core import blast
 from ktriage.core.containment import CONTAINED, NOTHING, action_result, containment_state
 from ktriage.kubeclient import client_from_kubeconfig
 
-pytestmark = pytest.mark.sim
-
-
-@pytest.fixture(scope="module", name="sim", params=[None, "cilium"], ids=["no-plugin", "cilium"])
-def plugin_sim_fixture(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Any]:
-    from ktriage.sim.runner import SimCluster
-
-    cluster = SimCluster(tmp_path_factory.mktemp("sim"), cni=request.param)
-    cluster.start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+# The module's cluster (conftest's `sim`) runs each network plugin in turn.
+pytestmark = [
+    pytest.mark.sim,
+    pytest.mark.parametrize(
+        "sim", [None, "cilium"], indirect=True, scope="module", ids=["no-plugin", "cilium"]
+    ),
+]
 
 
 def _level(engine: Any, incident: str) -> Any:

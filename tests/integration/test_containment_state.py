@@ -10,15 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_actions_support import (  # noqa: F401  (fixtures)
+from test_actions_support import (
     KUBECTL,
     engine_with_incident,
     kubectl,
     make_service,
-    reset_faults_fixture,
+    seed_cluster_role_binding,
     seed_node,
     seed_pod,
-    sim_fixture,
     unique,
 )
 
@@ -69,18 +68,11 @@ async def test_isolate_cordon_and_logs_make_the_state_and_its_next_steps_run(
         }
     )
     binding = unique("grab")
-    sim.store.apply(
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": binding},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": "view",
-            },
-            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": "shop"}],
-        }
+    seed_cluster_role_binding(
+        sim.store,
+        binding,
+        "view",
+        [{"kind": "ServiceAccount", "name": account, "namespace": "shop"}],
     )
     engine, incident = engine_with_incident("shop", pod, node)
     # The account execs into both pods: it acted, and it links them into the incident.

@@ -8,14 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_actions_support import (  # noqa: F401  (fixtures)
-    engine_with_incident,
+from test_actions_support import (
     make_service,
-    reset_faults_fixture,
     seed_namespace,
     seed_pod,
     seed_policy,
-    sim_fixture,
     unique,
 )
 

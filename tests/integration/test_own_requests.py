@@ -11,13 +11,11 @@ from typing import Any
 
 import pytest
 from test_actions_identity import _engine_with_actor, _sa
-from test_actions_support import (  # noqa: F401  (fixtures)
+from test_actions_support import (
     make_service,
-    reset_faults_fixture,
     seed_namespace,
     seed_node,
     seed_pod,
-    sim_fixture,
     unique,
 )
 

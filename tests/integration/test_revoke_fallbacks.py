@@ -10,11 +10,9 @@ from typing import Any
 
 import pytest
 from test_actions_identity import _engine_with_actor
-from test_actions_support import (  # noqa: F401  (fixtures)
+from test_actions_support import (
     make_service,
-    reset_faults_fixture,
     seed_namespace,
-    sim_fixture,
     unique,
 )
 

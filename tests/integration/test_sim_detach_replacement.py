@@ -9,12 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_actions_support import (  # noqa: F401  (fixtures)
+from test_actions_support import (
     engine_with_incident,
     make_service,
-    reset_faults_fixture,
     seed_namespace,
-    sim_fixture,
     unique,
 )
 

@@ -4,6 +4,7 @@ in a worker (the UI keeps answering), shows it as text, saves it, and closes on 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,8 @@ HOSTILE_USER = "mallory" + INJECTIONS[0] + INJECTIONS[2]
 
 
 @pytest.fixture
-def sim(tmp_path: Path) -> Any:
-    from ktriage.sim.runner import SimCluster
-
-    cluster = SimCluster(tmp_path / "sim").start()
+def sim(make_sim: Callable[..., Any]) -> Any:
+    cluster = make_sim()
     store = cluster.store
     store.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})
     store.apply(
@@ -54,10 +53,7 @@ def sim(tmp_path: Path) -> Any:
             "subjects": [{"kind": "ServiceAccount", "namespace": "shop", "name": "web"}],
         }
     )
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+    return cluster
 
 
 def incident_engine() -> Any:

@@ -4,6 +4,7 @@ dialog had said the isolation may not be enforced)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,8 @@ def _policy(name: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def sim(tmp_path: Path) -> Any:
-    from ktriage.sim.runner import SimCluster
-
-    cluster = SimCluster(tmp_path / "sim").start()
+def sim(make_sim: Callable[..., Any]) -> Any:
+    cluster = make_sim()
     store = cluster.store
     store.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})
     labels = {"app": "storefront", "ktriage.io/quarantine": "web-1"}
@@ -62,10 +61,7 @@ def sim(tmp_path: Path) -> Any:
             },
         )
     )
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+    return cluster
 
 
 async def test_blast_radius_after_isolation_without_an_enforcing_plugin(

@@ -4,6 +4,7 @@ effective (a NetworkPolicy-enforcing plugin seen). Against the sim."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,8 @@ NS, POD, NODE = "payments", "api-7d9f", "node-1"
 
 
 @pytest.fixture
-def sim(tmp_path: Path) -> Any:
-    from ktriage.sim.runner import SimCluster
-
-    cluster = SimCluster(tmp_path / "sim").start()
+def sim(make_sim: Callable[..., Any]) -> Any:
+    cluster = make_sim()
     store = cluster.store
     store.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
     store.apply({"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE}, "spec": {}})
@@ -44,10 +43,7 @@ def sim(tmp_path: Path) -> Any:
             "spec": {"selector": {"app": "api"}, "ports": [{"port": 80}]},
         }
     )
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+    return cluster
 
 
 def _cilium_agent(sim: Any) -> None:

@@ -4,6 +4,7 @@ the middle of, and the quit dialog naming earlier runs' changes, against the sim
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,8 @@ POLICY = f"ktriage-quarantine-{POD}"
 
 
 @pytest.fixture
-def sim(tmp_path: Path) -> Any:
-    from ktriage.sim.runner import SimCluster
-
-    cluster = SimCluster(tmp_path / "sim").start()
+def sim(make_sim: Callable[..., Any]) -> Any:
+    cluster = make_sim()
     store = cluster.store
     store.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
     store.apply({"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE}, "spec": {}})
@@ -40,10 +39,7 @@ def sim(tmp_path: Path) -> Any:
             "spec": {"nodeName": NODE, "containers": [{"name": "app", "image": "nginx:1.27"}]},
         }
     )
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+    return cluster
 
 
 def _cluster_address(sim: Any) -> str:

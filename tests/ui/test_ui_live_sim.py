@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from ui_helpers import make_app, screen_text, wait_for
@@ -19,14 +21,9 @@ pytestmark = pytest.mark.sim
 
 
 @pytest.fixture
-def sim(tmp_path):
-    from ktriage.sim.runner import SimCluster
-
-    cluster = SimCluster(tmp_path / "sim", scenario="cryptominer", speed=60.0).start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+def sim(make_sim: Callable[..., Any]) -> Any:
+    cluster = make_sim(scenario="cryptominer", speed=60.0)
+    return cluster
 
 
 async def test_live_sources_on_the_sim_fill_every_pane(tmp_path, sim):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ui_helpers import T0, make_app, screen_text, signal, wait_for
+from ui_helpers import T0, make_app, open_view, screen_text, signal, wait_for
 
 from ktriage.clusters import MultiEngine
 from ktriage.core.model import EntityKind, Severity, entity
@@ -16,7 +16,7 @@ from ktriage.kubeclient import client_from_kubeconfig
 from ktriage.ui.screens.describe import DescribeScreen
 from ktriage.ui.screens.main import MainScreen
 from ktriage.ui.screens.pod_logs import PodLogsScreen
-from ktriage.ui.screens.resource import ResourcePromptScreen, ResourceScreen
+from ktriage.ui.screens.resource import ResourceScreen
 
 pytestmark = pytest.mark.sim
 
@@ -68,16 +68,6 @@ def two_cluster_engine(sims: dict[str, Any], *, without_client: str = "") -> Mul
             path = str(sim.kubeconfig_path)
             engine.client_factories[name] = lambda p=path: client_from_kubeconfig(p, "sim-admin")
     return engine
-
-
-async def open_view(pilot: Any, app: Any, typed: str) -> ResourceScreen:
-    await pilot.press("colon")
-    await wait_for(pilot, lambda: isinstance(app.screen, ResourcePromptScreen))
-    await pilot.press(*typed, "enter")
-    await wait_for(pilot, lambda: isinstance(app.screen, ResourceScreen))
-    screen = app.screen
-    await wait_for(pilot, lambda: screen.listing is not None, timeout=15)
-    return screen
 
 
 def pod_names(screen: ResourceScreen) -> set[str]:

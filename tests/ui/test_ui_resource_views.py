@@ -4,11 +4,21 @@ line in the view, esc goes back, untrusted text stays text and secrets stay hidd
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ui_helpers import INJECTIONS, T0, engine_with, make_app, screen_text, signal, wait_for
+from ui_helpers import (
+    INJECTIONS,
+    T0,
+    engine_with,
+    make_app,
+    open_view,
+    screen_text,
+    signal,
+    wait_for,
+)
 
 from ktriage.core.model import EntityKind, Severity, entity
 from ktriage.kubeclient import client_from_kubeconfig
@@ -26,10 +36,8 @@ SECRET_TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 
 
 @pytest.fixture
-def sim(tmp_path: Path) -> Any:
-    from ktriage.sim.runner import SimCluster
-
-    cluster = SimCluster(tmp_path / "sim").start()
+def sim(make_sim: Callable[..., Any]) -> Any:
+    cluster = make_sim()
     store = cluster.store
     store.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})
     store.apply(
@@ -81,10 +89,7 @@ def sim(tmp_path: Path) -> Any:
             "lastTimestamp": "2027-01-15T08:00:00Z",
         }
     )
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+    return cluster
 
 
 def incident_engine() -> Any:
@@ -101,14 +106,15 @@ def live_app(tmp_path: Path, sim: Any, context: str = "sim-admin") -> Any:
     return app
 
 
-async def open_view(pilot: Any, app: Any, typed: str) -> ResourceScreen:
-    await pilot.press("colon")
-    await wait_for(pilot, lambda: isinstance(app.screen, ResourcePromptScreen))
-    await pilot.press(*typed, "enter")
-    await wait_for(pilot, lambda: isinstance(app.screen, ResourceScreen))
-    screen = app.screen
-    await wait_for(pilot, lambda: screen.listing is not None, timeout=15)
-    return screen
+def select_row(screen: ResourceScreen, name: str) -> None:
+    screen.table.move_cursor(next(i for i, r in enumerate(screen.table.rows) if r.name == name))
+
+
+async def open_logs(pilot: Any, app: Any) -> PodLogsScreen:
+    """`L`, and the logs screen it opens."""
+    await pilot.press("L")
+    await wait_for(pilot, lambda: isinstance(app.screen, PodLogsScreen))
+    return app.screen
 
 
 async def test_colon_completes_with_tab_and_opens_the_pods_table(tmp_path: Path, sim: Any):
@@ -228,9 +234,7 @@ async def test_d_describes_the_row_redacted_with_its_events(tmp_path: Path, sim:
     app = live_app(tmp_path, sim)
     async with app.run_test(size=(160, 45)) as pilot:
         screen = await open_view(pilot, app, "pods")
-        screen.table.move_cursor(
-            next(i for i, r in enumerate(screen.table.rows) if r.name == "web-1")
-        )
+        select_row(screen, "web-1")
         await pilot.press("d")
         await wait_for(pilot, lambda: isinstance(app.screen, DescribeScreen))
         describe = app.screen
@@ -277,9 +281,7 @@ async def test_hostile_markup_and_escapes_in_objects_stay_text(tmp_path: Path, s
 async def test_L_follows_the_pod_log_and_new_lines_arrive(tmp_path: Path, sim: Any):
     app = live_app(tmp_path, sim)
     async with app.run_test(size=(160, 45)) as pilot:
-        await pilot.press("L")
-        await wait_for(pilot, lambda: isinstance(app.screen, PodLogsScreen))
-        logs = app.screen
+        logs = await open_logs(pilot, app)
         await wait_for(pilot, lambda: "GET /cart 200" in logs.view.text(), timeout=15)
         assert logs.container == "web" and not logs.previous
         sim.store.append_log("shop", "web-1", "web", "a line written while following")
@@ -318,9 +320,7 @@ async def test_log_search_highlights_and_steps_through_matches(tmp_path: Path, s
         )
     app = live_app(tmp_path, sim)
     async with app.run_test(size=(120, 30)) as pilot:
-        await pilot.press("L")
-        await wait_for(pilot, lambda: isinstance(app.screen, PodLogsScreen))
-        logs = app.screen
+        logs = await open_logs(pilot, app)
         await wait_for(pilot, lambda: "request 49" in logs.view.text(), timeout=15)
         await pilot.press("g", "slash", *"error", "enter")
         view = logs.view
@@ -336,9 +336,7 @@ async def test_log_search_highlights_and_steps_through_matches(tmp_path: Path, s
 async def test_log_stream_that_ends_is_said_and_r_reopens(tmp_path: Path, sim: Any):
     app = live_app(tmp_path, sim)
     async with app.run_test(size=(120, 30)) as pilot:
-        await pilot.press("L")
-        await wait_for(pilot, lambda: isinstance(app.screen, PodLogsScreen))
-        logs = app.screen
+        logs = await open_logs(pilot, app)
         await wait_for(pilot, lambda: "GET /cart 200" in logs.view.text(), timeout=15)
         await wait_for(pilot, lambda: logs.follower.opened.is_set())
         sim.store.restart_container("shop", "web-1", "web")
@@ -352,9 +350,7 @@ async def test_logs_of_a_pod_that_is_gone_say_so(tmp_path: Path, sim: Any):
     app = live_app(tmp_path, sim)
     async with app.run_test(size=(120, 30)) as pilot:
         sim.store.delete("v1", "Pod", "shop", "web-1")
-        await pilot.press("L")
-        await wait_for(pilot, lambda: isinstance(app.screen, PodLogsScreen))
-        logs = app.screen
+        logs = await open_logs(pilot, app)
         await wait_for(pilot, lambda: "not found (404)" in logs.status_text, timeout=15)
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))
@@ -370,9 +366,7 @@ async def test_hostile_log_lines_stay_text_and_secrets_hidden(tmp_path: Path, si
         sim.store.append_log("shop", "web-1", "web", payload)
     app = live_app(tmp_path, sim)
     async with app.run_test(size=(160, 45)) as pilot:
-        await pilot.press("L")
-        await wait_for(pilot, lambda: isinstance(app.screen, PodLogsScreen))
-        logs = app.screen
+        logs = await open_logs(pilot, app)
         await wait_for(pilot, lambda: "Authorization" in logs.view.text(), timeout=15)
         text = logs.view.text()
         assert "[bold red]x[/]" in text
@@ -388,9 +382,7 @@ async def test_hostile_one_megabyte_log_line_is_cut_not_kept(tmp_path: Path, sim
     sim.store.append_log("shop", "web-1", "web", "after the long line")
     app = live_app(tmp_path, sim)
     async with app.run_test(size=(120, 30)) as pilot:
-        await pilot.press("L")
-        await wait_for(pilot, lambda: isinstance(app.screen, PodLogsScreen))
-        logs = app.screen
+        logs = await open_logs(pilot, app)
         await wait_for(pilot, lambda: "after the long line" in logs.view.text(), timeout=20)
         long_line = next(line for line in logs.view.lines if line.startswith("AAAA"))
         assert len(long_line) < 20_000
@@ -400,9 +392,7 @@ async def test_hostile_one_megabyte_log_line_is_cut_not_kept(tmp_path: Path, sim
 async def test_hostile_hundred_thousand_log_lines_keep_a_bounded_ring(tmp_path: Path, sim: Any):
     app = live_app(tmp_path, sim)
     async with app.run_test(size=(120, 30)) as pilot:
-        await pilot.press("L")
-        await wait_for(pilot, lambda: isinstance(app.screen, PodLogsScreen))
-        logs = app.screen
+        logs = await open_logs(pilot, app)
         await wait_for(pilot, lambda: "GET /cart 200" in logs.view.text(), timeout=15)
         for i in range(100_000):
             sim.store.append_log("shop", "web-1", "web", f"flood {i}")
@@ -546,9 +536,7 @@ async def test_L_is_offered_only_in_views_of_pods_and_says_why_elsewhere(tmp_pat
 async def test_previous_log_is_not_said_to_be_followed(tmp_path: Path, sim: Any):
     app = live_app(tmp_path, sim)
     async with app.run_test(size=(160, 45)) as pilot:
-        await pilot.press("L")
-        await wait_for(pilot, lambda: isinstance(app.screen, PodLogsScreen))
-        logs = app.screen
+        logs = await open_logs(pilot, app)
         await wait_for(pilot, lambda: "GET /cart 200" in logs.view.text(), timeout=15)
         await pilot.press("p")
         await wait_for(pilot, lambda: "previous run line 2" in logs.view.text(), timeout=15)
@@ -570,12 +558,8 @@ async def test_c_with_one_container_says_so(tmp_path: Path, sim: Any):
     app = live_app(tmp_path, sim)
     async with app.run_test(size=(160, 45)) as pilot:
         screen = await open_view(pilot, app, "pods")
-        screen.table.move_cursor(
-            next(i for i, r in enumerate(screen.table.rows) if r.name == "solo-1")
-        )
-        await pilot.press("L")
-        await wait_for(pilot, lambda: isinstance(app.screen, PodLogsScreen))
-        logs = app.screen
+        select_row(screen, "solo-1")
+        logs = await open_logs(pilot, app)
         await wait_for(pilot, lambda: bool(logs.containers), timeout=15)
         await pilot.press("c")
         assert not isinstance(app.screen, ContainerChoice)

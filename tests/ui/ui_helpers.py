@@ -15,6 +15,7 @@ from textual.pilot import Pilot
 from ktriage.core.model import Attack, EntityKind, Event, Severity, entity
 from ktriage.engine import Engine
 from ktriage.ui.app import KtriageApp
+from ktriage.ui.screens.resource import ResourcePromptScreen, ResourceScreen
 from ktriage.ui.widgets.row_list import RowList
 
 REPO = Path(__file__).resolve().parents[2]
@@ -189,3 +190,14 @@ def notices(app: KtriageApp) -> list[Any]:
     if screen is not None and screen.is_mounted:
         out.extend(screen.notice.history)
     return out
+
+
+async def open_view(pilot: Any, app: Any, typed: str) -> ResourceScreen:
+    """`:` then `typed` and enter: the resource view that opens, once it has read."""
+    await pilot.press("colon")
+    await wait_for(pilot, lambda: isinstance(app.screen, ResourcePromptScreen))
+    await pilot.press(*typed, "enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, ResourceScreen))
+    screen = app.screen
+    await wait_for(pilot, lambda: screen.listing is not None, timeout=15)
+    return screen

@@ -91,24 +91,25 @@ def not_supported(field: str, value: Any, supported: list[str]) -> Cause:
 
 
 def dns_label(field: str, value: Any) -> list[Cause]:
-    if not isinstance(value, str):
-        return [invalid(field, value, DNS_LABEL_MESSAGE)]
-    out = []
-    if len(value) > 63:
-        out.append(invalid(field, value, "must be no more than 63 characters"))
-    if not DNS_LABEL_RE.match(value):
-        out.append(invalid(field, value, DNS_LABEL_MESSAGE))
-    return out
+    return _dns_name(field, value, 63, DNS_LABEL_RE, DNS_LABEL_MESSAGE)
 
 
 def dns_subdomain(field: str, value: Any) -> list[Cause]:
+    return _dns_name(field, value, 253, DNS_SUBDOMAIN_RE, DNS_SUBDOMAIN_MESSAGE)
+
+
+def _dns_name(
+    field: str, value: Any, longest: int, pattern: re.Pattern[str], message: str
+) -> list[Cause]:
+    """A DNS label or subdomain: a string of at most `longest` characters that `pattern`
+    matches (kube-apiserver reports both problems when both apply)."""
     if not isinstance(value, str):
-        return [invalid(field, value, DNS_SUBDOMAIN_MESSAGE)]
+        return [invalid(field, value, message)]
     out = []
-    if len(value) > 253:
-        out.append(invalid(field, value, "must be no more than 253 characters"))
-    if not DNS_SUBDOMAIN_RE.match(value):
-        out.append(invalid(field, value, DNS_SUBDOMAIN_MESSAGE))
+    if len(value) > longest:
+        out.append(invalid(field, value, f"must be no more than {longest} characters"))
+    if not pattern.match(value):
+        out.append(invalid(field, value, message))
     return out
 
 

@@ -170,6 +170,29 @@ def _sc(obj: dict) -> dict:
     return sc if isinstance(sc, dict) else {}
 
 
+def _named(spec: dict, test: Callable[[dict], bool]) -> list[str]:
+    """The names of the pod's containers that `test` picks out."""
+    return [c.get("name", "") for c in _containers(spec) if test(c)]
+
+
+def _offending(spec: dict, items_of: Callable[[dict], list[str]]) -> tuple[list[str], list[str]]:
+    """The names of the containers with offending items (`items_of(container)`), and
+    those items in the order found."""
+    names: list[str] = []
+    items: list[str] = []
+    for c in _containers(spec):
+        found = items_of(c)
+        if found:
+            names.append(c.get("name", ""))
+            items.extend(found)
+    return names, items
+
+
+def _capabilities(container: dict, change: str) -> list[str]:
+    """The capabilities a container adds or drops (`change`), as strings."""
+    return [str(a) for a in (_sc(container).get("capabilities") or {}).get(change) or []]
+
+
 def _quoted(names: list[str]) -> str:
     return ", ".join(f'"{n}"' for n in names)
 
@@ -192,24 +215,20 @@ def _host_namespaces(spec: dict) -> str:
 
 
 def _privileged(spec: dict) -> str:
-    names = [c.get("name", "") for c in _containers(spec) if _sc(c).get("privileged") is True]
+    names = _named(spec, lambda c: _sc(c).get("privileged") is True)
     if not names:
         return ""
     return f"privileged ({_must(names, 'not set securityContext.privileged=true')})"
 
 
 def _capabilities_baseline(spec: dict) -> str:
-    names, caps = [], []
-    for c in _containers(spec):
-        added = (_sc(c).get("capabilities") or {}).get("add") or []
-        bad = [str(a) for a in added if str(a) not in BASELINE_CAPABILITIES]
-        if bad:
-            names.append(c.get("name", ""))
-            caps.extend(a for a in bad if a not in caps)
+    names, caps = _offending(
+        spec, lambda c: [a for a in _capabilities(c, "add") if a not in BASELINE_CAPABILITIES]
+    )
     if not names:
         return ""
     return (
-        f"non-default capabilities ({_must(names, 'not include')} {_quoted(sorted(caps))} in "
+        f"non-default capabilities ({_must(names, 'not include')} {_quoted(sorted(set(caps)))} in "
         "securityContext.capabilities.add)"
     )
 
@@ -226,16 +245,14 @@ def _host_path(spec: dict) -> str:
 
 
 def _host_ports(spec: dict) -> str:
-    names, ports = [], []
-    for c in _containers(spec):
-        used = [
+    names, ports = _offending(
+        spec,
+        lambda c: [
             str(p.get("hostPort"))
             for p in c.get("ports") or []
             if isinstance(p, dict) and p.get("hostPort")
-        ]
-        if used:
-            names.append(c.get("name", ""))
-            ports.extend(used)
+        ],
+    )
     if not names:
         return ""
     uses = "uses" if len(names) == 1 else "use"
@@ -247,11 +264,7 @@ def _seccomp_baseline(spec: dict) -> str:
     bad = []
     if (_sc(spec).get("seccompProfile") or {}).get("type") == "Unconfined":
         bad.append("pod")
-    names = [
-        c.get("name", "")
-        for c in _containers(spec)
-        if (_sc(c).get("seccompProfile") or {}).get("type") == "Unconfined"
-    ]
+    names = _named(spec, lambda c: (_sc(c).get("seccompProfile") or {}).get("type") == "Unconfined")
     if not bad and not names:
         return ""
     parts = []
@@ -281,11 +294,7 @@ SAFE_SYSCTLS = frozenset(
 
 
 def _proc_mount(spec: dict) -> str:
-    names = [
-        c.get("name", "")
-        for c in _containers(spec)
-        if _sc(c).get("procMount") not in (None, "Default")
-    ]
+    names = _named(spec, lambda c: _sc(c).get("procMount") not in (None, "Default"))
     if not names:
         return ""
     return f'procMount ({_must(names, "not set")} securityContext.procMount to "Unmasked")'
@@ -304,11 +313,7 @@ def _sysctls(spec: dict) -> str:
 
 
 def _allow_privilege_escalation(spec: dict) -> str:
-    names = [
-        c.get("name", "")
-        for c in _containers(spec)
-        if _sc(c).get("allowPrivilegeEscalation") is not False
-    ]
+    names = _named(spec, lambda c: _sc(c).get("allowPrivilegeEscalation") is not False)
     if not names:
         return ""
     return (
@@ -318,21 +323,21 @@ def _allow_privilege_escalation(spec: dict) -> str:
 
 
 def _capabilities_restricted(spec: dict) -> str:
-    no_drop, bad_add, caps = [], [], []
-    for c in _containers(spec):
-        cap = _sc(c).get("capabilities") or {}
-        if "ALL" not in [str(d) for d in cap.get("drop") or []]:
-            no_drop.append(c.get("name", ""))
-        extra = [str(a) for a in cap.get("add") or [] if str(a) != "NET_BIND_SERVICE"]
-        if extra:
-            bad_add.append(c.get("name", ""))
-            caps.extend(a for a in extra if a not in caps)
+    no_drop = _named(
+        spec,
+        lambda c: (
+            "ALL" not in [str(d) for d in (_sc(c).get("capabilities") or {}).get("drop") or []]
+        ),
+    )
+    bad_add, caps = _offending(
+        spec, lambda c: [a for a in _capabilities(c, "add") if a != "NET_BIND_SERVICE"]
+    )
     parts = []
     if no_drop:
         parts.append(f'{_must(no_drop, "set")} securityContext.capabilities.drop=["ALL"]')
     if bad_add:
         parts.append(
-            f"{_must(bad_add, 'not include')} {_quoted(sorted(caps))} in "
+            f"{_must(bad_add, 'not include')} {_quoted(sorted(set(caps)))} in "
             "securityContext.capabilities.add"
         )
     return f"unrestricted capabilities ({'; '.join(parts)})" if parts else ""
@@ -381,7 +386,7 @@ def _run_as_user(spec: dict) -> str:
     parts = []
     if _sc(spec).get("runAsUser") == 0:
         parts.append("pod must not set runAsUser=0")
-    names = [c.get("name", "") for c in _containers(spec) if _sc(c).get("runAsUser") == 0]
+    names = _named(spec, lambda c: _sc(c).get("runAsUser") == 0)
     if names:
         parts.append(f"{_must(names, 'not set')} runAsUser=0")
     return f"runAsUser=0 ({'; '.join(parts)})" if parts else ""

@@ -8,40 +8,10 @@ import asyncio
 from typing import Any
 
 from ktriage.sim.controllers.watching import StoreWatcher
+from ktriage.sim.controllers.workloads import selector_matches
 from ktriage.sim.storage.store import Change, ClusterStore
 
 RBAC = "rbac.authorization.k8s.io/v1"
-
-
-def selector_matches(selector: Any, labels: dict[str, str]) -> bool:
-    """A LabelSelector (matchLabels and matchExpressions); an empty one matches nothing
-    here, as the controller skips empty selectors."""
-    if not isinstance(selector, dict):
-        return False
-    match_labels = selector.get("matchLabels") or {}
-    expressions = selector.get("matchExpressions") or []
-    if not match_labels and not expressions:
-        return False
-    if not isinstance(match_labels, dict) or not isinstance(expressions, list):
-        return False
-    if any(labels.get(k) != v for k, v in match_labels.items()):
-        return False
-    for expr in expressions:
-        if not isinstance(expr, dict):
-            return False
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        has = key in labels
-        if op == "In" and not (has and labels[key] in values):
-            return False
-        if op == "NotIn" and has and labels[key] in values:
-            return False
-        if op == "Exists" and not has:
-            return False
-        if op == "DoesNotExist" and has:
-            return False
-        if op not in ("In", "NotIn", "Exists", "DoesNotExist"):
-            return False
-    return True
 
 
 def aggregated_rules(role: dict, all_roles: list[dict]) -> list[dict]:

@@ -105,10 +105,10 @@ class CronJobController(Controller):
             self.manager.enqueue(self, (*CRONJOB, ns, ref.get("name", "")))
 
     def reconcile(self, key: ObjKey) -> None:
-        _, _, ns, name = key
-        cj = self.store.peek(*CRONJOB, ns, name)
-        if cj is None or w.terminating(cj) or not self.manager.is_managed(cj):
+        cj = w.driven(self, CRONJOB, key)
+        if cj is None:
             return
+        ns = key[2]
         spec = cj.get("spec") or {}
         jobs = [j for j in self.store.snapshot(*JOB, ns)[0] if w.owned_by(j, cj)]
         self._status(cj, jobs)

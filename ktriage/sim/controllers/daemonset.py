@@ -15,25 +15,16 @@ class DaemonSetController(Controller):
     kinds = (DS, ("v1", "Pod"), ("v1", "Node"))
 
     def observe(self, change: Change, from_api: bool) -> None:
-        obj = change.obj
-        if change.kind == "DaemonSet":
-            w.mark_managed(self.manager, change, from_api)
-            if change.type != "DELETED":
-                self.manager.enqueue(self, key_of(obj))
-        elif change.kind == "Node":
+        if change.kind == "Node":
             for ds in self.store.snapshot(*DS)[0]:
                 self.manager.enqueue(self, key_of(ds))
         else:
-            for o in (obj, change.old):
-                ref = w.controller_ref(o) if o else None
-                if ref is not None and ref.get("kind") == "DaemonSet":
-                    ns = obj["metadata"].get("namespace", "")
-                    self.manager.enqueue(self, (*DS, ns, ref.get("name", "")))
+            w.observe_workload(self, change, from_api, DS)
 
     def reconcile(self, key: ObjKey) -> None:
         _, _, ns, name = key
-        ds = self.store.peek(*DS, ns, name)
-        if ds is None or w.terminating(ds) or not self.manager.is_managed(ds):
+        ds = w.driven(self, DS, key)
+        if ds is None:
             return
         template = (ds.get("spec") or {}).get("template") or {}
         revision = w.template_hash(w.without_hash(template))

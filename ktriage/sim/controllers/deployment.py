@@ -32,27 +32,13 @@ class DeploymentController(Controller):
     kinds = (DEPLOY, RS)
 
     def observe(self, change: Change, from_api: bool) -> None:
-        obj = change.obj
-        if change.kind == "Deployment":
-            if from_api and change.type == "ADDED":
-                self.manager.managed.add(obj["metadata"]["uid"])
-            elif from_api and change.type == "MODIFIED":
-                if change.old is None or obj.get("spec") != change.old.get("spec"):
-                    self.manager.managed.add(obj["metadata"]["uid"])
-            if change.type != "DELETED":
-                self.manager.enqueue(self, key_of(obj))
-            return
-        ns = obj["metadata"].get("namespace", "")
-        for o in (obj, change.old):
-            ref = w.controller_ref(o) if o else None
-            if ref is not None and ref.get("kind") == "Deployment":
-                self.manager.enqueue(self, (*DEPLOY, ns, ref.get("name", "")))
+        w.observe_workload(self, change, from_api, DEPLOY)
 
     def reconcile(self, key: ObjKey) -> None:
-        _, _, ns, name = key
-        dep = self.store.peek(*DEPLOY, ns, name)
-        if dep is None or w.terminating(dep) or not self.manager.is_managed(dep):
+        dep = w.driven(self, DEPLOY, key)
+        if dep is None:
             return
+        ns = key[2]
         spec = dep.get("spec") or {}
         template = spec.get("template") or {}
         uid = dep["metadata"]["uid"]

@@ -4,35 +4,15 @@ decision the API server takes with it."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 from typing import Any
 
+from ktriage.sim.controllers.watching import wake_on_changes
+from ktriage.sim.controllers.workloads import selector_matches
 from ktriage.sim.timefmt import rfc3339
 
 PDB_VERSION = "policy/v1"
 BLOCKED_MESSAGE = "Cannot evict pod as it would violate the pod's disruption budget."
-
-
-def selector_matches(selector: Any, labels: dict) -> bool:
-    """A LabelSelector against labels; an empty selector matches every pod (policy/v1)."""
-    if not isinstance(selector, dict):
-        return False
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op = expr.get("key"), expr.get("operator")
-        values = expr.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
 
 
 def pod_healthy(pod: dict) -> bool:
@@ -64,7 +44,9 @@ def budget_status(pdb: dict, pods: list[dict], now: float) -> dict:
     matching = [
         p
         for p in pods
-        if selector_matches(spec.get("selector"), (p.get("metadata") or {}).get("labels") or {})
+        if selector_matches(
+            spec.get("selector"), (p.get("metadata") or {}).get("labels"), empty_matches=True
+        )
     ]
     expected = len(matching)
     healthy = sum(1 for p in matching if pod_healthy(p))
@@ -140,7 +122,7 @@ def eviction_blocker(store: Any, clock: Any, pod: dict) -> tuple[int, str, list[
     budgets = [
         b
         for b in store.list_objs(PDB_VERSION, "PodDisruptionBudget", meta.get("namespace"))
-        if selector_matches((b.get("spec") or {}).get("selector"), labels)
+        if selector_matches((b.get("spec") or {}).get("selector"), labels, empty_matches=True)
     ]
     if not budgets:
         return None
@@ -169,22 +151,9 @@ def eviction_blocker(store: Any, clock: Any, pod: dict) -> tuple[int, str, list[
 
 async def run(store: Any, clock: Any) -> None:
     """Recompute budgets whenever a pod or a budget changes."""
-    loop = asyncio.get_running_loop()
-    wake = asyncio.Event()
-
-    def changed(_change: Any) -> None:
-        try:
-            loop.call_soon_threadsafe(wake.set)
-        except RuntimeError:  # the loop is closing
-            pass
-
-    _, stop_pods = store.watch("v1", "Pod", None, changed)
-    _, stop_pdbs = store.watch(PDB_VERSION, "PodDisruptionBudget", None, changed)
-    try:
+    types = [("v1", "Pod"), (PDB_VERSION, "PodDisruptionBudget")]
+    with wake_on_changes(store, types) as wake:
         while True:
             await wake.wait()
             wake.clear()
             refresh(store, clock)
-    finally:
-        stop_pods()
-        stop_pdbs()

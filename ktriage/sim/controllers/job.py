@@ -29,17 +29,13 @@ class JobController(Controller):
             if change.type != "DELETED":
                 self.manager.enqueue(self, key_of(obj))
             return
-        for o in (obj, change.old):
-            ref = w.controller_ref(o) if o else None
-            if ref is not None and ref.get("kind") == "Job":
-                ns = obj["metadata"].get("namespace", "")
-                self.manager.enqueue(self, (*JOB, ns, ref.get("name", "")))
+        w.enqueue_owner(self, change, JOB)
 
     def reconcile(self, key: ObjKey) -> None:
-        _, _, ns, name = key
-        job = self.store.peek(*JOB, ns, name)
-        if job is None or w.terminating(job) or not self.manager.is_managed(job):
+        job = w.driven(self, JOB, key)
+        if job is None:
             return
+        name = key[3]
         if _finished(job):
             return
         spec = job.get("spec") or {}

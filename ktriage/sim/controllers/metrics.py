@@ -9,6 +9,7 @@ import hashlib
 import re
 from typing import Any
 
+from ktriage.sim.controllers.watching import wake_on_changes
 from ktriage.sim.timefmt import rfc3339
 
 VERSION = "metrics.k8s.io/v1beta1"
@@ -150,24 +151,10 @@ def refresh(store: Any, clock: Any) -> None:
 
 async def run(store: Any, clock: Any) -> None:
     """Refresh on every pod or node change (what a scrape would see)."""
-    loop = asyncio.get_running_loop()
-    wake = asyncio.Event()
-    wake.set()
-
-    def changed(_change: Any) -> None:
-        try:
-            loop.call_soon_threadsafe(wake.set)
-        except RuntimeError:  # the loop is closing
-            pass
-
-    _, stop_pods = store.watch("v1", "Pod", None, changed)
-    _, stop_nodes = store.watch("v1", "Node", None, changed)
-    try:
+    with wake_on_changes(store, [("v1", "Pod"), ("v1", "Node")]) as wake:
+        wake.set()
         while True:
             await wake.wait()
             wake.clear()
             refresh(store, clock)
             await asyncio.sleep(0.05)  # let a burst of changes settle into one refresh
-    finally:
-        stop_pods()
-        stop_nodes()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from ktriage.sim.controllers.watching import wake_on_changes
 from ktriage.sim.timefmt import rfc3339_micro
 
 NAMESPACE = "kube-node-lease"
@@ -58,18 +59,7 @@ def renew(store: Any, clock: Any) -> None:
 
 async def run(store: Any, clock: Any) -> None:
     """Renew every RENEW_SECONDS, and at once when a node appears."""
-    loop = asyncio.get_running_loop()
-    wake = asyncio.Event()
-
-    def changed(change: Any) -> None:
-        if change.type == "ADDED":
-            try:
-                loop.call_soon_threadsafe(wake.set)
-            except RuntimeError:  # the loop is closing
-                pass
-
-    _, stop = store.watch("v1", "Node", None, changed)
-    try:
+    with wake_on_changes(store, [("v1", "Node")], lambda change: change.type == "ADDED") as wake:
         while True:
             wake.clear()
             renew(store, clock)
@@ -80,5 +70,3 @@ async def run(store: Any, clock: Any) -> None:
             finally:
                 timer.cancel()
                 woken.cancel()
-    finally:
-        stop()

@@ -71,10 +71,10 @@ class ReplicaSetController(Controller):
         self.store.mutate("v1", "Pod", meta.get("namespace"), meta["name"], drop)
 
     def reconcile(self, key: ObjKey) -> None:
-        _, _, ns, name = key
-        rs = self.store.peek(*RS, ns, name)
-        if rs is None or w.terminating(rs) or not self.manager.is_managed(rs):
+        rs = w.driven(self, RS, key)
+        if rs is None:
             return
+        ns = key[2]
         spec = rs.get("spec") or {}
         selector = spec.get("selector")
         uid = rs["metadata"]["uid"]

@@ -3,7 +3,6 @@ signers gets a certificate from the cluster's CA in `status.certificate`."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 from typing import Any
@@ -11,6 +10,8 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from ktriage.sim.controllers.watching import wake_on_changes
 
 CSR_VERSION = "certificates.k8s.io/v1"
 SIGNERS = frozenset(
@@ -73,17 +74,7 @@ def sign(csr: dict, ca_pem: bytes, ca_key_pem: bytes, now: float) -> str | None:
 
 
 async def run(store: Any, clock: Any, ca_pem: bytes, ca_key_pem: bytes) -> None:
-    loop = asyncio.get_running_loop()
-    wake = asyncio.Event()
-
-    def changed(_change: Any) -> None:
-        try:
-            loop.call_soon_threadsafe(wake.set)
-        except RuntimeError:  # the loop is closing
-            pass
-
-    _, stop = store.watch(CSR_VERSION, "CertificateSigningRequest", None, changed)
-    try:
+    with wake_on_changes(store, [(CSR_VERSION, "CertificateSigningRequest")]) as wake:
         while True:
             await wake.wait()
             wake.clear()
@@ -103,5 +94,3 @@ async def run(store: Any, clock: Any, ca_pem: bytes, ca_key_pem: bytes) -> None:
                     )
                 except KeyError:
                     continue
-    finally:
-        stop()

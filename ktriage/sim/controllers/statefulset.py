@@ -5,7 +5,7 @@ name, and updated one at a time from the highest ordinal when the template chang
 from __future__ import annotations
 
 from ktriage.sim.controllers import workloads as w
-from ktriage.sim.controllers.manager import Controller, ObjKey, key_of
+from ktriage.sim.controllers.manager import Controller, ObjKey
 from ktriage.sim.storage.store import Change
 
 STS = ("apps/v1", "StatefulSet")
@@ -16,22 +16,12 @@ class StatefulSetController(Controller):
     kinds = (STS, ("v1", "Pod"))
 
     def observe(self, change: Change, from_api: bool) -> None:
-        obj = change.obj
-        if change.kind == "StatefulSet":
-            w.mark_managed(self.manager, change, from_api)
-            if change.type != "DELETED":
-                self.manager.enqueue(self, key_of(obj))
-            return
-        for o in (obj, change.old):
-            ref = w.controller_ref(o) if o else None
-            if ref is not None and ref.get("kind") == "StatefulSet":
-                ns = obj["metadata"].get("namespace", "")
-                self.manager.enqueue(self, (*STS, ns, ref.get("name", "")))
+        w.observe_workload(self, change, from_api, STS)
 
     def reconcile(self, key: ObjKey) -> None:
         _, _, ns, name = key
-        sts = self.store.peek(*STS, ns, name)
-        if sts is None or w.terminating(sts) or not self.manager.is_managed(sts):
+        sts = w.driven(self, STS, key)
+        if sts is None:
             return
         spec = sts.get("spec") or {}
         want = int(spec.get("replicas", 1))

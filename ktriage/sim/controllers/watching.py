@@ -4,7 +4,8 @@ the event loop, so a controller never writes from inside another write's listene
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from ktriage.sim.storage.store import Change, ClusterStore
 
@@ -43,3 +44,25 @@ class StoreWatcher:
             self._loop.call_soon_threadsafe(self._on_change, change)
         except RuntimeError:  # the loop closed in between: the cluster is stopping
             pass
+
+
+@contextmanager
+def wake_on_changes(
+    store: ClusterStore,
+    types: list[tuple[str, str]],
+    wanted: Callable[[Change], bool] = lambda _change: True,
+) -> Iterator[asyncio.Event]:
+    """An event set on the running loop at every `wanted` change of the given types,
+    for a controller that recomputes everything when woken; unsubscribed on exit."""
+    wake = asyncio.Event()
+
+    def on_change(change: Change) -> None:
+        if wanted(change):
+            wake.set()
+
+    watcher = StoreWatcher(store, asyncio.get_running_loop(), types, on_change)
+    watcher.start()
+    try:
+        yield wake
+    finally:
+        watcher.stop()

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import random
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from ktriage.sim.controllers import podstatus
+from ktriage.sim.controllers.manager import key_of
 from ktriage.sim.names import NAME_ALPHABET, safe_encode
-from ktriage.sim.storage.store import AlreadyExists, ClusterStore, deep_copy
+from ktriage.sim.storage.store import AlreadyExists, Change, ClusterStore, deep_copy
+
+if TYPE_CHECKING:
+    from ktriage.sim.controllers.manager import Controller, ObjKey
 
 TEMPLATE_HASH_LABEL = "pod-template-hash"
 # Pods a controller creates in one pass, as kube-controller-manager's burstReplicas: a
@@ -17,10 +22,12 @@ TEMPLATE_HASH_LABEL = "pod-template-hash"
 BURST = 100
 
 
-def selector_matches(selector: dict | None, labels: dict | None) -> bool:
-    """A LabelSelector (matchLabels + matchExpressions); an empty one matches nothing
-    here, as controllers refuse to act on it."""
-    if not isinstance(selector, dict) or not selector:
+def selector_matches(selector: Any, labels: Any, *, empty_matches: bool = False) -> bool:
+    """A LabelSelector (matchLabels and matchExpressions) against labels. An empty
+    selector matches nothing for the workload controllers and role aggregation (they
+    refuse to act on one) and every pod for a PodDisruptionBudget (policy/v1): say so
+    with `empty_matches`. A malformed selector or an unknown operator matches nothing."""
+    if not isinstance(selector, dict):
         return False
     labels = labels if isinstance(labels, dict) else {}
     match_labels = selector.get("matchLabels") or {}
@@ -28,20 +35,23 @@ def selector_matches(selector: dict | None, labels: dict | None) -> bool:
     if not isinstance(match_labels, dict) or not isinstance(expressions, list):
         return False
     if not match_labels and not expressions:
-        return False
+        return empty_matches
     if any(labels.get(k) != v for k, v in match_labels.items()):
         return False
     for expr in expressions:
         if not isinstance(expr, dict):
             return False
         key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        if op == "In" and labels.get(key) not in values:
+        has = key in labels
+        if op == "In" and not (has and labels[key] in values):
             return False
-        if op == "NotIn" and key in labels and labels[key] in values:
+        if op == "NotIn" and has and labels[key] in values:
             return False
-        if op == "Exists" and key not in labels:
+        if op == "Exists" and not has:
             return False
-        if op == "DoesNotExist" and key in labels:
+        if op == "DoesNotExist" and has:
+            return False
+        if op not in ("In", "NotIn", "Exists", "DoesNotExist"):
             return False
     return True
 
@@ -180,6 +190,41 @@ def mark_managed(manager: object, change: object, from_api: bool) -> None:
     old = change.old  # type: ignore[attr-defined]
     if old is None or obj.get("spec") != old.get("spec"):
         manager.managed.add(obj["metadata"]["uid"])  # type: ignore[attr-defined]
+
+
+def observe_workload(
+    controller: Controller, change: Change, from_api: bool, workload: tuple[str, str]
+) -> None:
+    """What a workload controller does with a change: its own `workload` type is managed
+    from now on when a client made or respecified it (`mark_managed`) and queued unless
+    deleted; for a dependent (a pod, a ReplicaSet) the workload controlling it is queued."""
+    if change.kind != workload[1]:
+        enqueue_owner(controller, change, workload)
+        return
+    mark_managed(controller.manager, change, from_api)
+    if change.type != "DELETED":
+        controller.manager.enqueue(controller, key_of(change.obj))
+
+
+def enqueue_owner(controller: Controller, change: Change, owner: tuple[str, str]) -> None:
+    """Queue the `owner` type (apiVersion, kind) object controlling the changed object,
+    before or after the change (a pod released by its owner is news to that owner)."""
+    obj = change.obj
+    ns = obj["metadata"].get("namespace", "")
+    for o in (obj, change.old):
+        ref = controller_ref(o) if o else None
+        if ref is not None and ref.get("kind") == owner[1]:
+            controller.manager.enqueue(controller, (*owner, ns, ref.get("name", "")))
+
+
+def driven(controller: Controller, workload: tuple[str, str], key: ObjKey) -> dict | None:
+    """The `workload` type object `key` names if its controller drives it now: it
+    exists, is not being deleted and is managed (see `mark_managed`)."""
+    _, _, ns, name = key
+    obj = controller.store.peek(*workload, ns, name)
+    if obj is None or terminating(obj) or not controller.manager.is_managed(obj):
+        return None
+    return obj
 
 
 def write_status(store: ClusterStore, obj: dict, status: dict) -> None:

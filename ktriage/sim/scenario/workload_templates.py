@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ktriage.sim.controllers.workloads import owner_reference
 from ktriage.sim.scenario.templates import (
     CONTAINER_KEYS,
     DEFAULT_TOLERATIONS,
@@ -221,16 +222,6 @@ class WorkloadTemplates:
             self.initial_logs.append((namespace, name, containers[0].name, text, ready_at))
         return pod
 
-    def _owner(self, obj: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "apiVersion": obj["apiVersion"],
-            "kind": obj["kind"],
-            "name": obj["metadata"]["name"],
-            "uid": obj["metadata"]["uid"],
-            "controller": True,
-            "blockOwnerDeletion": True,
-        }
-
     def t_pod(self, tpl: Template, now: float) -> list[dict[str, Any]]:
         """A bare pod (no controller)."""
         check_keys(tpl, (*WORKLOAD_KEYS, "restartPolicy", "phase"), "pod")
@@ -355,7 +346,7 @@ class WorkloadTemplates:
                     "deployment.kubernetes.io/max-replicas": str(replicas + max(1, replicas // 4)),
                     "deployment.kubernetes.io/revision": str(revision),
                 },
-                "ownerReferences": [self._owner(deployment)],
+                "ownerReferences": [owner_reference(deployment)],
                 "creationTimestamp": rfc3339(created),
             },
             "spec": {
@@ -388,7 +379,7 @@ class WorkloadTemplates:
             name=pod_name,
             namespace=namespace,
             labels=rs["spec"]["template"]["metadata"]["labels"],
-            owner=self._owner(rs),
+            owner=owner_reference(rs),
             node=self.place(tpl),
             created=created,
             containers=containers,
@@ -454,7 +445,7 @@ class WorkloadTemplates:
                     name=pod_name,
                     namespace=namespace,
                     labels=pod_labels,
-                    owner=self._owner(ds),
+                    owner=owner_reference(ds),
                     node=node,
                     created=created + 30 + node.index,
                     containers=containers,
@@ -515,7 +506,7 @@ class WorkloadTemplates:
             name=pod_name,
             namespace=namespace,
             labels=labels,
-            owner=self._owner(job),
+            owner=owner_reference(job),
             node=self.place(tpl),
             created=created + 0.5,
             containers=containers,

@@ -62,6 +62,17 @@ def api_group(name: str) -> dict[str, Any] | None:
     return {"kind": "APIGroup", "apiVersion": "v1", **_group(name)}
 
 
+def _names_and_categories(rt: ResourceType) -> dict[str, list[str]]:
+    """A resource's short names and categories, each only when it has some (both
+    discovery formats leave an empty list out)."""
+    out: dict[str, list[str]] = {}
+    if rt.short_names:
+        out["shortNames"] = list(rt.short_names)
+    if rt.categories:
+        out["categories"] = list(rt.categories)
+    return out
+
+
 def api_resource_list(group: str, version: str) -> dict[str, Any] | None:
     rts = resources_of(group, version)
     if not rts:
@@ -75,10 +86,7 @@ def api_resource_list(group: str, version: str) -> dict[str, Any] | None:
             "kind": rt.kind,
             "verbs": list(rt.verbs),
         }
-        if rt.short_names:
-            entry["shortNames"] = list(rt.short_names)
-        if rt.categories:
-            entry["categories"] = list(rt.categories)
+        entry.update(_names_and_categories(rt))
         if rt.stored:
             entry["storageVersionHash"] = _storage_hash(rt)
         resources.append(entry)
@@ -111,10 +119,7 @@ def _aggregated_resource(rt: ResourceType) -> dict[str, Any]:
         "singularResource": rt.singular,
         "verbs": list(rt.verbs),
     }
-    if rt.short_names:
-        entry["shortNames"] = list(rt.short_names)
-    if rt.categories:
-        entry["categories"] = list(rt.categories)
+    entry.update(_names_and_categories(rt))
     if rt.subresources:
         entry["subresources"] = [
             {

@@ -183,21 +183,10 @@ def _pointer(path: str) -> list[str]:
     return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
 
 
-def _parent(doc: Any, parts: list[str], path: str, op: str) -> tuple[Any, str]:
+def _walk(doc: Any, parts: list[str], path: str, op: str) -> Any:
+    """The value at `parts` below `doc` (`path` and `op` name it in the error)."""
     cur = doc
-    for part in parts[:-1]:
-        if isinstance(cur, dict) and part in cur:
-            cur = cur[part]
-        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
-            cur = cur[int(part)]
-        else:
-            raise PatchError(f'{op} operation does not apply: doc is missing path: "{path}"')
-    return cur, parts[-1]
-
-
-def _get(doc: Any, path: str, op: str) -> Any:
-    cur = doc
-    for part in _pointer(path):
+    for part in parts:
         if isinstance(cur, dict) and part in cur:
             cur = cur[part]
         elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
@@ -205,6 +194,14 @@ def _get(doc: Any, path: str, op: str) -> Any:
         else:
             raise PatchError(f'{op} operation does not apply: doc is missing path: "{path}"')
     return cur
+
+
+def _parent(doc: Any, parts: list[str], path: str, op: str) -> tuple[Any, str]:
+    return _walk(doc, parts[:-1], path, op), parts[-1]
+
+
+def _get(doc: Any, path: str, op: str) -> Any:
+    return _walk(doc, _pointer(path), path, op)
 
 
 def _add(doc: Any, path: str, value: Any, op: str = "add") -> Any:

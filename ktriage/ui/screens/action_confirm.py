@@ -26,7 +26,7 @@ from ktriage.actions.catalog import BY_NAME, IDENTITY, POD, UNDO_NAME
 from ktriage.actions.record import undo_words
 from ktriage.core.containment import ISOLATED
 from ktriage.core.text import clip, shown
-from ktriage.ui.screens.dialog import DialogScreen
+from ktriage.ui.screens.dialog import END_KEYS, LINE_KEYS, DialogScreen, ScrollKeys
 
 if TYPE_CHECKING:
     from ktriage.actions.service import ActionService
@@ -143,16 +143,14 @@ def in_cluster(cluster: str, title: str) -> str:
     return f"[{cluster_label(cluster)}] {title}" if cluster else title
 
 
-class ActionConfirmScreen(DialogScreen[Outcome | None]):
+class ActionConfirmScreen(DialogScreen[Outcome | None], ScrollKeys):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "confirm", "Apply"),
         Binding("escape", "cancel", "Cancel"),
-        Binding("j,down", "scroll(1)", "Down", show=False),
-        Binding("k,up", "scroll(-1)", "Up", show=False),
+        *LINE_KEYS,
         Binding("pagedown,space", "page(1)", "Page down", show=False),
         Binding("pageup", "page(-1)", "Page up", show=False),
-        Binding("g,home", "ends(0)", "Top", show=False),
-        Binding("G,end", "ends(1)", "Bottom", show=False),
+        *END_KEYS,
     ]
     DEFAULT_CSS = """
     ActionConfirmScreen #action-progress {
@@ -190,20 +188,6 @@ class ActionConfirmScreen(DialogScreen[Outcome | None]):
             yield Static(Text(""), id="action-progress")
             with VerticalScroll():
                 yield Static(plan_text(self.plan), id="action-plan")
-
-    def action_scroll(self, step: int) -> None:
-        self.query_one(VerticalScroll).scroll_relative(y=step, animate=False)
-
-    def action_page(self, direction: int) -> None:
-        view = self.query_one(VerticalScroll)
-        view.scroll_relative(y=direction * max(1, view.size.height - 1), animate=False)
-
-    def action_ends(self, bottom: int) -> None:
-        view = self.query_one(VerticalScroll)
-        if bottom:
-            view.scroll_end(animate=False)
-        else:
-            view.scroll_home(animate=False)
 
     def action_cancel(self) -> None:
         if self.applying:

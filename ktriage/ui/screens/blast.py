@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -18,14 +19,15 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from ktriage.core import blast
 from ktriage.core.model import Incident
 from ktriage.core.snapshot import write_private
-from ktriage.core.text import clip, shown
-from ktriage.ui.hooks import client_factory
+from ktriage.core.text import shown
+from ktriage.ui.format import in_cluster_title
+from ktriage.ui.readers import cached_reader
+from ktriage.ui.screens.dialog import TextBoxScreen
 
 if TYPE_CHECKING:
     from ktriage.blastread import BlastReader
@@ -40,17 +42,13 @@ HEADINGS = ("PATHS", "IDENTITY", "POD", "NOT SEEN")
 def reader_for(app: Any, cluster: str = "") -> BlastReader | None:
     """The app's reader (of the incident's cluster when several are watched), made on
     first use; None without a live cluster (replay)."""
-    readers = _READERS.setdefault(app, {})
-    reader = readers.get(cluster)
-    if reader is not None:
-        return reader
-    factory = client_factory(app, cluster)
-    if factory is None:
-        return None
+    return cached_reader(_READERS, app, cluster, _new_reader)
+
+
+def _new_reader(factory: Callable[[], Any]) -> BlastReader:
     from ktriage.blastread import BlastReader
 
-    reader = readers[cluster] = BlastReader(factory)
-    return reader
+    return BlastReader(factory)
 
 
 def styled(lines: list[str]) -> Text:
@@ -80,19 +78,16 @@ def _reach_warning(line: str) -> bool:
     return not body.split(": ", 1)[1].startswith("isolated by ") or "may not" in body
 
 
-class BlastScreen(ModalScreen[None]):
+class BlastScreen(TextBoxScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "close", "Close", key_display="esc"),
         Binding("r", "recompute", "Recompute"),
         Binding("s", "save", "Save"),
     ]
     DEFAULT_CSS = """
-    BlastScreen { align: center middle; }
     BlastScreen > VerticalScroll {
         width: 95%;
         height: 90%;
-        border: round $primary;
-        background: $surface;
         padding: 0 1;
     }
     """
@@ -116,9 +111,7 @@ class BlastScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="blast-scroll") as scroll:
-            title = f"Blast radius · {self.incident.id}"
-            if self.cluster:
-                title += f" · cluster {clip(shown(self.cluster), 40)}"
+            title = f"Blast radius · {self.incident.id}" + in_cluster_title(self.cluster)
             scroll.border_title = Text(title)
             scroll.border_subtitle = Text("esc closes · r recomputes · s saves")
             yield Static(Text("computing…"), id="blast-body")
@@ -195,9 +188,6 @@ class BlastScreen(ModalScreen[None]):
             self.notify(shown(f"Not saved: {exc}"), severity="error", markup=False)
             return
         self.notify(shown(f"Blast radius saved: {path}"), timeout=8, markup=False)
-
-    def action_close(self) -> None:
-        self.dismiss(None)
 
 
 def open_blast(app: Any, incident: Incident | None) -> None:

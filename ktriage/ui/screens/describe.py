@@ -18,9 +18,10 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Static
 
-from ktriage.core.text import clip, shown
+from ktriage.core.text import shown
 from ktriage.resourceread import Description, ResourceReader, When
-from ktriage.ui.format import age
+from ktriage.ui.format import age, in_cluster_title
+from ktriage.ui.screens.dialog import END_KEYS, LINE_KEYS, ScrollKeys
 from ktriage.ui.widgets.key_hints import KeyHints
 
 
@@ -50,17 +51,15 @@ def description_text(desc: Description, now: float) -> Text:
     return out
 
 
-class DescribeScreen(Screen[None]):
+class DescribeScreen(Screen[None], ScrollKeys):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Back", key_display="esc"),
         Binding("r", "reload", "Reload"),
         Binding("L", "logs", "View logs", key_display="L"),
         # Reached when the object is not a pod (the key above is then disabled): says so.
         Binding("L", "no_logs", "View logs", key_display="L", show=False),
-        Binding("j,down", "scroll(1)", "Down", show=False),
-        Binding("k,up", "scroll(-1)", "Up", show=False),
-        Binding("g,home", "ends(0)", "Top", show=False),
-        Binding("G,end", "ends(1)", "Bottom", show=False),
+        *LINE_KEYS,
+        *END_KEYS,
     ]
     DEFAULT_CSS = """
     DescribeScreen > VerticalScroll { height: 1fr; border: round $primary; padding: 0 1; }
@@ -85,8 +84,8 @@ class DescribeScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="describe-scroll") as scroll:
             # Text titles: a str would be parsed as markup, and names are untrusted.
-            in_cluster = f" · cluster {clip(shown(self.cluster), 40)}" if self.cluster else ""
-            scroll.border_title = Text(shown(f"Describe {self.kind} {self.where}") + in_cluster)
+            title = shown(f"Describe {self.kind} {self.where}") + in_cluster_title(self.cluster)
+            scroll.border_title = Text(title)
             scroll.border_subtitle = Text("live, read only · secrets redacted")
             yield Static(Text("reading…"), id="describe-body")
         yield KeyHints()
@@ -122,16 +121,6 @@ class DescribeScreen(Screen[None]):
     @property
     def body_text(self) -> str:
         return description_text(self.description, 0).plain if self.description else ""
-
-    def action_scroll(self, step: int) -> None:
-        self.query_one(VerticalScroll).scroll_relative(y=step, animate=False)
-
-    def action_ends(self, end: int) -> None:
-        scroll = self.query_one(VerticalScroll)
-        if end:
-            scroll.scroll_end(animate=False)
-        else:
-            scroll.scroll_home(animate=False)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """`L` is offered on a pod only; elsewhere the key says why."""

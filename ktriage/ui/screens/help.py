@@ -9,11 +9,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from ktriage.actions.catalog import CATALOG
 from ktriage.core.kinds import FAMILIES
+from ktriage.ui.screens.dialog import LINE_KEYS, ScrollKeys, TextBoxScreen
 
 SECTIONS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     (
@@ -200,21 +200,17 @@ def help_text(actions_state: str, width: int = 86) -> Text:
     return out
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(TextBoxScreen, ScrollKeys):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,question_mark", "close", "Close", key_display="esc"),
-        Binding("j,down", "scroll(1)", "Down", show=False),
-        Binding("k,up", "scroll(-1)", "Up", show=False),
+        *LINE_KEYS,
     ]
     DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
     HelpScreen > VerticalScroll {
         width: 90;
         max-width: 95%;
         height: 90%;
-        border: round $primary;
         border-title-color: $accent;
-        background: $surface;
         padding: 0 2;
     }
     """
@@ -237,9 +233,3 @@ class HelpScreen(ModalScreen[None]):
         self.query_one("#help-text", Static).update(
             help_text(self.actions_state, self._text_width())
         )
-
-    def action_close(self) -> None:
-        self.dismiss(None)
-
-    def action_scroll(self, step: int) -> None:
-        self.query_one(VerticalScroll).scroll_relative(y=step, animate=False)

@@ -23,8 +23,9 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ktriage.actions.logs import LogStream
-from ktriage.core.text import clip, shown
+from ktriage.core.text import shown
 from ktriage.resourceread import LOG_BUFFER, LogFollower, ResourceReader, why
+from ktriage.ui.format import in_cluster_title
 from ktriage.ui.widgets.filter_bar import FilterBar
 from ktriage.ui.widgets.key_hints import KeyHints
 from ktriage.ui.widgets.log_view import LogView
@@ -123,8 +124,9 @@ class PodLogsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(Text(""), id="logs-status")
         view = LogView(self.capacity, id="logs-view")
-        in_cluster = f" · cluster {clip(shown(self.cluster), 40)}" if self.cluster else ""
-        view.border_title = Text(shown(f"Logs {self.namespace}/{self.pod}") + in_cluster)
+        view.border_title = Text(
+            shown(f"Logs {self.namespace}/{self.pod}") + in_cluster_title(self.cluster)
+        )
         yield view
         yield FilterBar(id="logs-search")
         yield KeyHints()

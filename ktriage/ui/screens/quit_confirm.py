@@ -17,7 +17,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
 from ktriage.core.text import shown
-from ktriage.ui.screens.dialog import DialogScreen
+from ktriage.ui.screens.dialog import LINE_KEYS, DialogScreen, ScrollKeys
 
 
 def changes_text(changes: list[str]) -> Text:
@@ -34,14 +34,13 @@ def changes_text(changes: list[str]) -> Text:
     return out
 
 
-class QuitConfirmScreen(DialogScreen[bool]):
+class QuitConfirmScreen(DialogScreen[bool], ScrollKeys):
     """Dismisses with True (quit anyway) on `q`, False (stay) on `esc`."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit_anyway", "Quit anyway"),
         Binding("escape", "stay", "Stay"),
-        Binding("j,down", "scroll(1)", "Down", show=False),
-        Binding("k,up", "scroll(-1)", "Up", show=False),
+        *LINE_KEYS,
     ]
 
     def __init__(self, changes: list[str]) -> None:
@@ -55,9 +54,6 @@ class QuitConfirmScreen(DialogScreen[bool]):
             box.border_subtitle = Text("q quit anyway · esc stay")
             with VerticalScroll():
                 yield Static(changes_text(self.changes), id="quit-changes")
-
-    def action_scroll(self, step: int) -> None:
-        self.query_one(VerticalScroll).scroll_relative(y=step, animate=False)
 
     def action_quit_anyway(self) -> None:
         self.dismiss(True)

@@ -27,10 +27,11 @@ from textual.containers import Horizontal
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Input, Static
 
-from ktriage.core.text import clip, shown
+from ktriage.core.text import shown
 from ktriage.resourceread import INCIDENTS, PROMPT_WORDS, Listing, Resource, ResourceReader, resolve
-from ktriage.ui.hooks import client_factory
+from ktriage.ui.format import cluster_label
 from ktriage.ui.query import parse_query
+from ktriage.ui.readers import cached_reader
 from ktriage.ui.widgets.filter_bar import FilterBar
 from ktriage.ui.widgets.key_hints import KeyHints
 from ktriage.ui.widgets.resource_prompt import ResourcePrompt
@@ -64,15 +65,7 @@ def no_client(cluster: str) -> str:
 def reader_for(app: Any, cluster: str = "") -> ResourceReader | None:
     """The reader of a cluster (of the app's one cluster with ""), made on first use;
     None without a live cluster (replay) or without a client for that cluster."""
-    readers = _READERS.setdefault(app, {})
-    reader = readers.get(cluster)
-    if reader is not None:
-        return reader
-    factory = client_factory(app, cluster)
-    if factory is None:
-        return None
-    reader = readers[cluster] = ResourceReader(factory)
-    return reader
+    return cached_reader(_READERS, app, cluster, ResourceReader)
 
 
 def incident_cluster(app: Any) -> str:
@@ -103,11 +96,6 @@ def split_word(word: str) -> tuple[str, str | None]:
     """`pods@demo-west` → ("pods", "demo-west"); `pods` → ("pods", None)."""
     view, at, cluster = word.partition("@")
     return view, (cluster.strip() if at else None)
-
-
-def cluster_label(name: str) -> str:
-    """A cluster's (kube context's) name as a title shows it: plain text, clipped."""
-    return clip(shown(name), 40)
 
 
 def unknown_word(word: str) -> str:

@@ -11,11 +11,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from ktriage.core.text import clip, shown
 from ktriage.ui.format import count, rate
+from ktriage.ui.screens.dialog import TextBoxScreen
 from ktriage.ui.widgets.status_bar import QUIET_AFTER
 
 
@@ -44,18 +44,15 @@ def sources_table(health: Sequence[Any], now: float | None = None) -> Table:
     return table
 
 
-class SourcesScreen(ModalScreen[None]):
+class SourcesScreen(TextBoxScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "close", "Close", key_display="esc"),
     ]
     DEFAULT_CSS = """
-    SourcesScreen { align: center middle; }
     SourcesScreen > VerticalScroll {
         width: 95%;
         height: auto;
         max-height: 90%;
-        border: round $primary;
-        background: $surface;
         padding: 0 1;
     }
     """
@@ -76,6 +73,3 @@ class SourcesScreen(ModalScreen[None]):
 
     def _refresh(self) -> None:
         self.query_one(Static).update(sources_table(self.health, self.now or time.time()))
-
-    def action_close(self) -> None:
-        self.dismiss(None)

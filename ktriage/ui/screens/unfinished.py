@@ -24,6 +24,7 @@ from ktriage.actions.base import ActionError
 from ktriage.actions.service import COMPLETE, ROLLBACK
 from ktriage.actions.unfinished import Unfinished
 from ktriage.core.text import clip, shown
+from ktriage.ui.format import cluster_label
 from ktriage.ui.screens.dialog import DialogScreen
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ class UnfinishedScreen(DialogScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog -error") as box:
-            where = f"cluster {clip(shown(self.cluster), 40)}" if self.cluster else "this cluster"
+            where = f"cluster {cluster_label(self.cluster)}" if self.cluster else "this cluster"
             box.border_title = Text(
                 f"Cut short by an earlier run: {len(self.items)} action(s) on {where}"
             )

@@ -55,7 +55,7 @@ from ktriage.core.workflow import (
     save_rules,
     user_allowlist,
 )
-from ktriage.ui.screens.dialog import DialogScreen
+from ktriage.ui.screens.dialog import LINE_KEYS, DialogScreen
 
 if TYPE_CHECKING:
     from ktriage.engine import Engine
@@ -253,8 +253,7 @@ class WorkflowScreen(DialogScreen[None]):
         Binding("O", "ask('owner')", "Owner"),
         Binding("n", "ask('note')", "Note"),
         Binding("y", "save_rules", "Save rules", show=False),
-        Binding("j,down", "scroll(1)", "Down", show=False),
-        Binding("k,up", "scroll(-1)", "Up", show=False),
+        *LINE_KEYS,
     ]
     DEFAULT_CSS = """
     WorkflowScreen > .dialog { width: 110; max-width: 96%; max-height: 92%; }

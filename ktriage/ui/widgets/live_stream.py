@@ -7,7 +7,6 @@ requests are shown muted (`!ktriage-request` hides them).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Hashable, Iterable
 from typing import ClassVar
 
@@ -19,18 +18,18 @@ from ktriage.ui.format import (
     SEVERITY_BADGES,
     cell,
     plain,
-    span_days,
     time_cell,
     time_header,
     time_width,
 )
 from ktriage.ui.query import Query
+from ktriage.ui.widgets.dated_rows import DatedRows
 from ktriage.ui.widgets.row_list import RowList
 
 DEFAULT_CAPACITY = 10_000
 
 
-class LiveStream(RowList):
+class LiveStream(RowList, DatedRows):
     PANE_TITLE = "Live stream"
     FOLLOWS = True
     QUERY_MODE = "filter"
@@ -50,11 +49,6 @@ class LiveStream(RowList):
         self.events: list[Event] = []
         self.shown: list[Event] = self.events
         self.total = 0
-        # "Today", for whether the day needs naming: the app's wall clock (the real
-        # one even in a replay, whose own clock stops at the recording's end).
-        self.wall_clock: Callable[[], float] | None = None
-        self.dated = False
-        self.days = ""
         # The oldest and newest event times seen (arrival order is not time order: a
         # watch reports a pod created weeks ago).
         self._oldest: float | None = None
@@ -80,17 +74,10 @@ class LiveStream(RowList):
         self._update_days()
         self.data_changed()
 
-    def _today(self) -> float:
-        clock = self.wall_clock or getattr(self.app, "wall_clock", None) or time.time
-        return float(clock())
-
     def _update_days(self) -> None:
         """Dates in the rows when the events kept span days; a single day other than
         today is named in the title."""
-        if self._oldest is not None and self._newest is not None:
-            self.dated, self.days = span_days(self._oldest, self._newest, self._today())
-        else:
-            self.dated, self.days = False, ""
+        self._date_span(self._oldest, self._newest)
         self.border_title = Text(self.PANE_TITLE + (f" · {self.days}" if self.days else ""))
 
     def _trim(self) -> None:

@@ -22,12 +22,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Static
 
 from ktriage.core.text import clip, shown
+from ktriage.ui.screens.dialog import LINE_KEYS, ScrollKeys, TextBoxScreen
 
 HISTORY = 200
 # Lines the panes need at least (their rows' min-height in ktriage.tcss), plus the
@@ -221,24 +221,20 @@ def _middle_cut(text: Text, width: int) -> Text:
     return Text.assemble(head, "…", tail, no_wrap=True, end="")
 
 
-class NoticesScreen(ModalScreen[None]):
+class NoticesScreen(TextBoxScreen, ScrollKeys):
     """The last notices, newest first."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "close", "Close", key_display="esc"),
-        Binding("j,down", "scroll(1)", "Down", show=False),
-        Binding("k,up", "scroll(-1)", "Up", show=False),
+        *LINE_KEYS,
     ]
     DEFAULT_CSS = """
-    NoticesScreen { align: center middle; }
     NoticesScreen > VerticalScroll {
         width: 100;
         max-width: 95%;
         height: auto;
         max-height: 90%;
-        border: round $primary;
         border-title-color: $accent;
-        background: $surface;
         padding: 0 1;
     }
     NoticesScreen Static { height: auto; }
@@ -253,12 +249,6 @@ class NoticesScreen(ModalScreen[None]):
             scroll.border_title = Text(f"Notices: the last {len(self.notices)}")
             scroll.border_subtitle = Text("esc closes")
             yield Static(notices_text(self.notices), id="notices-text")
-
-    def action_close(self) -> None:
-        self.dismiss(None)
-
-    def action_scroll(self, step: int) -> None:
-        self.query_one(VerticalScroll).scroll_relative(y=step, animate=False)
 
 
 def notices_text(notices: list[Notice]) -> Text:

@@ -10,7 +10,6 @@ away from the end; `f` toggles following.
 from __future__ import annotations
 
 import bisect
-import time
 from collections.abc import Callable, Hashable
 from typing import ClassVar
 
@@ -22,19 +21,19 @@ from ktriage.ui.format import (
     SEVERITY_BADGES,
     cell,
     plain,
-    span_days,
     time_cell,
     time_header,
     time_width,
 )
 from ktriage.ui.query import Query
+from ktriage.ui.widgets.dated_rows import DatedRows
 from ktriage.ui.widgets.row_list import RowList
 
 # Rendered rows kept per (event id, width); cleared when the theme changes.
 _ROW_CACHE_SIZE = 4096
 
 
-class Timeline(RowList):
+class Timeline(RowList, DatedRows):
     PANE_TITLE = "Timeline"
     FOLLOWS = True
     QUERY_MODE = "search"
@@ -47,11 +46,6 @@ class Timeline(RowList):
         self.incident: Incident | None = None
         self.selected_event_id: int | None = None
         self._rows: dict[tuple[int, int, bool], Text] = {}
-        # "Today", for whether the day needs naming: the app's wall clock (the real
-        # one even in a replay, whose own clock stops at the recording's end).
-        self.wall_clock: Callable[[], float] | None = None
-        self.dated = False  # rows carry their date: the incident spans days
-        self.days = ""  # the day(s) named in the title
 
     # ---- data ------------------------------------------------------------------
 
@@ -88,20 +82,14 @@ class Timeline(RowList):
             if self.selected_event_id != before:
                 self.post_message(self.CursorMoved(self, self.cursor))
 
-    def _today(self) -> float:
-        clock = self.wall_clock or getattr(self.app, "wall_clock", None) or time.time
-        return float(clock())
-
     def _update_days(self) -> None:
         """Dates where they are needed: in the rows when the incident spans days, once in
         the title when it is from another day than today."""
         inc = self.incident
         if inc is None or not inc.timeline:
-            self.dated, self.days = False, ""
+            self._date_span(None, None)
         else:
-            self.dated, self.days = span_days(
-                inc.timeline[0][0], inc.timeline[-1][0], self._today()
-            )
+            self._date_span(inc.timeline[0][0], inc.timeline[-1][0])
         title = "Timeline" + (f" · {inc.id}" if inc else "")
         if self.days:
             title += f" · {self.days}"

@@ -219,28 +219,20 @@ def _failure_status(
     if code == 403:
         res = f"{resource}/{subresource}" if subresource else resource
         scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+        reason = "Forbidden"
         message = (
             f'{named} is forbidden: User "{user}" cannot {verb} resource "{res}" '
             f'in API group "{group}" {scope}'
         )
-        return {"status": "Failure", "message": message, "reason": "Forbidden", "details": details}
-    if code == 404:
-        return {
-            "status": "Failure",
-            "message": f"{named} not found",
-            "reason": "NotFound",
-            "details": details,
-        }
-    if code == 409:
-        return {
-            "status": "Failure",
-            "message": f"{named} already exists",
-            "reason": "AlreadyExists",
-            "details": details,
-        }
-    if code == 401:
+    elif code == 404:
+        reason, message = "NotFound", f"{named} not found"
+    elif code == 409:
+        reason, message = "AlreadyExists", f"{named} already exists"
+    elif code == 401:
         return {"status": "Failure", "message": "Unauthorized", "reason": "Unauthorized"}
-    return {"status": "Failure", "message": f"request failed with code {code}"}
+    else:
+        return {"status": "Failure", "message": f"request failed with code {code}"}
+    return {"status": "Failure", "message": message, "reason": reason, "details": details}
 
 
 def _resource_of(kind: str) -> str:
