@@ -8,6 +8,7 @@ loops, OOM kills, new privileged pods, nodes going NotReady...), derived by
 
 from __future__ import annotations
 
+import re
 import sys
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ktriage.core.detect import podstate
-from ktriage.core.detect.identity import ClusterNetworks
+from ktriage.core.detect.identity import ClusterNetworks, public_address
 from ktriage.core.model import EntityKind, Event, Severity, entity
 from ktriage.core.parse.podfacts import POD_ACCOUNT_KIND, POD_ADDRESS_KIND, own_address
 from ktriage.core.text import clip
@@ -285,7 +286,7 @@ def pod_info(obj: dict[str, Any]) -> PodInfo:
         owner = _shared(f"{_s(chosen.get('kind'))}/{_s(chosen.get('name'))}")
 
     names: list[str] = []
-    images: list[str] = []
+    images: dict[str, None] = {}  # in order, each once (a set test: 10,000 containers)
     privileged: list[str] = []
     for key in ("initContainers", "containers", "ephemeralContainers"):
         for c in _l(spec.get(key)):
@@ -293,8 +294,8 @@ def pod_info(obj: dict[str, Any]) -> PodInfo:
             name = _shared(c.get("name"))
             names.append(name)
             image = _shared(c.get("image"))
-            if image and image not in images:
-                images.append(image)
+            if image:
+                images[image] = None
             sc = _d(c.get("securityContext"))
             if sc.get("privileged") is True:
                 privileged.append(name)
@@ -371,8 +372,32 @@ def pod_info(obj: dict[str, Any]) -> PodInfo:
 def _own_ip(spec: dict[str, Any], status: dict[str, Any]) -> str:
     if spec.get("hostNetwork") is True:
         return ""
-    ip = own_address(status.get("podIP"))
-    return ip if ip and ip != own_address(status.get("hostIP")) else ""
+    ip = _own_address(status.get("podIP"))
+    return ip if ip and ip != _own_address(status.get("hostIP")) else ""
+
+
+# An IPv4 address as the API server writes one: each part 0-255, no leading zeros.
+_OCTET = r"(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_PLAIN_IPV4 = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}", re.ASCII)
+
+
+def _own_address(text: object) -> str:
+    """`podfacts.own_address`, without `ipaddress` for the plain IPv4 form every pod
+    and node carries (parsing one took a fifth of a pod's reading); anything else
+    (IPv6, odd forms, garbage) goes the exact way."""
+    if isinstance(text, str):
+        m = _PLAIN_IPV4.fullmatch(text)
+        if m is not None:
+            first, second = int(m.group(1)), int(m.group(2))
+            if (
+                first == 127  # loopback
+                or 224 <= first <= 239  # multicast
+                or (first == 169 and second == 254)  # link-local
+                or text == "0.0.0.0"  # unspecified
+            ):
+                return ""
+            return text
+    return own_address(text)
 
 
 def pod_facts(old: PodInfo | None, new: PodInfo) -> list[Event]:
@@ -451,6 +476,38 @@ def node_info(obj: dict[str, Any]) -> NodeInfo:
     )
 
 
+def object_addresses(obj: dict[str, Any]) -> list[str]:
+    """The addresses of a Node or Pod object, as `ClusterNetworks.learn_object` reads
+    them (status.podIP(s), hostIP(s), addresses)."""
+    status = obj.get("status")
+    if not isinstance(status, dict):
+        return []
+    found: list[Any] = [status.get("podIP"), status.get("hostIP")]
+    for key in ("podIPs", "hostIPs", "addresses"):
+        for item in _l(status.get(key))[:64]:
+            if isinstance(item, dict):
+                if key == "addresses" and item.get("type") not in ("InternalIP", "ExternalIP"):
+                    continue
+                found.append(item.get("ip") or item.get("address"))
+    return [value for value in found if isinstance(value, str)]
+
+
+class ListedPod(NamedTuple):
+    """A pod of a list read without the state (in the watch thread, off the loop):
+    its object, its PodInfo, and its addresses with whether each is public."""
+
+    obj: dict[str, Any]
+    info: PodInfo
+    addresses: tuple[tuple[str, bool], ...]
+
+
+def listed_pod(obj: dict[str, Any]) -> ListedPod:
+    """Everything of a listed pod that `ClusterState.apply_pod_page` reads and needs
+    no state for (pure: safe in any thread)."""
+    addresses = tuple((value, public_address(value)) for value in object_addresses(obj))
+    return ListedPod(obj, pod_info(obj), addresses)
+
+
 # ---- state ------------------------------------------------------------------
 
 
@@ -513,25 +570,26 @@ class ClusterState:
         """Give `networks` the object's addresses (as `learn_object` reads them) that
         it has not had yet: reading an address is the costly part, and a node's
         address is on every pod of the node."""
+        if self.networks is not None:
+            self._learn_addresses([(value, None) for value in object_addresses(obj)])
+
+    def _learn_addresses(self, found: Iterable[tuple[str, bool | None]]) -> None:
+        """Addresses with whether each is public (None: not known yet). A private one
+        tells `networks` only that something is known: once it knows, the rest are
+        not read at all (reading them was most of applying a listed pod)."""
         networks = self.networks
         if networks is None:
             return
-        status = obj.get("status")
-        if not isinstance(status, dict):
-            return
-        found: list[Any] = [status.get("podIP"), status.get("hostIP")]
-        for key in ("podIPs", "hostIPs", "addresses"):
-            for item in _l(status.get(key))[:64]:
-                if isinstance(item, dict):
-                    if key == "addresses" and item.get("type") not in ("InternalIP", "ExternalIP"):
-                        continue
-                    found.append(item.get("ip") or item.get("address"))
         learnt = self._learnt
-        for value in found:
-            if isinstance(value, str) and value not in learnt:
-                if len(learnt) >= LEARNT_KEPT:
-                    learnt.clear()
-                learnt.add(value)
+        for value, public in found:
+            if value in learnt:
+                continue
+            if len(learnt) >= LEARNT_KEPT:
+                learnt.clear()
+            learnt.add(value)
+            if public is None:
+                public = public_address(value)
+            if public or not networks.known:
                 networks.learn(value)
 
     # ---- pods -----------------------------------------------------------------
@@ -540,8 +598,16 @@ class ClusterState:
         """A pod was added or modified."""
         return self._update_pod(obj, pod_info(obj))
 
-    def _update_pod(self, obj: dict[str, Any], new: PodInfo) -> list[Event]:
-        self._learn(obj)
+    def _update_pod(
+        self,
+        obj: dict[str, Any],
+        new: PodInfo,
+        addresses: tuple[tuple[str, bool], ...] | None = None,
+    ) -> list[Event]:
+        if addresses is None:
+            self._learn(obj)
+        else:
+            self._learn_addresses(addresses)
         if not new.name:
             return []
         old = self.pods.get(new.key)
@@ -584,10 +650,11 @@ class ClusterState:
         self.revision += 1
 
     def apply_pod_page(
-        self, objs: Iterable[dict[str, Any] | tuple[dict[str, Any], PodInfo]]
+        self, objs: Iterable[dict[str, Any] | tuple[dict[str, Any], PodInfo] | ListedPod]
     ) -> list[Event]:
         """One page of the list under way: its pods are applied now. Each is the
-        pod's object, or (object, its `pod_info`) when that was parsed already."""
+        pod's object, (object, its `pod_info`) when that was parsed already, or a
+        `ListedPod` (read in full off the loop: `listed_pod`)."""
         progress = self.pod_list
         if progress is None:
             self.begin_pod_list()
@@ -595,14 +662,17 @@ class ClusterState:
             assert progress is not None
         events: list[Event] = []
         for item in objs:
-            if isinstance(item, tuple):
+            addresses = None
+            if isinstance(item, ListedPod):
+                obj, info, addresses = item
+            elif isinstance(item, tuple):
                 obj, info = item
             else:
                 obj, info = item, pod_info(item)
             progress.present.add(info.key)
             progress.applied += 1
             progress.newest = max(progress.newest, info.changed)
-            events.extend(self._update_pod(obj, info))
+            events.extend(self._update_pod(obj, info, addresses))
         self.revision += 1  # the count loading shows moved on
         return events
 

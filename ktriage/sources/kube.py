@@ -53,7 +53,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from ktriage.core.cluster import ClusterState, pod_info
+from ktriage.core.cluster import ClusterState, listed_pod
 from ktriage.core.model import Event
 from ktriage.core.podlist import decode_pod_page
 from ktriage.engine import Engine, SourceHealth
@@ -1089,7 +1089,7 @@ class KubeWatchSource(ListWatch):
     def prepare_page(self, page: list[dict[str, Any]]) -> list[Any]:
         if self.resource == "pods":
             # Parsed here, not on the loop: a page of 500 pods keeps no key waiting.
-            return [(obj, pod_info(obj)) for obj in page]
+            return [listed_pod(obj) for obj in page]
         return page
 
     def on_list_page(self, items: list[Any]) -> int:
