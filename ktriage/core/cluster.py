@@ -112,10 +112,11 @@ class PodInfo:
     changed: float = 0.0
     # Its own address ("" when none yet, or on the host's network: the node's).
     pod_ip: str = ""
+    # (namespace, name), made once: the state, its list and the rows share the tuple.
+    key: tuple[str, str] = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.namespace, self.name)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", (self.namespace, self.name))
 
     @property
     def risky(self) -> bool:
@@ -584,13 +585,14 @@ class ClusterState:
         for value, public in found:
             if value in learnt:
                 continue
+            if public is None:
+                public = public_address(value)
+            if not public and networks.known:
+                continue  # nothing to learn from it, nor to remember
             if len(learnt) >= LEARNT_KEPT:
                 learnt.clear()
             learnt.add(value)
-            if public is None:
-                public = public_address(value)
-            if public or not networks.known:
-                networks.learn(value)
+            networks.learn(value)
 
     # ---- pods -----------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import bisect
 import weakref
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ktriage.core.model import EntityKind, EntityRef, Incident
@@ -29,7 +29,7 @@ class PodRow:
     ready: str = "-"
     restarts: int | None = None
     node: str = ""
-    flags: list[str] = field(default_factory=list)
+    flags: tuple[str, ...] = ()
     # The live PodInfo when connected to a cluster (None in replay or once deleted).
     info: Any = None
     node_info: Any = None
@@ -44,8 +44,8 @@ class PodRow:
         return (self.namespace, self.name)
 
 
-def pod_flags(info: Any, node_info: Any) -> list[str]:
-    flags = []
+def pod_flags(info: Any, node_info: Any) -> tuple[str, ...]:
+    flags: list[str] = []
     if getattr(info, "privileged", False):
         flags.append("privileged")
     if getattr(info, "host_path", False):
@@ -62,7 +62,7 @@ def pod_flags(info: Any, node_info: Any) -> list[str]:
         flags.append("quarantined")
     if node_info is not None and getattr(node_info, "unschedulable", False):
         flags.append("cordoned")
-    return flags
+    return tuple(flags) if flags else ()  # (one shared empty tuple)
 
 
 def row_from_info(info: Any, cluster: Any) -> PodRow:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -263,7 +264,7 @@ class PodList(RowList):
         parts.append(flags)
         return Text.assemble(*parts)
 
-    def _flags(self, names: list[str], width: int) -> Text:
+    def _flags(self, names: Sequence[str], width: int) -> Text:
         """The flags in full when they fit, else abbreviated with containment first (a
         cordon or an isolation is never the part cut off), else cut; where not even the
         containment words fit, their initials and a count of the rest ("Q C+4")."""
