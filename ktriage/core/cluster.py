@@ -180,33 +180,33 @@ def _int(value: Any) -> int | None:
 def latest_time(obj: dict[str, Any]) -> float | None:
     """The newest timestamp anywhere an object records one (status, conditions,
     container states, managed fields), else its creation time."""
+    meta = _d(obj.get("metadata"))
+    found: list[Any] = [mf.get("time") for mf in _l(meta.get("managedFields")) if type(mf) is dict]
+    status = _d(obj.get("status"))
+    found.append(status.get("startTime"))
+    for cond in _l(status.get("conditions")):
+        if type(cond) is dict:
+            found.append(cond.get("lastTransitionTime"))
+            found.append(cond.get("lastProbeTime"))
+    for key in ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses"):
+        for cs in _l(status.get(key)):
+            if type(cs) is not dict:
+                continue
+            for state_key in ("state", "lastState"):
+                for st in _d(cs.get(state_key)).values():
+                    if type(st) is dict:
+                        found.append(st.get("startedAt"))
+                        found.append(st.get("finishedAt"))
+    # Each distinct text read once: an object repeats its times (a rollout, a start).
+    texts = {v for v in found if type(v) is str and v}
+    others = [v for v in found if v and type(v) is not str]
     best: float | None = None
-
-    def see(value: Any) -> None:
-        nonlocal best
+    for value in (*texts, *others):
         t = _t(value)
         if t is not None and (best is None or t > best):
             best = t
-
-    meta = _d(obj.get("metadata"))
-    for mf in _l(meta.get("managedFields")):
-        see(_d(mf).get("time"))
-    status = _d(obj.get("status"))
-    see(status.get("startTime"))
-    for cond in _l(status.get("conditions")):
-        cond = _d(cond)
-        see(cond.get("lastTransitionTime"))
-        see(cond.get("lastProbeTime"))
-    for key in ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses"):
-        for cs in _l(status.get(key)):
-            cs = _d(cs)
-            for state_key in ("state", "lastState"):
-                for st in _d(cs.get(state_key)).values():
-                    st = _d(st)
-                    see(st.get("startedAt"))
-                    see(st.get("finishedAt"))
     if best is None:
-        see(meta.get("creationTimestamp"))
+        best = _t(meta.get("creationTimestamp"))
     return best
 
 

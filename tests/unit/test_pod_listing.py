@@ -144,3 +144,95 @@ def test_images_keep_their_first_order_once_each() -> None:
         {"name": "w", "image": "a:1"},
     ]
     assert pod_info(obj).images == ("b:1", "a:1")
+
+
+def _latest_time_as_before(obj: dict[str, Any]) -> float | None:
+    """latest_time as it read every value one by one (the reference)."""
+    from ktriage.core.timeparse import object_time
+
+    def d(v: Any) -> dict[str, Any]:
+        return v if isinstance(v, dict) else {}
+
+    def lst(v: Any) -> list[Any]:
+        return v if isinstance(v, list) else []
+
+    best: float | None = None
+
+    def see(value: Any) -> None:
+        nonlocal best
+        t = object_time(value)
+        if t is not None and (best is None or t > best):
+            best = t
+
+    meta = d(obj.get("metadata"))
+    for mf in lst(meta.get("managedFields")):
+        see(d(mf).get("time"))
+    status = d(obj.get("status"))
+    see(status.get("startTime"))
+    for cond in lst(status.get("conditions")):
+        see(d(cond).get("lastTransitionTime"))
+        see(d(cond).get("lastProbeTime"))
+    for key in ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses"):
+        for cs in lst(status.get(key)):
+            for state_key in ("state", "lastState"):
+                for one in d(d(cs).get(state_key)).values():
+                    see(d(one).get("startedAt"))
+                    see(d(one).get("finishedAt"))
+    if best is None:
+        see(meta.get("creationTimestamp"))
+    return best
+
+
+_TIMES = st.one_of(
+    st.none(),
+    st.sampled_from(
+        [
+            "2027-03-01T08:00:00Z",
+            "2027-03-01T08:00:00.5Z",
+            "2027-03-01T09:00:00+02:00",
+            "2026-12-31T23:59:59Z",
+            "not a time",
+            "",
+        ]
+    ),
+    st.integers(-5, 2_000_000_000_000),
+    st.just({"x": 1}),
+    st.just([1]),
+    st.booleans(),
+)
+
+
+@given(
+    st.lists(_TIMES, max_size=4),
+    st.lists(st.tuples(_TIMES, _TIMES), max_size=3),
+    st.lists(st.tuples(_TIMES, _TIMES, _TIMES), max_size=3),
+    _TIMES,
+    _TIMES,
+)
+def test_latest_time_reads_as_it_did(
+    managed: list[Any],
+    conditions: list[tuple[Any, Any]],
+    states: list[tuple[Any, Any, Any]],
+    start: Any,
+    created: Any,
+) -> None:
+    from ktriage.core.cluster import latest_time
+
+    obj = {
+        "metadata": {
+            "creationTimestamp": created,
+            "managedFields": [{"time": t} for t in managed] + ["junk"],
+        },
+        "status": {
+            "startTime": start,
+            "conditions": [{"lastTransitionTime": a, "lastProbeTime": b} for a, b in conditions]
+            + [7],
+            "containerStatuses": [
+                {"state": {"running": {"startedAt": a}}, "lastState": {"terminated": {
+                    "startedAt": b, "finishedAt": c}}}
+                for a, b, c in states
+            ]
+            + [None, {"state": "odd"}],
+        },
+    }  # fmt: skip
+    assert latest_time(obj) == _latest_time_as_before(obj)
