@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ktriage.core.detect import podstate
-from ktriage.core.detect.identity import ClusterNetworks, public_address
+from ktriage.core.detect.identity import ClusterNetworks, is_public_address, public_address
 from ktriage.core.model import EntityKind, Event, Severity, entity
 from ktriage.core.parse.podfacts import POD_ACCOUNT_KIND, POD_ADDRESS_KIND, own_address
 from ktriage.core.text import clip
@@ -502,10 +502,29 @@ class ListedPod(NamedTuple):
     addresses: tuple[tuple[str, bool], ...]
 
 
+# Whether an address is public, for the addresses many pods repeat (their nodes'):
+# each pod's own address is read once and not kept (50,000 of them would be).
+_REPEATED_PUBLIC: dict[str, bool] = {}
+_REPEATED_KEPT = 4096
+
+
+def _is_public(value: str) -> bool:
+    found = _REPEATED_PUBLIC.get(value)
+    if found is None:
+        found = is_public_address(value)
+        if len(_REPEATED_PUBLIC) >= _REPEATED_KEPT:
+            _REPEATED_PUBLIC.clear()
+        _REPEATED_PUBLIC[value] = found
+    return found
+
+
 def listed_pod(obj: dict[str, Any]) -> ListedPod:
     """Everything of a listed pod that `ClusterState.apply_pod_page` reads and needs
     no state for (pure: safe in any thread)."""
-    addresses = tuple((value, public_address(value)) for value in object_addresses(obj))
+    found = dict.fromkeys(object_addresses(obj))  # podIP is in podIPs too: read once
+    status = obj.get("status")
+    own = status.get("podIP") if isinstance(status, dict) else None
+    addresses = tuple((v, is_public_address(v) if v == own else _is_public(v)) for v in found)
     return ListedPod(obj, pod_info(obj), addresses)
 
 
