@@ -4,9 +4,11 @@ Each resource is listed, then watched from the list's resourceVersion with
 bookmarks, in a thread of its own (the client blocks); results are handed to the
 event loop with `call_soon_threadsafe`, where `ClusterState` turns them into
 events. A list is applied page by page as the pages arrive (a cluster of 20,000
-pods shows while it loads, and only one page of decoded objects is held); the
-watch starts from the list's resourceVersion. Replies are read raw
-(`_preload_content=False`) and decoded as plain dicts, the form `ClusterState` takes.
+pods shows while it loads, and only one page of decoded objects is held, with the
+next page's reply being read meanwhile); the watch starts from the list's
+resourceVersion. Replies are read raw (`_preload_content=False`) and decoded as
+plain dicts, the form `ClusterState` takes; listed pods are read in full in the
+watch thread (`cluster.listed_pod`), so the loop only applies them.
 
 Faults, as a long-running watcher meets them:
 - a stream that ends or is cut: watch again from the last resourceVersion seen,
