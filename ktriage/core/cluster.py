@@ -8,6 +8,7 @@ loops, OOM kills, new privileged pods, nodes going NotReady...), derived by
 
 from __future__ import annotations
 
+import re
 import sys
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ktriage.core.detect import podstate
-from ktriage.core.detect.identity import ClusterNetworks
+from ktriage.core.detect.identity import ClusterNetworks, is_public_address, public_address
 from ktriage.core.model import EntityKind, Event, Severity, entity
 from ktriage.core.parse.podfacts import POD_ACCOUNT_KIND, POD_ADDRESS_KIND, own_address
 from ktriage.core.text import clip
@@ -111,10 +112,11 @@ class PodInfo:
     changed: float = 0.0
     # Its own address ("" when none yet, or on the host's network: the node's).
     pod_ip: str = ""
+    # (namespace, name), made once: the state, its list and the rows share the tuple.
+    key: tuple[str, str] = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.namespace, self.name)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", (self.namespace, self.name))
 
     @property
     def risky(self) -> bool:
@@ -178,33 +180,33 @@ def _int(value: Any) -> int | None:
 def latest_time(obj: dict[str, Any]) -> float | None:
     """The newest timestamp anywhere an object records one (status, conditions,
     container states, managed fields), else its creation time."""
+    meta = _d(obj.get("metadata"))
+    found: list[Any] = [mf.get("time") for mf in _l(meta.get("managedFields")) if type(mf) is dict]
+    status = _d(obj.get("status"))
+    found.append(status.get("startTime"))
+    for cond in _l(status.get("conditions")):
+        if type(cond) is dict:
+            found.append(cond.get("lastTransitionTime"))
+            found.append(cond.get("lastProbeTime"))
+    for key in ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses"):
+        for cs in _l(status.get(key)):
+            if type(cs) is not dict:
+                continue
+            for state_key in ("state", "lastState"):
+                for st in _d(cs.get(state_key)).values():
+                    if type(st) is dict:
+                        found.append(st.get("startedAt"))
+                        found.append(st.get("finishedAt"))
+    # Each distinct text read once: an object repeats its times (a rollout, a start).
+    texts = {v for v in found if type(v) is str and v}
+    others = [v for v in found if v and type(v) is not str]
     best: float | None = None
-
-    def see(value: Any) -> None:
-        nonlocal best
+    for value in (*texts, *others):
         t = _t(value)
         if t is not None and (best is None or t > best):
             best = t
-
-    meta = _d(obj.get("metadata"))
-    for mf in _l(meta.get("managedFields")):
-        see(_d(mf).get("time"))
-    status = _d(obj.get("status"))
-    see(status.get("startTime"))
-    for cond in _l(status.get("conditions")):
-        cond = _d(cond)
-        see(cond.get("lastTransitionTime"))
-        see(cond.get("lastProbeTime"))
-    for key in ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses"):
-        for cs in _l(status.get(key)):
-            cs = _d(cs)
-            for state_key in ("state", "lastState"):
-                for st in _d(cs.get(state_key)).values():
-                    st = _d(st)
-                    see(st.get("startedAt"))
-                    see(st.get("finishedAt"))
     if best is None:
-        see(meta.get("creationTimestamp"))
+        best = _t(meta.get("creationTimestamp"))
     return best
 
 
@@ -285,7 +287,7 @@ def pod_info(obj: dict[str, Any]) -> PodInfo:
         owner = _shared(f"{_s(chosen.get('kind'))}/{_s(chosen.get('name'))}")
 
     names: list[str] = []
-    images: list[str] = []
+    images: dict[str, None] = {}  # in order, each once (a set test: 10,000 containers)
     privileged: list[str] = []
     for key in ("initContainers", "containers", "ephemeralContainers"):
         for c in _l(spec.get(key)):
@@ -293,8 +295,8 @@ def pod_info(obj: dict[str, Any]) -> PodInfo:
             name = _shared(c.get("name"))
             names.append(name)
             image = _shared(c.get("image"))
-            if image and image not in images:
-                images.append(image)
+            if image:
+                images[image] = None
             sc = _d(c.get("securityContext"))
             if sc.get("privileged") is True:
                 privileged.append(name)
@@ -371,8 +373,32 @@ def pod_info(obj: dict[str, Any]) -> PodInfo:
 def _own_ip(spec: dict[str, Any], status: dict[str, Any]) -> str:
     if spec.get("hostNetwork") is True:
         return ""
-    ip = own_address(status.get("podIP"))
-    return ip if ip and ip != own_address(status.get("hostIP")) else ""
+    ip = _own_address(status.get("podIP"))
+    return ip if ip and ip != _own_address(status.get("hostIP")) else ""
+
+
+# An IPv4 address as the API server writes one: each part 0-255, no leading zeros.
+_OCTET = r"(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_PLAIN_IPV4 = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}", re.ASCII)
+
+
+def _own_address(text: object) -> str:
+    """`podfacts.own_address`, without `ipaddress` for the plain IPv4 form every pod
+    and node carries (parsing one took a fifth of a pod's reading); anything else
+    (IPv6, odd forms, garbage) goes the exact way."""
+    if isinstance(text, str):
+        m = _PLAIN_IPV4.fullmatch(text)
+        if m is not None:
+            first, second = int(m.group(1)), int(m.group(2))
+            if (
+                first == 127  # loopback
+                or 224 <= first <= 239  # multicast
+                or (first == 169 and second == 254)  # link-local
+                or text == "0.0.0.0"  # unspecified
+            ):
+                return ""
+            return text
+    return own_address(text)
 
 
 def pod_facts(old: PodInfo | None, new: PodInfo) -> list[Event]:
@@ -451,6 +477,57 @@ def node_info(obj: dict[str, Any]) -> NodeInfo:
     )
 
 
+def object_addresses(obj: dict[str, Any]) -> list[str]:
+    """The addresses of a Node or Pod object, as `ClusterNetworks.learn_object` reads
+    them (status.podIP(s), hostIP(s), addresses)."""
+    status = obj.get("status")
+    if not isinstance(status, dict):
+        return []
+    found: list[Any] = [status.get("podIP"), status.get("hostIP")]
+    for key in ("podIPs", "hostIPs", "addresses"):
+        for item in _l(status.get(key))[:64]:
+            if isinstance(item, dict):
+                if key == "addresses" and item.get("type") not in ("InternalIP", "ExternalIP"):
+                    continue
+                found.append(item.get("ip") or item.get("address"))
+    return [value for value in found if isinstance(value, str)]
+
+
+class ListedPod(NamedTuple):
+    """A pod of a list read without the state (in the watch thread, off the loop):
+    its object, its PodInfo, and its addresses with whether each is public."""
+
+    obj: dict[str, Any]
+    info: PodInfo
+    addresses: tuple[tuple[str, bool], ...]
+
+
+# Whether an address is public, for the addresses many pods repeat (their nodes'):
+# each pod's own address is read once and not kept (50,000 of them would be).
+_REPEATED_PUBLIC: dict[str, bool] = {}
+_REPEATED_KEPT = 4096
+
+
+def _is_public(value: str) -> bool:
+    found = _REPEATED_PUBLIC.get(value)
+    if found is None:
+        found = is_public_address(value)
+        if len(_REPEATED_PUBLIC) >= _REPEATED_KEPT:
+            _REPEATED_PUBLIC.clear()
+        _REPEATED_PUBLIC[value] = found
+    return found
+
+
+def listed_pod(obj: dict[str, Any]) -> ListedPod:
+    """Everything of a listed pod that `ClusterState.apply_pod_page` reads and needs
+    no state for (pure: safe in any thread)."""
+    found = dict.fromkeys(object_addresses(obj))  # podIP is in podIPs too: read once
+    status = obj.get("status")
+    own = status.get("podIP") if isinstance(status, dict) else None
+    addresses = tuple((v, is_public_address(v) if v == own else _is_public(v)) for v in found)
+    return ListedPod(obj, pod_info(obj), addresses)
+
+
 # ---- state ------------------------------------------------------------------
 
 
@@ -513,26 +590,28 @@ class ClusterState:
         """Give `networks` the object's addresses (as `learn_object` reads them) that
         it has not had yet: reading an address is the costly part, and a node's
         address is on every pod of the node."""
+        if self.networks is not None:
+            self._learn_addresses([(value, None) for value in object_addresses(obj)])
+
+    def _learn_addresses(self, found: Iterable[tuple[str, bool | None]]) -> None:
+        """Addresses with whether each is public (None: not known yet). A private one
+        tells `networks` only that something is known: once it knows, the rest are
+        not read at all (reading them was most of applying a listed pod)."""
         networks = self.networks
         if networks is None:
             return
-        status = obj.get("status")
-        if not isinstance(status, dict):
-            return
-        found: list[Any] = [status.get("podIP"), status.get("hostIP")]
-        for key in ("podIPs", "hostIPs", "addresses"):
-            for item in _l(status.get(key))[:64]:
-                if isinstance(item, dict):
-                    if key == "addresses" and item.get("type") not in ("InternalIP", "ExternalIP"):
-                        continue
-                    found.append(item.get("ip") or item.get("address"))
         learnt = self._learnt
-        for value in found:
-            if isinstance(value, str) and value not in learnt:
-                if len(learnt) >= LEARNT_KEPT:
-                    learnt.clear()
-                learnt.add(value)
-                networks.learn(value)
+        for value, public in found:
+            if value in learnt:
+                continue
+            if public is None:
+                public = public_address(value)
+            if not public and networks.known:
+                continue  # nothing to learn from it, nor to remember
+            if len(learnt) >= LEARNT_KEPT:
+                learnt.clear()
+            learnt.add(value)
+            networks.learn(value)
 
     # ---- pods -----------------------------------------------------------------
 
@@ -540,8 +619,16 @@ class ClusterState:
         """A pod was added or modified."""
         return self._update_pod(obj, pod_info(obj))
 
-    def _update_pod(self, obj: dict[str, Any], new: PodInfo) -> list[Event]:
-        self._learn(obj)
+    def _update_pod(
+        self,
+        obj: dict[str, Any],
+        new: PodInfo,
+        addresses: tuple[tuple[str, bool], ...] | None = None,
+    ) -> list[Event]:
+        if addresses is None:
+            self._learn(obj)
+        else:
+            self._learn_addresses(addresses)
         if not new.name:
             return []
         old = self.pods.get(new.key)
@@ -584,10 +671,11 @@ class ClusterState:
         self.revision += 1
 
     def apply_pod_page(
-        self, objs: Iterable[dict[str, Any] | tuple[dict[str, Any], PodInfo]]
+        self, objs: Iterable[dict[str, Any] | tuple[dict[str, Any], PodInfo] | ListedPod]
     ) -> list[Event]:
         """One page of the list under way: its pods are applied now. Each is the
-        pod's object, or (object, its `pod_info`) when that was parsed already."""
+        pod's object, (object, its `pod_info`) when that was parsed already, or a
+        `ListedPod` (read in full off the loop: `listed_pod`)."""
         progress = self.pod_list
         if progress is None:
             self.begin_pod_list()
@@ -595,14 +683,17 @@ class ClusterState:
             assert progress is not None
         events: list[Event] = []
         for item in objs:
-            if isinstance(item, tuple):
+            addresses = None
+            if isinstance(item, ListedPod):
+                obj, info, addresses = item
+            elif isinstance(item, tuple):
                 obj, info = item
             else:
                 obj, info = item, pod_info(item)
             progress.present.add(info.key)
             progress.applied += 1
             progress.newest = max(progress.newest, info.changed)
-            events.extend(self._update_pod(obj, info))
+            events.extend(self._update_pod(obj, info, addresses))
         self.revision += 1  # the count loading shows moved on
         return events
 

@@ -21,7 +21,7 @@ import msgspec
 import orjson
 
 
-class _Struct(msgspec.Struct, omit_defaults=True):
+class _Struct(msgspec.Struct, omit_defaults=True, gc=False):
     pass
 
 

@@ -4,9 +4,11 @@ Each resource is listed, then watched from the list's resourceVersion with
 bookmarks, in a thread of its own (the client blocks); results are handed to the
 event loop with `call_soon_threadsafe`, where `ClusterState` turns them into
 events. A list is applied page by page as the pages arrive (a cluster of 20,000
-pods shows while it loads, and only one page of decoded objects is held); the
-watch starts from the list's resourceVersion. Replies are read raw
-(`_preload_content=False`) and decoded as plain dicts, the form `ClusterState` takes.
+pods shows while it loads, and only one page of decoded objects is held, with the
+next page's reply being read meanwhile); the watch starts from the list's
+resourceVersion. Replies are read raw (`_preload_content=False`) and decoded as
+plain dicts, the form `ClusterState` takes; listed pods are read in full in the
+watch thread (`cluster.listed_pod`), so the loop only applies them.
 
 Faults, as a long-running watcher meets them:
 - a stream that ends or is cut: watch again from the last resourceVersion seen,
@@ -53,7 +55,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from ktriage.core.cluster import ClusterState, pod_info
+from ktriage.core.cluster import ClusterState, listed_pod
 from ktriage.core.model import Event
 from ktriage.core.podlist import decode_pod_page
 from ktriage.engine import Engine, SourceHealth
@@ -373,6 +375,42 @@ def stream_read_timeout(resp: Any, seconds: float | None) -> None:
 
 
 # ---- the watch -----------------------------------------------------------------
+
+
+class _PageFetch:
+    """The request of a list's next page, made in a thread while the last page is
+    decoded and applied; `result` gives its bytes or raises what it raised."""
+
+    def __init__(self, source: ListWatch, token: str) -> None:
+        self._data: bytes | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run,
+            args=(source, token),
+            name=f"ktriage-list-{source.resource}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _run(self, source: ListWatch, token: str) -> None:
+        try:
+            self._data = source._request_page(token)
+        except BaseException as exc:  # handed to the list's thread, which handles it
+            self._error = exc
+
+    def result(self) -> bytes:
+        # Bounded: the request has its timeouts, and stopping shuts its socket down.
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._data is not None
+        return self._data
+
+    def abandon(self) -> None:
+        """The list failed meanwhile: wait for the request to end, its answer unread,
+        so that no two requests of this resource are ever in flight."""
+        self._thread.join()
+        self._data = self._error = None
 
 
 class ListWatch:
@@ -782,50 +820,65 @@ class ListWatch:
     def _list(self) -> str:
         """List the resource page by page, each page handed to the loop as it arrives
         (a big cluster shows while it loads); then the end of the list, which makes
-        the state that list's snapshot."""
-        token = None
+        the state that list's snapshot.
+
+        The next page is asked for as soon as this one's continue token is read, in a
+        thread of its own: the server builds and sends it while this one is prepared
+        and applied (one request in flight at a time, as before)."""
         rv = ""
         first = True
         total = 0
+        data = self._request_page(None)
         while True:
-            kw: dict[str, Any] = {
-                "limit": self.page_size,
-                "_preload_content": False,
-                "_request_timeout": (self.timeouts.connect, self.timeouts.stall),
-            }
-            if token:
-                kw["_continue"] = token
-            self._begin_wait()
-            try:
-                resp = self._call(**kw)
-                self._answered()
-                self._hold(resp)
-                try:
-                    data = resp.data
-                finally:
-                    self._release()
-            except BaseException:
-                self._end_wait(answered=False)
-                raise
-            self._end_wait(answered=True)
             page, rv, token = self._decode_page(data, rv)
             del data
-            prepared = self.prepare_page(page)
-            # Handed over a slice at a time, at most one waiting while one is applied:
-            # the loop never runs a whole page at once (keys are answered between two
-            # slices), and this thread reads and decodes the next page meanwhile.
-            for start in range(0, max(len(prepared), 1), APPLY_SLICE):
-                part = prepared[start : start + APPLY_SLICE]
-                self._wait_for_room(len(part), limit=LIST_AHEAD)
-                self._post(self._apply_page, part, first)
-                first = False
+            ahead = _PageFetch(self, token) if token else None
+            try:
+                prepared = self.prepare_page(page)
+                # Handed over a slice at a time, at most one waiting while one is
+                # applied: the loop never runs a whole page at once (keys are answered
+                # between two slices).
+                for start in range(0, max(len(prepared), 1), APPLY_SLICE):
+                    part = prepared[start : start + APPLY_SLICE]
+                    self._wait_for_room(len(part), limit=LIST_AHEAD)
+                    self._post(self._apply_page, part, first)
+                    first = False
+            except BaseException:
+                if ahead is not None:
+                    ahead.abandon()
+                raise
             total += len(page)
-            if not token:
+            if ahead is None:
                 break
+            data = ahead.result()
         self.lists += 1
         self.resource_version = rv
         self._post(self._apply_list_end, total, rv)
         return rv
+
+    def _request_page(self, token: str | None) -> bytes:
+        """One page of the list (the first when `token` is None), its reply's bytes."""
+        kw: dict[str, Any] = {
+            "limit": self.page_size,
+            "_preload_content": False,
+            "_request_timeout": (self.timeouts.connect, self.timeouts.stall),
+        }
+        if token:
+            kw["_continue"] = token
+        self._begin_wait()
+        try:
+            resp = self._call(**kw)
+            self._answered()
+            self._hold(resp)
+            try:
+                data: bytes = resp.data
+            finally:
+                self._release()
+        except BaseException:
+            self._end_wait(answered=False)
+            raise
+        self._end_wait(answered=True)
+        return data
 
     def _decode_page(self, data: bytes, rv: str) -> tuple[list[dict[str, Any]], str, str | None]:
         """A list reply's objects, resourceVersion and continue token."""
@@ -1089,7 +1142,7 @@ class KubeWatchSource(ListWatch):
     def prepare_page(self, page: list[dict[str, Any]]) -> list[Any]:
         if self.resource == "pods":
             # Parsed here, not on the loop: a page of 500 pods keeps no key waiting.
-            return [(obj, pod_info(obj)) for obj in page]
+            return [listed_pod(obj) for obj in page]
         return page
 
     def on_list_page(self, items: list[Any]) -> int:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import bisect
 import weakref
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from ktriage.core.model import EntityKind, EntityRef, Incident
@@ -27,7 +29,7 @@ class PodRow:
     ready: str = "-"
     restarts: int | None = None
     node: str = ""
-    flags: list[str] = field(default_factory=list)
+    flags: tuple[str, ...] = ()
     # The live PodInfo when connected to a cluster (None in replay or once deleted).
     info: Any = None
     node_info: Any = None
@@ -42,8 +44,8 @@ class PodRow:
         return (self.namespace, self.name)
 
 
-def pod_flags(info: Any, node_info: Any) -> list[str]:
-    flags = []
+def pod_flags(info: Any, node_info: Any) -> tuple[str, ...]:
+    flags: list[str] = []
     if getattr(info, "privileged", False):
         flags.append("privileged")
     if getattr(info, "host_path", False):
@@ -60,7 +62,7 @@ def pod_flags(info: Any, node_info: Any) -> list[str]:
         flags.append("quarantined")
     if node_info is not None and getattr(node_info, "unschedulable", False):
         flags.append("cordoned")
-    return flags
+    return tuple(flags) if flags else ()  # (one shared empty tuple)
 
 
 def row_from_info(info: Any, cluster: Any) -> PodRow:
@@ -113,17 +115,87 @@ def _cached_row(info: Any, cluster: Any, cache: dict[tuple[str, str], PodRow] | 
     return row
 
 
+class RowStats:
+    """What the Pods pane's column widths depend on, over a set of rows: their phases,
+    the widths of their flags and how many name a node. Kept as counts, so the stats
+    of all pods follow each change without a pass over 50,000 rows."""
+
+    __slots__ = ("flag_widths", "phases", "with_node")
+
+    def __init__(self) -> None:
+        self.phases: Counter[str] = Counter()
+        self.flag_widths: Counter[int] = Counter()
+        self.with_node = 0
+
+    @classmethod
+    def of(cls, rows: Iterable[PodRow]) -> RowStats:
+        stats = cls()
+        for row in rows:
+            stats.add(row)
+        return stats
+
+    def add(self, row: PodRow) -> None:
+        self.phases[row.phase] += 1
+        self.flag_widths[_flags_width(row)] += 1
+        self.with_node += 1 if row.node else 0
+
+    def remove(self, row: PodRow) -> None:
+        _decrement(self.phases, row.phase)
+        _decrement(self.flag_widths, _flags_width(row))
+        self.with_node -= 1 if row.node else 0
+
+    @property
+    def flags_need(self) -> int:
+        """The width the widest flags take ("privileged hostPath")."""
+        return max(self.flag_widths, default=0)
+
+    @property
+    def phase_need(self) -> int:
+        return max((len(p) for p in self.phases), default=0)
+
+    @property
+    def has_nodes(self) -> bool:
+        return self.with_node > 0
+
+
+def _flags_width(row: PodRow) -> int:
+    return len(" ".join(row.flags))
+
+
+def _decrement(counts: Counter[Any], key: Any) -> None:
+    left = counts[key] - 1
+    if left > 0:
+        counts[key] = left
+    else:
+        del counts[key]  # gone from the max
+
+
+class PodRows(list[PodRow]):
+    """Rows, with their `RowStats` when those were kept as the rows changed (None:
+    the pane counts them itself)."""
+
+    stats: RowStats | None = None
+
+
+# More added or removed pods than this at once: the sorted rows are rebuilt in one
+# pass rather than each put in (or taken out of) its place.
+_IN_PLACE_MAX = 64
+
+
 class AllPodRows:
     """Every pod of a cluster as rows sorted by (namespace, name), kept up to date by
     redoing only the rows of the pods the cluster says it touched, and of the pods
-    on a node that changed (its cordon shows on them). With 50,000 pods a refresh
-    while they load costs a list of 50,000 references, not 50,000 rows."""
+    on a node that changed (its cordon shows on them). A refresh while 50,000 pods
+    load costs the rows of the pods that came since the last one: a list arrives
+    in order, so they go at the end (or each into its place, found by bisection),
+    and the column stats are counts that follow each row."""
 
     def __init__(self) -> None:
         self.keys: list[tuple[str, str]] = []
         self.by_key: dict[tuple[str, str], PodRow] = {}
         self.rows: list[PodRow] = []
         self.nodes: dict[str, Any] = {}
+        self.stats = RowStats()
         self.first = True
 
     def update(self, cluster: Any) -> list[PodRow]:
@@ -137,43 +209,60 @@ class AllPodRows:
         if moved:
             # A node changed (cordoned, not ready): its pods' rows show it.
             touched |= {k for k, row in self.by_key.items() if row.node in moved}
-        if touched:
-            added: list[tuple[str, str]] = []
-            removed = False
-            for key in touched:
-                info = pods.get(key)
-                if info is None:
-                    removed = self.by_key.pop(key, None) is not None or removed
-                    continue
-                row = row_from_info(info, cluster)
-                if key in self.by_key:
-                    self.by_key[key] = row
-                    if not removed and not added:
-                        # Changed in place: its row is where it was.
-                        i = bisect.bisect_left(self.keys, key)
-                        self.rows[i] = row
-                else:
-                    self.by_key[key] = row
-                    added.append(key)
-            if not added and not removed:
-                return self.rows
-            if removed:
-                self.keys = [k for k in self.keys if k in self.by_key]
-            if added:
-                # Sorted runs (a list comes in order): merged in linear time.
-                added.sort()
-                self.keys.extend(added)
-                self.keys.sort()
-        else:
+        if not touched:
             return self.rows
-        self.rows = [self.by_key[k] for k in self.keys]
-        return self.rows
+        by_key, stats = self.by_key, self.stats
+        added: list[tuple[str, str]] = []
+        removed: list[tuple[str, str]] = []
+        changed: list[tuple[tuple[str, str], PodRow]] = []
+        for key in touched:
+            info = pods.get(key)
+            old = by_key.get(key)
+            if old is not None:
+                stats.remove(old)
+            if info is None:
+                if old is not None:
+                    del by_key[key]
+                    removed.append(key)
+                continue
+            row = by_key[key] = row_from_info(info, cluster)
+            stats.add(row)
+            if old is None:
+                added.append(key)
+            else:
+                changed.append((key, row))
+        keys, rows = self.keys, self.rows
+        scattered = bool(added and keys) and min(added) < keys[-1]
+        if len(removed) > _IN_PLACE_MAX or (scattered and len(added) > _IN_PLACE_MAX):
+            # Many at once, not at the end: one sort of the keys, the rows rebuilt.
+            keys = [k for k in keys if k in by_key] if removed else keys
+            keys.extend(added)
+            keys.sort()
+            self.keys, self.rows = keys, [by_key[k] for k in keys]
+            return self.rows
+        for key in removed:
+            i = bisect.bisect_left(keys, key)
+            del keys[i]
+            del rows[i]
+        for key, row in changed:
+            rows[bisect.bisect_left(keys, key)] = row
+        if added:
+            added.sort()
+            if not keys or added[0] > keys[-1]:
+                keys.extend(added)  # a list comes in order: its pods go at the end
+                rows.extend(by_key[k] for k in added)
+            else:
+                for key in added:
+                    i = bisect.bisect_left(keys, key)
+                    keys.insert(i, key)
+                    rows.insert(i, by_key[key])
+        return rows
 
 
 _ALL_ROWS: weakref.WeakKeyDictionary[Any, AllPodRows] = weakref.WeakKeyDictionary()
 
 
-def _all_rows(cluster: Any) -> list[PodRow] | None:
+def _all_rows(cluster: Any) -> AllPodRows | None:
     """All pods' rows, kept incrementally (None: the cluster cannot say what changed)."""
     if not hasattr(cluster, "take_touched_pods"):
         return None
@@ -183,7 +272,8 @@ def _all_rows(cluster: Any) -> list[PodRow] | None:
             view = _ALL_ROWS[cluster] = AllPodRows()
     except TypeError:  # not weakly referenceable
         return None
-    return view.update(cluster)
+    view.update(cluster)
+    return view
 
 
 def pods_loading(cluster: Any) -> int | None:
@@ -215,9 +305,11 @@ def pod_rows(
         pods = cluster.pods
         cache = _rows_cache(cluster)
         if show_all:
-            kept = _all_rows(cluster)
-            if kept is not None:
-                return list(kept)  # (sorted already)
+            view = _all_rows(cluster)
+            if view is not None:
+                kept = PodRows(view.rows)  # (sorted already)
+                kept.stats = view.stats
+                return kept
             rows = [_cached_row(info, cluster, cache) for info in pods.values()]
         else:
             for ref in _pods_of_incident(incident):

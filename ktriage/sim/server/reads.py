@@ -13,7 +13,7 @@ from ktriage.sim.resources import ResourceType
 from ktriage.sim.server import connection, errors, list_options, tables
 from ktriage.sim.server.handler_base import HandlerBase, hand_over
 from ktriage.sim.server.request import JSON, Ctx, accept_partial, accept_table, dumps, truthy
-from ktriage.sim.storage.store import Change, Expired
+from ktriage.sim.storage.store import Change, Expired, ListSnapshot
 
 DEFAULT_WATCH_TIMEOUT = 1800.0
 CUT = object()  # a watch's queue item: the `cut_watches` fault resets its connection
@@ -33,27 +33,21 @@ class ReadHandlers(HandlerBase):
         assert info is not None
         match = self._filters(ctx, rt)
         namespace = info.namespace if rt.namespaced and info.namespace else None
-        objs, rv, start = self._list_state(ctx, rt, namespace)
-        if match is not None:
-            objs = [o for o in objs if match(o)]
-        list_meta: dict[str, Any] = {"resourceVersion": str(rv)}
-        if start:
-            objs = [o for o in objs if _sort_key(o) >= start]
+        snap, start = self._list_state(ctx, rt, namespace)
         limit = ctx.query.get("limit")
+        n = 0
         if limit:
             try:
                 n = int(limit)
             except ValueError:
                 raise errors.bad_request(f'limit: Invalid value: "{limit}"') from None
-            if n > 0 and len(objs) > n:
-                rest = len(objs) - n
-                objs = objs[:n]
-                # The next page starts just after this one's last key, at this page's
-                # resourceVersion: every page reads the same snapshot.
-                list_meta["continue"] = list_options.encode_continue(
-                    rv, _sort_key(objs[-1]) + "\x00"
-                )
-                list_meta["remainingItemCount"] = rest
+        objs, rest, last = _page(snap, snap.index(start), n, match)
+        list_meta: dict[str, Any] = {"resourceVersion": str(snap.rv)}
+        if rest:
+            # The next page starts just after this one's last key, at this page's
+            # resourceVersion: every page reads the same snapshot.
+            list_meta["continue"] = list_options.encode_continue(snap.rv, last + "\x00")
+            list_meta["remainingItemCount"] = rest
         accept = ctx.request.headers.get("Accept", "")
         table_version = accept_table(accept)
         if table_version:
@@ -86,33 +80,33 @@ class ReadHandlers(HandlerBase):
 
     def _list_state(
         self, ctx: Ctx, rt: ResourceType, namespace: str | None
-    ) -> tuple[list[dict], int, str]:
-        """The objects a list reads (read-only), their resourceVersion and the first key
-        of the page, by the list's resourceVersion options (see `list_options`)."""
+    ) -> tuple[ListSnapshot, str]:
+        """The sorted state a list reads (read-only) and the first key of the page, by
+        the list's resourceVersion options (see `list_options`)."""
         opts = list_options.parse(ctx.query)
         token = opts.token
+        store = self.store
         if token is not None and token.rv != list_options.LATEST:
-            current = self.store.resource_version
+            current = store.resource_version
             if token.rv > current:  # a forged token: no such state yet
                 raise list_options.too_large(token.rv, current)
             try:
-                objs = self.store.snapshot_at(rt.api_version, rt.kind, namespace, token.rv)
+                snap = store.list_snapshot(rt.api_version, rt.kind, namespace, token.rv)
             except Expired:
                 raise list_options.continue_expired(token) from None
-            return objs, token.rv, token.start
-        objs, current = self.store.snapshot(rt.api_version, rt.kind, namespace)
+            return snap, token.start
         if token is not None:
-            return objs, current, token.start
+            return store.list_snapshot(rt.api_version, rt.kind, namespace), token.start
         wanted = opts.resource_version
+        current = store.resource_version
         if wanted is not None and wanted > current:
             raise list_options.too_large(wanted, current)
         if wanted is not None and opts.exact and wanted != current:
             try:
-                objs = self.store.snapshot_at(rt.api_version, rt.kind, namespace, wanted)
+                return store.list_snapshot(rt.api_version, rt.kind, namespace, wanted), ""
             except Expired:
                 raise list_options.list_expired() from None
-            return objs, wanted, ""
-        return objs, current, ""
+        return store.list_snapshot(rt.api_version, rt.kind, namespace), ""
 
     async def _watch(self, ctx: Ctx, rt: ResourceType) -> web.StreamResponse:
         info = ctx.info
@@ -305,6 +299,25 @@ def _watch_event(change: Change, visible: Callable[[dict | None], bool]) -> tupl
     return None
 
 
-def _sort_key(obj: dict) -> str:
-    meta = obj["metadata"]
-    return f"{meta.get('namespace', '')}/{meta['name']}"
+def _page(
+    snap: ListSnapshot, first: int, limit: int, match: Callable[[dict], bool] | None
+) -> tuple[list[dict], int, str]:
+    """One page of a sorted state from position `first`: its objects, how many more
+    there are after it (0: the list ends here) and its last key. Without selectors
+    that is a slice (a page costs its own size, not the list's); with them the
+    objects are tested from `first` on, and the rest counted for remainingItemCount."""
+    objs, keys = snap.objs, snap.keys
+    if match is None:
+        end = len(objs) if limit <= 0 else min(len(objs), first + limit)
+        page = objs[first:end]
+        return page, len(objs) - end, keys[end - 1] if page else ""
+    page = []
+    last = ""
+    i = first
+    while i < len(objs) and (limit <= 0 or len(page) < limit):
+        if match(objs[i]):
+            page.append(objs[i])
+            last = keys[i]
+        i += 1
+    rest = sum(1 for o in objs[i:] if match(o)) if limit > 0 else 0
+    return page, rest, last

@@ -11,10 +11,11 @@ a type as it was at one (a paged list is one snapshot); older versions are gone
 
 from __future__ import annotations
 
+import bisect
 import threading
 import uuid
-from collections import deque
-from collections.abc import Callable
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,8 @@ from ktriage.sim.storage.watchcache import WatchCache, state_at
 from ktriage.sim.timefmt import rfc3339
 
 FIRST_RESOURCE_VERSION = 1000
+# Sorted states kept for paged lists: the pages of one list read one sort, not one each.
+LIST_SNAPSHOTS_KEPT = 8
 
 Key = tuple[str, str]  # (namespace or "", name)
 TypeKey = tuple[str, str]  # (apiVersion, kind)
@@ -72,6 +75,32 @@ class _ContainerLog:
         self.previous: list[LogLine] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ListSnapshot:
+    """A type's objects (read-only!) at one resourceVersion, in the order a list
+    serves them: by "namespace/name", as etcd orders its keys. `keys` are those
+    strings, so a continue token's page is found by bisection, not by a scan."""
+
+    rv: int
+    keys: list[str]
+    objs: list[dict]
+
+    def index(self, start: str) -> int:
+        """The position of the first object whose key is `start` or after it."""
+        return bisect.bisect_left(self.keys, start) if start else 0
+
+
+def list_key(obj: dict) -> str:
+    """An object's place in a list ("namespace/name"; "/name" when cluster-scoped)."""
+    meta = obj["metadata"]
+    return f"{meta.get('namespace') or ''}/{meta['name']}"
+
+
+def _sorted_snapshot(rv: int, objs: Iterable[dict]) -> ListSnapshot:
+    pairs = sorted((list_key(o), o) for o in objs)
+    return ListSnapshot(rv, [k for k, _ in pairs], [o for _, o in pairs])
+
+
 LogListener = Callable[[LogLine | None], None]  # None: the stream ended
 ChangeListener = Callable[[Change], None]
 
@@ -96,6 +125,9 @@ class ClusterStore:
         self._log_listeners: dict[tuple[str, str, str], set[LogListener]] = {}
         self._log_limit = log_limit
         self._ips = 0
+        self._list_snapshots: OrderedDict[tuple[str, str, str | None, int], ListSnapshot] = (
+            OrderedDict()
+        )
 
     # ----------------------------------------------------------------- objects
 
@@ -202,6 +234,43 @@ class ClusterStore:
             state = state_at(current, self._history.changes_after(type_key, rv))
         keys = sorted(k for k in state if namespace is None or k[0] == namespace)
         return [state[k] for k in keys]
+
+    def list_snapshot(
+        self, api_version: str, kind: str, namespace: str | None, rv: int | None = None
+    ) -> ListSnapshot:
+        """The type's objects as a list serves them, now (`rv` None) or as they were at
+        resourceVersion `rv` (`Expired` once the history no longer reaches it; `rv`
+        newer than the store's is the caller's to refuse).
+
+        A state at a resourceVersion never changes (objects are replaced, never
+        edited), so it is sorted once and kept for the next pages of the same list:
+        a paged list of n objects costs one sort, not one per page.
+        """
+        type_key = (api_version, kind)
+        with self._lock:
+            if rv is None:
+                rv = self._rv
+            else:
+                oldest = self._history.oldest(type_key)
+                if rv < oldest:
+                    raise Expired(rv, oldest)
+            cache_key = (api_version, kind, namespace, rv)
+            found = self._list_snapshots.get(cache_key)
+            if found is not None:
+                self._list_snapshots.move_to_end(cache_key)
+                return found
+            current = self._objects.get(type_key, {})
+            if rv == self._rv:
+                state = current
+            else:
+                state = state_at(current, self._history.changes_after(type_key, rv))
+            picked = [o for k, o in state.items() if namespace is None or k[0] == namespace]
+        snap = _sorted_snapshot(rv, picked)
+        with self._lock:
+            self._list_snapshots[cache_key] = snap
+            while len(self._list_snapshots) > LIST_SNAPSHOTS_KEPT:
+                self._list_snapshots.popitem(last=False)
+        return snap
 
     def peek(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict | None:
         """The stored object itself (read-only!)."""
@@ -328,6 +397,7 @@ class ClusterStore:
         """Forget the change history, as an etcd compaction does: older watches get 410."""
         with self._lock:
             self._history.compact(self._rv)
+            self._list_snapshots.clear()
 
     # ----------------------------------------------------------------- watches
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -11,7 +13,7 @@ from textual.message import Message
 from textual.reactive import var
 
 from ktriage.ui.format import cell
-from ktriage.ui.pods import PodRow
+from ktriage.ui.pods import PodRow, RowStats
 from ktriage.ui.query import Query
 from ktriage.ui.widgets.row_list import RowList
 
@@ -66,6 +68,10 @@ _PHASE_BAD = {
 }
 
 
+def _row_key(row: PodRow) -> tuple[str, str]:
+    return (row.namespace, row.name)
+
+
 def _short_phase(phase: str) -> str:
     return _SHORT_PHASES.get(phase, phase)
 
@@ -112,6 +118,7 @@ class PodList(RowList):
         self.scope = ""
         # Pods of the cluster's list under way shown so far (None: none under way).
         self.loading_count: int | None = None
+        self._row_stats: RowStats | None = None
         self._flags_need = 0
         self._phase_need = 5
         self._short_phase_need = 3
@@ -122,26 +129,45 @@ class PodList(RowList):
         this many of its pods are in (the rest are coming)."""
         selected = self.selected
         self.rows = rows
+        # Kept with the rows of all pods as they change: no pass over every row here.
+        self._row_stats = getattr(rows, "stats", None)
         self.scope = scope
         self.loading_count = loading
         self._apply_filter()
         if selected is not None:
-            for i, row in enumerate(self.shown):
-                if row.key == selected.key:
-                    self.cursor = i
-                    break
+            self._find_again(selected)
         self.data_changed()
+
+    def _find_again(self, selected: PodRow) -> None:
+        """Put the cursor back on the pod it was on, wherever its row went: where it
+        was (the usual case), by bisection in all pods' sorted rows, or by a scan."""
+        shown, key = self.shown, selected.key
+        if 0 <= self.cursor < len(shown) and shown[self.cursor].key == key:
+            return
+        if self.show_all:  # sorted by (namespace, name)
+            i = bisect.bisect_left(shown, key, key=_row_key)
+            if i < len(shown) and shown[i].key == key:
+                self.cursor = i
+                return
+        for i, row in enumerate(shown):
+            if row.key == key:
+                self.cursor = i
+                break
 
     def _apply_filter(self) -> None:
         q = self.query_filter
+        stats = self._row_stats
         if q is None:
             self.shown = self.rows
         else:
             self.shown = [r for r in self.rows if self._matches(r, q)]
-        self._flags_need = max((len(" ".join(r.flags)) for r in self.shown), default=0)
-        self._has_nodes = any(r.node for r in self.shown)
-        self._phase_need = max((len(r.phase) for r in self.shown), default=0)
-        self._short_phase_need = max((len(_short_phase(r.phase)) for r in self.shown), default=0)
+            stats = None
+        if stats is None:
+            stats = RowStats.of(self.shown)
+        self._flags_need = stats.flags_need
+        self._has_nodes = stats.has_nodes
+        self._phase_need = stats.phase_need
+        self._short_phase_need = max((len(_short_phase(p)) for p in stats.phases), default=0)
 
     @staticmethod
     def _matches(row: PodRow, q: Query) -> bool:
@@ -238,7 +264,7 @@ class PodList(RowList):
         parts.append(flags)
         return Text.assemble(*parts)
 
-    def _flags(self, names: list[str], width: int) -> Text:
+    def _flags(self, names: Sequence[str], width: int) -> Text:
         """The flags in full when they fit, else abbreviated with containment first (a
         cordon or an isolation is never the part cut off), else cut; where not even the
         containment words fit, their initials and a count of the rest ("Q C+4")."""
