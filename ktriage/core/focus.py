@@ -284,15 +284,16 @@ def first_pass(
             del starts[len(batch) :]
         keep_offsets(starts)
         combos = [-1] * len(batch)
+        long_lines = max(map(len, batch), default=0) > limit
         i = -1
         for line in batch:
             i += 1
             combo = -1
-            first = line[2] if len(line) > 2 else 0
-            if len(line) > limit and _body_length(line) > limit:
-                first = 0  # too long: the full path skips it, and counts it
-            if (first == 107 and line.startswith(b'{"kind":"Event",')) or (
-                first and first != 112 and b'"auditID"' in line
+            first = line[2:3]
+            if long_lines and len(line) > limit and _body_length(line) > limit:
+                first = b""  # too long: the full path skips it, and counts it
+            if (first == b"k" and line.startswith(b'{"kind":"Event",')) or (
+                first and first != b"p" and b'"auditID"' in line
             ):
                 try:
                     a = audit_decode(line)
@@ -421,7 +422,7 @@ def first_pass(
                             t = to_epoch(a.requestReceivedTimestamp or a.timestamp) or 0.0
                             if gap_time is None or t > gap_time:
                                 gap_time = t
-            elif first == 112 and line.startswith(b'{"process_'):  # {"p…
+            elif first == b"p" and line.startswith(b'{"process_'):
                 try:
                     tet = tetragon_decode(line)
                 except decode_errors:
@@ -482,9 +483,9 @@ def first_pass(
                     gap_time = None
             else:
                 combos[i] = combo
-                plain += 1
                 last_plain = line
         keep_combos(combos)
+        plain += len(batch) - combos.count(-1)
         lineno += len(batch)
     index.plain = plain
     if gap_stamp is not None:

@@ -9,13 +9,16 @@ from __future__ import annotations
 import contextlib
 import gc
 import gzip
+import os
 import pickle
+import select
+import signal
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO, cast
 
 import orjson
 
@@ -25,10 +28,6 @@ from ktriage.core.correlate import Correlator
 from ktriage.core.ingest import MAX_LINE, Ingestor
 from ktriage.core.model import EntityRef, Event, pack_raw
 from ktriage.core.parse import to_epoch
-
-if TYPE_CHECKING:
-    from multiprocessing.connection import Connection
-    from multiprocessing.process import BaseProcess
 
 # A JSON document (pretty-printed object or array) is read whole up to this size.
 MAX_DOCUMENT = 256 << 20
@@ -151,13 +150,14 @@ def _line_start_after(fh: BinaryIO, position: int) -> int:
 
 def _own_share(full_seconds: float, total_seconds: float) -> float:
     """The share of the rest of a file this process reads in pass 1 while the helper
-    reads the other: both parts then take about as long, as this process's part
-    includes the full path of every line it sends there, and that of the helper's
-    lines afterwards. From the first part: the full path took `full_seconds` of
-    `total_seconds`."""
+    reads the other. This process also sends every line of the helper's part that
+    goes the full path there, as the helper finds them (after its own part): both
+    are then busy about as long when this process's part takes its pass 1 and the
+    full path of all lines. From the first part: the full path took `full_seconds`
+    of `total_seconds` (pass 1 took the rest)."""
     scan = max(total_seconds - full_seconds, 1e-6)
     ratio = full_seconds / scan  # full path per pass-1 time
-    return min(0.5, max(0.2, 1.0 / (2.0 + ratio)))
+    return min(0.5, max(0.05, (1.0 - ratio) / 2.0))
 
 
 # For a line that went the full path, the helper gives the time of the latest line
@@ -166,13 +166,23 @@ def _own_share(full_seconds: float, total_seconds: float) -> float:
 _AFTER_PREVIOUS_PART = "previous part"
 # (offset, index, that time or marker, latest time of audit lines left out before it)
 _Signal = tuple[int, int, float | str | None, float | None]
-_HelperResult = tuple[focused.PlainIndex, int, list[_Signal], float | None]
+# (index, lines read, latest time of the audit lines left out after the last signal)
+_HelperResult = tuple[focused.PlainIndex, int, float | None]
+# The helper sends the lines it found for the full path this many at a time.
+SIGNALS_PER_MESSAGE = 128
+# Bytes of a message's length, before it.
+_LENGTH = 8
+# Linux's F_SETPIPE_SZ: the pipe from the helper holds this much (when allowed), so
+# that the helper seldom waits for this process to read.
+_SETPIPE_SZ = 1031
+_PIPE_BYTES = 1 << 20
 
 
-def _first_pass_from(path: Path, split: int) -> _HelperResult:
+def _first_pass_from(path: Path, split: int, send: Callable[[object], None]) -> None:
     """Pass 1 over a file from `split` on, as the helper process runs it: the lines
-    that go the full path are listed for the parent to read again and feed in
-    order, with what placing them needs."""
+    that go the full path are sent as they are found (`("signals", [...])`), for
+    the parent to read again and feed in order, with what placing them needs; then
+    `("done", _HelperResult)`."""
     signals: list[_Signal] = []
     add = signals.append
 
@@ -184,64 +194,148 @@ def _first_pass_from(path: Path, split: int) -> _HelperResult:
         else:
             placed = _plain_time(last_plain) if isinstance(last_plain, bytes) else None
             add((offset, index, placed, plain_time))
+        if len(signals) >= SIGNALS_PER_MESSAGE:
+            send(("signals", signals[:]))
+            signals.clear()
 
     with open(path, "rb") as fh:
         fh.seek(split)
         index, lines, _, tail_time = focused.first_pass(
             fh, full, LINE_LIMIT, start=split, previous=PREVIOUS_PART
         )
-    return index, lines, signals, tail_time
+    if signals:
+        send(("signals", signals))
+    send(("done", (index, lines, tail_time)))
 
 
-def _helper_main(conn: Connection, path: Path, split: int) -> None:
-    try:
-        data = pickle.dumps(_first_pass_from(path, split), protocol=pickle.HIGHEST_PROTOCOL)
-        conn.send_bytes(data)
-    except Exception:
-        pass
-    finally:
-        conn.close()
+def _helper_main(fd: int, path: Path, split: int) -> None:
+    """The helper process's work: pass 1 from `split`, its messages written to `fd`
+    (each a length, then a pickle)."""
+
+    def send(message: object) -> None:
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        view = memoryview(len(data).to_bytes(_LENGTH, "little") + data)
+        while view:
+            view = view[os.write(fd, view) :]
+
+    _first_pass_from(path, split, send)
+    os.close(fd)
 
 
 class _Helper:
-    """A forked process running pass 1 over a file's second half while the replay
-    reads the first: pass 1 decodes every line, and that is most of a replay."""
+    """A forked process running pass 1 over a file's second part while the replay
+    reads the first: pass 1 decodes every line, and that is most of a replay. The
+    lines it finds for the full path come as it goes (`signals`), its index at the
+    end (`result`)."""
 
-    def __init__(self, proc: BaseProcess, conn: Connection) -> None:
-        self.proc = proc
-        self.conn = conn
+    def __init__(self, pid: int, fd: int) -> None:
+        self.pid = pid
+        self.fd = fd
+        self._pending = bytearray()
+        self._done: _HelperResult | None = None
+        self._over = False  # done, failed or stopped
 
     @classmethod
     def start(cls, path: Path, split: int) -> _Helper | None:
-        import multiprocessing  # here: most replays need no helper, and it loads slowly
-
-        if "fork" not in multiprocessing.get_all_start_methods():
+        fork = getattr(os, "fork", None)
+        if fork is None:
             return None
         try:
-            ctx = multiprocessing.get_context("fork")
-            receive, send = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_helper_main, args=(send, path, split), daemon=True)
-            proc.start()
-        except (OSError, ValueError, AssertionError):
-            # (AssertionError: a daemonic process may not start children.)
+            receive, send = os.pipe()
+        except OSError:
             return None
-        send.close()
-        return cls(proc, receive)
+        with contextlib.suppress(OSError, ImportError):
+            import fcntl
+
+            fcntl.fcntl(send, _SETPIPE_SZ, _PIPE_BYTES)
+        try:
+            pid = fork()
+        except OSError:
+            os.close(receive)
+            os.close(send)
+            return None
+        if pid == 0:
+            # The helper: what it sends is its outcome, and it never returns (when it
+            # fails, the parent reads its part itself).
+            code = 1
+            try:
+                os.close(receive)
+                _helper_main(send, path, split)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(send)
+        return cls(pid, receive)
+
+    def signals(self, deadline: float) -> Iterator[_Signal]:
+        """The lines the helper sends to the full path, in file order, as it finds
+        them, until it is done, fails, or sends nothing by `deadline` (monotonic
+        seconds; it is then stopped)."""
+        while not self._over:
+            message = self._receive(deadline)
+            if message is None:
+                self._stop()
+                return
+            kind, payload = message
+            if kind == "signals" and type(payload) is list:
+                yield from payload
+            elif kind == "done" and type(payload) is tuple and len(payload) == 3:
+                self._done = cast(_HelperResult, payload)
+                self._over = True
+            else:
+                self._stop()
 
     def result(self, timeout: float) -> _HelperResult | None:
-        """What the helper found; None when it failed, or gave no answer within
-        `timeout` seconds (it is then stopped)."""
-        try:
-            if not self.conn.poll(timeout):
-                self.proc.kill()
+        """What the helper found, once its signals were read; None when it failed,
+        or gave no answer within `timeout` seconds (it is then stopped), or sent
+        signals nobody read (the caller then reads its part itself)."""
+        for _ in self.signals(time.monotonic() + timeout):
+            self._stop()
+            self._done = None
+        self._stop()
+        return self._done
+
+    def _receive(self, deadline: float) -> tuple[str, object] | None:
+        """The next message; None at the end of the pipe, on a broken message, or
+        when nothing came by `deadline`."""
+        pending = self._pending
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        while True:
+            if len(pending) >= _LENGTH:
+                size = int.from_bytes(pending[:_LENGTH], "little")
+                if len(pending) >= _LENGTH + size:
+                    data = bytes(pending[_LENGTH : _LENGTH + size])
+                    del pending[: _LENGTH + size]
+                    try:
+                        message = pickle.loads(data)
+                    except (pickle.UnpicklingError, EOFError, ValueError, TypeError):
+                        return None
+                    if type(message) is not tuple or len(message) != 2:
+                        return None
+                    return cast(tuple[str, object], message)
+            wait = max(0.0, deadline - time.monotonic())
+            try:
+                if not poller.poll(wait * 1000):
+                    return None
+                chunk = os.read(self.fd, _PIPE_BYTES)
+            except OSError:
                 return None
-            result: _HelperResult = pickle.loads(self.conn.recv_bytes())
-            return result
-        except (EOFError, OSError, pickle.UnpicklingError):
-            return None
-        finally:
-            self.conn.close()
-            self.proc.join(timeout=10)
+            if not chunk:
+                return None
+            pending += chunk
+
+    def _stop(self) -> None:
+        """End the helper (when it still runs) and wait for it; close the pipe."""
+        if self.fd < 0:
+            return
+        self._over = True
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.waitpid(self.pid, 0)
+        os.close(self.fd)
+        self.fd = -1
 
 
 class Replayer:
@@ -350,7 +444,7 @@ class Replayer:
     ) -> list[focused.PlainIndex]:
         """Pass 1: every line that might be a signal goes through the full pipeline
         now, in file order; the others are only indexed for pass 2. A large file's
-        second half is read by a helper process at the same time (see _Helper)."""
+        second part is read by a helper process at the same time (see _Helper)."""
         ingestor = self.ingestor
         feed_line = ingestor.feed_line
         feed = self._feed
@@ -416,23 +510,35 @@ class Replayer:
         # The helper reads about as much as this process did: far longer means it hangs.
         patience = HELPER_PATIENCE + 10 * (time.monotonic() - started)
         if split < size:
-            found = helper.result(patience) if helper is not None else None
-            if found is None:
-                # No helper after all (it could not start, or failed): read the rest here.
-                base = lines
-                fh.seek(split)
-                rest, more, _, tail_time = focused.first_pass(
-                    fh, full, LINE_LIMIT, start=split, previous=last_plain
-                )
-            else:
-                rest, more, signals, tail_time = found
-                base = lines
+            base = lines
+            found = None
+            fed = -1  # the last line of the helper's part sent to the full path
+            if helper is not None:
+                # Its lines for the full path, in order, as it finds them.
+                deadline = time.monotonic() + patience
                 with open(path, "rb", buffering=REREAD_BUFFER) as reader:
-                    for offset, index, placed, plain_time in signals:
+                    for offset, index, placed, plain_time in helper.signals(deadline):
                         reader.seek(offset)
                         body = reader.readline().rstrip(b"\r\n")
                         previous = last_plain if placed == _AFTER_PREVIOUS_PART else placed
                         full(body, index, offset, previous, plain_time)
+                        fed = index
+                found = helper.result(patience)
+            if found is None:
+                # No helper after all (it could not start, or failed): read the rest
+                # here, but for the lines it already sent.
+                def rest_full(
+                    body: bytes, index: int, offset: int, last: object, plain_time: float | None
+                ) -> None:
+                    if index > fed:
+                        full(body, index, offset, last, plain_time)
+
+                fh.seek(split)
+                rest, more, _, tail_time = focused.first_pass(
+                    fh, rest_full, LINE_LIMIT, start=split, previous=last_plain
+                )
+            else:
+                rest, more, tail_time = found
             catch_up(tail_time)
             rest.first_line = lines
             parts.append(rest)

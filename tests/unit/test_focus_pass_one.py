@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 from k8s_records import T0, audit, pod_object, tetragon_exec
-from test_focus import _assert_same
+from test_focus import _assert_same, _replay
 
 from ktriage.core import focus
+from ktriage.core import replay as replay_module
 from ktriage.core.detect.audit import SIGNAL_REQUESTS
+from ktriage.core.ingest import Ingestor
 from ktriage.core.parse.audit import DECODER as AUDIT_DECODER
 from ktriage.core.parse.podfacts import pod_facts
 from ktriage.core.replay import LINE_LIMIT
@@ -225,3 +230,77 @@ def test_a_part_ends_where_its_stop_is_whatever_the_batches(
         assert read == stop_line
         assert list(index.offsets) == starts[:stop_line]
         assert len(index.combos) == stop_line
+
+
+def _signal_dense_file(tmp_path: Path) -> Path:
+    """A file whose second half sends many lines to the full path: shells among
+    ordinary reads, every tenth line."""
+    lines = []
+    for i in range(2_000):
+        if i % 10 == 3:
+            lines.append(
+                tetragon_exec(T0 + i, "/bin/sh", f"-c id {i}", namespace="shop", pod="web-1")
+            )
+        else:
+            lines.append(
+                audit(T0 + i, KUBELET, "get", "configmaps", namespace="shop", name=f"c{i}")
+            )
+    path = tmp_path / "dense.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+@pytest.mark.parametrize("then", ["dies", "hangs", "dies inside a message"])
+def test_hostile_helper_fails_after_sending_some_signals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, then: str
+) -> None:
+    """The helper sends the lines it finds for the full path as it goes: when it dies,
+    hangs or is killed halfway through a message after sending a few, the replay
+    feeds each line once (those already fed are not fed again) and reads the rest
+    of the helper's part itself."""
+    path = _signal_dense_file(tmp_path)
+    full, full_skips, _ = _replay([path], focus=False)
+    monkeypatch.setattr(replay_module, "SIGNALS_PER_MESSAGE", 3)
+    monkeypatch.setattr(replay_module, "HELPER_PATIENCE", 0.5)
+    real = replay_module._first_pass_from
+
+    def failing(path: Path, split: int, send: Callable[[object], None]) -> None:
+        sent = 0
+
+        def send_some(message: object) -> None:
+            nonlocal sent
+            sent += 1
+            if sent <= 4:
+                send(message)
+                return
+            if then == "hangs":
+                threading.Event().wait()
+            elif then == "dies inside a message":
+                os.write(HELPER_FD[0], (1000).to_bytes(8, "little") + b"\x80\x05(")
+            os._exit(3)
+
+        real(path, split, send_some)
+
+    HELPER_FD: list[int] = []
+    helper_main = replay_module._helper_main
+
+    def watched_main(fd: int, path: Path, split: int) -> None:
+        HELPER_FD.append(fd)
+        helper_main(fd, path, split)
+
+    monkeypatch.setattr(replay_module, "_first_pass_from", failing)
+    monkeypatch.setattr(replay_module, "_helper_main", watched_main)
+    fed: list[str] = []
+    feed_line = Ingestor.feed_line
+
+    def counted(self: Ingestor, body: bytes, **kw: Any) -> object:
+        fed.append(kw.get("origin", ""))
+        return feed_line(self, body, **kw)
+
+    monkeypatch.setattr(Ingestor, "feed_line", counted)
+    shared, shared_skips, replayer = _replay([path], focus=True, parallel=True)
+    assert shared == full
+    assert shared_skips == full_skips
+    assert replayer.stats.lines == 2_000
+    assert len(fed) > 100
+    assert len(fed) == len(set(fed))  # no line fed twice
