@@ -115,9 +115,6 @@ PARALLEL_MIN_BYTES = 64 << 20
 # The first part of such a file this process reads alone (at most an eighth of it),
 # to measure how much the full path costs there.
 PROBE_BYTES = 4 << 20
-# Lines read again by offset (in file order) come through a buffer this large: the
-# next few are mostly in it already.
-REREAD_BUFFER = 256 << 10
 # Seconds the helper may take beyond ten times what this process took for its part.
 HELPER_PATIENCE = 30.0
 # Longer lines (line end aside) are skipped as too long by the ingestor.
@@ -136,6 +133,40 @@ def _plain_time(body: bytes) -> float | None:
             stamp = stamp or getattr(rec, field, None)
         return to_epoch(stamp)
     return focused.falco_time(body)
+
+
+def _read_at(fd: int, offset: int, length: int) -> bytes:
+    """`length` bytes of a file from `offset` (fewer at its end), read alone: lines
+    read again are far apart, and a buffered read would fill its whole buffer for
+    each."""
+    data = os.pread(fd, length, offset)
+    if len(data) < length:
+        parts = [data]
+        got = len(data)
+        while got < length:
+            more = os.pread(fd, length - got, offset + got)
+            if not more:
+                break
+            parts.append(more)
+            got += len(more)
+        data = b"".join(parts)
+    return data
+
+
+def _line_at(fd: int, offset: int) -> bytes:
+    """The line of a file from `offset` on, without its end (see _read_at)."""
+    parts = []
+    while True:
+        chunk = os.pread(fd, 64 << 10, offset)
+        cut = chunk.find(b"\n")
+        if cut >= 0:
+            parts.append(chunk[: cut + 1])
+            break
+        if not chunk:
+            break
+        parts.append(chunk)
+        offset += len(chunk)
+    return b"".join(parts).rstrip(b"\r\n")
 
 
 def _line_start_after(fh: BinaryIO, position: int) -> int:
@@ -164,8 +195,9 @@ def _own_share(full_seconds: float, total_seconds: float) -> float:
 # left out before it (None: none since the previous full line), or this marker: the
 # last line the previous part left out.
 _AFTER_PREVIOUS_PART = "previous part"
-# (offset, index, that time or marker, latest time of audit lines left out before it)
-_Signal = tuple[int, int, float | str | None, float | None]
+# (offset, index, that time or marker, latest time of audit lines left out before it,
+# length without the line end)
+_Signal = tuple[int, int, float | str | None, float | None, int]
 # (index, lines read, latest time of the audit lines left out after the last signal)
 _HelperResult = tuple[focused.PlainIndex, int, float | None]
 # The helper sends the lines it found for the full path this many at a time.
@@ -190,10 +222,10 @@ def _first_pass_from(path: Path, split: int, send: Callable[[object], None]) -> 
         body: bytes, index: int, offset: int, last_plain: object, plain_time: float | None
     ) -> None:
         if last_plain is PREVIOUS_PART:
-            add((offset, index, _AFTER_PREVIOUS_PART, plain_time))
+            add((offset, index, _AFTER_PREVIOUS_PART, plain_time, len(body)))
         else:
             placed = _plain_time(last_plain) if isinstance(last_plain, bytes) else None
-            add((offset, index, placed, plain_time))
+            add((offset, index, placed, plain_time, len(body)))
         if len(signals) >= SIGNALS_PER_MESSAGE:
             send(("signals", signals[:]))
             signals.clear()
@@ -516,13 +548,12 @@ class Replayer:
             if helper is not None:
                 # Its lines for the full path, in order, as it finds them.
                 deadline = time.monotonic() + patience
-                with open(path, "rb", buffering=REREAD_BUFFER) as reader:
-                    for offset, index, placed, plain_time in helper.signals(deadline):
-                        reader.seek(offset)
-                        body = reader.readline().rstrip(b"\r\n")
-                        previous = last_plain if placed == _AFTER_PREVIOUS_PART else placed
-                        full(body, index, offset, previous, plain_time)
-                        fed = index
+                reader = fh.fileno()
+                for offset, index, placed, plain_time, length in helper.signals(deadline):
+                    body = _read_at(reader, offset, length)
+                    previous = last_plain if placed == _AFTER_PREVIOUS_PART else placed
+                    full(body, index, offset, previous, plain_time)
+                    fed = index
                 found = helper.result(patience)
             if found is None:
                 # No helper after all (it could not start, or failed): read the rest
@@ -562,13 +593,17 @@ class Replayer:
         add = self.correlator.add
         names = focused.index_names(keys)
         kept = 0
-        with open(path, "rb", buffering=REREAD_BUFFER) as fh:
+        with open(path, "rb", buffering=0) as fh:
+            reader = fh.fileno()
             for plain in parts:
                 offsets = plain.offsets
+                last = len(offsets) - 1
                 for i in plain.candidates(names):
                     offset = offsets[i]
-                    fh.seek(offset)
-                    body = fh.readline().rstrip(b"\r\n")
+                    if i < last:
+                        body = _read_at(reader, offset, offsets[i + 1] - offset).rstrip(b"\r\n")
+                    else:
+                        body = _line_at(reader, offset)
                     raw = pack_raw(archive_id, offset, len(body))
                     origin = f"{name}:{plain.first_line + i + 1}"
                     related = False
