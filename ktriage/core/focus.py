@@ -259,7 +259,8 @@ def first_pass(
     signal_resources = _SIGNAL_RESOURCES
     signal_requests = SIGNAL_REQUESTS
     outside_seen: dict[tuple[str, str], bool] = {}
-    low_year, high_year = _PLAIN_YEARS
+    # The years strictly between _PLAIN_YEARS (a range answers `in` in C).
+    plain_years = range(_PLAIN_YEARS[0] + 1, _PLAIN_YEARS[1])
     linking_resources = _LINKING_RESOURCES
     exec_might_signal = _exec_might_signal
     decode_errors = _DECODE_ERRORS
@@ -285,9 +286,7 @@ def first_pass(
         keep_offsets(starts)
         combos = [-1] * len(batch)
         long_lines = max(map(len, batch), default=0) > limit
-        i = -1
-        for line in batch:
-            i += 1
+        for i, line in enumerate(batch):
             combo = -1
             first = line[2:3]
             if long_lines and len(line) > limit and _body_length(line) > limit:
@@ -299,7 +298,9 @@ def first_pass(
                     a = audit_decode(line)
                 except decode_errors:
                     a = None
-                if a is not None and a.auditID and a.verb and a.impersonatedUser is None:
+                # (A record without a verb is never left out: the decision below,
+                # cached or not, says so.)
+                if a is not None and a.auditID and a.impersonatedUser is None:
                     user = a.user
                     ref = a.objectRef
                     ips = a.sourceIPs
@@ -341,7 +342,7 @@ def first_pass(
                             # core/parse/podfacts.py reads the bodies only.)
                             slow = False
                             if static != _SIGNAL and (
-                                low_year < stamp.year < high_year
+                                stamp.year in plain_years
                                 if stamp is not None
                                 else _audit_time_valid(a)
                             ):
@@ -381,6 +382,7 @@ def first_pass(
                         # resource's own predicate is left to ask.
                         if (
                             name
+                            and a.verb
                             and name != "system:anonymous"
                             and (a.kind == "Event" or a.kind is None)
                             and (st is None or st.code != 403)
@@ -390,7 +392,7 @@ def first_pass(
                             )
                             and (resource != "pods" or not _says_pod_facts(a.verb, line))
                             and (
-                                low_year < stamp.year < high_year
+                                stamp.year in plain_years
                                 if stamp is not None
                                 else _audit_time_valid(a)
                             )
@@ -427,11 +429,7 @@ def first_pass(
                     tet = tetragon_decode(line)
                 except decode_errors:
                     tet = None
-                if (
-                    tet is not None
-                    and tet.time is not None
-                    and low_year < tet.time.year < high_year
-                ):
+                if tet is not None and tet.time is not None and tet.time.year in plain_years:
                     body = tet.process_exec
                     proc = None
                     if body is not None:
@@ -526,6 +524,7 @@ def _audit_decision(
     resource = ref.resource
     if (
         not name
+        or not rec.verb
         or name == "system:anonymous"
         or not (rec.kind == "Event" or rec.kind is None)
         or (st is not None and st.code == 403)

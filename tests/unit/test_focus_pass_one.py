@@ -100,8 +100,9 @@ def test_hostile_lines_that_share_remembered_names_but_not_their_decision(
 ) -> None:
     """Lines with the very names of a remembered plain line, each different where the
     names do not tell: a pod write that states the pod's address, one with a body,
-    a time out of range, a bound token naming its pod, a secret read by a node with
-    and without a name, two source addresses. Each is read as a full replay reads it."""
+    a time out of range, no verb, a bound token naming its pod, a secret read by a
+    node with and without a name, two source addresses. Each is read as a full
+    replay reads it."""
     lines: list[bytes] = []
     shell = tetragon_exec(T0 + 50, "/bin/sh", "-c id", namespace="shop", pod="web-1")
     for i in range(40):
@@ -133,6 +134,9 @@ def test_hostile_lines_that_share_remembered_names_but_not_their_decision(
             extra={"authentication.kubernetes.io/pod-name": ["web-1"]},
         ),
         audit(T0 + 46, KUBELET, "list", "secrets", namespace="shop"),
+        # No verb (an empty one, or none at all): never left out.
+        _pod_patch(T0 + 46.5, "web-1").replace(b'"verb":"patch"', b'"verb":""'),
+        _pod_patch(T0 + 46.6, "web-1").replace(b'"verb":"patch",', b""),
         audit(T0 + 47, KUBELET, "list", "secrets", namespace="shop", query="fieldSelector=x"),
         audit(T0 + 48, "alice@example.com", "get", "configmaps", namespace="shop").replace(
             b'"sourceIPs":["10.0.0.11"]', b'"sourceIPs":["10.0.0.11","203.0.113.9"]'
