@@ -202,6 +202,9 @@ _Signal = tuple[int, int, float | str | None, float | None, int]
 _HelperResult = tuple[focused.PlainIndex, int, float | None]
 # The helper sends the lines it found for the full path this many at a time.
 SIGNALS_PER_MESSAGE = 128
+# This process takes what the helper sent out of the pipe every this many lines it
+# sends to the full path itself.
+_DRAIN_EVERY = 32
 # Bytes of a message's length, before it.
 _LENGTH = 8
 # Linux's F_SETPIPE_SZ: the pipe from the helper holds this much (when allowed), so
@@ -264,6 +267,8 @@ class _Helper:
         self.pid = pid
         self.fd = fd
         self._pending = bytearray()
+        self._poller = select.poll()
+        self._poller.register(fd, select.POLLIN)
         self._done: _HelperResult | None = None
         self._over = False  # done, failed or stopped
 
@@ -331,8 +336,7 @@ class _Helper:
         """The next message; None at the end of the pipe, on a broken message, or
         when nothing came by `deadline`."""
         pending = self._pending
-        poller = select.poll()
-        poller.register(self.fd, select.POLLIN)
+        poller = self._poller
         while True:
             if len(pending) >= _LENGTH:
                 size = int.from_bytes(pending[:_LENGTH], "little")
@@ -356,6 +360,20 @@ class _Helper:
             if not chunk:
                 return None
             pending += chunk
+
+    def drain(self) -> None:
+        """Take what the helper sent so far out of the pipe, without waiting: while
+        this process reads its own part, the helper then never waits for it."""
+        if self.fd < 0:
+            return
+        try:
+            while self._poller.poll(0):
+                chunk = os.read(self.fd, _PIPE_BYTES)
+                if not chunk:
+                    return
+                self._pending += chunk
+        except OSError:
+            return
 
     def _stop(self) -> None:
         """End the helper (when it still runs) and wait for it; close the pipe."""
@@ -530,10 +548,26 @@ class Replayer:
             parts = [first]
             split = _line_start_after(fh, probe + int((size - probe) * share))
             helper = _Helper.start(path, split) if split < size else None
+            own_full: Callable[[bytes, int, int, object, float | None], None] = full
+            if helper is not None:
+                drain = helper.drain
+                calls = 0
+
+                def draining_full(
+                    body: bytes, index: int, offset: int, last: object, plain_time: float | None
+                ) -> None:
+                    nonlocal calls
+                    calls += 1
+                    if not calls % _DRAIN_EVERY:
+                        drain()
+                    full(body, index, offset, last, plain_time)
+
+                own_full = draining_full
+
             base = lines
             fh.seek(probe)
             middle, more, last_plain, tail_time = focused.first_pass(
-                fh, full, LINE_LIMIT, start=probe, stop=split, previous=last_plain
+                fh, own_full, LINE_LIMIT, start=probe, stop=split, previous=last_plain
             )
             catch_up(tail_time)
             middle.first_line = lines

@@ -8,6 +8,7 @@ import io
 import itertools
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -308,3 +309,34 @@ def test_hostile_helper_fails_after_sending_some_signals(
     assert replayer.stats.lines == 2_000
     assert len(fed) > 100
     assert len(fed) == len(set(fed))  # no line fed twice
+
+
+def test_the_helper_never_waits_for_the_replay_to_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the replay reads its own part it takes what the helper sent out of the
+    pipe (`drain`): even through a pipe of a page, the helper finishes its part
+    with nobody reading its messages, and they all arrive whole, in order."""
+    path = _signal_dense_file(tmp_path)
+    monkeypatch.setattr(replay_module, "_PIPE_BYTES", 4096)
+    monkeypatch.setattr(replay_module, "SIGNALS_PER_MESSAGE", 5)
+    helper = replay_module._Helper.start(path, 0)
+    assert helper is not None
+    try:
+        deadline = time.monotonic() + 20
+        finished = False
+        while not finished and time.monotonic() < deadline:
+            helper.drain()
+            finished = os.waitpid(helper.pid, os.WNOHANG)[0] == helper.pid
+            if not finished:
+                helper._poller.poll(50)  # until it sends more (or a short while)
+        assert finished, "the helper waited for the replay to read"
+        signals = list(helper.signals(time.monotonic() + 10))
+        found = helper.result(10)
+    finally:
+        helper._stop()
+    assert found is not None
+    assert len(signals) == 200  # every shell, once, in file order
+    assert [s[1] for s in signals] == list(range(3, 2_000, 10))
+    index, lines, _ = found
+    assert lines == 2_000 and index.plain == 1_800
