@@ -22,7 +22,8 @@ the two on real and generated data. Lines that fail the quick checks always take
 the full path, so every unusable line is still skipped and counted by its reason.
 
 Pass 1 is most of the work. For a very large file the replay command shares it
-with a forked helper process that reads the second half (core/replay.py).
+with a forked helper process that reads a later part and sends the lines it finds
+for the full path as it goes (core/replay.py).
 
 Where the two can differ, the focused result is the one a full read in any
 order would give: a context event between two signals of one entity attaches to

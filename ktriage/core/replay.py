@@ -311,7 +311,7 @@ class _Helper:
         while not self._over:
             message = self._receive(deadline)
             if message is None:
-                self._stop()
+                self.stop()
                 return
             kind, payload = message
             if kind == "signals" and type(payload) is list:
@@ -320,16 +320,16 @@ class _Helper:
                 self._done = cast(_HelperResult, payload)
                 self._over = True
             else:
-                self._stop()
+                self.stop()
 
     def result(self, timeout: float) -> _HelperResult | None:
         """What the helper found, once its signals were read; None when it failed,
         or gave no answer within `timeout` seconds (it is then stopped), or sent
         signals nobody read (the caller then reads its part itself)."""
         for _ in self.signals(time.monotonic() + timeout):
-            self._stop()
+            self.stop()
             self._done = None
-        self._stop()
+        self.stop()
         return self._done
 
     def _receive(self, deadline: float) -> tuple[str, object] | None:
@@ -375,7 +375,7 @@ class _Helper:
         except OSError:
             return
 
-    def _stop(self) -> None:
+    def stop(self) -> None:
         """End the helper (when it still runs) and wait for it; close the pipe."""
         if self.fd < 0:
             return
@@ -415,6 +415,7 @@ class Replayer:
         self.parallel = parallel
         self.parallel_min_bytes = parallel_min_bytes
         self._second_pass: list[tuple[Path, str, int, list[focused.PlainIndex]]] = []
+        self._helper: _Helper | None = None  # while one runs
 
     def check(self, paths: list[Path]) -> None:
         """Fail early, with a clear message, on any file that cannot be read."""
@@ -474,7 +475,14 @@ class Replayer:
                     self._document(fh.read(MAX_DOCUMENT + 1), name)
                 elif self.focus and (size := path.stat().st_size) >= self.focus_min_bytes:
                     archive_id = self.archive.register_file(path)
-                    parts = self._focused_signals(fh, path, name, archive_id, size)
+                    try:
+                        parts = self._focused_signals(fh, path, name, archive_id, size)
+                    finally:
+                        # Ended whatever happened (a helper left running would wait
+                        # for this process to read it).
+                        if self._helper is not None:
+                            self._helper.stop()
+                            self._helper = None
                     self._second_pass.append((path, name, archive_id, parts))
                 else:
                     self._lines(fh, name, archive_id=self.archive.register_file(path))
@@ -547,7 +555,7 @@ class Replayer:
             catch_up(tail_time)
             parts = [first]
             split = _line_start_after(fh, probe + int((size - probe) * share))
-            helper = _Helper.start(path, split) if split < size else None
+            helper = self._helper = _Helper.start(path, split) if split < size else None
             own_full: Callable[[bytes, int, int, object, float | None], None] = full
             if helper is not None:
                 drain = helper.drain

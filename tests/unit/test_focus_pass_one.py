@@ -334,9 +334,45 @@ def test_the_helper_never_waits_for_the_replay_to_read(
         signals = list(helper.signals(time.monotonic() + 10))
         found = helper.result(10)
     finally:
-        helper._stop()
+        helper.stop()
     assert found is not None
     assert len(signals) == 200  # every shell, once, in file order
     assert [s[1] for s in signals] == list(range(3, 2_000, 10))
     index, lines, _ = found
     assert lines == 2_000 and index.plain == 1_800
+
+
+def test_hostile_replay_fails_midway_and_its_helper_is_ended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replay that fails while its helper runs (here the full path raises) ends
+    the helper and waits for it: none is left behind, waiting to be read."""
+    path = _signal_dense_file(tmp_path)
+    started: list[replay_module._Helper] = []
+    start = replay_module._Helper.start
+
+    def watched(path: Path, split: int) -> replay_module._Helper | None:
+        helper = start(path, split)
+        if helper is not None:
+            started.append(helper)
+        return helper
+
+    monkeypatch.setattr(replay_module._Helper, "start", staticmethod(watched))
+    monkeypatch.setattr(replay_module, "_PIPE_BYTES", 4096)  # it would wait to be read
+    feed_line = Ingestor.feed_line
+    fed = 0
+
+    def failing(self: Ingestor, body: bytes, **kw: Any) -> object:
+        nonlocal fed
+        fed += 1
+        if fed == 60:
+            raise RuntimeError("the full path failed")
+        return feed_line(self, body, **kw)
+
+    monkeypatch.setattr(Ingestor, "feed_line", failing)
+    with pytest.raises(RuntimeError, match="the full path failed"):
+        _replay([path], focus=True, parallel=True)
+    (helper,) = started
+    assert helper.fd == -1  # its pipe is closed
+    with pytest.raises(ChildProcessError):
+        os.waitpid(helper.pid, os.WNOHANG)  # and it was waited for
