@@ -122,9 +122,10 @@ _TETRAGON_KEYS_CACHE = 50_000
 # pod, its memory stays bounded: the index then grows as it did by name).
 _COMBO_CACHE = 200_000
 # The audit resources whose SIGNAL_REQUESTS predicate reads no more of a record
-# without a request or response body than the names `_audit_decision` is cached by
-# (user, address, resource, subresource, verb, namespace, name, kind, code): a
-# test checks each predicate against this. Secrets are not (their URI counts).
+# without a request or response body than what `_audit_decision` is cached by
+# (user, address, resource, subresource, verb, namespace, whether it names an
+# object, kind, code): a test checks each predicate against this. Secrets are not
+# (their URI counts).
 _DECIDED_BY_NAMES = SIGNAL_RESOURCES - {"secrets"}
 # What `_audit_decision` gives instead of a combination's number: the line may be a
 # signal whatever its time; its names do not decide it (it is checked whole); it is
