@@ -22,7 +22,8 @@ the two on real and generated data. Lines that fail the quick checks always take
 the full path, so every unusable line is still skipped and counted by its reason.
 
 Pass 1 is most of the work. For a very large file the replay command shares it
-with a forked helper process that reads the second half (core/replay.py).
+with a forked helper process that reads a later part and sends the lines it finds
+for the full path as it goes (core/replay.py).
 
 Where the two can differ, the focused result is the one a full read in any
 order would give: a context event between two signals of one entity attaches to
@@ -35,8 +36,10 @@ the signal is kept (a full read keeps the first).
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from itertools import accumulate, islice
 
 import msgspec
 
@@ -118,6 +121,19 @@ _TETRAGON_KEYS_CACHE = 50_000
 # Combinations of names pass 1 remembers the number of (when every line names a new
 # pod, its memory stays bounded: the index then grows as it did by name).
 _COMBO_CACHE = 200_000
+# The audit resources whose SIGNAL_REQUESTS predicate reads no more of a record
+# without a request or response body than what `_audit_decision` is cached by
+# (user, address, resource, subresource, verb, namespace, whether it names an
+# object, kind, code): a test checks each predicate against this. Secrets are not
+# (their URI counts).
+_DECIDED_BY_NAMES = SIGNAL_RESOURCES - {"secrets"}
+# What `_audit_decision` gives instead of a combination's number: the line may be a
+# signal whatever its time; its names do not decide it (it is checked whole); it is
+# left out, and its combination names its object (a pod or service account).
+_SIGNAL = -1
+_UNDECIDED = -2
+_BY_OBJECT = -3
+_AuditDecision = tuple[int, bool, dict[str | None, int] | None]
 
 
 class PlainIndex:
@@ -199,8 +215,10 @@ def first_pass(
 
     This runs for every line of a large replay: the common audit and Tetragon
     lines are decided by msgspec (types, times) and a few attribute checks, with
-    the fewest string operations; the tests compare the outcome with the full
-    path."""
+    the fewest string operations. Lines come in batches (their offsets and
+    combinations are kept a batch at a time), and what decides a common line is
+    remembered by the few names it is made of (`_audit_decision`, the Tetragon
+    caches below); the tests compare the outcome with the full path."""
     index = PlainIndex()
     postings = index.postings
     # The combinations of names seen lately, by their number (forgotten now and
@@ -208,17 +226,43 @@ def first_pass(
     combo_numbers: dict[tuple[str | tuple[str, str] | None, ...], int] = {}
     combo_number = combo_numbers.get
     next_combo = 0
-    keep_combo = index.combos.append
-    # A Tetragon process's names, by what they are made from.
-    tetragon_keys: dict[tuple[str | None, ...], tuple[tuple[str, str] | None, str]] = {}
-    keep_offset = index.offsets.append
+
+    def combo_of(keys: tuple[str | tuple[str, str] | None, ...]) -> int:
+        """The number of a combination of names (a new one when not seen lately)."""
+        nonlocal next_combo
+        combo = combo_number(keys)
+        if combo is not None:
+            return combo
+        if len(combo_numbers) > _COMBO_CACHE:
+            combo_numbers.clear()
+        combo = combo_numbers[keys] = next_combo
+        next_combo += 1
+        for key in keys:
+            if key:
+                found = postings.get(key)
+                if found is None:
+                    postings[key] = [combo]
+                elif found[-1] != combo:
+                    found.append(combo)
+        return combo
+
+    # What decides a common audit line, by the names it is made of (_audit_decision).
+    audit_decisions: dict[tuple[object, ...], _AuditDecision] = {}
+    audit_decision = audit_decisions.get
+    # Whether an exec may be a signal, by (binary, arguments); a Tetragon process's
+    # combination, by its pod's namespace and name, container id and docker id.
+    exec_decisions: dict[tuple[str | None, str | None], bool] = {}
+    tetragon_combos: dict[tuple[str | None, ...], int] = {}
+    keep_combos = index.combos.extend
+    keep_offsets = index.offsets.extend
     keep_always = index.always.append
     audit_decode = _PLAIN_AUDIT_DECODE
     tetragon_decode = _PLAIN_TETRAGON_DECODE
     signal_resources = _SIGNAL_RESOURCES
     signal_requests = SIGNAL_REQUESTS
     outside_seen: dict[tuple[str, str], bool] = {}
-    low_year, high_year = _PLAIN_YEARS
+    # The years strictly between _PLAIN_YEARS (a range answers `in` in C).
+    plain_years = range(_PLAIN_YEARS[0] + 1, _PLAIN_YEARS[1])
     linking_resources = _LINKING_RESOURCES
     exec_might_signal = _exec_might_signal
     decode_errors = _DECODE_ERRORS
@@ -229,154 +273,277 @@ def first_pass(
     # The latest time of the audit lines left out since the last full line.
     gap_stamp: datetime | None = None
     gap_time: float | None = None
-    for line in lines:
-        if offset >= end:
+    keys: tuple[str | tuple[str, str] | None, ...]
+    read_batch = _batch_reader(lines)
+    while offset < end:
+        batch = read_batch()
+        if not batch:
             break
-        keep_offset(offset)
-        size = len(line)
-        keys: tuple[str | tuple[str, str] | None, ...] | None = None
-        first = line[2] if size > 2 else 0
-        if size > limit and _body_length(line) > limit:
-            first = 0  # too long: the full path skips it, and counts it
-        if (first == 107 and line.startswith(b'{"kind":"Event",')) or (
-            first and first != 112 and b'"auditID"' in line
-        ):
-            try:
-                a = audit_decode(line)
-            except decode_errors:
-                a = None
-            if a is not None and a.auditID and a.verb and a.impersonatedUser is None:
-                user = a.user
-                name = user.username if user is not None else None
-                st = a.responseStatus
-                ref = a.objectRef
-                resource = ref.resource if ref is not None else None
-                ips = a.sourceIPs
-                stamp = a.stageTimestamp
-                outside: bool | None
-                if not name or not ips:
-                    outside = False
-                elif len(ips) == 1:
-                    # One address (the common case): answered from what this pass
-                    # already decided for the same name and address.
-                    outside_key = (name, ips[0])
-                    outside = outside_seen.get(outside_key)
-                    if outside is None:
-                        if len(outside_seen) > _OUTSIDE_CACHE:
-                            outside_seen.clear()
-                        outside = outside_seen[outside_key] = outside_candidate(name, ips)
-                else:
-                    outside = outside_candidate(name, ips)
-                # The other reasons audit_might_signal gives (a 403, no or an
-                # anonymous user, impersonation, a system credential from outside)
-                # are checked here one by one: of it, only the resource's own
-                # predicate is left to ask.
-                if (
-                    name
-                    and name != "system:anonymous"
-                    and (a.kind == "Event" or a.kind is None)
-                    and (st is None or st.code != 403)
-                    and not outside
-                    and (resource not in signal_resources or not signal_requests[resource](a))
-                    and (resource != "pods" or not _says_pod_facts(a.verb, line))
-                    and (
-                        low_year < stamp.year < high_year
-                        if stamp is not None
-                        else _audit_time_valid(a)
-                    )
-                ):
+        starts = list(accumulate(map(len, batch), initial=offset))
+        offset = starts.pop()
+        if offset > end:
+            # The part ends in this batch: its lines that start before `end`.
+            del batch[bisect_left(starts, end) :]
+            del starts[len(batch) :]
+        keep_offsets(starts)
+        combos = [-1] * len(batch)
+        long_lines = max(map(len, batch), default=0) > limit
+        for i, line in enumerate(batch):
+            combo = -1
+            first = line[2:3]
+            if long_lines and len(line) > limit and _body_length(line) > limit:
+                first = b""  # too long: the full path skips it, and counts it
+            if (first == b"k" and line.startswith(b'{"kind":"Event",')) or (
+                first and first != b"p" and b'"auditID"' in line
+            ):
+                try:
+                    a = audit_decode(line)
+                except decode_errors:
+                    a = None
+                # (A record without a verb is never left out: the decision below,
+                # cached or not, says so.)
+                if a is not None and a.auditID and a.impersonatedUser is None:
+                    user = a.user
+                    ref = a.objectRef
+                    ips = a.sourceIPs
+                    stamp = a.stageTimestamp
+                    slow = True
                     if (
                         user is not None
-                        and user.extra
-                        and name.startswith("system:serviceaccount:")
+                        and ref is not None
+                        and ips is not None
+                        and len(ips) == 1
+                        and not a.requestObject
+                        and not a.responseObject
                     ):
-                        keep_always(lineno)
-                    if stamp is not None:
-                        try:
-                            if gap_stamp is None or stamp > gap_stamp:
-                                gap_stamp = stamp
-                        except TypeError:  # a naive time among aware ones
-                            t = _epoch(stamp)
+                        # The common line: decided by its names (a few per file).
+                        who = user.username
+                        ip = ips[0]
+                        ns = ref.namespace
+                        obj = ref.name
+                        st = a.responseStatus
+                        key = (
+                            who,
+                            ip,
+                            ref.resource,
+                            ref.subresource,
+                            a.verb,
+                            ns,
+                            not obj,
+                            a.kind,
+                            st.code if st is not None else None,
+                        )
+                        decided = audit_decision(key)
+                        if decided is None:
+                            if len(audit_decisions) > _COMBO_CACHE:
+                                audit_decisions.clear()
+                            decided = audit_decisions[key] = _audit_decision(a, combo_of)
+                        static, account, objects = decided
+                        if static != _UNDECIDED:
+                            # (Without a body a pod write states no pod facts:
+                            # core/parse/podfacts.py reads the bodies only.)
+                            slow = False
+                            if static != _SIGNAL and (
+                                stamp.year in plain_years
+                                if stamp is not None
+                                else _audit_time_valid(a)
+                            ):
+                                if objects is None:
+                                    combo = static
+                                else:
+                                    # Named by its object too (a pod or service account).
+                                    found = objects.get(obj)
+                                    if found is None:
+                                        if len(objects) > _COMBO_CACHE:
+                                            objects.clear()
+                                        found = objects[obj] = combo_of(
+                                            (who, (ns or "", obj or ""), ip)
+                                        )
+                                    combo = found
+                                if account and user.extra:
+                                    keep_always(lineno + i)
+                    if slow:
+                        name = user.username if user is not None else None
+                        st = a.responseStatus
+                        resource = ref.resource if ref is not None else None
+                        outside: bool | None
+                        if not name or not ips:
+                            outside = False
+                        elif len(ips) == 1:
+                            outside_key = (name, ips[0])
+                            outside = outside_seen.get(outside_key)
+                            if outside is None:
+                                if len(outside_seen) > _OUTSIDE_CACHE:
+                                    outside_seen.clear()
+                                outside = outside_seen[outside_key] = outside_candidate(name, ips)
+                        else:
+                            outside = outside_candidate(name, ips)
+                        # The other reasons audit_might_signal gives (a 403, no or an
+                        # anonymous user, impersonation, a system credential from
+                        # outside) are checked here one by one: of it, only the
+                        # resource's own predicate is left to ask.
+                        if (
+                            name
+                            and a.verb
+                            and name != "system:anonymous"
+                            and (a.kind == "Event" or a.kind is None)
+                            and (st is None or st.code != 403)
+                            and not outside
+                            and (
+                                resource not in signal_resources or not signal_requests[resource](a)
+                            )
+                            and (resource != "pods" or not _says_pod_facts(a.verb, line))
+                            and (
+                                stamp.year in plain_years
+                                if stamp is not None
+                                else _audit_time_valid(a)
+                            )
+                        ):
+                            if (
+                                user is not None
+                                and user.extra
+                                and name.startswith("system:serviceaccount:")
+                            ):
+                                keep_always(lineno + i)
+                            if ref is not None and resource in linking_resources and ref.name:
+                                # Pods and service accounts by (namespace, name): one
+                                # pod name is often found in several namespaces.
+                                named = (ref.namespace or "", ref.name)
+                                keys = (name, named, *ips) if ips else (name, named)
+                            else:
+                                keys = (name, *ips) if ips else (name,)
+                            combo = combo_of(keys)
+                    if combo >= 0:
+                        if stamp is not None:
+                            try:
+                                if gap_stamp is None or stamp > gap_stamp:
+                                    gap_stamp = stamp
+                            except TypeError:  # a naive time among aware ones
+                                t = _epoch(stamp)
+                                if gap_time is None or t > gap_time:
+                                    gap_time = t
+                        else:
+                            t = to_epoch(a.requestReceivedTimestamp or a.timestamp) or 0.0
                             if gap_time is None or t > gap_time:
                                 gap_time = t
-                    else:
-                        t = to_epoch(a.requestReceivedTimestamp or a.timestamp) or 0.0
-                        if gap_time is None or t > gap_time:
-                            gap_time = t
-                    if ref is not None and resource in linking_resources and ref.name:
-                        # Pods and service accounts by (namespace, name): one pod
-                        # name is often found in several namespaces.
-                        obj = (ref.namespace or "", ref.name)
-                        keys = (name, obj, *ips) if ips else (name, obj)
-                    else:
-                        keys = (name, *ips) if ips else (name,)
-        elif first == 112 and line.startswith(b'{"process_'):  # {"p…
-            try:
-                tet = tetragon_decode(line)
-            except decode_errors:
-                tet = None
-            if tet is not None and tet.time is not None and low_year < tet.time.year < high_year:
-                body = tet.process_exec
-                proc = None
-                if body is not None:
-                    proc = body.process
-                    if proc is None or exec_might_signal(proc):
-                        body = None
-                elif tet.process_exit is not None:
-                    body = tet.process_exit
-                    proc = body.process
-                if body is not None:
-                    if proc is None:
-                        keys = ()
-                    else:
-                        pod = proc.pod
-                        c = pod.container if pod is not None else None
-                        made_of = (
-                            pod.namespace if pod is not None else None,
-                            pod.name if pod is not None else None,
-                            c.id if c is not None else None,
-                            proc.docker,
-                        )
-                        keys = tetragon_keys.get(made_of)
-                        if keys is None:
-                            if len(tetragon_keys) > _TETRAGON_KEYS_CACHE:
-                                tetragon_keys.clear()
-                            keys = tetragon_keys[made_of] = _tetragon_names(*made_of)
-        elif first and falco_is_plain(line):
-            keys = ()
-        if keys is None:
-            record = line.rstrip(b"\r\n")
-            if record:
-                if gap_stamp is not None:
-                    gap_time = max(gap_time or 0.0, _epoch(gap_stamp))
-                    gap_stamp = None
-                full(record, lineno, offset, last_plain, gap_time)
-                last_plain = None
-                gap_time = None
-            keep_combo(-1)
-        else:
-            combo = combo_number(keys)
-            if combo is None:
-                if len(combo_numbers) > _COMBO_CACHE:
-                    combo_numbers.clear()
-                combo = combo_numbers[keys] = next_combo
-                next_combo += 1
-                for key in keys:
-                    if key:
-                        found = postings.get(key)
-                        if found is None:
-                            postings[key] = [combo]
-                        elif found[-1] != combo:
-                            found.append(combo)
-            keep_combo(combo)
-            plain += 1
-            last_plain = line
-        lineno += 1
-        offset += size
+            elif first == b"p" and line.startswith(b'{"process_'):
+                try:
+                    tet = tetragon_decode(line)
+                except decode_errors:
+                    tet = None
+                if tet is not None and tet.time is not None and tet.time.year in plain_years:
+                    body = tet.process_exec
+                    proc = None
+                    if body is not None:
+                        proc = body.process
+                        if proc is None:
+                            body = None
+                        else:
+                            made = (proc.binary, proc.arguments)
+                            suspect = exec_decisions.get(made)
+                            if suspect is None:
+                                if len(exec_decisions) > _TETRAGON_KEYS_CACHE:
+                                    exec_decisions.clear()
+                                suspect = exec_decisions[made] = exec_might_signal(proc)
+                            if suspect:
+                                body = None
+                    elif tet.process_exit is not None:
+                        body = tet.process_exit
+                        proc = body.process
+                    if body is not None:
+                        if proc is None:
+                            combo = combo_of(())
+                        else:
+                            pod = proc.pod
+                            c = pod.container if pod is not None else None
+                            made_of = (
+                                pod.namespace if pod is not None else None,
+                                pod.name if pod is not None else None,
+                                c.id if c is not None else None,
+                                proc.docker,
+                            )
+                            found = tetragon_combos.get(made_of)
+                            if found is None:
+                                if len(tetragon_combos) > _TETRAGON_KEYS_CACHE:
+                                    tetragon_combos.clear()
+                                found = tetragon_combos[made_of] = combo_of(
+                                    _tetragon_names(*made_of)
+                                )
+                            combo = found
+            elif first and falco_is_plain(line):
+                combo = combo_of(())
+            if combo < 0:
+                record = line.rstrip(b"\r\n")
+                if record:
+                    if gap_stamp is not None:
+                        gap_time = max(gap_time or 0.0, _epoch(gap_stamp))
+                        gap_stamp = None
+                    full(record, lineno + i, starts[i], last_plain, gap_time)
+                    last_plain = None
+                    gap_time = None
+            else:
+                combos[i] = combo
+                last_plain = line
+        keep_combos(combos)
+        plain += len(batch) - combos.count(-1)
+        lineno += len(batch)
     index.plain = plain
     if gap_stamp is not None:
         gap_time = max(gap_time or 0.0, _epoch(gap_stamp))
     return index, lineno, last_plain, gap_time
+
+
+# Lines pass 1 reads at a time: about this many bytes.
+BATCH_BYTES = 1 << 20
+_BATCH_LINES = 1024
+
+
+def _batch_reader(lines: Iterable[bytes]) -> Callable[[], list[bytes]]:
+    """The next lines, about BATCH_BYTES of them (an empty list at the end): a
+    binary file's by `readlines`, other iterables' a few at a time."""
+    readlines = getattr(lines, "readlines", None)
+    if readlines is not None:
+        return lambda: readlines(BATCH_BYTES)
+    it = iter(lines)
+    return lambda: list(islice(it, _BATCH_LINES))
+
+
+def _audit_decision(
+    rec: AuditRecord, number: Callable[[tuple[str | tuple[str, str] | None, ...]], int]
+) -> _AuditDecision:
+    """What decides an audit record with one source address, an object, and no
+    request or response body, by the names pass 1 remembers it by (the cache key):
+    (its combination's number, or _SIGNAL, _UNDECIDED or _BY_OBJECT; whether its
+    user is a service account, whose bound token may name its pod (the user's
+    `extra` says); for _BY_OBJECT, the combinations' numbers by the object's name,
+    filled as lines come)."""
+    user = rec.user
+    ref = rec.objectRef
+    ips = rec.sourceIPs
+    assert user is not None and ref is not None and ips is not None
+    name = user.username
+    st = rec.responseStatus
+    resource = ref.resource
+    if (
+        not name
+        or not rec.verb
+        or name == "system:anonymous"
+        or not (rec.kind == "Event" or rec.kind is None)
+        or (st is not None and st.code == 403)
+        or outside_candidate(name, ips)
+    ):
+        return _SIGNAL, False, None
+    if resource in _SIGNAL_RESOURCES:
+        if resource not in _DECIDED_BY_NAMES:
+            return _UNDECIDED, False, None
+        if SIGNAL_REQUESTS[resource](rec):
+            return _SIGNAL, False, None
+    by_object = resource in _LINKING_RESOURCES and bool(ref.name)
+    return (
+        _BY_OBJECT if by_object else number((name, *ips)),
+        name.startswith("system:serviceaccount:"),
+        {} if by_object else None,
+    )
 
 
 def _tetragon_names(

@@ -9,13 +9,16 @@ from __future__ import annotations
 import contextlib
 import gc
 import gzip
+import os
 import pickle
+import select
+import signal
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO, cast
 
 import orjson
 
@@ -25,10 +28,6 @@ from ktriage.core.correlate import Correlator
 from ktriage.core.ingest import MAX_LINE, Ingestor
 from ktriage.core.model import EntityRef, Event, pack_raw
 from ktriage.core.parse import to_epoch
-
-if TYPE_CHECKING:
-    from multiprocessing.connection import Connection
-    from multiprocessing.process import BaseProcess
 
 # A JSON document (pretty-printed object or array) is read whole up to this size.
 MAX_DOCUMENT = 256 << 20
@@ -116,9 +115,6 @@ PARALLEL_MIN_BYTES = 64 << 20
 # The first part of such a file this process reads alone (at most an eighth of it),
 # to measure how much the full path costs there.
 PROBE_BYTES = 4 << 20
-# Lines read again by offset (in file order) come through a buffer this large: the
-# next few are mostly in it already.
-REREAD_BUFFER = 256 << 10
 # Seconds the helper may take beyond ten times what this process took for its part.
 HELPER_PATIENCE = 30.0
 # Longer lines (line end aside) are skipped as too long by the ingestor.
@@ -139,6 +135,40 @@ def _plain_time(body: bytes) -> float | None:
     return focused.falco_time(body)
 
 
+def _read_at(fd: int, offset: int, length: int) -> bytes:
+    """`length` bytes of a file from `offset` (fewer at its end), read alone: lines
+    read again are far apart, and a buffered read would fill its whole buffer for
+    each."""
+    data = os.pread(fd, length, offset)
+    if len(data) < length:
+        parts = [data]
+        got = len(data)
+        while got < length:
+            more = os.pread(fd, length - got, offset + got)
+            if not more:
+                break
+            parts.append(more)
+            got += len(more)
+        data = b"".join(parts)
+    return data
+
+
+def _line_at(fd: int, offset: int) -> bytes:
+    """The line of a file from `offset` on, without its end (see _read_at)."""
+    parts = []
+    while True:
+        chunk = os.pread(fd, 64 << 10, offset)
+        cut = chunk.find(b"\n")
+        if cut >= 0:
+            parts.append(chunk[: cut + 1])
+            break
+        if not chunk:
+            break
+        parts.append(chunk)
+        offset += len(chunk)
+    return b"".join(parts).rstrip(b"\r\n")
+
+
 def _line_start_after(fh: BinaryIO, position: int) -> int:
     """The start of the first line after `position` (the file's end if none); the
     file is left at its start."""
@@ -151,28 +181,43 @@ def _line_start_after(fh: BinaryIO, position: int) -> int:
 
 def _own_share(full_seconds: float, total_seconds: float) -> float:
     """The share of the rest of a file this process reads in pass 1 while the helper
-    reads the other: both parts then take about as long, as this process's part
-    includes the full path of every line it sends there, and that of the helper's
-    lines afterwards. From the first part: the full path took `full_seconds` of
-    `total_seconds`."""
+    reads the other. This process also sends every line of the helper's part that
+    goes the full path there, as the helper finds them (after its own part): both
+    are then busy about as long when this process's part takes its pass 1 and the
+    full path of all lines. From the first part: the full path took `full_seconds`
+    of `total_seconds` (pass 1 took the rest)."""
     scan = max(total_seconds - full_seconds, 1e-6)
     ratio = full_seconds / scan  # full path per pass-1 time
-    return min(0.5, max(0.2, 1.0 / (2.0 + ratio)))
+    return min(0.5, max(0.05, (1.0 - ratio) / 2.0))
 
 
 # For a line that went the full path, the helper gives the time of the latest line
 # left out before it (None: none since the previous full line), or this marker: the
 # last line the previous part left out.
 _AFTER_PREVIOUS_PART = "previous part"
-# (offset, index, that time or marker, latest time of audit lines left out before it)
-_Signal = tuple[int, int, float | str | None, float | None]
-_HelperResult = tuple[focused.PlainIndex, int, list[_Signal], float | None]
+# (offset, index, that time or marker, latest time of audit lines left out before it,
+# length without the line end)
+_Signal = tuple[int, int, float | str | None, float | None, int]
+# (index, lines read, latest time of the audit lines left out after the last signal)
+_HelperResult = tuple[focused.PlainIndex, int, float | None]
+# The helper sends the lines it found for the full path this many at a time.
+SIGNALS_PER_MESSAGE = 128
+# This process takes what the helper sent out of the pipe every this many lines it
+# sends to the full path itself.
+_DRAIN_EVERY = 32
+# Bytes of a message's length, before it.
+_LENGTH = 8
+# Linux's F_SETPIPE_SZ: the pipe from the helper holds this much (when allowed), so
+# that the helper seldom waits for this process to read.
+_SETPIPE_SZ = 1031
+_PIPE_BYTES = 1 << 20
 
 
-def _first_pass_from(path: Path, split: int) -> _HelperResult:
+def _first_pass_from(path: Path, split: int, send: Callable[[object], None]) -> None:
     """Pass 1 over a file from `split` on, as the helper process runs it: the lines
-    that go the full path are listed for the parent to read again and feed in
-    order, with what placing them needs."""
+    that go the full path are sent as they are found (`("signals", [...])`), for
+    the parent to read again and feed in order, with what placing them needs; then
+    `("done", _HelperResult)`."""
     signals: list[_Signal] = []
     add = signals.append
 
@@ -180,68 +225,167 @@ def _first_pass_from(path: Path, split: int) -> _HelperResult:
         body: bytes, index: int, offset: int, last_plain: object, plain_time: float | None
     ) -> None:
         if last_plain is PREVIOUS_PART:
-            add((offset, index, _AFTER_PREVIOUS_PART, plain_time))
+            add((offset, index, _AFTER_PREVIOUS_PART, plain_time, len(body)))
         else:
             placed = _plain_time(last_plain) if isinstance(last_plain, bytes) else None
-            add((offset, index, placed, plain_time))
+            add((offset, index, placed, plain_time, len(body)))
+        if len(signals) >= SIGNALS_PER_MESSAGE:
+            send(("signals", signals[:]))
+            signals.clear()
 
     with open(path, "rb") as fh:
         fh.seek(split)
         index, lines, _, tail_time = focused.first_pass(
             fh, full, LINE_LIMIT, start=split, previous=PREVIOUS_PART
         )
-    return index, lines, signals, tail_time
+    if signals:
+        send(("signals", signals))
+    send(("done", (index, lines, tail_time)))
 
 
-def _helper_main(conn: Connection, path: Path, split: int) -> None:
-    try:
-        data = pickle.dumps(_first_pass_from(path, split), protocol=pickle.HIGHEST_PROTOCOL)
-        conn.send_bytes(data)
-    except Exception:
-        pass
-    finally:
-        conn.close()
+def _helper_main(fd: int, path: Path, split: int) -> None:
+    """The helper process's work: pass 1 from `split`, its messages written to `fd`
+    (each a length, then a pickle)."""
+
+    def send(message: object) -> None:
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        view = memoryview(len(data).to_bytes(_LENGTH, "little") + data)
+        while view:
+            view = view[os.write(fd, view) :]
+
+    _first_pass_from(path, split, send)
+    os.close(fd)
 
 
 class _Helper:
-    """A forked process running pass 1 over a file's second half while the replay
-    reads the first: pass 1 decodes every line, and that is most of a replay."""
+    """A forked process running pass 1 over a file's second part while the replay
+    reads the first: pass 1 decodes every line, and that is most of a replay. The
+    lines it finds for the full path come as it goes (`signals`), its index at the
+    end (`result`)."""
 
-    def __init__(self, proc: BaseProcess, conn: Connection) -> None:
-        self.proc = proc
-        self.conn = conn
+    def __init__(self, pid: int, fd: int) -> None:
+        self.pid = pid
+        self.fd = fd
+        self._pending = bytearray()
+        self._poller = select.poll()
+        self._poller.register(fd, select.POLLIN)
+        self._done: _HelperResult | None = None
+        self._over = False  # done, failed or stopped
 
     @classmethod
     def start(cls, path: Path, split: int) -> _Helper | None:
-        import multiprocessing  # here: most replays need no helper, and it loads slowly
-
-        if "fork" not in multiprocessing.get_all_start_methods():
+        fork = getattr(os, "fork", None)
+        if fork is None:
             return None
         try:
-            ctx = multiprocessing.get_context("fork")
-            receive, send = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_helper_main, args=(send, path, split), daemon=True)
-            proc.start()
-        except (OSError, ValueError, AssertionError):
-            # (AssertionError: a daemonic process may not start children.)
+            receive, send = os.pipe()
+        except OSError:
             return None
-        send.close()
-        return cls(proc, receive)
+        with contextlib.suppress(OSError, ImportError):
+            import fcntl
+
+            fcntl.fcntl(send, _SETPIPE_SZ, _PIPE_BYTES)
+        try:
+            pid = fork()
+        except OSError:
+            os.close(receive)
+            os.close(send)
+            return None
+        if pid == 0:
+            # The helper: what it sends is its outcome, and it never returns (when it
+            # fails, the parent reads its part itself).
+            code = 1
+            try:
+                os.close(receive)
+                _helper_main(send, path, split)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(send)
+        return cls(pid, receive)
+
+    def signals(self, deadline: float) -> Iterator[_Signal]:
+        """The lines the helper sends to the full path, in file order, as it finds
+        them, until it is done, fails, or sends nothing by `deadline` (monotonic
+        seconds; it is then stopped)."""
+        while not self._over:
+            message = self._receive(deadline)
+            if message is None:
+                self.stop()
+                return
+            kind, payload = message
+            if kind == "signals" and type(payload) is list:
+                yield from payload
+            elif kind == "done" and type(payload) is tuple and len(payload) == 3:
+                self._done = cast(_HelperResult, payload)
+                self._over = True
+            else:
+                self.stop()
 
     def result(self, timeout: float) -> _HelperResult | None:
-        """What the helper found; None when it failed, or gave no answer within
-        `timeout` seconds (it is then stopped)."""
-        try:
-            if not self.conn.poll(timeout):
-                self.proc.kill()
+        """What the helper found, once its signals were read; None when it failed,
+        or gave no answer within `timeout` seconds (it is then stopped), or sent
+        signals nobody read (the caller then reads its part itself)."""
+        for _ in self.signals(time.monotonic() + timeout):
+            self.stop()
+            self._done = None
+        self.stop()
+        return self._done
+
+    def _receive(self, deadline: float) -> tuple[str, object] | None:
+        """The next message; None at the end of the pipe, on a broken message, or
+        when nothing came by `deadline`."""
+        pending = self._pending
+        poller = self._poller
+        while True:
+            if len(pending) >= _LENGTH:
+                size = int.from_bytes(pending[:_LENGTH], "little")
+                if len(pending) >= _LENGTH + size:
+                    data = bytes(pending[_LENGTH : _LENGTH + size])
+                    del pending[: _LENGTH + size]
+                    try:
+                        message = pickle.loads(data)
+                    except (pickle.UnpicklingError, EOFError, ValueError, TypeError):
+                        return None
+                    if type(message) is not tuple or len(message) != 2:
+                        return None
+                    return cast(tuple[str, object], message)
+            wait = max(0.0, deadline - time.monotonic())
+            try:
+                if not poller.poll(wait * 1000):
+                    return None
+                chunk = os.read(self.fd, _PIPE_BYTES)
+            except OSError:
                 return None
-            result: _HelperResult = pickle.loads(self.conn.recv_bytes())
-            return result
-        except (EOFError, OSError, pickle.UnpicklingError):
-            return None
-        finally:
-            self.conn.close()
-            self.proc.join(timeout=10)
+            if not chunk:
+                return None
+            pending += chunk
+
+    def drain(self) -> None:
+        """Take what the helper sent so far out of the pipe, without waiting: while
+        this process reads its own part, the helper then never waits for it."""
+        if self.fd < 0:
+            return
+        try:
+            while self._poller.poll(0):
+                chunk = os.read(self.fd, _PIPE_BYTES)
+                if not chunk:
+                    return
+                self._pending += chunk
+        except OSError:
+            return
+
+    def stop(self) -> None:
+        """End the helper (when it still runs) and wait for it; close the pipe."""
+        if self.fd < 0:
+            return
+        self._over = True
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.waitpid(self.pid, 0)
+        os.close(self.fd)
+        self.fd = -1
 
 
 class Replayer:
@@ -271,6 +415,7 @@ class Replayer:
         self.parallel = parallel
         self.parallel_min_bytes = parallel_min_bytes
         self._second_pass: list[tuple[Path, str, int, list[focused.PlainIndex]]] = []
+        self._helper: _Helper | None = None  # while one runs
 
     def check(self, paths: list[Path]) -> None:
         """Fail early, with a clear message, on any file that cannot be read."""
@@ -330,7 +475,14 @@ class Replayer:
                     self._document(fh.read(MAX_DOCUMENT + 1), name)
                 elif self.focus and (size := path.stat().st_size) >= self.focus_min_bytes:
                     archive_id = self.archive.register_file(path)
-                    parts = self._focused_signals(fh, path, name, archive_id, size)
+                    try:
+                        parts = self._focused_signals(fh, path, name, archive_id, size)
+                    finally:
+                        # Ended whatever happened (a helper left running would wait
+                        # for this process to read it).
+                        if self._helper is not None:
+                            self._helper.stop()
+                            self._helper = None
                     self._second_pass.append((path, name, archive_id, parts))
                 else:
                     self._lines(fh, name, archive_id=self.archive.register_file(path))
@@ -350,7 +502,7 @@ class Replayer:
     ) -> list[focused.PlainIndex]:
         """Pass 1: every line that might be a signal goes through the full pipeline
         now, in file order; the others are only indexed for pass 2. A large file's
-        second half is read by a helper process at the same time (see _Helper)."""
+        second part is read by a helper process at the same time (see _Helper)."""
         ingestor = self.ingestor
         feed_line = ingestor.feed_line
         feed = self._feed
@@ -403,11 +555,27 @@ class Replayer:
             catch_up(tail_time)
             parts = [first]
             split = _line_start_after(fh, probe + int((size - probe) * share))
-            helper = _Helper.start(path, split) if split < size else None
+            helper = self._helper = _Helper.start(path, split) if split < size else None
+            own_full: Callable[[bytes, int, int, object, float | None], None] = full
+            if helper is not None:
+                drain = helper.drain
+                calls = 0
+
+                def draining_full(
+                    body: bytes, index: int, offset: int, last: object, plain_time: float | None
+                ) -> None:
+                    nonlocal calls
+                    calls += 1
+                    if not calls % _DRAIN_EVERY:
+                        drain()
+                    full(body, index, offset, last, plain_time)
+
+                own_full = draining_full
+
             base = lines
             fh.seek(probe)
             middle, more, last_plain, tail_time = focused.first_pass(
-                fh, full, LINE_LIMIT, start=probe, stop=split, previous=last_plain
+                fh, own_full, LINE_LIMIT, start=probe, stop=split, previous=last_plain
             )
             catch_up(tail_time)
             middle.first_line = lines
@@ -416,23 +584,34 @@ class Replayer:
         # The helper reads about as much as this process did: far longer means it hangs.
         patience = HELPER_PATIENCE + 10 * (time.monotonic() - started)
         if split < size:
-            found = helper.result(patience) if helper is not None else None
+            base = lines
+            found = None
+            fed = -1  # the last line of the helper's part sent to the full path
+            if helper is not None:
+                # Its lines for the full path, in order, as it finds them.
+                deadline = time.monotonic() + patience
+                reader = fh.fileno()
+                for offset, index, placed, plain_time, length in helper.signals(deadline):
+                    body = _read_at(reader, offset, length)
+                    previous = last_plain if placed == _AFTER_PREVIOUS_PART else placed
+                    full(body, index, offset, previous, plain_time)
+                    fed = index
+                found = helper.result(patience)
             if found is None:
-                # No helper after all (it could not start, or failed): read the rest here.
-                base = lines
+                # No helper after all (it could not start, or failed): read the rest
+                # here, but for the lines it already sent.
+                def rest_full(
+                    body: bytes, index: int, offset: int, last: object, plain_time: float | None
+                ) -> None:
+                    if index > fed:
+                        full(body, index, offset, last, plain_time)
+
                 fh.seek(split)
                 rest, more, _, tail_time = focused.first_pass(
-                    fh, full, LINE_LIMIT, start=split, previous=last_plain
+                    fh, rest_full, LINE_LIMIT, start=split, previous=last_plain
                 )
             else:
-                rest, more, signals, tail_time = found
-                base = lines
-                with open(path, "rb", buffering=REREAD_BUFFER) as reader:
-                    for offset, index, placed, plain_time in signals:
-                        reader.seek(offset)
-                        body = reader.readline().rstrip(b"\r\n")
-                        previous = last_plain if placed == _AFTER_PREVIOUS_PART else placed
-                        full(body, index, offset, previous, plain_time)
+                rest, more, tail_time = found
             catch_up(tail_time)
             rest.first_line = lines
             parts.append(rest)
@@ -456,13 +635,17 @@ class Replayer:
         add = self.correlator.add
         names = focused.index_names(keys)
         kept = 0
-        with open(path, "rb", buffering=REREAD_BUFFER) as fh:
+        with open(path, "rb", buffering=0) as fh:
+            reader = fh.fileno()
             for plain in parts:
                 offsets = plain.offsets
+                last = len(offsets) - 1
                 for i in plain.candidates(names):
                     offset = offsets[i]
-                    fh.seek(offset)
-                    body = fh.readline().rstrip(b"\r\n")
+                    if i < last:
+                        body = _read_at(reader, offset, offsets[i + 1] - offset).rstrip(b"\r\n")
+                    else:
+                        body = _line_at(reader, offset)
                     raw = pack_raw(archive_id, offset, len(body))
                     origin = f"{name}:{plain.first_line + i + 1}"
                     related = False

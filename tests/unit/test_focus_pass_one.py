@@ -1,0 +1,378 @@
+"""Pass 1 of a focused replay reads lines in batches and remembers what decided a
+common audit line by the names it is made of: neither may change what a full
+replay gives (core/focus.py `first_pass`)."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from k8s_records import T0, audit, pod_object, tetragon_exec
+from test_focus import _assert_same, _replay
+
+from ktriage.core import focus
+from ktriage.core import replay as replay_module
+from ktriage.core.detect.audit import SIGNAL_REQUESTS
+from ktriage.core.ingest import Ingestor
+from ktriage.core.parse.audit import DECODER as AUDIT_DECODER
+from ktriage.core.parse.podfacts import pod_facts
+from ktriage.core.replay import LINE_LIMIT
+
+KUBELET = "system:node:node-a"
+
+
+class _Watched:
+    """A record (or a part of it) that notes every attribute read of it."""
+
+    def __init__(self, real: object, path: str, seen: set[str]) -> None:
+        self._real, self._path, self._seen = real, path, seen
+
+    def __getattr__(self, name: str) -> object:
+        path = f"{self._path}.{name}" if self._path else name
+        self._seen.add(path)
+        value = getattr(self._real, name)
+        if isinstance(value, msgspec.Struct):
+            return _Watched(value, path, self._seen)
+        return value
+
+
+# What the decision cache's key holds (core/focus.py `first_pass`), and the bodies
+# a record it is used for has none of.
+_KEYED = {
+    "user",
+    "user.username",
+    "username",
+    "sourceIPs",
+    "objectRef",
+    "objectRef.resource",
+    "objectRef.subresource",
+    "objectRef.namespace",
+    "objectRef.name",
+    "verb",
+    "kind",
+    "responseStatus",
+    "responseStatus.code",
+    "requestObject",
+    "responseObject",
+}
+
+
+def test_signal_predicates_read_only_what_pass_one_remembers_them_by() -> None:
+    """Pass 1 asks a resource's SIGNAL_REQUESTS predicate once per combination of
+    the names in its cache key: a predicate that read anything else of a record
+    without a body (its URI, its user agent...) would make that wrong, and must be
+    left out of `_DECIDED_BY_NAMES`."""
+    assert "secrets" not in focus._DECIDED_BY_NAMES  # it reads the request URI
+    users = [KUBELET, "system:kube-controller-manager", "alice@example.com"]
+    asked = 0
+    for resource in sorted(focus._DECIDED_BY_NAMES):
+        for user, verb, sub, namespace, name in itertools.product(
+            users,
+            ["get", "list", "create", "update", "patch", "delete"],
+            ["", "exec", "token", "proxy", "status"],
+            ["kube-system", "shop"],
+            ["", "web-1"],
+        ):
+            line = audit(T0, user, verb, resource, namespace=namespace, name=name, subresource=sub)
+            rec = focus._PLAIN_AUDIT_DECODE(line)
+            seen: set[str] = set()
+            SIGNAL_REQUESTS[resource](_Watched(rec, "", seen))  # type: ignore[arg-type]
+            assert seen <= _KEYED, (resource, seen - _KEYED)
+            asked += 1
+    assert asked > 1000
+
+
+def _pod_patch(t: float, pod: str, **over: Any) -> bytes:
+    return audit(
+        t, KUBELET, "patch", "pods", namespace="shop", name=pod, subresource="status", **over
+    )
+
+
+def test_hostile_lines_that_share_remembered_names_but_not_their_decision(
+    tmp_path: Path,
+) -> None:
+    """Lines with the very names of a remembered plain line, each different where the
+    names do not tell: a pod write that states the pod's address, one with a body,
+    a time out of range, no verb, a bound token naming its pod, a secret read by a
+    node with and without a name, two source addresses. Each is read as a full
+    replay reads it."""
+    lines: list[bytes] = []
+    shell = tetragon_exec(T0 + 50, "/bin/sh", "-c id", namespace="shop", pod="web-1")
+    for i in range(40):
+        t = T0 + i
+        lines.append(_pod_patch(t, f"web-{i % 3}"))
+        lines.append(audit(t, KUBELET, "get", "secrets", namespace="shop", name="tls"))
+        lines.append(audit(t, "alice@example.com", "get", "configmaps", namespace="shop"))
+    hostile = [
+        # The pod's address in the line (not in a body): the full path learns it.
+        _pod_patch(T0 + 41, "web-1", query="podIP=10.1.2.3"),
+        _pod_patch(
+            T0 + 42,
+            "web-2",
+            request_object={"status": {"podIP": "10.1.2.4", "hostIP": "10.0.0.2"}},
+        ),
+        _pod_patch(
+            T0 + 43,
+            "web-1",
+            response_object=pod_object("shop", "web-1", account="web", pod_ip="10.1.2.5"),
+        ),
+        _pod_patch(T0 + 44, "web-0").replace(b'"stageTimestamp":"20', b'"stageTimestamp":"50'),
+        # A bound token of an account nothing else links, naming the shell's pod.
+        audit(
+            T0 + 45,
+            "system:serviceaccount:shop:builder",
+            "get",
+            "configmaps",
+            namespace="shop",
+            extra={"authentication.kubernetes.io/pod-name": ["web-1"]},
+        ),
+        audit(T0 + 46, KUBELET, "list", "secrets", namespace="shop"),
+        # No verb (an empty one, or none at all): never left out.
+        _pod_patch(T0 + 46.5, "web-1").replace(b'"verb":"patch"', b'"verb":""'),
+        _pod_patch(T0 + 46.6, "web-1").replace(b'"verb":"patch",', b""),
+        audit(T0 + 47, KUBELET, "list", "secrets", namespace="shop", query="fieldSelector=x"),
+        audit(T0 + 48, "alice@example.com", "get", "configmaps", namespace="shop").replace(
+            b'"sourceIPs":["10.0.0.11"]', b'"sourceIPs":["10.0.0.11","203.0.113.9"]'
+        ),
+        shell,
+    ]
+    for n, line in enumerate(hostile):
+        lines.insert(7 + n * 11, line)
+    # The same names again after the hostile lines: still remembered as plain.
+    lines += [_pod_patch(T0 + 60 + i, f"web-{i % 3}") for i in range(20)]
+    lines += [
+        audit(T0 + 70 + i, "system:serviceaccount:shop:builder", "get", "configmaps",
+              namespace="shop")
+        for i in range(5)
+    ]  # fmt: skip
+    path = tmp_path / "hostile.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    replayer = _assert_same([path])
+    assert replayer.stats.unrelated > 100  # the common lines were left out
+    (shell_incident,) = [
+        i for i in replayer.correlator.incidents.values() if i.title == "Shell in shop/web-1"
+    ]
+    summaries = [e.summary for e in replayer.correlator.events_of(shell_incident.id)]
+    # The bound token joined the shell's incident; the same account's later lines
+    # (no token) did not.
+    assert sum("builder" in s for s in summaries) == 1, summaries
+
+
+def test_a_pod_write_without_a_body_states_no_pod_facts() -> None:
+    """Pass 1 leaves a bodiless pod write out by its names alone, whatever else its
+    line says: the facts a pod write states come from its bodies only."""
+    line = _pod_patch(T0, "web-1", query="podIP=10.1.2.3&serviceAccountName=x")
+    line = line.replace(b'"annotations":{', b'"annotations":{"podIP":"10.1.2.3",')
+    assert b'"podIP"' in line
+    assert pod_facts(AUDIT_DECODER.decode(line)) is None
+    with_body = _pod_patch(T0, "web-1", request_object={"status": {"podIP": "10.1.2.3"}})
+    assert pod_facts(AUDIT_DECODER.decode(with_body)) == ("shop", "web-1", "10.1.2.3", "")
+
+
+def _records(n: int) -> list[bytes]:
+    return [
+        audit(T0 + i, KUBELET, "get", "configmaps", namespace="shop", name=f"c{i}")
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("batch", [300, 4096, 1 << 20])
+def test_hostile_batch_edges_give_the_same_incidents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch: int
+) -> None:
+    """Batches of pass 1 cut anywhere: lines with CRLF ends, a NUL byte, a blank
+    line, a line that is not JSON, one longer than the line limit (alone in its
+    batch), and the last line without an end; pass 1 of the first part stops inside
+    a batch. A focused replay (shared with a helper too) gives what a full one gives."""
+    monkeypatch.setattr(focus, "BATCH_BYTES", batch)
+    lines = _records(300)
+    shell = tetragon_exec(T0 + 150, "/bin/sh", "-c id", namespace="shop", pod="web-1")
+    too_long = audit(T0 + 151, KUBELET, "get", "configmaps", namespace="shop", name="big")
+    too_long = too_long.replace(b'"userAgent":"', b'"userAgent":"' + b"x" * LINE_LIMIT)
+    edges = [
+        lines[5] + b"\r",  # CRLF (its \n comes from the join)
+        lines[6].replace(b'"get"', b'"g\x00t"'),
+        b"",
+        b"not json at all",
+        too_long,
+        shell,
+        lines[7] + b"\r",
+    ]
+    for n, line in enumerate(edges):
+        lines.insert(20 + n * 37, line)
+    path = tmp_path / "edges.jsonl"
+    path.write_bytes(b"\n".join(lines))  # the last line has no end
+    replayer = _assert_same([path])
+    skipped = replayer.ingestor.skipped
+    assert skipped["too-long"] == 1
+    assert replayer.stats.lines == len(lines)
+
+
+@pytest.mark.parametrize("stop_line", [0, 1, 57, 199, 200])
+def test_a_part_ends_where_its_stop_is_whatever_the_batches(
+    monkeypatch: pytest.MonkeyPatch, stop_line: int
+) -> None:
+    """Pass 1 over a part reads exactly the lines that start before its stop, from
+    a file or from any iterable of lines, with their offsets."""
+    monkeypatch.setattr(focus, "BATCH_BYTES", 2000)
+    monkeypatch.setattr(focus, "_BATCH_LINES", 7)
+    lines = [line + b"\n" for line in _records(200)]
+    data = b"".join(lines)
+    starts = list(itertools.accumulate(map(len, lines), initial=100))
+    stop = starts[stop_line] - (1 if stop_line else 0)  # just before a line starts
+    for source in (io.BytesIO(data), iter(lines)):
+        index, read, _, _ = focus.first_pass(
+            source, lambda *_: None, LINE_LIMIT, start=100, stop=stop
+        )
+        assert read == stop_line
+        assert list(index.offsets) == starts[:stop_line]
+        assert len(index.combos) == stop_line
+
+
+def _signal_dense_file(tmp_path: Path) -> Path:
+    """A file whose second half sends many lines to the full path: shells among
+    ordinary reads, every tenth line."""
+    lines = []
+    for i in range(2_000):
+        if i % 10 == 3:
+            lines.append(
+                tetragon_exec(T0 + i, "/bin/sh", f"-c id {i}", namespace="shop", pod="web-1")
+            )
+        else:
+            lines.append(
+                audit(T0 + i, KUBELET, "get", "configmaps", namespace="shop", name=f"c{i}")
+            )
+    path = tmp_path / "dense.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+@pytest.mark.parametrize("then", ["dies", "hangs", "dies inside a message"])
+def test_hostile_helper_fails_after_sending_some_signals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, then: str
+) -> None:
+    """The helper sends the lines it finds for the full path as it goes: when it dies,
+    hangs or is killed halfway through a message after sending a few, the replay
+    feeds each line once (those already fed are not fed again) and reads the rest
+    of the helper's part itself."""
+    path = _signal_dense_file(tmp_path)
+    full, full_skips, _ = _replay([path], focus=False)
+    monkeypatch.setattr(replay_module, "SIGNALS_PER_MESSAGE", 3)
+    monkeypatch.setattr(replay_module, "HELPER_PATIENCE", 0.5)
+    real = replay_module._first_pass_from
+
+    def failing(path: Path, split: int, send: Callable[[object], None]) -> None:
+        sent = 0
+
+        def send_some(message: object) -> None:
+            nonlocal sent
+            sent += 1
+            if sent <= 4:
+                send(message)
+                return
+            if then == "hangs":
+                threading.Event().wait()
+            elif then == "dies inside a message":
+                os.write(HELPER_FD[0], (1000).to_bytes(8, "little") + b"\x80\x05(")
+            os._exit(3)
+
+        real(path, split, send_some)
+
+    HELPER_FD: list[int] = []
+    helper_main = replay_module._helper_main
+
+    def watched_main(fd: int, path: Path, split: int) -> None:
+        HELPER_FD.append(fd)
+        helper_main(fd, path, split)
+
+    monkeypatch.setattr(replay_module, "_first_pass_from", failing)
+    monkeypatch.setattr(replay_module, "_helper_main", watched_main)
+    fed: list[str] = []
+    feed_line = Ingestor.feed_line
+
+    def counted(self: Ingestor, body: bytes, **kw: Any) -> object:
+        fed.append(kw.get("origin", ""))
+        return feed_line(self, body, **kw)
+
+    monkeypatch.setattr(Ingestor, "feed_line", counted)
+    shared, shared_skips, replayer = _replay([path], focus=True, parallel=True)
+    assert shared == full
+    assert shared_skips == full_skips
+    assert replayer.stats.lines == 2_000
+    assert len(fed) > 100
+    assert len(fed) == len(set(fed))  # no line fed twice
+
+
+def test_the_helper_never_waits_for_the_replay_to_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the replay reads its own part it takes what the helper sent out of the
+    pipe (`drain`): even through a pipe of a page, the helper finishes its part
+    with nobody reading its messages, and they all arrive whole, in order."""
+    path = _signal_dense_file(tmp_path)
+    monkeypatch.setattr(replay_module, "_PIPE_BYTES", 4096)
+    monkeypatch.setattr(replay_module, "SIGNALS_PER_MESSAGE", 5)
+    helper = replay_module._Helper.start(path, 0)
+    assert helper is not None
+    try:
+        deadline = time.monotonic() + 20
+        finished = False
+        while not finished and time.monotonic() < deadline:
+            helper.drain()
+            finished = os.waitpid(helper.pid, os.WNOHANG)[0] == helper.pid
+            if not finished:
+                helper._poller.poll(50)  # until it sends more (or a short while)
+        assert finished, "the helper waited for the replay to read"
+        signals = list(helper.signals(time.monotonic() + 10))
+        found = helper.result(10)
+    finally:
+        helper.stop()
+    assert found is not None
+    assert len(signals) == 200  # every shell, once, in file order
+    assert [s[1] for s in signals] == list(range(3, 2_000, 10))
+    index, lines, _ = found
+    assert lines == 2_000 and index.plain == 1_800
+
+
+def test_hostile_replay_fails_midway_and_its_helper_is_ended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replay that fails while its helper runs (here the full path raises) ends
+    the helper and waits for it: none is left behind, waiting to be read."""
+    path = _signal_dense_file(tmp_path)
+    started: list[replay_module._Helper] = []
+    start = replay_module._Helper.start
+
+    def watched(path: Path, split: int) -> replay_module._Helper | None:
+        helper = start(path, split)
+        if helper is not None:
+            started.append(helper)
+        return helper
+
+    monkeypatch.setattr(replay_module._Helper, "start", staticmethod(watched))
+    monkeypatch.setattr(replay_module, "_PIPE_BYTES", 4096)  # it would wait to be read
+    feed_line = Ingestor.feed_line
+    fed = 0
+
+    def failing(self: Ingestor, body: bytes, **kw: Any) -> object:
+        nonlocal fed
+        fed += 1
+        if fed == 60:
+            raise RuntimeError("the full path failed")
+        return feed_line(self, body, **kw)
+
+    monkeypatch.setattr(Ingestor, "feed_line", failing)
+    with pytest.raises(RuntimeError, match="the full path failed"):
+        _replay([path], focus=True, parallel=True)
+    (helper,) = started
+    assert helper.fd == -1  # its pipe is closed
+    with pytest.raises(ChildProcessError):
+        os.waitpid(helper.pid, os.WNOHANG)  # and it was waited for
