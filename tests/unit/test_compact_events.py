@@ -11,7 +11,7 @@ from ktriage.core import model
 from ktriage.core.config import Config
 from ktriage.core.correlate import Correlator
 from ktriage.core.ingest import MAX_LINE, Ingestor
-from ktriage.core.model import UNREADABLE_SUMMARY, CompactEvent, Severity, ShedEvent
+from ktriage.core.model import UNREADABLE_SUMMARY, CompactEvent, Severity, ShedEvent, entity
 from ktriage.core.replay import Replayer
 from ktriage.core.store import COMPACT_LAG, EventStore
 
@@ -247,3 +247,28 @@ def test_hostile_file_rewritten_after_load_leaves_shed_events_without_entities(t
     assert {ev.entities for ev in shed} == {()}
     assert {ev.summary for ev in shed} == {UNREADABLE_SUMMARY}
     list(correlator.store.entities())  # names it can no longer read are left out
+
+
+def test_hostile_index_read_midway_through_a_load_matches_one_read_at_the_end(tmp_path):
+    # The UI may ask for a pod's events at any step of a load (the load cut short
+    # there, as far as the index knows): what it has indexed by then, objects that
+    # were shed since, and what comes after, are each counted once.
+    from ktriage.core.archive import RawArchive
+    from ktriage.core.stepload import SteppedReplay
+
+    path = tmp_path / "in.jsonl"
+    lines = _job_lines(4 * COMPACT_LAG)
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    correlator = Correlator(config=Config())
+    loader = SteppedReplay(correlator, Ingestor(), RawArchive(), [path], slice_bytes=50_000)
+    pod = entity("Pod", "shop", "web-1")
+    node = entity("Node", "", "node-2")
+    for _ in loader.steps():
+        correlator.store.by_entity(pod)
+        correlator.store.by_entity(node)
+    plain = _store_of(lines)
+    assert loader.complete and len(correlator.store) == len(plain)
+    assert any(isinstance(ev, ShedEvent) for ev in correlator.store)
+    for ent in (pod, node):
+        assert correlator.store.by_entity(ent) == plain.by_entity(ent)
+    assert set(correlator.store.entities()) == set(plain.entities())
