@@ -41,6 +41,7 @@ import contextlib
 import functools
 import hashlib
 import re
+from array import array
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -51,7 +52,7 @@ from ktriage.core.detect.podstate import killed_process
 from ktriage.core.model import EntityKind, EntityRef, Event, Incident, Severity
 from ktriage.core.parse.audit import OWN_REQUEST_KIND
 from ktriage.core.parse.podfacts import POD_ACCOUNT_KIND, POD_ADDRESS_KIND
-from ktriage.core.store import EventStore
+from ktriage.core.store import EventStore, entity_key
 
 # How many unattached context events are remembered per entity for late signals.
 PENDING_PER_ENTITY = 5_000
@@ -235,8 +236,8 @@ class _Slot:
     time order, and the ids of context events not yet attached, oldest first.
 
     A linking entity seen in one context event only (most pods of short-lived jobs)
-    has no _Slot: the correlator keeps that event's id in its place (see
-    `Correlator._slots`), and makes the _Slot on the entity's second event or
+    has no _Slot: the correlator keeps that event's id under the entity's key (see
+    `Correlator._held`), and makes the _Slot on the entity's second pending event or
     first signal."""
 
     __slots__ = ("pending", "rolled", "signals")
@@ -249,9 +250,110 @@ class _Slot:
 
 
 _UNSEEN = _Slot()  # marker for "entity not looked at yet"
-# What `Correlator._slots` holds for an entity: its _Slot; the id of the one context
-# event waiting for a signal (an int, no _Slot yet); None when it does not link.
-_SlotValue = _Slot | int | None
+# What `Correlator._slots` holds for an entity: its _Slot; None when it does not link.
+# A linking entity without a _Slot is not in it: see _HeldIds.
+_SlotValue = _Slot | None
+# Event ids a _HeldIds entry holds (4 bytes each); a later one makes a _Slot.
+_HELD_ID_MAX = 0xFFFFFFFF
+
+
+class _HeldIds:
+    """The linking entities seen that have no _Slot, by key (store.entity_key): for
+    each, the id of the one context event it waits with for a signal (0: none).
+
+    Two arrays, open-addressed (linear probing, at most two thirds full): 18 to 36
+    bytes an entity, where a dictionary entry, its EntityRef and the name kept for
+    it cost ~250 (short-lived job pods are as many as their events). An entry is
+    never removed: it also says the entity was seen (as `_slots` said with a 0)."""
+
+    __slots__ = ("_count", "_ids", "_keys", "_mask")
+
+    def __init__(self) -> None:
+        self._keys = array("q", bytes(8 * 1024))
+        self._ids = array("I", bytes(4 * 1024))
+        self._mask = 1023
+        self._count = 0
+
+    def _find(self, key: int) -> int:
+        """The position of `key`, or of the empty place where it would go."""
+        keys = self._keys
+        mask = self._mask
+        i = key & mask
+        while True:
+            found = keys[i]
+            if found == key or found == 0:
+                return i
+            i = (i + 1) & mask
+
+    def get(self, key: int) -> int | None:
+        """The id held for `key` (0: none); None when the entity was never seen."""
+        i = self._find(key)
+        return self._ids[i] if self._keys[i] else None
+
+    def mark(self, key: int) -> None:
+        """Say the entity of `key` was seen (holding nothing for it if it is new)."""
+        keys = self._keys
+        mask = self._mask
+        i = key & mask
+        while True:
+            found = keys[i]
+            if found == key:
+                return
+            if found == 0:
+                break
+            i = (i + 1) & mask
+        keys[i] = key
+        self._count += 1
+        if 3 * self._count > 2 * mask:
+            self._grow()
+
+    def hold(self, key: int, event_id: int) -> int:
+        """Hold `event_id` for `key` unless an id is held already: returns that id
+        (0: none, `event_id` is held now)."""
+        keys = self._keys
+        mask = self._mask
+        i = key & mask
+        while True:
+            found = keys[i]
+            if found == key:
+                held = self._ids[i]
+                if not held:
+                    self._ids[i] = event_id
+                return held
+            if found == 0:
+                break
+            i = (i + 1) & mask
+        keys[i] = key
+        self._ids[i] = event_id
+        self._count += 1
+        if 3 * self._count > 2 * mask:
+            self._grow()
+        return 0
+
+    def take(self, key: int) -> int:
+        """The id held for `key` (0: none), holding none from now on."""
+        i = self._find(key)
+        held = self._ids[i]
+        self._ids[i] = 0
+        return held
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _grow(self) -> None:
+        old_keys, old_ids = self._keys, self._ids
+        size = 2 * len(old_keys)
+        mask = size - 1
+        keys = array("q", bytes(8 * size))
+        ids = array("I", bytes(4 * size))
+        for key, held in zip(old_keys, old_ids, strict=True):
+            if key:
+                i = key & mask
+                while keys[i]:
+                    i = (i + 1) & mask
+                keys[i] = key
+                ids[i] = held
+        self._keys, self._ids, self._mask = keys, ids, mask
 
 
 @functools.lru_cache(maxsize=4096)
@@ -284,12 +386,14 @@ class Correlator:
         self.window = window if window is not None else self.config.window
         self._parent: dict[int, int] = {}  # union–find over signal ids
         self._groups: dict[int, _Group] = {}  # root signal id -> group
-        # Every entity seen: its _Slot when it links (strong, or a detection key),
-        # None when it does not, so each event costs one look-up per entity. A
-        # linking entity seen in one context event and nothing else holds that
-        # event's id instead (a _Slot and its lists cost ~250 bytes; the id is the
-        # event's own int): see `_slot_for` and `_slot_found`.
+        # Entities seen: a linking one's _Slot (strong, or a detection key) once it
+        # has a signal or a second pending event, None for one that does not link.
+        # A linking entity without a _Slot is in `_held` alone, by key, with the id
+        # of the one context event it waits with: an entry here, with the EntityRef
+        # and name it keeps alive, costs ~250 bytes, a _Slot and its lists ~250 more
+        # (see `_slot_for` and `_slot_found`).
         self._slots: dict[EntityRef, _SlotValue] = {}
+        self._held = _HeldIds()
         self._event_group: dict[int, int] = {}  # context event id -> a signal id of its group
         self.incidents: dict[str, Incident] = {}
         # Ids that disappeared: an incident merged into another or renamed
@@ -619,8 +723,8 @@ class Correlator:
         found = self._slots.get(ent)
         if type(found) is _Slot:
             return found
-        # An int held is the id of the one pending event (0: none).
-        slot = self._slots[ent] = _Slot([found] if type(found) is int and found else None)
+        held = self._held.take(entity_key(ent)) if self._held else 0
+        slot = self._slots[ent] = _Slot([held] if held else None)
         return slot
 
     def _slot_found(self, ent: EntityRef) -> _Slot | None:
@@ -856,8 +960,9 @@ class Correlator:
         if ev.kind == OWN_REQUEST_KIND:
             return set()  # our own API calls: the action events tell that story
         slots = self._slots
+        held_ids = self._held
         linked: list[_Slot] = []
-        # Linking entities without a _Slot (an int in `_slots`): no signals to look at.
+        # Linking entities without a _Slot (in `_held`): no signals to look at.
         lone: list[EntityRef] = []
         ents = ev.entities
         # The addresses a control-plane identity calls from are nodes' (shared by
@@ -873,24 +978,25 @@ class Correlator:
                 if not ent.strong:
                     slots[ent] = None
                     continue
-                slot = slots[ent] = 0  # seen, nothing pending (yet)
+                held_ids.mark(hash(ent) or 1)  # seen (entity_key, inlined)
+                slot = None
             elif slot is None:
                 continue
             if no_ips and ent.kind == "IP":
                 continue
-            if isinstance(slot, int):
+            if slot is None:
                 lone.append(ent)
             else:
                 linked.append(slot)
             if also and ent in also:
-                # What this entity was learnt to stand with (its pod, its account).
+                # What this entity was learnt to stand with (its pod, its account):
+                # those seen already.
                 for extra in self._extras(ent):
-                    found = slots.get(extra)
-                    if found is None:
-                        continue
-                    if isinstance(found, int):
-                        lone.append(extra)
-                    else:
+                    found = slots.get(extra, _UNSEEN)
+                    if found is _UNSEEN:
+                        if held_ids.get(entity_key(extra)) is not None:
+                            lone.append(extra)
+                    elif found is not None:
                         linked.append(found)
         if not linked and not lone and ev.kind == "oomkilled" and ev.source == "kube":
             linked = self._process_slots(ev)
@@ -919,15 +1025,21 @@ class Correlator:
                 if len(pend) > _PENDING_TRIM:
                     del pend[:-PENDING_PER_ENTITY]
             for ent in lone:
-                # Its first pending event is kept as an int; a second makes its _Slot
+                # Its first pending event is held by id; a second makes its _Slot
                 # (looked up again: an entity named twice has just made it).
-                held = slots[ent]
-                if isinstance(held, _Slot):
-                    held.pending.append(eid)
-                elif held:
+                found = slots.get(ent)
+                if found is not None:
+                    found.pending.append(eid)
+                    continue
+                key = hash(ent) or 1  # entity_key, inlined
+                if eid > _HELD_ID_MAX:
+                    held = held_ids.take(key)
+                    slots[ent] = _Slot([held, eid] if held else [eid])
+                    continue
+                held = held_ids.hold(key, eid)
+                if held and held != eid:  # (equal: an entity named twice)
+                    held_ids.take(key)
                     slots[ent] = _Slot([held, eid])
-                else:
-                    slots[ent] = eid
             return set()
         # Attach: _absorb and the context-only _refresh, inlined.
         group = self._groups[self._find(best_sid)]
@@ -982,10 +1094,10 @@ class Correlator:
         slots = self._slots
         for ent in self._linking(signal):
             found = slots.get(ent)
-            if isinstance(found, int):
+            if found is None and self._held.get(entity_key(ent)):
                 # One pending event held in place of a _Slot: make the _Slot (the
                 # entity's signals are filed by now, so this is rare).
-                found = self._slot_for(ent) if found else None
+                found = self._slot_for(ent)
             if found is None or not found.pending:
                 continue
             slot = found

@@ -1065,10 +1065,10 @@ def _unknown_detail(obj: dict[str, Any]) -> str:
     return f"an object that is not an audit event, Falco alert or Tetragon event (keys: {keys})"
 
 
-def _derive_text(ev: CompactEvent) -> tuple[str, str] | None:
-    """(ref, summary) of an event that shed them, built again from its raw line as
-    feed_lines built them; None when that line is gone or is not the event's any more
-    (its time differs)."""
+def _derive_text(ev: CompactEvent) -> tuple[str, str, tuple[EntityRef, ...]] | None:
+    """(ref, summary, entities) of an event that shed them, built again from its raw
+    line as feed_lines built them; None when that line is gone or is not the event's
+    any more (its time differs)."""
     raw = ev.raw
     archive = archive_for(raw.archive) if raw is not None else None
     if archive is None or raw is None:
@@ -1088,7 +1088,7 @@ def _derive_text(ev: CompactEvent) -> tuple[str, str] | None:
         return None
     if built.time != ev.time:
         return None
-    return built.ref, built.summary
+    return built.ref, built.summary, built.entities
 
 
 model.derive_text = _derive_text

@@ -181,6 +181,22 @@ def entity(kind: str, namespace: str | None, name: str) -> EntityRef:
     return ref
 
 
+def unshared_entity(kind: str, namespace: str | None, name: str) -> EntityRef:
+    """An EntityRef kept out of the interning table (its kind and namespace strings are
+    still shared): for entities a parser shares itself, per container, and that are
+    most often seen in one event only (short-lived job pods and their containers). In
+    the table each would cost ~250 bytes (entry, ref, name) for as long as it lasts."""
+    ns = namespace or ""
+    if ns:
+        shared = _NAMESPACE_TEXT.get(ns)
+        if shared is None:
+            if len(_NAMESPACE_TEXT) >= _NAMESPACE_TEXT_MAX:
+                _NAMESPACE_TEXT.clear()
+            shared = _NAMESPACE_TEXT[ns] = ns
+        ns = shared
+    return EntityRef(_KIND_TEXT.get(kind) or str(kind), ns, name)
+
+
 class Attack(NamedTuple):
     """A MITRE ATT&CK (containers matrix) tactic and technique."""
 
@@ -284,26 +300,34 @@ def _compact_raw(ev: Event) -> RawRef | None:
 
 _REF_SLOT = Event.__dict__["ref"]
 _SUMMARY_SLOT = Event.__dict__["summary"]
-# Reads an event's raw line again and builds its (ref, summary) as the parser did, or
-# None when the line is not there any more (set by core/ingest.py, which knows the
-# parsers; the model does not import them).
-derive_text: Callable[[CompactEvent], tuple[str, str] | None] | None = None
+_ENTITIES_SLOT = Event.__dict__["entities"]
+# What is built again from an event's raw line: (ref, summary, entities).
+Derived = tuple[str, str, tuple[EntityRef, ...]]
+# Reads an event's raw line again and builds its (ref, summary, entities) as the parser
+# did, or None when the line is not there any more (set by core/ingest.py, which knows
+# the parsers; the model does not import them).
+derive_text: Callable[[CompactEvent], Derived | None] | None = None
 # The texts derived lately, by packed raw reference: a pane repainting the same rows
 # reads the same events again and again.
-_DERIVED: dict[int, tuple[str, str]] = {}
+_DERIVED: dict[int, Derived] = {}
 _DERIVED_MAX = 4096
 UNREADABLE_SUMMARY = "(raw record no longer readable)"
+# Sources whose plain events' entities are their parser's alone (no detection adds
+# one after the event is built): a stored event of these that shed its texts may shed
+# its entities too (see EventStore), built again from its line with the texts.
+DERIVED_ENTITY_SOURCES = frozenset({"tetragon"})
 
 
-def _derived(ev: CompactEvent) -> tuple[str, str]:
+def _derived(ev: CompactEvent) -> Derived:
     key = _RAW_SLOT.__get__(ev, Event)
     found = _DERIVED.get(key) if type(key) is int else None
     if found is not None:
         return found
     texts = derive_text(ev) if derive_text is not None else None
     if texts is None:
-        # Never raises: a file removed or rewritten under a replay leaves a plain word.
-        texts = (f"unreadable:{key}", UNREADABLE_SUMMARY)
+        # Never raises: a file removed or rewritten under a replay leaves a plain word
+        # (and no entities).
+        texts = (f"unreadable:{key}", UNREADABLE_SUMMARY, ())
     if type(key) is int:
         if len(_DERIVED) >= _DERIVED_MAX:
             _DERIVED.clear()
@@ -345,6 +369,21 @@ class CompactEvent(Event):
     def shed_text(self) -> bool:
         """Whether ref and summary are built again from the raw line when read."""
         return _SUMMARY_SLOT.__get__(self, Event) is None
+
+
+def _derived_entities(ev: Event) -> tuple[EntityRef, ...]:
+    value = _ENTITIES_SLOT.__get__(ev, Event)
+    return value if value is not None else _derived(cast("CompactEvent", ev))[2]
+
+
+class ShedEvent(CompactEvent):
+    """A stored event read back from the store's columns (see EventStore) that shed its
+    entities as well as its texts: they are built again from its raw line when read,
+    with the texts. Parsers never build these (reading `entities` of a CompactEvent
+    stays a plain slot read on the hot path)."""
+
+    __slots__ = ()
+    entities = property(_derived_entities, _ENTITIES_SLOT.__set__)
 
 
 @dataclass(slots=True)

@@ -8,12 +8,14 @@ from collections.abc import Iterable, Iterator
 from ktriage.core.model import (
     _RAW_SLOT,
     _SUMMARY_SLOT,
+    DERIVED_ENTITY_SOURCES,
     RAW_PACK_SHIFTS,
     CompactEvent,
     EntityKind,
     EntityRef,
     Event,
     Severity,
+    ShedEvent,
 )
 
 
@@ -92,6 +94,13 @@ COMPACT_LAG = 512
 _SPOT_MASK = (1 << RAW_PACK_SHIFTS[0]) - 1  # offset and length of a packed raw reference
 
 
+def entity_key(ent: EntityRef) -> int:
+    """The 64-bit key an entity is indexed by where it is not kept itself: its hash
+    (never 0, which marks "none"). Two entities share one about once in 10^19 pairs,
+    and no input can choose to (string hashes are keyed per process)."""
+    return hash(ent) or 1
+
+
 class EventStore:
     """Holds every event once. Ids are monotonic in arrival order, starting at 1.
 
@@ -105,6 +114,12 @@ class EventStore:
     about 34 bytes each instead of about 250. Reading one (get, iteration, since)
     gives an equal CompactEvent built from the columns: the same fields, the texts
     built again from its line; not the same object each time.
+
+    Of the sources whose entities come from the line alone (DERIVED_ENTITY_SOURCES:
+    Tetragon), such an event keeps no entities either: they are built again from its
+    line with its texts (a ShedEvent), so a stream naming a new pod in every event
+    holds no pod per event. The entity index finds those events by the keys of their
+    pod and node (14 bytes an event).
     """
 
     def __init__(self, max_events: int | None = None) -> None:
@@ -122,7 +137,20 @@ class EventStore:
         self._times = array("d")
         self._spots = array("Q")
         self._kinds = array("H")
+        # None where the entities are built again from the line (a ShedEvent).
         self._entities: list[tuple[EntityRef, ...] | None] = []
+        # Those events' ids, the entity_key of the pod each names (0: none) and its
+        # node (an index into `_nodes`, 0: none), for the entity index (indexed up to
+        # `_shed_indexed`): 14 bytes an event.
+        self._shed_ids = array("I")
+        self._shed_pods = array("q")
+        self._shed_nodes = array("H")
+        self._shed_indexed = 0
+        self._node_ids: dict[EntityRef, int] = {}
+        self._nodes: list[EntityRef] = []
+        # Ids of those events by pod key or by node (the index of the ShedEvents).
+        self._by_shed: dict[int | EntityRef, list[int]] = {}
+        self._pod_names: dict[int, EntityRef] = {}
         self._kind_ids: dict[tuple[str, str, Severity, int], int] = {}
         self._kind_list: list[tuple[str, str, Severity, int]] = []
         self.max_events = max_events
@@ -188,7 +216,14 @@ class EventStore:
                         times.append(ev.time)
                         spots.append(packed & _SPOT_MASK)
                         kinds.append(kind)
-                        entities.append(ev.entities)
+                        keys = self._shed_keys(ev) if ev.source in DERIVED_ENTITY_SOURCES else None
+                        if keys is not None and pos < 0xFFFFFFFF:
+                            entities.append(None)
+                            self._shed_ids.append(pos + 1)
+                            self._shed_pods.append(keys[0])
+                            self._shed_nodes.append(keys[1])
+                        else:
+                            entities.append(ev.entities)
                         events[pos] = None
                         continue
             times.append(0.0)
@@ -201,19 +236,23 @@ class EventStore:
         """The compacted event at `pos`, built from the columns."""
         source, kind, severity, archive = self._kind_list[self._kinds[pos] - 1]
         raw = archive << RAW_PACK_SHIFTS[0] | self._spots[pos]
-        return CompactEvent(
+        ents = self._entities[pos]
+        return (CompactEvent if ents is not None else ShedEvent)(
             self._times[pos], source, None, kind, severity, None,  # type: ignore[arg-type]
-            self._entities[pos] or (), None, False, "", raw, None, "", "", pos + 1,  # type: ignore[arg-type]
+            ents, None, False, "", raw, None, "", "", pos + 1,  # type: ignore[arg-type]
         )  # fmt: skip
 
     def _index(self) -> dict[EntityRef, list[int]]:
         events = self._events
         index = self._by_entity
         columns = self._entities
-        for eid in range(self._indexed + 1, len(events) + 1):
+        before = self._indexed
+        for eid in range(before + 1, len(events) + 1):
             ev = events[eid - 1]
             ents = ev.entities if ev is not None else columns[eid - 1]
-            for ent in ents or ():
+            if ents is None:
+                continue  # a ShedEvent: indexed by the keys of its pod and node, below
+            for ent in ents:
                 if ent.kind in INDEXED_KINDS:
                     ids = index.get(ent)
                     if ids is None:
@@ -221,6 +260,22 @@ class EventStore:
                     else:
                         ids.append(eid)
         self._indexed = len(events)
+        by_shed = self._by_shed
+        nodes = self._nodes
+        start = self._shed_indexed
+        for eid, pod, node in zip(
+            self._shed_ids[start:], self._shed_pods[start:], self._shed_nodes[start:], strict=True
+        ):
+            if eid <= before:
+                continue  # indexed by its entities, when it was not shed yet
+            for key in (pod or None, nodes[node - 1] if node else None):
+                if key is not None:
+                    found = by_shed.get(key)
+                    if found is None:
+                        by_shed[key] = [eid]
+                    else:
+                        found.append(eid)
+        self._shed_indexed = len(self._shed_ids)
         return index
 
     def get(self, event_id: int) -> Event:
@@ -230,13 +285,64 @@ class EventStore:
         return self._view(event_id - 1 if event_id > 0 else len(self._events) + event_id - 1)
 
     def by_entity(self, ent: EntityRef) -> list[int]:
-        """Ids of the events naming a pod or node (other kinds are not indexed)."""
+        """Ids of the events naming a pod or node (other kinds are not indexed), in
+        arrival order."""
         index = self._by_entity if self._indexed == len(self._events) else self._index()
-        return index.get(ent, [])
+        ids = index.get(ent, [])
+        if not self._by_shed or ent.kind not in INDEXED_KINDS:
+            return ids
+        shed = self._by_shed.get(ent if ent.kind == EntityKind.NODE else entity_key(ent))
+        if not shed:
+            return ids
+        return sorted(ids + shed) if ids else shed
 
     def entities(self) -> Iterable[EntityRef]:
+        """Every pod and node named (those only ShedEvents name are read from the
+        line of one of their events, once)."""
         index = self._by_entity if self._indexed == len(self._events) else self._index()
-        return index.keys()
+        if not self._by_shed:
+            return index.keys()
+        names = self._pod_names
+        found = dict.fromkeys(index)
+        for key, ids in self._by_shed.items():
+            if not isinstance(key, int):
+                found[key] = None  # a node
+                continue
+            ent = names.get(key)
+            if ent is None:
+                ent = self._pod_name(key, ids[0])
+                if ent is None:
+                    continue  # its line is gone
+                names[key] = ent
+            found[ent] = None
+        return found.keys()
+
+    def _pod_name(self, key: int, event_id: int) -> EntityRef | None:
+        for ent in self.get(event_id).entities:
+            if ent.kind == EntityKind.POD and entity_key(ent) == key:
+                return ent
+        return None
+
+    def _shed_keys(self, ev: Event) -> tuple[int, int] | None:
+        """(pod key, node index) of an event that may shed its entities: one naming at
+        most one pod and one node (as a Tetragon event does); None for any other."""
+        pod = node = 0
+        for ent in ev.entities:
+            kind = ent.kind
+            if kind == EntityKind.POD:
+                if pod:
+                    return None
+                pod = entity_key(ent)
+            elif kind == EntityKind.NODE:
+                if node:
+                    return None
+                node = self._node_ids.get(ent, 0)
+                if not node:
+                    if len(self._nodes) >= 0xFFFF:
+                        return None
+                    self._nodes.append(ent)
+                    node = self._node_ids[ent] = len(self._nodes)
+        return pod, node
 
     def __len__(self) -> int:
         return len(self._events)

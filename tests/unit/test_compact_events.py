@@ -11,7 +11,7 @@ from ktriage.core import model
 from ktriage.core.config import Config
 from ktriage.core.correlate import Correlator
 from ktriage.core.ingest import MAX_LINE, Ingestor
-from ktriage.core.model import UNREADABLE_SUMMARY, CompactEvent, Severity
+from ktriage.core.model import UNREADABLE_SUMMARY, CompactEvent, Severity, ShedEvent, entity
 from ktriage.core.replay import Replayer
 from ktriage.core.store import COMPACT_LAG, EventStore
 
@@ -185,3 +185,90 @@ def test_max_events_and_duplicates_still_counted_with_compaction(tmp_path):
     twin = CompactEvent(T0, "audit", "r0", "api-request", Severity.INFO, "s")
     assert store.add(twin) is None
     assert (store.dropped, store.duplicates, len(store)) == (2, 1, 3)
+
+
+def _store_of(lines: list[bytes]) -> EventStore:
+    """The events of `lines` stored as objects (fed one by one: nothing shed)."""
+    correlator = Correlator(config=Config())
+    ingestor = Ingestor()
+    for i, line in enumerate(lines, 1):
+        for ev in ingestor.feed_line(line, origin=f"x:{i}"):
+            correlator.add(ev)
+    for ev in ingestor.flush():
+        correlator.add(ev)
+    return correlator.store
+
+
+def _job_lines(n: int) -> list[bytes]:
+    out = []
+    for i in range(n):
+        t = T0 + i
+        # Pods seen once (jobs), pods seen again and again, and an audit line between.
+        pod = f"job-{i}" if i % 3 else f"web-{i % 4}"
+        out.append(tetragon_exec(t, "/bin/worker", f"{i}", namespace="shop", pod=pod,
+                                 node=f"node-{i % 5}"))  # fmt: skip
+        if i % 10 == 0:
+            out.append(audit(t, "alice@example.com", "get", "pods", namespace="shop", name=pod))
+    return out
+
+
+def test_shed_entities_read_back_and_index_as_the_parser_built_them(tmp_path):
+    lines = _job_lines(3 * COMPACT_LAG)
+    correlator, _ = _replayed(tmp_path, lines)
+    store = correlator.store
+    shed = [ev for ev in store if isinstance(ev, ShedEvent)]
+    assert len(shed) > COMPACT_LAG, "plain Tetragon events of a file shed their entities"
+    assert all(ev.source == "tetragon" for ev in shed)
+    plain = _store_of(lines)
+    model._DERIVED.clear()
+    assert [e.entities for e in store] == [e.entities for e in plain]
+    # The entity index (pods and nodes) is the one a store of objects gives.
+    assert set(store.entities()) == set(plain.entities())
+    for ent in plain.entities():
+        assert store.by_entity(ent) == plain.by_entity(ent), ent
+    # Asked again after more events came in: they are indexed too, once.
+    more = _job_lines(2 * COMPACT_LAG + 7)
+    for ev in _store_of(more):
+        ev.id = 0
+        correlator.store.add(ev)
+    pod = next(e for e in plain.entities() if e.name == "web-1")
+    ids = store.by_entity(pod)
+    assert ids == sorted(set(ids)) and len(ids) > len(plain.by_entity(pod))
+
+
+def test_hostile_file_rewritten_after_load_leaves_shed_events_without_entities(tmp_path):
+    correlator, _ = _replayed(tmp_path, _job_lines(3 * COMPACT_LAG))
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"x" * path.stat().st_size)
+    model._DERIVED.clear()
+    shed = [ev for ev in correlator.store if isinstance(ev, ShedEvent)]
+    assert shed
+    # Never raises; what the line no longer says is not made up.
+    assert {ev.entities for ev in shed} == {()}
+    assert {ev.summary for ev in shed} == {UNREADABLE_SUMMARY}
+    list(correlator.store.entities())  # names it can no longer read are left out
+
+
+def test_hostile_index_read_midway_through_a_load_matches_one_read_at_the_end(tmp_path):
+    # The UI may ask for a pod's events at any step of a load (the load cut short
+    # there, as far as the index knows): what it has indexed by then, objects that
+    # were shed since, and what comes after, are each counted once.
+    from ktriage.core.archive import RawArchive
+    from ktriage.core.stepload import SteppedReplay
+
+    path = tmp_path / "in.jsonl"
+    lines = _job_lines(4 * COMPACT_LAG)
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    correlator = Correlator(config=Config())
+    loader = SteppedReplay(correlator, Ingestor(), RawArchive(), [path], slice_bytes=50_000)
+    pod = entity("Pod", "shop", "web-1")
+    node = entity("Node", "", "node-2")
+    for _ in loader.steps():
+        correlator.store.by_entity(pod)
+        correlator.store.by_entity(node)
+    plain = _store_of(lines)
+    assert loader.complete and len(correlator.store) == len(plain)
+    assert any(isinstance(ev, ShedEvent) for ev in correlator.store)
+    for ent in (pod, node):
+        assert correlator.store.by_entity(ent) == plain.by_entity(ent)
+    assert set(correlator.store.entities()) == set(plain.entities())

@@ -11,7 +11,16 @@ import msgspec
 
 from ktriage.core.attack import attack_for
 from ktriage.core.detect.tetragon import classify_connect, classify_exec, classify_hook
-from ktriage.core.model import CompactEvent, EntityKind, EntityRef, Event, RawRef, Severity, entity
+from ktriage.core.model import (
+    CompactEvent,
+    EntityKind,
+    EntityRef,
+    Event,
+    RawRef,
+    Severity,
+    entity,
+    unshared_entity,
+)
 from ktriage.core.parse import _SECOND_CACHE as _SECONDS
 from ktriage.core.parse import (
     SkipRecord,
@@ -112,13 +121,18 @@ _KINDS = {name: name.replace("_", "-") for name in _TYPES}
 
 # A container's pod, image, node and namespace never change: its entities (one
 # shared tuple) and the words naming where it runs are computed once per
-# (node, container, pod).
+# (node, container, pod). Two generations: when the newer is full it becomes the
+# older one, and what is read from the older is kept in the newer: the containers
+# still running stay, those of finished jobs go. An entry holds its record's strings
+# (~700 bytes): a replay where every event names a new pod reads none of them again.
 _ENTITY_CACHE: dict[tuple[object, ...], tuple[tuple[EntityRef, ...], str]] = {}
-_ENTITY_CACHE_MAX = 20_000
+_ENTITY_CACHE_OLD: dict[tuple[object, ...], tuple[tuple[EntityRef, ...], str]] = {}
+_ENTITY_CACHE_MAX = 4096
 
 
 def _entities(rec: TetragonRecord, proc: TProcess | None) -> tuple[tuple[EntityRef, ...], str]:
     """(entities, where) of an event: `ns/pod`, `container …`, `node …` or the host."""
+    global _ENTITY_CACHE, _ENTITY_CACHE_OLD
     node = rec.node_name
     if proc is None:
         return tuple(_entities_uncached(rec, proc)), _where(proc, node)
@@ -141,11 +155,13 @@ def _entities(rec: TetragonRecord, proc: TProcess | None) -> tuple[tuple[EntityR
         key = (node, proc.docker, None, None, None, None)
     found = _ENTITY_CACHE.get(key)
     if found is None:
-        # Bounded well below a replay's size: its keys hold whole container ids, and
-        # where every event names a new pod (short-lived jobs) no entry is read again.
-        if len(_ENTITY_CACHE) > _ENTITY_CACHE_MAX:
-            _ENTITY_CACHE.clear()
-        found = _ENTITY_CACHE[key] = (tuple(_entities_uncached(rec, proc)), _where(proc, node))
+        found = _ENTITY_CACHE_OLD.get(key)
+        if found is None:
+            found = (tuple(_entities_uncached(rec, proc)), _where(proc, node))
+        if len(_ENTITY_CACHE) >= _ENTITY_CACHE_MAX:
+            _ENTITY_CACHE_OLD = _ENTITY_CACHE
+            _ENTITY_CACHE = {}
+        _ENTITY_CACHE[key] = found
     return found
 
 
@@ -158,7 +174,9 @@ def _entities_uncached(rec: TetragonRecord, proc: TProcess | None) -> list[Entit
         if pod is not None:
             ns = pod.namespace or ""
             if pod.name:
-                ents.append(entity(EntityKind.POD, ns, pod.name))
+                # Pods and containers are shared per container by _ENTITY_CACHE, not
+                # interned: a job's pod is often named by one or two events only.
+                ents.append(unshared_entity(EntityKind.POD, ns, pod.name))
             c = pod.container
             if c is not None:
                 if c.id:
@@ -168,7 +186,7 @@ def _entities_uncached(rec: TetragonRecord, proc: TProcess | None) -> list[Entit
         if not cid and proc.docker:
             cid = proc.docker[:12]
         if cid:
-            ents.append(entity(EntityKind.CONTAINER, "", cid))
+            ents.append(unshared_entity(EntityKind.CONTAINER, "", cid))
     if rec.node_name:
         ents.append(entity(EntityKind.NODE, "", rec.node_name))
     if ns:
