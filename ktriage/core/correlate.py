@@ -78,6 +78,7 @@ ROLLUP_KIND = "Recurring"
 ROLLUP_LISTED = 20
 # Distinct pods counted exactly up to this many; beyond, "at least".
 ROLLUP_COUNTED = 10_000
+_POD: str = EntityKind.POD.value
 
 # ---- learnt links --------------------------------------------------------------
 # Context events that state a fact the correlator links by (see ingest.py and
@@ -211,6 +212,33 @@ class _Recurring:
         if len(lst) > ROLLUP_LISTED:
             lst.pop()
         self.changed = True
+
+    def add_all(self, ents: tuple[EntityRef, ...]) -> None:
+        """`add` for each of a signal's entities (the loop a recurring incident runs
+        for every low signal it takes)."""
+        pods = self.pods
+        listed = self.listed
+        for ent in ents:
+            kind = ent[0]
+            if kind == _POD and ent not in pods:
+                if len(pods) < ROLLUP_COUNTED:
+                    pods[ent] = None
+                else:
+                    self.more_pods = True
+            lst = listed.get(kind)
+            if lst is None:
+                listed[kind] = [ent]
+                self.changed = True
+                continue
+            if len(lst) >= ROLLUP_LISTED and not ent < lst[-1]:
+                continue
+            pos = _bisect_left(lst, ent)
+            if pos < len(lst) and lst[pos] == ent:
+                continue
+            lst.insert(pos, ent)
+            if len(lst) > ROLLUP_LISTED:
+                lst.pop()
+            self.changed = True
 
     def merge(self, other: _Recurring) -> None:
         for pod in other.pods:
@@ -631,17 +659,24 @@ class Correlator:
 
     def _add_signal(self, ev: Event) -> set[str]:
         key = _rollup_key(ev)
-        if key is not None and not self._near_ordinary(ev):
-            return self._add_linked(ev, [key], rolled=key)
+        if key is not None:
+            linking = self._linking(ev)
+            if not self._near_ordinary(ev, linking):
+                return self._add_linked(ev, [key], rolled=key, linking=linking)
         changed = self._add_linked(ev, self._signal_keys(ev))
         if self._rolled:
             changed |= self._promote_around(ev)
         return changed
 
     def _add_linked(
-        self, ev: Event, keys: list[EntityRef], rolled: EntityRef | None = None
+        self,
+        ev: Event,
+        keys: list[EntityRef],
+        rolled: EntityRef | None = None,
+        linking: list[EntityRef] | None = None,
     ) -> set[str]:
-        """File a signal under `keys` and join the components of its neighbours."""
+        """File a signal under `keys` and join the components of its neighbours
+        (`linking`: its linking entities, when the caller has them already)."""
         sid = ev.id
         t = ev.time
         item = (t, sid)
@@ -652,6 +687,12 @@ class Correlator:
         for ent in keys:
             slot = self._slot_for(ent)
             lst = slot.signals
+            if lst and lst[-1] < item:
+                # After every signal filed here (signals mostly come in time order).
+                if t - lst[-1][0] <= window:
+                    neighbours.append(lst[-1][1])
+                lst.append(item)
+                continue
             pos = _bisect_left(lst, item)
             if pos < len(lst) and lst[pos][1] == sid:
                 continue  # an entity named twice
@@ -661,7 +702,7 @@ class Correlator:
                 neighbours.append(lst[pos][1])
             lst.insert(pos, item)
         if rolled is not None:
-            self._roll(ev, rolled)
+            self._roll(ev, rolled, linking)
         first_key = (t, ev.source, ev.ref)
         if neighbours:
             # Joins an existing component directly (most signals do): cheaper than
@@ -678,7 +719,7 @@ class Correlator:
         else:
             self._parent[sid] = sid
             group = self._groups[sid] = _Group(first_key=first_key, first_signal=t)
-        self._absorb(group, ev, signal=True)
+        self._absorb(group, ev, signal=True, rolled=rolled)
         if rolled is None:
             self._attach_pending(group, ev)
         return self._refresh(group)
@@ -776,17 +817,21 @@ class Correlator:
 
     # ---- recurring low signals --------------------------------------------------
 
-    def _roll(self, ev: Event, key: EntityRef) -> None:
+    def _roll(self, ev: Event, key: EntityRef, linking: list[EntityRef] | None = None) -> None:
         """Remember a low signal filed in a recurring incident under its own pods and
-        containers, where a stronger signal finds it."""
+        containers (`linking`, when the caller has them), where a stronger signal
+        finds it."""
         self._rolled[ev.id] = key
         item = (ev.time, ev.id)
-        for ent in self._linking(ev):
+        for ent in self._linking(ev) if linking is None else linking:
             slot = self._slot_for(ent)
-            if slot.rolled is None:
+            rolled = slot.rolled
+            if rolled is None:
                 slot.rolled = [item]
+            elif rolled[-1] < item:
+                rolled.append(item)
             else:
-                bisect.insort(slot.rolled, item)
+                bisect.insort(rolled, item)
 
     def _unroll(self, ev: Event) -> None:
         """Forget a signal's place in a recurring incident (promoted or demoted)."""
@@ -801,12 +846,13 @@ class Correlator:
             if pos < len(slot.rolled) and slot.rolled[pos] == item:
                 del slot.rolled[pos]
 
-    def _near_ordinary(self, ev: Event) -> bool:
-        """Whether an ordinary signal shares a linking entity with `ev` within the window."""
+    def _near_ordinary(self, ev: Event, linking: list[EntityRef] | None = None) -> bool:
+        """Whether an ordinary signal shares a linking entity with `ev` within the window
+        (`linking`: its linking entities, when the caller has them)."""
         t = ev.time
         window = self.window
         slots = self._slots
-        for ent in self._linking(ev):
+        for ent in self._linking(ev) if linking is None else linking:
             slot = slots.get(ent)
             if type(slot) is not _Slot or not slot.signals:
                 continue
@@ -1001,40 +1047,55 @@ class Correlator:
                     keep.append(eid)
             slot.pending = keep
 
-    def _absorb(self, group: _Group, ev: Event, *, signal: bool) -> None:
-        item = (ev.time, ev.id)
-        if not group.timeline or item >= group.timeline[-1]:
-            group.timeline.append(item)
+    def _absorb(
+        self, group: _Group, ev: Event, *, signal: bool, rolled: EntityRef | None = None
+    ) -> None:
+        """Take an event into a group's aggregates (`rolled`: the roll-up key of a
+        signal just filed in a recurring incident, when the caller has it)."""
+        t = ev.time
+        eid = ev.id
+        item = (t, eid)
+        timeline = group.timeline
+        if not timeline or item >= timeline[-1]:
+            timeline.append(item)
         else:
-            bisect.insort(group.timeline, item)
-        group.sources[ev.source] += 1
+            bisect.insort(timeline, item)
+        source = ev.source
+        group.sources[source] += 1
         if not signal:
             return
-        group.signal_ids.append(ev.id)
-        if ev.severity > group.max_severity:
-            group.max_severity = ev.severity
-        if ev.source in OBSERVING_SOURCES:
-            group.signal_sources.add(ev.source)
-        if ev.attack is not None:
-            group.tactics.add(ev.attack.tactic)
-        if ev.label:
-            old = group.labels.get(ev.label)
-            if old is None or (-int(ev.severity), ev.time) < (-old[0], old[1]):
-                group.labels[ev.label] = (int(ev.severity), ev.time)
-        actor = _actor(ev)
-        if actor is not None:
-            group.actors[actor] += 1
-        key = self._rolled.get(ev.id) if self._rolled else None
+        group.signal_ids.append(eid)
+        severity = ev.severity
+        if severity > group.max_severity:
+            group.max_severity = severity
+        if source in OBSERVING_SOURCES:
+            group.signal_sources.add(source)
+        attack = ev.attack
+        if attack is not None:
+            group.tactics.add(attack.tactic)
+        label = ev.label
+        if label:
+            labels = group.labels
+            old = labels.get(label)
+            # The most severe, then earliest, signal of a label gives its place.
+            if old is None or severity > old[0] or (severity == old[0] and t < old[1]):
+                labels[label] = (int(severity), t)
+        ents = ev.entities
+        if source == "audit" or source == "falco":
+            actor = _actor(ev)
+            if actor is not None:
+                group.actors[actor] += 1
+        key = rolled if rolled is not None else self._rolled.get(eid) if self._rolled else None
         if key is None:
-            for ent in ev.entities:
-                group.entity_counts[ent] += 1
+            counts = group.entity_counts
+            for ent in ents:
+                counts[ent] += 1
             return
         # A recurring incident: every pod counted, a few entities listed.
         rec = group.recurring
         if rec is None:
             rec = group.recurring = _Recurring(key)
-        for ent in ev.entities:
-            rec.add(ent)
+        rec.add_all(ents)
 
     # ---- incidents ---------------------------------------------------------
 
@@ -1240,7 +1301,22 @@ def _rollup_key(ev: Event) -> EntityRef | None:
     pod = ev.first(EntityKind.POD)
     if pod is None or not pod.namespace:
         return None
-    return EntityRef(ROLLUP_KIND, pod.namespace, f"{ev.source}:{ev.kind}:{ev.label}")
+    parts = (pod.namespace, ev.source, ev.kind, ev.label)
+    key = _ROLLUP_KEYS.get(parts)
+    if key is None:
+        if len(_ROLLUP_KEYS) >= _ROLLUP_KEYS_MAX:
+            _ROLLUP_KEYS.clear()
+        key = _ROLLUP_KEYS[parts] = EntityRef(
+            ROLLUP_KIND, pod.namespace, f"{ev.source}:{ev.kind}:{ev.label}"
+        )
+    return key
+
+
+# (namespace, source, kind, label) -> its roll-up key: one object for every low
+# signal of a rule in a namespace. Bounded: a hostile stream may name a new rule in
+# every alert.
+_ROLLUP_KEYS: dict[tuple[str, str, str, str], EntityRef] = {}
+_ROLLUP_KEYS_MAX = 10_000
 
 
 def _fallback_key(ev: Event) -> EntityRef:
