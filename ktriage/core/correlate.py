@@ -230,7 +230,10 @@ class _Recurring:
                 listed[kind] = [ent]
                 self.changed = True
                 continue
-            if len(lst) >= ROLLUP_LISTED and not ent < lst[-1]:
+            if len(lst) >= ROLLUP_LISTED:
+                if not ent < lst[-1]:
+                    continue
+            elif ent in lst:  # a short list (the nodes, the namespace): a look is enough
                 continue
             pos = _bisect_left(lst, ent)
             if pos < len(lst) and lst[pos] == ent:
@@ -702,8 +705,7 @@ class Correlator:
                 neighbours.append(lst[pos][1])
             lst.insert(pos, item)
         if rolled is not None:
-            self._roll(ev, rolled, linking)
-        first_key = (t, ev.source, ev.ref)
+            self._roll(ev, rolled, linking, item)
         if neighbours:
             # Joins an existing component directly (most signals do): cheaper than
             # a component of its own merged at once.
@@ -712,14 +714,16 @@ class Correlator:
                 root = self._union(root, other)
             self._parent[sid] = root
             group = self._groups[root]
-            if first_key < group.first_key:
-                # The incident's id follows its earliest signal: _refresh renames it.
-                group.first_key = first_key
-                group.first_signal = t
+            if t <= group.first_key[0]:
+                first_key = (t, ev.source, ev.ref)
+                if first_key < group.first_key:
+                    # The incident's id follows its earliest signal: _refresh renames it.
+                    group.first_key = first_key
+                    group.first_signal = t
         else:
             self._parent[sid] = sid
-            group = self._groups[sid] = _Group(first_key=first_key, first_signal=t)
-        self._absorb(group, ev, signal=True, rolled=rolled)
+            group = self._groups[sid] = _Group(first_key=(t, ev.source, ev.ref), first_signal=t)
+        self._absorb(group, ev, signal=True, rolled=rolled, item=item)
         if rolled is None:
             self._attach_pending(group, ev)
         return self._refresh(group)
@@ -817,12 +821,19 @@ class Correlator:
 
     # ---- recurring low signals --------------------------------------------------
 
-    def _roll(self, ev: Event, key: EntityRef, linking: list[EntityRef] | None = None) -> None:
+    def _roll(
+        self,
+        ev: Event,
+        key: EntityRef,
+        linking: list[EntityRef] | None = None,
+        item: tuple[float, int] | None = None,
+    ) -> None:
         """Remember a low signal filed in a recurring incident under its own pods and
-        containers (`linking`, when the caller has them), where a stronger signal
-        finds it."""
+        containers, where a stronger signal finds it (`linking` and `item`, its
+        linking entities and (time, id), when the caller has them)."""
         self._rolled[ev.id] = key
-        item = (ev.time, ev.id)
+        if item is None:
+            item = (ev.time, ev.id)
         for ent in self._linking(ev) if linking is None else linking:
             slot = self._slot_for(ent)
             rolled = slot.rolled
@@ -1048,13 +1059,21 @@ class Correlator:
             slot.pending = keep
 
     def _absorb(
-        self, group: _Group, ev: Event, *, signal: bool, rolled: EntityRef | None = None
+        self,
+        group: _Group,
+        ev: Event,
+        *,
+        signal: bool,
+        rolled: EntityRef | None = None,
+        item: tuple[float, int] | None = None,
     ) -> None:
         """Take an event into a group's aggregates (`rolled`: the roll-up key of a
-        signal just filed in a recurring incident, when the caller has it)."""
+        signal just filed in a recurring incident; `item`: its (time, id), shared
+        with the lists it is filed in; when the caller has them)."""
         t = ev.time
         eid = ev.id
-        item = (t, eid)
+        if item is None:
+            item = (t, eid)
         timeline = group.timeline
         if not timeline or item >= timeline[-1]:
             timeline.append(item)
