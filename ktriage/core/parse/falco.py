@@ -94,8 +94,26 @@ def _entity_tuple(alert: FalcoAlert, fields: dict[str, Any]) -> tuple[EntityRef,
     if found is None:
         if len(_ENTITY_TUPLES) > 100_000:
             _ENTITY_TUPLES.clear()
-        found = _ENTITY_TUPLES[key] = tuple(_entities(alert, fields))
+        found = _ENTITY_TUPLES[key] = _common_entities(*key)
     return found
+
+
+def _common_entities(host: object, ns: object, pod: object, cid: object) -> tuple[EntityRef, ...]:
+    """`_entities` of an alert with none of _MORE_ENTITY_FIELDS and not from k8saudit:
+    its pod, container, node and namespace (what `_entities` makes of those fields
+    alone: no own address, no remote one, no identity)."""
+    ents: list[EntityRef] = []
+    if ns in _NA or type(ns) is not str:
+        ns = ""
+    if pod not in _NA and type(pod) is str:
+        ents.append(entity(EntityKind.POD, ns, pod))
+    if cid not in _NA and type(cid) is str and cid != "host":
+        ents.append(entity(EntityKind.CONTAINER, "", cid[:12]))
+    if host:
+        ents.append(entity(EntityKind.NODE, "", host))  # type: ignore[arg-type]
+    if ns:
+        ents.append(entity(EntityKind.NAMESPACE, "", ns))
+    return tuple(ents)
 
 
 def _entities(alert: FalcoAlert, fields: dict[str, Any]) -> list[EntityRef]:
