@@ -269,3 +269,36 @@ def test_hostile_out_of_range_alert_time_is_skipped_and_said() -> None:
     ing = Ingestor()
     assert ing.feed_line(orjson.dumps(rec), origin="x:1") == []
     assert ing.skipped["out-of-range"] == 1
+
+
+def test_common_entities_are_what_the_full_entity_reading_gives() -> None:
+    values: list[object] = [None, "", "<NA>", "N/A", "host", "web-1", "0123456789abcdef", 7, True]
+    rng = random.Random(5)
+    for _ in range(3000):
+        host, ns, pod, cid = (rng.choice(values) for _ in range(4))
+        fields = {
+            k: v
+            for k, v in (("k8s.ns.name", ns), ("k8s.pod.name", pod), ("container.id", cid))
+            if rng.random() < 0.9
+        }
+        alert = falco_parser.FalcoAlert(
+            rule="r", hostname=host if isinstance(host, str) else None, output_fields=fields
+        )
+        key = (alert.hostname, fields.get("k8s.ns.name"), fields.get("k8s.pod.name"))
+        common = falco_parser._common_entities(*key, fields.get("container.id"))
+        assert common == tuple(falco_parser._entities(alert, fields)), (alert, fields)
+
+
+def test_hostile_markup_and_controls_in_entity_names_stay_data() -> None:
+    rec = _alert(21)
+    rec["output_fields"] = {
+        "k8s.pod.name": "[red]pod[/red]\x1b[2J",
+        "k8s.ns.name": "ns\u200b",
+        "container.id": "\x07" * 20,
+    }
+    [ev] = _events(rec)
+    assert entity("Pod", "ns\u200b", "[red]pod[/red]\x1b[2J") in ev.entities
+    data = orjson.loads(incident_json_line(_one_incident(ev), [ev]))
+    texts = [data["title"]] + [e["name"] for e in data["entities"]] + [data["events"][0]["summary"]]
+    assert any("[red]pod[/red]" in t for t in texts)
+    assert not any(c in t for t in texts for c in ("\x1b", "\x07", "\u200b"))
