@@ -79,6 +79,8 @@ ROLLUP_LISTED = 20
 # Distinct pods counted exactly up to this many; beyond, "at least".
 ROLLUP_COUNTED = 10_000
 _POD: str = EntityKind.POD.value
+# Signals a recurring incident takes before it counts their entities (see _Recurring.take).
+_WAITING_MAX = 4096
 
 # ---- learnt links --------------------------------------------------------------
 # Context events that state a fact the correlator links by (see ingest.py and
@@ -191,6 +193,31 @@ class _Recurring:
     more_pods: bool = False  # more distinct pods than counted
     listed: dict[str, list[EntityRef]] = field(default_factory=dict)
     changed: bool = True  # the listed entities changed since the incident took them
+    # The entities of signals taken and not counted yet (see `take`).
+    waiting: list[tuple[EntityRef, ...]] = field(default_factory=list)
+
+    def take(self, ents: tuple[EntityRef, ...]) -> None:
+        """A signal's entities, counted when the incident is next read (`settle`): a
+        replay that makes its incidents at the end counts them all at once, in the
+        order they came, which gives what counting each at once gives."""
+        waiting = self.waiting
+        waiting.append(ents)
+        if len(waiting) >= _WAITING_MAX:
+            self.settle()
+
+    def settle(self) -> None:
+        """Count the entities taken (every reader of the counts calls this first)."""
+        if not self.waiting:
+            return
+        waiting, self.waiting = self.waiting, []
+        # A signal naming the same entities (one tuple per pod: parse/falco.py) as one
+        # counted before adds nothing: counted, each entity is listed or ranks after
+        # the last listed, and stays so.
+        counted: set[int] = set()
+        for ents in waiting:
+            if id(ents) not in counted:
+                counted.add(id(ents))
+                self.add_all(ents)
 
     def add(self, ent: EntityRef) -> None:
         if ent.kind == EntityKind.POD and ent not in self.pods:
@@ -244,6 +271,8 @@ class _Recurring:
             self.changed = True
 
     def merge(self, other: _Recurring) -> None:
+        self.settle()
+        other.settle()
         for pod in other.pods:
             self.add(pod)
         for lst in other.listed.values():
@@ -252,6 +281,7 @@ class _Recurring:
         self.more_pods = self.more_pods or other.more_pods
 
     def entities(self) -> tuple[EntityRef, ...]:
+        self.settle()
         order: dict[str, int] = _ENTITY_ORDER
         return tuple(
             sorted(
@@ -1114,7 +1144,7 @@ class Correlator:
         rec = group.recurring
         if rec is None:
             rec = group.recurring = _Recurring(key)
-        rec.add_all(ents)
+        rec.take(ents)
 
     # ---- incidents ---------------------------------------------------------
 
@@ -1162,6 +1192,8 @@ class Correlator:
         inc.first_signal = group.first_signal
         inc.tactics = tuple(sorted(group.tactics, key=tactic_rank))
         rec = group.recurring
+        if rec is not None:
+            rec.settle()
         if rec is None:
             inc.entities = _ranked_entities(group.entity_counts)
         elif rec.changed or not inc.entities:
@@ -1425,6 +1457,7 @@ def make_title(
 def recurring_title(labels: dict[str, tuple[int, float]], rec: _Recurring, count: int) -> str:
     """ "Kubernetes Client Tool Launched, recurring: 250 times on 37 pods in shop"."""
     label = min(labels, key=lambda k: (-labels[k][0], labels[k][1], k)) if labels else ""
+    rec.settle()
     pods = len(rec.pods)
     pods_text = f"{pods}+ pods" if rec.more_pods else (f"{pods} pods" if pods != 1 else "1 pod")
     times = "once" if count == 1 else f"{count} times"

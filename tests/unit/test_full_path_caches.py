@@ -302,3 +302,47 @@ def test_hostile_markup_and_controls_in_entity_names_stay_data() -> None:
     texts = [data["title"]] + [e["name"] for e in data["entities"]] + [data["events"][0]["summary"]]
     assert any("[red]pod[/red]" in t for t in texts)
     assert not any(c in t for t in texts for c in ("\x1b", "\x07", "\u200b"))
+
+
+def test_entities_taken_and_settled_later_count_as_counted_at_once() -> None:
+    rng = random.Random(11)
+    kinds = [EntityKind.POD, EntityKind.CONTAINER, EntityKind.NODE, EntityKind.NAMESPACE]
+    shared = [
+        tuple(entity(k, "ns" if k == EntityKind.POD else "", f"n{i}") for k in kinds)
+        for i in range(50)
+    ]
+    key = entity("Recurring", "ns", "falco:x:y")
+    eager, lazy, other = _Recurring(key), _Recurring(key), _Recurring(key)
+    for n in range(20_000):
+        ents = (
+            rng.choice(shared)
+            if rng.random() < 0.5
+            else tuple(
+                entity(k, "ns" if k == EntityKind.POD else "", f"m{rng.randrange(15_000)}")
+                for k in kinds
+            )
+        )
+        eager.add_all(ents)
+        lazy.take(ents)
+        assert len(lazy.waiting) < correlate._WAITING_MAX  # bounded: settled when full
+        if n == 10_000:
+            other.take(ents)
+            lazy.merge(other)  # a merge counts what both took first
+            eager.merge(other)
+    assert lazy.entities() == eager.entities()
+    assert (lazy.pods, lazy.listed, lazy.more_pods) == (eager.pods, eager.listed, eager.more_pods)
+    assert list(lazy.pods) == list(eager.pods)  # the same pods, counted in the same order
+    assert not lazy.waiting
+
+
+def test_a_deferred_replay_of_low_signals_titles_its_recurring_incident_as_one_by_one() -> None:
+    events = [_low(1000.0 + i, i % 300) for i in range(2000)]
+    deferred, eager = Correlator(window=600), Correlator(window=600)
+    with deferred.deferred_incidents():
+        for ev in events:
+            deferred.add(ev)
+    for ev in [_low(e.time, int(e.ref.split("-")[1])) for e in events]:
+        eager.add(ev)
+    assert _shape(deferred) == _shape(eager)
+    [title] = {i.title for i in deferred.incidents.values()}
+    assert title.endswith("recurring: 2000 times on 300 pods in team")
