@@ -281,14 +281,14 @@ class _Recurring:
         self.more_pods = self.more_pods or other.more_pods
 
     def entities(self) -> tuple[EntityRef, ...]:
+        """The listed entities in the order of _ENTITY_ORDER, each kind's in sort order
+        (its list is kept sorted: the lists are joined, not sorted again)."""
         self.settle()
         order: dict[str, int] = _ENTITY_ORDER
-        return tuple(
-            sorted(
-                (e for lst in self.listed.values() for e in lst),
-                key=lambda e: (order.get(e.kind, 99), e),
-            )
-        )
+        listed = self.listed
+        # An entity sorts by its kind first: kinds of one rank go by their name.
+        kinds = sorted(listed, key=lambda kind: (order.get(kind, 99), kind))
+        return tuple(e for kind in kinds for e in listed[kind])
 
 
 class _Slot:
@@ -1331,9 +1331,13 @@ def _actor(ev: Event) -> EntityRef | None:
     if ev.source not in ("audit", "falco"):
         return None
     for e in ev.entities:
-        if e.kind in _SYSTEM_KINDS:
+        if e[0] in _ACTOR_KINDS:
             return e
     return None
+
+
+# _SYSTEM_KINDS as a set of their plain strings (equal, and hashing alike).
+_ACTOR_KINDS = frozenset(str(kind.value) for kind in _SYSTEM_KINDS)
 
 
 def _main_actor(actors: Counter[EntityRef]) -> EntityRef | None:

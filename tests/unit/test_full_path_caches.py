@@ -346,3 +346,18 @@ def test_a_deferred_replay_of_low_signals_titles_its_recurring_incident_as_one_b
     assert _shape(deferred) == _shape(eager)
     [title] = {i.title for i in deferred.incidents.values()}
     assert title.endswith("recurring: 2000 times on 300 pods in team")
+
+
+def test_recurring_entities_are_in_the_order_a_full_sort_gives() -> None:
+    rng = random.Random(17)
+    kinds = ["Pod", "Container", "Node", "Namespace", "IP", "Image", "Zeta", "Alpha", "User"]
+    order = correlate._ENTITY_ORDER
+    for _ in range(200):
+        rec = _Recurring(entity("Recurring", "ns", "k"))
+        for _ in range(rng.randrange(1, 120)):
+            kind = rng.choice(kinds)
+            rec.take((entity(kind, rng.choice(["", "a", "b"]), f"n{rng.randrange(40)}"),))
+        rec.settle()
+        listed = [e for lst in rec.listed.values() for e in lst]
+        expected = sorted(listed, key=lambda e: (order.get(e.kind, 99), e))
+        assert list(rec.entities()) == expected
