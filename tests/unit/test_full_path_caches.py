@@ -361,3 +361,21 @@ def test_recurring_entities_are_in_the_order_a_full_sort_gives() -> None:
         listed = [e for lst in rec.listed.values() for e in lst]
         expected = sorted(listed, key=lambda e: (order.get(e.kind, 99), e))
         assert list(rec.entities()) == expected
+
+
+def test_alerts_saying_the_same_share_one_summary_made_safe_once() -> None:
+    first, again = _events(_alert(30), _alert(30, uuid="another-uuid"))
+    assert first.summary is again.summary and first.ref != again.ref
+    secret = _alert(31, output="login with password=hunter2 failed")
+    a, b = _events(secret, {**secret, "uuid": "x"})
+    assert a.summary is b.summary and a.summary == _uncached_summary(secret)
+    assert "hunter2" not in a.summary and a.summary not in report._SHOWN_AS_IS
+
+
+def test_hostile_100k_distinct_outputs_keep_the_summaries_bounded() -> None:
+    ing = Ingestor()
+    for i in range(100_000):
+        ing.feed_line(orjson.dumps(_alert(i, output=f"out {i} \x1b[{i}m")), origin="x:1")
+    assert len(falco_parser._SUMMARIES) <= falco_parser._SUMMARIES_MAX
+    [ev] = _events(_alert(7, output="out 7 \x1b[7m"))
+    assert ev.summary == _uncached_summary(_alert(7, output="out 7 \x1b[7m"))

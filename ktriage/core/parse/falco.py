@@ -272,6 +272,33 @@ def _time(alert: FalcoAlert, fields: dict[str, Any]) -> float:
     return time
 
 
+# An alert's text -> (its summary, whether the summary is its own shown form). A
+# workload's alerts repeat their texts: each is made safe once, and its events share
+# one summary. Bounded: a hostile stream may say something new in every alert.
+_SUMMARIES: dict[str, tuple[str, bool]] = {}
+_SUMMARIES_MAX = 16_384
+
+
+def _summary(text: str) -> str:
+    """`plain(text, SUMMARY_MAX)`; a text with nothing to redact, escape or cut is
+    kept as it is, and said to be shown as it is (a report of thousands of alerts
+    need not look at it again)."""
+    found = _SUMMARIES.get(text)
+    if found is None:
+        safe = redact_text(text)
+        if safe is text and printable(text) is text and len(text) <= SUMMARY_MAX:
+            found = (text, True)
+        else:
+            found = (clip(printable(safe), SUMMARY_MAX), False)
+        if len(_SUMMARIES) >= _SUMMARIES_MAX:
+            _SUMMARIES.clear()
+        _SUMMARIES[text] = found
+    summary, as_is = found
+    if as_is:
+        mark_shown(summary)
+    return summary
+
+
 def build_event(alert: FalcoAlert, data: bytes | memoryview, raw: RawRef | int | None) -> Event:
     fields = alert.output_fields or {}
     time = _time(alert, fields)
@@ -282,14 +309,7 @@ def build_event(alert: FalcoAlert, data: bytes | memoryview, raw: RawRef | int |
         profile = _profile(rule, alert.priority or "", tuple(tags) if tags else None, True)
     output = alert.output or ""
     text = _LEADING.sub("", output, count=1) if output[:1].isdigit() else output
-    summary = f"{rule}: {text}" if text and not text.startswith(rule) else (text or rule)
-    safe = redact_text(summary)
-    if safe is summary and printable(summary) is summary and len(summary) <= SUMMARY_MAX:
-        # Nothing redacted, escaped or cut (`plain` would give it as it is): shown as
-        # it is too, which a report of thousands of alerts need not check again.
-        mark_shown(summary)
-    else:
-        summary = clip(printable(safe), SUMMARY_MAX)
+    summary = _summary(f"{rule}: {text}" if text and not text.startswith(rule) else (text or rule))
     return CompactEvent(
         time,
         "falco",
