@@ -79,6 +79,7 @@ ROLLUP_LISTED = 20
 # Distinct pods counted exactly up to this many; beyond, "at least".
 ROLLUP_COUNTED = 10_000
 _POD: str = EntityKind.POD.value
+_LOW = Severity.LOW
 # Signals a recurring incident takes before it counts their entities (see _Recurring.take).
 _WAITING_MAX = 4096
 
@@ -208,6 +209,9 @@ class _Recurring:
     def settle(self) -> None:
         """Count the entities taken (every reader of the counts calls this first)."""
         if not self.waiting:
+            return
+        if len(self.waiting) == 1:  # read after every signal (incidents made as they come)
+            self.add_all(self.waiting.pop())
             return
         waiting, self.waiting = self.waiting, []
         # A signal naming the same entities (one tuple per pod: parse/falco.py) as one
@@ -1351,10 +1355,14 @@ def _main_actor(actors: Counter[EntityRef]) -> EntityRef | None:
 def _rollup_key(ev: Event) -> EntityRef | None:
     """The recurring incident a low signal may join: one per rule and namespace,
     for signals about a pod (runtime alerts and pod faults)."""
-    if ev.severity != Severity.LOW or ev.source not in ROLLUP_SOURCES:
+    if ev.severity != _LOW or ev.source not in ROLLUP_SOURCES:
         return None
-    pod = ev.first(EntityKind.POD)
-    if pod is None or not pod.namespace:
+    for pod in ev.entities:
+        if pod[0] == _POD:
+            break
+    else:
+        return None
+    if not pod.namespace:
         return None
     parts = (pod.namespace, ev.source, ev.kind, ev.label)
     key = _ROLLUP_KEYS.get(parts)
