@@ -54,8 +54,10 @@ def event_json(ev: Event) -> dict[str, Any]:
     }
 
 
-def _shown_once(text: str) -> str:
+def _shown_once(text: object) -> str:
     # `shown`, for a str, without its cache of short texts.
+    if type(text) is not str:
+        return shown(text)
     if text in _SHOWN_AS_IS:
         return text
     return printable(redact_text(text))

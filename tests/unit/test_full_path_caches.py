@@ -379,3 +379,15 @@ def test_hostile_100k_distinct_outputs_keep_the_summaries_bounded() -> None:
     assert len(falco_parser._SUMMARIES) <= falco_parser._SUMMARIES_MAX
     [ev] = _events(_alert(7, output="out 7 \x1b[7m"))
     assert ev.summary == _uncached_summary(_alert(7, output="out 7 \x1b[7m"))
+
+
+def test_hex_and_dash_refs_are_their_own_shown_form() -> None:
+    # What lets event_json take such a ref as it is: redaction finds nothing in it.
+    rng = random.Random(23)
+    alphabet = "0123456789abcdefABCDEF-"
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 80)))
+        assert shown(text) == text
+        assert event_json(Event(1.0, "falco", text, "k", Severity.LOW, "s"))["ref"] == text
+    ev = Event(1.0, "falco", "abc-token=def", "k", Severity.LOW, None)  # type: ignore[arg-type]
+    assert event_json(ev) == ev.as_dict()
