@@ -79,6 +79,10 @@ ROLLUP_KIND = "Recurring"
 ROLLUP_LISTED = 20
 # Distinct pods counted exactly up to this many; beyond, "at least".
 ROLLUP_COUNTED = 10_000
+_POD: str = EntityKind.POD.value
+_LOW = Severity.LOW
+# Signals a recurring incident takes before it counts their entities (see _Recurring.take).
+_WAITING_MAX = 4096
 
 # ---- learnt links --------------------------------------------------------------
 # Context events that state a fact the correlator links by (see ingest.py and
@@ -191,6 +195,34 @@ class _Recurring:
     more_pods: bool = False  # more distinct pods than counted
     listed: dict[str, list[EntityRef]] = field(default_factory=dict)
     changed: bool = True  # the listed entities changed since the incident took them
+    # The entities of signals taken and not counted yet (see `take`).
+    waiting: list[tuple[EntityRef, ...]] = field(default_factory=list)
+
+    def take(self, ents: tuple[EntityRef, ...]) -> None:
+        """A signal's entities, counted when the incident is next read (`settle`): a
+        replay that makes its incidents at the end counts them all at once, in the
+        order they came, which gives what counting each at once gives."""
+        waiting = self.waiting
+        waiting.append(ents)
+        if len(waiting) >= _WAITING_MAX:
+            self.settle()
+
+    def settle(self) -> None:
+        """Count the entities taken (every reader of the counts calls this first)."""
+        if not self.waiting:
+            return
+        if len(self.waiting) == 1:  # read after every signal (incidents made as they come)
+            self.add_all(self.waiting.pop())
+            return
+        waiting, self.waiting = self.waiting, []
+        # A signal naming the same entities (one tuple per pod: parse/falco.py) as one
+        # counted before adds nothing: counted, each entity is listed or ranks after
+        # the last listed, and stays so.
+        counted: set[int] = set()
+        for ents in waiting:
+            if id(ents) not in counted:
+                counted.add(id(ents))
+                self.add_all(ents)
 
     def add(self, ent: EntityRef) -> None:
         if ent.kind == EntityKind.POD and ent not in self.pods:
@@ -213,7 +245,39 @@ class _Recurring:
             lst.pop()
         self.changed = True
 
+    def add_all(self, ents: tuple[EntityRef, ...]) -> None:
+        """`add` for each of a signal's entities (the loop a recurring incident runs
+        for every low signal it takes)."""
+        pods = self.pods
+        listed = self.listed
+        for ent in ents:
+            kind = ent[0]
+            if kind == _POD and ent not in pods:
+                if len(pods) < ROLLUP_COUNTED:
+                    pods[ent] = None
+                else:
+                    self.more_pods = True
+            lst = listed.get(kind)
+            if lst is None:
+                listed[kind] = [ent]
+                self.changed = True
+                continue
+            if len(lst) >= ROLLUP_LISTED:
+                if not ent < lst[-1]:
+                    continue
+            elif ent in lst:  # a short list (the nodes, the namespace): a look is enough
+                continue
+            pos = _bisect_left(lst, ent)
+            if pos < len(lst) and lst[pos] == ent:
+                continue
+            lst.insert(pos, ent)
+            if len(lst) > ROLLUP_LISTED:
+                lst.pop()
+            self.changed = True
+
     def merge(self, other: _Recurring) -> None:
+        self.settle()
+        other.settle()
         for pod in other.pods:
             self.add(pod)
         for lst in other.listed.values():
@@ -222,13 +286,14 @@ class _Recurring:
         self.more_pods = self.more_pods or other.more_pods
 
     def entities(self) -> tuple[EntityRef, ...]:
+        """The listed entities in the order of _ENTITY_ORDER, each kind's in sort order
+        (its list is kept sorted: the lists are joined, not sorted again)."""
+        self.settle()
         order: dict[str, int] = _ENTITY_ORDER
-        return tuple(
-            sorted(
-                (e for lst in self.listed.values() for e in lst),
-                key=lambda e: (order.get(e.kind, 99), e),
-            )
-        )
+        listed = self.listed
+        # An entity sorts by its kind first: kinds of one rank go by their name.
+        kinds = sorted(listed, key=lambda kind: (order.get(kind, 99), kind))
+        return tuple(e for kind in kinds for e in listed[kind])
 
 
 class _Slot:
@@ -735,17 +800,24 @@ class Correlator:
 
     def _add_signal(self, ev: Event) -> set[str]:
         key = _rollup_key(ev)
-        if key is not None and not self._near_ordinary(ev):
-            return self._add_linked(ev, [key], rolled=key)
+        if key is not None:
+            linking = self._linking(ev)
+            if not self._near_ordinary(ev, linking):
+                return self._add_linked(ev, [key], rolled=key, linking=linking)
         changed = self._add_linked(ev, self._signal_keys(ev))
         if self._rolled:
             changed |= self._promote_around(ev)
         return changed
 
     def _add_linked(
-        self, ev: Event, keys: list[EntityRef], rolled: EntityRef | None = None
+        self,
+        ev: Event,
+        keys: list[EntityRef],
+        rolled: EntityRef | None = None,
+        linking: list[EntityRef] | None = None,
     ) -> set[str]:
-        """File a signal under `keys` and join the components of its neighbours."""
+        """File a signal under `keys` and join the components of its neighbours
+        (`linking`: its linking entities, when the caller has them already)."""
         sid = ev.id
         t = ev.time
         item = (t, sid)
@@ -756,6 +828,12 @@ class Correlator:
         for ent in keys:
             slot = self._slot_for(ent)
             lst = slot.signals
+            if lst and lst[-1] < item:
+                # After every signal filed here (signals mostly come in time order).
+                if t - lst[-1][0] <= window:
+                    neighbours.append(lst[-1][1])
+                lst.append(item)
+                continue
             pos = _bisect_left(lst, item)
             if pos < len(lst) and lst[pos][1] == sid:
                 continue  # an entity named twice
@@ -765,8 +843,7 @@ class Correlator:
                 neighbours.append(lst[pos][1])
             lst.insert(pos, item)
         if rolled is not None:
-            self._roll(ev, rolled)
-        first_key = (t, ev.source, ev.ref)
+            self._roll(ev, rolled, linking, item)
         if neighbours:
             # Joins an existing component directly (most signals do): cheaper than
             # a component of its own merged at once.
@@ -775,14 +852,16 @@ class Correlator:
                 root = self._union(root, other)
             self._parent[sid] = root
             group = self._groups[root]
-            if first_key < group.first_key:
-                # The incident's id follows its earliest signal: _refresh renames it.
-                group.first_key = first_key
-                group.first_signal = t
+            if t <= group.first_key[0]:
+                first_key = (t, ev.source, ev.ref)
+                if first_key < group.first_key:
+                    # The incident's id follows its earliest signal: _refresh renames it.
+                    group.first_key = first_key
+                    group.first_signal = t
         else:
             self._parent[sid] = sid
-            group = self._groups[sid] = _Group(first_key=first_key, first_signal=t)
-        self._absorb(group, ev, signal=True)
+            group = self._groups[sid] = _Group(first_key=(t, ev.source, ev.ref), first_signal=t)
+        self._absorb(group, ev, signal=True, rolled=rolled, item=item)
         if rolled is None:
             self._attach_pending(group, ev)
         return self._refresh(group)
@@ -880,17 +959,28 @@ class Correlator:
 
     # ---- recurring low signals --------------------------------------------------
 
-    def _roll(self, ev: Event, key: EntityRef) -> None:
+    def _roll(
+        self,
+        ev: Event,
+        key: EntityRef,
+        linking: list[EntityRef] | None = None,
+        item: tuple[float, int] | None = None,
+    ) -> None:
         """Remember a low signal filed in a recurring incident under its own pods and
-        containers, where a stronger signal finds it."""
+        containers, where a stronger signal finds it (`linking` and `item`, its
+        linking entities and (time, id), when the caller has them)."""
         self._rolled[ev.id] = key
-        item = (ev.time, ev.id)
-        for ent in self._linking(ev):
+        if item is None:
+            item = (ev.time, ev.id)
+        for ent in self._linking(ev) if linking is None else linking:
             slot = self._slot_for(ent)
-            if slot.rolled is None:
+            rolled = slot.rolled
+            if rolled is None:
                 slot.rolled = [item]
+            elif rolled[-1] < item:
+                rolled.append(item)
             else:
-                bisect.insort(slot.rolled, item)
+                bisect.insort(rolled, item)
 
     def _unroll(self, ev: Event) -> None:
         """Forget a signal's place in a recurring incident (promoted or demoted)."""
@@ -905,12 +995,13 @@ class Correlator:
             if pos < len(slot.rolled) and slot.rolled[pos] == item:
                 del slot.rolled[pos]
 
-    def _near_ordinary(self, ev: Event) -> bool:
-        """Whether an ordinary signal shares a linking entity with `ev` within the window."""
+    def _near_ordinary(self, ev: Event, linking: list[EntityRef] | None = None) -> bool:
+        """Whether an ordinary signal shares a linking entity with `ev` within the window
+        (`linking`: its linking entities, when the caller has them)."""
         t = ev.time
         window = self.window
         slots = self._slots
-        for ent in self._linking(ev):
+        for ent in self._linking(ev) if linking is None else linking:
             slot = slots.get(ent)
             if type(slot) is not _Slot or not slot.signals:
                 continue
@@ -1113,40 +1204,63 @@ class Correlator:
                     keep.append(eid)
             slot.pending = keep
 
-    def _absorb(self, group: _Group, ev: Event, *, signal: bool) -> None:
-        item = (ev.time, ev.id)
-        if not group.timeline or item >= group.timeline[-1]:
-            group.timeline.append(item)
+    def _absorb(
+        self,
+        group: _Group,
+        ev: Event,
+        *,
+        signal: bool,
+        rolled: EntityRef | None = None,
+        item: tuple[float, int] | None = None,
+    ) -> None:
+        """Take an event into a group's aggregates (`rolled`: the roll-up key of a
+        signal just filed in a recurring incident; `item`: its (time, id), shared
+        with the lists it is filed in; when the caller has them)."""
+        t = ev.time
+        eid = ev.id
+        if item is None:
+            item = (t, eid)
+        timeline = group.timeline
+        if not timeline or item >= timeline[-1]:
+            timeline.append(item)
         else:
-            bisect.insort(group.timeline, item)
-        group.sources[ev.source] += 1
+            bisect.insort(timeline, item)
+        source = ev.source
+        group.sources[source] += 1
         if not signal:
             return
-        group.signal_ids.append(ev.id)
-        if ev.severity > group.max_severity:
-            group.max_severity = ev.severity
-        if ev.source in OBSERVING_SOURCES:
-            group.signal_sources.add(ev.source)
-        if ev.attack is not None:
-            group.tactics.add(ev.attack.tactic)
-        if ev.label:
-            old = group.labels.get(ev.label)
-            if old is None or (-int(ev.severity), ev.time) < (-old[0], old[1]):
-                group.labels[ev.label] = (int(ev.severity), ev.time)
-        actor = _actor(ev)
-        if actor is not None:
-            group.actors[actor] += 1
-        key = self._rolled.get(ev.id) if self._rolled else None
+        group.signal_ids.append(eid)
+        severity = ev.severity
+        if severity > group.max_severity:
+            group.max_severity = severity
+        if source in OBSERVING_SOURCES:
+            group.signal_sources.add(source)
+        attack = ev.attack
+        if attack is not None:
+            group.tactics.add(attack.tactic)
+        label = ev.label
+        if label:
+            labels = group.labels
+            old = labels.get(label)
+            # The most severe, then earliest, signal of a label gives its place.
+            if old is None or severity > old[0] or (severity == old[0] and t < old[1]):
+                labels[label] = (int(severity), t)
+        ents = ev.entities
+        if source == "audit" or source == "falco":
+            actor = _actor(ev)
+            if actor is not None:
+                group.actors[actor] += 1
+        key = rolled if rolled is not None else self._rolled.get(eid) if self._rolled else None
         if key is None:
-            for ent in ev.entities:
-                group.entity_counts[ent] += 1
+            counts = group.entity_counts
+            for ent in ents:
+                counts[ent] += 1
             return
         # A recurring incident: every pod counted, a few entities listed.
         rec = group.recurring
         if rec is None:
             rec = group.recurring = _Recurring(key)
-        for ent in ev.entities:
-            rec.add(ent)
+        rec.take(ents)
 
     # ---- incidents ---------------------------------------------------------
 
@@ -1194,6 +1308,8 @@ class Correlator:
         inc.first_signal = group.first_signal
         inc.tactics = tuple(sorted(group.tactics, key=tactic_rank))
         rec = group.recurring
+        if rec is not None:
+            rec.settle()
         if rec is None:
             inc.entities = _ranked_entities(group.entity_counts)
         elif rec.changed or not inc.entities:
@@ -1331,9 +1447,13 @@ def _actor(ev: Event) -> EntityRef | None:
     if ev.source not in ("audit", "falco"):
         return None
     for e in ev.entities:
-        if e.kind in _SYSTEM_KINDS:
+        if e[0] in _ACTOR_KINDS:
             return e
     return None
+
+
+# _SYSTEM_KINDS as a set of their plain strings (equal, and hashing alike).
+_ACTOR_KINDS = frozenset(str(kind.value) for kind in _SYSTEM_KINDS)
 
 
 def _main_actor(actors: Counter[EntityRef]) -> EntityRef | None:
@@ -1347,12 +1467,31 @@ def _main_actor(actors: Counter[EntityRef]) -> EntityRef | None:
 def _rollup_key(ev: Event) -> EntityRef | None:
     """The recurring incident a low signal may join: one per rule and namespace,
     for signals about a pod (runtime alerts and pod faults)."""
-    if ev.severity != Severity.LOW or ev.source not in ROLLUP_SOURCES:
+    if ev.severity != _LOW or ev.source not in ROLLUP_SOURCES:
         return None
-    pod = ev.first(EntityKind.POD)
-    if pod is None or not pod.namespace:
+    for pod in ev.entities:
+        if pod[0] == _POD:
+            break
+    else:
         return None
-    return EntityRef(ROLLUP_KIND, pod.namespace, f"{ev.source}:{ev.kind}:{ev.label}")
+    if not pod.namespace:
+        return None
+    parts = (pod.namespace, ev.source, ev.kind, ev.label)
+    key = _ROLLUP_KEYS.get(parts)
+    if key is None:
+        if len(_ROLLUP_KEYS) >= _ROLLUP_KEYS_MAX:
+            _ROLLUP_KEYS.clear()
+        key = _ROLLUP_KEYS[parts] = EntityRef(
+            ROLLUP_KIND, pod.namespace, f"{ev.source}:{ev.kind}:{ev.label}"
+        )
+    return key
+
+
+# (namespace, source, kind, label) -> its roll-up key: one object for every low
+# signal of a rule in a namespace. Bounded: a hostile stream may name a new rule in
+# every alert.
+_ROLLUP_KEYS: dict[tuple[str, str, str, str], EntityRef] = {}
+_ROLLUP_KEYS_MAX = 10_000
 
 
 def _fallback_key(ev: Event) -> EntityRef:
@@ -1442,6 +1581,7 @@ def make_title(
 def recurring_title(labels: dict[str, tuple[int, float]], rec: _Recurring, count: int) -> str:
     """ "Kubernetes Client Tool Launched, recurring: 250 times on 37 pods in shop"."""
     label = min(labels, key=lambda k: (-labels[k][0], labels[k][1], k)) if labels else ""
+    rec.settle()
     pods = len(rec.pods)
     pods_text = f"{pods}+ pods" if rec.more_pods else (f"{pods} pods" if pods != 1 else "1 pod")
     times = "once" if count == 1 else f"{count} times"

@@ -266,6 +266,14 @@ class Ingestor:
                         return self._deep(line, origin, raw)
                     except Exception as exc:
                         return self.count_skip(origin, "wrong-type", _unreadable(exc))
+            elif (
+                b'"rule"' in line
+                and b'"priority"' in line
+                and not line.startswith(b'{"process_')
+                and b'"audit.k8s.io/' not in line
+            ):
+                # A Falco alert (what _sniff would say, without its audit checks again).
+                return self._bytes(line, origin, raw, "falco")
             return self._bytes(line, origin, raw, None)
         except Exception as exc:
             # The last line of defence: no record stops a source.

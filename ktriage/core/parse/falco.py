@@ -3,24 +3,35 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
 from ktriage.core.attack import attack_for_kind, from_falco_tags
 from ktriage.core.detect import falco as classifier
 from ktriage.core.detect.tetragon import KUBELET_CREDENTIAL_PATHS
-from ktriage.core.model import CompactEvent, EntityKind, EntityRef, Event, RawRef, Severity, entity
+from ktriage.core.model import (
+    Attack,
+    CompactEvent,
+    EntityKind,
+    EntityRef,
+    Event,
+    RawRef,
+    Severity,
+    entity,
+)
 from ktriage.core.parse import (
     SkipRecord,
     clipped_value,
     identity,
-    plain,
     short_hash,
     time_out_of_range,
     to_epoch,
 )
 from ktriage.core.parse.podfacts import own_address
+from ktriage.core.redact import redact_text
+from ktriage.core.report import mark_shown
+from ktriage.core.text import clip, printable
 
 
 class FalcoAlert(msgspec.Struct, gc=False):
@@ -41,6 +52,8 @@ _LEADING = re.compile(
     r"^\S+:?\s+(?:Emergency|Alert|Critical|Error|Warning|Notice|Informational|Info|Debug)\s+"
 )
 _NA = (None, "", "<NA>", "N/A")
+# Longest summary kept (`plain`'s cut).
+SUMMARY_MAX = 400
 
 
 def _str(fields: dict[str, Any], key: str) -> str:
@@ -55,20 +68,22 @@ def _str(fields: dict[str, Any], key: str) -> str:
 # combination and shared.
 _ENTITY_TUPLES: dict[tuple[object, ...], tuple[EntityRef, ...]] = {}
 # Fields that add entities beyond the common form.
-_MORE_ENTITY_FIELDS = (
-    "container.image.repository",
-    "fd.rip",
-    "fd.sip",
-    "fd.lip",
-    "k8s.pod.ip",
-    "ka.user.name",
+_MORE_ENTITY_FIELDS = frozenset(
+    {
+        "container.image.repository",
+        "fd.rip",
+        "fd.sip",
+        "fd.lip",
+        "k8s.pod.ip",
+        "ka.user.name",
+    }
 )
 # Rules whose remote address is the API server: shared by every pod, it never links.
 _API_SERVER_RULES = frozenset({"Contact K8S API Server From Container"})
 
 
 def _entity_tuple(alert: FalcoAlert, fields: dict[str, Any]) -> tuple[EntityRef, ...]:
-    if alert.source == "k8s_audit" or any(key in fields for key in _MORE_ENTITY_FIELDS):
+    if alert.source == "k8s_audit" or not _MORE_ENTITY_FIELDS.isdisjoint(fields):
         return tuple(_entities(alert, fields))
     get = fields.get
     key = (alert.hostname, get("k8s.ns.name"), get("k8s.pod.name"), get("container.id"))
@@ -79,8 +94,26 @@ def _entity_tuple(alert: FalcoAlert, fields: dict[str, Any]) -> tuple[EntityRef,
     if found is None:
         if len(_ENTITY_TUPLES) > 100_000:
             _ENTITY_TUPLES.clear()
-        found = _ENTITY_TUPLES[key] = tuple(_entities(alert, fields))
+        found = _ENTITY_TUPLES[key] = _common_entities(*key)
     return found
+
+
+def _common_entities(host: object, ns: object, pod: object, cid: object) -> tuple[EntityRef, ...]:
+    """`_entities` of an alert with none of _MORE_ENTITY_FIELDS and not from k8saudit:
+    its pod, container, node and namespace (what `_entities` makes of those fields
+    alone: no own address, no remote one, no identity)."""
+    ents: list[EntityRef] = []
+    if ns in _NA or type(ns) is not str:
+        ns = ""
+    if pod not in _NA and type(pod) is str:
+        ents.append(entity(EntityKind.POD, ns, pod))
+    if cid not in _NA and type(cid) is str and cid != "host":
+        ents.append(entity(EntityKind.CONTAINER, "", cid[:12]))
+    if host:
+        ents.append(entity(EntityKind.NODE, "", host))  # type: ignore[arg-type]
+    if ns:
+        ents.append(entity(EntityKind.NAMESPACE, "", ns))
+    return tuple(ents)
 
 
 def _entities(alert: FalcoAlert, fields: dict[str, Any]) -> list[EntityRef]:
@@ -161,8 +194,63 @@ def _kubelet_credentials(path: object) -> bool:
     return isinstance(path, str) and any(p in path for p in KUBELET_CREDENTIAL_PATHS)
 
 
-def build_event(alert: FalcoAlert, data: bytes | memoryview, raw: RawRef | int | None) -> Event:
-    fields = alert.output_fields or {}
+class _RuleProfile(NamedTuple):
+    """What an alert's rule, priority and tags make of its event: the same for every
+    alert that repeats them (an alert stream repeats a few rules)."""
+
+    kind: str
+    severity: Severity
+    attack: Attack | None
+    signal: bool
+    label: str
+    # Whether the alert may be a read of the kubelet's credentials (its file decides).
+    reads_files: bool
+
+
+# (rule, priority, tags, kubelet credentials read) -> its profile. Bounded: a hostile
+# stream may name a new rule in every alert.
+_PROFILES: dict[tuple[object, ...], _RuleProfile] = {}
+_PROFILES_MAX = 10_000
+
+
+def _profile(
+    rule: str, priority: str, tags: tuple[object, ...] | None, credentials: bool
+) -> _RuleProfile:
+    key = (rule, priority, tags, credentials)
+    try:
+        found = _PROFILES.get(key)
+    except TypeError:  # an unhashable tag (a list or object)
+        return _make_profile(rule, priority, tags, credentials)
+    if found is None:
+        if len(_PROFILES) >= _PROFILES_MAX:
+            _PROFILES.clear()
+        found = _PROFILES[key] = _make_profile(rule, priority, tags, credentials)
+    return found
+
+
+def _make_profile(
+    rule: str, priority: str, tags: tuple[object, ...] | None, credentials: bool
+) -> _RuleProfile:
+    kind, label, behaviour = classifier.classify_rule(rule)
+    severity = classifier.severity(priority, behaviour)
+    reads_files = kind in _FILE_READ_KINDS
+    if reads_files and credentials:
+        # Whoever holds these acts as the node (core/containment.py keeps it open).
+        kind = "kubelet-credentials-read"
+    falco_internal = rule.startswith("Falco internal")
+    internal = falco_internal or severity == Severity.INFO
+    attack = (from_falco_tags(tags) if tags else None) or attack_for_kind(kind)
+    return _RuleProfile(
+        "falco-internal" if falco_internal else kind,
+        severity,
+        None if internal else attack,
+        not internal,
+        "" if internal else label,
+        reads_files,
+    )
+
+
+def _time(alert: FalcoAlert, fields: dict[str, Any]) -> float:
     time = None
     if alert.time is not None:
         time = to_epoch(alert.time)
@@ -181,28 +269,57 @@ def build_event(alert: FalcoAlert, data: bytes | memoryview, raw: RawRef | int |
         if alert.time is not None:
             raise SkipRecord("wrong-type", f"Falco alert time is not a time: {shown_time}")
         raise SkipRecord("missing-field", "Falco alert has no time")
+    return time
+
+
+# An alert's text -> (its summary, whether the summary is its own shown form). A
+# workload's alerts repeat their texts: each is made safe once, and its events share
+# one summary. Bounded: a hostile stream may say something new in every alert.
+_SUMMARIES: dict[str, tuple[str, bool]] = {}
+_SUMMARIES_MAX = 16_384
+
+
+def _summary(text: str) -> str:
+    """`plain(text, SUMMARY_MAX)`; a text with nothing to redact, escape or cut is
+    kept as it is, and said to be shown as it is (a report of thousands of alerts
+    need not look at it again)."""
+    found = _SUMMARIES.get(text)
+    if found is None:
+        safe = redact_text(text)
+        if safe is text and printable(text) is text and len(text) <= SUMMARY_MAX:
+            found = (text, True)
+        else:
+            found = (clip(printable(safe), SUMMARY_MAX), False)
+        if len(_SUMMARIES) >= _SUMMARIES_MAX:
+            _SUMMARIES.clear()
+        _SUMMARIES[text] = found
+    summary, as_is = found
+    if as_is:
+        mark_shown(summary)
+    return summary
+
+
+def build_event(alert: FalcoAlert, data: bytes | memoryview, raw: RawRef | int | None) -> Event:
+    fields = alert.output_fields or {}
+    time = _time(alert, fields)
     rule = alert.rule or ""
-    kind, label, behaviour = classifier.classify_rule(rule)
-    severity = classifier.severity(alert.priority or "", behaviour)
-    if kind in _FILE_READ_KINDS and _kubelet_credentials(fields.get("fd.name")):
-        # Whoever holds these acts as the node (core/containment.py keeps it open).
-        kind = "kubelet-credentials-read"
-    internal = rule.startswith("Falco internal") or severity == Severity.INFO
+    tags = alert.tags
+    profile = _profile(rule, alert.priority or "", tuple(tags) if tags else None, False)
+    if profile.reads_files and _kubelet_credentials(fields.get("fd.name")):
+        profile = _profile(rule, alert.priority or "", tuple(tags) if tags else None, True)
     output = alert.output or ""
     text = _LEADING.sub("", output, count=1) if output[:1].isdigit() else output
-    summary = f"{rule}: {text}" if text and not text.startswith(rule) else (text or rule)
-    attack = (from_falco_tags(alert.tags) if alert.tags else None) or attack_for_kind(kind)
-    ref = alert.uuid or short_hash(bytes(data).strip())
+    summary = _summary(f"{rule}: {text}" if text and not text.startswith(rule) else (text or rule))
     return CompactEvent(
         time,
         "falco",
-        ref,
-        "falco-internal" if rule.startswith("Falco internal") else kind,
-        severity,
-        plain(summary, 400),
+        alert.uuid or short_hash(bytes(data).strip()),
+        profile.kind,
+        profile.severity,
+        summary,
         _entity_tuple(alert, fields),
-        None if internal else attack,
-        not internal,
-        "" if internal else label,
+        profile.attack,
+        profile.signal,
+        profile.label,
         raw,  # type: ignore[arg-type]  # a packed int: CompactEvent reads it back
     )
