@@ -485,8 +485,7 @@ def _main_clusters(args: argparse.Namespace) -> int:
         for cluster in clusters.values():
             cluster.stop()
         return 2
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    stop = _StopRequest()
     print(f"ktriage sim: {len(clusters)} Kubernetes {KUBE_VERSION} API servers")
     for name, cluster in clusters.items():
         out = cluster.outputs
@@ -501,14 +500,31 @@ def _main_clusters(args: argparse.Namespace) -> int:
     try:
         while not stop.wait(0.25):
             pass
-    except KeyboardInterrupt:
-        pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        stop.restore()
         for cluster in clusters.values():
             cluster.stop()
         print("\nktriage sim: stopped.", flush=True)
     return 0
+
+
+class _StopRequest(threading.Event):
+    """Set by Ctrl-C or SIGTERM. Both handlers only set it, so a signal can neither
+    cut the start-up lines short nor interrupt the clusters' shutdown halfway (a
+    KeyboardInterrupt there left the server threads running and the process up)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._previous = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.set()
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -543,12 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SimError, OSError) as exc:
         print(f"ktriage sim: {exc}", file=sys.stderr)
         return 2
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stop.set()
-
-    previous = signal.signal(signal.SIGTERM, on_signal)
+    stop = _StopRequest()
     out = cluster.outputs
     print(f"ktriage sim: Kubernetes {KUBE_VERSION} API server at {cluster.url}")
     print(f"  kubeconfig  {cluster.kubeconfig_path}")
@@ -572,10 +583,8 @@ def main(argv: list[str] | None = None) -> int:
             if cluster.player_error is not None and not reported:
                 reported = True
                 print(f"ktriage sim: scenario stopped: {cluster.player_error}", file=sys.stderr)
-    except KeyboardInterrupt:
-        pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        stop.restore()
         started = time.monotonic()
         cluster.stop()
         print(f"\nktriage sim: stopped in {time.monotonic() - started:.1f} s.", flush=True)

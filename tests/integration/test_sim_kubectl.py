@@ -283,7 +283,7 @@ def test_ktriage_sim_command(tmp_path: Path, kubectl_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         assert rows(result.stdout)[1][:2] == ["default", "Active"]
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=5) == 0
+        assert proc.wait(timeout=20) == 0
         assert "stopped" in proc.stdout.read()
     finally:
         if proc.poll() is None:
