@@ -616,34 +616,29 @@ class Ingestor:
         known = self._facts
         if len(known) > _MAX_FACTS:
             known.clear()
+
+        def learn(value: str, suffix: str, kind: str, said: str, other: EntityRef) -> None:
+            known[(pod, value)] = None
+            out.append(
+                Event(
+                    time=ev.time,
+                    source="audit",
+                    ref=f"{ev.ref}:{suffix}",
+                    kind=kind,
+                    severity=Severity.INFO,
+                    summary=plain(f"pod {namespace}/{name} {said}"),
+                    entities=(pod, other),
+                    raw=ev.raw,
+                )
+            )
+
         if address and (pod, address) not in known:
-            known[(pod, address)] = None
-            out.append(
-                Event(
-                    time=ev.time,
-                    source="audit",
-                    ref=f"{ev.ref}:pod-address",
-                    kind=POD_ADDRESS_KIND,
-                    severity=Severity.INFO,
-                    summary=plain(f"pod {namespace}/{name} has address {address}"),
-                    entities=(pod, entity(EntityKind.IP, "", address)),
-                    raw=ev.raw,
-                )
-            )
+            ip = entity(EntityKind.IP, "", address)
+            learn(address, "pod-address", POD_ADDRESS_KIND, f"has address {address}", ip)
         if account and (pod, account) not in known:
-            known[(pod, account)] = None
-            out.append(
-                Event(
-                    time=ev.time,
-                    source="audit",
-                    ref=f"{ev.ref}:pod-account",
-                    kind=POD_ACCOUNT_KIND,
-                    severity=Severity.INFO,
-                    summary=plain(f"pod {namespace}/{name} runs as service account {account}"),
-                    entities=(pod, entity(EntityKind.SERVICE_ACCOUNT, namespace, account)),
-                    raw=ev.raw,
-                )
-            )
+            account_ref = entity(EntityKind.SERVICE_ACCOUNT, namespace, account)
+            said = f"runs as service account {account}"
+            learn(account, "pod-account", POD_ACCOUNT_KIND, said, account_ref)
         return out
 
     def _expect_audit(self, rec: audit_parser.AuditRecord, ev: Event) -> None:
