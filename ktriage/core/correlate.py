@@ -52,7 +52,7 @@ from ktriage.core.detect.podstate import killed_process
 from ktriage.core.model import EntityKind, EntityRef, Event, Incident, Severity
 from ktriage.core.parse.audit import OWN_REQUEST_KIND
 from ktriage.core.parse.podfacts import POD_ACCOUNT_KIND, POD_ADDRESS_KIND
-from ktriage.core.store import EventStore, entity_key
+from ktriage.core.store import EventStore, entity_key, probe
 
 # How many unattached context events are remembered per entity for late signals.
 PENDING_PER_ENTITY = 5_000
@@ -224,30 +224,10 @@ class _Recurring:
                 counted.add(id(ents))
                 self.add_all(ents)
 
-    def add(self, ent: EntityRef) -> None:
-        if ent.kind == EntityKind.POD and ent not in self.pods:
-            if len(self.pods) < ROLLUP_COUNTED:
-                self.pods[ent] = None
-            else:
-                self.more_pods = True
-        lst = self.listed.get(ent.kind)
-        if lst is None:
-            self.listed[ent.kind] = [ent]
-            self.changed = True
-            return
-        if len(lst) >= ROLLUP_LISTED and not ent < lst[-1]:
-            return
-        pos = _bisect_left(lst, ent)
-        if pos < len(lst) and lst[pos] == ent:
-            return
-        lst.insert(pos, ent)
-        if len(lst) > ROLLUP_LISTED:
-            lst.pop()
-        self.changed = True
-
     def add_all(self, ents: tuple[EntityRef, ...]) -> None:
-        """`add` for each of a signal's entities (the loop a recurring incident runs
-        for every low signal it takes)."""
+        """Count each pod and list each entity (each kind's list kept sorted and cut at
+        ROLLUP_LISTED): the loop a recurring incident runs for every low signal it
+        takes."""
         pods = self.pods
         listed = self.listed
         for ent in ents:
@@ -278,11 +258,9 @@ class _Recurring:
     def merge(self, other: _Recurring) -> None:
         self.settle()
         other.settle()
-        for pod in other.pods:
-            self.add(pod)
+        self.add_all(tuple(other.pods))
         for lst in other.listed.values():
-            for ent in lst:
-                self.add(ent)
+            self.add_all(tuple(lst))
         self.more_pods = self.more_pods or other.more_pods
 
     def entities(self) -> tuple[EntityRef, ...]:
@@ -341,14 +319,7 @@ class _HeldIds:
 
     def _find(self, key: int) -> int:
         """The position of `key`, or of the empty place where it would go."""
-        keys = self._keys
-        mask = self._mask
-        i = key & mask
-        while True:
-            found = keys[i]
-            if found == key or found == 0:
-                return i
-            i = (i + 1) & mask
+        return probe(self._keys, self._mask, key)
 
     def get(self, key: int) -> int | None:
         """The id held for `key` (0: none); None when the entity was never seen."""
@@ -357,43 +328,28 @@ class _HeldIds:
 
     def mark(self, key: int) -> None:
         """Say the entity of `key` was seen (holding nothing for it if it is new)."""
-        keys = self._keys
-        mask = self._mask
-        i = key & mask
-        while True:
-            found = keys[i]
-            if found == key:
-                return
-            if found == 0:
-                break
-            i = (i + 1) & mask
-        keys[i] = key
-        self._count += 1
-        if 3 * self._count > 2 * mask:
-            self._grow()
+        i = self._find(key)
+        if not self._keys[i]:
+            self._put(i, key, 0)
 
     def hold(self, key: int, event_id: int) -> int:
         """Hold `event_id` for `key` unless an id is held already: returns that id
         (0: none, `event_id` is held now)."""
-        keys = self._keys
-        mask = self._mask
-        i = key & mask
-        while True:
-            found = keys[i]
-            if found == key:
-                held = self._ids[i]
-                if not held:
-                    self._ids[i] = event_id
-                return held
-            if found == 0:
-                break
-            i = (i + 1) & mask
-        keys[i] = key
+        i = self._find(key)
+        if not self._keys[i]:
+            self._put(i, key, event_id)
+            return 0
+        held = self._ids[i]
+        if not held:
+            self._ids[i] = event_id
+        return held
+
+    def _put(self, i: int, key: int, event_id: int) -> None:
+        self._keys[i] = key
         self._ids[i] = event_id
         self._count += 1
-        if 3 * self._count > 2 * mask:
+        if 3 * self._count > 2 * self._mask:
             self._grow()
-        return 0
 
     def take(self, key: int) -> int:
         """The id held for `key` (0: none), holding none from now on."""

@@ -19,6 +19,17 @@ from ktriage.core.model import (
 )
 
 
+def probe(table: array[int], mask: int, key: int) -> int:
+    """Where `key` (never 0) is in an open-addressed table with linear probing (0
+    marks an empty place), or the empty place where it would go."""
+    i = key & mask
+    while True:
+        found = table[i]
+        if found == 0 or found == key:
+            return i
+        i = (i + 1) & mask
+
+
 class RefHashes:
     """A set of 64-bit hashes in one open-addressed array (linear probing, at most half
     full): 16 to 32 bytes an entry, where a Python set of ints costs about 80 (an int
@@ -33,37 +44,19 @@ class RefHashes:
 
     def add(self, key: int) -> bool:
         """Add `key`; False when it was there already."""
-        if key == 0:
-            key = 1  # 0 marks an empty slot
-        table = self._table
-        mask = self._mask
-        i = key & mask
-        while True:
-            found = table[i]
-            if found == 0:
-                break
-            if found == key:
-                return False
-            i = (i + 1) & mask
-        table[i] = key
+        key = key or 1  # 0 marks an empty slot
+        i = probe(self._table, self._mask, key)
+        if self._table[i]:
+            return False
+        self._table[i] = key
         self._count += 1
-        if self._count * 2 > mask:
+        if self._count * 2 > self._mask:
             self._grow()
         return True
 
     def __contains__(self, key: int) -> bool:
-        if key == 0:
-            key = 1
-        table = self._table
-        mask = self._mask
-        i = key & mask
-        while True:
-            found = table[i]
-            if found == 0:
-                return False
-            if found == key:
-                return True
-            i = (i + 1) & mask
+        key = key or 1
+        return self._table[probe(self._table, self._mask, key)] != 0
 
     def __len__(self) -> int:
         return self._count

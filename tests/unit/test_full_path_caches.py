@@ -12,7 +12,16 @@ from ktriage.core import correlate, report
 from ktriage.core.correlate import ROLLUP_LISTED, Correlator, _Recurring, _rollup_key
 from ktriage.core.detect import falco as classifier
 from ktriage.core.ingest import Ingestor
-from ktriage.core.model import MAX_TIME, CompactEvent, EntityKind, Event, Severity, entity, iso
+from ktriage.core.model import (
+    MAX_TIME,
+    CompactEvent,
+    EntityKind,
+    EntityRef,
+    Event,
+    Severity,
+    entity,
+    iso,
+)
 from ktriage.core.parse import falco as falco_parser
 from ktriage.core.parse import plain
 from ktriage.core.report import event_json, incident_json_line, iso_time
@@ -196,23 +205,29 @@ def _one_incident(ev: Event) -> object:
     return inc
 
 
-def test_recurring_add_all_is_add_for_each_entity() -> None:
+def test_recurring_add_all_lists_the_first_entities_of_each_kind_in_order() -> None:
+    # Against a plain model: each kind lists the ROLLUP_LISTED smallest entities seen,
+    # sorted; pods are counted in the order first seen.
     rng = random.Random(3)
     kinds = [EntityKind.POD, EntityKind.CONTAINER, EntityKind.NODE, EntityKind.NAMESPACE]
     key = entity("Recurring", "ns", "falco:x:y")
-    one, many = _Recurring(key), _Recurring(key)
+    rec = _Recurring(key)
+    seen: dict[str, set[EntityRef]] = {}
+    pods: dict[EntityRef, None] = {}
     for _ in range(3000):
         ents = tuple(
             entity(kind, "ns" if kind == EntityKind.POD else "", f"n{rng.randrange(60)}")
             for kind in rng.sample(kinds, rng.randrange(1, 5))
         )
+        rec.add_all(ents)
         for ent in ents:
-            one.add(ent)
-        many.add_all(ents)
-        assert (one.pods, one.listed, one.more_pods) == (many.pods, many.listed, many.more_pods)
-    assert all(len(lst) <= ROLLUP_LISTED for lst in many.listed.values())
-    assert all(lst == sorted(lst) for lst in many.listed.values())
-    assert bisect.bisect_left(many.listed[EntityKind.POD], entity("Pod", "ns", "n0")) == 0
+            seen.setdefault(ent.kind, set()).add(ent)
+            if ent.kind == EntityKind.POD:
+                pods.setdefault(ent, None)
+        expected = {kind: sorted(found)[:ROLLUP_LISTED] for kind, found in seen.items()}
+        assert rec.listed == expected
+        assert list(rec.pods) == list(pods) and not rec.more_pods
+    assert bisect.bisect_left(rec.listed[EntityKind.POD], entity("Pod", "ns", "n0")) == 0
 
 
 def _low(t: float, pod: int) -> Event:
