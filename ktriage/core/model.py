@@ -160,6 +160,17 @@ _NAMESPACE_TEXT: dict[str, str] = {}
 _NAMESPACE_TEXT_MAX = 50_000
 
 
+def _shared_namespace(ns: str) -> str:
+    if not ns:
+        return ns
+    shared = _NAMESPACE_TEXT.get(ns)
+    if shared is None:
+        if len(_NAMESPACE_TEXT) >= _NAMESPACE_TEXT_MAX:
+            _NAMESPACE_TEXT.clear()
+        shared = _NAMESPACE_TEXT[ns] = ns
+    return shared
+
+
 def entity(kind: str, namespace: str | None, name: str) -> EntityRef:
     """Interned EntityRef: millions of events share a few thousand entities."""
     key = (_KIND_TEXT.get(kind) or str(kind), namespace or "", name)
@@ -168,15 +179,7 @@ def entity(kind: str, namespace: str | None, name: str) -> EntityRef:
         if len(_ENTITY_CACHE) > 500_000:
             _ENTITY_CACHE.clear()
             _STRONG_CACHE.clear()
-        ns = key[1]
-        if ns:
-            shared = _NAMESPACE_TEXT.get(ns)
-            if shared is None:
-                if len(_NAMESPACE_TEXT) >= _NAMESPACE_TEXT_MAX:
-                    _NAMESPACE_TEXT.clear()
-                shared = _NAMESPACE_TEXT[ns] = ns
-            key = (key[0], shared, name)
-        ref = EntityRef(*key)
+        ref = EntityRef(key[0], _shared_namespace(key[1]), name)
         _ENTITY_CACHE[ref] = ref
     return ref
 
@@ -186,15 +189,7 @@ def unshared_entity(kind: str, namespace: str | None, name: str) -> EntityRef:
     still shared): for entities a parser shares itself, per container, and that are
     most often seen in one event only (short-lived job pods and their containers). In
     the table each would cost ~250 bytes (entry, ref, name) for as long as it lasts."""
-    ns = namespace or ""
-    if ns:
-        shared = _NAMESPACE_TEXT.get(ns)
-        if shared is None:
-            if len(_NAMESPACE_TEXT) >= _NAMESPACE_TEXT_MAX:
-                _NAMESPACE_TEXT.clear()
-            shared = _NAMESPACE_TEXT[ns] = ns
-        ns = shared
-    return EntityRef(_KIND_TEXT.get(kind) or str(kind), ns, name)
+    return EntityRef(_KIND_TEXT.get(kind) or str(kind), _shared_namespace(namespace or ""), name)
 
 
 class Attack(NamedTuple):
