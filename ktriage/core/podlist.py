@@ -93,7 +93,7 @@ def decode_pod_page(data: bytes) -> tuple[list[dict[str, Any]], Any, Any]:
     try:
         page = _DECODER.decode(data)
     except msgspec.ValidationError:
-        return _decode_full(data)
+        return decode_list_reply(data)
     except msgspec.DecodeError as exc:
         raise ValueError(f"the list reply is not JSON: {exc}") from None
     except RecursionError:  # nesting deeper than any pod: refused, as orjson refuses it
@@ -103,7 +103,9 @@ def decode_pod_page(data: bytes) -> tuple[list[dict[str, Any]], Any, Any]:
     return items, meta.resourceVersion, meta.continue_
 
 
-def _decode_full(data: bytes) -> tuple[list[dict[str, Any]], Any, Any]:
+def decode_list_reply(data: bytes) -> tuple[list[dict[str, Any]], Any, Any]:
+    """Any list reply, fully decoded: its objects, and its resourceVersion and continue
+    token as sent."""
     body = orjson.loads(data)
     if not isinstance(body, dict):
         raise ValueError("the list reply is not a JSON object")

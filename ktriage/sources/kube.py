@@ -57,7 +57,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from ktriage.core.cluster import ClusterState, listed_pod
 from ktriage.core.model import Event
-from ktriage.core.podlist import decode_pod_page
+from ktriage.core.podlist import decode_list_reply, decode_pod_page
 from ktriage.engine import Engine, SourceHealth
 from ktriage.kubeclient import (
     USER_AGENT,
@@ -888,14 +888,7 @@ class ListWatch:
 
     def decode_page(self, data: bytes) -> tuple[list[dict[str, Any]], Any, Any]:
         """A list reply's objects, and its resourceVersion and continue token as sent."""
-        body = orjson.loads(data)
-        if not isinstance(body, dict):
-            raise ValueError("the list reply is not a JSON object")
-        items = body.get("items")
-        page = [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
-        meta = body.get("metadata")
-        meta = meta if isinstance(meta, dict) else {}
-        return page, meta.get("resourceVersion"), meta.get("continue")
+        return decode_list_reply(data)
 
     def prepare_page(self, page: list[dict[str, Any]]) -> list[Any]:
         """Work on a page done in the watch thread, before the loop applies it (what
