@@ -11,11 +11,15 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ktriage.core.config import Config
 from ktriage.options import DemoOptions, LiveOptions
+
+if TYPE_CHECKING:
+    from ktriage.live import LiveSetup
 
 
 def live_options(sim: Any, options: DemoOptions) -> LiveOptions:
@@ -100,22 +104,36 @@ def run_demo(options: DemoOptions, cfg: Config) -> int:
 def _run_ui(sim: Any, options: DemoOptions, cfg: Config, notes: list[str]) -> int:
     from ktriage.actions.service import kubeconfig_factory
     from ktriage.live import LiveError, build_live
-    from ktriage.ui.app import KtriageApp, ui_options
 
     try:
         setup = build_live(live_options(sim, options), cfg)
     except LiveError as exc:
         print(f"ktriage demo: {exc}", file=sys.stderr)
         return 2
+    setup.engine.context_name = "demo"
+    factory = kubeconfig_factory(str(sim.kubeconfig_path))
+    return _run_app(setup, options, sim.clock.now, notes, factory)
+
+
+def _run_app(
+    setup: LiveSetup,
+    options: DemoOptions,
+    clock: Callable[[], float],
+    notes: list[str],
+    api_client_factory: Any = None,
+) -> int:
+    """The UI on the setup's engine until it quits; then its connections and archive
+    are closed. The UI (ages, lag, action times, time to contain) runs on the
+    scenario's clock, which may run faster than the wall clock."""
+    from ktriage.ui.app import KtriageApp, ui_options
+
     engine = setup.engine
-    engine.context_name = "demo"
-    engine.set_clock(sim.clock.now)
-    # The UI (ages, lag, action times, time to contain) runs on the scenario's clock,
-    # which may run faster than the wall clock.
+    engine.set_clock(clock)
     app = KtriageApp(
-        engine, mode="demo", clock=sim.clock.now, startup_notes=notes, **ui_options(options.ui)
+        engine, mode="demo", clock=clock, startup_notes=notes, **ui_options(options.ui)
     )
-    app.api_client_factory = kubeconfig_factory(str(sim.kubeconfig_path))
+    if api_client_factory is not None:
+        app.api_client_factory = api_client_factory
     try:
         app.run()
     finally:
@@ -180,23 +198,11 @@ def _run_clusters_ui(
     sims: dict[str, Any], kubeconfig: Path, options: DemoOptions, cfg: Config, notes: list[str]
 ) -> int:
     from ktriage.live import LiveError, build_live
-    from ktriage.ui.app import KtriageApp, ui_options
 
     try:
         setup = build_live(cluster_live_options(sims, kubeconfig, options), cfg)
     except LiveError as exc:
         print(f"ktriage demo: {exc}", file=sys.stderr)
         return 2
-    engine = setup.engine
     # Both scenarios run on clocks started together: the first one's is the UI's.
-    clock = next(iter(sims.values())).clock.now
-    engine.set_clock(clock)
-    app = KtriageApp(
-        engine, mode="demo", clock=clock, startup_notes=notes, **ui_options(options.ui)
-    )
-    try:
-        app.run()
-    finally:
-        setup.close_connections()
-        engine.archive.close()
-    return app.return_code or 0
+    return _run_app(setup, options, next(iter(sims.values())).clock.now, notes)
