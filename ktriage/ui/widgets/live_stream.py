@@ -14,6 +14,7 @@ from rich.text import Text
 
 from ktriage.core.model import Event
 from ktriage.core.parse.audit import OWN_REQUEST_KIND
+from ktriage.ui.dated_rows import DatedRows
 from ktriage.ui.format import (
     SEVERITY_BADGES,
     cell,
@@ -23,7 +24,6 @@ from ktriage.ui.format import (
     time_width,
 )
 from ktriage.ui.query import Query
-from ktriage.ui.widgets.dated_rows import DatedRows
 from ktriage.ui.widgets.row_list import RowList
 
 DEFAULT_CAPACITY = 10_000

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from ktriage.core.allowlist import EXPECTED_PREFIX
 from ktriage.core.model import Event, Incident
+from ktriage.ui.dated_rows import DatedRows
 from ktriage.ui.format import (
     SEVERITY_BADGES,
     cell,
@@ -26,7 +27,6 @@ from ktriage.ui.format import (
     time_width,
 )
 from ktriage.ui.query import Query
-from ktriage.ui.widgets.dated_rows import DatedRows
 from ktriage.ui.widgets.row_list import RowList
 
 # Rendered rows kept per (event id, width); cleared when the theme changes.
