@@ -795,6 +795,24 @@ class Ingestor:
         self.partial[reason] += 1
         return events
 
+    def _runtime_event(self, fmt: str, data: bytes, raw: RawRef | int | None) -> Event:
+        """A Falco alert's event (`fmt` "falco"), else a Tetragon record's, with the
+        allow list asked about it when it is a signal."""
+        if fmt == "falco":
+            alert = falco_parser.parse_falco(data)
+            ev = falco_parser.build_event(alert, data, raw)
+            if ev.signal and self._allow_falco:
+                self._expect_falco(alert, ev)
+            self._n_falco += 1
+        else:
+            rec = tetragon_parser.parse_tetragon(data)
+            ev = tetragon_parser.build_event(rec, data, raw)
+            if ev.signal and self._allow_tetragon:
+                self._expect_tetragon(rec, ev)
+            self._n_tetragon += 1
+        self._input_time = ev.time
+        return ev
+
     def _salvaged_events(
         self, fmt: str, body: bytes, raw: RawRef | int | None, note: str, unread: bool = False
     ) -> list[Event]:
@@ -809,21 +827,8 @@ class Ingestor:
             if unread:
                 # A held request is the same object: the signal goes out with it.
                 flag_unread_pod_spec(rec, ev)
-        elif fmt == "falco":
-            alert = falco_parser.parse_falco(body)
-            ev = falco_parser.build_event(alert, body, raw)
-            if ev.signal and self._allow_falco:
-                self._expect_falco(alert, ev)
-            self._n_falco += 1
-            self._input_time = ev.time
-            out = [ev]
         else:
-            rec_t = tetragon_parser.parse_tetragon(body)
-            ev = tetragon_parser.build_event(rec_t, body, raw)
-            if ev.signal and self._allow_tetragon:
-                self._expect_tetragon(rec_t, ev)
-            self._n_tetragon += 1
-            self._input_time = ev.time
+            ev = self._runtime_event(fmt, body, raw)
             out = [ev]
         # After the detections, which may rewrite the summary (a held request is the
         # same object, so the note stays when it comes out later).
@@ -934,22 +939,8 @@ class Ingestor:
         try:
             if fmt == "audit":
                 return self._audit(data, origin, raw)
-            if fmt == "falco":
-                alert = falco_parser.parse_falco(data)
-                ev = falco_parser.build_event(alert, data, raw)
-                if ev.signal and self._allow_falco:
-                    self._expect_falco(alert, ev)
-                self._n_falco += 1
-                self._input_time = ev.time
-                return [ev]
-            if fmt == "tetragon":
-                rec = tetragon_parser.parse_tetragon(data)
-                ev = tetragon_parser.build_event(rec, data, raw)
-                if ev.signal and self._allow_tetragon:
-                    self._expect_tetragon(rec, ev)
-                self._n_tetragon += 1
-                self._input_time = ev.time
-                return [ev]
+            if fmt == "falco" or fmt == "tetragon":
+                return [self._runtime_event(fmt, data, raw)]
             return self._generic(data, origin, raw)
         except SkipRecord as exc:
             skip = exc.skip
