@@ -26,7 +26,9 @@ test: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	# Two workers, each taking whole files (a module's simulated cluster stays in one
+	# process): most tests wait on loopback I/O, so two overlap well on two cores.
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # The whole suite, measuring the packages that talk to the cluster and the files:
 # sources/ and actions/ must stay at 92 % or more.
