@@ -799,6 +799,7 @@ class Correlator:
                 neighbours.append(lst[pos][1])
             lst.insert(pos, item)
         if rolled is not None:
+            assert linking is not None  # _add_signal passes both
             self._roll(ev, rolled, linking, item)
         if neighbours:
             # Joins an existing component directly (most signals do): cheaper than
@@ -919,16 +920,14 @@ class Correlator:
         self,
         ev: Event,
         key: EntityRef,
-        linking: list[EntityRef] | None = None,
-        item: tuple[float, int] | None = None,
+        linking: list[EntityRef],
+        item: tuple[float, int],
     ) -> None:
         """Remember a low signal filed in a recurring incident under its own pods and
-        containers, where a stronger signal finds it (`linking` and `item`, its
-        linking entities and (time, id), when the caller has them)."""
+        containers (`linking`), where a stronger signal finds it; `item` is its
+        (time, id)."""
         self._rolled[ev.id] = key
-        if item is None:
-            item = (ev.time, ev.id)
-        for ent in self._linking(ev) if linking is None else linking:
+        for ent in linking:
             slot = self._slot_for(ent)
             rolled = slot.rolled
             if rolled is None:
@@ -951,13 +950,13 @@ class Correlator:
             if pos < len(slot.rolled) and slot.rolled[pos] == item:
                 del slot.rolled[pos]
 
-    def _near_ordinary(self, ev: Event, linking: list[EntityRef] | None = None) -> bool:
-        """Whether an ordinary signal shares a linking entity with `ev` within the window
-        (`linking`: its linking entities, when the caller has them)."""
+    def _near_ordinary(self, ev: Event, linking: list[EntityRef]) -> bool:
+        """Whether an ordinary signal shares one of `ev`'s linking entities (`linking`)
+        within the window."""
         t = ev.time
         window = self.window
         slots = self._slots
-        for ent in self._linking(ev) if linking is None else linking:
+        for ent in linking:
             slot = slots.get(ent)
             if type(slot) is not _Slot or not slot.signals:
                 continue
@@ -1264,13 +1263,13 @@ class Correlator:
         inc.first_signal = group.first_signal
         inc.tactics = tuple(sorted(group.tactics, key=tactic_rank))
         rec = group.recurring
-        if rec is not None:
-            rec.settle()
         if rec is None:
             inc.entities = _ranked_entities(group.entity_counts)
-        elif rec.changed or not inc.entities:
-            inc.entities = rec.entities()
-            rec.changed = False
+        else:
+            rec.settle()  # the entities it took count before `changed` is read
+            if rec.changed or not inc.entities:
+                inc.entities = rec.entities()
+                rec.changed = False
         if group.recurring is not None and len(group.recurring.pods) > 1:
             inc.title = recurring_title(group.labels, group.recurring, len(group.signal_ids))
         else:

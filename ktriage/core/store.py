@@ -76,6 +76,11 @@ class RefHashes:
         self._mask = mask
 
 
+# Pod names read back from the lines of shed events, kept for the next listing of all
+# pods (the Pods pane asks at every refresh). Bounded: a recording of short-lived pods
+# would otherwise keep one EntityRef per pod, the cost shedding saved.
+_POD_NAMES_MAX = 50_000
+
 # Entity kinds indexed by the store (the UI looks pods up); the correlator keeps
 # its own indexes, so indexing everything would only cost time and memory.
 INDEXED_KINDS = frozenset({EntityKind.POD, EntityKind.NODE})
@@ -306,6 +311,8 @@ class EventStore:
                 ent = self._pod_name(key, ids[0])
                 if ent is None:
                     continue  # its line is gone
+                if len(names) >= _POD_NAMES_MAX:
+                    names.clear()  # read again from their lines when next asked
                 names[key] = ent
             found[ent] = None
         return found.keys()

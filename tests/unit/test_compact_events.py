@@ -246,7 +246,13 @@ def test_hostile_file_rewritten_after_load_leaves_shed_events_without_entities(t
     # Never raises; what the line no longer says is not made up.
     assert {ev.entities for ev in shed} == {()}
     assert {ev.summary for ev in shed} == {UNREADABLE_SUMMARY}
-    list(correlator.store.entities())  # names it can no longer read are left out
+    # Pods named only by lines it can no longer read are left out of the listing, and
+    # those a kept event names are still there.
+    store = correlator.store
+    kept = {e for ev in store if not isinstance(ev, ShedEvent) for e in ev.entities}
+    listed = {e for e in store.entities() if e.kind == "Pod"}
+    assert listed == {e for e in kept if e.kind == "Pod"}
+    assert entity("Pod", "shop", "job-1") not in listed
 
 
 def test_hostile_index_read_midway_through_a_load_matches_one_read_at_the_end(tmp_path):

@@ -24,14 +24,13 @@ from ktriage.core.parse import (
     SkipRecord,
     clipped_value,
     identity,
+    plain,
     short_hash,
     time_out_of_range,
     to_epoch,
 )
 from ktriage.core.parse.podfacts import own_address
-from ktriage.core.redact import redact_text
 from ktriage.core.report import mark_shown
-from ktriage.core.text import clip, printable
 
 
 class FalcoAlert(msgspec.Struct, gc=False):
@@ -67,6 +66,7 @@ def _str(fields: dict[str, Any], key: str) -> str:
 # form (pod, container, node, namespace and nothing else) is built once per
 # combination and shared.
 _ENTITY_TUPLES: dict[tuple[object, ...], tuple[EntityRef, ...]] = {}
+_ENTITY_TUPLES_MAX = 100_000
 # Fields that add entities beyond the common form.
 _MORE_ENTITY_FIELDS = frozenset(
     {
@@ -92,7 +92,7 @@ def _entity_tuple(alert: FalcoAlert, fields: dict[str, Any]) -> tuple[EntityRef,
     except TypeError:  # an unhashable field value (a list or object)
         return tuple(_entities(alert, fields))
     if found is None:
-        if len(_ENTITY_TUPLES) > 100_000:
+        if len(_ENTITY_TUPLES) > _ENTITY_TUPLES_MAX:
             _ENTITY_TUPLES.clear()
         found = _ENTITY_TUPLES[key] = _common_entities(*key)
     return found
@@ -285,11 +285,8 @@ def _summary(text: str) -> str:
     need not look at it again)."""
     found = _SUMMARIES.get(text)
     if found is None:
-        safe = redact_text(text)
-        if safe is text and printable(text) is text and len(text) <= SUMMARY_MAX:
-            found = (text, True)
-        else:
-            found = (clip(printable(safe), SUMMARY_MAX), False)
+        made = plain(text, SUMMARY_MAX)
+        found = (made, made is text)  # `plain` returns its input when it changed nothing
         if len(_SUMMARIES) >= _SUMMARIES_MAX:
             _SUMMARIES.clear()
         _SUMMARIES[text] = found
