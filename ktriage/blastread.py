@@ -26,6 +26,7 @@ responder's own tool should not raise an incident of its own.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import threading
@@ -377,6 +378,7 @@ class BlastReader:
         return self._kept.get()
 
     def close(self) -> None:
+        """Close every client made (one failing to close does not keep the rest open)."""
         self._kept.close()
         with self._lock:
             clients = list(self._impersonating.values())
@@ -384,7 +386,8 @@ class BlastReader:
         for api in clients:
             close = getattr(api, "close", None)
             if close is not None:
-                close()
+                with contextlib.suppress(Exception):
+                    close()
 
     def compute(
         self, identities: Sequence[blast.Identity], pods: Sequence[tuple[str, str]]

@@ -433,9 +433,8 @@ def entry_from_dict(data: object, where: str, origin: str = "") -> AllowEntry:
         raw = data["pod_spec"]
         if not isinstance(raw, dict):
             raise AllowListError(f"{where}: pod_spec must be a table")
-        bad = set(raw) - _SPEC_KEYS
-        if bad:
-            raise AllowListError(f"{where}: pod_spec: unknown key(s) {', '.join(sorted(bad))}")
+        if unknown := unknown_keys(raw, _SPEC_KEYS):
+            raise AllowListError(f"{where}: pod_spec: {unknown}")
         spec = PodSpecLimit(
             host_paths=frozenset(
                 _norm_path(p) for p in _strings(raw.get("host_paths", []), "host_paths", where)

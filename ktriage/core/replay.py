@@ -207,9 +207,8 @@ SIGNALS_PER_MESSAGE = 128
 _DRAIN_EVERY = 32
 # Bytes of a message's length, before it.
 _LENGTH = 8
-# Linux's F_SETPIPE_SZ: the pipe from the helper holds this much (when allowed), so
+# The pipe from the helper holds this much (Linux's F_SETPIPE_SZ, when allowed), so
 # that the helper seldom waits for this process to read.
-_SETPIPE_SZ = 1031
 _PIPE_BYTES = 1 << 20
 
 
@@ -230,7 +229,7 @@ def _first_pass_from(path: Path, split: int, send: Callable[[object], None]) -> 
             placed = _plain_time(last_plain) if isinstance(last_plain, bytes) else None
             add((offset, index, placed, plain_time, len(body)))
         if len(signals) >= SIGNALS_PER_MESSAGE:
-            send(("signals", signals[:]))
+            send(("signals", signals))  # written out before it returns
             signals.clear()
 
     with open(path, "rb") as fh:
@@ -281,10 +280,10 @@ class _Helper:
             receive, send = os.pipe()
         except OSError:
             return None
-        with contextlib.suppress(OSError, ImportError):
+        with contextlib.suppress(OSError, ImportError, AttributeError):
             import fcntl
 
-            fcntl.fcntl(send, _SETPIPE_SZ, _PIPE_BYTES)
+            fcntl.fcntl(send, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
         try:
             pid = fork()
         except OSError:

@@ -501,9 +501,9 @@ def _main_clusters(args: argparse.Namespace) -> int:
         while not stop.wait(0.25):
             pass
     finally:
-        stop.restore()
         for cluster in clusters.values():
             cluster.stop()
+        stop.restore()  # after: a second Ctrl-C must not cut the shutdown short
         print("\nktriage sim: stopped.", flush=True)
     return 0
 
@@ -584,9 +584,9 @@ def main(argv: list[str] | None = None) -> int:
                 reported = True
                 print(f"ktriage sim: scenario stopped: {cluster.player_error}", file=sys.stderr)
     finally:
-        stop.restore()
         started = time.monotonic()
         cluster.stop()
+        stop.restore()  # after: a second Ctrl-C must not cut the shutdown short
         print(f"\nktriage sim: stopped in {time.monotonic() - started:.1f} s.", flush=True)
     return 0
 

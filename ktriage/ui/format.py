@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from rich.style import Style
 from rich.text import Text
 
+from ktriage import clusters
 from ktriage.core.model import Severity, bad_time
-from ktriage.core.text import clip, shown
+from ktriage.core.text import shown
 
 SEVERITY_BADGES = {
     Severity.CRITICAL: "CRIT",
@@ -161,8 +162,9 @@ def time_header(dated: bool, width: int) -> str:
 
 
 def cluster_label(name: str, width: int = 40) -> str:
-    """A cluster's (kube context's) name as a title shows it: plain text, clipped."""
-    return clip(shown(name), width)
+    """A cluster's (kube context's) name as a title shows it (`clusters.cluster_label`,
+    with the room a title has)."""
+    return clusters.cluster_label(name, width)
 
 
 def in_cluster_title(cluster: str) -> str:

@@ -24,8 +24,9 @@ from textual.widgets import Static
 from ktriage.actions.base import FAILED, OK, UNCHANGED, UNDONE, ActionError, Outcome, Plan
 from ktriage.actions.catalog import BY_NAME, IDENTITY, POD, UNDO_NAME
 from ktriage.actions.record import undo_words
+from ktriage.clusters import cluster_label
 from ktriage.core.containment import ISOLATED
-from ktriage.core.text import clip, shown
+from ktriage.core.text import shown
 from ktriage.ui.screens.dialog import END_KEYS, LINE_KEYS, DialogScreen, ScrollKeys
 
 if TYPE_CHECKING:
@@ -36,11 +37,6 @@ NO_INCIDENT = "no-incident"
 
 def no_client(cluster: str) -> str:
     return f"no connection to cluster {cluster_label(cluster)} to act with (see its health)"
-
-
-def cluster_label(name: str, width: int = 24) -> str:
-    """A cluster's (kube context's) name as a title shows it: plain text, clipped."""
-    return clip(shown(name), width)
 
 
 def nothing_selected(acts_on: str) -> str:

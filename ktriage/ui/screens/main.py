@@ -216,7 +216,7 @@ class MainScreen(Screen[None]):
         scope = "all pods" if pods.show_all else (f"{inc.id}" if inc else "no incident")
         cluster = self.pods_cluster()
         if cluster:  # with several clusters, the pane lists one: say which
-            from ktriage.ui.screens.resource import cluster_label
+            from ktriage.ui.format import cluster_label
 
             scope += f" · cluster {cluster_label(cluster)}"
         pods.set_rows(rows, scope, loading=pods_loading(engine.cluster))

@@ -13,7 +13,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from ktriage.core.text import clip, shown
+from ktriage.clusters import cluster_label
+from ktriage.core.text import shown
 from ktriage.ui.format import count, rate
 from ktriage.ui.screens.dialog import TextBoxScreen
 from ktriage.ui.widgets.status_bar import QUIET_AFTER
@@ -32,7 +33,7 @@ def sources_table(health: Sequence[Any], now: float | None = None) -> Table:
         # With several clusters a source's cluster leads its name.
         cluster = getattr(h, "cluster", "")
         table.add_row(
-            Text(f"{clip(shown(cluster), 24)}: {shown(h.name)}" if cluster else shown(h.name)),
+            Text(f"{cluster_label(cluster)}: {shown(h.name)}" if cluster else shown(h.name)),
             Text(h.state),
             count(h.events_total),
             rate(h.rate()),

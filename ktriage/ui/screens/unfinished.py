@@ -23,7 +23,7 @@ from textual.widgets.option_list import Option
 from ktriage.actions.base import ActionError
 from ktriage.actions.service import COMPLETE, ROLLBACK
 from ktriage.actions.unfinished import Unfinished
-from ktriage.core.text import clip, shown
+from ktriage.core.text import shown
 from ktriage.ui.format import cluster_label
 from ktriage.ui.screens.dialog import DialogScreen
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 def item_text(item: Unfinished, state: str = "", cluster: str = "") -> Text:
     out = Text()
     if cluster:  # with several clusters, each action names the cluster it is in
-        out.append(f"[{clip(shown(cluster), 40)}] ", "bold")
+        out.append(f"[{cluster_label(cluster)}] ", "bold")
     out.append(shown(item.title()), "bold")
     out.append("\n  " + shown(item.summary()))
     if state:
