@@ -172,6 +172,11 @@ def test_benign_pod_reads_are_context() -> None:
 def test_ephemeral_container() -> None:
     ev = only_signal(audit("patch", "pods", name="w", sub="ephemeralcontainers"))
     assert ev.kind == "ephemeral-container"
+    assert ev.severity == Severity.MEDIUM and "(denied" not in ev.summary
+    refused = only_signal(audit("patch", "pods", name="w", sub="ephemeralcontainers", code=403))
+    assert refused.severity == Severity.LOW
+    assert refused.summary.endswith("(denied 403)")
+    assert refused.label == "Ephemeral container attempt (denied)"
     assert signals(run(audit("get", "pods", name="w", sub="ephemeralcontainers"))) == []
 
 

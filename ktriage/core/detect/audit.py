@@ -398,13 +398,9 @@ class AuditDetector(WorkloadDetections, RbacDetections, ConfigDetections):
                 sev = Severity.HIGH if (is_sa and verb == "list") else Severity.MEDIUM
             else:
                 sev = Severity.MEDIUM if is_sa else Severity.LOW
-            text = f"{actor} {what}"
-            if denied(rec):
-                sev = Severity.LOW
-                text += f" (denied {rec.code})"
-            elif verb == "get" and oref.name and answered(rec):
+            if not denied(rec) and verb == "get" and oref.name and answered(rec):
                 self._count_secret_read(rec, ev, f"{ns}/{oref.name}")
-            signal(ev, kind, sev, label, text, "T1552.007")
+            signal(ev, kind, sev, label, f"{actor} {what}", "T1552.007", request=rec)
             return
         if verb == "create":
             obj = decode_object(rec.requestObject)

@@ -100,7 +100,6 @@ class WorkloadDetections:
         sub = oref.subresource
         verb = rec.verb or ""
         actor = rec.username
-        is_denied = denied(rec)
         if sub in ("exec", "attach", "portforward") and verb in ("create", "get"):
             pod = f"{oref.namespace}/{oref.name}"
             sev = Severity.MEDIUM
@@ -125,17 +124,19 @@ class WorkloadDetections:
             else:
                 kind, label, technique = "port-forward", "Port-forward to pod", "T1572"
                 text = f"{actor} port-forward to {pod}"
-            if is_denied:
-                sev = Severity.LOW
-                text += f" (denied {rec.code})"
-            signal(ev, kind, sev, label, text, technique)
+            signal(ev, kind, sev, label, text, technique, request=rec)
             return
         if sub == "ephemeralcontainers" and verb in ("update", "patch"):
-            sev = Severity.LOW if is_denied else Severity.MEDIUM
             text = f"{actor} added an ephemeral container to {oref.namespace}/{oref.name}"
-            if is_denied:
-                text += f" (denied {rec.code})"
-            signal(ev, "ephemeral-container", sev, "Ephemeral container", text, "T1609")
+            signal(
+                ev,
+                "ephemeral-container",
+                Severity.MEDIUM,
+                "Ephemeral container",
+                text,
+                "T1609",
+                request=rec,
+            )
             return
         if not sub and verb == "create":
             self._pod_create(rec, ev)
