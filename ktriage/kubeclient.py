@@ -12,7 +12,10 @@ the server's answers with the same helpers:
 - `status_message`: the `message` of the Status the server sent, as plain text
   (a server's words are untrusted: control characters gone, length bounded);
 - `retry_after`: the Retry-After header in seconds, when there is a usable one;
-- `KeptClient`: one ApiClient made on first use and kept for a reader's life.
+- `KeptClient`: one ApiClient made on first use and kept for a reader's life;
+- `raw_get`: a GET whose answer is read as bytes or a stream (lists, watches, logs),
+  through the ApiClient's own request path (auth, TLS, proxies) without the typed
+  API classes: the core/v1 one alone takes most of a second to import.
 """
 
 from __future__ import annotations
@@ -92,6 +95,35 @@ def retry_after(exc: ApiException) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def raw_get(
+    api_client: k8s.ApiClient,
+    path: str,
+    query: list[tuple[str, str]],
+    *,
+    path_params: dict[str, str] | None = None,
+    accept: str = "application/json",
+    timeout: Any = None,
+) -> Any:
+    """GET `path` (its `{name}` parts filled from `path_params`, quoted) with `query`;
+    the urllib3 response, not read. A reply outside 2xx raises ApiException, as the
+    typed API classes do."""
+    method, url, headers, body, post = api_client.param_serialize(
+        method="GET",
+        resource_path=path,
+        path_params=path_params,
+        query_params=query,
+        header_params={"Accept": accept},
+        auth_settings=["BearerToken"],
+    )
+    resp = api_client.call_api(
+        method, url, header_params=headers, body=body, post_params=post, _request_timeout=timeout
+    )
+    if not 200 <= resp.status <= 299:
+        resp.read()
+        raise ApiException.from_response(http_resp=resp, body=None, data=None)
+    return resp.response
 
 
 class KeptClient:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import cached_property
 from typing import Any, NamedTuple
 
 from kubernetes import client as k8s
@@ -104,14 +105,41 @@ class Kube:
 
     def __init__(self, api_client: k8s.ApiClient) -> None:
         self.api_client = api_client
-        self.core = k8s.CoreV1Api(api_client)
-        self.net = k8s.NetworkingV1Api(api_client)
-        self.apps = k8s.AppsV1Api(api_client)
-        self.batch = k8s.BatchV1Api(api_client)
-        self.authz = k8s.AuthorizationV1Api(api_client)
-        self.authn = k8s.AuthenticationV1Api(api_client)
-        self.custom = k8s.CustomObjectsApi(api_client)
-        self.apis = k8s.ApisApi(api_client)
+
+    # The API classes are made on first use: importing them all (core/v1 above all)
+    # takes most of a second, which a session that takes no action never pays.
+
+    @cached_property
+    def core(self) -> k8s.CoreV1Api:
+        return k8s.CoreV1Api(self.api_client)
+
+    @cached_property
+    def net(self) -> k8s.NetworkingV1Api:
+        return k8s.NetworkingV1Api(self.api_client)
+
+    @cached_property
+    def apps(self) -> k8s.AppsV1Api:
+        return k8s.AppsV1Api(self.api_client)
+
+    @cached_property
+    def batch(self) -> k8s.BatchV1Api:
+        return k8s.BatchV1Api(self.api_client)
+
+    @cached_property
+    def authz(self) -> k8s.AuthorizationV1Api:
+        return k8s.AuthorizationV1Api(self.api_client)
+
+    @cached_property
+    def authn(self) -> k8s.AuthenticationV1Api:
+        return k8s.AuthenticationV1Api(self.api_client)
+
+    @cached_property
+    def custom(self) -> k8s.CustomObjectsApi:
+        return k8s.CustomObjectsApi(self.api_client)
+
+    @cached_property
+    def apis(self) -> k8s.ApisApi:
+        return k8s.ApisApi(self.api_client)
 
     # ---- reads ---------------------------------------------------------------
 

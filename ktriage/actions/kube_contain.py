@@ -45,9 +45,10 @@ def _rbac(kube: Kube) -> k8s.RbacAuthorizationV1Api:
 # ---- pods and workloads ------------------------------------------------------------
 
 
-def _delete_namespaced(method: Callable[..., Any]) -> Callable[..., dict[str, Any]]:
-    """A delete of one core namespaced object by `method` (of CoreV1Api); with `uid`,
-    only that very object (not a namesake made since)."""
+def _delete_namespaced(method: str) -> Callable[..., dict[str, Any]]:
+    """A delete of one core namespaced object by CoreV1Api's `method` (looked up when
+    called: the API class is imported on first use); with `uid`, only that very
+    object (not a namesake made since)."""
 
     def delete(
         kube: Kube,
@@ -62,17 +63,16 @@ def _delete_namespaced(method: Callable[..., Any]) -> Callable[..., dict[str, An
         body = _delete_options(dry_run, uid)
         if grace_period is not None:
             body["gracePeriodSeconds"] = grace_period
-        return send_delete(
-            method, kube.core, name, namespace, body=body, dry_run=dry_run, timeout=timeout
-        )
+        call = getattr(kube.core, method)
+        return send_delete(call, name, namespace, body=body, dry_run=dry_run, timeout=timeout)
 
-    delete.__name__ = delete.__qualname__ = method.__name__.replace("_namespaced", "")
+    delete.__name__ = delete.__qualname__ = method.replace("_namespaced", "")
     return delete
 
 
-delete_pod = _delete_namespaced(k8s.CoreV1Api.delete_namespaced_pod)
-delete_service_account = _delete_namespaced(k8s.CoreV1Api.delete_namespaced_service_account)
-delete_secret = _delete_namespaced(k8s.CoreV1Api.delete_namespaced_secret)
+delete_pod = _delete_namespaced("delete_namespaced_pod")
+delete_service_account = _delete_namespaced("delete_namespaced_service_account")
+delete_secret = _delete_namespaced("delete_namespaced_secret")
 
 
 def patch_scale(

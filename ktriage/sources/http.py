@@ -32,9 +32,9 @@ import time
 import zlib
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
-from aiohttp import web
 
 from ktriage.core import jsonsplit
 from ktriage.core.ingest import Ingestor
@@ -43,6 +43,9 @@ from ktriage.core.model import Event
 from ktriage.core.text import printable
 from ktriage.engine import Engine, SourceHealth
 from ktriage.sources.base import deliver
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 # kube-apiserver sends up to 400 events per batch by default; leave room.
 MAX_AUDIT_BODY = 64 << 20
@@ -193,6 +196,9 @@ class WebhookSource:
 
     async def start(self, engine: Engine) -> None:
         """Bind and listen; raises ListenError with the reason when it cannot."""
+        # Imported here: a session without webhooks never pays for aiohttp.
+        from aiohttp import web
+
         self._engine = engine
         app = web.Application(client_max_size=self.max_body)
         app.router.add_route("POST", "/{tail:.*}", self._handle)
@@ -256,7 +262,7 @@ class WebhookSource:
     # ---- request handling ------------------------------------------------------
 
     async def _healthz(self, request: web.Request) -> web.Response:
-        return web.Response(text="ok\n")
+        return self._response(200, "ok")
 
     def _authorized(self, request: web.Request) -> bool:
         if self.token is None:
@@ -273,6 +279,12 @@ class WebhookSource:
         self.requests[status] += 1
         # Busy is the one refusal worth retrying, and soon.
         headers = {"Retry-After": "1"} if status == 503 else None
+        return self._response(status, text, headers)
+
+    @staticmethod
+    def _response(status: int, text: str, headers: dict[str, str] | None = None) -> web.Response:
+        from aiohttp import web  # imported once start() ran: only a lookup
+
         return web.Response(status=status, text=text + "\n", headers=headers)
 
     def _reject(self, reason: str, detail: str, status: int = 400) -> web.Response:

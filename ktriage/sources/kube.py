@@ -62,6 +62,7 @@ from ktriage.engine import Engine, SourceHealth
 from ktriage.kubeclient import (
     USER_AGENT,
     client_from_kubeconfig,
+    raw_get,
     retry_after,
     status_message,
     tune,
@@ -198,12 +199,6 @@ class KubeConnection:
             old.refresh_api_key_hook = new.refresh_api_key_hook
             self.reloads += 1
             return True
-
-    def core(self) -> k8s.CoreV1Api:
-        return k8s.CoreV1Api(self.api_client)
-
-    def events_v1(self) -> k8s.EventsV1Api:
-        return k8s.EventsV1Api(self.api_client)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -758,11 +753,7 @@ class ListWatch:
         shows the server is there and the silent watch is just quiet."""
         self.probes += 1
         try:
-            resp = self._call(
-                limit=1,
-                _preload_content=False,
-                _request_timeout=(self.timeouts.connect, self.timeouts.stall),
-            )
+            resp = self._call([("limit", "1")], (self.timeouts.connect, self.timeouts.stall))
             try:
                 resp.data  # noqa: B018  (read the answer)
             finally:
@@ -780,27 +771,29 @@ class ListWatch:
 
     # -- requests --
 
-    def _call(self, **kw: Any) -> Any:
-        """The list/watch call for this resource, raw response (not preloaded)."""
+    def _call(self, query: list[tuple[str, str]], timeout: Any) -> Any:
+        """The list/watch request for this resource with `query`, its raw response
+        (not read)."""
         ns = self.namespace
         if self.label_selector:
-            kw["label_selector"] = self.label_selector
-        if self.resource == "pods":
-            api = self.conn.core()
-            if ns:
-                return api.list_namespaced_pod(ns, **kw)
-            return api.list_pod_for_all_namespaces(**kw)
+            query.append(("labelSelector", self.label_selector))
         if self.resource == "nodes":
-            return self.conn.core().list_node(**kw)
-        if self._events_api == "events.k8s.io/v1":
-            ev_api = self.conn.events_v1()
-            if ns:
-                return ev_api.list_namespaced_event(ns, **kw)
-            return ev_api.list_event_for_all_namespaces(**kw)
-        api = self.conn.core()
-        if ns:
-            return api.list_namespaced_event(ns, **kw)
-        return api.list_event_for_all_namespaces(**kw)
+            path = "/api/v1/nodes"
+        else:
+            kind = "pods" if self.resource == "pods" else "events"
+            group = "/apis/events.k8s.io/v1" if self._using_events_v1 else "/api/v1"
+            path = f"{group}/namespaces/{{namespace}}/{kind}" if ns else f"{group}/{kind}"
+        return raw_get(
+            self.conn.api_client,
+            path,
+            query,
+            path_params={"namespace": ns} if ns else None,
+            timeout=timeout,
+        )
+
+    @property
+    def _using_events_v1(self) -> bool:
+        return self.resource == "events" and self._events_api == "events.k8s.io/v1"
 
     def _hold(self, resp: Any) -> None:
         with self._resp_lock:
@@ -858,16 +851,12 @@ class ListWatch:
 
     def _request_page(self, token: str | None) -> bytes:
         """One page of the list (the first when `token` is None), its reply's bytes."""
-        kw: dict[str, Any] = {
-            "limit": self.page_size,
-            "_preload_content": False,
-            "_request_timeout": (self.timeouts.connect, self.timeouts.stall),
-        }
+        query = [("limit", str(self.page_size))]
         if token:
-            kw["_continue"] = token
+            query.append(("continue", token))
         self._begin_wait()
         try:
-            resp = self._call(**kw)
+            resp = self._call(query, (self.timeouts.connect, self.timeouts.stall))
             self._answered()
             self._hold(resp)
             try:
@@ -901,14 +890,13 @@ class ListWatch:
         seconds = int(self.timeouts.watch * random.uniform(0.8, 1.0)) or 1
         self._begin_wait()
         try:
-            resp = self._call(
-                watch=True,
-                resource_version=rv,
-                allow_watch_bookmarks=True,
-                timeout_seconds=seconds,
-                _preload_content=False,
-                _request_timeout=(self.timeouts.connect, self.timeouts.stall),
-            )
+            query = [
+                ("watch", "true"),
+                ("resourceVersion", rv),
+                ("allowWatchBookmarks", "true"),
+                ("timeoutSeconds", str(seconds)),
+            ]
+            resp = self._call(query, (self.timeouts.connect, self.timeouts.stall))
         except BaseException:
             self._end_wait(answered=False)
             raise

@@ -40,7 +40,7 @@ from kubernetes.client.exceptions import ApiException
 from ktriage.core.ingest import MAX_LINE, Ingestor
 from ktriage.core.model import Event
 from ktriage.engine import Engine, SourceHealth
-from ktriage.kubeclient import retry_after, status_message
+from ktriage.kubeclient import raw_get, retry_after, status_message
 from ktriage.sources.base import deliver
 from ktriage.sources.kube import (
     Backoff,
@@ -191,32 +191,19 @@ class _PodLogFollower:
         return params
 
     def _open(self, params: list[tuple[str, str]]) -> Any:
-        api = self.source.conn.api_client
-        method, url, headers, body, post = api.param_serialize(
-            method="GET",
-            resource_path="/api/v1/namespaces/{namespace}/pods/{name}/log",
-            path_params={"namespace": self.namespace, "name": self.name},
-            query_params=params,
-            header_params={"Accept": "text/plain"},
-            auth_settings=["BearerToken"],
-        )
         timeouts = self.source.timeouts
         # The answer is waited for a bounded time; the log after it may rightly be
         # silent for hours (no alerts), so its reads wait without a limit.
-        resp = api.call_api(
-            method,
-            url,
-            header_params=headers,
-            body=body,
-            post_params=post,
-            _request_timeout=(timeouts.connect, timeouts.stall),
+        raw = raw_get(
+            self.source.conn.api_client,
+            "/api/v1/namespaces/{namespace}/pods/{name}/log",
+            params,
+            path_params={"namespace": self.namespace, "name": self.name},
+            accept="text/plain",
+            timeout=(timeouts.connect, timeouts.stall),
         )
         self._last_answer = time.monotonic()
-        raw = resp.response
         stream_read_timeout(raw, None)
-        if not 200 <= resp.status <= 299:
-            resp.read()
-            raise ApiException.from_response(http_resp=resp, body=None, data=None)
         return raw
 
     def _main(self) -> None:
@@ -249,6 +236,7 @@ class _PodLogFollower:
                         break
                     code = int(exc.status or 0)
                     if code:
+                        self._last_answer = time.monotonic()
                         src._answered_threadsafe(self)
                     if code == 404:
                         return  # the pod is gone; discovery will say if it comes back
