@@ -80,7 +80,9 @@ async def _watch_ui(app: Any, expected: int, launched: float, presses: int) -> d
         screen = app.main_screen
         pods = screen.pods
         pods.focus()
-        await pilot.press("a")
+        # Not awaited: a press returns once the app is idle, which it is not while the
+        # pods load; the rows are watched meanwhile.
+        show_all = asyncio.create_task(pilot.press("a"))
         handled: list[float] = []
         move = pods.move_cursor
 
@@ -99,7 +101,7 @@ async def _watch_ui(app: Any, expected: int, launched: float, presses: int) -> d
             if len(pods.rows) >= expected and pods.loading_count is None:
                 all_seen = time.time()
                 break
-            if pressed < presses and len(pods.rows) > 2:
+            if pressed < presses and len(pods.rows) > 2 and show_all.done():
                 # One key at a time, while the pods load: press to the frame showing it.
                 handled.clear()
                 t0 = time.time()
@@ -118,13 +120,16 @@ async def _watch_ui(app: Any, expected: int, launched: float, presses: int) -> d
                 await asyncio.sleep(0.005)
         loading = False
         await ticking
+        await show_all
         if all_seen is not None:
             while not any(f >= all_seen for f in frames) and time.time() - all_seen < 10:
                 await asyncio.sleep(0.002)
             shown = next((f for f in frames if f >= all_seen), None)
             out["all_on_screen"] = (shown - launched) if shown else None
         out["first_frame"] = (frames[0] - launched) if frames else None
-        out["first_pods"] = (first_pods - launched) if first_pods else None
+        # The first frame drawn once the first pods were in the pane.
+        shown_first = next((f for f in frames if first_pods and f >= first_pods), None)
+        out["first_pods"] = (shown_first - launched) if shown_first else None
         out["rows"] = len(pods.rows)
         out["subtitle"] = pods.subtitle()
         out["health"] = [

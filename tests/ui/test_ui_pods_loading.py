@@ -68,3 +68,34 @@ async def test_pod_count_on_screen_grows_before_the_list_is_complete(tmp_path, b
         if setup.connection is not None:
             setup.connection.close()
         engine.archive.close()
+
+
+async def test_first_page_and_list_end_show_without_waiting_for_the_slow_tick(
+    tmp_path, big_sim, monkeypatch
+):
+    import ktriage.ui.app as app_module
+
+    # The pane's regular refresh (about once a second) never comes in this test: what
+    # shows, the first page and the end of the list, shows at the list's edges.
+    monkeypatch.setattr(app_module, "SLOW_EVERY", 10**9)
+    sim = big_sim
+    total = len(sim.store.snapshot("v1", "Pod")[0])
+    sim.faults.latency = 1.0
+    options = LiveOptions(kubeconfig=str(sim.kubeconfig_path), falco=("off",), tetragon=("off",))
+    setup = build_live(options, Config())
+    engine = setup.engine
+    app = make_app(engine, tmp_path, mode="live", clock=None, start_sources=True)
+    try:
+        async with app.run_test(size=(160, 45)) as pilot:
+            pods = app.screen.query_one(PodList)
+            pods.focus()
+            await pilot.press("a")
+            await wait_for(pilot, lambda: pods.show_all)
+            await wait_for(pilot, lambda: 0 < len(pods.rows) < total, timeout=30)
+            assert pods.loading_count == len(pods.rows)
+            await wait_for(pilot, lambda: len(pods.rows) == total, timeout=30)
+            assert pods.loading_count is None
+    finally:
+        if setup.connection is not None:
+            setup.connection.close()
+        engine.archive.close()

@@ -189,6 +189,19 @@ class MainScreen(Screen[None]):
             selection = self.selection()
             self.action_targets = (selection.pod, selection.identity)
 
+    def refresh_pods_at_list_edges(self) -> None:
+        """Every refresh: a pod list's first pods and its end show at once, not at the
+        next slow tick (the pane is redrawn about once a second while it loads)."""
+        cluster = self.kapp.engine.cluster
+        if cluster is None:
+            return
+        pods = self.pods
+        loading = pods_loading(cluster)
+        if pods.loading_count is not None and loading is None:
+            self.refresh_pods()  # the list ended
+        elif loading and not pods.rows and pods.show_all:
+            self.refresh_pods()  # its first page is in
+
     # ---- selection flow -------------------------------------------------------------
 
     def _select_incident(self, inc: Incident | None) -> None:
