@@ -92,6 +92,7 @@ async def _watch_ui(app: Any, expected: int, launched: float, presses: int) -> d
 
         pods.move_cursor = recording_move
         latencies: list[float] = []
+        presses_sent: list[asyncio.Task[None]] = []
         first_pods = all_seen = None
         deadline = time.time() + 600
         pressed = 0
@@ -101,7 +102,7 @@ async def _watch_ui(app: Any, expected: int, launched: float, presses: int) -> d
             if len(pods.rows) >= expected and pods.loading_count is None:
                 all_seen = time.time()
                 break
-            if pressed < presses and len(pods.rows) > 2 and show_all.done():
+            if pressed < presses and len(pods.rows) > 2 and pods.show_all:
                 # One key at a time, while the pods load: press to the frame showing it.
                 handled.clear()
                 t0 = time.time()
@@ -112,7 +113,9 @@ async def _watch_ui(app: Any, expected: int, launched: float, presses: int) -> d
                     if handled:
                         after = [f for f in frames if f >= handled[0]]
                         seen = after[0] if after else None
-                await task
+                # (A press returns only once the app is idle, at the end of the load:
+                # the next key goes as soon as this one is on screen.)
+                presses_sent.append(task)
                 if seen is not None and pods.loading_count is not None:
                     latencies.append((seen - t0) * 1000)
                 pressed += 1
@@ -120,7 +123,7 @@ async def _watch_ui(app: Any, expected: int, launched: float, presses: int) -> d
                 await asyncio.sleep(0.005)
         loading = False
         await ticking
-        await show_all
+        await asyncio.gather(show_all, *presses_sent)
         if all_seen is not None:
             while not any(f >= all_seen for f in frames) and time.time() - all_seen < 10:
                 await asyncio.sleep(0.002)
