@@ -7,6 +7,7 @@ from the clock, so the same input always gives the same result.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,7 +34,7 @@ class Severity(enum.IntEnum):
 
     @property
     def label(self) -> str:
-        return self.name.lower()
+        return _SEVERITY_LABELS[self]
 
     @classmethod
     def parse(cls, text: str) -> Severity:
@@ -41,6 +42,9 @@ class Severity(enum.IntEnum):
 
     def raised(self, steps: int = 1) -> Severity:
         return Severity(min(int(self) + steps, int(Severity.CRITICAL)))
+
+
+_SEVERITY_LABELS = {sev: sev.name.lower() for sev in Severity}
 
 
 class EntityKind(enum.StrEnum):
@@ -249,15 +253,24 @@ class Event:
 
     def as_dict(self) -> dict[str, Any]:
         """The stable `replay --json` form of one timeline entry (text as shown:
-        secrets redacted, hidden characters escaped)."""
+        secrets redacted, hidden characters escaped). A report holds thousands: a
+        ref of hex digits and dashes (a UUID, a hash) is taken as it is (it holds
+        nothing to redact or escape), and the texts are shown without the cache of
+        short texts (a report shows each once)."""
+        ref = self.ref
         return {
             "source": self.source,
-            "ref": shown(self.ref),
+            "ref": ref if type(ref) is str and not ref.strip(_HEX_REF) else shown(ref),
             "time": iso(self.time),
             "kind": shown(self.kind),
             "severity": self.severity.label,
-            "summary": shown(self.summary),
+            "summary": shown(self.summary, cache=False),
         }
+
+
+# Text of only these characters is its own `shown` form: every pattern redaction
+# looks for holds a character that is not one of them, and none needs an escape.
+_HEX_REF = "0123456789abcdefABCDEF-"
 
 
 # A raw reference packed into one int: archive << 60 | offset << 24 | length. One
@@ -412,11 +425,35 @@ class Incident:
 
 def iso(ts: float) -> str:
     """RFC 3339 with microseconds and a Z, as Kubernetes writes it; for a value no
-    calendar holds (NaN, infinite, beyond year 9999), a plain phrase saying so."""
-    try:
-        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    except (OverflowError, ValueError, OSError, TypeError):
-        return bad_time(ts)
+    calendar holds (NaN, infinite, beyond year 9999), a plain phrase saying so.
+
+    The calendar of each second is worked out once (a report's events share few
+    seconds); the microseconds are rounded as `datetime.fromtimestamp` rounds them
+    (half to even, on the float's own value)."""
+    if type(ts) is not float or not 0.0 <= ts < MAX_TIME:
+        try:
+            return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        except (OverflowError, ValueError, OSError, TypeError):
+            return bad_time(ts)
+    frac, whole = math.modf(ts)
+    micros = round(frac * 1e6)
+    second = int(whole)
+    if micros >= 1_000_000:
+        micros -= 1_000_000
+        second += 1
+    head = _SECOND_TEXT.get(second)
+    if head is None:
+        if len(_SECOND_TEXT) >= _SECOND_TEXT_MAX:
+            _SECOND_TEXT.clear()
+        head = _SECOND_TEXT[second] = datetime.fromtimestamp(second, UTC).strftime(
+            "%Y-%m-%dT%H:%M:%S"
+        )
+    return f"{head}.{micros:06d}Z"
+
+
+# "YYYY-MM-DDTHH:MM:SS" of whole epoch seconds (see iso). Bounded: it only spares work.
+_SECOND_TEXT: dict[int, str] = {}
+_SECOND_TEXT_MAX = 100_000
 
 
 def bad_time(ts: object) -> str:

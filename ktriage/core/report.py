@@ -8,17 +8,14 @@ JSON form (one object per line, one per incident; a stable interface):
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from ktriage.core.model import MAX_TIME, EntityRef, Event, Incident, Severity, iso
-from ktriage.core.redact import redact_text
-from ktriage.core.text import clip_words, printable, shown
+from ktriage.core.model import EntityRef, Event, Incident, iso
+from ktriage.core.text import clip_words, shown
 
 
 def incident_json(incident: Incident, events: Sequence[Event]) -> dict[str, Any]:
@@ -33,83 +30,8 @@ def incident_json(incident: Incident, events: Sequence[Event]) -> dict[str, Any]
             {"kind": shown(e.kind), "namespace": shown(e.namespace), "name": shown(e.name)}
             for e in incident.entities
         ],
-        "events": [event_json(e) for e in events],
+        "events": [e.as_dict() for e in events],
     }
-
-
-def event_json(ev: Event) -> dict[str, Any]:
-    """One timeline entry, as `Event.as_dict` gives it (the same keys, the same text),
-    built for a report of thousands of events: its time formatted once per second,
-    a ref of hex digits and dashes (a UUID, a hash) taken as it is (it holds nothing
-    to redact or escape), and the other texts made safe without the cache of short
-    texts (a report shows each once; the panes' texts would only be pushed out)."""
-    ref = ev.ref
-    return {
-        "source": ev.source,
-        "ref": ref if type(ref) is str and not ref.strip(_HEX_REF) else shown(ref),
-        "time": iso_time(ev.time),
-        "kind": shown(ev.kind),
-        "severity": _SEVERITY_LABELS[ev.severity],
-        "summary": _shown_once(ev.summary),
-    }
-
-
-def _shown_once(text: object) -> str:
-    # `shown`, for a str, without its cache of short texts.
-    if type(text) is not str:
-        return shown(text)
-    if text in _SHOWN_AS_IS:
-        return text
-    return printable(redact_text(text))
-
-
-# Texts a parser found to be their own `shown` form as it made them safe (redaction
-# found nothing to take out, nothing needed an escape, nothing was cut): a report
-# shows them as they are instead of looking again. A text is kept whole, so what is
-# here is its own shown form by its content, whatever event holds it. Bounded: it
-# only spares work.
-_SHOWN_AS_IS: set[str] = set()
-SHOWN_AS_IS_MAX = 1 << 16
-
-
-def mark_shown(text: str) -> None:
-    """Say that `text` is its own `shown` form (`shown(text) == text`)."""
-    if len(_SHOWN_AS_IS) >= SHOWN_AS_IS_MAX:
-        _SHOWN_AS_IS.clear()
-    _SHOWN_AS_IS.add(text)
-
-
-# Text of only these characters is its own `shown` form: every pattern redaction
-# looks for holds a character that is not one of them, and none needs an escape.
-_HEX_REF = "0123456789abcdefABCDEF-"
-_SEVERITY_LABELS = {sev: sev.label for sev in Severity}
-# "YYYY-MM-DDTHH:MM:SS" of whole epoch seconds: a report's events share few seconds.
-_SECOND_TEXT: dict[int, str] = {}
-_SECOND_TEXT_MAX = 100_000
-
-
-def iso_time(ts: float) -> str:
-    """`model.iso(ts)`, the same text, with the calendar worked out once per second.
-
-    The microseconds are rounded as `datetime.fromtimestamp` rounds them (half to
-    even, on the float's own value); anything but a float in the parsers' range
-    goes to `iso` itself."""
-    if type(ts) is not float or not 0.0 <= ts < MAX_TIME:
-        return iso(ts)
-    frac, whole = math.modf(ts)
-    micros = round(frac * 1e6)
-    second = int(whole)
-    if micros >= 1_000_000:
-        micros -= 1_000_000
-        second += 1
-    head = _SECOND_TEXT.get(second)
-    if head is None:
-        if len(_SECOND_TEXT) >= _SECOND_TEXT_MAX:
-            _SECOND_TEXT.clear()
-        head = _SECOND_TEXT[second] = datetime.fromtimestamp(second, UTC).strftime(
-            "%Y-%m-%dT%H:%M:%S"
-        )
-    return f"{head}.{micros:06d}Z"
 
 
 def incident_json_line(incident: Incident, events: Sequence[Event]) -> bytes:

@@ -62,13 +62,16 @@ def printable(text: str, *, keep_newlines: bool = False) -> str:
     return _CONTROL.sub(_escape, text)
 
 
-def shown(text: object, *, keep_newlines: bool = False) -> str:
+def shown(text: object, *, keep_newlines: bool = False, cache: bool = True) -> str:
     """Untrusted text made safe to display or write: secrets redacted, then every
-    control or invisible character escaped. Every exit calls this."""
+    control or invisible character escaped. Every exit calls this. `cache=False`
+    for texts shown once (a report's): they would only push the panes' out."""
+    if type(text) is str and text in _SHOWN_AS_IS:
+        return text
     text = str(text)
     if keep_newlines:
         return printable(redact_text(text), keep_newlines=True)
-    if len(text) <= _CACHED_LENGTH:
+    if cache and len(text) <= _CACHED_LENGTH:
         return _shown_short(text)
     return printable(redact_text(text))
 
@@ -81,6 +84,22 @@ _CACHED_LENGTH = 512
 @functools.lru_cache(maxsize=8192)
 def _shown_short(text: str) -> str:
     return printable(redact_text(text))
+
+
+# Texts a parser found to be their own `shown` form as it made them safe (redaction
+# found nothing to take out, nothing needed an escape, nothing was cut): `shown`
+# gives them back as they are instead of looking again. A text is kept whole, so
+# what is here is its own shown form by its content, whatever holds it. Bounded:
+# it only spares work.
+_SHOWN_AS_IS: set[str] = set()
+SHOWN_AS_IS_MAX = 1 << 16
+
+
+def mark_shown(text: str) -> None:
+    """Say that `text` is its own `shown` form (`shown(text) == text`)."""
+    if len(_SHOWN_AS_IS) >= SHOWN_AS_IS_MAX:
+        _SHOWN_AS_IS.clear()
+    _SHOWN_AS_IS.add(text)
 
 
 def clip(text: str, width: int) -> str:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import bisect
 import random
+from datetime import UTC, datetime
 
 import orjson
 
-from ktriage.core import correlate, report
+from ktriage.core import correlate, model, text
 from ktriage.core.correlate import ROLLUP_LISTED, Correlator, _Recurring, _rollup_key
 from ktriage.core.detect import falco as classifier
 from ktriage.core.ingest import Ingestor
@@ -19,13 +20,15 @@ from ktriage.core.model import (
     EntityRef,
     Event,
     Severity,
+    bad_time,
     entity,
     iso,
 )
 from ktriage.core.parse import falco as falco_parser
 from ktriage.core.parse import plain
-from ktriage.core.report import event_json, incident_json_line, iso_time
-from ktriage.core.text import shown
+from ktriage.core.redact import redact_text
+from ktriage.core.report import incident_json_line
+from ktriage.core.text import printable, shown
 
 
 def _alert(i: int = 0, **changes: object) -> dict[str, object]:
@@ -48,6 +51,26 @@ def _alert(i: int = 0, **changes: object) -> dict[str, object]:
     return rec
 
 
+def _plain_iso(ts: float) -> str:
+    """`iso` without its shortcut: the calendar of every time worked out whole."""
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except (OverflowError, ValueError, OSError, TypeError):
+        return bad_time(ts)
+
+
+def _plain_entry(ev: Event) -> dict[str, object]:
+    """`Event.as_dict` without its shortcuts: every text redacted and escaped."""
+    return {
+        "source": ev.source,
+        "ref": printable(redact_text(str(ev.ref))),
+        "time": _plain_iso(ev.time),
+        "kind": printable(redact_text(str(ev.kind))),
+        "severity": ev.severity.name.lower(),
+        "summary": printable(redact_text(str(ev.summary))),
+    }
+
+
 def _events(*alerts: dict[str, object]) -> list[Event]:
     ing = Ingestor()
     out: list[Event] = []
@@ -67,7 +90,7 @@ def _uncached_summary(rec: dict[str, object]) -> str:
 # ---- the report's events ------------------------------------------------------------
 
 
-def test_event_json_is_as_dict_for_every_kind_of_text_and_time() -> None:
+def test_report_entry_is_the_plain_one_for_every_kind_of_text_and_time() -> None:
     refs = [
         "9ff3078f-cc1b-0c3e-1c07-724e44c5b476",
         "ABCDEF0123",
@@ -84,10 +107,10 @@ def test_event_json_is_as_dict_for_every_kind_of_text_and_time() -> None:
         for t in times:
             for summary in summaries:
                 ev = Event(t, "falco", ref, "shell\x07", Severity.LOW, summary)
-                assert event_json(ev) == ev.as_dict(), (ref, t, summary)
+                assert ev.as_dict() == _plain_entry(ev), (ref, t, summary)
 
 
-def test_iso_time_rounds_microseconds_as_datetime_does() -> None:
+def test_iso_rounds_microseconds_as_datetime_does() -> None:
     rng = random.Random(14)
     values = [0.0, 0.5e-6, 1.5e-6, 2.5e-6, 0.9999995, 1.9999995, MAX_TIME - 1e-7]
     for _ in range(50_000):
@@ -95,20 +118,20 @@ def test_iso_time_rounds_microseconds_as_datetime_does() -> None:
         values.append(second + rng.randrange(0, 2_000_001) / 2e6)
         values.append(second + rng.random())
     for value in values:
-        assert iso_time(value) == iso(value), value
+        assert iso(value) == _plain_iso(value), value
 
 
 def test_hostile_out_of_range_times_in_a_report_are_said_as_iso_says_them() -> None:
     for value in (float("nan"), float("inf"), -float("inf"), -1.0, MAX_TIME, 1e300, -0.0):
-        assert iso_time(value) == iso(value)
-    assert iso_time(float("nan")).startswith("(time out of range")
+        assert iso(value) == _plain_iso(value)
+    assert iso(float("nan")).startswith("(time out of range")
 
 
 def test_hostile_100k_distinct_seconds_keep_the_time_cache_bounded() -> None:
     for second in range(150_000):
-        iso_time(1_790_000_000.0 + second * 7 + 0.25)
-    assert len(report._SECOND_TEXT) <= report._SECOND_TEXT_MAX
-    assert iso_time(1_790_000_000.25) == iso(1_790_000_000.25)
+        iso(1_790_000_000.0 + second * 7 + 0.25)
+    assert len(model._SECOND_TEXT) <= model._SECOND_TEXT_MAX
+    assert iso(1_790_000_000.25) == _plain_iso(1_790_000_000.25)
 
 
 # ---- summaries a report need not check again -------------------------------------------
@@ -116,9 +139,9 @@ def test_hostile_100k_distinct_seconds_keep_the_time_cache_bounded() -> None:
 
 def test_a_summary_marked_as_shown_is_its_own_shown_form() -> None:
     [ev] = _events(_alert(1))
-    assert ev.summary in report._SHOWN_AS_IS
+    assert ev.summary in text._SHOWN_AS_IS
     assert shown(ev.summary) == ev.summary
-    assert event_json(ev)["summary"] == ev.summary
+    assert ev.as_dict()["summary"] == ev.summary
 
 
 def test_hostile_rule_with_markup_and_controls_is_escaped_and_never_marked_shown() -> None:
@@ -127,7 +150,7 @@ def test_hostile_rule_with_markup_and_controls_is_escaped_and_never_marked_shown
     [ev] = _events(rec)
     assert ev.summary == _uncached_summary(rec)
     assert "\x1b" not in ev.summary and "hunter2" not in ev.summary
-    assert ev.summary not in report._SHOWN_AS_IS
+    assert ev.summary not in text._SHOWN_AS_IS
     assert "\x1b" not in ev.label and "\u202e" not in ev.label
     line = orjson.loads(incident_json_line(_one_incident(ev), [ev]))
     assert line["events"][0]["summary"] == shown(ev.summary)
@@ -145,8 +168,8 @@ def test_hostile_summaries_with_secrets_controls_or_length_are_not_marked_shown(
     for rec in cases:
         [ev] = _events(rec)
         assert ev.summary == _uncached_summary(rec)
-        assert ev.summary not in report._SHOWN_AS_IS
-        assert event_json(ev) == ev.as_dict()
+        assert ev.summary not in text._SHOWN_AS_IS
+        assert ev.as_dict() == _plain_entry(ev)
 
 
 def test_hostile_100k_distinct_alerts_keep_every_cache_bounded(monkeypatch) -> None:
@@ -157,7 +180,7 @@ def test_hostile_100k_distinct_alerts_keep_every_cache_bounded(monkeypatch) -> N
     for i in range(100_000):
         rec = _alert(i, rule=f"custom rule {i}", priority="Notice" if i % 2 else "Warning")
         ing.feed_line(orjson.dumps(rec), origin="x:1")
-    assert len(report._SHOWN_AS_IS) <= report.SHOWN_AS_IS_MAX
+    assert len(text._SHOWN_AS_IS) <= text.SHOWN_AS_IS_MAX
     assert len(falco_parser._PROFILES) <= falco_parser._PROFILES_MAX
     assert len(falco_parser._ENTITY_TUPLES) <= 1_001
     assert len(classifier._CLASSIFIED) <= 10_001
@@ -387,7 +410,7 @@ def test_alerts_saying_the_same_share_one_summary_made_safe_once() -> None:
     secret = _alert(31, output="login with password=hunter2 failed")
     a, b = _events(secret, {**secret, "uuid": "x"})
     assert a.summary is b.summary and a.summary == _uncached_summary(secret)
-    assert "hunter2" not in a.summary and a.summary not in report._SHOWN_AS_IS
+    assert "hunter2" not in a.summary and a.summary not in text._SHOWN_AS_IS
 
 
 def test_hostile_100k_distinct_outputs_keep_the_summaries_bounded() -> None:
@@ -400,12 +423,12 @@ def test_hostile_100k_distinct_outputs_keep_the_summaries_bounded() -> None:
 
 
 def test_hex_and_dash_refs_are_their_own_shown_form() -> None:
-    # What lets event_json take such a ref as it is: redaction finds nothing in it.
+    # What lets Event.as_dict take such a ref as it is: redaction finds nothing in it.
     rng = random.Random(23)
     alphabet = "0123456789abcdefABCDEF-"
     for _ in range(20_000):
-        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 80)))
-        assert shown(text) == text
-        assert event_json(Event(1.0, "falco", text, "k", Severity.LOW, "s"))["ref"] == text
+        ref = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 80)))
+        assert shown(ref) == ref
+        assert Event(1.0, "falco", ref, "k", Severity.LOW, "s").as_dict()["ref"] == ref
     ev = Event(1.0, "falco", "abc-token=def", "k", Severity.LOW, None)  # type: ignore[arg-type]
-    assert event_json(ev) == ev.as_dict()
+    assert ev.as_dict() == _plain_entry(ev)

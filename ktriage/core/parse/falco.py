@@ -30,7 +30,7 @@ from ktriage.core.parse import (
     to_epoch,
 )
 from ktriage.core.parse.podfacts import own_address
-from ktriage.core.report import mark_shown
+from ktriage.core.text import mark_shown
 
 
 class FalcoAlert(msgspec.Struct, gc=False):
