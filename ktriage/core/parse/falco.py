@@ -98,38 +98,38 @@ def _entity_tuple(alert: FalcoAlert, fields: dict[str, Any]) -> tuple[EntityRef,
     return found
 
 
-def _common_entities(host: object, ns: object, pod: object, cid: object) -> tuple[EntityRef, ...]:
-    """`_entities` of an alert with none of _MORE_ENTITY_FIELDS and not from k8saudit:
-    its pod, container, node and namespace (what `_entities` makes of those fields
-    alone: no own address, no remote one, no identity)."""
+def _namespace(value: object) -> str:
+    return "" if value in _NA or type(value) is not str else value
+
+
+def _workload_entities(host: object, ns: str, pod: object, cid: object) -> list[EntityRef]:
+    """An alert's pod, container and node, the first of its entities."""
     ents: list[EntityRef] = []
-    if ns in _NA or type(ns) is not str:
-        ns = ""
     if pod not in _NA and type(pod) is str:
         ents.append(entity(EntityKind.POD, ns, pod))
     if cid not in _NA and type(cid) is str and cid != "host":
         ents.append(entity(EntityKind.CONTAINER, "", cid[:12]))
     if host:
         ents.append(entity(EntityKind.NODE, "", host))  # type: ignore[arg-type]
-    if ns:
-        ents.append(entity(EntityKind.NAMESPACE, "", ns))
+    return ents
+
+
+def _common_entities(host: object, ns: object, pod: object, cid: object) -> tuple[EntityRef, ...]:
+    """`_entities` of an alert with none of _MORE_ENTITY_FIELDS and not from k8saudit:
+    its pod, container, node and namespace (what `_entities` makes of those fields
+    alone: no own address, no remote one, no identity)."""
+    namespace = _namespace(ns)
+    ents = _workload_entities(host, namespace, pod, cid)
+    if namespace:
+        ents.append(entity(EntityKind.NAMESPACE, "", namespace))
     return tuple(ents)
 
 
 def _entities(alert: FalcoAlert, fields: dict[str, Any]) -> list[EntityRef]:
-    ents: list[EntityRef] = []
     get = fields.get
-    ns = get("k8s.ns.name")
-    if ns in _NA or type(ns) is not str:
-        ns = ""
-    pod = get("k8s.pod.name")
-    if pod not in _NA and type(pod) is str:
-        ents.append(entity(EntityKind.POD, ns, pod))
+    ns = _namespace(get("k8s.ns.name"))
     cid = get("container.id")
-    if cid not in _NA and type(cid) is str and cid != "host":
-        ents.append(entity(EntityKind.CONTAINER, "", cid[:12]))
-    if alert.hostname:
-        ents.append(entity(EntityKind.NODE, "", alert.hostname))
+    ents = _workload_entities(alert.hostname, ns, get("k8s.pod.name"), cid)
     if "container.image.repository" in fields:
         repo = _str(fields, "container.image.repository")
         if repo:
