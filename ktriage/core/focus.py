@@ -200,13 +200,15 @@ def first_pass(
     start: int = 0,
     stop: int | None = None,
     previous: object = None,
+    each_batch: Callable[[], object] | None = None,
 ) -> tuple[PlainIndex, int, object, float | None]:
     """Pass 1 over the lines of one file, or of the part of it from byte `start`
     (where `lines` begin) to `stop`. Each line that might be a signal, or is not
     plainly valid, goes to `full(body, index, offset, last_plain, plain_time)` at
     once, in file order: `index` counts lines from `start`; `last_plain` is the
     latest line left out since the previous call (an untimed record is placed after
-    it), or `previous` (given for a part that follows another); `plain_time` is the
+    it), or `previous` (given for a part that follows another); `each_batch` is
+    called after every batch of lines (about a MiB); `plain_time` is the
     latest time, to the microsecond, of the audit lines left out since the previous
     call (requests held for their response are released by it), or None. Every
     other line is indexed by the names it could link through. Lines longer than
@@ -487,6 +489,8 @@ def first_pass(
         keep_combos(combos)
         plain += len(batch) - combos.count(-1)
         lineno += len(batch)
+        if each_batch is not None:
+            each_batch()
     index.plain = plain
     if gap_stamp is not None:
         gap_time = max(gap_time or 0.0, _epoch(gap_stamp))

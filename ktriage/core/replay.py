@@ -202,9 +202,6 @@ _Signal = tuple[int, int, float | str | None, float | None, int]
 _HelperResult = tuple[focused.PlainIndex, int, float | None]
 # The helper sends the lines it found for the full path this many at a time.
 SIGNALS_PER_MESSAGE = 128
-# This process takes what the helper sent out of the pipe every this many lines it
-# sends to the full path itself.
-_DRAIN_EVERY = 32
 # Bytes of a message's length, before it.
 _LENGTH = 8
 # The pipe from the helper holds this much (Linux's F_SETPIPE_SZ, when allowed), so
@@ -555,26 +552,19 @@ class Replayer:
             parts = [first]
             split = _line_start_after(fh, probe + int((size - probe) * share))
             helper = self._helper = _Helper.start(path, split) if split < size else None
-            own_full: Callable[[bytes, int, int, object, float | None], None] = full
-            if helper is not None:
-                drain = helper.drain
-                calls = 0
-
-                def draining_full(
-                    body: bytes, index: int, offset: int, last: object, plain_time: float | None
-                ) -> None:
-                    nonlocal calls
-                    calls += 1
-                    if not calls % _DRAIN_EVERY:
-                        drain()
-                    full(body, index, offset, last, plain_time)
-
-                own_full = draining_full
-
             base = lines
             fh.seek(probe)
+            # After each batch, what the helper sent so far is taken out of the pipe:
+            # it never waits for this process, however few lines this part sends to
+            # the full path.
             middle, more, last_plain, tail_time = focused.first_pass(
-                fh, own_full, LINE_LIMIT, start=probe, stop=split, previous=last_plain
+                fh,
+                full,
+                LINE_LIMIT,
+                start=probe,
+                stop=split,
+                previous=last_plain,
+                each_batch=helper.drain if helper is not None else None,
             )
             catch_up(tail_time)
             middle.first_line = lines

@@ -376,3 +376,47 @@ def test_hostile_replay_fails_midway_and_its_helper_is_ended(
     assert helper.fd == -1  # its pipe is closed
     with pytest.raises(ChildProcessError):
         os.waitpid(helper.pid, os.WNOHANG)  # and it was waited for
+
+
+def test_the_pipe_is_drained_while_a_part_without_signals_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This process takes what the helper sent out of the pipe after every batch of
+    its own part, also when that part sends nothing to the full path (all its lines
+    are left out): the helper is never left waiting on a full pipe meanwhile."""
+    lines = [
+        audit(T0 + i, KUBELET, "get", "configmaps", namespace="shop", name=f"c{i}")
+        for i in range(3_000)
+    ]
+    lines += [
+        tetragon_exec(T0 + 3_000 + i, "/bin/sh", f"-c id {i}", namespace="shop", pod="web-1")
+        for i in range(300)
+    ]
+    path = tmp_path / "quiet-then-loud.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    full, full_skips, _ = _replay([path], focus=False)
+    monkeypatch.setattr(focus, "BATCH_BYTES", 16 << 10)  # many batches in a small file
+    monkeypatch.setattr(replay_module, "PROBE_BYTES", 16 << 10)
+    reading_own_part = False
+    drained_then = 0
+    drain = replay_module._Helper.drain
+    first_pass = focus.first_pass
+
+    def watched_first_pass(*args: Any, **kw: Any) -> Any:
+        nonlocal reading_own_part
+        reading_own_part = kw.get("start", 0) > 0 and kw.get("stop") is not None
+        try:
+            return first_pass(*args, **kw)
+        finally:
+            reading_own_part = False
+
+    def counted_drain(self: Any) -> None:
+        nonlocal drained_then
+        drained_then += reading_own_part
+        drain(self)
+
+    monkeypatch.setattr(focus, "first_pass", watched_first_pass)
+    monkeypatch.setattr(replay_module._Helper, "drain", counted_drain)
+    shared, shared_skips, _ = _replay([path], focus=True, parallel=True)
+    assert shared == full and shared_skips == full_skips
+    assert drained_then > 3  # after each batch of this process's own part
