@@ -40,6 +40,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from itertools import accumulate, islice
+from typing import TypeGuard
 
 import msgspec
 
@@ -54,7 +55,7 @@ from ktriage.core.detect.tetragon import SUSPECT_ARGUMENTS_RE, SUSPECT_EXEC_BINA
 from ktriage.core.model import STRONG_KINDS, EntityKind, EntityRef
 from ktriage.core.parse import _SECOND_CACHE, short_container_id, to_epoch
 from ktriage.core.parse.audit import DECODER as AUDIT_DECODER
-from ktriage.core.parse.audit import AuditRecord
+from ktriage.core.parse.audit import AuditRecord, ResponseStatus
 from ktriage.core.parse.falco import DECODER as FALCO_DECODER
 from ktriage.core.parse.tetragon import DECODER as TETRAGON_DECODER
 from ktriage.core.parse.tetragon import TetragonRecord, TProcess
@@ -381,15 +382,11 @@ def first_pass(
                         else:
                             outside = outside_candidate(name, ips)
                         # The other reasons audit_might_signal gives (a 403, no or an
-                        # anonymous user, impersonation, a system credential from
-                        # outside) are checked here one by one: of it, only the
-                        # resource's own predicate is left to ask.
+                        # anonymous user, a system credential from outside: see
+                        # _plain_request; impersonation was ruled out above): of it,
+                        # only the resource's own predicate is left to ask.
                         if (
-                            name
-                            and a.verb
-                            and name != "system:anonymous"
-                            and (a.kind == "Event" or a.kind is None)
-                            and (st is None or st.code != 403)
+                            _plain_request(name, a.verb, a.kind, st)
                             and not outside
                             and (
                                 resource not in signal_resources or not signal_requests[resource](a)
@@ -528,14 +525,7 @@ def _audit_decision(
     name = user.username
     st = rec.responseStatus
     resource = ref.resource
-    if (
-        not name
-        or not rec.verb
-        or name == "system:anonymous"
-        or not (rec.kind == "Event" or rec.kind is None)
-        or (st is not None and st.code == 403)
-        or outside_candidate(name, ips)
-    ):
+    if not _plain_request(name, rec.verb, rec.kind, st) or outside_candidate(name, ips):
         return _SIGNAL, False, None
     if resource in _SIGNAL_RESOURCES:
         if resource not in _DECIDED_BY_NAMES:
@@ -547,6 +537,21 @@ def _audit_decision(
         _BY_OBJECT if by_object else number((name, *ips)),
         name.startswith("system:serviceaccount:"),
         {} if by_object else None,
+    )
+
+
+def _plain_request(
+    name: str | None, verb: str | None, kind: str | None, status: ResponseStatus | None
+) -> TypeGuard[str]:
+    """None of the reasons `audit_might_signal` gives for any resource but a system
+    credential from outside (`outside_candidate`, asked by the caller): a user (then
+    `name` is a str) and a verb, not anonymous, a complete event, no 403."""
+    return bool(
+        name
+        and verb
+        and name != "system:anonymous"
+        and (kind == "Event" or kind is None)
+        and (status is None or status.code != 403)
     )
 
 
@@ -563,7 +568,7 @@ def _tetragon_names(
 _POD_WRITES = frozenset({"create", "update", "patch"})
 
 
-def _says_pod_facts(verb: str, line: bytes) -> bool:
+def _says_pod_facts(verb: str | None, line: bytes) -> bool:
     """A pod write that may state the pod's address or service account: the full
     path reads it (core/parse/podfacts.py), for the correlator learns links from it
     in file order, as a full replay does."""
