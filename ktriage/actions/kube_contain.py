@@ -14,12 +14,10 @@ from kubernetes import client as k8s
 
 from ktriage.actions.kube import (
     Kube,
-    dry_run_option,
     fetch,
     fetch_items,
     send_delete,
     send_write,
-    write_options,
 )
 
 _RBAC = "rbac.authorization.k8s.io/v1"
@@ -147,21 +145,25 @@ def delete_binding(
 ) -> dict[str, Any]:
     api = _rbac(kube)
     body = _delete_options(dry_run, uid)
-    opts = {"body": body, "timeout": timeout, **dry_run_option(dry_run)}
+    args: tuple[Any, ...]
     if kind == "ClusterRoleBinding":
-        return fetch(api.delete_cluster_role_binding, name, **opts)
-    return fetch(api.delete_namespaced_role_binding, name, namespace, **opts)
+        call, args = api.delete_cluster_role_binding, (name,)
+    else:
+        call, args = api.delete_namespaced_role_binding, (name, namespace)
+    return send_delete(call, *args, body=body, dry_run=dry_run, timeout=timeout)
 
 
 def create_binding(
     kube: Kube, obj: dict[str, Any], *, dry_run: bool = False, timeout: Any = None
 ) -> dict[str, Any]:
     api = _rbac(kube)
-    opts = {"timeout": timeout, **write_options(dry_run)}
+    args: tuple[Any, ...]
     if obj.get("kind") == "ClusterRoleBinding":
-        return fetch(api.create_cluster_role_binding, obj, **opts)
-    namespace = (obj.get("metadata") or {}).get("namespace", "")
-    return fetch(api.create_namespaced_role_binding, namespace, obj, **opts)
+        call, args = api.create_cluster_role_binding, (obj,)
+    else:
+        namespace = (obj.get("metadata") or {}).get("namespace", "")
+        call, args = api.create_namespaced_role_binding, (namespace, obj)
+    return send_write(call, *args, dry_run=dry_run, timeout=timeout)
 
 
 def replace_binding(
@@ -170,16 +172,13 @@ def replace_binding(
     """PUT the binding (its resourceVersion makes it fail on a concurrent change)."""
     api = _rbac(kube)
     meta = obj.get("metadata") or {}
-    opts = {"timeout": timeout, **write_options(dry_run)}
+    name = meta.get("name", "")
+    args: tuple[Any, ...]
     if obj.get("kind") == "ClusterRoleBinding":
-        return fetch(api.replace_cluster_role_binding, meta.get("name", ""), obj, **opts)
-    return fetch(
-        api.replace_namespaced_role_binding,
-        meta.get("name", ""),
-        meta.get("namespace", ""),
-        obj,
-        **opts,
-    )
+        call, args = api.replace_cluster_role_binding, (name, obj)
+    else:
+        call, args = api.replace_namespaced_role_binding, (name, meta.get("namespace", ""), obj)
+    return send_write(call, *args, dry_run=dry_run, timeout=timeout)
 
 
 def get_service_account(
