@@ -5,8 +5,8 @@
   `web-1` with containers `web` and `sidecar` (with logs, and a previous log for
   `web` after an OOMKill restart), pod `api-1`, a Service, ConfigMap, Secret,
   ServiceAccount, core and events.k8s.io Events, RBAC objects.
-- `make_sim_cluster`: a factory for clusters with other options (clock, faults...),
-  stopped at teardown.
+- `make_sim_cluster` (tests/conftest.py): a factory for clusters with other options
+  (clock, faults...), stopped at teardown.
 - `kube_api` / `viewer_api`: `kubernetes.client.ApiClient`s from the kubeconfig
   (contexts sim-admin and sim-readonly).
 - `kubectl`: runs the real kubectl against the cluster, each run with its own
@@ -250,22 +250,6 @@ def seed(store: ClusterStore) -> dict[str, dict]:
         }
     )
     return out
-
-
-@pytest.fixture
-def make_sim_cluster(tmp_path: Path) -> Iterator[Callable[..., SimCluster]]:
-    """Start SimClusters with any options; all are stopped at teardown."""
-    started: list[SimCluster] = []
-
-    def make(**kwargs: Any) -> SimCluster:
-        directory = tmp_path / f"sim-{len(started)}"
-        cluster = SimCluster(directory, **kwargs).start()
-        started.append(cluster)
-        return cluster
-
-    yield make
-    for cluster in started:
-        cluster.stop()
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ HOSTILE_USER = "mallory" + INJECTIONS[0] + INJECTIONS[2]
 
 
 @pytest.fixture
-def sim(make_sim: Callable[..., Any]) -> Any:
-    cluster = make_sim()
+def sim(make_sim_cluster: Callable[..., Any]) -> Any:
+    cluster = make_sim_cluster()
     store = cluster.store
     store.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})
     store.apply(

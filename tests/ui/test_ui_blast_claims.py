@@ -29,8 +29,8 @@ def _policy(name: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def sim(make_sim: Callable[..., Any]) -> Any:
-    cluster = make_sim()
+def sim(make_sim_cluster: Callable[..., Any]) -> Any:
+    cluster = make_sim_cluster()
     store = cluster.store
     store.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})
     labels = {"app": "storefront", "ktriage.io/quarantine": "web-1"}

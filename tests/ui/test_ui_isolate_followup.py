@@ -20,8 +20,8 @@ NS, POD, NODE = "payments", "api-7d9f", "node-1"
 
 
 @pytest.fixture
-def sim(make_sim: Callable[..., Any]) -> Any:
-    cluster = make_sim()
+def sim(make_sim_cluster: Callable[..., Any]) -> Any:
+    cluster = make_sim_cluster()
     store = cluster.store
     store.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
     store.apply({"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE}, "spec": {}})

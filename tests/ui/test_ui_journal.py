@@ -26,8 +26,8 @@ POLICY = f"ktriage-quarantine-{POD}"
 
 
 @pytest.fixture
-def sim(make_sim: Callable[..., Any]) -> Any:
-    cluster = make_sim()
+def sim(make_sim_cluster: Callable[..., Any]) -> Any:
+    cluster = make_sim_cluster()
     store = cluster.store
     store.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
     store.apply({"apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE}, "spec": {}})

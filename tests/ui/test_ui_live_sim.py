@@ -21,8 +21,8 @@ pytestmark = pytest.mark.sim
 
 
 @pytest.fixture
-def sim(make_sim: Callable[..., Any]) -> Any:
-    cluster = make_sim(scenario="cryptominer", speed=60.0)
+def sim(make_sim_cluster: Callable[..., Any]) -> Any:
+    cluster = make_sim_cluster(scenario="cryptominer", speed=60.0)
     return cluster
 
 

@@ -36,8 +36,8 @@ SECRET_TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 
 
 @pytest.fixture
-def sim(make_sim: Callable[..., Any]) -> Any:
-    cluster = make_sim()
+def sim(make_sim_cluster: Callable[..., Any]) -> Any:
+    cluster = make_sim_cluster()
     store = cluster.store
     store.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})
     store.apply(
