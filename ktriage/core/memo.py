@@ -13,7 +13,8 @@ V = TypeVar("V")
 
 def remembered(cache: dict[K, V], limit: int) -> Callable[[Callable[[K], V]], Callable[[K], V]]:
     """Decorate a one-argument function that never returns None so that its answers are
-    kept in `cache`; past `limit` keys all are forgotten at once (cheaper than an LRU on
+    kept in `cache`, which never holds more than `limit` keys: when full, all are
+    forgotten at once (cheaper than an LRU on
     every call, and what a stream repeats comes back at once). A hot loop may look in
     `cache` itself first and call the function only for what it lacks."""
 
@@ -22,7 +23,7 @@ def remembered(cache: dict[K, V], limit: int) -> Callable[[Callable[[K], V]], Ca
         def cached(key: K) -> V:
             found = cache.get(key)
             if found is None:
-                if len(cache) > limit:
+                if len(cache) >= limit:
                     cache.clear()
                 found = cache[key] = make(key)
             return found

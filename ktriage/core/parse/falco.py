@@ -10,6 +10,7 @@ import msgspec
 from ktriage.core.attack import attack_for_kind, from_falco_tags
 from ktriage.core.detect import falco as classifier
 from ktriage.core.detect.tetragon import KUBELET_CREDENTIAL_PATHS
+from ktriage.core.memo import remembered
 from ktriage.core.model import (
     Attack,
     CompactEvent,
@@ -218,14 +219,14 @@ def _profile(
 ) -> _RuleProfile:
     key = (rule, priority, tags, credentials)
     try:
-        found = _PROFILES.get(key)
-    except TypeError:  # an unhashable tag (a list or object)
+        return _remembered_profile(key)
+    except TypeError:  # an unhashable tag (a list or object): made, not remembered
         return _make_profile(rule, priority, tags, credentials)
-    if found is None:
-        if len(_PROFILES) >= _PROFILES_MAX:
-            _PROFILES.clear()
-        found = _PROFILES[key] = _make_profile(rule, priority, tags, credentials)
-    return found
+
+
+@remembered(_PROFILES, _PROFILES_MAX)
+def _remembered_profile(key: tuple[Any, ...]) -> _RuleProfile:
+    return _make_profile(*key)
 
 
 def _make_profile(
@@ -283,17 +284,16 @@ def _summary(text: str) -> str:
     """`plain(text, SUMMARY_MAX)`; a text with nothing to redact, escape or cut is
     kept as it is, and said to be shown as it is (a report of thousands of alerts
     need not look at it again)."""
-    found = _SUMMARIES.get(text)
-    if found is None:
-        made = plain(text, SUMMARY_MAX)
-        found = (made, made is text)  # `plain` returns its input when it changed nothing
-        if len(_SUMMARIES) >= _SUMMARIES_MAX:
-            _SUMMARIES.clear()
-        _SUMMARIES[text] = found
-    summary, as_is = found
+    summary, as_is = _made_safe(text)
     if as_is:
         mark_shown(summary)
     return summary
+
+
+@remembered(_SUMMARIES, _SUMMARIES_MAX)
+def _made_safe(text: str) -> tuple[str, bool]:
+    made = plain(text, SUMMARY_MAX)
+    return made, made is text  # `plain` returns its input when it changed nothing
 
 
 def build_event(alert: FalcoAlert, data: bytes | memoryview, raw: RawRef | int | None) -> Event:
