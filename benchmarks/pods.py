@@ -92,7 +92,6 @@ async def _watch_ui(app: Any, expected: int, launched: float, presses: int) -> d
 
         pods.move_cursor = recording_move
         latencies: list[float] = []
-        presses_sent: list[asyncio.Task[None]] = []
         first_pods = all_seen = None
         deadline = time.time() + 600
         pressed = 0
@@ -113,9 +112,10 @@ async def _watch_ui(app: Any, expected: int, launched: float, presses: int) -> d
                     if handled:
                         after = [f for f in frames if f >= handled[0]]
                         seen = after[0] if after else None
-                # (A press returns only once the app is idle, at the end of the load:
-                # the next key goes as soon as this one is on screen.)
-                presses_sent.append(task)
+                # A press returns only once the app is idle, at the end of the load:
+                # once the key is on screen its wait is dropped (it would poll the
+                # app, in this process, until then) and the next key goes.
+                task.cancel()
                 if seen is not None and pods.loading_count is not None:
                     latencies.append((seen - t0) * 1000)
                 pressed += 1
@@ -123,7 +123,7 @@ async def _watch_ui(app: Any, expected: int, launched: float, presses: int) -> d
                 await asyncio.sleep(0.005)
         loading = False
         await ticking
-        await asyncio.gather(show_all, *presses_sent)
+        await show_all
         if all_seen is not None:
             while not any(f >= all_seen for f in frames) and time.time() - all_seen < 10:
                 await asyncio.sleep(0.002)
