@@ -125,6 +125,35 @@ async def test_footer_reflows_when_the_terminal_shrinks(tmp_path) -> None:
         assert "? Help (+" in line
 
 
+async def test_footer_is_rebuilt_only_when_its_hints_change(tmp_path, monkeypatch) -> None:
+    composed: list[int] = []
+    compose = KeyHints.compose
+
+    def counted(self: KeyHints) -> Any:
+        composed.append(1)
+        return compose(self)
+
+    monkeypatch.setattr(KeyHints, "compose", counted)
+    app = make_app(engine_with(miner_events()), tmp_path)
+    async with app.run_test(size=(160, 45)) as pilot:
+        footer = app.screen.query_one(KeyHints)
+        await wait_for(pilot, lambda: bool(footer.shown_hints))
+        await pilot.pause()
+        before, hints = len(composed), footer.text()
+        # Refreshes of the bindings that leave the hints as they are (a cursor move in
+        # the Pods pane makes one, the ticks of a live session too).
+        for key in ("j", "k"):
+            await pilot.press(key)
+            app.screen.refresh_bindings()
+            await pilot.pause()
+        assert len(composed) == before and footer.text() == hints
+        # Another pane has other keys: the row follows.
+        await pilot.press("tab")
+        await wait_for(pilot, lambda: footer.text() != hints)
+        assert len(composed) > before
+        assert _lines(app)[-1].startswith(footer.shown_hints[0].key_display)
+
+
 # ---- zoom -------------------------------------------------------------------------
 
 

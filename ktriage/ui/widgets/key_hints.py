@@ -10,7 +10,7 @@ then from the end), always keeps `?`, and says how many it left out there.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from rich.cells import cell_len
 from textual import events
@@ -20,6 +20,9 @@ from textual.widgets import Footer
 # Not exported by textual.widgets, but the Footer's own key widget (textual is pinned
 # below 9): the hints look and click exactly like the Footer's.
 from textual.widgets._footer import FooterKey
+
+if TYPE_CHECKING:
+    from textual.screen import Screen
 
 HELP_ACTION = "help"
 # Which hints go first when the row is too narrow: lower goes earlier. A hint not
@@ -82,6 +85,7 @@ class KeyHints(Footer):
         self._composed_width = -1
         self.dropped = 0
         self.shown_hints: list[Hint] = []
+        self._shown: tuple[list[Hint], int, Hint | None] | None = None
 
     def _hints(self) -> tuple[list[Hint], Hint | None]:
         active = self.screen.active_bindings
@@ -116,11 +120,8 @@ class KeyHints(Footer):
                 )
         return hints, palette
 
-    def compose(self) -> ComposeResult:
-        if not self._bindings_ready:
-            return
-        width = self.size.width or self.app.size.width
-        self._composed_width = width
+    def _layout(self, width: int) -> tuple[list[Hint], int, Hint | None]:
+        """The hints shown at `width`, how many were left out, and the palette's."""
         hints, palette = self._hints()
         room = width
         if palette is not None:
@@ -130,7 +131,29 @@ class KeyHints(Footer):
                 palette = None  # too narrow: the palette is still on ctrl+p
             else:
                 room -= palette_width
-        kept, self.dropped = fit_hints(hints, room)
+        kept, dropped = fit_hints(hints, room)
+        return kept, dropped, palette
+
+    def bindings_changed(self, screen: Screen) -> None:
+        # A cursor move refreshes the bindings; most leave the hints as they are,
+        # and rebuilding a row of key widgets on each would cost every key press.
+        if (
+            self._bindings_ready
+            and screen.app.app_focus
+            and self.is_attached
+            and screen is self.screen
+            and self._composed_width == (self.size.width or self.app.size.width)
+            and self._layout(self._composed_width) == self._shown
+        ):
+            return
+        super().bindings_changed(screen)
+
+    def compose(self) -> ComposeResult:
+        if not self._bindings_ready:
+            return
+        width = self.size.width or self.app.size.width
+        self._composed_width = width
+        kept, self.dropped, palette = self._shown = self._layout(width)
         self.shown_hints = kept
         for hint in kept:
             yield FooterKey(
