@@ -14,9 +14,9 @@ V = TypeVar("V")
 def remembered(cache: dict[K, V], limit: int) -> Callable[[Callable[[K], V]], Callable[[K], V]]:
     """Decorate a one-argument function that never returns None so that its answers are
     kept in `cache`, which never holds more than `limit` keys: when full, all are
-    forgotten at once (cheaper than an LRU on
-    every call, and what a stream repeats comes back at once). A hot loop may look in
-    `cache` itself first and call the function only for what it lacks."""
+    forgotten at once (cheaper than an LRU on every call, and what a stream repeats
+    comes back at once). A hot loop may look in `cache` itself first and call the
+    function only for what it lacks."""
 
     def decorate(make: Callable[[K], V]) -> Callable[[K], V]:
         @functools.wraps(make)

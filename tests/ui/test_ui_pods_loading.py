@@ -87,7 +87,7 @@ async def test_first_page_and_list_end_show_without_waiting_for_the_slow_tick(
 ):
     import ktriage.ui.app as app_module
 
-    # The pane's regular refresh (about once a second) never comes in this test: what
+    # The pane's regular refresh (about twice a second) never comes in this test: what
     # shows, the first page and the end of the list, shows at the list's edges.
     monkeypatch.setattr(app_module, "SLOW_EVERY", 10**9)
     sim = big_sim

@@ -191,7 +191,7 @@ class MainScreen(Screen[None]):
 
     def refresh_pods_at_list_edges(self) -> None:
         """Every refresh: a pod list's first pods and its end show at once, not at the
-        next slow tick (the pane is redrawn about once a second while it loads)."""
+        next slow tick (the pane is redrawn about twice a second while it loads)."""
         cluster = self.kapp.engine.cluster
         if cluster is None:
             return
