@@ -776,12 +776,13 @@ class ListWatch:
         (not read)."""
         ns = self.namespace
         if self.label_selector:
-            query.append(("labelSelector", self.label_selector))
+            query = [*query, ("labelSelector", self.label_selector)]
         if self.resource == "nodes":
             path = "/api/v1/nodes"
         else:
+            events_v1 = self.resource == "events" and self._events_api == "events.k8s.io/v1"
+            group = "/apis/events.k8s.io/v1" if events_v1 else "/api/v1"
             kind = "pods" if self.resource == "pods" else "events"
-            group = "/apis/events.k8s.io/v1" if self._using_events_v1 else "/api/v1"
             path = f"{group}/namespaces/{{namespace}}/{kind}" if ns else f"{group}/{kind}"
         return raw_get(
             self.conn.api_client,
@@ -790,10 +791,6 @@ class ListWatch:
             path_params={"namespace": ns} if ns else None,
             timeout=timeout,
         )
-
-    @property
-    def _using_events_v1(self) -> bool:
-        return self.resource == "events" and self._events_api == "events.k8s.io/v1"
 
     def _hold(self, resp: Any) -> None:
         with self._resp_lock:

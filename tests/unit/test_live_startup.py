@@ -15,7 +15,6 @@ import json, sys
 import ktriage.live, ktriage.ui.app
 from kubernetes import client
 from ktriage.actions.kube import Kube
-from ktriage.sources.kube import ListWatch
 kube = Kube(client.ApiClient())
 before = sorted(sys.modules)
 kube.core  # the first action's call imports its API class

@@ -219,9 +219,10 @@ def _profile(
 ) -> _RuleProfile:
     key = (rule, priority, tags, credentials)
     try:
-        return _remembered_profile(key)
+        hash(key)
     except TypeError:  # an unhashable tag (a list or object): made, not remembered
         return _make_profile(rule, priority, tags, credentials)
+    return _remembered_profile(key)
 
 
 @remembered(_PROFILES, _PROFILES_MAX)

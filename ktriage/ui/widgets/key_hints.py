@@ -83,9 +83,16 @@ class KeyHints(Footer):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, compact=True)
         self._composed_width = -1
-        self.dropped = 0
-        self.shown_hints: list[Hint] = []
-        self._shown: tuple[list[Hint], int, Hint | None] | None = None
+        # What the row shows: its hints, how many were left out, the palette's hint.
+        self._shown: tuple[list[Hint], int, Hint | None] = ([], 0, None)
+
+    @property
+    def shown_hints(self) -> list[Hint]:
+        return self._shown[0]
+
+    @property
+    def dropped(self) -> int:
+        return self._shown[1]
 
     def _hints(self) -> tuple[list[Hint], Hint | None]:
         active = self.screen.active_bindings
@@ -153,8 +160,8 @@ class KeyHints(Footer):
             return
         width = self.size.width or self.app.size.width
         self._composed_width = width
-        kept, self.dropped, palette = self._shown = self._layout(width)
-        self.shown_hints = kept
+        self._shown = self._layout(width)
+        kept, _, palette = self._shown
         for hint in kept:
             yield FooterKey(
                 hint.key,
