@@ -104,3 +104,16 @@ def test_hostile_deep_nesting_in_status_raises_value_error() -> None:
     deep = b'{"items": [{"metadata": {"name": "x"}, "status": ' + b"[" * 5000 + b"]" * 5000
     with pytest.raises(ValueError):
         decode_pod_page(deep + b"}]}")
+
+
+@pytest.mark.parametrize("bad", [1e308, "not a list", 7, {"name": "x"}])
+def test_hostile_lists_of_the_wrong_type_keep_the_signal_and_its_record(bad: Any) -> None:
+    # A privileged pod whose volumes and init containers are not lists: its signal is
+    # still raised, with a raw record that holds what could be read.
+    obj = risky_pod()
+    obj["spec"]["volumes"] = bad
+    obj["spec"]["initContainers"] = bad
+    lean = decode_pod_page(page([obj]))[0][0]
+    events = ClusterState().resync_pods([lean])
+    (signal,) = [e for e in events if e.kind == "privileged-pod"]
+    assert signal.raw_inline == pod_raw(obj, pod_info(obj))

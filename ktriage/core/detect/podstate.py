@@ -86,6 +86,10 @@ def _s(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _l(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _t(value: Any) -> float | None:
     return parse_time(value) if value else None
 
@@ -209,12 +213,12 @@ def pod_raw(obj: dict[str, Any] | None, pod: PodInfo) -> dict[str, Any]:
                 for k in ("name", "image", "command", "args", "securityContext", "volumeMounts")
                 if k in c
             }
-            for c in spec.get(key) or []
+            for c in _l(spec.get(key))
             if isinstance(c, dict)
         ]
         if containers:
             keep_spec[key] = containers
-    host_volumes = [v for v in spec.get("volumes") or [] if isinstance(v, dict) and "hostPath" in v]
+    host_volumes = [v for v in _l(spec.get("volumes")) if isinstance(v, dict) and "hostPath" in v]
     if host_volumes:
         keep_spec["volumes"] = host_volumes
     return {
@@ -472,7 +476,7 @@ def _node_raw(obj: dict[str, Any] | None, node: NodeInfo) -> dict[str, Any]:
 
 
 def _taint_time(obj: dict[str, Any], key: str) -> float | None:
-    for taint in _d(obj.get("spec")).get("taints") or []:
+    for taint in _l(_d(obj.get("spec")).get("taints")):
         if isinstance(taint, dict) and taint.get("key") == key:
             return _t(taint.get("timeAdded"))
     return None
