@@ -1,7 +1,8 @@
 """The official client, set up for actions: one ApiClient, raw JSON in and out.
 
 Requests are sent by the official `kubernetes` client (CoreV1Api,
-NetworkingV1Api, AppsV1Api, AuthorizationV1Api, AuthenticationV1Api). Replies
+NetworkingV1Api, AppsV1Api...; the access and identity reviews by its ApiClient
+alone, see kubeclient.raw_post). Replies
 are read with `_preload_content=False` and decoded as plain dicts: the preview
 and the evidence show exactly what the server returned, and the NetworkPolicy
 evaluator works on the same dicts.
@@ -19,6 +20,7 @@ from typing import Any, NamedTuple
 from kubernetes import client as k8s
 
 from ktriage.kubeclient import client_from_kubeconfig as api_client_from_kubeconfig
+from ktriage.kubeclient import raw_post
 
 __all__ = [
     "CustomKind",
@@ -124,14 +126,6 @@ class Kube:
     @cached_property
     def batch(self) -> k8s.BatchV1Api:
         return k8s.BatchV1Api(self.api_client)
-
-    @cached_property
-    def authz(self) -> k8s.AuthorizationV1Api:
-        return k8s.AuthorizationV1Api(self.api_client)
-
-    @cached_property
-    def authn(self) -> k8s.AuthenticationV1Api:
-        return k8s.AuthenticationV1Api(self.api_client)
 
     @cached_property
     def custom(self) -> k8s.CustomObjectsApi:
@@ -323,8 +317,12 @@ class Kube:
             "kind": "SelfSubjectAccessReview",
             "spec": {"resourceAttributes": attributes},
         }
-        return fetch(self.authz.create_self_subject_access_review, body, timeout=timeout)
+        # Sent without the typed API class (see kubeclient.raw_post): every live
+        # session asks this at start, while its first pods load.
+        path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+        return decode(raw_post(self.api_client, path, body, timeout=timeout))
 
     def self_review(self, *, timeout: Any = None) -> dict[str, Any]:
         body = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
-        return fetch(self.authn.create_self_subject_review, body, timeout=timeout)
+        path = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
+        return decode(raw_post(self.api_client, path, body, timeout=timeout))
