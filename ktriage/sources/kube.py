@@ -67,6 +67,7 @@ from ktriage.kubeclient import (
     status_message,
     tune,
 )
+from ktriage.sources import listgc
 from ktriage.sources.base import deliver
 
 RESOURCES = ("pods", "nodes", "events")
@@ -819,12 +820,15 @@ class ListWatch:
         first = True
         total = 0
         data = self._request_page(None)
+        first_list = self.lists == 0
         while True:
-            page, rv, token = self._decode_page(data, rv)
-            del data
-            ahead = _PageFetch(self, token) if token else None
+            ahead = None
             try:
-                prepared = self.prepare_page(page)
+                with listgc.listed_page(first_list):
+                    page, rv, token = self._decode_page(data, rv)
+                    del data
+                    ahead = _PageFetch(self, token) if token else None
+                    prepared = self.prepare_page(page)
                 # Handed over a slice at a time, at most one waiting while one is
                 # applied: the loop never runs a whole page at once (keys are answered
                 # between two slices).

@@ -34,6 +34,7 @@ from ktriage.core.snapshot import MARKDOWN, TEXT, write_snapshot
 from ktriage.core.text import clip, shown
 from ktriage.core.workflow import default_actor, default_state_dir
 from ktriage.options import LiveOptions, UIOptions
+from ktriage.sources import listgc
 from ktriage.ui.hooks import ActionProvider, Selection, make_provider
 from ktriage.ui.screens.help import HelpScreen
 from ktriage.ui.screens.main import PANE_NAMES, MainScreen
@@ -383,6 +384,7 @@ class KtriageApp(App[int]):
         self._gc_threshold = gc.get_threshold()
         # No automatic full collections: _freeze_heap does the young generations.
         gc.set_threshold(YOUNG_GC_THRESHOLD, self._gc_threshold[1], 1_000_000_000)
+        listgc.keep_first_lists_out(True)
         self._freeze_heap()
         self.set_interval(FREEZE_INTERVAL, self._freeze_heap)
         if self.start_sources:
@@ -430,6 +432,7 @@ class KtriageApp(App[int]):
         self.blast_results[incident_id] = result
 
     async def on_unmount(self) -> None:
+        listgc.keep_first_lists_out(False)
         gc.unfreeze()
         if self._gc_threshold is not None:
             gc.set_threshold(*self._gc_threshold)

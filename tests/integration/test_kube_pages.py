@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from ktriage.core.cluster import ClusterState
 from ktriage.engine import Engine
 from ktriage.sim.bulk import seed_pods
 from ktriage.sim.runner import SimCluster
+from ktriage.sources import listgc
 from ktriage.sources.kube import Backoff, KubeConnection, KubeWatchSource, WatchTimeouts
 
 pytestmark = pytest.mark.sim
@@ -174,3 +176,55 @@ async def test_hostile_connection_reset_mid_list_starts_over_consistent(
         assert [e.entities[0].name for e in deleted] == [src.gone[1]]
         assert engine.store.duplicates == 0
         assert src.health.state == "connected"
+
+
+class RecordingCollector(KubeWatchSource):
+    """Records, for each page it decodes, which list it is of (lists done before it)
+    and whether the cyclic collector was running."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.seen: list[tuple[int, bool]] = []
+
+    def _decode_page(self, data: bytes, rv: str) -> Any:
+        self.seen.append((self.lists, gc.isenabled()))
+        return super()._decode_page(data, rv)
+
+
+async def test_first_list_is_decoded_with_the_collector_paused_and_later_ones_are_not(
+    sim_cluster: SimCluster,
+) -> None:
+    """As the UI runs it: the first list's pages are decoded with the collector paused
+    and frozen afterwards; the collector runs again between pages and after the list;
+    a relist (410 after a cut) decodes as usual. The state ends as the server's."""
+    sim = sim_cluster
+    seed_pods(sim.store, PODS, namespaces=4, nodes=5)
+    total = len(server_pods(sim))
+    frozen_before = gc.get_freeze_count()
+    listgc.keep_first_lists_out(True)
+    try:
+        async with pods_source(sim, RecordingCollector) as (_engine, state, src, _pages):
+            assert isinstance(src, RecordingCollector)
+            await wait_for(src.synced.is_set, timeout=60, what="the list complete")
+            first = [running for lists, running in src.seen if lists == 0]
+            assert len(first) == -(-total // PAGE) and not any(first)
+            assert gc.get_freeze_count() > frozen_before  # the pages' objects, frozen
+            assert gc.isenabled()
+            # Away while the server moves on and compacts: watching on is refused (410).
+            sim.faults.fail_next(100_000, 500)
+            sim.faults.cut_watches()
+            await wait_for(lambda: src.health.state == "reconnecting", what="reconnecting")
+            sim.store.apply(builders.pod("shop", "while-away", [builders.container("x", "a:1")]))
+            sim.store.compact()
+            sim.faults.reset()
+            await wait_for(lambda: src.relists == 1, timeout=60, what="a relist after the cut")
+            later = [running for lists, running in src.seen if lists >= 1]
+            assert later and all(later)
+            await wait_for(
+                lambda: {k: p.resource_version for k, p in state.pods.items()} == server_pods(sim),
+                what="the state equal to the server's",
+            )
+            assert gc.isenabled()
+    finally:
+        listgc.keep_first_lists_out(False)
+        gc.unfreeze()
