@@ -77,7 +77,9 @@ def _term_key(
     return f"{reason}:{code}:#{n}"
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, though nothing changes one once made: a frozen dataclass sets each of
+# its thirty-odd fields through object.__setattr__, a tenth of reading a listed pod.
+@dataclass(slots=True)
 class PodInfo:
     namespace: str
     name: str
@@ -116,7 +118,7 @@ class PodInfo:
     key: tuple[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "key", (self.namespace, self.name))
+        self.key = (self.namespace, self.name)
 
     @property
     def risky(self) -> bool:
@@ -210,38 +212,53 @@ def latest_time(obj: dict[str, Any]) -> float | None:
     return best
 
 
+# A container's state, in the order kubectl reads them.
+_STATE_NAMES = ("terminated", "waiting", "running")
+
+
 def _container_status(cs: dict[str, Any], kind: str) -> ContainerStatus:
-    state_obj = _d(cs.get("state"))
+    get = cs.get
     state = reason = message = ""
     exit_code: int | None = None
     started = finished = None
-    for name in ("terminated", "waiting", "running"):
-        if name in state_obj and isinstance(state_obj[name], dict):
-            st = state_obj[name]
-            state = name
-            reason = _shared(st.get("reason"))
-            message = _s(st.get("message"))
-            exit_code = _int(st.get("exitCode"))
-            started = _t(st.get("startedAt"))
-            finished = _t(st.get("finishedAt"))
-            break
-    last = _d(_d(cs.get("lastState")).get("terminated"))
+    state_obj = get("state")
+    if isinstance(state_obj, dict):
+        for name in _STATE_NAMES:
+            st = state_obj.get(name)
+            if isinstance(st, dict):
+                state = name
+                reason = _shared(st.get("reason"))
+                message = _s(st.get("message"))
+                exit_code = _int(st.get("exitCode"))
+                started = object_time(st.get("startedAt"))
+                finished = object_time(st.get("finishedAt"))
+                break
+    last_reason = ""
+    last_exit_code: int | None = None
+    last_started = last_finished = None
+    last = get("lastState")
+    last = last.get("terminated") if isinstance(last, dict) else None
+    if isinstance(last, dict):
+        last_reason = _s(last.get("reason"))
+        last_exit_code = _int(last.get("exitCode"))
+        last_started = object_time(last.get("startedAt"))
+        last_finished = object_time(last.get("finishedAt"))
     return ContainerStatus(
-        name=_shared(cs.get("name")),
-        kind=kind,
-        image=_shared(cs.get("image")),
-        ready=cs.get("ready") is True,
-        restarts=_int(cs.get("restartCount")) or 0,
-        state=state,
-        reason=reason,
-        message=message,
-        exit_code=exit_code,
-        started=started,
-        finished=finished,
-        last_reason=_s(last.get("reason")),
-        last_exit_code=_int(last.get("exitCode")),
-        last_started=_t(last.get("startedAt")),
-        last_finished=_t(last.get("finishedAt")),
+        _shared(get("name")),
+        kind,
+        _shared(get("image")),
+        get("ready") is True,
+        _int(get("restartCount")) or 0,
+        state,
+        reason,
+        message,
+        exit_code,
+        started,
+        finished,
+        last_reason,
+        last_exit_code,
+        last_started,
+        last_finished,
     )
 
 
@@ -274,6 +291,14 @@ def _display_reason(
     return shown
 
 
+_CONTAINER_KEYS = ("initContainers", "containers", "ephemeralContainers")
+_STATUS_KEYS = (
+    ("initContainerStatuses", "init"),
+    ("containerStatuses", "container"),
+    ("ephemeralContainerStatuses", "ephemeral"),
+)
+
+
 def pod_info(obj: dict[str, Any]) -> PodInfo:
     """Parse a Pod (as the API returns it) into a PodInfo."""
     meta = _d(obj.get("metadata"))
@@ -289,40 +314,42 @@ def pod_info(obj: dict[str, Any]) -> PodInfo:
     names: list[str] = []
     images: dict[str, None] = {}  # in order, each once (a set test: 10,000 containers)
     privileged: list[str] = []
-    for key in ("initContainers", "containers", "ephemeralContainers"):
+    regular = 0  # regular containers that are objects (READY's total)
+    for key in _CONTAINER_KEYS:
         for c in _l(spec.get(key)):
-            c = _d(c)
+            if isinstance(c, dict):
+                regular += key == "containers"
+            else:
+                c = {}  # still counted by name (""), as a container it cannot read
             name = _shared(c.get("name"))
             names.append(name)
             image = _shared(c.get("image"))
             if image:
                 images[image] = None
-            sc = _d(c.get("securityContext"))
-            if sc.get("privileged") is True:
+            sc = c.get("securityContext")
+            if isinstance(sc, dict) and sc.get("privileged") is True:
                 privileged.append(name)
-    host_paths = tuple(
-        _s(_d(_d(v).get("hostPath")).get("path")) or "?"
-        for v in _l(spec.get("volumes"))
-        if isinstance(_d(v).get("hostPath"), dict)
-    )
+    paths: list[str] = []
+    for v in _l(spec.get("volumes")):
+        host = v.get("hostPath") if isinstance(v, dict) else None
+        if isinstance(host, dict):
+            paths.append(_s(host.get("path")) or "?")
+    host_paths = tuple(paths)
 
     statuses: list[ContainerStatus] = []
-    for key, kind in (
-        ("initContainerStatuses", "init"),
-        ("containerStatuses", "container"),
-        ("ephemeralContainerStatuses", "ephemeral"),
-    ):
+    ready_n = 0
+    for key, kind in _STATUS_KEYS:
         for cs in _l(status.get(key)):
-            statuses.append(_container_status(_d(cs), kind))
-    regular = [c for c in _l(spec.get("containers")) if isinstance(c, dict)]
-    ready_n = sum(1 for st in statuses if st.kind == "container" and st.ready)
+            st = _container_status(cs if isinstance(cs, dict) else {}, kind)
+            statuses.append(st)
+            ready_n += kind == "container" and st.ready
 
     unschedulable = ""
     unschedulable_since = None
     for cond in _l(status.get("conditions")):
-        cond = _d(cond)
         if (
-            cond.get("type") == "PodScheduled"
+            isinstance(cond, dict)
+            and cond.get("type") == "PodScheduled"
             and cond.get("status") == "False"
             and cond.get("reason") == "Unschedulable"
         ):
@@ -338,7 +365,7 @@ def pod_info(obj: dict[str, Any]) -> PodInfo:
         name=_s(meta.get("name")),
         uid=_s(meta.get("uid")),
         phase=phase,
-        ready=_shared(f"{ready_n}/{len(regular)}"),
+        ready=_shared(f"{ready_n}/{regular}"),
         restarts=sum(st.restarts for st in statuses if st.kind != "ephemeral"),
         node=_shared(spec.get("nodeName")),
         service_account=_shared(
@@ -518,13 +545,33 @@ def _is_public(value: str) -> bool:
     return found
 
 
+# Whether a plain IPv4 address is public, by its first two parts: every IPv4 network
+# `is_public_address` excludes is a /16 or wider (a test checks), so one answer
+# holds for a whole /16 (a pod's own address is new each time, its /16 is not).
+_PUBLIC_BY_16: dict[str, bool] = {}
+
+
+def _own_is_public(value: str) -> bool:
+    m = _PLAIN_IPV4.fullmatch(value)
+    if m is None:
+        return is_public_address(value)
+    prefix = value[: m.end(2)]
+    found = _PUBLIC_BY_16.get(prefix)
+    if found is None:
+        found = is_public_address(value)
+        if len(_PUBLIC_BY_16) >= _REPEATED_KEPT:
+            _PUBLIC_BY_16.clear()
+        _PUBLIC_BY_16[prefix] = found
+    return found
+
+
 def listed_pod(obj: dict[str, Any]) -> ListedPod:
     """Everything of a listed pod that `ClusterState.apply_pod_page` reads and needs
     no state for (pure: safe in any thread)."""
     found = dict.fromkeys(object_addresses(obj))  # podIP is in podIPs too: read once
     status = obj.get("status")
     own = status.get("podIP") if isinstance(status, dict) else None
-    addresses = tuple((v, is_public_address(v) if v == own else _is_public(v)) for v in found)
+    addresses = tuple((v, _own_is_public(v) if v == own else _is_public(v)) for v in found)
     return ListedPod(obj, pod_info(obj), addresses)
 
 

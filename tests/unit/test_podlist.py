@@ -117,3 +117,27 @@ def test_hostile_lists_of_the_wrong_type_keep_the_signal_and_its_record(bad: Any
     events = ClusterState().resync_pods([lean])
     (signal,) = [e for e in events if e.kind == "privileged-pod"]
     assert signal.raw_inline == pod_raw(obj, pod_info(obj))
+
+
+def test_a_listed_pods_own_address_is_called_public_as_the_exact_check_calls_it() -> None:
+    """A pod's own address is judged by its /16 (remembered per /16): exact only while
+    every IPv4 network the exact check excludes is a /16 or wider."""
+    import ipaddress
+    import random
+
+    from ktriage.core import cluster
+    from ktriage.core.detect import identity
+
+    v4 = [n for n in identity._NEVER_OUTSIDE if n.version == 4]
+    assert v4 and all(n.prefixlen <= 16 for n in v4)
+    rng = random.Random(5)
+    samples = [str(ipaddress.IPv4Address(rng.getrandbits(32))) for _ in range(5000)]
+    for n in v4:  # each excluded network's edges and just outside them
+        first, last = int(n.network_address), int(n.broadcast_address)
+        for value in (first - 1, first, last, last + 1):
+            if 0 <= value < 1 << 32:
+                samples.append(str(ipaddress.IPv4Address(value)))
+    samples += ["010.0.0.1", "10.0.0.256", "::ffff:8.8.8.8", "fe80::1%eth0", " 8.8.8.8", "x"]
+    cluster._PUBLIC_BY_16.clear()
+    for value in samples * 2:  # the second time from what was remembered
+        assert cluster._own_is_public(value) == identity.is_public_address(value), value
