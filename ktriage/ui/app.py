@@ -34,6 +34,7 @@ from ktriage.core.snapshot import MARKDOWN, TEXT, write_snapshot
 from ktriage.core.text import clip, shown
 from ktriage.core.workflow import default_actor, default_state_dir
 from ktriage.options import LiveOptions, UIOptions
+from ktriage.procmem import return_large_blocks
 from ktriage.sources import listgc
 from ktriage.ui.hooks import ActionProvider, Selection, make_provider
 from ktriage.ui.screens.help import HelpScreen
@@ -385,6 +386,7 @@ class KtriageApp(App[int]):
         # No automatic full collections: _freeze_heap does the young generations.
         gc.set_threshold(YOUNG_GC_THRESHOLD, self._gc_threshold[1], 1_000_000_000)
         listgc.keep_first_lists_out(True)
+        return_large_blocks()  # a big list's replies given back when freed
         self._freeze_heap()
         self.set_interval(FREEZE_INTERVAL, self._freeze_heap)
         if self.start_sources:

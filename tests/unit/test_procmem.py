@@ -1,0 +1,47 @@
+"""The live UI fixes glibc's mmap threshold (ktriage/procmem.py): a block of a MiB or
+more is then a mapping of its own, given back to the system when freed, even after
+a big block was freed (which would have raised glibc's own threshold)."""
+
+from __future__ import annotations
+
+import ctypes
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DRIVER = """
+import ctypes, sys
+from ktriage.procmem import return_large_blocks
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+        "uordblks", "fordblks", "keepcost")]
+
+mallinfo2 = ctypes.CDLL(None).mallinfo2
+mallinfo2.restype = MallInfo2
+if sys.argv[1] == "fixed":
+    assert return_large_blocks()
+big = bytearray(8 << 20)  # freed: glibc's own threshold would rise to 8 MiB
+del big
+before = mallinfo2().hblks
+blocks = [bytearray(3 << 20) for _ in range(4)]
+print(mallinfo2().hblks - before)
+"""
+
+
+@pytest.mark.skipif(not hasattr(ctypes.CDLL(None), "mallinfo2"), reason="needs glibc 2.33 or later")
+def test_large_blocks_stay_mappings_of_their_own_once_fixed() -> None:
+    def new_mappings(mode: str) -> int:
+        done = subprocess.run(
+            [sys.executable, "-c", DRIVER, mode], cwd=ROOT, capture_output=True, check=True
+        )
+        return int(done.stdout.decode().split()[-1])
+
+    # Without the setting, the four 3 MiB blocks come from the heap (glibc raised its
+    # threshold when the 8 MiB block was freed); with it, each is a mapping.
+    assert new_mappings("fixed") >= 4
+    assert new_mappings("default") < 4
