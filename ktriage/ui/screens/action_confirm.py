@@ -253,9 +253,14 @@ class ActionsProvider:
         self.by_cluster = dict(by_cluster or {})
         self._warned: set[int] = set()
         refresh = getattr(app, "refresh_bindings", None)
+
+        def refresh_keys() -> None:
+            # A check may end after the app closed its screens (it is quitting).
+            if refresh is not None and getattr(app, "screen_stack", None):
+                refresh()
+
         for one in self._services():
-            if refresh is not None:
-                one.on_permissions(refresh)
+            one.on_permissions(refresh_keys)
             one.on_permissions(lambda one=one: self._journal_warning(one))
 
     def _services(self) -> list[ActionService]:
