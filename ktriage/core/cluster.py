@@ -535,14 +535,20 @@ _REPEATED_PUBLIC: dict[str, bool] = {}
 _REPEATED_KEPT = 4096
 
 
-def _is_public(value: str) -> bool:
-    found = _REPEATED_PUBLIC.get(value)
+def _remembered_public(cache: dict[str, bool], key: str, value: str) -> bool:
+    """is_public_address(value), remembered in `cache` under `key` (at most
+    _REPEATED_KEPT answers: then all are forgotten at once)."""
+    found = cache.get(key)
     if found is None:
         found = is_public_address(value)
-        if len(_REPEATED_PUBLIC) >= _REPEATED_KEPT:
-            _REPEATED_PUBLIC.clear()
-        _REPEATED_PUBLIC[value] = found
+        if len(cache) >= _REPEATED_KEPT:
+            cache.clear()
+        cache[key] = found
     return found
+
+
+def _is_public(value: str) -> bool:
+    return _remembered_public(_REPEATED_PUBLIC, value, value)
 
 
 # Whether a plain IPv4 address is public, by its first two parts: every IPv4 network
@@ -555,14 +561,7 @@ def _own_is_public(value: str) -> bool:
     m = _PLAIN_IPV4.fullmatch(value)
     if m is None:
         return is_public_address(value)
-    prefix = value[: m.end(2)]
-    found = _PUBLIC_BY_16.get(prefix)
-    if found is None:
-        found = is_public_address(value)
-        if len(_PUBLIC_BY_16) >= _REPEATED_KEPT:
-            _PUBLIC_BY_16.clear()
-        _PUBLIC_BY_16[prefix] = found
-    return found
+    return _remembered_public(_PUBLIC_BY_16, value[: m.end(2)], value)
 
 
 def listed_pod(obj: dict[str, Any]) -> ListedPod:
