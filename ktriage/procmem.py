@@ -6,7 +6,8 @@ the first such free it raises that threshold to the freed size (its "dynamic mma
 threshold"): the next replies then come from the threads' heaps, which hold on to
 the memory after they are freed. With 20,000 pods, that made the peak resident
 size 30 MiB higher in one run out of two. A fixed threshold keeps every block of
-a MiB or more a mapping of its own, given back when freed.
+a MiB or more a mapping of its own, given back when freed. It is set when the UI
+starts and holds for the rest of the process.
 """
 
 from __future__ import annotations

@@ -48,7 +48,10 @@ def listed_page(first_list: bool) -> Iterator[None]:
     if not (_enabled and first_list):
         yield
         return
-    gc.collect(1)  # the young garbage so far is collected, not frozen
+    if _open == 0:
+        # The young garbage so far is collected, not frozen (not while another
+        # thread's page is paused: that would walk it. A stale read costs only time).
+        gc.collect(1)
     with _lock:
         if _open == 0:
             _resume = gc.isenabled()
@@ -60,6 +63,9 @@ def listed_page(first_list: bool) -> Iterator[None]:
         with _lock:
             _open -= 1
             if _open == 0:
-                gc.freeze()
+                # Not once the pause was turned off: the app has quit and unfrozen
+                # the heap, and a page that ends after it must not freeze it again.
+                if _enabled:
+                    gc.freeze()
                 if _resume:
                     gc.enable()

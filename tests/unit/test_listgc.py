@@ -37,13 +37,38 @@ def test_off_by_default_and_for_later_lists() -> None:
         listgc.keep_first_lists_out(False)
 
 
+def _collected(obj: object) -> bool:
+    """Whether the collector's generations hold `obj` (frozen objects are outside)."""
+    return any(o is obj for o in gc.get_objects())
+
+
 def test_a_first_list_page_pauses_then_freezes_what_it_made(turned_on: None) -> None:
-    frozen = gc.get_freeze_count()
     with listgc.listed_page(True):
         assert not gc.isenabled()
         page = [{"metadata": {"name": f"p{i}", "labels": [i]}} for i in range(1000)]
+        assert _collected(page)
     assert gc.isenabled()
-    assert gc.get_freeze_count() >= frozen + len(page)
+    assert gc.is_tracked(page) and not _collected(page)  # frozen: never walked again
+    assert not _collected(page[500]["metadata"]["labels"])
+
+
+def test_a_later_list_page_is_left_to_the_collector(turned_on: None) -> None:
+    with listgc.listed_page(False):
+        page = [{"labels": [i]} for i in range(10)]
+    assert _collected(page)
+
+
+def test_a_page_ending_after_the_pause_was_turned_off_freezes_nothing(
+    turned_on: None,
+) -> None:
+    """The app quit (it turned the pause off and unfroze the heap) while a list thread
+    was still decoding: that page's end leaves the heap unfrozen, the collector on."""
+    with listgc.listed_page(True):
+        page = [{"labels": [i]} for i in range(10)]
+        listgc.keep_first_lists_out(False)
+        gc.unfreeze()
+    assert gc.isenabled()
+    assert _collected(page)
 
 
 def test_an_exception_inside_still_resumes_the_collector(turned_on: None) -> None:
