@@ -1,11 +1,11 @@
 """The official client, set up for actions: one ApiClient, raw JSON in and out.
 
-Requests are sent by the official `kubernetes` client (CoreV1Api,
-NetworkingV1Api, AppsV1Api...; the access and identity reviews by its ApiClient
-alone, see kubeclient.raw_post). Replies
-are read with `_preload_content=False` and decoded as plain dicts: the preview
-and the evidence show exactly what the server returned, and the NetworkPolicy
-evaluator works on the same dicts.
+Requests are sent by the official `kubernetes` client: its typed API classes
+(CoreV1Api, NetworkingV1Api, AppsV1Api...), and its ApiClient alone for the access
+and identity reviews (see kubeclient.raw_post). Replies are read with
+`_preload_content=False` and decoded as plain dicts: the preview and the evidence
+show exactly what the server returned, and the NetworkPolicy evaluator works on
+the same dicts.
 
 These functions block; the runner calls them in threads.
 """
