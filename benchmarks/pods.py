@@ -1,6 +1,6 @@
 """A big cluster's pods on screen: 20,000 and 50,000 pods, from launch to all shown.
 
-    .venv/bin/python benchmarks/pods.py [--pods 20000 50000] [--presses 40]
+    .venv/bin/python benchmarks/pods.py [--pods 20000 50000] [--presses 40] [--rounds N]
     .venv/bin/python benchmarks/pods.py --quick      # 20,000 pods, no kubectl
 
 For each size, the simulated cluster (in this process, seeded in bulk with running
@@ -20,7 +20,9 @@ a process of its own, timed from its launch:
   bytes, nothing kept), each timed from launch to exit.
 
 Ratios are ktriage's time to all pods on screen over each baseline's time (lower
-is better; 1.0x: as fast as the baseline). The sim's metrics-server emulation is
+is better; 1.0x: as fast as the baseline). With `--rounds N`, ktriage and the paged
+list run N times each, alternating which goes first; the figures are medians (with
+their range), the peak RSS the highest. The sim's metrics-server emulation is
 off here: it recomputes every pod's usage on each change, which would only slow
 the server both sides share. Not part of the test suite.
 """
@@ -224,7 +226,9 @@ def _settle(sim: Any, timeout: float = 120.0) -> None:
         time.sleep(0.05)
 
 
-def run_size(count: int, presses: int, *, with_kubectl: bool = True) -> dict[str, Any]:
+def run_size(
+    count: int, presses: int, *, with_kubectl: bool = True, rounds: int = 1
+) -> dict[str, Any]:
     import ktriage.sim.controllers.metrics as sim_metrics
     from ktriage.sim.bulk import seed_pods
     from ktriage.sim.runner import SimCluster
@@ -254,44 +258,63 @@ def run_size(count: int, presses: int, *, with_kubectl: bool = True) -> dict[str
             )
             result["kubectl_s"] = t
             result["kubectl_lines"] = out.count("\n")
-        t, out = _timed([sys.executable, me, "--child-list", kubeconfig], env)
-        result["list_s"] = t
-        result["list"] = json.loads(out.strip().splitlines()[-1])
-        launched = time.time()
-        cmd = [
-            sys.executable,
-            me,
-            "--child-ui",
-            kubeconfig,
-            str(total),
-            str(launched),
-            str(presses),
-        ]
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-        if done.returncode != 0:
-            raise RuntimeError(
-                f"the ktriage child failed (exit {done.returncode}): {done.stderr[-3000:]}"
-            )
-        result["ui"] = json.loads(done.stdout.strip().splitlines()[-1])
+        result["list_s"], result["uis"] = [], []
+        for i in range(rounds):
+            # The baseline and ktriage alternate which goes first, round by round.
+            for which in ("list", "ui") if i % 2 == 0 else ("ui", "list"):
+                if which == "list":
+                    t, out = _timed([sys.executable, me, "--child-list", kubeconfig], env)
+                    result["list_s"].append(t)
+                    result["list"] = json.loads(out.strip().splitlines()[-1])
+                else:
+                    result["uis"].append(_ui_run(me, kubeconfig, total, presses, env))
     finally:
         sim.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     return result
 
 
+def _ui_run(me: str, kubeconfig: str, total: int, presses: int, env: dict[str, str]) -> Any:
+    """One run of ktriage's live UI as a process of its own: its figures."""
+    launched = time.time()
+    cmd = [sys.executable, me, "--child-ui", kubeconfig, str(total), str(launched), str(presses)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"the ktriage child failed (exit {done.returncode}): {done.stderr[-3000:]}"
+        )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _median(values: list[Any]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
 def report(r: dict[str, Any]) -> None:
-    ui = r["ui"]
+    uis = r["uis"]
     n = r["pods"]
-    print(f"\n{n:,} pods (seeded in {r['seed_s']:.1f} s)")
+    rounds = len(uis)
+    said = f", median of {rounds} runs (range)" if rounds > 1 else ""
+    print(f"\n{n:,} pods (seeded in {r['seed_s']:.1f} s){said}")
 
     def sec(v: float | None) -> str:
         return f"{v:6.2f} s" if v is not None else "   n/a  "
 
-    print(f"  ktriage first frame        {sec(ui.get('first_frame'))}")
-    print(f"  ktriage first pods shown   {sec(ui.get('first_pods'))}")
-    print(f"  ktriage all pods on screen {sec(ui.get('all_on_screen'))}   ({ui['rows']:,} rows)")
-    print(f"  ktriage peak RSS           {ui['peak_rss_mib']:6.0f} MiB")
-    keys = ui["key_ms"]
+    def figure(key: str) -> str:
+        values = [u.get(key) for u in uis]
+        shown = sec(_median(values))
+        present = [v for v in values if v is not None]
+        if rounds > 1 and present:
+            shown += f" ({min(present):.2f}-{max(present):.2f})"
+        return shown
+
+    print(f"  ktriage first frame        {figure('first_frame')}")
+    print(f"  ktriage first pods shown   {figure('first_pods')}")
+    print(f"  ktriage all pods on screen {figure('all_on_screen')}   ({uis[-1]['rows']:,} rows)")
+    peaks = [u["peak_rss_mib"] for u in uis]
+    print(f"  ktriage peak RSS           {max(peaks):6.0f} MiB (highest of the runs)")
+    keys = [k for u in uis for k in u["key_ms"]]
     if keys:
         print(
             f"  key latency while loading  median {statistics.median(keys):.0f} ms, "
@@ -299,17 +322,19 @@ def report(r: dict[str, Any]) -> None:
         )
     else:
         print("  key latency while loading  (no key answered before the list was complete)")
-    print(f"  event loop held at most    {ui['loop_late_ms']:.0f} ms (10 ms ticker, while loading)")
+    late = max(u["loop_late_ms"] for u in uis)
+    print(f"  event loop held at most    {late:.0f} ms (10 ms ticker, while loading)")
     if "kubectl_s" in r:
         print(
             f"  baseline kubectl get -A    {sec(r['kubectl_s'])}   ({r['kubectl_lines']:,} names)"
         )
-    print(f"  baseline paged list        {sec(r['list_s'])}   ({r['list']['count']:,} pods)")
-    all_s = ui.get("all_on_screen")
+    list_s = statistics.median(r["list_s"])
+    print(f"  baseline paged list        {sec(list_s)}   ({r['list']['count']:,} pods)")
+    all_s = _median([u.get("all_on_screen") for u in uis])
     if all_s:
         if "kubectl_s" in r:
             print(f"  ratio to kubectl           {all_s / r['kubectl_s']:.2f}x")
-        print(f"  ratio to the paged list    {all_s / r['list_s']:.2f}x")
+        print(f"  ratio to the paged list    {all_s / list_s:.2f}x")
 
 
 def main() -> int:
@@ -322,6 +347,9 @@ def main() -> int:
     p.add_argument("--pods", type=int, nargs="+", default=[20_000, 50_000])
     p.add_argument("--presses", type=int, default=40, help="keys pressed while loading")
     p.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    p.add_argument(
+        "--rounds", type=int, default=1, help="runs of ktriage and the paged list per size"
+    )
     p.add_argument("--no-kubectl", action="store_true", help="skip the kubectl baseline")
     p.add_argument(
         "--quick",
@@ -333,7 +361,7 @@ def main() -> int:
         args.pods, args.no_kubectl, args.presses = [20_000], True, 10
     results = []
     for count in args.pods:
-        r = run_size(count, args.presses, with_kubectl=not args.no_kubectl)
+        r = run_size(count, args.presses, with_kubectl=not args.no_kubectl, rounds=args.rounds)
         report(r)
         results.append(r)
     if args.json:
