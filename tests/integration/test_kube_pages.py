@@ -217,7 +217,12 @@ async def test_first_list_is_decoded_with_the_collector_paused_and_later_ones_ar
             sim.store.apply(builders.pod("shop", "while-away", [builders.container("x", "a:1")]))
             sim.store.compact()
             sim.faults.reset()
-            await wait_for(lambda: src.relists == 1, timeout=60, what="a relist after the cut")
+            # (`relists` counts when the relist is decided; `lists` when a list is done.)
+            await wait_for(
+                lambda: src.relists >= 1 and src.lists >= 2,
+                timeout=60,
+                what="a relist after the cut, complete",
+            )
             later = [running for lists, running in src.seen if lists >= 1]
             assert later and all(later)
             await wait_for(
