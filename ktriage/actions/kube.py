@@ -102,38 +102,26 @@ class CustomKind(NamedTuple):
         return (self.group, self.version, namespace, self.plural)
 
 
+def _api_class(name: str) -> Any:
+    """An attribute holding the client's API class `name` for this Kube's ApiClient,
+    made on first use: importing them all (core/v1 above all) takes most of a second,
+    which a session that takes no action never pays. Typed by its annotation."""
+    return cached_property(lambda kube: getattr(k8s, name)(kube.api_client))
+
+
 class Kube:
     """Blocking calls used by the actions; every method returns the decoded reply."""
 
+    core: k8s.CoreV1Api = _api_class("CoreV1Api")
+    net: k8s.NetworkingV1Api = _api_class("NetworkingV1Api")
+    apps: k8s.AppsV1Api = _api_class("AppsV1Api")
+    batch: k8s.BatchV1Api = _api_class("BatchV1Api")
+    rbac: k8s.RbacAuthorizationV1Api = _api_class("RbacAuthorizationV1Api")
+    custom: k8s.CustomObjectsApi = _api_class("CustomObjectsApi")
+    apis: k8s.ApisApi = _api_class("ApisApi")
+
     def __init__(self, api_client: k8s.ApiClient) -> None:
         self.api_client = api_client
-
-    # The API classes are made on first use: importing them all (core/v1 above all)
-    # takes most of a second, which a session that takes no action never pays.
-
-    @cached_property
-    def core(self) -> k8s.CoreV1Api:
-        return k8s.CoreV1Api(self.api_client)
-
-    @cached_property
-    def net(self) -> k8s.NetworkingV1Api:
-        return k8s.NetworkingV1Api(self.api_client)
-
-    @cached_property
-    def apps(self) -> k8s.AppsV1Api:
-        return k8s.AppsV1Api(self.api_client)
-
-    @cached_property
-    def batch(self) -> k8s.BatchV1Api:
-        return k8s.BatchV1Api(self.api_client)
-
-    @cached_property
-    def custom(self) -> k8s.CustomObjectsApi:
-        return k8s.CustomObjectsApi(self.api_client)
-
-    @cached_property
-    def apis(self) -> k8s.ApisApi:
-        return k8s.ApisApi(self.api_client)
 
     # ---- reads ---------------------------------------------------------------
 

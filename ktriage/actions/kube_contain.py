@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kubernetes import client as k8s
-
 from ktriage.actions.kube import (
     Kube,
     fetch,
@@ -34,10 +32,6 @@ def _delete_options(dry_run: bool, uid: str = "") -> dict[str, Any]:
     if uid:
         body["preconditions"] = {"uid": uid}
     return body
-
-
-def _rbac(kube: Kube) -> k8s.RbacAuthorizationV1Api:
-    return k8s.RbacAuthorizationV1Api(kube.api_client)
 
 
 # ---- pods and workloads ------------------------------------------------------------
@@ -106,7 +100,7 @@ def patch_scale(
 
 def list_bindings(kube: Kube, *, timeout: Any = None) -> list[dict[str, Any]]:
     """Every ClusterRoleBinding and RoleBinding (all namespaces), with kind and apiVersion."""
-    api = _rbac(kube)
+    api = kube.rbac
     out: list[dict[str, Any]] = []
     for kind, call in (
         ("ClusterRoleBinding", api.list_cluster_role_binding),
@@ -123,7 +117,7 @@ def list_bindings(kube: Kube, *, timeout: Any = None) -> list[dict[str, Any]]:
 def get_binding(
     kube: Kube, kind: str, namespace: str, name: str, *, timeout: Any = None
 ) -> dict[str, Any]:
-    api = _rbac(kube)
+    api = kube.rbac
     if kind == "ClusterRoleBinding":
         obj = fetch(api.read_cluster_role_binding, name, timeout=timeout)
     else:
@@ -143,7 +137,7 @@ def delete_binding(
     dry_run: bool = False,
     timeout: Any = None,
 ) -> dict[str, Any]:
-    api = _rbac(kube)
+    api = kube.rbac
     body = _delete_options(dry_run, uid)
     args: tuple[Any, ...]
     if kind == "ClusterRoleBinding":
@@ -156,7 +150,7 @@ def delete_binding(
 def create_binding(
     kube: Kube, obj: dict[str, Any], *, dry_run: bool = False, timeout: Any = None
 ) -> dict[str, Any]:
-    api = _rbac(kube)
+    api = kube.rbac
     args: tuple[Any, ...]
     if obj.get("kind") == "ClusterRoleBinding":
         call, args = api.create_cluster_role_binding, (obj,)
@@ -170,7 +164,7 @@ def replace_binding(
     kube: Kube, obj: dict[str, Any], *, dry_run: bool = False, timeout: Any = None
 ) -> dict[str, Any]:
     """PUT the binding (its resourceVersion makes it fail on a concurrent change)."""
-    api = _rbac(kube)
+    api = kube.rbac
     meta = obj.get("metadata") or {}
     name = meta.get("name", "")
     args: tuple[Any, ...]

@@ -165,8 +165,7 @@ def _s(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _t(value: Any) -> float | None:
-    return object_time(value)
+_t = object_time
 
 
 def _shared(value: Any) -> str:
@@ -230,8 +229,8 @@ def _container_status(cs: dict[str, Any], kind: str) -> ContainerStatus:
                 reason = _shared(st.get("reason"))
                 message = _s(st.get("message"))
                 exit_code = _int(st.get("exitCode"))
-                started = object_time(st.get("startedAt"))
-                finished = object_time(st.get("finishedAt"))
+                started = _t(st.get("startedAt"))
+                finished = _t(st.get("finishedAt"))
                 break
     last_reason = ""
     last_exit_code: int | None = None
@@ -241,8 +240,8 @@ def _container_status(cs: dict[str, Any], kind: str) -> ContainerStatus:
     if isinstance(last, dict):
         last_reason = _s(last.get("reason"))
         last_exit_code = _int(last.get("exitCode"))
-        last_started = object_time(last.get("startedAt"))
-        last_finished = object_time(last.get("finishedAt"))
+        last_started = _t(last.get("startedAt"))
+        last_finished = _t(last.get("finishedAt"))
     return ContainerStatus(
         _shared(get("name")),
         kind,
