@@ -494,8 +494,10 @@ def first_pass(
     return index, lineno, last_plain, gap_time
 
 
-# Lines pass 1 reads at a time: about this many bytes.
-BATCH_BYTES = 1 << 20
+# Lines pass 1 reads at a time: about this many bytes. A batch small enough to stay
+# in a core's own cache while it is decoded: with both cores at work (the helper
+# process), a 1 MiB batch made pass 1 about a tenth slower.
+BATCH_BYTES = 128 << 10
 _BATCH_LINES = 1024
 
 

@@ -31,6 +31,9 @@ from ktriage.core.parse import to_epoch
 
 # A JSON document (pretty-printed object or array) is read whole up to this size.
 MAX_DOCUMENT = 256 << 20
+# The read buffer of a plain file read line by line: each read from the system fills
+# this much (the default 8 KiB took a read a few lines).
+READ_BUFFER = 1 << 20
 
 
 class InputError(Exception):
@@ -229,7 +232,7 @@ def _first_pass_from(path: Path, split: int, send: Callable[[object], None]) -> 
             send(("signals", signals))  # written out before it returns
             signals.clear()
 
-    with open(path, "rb") as fh:
+    with open(path, "rb", buffering=READ_BUFFER) as fh:
         fh.seek(split)
         index, lines, _, tail_time = focused.first_pass(
             fh, full, LINE_LIMIT, start=split, previous=PREVIOUS_PART
@@ -464,7 +467,7 @@ class Replayer:
                     else:
                         self._lines(fh, name, archive_id=None)
                 return
-            with open(path, "rb") as fh:
+            with open(path, "rb", buffering=READ_BUFFER) as fh:
                 head = fh.read(65536)
                 fh.seek(0)
                 if _looks_like_document(head):
