@@ -147,7 +147,9 @@ async def _watch_ui(app: Any, expected: int, launched: float, presses: int) -> d
 
 
 def child_ui(kubeconfig: str, expected: int, launched: float, presses: int) -> int:
-    from ktriage.cli import build_parser
+    from ktriage.cli import build_parser, preload_ui_modules
+
+    preload_ui_modules()  # as `ktriage` does before it starts the UI
     from ktriage.live import build_live
     from ktriage.options import LiveOptions
     from ktriage.ui.app import KtriageApp, kubeconfig_factory, ui_options

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -474,6 +475,21 @@ def _trust_earlier_sessions() -> None:
         )
 
 
+def preload_ui_modules(*, headless: bool = False) -> None:
+    """Import the live UI's modules (and the sources'), the collector paused while
+    they load (see ktriage/procmem.py); a UI that cannot be imported is left for
+    the caller to report."""
+    import importlib
+
+    from ktriage.procmem import collector_paused
+
+    with collector_paused():
+        importlib.import_module("ktriage.live")
+        if not headless:
+            with contextlib.suppress(ImportError):
+                importlib.import_module("ktriage.ui.app")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -490,10 +506,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "replay":
             return cmd_replay(args)
         if args.command == "demo":
+            preload_ui_modules(headless=bool(getattr(args, "headless", False)))
             from ktriage.demo import run_demo
             from ktriage.options import DemoOptions
 
             return run_demo(DemoOptions.from_args(args), _load_config(args))
+        preload_ui_modules(headless=bool(getattr(args, "headless", False)))
         from ktriage.live import run_live
         from ktriage.options import LiveOptions
 

@@ -56,3 +56,52 @@ def test_large_blocks_stay_mappings_of_their_own_once_fixed() -> None:
     # threshold when the 8 MiB block was freed); with it, each is a mapping.
     assert new_mappings("fixed") >= 4
     assert new_mappings("default") < 4
+
+
+PRELOAD_DRIVER = """
+import gc, sys
+import ktriage.procmem
+from ktriage.cli import preload_ui_modules
+
+counts = []
+gc.callbacks.append(lambda phase, info: phase == "start" and counts.append(phase))
+assert gc.isenabled()
+preload_ui_modules()
+print(len(counts), gc.isenabled(), gc.get_freeze_count() > 50_000,
+      "ktriage.ui.app" in sys.modules, "ktriage.live" in sys.modules)
+"""
+
+
+def test_the_ui_modules_load_without_a_collection_and_are_frozen() -> None:
+    """In a fresh interpreter: importing the UI's modules sets off no collection (about
+    180 without the pause), leaves the collector on, and freezes what they made."""
+    out = subprocess.run(
+        [sys.executable, "-c", PRELOAD_DRIVER],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        timeout=60,
+    ).stdout.split()
+    assert out == ["0", "True", "True", "True", "True"]
+
+
+def test_the_collector_is_put_back_as_it_was_when_the_body_fails() -> None:
+    import gc
+
+    from ktriage.procmem import collector_paused
+
+    assert gc.isenabled()
+    try:
+        with pytest.raises(RuntimeError), collector_paused():
+            assert not gc.isenabled()
+            raise RuntimeError("import failed")
+        assert gc.isenabled()
+        gc.disable()
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # one someone else turned off stays off
+    finally:
+        gc.enable()
+        gc.unfreeze()
