@@ -481,7 +481,7 @@ def preload_ui_modules(*, headless: bool = False) -> None:
     the caller to report."""
     import importlib
 
-    from ktriage.procmem import collector_paused
+    from ktriage.core.gcpause import collector_paused
 
     with collector_paused():
         importlib.import_module("ktriage.live")

@@ -1,10 +1,10 @@
 """Process-wide memory settings for the long-running live UI.
 
 Its modules are imported with the cyclic garbage collector paused
-(`collector_paused`): importing them makes about 130,000 objects that live as
-long as the process, and the collections they set off (about 180, one of them full)
-took 30-40 ms of a start-up of 0.4 s, finding almost nothing to free (2,000
-objects). What they leave is frozen (`gc.freeze`): later collections skip it.
+(`core.gcpause.collector_paused`, from `cli.preload_ui_modules`): importing them
+makes about 130,000 objects that live as long as the process, and the collections
+they set off (about 180, one of them full) took 30-40 ms of a start-up of 0.4 s,
+finding almost nothing to free (2,000 objects).
 
 A big list arrives as replies of a few MiB each, read in worker threads. glibc
 serves a block that large with its own mapping and unmaps it when freed, but after
@@ -18,11 +18,8 @@ starts and holds for the rest of the process.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-import gc
 import sys
-from collections.abc import Iterator
 
 # glibc's mallopt parameter for the threshold (malloc.h); setting it turns the
 # dynamic adjustment off.
@@ -46,17 +43,3 @@ def return_large_blocks() -> bool:
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, LARGE_BLOCK))
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Run the body without the cyclic collector, then freeze what is alive and put
-    the collector back as it was."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        if was_enabled:
-            gc.enable()

@@ -7,7 +7,6 @@ compressed files and records of JSON documents are copied to the archive's spool
 from __future__ import annotations
 
 import contextlib
-import gc
 import gzip
 import os
 import pickle
@@ -25,6 +24,7 @@ import orjson
 from ktriage.core import focus as focused
 from ktriage.core.archive import RawArchive
 from ktriage.core.correlate import Correlator
+from ktriage.core.gcpause import collector_paused
 from ktriage.core.ingest import MAX_LINE, Ingestor
 from ktriage.core.model import EntityRef, Event, pack_raw
 from ktriage.core.parse import to_epoch
@@ -89,28 +89,6 @@ def _looks_like_document(head: bytes) -> bool:
     except orjson.JSONDecodeError:
         return b"\n" in text
     return False
-
-
-@contextlib.contextmanager
-def _bulk_load() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a replay fills the store.
-
-    A replay allocates millions of objects (events, their strings and tuples, index
-    entries) that all stay alive as long as the store and form no reference cycles.
-    The collector would walk them again and again (each older-generation pass
-    traverses every survivor) and free nothing: measured, that doubles the replay
-    time. Afterwards the survivors are frozen (gc.freeze: kept out of every later
-    collection, as they will never be garbage while the store lives) and the
-    collector is restored as it was.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        if was_enabled:
-            gc.enable()
 
 
 # Pass 1 of a file this large is shared with a helper process (with `parallel`).
@@ -434,7 +412,10 @@ class Replayer:
         # A focused replay is read for its report: incidents are made once, at the
         # end (the UI, which shows them as they come, reads unfocused).
         deferred = self.correlator.deferred_incidents() if self.focus else contextlib.nullcontext()
-        with _bulk_load(), deferred:
+        # A replay makes millions of objects (events, their strings and tuples, index
+        # entries) that live as long as the store: measured, the collector walking
+        # them doubled the replay time.
+        with collector_paused(), deferred:
             for path in paths:
                 self.replay_file(path)
             if self._second_pass:

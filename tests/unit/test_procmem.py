@@ -60,7 +60,7 @@ def test_large_blocks_stay_mappings_of_their_own_once_fixed() -> None:
 
 PRELOAD_DRIVER = """
 import gc, sys
-import ktriage.procmem
+import ktriage.core.gcpause
 from ktriage.cli import preload_ui_modules
 
 counts = []
@@ -90,7 +90,7 @@ def test_the_ui_modules_load_without_a_collection_and_are_frozen() -> None:
 def test_the_collector_is_put_back_as_it_was_when_the_body_fails() -> None:
     import gc
 
-    from ktriage.procmem import collector_paused
+    from ktriage.core.gcpause import collector_paused
 
     assert gc.isenabled()
     try:
