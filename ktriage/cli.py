@@ -477,8 +477,8 @@ def _trust_earlier_sessions() -> None:
 
 def preload_ui_modules(*, headless: bool = False) -> None:
     """Import the live UI's modules (and the sources'), the collector paused while
-    they load (see ktriage/procmem.py); a UI that cannot be imported is left for
-    the caller to report."""
+    they load (core/gcpause.py; the figures are in ktriage/procmem.py). A UI that
+    cannot be imported is left for the caller to report."""
     import importlib
 
     from ktriage.core.gcpause import collector_paused
