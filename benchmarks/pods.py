@@ -151,15 +151,19 @@ async def _watch_ui(app: Any, expected: int, launched: float, presses: int) -> d
 
 
 def child_ui(kubeconfig: str, expected: int, launched: float, presses: int) -> int:
+    # As `ktriage` starts its UI (cli.main, live.run_live).
     from ktriage.cli import build_parser, preload_ui_modules
 
-    preload_ui_modules()  # as `ktriage` does before it starts the UI
+    preload_ui_modules(ui=False)
     from ktriage.live import build_live
     from ktriage.options import LiveOptions
-    from ktriage.ui.app import KtriageApp, kubeconfig_factory, ui_options
 
     options = LiveOptions.from_args(build_parser().parse_args(["--kubeconfig", kubeconfig]))
     setup = build_live(options)
+    setup.ask_first_pages()
+    preload_ui_modules()
+    from ktriage.ui.app import KtriageApp, kubeconfig_factory, ui_options
+
     engine = setup.engine
     app = KtriageApp(engine, mode="live", **ui_options(options.ui))
     app.api_client_factory = kubeconfig_factory(options.kubeconfig, options.context)

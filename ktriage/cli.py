@@ -475,17 +475,18 @@ def _trust_earlier_sessions() -> None:
         )
 
 
-def preload_ui_modules(*, headless: bool = False) -> None:
-    """Import the live UI's modules (and the sources'), the collector paused while
-    they load (core/gcpause.py; the figures are in ktriage/procmem.py). A UI that
-    cannot be imported is left for the caller to report."""
+def preload_ui_modules(*, ui: bool = True) -> None:
+    """Import the live sources' modules, and the UI's unless `ui` is False, the
+    collector paused while they load (core/gcpause.py; the figures are in
+    ktriage/procmem.py). A UI that cannot be imported is left for the caller to
+    report."""
     import importlib
 
     from ktriage.core.gcpause import collector_paused
 
     with collector_paused():
         importlib.import_module("ktriage.live")
-        if not headless:
+        if ui:
             with contextlib.suppress(ImportError):
                 importlib.import_module("ktriage.ui.app")
 
@@ -506,12 +507,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "replay":
             return cmd_replay(args)
         if args.command == "demo":
-            preload_ui_modules(headless=bool(getattr(args, "headless", False)))
+            preload_ui_modules(ui=not getattr(args, "headless", False))
             from ktriage.demo import run_demo
             from ktriage.options import DemoOptions
 
             return run_demo(DemoOptions.from_args(args), _load_config(args))
-        preload_ui_modules(headless=bool(getattr(args, "headless", False)))
+        # The UI's own modules load later, while the cluster's first pages are built
+        # (live.run_live).
+        preload_ui_modules(ui=False)
         from ktriage.live import run_live
         from ktriage.options import LiveOptions
 

@@ -25,6 +25,7 @@ import orjson
 
 from ktriage.core.cluster import ClusterState
 from ktriage.core.config import Config
+from ktriage.core.gcpause import collector_paused
 from ktriage.core.model import Incident
 from ktriage.core.report import incident_json, incident_json_line, skipped_json
 from ktriage.core.text import shown
@@ -38,7 +39,13 @@ from ktriage.sources.http import (
     parse_listen,
     tls_context,
 )
-from ktriage.sources.kube import Backoff, KubeConfigError, KubeConnection, kube_sources
+from ktriage.sources.kube import (
+    Backoff,
+    KubeConfigError,
+    KubeConnection,
+    ListWatch,
+    kube_sources,
+)
 from ktriage.sources.podlogs import PodLogSource
 from ktriage.sources.tail import FileSource
 
@@ -58,6 +65,13 @@ class LiveSetup:
     webhooks: list[WebhookSource] = field(default_factory=list)
     # With several clusters, each one's connection (`connection` is then None).
     connections: list[KubeConnection] = field(default_factory=list)
+
+    def ask_first_pages(self) -> None:
+        """Have the cluster's lists ask for their first pages now (see
+        `ListWatch.ask_first_page`), before the UI, still loading, starts them."""
+        for source in self.engine.sources:
+            if isinstance(source, ListWatch):
+                source.ask_first_page()
 
     def close_connections(self) -> None:
         if self.connection is not None:
@@ -591,17 +605,21 @@ def run_live(options: LiveOptions, config: Config | None = None) -> int:
     if options.headless:
         return run_headless(options, config)
     try:
-        from ktriage.ui.app import run_live_ui
+        setup = build_live(options, config)
+    except LiveError as exc:
+        print(f"ktriage: {exc}", file=sys.stderr)
+        return 2
+    # The server builds the lists' first pages while the UI's modules load.
+    setup.ask_first_pages()
+    try:
+        with collector_paused():
+            from ktriage.ui.app import run_live_ui
     except ImportError as exc:
+        setup.close_connections()
         print(
             f"ktriage: the terminal UI is not available ({exc}); use --headless for JSON output",
             file=sys.stderr,
         )
-        return 2
-    try:
-        setup = build_live(options, config)
-    except LiveError as exc:
-        print(f"ktriage: {exc}", file=sys.stderr)
         return 2
     for note in setup.notes:
         print(f"ktriage: {note}", file=sys.stderr)

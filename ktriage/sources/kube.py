@@ -375,9 +375,10 @@ def stream_read_timeout(resp: Any, seconds: float | None) -> None:
 
 class _PageFetch:
     """The request of a list's next page, made in a thread while the last page is
-    decoded and applied; `result` gives its bytes or raises what it raised."""
+    decoded and applied (or of its first page, asked for before the watch starts:
+    `ListWatch.ask_first_page`); `result` gives its bytes or raises what it raised."""
 
-    def __init__(self, source: ListWatch, token: str) -> None:
+    def __init__(self, source: ListWatch, token: str | None) -> None:
         self._data: bytes | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(
@@ -388,7 +389,7 @@ class _PageFetch:
         )
         self._thread.start()
 
-    def _run(self, source: ListWatch, token: str) -> None:
+    def _run(self, source: ListWatch, token: str | None) -> None:
         try:
             self._data = source._request_page(token)
         except BaseException as exc:  # handed to the list's thread, which handles it
@@ -474,8 +475,16 @@ class ListWatch:
         self._stalled = False
         self._probing = False
         self._dropped_silent = False  # the watchdog shut the open stream down
+        self._early: _PageFetch | None = None  # the first page, asked for before start
 
     # ---- lifecycle ---------------------------------------------------------------
+
+    def ask_first_page(self) -> None:
+        """Ask for the first page of the list now, before the watch starts (while the
+        UI starts): the server builds it meanwhile, and the first list takes this
+        answer, or the error it got, as its first request's. Once, before `start`."""
+        if self._early is None and self._thread is None and self.lists == 0:
+            self._early = _PageFetch(self, None)
 
     async def run(self, engine: Engine) -> None:
         self.start(engine)
@@ -819,7 +828,8 @@ class ListWatch:
         rv = ""
         first = True
         total = 0
-        data = self._request_page(None)
+        early, self._early = self._early, None
+        data = early.result() if early is not None else self._request_page(None)
         first_list = self.lists == 0
         while True:
             ahead = None

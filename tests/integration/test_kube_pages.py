@@ -233,3 +233,98 @@ async def test_first_list_is_decoded_with_the_collector_paused_and_later_ones_ar
     finally:
         listgc.keep_first_lists_out(False)
         gc.unfreeze()
+
+
+class CountingPages(KubeWatchSource):
+    """Records the continue token of every page it asks for (None: a first page)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.asked: list[str | None] = []
+
+    def _request_page(self, token: str | None) -> bytes:
+        self.asked.append(token)
+        return super()._request_page(token)
+
+
+@contextlib.asynccontextmanager
+async def early_pods_source(
+    sim: SimCluster,
+) -> AsyncIterator[tuple[Engine, ClusterState, CountingPages]]:
+    """A pods source whose first page is asked for before the engine starts it, as
+    `ktriage` does while its UI loads (live.run_live); the engine is started once
+    that request has ended."""
+    conn = KubeConnection.connect(str(sim.kubeconfig_path))
+    engine = Engine()
+    state = ClusterState()
+    src = CountingPages(conn, "pods", state, backoff=FAST, timeouts=TIMEOUTS, page_size=PAGE)
+    engine.add_source(src)
+    src.ask_first_page()
+    src.ask_first_page()  # once only
+    early = src._early
+    assert early is not None
+    await asyncio.to_thread(early._thread.join, 30)
+    assert src.asked == [None] and not early._thread.is_alive()
+    await engine.start()
+    try:
+        yield engine, state, src
+    finally:
+        await engine.stop(timeout=1.0)
+        await asyncio.to_thread(src.join, 1.0)
+        conn.close()
+        engine.archive.close()
+
+
+async def test_a_first_page_asked_for_before_the_start_is_the_lists_first(
+    sim_cluster: SimCluster,
+) -> None:
+    sim = sim_cluster
+    seed_pods(sim.store, PODS, namespaces=4, nodes=5)
+    async with early_pods_source(sim) as (_engine, state, src):
+        await wait_for(src.synced.is_set, timeout=60, what="the list complete")
+        # The first page was asked for once, before the start; the list went on from
+        # its continue token, and ended as the server's pods.
+        assert src.asked[0] is None and src.asked.count(None) == 1
+        assert len(src.asked) == -(-len(server_pods(sim)) // PAGE)
+        assert {k: p.resource_version for k, p in state.pods.items()} == server_pods(sim)
+        assert src.lists == 1 and not src.errors
+
+
+async def test_hostile_a_first_page_asked_early_that_failed_is_asked_again(
+    sim_cluster: SimCluster,
+) -> None:
+    sim = sim_cluster
+    seed_pods(sim.store, PODS, namespaces=4, nodes=5)
+    sim.faults.fail_next(1, 500)  # the early request is answered 500
+    async with early_pods_source(sim) as (_engine, state, src):
+        await wait_for(src.synced.is_set, timeout=60, what="the list complete")
+        # Its error was the list's first request's: counted, then listed again.
+        assert src.errors["500"] == 1
+        assert src.asked.count(None) == 2
+        assert {k: p.resource_version for k, p in state.pods.items()} == server_pods(sim)
+        assert any("500" in message for _, message in src.history)
+
+
+def test_a_live_setup_asks_each_list_for_its_first_page(sim_cluster: SimCluster) -> None:
+    from ktriage.cli import build_parser
+    from ktriage.live import build_live
+    from ktriage.options import LiveOptions
+    from ktriage.sources.kube import ListWatch
+
+    args = build_parser().parse_args(
+        ["--kubeconfig", str(sim_cluster.kubeconfig_path), "--falco", "off", "--tetragon", "off"]
+    )
+    setup = build_live(LiveOptions.from_args(args))
+    lists = [s for s in setup.engine.sources if isinstance(s, ListWatch)]
+    try:
+        assert {s.resource for s in lists} == {"pods", "nodes", "events"}
+        setup.ask_first_pages()
+        for source in lists:
+            assert source._early is not None
+            source._early._thread.join(30)
+            assert source._early.result()  # each one's first page, answered
+    finally:
+        for source in lists:
+            source.close()
+        setup.close_connections()
+        setup.engine.archive.close()
