@@ -140,13 +140,8 @@ class Engine:
 
     def add_events(self, events: Iterable[Event]) -> set[str]:
         """Correlate events (on the loop thread); returns the incidents they changed."""
-        changed: set[str] = set()
-        add = self.correlator.add
-        for ev in events:
-            before = len(self.store)
-            changed |= add(ev)
-            if len(self.store) > before:
-                self._new_events.append(ev)
+        changed, stored = self.correlator.add_many(events)
+        self._new_events.extend(stored)
         if changed:
             self._changed |= changed
         return changed

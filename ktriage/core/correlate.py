@@ -43,7 +43,7 @@ import hashlib
 import re
 from array import array
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ktriage.core.attack import tactic_rank
@@ -517,8 +517,45 @@ class Correlator:
     def add(self, event: Event) -> set[str]:
         """Store one event; returns the ids of incidents opened, changed or closed
         (a closed id is in `closed` and resolves to None)."""
+        out = self._add_stored(event)
+        return set() if out is None else out
+
+    def add_many(self, events: Iterable[Event]) -> tuple[set[str], list[Event]]:
+        """`add` for each event, in order: the ids of the incidents they changed, and
+        the events stored (a duplicate, or one a full store refused, is not).
+
+        The live sources' path: a page of 500 pods brings 1,000 context events (each
+        pod's address and service account). A context event with no suppression
+        rule to ask is stored and attached here without `add`'s other checks."""
+        changed: set[str] = set()
+        stored: list[Event] = []
+        keep = stored.append
+        store_add = self.store.add
+        cluster = self.cluster
+        add_context = self._add_context
+        learn = self._learn
+        plain = not self.config.suppressions
+        for event in events:
+            if plain and not event.signal:
+                if store_add(event, cluster) is None:
+                    continue
+                out = add_context(event)
+                if event.kind in FACT_KINDS:
+                    out |= learn(event)
+            else:
+                found = self._add_stored(event)
+                if found is None:
+                    continue
+                out = found
+            keep(event)
+            if out:
+                changed |= out
+        return changed, stored
+
+    def _add_stored(self, event: Event) -> set[str] | None:
+        """`add`, or None when the event was not stored."""
         if self.store.add(event, self.cluster) is None:
-            return set()
+            return None
         changed: set[str] | None = None
         if self.config.suppressions:
             rule = self.config.suppression_for(event)
