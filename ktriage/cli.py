@@ -462,8 +462,7 @@ def _replay_ui(args: argparse.Namespace, cfg: Config) -> int:
 def _trust_earlier_sessions() -> None:
     """Recognise the requests of the earlier ktriage sessions recorded in the state
     directory (core/sessions.py); a damaged file is said, and costs only that."""
-    from ktriage.core.sessions import load_sessions
-    from ktriage.core.workflow import default_state_dir
+    from ktriage.core.sessions import default_state_dir, load_sessions
 
     read = load_sessions(default_state_dir())
     if read.problem:

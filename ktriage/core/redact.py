@@ -19,6 +19,7 @@ credential flag in an argument list, and JSON held in a string.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -131,15 +132,24 @@ _PATTERNS = (
 # them lets the regex engine pass over other positions at once.
 _FIRST_CHARS = "-_.:%abceghknprstxy"
 _SECRET_ANY = "|".join(_PATTERNS)
-_SECRET = re.compile(
-    f"(?=[{_FIRST_CHARS}])(?:{'|'.join(p for p in _PATTERNS if p not in (_JWT, _COMMANDS))})",
-    re.IGNORECASE,
-)
-# JWTs may start at any letter (glued to a word), and command lines are rare: passes
-# of their own, only over text that holds `eyJ` or a command's name, spare the
-# common text a wider first-character test and more alternatives.
-_JWT_ONLY = re.compile(_JWT)
-_COMMANDS_ONLY = re.compile(f"(?=[-cmrs])(?:{_COMMANDS})", re.IGNORECASE)
+
+
+@functools.cache
+def _patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """The secret patterns, compiled when first needed (about 5 ms; only text that
+    trips `_TRIGGERS` needs them, and a replay of ordinary traffic may never): all
+    but JWTs and command lines, JWTs, command lines. JWTs may start at any letter
+    (glued to a word) and command lines are rare: passes of their own, only over
+    text that holds `eyJ` or a command's name, spare the common text a wider
+    first-character test and more alternatives."""
+    secret = re.compile(
+        f"(?=[{_FIRST_CHARS}])(?:{'|'.join(p for p in _PATTERNS if p not in (_JWT, _COMMANDS))})",
+        re.IGNORECASE,
+    )
+    commands = re.compile(f"(?=[-cmrs])(?:{_COMMANDS})", re.IGNORECASE)
+    return secret, re.compile(_JWT), commands
+
+
 _COMMAND_WORDS = ("mysql", "mariadb", "sshpass", "redis-cli", "curl", "--cookie")
 
 # Every match of a pattern above holds one of these (in the lower-cased text): the
@@ -216,10 +226,11 @@ def redact_text(text: str) -> str:
     lowered = text.lower()
     if _TRIGGERS.search(lowered) is None:
         return text
-    text = _SECRET.sub(_replace, text)
+    secret, jwt, commands = _patterns()
+    text = secret.sub(_replace, text)
     if any(word in lowered for word in _COMMAND_WORDS):
-        text = _COMMANDS_ONLY.sub(_replace, text)
-    return _JWT_ONLY.sub(_replace, text) if "eyJ" in text else text
+        text = commands.sub(_replace, text)
+    return jwt.sub(_replace, text) if "eyJ" in text else text
 
 
 # ---- records ---------------------------------------------------------------------

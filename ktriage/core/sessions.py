@@ -18,6 +18,15 @@ from pathlib import Path
 
 from ktriage.core.detect.own import own_tokens, trust_earlier_session
 
+
+def default_state_dir() -> Path:
+    """`$XDG_STATE_HOME/ktriage` (~/.local/state/ktriage): where the workflow database
+    and the sessions file live (here, not in core/workflow.py: every start reads the
+    sessions file, and only some need the database and sqlite3)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "ktriage"
+
+
 SESSIONS_FILE = "sessions.jsonl"
 MAX_BYTES = 2_000_000
 MAX_LINE = 1_000

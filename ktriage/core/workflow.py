@@ -28,6 +28,7 @@ from typing import Any
 
 from ktriage.core.allowlist import MAX_ARGUMENTS, AllowListError, entries_from_text
 from ktriage.core.model import Event
+from ktriage.core.sessions import default_state_dir
 
 DB_FILE = "workflow.sqlite3"
 
@@ -120,12 +121,6 @@ class IncidentWork:
             self.owner = change.value
         elif change.kind == NOTE:
             self.notes.append(change)
-
-
-def default_state_dir() -> Path:
-    """`$XDG_STATE_HOME/ktriage` (~/.local/state/ktriage): where the database lives."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "ktriage"
 
 
 def saved_workflow(

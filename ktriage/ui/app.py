@@ -29,10 +29,10 @@ from textual.screen import Screen
 from ktriage.actions.catalog import BY_NAME, CATALOG, POD
 from ktriage.actions.service import kubeconfig_factory
 from ktriage.core.config import Config
-from ktriage.core.sessions import record_session
+from ktriage.core.sessions import default_state_dir, record_session
 from ktriage.core.snapshot import MARKDOWN, TEXT, write_snapshot
 from ktriage.core.text import clip, shown
-from ktriage.core.workflow import default_actor, default_state_dir
+from ktriage.core.workflow import default_actor
 from ktriage.options import LiveOptions, UIOptions
 from ktriage.procmem import return_large_blocks
 from ktriage.sources import listgc

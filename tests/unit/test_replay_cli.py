@@ -341,7 +341,8 @@ def test_standard_input_is_replayed(tmp_path: Path) -> None:
 def test_snapshots_include_the_workflow_noted_in_the_ui_on_the_same_data(
     tmp_path: Path, monkeypatch, capsysbinary
 ) -> None:
-    from ktriage.core.workflow import INVESTIGATING, WorkflowStore, default_state_dir
+    from ktriage.core.sessions import default_state_dir
+    from ktriage.core.workflow import INVESTIGATING, WorkflowStore
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     path = _write_lines(tmp_path / "in.log", [EXEC, FALCO])

@@ -66,6 +66,32 @@ def test_replay_json_loads_no_sim_ui_client_or_helpers(tmp_path: Path) -> None:
     assert "ktriage.core.correlate" in modules  # it did replay
     assert not [m for m in modules if m.startswith(NEVER)]
     # Loaded only when needed: a helper process for a large file, a CSR to read,
-    # snapshots to write.
-    for lazy in ("multiprocessing", "cryptography", "ktriage.core.snapshot"):
+    # snapshots to write, and the workflow database they include.
+    lazy_modules = ("multiprocessing", "cryptography", "ktriage.core.snapshot", "sqlite3")
+    for lazy in (*lazy_modules, "ktriage.core.workflow"):
         assert lazy not in modules, lazy
+
+
+REDACTION_DRIVER = """
+import sys
+from ktriage.core import redact
+before = redact._patterns.cache_info().currsize
+plain = redact.redact_text("pod shop/web-1 started on node-a")
+after_plain = redact._patterns.cache_info().currsize
+secret = redact.redact_text("curl -H 'Authorization: Bearer abc.def.ghi' http://x")
+print(before, after_plain, redact._patterns.cache_info().currsize, "<redacted>" in secret)
+"""
+
+
+def test_the_secret_patterns_are_compiled_only_for_text_that_needs_them() -> None:
+    """Compiling them takes about 5 ms at every start: text without a trigger word
+    never needs them; text with one gets them, and is redacted."""
+    out = subprocess.run(
+        [sys.executable, "-c", REDACTION_DRIVER],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        timeout=60,
+    ).stdout.split()
+    assert out == ["0", "0", "1", "True"]
