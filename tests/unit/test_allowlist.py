@@ -438,3 +438,24 @@ def test_hostile_an_entry_open_to_anyone_covers_only_its_own_detections() -> Non
     for kind in ("daemonset-kube-system", "workload-create", ""):
         assert allow.for_request("mallory", "create", "daemonsets", "kube-system", "agent", "",
                                  lambda: ds, kind) is None  # fmt: skip
+
+
+def test_the_shipped_list_is_read_from_json_that_is_its_toml() -> None:
+    """Every start reads the shipped allow list from allowlist.json (no TOML parser to
+    import); allowlist.toml is the file to read and copy from. They must say the same.
+    After editing the TOML, write the JSON again:
+    python -c "import json, tomllib; p = 'ktriage/core/allowlist'; open(p + '.json', 'w')
+    .write(json.dumps(tomllib.load(open(p + '.toml', 'rb')), indent=1, ensure_ascii=False)
+    + '\\n')"
+    """
+    import tomllib
+
+    from ktriage.core import allowlist as allowlist_module
+    from ktriage.core.allowlist import DEFAULT_DATA, DEFAULT_FILE, entries_from_text
+
+    here = Path(allowlist_module.__file__).parent
+    toml_text = (here / DEFAULT_FILE).read_text("utf-8")
+    assert orjson.loads((here / DEFAULT_DATA).read_bytes()) == tomllib.loads(toml_text)
+    shipped = list(allowlist_module._default_entries())
+    assert shipped == entries_from_text(toml_text, f"(shipped) {DEFAULT_FILE}")
+    assert len(shipped) >= 20
