@@ -160,7 +160,7 @@ def child_ui(kubeconfig: str, expected: int, launched: float, presses: int) -> i
 
     options = LiveOptions.from_args(build_parser().parse_args(["--kubeconfig", kubeconfig]))
     setup = build_live(options)
-    setup.ask_first_pages()
+    setup.ask_first_pages()  # with the memory setting, as run_live does
     preload_ui_modules()
     from ktriage.ui.app import KtriageApp, kubeconfig_factory, ui_options
 
@@ -372,13 +372,16 @@ def main() -> int:
     p.add_argument("--presses", type=int, default=40, help="keys pressed while loading")
     p.add_argument("--json", action="store_true", help="print the figures as JSON too")
     p.add_argument(
-        "--rounds", type=int, default=1, help="runs of ktriage and the paged list per size"
+        "--rounds",
+        type=int,
+        default=1,
+        help="runs of each kind per size (ktriage alone, ktriage with keys, the paged list)",
     )
     p.add_argument("--no-kubectl", action="store_true", help="skip the kubectl baseline")
     p.add_argument(
         "--quick",
         action="store_true",
-        help="20,000 pods only, no kubectl baseline, 10 keys (a minute or so)",
+        help="20,000 pods only, no kubectl baseline, 10 keys in a run of their own",
     )
     args = p.parse_args()
     if args.quick:

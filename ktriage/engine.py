@@ -140,8 +140,7 @@ class Engine:
 
     def add_events(self, events: Iterable[Event]) -> set[str]:
         """Correlate events (on the loop thread); returns the incidents they changed."""
-        changed, stored = self.correlator.add_many(events)
-        self._new_events.extend(stored)
+        changed = self.correlator.add_many(events, self._new_events)
         if changed:
             self._changed |= changed
         return changed

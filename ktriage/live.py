@@ -31,6 +31,7 @@ from ktriage.core.report import incident_json, incident_json_line, skipped_json
 from ktriage.core.text import shown
 from ktriage.engine import Engine, SourceHealth
 from ktriage.options import LiveOptions
+from ktriage.procmem import return_large_blocks
 from ktriage.sources.http import (
     AuditWebhookSource,
     FalcoWebhookSource,
@@ -68,10 +69,19 @@ class LiveSetup:
 
     def ask_first_pages(self) -> None:
         """Have the cluster's lists ask for their first pages now (see
-        `ListWatch.ask_first_page`), before the UI, still loading, starts them."""
+        `ListWatch.ask_first_page`), before the UI, still loading, starts them. The
+        UI's memory setting comes first: the replies are a few MiB each (procmem)."""
+        return_large_blocks()
         for source in self.engine.sources:
             if isinstance(source, ListWatch):
                 source.ask_first_page()
+
+    def close_lists(self) -> None:
+        """End the lists' requests (an early first page among them) when the UI that
+        would have started them never runs."""
+        for source in self.engine.sources:
+            if isinstance(source, ListWatch):
+                source.close()
 
     def close_connections(self) -> None:
         if self.connection is not None:
@@ -615,7 +625,9 @@ def run_live(options: LiveOptions, config: Config | None = None) -> int:
         with collector_paused():
             from ktriage.ui.app import run_live_ui
     except ImportError as exc:
+        setup.close_lists()
         setup.close_connections()
+        setup.engine.archive.close()
         print(
             f"ktriage: the terminal UI is not available ({exc}); use --headless for JSON output",
             file=sys.stderr,
@@ -629,5 +641,6 @@ def run_live(options: LiveOptions, config: Config | None = None) -> int:
     try:
         return int(run_live_ui(setup.engine, options) or 0)
     finally:
+        setup.close_lists()  # the app stops what it started; this, what it did not
         setup.close_connections()
         setup.engine.archive.close()

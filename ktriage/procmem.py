@@ -1,10 +1,10 @@
 """Process-wide memory settings for the long-running live UI.
 
 Its modules are imported with the cyclic garbage collector paused
-(`core.gcpause.collector_paused`, from `cli.preload_ui_modules`): importing them
-makes about 130,000 objects that live as long as the process, and the collections
-they set off (about 180, one of them full) took 30-40 ms of a start-up of 0.4 s,
-finding almost nothing to free (2,000 objects).
+(`core.gcpause.collector_paused`, from `cli.preload_ui_modules` and
+`live.run_live`): importing them makes about 130,000 objects that live as long as
+the process, and the collections they set off (about 180, one of them full) took
+30-40 ms of a start-up of 0.4 s, finding almost nothing to free (2,000 objects).
 
 A big list arrives as replies of a few MiB each, read in worker threads. glibc
 serves a block that large with its own mapping and unmaps it when freed, but after
@@ -12,8 +12,10 @@ the first such free it raises that threshold to the freed size (its "dynamic mma
 threshold"): the next replies then come from the threads' heaps, which hold on to
 the memory after they are freed. With 20,000 pods, that made the peak resident
 size 30 MiB higher in one run out of two. A fixed threshold keeps every block of
-a MiB or more a mapping of its own, given back when freed. It is set when the UI
-starts and holds for the rest of the process.
+a MiB or more a mapping of its own, given back when freed. It is set before the
+live UI asks for the cluster's first pages (`live.LiveSetup.ask_first_pages`), and
+again when the UI starts (for a replay or a demo), and holds for the rest of the
+process.
 """
 
 from __future__ import annotations

@@ -519,7 +519,7 @@ def shipped_file(name: str) -> bytes:
     when the package is not plain files, as in a zip archive)."""
     try:
         return Path(__file__).with_name(name).read_bytes()
-    except FileNotFoundError:
+    except OSError:  # not a plain file (in a zip archive, the path is inside the zip)
         from importlib import resources
 
         return resources.files("ktriage.core").joinpath(name).read_bytes()

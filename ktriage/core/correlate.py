@@ -520,15 +520,15 @@ class Correlator:
         out = self._add_stored(event)
         return set() if out is None else out
 
-    def add_many(self, events: Iterable[Event]) -> tuple[set[str], list[Event]]:
-        """`add` for each event, in order: the ids of the incidents they changed, and
-        the events stored (a duplicate, or one a full store refused, is not).
+    def add_many(self, events: Iterable[Event], stored: list[Event]) -> set[str]:
+        """`add` for each event, in order: the ids of the incidents they changed; the
+        events stored are appended to `stored` as they are (a duplicate, or one a
+        full store refused, is not), so that an error midway loses none of them.
 
         The live sources' path: a page of 500 pods brings 1,000 context events (each
         pod's address and service account). A context event with no suppression
         rule to ask is stored and attached here without `add`'s other checks."""
         changed: set[str] = set()
-        stored: list[Event] = []
         keep = stored.append
         store_add = self.store.add
         cluster = self.cluster
@@ -550,7 +550,7 @@ class Correlator:
             keep(event)
             if out:
                 changed |= out
-        return changed, stored
+        return changed
 
     def _add_stored(self, event: Event) -> set[str] | None:
         """`add`, or None when the event was not stored."""

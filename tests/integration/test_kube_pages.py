@@ -328,3 +328,77 @@ def test_a_live_setup_asks_each_list_for_its_first_page(sim_cluster: SimCluster)
             source.close()
         setup.close_connections()
         setup.engine.archive.close()
+
+
+async def test_a_list_started_while_its_early_page_is_on_the_way_waits_for_it(
+    sim_cluster: SimCluster,
+) -> None:
+    """As in `ktriage`: the UI starts the list while the early request still waits
+    for the server; the list takes that answer when it comes, asking nothing twice."""
+    sim = sim_cluster
+    seed_pods(sim.store, PODS, namespaces=4, nodes=5)
+    sim.faults.latency = 0.3  # every answer takes a while
+    conn = KubeConnection.connect(str(sim.kubeconfig_path))
+    engine = Engine()
+    state = ClusterState()
+    src = CountingPages(conn, "pods", state, backoff=FAST, timeouts=TIMEOUTS, page_size=PAGE)
+    engine.add_source(src)
+    src.ask_first_page()
+    early = src._early
+    assert early is not None
+    await engine.start()
+    try:
+        assert early._thread.is_alive()  # started before the answer came
+        await wait_for(src.synced.is_set, timeout=60, what="the list complete")
+        assert src.asked.count(None) == 1 and src.lists == 1 and not src.errors
+        assert {k: p.resource_version for k, p in state.pods.items()} == server_pods(sim)
+    finally:
+        sim.faults.latency = 0.0
+        await engine.stop(timeout=1.0)
+        await asyncio.to_thread(src.join, 1.0)
+        conn.close()
+        engine.archive.close()
+
+
+def test_hostile_a_ui_that_cannot_start_ends_the_early_requests(
+    sim_cluster: SimCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ktriage` whose UI cannot be imported says so (exit 2) and stops the lists
+    whose first pages it had asked for: a request still waiting for the server's
+    headers cannot be cut (as before), but its answer, when it comes, ends it."""
+    import sys
+    import threading
+
+    from ktriage.cli import build_parser
+    from ktriage.live import run_live
+    from ktriage.options import LiveOptions
+    from ktriage.sources import kube as kube_module
+    from ktriage.sources.kube import ListWatch
+
+    sim_cluster.faults.hang(True)  # no first page ever comes
+    asked: list[ListWatch] = []
+    ask = ListWatch.ask_first_page
+
+    def recording(self: ListWatch) -> None:
+        asked.append(self)
+        ask(self)
+
+    monkeypatch.setattr(ListWatch, "ask_first_page", recording)
+    monkeypatch.setitem(sys.modules, "ktriage.ui.app", None)  # importing it fails
+    args = build_parser().parse_args(
+        ["--kubeconfig", str(sim_cluster.kubeconfig_path), "--falco", "off", "--tetragon", "off"]
+    )
+    try:
+        assert run_live(LiveOptions.from_args(args)) == 2
+        assert {s.resource for s in asked} == {"pods", "nodes", "events"}
+        assert all(source._stop.is_set() for source in asked)
+    finally:
+        sim_cluster.faults.hang(False)
+    for source in asked:
+        early = source._early
+        assert early is not None
+        early._thread.join(10)
+        assert not early._thread.is_alive()
+        with pytest.raises(kube_module._Stopped):
+            early.result()  # the answer came after the stop: not taken
+    assert not [t for t in threading.enumerate() if t.name.startswith("ktriage-list-")]

@@ -459,3 +459,42 @@ def test_the_shipped_list_is_read_from_json_that_is_its_toml() -> None:
     shipped = list(allowlist_module._default_entries())
     assert shipped == entries_from_text(toml_text, f"(shipped) {DEFAULT_FILE}")
     assert len(shipped) >= 20
+
+
+def test_the_shipped_list_is_read_from_a_zip_archive_too(tmp_path: Path) -> None:
+    """Imported from a zip archive (a zipapp, a zipped package), the shipped list is
+    found through the package's loader: the path beside the module is inside the zip."""
+    import os
+    import subprocess
+    import sys
+    import zipfile
+
+    root = Path(__file__).resolve().parents[2]
+    archive = tmp_path / "ktriage.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in (root / "ktriage").rglob("*"):
+            if path.suffix in {".py", ".json", ".toml"} and "__pycache__" not in path.parts:
+                zf.write(path, path.relative_to(root).as_posix())
+    driver = (
+        "import ktriage.core.allowlist as a, sys\n"
+        "assert '.zip' in a.__file__, a.__file__\n"
+        "print(len(a.default_allowlist().entries))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(archive))
+    out = subprocess.run(
+        [sys.executable, "-c", driver],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=tmp_path,  # not the checkout, whose ktriage would come first
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout) == len(_toml_entries(root))
+
+
+def _toml_entries(root: Path) -> list[object]:
+    """The entries of the shipped allowlist.toml, as TOML reads them."""
+    import tomllib
+
+    return tomllib.loads((root / "ktriage" / "core" / "allowlist.toml").read_text())["allow"]

@@ -538,9 +538,13 @@ def test_add_many_is_add_for_each_event_in_order() -> None:
     """The engine's batch path gives what `add`, one event at a time, gives: the
     same events stored, the same incidents changed, the same incidents in the end;
     with a suppression rule (every event then takes `add`'s own path) too."""
+    from ktriage.core.store import EventStore
+
     rules = [Suppression(user="system:node:node-a", reason="expected")]
-    for config in (Config(), Config(suppressions=rules)):
-        one, many = Correlator(config=config), Correlator(config=config)
+    # No rule, a suppression rule, and a store that fills up midway.
+    for config, limit in ((Config(), None), (Config(suppressions=rules), None), (Config(), 2_500)):
+        one = Correlator(config=config, store=EventStore(max_events=limit))
+        many = Correlator(config=config, store=EventStore(max_events=limit))
         singly = _mix_events()
         changed_one: set[str] = set()
         stored_one = []
@@ -553,10 +557,10 @@ def test_add_many_is_add_for_each_event_in_order() -> None:
         changed_many: set[str] = set()
         stored_many = []
         for start in range(0, len(batched), 97):
-            changed, stored = many.add_many(batched[start : start + 97])
-            changed_many |= changed
-            stored_many.extend(stored)
+            changed_many |= many.add_many(batched[start : start + 97], stored_many)
         assert len(stored_many) < len(batched)  # the duplicates were not stored
+        assert many.store.dropped == one.store.dropped
+        assert (one.store.dropped > 0) == (limit is not None)
         assert [(e.key, e.id) for e in stored_many] == [(e.key, e.id) for e in stored_one]
         assert changed_many == changed_one and changed_one
         assert [(i.id, i.title, [e for _, e in i.timeline]) for i in many.sorted_incidents()] == [
@@ -564,5 +568,7 @@ def test_add_many_is_add_for_each_event_in_order() -> None:
         ]
         assert many.suppressed == one.suppressed
         assert (many.suppressed > 0) == bool(config.suppressions)
-        # The links learnt from the facts (pod to address, pod to account).
-        assert many._also == one._also and len(one._also) >= 200
+        # The links learnt from the facts (pod to address, pod to account), which
+        # come last: a full store has refused them.
+        assert many._also == one._also
+        assert (len(one._also) >= 200) == (limit is None)
