@@ -510,11 +510,11 @@ def load_file(path: Path) -> list[AllowEntry]:
 
 @functools.lru_cache(maxsize=1)
 def _default_entries() -> tuple[AllowEntry, ...]:
-    data = orjson.loads(shipped_file(DEFAULT_DATA))
+    data = orjson.loads(_shipped_file(DEFAULT_DATA))
     return tuple(_entries_from_data(data, f"(shipped) {DEFAULT_FILE}"))
 
 
-def shipped_file(name: str) -> bytes:
+def _shipped_file(name: str) -> bytes:
     """A data file shipped beside this module (found through the package's loader
     when the package is not plain files, as in a zip archive)."""
     try:
