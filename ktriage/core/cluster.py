@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 from ktriage.core.detect import podstate
 from ktriage.core.detect.identity import ClusterNetworks, is_public_address, public_address
+from ktriage.core.memo import remembered
 from ktriage.core.model import EntityKind, Event, Severity, entity
 from ktriage.core.parse.podfacts import POD_ACCOUNT_KIND, POD_ADDRESS_KIND, own_address
 from ktriage.core.text import clip
@@ -534,20 +535,9 @@ _REPEATED_PUBLIC: dict[str, bool] = {}
 _REPEATED_KEPT = 4096
 
 
-def _remembered_public(cache: dict[str, bool], key: str, value: str) -> bool:
-    """is_public_address(value), remembered in `cache` under `key` (at most
-    _REPEATED_KEPT answers: then all are forgotten at once)."""
-    found = cache.get(key)
-    if found is None:
-        found = is_public_address(value)
-        if len(cache) >= _REPEATED_KEPT:
-            cache.clear()
-        cache[key] = found
-    return found
-
-
+@remembered(_REPEATED_PUBLIC, _REPEATED_KEPT)
 def _is_public(value: str) -> bool:
-    return _remembered_public(_REPEATED_PUBLIC, value, value)
+    return is_public_address(value)
 
 
 # Whether a plain IPv4 address is public, by its first two parts: every IPv4 network
@@ -556,11 +546,17 @@ def _is_public(value: str) -> bool:
 _PUBLIC_BY_16: dict[str, bool] = {}
 
 
+@remembered(_PUBLIC_BY_16, _REPEATED_KEPT)
+def _public_16(prefix: str) -> bool:
+    """Whether the addresses of the /16 `prefix` ("a.b") are public."""
+    return is_public_address(f"{prefix}.0.0")
+
+
 def _own_is_public(value: str) -> bool:
     m = _PLAIN_IPV4.fullmatch(value)
     if m is None:
         return is_public_address(value)
-    return _remembered_public(_PUBLIC_BY_16, value[: m.end(2)], value)
+    return _public_16(value[: m.end(2)])
 
 
 def listed_pod(obj: dict[str, Any]) -> ListedPod:

@@ -36,10 +36,6 @@ def keep_first_lists_out(enabled: bool) -> None:
     _enabled = enabled
 
 
-def enabled() -> bool:
-    return _enabled
-
-
 @contextlib.contextmanager
 def listed_page(first_list: bool) -> Iterator[None]:
     """Decode and read one listed page within this block: with the collector paused

@@ -10,7 +10,7 @@ import contextlib
 import gc
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -56,7 +56,9 @@ class Pages:
 
 @contextlib.asynccontextmanager
 async def pods_source(
-    sim: SimCluster, source_class: type[KubeWatchSource] = KubeWatchSource
+    sim: SimCluster,
+    source_class: type[KubeWatchSource] = KubeWatchSource,
+    before_start: Callable[[KubeWatchSource], Awaitable[None]] | None = None,
 ) -> AsyncIterator[tuple[Engine, ClusterState, KubeWatchSource, Pages]]:
     conn = KubeConnection.connect(str(sim.kubeconfig_path))
     engine = Engine()
@@ -64,6 +66,8 @@ async def pods_source(
     pages = Pages(state)
     src = source_class(conn, "pods", state, backoff=FAST, timeouts=TIMEOUTS, page_size=PAGE)
     engine.add_source(src)
+    if before_start is not None:
+        await before_start(src)
     await engine.start()
     try:
         yield engine, state, src, pages
@@ -249,30 +253,28 @@ class CountingPages(KubeWatchSource):
 
 @contextlib.asynccontextmanager
 async def early_pods_source(
-    sim: SimCluster,
-) -> AsyncIterator[tuple[Engine, ClusterState, CountingPages]]:
+    sim: SimCluster, *, answered_first: bool = True
+) -> AsyncIterator[tuple[Engine, ClusterState, CountingPages, Any]]:
     """A pods source whose first page is asked for before the engine starts it, as
     `ktriage` does while its UI loads (live.run_live); the engine is started once
-    that request has ended."""
-    conn = KubeConnection.connect(str(sim.kubeconfig_path))
-    engine = Engine()
-    state = ClusterState()
-    src = CountingPages(conn, "pods", state, backoff=FAST, timeouts=TIMEOUTS, page_size=PAGE)
-    engine.add_source(src)
-    src.ask_first_page()
-    src.ask_first_page()  # once only
-    early = src._early
-    assert early is not None
-    await asyncio.to_thread(early._thread.join, 30)
-    assert src.asked == [None] and not early._thread.is_alive()
-    await engine.start()
-    try:
-        yield engine, state, src
-    finally:
-        await engine.stop(timeout=1.0)
-        await asyncio.to_thread(src.join, 1.0)
-        conn.close()
-        engine.archive.close()
+    that request has ended, or at once (`answered_first` False). Yields the early
+    request too."""
+    asked: list[Any] = []
+
+    async def ask_early(src: KubeWatchSource) -> None:
+        assert isinstance(src, CountingPages)
+        src.ask_first_page()
+        src.ask_first_page()  # once only
+        early = src._early
+        assert early is not None
+        asked.append(early)
+        if answered_first:
+            await asyncio.to_thread(early._thread.join, 30)
+            assert src.asked == [None] and not early._thread.is_alive()
+
+    async with pods_source(sim, CountingPages, ask_early) as (engine, state, src, _pages):
+        assert isinstance(src, CountingPages)
+        yield engine, state, src, asked[0]
 
 
 async def test_a_first_page_asked_for_before_the_start_is_the_lists_first(
@@ -280,7 +282,7 @@ async def test_a_first_page_asked_for_before_the_start_is_the_lists_first(
 ) -> None:
     sim = sim_cluster
     seed_pods(sim.store, PODS, namespaces=4, nodes=5)
-    async with early_pods_source(sim) as (_engine, state, src):
+    async with early_pods_source(sim) as (_engine, state, src, _early):
         await wait_for(src.synced.is_set, timeout=60, what="the list complete")
         # The first page was asked for once, before the start; the list went on from
         # its continue token, and ended as the server's pods.
@@ -296,7 +298,7 @@ async def test_hostile_a_first_page_asked_early_that_failed_is_asked_again(
     sim = sim_cluster
     seed_pods(sim.store, PODS, namespaces=4, nodes=5)
     sim.faults.fail_next(1, 500)  # the early request is answered 500
-    async with early_pods_source(sim) as (_engine, state, src):
+    async with early_pods_source(sim) as (_engine, state, src, _early):
         await wait_for(src.synced.is_set, timeout=60, what="the list complete")
         # Its error was the list's first request's: counted, then listed again.
         assert src.errors["500"] == 1
@@ -338,26 +340,14 @@ async def test_a_list_started_while_its_early_page_is_on_the_way_waits_for_it(
     sim = sim_cluster
     seed_pods(sim.store, PODS, namespaces=4, nodes=5)
     sim.faults.latency = 0.3  # every answer takes a while
-    conn = KubeConnection.connect(str(sim.kubeconfig_path))
-    engine = Engine()
-    state = ClusterState()
-    src = CountingPages(conn, "pods", state, backoff=FAST, timeouts=TIMEOUTS, page_size=PAGE)
-    engine.add_source(src)
-    src.ask_first_page()
-    early = src._early
-    assert early is not None
-    await engine.start()
     try:
-        assert early._thread.is_alive()  # started before the answer came
-        await wait_for(src.synced.is_set, timeout=60, what="the list complete")
-        assert src.asked.count(None) == 1 and src.lists == 1 and not src.errors
-        assert {k: p.resource_version for k, p in state.pods.items()} == server_pods(sim)
+        async with early_pods_source(sim, answered_first=False) as (_engine, state, src, early):
+            assert early._thread.is_alive()  # started before the answer came
+            await wait_for(src.synced.is_set, timeout=60, what="the list complete")
+            assert src.asked.count(None) == 1 and src.lists == 1 and not src.errors
+            assert {k: p.resource_version for k, p in state.pods.items()} == server_pods(sim)
     finally:
         sim.faults.latency = 0.0
-        await engine.stop(timeout=1.0)
-        await asyncio.to_thread(src.join, 1.0)
-        conn.close()
-        engine.archive.close()
 
 
 def test_hostile_a_ui_that_cannot_start_ends_the_early_requests(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from fresh_python import run_fresh
 from k8s_records import T0, audit, falco, pod_object, tetragon_exec
 
 from ktriage.core.allowlist import (
@@ -465,8 +466,6 @@ def test_the_shipped_list_is_read_from_a_zip_archive_too(tmp_path: Path) -> None
     """Imported from a zip archive (a zipapp, a zipped package), the shipped list is
     found through the package's loader: the path beside the module is inside the zip."""
     import os
-    import subprocess
-    import sys
     import zipfile
 
     root = Path(__file__).resolve().parents[2]
@@ -480,17 +479,9 @@ def test_the_shipped_list_is_read_from_a_zip_archive_too(tmp_path: Path) -> None
         "assert '.zip' in a.__file__, a.__file__\n"
         "print(len(a.default_allowlist().entries))\n"
     )
-    env = dict(os.environ, PYTHONPATH=str(archive))
-    out = subprocess.run(
-        [sys.executable, "-c", driver],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        cwd=tmp_path,  # not the checkout, whose ktriage would come first
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert int(out.stdout) == len(_toml_entries(root))
+    # Not from the checkout (as a directory on the path, or the current one).
+    out = run_fresh(driver, env=dict(os.environ, PYTHONPATH=str(archive)), cwd=tmp_path)
+    assert int(out) == len(_toml_entries(root))
 
 
 def _toml_entries(root: Path) -> list[object]:

@@ -26,8 +26,7 @@ def turned_on() -> Iterator[None]:
 
 
 def test_off_by_default_and_for_later_lists() -> None:
-    assert not listgc.enabled()
-    with listgc.listed_page(True):
+    with listgc.listed_page(True):  # off: a first list's page leaves the collector on
         assert gc.isenabled()
     listgc.keep_first_lists_out(True)
     try:

@@ -5,12 +5,11 @@ through the ApiClient's own request path) and aiohttp (only webhooks need it).""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fresh_python import run_fresh
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVER = """
@@ -26,14 +25,7 @@ print(json.dumps({"before": before, "after": sorted(sys.modules)}))
 
 
 def test_live_ui_imports_no_typed_api_class_and_no_aiohttp() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", DRIVER],
-        cwd=ROOT,
-        capture_output=True,
-        timeout=120,
-        check=True,
-    )
-    report = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    report = json.loads(run_fresh(DRIVER).strip().splitlines()[-1])
     before, after = report["before"], report["after"]
     assert not [m for m in before if m.startswith("kubernetes.client.api.")]
     assert not [m for m in before if m == "aiohttp" or m.startswith("aiohttp.")]
@@ -57,14 +49,8 @@ print(json.dumps({
 
 
 def _review(kubeconfig: str, context: str, verb: str) -> dict[str, object]:
-    done = subprocess.run(
-        [sys.executable, "-c", REVIEW_DRIVER, kubeconfig, context, verb],
-        cwd=ROOT,
-        capture_output=True,
-        timeout=120,
-        check=True,
-    )
-    result: dict[str, object] = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    output = run_fresh(REVIEW_DRIVER, kubeconfig, context, verb)
+    result: dict[str, object] = json.loads(output.strip().splitlines()[-1])
     return result
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import ctypes
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from fresh_python import run_fresh
 
 ROOT = Path(__file__).resolve().parents[2]
 DRIVER = """
@@ -47,10 +47,8 @@ def test_large_blocks_stay_mappings_of_their_own_once_fixed() -> None:
             for k, v in os.environ.items()
             if not k.startswith("MALLOC_") and k not in ("GLIBC_TUNABLES", "LD_PRELOAD")
         }
-        done = subprocess.run(
-            [sys.executable, "-c", DRIVER, mode], cwd=ROOT, env=env, capture_output=True, check=True
-        )
-        return int(done.stdout.decode().split()[-1])
+        env["PYTHONPATH"] = str(ROOT)
+        return int(run_fresh(DRIVER, mode, env=env).split()[-1])
 
     # Without the setting, the four 3 MiB blocks come from the heap (glibc raised its
     # threshold when the 8 MiB block was freed); with it, each is a mapping.
@@ -75,16 +73,7 @@ print(len(counts), gc.isenabled(), gc.get_freeze_count() > 50_000,
 def test_the_ui_modules_load_without_a_collection_and_are_frozen() -> None:
     """In a fresh interpreter: importing the UI's modules sets off no collection (about
     180 without the pause), leaves the collector on, and freezes what they made."""
-    out = subprocess.run(
-        [sys.executable, "-c", PRELOAD_DRIVER],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        timeout=60,
-    ).stdout.split()
-    assert out == ["0", "True", "True", "True", "True"]
+    assert run_fresh(PRELOAD_DRIVER).split() == ["0", "True", "True", "True", "True"]
 
 
 def test_the_collector_is_put_back_as_it_was_when_the_body_fails() -> None:

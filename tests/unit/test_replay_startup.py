@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fresh_python import run_fresh
 
 ROOT = Path(__file__).resolve().parents[2]
 # Runs the command in a fresh interpreter and reports the modules it loaded.
@@ -87,12 +88,4 @@ print(before, after_plain, redact._patterns.cache_info().currsize, "<redacted>" 
 def test_the_secret_patterns_are_compiled_only_for_text_that_needs_them() -> None:
     """Compiling them takes about 5 ms at every start: text without a trigger word
     never needs them; text with one gets them, and is redacted."""
-    out = subprocess.run(
-        [sys.executable, "-c", REDACTION_DRIVER],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        timeout=60,
-    ).stdout.split()
-    assert out == ["0", "0", "1", "True"]
+    assert run_fresh(REDACTION_DRIVER).split() == ["0", "0", "1", "True"]
