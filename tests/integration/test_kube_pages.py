@@ -304,7 +304,7 @@ async def test_hostile_a_first_page_asked_early_that_failed_is_asked_again(
         assert src.errors["500"] == 1
         assert src.asked.count(None) == 2
         assert {k: p.resource_version for k, p in state.pods.items()} == server_pods(sim)
-        assert any("500" in message for _, message in src.history)
+        assert any("API server error 500" in message for _, message in src.history)
 
 
 def test_a_live_setup_asks_each_list_for_its_first_page(sim_cluster: SimCluster) -> None:
