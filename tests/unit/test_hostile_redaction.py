@@ -13,7 +13,11 @@ from secret_corpus import CORPUS, JWT, OPAQUE, ORDINARY
 from ktriage.core.parse import plain
 from ktriage.core.redact import (
     _SECRET_ANY,
+    _TRIGGER_ENTRIES,
+    _TRIGGERS,
     REDACTED,
+    TRIGGER_PIECES,
+    _trips,
     might_hold_secret,
     redact,
     redact_text,
@@ -62,6 +66,49 @@ def test_hostile_secret_fuzzed_mixes_never_escape_the_prefilter() -> None:
         text = "".join(rng.choice(fragments) + rng.choice(joins) for _ in range(rng.randint(1, 5)))
         if full.search(text):
             assert might_hold_secret(text), text
+
+
+def _leading_literal(entry: str) -> str:
+    """The text every match of a trigger entry begins with: its characters up to the
+    first regex syntax (a character a quantifier follows is optional, so left out)."""
+    out: list[str] = []
+    i = 0
+    while i < len(entry):
+        ch = entry[i]
+        if ch == "\\" and i + 1 < len(entry) and entry[i + 1] in ".-_":
+            out.append(entry[i + 1])
+            i += 2
+            continue
+        if ch in "([{|^$.":
+            break
+        if ch in "?*":
+            out.pop()
+            break
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+@pytest.mark.parametrize("entry", _TRIGGER_ENTRIES)
+def test_every_trigger_entry_begins_with_a_piece_of_the_literal_check(entry: str) -> None:
+    # The literal check lets the regex run only on text holding one of its pieces:
+    # an entry whose every match does not hold one would never be looked for.
+    literal = _leading_literal(entry)
+    assert literal, entry
+    assert any(piece in literal for piece in TRIGGER_PIECES), (entry, literal)
+
+
+def test_the_literal_check_answers_as_the_trigger_regex() -> None:
+    pieces = [t for _, t, _ in CORPUS] + list(ORDINARY) + list(TRIGGER_PIECES)
+    fragments = [p[i : i + n] for p in pieces for i in range(0, len(p), 3) for n in (2, 4, 9)]
+    rng = random.Random(20261204)
+    tripped = 0
+    for _ in range(20_000):
+        text = "".join(rng.choice(fragments) for _ in range(rng.randint(1, 6))).lower()
+        expected = _TRIGGERS.search(text) is not None
+        assert _trips(text) == expected, text
+        tripped += expected
+    assert 1_000 < tripped < 19_000  # both answers were asked for
 
 
 def test_hostile_secret_ordinary_words_stay_readable() -> None:
