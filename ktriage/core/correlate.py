@@ -39,7 +39,6 @@ from __future__ import annotations
 import bisect
 import contextlib
 import functools
-import hashlib
 import re
 from array import array
 from collections import Counter
@@ -50,6 +49,7 @@ from ktriage.core.attack import tactic_rank
 from ktriage.core.config import Config, Suppression
 from ktriage.core.detect.podstate import killed_process
 from ktriage.core.model import EntityKind, EntityRef, Event, Incident, Severity
+from ktriage.core.parse import blake2b
 from ktriage.core.parse.audit import OWN_REQUEST_KIND
 from ktriage.core.parse.podfacts import POD_ACCOUNT_KIND, POD_ADDRESS_KIND
 from ktriage.core.store import EventStore, entity_key, probe
@@ -384,7 +384,7 @@ def incident_id(first_key: tuple[float, str, str], cluster: str = "") -> str:
     text = f"{first_key[1]}:{first_key[2]}"
     if cluster:
         text = f"{cluster}\0{text}"
-    digest = hashlib.blake2b(text.encode(), digest_size=4)
+    digest = blake2b(text.encode(), digest_size=4)
     return "INC-" + digest.hexdigest().upper()[:6]
 
 

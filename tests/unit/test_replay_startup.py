@@ -68,10 +68,13 @@ def test_replay_json_loads_no_sim_ui_client_or_helpers(tmp_path: Path) -> None:
     assert not [m for m in modules if m.startswith(NEVER)]
     # Loaded only when needed: a helper process for a large file, a CSR to read,
     # snapshots to write, and the workflow database they include; the TOML parser
-    # for a config file (there is none here: the shipped allow list is JSON).
+    # for a config file (there is none here: the shipped allow list is JSON); and
+    # OpenSSL's hashes (ids are BLAKE2, which CPython has without it).
     lazy_modules = ("multiprocessing", "cryptography", "ktriage.core.snapshot", "sqlite3")
     for lazy in (*lazy_modules, "ktriage.core.workflow", "tomllib", "importlib.resources"):
         assert lazy not in modules, lazy
+    if sys.implementation.name == "cpython":
+        assert "_hashlib" not in modules
 
 
 REDACTION_DRIVER = """

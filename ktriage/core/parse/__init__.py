@@ -7,8 +7,13 @@ timestamp reader, and small text helpers.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from hashlib import blake2b
 from typing import NamedTuple
+
+try:
+    # CPython's own BLAKE2: `hashlib` would load OpenSSL first (3 ms of every start).
+    from _blake2 import blake2b as blake2b
+except ImportError:  # another interpreter
+    from hashlib import blake2b as blake2b
 
 from ktriage.core.model import (
     MAX_TIME,
