@@ -198,7 +198,7 @@ class Ingestor:
         self._n_tetragon = 0
         # Time of the latest timed record of the current input: an audit record with
         # no timestamp at all is placed there (see start_input).
-        self._input_time: float | None = None
+        self._input_time: audit_parser.UntimedAt = None
 
     @property
     def formats(self) -> collections.Counter[str]:
@@ -225,6 +225,20 @@ class Ingestor:
         """The latest timed record of this input was read elsewhere (a focused
         replay's second pass): untimed records that follow are placed after it."""
         self._input_time = t
+
+    def note_input_time_of(self, read_time: Callable[[], float | None]) -> None:
+        """As note_input_time, with the time read only when an untimed record asks
+        for it (most never do); when it gives none, the time noted before holds."""
+        before = self._input_time
+        if callable(before):
+            # Records that failed one after another: one level of waiting at most.
+            before = before()
+
+        def placed() -> float | None:
+            t = read_time()
+            return before if t is None else t
+
+        self._input_time = placed
 
     def advance_audit_clock(self, t: float) -> list[Event]:
         """Audit records up to time `t` were read elsewhere (a focused replay's plain

@@ -16,6 +16,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO, cast
 
@@ -172,13 +173,14 @@ def _own_share(full_seconds: float, total_seconds: float) -> float:
     return min(0.5, max(0.05, (1.0 - ratio) / 2.0))
 
 
-# For a line that went the full path, the helper gives the time of the latest line
-# left out before it (None: none since the previous full line), or this marker: the
-# last line the previous part left out.
+# For a line that went the full path, the helper gives the latest line left out
+# before it (its time when it is longer than PLAIN_SENT_MAX; None: none since the
+# previous full line), or this marker: the last line the previous part left out.
 _AFTER_PREVIOUS_PART = "previous part"
-# (offset, index, that time or marker, latest time of audit lines left out before it,
-# length without the line end)
-_Signal = tuple[int, int, float | str | None, float | None, int]
+PLAIN_SENT_MAX = 4096
+# (offset, index, that line, time or marker, latest time of audit lines left out
+# before it, length without the line end)
+_Signal = tuple[int, int, bytes | float | str | None, float | None, int]
 # (index, lines read, latest time of the audit lines left out after the last signal)
 _HelperResult = tuple[focused.PlainIndex, int, float | None]
 # The helper sends the lines it found for the full path this many at a time.
@@ -203,9 +205,14 @@ def _first_pass_from(path: Path, split: int, send: Callable[[object], None]) -> 
     ) -> None:
         if last_plain is PREVIOUS_PART:
             add((offset, index, _AFTER_PREVIOUS_PART, plain_time, len(body)))
+        elif isinstance(last_plain, bytes):
+            # Sent as it is, its time read only if needed; a long one's time now.
+            if len(last_plain) > PLAIN_SENT_MAX:
+                add((offset, index, _plain_time(last_plain), plain_time, len(body)))
+            else:
+                add((offset, index, bytes(last_plain), plain_time, len(body)))
         else:
-            placed = _plain_time(last_plain) if isinstance(last_plain, bytes) else None
-            add((offset, index, placed, plain_time, len(body)))
+            add((offset, index, None, plain_time, len(body)))
         if len(signals) >= SIGNALS_PER_MESSAGE:
             send(("signals", signals))  # written out before it returns
             signals.clear()
@@ -293,6 +300,9 @@ class _Helper:
             kind, payload = message
             if kind == "signals" and type(payload) is list:
                 yield from payload
+                # What came meanwhile is taken out of the pipe: while this process
+                # feeds what it took earlier, the helper never waits for it.
+                self.drain()
             elif kind == "done" and type(payload) is tuple and len(payload) == 3:
                 self._done = cast(_HelperResult, payload)
                 self._over = True
@@ -499,10 +509,12 @@ class Replayer:
         ) -> None:
             catch_up(plain_time)
             # The latest record read is a line left out (or its time, as the helper
-            # gives it): an untimed record that follows is placed at its time.
-            t = _plain_time(last_plain) if isinstance(last_plain, bytes) else last_plain
-            if isinstance(t, float):
-                ingestor.note_input_time(t)
+            # gives it for a long one): an untimed record that follows is placed at
+            # its time, read only then.
+            if isinstance(last_plain, bytes):
+                ingestor.note_input_time_of(partial(_plain_time, last_plain))
+            elif isinstance(last_plain, float):
+                ingestor.note_input_time(last_plain)
             raw = pack_raw(archive_id, offset, len(body))
             feed(feed_line(body, origin=f"{name}:{base + index + 1}", raw=raw))
 
@@ -566,7 +578,7 @@ class Replayer:
                 reader = fh.fileno()
                 for offset, index, placed, plain_time, length in helper.signals(deadline):
                     body = _read_at(reader, offset, length)
-                    previous = last_plain if placed == _AFTER_PREVIOUS_PART else placed
+                    previous = last_plain if isinstance(placed, str) else placed
                     full(body, index, offset, previous, plain_time)
                     fed = index
                 found = helper.result(patience)

@@ -348,6 +348,29 @@ def test_an_untimed_record_where_the_file_is_split_is_placed_as_in_one_pass(
     assert replayer.stats.lines == 4_000
 
 
+@pytest.mark.parametrize("pad", [0, 5_000], ids=["plain-line-sent", "plain-time-sent"])
+def test_untimed_records_after_thousands_of_failed_lines_are_placed_as_in_one_pass(
+    tmp_path: Path, pad: int
+) -> None:
+    """A line left out before each full line gives its time only when an untimed
+    record asks for it, here after 3,000 full lines that gave no event; the helper
+    sends such a line as it is, or its time when the line is long (`pad`)."""
+    timed = json.loads(EDGE_CASES["untimed_null_stage"].splitlines()[0])
+    timed["userAgent"] = "x" * pad
+    enc = lambda d: json.dumps(d, separators=(",", ":")).encode()  # noqa: E731
+    lines = []
+    for i in range(3_000):
+        minute, second = divmod(i, 60)
+        stamp = f"2024-05-01T1{minute // 60}:{minute % 60:02d}:{second:02d}.000000Z"
+        lines.append(enc(dict(timed, auditID=f"p{i}", stageTimestamp=stamp)))
+        lines.append(b'{"kind":"Event","auditID":' + str(i).encode() + b",broken")
+    lines.append(_untimed_exec(400))
+    path = tmp_path / "failed.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    replayer = _assert_same([path])
+    assert sum(replayer.ingestor.skipped.values()) == 3_000, replayer.ingestor.skipped
+
+
 def test_a_failed_helper_leaves_the_replay_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,6 +7,8 @@ bytes until a detection needs them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 
 from ktriage.core.detect.own import is_own_agent
@@ -157,9 +159,12 @@ def decode_object(raw: msgspec.Raw) -> object:
 
 UNTIMED_NOTE = " (time not recorded; placed after the previous record)"
 OUT_OF_RANGE_NOTE = " (time out of range; placed after the previous record)"
+# Where an untimed record is placed: a time, none, or what gives it when asked (a
+# focused replay reads the time of a line it left out only for a record that needs it).
+UntimedAt = float | Callable[[], float | None] | None
 
 
-def _event_time(rec: AuditRecord, untimed_at: float | None = None) -> tuple[float, bool | str]:
+def _event_time(rec: AuditRecord, untimed_at: UntimedAt = None) -> tuple[float, bool | str]:
     """(time, placed): the record's own time, or `untimed_at` (the time of the previous
     timed record of the same input; `placed` is then the note to add) when it carries no
     timestamp at all, or only times out of range."""
@@ -172,6 +177,8 @@ def _event_time(rec: AuditRecord, untimed_at: float | None = None) -> tuple[floa
         if t is not None:
             return t, False
         present.append(name)
+    if callable(untimed_at):
+        untimed_at = untimed_at()
     if present:
         values = [_time_value(rec, name) for name in present]
         if not any(time_out_of_range(v) for v in values):
@@ -330,7 +337,7 @@ def build_event(
     rec: AuditRecord,
     data: bytes | memoryview,
     raw: RawRef | int | None,
-    untimed_at: float | None = None,
+    untimed_at: UntimedAt = None,
 ) -> Event:
     """The ordinary (context) Event of one audit record. This runs for every audit
     line, so it stays flat: dictionary look-ups inline, helpers only on a cache miss.
