@@ -14,7 +14,7 @@ import select
 import signal
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -181,8 +181,13 @@ PLAIN_SENT_MAX = 4096
 # (offset, index, that line, time or marker, latest time of audit lines left out
 # before it, length without the line end)
 _Signal = tuple[int, int, bytes | float | str | None, float | None, int]
-# (index, lines read, latest time of the audit lines left out after the last signal)
-_HelperResult = tuple[focused.PlainIndex, int, float | None]
+# (lines read, latest time of the audit lines left out after the last signal, lines
+# left out). The helper keeps its index: it then answers which of its lines pass 2
+# reads (`_HelperPart`), and sending the index (megabytes of offsets and names) would
+# keep both processes waiting at the end of pass 1.
+_HelperResult = tuple[int, float | None, int]
+# (index in the part, offset, length without the line end or -1: up to the line end)
+_Candidate = tuple[int, int, int]
 # The helper sends the lines it found for the full path this many at a time.
 SIGNALS_PER_MESSAGE = 128
 # Bytes of a message's length, before it.
@@ -192,11 +197,18 @@ _LENGTH = 8
 _PIPE_BYTES = 1 << 20
 
 
-def _first_pass_from(path: Path, split: int, send: Callable[[object], None]) -> None:
+def _first_pass_from(
+    path: Path,
+    split: int,
+    send: Callable[[object], None],
+    receive: Callable[[], object] | None = None,
+) -> None:
     """Pass 1 over a file from `split` on, as the helper process runs it: the lines
     that go the full path are sent as they are found (`("signals", [...])`), for
     the parent to read again and feed in order, with what placing them needs; then
-    `("done", _HelperResult)`."""
+    `("done", _HelperResult)`. Then one request is answered (`receive` gives it):
+    `("names", [...])`, which lines of the part pass 2 reads (`("candidates",
+    [_Candidate, ...])`), or `("index",)`, the index itself (`("index", PlainIndex)`)."""
     signals: list[_Signal] = []
     add = signals.append
 
@@ -224,32 +236,65 @@ def _first_pass_from(path: Path, split: int, send: Callable[[object], None]) -> 
         )
     if signals:
         send(("signals", signals))
-    send(("done", (index, lines, tail_time)))
+    send(("done", (lines, tail_time, index.plain)))
+    request = receive() if receive is not None else None
+    if type(request) is not tuple or not request:
+        return  # the parent is gone, or needs nothing more
+    if request[0] == "names" and len(request) == 2:
+        offsets = index.offsets
+        last = len(offsets) - 1
+        found = [
+            (i, offsets[i], offsets[i + 1] - offsets[i] if i < last else -1)
+            for i in index.candidates(request[1])
+        ]
+        send(("candidates", found))
+    elif request[0] == "index":
+        send(("index", index))
 
 
-def _helper_main(fd: int, path: Path, split: int) -> None:
-    """The helper process's work: pass 1 from `split`, its messages written to `fd`
-    (each a length, then a pickle)."""
+def _write_message(fd: int, message: object) -> None:
+    """One message down a pipe: its length, then its pickle."""
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(len(data).to_bytes(_LENGTH, "little") + data)
+    while view:
+        view = view[os.write(fd, view) :]
 
-    def send(message: object) -> None:
-        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        view = memoryview(len(data).to_bytes(_LENGTH, "little") + data)
-        while view:
-            view = view[os.write(fd, view) :]
 
-    _first_pass_from(path, split, send)
+def _read_message(fd: int) -> object:
+    """One message from a pipe (see _write_message), waiting for it; None when the
+    pipe ends first."""
+    data = bytearray()
+    size = None
+    while size is None or len(data) < _LENGTH + size:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return None
+        data += chunk
+        if size is None and len(data) >= _LENGTH:
+            size = int.from_bytes(data[:_LENGTH], "little")
+    return pickle.loads(bytes(data[_LENGTH : _LENGTH + size]))
+
+
+def _helper_main(fd: int, requests: int, path: Path, split: int) -> None:
+    """The helper process's work: pass 1 from `split`, its messages written to `fd`,
+    and the one request then read from `requests` answered."""
+    _first_pass_from(
+        path, split, lambda message: _write_message(fd, message), lambda: _read_message(requests)
+    )
     os.close(fd)
 
 
 class _Helper:
     """A forked process running pass 1 over a file's second part while the replay
     reads the first: pass 1 decodes every line, and that is most of a replay. The
-    lines it finds for the full path come as it goes (`signals`), its index at the
-    end (`result`)."""
+    lines it finds for the full path come as it goes (`signals`), its counts at the
+    end (`result`); it then waits to answer one request (`ask`): which of its lines
+    pass 2 reads, or its whole index."""
 
-    def __init__(self, pid: int, fd: int) -> None:
+    def __init__(self, pid: int, fd: int, requests: int) -> None:
         self.pid = pid
         self.fd = fd
+        self.requests = requests  # written to by this process, read by the helper
         self._pending = bytearray()
         self._poller = select.poll()
         self._poller.register(fd, select.POLLIN)
@@ -261,9 +306,15 @@ class _Helper:
         fork = getattr(os, "fork", None)
         if fork is None:
             return None
+        pipes: list[int] = []
         try:
             receive, send = os.pipe()
+            pipes += (receive, send)
+            read_request, write_request = os.pipe()
+            pipes += (read_request, write_request)
         except OSError:
+            for fd in pipes:
+                os.close(fd)
             return None
         with contextlib.suppress(OSError, ImportError, AttributeError):
             import fcntl
@@ -272,8 +323,8 @@ class _Helper:
         try:
             pid = fork()
         except OSError:
-            os.close(receive)
-            os.close(send)
+            for fd in pipes:
+                os.close(fd)
             return None
         if pid == 0:
             # The helper: what it sends is its outcome, and it never returns (when it
@@ -281,12 +332,14 @@ class _Helper:
             code = 1
             try:
                 os.close(receive)
-                _helper_main(send, path, split)
+                os.close(write_request)
+                _helper_main(send, read_request, path, split)
                 code = 0
             finally:
                 os._exit(code)
         os.close(send)
-        return cls(pid, receive)
+        os.close(read_request)
+        return cls(pid, receive, write_request)
 
     def signals(self, deadline: float) -> Iterator[_Signal]:
         """The lines the helper sends to the full path, in file order, as it finds
@@ -311,13 +364,56 @@ class _Helper:
 
     def result(self, timeout: float) -> _HelperResult | None:
         """What the helper found, once its signals were read; None when it failed,
-        or gave no answer within `timeout` seconds (it is then stopped), or sent
-        signals nobody read (the caller then reads its part itself)."""
+        or gave no answer within `timeout` seconds, or sent signals nobody read (it
+        is then stopped, and the caller reads its part itself). A helper that
+        answered waits for `ask` (or `stop`)."""
         for _ in self.signals(time.monotonic() + timeout):
             self.stop()
             self._done = None
-        self.stop()
+        if self._done is None:
+            self.stop()
         return self._done
+
+    def ask(self, request: tuple[object, ...], timeout: float) -> bool:
+        """Send the helper its one request, once its result was read (`answer` gives
+        the answer); False when it cannot take it (it is then stopped)."""
+        if self.fd < 0 or self._done is None:
+            self.stop()
+            return False
+        if not self._send_request(request, time.monotonic() + timeout):
+            self.stop()
+            return False
+        return True
+
+    def answer(self, kind: str, timeout: float) -> object:
+        """The payload of the helper's answer (`kind`, as the request's); None when
+        none came within `timeout` seconds. The helper is stopped either way."""
+        if self.fd < 0:
+            return None
+        message = self._receive(time.monotonic() + timeout)
+        self.stop()
+        if message is None or message[0] != kind:
+            return None
+        return message[1]
+
+    def _send_request(self, request: tuple[object, ...], deadline: float) -> bool:
+        """Write a request to the helper by `deadline` (a helper that stopped reading
+        cannot hold this process)."""
+        data = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
+        view = memoryview(len(data).to_bytes(_LENGTH, "little") + data)
+        writable = select.poll()
+        writable.register(self.requests, select.POLLOUT)
+        try:
+            os.set_blocking(self.requests, False)
+            while view:
+                wait = max(0.0, deadline - time.monotonic())
+                if not writable.poll(wait * 1000):
+                    return False
+                with contextlib.suppress(BlockingIOError):
+                    view = view[os.write(self.requests, view) :]
+        except OSError:
+            return False
+        return True
 
     def _receive(self, deadline: float) -> tuple[str, object] | None:
         """The next message; None at the end of the pipe, on a broken message, or
@@ -372,7 +468,87 @@ class _Helper:
         with contextlib.suppress(OSError):
             os.waitpid(self.pid, 0)
         os.close(self.fd)
+        os.close(self.requests)
         self.fd = -1
+
+
+def _candidates(
+    index: focused.PlainIndex, names: Iterable[str | tuple[str, str]]
+) -> list[_Candidate]:
+    """The lines of a part pass 2 reads again (see PlainIndex.candidates), where they are."""
+    offsets = index.offsets
+    last = len(offsets) - 1
+    return [
+        (i, offsets[i], offsets[i + 1] - offsets[i] if i < last else -1)
+        for i in index.candidates(names)
+    ]
+
+
+class _HelperPart:
+    """The part of a file a helper read in pass 1. The helper keeps the part's index
+    and says which of its lines pass 2 reads; when it cannot, this process reads the
+    part again (pass 1 without the full path) to find them."""
+
+    __slots__ = ("end", "first_line", "helper", "index", "path", "plain", "split")
+
+    def __init__(self, helper: _Helper, path: Path, split: int, end: int, plain: int) -> None:
+        self.helper: _Helper | None = helper
+        self.path = path
+        self.split = split
+        self.end = end  # the file's size in pass 1 (lines appended later are not read)
+        self.plain = plain  # lines left out
+        self.first_line = 0  # lines of the file before the part
+        self.index: focused.PlainIndex | None = None  # once taken from the helper
+
+    def ask(self, names: Iterable[str | tuple[str, str]], timeout: float) -> None:
+        """Ask the helper which lines pass 2 reads (it works on it while this process
+        reads the earlier parts); `candidates` takes the answer."""
+        if self.index is None and self.helper is not None:
+            if not self.helper.ask(("names", list(names)), timeout):
+                self.helper = None
+
+    def candidates(
+        self, names: Iterable[str | tuple[str, str]], timeout: float
+    ) -> list[_Candidate]:
+        """The lines of the part pass 2 reads again, asked of the helper (`ask` first)
+        or, when it cannot answer, found in the part's index."""
+        if self.index is None and self.helper is not None:
+            found = self.helper.answer("candidates", timeout)
+            self.helper = None
+            if type(found) is list and all(type(c) is tuple and len(c) == 3 for c in found):
+                return cast(list[_Candidate], found)
+        return _candidates(self.take_index(timeout), names)
+
+    def take_index(self, timeout: float) -> focused.PlainIndex:
+        """The part's index, asked of the helper (which then ends), else read again."""
+        if self.index is None:
+            found = None
+            if self.helper is not None and self.helper.ask(("index",), timeout):
+                found = self.helper.answer("index", timeout)
+            self.helper = None
+            self.index = found if isinstance(found, focused.PlainIndex) else self._read_again()
+        return self.index
+
+    def _read_again(self) -> focused.PlainIndex:
+        with open(self.path, "rb", buffering=READ_BUFFER) as fh:
+            fh.seek(self.split)
+            index, _, _, _ = focused.first_pass(
+                fh, _ignore, LINE_LIMIT, start=self.split, stop=self.end
+            )
+        return index
+
+    def stop(self) -> None:
+        if self.helper is not None:
+            self.helper.stop()
+            self.helper = None
+
+
+# A part of a file pass 2 reads: its index, or the helper that holds it.
+_Part = focused.PlainIndex | _HelperPart
+
+
+def _ignore(*_args: object) -> None:
+    """Pass 1's full path when reading a part again: its lines were fed already."""
 
 
 class Replayer:
@@ -401,8 +577,8 @@ class Replayer:
         # program with no other threads (the replay command): forking copies locks.
         self.parallel = parallel
         self.parallel_min_bytes = parallel_min_bytes
-        self._second_pass: list[tuple[Path, str, int, list[focused.PlainIndex]]] = []
-        self._helper: _Helper | None = None  # while one runs
+        self._second_pass: list[tuple[Path, str, int, list[_Part]]] = []
+        self._helper: _Helper | None = None  # while one runs pass 1
 
     def check(self, paths: list[Path]) -> None:
         """Fail early, with a clear message, on any file that cannot be read."""
@@ -426,16 +602,23 @@ class Replayer:
         # entries) that live as long as the store: measured, the collector walking
         # them doubled the replay time.
         with collector_paused(), deferred:
-            for path in paths:
-                self.replay_file(path)
-            if self._second_pass:
-                # Requests still held for a response: nothing pass 2 reads can be
-                # one (those are never left out), so they are signals now, whose
-                # entities context may name.
-                self._feed(self.ingestor.flush())
-                keys = frozenset(self.correlator.signal_entities())
-                for path, name, archive_id, parts in self._second_pass:
-                    self._focused_context(path, name, archive_id, parts, keys)
+            try:
+                for path in paths:
+                    self.replay_file(path)
+                if self._second_pass:
+                    # Requests still held for a response: nothing pass 2 reads can be
+                    # one (those are never left out), so they are signals now, whose
+                    # entities context may name.
+                    self._feed(self.ingestor.flush())
+                    keys = frozenset(self.correlator.signal_entities())
+                    for path, name, archive_id, parts in self._second_pass:
+                        self._focused_context(path, name, archive_id, parts, keys)
+            finally:
+                # A helper still waiting to answer pass 2 (this one failed) ends.
+                for *_, parts in self._second_pass:
+                    for part in parts:
+                        if isinstance(part, _HelperPart):
+                            part.stop()
                 self._second_pass.clear()
             self._feed(self.ingestor.flush())
         return self.stats
@@ -469,7 +652,8 @@ class Replayer:
                         parts = self._focused_signals(fh, path, name, archive_id, size)
                     finally:
                         # Ended whatever happened (a helper left running would wait
-                        # for this process to read it).
+                        # for this process to read it); one that finished pass 1 is
+                        # in `parts` by now, waiting to answer pass 2.
                         if self._helper is not None:
                             self._helper.stop()
                             self._helper = None
@@ -489,7 +673,7 @@ class Replayer:
 
     def _focused_signals(
         self, fh: BinaryIO, path: Path, name: str, archive_id: int, size: int
-    ) -> list[focused.PlainIndex]:
+    ) -> list[_Part]:
         """Pass 1: every line that might be a signal goes through the full pipeline
         now, in file order; the others are only indexed for pass 2. A large file's
         second part is read by a helper process at the same time (see _Helper)."""
@@ -523,7 +707,7 @@ class Replayer:
             split = size
             first, lines, last_plain, tail_time = focused.first_pass(fh, full, LINE_LIMIT)
             catch_up(tail_time)
-            parts = [first]
+            parts: list[_Part] = [first]
         else:
             # The first few MiB alone: the share of their time the full path took
             # decides how much of the rest this process reads (it also feeds every
@@ -547,6 +731,13 @@ class Replayer:
             catch_up(tail_time)
             parts = [first]
             split = _line_start_after(fh, probe + int((size - probe) * share))
+            if split < size:
+                # One helper waits for pass 2 at a time: an earlier file's gives its
+                # index now.
+                for *_, earlier in self._second_pass:
+                    for part in earlier:
+                        if isinstance(part, _HelperPart):
+                            part.take_index(HELPER_PATIENCE)
             helper = self._helper = _Helper.start(path, split) if split < size else None
             base = lines
             fh.seek(probe)
@@ -595,11 +786,16 @@ class Replayer:
                 rest, more, _, tail_time = focused.first_pass(
                     fh, rest_full, LINE_LIMIT, start=split, previous=last_plain
                 )
+                rest.first_line = lines
+                parts.append(rest)
             else:
-                rest, more, tail_time = found
+                more, tail_time, plain = found
+                assert helper is not None
+                remote = _HelperPart(helper, path, split, size, plain)
+                self._helper = None  # the part holds it now
+                remote.first_line = lines
+                parts.append(remote)
             catch_up(tail_time)
-            rest.first_line = lines
-            parts.append(rest)
             lines += more
         self.stats.lines += lines
         return parts
@@ -609,7 +805,7 @@ class Replayer:
         path: Path,
         name: str,
         archive_id: int,
-        parts: list[focused.PlainIndex],
+        parts: list[_Part],
         keys: frozenset[EntityRef],
     ) -> None:
         """Pass 2: of the lines pass 1 left out, only those the index finds naming a
@@ -619,20 +815,24 @@ class Replayer:
         feed_line = self.ingestor.feed_line
         add = self.correlator.add
         names = focused.index_names(keys)
+        for part in parts:
+            if isinstance(part, _HelperPart):
+                part.ask(names, HELPER_PATIENCE)
         kept = 0
         with open(path, "rb", buffering=0) as fh:
             reader = fh.fileno()
-            for plain in parts:
-                offsets = plain.offsets
-                last = len(offsets) - 1
-                for i in plain.candidates(names):
-                    offset = offsets[i]
-                    if i < last:
-                        body = _read_at(reader, offset, offsets[i + 1] - offset).rstrip(b"\r\n")
+            for part in parts:
+                if isinstance(part, _HelperPart):
+                    found = part.candidates(names, HELPER_PATIENCE)
+                else:
+                    found = _candidates(part, names)
+                for i, offset, length in found:
+                    if length >= 0:
+                        body = _read_at(reader, offset, length).rstrip(b"\r\n")
                     else:
                         body = _line_at(reader, offset)
                     raw = pack_raw(archive_id, offset, len(body))
-                    origin = f"{name}:{plain.first_line + i + 1}"
+                    origin = f"{name}:{part.first_line + i + 1}"
                     related = False
                     for ev in feed_line(body, origin=origin, raw=raw):
                         if ev.signal or any(ent in keys for ent in ev.entities):
@@ -640,7 +840,7 @@ class Replayer:
                             self.stats.events += 1
                             related = True
                     kept += related
-                self.stats.unrelated += plain.plain
+                self.stats.unrelated += part.plain
         self.stats.unrelated -= kept
 
     def _cut_document(self, path: Path, name: str, exc: BaseException) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -442,6 +444,106 @@ def test_a_blank_line_where_the_helper_starts_keeps_untimed_records_placed(
     path = tmp_path / "boundary.jsonl"
     path.write_bytes(data)
     _assert_same([path])
+
+
+def _watch_helper_parts(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
+    """Records what pass 2 got from helpers: the lines each one's answer named, the
+    indexes taken whole, and the parts read again in this process."""
+    seen: dict[str, list[int]] = {"answered": [], "indexes": [], "read_again": []}
+    candidates = replay_module._HelperPart.candidates
+    take_index = replay_module._HelperPart.take_index
+    read_again = replay_module._HelperPart._read_again
+
+    def watched_candidates(part: replay_module._HelperPart, *args: Any) -> Any:
+        asked = part.helper is not None and part.index is None
+        found = candidates(part, *args)
+        if asked and part.index is None:
+            seen["answered"].append(len(found))
+        return found
+
+    def watched_take_index(part: replay_module._HelperPart, *args: Any) -> Any:
+        if part.index is None:
+            seen["indexes"].append(part.split)
+        return take_index(part, *args)
+
+    def watched_read_again(part: replay_module._HelperPart) -> Any:
+        seen["read_again"].append(part.split)
+        return read_again(part)
+
+    monkeypatch.setattr(replay_module._HelperPart, "candidates", watched_candidates)
+    monkeypatch.setattr(replay_module._HelperPart, "take_index", watched_take_index)
+    monkeypatch.setattr(replay_module._HelperPart, "_read_again", watched_read_again)
+    return seen
+
+
+def _context_in_the_second_half(path: Path, lines: int = 3_000) -> Path:
+    """A shell in pod shop/web-1 early on, and ordinary processes of that pod (its
+    context, which pass 2 reads again) among kubelet reads all through the file."""
+    from k8s_records import T0, audit, tetragon_exec
+
+    out = [tetragon_exec(T0, "/bin/sh", "-c id", namespace="shop", pod="web-1")]
+    for i in range(1, lines):
+        if i % 25 == 0:
+            out.append(tetragon_exec(T0 + i, "/usr/bin/python3", "app.py", namespace="shop",
+                                     pod="web-1"))  # fmt: skip
+        else:
+            out.append(audit(T0 + i, "system:node:node-a", "get", "configmaps",
+                             namespace="shop", name=f"c{i}"))  # fmt: skip
+    path.write_bytes(b"\n".join(out) + b"\n")
+    return path
+
+
+def test_the_helper_answers_which_of_its_lines_pass_two_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _context_in_the_second_half(tmp_path / "context.jsonl")
+    seen = _watch_helper_parts(monkeypatch)
+    _assert_same([path])
+    # Its index stayed in the helper, which named lines of its part to read again.
+    assert len(seen["answered"]) == 1 and seen["answered"][0] > 0, seen
+    assert seen["indexes"] == [] and seen["read_again"] == []
+
+
+def test_two_helpers_never_wait_at_once_and_give_the_same_incidents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = _context_in_the_second_half(tmp_path / "first.jsonl")
+    second = tmp_path / "second.jsonl"
+    _benchmark_module().generate(second, 3_000, seed=2)
+    seen = _watch_helper_parts(monkeypatch)
+    _assert_same([first, second])
+    # The first file's helper gave its index when the second's started; the second's
+    # answered pass 2.
+    assert len(seen["indexes"]) == 1 and seen["read_again"] == [], seen
+    assert len(seen["answered"]) == 1
+
+
+@pytest.mark.parametrize("then", ["ends", "hangs", "answers garbage"])
+def test_a_helper_that_cannot_answer_pass_two_leaves_the_replay_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, then: str
+) -> None:
+    import threading
+
+    path = _context_in_the_second_half(tmp_path / "context.jsonl")
+    real = replay_module._first_pass_from
+
+    def after_pass_one(
+        path: Path, split: int, send: Callable[[object], None], receive: Any = None
+    ) -> None:
+        if then == "ends":
+            real(path, split, send)  # sends its result, never reads the request
+        elif then == "hangs":
+            real(path, split, send, lambda: threading.Event().wait())
+        else:
+            real(path, split, send, lambda: receive() and None)
+            send(("candidates", [("not", "a", "candidate", "tuple")]))
+
+    monkeypatch.setattr(replay_module, "_first_pass_from", after_pass_one)
+    monkeypatch.setattr(replay_module, "HELPER_PATIENCE", 0.5)
+    seen = _watch_helper_parts(monkeypatch)
+    _assert_same([path])
+    # The part was read again here, once per replay that had a helper.
+    assert len(seen["read_again"]) == 1 and seen["answered"] == [], seen
 
 
 def test_a_hung_helper_is_stopped_and_the_replay_reads_its_part(
