@@ -97,6 +97,8 @@ PARALLEL_MIN_BYTES = 64 << 20
 # The first part of such a file this process reads alone (at most an eighth of it),
 # to measure how much the full path costs there.
 PROBE_BYTES = 4 << 20
+# Lines for the full path pass 1 holds before feeding them (see _focused_signals).
+HELD_LINES = 64
 # Seconds the helper may take beyond ten times what this process took for its part.
 HELPER_PATIENCE = 30.0
 # Longer lines (line end aside) are skipped as too long by the ingestor.
@@ -702,10 +704,33 @@ class Replayer:
             raw = pack_raw(archive_id, offset, len(body))
             feed(feed_line(body, origin=f"{name}:{base + index + 1}", raw=raw))
 
+        # The lines for the full path are fed a few dozen at a time, as pass 1 finds
+        # them (with what it found for each, so in effect as at once): measured, going
+        # from decoding plain lines to the full path and back for every one made both
+        # slower (each pushes the other's code and data out of the caches).
+        held: list[tuple[bytes, int, int, object, float | None]] = []
+
+        def hold(
+            body: bytes, index: int, offset: int, last_plain: object, plain_time: float | None
+        ) -> None:
+            held.append((body, index, offset, last_plain, plain_time))
+
+        def feed_held() -> None:
+            for args in held:
+                full(*args)
+            held.clear()
+
+        def feed_some() -> None:
+            if len(held) >= HELD_LINES:
+                feed_held()
+
         started = time.monotonic()
         if not (self.parallel and size >= self.parallel_min_bytes):
             split = size
-            first, lines, last_plain, tail_time = focused.first_pass(fh, full, LINE_LIMIT)
+            first, lines, last_plain, tail_time = focused.first_pass(
+                fh, hold, LINE_LIMIT, each_batch=feed_some
+            )
+            feed_held()
             catch_up(tail_time)
             parts: list[_Part] = [first]
         else:
@@ -713,21 +738,14 @@ class Replayer:
             # decides how much of the rest this process reads (it also feeds every
             # line the helper sends to the full path).
             probe = _line_start_after(fh, min(PROBE_BYTES, size // 8))
-            spent = 0.0
-
-            def timed_full(
-                body: bytes, index: int, offset: int, last_plain: object, plain_time: float | None
-            ) -> None:
-                nonlocal spent
-                began = time.perf_counter()
-                full(body, index, offset, last_plain, plain_time)
-                spent += time.perf_counter() - began
-
             began = time.perf_counter()
             first, lines, last_plain, tail_time = focused.first_pass(
-                fh, timed_full, LINE_LIMIT, stop=probe
+                fh, hold, LINE_LIMIT, stop=probe
             )
-            share = _own_share(spent, time.perf_counter() - began)
+            scanned = time.perf_counter()
+            feed_held()
+            fed = time.perf_counter()
+            share = _own_share(fed - scanned, fed - began)
             catch_up(tail_time)
             parts = [first]
             split = _line_start_after(fh, probe + int((size - probe) * share))
@@ -744,15 +762,21 @@ class Replayer:
             # After each batch, what the helper sent so far is taken out of the pipe:
             # it never waits for this process, however few lines this part sends to
             # the full path.
+            def after_batch() -> None:
+                if helper is not None:
+                    helper.drain()
+                feed_some()
+
             middle, more, last_plain, tail_time = focused.first_pass(
                 fh,
-                full,
+                hold,
                 LINE_LIMIT,
                 start=probe,
                 stop=split,
                 previous=last_plain,
-                each_batch=helper.drain if helper is not None else None,
+                each_batch=after_batch,
             )
+            feed_held()
             catch_up(tail_time)
             middle.first_line = lines
             parts.append(middle)
