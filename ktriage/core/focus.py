@@ -202,6 +202,7 @@ def first_pass(
     stop: int | None = None,
     previous: object = None,
     each_batch: Callable[[], object] | None = None,
+    stop_at: Callable[[int], int] | None = None,
 ) -> tuple[PlainIndex, int, object, float | None]:
     """Pass 1 over the lines of one file, or of the part of it from byte `start`
     (where `lines` begin) to `stop`. Each line that might be a signal, or is not
@@ -209,7 +210,9 @@ def first_pass(
     once, in file order: `index` counts lines from `start`; `last_plain` is the
     latest line left out since the previous call (an untimed record is placed after
     it), or `previous` (given for a part that follows another); `each_batch` is
-    called after every batch of lines (about a MiB); `plain_time` is the
+    called after every batch of lines (BATCH_BYTES); `stop_at(offset)`, given, is
+    asked before each batch where the part ends (in place of `stop`: the part may
+    end sooner than it was to); `plain_time` is the
     latest time, to the microsecond, of the audit lines left out since the previous
     call (requests held for their response are released by it), or None. Every
     other line is indexed by the names it could link through. Lines longer than
@@ -278,7 +281,12 @@ def first_pass(
     gap_time: float | None = None
     keys: tuple[str | tuple[str, str] | None, ...]
     read_batch = _batch_reader(lines)
-    while offset < end:
+    last_batch = False
+    while not last_batch:
+        if stop_at is not None:
+            end = stop_at(offset)
+        if offset >= end:
+            break
         batch = read_batch()
         if not batch:
             break
@@ -288,6 +296,7 @@ def first_pass(
             # The part ends in this batch: its lines that start before `end`.
             del batch[bisect_left(starts, end) :]
             del starts[len(batch) :]
+            last_batch = True
         keep_offsets(starts)
         combos = [-1] * len(batch)
         long_lines = max(map(len, batch), default=0) > limit

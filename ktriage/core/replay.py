@@ -99,6 +99,15 @@ PARALLEL_MIN_BYTES = 64 << 20
 PROBE_BYTES = 4 << 20
 # Lines for the full path pass 1 holds before feeding them (see _focused_signals).
 HELD_LINES = 64
+# What the full path is called with for one line (see focus.first_pass).
+_Held = tuple[bytes, int, int, object, float | None]
+# This process takes over the far end of what the helper has left when that end is
+# at least this long, and starts at least this far ahead of the helper (a batch of
+# its lines, and a line as long as any, fit well before it).
+TAKE_OVER_MIN_BYTES = 8 << 20
+TAKE_OVER_MARGIN = 4 << 20
+# Seconds between looks at whether to take over, while the helper sends nothing.
+IDLE_LOOK = 0.01
 # Seconds the helper may take beyond ten times what this process took for its part.
 HELPER_PATIENCE = 30.0
 # Longer lines (line end aside) are skipped as too long by the ingestor.
@@ -169,10 +178,27 @@ def _own_share(full_seconds: float, total_seconds: float) -> float:
     goes the full path there, as the helper finds them (after its own part): both
     are then busy about as long when this process's part takes its pass 1 and the
     full path of all lines. From the first part: the full path took `full_seconds`
-    of `total_seconds` (pass 1 took the rest)."""
+    of `total_seconds` (pass 1 took the rest).
+
+    Measured, the helper reads up to a fifth faster per line than this process does
+    between feeding lines to the full path: the share is a fifth lower than the
+    balance, so that this process is early rather than late, and then takes over
+    the end of the helper's part (see _take_over_share)."""
     scan = max(total_seconds - full_seconds, 1e-6)
     ratio = full_seconds / scan  # full path per pass-1 time
-    return min(0.5, max(0.05, (1.0 - ratio) / 2.0))
+    return min(0.5, max(0.05, SHARE_BIAS * (1.0 - ratio) / 2.0))
+
+
+SHARE_BIAS = 0.8
+
+
+def _take_over_share(scan_cost: float, feed_cost: float, helper_cost: float) -> float:
+    """The share of what the helper has left (its far end) this process takes over,
+    from seconds per byte: reading here, the full path, the helper reading. Reading
+    that share here and then feeding the full-path lines of all that was left takes
+    as long as the helper reading the rest."""
+    share = (helper_cost - feed_cost) / (scan_cost + helper_cost)
+    return min(max(share, 0.0), 1.0)
 
 
 # For a line that went the full path, the helper gives the latest line left out
@@ -184,10 +210,11 @@ PLAIN_SENT_MAX = 4096
 # before it, length without the line end)
 _Signal = tuple[int, int, bytes | float | str | None, float | None, int]
 # (lines read, latest time of the audit lines left out after the last signal, lines
-# left out). The helper keeps its index: it then answers which of its lines pass 2
-# reads (`_HelperPart`), and sending the index (megabytes of offsets and names) would
-# keep both processes waiting at the end of pass 1.
-_HelperResult = tuple[int, float | None, int]
+# left out, where it stopped when asked to (else None: at the end), the latest line
+# left out as _Signal gives it). The helper keeps its index: it then answers which of
+# its lines pass 2 reads (`_HelperPart`), and sending the index (megabytes of offsets
+# and names) would keep both processes waiting at the end of pass 1.
+_HelperResult = tuple[int, float | None, int, int | None, bytes | float | str | None]
 # (index in the part, offset, length without the line end or -1: up to the line end)
 _Candidate = tuple[int, int, int]
 # The helper sends the lines it found for the full path this many at a time.
@@ -199,46 +226,99 @@ _LENGTH = 8
 _PIPE_BYTES = 1 << 20
 
 
+def _sent_plain(last_plain: object) -> bytes | float | str | None:
+    """What the helper sends of the latest line left out (see _Signal)."""
+    if last_plain is PREVIOUS_PART:
+        return _AFTER_PREVIOUS_PART
+    if isinstance(last_plain, bytes):
+        # Sent as it is, its time read only if needed; a long one's time now.
+        return _plain_time(last_plain) if len(last_plain) > PLAIN_SENT_MAX else last_plain
+    return None
+
+
+class _Progress:
+    """Where the helper is in its part, and where the replay asks it to stop: two
+    numbers in memory both processes share. The replay takes over the end of the
+    helper's part when it has nothing else to do (see _focused_signals)."""
+
+    NO_LIMIT = 1 << 62
+
+    def __init__(self) -> None:
+        import mmap
+
+        self._memory = mmap.mmap(-1, 16)  # anonymous and shared: the fork keeps it
+        self._write(8, self.NO_LIMIT)
+        # The helper's side: a request that came too late is set aside for good.
+        self._passed = False
+        self.stopped_at: int | None = None
+
+    def _read(self, at: int) -> int:
+        return int.from_bytes(self._memory[at : at + 8], "little")
+
+    def _write(self, at: int, value: int) -> None:
+        self._memory[at : at + 8] = value.to_bytes(8, "little")
+
+    def position(self) -> int:
+        """Where the helper's latest batch of lines began."""
+        return self._read(0)
+
+    def ask_to_stop(self, at: int) -> None:
+        self._write(8, at)
+
+    def stop_at(self, offset: int) -> int:
+        """For the helper's pass 1 (`stop_at`): says where it is, and gives where it
+        stops. A request to stop at a place already behind it is refused (it reads on
+        to the end, and the replay, told so, drops what it read of that end)."""
+        self._write(0, offset)
+        if not self._passed:
+            asked = self._read(8)
+            if asked >= offset:
+                self.stopped_at = asked if asked < self.NO_LIMIT else None
+                return asked
+            self._passed = True
+            self.stopped_at = None
+        return self.NO_LIMIT
+
+
 def _first_pass_from(
     path: Path,
     split: int,
     send: Callable[[object], None],
     receive: Callable[[], object] | None = None,
+    progress: _Progress | None = None,
 ) -> None:
     """Pass 1 over a file from `split` on, as the helper process runs it: the lines
     that go the full path are sent as they are found (`("signals", [...])`), for
     the parent to read again and feed in order, with what placing them needs; then
-    `("done", _HelperResult)`. Then one request is answered (`receive` gives it):
-    `("names", [...])`, which lines of the part pass 2 reads (`("candidates",
-    [_Candidate, ...])`), or `("index",)`, the index itself (`("index", PlainIndex)`)."""
+    `("done", _HelperResult)`. It stops sooner where `progress` says. Then one
+    request is answered (`receive` gives it): `("names", [...])`, which lines of the
+    part pass 2 reads (`("candidates", [_Candidate, ...])`), or `("index",)`, the
+    index itself (`("index", PlainIndex)`)."""
     signals: list[_Signal] = []
     add = signals.append
 
     def full(
         body: bytes, index: int, offset: int, last_plain: object, plain_time: float | None
     ) -> None:
-        if last_plain is PREVIOUS_PART:
-            add((offset, index, _AFTER_PREVIOUS_PART, plain_time, len(body)))
-        elif isinstance(last_plain, bytes):
-            # Sent as it is, its time read only if needed; a long one's time now.
-            if len(last_plain) > PLAIN_SENT_MAX:
-                add((offset, index, _plain_time(last_plain), plain_time, len(body)))
-            else:
-                add((offset, index, bytes(last_plain), plain_time, len(body)))
-        else:
-            add((offset, index, None, plain_time, len(body)))
+        add((offset, index, _sent_plain(last_plain), plain_time, len(body)))
         if len(signals) >= SIGNALS_PER_MESSAGE:
             send(("signals", signals))  # written out before it returns
             signals.clear()
 
     with open(path, "rb", buffering=READ_BUFFER) as fh:
         fh.seek(split)
-        index, lines, _, tail_time = focused.first_pass(
-            fh, full, LINE_LIMIT, start=split, previous=PREVIOUS_PART
+        index, lines, last_plain, tail_time = focused.first_pass(
+            fh,
+            full,
+            LINE_LIMIT,
+            start=split,
+            previous=PREVIOUS_PART,
+            stop_at=progress.stop_at if progress is not None else None,
         )
     if signals:
         send(("signals", signals))
-    send(("done", (lines, tail_time, index.plain)))
+    end = progress.stopped_at if progress is not None else None
+    send(("done", (lines, tail_time, index.plain, end, _sent_plain(last_plain))))
     request = receive() if receive is not None else None
     if type(request) is not tuple or not request:
         return  # the parent is gone, or needs nothing more
@@ -277,11 +357,15 @@ def _read_message(fd: int) -> object:
     return pickle.loads(bytes(data[_LENGTH : _LENGTH + size]))
 
 
-def _helper_main(fd: int, requests: int, path: Path, split: int) -> None:
+def _helper_main(fd: int, requests: int, path: Path, split: int, progress: _Progress) -> None:
     """The helper process's work: pass 1 from `split`, its messages written to `fd`,
     and the one request then read from `requests` answered."""
     _first_pass_from(
-        path, split, lambda message: _write_message(fd, message), lambda: _read_message(requests)
+        path,
+        split,
+        lambda message: _write_message(fd, message),
+        lambda: _read_message(requests),
+        progress,
     )
     os.close(fd)
 
@@ -293,10 +377,11 @@ class _Helper:
     end (`result`); it then waits to answer one request (`ask`): which of its lines
     pass 2 reads, or its whole index."""
 
-    def __init__(self, pid: int, fd: int, requests: int) -> None:
+    def __init__(self, pid: int, fd: int, requests: int, progress: _Progress) -> None:
         self.pid = pid
         self.fd = fd
         self.requests = requests  # written to by this process, read by the helper
+        self.progress = progress
         self._pending = bytearray()
         self._poller = select.poll()
         self._poller.register(fd, select.POLLIN)
@@ -323,6 +408,12 @@ class _Helper:
 
             fcntl.fcntl(send, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
         try:
+            progress = _Progress()
+        except OSError:
+            for fd in pipes:
+                os.close(fd)
+            return None
+        try:
             pid = fork()
         except OSError:
             for fd in pipes:
@@ -335,19 +426,26 @@ class _Helper:
             try:
                 os.close(receive)
                 os.close(write_request)
-                _helper_main(send, read_request, path, split)
+                _helper_main(send, read_request, path, split, progress)
                 code = 0
             finally:
                 os._exit(code)
         os.close(send)
         os.close(read_request)
-        return cls(pid, receive, write_request)
+        return cls(pid, receive, write_request, progress)
 
-    def signals(self, deadline: float) -> Iterator[_Signal]:
+    def signals(self, deadline: float, idle: Callable[[], bool] | None = None) -> Iterator[_Signal]:
         """The lines the helper sends to the full path, in file order, as it finds
         them, until it is done, fails, or sends nothing by `deadline` (monotonic
-        seconds; it is then stopped)."""
+        seconds; it is then stopped). While nothing has come, `idle()` is called
+        (again after it did some work, or every IDLE_LOOK seconds)."""
         while not self._over:
+            if idle is not None:
+                open_pipe = self.drain()
+                while open_pipe and not self._has_message() and time.monotonic() < deadline:
+                    if not idle():
+                        self._poller.poll(IDLE_LOOK * 1000)
+                    open_pipe = self.drain()
             message = self._receive(deadline)
             if message is None:
                 self.stop()
@@ -358,7 +456,7 @@ class _Helper:
                 # What came meanwhile is taken out of the pipe: while this process
                 # feeds what it took earlier, the helper never waits for it.
                 self.drain()
-            elif kind == "done" and type(payload) is tuple and len(payload) == 3:
+            elif kind == "done" and type(payload) is tuple and len(payload) == 5:
                 self._done = cast(_HelperResult, payload)
                 self._over = True
             else:
@@ -397,6 +495,13 @@ class _Helper:
         if message is None or message[0] != kind:
             return None
         return message[1]
+
+    def _has_message(self) -> bool:
+        """Whether a whole message is waiting in what was taken out of the pipe."""
+        pending = self._pending
+        return len(pending) >= _LENGTH and len(pending) >= _LENGTH + int.from_bytes(
+            pending[:_LENGTH], "little"
+        )
 
     def _send_request(self, request: tuple[object, ...], deadline: float) -> bool:
         """Write a request to the helper by `deadline` (a helper that stopped reading
@@ -446,19 +551,21 @@ class _Helper:
                 return None
             pending += chunk
 
-    def drain(self) -> None:
+    def drain(self) -> bool:
         """Take what the helper sent so far out of the pipe, without waiting: while
-        this process reads its own part, the helper then never waits for it."""
+        this process reads its own part, the helper then never waits for it. False
+        once the pipe has ended (or failed)."""
         if self.fd < 0:
-            return
+            return False
         try:
             while self._poller.poll(0):
                 chunk = os.read(self.fd, _PIPE_BYTES)
                 if not chunk:
-                    return
+                    return False
                 self._pending += chunk
         except OSError:
-            return
+            return False
+        return True
 
     def stop(self) -> None:
         """End the helper (when it still runs) and wait for it; close the pipe."""
@@ -708,7 +815,7 @@ class Replayer:
         # them (with what it found for each, so in effect as at once): measured, going
         # from decoding plain lines to the full path and back for every one made both
         # slower (each pushes the other's code and data out of the caches).
-        held: list[tuple[bytes, int, int, object, float | None]] = []
+        held: list[_Held] = []
 
         def hold(
             body: bytes, index: int, offset: int, last_plain: object, plain_time: float | None
@@ -746,6 +853,9 @@ class Replayer:
             feed_held()
             fed = time.perf_counter()
             share = _own_share(fed - scanned, fed - began)
+            # Seconds per byte of the file: reading here, and the full path.
+            scan_cost = (scanned - began) / max(probe, 1)
+            feed_cost = (fed - scanned) / max(probe, 1)
             catch_up(tail_time)
             parts = [first]
             split = _line_start_after(fh, probe + int((size - probe) * share))
@@ -757,8 +867,10 @@ class Replayer:
                         if isinstance(part, _HelperPart):
                             part.take_index(HELPER_PATIENCE)
             helper = self._helper = _Helper.start(path, split) if split < size else None
+            helper_began = time.perf_counter()
             base = lines
             fh.seek(probe)
+
             # After each batch, what the helper sent so far is taken out of the pipe:
             # it never waits for this process, however few lines this part sends to
             # the full path.
@@ -787,11 +899,58 @@ class Replayer:
             base = lines
             found = None
             fed = -1  # the last line of the helper's part sent to the full path
+            # Ends of the helper's part this process took over (latest first): where
+            # each starts, its pass 1, and its lines for the full path, held.
+            taken: list[
+                tuple[int, tuple[focused.PlainIndex, int, object, float | None], list[_Held]]
+            ]
+            taken = []
+            taken_from = size  # where the latest one starts
+
+            def take_over() -> bool:
+                """With nothing from the helper to feed yet, read the far end of what
+                it has left (asked to stop there, it reads the rest), as much as lets
+                both end about together, whatever the share said."""
+                nonlocal taken_from
+                assert helper is not None
+                position = max(helper.progress.position(), split)  # (0 until it starts)
+                left = taken_from - position
+                if left < TAKE_OVER_MIN_BYTES or position == split:
+                    return False
+                helper_cost = (time.perf_counter() - helper_began) / (position - split)
+                take = int(left * _take_over_share(scan_cost, feed_cost, helper_cost))
+                if take < TAKE_OVER_MIN_BYTES:
+                    return False
+                at = _line_start_after(fh, taken_from - take)
+                if at - position < TAKE_OVER_MARGIN or at >= taken_from:
+                    return False
+                helper.progress.ask_to_stop(at)
+                mine: list[_Held] = []
+
+                def keep(*args: object) -> None:
+                    mine.append(cast(_Held, args))
+
+                fh.seek(at)
+                found = focused.first_pass(
+                    fh,
+                    keep,
+                    LINE_LIMIT,
+                    start=at,
+                    stop=taken_from,
+                    previous=PREVIOUS_PART,
+                    each_batch=helper.drain,
+                )
+                taken.append((at, found, mine))
+                taken_from = at
+                return True
+
             if helper is not None:
                 # Its lines for the full path, in order, as it finds them.
                 deadline = time.monotonic() + patience
                 reader = fh.fileno()
-                for offset, index, placed, plain_time, length in helper.signals(deadline):
+                for offset, index, placed, plain_time, length in helper.signals(
+                    deadline, idle=take_over
+                ):
                     body = _read_at(reader, offset, length)
                     previous = last_plain if isinstance(placed, str) else placed
                     full(body, index, offset, previous, plain_time)
@@ -812,15 +971,33 @@ class Replayer:
                 )
                 rest.first_line = lines
                 parts.append(rest)
+                catch_up(tail_time)
+                lines += more
             else:
-                more, tail_time, plain = found
+                more, tail_time, plain, stopped_at, helper_plain = found
                 assert helper is not None
-                remote = _HelperPart(helper, path, split, size, plain)
+                remote = _HelperPart(helper, path, split, stopped_at or size, plain)
                 self._helper = None  # the part holds it now
                 remote.first_line = lines
                 parts.append(remote)
-            catch_up(tail_time)
-            lines += more
+                catch_up(tail_time)
+                lines += more
+                # Stopped where asked, the helper leaves the ends taken over to follow,
+                # in order. (Else it read its part to the end after all, as a request
+                # came too late: what was taken over is dropped.)
+                if taken and stopped_at == taken_from:
+                    previous = last_plain if isinstance(helper_plain, str) else helper_plain
+                    for _, (part_index, count, part_plain, part_time), held in reversed(taken):
+                        base = lines
+                        for body, at, offset, before, plain_time in held:
+                            before = previous if before is PREVIOUS_PART else before
+                            full(body, at, offset, before, plain_time)
+                        if part_plain is not PREVIOUS_PART:
+                            previous = part_plain
+                        part_index.first_line = lines
+                        parts.append(part_index)
+                        catch_up(part_time)
+                        lines += count
         self.stats.lines += lines
         return parts
 

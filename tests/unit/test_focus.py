@@ -49,14 +49,17 @@ def _replay(
 
 
 def _assert_same(paths: list[Path]) -> Replayer:
-    full, full_skips, _ = _replay(paths, focus=False)
+    full, full_skips, full_replayer = _replay(paths, focus=False)
     focused, focused_skips, replayer = _replay(paths, focus=True)
     assert focused == full
     assert focused_skips == full_skips
+    # Where each skip was (file and line) and why, in order.
+    assert replayer.ingestor.skip_log == full_replayer.ingestor.skip_log
     # Pass 1 shared with a helper process (as `ktriage replay` does for large files).
     shared, shared_skips, shared_replayer = _replay(paths, focus=True, parallel=True)
     assert shared == full
     assert shared_skips == full_skips
+    assert shared_replayer.ingestor.skip_log == full_replayer.ingestor.skip_log
     assert shared_replayer.stats == replayer.stats
     return replayer
 
@@ -528,14 +531,18 @@ def test_a_helper_that_cannot_answer_pass_two_leaves_the_replay_whole(
     real = replay_module._first_pass_from
 
     def after_pass_one(
-        path: Path, split: int, send: Callable[[object], None], receive: Any = None
+        path: Path,
+        split: int,
+        send: Callable[[object], None],
+        receive: Any = None,
+        progress: Any = None,
     ) -> None:
         if then == "ends":
-            real(path, split, send)  # sends its result, never reads the request
+            real(path, split, send, None, progress)  # never reads the request
         elif then == "hangs":
-            real(path, split, send, lambda: threading.Event().wait())
+            real(path, split, send, lambda: threading.Event().wait(), progress)
         else:
-            real(path, split, send, lambda: receive() and None)
+            real(path, split, send, lambda: receive() and None, progress)
             send(("candidates", [("not", "a", "candidate", "tuple")]))
 
     monkeypatch.setattr(replay_module, "_first_pass_from", after_pass_one)
@@ -544,6 +551,104 @@ def test_a_helper_that_cannot_answer_pass_two_leaves_the_replay_whole(
     _assert_same([path])
     # The part was read again here, once per replay that had a helper.
     assert len(seen["read_again"]) == 1 and seen["answered"] == [], seen
+
+
+def _slow_helper(monkeypatch: pytest.MonkeyPatch, refuse: bool = False) -> list[object]:
+    """A helper a few ms slower per batch of lines (the replay then has time to take
+    over the end of its part, as it may on 2 cores), with take-over allowed on small
+    files; `refuse`: every request to stop comes too late for it. Gives the
+    helpers' results as they come."""
+    import time as time_module
+
+    monkeypatch.setattr(replay_module, "TAKE_OVER_MIN_BYTES", 16 << 10)
+    monkeypatch.setattr(replay_module, "TAKE_OVER_MARGIN", 8 << 10)
+    # A third of what is left each time (what balance asks for on this machine's
+    # timings aside): several take-overs in a row.
+    monkeypatch.setattr(replay_module, "_take_over_share", lambda *_: 0.35)
+    monkeypatch.setattr(focus, "BATCH_BYTES", 4 << 10)
+    stop_at = replay_module._Progress.stop_at
+
+    def slow_stop_at(progress: replay_module._Progress, offset: int) -> int:
+        time_module.sleep(0.003)
+        if refuse:
+            progress._passed = True
+        return stop_at(progress, offset)
+
+    monkeypatch.setattr(replay_module._Progress, "stop_at", slow_stop_at)
+    results: list[object] = []
+    result = replay_module._Helper.result
+
+    def watched(helper: replay_module._Helper, timeout: float) -> object:
+        results.append(result(helper, timeout))
+        return results[-1]
+
+    monkeypatch.setattr(replay_module._Helper, "result", watched)
+    return results
+
+
+@pytest.mark.parametrize("kind", ["generated", "context", "untimed", "hostile"])
+def test_the_end_of_the_helpers_part_taken_over_gives_the_same_incidents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    path = tmp_path / f"{kind}.jsonl"
+    if kind == "generated":
+        _benchmark_module().generate(path, 3_000)
+    elif kind == "context":
+        _context_in_the_second_half(path)
+    elif kind == "untimed":
+        # Every other line an untimed exec (a signal: it is placed after the plain
+        # line before it, which for the first of a part is in the part before).
+        plain = EDGE_CASES["untimed_null_stage"].splitlines()[0]
+        lines = []
+        for i in range(1_500):
+            lines.append(plain.replace(b":01.000000Z", b":%02d.000000Z" % (i % 60)))
+            lines.append(_untimed_exec(300 + i % 7).replace(b"untimed-exec", b"untimed-%04d" % i))
+        path.write_bytes(b"\n".join(lines) + b"\n")
+    else:
+        path.write_bytes(b"".join(EDGE_CASES[case] for case in sorted(EDGE_CASES)) * 40)
+    results = _slow_helper(monkeypatch)
+    asked: list[int] = []
+    ask_to_stop = replay_module._Progress.ask_to_stop
+
+    def watched(progress: replay_module._Progress, at: int) -> None:
+        asked.append(at)
+        ask_to_stop(progress, at)
+
+    monkeypatch.setattr(replay_module._Progress, "ask_to_stop", watched)
+    _assert_same([path])
+    # The helper stopped where this process last asked it to, after several asks.
+    assert [r[3] for r in results if isinstance(r, tuple)] == [asked[-1]], results
+    assert len(asked) >= 3, asked
+
+
+def test_the_share_taken_over_lets_both_end_together() -> None:
+    # Seconds per byte: reading here, the full path, the helper reading.
+    for scan, feed, helper in [(3.0, 0.5, 3.0), (3.0, 1.6, 2.5), (2.0, 0.0, 6.0), (4.0, 0.1, 1.0)]:
+        share = replay_module._take_over_share(scan, feed, helper)
+        here = share * scan + feed  # per byte of what is left
+        there = (1 - share) * helper
+        assert here == pytest.approx(there)
+    assert replay_module._take_over_share(3.0, 4.0, 3.0) == 0.0  # the full path is all it can do
+
+
+def test_a_take_over_asked_for_too_late_is_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _context_in_the_second_half(tmp_path / "context.jsonl")
+    results = _slow_helper(monkeypatch, refuse=True)
+    asked: list[int] = []
+    ask_to_stop = replay_module._Progress.ask_to_stop
+
+    def watched(progress: replay_module._Progress, at: int) -> None:
+        asked.append(at)
+        ask_to_stop(progress, at)
+
+    monkeypatch.setattr(replay_module._Progress, "ask_to_stop", watched)
+    _assert_same([path])
+    # Asked, refused: the helper read its part to the end, and what this process
+    # read of it was dropped (the incidents, skips and counts are the same).
+    assert asked
+    assert [r[3] for r in results if isinstance(r, tuple)] == [None]
 
 
 def test_a_hung_helper_is_stopped_and_the_replay_reads_its_part(

@@ -274,6 +274,7 @@ def test_hostile_helper_fails_after_sending_some_signals(
         split: int,
         send: Callable[[object], None],
         receive: Callable[[], object] | None = None,
+        progress: Any = None,
     ) -> None:
         sent = 0
 
@@ -289,14 +290,14 @@ def test_hostile_helper_fails_after_sending_some_signals(
                 os.write(HELPER_FD[0], (1000).to_bytes(8, "little") + b"\x80\x05(")
             os._exit(3)
 
-        real(path, split, send_some, receive)
+        real(path, split, send_some, receive, progress)
 
     HELPER_FD: list[int] = []
     helper_main = replay_module._helper_main
 
-    def watched_main(fd: int, requests: int, path: Path, split: int) -> None:
+    def watched_main(fd: int, requests: int, path: Path, split: int, progress: Any) -> None:
         HELPER_FD.append(fd)
-        helper_main(fd, requests, path, split)
+        helper_main(fd, requests, path, split, progress)
 
     monkeypatch.setattr(replay_module, "_first_pass_from", failing)
     monkeypatch.setattr(replay_module, "_helper_main", watched_main)
@@ -346,8 +347,8 @@ def test_the_helper_never_waits_for_the_replay_to_read(
     assert found is not None
     assert len(signals) == 200  # every shell, once, in file order
     assert [s[1] for s in signals] == list(range(3, 2_000, 10))
-    lines, _, plain = found
-    assert lines == 2_000 and plain == 1_800
+    lines, _, plain, stopped_at, _ = found
+    assert lines == 2_000 and plain == 1_800 and stopped_at is None
 
 
 def test_hostile_replay_fails_midway_and_its_helper_is_ended(
