@@ -104,8 +104,8 @@ _Held = tuple[bytes, int, int, object, float | None]
 # This process takes over the far end of what the helper has left when that end is
 # at least this long, and starts at least this far ahead of the helper (a batch of
 # its lines, and a line as long as any, fit well before it).
-TAKE_OVER_MIN_BYTES = 8 << 20
-TAKE_OVER_MARGIN = 4 << 20
+TAKE_OVER_MIN_BYTES = 2 << 20
+TAKE_OVER_MARGIN = 2 << 20
 # Seconds between looks at whether to take over, while the helper sends nothing.
 IDLE_LOOK = 0.01
 # Seconds the helper may take beyond ten times what this process took for its part.
@@ -822,10 +822,14 @@ class Replayer:
         ) -> None:
             held.append((body, index, offset, last_plain, plain_time))
 
+        feeding = [0.0]  # seconds spent feeding held lines
+
         def feed_held() -> None:
+            began = time.perf_counter()
             for args in held:
                 full(*args)
             held.clear()
+            feeding[0] += time.perf_counter() - began
 
         def feed_some() -> None:
             if len(held) >= HELD_LINES:
@@ -879,6 +883,8 @@ class Replayer:
                     helper.drain()
                 feed_some()
 
+            middle_began = time.perf_counter()
+            feeding[0] = 0.0
             middle, more, last_plain, tail_time = focused.first_pass(
                 fh,
                 hold,
@@ -889,6 +895,11 @@ class Replayer:
                 each_batch=after_batch,
             )
             feed_held()
+            if split - probe >= PROBE_BYTES:
+                # Better measured here than in the first few MiB (warm, and longer).
+                fed_for = feeding[0]
+                scan_cost = (time.perf_counter() - middle_began - fed_for) / (split - probe)
+                feed_cost = fed_for / (split - probe)
             catch_up(tail_time)
             middle.first_line = lines
             parts.append(middle)
