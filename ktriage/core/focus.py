@@ -122,6 +122,8 @@ _TETRAGON_KEYS_CACHE = 50_000
 # Combinations of names pass 1 remembers the number of (when every line names a new
 # pod, its memory stays bounded: the index then grows as it did by name).
 _COMBO_CACHE = 200_000
+# PlainIndex.candidates looks for up to this many combinations one by one.
+_FEW_COMBOS = 32
 # The audit resources whose SIGNAL_REQUESTS predicate reads no more of a record
 # without a request or response body than what `_audit_decision` is cached by
 # (user, address, resource, subresource, verb, namespace, whether it names an
@@ -170,8 +172,20 @@ class PlainIndex:
             combos = get(name)
             if combos is not None:
                 wanted.update(combos)
-        if wanted:
+        if len(wanted) > _FEW_COMBOS:
             found.update(i for i, combo in enumerate(self.combos) if combo in wanted)
+        else:
+            # Each wanted combination looked for along the array in C: a few names
+            # (the usual case) are found in a fraction of the time of a loop here.
+            look = self.combos.index
+            for combo in wanted:
+                at = -1
+                while True:
+                    try:
+                        at = look(combo, at + 1)
+                    except ValueError:
+                        break
+                    found.add(at)
         return sorted(found)
 
 

@@ -429,3 +429,25 @@ def test_the_pipe_is_drained_while_a_part_without_signals_is_read(
     shared, shared_skips, _ = _replay([path], focus=True, parallel=True)
     assert shared == full and shared_skips == full_skips
     assert drained_then > 3  # after each batch of this process's own part
+
+
+@pytest.mark.parametrize("wanted", [1, 3, focus._FEW_COMBOS, focus._FEW_COMBOS + 1, 200])
+def test_the_lines_pass_two_reads_are_those_naming_a_wanted_name(wanted: int) -> None:
+    """A few names are looked for combination by combination, many in one loop: both
+    find every line whose combination holds a wanted name, and the lines that may
+    join any incident, once each and in order."""
+    import random
+
+    rng = random.Random(wanted)
+    index = focus.PlainIndex()
+    names = [f"name-{n}" for n in range(300)]
+    for combo in range(400):
+        for name in rng.sample(names, 2):
+            index.postings.setdefault(name, []).append(combo)
+    index.combos.extend(rng.randrange(-1, 400) for _ in range(20_000))
+    index.always.extend(sorted(rng.sample(range(20_000), 30)))
+    asked = rng.sample(sorted(index.postings), wanted // 2 + 1)
+    combos = {c for name in asked for c in index.postings.get(name, [])}
+    expected = sorted({i for i, c in enumerate(index.combos) if c in combos} | set(index.always))
+    assert index.candidates(asked) == expected
+    assert len(expected) > 30
