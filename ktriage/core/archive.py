@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import itertools
 import os
-import tempfile
-import threading
+from _thread import allocate_lock
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from ktriage.core.model import Event, RawRef
 from ktriage.core.salvage import prune_depth
+
+if TYPE_CHECKING:
+    import tempfile
 
 # Archive ids are unique in the process (not per archive): an event's packed raw
 # reference then names its file alone, and `archive_for` finds the archive again.
@@ -47,7 +49,8 @@ class RawArchive:
     def __init__(self, spool_dir: Path | str | None = None) -> None:
         self._paths: dict[int, Path] = {}
         self._handles: dict[int, Any] = {}
-        self._lock = threading.Lock()
+        # (The threading module's Lock, without importing it: a replay needs no more.)
+        self._lock = allocate_lock()
         self._spool_id: int | None = None
         self._spool_fh: Any = None
         self._spool_size = 0
@@ -67,6 +70,8 @@ class RawArchive:
 
     def _open_spool(self) -> None:
         if self._spool_dir is None:
+            import tempfile  # only records that are not lines of a plain file are spooled
+
             self._tmpdir = tempfile.TemporaryDirectory(prefix="ktriage-spool-")
             self._spool_dir = Path(self._tmpdir.name)
         self._spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

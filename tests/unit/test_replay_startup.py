@@ -75,6 +75,8 @@ def test_replay_json_loads_no_sim_ui_client_or_helpers(tmp_path: Path) -> None:
         assert lazy not in modules, lazy
     if sys.implementation.name == "cpython":
         assert "_hashlib" not in modules
+    # Nor threads, nor a spool (a plain file's lines are read where they are).
+    assert "threading" not in modules and "tempfile" not in modules
 
 
 REDACTION_DRIVER = """
