@@ -203,10 +203,40 @@ def _add_live(p: argparse.ArgumentParser, *, top: bool = False) -> None:
     )
 
 
+def _terminal_columns() -> int:
+    """The terminal's width as `shutil.get_terminal_size` gives it (COLUMNS, else the
+    terminal of standard output, else 80), without importing shutil (with bz2 and
+    lzma, 2 ms of every start: argparse imports it to size its help)."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        if width is None:
+            width = _terminal_columns() - 2  # as argparse does
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ktriage",
         description="Kubernetes security incident triage in the terminal.",
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"ktriage {__version__}")
     _add_ui(parser, top=True)
@@ -215,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     live = sub.add_parser(
         "live",
+        formatter_class=_HelpFormatter,
         help="watch a cluster and its streams (the default command)",
         description="Watch a cluster's pods, nodes and events, audit logs and runtime alerts.",
     )
@@ -223,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = sub.add_parser(
         "replay",
+        formatter_class=_HelpFormatter,
         help="correlate recorded audit/Falco/Tetragon files",
         description="Read recorded streams (JSON lines, JSON documents, .gz) and report "
         "incidents. With none of --json, --markdown or --text, on a terminal, the incidents "
@@ -252,11 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(replay)
     _add_ui(replay)
 
-    sim = sub.add_parser("sim", help="run the simulated cluster", add_help=False)
+    sim = sub.add_parser(
+        "sim", help="run the simulated cluster", add_help=False, formatter_class=_HelpFormatter
+    )
     sim.add_argument("rest", nargs=argparse.REMAINDER)
 
     demo = sub.add_parser(
         "demo",
+        formatter_class=_HelpFormatter,
         help="the simulated cluster under attack, in the UI",
         description="Start the simulated cluster on loopback, play an attack on it, and "
         "watch it in the UI as a live cluster: every key works, actions included.",

@@ -75,8 +75,25 @@ def test_replay_json_loads_no_sim_ui_client_or_helpers(tmp_path: Path) -> None:
         assert lazy not in modules, lazy
     if sys.implementation.name == "cpython":
         assert "_hashlib" not in modules
-    # Nor threads, nor a spool (a plain file's lines are read where they are).
+    # Nor threads, nor a spool (a plain file's lines are read where they are), nor
+    # shutil (argparse's way to the terminal's width).
     assert "threading" not in modules and "tempfile" not in modules
+    assert "shutil" not in modules
+
+
+@pytest.mark.parametrize("columns", ["", "50", "133", "junk", "-4"])
+def test_help_is_as_wide_as_shutil_says_the_terminal_is(
+    monkeypatch: pytest.MonkeyPatch, columns: str
+) -> None:
+    import shutil
+
+    from ktriage.cli import _terminal_columns, build_parser
+
+    monkeypatch.setenv("COLUMNS", columns)
+    assert _terminal_columns() == shutil.get_terminal_size().columns
+    width = _terminal_columns() - 2
+    for line in build_parser().format_help().splitlines():
+        assert len(line) <= max(width, 40) or " " not in line.strip(), line
 
 
 REDACTION_DRIVER = """
