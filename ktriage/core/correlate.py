@@ -39,6 +39,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import functools
+import operator
 import re
 from array import array
 from collections import Counter
@@ -1348,11 +1349,14 @@ class Correlator:
         if inc is None:
             return []
         get = self.store.get
-        events = [get(eid) for _, eid in inc.timeline]
+        timeline = inc.timeline
+        events = [get(eid) for _, eid in timeline]
         # Events of the same instant in an order of their own, not of arrival: a
         # report is the same however its input was read (a focused replay reads
-        # context after signals).
-        events.sort(key=_report_order)
+        # context after signals). The timeline is in time order: only when two
+        # events share an instant is there anything to sort.
+        if len(set(map(_first, timeline))) < len(timeline):
+            events.sort(key=_report_order)
         return events
 
     def attach(self, incident_id: str, event: Event) -> set[str]:
@@ -1383,6 +1387,9 @@ class Correlator:
 
 def _report_order(ev: Event) -> tuple[float, str, str]:
     return (ev.time, ev.source, ev.ref)
+
+
+_first = operator.itemgetter(0)
 
 
 def _closure(base: list[EntityRef], also: dict[EntityRef, list[EntityRef]]) -> list[EntityRef]:

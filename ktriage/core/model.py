@@ -7,7 +7,6 @@ from the clock, so the same input always gives the same result.
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -435,9 +434,8 @@ def iso(ts: float) -> str:
             return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         except (OverflowError, ValueError, OSError, TypeError):
             return bad_time(ts)
-    frac, whole = math.modf(ts)
-    micros = round(frac * 1e6)
-    second = int(whole)
+    second = int(ts)
+    micros = round((ts - second) * 1e6)  # (the subtraction is exact, as modf's)
     if micros >= 1_000_000:
         micros -= 1_000_000
         second += 1
