@@ -323,13 +323,7 @@ def _first_pass_from(
     if type(request) is not tuple or not request:
         return  # the parent is gone, or needs nothing more
     if request[0] == "names" and len(request) == 2:
-        offsets = index.offsets
-        last = len(offsets) - 1
-        found = [
-            (i, offsets[i], offsets[i + 1] - offsets[i] if i < last else -1)
-            for i in index.candidates(request[1])
-        ]
-        send(("candidates", found))
+        send(("candidates", _candidates(index, request[1])))
     elif request[0] == "index":
         send(("index", index))
 
@@ -374,8 +368,8 @@ class _Helper:
     """A forked process running pass 1 over a file's second part while the replay
     reads the first: pass 1 decodes every line, and that is most of a replay. The
     lines it finds for the full path come as it goes (`signals`), its counts at the
-    end (`result`); it then waits to answer one request (`ask`): which of its lines
-    pass 2 reads, or its whole index."""
+    end (`result`); it then waits to answer one request (`ask`, then `answer`):
+    which of its lines pass 2 reads, or its whole index."""
 
     def __init__(self, pid: int, fd: int, requests: int, progress: _Progress) -> None:
         self.pid = pid
@@ -604,7 +598,7 @@ class _HelperPart:
         self.helper: _Helper | None = helper
         self.path = path
         self.split = split
-        self.end = end  # the file's size in pass 1 (lines appended later are not read)
+        self.end = end  # where the part ended in pass 1 (lines after it are not its)
         self.plain = plain  # lines left out
         self.first_line = 0  # lines of the file before the part
         self.index: focused.PlainIndex | None = None  # once taken from the helper
