@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple, cast
 
 from ktriage.core.detect.identity import CONTROLLER_ACCOUNTS, CONTROLLER_USERS
-from ktriage.core.text import shown
+from ktriage.core.text import _SHOWN_AS_IS, shown
 
 SOURCES = ("audit", "falco", "tetragon", "kube", "ktriage")
 
@@ -257,13 +257,18 @@ class Event:
         nothing to redact or escape), and the texts are shown without the cache of
         short texts (a report shows each once)."""
         ref = self.ref
+        kind = self.kind
+        summary = self.summary
+        as_is = _SHOWN_AS_IS  # (shown's own first test, without a call per text)
         return {
             "source": self.source,
             "ref": ref if type(ref) is str and not ref.strip(_HEX_REF) else shown(ref),
             "time": iso(self.time),
-            "kind": shown(self.kind),
+            "kind": kind if type(kind) is str and kind in as_is else shown(kind),
             "severity": self.severity.label,
-            "summary": shown(self.summary, cache=False),
+            "summary": summary
+            if type(summary) is str and summary in as_is
+            else shown(summary, cache=False),
         }
 
 
