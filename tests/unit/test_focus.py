@@ -376,6 +376,19 @@ def test_untimed_records_after_thousands_of_failed_lines_are_placed_as_in_one_pa
     assert sum(replayer.ingestor.skipped.values()) == 3_000, replayer.ingestor.skipped
 
 
+def _watch_helper_results(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The helpers' results (`_Helper.result`), as they come."""
+    results: list[object] = []
+    result = replay_module._Helper.result
+
+    def watched(helper: replay_module._Helper, timeout: float) -> object:
+        results.append(result(helper, timeout))
+        return results[-1]
+
+    monkeypatch.setattr(replay_module._Helper, "result", watched)
+    return results
+
+
 def test_a_failed_helper_leaves_the_replay_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -387,14 +400,7 @@ def test_a_failed_helper_leaves_the_replay_whole(
         raise MemoryError("the helper ran out of memory")
 
     monkeypatch.setattr(replay_module, "_first_pass_from", broken)
-    results: list[object] = []
-    result = replay_module._Helper.result
-
-    def watched(helper: replay_module._Helper, timeout: float) -> object:
-        results.append(result(helper, timeout))
-        return results[-1]
-
-    monkeypatch.setattr(replay_module._Helper, "result", watched)
+    results = _watch_helper_results(monkeypatch)
     shared, shared_skips, replayer = _replay([path], focus=True, parallel=True)
     assert results == [None]  # the helper failed, and the replay read its part itself
     assert shared == full
@@ -553,11 +559,13 @@ def test_a_helper_that_cannot_answer_pass_two_leaves_the_replay_whole(
     assert len(seen["read_again"]) == 1 and seen["answered"] == [], seen
 
 
-def _slow_helper(monkeypatch: pytest.MonkeyPatch, refuse: bool = False) -> list[object]:
+def _slow_helper(
+    monkeypatch: pytest.MonkeyPatch, refuse: bool = False
+) -> tuple[list[object], list[int]]:
     """A helper a few ms slower per batch of lines (the replay then has time to take
     over the end of its part, as it may on 2 cores), with take-over allowed on small
     files; `refuse`: every request to stop comes too late for it. Gives the
-    helpers' results as they come."""
+    helpers' results as they come, and where the replay asked them to stop."""
     import time as time_module
 
     monkeypatch.setattr(replay_module, "TAKE_OVER_MIN_BYTES", 16 << 10)
@@ -575,15 +583,16 @@ def _slow_helper(monkeypatch: pytest.MonkeyPatch, refuse: bool = False) -> list[
         return stop_at(progress, offset)
 
     monkeypatch.setattr(replay_module._Progress, "stop_at", slow_stop_at)
-    results: list[object] = []
-    result = replay_module._Helper.result
+    results = _watch_helper_results(monkeypatch)
+    asked: list[int] = []
+    ask_to_stop = replay_module._Progress.ask_to_stop
 
-    def watched(helper: replay_module._Helper, timeout: float) -> object:
-        results.append(result(helper, timeout))
-        return results[-1]
+    def watched_ask(progress: replay_module._Progress, at: int) -> None:
+        asked.append(at)
+        ask_to_stop(progress, at)
 
-    monkeypatch.setattr(replay_module._Helper, "result", watched)
-    return results
+    monkeypatch.setattr(replay_module._Progress, "ask_to_stop", watched_ask)
+    return results, asked
 
 
 @pytest.mark.parametrize("kind", ["generated", "context", "untimed", "hostile"])
@@ -606,15 +615,7 @@ def test_the_end_of_the_helpers_part_taken_over_gives_the_same_incidents(
         path.write_bytes(b"\n".join(lines) + b"\n")
     else:
         path.write_bytes(b"".join(EDGE_CASES[case] for case in sorted(EDGE_CASES)) * 40)
-    results = _slow_helper(monkeypatch)
-    asked: list[int] = []
-    ask_to_stop = replay_module._Progress.ask_to_stop
-
-    def watched(progress: replay_module._Progress, at: int) -> None:
-        asked.append(at)
-        ask_to_stop(progress, at)
-
-    monkeypatch.setattr(replay_module._Progress, "ask_to_stop", watched)
+    results, asked = _slow_helper(monkeypatch)
     _assert_same([path])
     # The helper stopped where this process last asked it to, after several asks.
     assert [r[3] for r in results if isinstance(r, tuple)] == [asked[-1]], results
@@ -635,15 +636,7 @@ def test_a_take_over_asked_for_too_late_is_dropped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = _context_in_the_second_half(tmp_path / "context.jsonl")
-    results = _slow_helper(monkeypatch, refuse=True)
-    asked: list[int] = []
-    ask_to_stop = replay_module._Progress.ask_to_stop
-
-    def watched(progress: replay_module._Progress, at: int) -> None:
-        asked.append(at)
-        ask_to_stop(progress, at)
-
-    monkeypatch.setattr(replay_module._Progress, "ask_to_stop", watched)
+    results, asked = _slow_helper(monkeypatch, refuse=True)
     _assert_same([path])
     # Asked, refused: the helper read its part to the end, and what this process
     # read of it was dropped (the incidents, skips and counts are the same).
