@@ -936,7 +936,7 @@ class Replayer:
                     mine.append(cast(_Held, args))
 
                 fh.seek(at)
-                found = focused.first_pass(
+                read = focused.first_pass(
                     fh,
                     keep,
                     LINE_LIMIT,
@@ -945,7 +945,7 @@ class Replayer:
                     previous=PREVIOUS_PART,
                     each_batch=helper.drain,
                 )
-                taken.append((at, found, mine))
+                taken.append((at, read, mine))
                 taken_from = at
                 return True
 
@@ -987,12 +987,29 @@ class Replayer:
                 parts.append(remote)
                 catch_up(tail_time)
                 lines += more
-                # Stopped where asked, the helper leaves the ends taken over to follow,
-                # in order. (Else it read its part to the end after all, as a request
-                # came too late: what was taken over is dropped.)
-                if taken and stopped_at == taken_from:
+                # The ends taken over from where the helper stopped follow, in order.
+                # It stops where it was last asked to, or, when its last batch began
+                # before a later request came (one line can be long), where it was
+                # asked before: the ends taken over before that place are its. When a
+                # request came after it had passed that place, it read on to the end:
+                # all it was asked is its.
+                if stopped_at is not None:
+                    ends = [end for end in taken if end[0] >= stopped_at]
                     previous = last_plain if isinstance(helper_plain, str) else helper_plain
-                    for _, (part_index, count, part_plain, part_time), held in reversed(taken):
+                    if not ends or ends[-1][0] != stopped_at:
+                        # (It stops only where asked: were it ever elsewhere, the rest
+                        # is read here, as for a helper that failed.)
+                        base = lines
+                        fh.seek(stopped_at)
+                        rest, more, _, tail_time = focused.first_pass(
+                            fh, full, LINE_LIMIT, start=stopped_at, previous=previous
+                        )
+                        rest.first_line = lines
+                        parts.append(rest)
+                        catch_up(tail_time)
+                        lines += more
+                        ends = []
+                    for _, (part_index, count, part_plain, part_time), held in reversed(ends):
                         base = lines
                         for body, at, offset, before, plain_time in held:
                             before = previous if before is PREVIOUS_PART else before

@@ -560,12 +560,14 @@ def test_a_helper_that_cannot_answer_pass_two_leaves_the_replay_whole(
 
 
 def _slow_helper(
-    monkeypatch: pytest.MonkeyPatch, refuse: bool = False
+    monkeypatch: pytest.MonkeyPatch, refuse: bool = False, first_only: bool = False
 ) -> tuple[list[object], list[int]]:
     """A helper a few ms slower per batch of lines (the replay then has time to take
     over the end of its part, as it may on 2 cores), with take-over allowed on small
-    files; `refuse`: every request to stop comes too late for it. Gives the
-    helpers' results as they come, and where the replay asked them to stop."""
+    files; `refuse`: every request to stop comes too late for it; `first_only`: it
+    stops where it was first asked to, as when its last batch began before the later
+    requests came. Gives the helpers' results as they come, and where the replay
+    asked them to stop."""
     import time as time_module
 
     monkeypatch.setattr(replay_module, "TAKE_OVER_MIN_BYTES", 16 << 10)
@@ -576,11 +578,19 @@ def _slow_helper(
     monkeypatch.setattr(focus, "BATCH_BYTES", 4 << 10)
     stop_at = replay_module._Progress.stop_at
 
+    first_asked: list[int] = []
+
     def slow_stop_at(progress: replay_module._Progress, offset: int) -> int:
         time_module.sleep(0.003)
         if refuse:
             progress._passed = True
-        return stop_at(progress, offset)
+        end = stop_at(progress, offset)
+        if first_only and first_asked:
+            progress.stopped_at = first_asked[0]
+            return first_asked[0]
+        if first_only and progress.stopped_at is not None:
+            first_asked.append(progress.stopped_at)
+        return end
 
     monkeypatch.setattr(replay_module._Progress, "stop_at", slow_stop_at)
     results = _watch_helper_results(monkeypatch)
@@ -620,6 +630,39 @@ def test_the_end_of_the_helpers_part_taken_over_gives_the_same_incidents(
     # The helper stopped where this process last asked it to, after several asks.
     assert [r[3] for r in results if isinstance(r, tuple)] == [asked[-1]], results
     assert len(asked) >= 3, asked
+
+
+def test_ends_taken_over_after_the_helper_stopped_are_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The helper stops where it was first asked to; the ends this process took over
+    before that place are the helper's, and are dropped; the ones after it follow."""
+    path = tmp_path / "generated.jsonl"
+    _benchmark_module().generate(path, 3_000)
+    results, asked = _slow_helper(monkeypatch, first_only=True)
+    _assert_same([path])
+    assert len(asked) >= 2, asked
+    assert [r[3] for r in results if isinstance(r, tuple)] == [asked[0]], results
+
+
+def test_a_helper_that_stops_where_nobody_asked_leaves_the_replay_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It cannot happen (the helper stops only where asked), and were it ever to, the
+    rest of the file is read here."""
+    path = tmp_path / "generated.jsonl"
+    _benchmark_module().generate(path, 3_000)
+    data = path.read_bytes()
+    there = data.index(b"\n", len(data) * 3 // 4) + 1  # a line start in its part
+    results, _ = _slow_helper(monkeypatch)
+
+    def stops_there(progress: replay_module._Progress, offset: int) -> int:
+        progress.stopped_at = there
+        return there
+
+    monkeypatch.setattr(replay_module._Progress, "stop_at", stops_there)
+    _assert_same([path])
+    assert [r[3] for r in results if isinstance(r, tuple)] == [there], results
 
 
 def test_the_share_taken_over_lets_both_end_together() -> None:
