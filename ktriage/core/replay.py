@@ -816,14 +816,15 @@ class Replayer:
         ) -> None:
             held.append((body, index, offset, last_plain, plain_time))
 
-        feeding = [0.0]  # seconds spent feeding held lines
+        feeding = 0.0  # seconds spent feeding held lines (in this process's own part)
 
         def feed_held() -> None:
+            nonlocal feeding
             began = time.perf_counter()
             for args in held:
                 full(*args)
             held.clear()
-            feeding[0] += time.perf_counter() - began
+            feeding += time.perf_counter() - began
 
         def feed_some() -> None:
             if len(held) >= HELD_LINES:
@@ -878,7 +879,7 @@ class Replayer:
                 feed_some()
 
             middle_began = time.perf_counter()
-            feeding[0] = 0.0
+            feeding = 0.0
             middle, more, last_plain, tail_time = focused.first_pass(
                 fh,
                 hold,
@@ -891,7 +892,7 @@ class Replayer:
             feed_held()
             if split - probe >= PROBE_BYTES:
                 # Better measured here than in the first few MiB (warm, and longer).
-                fed_for = feeding[0]
+                fed_for = feeding
                 scan_cost = (time.perf_counter() - middle_began - fed_for) / (split - probe)
                 feed_cost = fed_for / (split - probe)
             catch_up(tail_time)
@@ -961,6 +962,25 @@ class Replayer:
                     full(body, index, offset, previous, plain_time)
                     fed = index
                 found = helper.result(patience)
+
+            def read_rest_here(
+                start: int,
+                previous: object,
+                feed_line: Callable[[bytes, int, int, object, float | None], None],
+            ) -> None:
+                """Pass 1 from `start` to the end, in this process (the helper could
+                not read it)."""
+                nonlocal base, lines
+                base = lines
+                fh.seek(start)
+                rest, more, _, tail_time = focused.first_pass(
+                    fh, feed_line, LINE_LIMIT, start=start, previous=previous
+                )
+                rest.first_line = lines
+                parts.append(rest)
+                catch_up(tail_time)
+                lines += more
+
             if found is None:
                 # No helper after all (it could not start, or failed): read the rest
                 # here, but for the lines it already sent.
@@ -970,14 +990,7 @@ class Replayer:
                     if index > fed:
                         full(body, index, offset, last, plain_time)
 
-                fh.seek(split)
-                rest, more, _, tail_time = focused.first_pass(
-                    fh, rest_full, LINE_LIMIT, start=split, previous=last_plain
-                )
-                rest.first_line = lines
-                parts.append(rest)
-                catch_up(tail_time)
-                lines += more
+                read_rest_here(split, last_plain, rest_full)
             else:
                 more, tail_time, plain, stopped_at, helper_plain = found
                 assert helper is not None
@@ -999,15 +1012,7 @@ class Replayer:
                     if not ends or ends[-1][0] != stopped_at:
                         # (It stops only where asked: were it ever elsewhere, the rest
                         # is read here, as for a helper that failed.)
-                        base = lines
-                        fh.seek(stopped_at)
-                        rest, more, _, tail_time = focused.first_pass(
-                            fh, full, LINE_LIMIT, start=stopped_at, previous=previous
-                        )
-                        rest.first_line = lines
-                        parts.append(rest)
-                        catch_up(tail_time)
-                        lines += more
+                        read_rest_here(stopped_at, previous, full)
                         ends = []
                     for _, (part_index, count, part_plain, part_time), held in reversed(ends):
                         base = lines
