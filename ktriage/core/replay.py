@@ -207,8 +207,9 @@ def _take_over_share(scan_cost: float, feed_cost: float, helper_cost: float) -> 
 _AFTER_PREVIOUS_PART = "previous part"
 PLAIN_SENT_MAX = 4096
 # (offset, index, that line, time or marker, latest time of audit lines left out
-# before it, length without the line end)
-_Signal = tuple[int, int, bytes | float | str | None, float | None, int]
+# before it, the line without its end: itself when at most SENT_LINE_MAX bytes, else
+# its length, and it is read from the file)
+_Signal = tuple[int, int, bytes | float | str | None, float | None, bytes | int]
 # (lines read, latest time of the audit lines left out after the last signal, lines
 # left out, where it stopped when asked to (else None: at the end), the latest line
 # left out as _Signal gives it). The helper keeps its index: it then answers which of
@@ -217,8 +218,11 @@ _Signal = tuple[int, int, bytes | float | str | None, float | None, int]
 _HelperResult = tuple[int, float | None, int, int | None, bytes | float | str | None]
 # (index in the part, offset, length without the line end or -1: up to the line end)
 _Candidate = tuple[int, int, int]
-# The helper sends the lines it found for the full path this many at a time.
+# The helper sends the lines it found for the full path this many at a time, each
+# with its bytes when it is no longer than this: measured, a pipe carries them for a
+# fraction of what reading each again from the file costs (a system call per line).
 SIGNALS_PER_MESSAGE = 128
+SENT_LINE_MAX = 16 << 10
 # Bytes of a message's length, before it.
 _LENGTH = 8
 # The pipe from the helper holds this much (Linux's F_SETPIPE_SZ, when allowed), so
@@ -300,7 +304,8 @@ def _first_pass_from(
     def full(
         body: bytes, index: int, offset: int, last_plain: object, plain_time: float | None
     ) -> None:
-        add((offset, index, _sent_plain(last_plain), plain_time, len(body)))
+        sent = body if len(body) <= SENT_LINE_MAX else len(body)
+        add((offset, index, _sent_plain(last_plain), plain_time, sent))
         if len(signals) >= SIGNALS_PER_MESSAGE:
             send(("signals", signals))  # written out before it returns
             signals.clear()
@@ -376,7 +381,14 @@ class _Helper:
         self.fd = fd
         self.requests = requests  # written to by this process, read by the helper
         self.progress = progress
+        # What came down the pipe and is not taken yet: from `_taken` on. Taken bytes
+        # are dropped only once they are most of it: dropping them at every message
+        # moved the whole backlog (megabytes while this process is behind) each time.
         self._pending = bytearray()
+        self._taken = 0
+        # Each read from the pipe lands here first: a new buffer of _PIPE_BYTES for
+        # every read was mapped, faulted in and unmapped again each time.
+        self._scratch = bytearray(_PIPE_BYTES)
         self._poller = select.poll()
         self._poller.register(fd, select.POLLIN)
         self._done: _HelperResult | None = None
@@ -493,8 +505,9 @@ class _Helper:
     def _has_message(self) -> bool:
         """Whether a whole message is waiting in what was taken out of the pipe."""
         pending = self._pending
-        return len(pending) >= _LENGTH and len(pending) >= _LENGTH + int.from_bytes(
-            pending[:_LENGTH], "little"
+        at = self._taken
+        return len(pending) - at >= _LENGTH and len(pending) - at >= _LENGTH + int.from_bytes(
+            pending[at : at + _LENGTH], "little"
         )
 
     def _send_request(self, request: tuple[object, ...], deadline: float) -> bool:
@@ -522,15 +535,18 @@ class _Helper:
         pending = self._pending
         poller = self._poller
         while True:
-            if len(pending) >= _LENGTH:
-                size = int.from_bytes(pending[:_LENGTH], "little")
-                if len(pending) >= _LENGTH + size:
-                    data = bytes(pending[_LENGTH : _LENGTH + size])
-                    del pending[: _LENGTH + size]
+            at = self._taken
+            if len(pending) - at >= _LENGTH:
+                size = int.from_bytes(pending[at : at + _LENGTH], "little")
+                end = at + _LENGTH + size
+                if len(pending) >= end:
                     try:
-                        message = pickle.loads(data)
+                        with memoryview(pending) as view:
+                            message = pickle.loads(view[at + _LENGTH : end])
                     except (pickle.UnpicklingError, EOFError, ValueError, TypeError):
                         return None
+                    finally:
+                        self._take(end)
                     if type(message) is not tuple or len(message) != 2:
                         return None
                     return cast(tuple[str, object], message)
@@ -538,12 +554,27 @@ class _Helper:
             try:
                 if not poller.poll(wait * 1000):
                     return None
-                chunk = os.read(self.fd, _PIPE_BYTES)
+                if not self._read_some():
+                    return None
             except OSError:
                 return None
-            if not chunk:
-                return None
-            pending += chunk
+
+    def _read_some(self) -> bool:
+        """One read from the pipe into `_pending`; False at its end."""
+        scratch = self._scratch
+        got = os.readv(self.fd, [scratch])
+        if not got:
+            return False
+        with memoryview(scratch) as view:
+            self._pending += view[:got]
+        return True
+
+    def _take(self, end: int) -> None:
+        """Mark what `_pending` holds up to `end` as taken."""
+        self._taken = end
+        if end * 2 >= len(self._pending):
+            del self._pending[:end]
+            self._taken = 0
 
     def drain(self) -> bool:
         """Take what the helper sent so far out of the pipe, without waiting: while
@@ -553,10 +584,8 @@ class _Helper:
             return False
         try:
             while self._poller.poll(0):
-                chunk = os.read(self.fd, _PIPE_BYTES)
-                if not chunk:
+                if not self._read_some():
                     return False
-                self._pending += chunk
         except OSError:
             return False
         return True
@@ -954,10 +983,10 @@ class Replayer:
                 # Its lines for the full path, in order, as it finds them.
                 deadline = time.monotonic() + patience
                 reader = fh.fileno()
-                for offset, index, placed, plain_time, length in helper.signals(
+                for offset, index, placed, plain_time, sent in helper.signals(
                     deadline, idle=take_over
                 ):
-                    body = _read_at(reader, offset, length)
+                    body = sent if isinstance(sent, bytes) else _read_at(reader, offset, sent)
                     previous = last_plain if isinstance(placed, str) else placed
                     full(body, index, offset, previous, plain_time)
                     fed = index

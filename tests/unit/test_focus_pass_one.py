@@ -351,6 +351,43 @@ def test_the_helper_never_waits_for_the_replay_to_read(
     assert lines == 2_000 and plain == 1_800 and stopped_at is None
 
 
+@pytest.mark.parametrize("sent", ["none", "some", "all"])
+def test_lines_for_the_full_path_come_down_the_pipe_or_are_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sent: str
+) -> None:
+    """The helper sends each line it finds for the full path with its bytes when it
+    is no longer than SENT_LINE_MAX, else its length (the replay reads it again from
+    the file): the bytes are the line's own, and the replay gives what a full read
+    gives either way."""
+    path = _signal_dense_file(tmp_path)
+    data = path.read_bytes()
+    shells = sorted(len(line) for line in data.splitlines() if b'"process_exec"' in line)
+    sent_max = {"none": 0, "some": shells[0], "all": 1 << 20}[sent]
+    monkeypatch.setattr(replay_module, "SENT_LINE_MAX", sent_max)
+    helper = replay_module._Helper.start(path, 0)
+    assert helper is not None
+    try:
+        signals = list(helper.signals(time.monotonic() + 20))
+        assert helper.result(10) is not None
+    finally:
+        helper.stop()
+    assert len(signals) == 200
+    lengths = set()
+    for offset, _, _, _, body in signals:
+        line = data[offset : data.index(b"\n", offset)]
+        lengths.add(len(line))
+        if len(line) <= sent_max:
+            assert body == line
+        else:
+            assert body == len(line)
+    assert sent != "some" or min(lengths) <= sent_max < max(lengths)  # both kinds here
+
+    full, full_skips, _ = _replay([path], focus=False)
+    shared, shared_skips, _ = _replay([path], focus=True, parallel=True)
+    assert shared == full
+    assert shared_skips == full_skips
+
+
 def test_hostile_replay_fails_midway_and_its_helper_is_ended(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
