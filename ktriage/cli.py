@@ -7,7 +7,7 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from ktriage import __version__
 
@@ -457,7 +457,27 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     replayer.archive.close()
+    global _REPLAY_CLEANED_UP
+    _REPLAY_CLEANED_UP = True
     return 0
+
+
+# Set once a replay wrote its whole report and removed what it kept on disk: the
+# program may then end at once (see _end_now).
+_REPLAY_CLEANED_UP = False
+
+
+def _end_now(code: int) -> NoReturn:
+    """End the program without tearing down what it built, once everything it
+    printed is flushed: after a large replay, freeing its objects one by one (the
+    interpreter's own ending) took longer than many a whole small replay."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = 0  # output piped into `head` and friends: not an error (see main)
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.flush()
+    os._exit(code)
 
 
 def _snapshot_dir_problem(directory: Path) -> str:
@@ -526,6 +546,8 @@ def preload_ui_modules(*, ui: bool = True) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The program (`argv` None: its command line), or one command of it."""
+    program = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     if argv and argv[0] == "sim":
@@ -539,7 +561,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "replay":
-            return cmd_replay(args)
+            code = cmd_replay(args)
+            if program and _REPLAY_CLEANED_UP:
+                _end_now(code)
+            return code
         if args.command == "demo":
             preload_ui_modules(ui=not getattr(args, "headless", False))
             from ktriage.demo import run_demo

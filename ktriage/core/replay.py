@@ -814,11 +814,15 @@ class Replayer:
         feed = self._feed
         base = 0  # lines before the part being read
 
+        advance_audit_clock = ingestor.advance_audit_clock
+
         def catch_up(plain_time: float | None) -> None:
             # Audit lines left out moved time on: requests held for their response
             # that are due by now come out, as reading them in order would have done.
             if plain_time is not None:
-                feed(ingestor.advance_audit_clock(plain_time))
+                due = advance_audit_clock(plain_time)
+                if due:
+                    feed(due)
 
         def full(
             body: bytes, index: int, offset: int, last_plain: object, plain_time: float | None

@@ -357,3 +357,71 @@ def test_snapshots_include_the_workflow_noted_in_the_ui_on_the_same_data(
     text = (out_dir / f"{inc_id}.md").read_text()
     assert "| Status | investigating |" in text
     assert "alice: seen before: the backup job" in text
+
+
+def _program(args: list[str], tmp: Path, **kw: object) -> subprocess.CompletedProcess[bytes]:
+    """`ktriage` itself in a fresh interpreter, with its own temporary folder."""
+    env = dict(os.environ, TMPDIR=str(tmp), HOME=str(tmp), XDG_CONFIG_HOME=str(tmp))
+    return subprocess.run(
+        [sys.executable, "-m", "ktriage.cli", *args],
+        env=env,
+        capture_output=True,
+        timeout=120,
+        **kw,  # type: ignore[call-overload]
+    )
+
+
+@pytest.mark.parametrize("output", ["--json", "--text", "--markdown"])
+def test_the_program_ends_at_once_after_a_replay_with_all_its_output_and_nothing_left(
+    tmp_path: Path, capsysbinary, output: str
+) -> None:
+    """A replay run as the program ends without the interpreter freeing its objects
+    one by one: first everything it printed is out, its snapshots are written, and
+    what it spooled to disk (a compressed file's lines) is removed."""
+    gz = tmp_path / "audit.log.gz"
+    with gzip.open(gz, "wb") as fh:
+        fh.write(json.dumps(EXEC).encode() + b"\nnot json\n")
+    falco = _write_lines(tmp_path / "falco.jsonl", [FALCO])
+    args = ["replay", output, str(gz), str(falco)]
+    snaps = tmp_path / "snaps"
+    if output == "--markdown":
+        args.insert(2, str(snaps))
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    done = _program(args, tmp)
+    assert done.returncode == 0, done.stderr
+    assert b"Traceback" not in done.stderr and b"Exception ignored" not in done.stderr
+    assert b"Skipped 1 unusable line(s)" in done.stderr  # printed last, and flushed
+    assert list(tmp.iterdir()) == []  # the spool is gone
+    if output == "--markdown":
+        (snapshot,) = snaps.glob("INC-*.md")
+        assert snapshot.read_text().rstrip().endswith("```")  # written whole
+        return
+    # The same report as the command gives run in this process, to its last byte.
+    assert main(args) == 0
+    assert done.stdout == capsysbinary.readouterr().out
+
+
+def test_the_program_ends_quietly_when_its_reader_stops_early(tmp_path: Path) -> None:
+    """Output piped into `head`: the reader goes away with most of the report still
+    to come, and the program still ends at once, with no error."""
+    records = []
+    for i in range(3_000):
+        rec = dict(FALCO, uuid=f"8e2c0a52-9d0d-4a6a-8b0c-{i:012d}")
+        rec["output_fields"] = dict(FALCO["output_fields"], **{"k8s.pod.name": f"web-{i}"})
+        records.append(rec)
+    path = _write_lines(tmp_path / "falco.jsonl", records)
+    env = dict(os.environ, HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ktriage.cli", "replay", "--json", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.read(100)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0, err
+    assert first.startswith(b'{"id":"INC-')
+    assert b"Traceback" not in err and b"Exception ignored" not in err
