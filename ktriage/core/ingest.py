@@ -171,6 +171,10 @@ def _bad_json(data: bytes, exc: Exception) -> Skip:
     return Skip("malformed-json", f"not valid JSON ({msg})")
 
 
+def _no_time(_line: bytes) -> float | None:
+    return None
+
+
 class Ingestor:
     """Turns raw records into Events; keeps counts of what it parsed and skipped."""
 
@@ -199,6 +203,12 @@ class Ingestor:
         # Time of the latest timed record of the current input: an audit record with
         # no timestamp at all is placed there (see start_input).
         self._input_time: audit_parser.UntimedAt = None
+        # The line left out that note_input_line noted last: how to read its time,
+        # and the time noted before it (see note_input_line).
+        self._noted_line = b""
+        self._noted_read: Callable[[bytes], float | None] = _no_time
+        self._noted_before: float | None = None
+        self._noted_time = self._time_of_noted_line  # made once: one per line cost
 
     @property
     def formats(self) -> collections.Counter[str]:
@@ -226,19 +236,25 @@ class Ingestor:
         replay's second pass): untimed records that follow are placed after it."""
         self._input_time = t
 
-    def note_input_time_of(self, read_time: Callable[[], float | None]) -> None:
-        """As note_input_time, with the time read only when an untimed record asks
-        for it (most never do); when it gives none, the time noted before holds."""
+    def note_input_line(self, line: bytes, read_time: Callable[[bytes], float | None]) -> None:
+        """As note_input_time, for a line read elsewhere whose time `read_time(line)`
+        gives, read only when an untimed record asks for it (most never do); when it
+        gives none, the time noted before holds. (A focused replay notes a line before
+        every record it reads: nothing is made for each.)"""
         before = self._input_time
         if callable(before):
             # Records that failed one after another: one level of waiting at most.
             before = before()
+        self._noted_line = line
+        self._noted_read = read_time
+        self._noted_before = before
+        self._input_time = self._noted_time
 
-        def placed() -> float | None:
-            t = read_time()
-            return before if t is None else t
-
-        self._input_time = placed
+    def _time_of_noted_line(self) -> float | None:
+        """The time of the line note_input_line noted last (asked at once, by the
+        record read next: never after another note)."""
+        t = self._noted_read(self._noted_line)
+        return self._noted_before if t is None else t
 
     def advance_audit_clock(self, t: float) -> list[Event]:
         """Audit records up to time `t` were read elsewhere (a focused replay's plain

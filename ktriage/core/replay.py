@@ -16,7 +16,6 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import BinaryIO, cast
 
@@ -815,6 +814,7 @@ class Replayer:
         base = 0  # lines before the part being read
 
         advance_audit_clock = ingestor.advance_audit_clock
+        note_input_line = ingestor.note_input_line
 
         def catch_up(plain_time: float | None) -> None:
             # Audit lines left out moved time on: requests held for their response
@@ -832,11 +832,13 @@ class Replayer:
             # gives it for a long one): an untimed record that follows is placed at
             # its time, read only then.
             if isinstance(last_plain, bytes):
-                ingestor.note_input_time_of(partial(_plain_time, last_plain))
+                note_input_line(last_plain, _plain_time)
             elif isinstance(last_plain, float):
                 ingestor.note_input_time(last_plain)
             raw = pack_raw(archive_id, offset, len(body))
-            feed(feed_line(body, origin=f"{name}:{base + index + 1}", raw=raw))
+            events = feed_line(body, origin=f"{name}:{base + index + 1}", raw=raw)
+            if events:
+                feed(events)
 
         # The lines for the full path are fed a few dozen at a time, as pass 1 finds
         # them (with what it found for each, so in effect as at once): measured, going
