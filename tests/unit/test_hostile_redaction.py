@@ -111,6 +111,20 @@ def test_the_literal_check_answers_as_the_trigger_regex() -> None:
     assert 1_000 < tripped < 19_000  # both answers were asked for
 
 
+@pytest.mark.parametrize("odd", ["\udcff", "\ud800\udc00", "\x00", "\u202e"])
+def test_hostile_odd_characters_do_not_hide_a_secret(odd: str) -> None:
+    """Text the decoders can hand over with a lone surrogate (or other odd code
+    points) beside a secret: the first check still finds the secret's piece, and the
+    secret is redacted; such text without one is left as it is."""
+    secret = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlMTIzNDU2"
+    text = f"{odd}Authorization: Bearer {secret} {odd}"
+    assert _trips(text.lower())
+    assert secret not in redact_text(text)
+    plain = f"{odd} nothing to see here {odd}"
+    assert not _trips(plain.lower())
+    assert redact_text(plain) == plain
+
+
 def test_hostile_secret_ordinary_words_stay_readable() -> None:
     for text in ORDINARY:
         assert redact_text(text) == text
