@@ -98,6 +98,8 @@ PARALLEL_MIN_BYTES = 64 << 20
 PROBE_BYTES = 4 << 20
 # Lines for the full path pass 1 holds before feeding them (see _focused_signals).
 HELD_LINES = 64
+# Events of those lines the correlator is given at a time (at least).
+FILED_EVENTS = 64
 # What the full path is called with for one line (see focus.first_pass).
 _Held = tuple[bytes, int, int, object, float | None]
 # This process takes over the far end of what the helper has left when that end is
@@ -810,7 +812,17 @@ class Replayer:
         second part is read by a helper process at the same time (see _Helper)."""
         ingestor = self.ingestor
         feed_line = ingestor.feed_line
-        feed = self._feed
+        # The events of the lines for the full path go to the correlator a batch at a
+        # time, in order: measured, building an event and filing it by turns made
+        # both a sixth slower (each pushes the other's data out of the caches).
+        built: list[Event] = []
+        feed = built.extend
+
+        def file_built() -> None:
+            if built:
+                self._feed(built)
+                built.clear()
+
         base = 0  # lines before the part being read
 
         advance_audit_clock = ingestor.advance_audit_clock
@@ -839,6 +851,8 @@ class Replayer:
             events = feed_line(body, origin=f"{name}:{base + index + 1}", raw=raw)
             if events:
                 feed(events)
+                if len(built) >= FILED_EVENTS:
+                    file_built()
 
         # The lines for the full path are fed a few dozen at a time, as pass 1 finds
         # them (with what it found for each, so in effect as at once): measured, going
@@ -859,6 +873,7 @@ class Replayer:
             for args in held:
                 full(*args)
             held.clear()
+            file_built()
             feeding += time.perf_counter() - began
 
         def feed_some() -> None:
@@ -954,6 +969,7 @@ class Replayer:
                 both end about together, whatever the share said."""
                 nonlocal taken_from
                 assert helper is not None
+                file_built()  # (nothing else to do meanwhile)
                 position = max(helper.progress.position(), split)  # (0 until it starts)
                 left = taken_from - position
                 if left < TAKE_OVER_MIN_BYTES or position == split:
@@ -1060,6 +1076,7 @@ class Replayer:
                         parts.append(part_index)
                         catch_up(part_time)
                         lines += count
+        file_built()
         self.stats.lines += lines
         return parts
 

@@ -20,8 +20,10 @@ from test_focus import _assert_same, _replay
 
 from ktriage.core import focus
 from ktriage.core import replay as replay_module
+from ktriage.core.correlate import Correlator
 from ktriage.core.detect.audit import SIGNAL_REQUESTS
 from ktriage.core.ingest import Ingestor
+from ktriage.core.model import Event
 from ktriage.core.parse.audit import DECODER as AUDIT_DECODER
 from ktriage.core.parse.podfacts import pod_facts
 from ktriage.core.replay import LINE_LIMIT
@@ -386,6 +388,33 @@ def test_lines_for_the_full_path_come_down_the_pipe_or_are_read_again(
     shared, shared_skips, _ = _replay([path], focus=True, parallel=True)
     assert shared == full
     assert shared_skips == full_skips
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_events_are_filed_in_batches_in_the_order_they_were_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool
+) -> None:
+    """Pass 1 gives the correlator the events of the lines for the full path a batch
+    at a time (FILED_EVENTS): each event as soon as it is built or in batches, the
+    correlator is given the same events in the same order, none left out."""
+    path = _signal_dense_file(tmp_path)
+    given: list[tuple[str, str]] = []
+    add = Correlator.add
+
+    def recorded(self: Correlator, event: Event) -> set[str]:
+        given.append((event.source, event.ref))
+        return add(self, event)
+
+    monkeypatch.setattr(Correlator, "add", recorded)
+    orders = []
+    for filed in (1, 7, replay_module.FILED_EVENTS):
+        monkeypatch.setattr(replay_module, "FILED_EVENTS", filed)
+        given.clear()
+        _replay([path], focus=True, parallel=parallel)
+        orders.append(list(given))
+    assert len(orders[0]) >= 200  # every shell, and the context pass 2 found
+    assert orders[1] == orders[0]
+    assert orders[2] == orders[0]
 
 
 def test_hostile_replay_fails_midway_and_its_helper_is_ended(
