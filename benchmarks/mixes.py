@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import os
 import random
 import sys
 import time
@@ -336,6 +337,10 @@ def write_mix(name: str, path: Path, lines: int, seed: int = 1) -> None:
                 out.clear()
         if out:
             fh.write(b"\n".join(out) + b"\n")
+        # On disk before anything is timed: hundreds of megabytes still being written
+        # back in the background share the machine with the runs that read them.
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def main() -> int:
