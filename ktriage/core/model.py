@@ -259,13 +259,23 @@ class Event:
         ref = self.ref
         kind = self.kind
         summary = self.summary
+        ts = self.time
         as_is = _SHOWN_AS_IS  # (shown's own first test, without a call per text)
+        # iso's common case, inlined: a time of a second already written out.
+        head = None
+        if type(ts) is float and 0.0 <= ts < MAX_TIME:
+            second = int(ts)
+            micros = round((ts - second) * 1e6)
+            if micros < 1_000_000:
+                head = _SECOND_TEXT.get(second)
         return {
             "source": self.source,
-            "ref": ref if type(ref) is str and not ref.strip(_HEX_REF) else shown(ref),
-            "time": iso(self.time),
+            "ref": ref
+            if type(ref) is str and ref.isascii() and not ref.encode().translate(None, _HEX_BYTES)
+            else shown(ref),
+            "time": iso(ts) if head is None else f"{head}.{micros:06d}Z",
             "kind": kind if type(kind) is str and kind in as_is else shown(kind),
-            "severity": self.severity.label,
+            "severity": _SEVERITY_LABELS[self.severity],
             "summary": summary
             if type(summary) is str and summary in as_is
             else shown(summary, cache=False),
@@ -274,7 +284,7 @@ class Event:
 
 # Text of only these characters is its own `shown` form: every pattern redaction
 # looks for holds a character that is not one of them, and none needs an escape.
-_HEX_REF = "0123456789abcdefABCDEF-"
+_HEX_BYTES = b"0123456789abcdefABCDEF-"
 
 
 # A raw reference packed into one int: archive << 60 | offset << 24 | length. One
