@@ -31,20 +31,33 @@ def probe(table: array[int], mask: int, key: int) -> int:
 
 
 class RefHashes:
-    """A set of 64-bit hashes in one open-addressed array (linear probing, at most half
-    full): 16 to 32 bytes an entry, where a Python set of ints costs about 80 (an int
-    object and a set slot each)."""
+    """A set of 64-bit hashes: a Python set while small (a look-up and an add in C),
+    then one open-addressed array (linear probing, at most half full): 16 to 32 bytes
+    an entry, where a Python set of ints costs about 80 (an int object and a set slot
+    each)."""
 
-    __slots__ = ("_count", "_mask", "_table")
+    __slots__ = ("_count", "_mask", "_small", "_table")
+
+    # Entries held in a Python set before they move to the array (a few megabytes).
+    SMALL_MAX = 1 << 16
 
     def __init__(self) -> None:
-        self._table = array("q", bytes(8 * 1024))
-        self._mask = 1023
+        self._small: set[int] | None = set()
+        self._table = array("q")
+        self._mask = 0
         self._count = 0
 
     def add(self, key: int) -> bool:
         """Add `key`; False when it was there already."""
         key = key or 1  # 0 marks an empty slot
+        small = self._small
+        if small is not None:
+            if key in small:
+                return False
+            small.add(key)
+            if len(small) > self.SMALL_MAX:
+                self._to_table(small)
+            return True
         i = probe(self._table, self._mask, key)
         if self._table[i]:
             return False
@@ -56,24 +69,39 @@ class RefHashes:
 
     def __contains__(self, key: int) -> bool:
         key = key or 1
+        if self._small is not None:
+            return key in self._small
         return self._table[probe(self._table, self._mask, key)] != 0
 
     def __len__(self) -> int:
-        return self._count
+        return len(self._small) if self._small is not None else self._count
+
+    def _to_table(self, small: set[int]) -> None:
+        size = 1024
+        while size < 4 * len(small):
+            size *= 2
+        self._table = array("q", bytes(8 * size))
+        self._mask = size - 1
+        self._count = 0
+        self._small = None
+        self._rehash(small)
+        self._count = len(small)
 
     def _grow(self) -> None:
         old = self._table
         size = len(old) * 2
-        mask = size - 1
-        table = array("q", bytes(8 * size))
-        for key in old:
-            if key:
-                i = key & mask
-                while table[i]:
-                    i = (i + 1) & mask
-                table[i] = key
-        self._table = table
-        self._mask = mask
+        self._table = array("q", bytes(8 * size))
+        self._mask = size - 1
+        self._rehash(key for key in old if key)
+
+    def _rehash(self, keys: Iterable[int]) -> None:
+        table = self._table
+        mask = self._mask
+        for key in keys:
+            i = key & mask
+            while table[i]:
+                i = (i + 1) & mask
+            table[i] = key
 
 
 # Pod names read back from the lines of shed events, kept for the next listing of all
