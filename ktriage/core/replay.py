@@ -95,7 +95,7 @@ def _looks_like_document(head: bytes) -> bool:
 PARALLEL_MIN_BYTES = 64 << 20
 # The first part of such a file this process reads alone (at most an eighth of it),
 # to measure how much the full path costs there.
-PROBE_BYTES = 4 << 20
+PROBE_BYTES = 2 << 20
 # Lines for the full path pass 1 holds before feeding them (see _focused_signals).
 HELD_LINES = 64
 # Events of those lines the correlator is given at a time (at least).
