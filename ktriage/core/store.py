@@ -38,8 +38,9 @@ class RefHashes:
 
     __slots__ = ("_count", "_mask", "_small", "_table")
 
-    # Entries held in a Python set before they move to the array (a few megabytes).
-    SMALL_MAX = 1 << 16
+    # Entries held in a Python set before they move to the array: past this the set's
+    # 80 bytes an entry would show in a replay's memory per event (about a megabyte).
+    SMALL_MAX = 1 << 14
 
     def __init__(self) -> None:
         self._small: set[int] | None = set()
@@ -78,7 +79,7 @@ class RefHashes:
 
     def _to_table(self, small: set[int]) -> None:
         size = 1024
-        while size < 4 * len(small):
+        while size <= 2 * len(small):  # at most half full, as _grow keeps it
             size *= 2
         self._table = array("q", bytes(8 * size))
         self._mask = size - 1

@@ -9,7 +9,7 @@ import pytest
 from ktriage.core.store import RefHashes
 
 
-@pytest.mark.parametrize("small_max", [0, 7, 1 << 16])
+@pytest.mark.parametrize("small_max", [0, 7, 4_500, 1 << 16])
 def test_ref_hashes_answer_as_a_set_before_and_after_they_move_to_the_array(
     monkeypatch: pytest.MonkeyPatch, small_max: int
 ) -> None:
@@ -32,5 +32,10 @@ def test_ref_hashes_answer_as_a_set_before_and_after_they_move_to_the_array(
     assert sum(rng.getrandbits(64) in refs for _ in range(2_000)) == 0
     if small_max < 5_000:
         assert refs._small is None  # moved to the array
+        # As large as growing the array from the start makes it: the same memory.
+        size = 1024
+        while len(model) * 2 > size - 1:
+            size *= 2
+        assert len(refs._table) == size
     else:
         assert refs._small is not None
