@@ -229,6 +229,10 @@ _LENGTH = 8
 # The pipe from the helper holds this much (Linux's F_SETPIPE_SZ, when allowed), so
 # that the helper seldom waits for this process to read.
 _PIPE_BYTES = 1 << 20
+# This process takes at most about this much out of the pipe ahead of what it feeds:
+# when it is that far behind (a file of signals, each sent with its bytes), the helper
+# waits on a full pipe rather than the backlog growing in memory.
+PENDING_MAX = 64 << 20
 
 
 def _sent_plain(last_plain: object) -> bytes | float | str | None:
@@ -584,7 +588,9 @@ class _Helper:
         if self.fd < 0:
             return False
         try:
-            while self._poller.poll(0):
+            while (
+                len(self._pending) - self._taken < PENDING_MAX or not self._has_message()
+            ) and self._poller.poll(0):
                 if not self._read_some():
                     return False
         except OSError:
@@ -712,6 +718,8 @@ class Replayer:
         self.parallel_min_bytes = parallel_min_bytes
         self._second_pass: list[tuple[Path, str, int, list[_Part]]] = []
         self._helper: _Helper | None = None  # while one runs pass 1
+        # Events pass 1 built and has not given the correlator yet (see _file_built).
+        self._built: list[Event] = []
 
     def check(self, paths: list[Path]) -> None:
         """Fail early, with a clear message, on any file that cannot be read."""
@@ -795,7 +803,17 @@ class Replayer:
                     self._lines(fh, name, archive_id=self.archive.register_file(path))
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             # A truncated or corrupt compressed file: keep what was read, say why.
+            self._file_built()
             self.ingestor.count_skip(name, "unreadable-file", str(exc))
+
+    def _file_built(self) -> None:
+        """Give the correlator the events pass 1 built and has not given it yet, in
+        order (taken out first: a failure while filing them files none twice)."""
+        built = self._built
+        if built:
+            batch = built.copy()
+            built.clear()
+            self._feed(batch)
 
     def _lines(self, fh: Iterator[bytes], name: str, archive_id: int | None) -> None:
         lines, events = self.ingestor.feed_lines(
@@ -814,14 +832,11 @@ class Replayer:
         feed_line = ingestor.feed_line
         # The events of the lines for the full path go to the correlator a batch at a
         # time, in order: measured, building an event and filing it by turns made
-        # both a sixth slower (each pushes the other's data out of the caches).
-        built: list[Event] = []
+        # both a sixth slower (each pushes the other's data out of the caches). A
+        # read that fails midway files what was built (replay_file).
+        built = self._built
         feed = built.extend
-
-        def file_built() -> None:
-            if built:
-                self._feed(built)
-                built.clear()
+        file_built = self._file_built
 
         base = 0  # lines before the part being read
 

@@ -417,6 +417,92 @@ def test_events_are_filed_in_batches_in_the_order_they_were_built(
     assert orders[2] == orders[0]
 
 
+def test_hostile_a_read_that_fails_midway_keeps_every_event_built_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fails in the middle of pass 1 (an I/O error reading again a line the
+    helper found): the file is counted unreadable, and every event built from the
+    lines read before the error is given to the correlator, those still waiting to
+    be filed in a batch too."""
+    path = _signal_dense_file(tmp_path)
+    monkeypatch.setattr(replay_module, "SENT_LINE_MAX", 0)  # each line read again here
+    read_at = replay_module._read_at
+    reads = 0
+
+    def failing(fd: int, offset: int, length: int) -> bytes:
+        nonlocal reads
+        reads += 1
+        if reads == 100:
+            raise OSError(5, "Input/output error")
+        return read_at(fd, offset, length)
+
+    monkeypatch.setattr(replay_module, "_read_at", failing)
+    built = 0
+    feed_line = Ingestor.feed_line
+
+    def counted(self: Ingestor, body: bytes, **kw: Any) -> list[Event]:
+        nonlocal built
+        events = feed_line(self, body, **kw)
+        built += len(events)
+        return events
+
+    monkeypatch.setattr(Ingestor, "feed_line", counted)
+    filed: list[int] = []
+    file_built = replay_module.Replayer._file_built
+
+    def watched(self: replay_module.Replayer) -> None:
+        filed.append(len(self._built))
+        file_built(self)
+
+    monkeypatch.setattr(replay_module.Replayer, "_file_built", watched)
+    _, skipped, replayer = _replay([path], focus=True, parallel=True)
+    assert reads == 100
+    assert skipped == {"unreadable-file": 1}
+    assert 0 < filed[-1] < replay_module.FILED_EVENTS  # a batch was waiting
+    assert len(replayer.correlator.store) == built
+    assert replayer.stats.events == built
+
+
+def test_the_backlog_taken_from_the_pipe_is_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While this process is behind the helper, it takes at most about PENDING_MAX
+    bytes out of the pipe ahead of what it feeds: the helper then waits on a full
+    pipe, and a file of signals does not pile up in memory. Fed again, it goes on,
+    and every line arrives whole, in order; a replay so bounded gives what a full
+    read gives."""
+    path = _signal_dense_file(tmp_path)
+    cap = 8 << 10
+    monkeypatch.setattr(replay_module, "PENDING_MAX", cap)
+    monkeypatch.setattr(replay_module, "_PIPE_BYTES", 4096)
+    monkeypatch.setattr(replay_module, "SIGNALS_PER_MESSAGE", 5)  # about 5 KB each
+    helper = replay_module._Helper.start(path, 0)
+    assert helper is not None
+    os.close(helper.requests)  # no request will come
+    helper.requests = os.open(os.devnull, os.O_WRONLY)
+    try:
+        deadline = time.monotonic() + 20
+        while len(helper._pending) - helper._taken < cap and time.monotonic() < deadline:
+            helper.drain()
+            helper._poller.poll(50)  # until it sends more (or a short while)
+        assert len(helper._pending) - helper._taken >= cap, "the helper sent too little"
+        for _ in range(20):  # drained again and again, nothing fed meanwhile
+            helper.drain()
+            helper._poller.poll(10)
+            assert len(helper._pending) - helper._taken <= cap + 4096
+        assert os.waitpid(helper.pid, os.WNOHANG)[0] == 0  # it waits to send the rest
+        signals = list(helper.signals(time.monotonic() + 20))
+        assert helper.result(10) is not None
+    finally:
+        helper.stop()
+    assert [s[1] for s in signals] == list(range(3, 2_000, 10))
+
+    full, full_skips, _ = _replay([path], focus=False)
+    shared, shared_skips, _ = _replay([path], focus=True, parallel=True)
+    assert shared == full
+    assert shared_skips == full_skips
+
+
 def test_hostile_replay_fails_midway_and_its_helper_is_ended(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
