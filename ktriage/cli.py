@@ -403,6 +403,10 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     except InputError as exc:
         print(f"ktriage replay: {exc}", file=sys.stderr)
         return 2
+    if sys.stdout is None and (args.json or args.text or not args.markdown):
+        # Started with its standard output closed (`>&-`): said before the replay.
+        print("ktriage replay: standard output is closed: nowhere to print", file=sys.stderr)
+        return 2
     if not (args.json or args.markdown or args.text) and sys.stdout.isatty():
         return _replay_ui(args, cfg)
     if args.markdown:
@@ -472,11 +476,13 @@ def _end_now(code: int) -> NoReturn:
     printed is flushed: after a large replay, freeing its objects one by one (the
     interpreter's own ending) took longer than many a whole small replay."""
     try:
-        sys.stdout.flush()
+        if sys.stdout is not None:  # (None: started with its standard output closed)
+            sys.stdout.flush()
     except BrokenPipeError:
         code = 0  # output piped into `head` and friends: not an error (see main)
     with contextlib.suppress(OSError, ValueError):
-        sys.stderr.flush()
+        if sys.stderr is not None:
+            sys.stderr.flush()
     os._exit(code)
 
 

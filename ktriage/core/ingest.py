@@ -171,6 +171,23 @@ def _bad_json(data: bytes, exc: Exception) -> Skip:
     return Skip("malformed-json", f"not valid JSON ({msg})")
 
 
+class _NotedLine:
+    """The time of the line left out that Ingestor.note_input_line noted last, read
+    when an untimed record asks (one per ingestor, refilled at every note: nothing
+    made per line, and no reference back to the ingestor)."""
+
+    __slots__ = ("before", "line", "read")
+
+    def __init__(self) -> None:
+        self.line = b""
+        self.read: Callable[[bytes], float | None] = _no_time
+        self.before: float | None = None  # the time noted before it
+
+    def __call__(self) -> float | None:
+        t = self.read(self.line)
+        return self.before if t is None else t
+
+
 def _no_time(_line: bytes) -> float | None:
     return None
 
@@ -203,12 +220,7 @@ class Ingestor:
         # Time of the latest timed record of the current input: an audit record with
         # no timestamp at all is placed there (see start_input).
         self._input_time: audit_parser.UntimedAt = None
-        # The line left out that note_input_line noted last: how to read its time,
-        # and the time noted before it (see note_input_line).
-        self._noted_line = b""
-        self._noted_read: Callable[[bytes], float | None] = _no_time
-        self._noted_before: float | None = None
-        self._noted_time = self._time_of_noted_line  # made once: one per line cost
+        self._noted = _NotedLine()  # (see note_input_line)
 
     @property
     def formats(self) -> collections.Counter[str]:
@@ -244,17 +256,13 @@ class Ingestor:
         before = self._input_time
         if callable(before):
             # Records that failed one after another: one level of waiting at most.
+            # (The previous note is read before it is refilled.)
             before = before()
-        self._noted_line = line
-        self._noted_read = read_time
-        self._noted_before = before
-        self._input_time = self._noted_time
-
-    def _time_of_noted_line(self) -> float | None:
-        """The time of the line note_input_line noted last (asked at once, by the
-        record read next: never after another note)."""
-        t = self._noted_read(self._noted_line)
-        return self._noted_before if t is None else t
+        noted = self._noted
+        noted.line = line
+        noted.read = read_time
+        noted.before = before
+        self._input_time = noted
 
     def advance_audit_clock(self, t: float) -> list[Event]:
         """Audit records up to time `t` were read elsewhere (a focused replay's plain

@@ -425,3 +425,84 @@ def test_the_program_ends_quietly_when_its_reader_stops_early(tmp_path: Path) ->
     assert proc.wait(timeout=120) == 0, err
     assert first.startswith(b'{"id":"INC-')
     assert b"Traceback" not in err and b"Exception ignored" not in err
+
+
+def test_the_program_skips_the_interpreters_own_ending_after_a_replay(tmp_path: Path) -> None:
+    """Run as the program, a replay that printed its report ends at once: what the
+    interpreter would do at its end (here an exit handler) does not run. The same
+    command called from code returns, and the handler runs."""
+    path = _write_lines(tmp_path / "in.log", [EXEC, FALCO])
+    marker = tmp_path / "ended-slowly"
+    driver = (
+        "import atexit, sys\n"
+        "marker = sys.argv[1]\n"
+        "atexit.register(lambda: open(marker, 'w').close())\n"
+        "from ktriage.cli import main\n"
+        "sys.argv = ['ktriage', *sys.argv[2:]]\n"
+        "sys.exit(main() if sys.argv[1] == 'replay' else main(sys.argv[2:]))\n"
+    )
+    env = dict(os.environ, HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "-c", driver, str(marker), "replay", "--json", str(path)],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count(b"\n") == 2  # the incident and the skipped line
+    assert not marker.exists()
+    # As a command called from code (`main(argv)`), it returns as before.
+    done = subprocess.run(
+        [sys.executable, "-c", driver, str(marker), "as-code", "replay", "--json", str(path)],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert marker.exists()
+
+
+def test_the_program_ends_well_when_its_reader_went_away_first(tmp_path: Path) -> None:
+    """A text report still in the program's buffer when it ends, and the reader of
+    the pipe already gone (`| head` that quit at once): the report cannot be written,
+    and the program still ends with status 0, its summary said, no traceback."""
+    path = _write_lines(tmp_path / "in.log", [EXEC, FALCO])
+    env = dict(os.environ, HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path))
+    env.pop("PYTHONUNBUFFERED", None)  # the report stays in the buffer until the end
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ktriage.cli", "replay", "--text", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # long before the program has read its input
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0, err
+    assert b"Traceback" not in err and b"Exception ignored" not in err
+    assert b"Skipped nothing" in err
+
+
+@pytest.mark.parametrize("output", ["--markdown", "--text", "--json"])
+def test_the_program_started_with_its_output_closed(tmp_path: Path, output: str) -> None:
+    """Started with its standard output closed (`>&-`): snapshots, which need none,
+    are written and the program ends with status 0; a report for that output is
+    refused at once with a clear message. No traceback either way."""
+    path = _write_lines(tmp_path / "in.log", [EXEC, FALCO])
+    snaps = tmp_path / "snaps"
+    args = ["replay", output, *([str(snaps)] if output == "--markdown" else []), str(path)]
+    env = dict(os.environ, HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "-m", "ktriage.cli", *args],
+        stderr=subprocess.PIPE,
+        env=env,
+        timeout=120,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert b"Traceback" not in done.stderr and b"Exception ignored" not in done.stderr
+    if output == "--markdown":
+        assert done.returncode == 0, done.stderr
+        assert len(list(snaps.glob("INC-*.md"))) == 1
+    else:
+        assert done.returncode == 2
+        assert b"standard output is closed" in done.stderr
