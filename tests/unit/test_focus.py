@@ -599,7 +599,15 @@ def _slow_helper(
 
     def watched_ask(progress: replay_module._Progress, at: int) -> None:
         asked.append(at)
+        before = progress.position()
         ask_to_stop(progress, at)
+        if first_only:
+            # Until the helper has begun another batch (and so seen this request):
+            # then the first request is the first it sees, however fast this process
+            # asks again.
+            deadline = time_module.monotonic() + 2
+            while progress.position() == before and time_module.monotonic() < deadline:
+                time_module.sleep(0.001)
 
     monkeypatch.setattr(replay_module._Progress, "ask_to_stop", watched_ask)
     return results, asked
