@@ -256,9 +256,15 @@ class Event:
         ref of hex digits and dashes (a UUID, a hash) is taken as it is (it holds
         nothing to redact or escape), and the texts are shown without the cache of
         short texts (a report shows each once)."""
-        ref = self.ref
+        # The slots read directly (a CompactEvent's properties are a call each), the
+        # properties only for texts an event shed.
+        ref = _REF_SLOT.__get__(self, Event)
+        if ref is None:
+            ref = self.ref
+        summary = _SUMMARY_SLOT.__get__(self, Event)
+        if summary is None:
+            summary = self.summary
         kind = self.kind
-        summary = self.summary
         ts = self.time
         as_is = _SHOWN_AS_IS  # (shown's own first test, without a call per text)
         # iso's common case, inlined: a time of a second already written out.
