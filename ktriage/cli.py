@@ -405,7 +405,11 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         return 2
     if sys.stdout is None and (args.json or args.text or not args.markdown):
         # Started with its standard output closed (`>&-`): said before the replay.
-        print("ktriage replay: standard output is closed: nowhere to print", file=sys.stderr)
+        print(
+            "ktriage replay: standard output is closed, so the report has nowhere to go "
+            "(--markdown DIR writes it to files instead)",
+            file=sys.stderr,
+        )
         return 2
     if not (args.json or args.markdown or args.text) and sys.stdout.isatty():
         return _replay_ui(args, cfg)

@@ -359,15 +359,30 @@ def test_snapshots_include_the_workflow_noted_in_the_ui_on_the_same_data(
     assert "alice: seen before: the backup job" in text
 
 
+PROGRAM = [sys.executable, "-m", "ktriage.cli"]
+
+
+def _program_env(home: Path, **more: str) -> dict[str, str]:
+    """The environment of `ktriage` run as the program: a home and configuration of
+    its own (no sessions or settings of this machine's user)."""
+    return dict(os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home), **more)
+
+
 def _program(args: list[str], tmp: Path, **kw: object) -> subprocess.CompletedProcess[bytes]:
     """`ktriage` itself in a fresh interpreter, with its own temporary folder."""
-    env = dict(os.environ, TMPDIR=str(tmp), HOME=str(tmp), XDG_CONFIG_HOME=str(tmp))
     return subprocess.run(
-        [sys.executable, "-m", "ktriage.cli", *args],
-        env=env,
+        [*PROGRAM, *args],
+        env=_program_env(tmp, TMPDIR=str(tmp)),
         capture_output=True,
         timeout=120,
         **kw,  # type: ignore[call-overload]
+    )
+
+
+def _started(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`ktriage` started as the program, its output and errors through pipes."""
+    return subprocess.Popen(
+        [*PROGRAM, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
     )
 
 
@@ -411,13 +426,7 @@ def test_the_program_ends_quietly_when_its_reader_stops_early(tmp_path: Path) ->
         rec["output_fields"] = dict(FALCO["output_fields"], **{"k8s.pod.name": f"web-{i}"})
         records.append(rec)
     path = _write_lines(tmp_path / "falco.jsonl", records)
-    env = dict(os.environ, HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ktriage.cli", "replay", "--json", str(path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
+    proc = _started(["replay", "--json", str(path)], _program_env(tmp_path))
     assert proc.stdout is not None and proc.stderr is not None
     first = proc.stdout.read(100)
     proc.stdout.close()
@@ -441,7 +450,7 @@ def test_the_program_skips_the_interpreters_own_ending_after_a_replay(tmp_path: 
         "sys.argv = ['ktriage', *sys.argv[2:]]\n"
         "sys.exit(main() if sys.argv[1] == 'replay' else main(sys.argv[2:]))\n"
     )
-    env = dict(os.environ, HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path))
+    env = _program_env(tmp_path)
     done = subprocess.run(
         [sys.executable, "-c", driver, str(marker), "replay", "--json", str(path)],
         env=env,
@@ -467,14 +476,9 @@ def test_the_program_ends_well_when_its_reader_went_away_first(tmp_path: Path) -
     the pipe already gone (`| head` that quit at once): the report cannot be written,
     and the program still ends with status 0, its summary said, no traceback."""
     path = _write_lines(tmp_path / "in.log", [EXEC, FALCO])
-    env = dict(os.environ, HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path))
+    env = _program_env(tmp_path)
     env.pop("PYTHONUNBUFFERED", None)  # the report stays in the buffer until the end
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ktriage.cli", "replay", "--text", str(path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
+    proc = _started(["replay", "--text", str(path)], env)
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.close()  # long before the program has read its input
     err = proc.stderr.read()
@@ -491,14 +495,7 @@ def test_the_program_started_with_its_output_closed(tmp_path: Path, output: str)
     path = _write_lines(tmp_path / "in.log", [EXEC, FALCO])
     snaps = tmp_path / "snaps"
     args = ["replay", output, *([str(snaps)] if output == "--markdown" else []), str(path)]
-    env = dict(os.environ, HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path))
-    done = subprocess.run(
-        [sys.executable, "-m", "ktriage.cli", *args],
-        stderr=subprocess.PIPE,
-        env=env,
-        timeout=120,
-        preexec_fn=lambda: os.close(1),
-    )
+    done = _program(args, tmp_path, preexec_fn=lambda: os.close(1))  # `>&-`
     assert b"Traceback" not in done.stderr and b"Exception ignored" not in done.stderr
     if output == "--markdown":
         assert done.returncode == 0, done.stderr
