@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -262,36 +263,41 @@ def main() -> int:
     args = p.parse_args()
     lines = templates()
     workdir = Path(tempfile.mkdtemp(prefix="ktriage-live-lag-"))
-    print(f"audit records appended to a followed file, {args.seconds:g} s per rate")
-    print(
-        f"{'rate/s':>8} {'written':>9} {'achieved/s':>10} {'ingested':>9} "
-        f"{'p50 s':>6} {'p99 s':>6} {'max s':>6} {'drain s':>7} {'RSS MiB':>7}"
-    )
-    passed_at = None
-    last_path = None
-    for rate in args.rates:
-        r = run_rate(rate, args.seconds, lines, workdir)
-        last_path = r["path"]
-
-        def f(v: float | None) -> str:
-            return f"{v:6.2f}" if v is not None else "   n/a"
-
-        drain = f"{r['drained_s']:7.2f}" if r["drained_s"] is not None else "  >120"
+    try:
+        print(f"audit records appended to a followed file, {args.seconds:g} s per rate")
         print(
-            f"{rate:8.0f} {r['written']:9,} {r['achieved']:10,.0f} {r.get('ingested', 0):9,} "
-            f"{f(r.get('p50'))} {f(r.get('p99'))} {f(r.get('max'))} {drain} "
-            f"{r.get('peak_rss_mib', float('nan')):7.0f}"
+            f"{'rate/s':>8} {'written':>9} {'achieved/s':>10} {'ingested':>9} "
+            f"{'p50 s':>6} {'p99 s':>6} {'max s':>6} {'drain s':>7} {'RSS MiB':>7}"
         )
-        if passed_at is None and (r.get("max") or 0) > LAG_LIMIT:
-            passed_at = rate
-        if r.get("skipped") and any(r["skipped"].values()):
-            print(f"         skipped (not events): {r['skipped']}")
-    if passed_at is None:
-        print(f"lag stayed under {LAG_LIMIT:g} s at every rate tried")
-    else:
-        print(f"lag passes {LAG_LIMIT:g} s at {passed_at:,.0f} records/s")
-    if last_path is not None:
-        print(f"baseline: a bare orjson.loads loop reads {baseline_loads(last_path):,.0f} lines/s")
+        passed_at = None
+        last_path = None
+        for rate in args.rates:
+            r = run_rate(rate, args.seconds, lines, workdir)
+            last_path = r["path"]
+
+            def f(v: float | None) -> str:
+                return f"{v:6.2f}" if v is not None else "   n/a"
+
+            drain = f"{r['drained_s']:7.2f}" if r["drained_s"] is not None else "  >120"
+            print(
+                f"{rate:8.0f} {r['written']:9,} {r['achieved']:10,.0f} {r.get('ingested', 0):9,} "
+                f"{f(r.get('p50'))} {f(r.get('p99'))} {f(r.get('max'))} {drain} "
+                f"{r.get('peak_rss_mib', float('nan')):7.0f}"
+            )
+            if passed_at is None and (r.get("max") or 0) > LAG_LIMIT:
+                passed_at = rate
+            if r.get("skipped") and any(r["skipped"].values()):
+                print(f"         skipped (not events): {r['skipped']}")
+        if passed_at is None:
+            print(f"lag stayed under {LAG_LIMIT:g} s at every rate tried")
+        else:
+            print(f"lag passes {LAG_LIMIT:g} s at {passed_at:,.0f} records/s")
+        if last_path is not None:
+            per_second = baseline_loads(last_path)
+            print(f"baseline: a bare orjson.loads loop reads {per_second:,.0f} lines/s")
+    finally:
+        # Gigabytes of generated audit lines: removed however the run ends.
+        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
